@@ -1,0 +1,57 @@
+import { openEngine, printJson, resolvePipeline, type GlobalOptions } from '../context.js';
+import type { TransitionResult } from '../../store/store.js';
+import type { Engine } from '../../engine/engine.js';
+
+type Action = 'pause' | 'resume' | 'cancel' | 'retry';
+
+/** `sluice pause|resume|cancel|retry RUN`. Resume and retry only queue the work; a worker or `run --resume` does it. */
+export async function controlCommand(action: Action, runId: string, opts: GlobalOptions): Promise<number> {
+  const engine = await openEngine(opts);
+  try {
+    const result = await perform(engine, action, runId);
+    print(result, opts);
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}
+
+function perform(engine: Engine, action: Action, runId: string): Promise<TransitionResult> {
+  const table: Record<Action, (e: Engine, id: string) => Promise<TransitionResult>> = {
+    pause: (e, id) => e.pause(id),
+    resume: (e, id) => e.resume(id),
+    cancel: (e, id) => e.cancel(id),
+    retry: (e, id) => e.retry(id),
+  };
+  return table[action](engine, runId);
+}
+
+/** `sluice rollback RUN --to STEP`. */
+export async function rollbackCommand(runId: string, opts: GlobalOptions & { to: string }): Promise<number> {
+  const engine = await openEngine(opts);
+  try {
+    print(await engine.rollback(runId, opts.to), opts);
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}
+
+/** `sluice reset FILE|NAME`: forget the cached step outputs, so the next run executes every step. */
+export async function resetCommand(target: string, opts: GlobalOptions): Promise<number> {
+  const engine = await openEngine(opts);
+  try {
+    const p = await resolvePipeline(engine, target);
+    const dropped = await engine.store.resetPipelineCache(p.name);
+    if (opts.json) printJson({ pipeline: p.name, dropped });
+    else process.stdout.write(`pipeline ${p.name}: ${dropped} cached step result(s) dropped\n`);
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}
+
+function print(result: TransitionResult, opts: GlobalOptions): void {
+  if (opts.json) printJson(result.run);
+  else process.stdout.write(`run ${result.run.id} is ${result.run.status}\n`);
+}

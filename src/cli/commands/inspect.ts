@@ -1,0 +1,117 @@
+import { SluiceError } from '../../core/errors.js';
+import { renderGraph } from '../../core/graph.js';
+import { loadPipelineFile } from '../../core/load-pipeline.js';
+import { builtinStepTypes } from '../../steps/builtin.js';
+import type { RunRecord, RunStatus } from '../../index.js';
+import { formatDuration, formatTime, looksLikeFile, openEngine, printJson, table, type GlobalOptions } from '../context.js';
+
+/** `sluice status [RUN]`: a run and its steps (the newest run when none is named). */
+export async function statusCommand(runId: string | undefined, opts: GlobalOptions): Promise<number> {
+  const engine = await openEngine(opts);
+  try {
+    const run = runId ? await engine.requireRun(runId) : (await engine.store.listRuns({ limit: 1 }))[0];
+    if (!run) {
+      process.stdout.write('no runs yet\n');
+      return 0;
+    }
+    const steps = await engine.store.listSteps(run.id);
+    if (opts.json) {
+      printJson({ ...run, steps });
+      return 0;
+    }
+    process.stdout.write(`run ${run.id}  ${run.pipeline} v${run.version}  ${run.status}\n`);
+    process.stdout.write(`created ${formatTime(run.createdAt)}  started ${formatTime(run.startedAt)}  finished ${formatTime(run.finishedAt)}\n`);
+    if (run.error) process.stdout.write(`error: ${run.error.message}\n`);
+    const rows = steps.map((s) => [
+      s.name,
+      s.status,
+      String(s.attempts),
+      s.startedAt !== null && s.finishedAt !== null ? formatDuration(s.finishedAt - s.startedAt) : '-',
+      s.error ? `${s.error.code}: ${s.error.message.split('\n')[0]}` : '',
+    ]);
+    process.stdout.write(`\n${table(['STEP', 'STATUS', 'ATTEMPTS', 'DURATION', 'ERROR'], rows)}\n`);
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}
+
+/** `sluice runs`: recent runs, newest first. */
+export async function runsCommand(opts: GlobalOptions & { pipeline?: string; status?: string; limit?: string }): Promise<number> {
+  const engine = await openEngine(opts);
+  try {
+    const runs = await engine.store.listRuns({
+      ...(opts.pipeline ? { pipeline: opts.pipeline } : {}),
+      ...(opts.status ? { status: opts.status as RunStatus } : {}),
+      limit: opts.limit ? Number(opts.limit) : 20,
+    });
+    printRuns(runs, opts);
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}
+
+/** `sluice dlq`: runs that failed for good (dead letters); re-drive one with `sluice retry RUN`. */
+export async function dlqCommand(opts: GlobalOptions & { limit?: string }): Promise<number> {
+  const engine = await openEngine(opts);
+  try {
+    printRuns(await engine.store.listDeadLetters(opts.limit ? Number(opts.limit) : 50), opts);
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}
+
+function printRuns(runs: RunRecord[], opts: GlobalOptions): void {
+  if (opts.json) return printJson(runs);
+  const rows = runs.map((r) => [
+    r.id,
+    `${r.pipeline} v${r.version}`,
+    r.status,
+    formatTime(r.createdAt),
+    r.finishedAt !== null && r.startedAt !== null ? formatDuration(r.finishedAt - r.startedAt) : '-',
+  ]);
+  process.stdout.write(`${table(['RUN', 'PIPELINE', 'STATUS', 'CREATED', 'DURATION'], rows)}\n`);
+}
+
+/** `sluice logs RUN [STEP]`. */
+export async function logsCommand(runId: string, step: string | undefined, opts: GlobalOptions): Promise<number> {
+  const engine = await openEngine(opts);
+  try {
+    await engine.requireRun(runId);
+    const lines = await engine.store.listLogs(runId, step);
+    if (opts.json) printJson(lines);
+    else for (const l of lines) process.stdout.write(`${l.step}#${l.attempt} ${l.stream === 'stdout' ? '' : `[${l.stream}] `}${l.line}\n`);
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}
+
+/** `sluice validate FILE`: exit 0 when valid; every problem printed with file:line:column and key path. */
+export async function validateCommand(file: string, opts: GlobalOptions): Promise<number> {
+  const loaded = await loadPipelineFile(file, builtinStepTypes());
+  if (opts.json) printJson({ valid: true, pipeline: loaded.pipeline });
+  else process.stdout.write(`${file}: pipeline ${loaded.pipeline.name} is valid (${loaded.pipeline.steps.length} steps)\n`);
+  return 0;
+}
+
+/** `sluice graph FILE|NAME`: the DAG as ascii, mermaid or dot. */
+export async function graphCommand(target: string, opts: GlobalOptions & { format?: string; run?: string }): Promise<number> {
+  const format = (opts.format ?? 'ascii') as 'ascii' | 'mermaid' | 'dot';
+  if (!['ascii', 'mermaid', 'dot'].includes(format)) throw new SluiceError('VALIDATION_FAILED', `--format must be ascii, mermaid or dot, got ${format}`);
+  if (looksLikeFile(target)) {
+    const loaded = await loadPipelineFile(target, builtinStepTypes());
+    process.stdout.write(`${renderGraph(loaded.pipeline, format)}\n`);
+    return 0;
+  }
+  const engine = await openEngine(opts);
+  try {
+    const p = await engine.requirePipeline(target);
+    process.stdout.write(`${renderGraph(p.definition, format)}\n`);
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}

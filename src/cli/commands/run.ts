@@ -1,0 +1,98 @@
+import { SluiceError } from '../../core/errors.js';
+import type { Engine } from '../../engine/engine.js';
+import type { RunEvent, RunRecord } from '../../store/store.js';
+import { openEngine, parseInput, printJson, resolvePipeline, type GlobalOptions } from '../context.js';
+import { formatEventLine, LiveProgress } from '../progress.js';
+
+export interface RunOptions extends GlobalOptions {
+  input?: string;
+  steps?: string;
+  force?: boolean;
+  resume?: string;
+  maxParallel?: string;
+  detach?: boolean;
+  concurrency?: string;
+}
+
+/** `sluice run FILE|NAME`: starts (or resumes) a run and works it in this process until it ends. */
+export async function runCommand(target: string | undefined, opts: RunOptions): Promise<number> {
+  const engine = await openEngine(opts);
+  try {
+    const run = opts.resume ? await resumeRun(engine, opts.resume) : await startRun(engine, target, opts);
+    if (opts.detach) {
+      if (opts.json) printJson(run);
+      else process.stdout.write(`${run.id}\n`);
+      return 0;
+    }
+    const final = await follow(engine, run, opts);
+    return final.status === 'succeeded' ? 0 : 1;
+  } finally {
+    await engine.close();
+  }
+}
+
+async function startRun(engine: Engine, target: string | undefined, opts: RunOptions): Promise<RunRecord> {
+  if (!target) throw new SluiceError('VALIDATION_FAILED', 'sluice run needs a pipeline FILE or NAME (or --resume RUN)');
+  const pipeline = await resolvePipeline(engine, target);
+  const steps = opts.steps ? opts.steps.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+  const maxParallel = opts.maxParallel === undefined ? undefined : positiveInt(opts.maxParallel, '--max-parallel');
+  const created = await engine.startRun(pipeline, {
+    input: parseInput(opts.input),
+    ...(steps ? { steps } : {}),
+    ...(opts.force ? { force: true } : {}),
+    ...(maxParallel === undefined ? {} : { maxParallel }),
+  });
+  return created.run;
+}
+
+/** Resume: a failed or cancelled run is retried, a paused one resumed, a crashed one taken over. */
+async function resumeRun(engine: Engine, runId: string): Promise<RunRecord> {
+  const run = await engine.requireRun(runId);
+  if (run.status === 'failed' || run.status === 'cancelled') return (await engine.retry(runId)).run;
+  if (run.status === 'paused') return (await engine.resume(runId)).run;
+  if (run.status === 'succeeded') throw new SluiceError('ILLEGAL_TRANSITION', `run ${runId} already succeeded; use rollback to run steps again`);
+  await engine.reapNow();
+  return run;
+}
+
+async function follow(engine: Engine, run: RunRecord, opts: RunOptions): Promise<RunRecord> {
+  const live = !opts.json && process.stdout.isTTY === true;
+  const progress = live ? new LiveProgress(process.stdout, `${run.pipeline} v${run.version}  run ${run.id}`, await engine.store.listSteps(run.id)) : null;
+  const onEvent = (e: RunEvent) => {
+    if (e.runId !== run.id) return;
+    if (progress) progress.onEvent(e);
+    else if (!opts.json) process.stdout.write(`${formatEventLine(e)}\n`);
+  };
+  if (!live && !opts.json) process.stdout.write(`run ${run.id}  ${run.pipeline} v${run.version}\n`);
+  // Replay what is already recorded (run.queued, the first step.queued), then follow live.
+  for (const e of await engine.store.listEvents({ runId: run.id })) onEvent(e);
+  const unsubscribe = engine.subscribe(onEvent);
+  progress?.start();
+  const concurrency = opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, '--concurrency');
+  engine.startWorker({ runId: run.id, ...(concurrency === undefined ? {} : { concurrency }) });
+  try {
+    const final = await engine.waitForRun(run.id, { untilSettled: true });
+    await engine.stopWorker();
+    progress?.stop();
+    report(engine, final, opts);
+    return final;
+  } finally {
+    unsubscribe();
+  }
+}
+
+function report(_engine: Engine, run: RunRecord, opts: RunOptions): void {
+  if (opts.json) {
+    printJson(run);
+    return;
+  }
+  const took = run.finishedAt !== null && run.startedAt !== null ? ` in ${run.finishedAt - run.startedAt} ms` : '';
+  const why = run.error ? `: ${run.error.message}` : '';
+  process.stdout.write(`run ${run.id} ${run.status}${took}${why}\n`);
+}
+
+export function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new SluiceError('VALIDATION_FAILED', `${flag} must be a positive integer, got ${value}`);
+  return n;
+}

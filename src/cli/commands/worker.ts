@@ -1,0 +1,25 @@
+import { openEngine, storeUrl, type GlobalOptions } from '../context.js';
+import { openStore } from '../../store/open-store.js';
+import { positiveInt } from './run.js';
+
+/** `sluice worker`: claims and executes attempts of every run in the store until SIGINT/SIGTERM. */
+export async function workerCommand(opts: GlobalOptions & { concurrency?: string }): Promise<number> {
+  const engine = await openEngine(opts);
+  const concurrency = opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, '--concurrency');
+  const worker = engine.startWorker(concurrency === undefined ? {} : { concurrency });
+  process.stderr.write(`sluice worker ${worker.owner} on ${engine.store.url}\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await engine.close();
+  return 0;
+}
+
+/** `sluice migrate`: applies pending migrations and exits. */
+export async function migrateCommand(opts: GlobalOptions): Promise<number> {
+  const store = await openStore(storeUrl(opts));
+  await store.close();
+  process.stdout.write(`${store.url} is up to date\n`);
+  return 0;
+}

@@ -1,0 +1,86 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { SluiceError } from '../core/errors.js';
+import { loadPipelineFile } from '../core/load-pipeline.js';
+import { Engine } from '../engine/engine.js';
+import { builtinStepTypes } from '../steps/builtin.js';
+import { DEFAULT_STORE_URL, openStore } from '../store/open-store.js';
+import type { StoredPipeline } from '../store/store.js';
+
+/** Options every command accepts. */
+export interface GlobalOptions {
+  store?: string;
+  json?: boolean;
+}
+
+/** The store URL: --store, else SLUICE_STORE, else the SQLite default. */
+export function storeUrl(opts: GlobalOptions): string {
+  return opts.store ?? process.env['SLUICE_STORE'] ?? DEFAULT_STORE_URL;
+}
+
+/** Secrets come from SLUICE_SECRET_<NAME> environment variables. */
+export function secretsFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('SLUICE_SECRET_') && v !== undefined) out[k.slice('SLUICE_SECRET_'.length)] = v;
+  return out;
+}
+
+/** Opens the store and an engine on it; the caller closes the engine. */
+export async function openEngine(opts: GlobalOptions): Promise<Engine> {
+  const store = await openStore(storeUrl(opts));
+  return new Engine({ store, steps: builtinStepTypes(), secrets: secretsFromEnv() });
+}
+
+const PIPELINE_FILE = /\.(ya?ml|json|[cm]?[jt]s)$/i;
+
+/** Whether the argument names a pipeline file rather than a registered pipeline. */
+export function looksLikeFile(arg: string): boolean {
+  return PIPELINE_FILE.test(arg) || existsSync(arg);
+}
+
+/**
+ * Resolves FILE|NAME: a file is validated and registered (a new version only when it changed);
+ * a name must already be registered. Validation happens before anything is written.
+ */
+export async function resolvePipeline(engine: Engine, arg: string): Promise<StoredPipeline> {
+  if (!looksLikeFile(arg)) return engine.requirePipeline(arg);
+  const file = resolve(arg);
+  const loaded = await loadPipelineFile(file, engine.steps);
+  return engine.registerPipeline(loaded.pipeline, { text: loaded.source, file });
+}
+
+/** Parses `--input JSON|@file`. */
+export function parseInput(value: string | undefined): unknown {
+  if (value === undefined) return null;
+  const text = value.startsWith('@') ? readFileSync(value.slice(1), 'utf8') : value;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const where = value.startsWith('@') ? `file ${value.slice(1)}` : '--input';
+    throw new SluiceError('INPUT_INVALID', `${where} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Formats epoch ms as a local ISO-like time, or '-'. */
+export function formatTime(ms: number | null): string {
+  if (ms === null) return '-';
+  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+export function formatDuration(ms: number | null): string {
+  if (ms === null) return '-';
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
+}
+
+/** Renders rows as an aligned text table. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,99 @@
+import { Command, Option } from 'commander';
+import { SluiceError, ValidationError } from '../core/errors.js';
+import { controlCommand, resetCommand, rollbackCommand } from './commands/control.js';
+import { dlqCommand, graphCommand, logsCommand, runsCommand, statusCommand, validateCommand } from './commands/inspect.js';
+import { runCommand } from './commands/run.js';
+import { migrateCommand, workerCommand } from './commands/worker.js';
+import type { GlobalOptions } from './context.js';
+
+type Handler = (...args: any[]) => Promise<number>;
+
+/** Wraps a command so its exit code and errors reach the shell: 0 ok, 1 failure, 2 invalid input. */
+function action(handler: Handler) {
+  return async (...args: unknown[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const opts = { ...cmd.optsWithGlobals() } as GlobalOptions;
+    const positional = args.slice(0, -2);
+    try {
+      process.exitCode = await handler(...positional, opts);
+    } catch (err) {
+      process.exitCode = reportError(err, opts);
+    }
+  };
+}
+
+function reportError(err: unknown, opts: GlobalOptions): number {
+  if (opts.json) {
+    const body = err instanceof SluiceError ? err.toJSON() : { code: 'INTERNAL', message: String(err) };
+    process.stderr.write(`${JSON.stringify({ error: body })}\n`);
+  } else if (err instanceof ValidationError) {
+    process.stderr.write(`${err.message}\n`);
+  } else if (err instanceof SluiceError) {
+    process.stderr.write(`sluice: ${err.code}: ${err.message}\n`);
+  } else {
+    process.stderr.write(`sluice: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  }
+  return err instanceof SluiceError && ['VALIDATION_FAILED', 'INPUT_INVALID'].includes(err.code) ? 2 : 1;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('sluice')
+    .description('Durable pipelines on SQLite or PostgreSQL')
+    .option('--store <url>', 'store URL (sqlite:PATH or postgres://...); default $SLUICE_STORE or sqlite:.sluice/sluice.db')
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError();
+
+  program
+    .command('run')
+    .argument('[pipeline]', 'pipeline FILE (YAML, JSON, TS) or registered NAME')
+    .description('start a run and work it here until it ends; exit 0 only when it succeeded')
+    .option('--input <json>', 'run input as JSON, or @file')
+    .option('--steps <names>', 'comma-separated steps to run (plus their dependencies)')
+    .option('--force', 'bypass the step cache')
+    .option('--resume <run>', 'resume a failed, cancelled, paused or interrupted run')
+    .option('--max-parallel <n>', "steps at once (overrides the pipeline's max_parallel)")
+    .option('--concurrency <n>', 'attempts this process executes at once')
+    .option('--detach', 'only queue the run and print its id')
+    .action(action((target: string | undefined, opts) => runCommand(target, opts)));
+
+  program.command('status').argument('[run]').description('a run and its steps (default: the newest run)').action(action(statusCommand));
+  program
+    .command('runs')
+    .description('recent runs')
+    .option('--pipeline <name>')
+    .addOption(new Option('--status <status>').choices(['queued', 'running', 'paused', 'waiting', 'succeeded', 'failed', 'cancelled']))
+    .option('--limit <n>', 'how many', '20')
+    .action(action((opts) => runsCommand(opts)));
+  program.command('logs').argument('<run>').argument('[step]').description('logs of a run or one of its steps').action(action(logsCommand));
+  program
+    .command('graph')
+    .argument('<pipeline>', 'FILE or NAME')
+    .addOption(new Option('--format <format>', 'output format').choices(['ascii', 'mermaid', 'dot']).default('ascii'))
+    .description('draw the DAG')
+    .action(action(graphCommand));
+  program.command('validate').argument('<file>').description('check a pipeline file; problems name file:line:column and key path').action(action(validateCommand));
+  program.command('reset').argument('<pipeline>', 'FILE or NAME').description('forget cached step results so the next run executes everything').action(action(resetCommand));
+  for (const verb of ['pause', 'resume', 'cancel', 'retry'] as const) {
+    program
+      .command(verb)
+      .argument('<run>')
+      .description(`${verb} a run`)
+      .action(action((runId: string, opts) => controlCommand(verb, runId, opts)));
+  }
+  program
+    .command('rollback')
+    .argument('<run>')
+    .requiredOption('--to <step>', 'step whose output and descendants are discarded')
+    .description('discard the outputs of a step and everything after it, and run them again')
+    .action(action(rollbackCommand));
+  program.command('dlq').description('runs that failed for good').option('--limit <n>').action(action((opts) => dlqCommand(opts)));
+  program
+    .command('worker')
+    .description('execute queued attempts of every run until stopped')
+    .option('--concurrency <n>', 'attempts at once', '16')
+    .action(action((opts) => workerCommand(opts)));
+  program.command('migrate').description('apply pending store migrations').action(action((opts) => migrateCommand(opts)));
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

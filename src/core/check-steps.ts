@@ -1,0 +1,218 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { checkExpression, parseTemplate, referencedSteps, visitStrings } from './expressions.js';
+import { findCycle } from './graph.js';
+import { isRecord, type KeyPath } from './key-path.js';
+import { closest, schemaIssues, type RawIssue } from './schema-issues.js';
+import type { StepRegistry, StepType } from '../steps/step-type.js';
+
+/**
+ * Checks of the `steps` mapping that JSON Schema cannot express: step types, needs, cycles, expressions,
+ * `with` against the step type's schema. Runs on raw (possibly invalid) input, so every check guards types.
+ */
+export function stepIssues(steps: Record<string, unknown>, stepTypes: StepRegistry): RawIssue[] {
+  const issues: RawIssue[] = [];
+  const needs = new Map<string, string[]>();
+  for (const [name, step] of Object.entries(steps)) {
+    if (!isRecord(step)) continue;
+    const path = ['steps', name];
+    issues.push(
+      ...usesIssues(step, path, stepTypes),
+      ...needsIssues(step, name, steps, path),
+      ...expressionIssues(step, path),
+      ...configIssues(step, path, stepTypes),
+      ...concurrencyIssues(step, path),
+    );
+    needs.set(name, stringList(step.needs).filter((n) => n !== name && isRecord(steps[n])));
+  }
+  return [...issues, ...cycleIssues(needs, steps), ...referenceIssues(steps, needs)];
+}
+
+/** The condition of `if`, accepting GitHub-Actions style `${{ expr }}` around it. */
+export function unwrapCondition(text: string): string {
+  const { parts, error } = parseTemplate(text.trim());
+  const only = parts.length === 1 ? parts[0] : undefined;
+  return error === undefined && only !== undefined && 'expr' in only ? only.expr : text;
+}
+
+function usesIssues(step: Record<string, unknown>, path: KeyPath, stepTypes: StepRegistry): RawIssue[] {
+  if (typeof step.uses !== 'string' || step.uses === '' || stepTypes.has(step.uses)) return [];
+  const known = [...stepTypes.keys()].sort();
+  const guess = closest(step.uses, known);
+  const message = `unknown step type "${step.uses}"${guess ? ` (did you mean "${guess}"?)` : ''}; known types: ${known.join(', ')}`;
+  return [{ path: [...path, 'uses'], target: 'value', message }];
+}
+
+function needsIssues(step: Record<string, unknown>, name: string, steps: Record<string, unknown>, path: KeyPath): RawIssue[] {
+  if (!Array.isArray(step.needs)) return [];
+  const issues: RawIssue[] = [];
+  step.needs.forEach((need, i) => {
+    if (typeof need !== 'string') return;
+    const at = [...path, 'needs', i];
+    if (need === name) issues.push({ path: at, target: 'value', message: `step "${name}" needs itself` });
+    else if (!(need in steps)) issues.push({ path: at, target: 'value', message: missingStepMessage(`needs "${need}"`, need, steps) });
+  });
+  return issues;
+}
+
+function missingStepMessage(what: string, name: string, steps: Record<string, unknown>, hint?: string): string {
+  const known = Object.keys(steps);
+  const guess = closest(name, known);
+  const note = hint ?? (guess ? `did you mean "${guess}"?` : undefined);
+  return `${what}, but there is no step named "${name}"${note ? ` (${note})` : ''}; steps: ${known.join(', ')}`;
+}
+
+/** One expression of a step and where it was written. */
+interface ExpressionSite {
+  path: KeyPath;
+  expr: string;
+  kind: 'if' | 'template';
+}
+
+function expressionSites(step: Record<string, unknown>, path: KeyPath): { sites: ExpressionSite[]; issues: RawIssue[] } {
+  const sites: ExpressionSite[] = [];
+  const issues: RawIssue[] = [];
+  if (typeof step.if === 'string' && step.if.trim() !== '') sites.push({ path: [...path, 'if'], expr: unwrapCondition(step.if), kind: 'if' });
+  visitStrings(step.with, (text, sub) => {
+    const at = [...path, 'with', ...sub];
+    const { parts, error } = parseTemplate(text);
+    for (const part of parts) if ('expr' in part) sites.push({ path: at, expr: part.expr, kind: 'template' });
+    if (error !== undefined) issues.push({ path: at, target: 'value', message: error });
+  });
+  return { sites, issues };
+}
+
+function expressionIssues(step: Record<string, unknown>, path: KeyPath): RawIssue[] {
+  const { sites, issues } = expressionSites(step, path);
+  for (const site of sites) {
+    const error = checkExpression(site.expr);
+    if (error === null) continue;
+    const what = site.kind === 'if' ? 'invalid JSONata condition' : `invalid JSONata in "\${{ ${site.expr} }}"`;
+    issues.push({ path: site.path, target: 'value', message: `${what}: ${error}` });
+  }
+  return issues;
+}
+
+/**
+ * Expressions may only read `steps.X` of steps that run before: X must be among the step's needs, directly
+ * or through other steps. Anything else would read null at run time, or depend on timing.
+ */
+function referenceIssues(steps: Record<string, unknown>, needs: Map<string, string[]>): RawIssue[] {
+  const issues: RawIssue[] = [];
+  for (const [name, step] of Object.entries(steps)) {
+    if (!isRecord(step)) continue;
+    const upstream = ancestors(name, needs);
+    for (const site of expressionSites(step, ['steps', name]).sites) {
+      if (checkExpression(site.expr) !== null) continue;
+      for (const ref of referencedSteps({ if: site.expr, with: {} })) {
+        const message = referenceProblem(ref, name, steps, upstream, site.expr);
+        if (message) issues.push({ path: site.path, target: 'value', message });
+      }
+    }
+  }
+  return issues;
+}
+
+function referenceProblem(ref: string, name: string, steps: Record<string, unknown>, upstream: Set<string>, expr: string): string | undefined {
+  if (upstream.has(ref)) return undefined;
+  if (ref === name) return `reads steps.${ref}, its own output, which does not exist while it runs`;
+  if (!(ref in steps)) {
+    // `steps.my-step` parses as `steps.my - step`; show the quoted form of what was probably meant.
+    const dashed = new RegExp(`steps\\s*\\.\\s*(${ref}-[A-Za-z0-9_-]*)`).exec(expr);
+    const hint = dashed ? `in JSONata a name with "-" needs backquotes: steps.\`${dashed[1]}\`` : undefined;
+    return missingStepMessage(`reads steps.${ref}`, ref, steps, hint);
+  }
+  return `reads steps.${ref}, but "${ref}" is not among its needs, directly or through other steps; add "${ref}" to needs`;
+}
+
+function ancestors(name: string, needs: Map<string, string[]>): Set<string> {
+  const seen = new Set<string>();
+  const queue = [...(needs.get(name) ?? [])];
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    if (seen.has(next)) continue;
+    seen.add(next);
+    queue.push(...(needs.get(next) ?? []));
+  }
+  return seen;
+}
+
+/**
+ * Every cycle, one issue each: after reporting one, its closing edge is removed and the search repeats.
+ * The issue points at the `needs` entry that closes the cycle.
+ */
+function cycleIssues(needs: Map<string, string[]>, steps: Record<string, unknown>): RawIssue[] {
+  const remaining = new Map([...needs].map(([k, v]) => [k, [...v]]));
+  const issues: RawIssue[] = [];
+  for (let cycle = findCycle(remaining); cycle !== null; cycle = findCycle(remaining)) {
+    const [first, closing] = [cycle[0]!, cycle[cycle.length - 2]!];
+    const written = (steps[first] as Record<string, unknown>).needs;
+    const index = Array.isArray(written) ? written.indexOf(closing) : 0;
+    issues.push({ path: ['steps', first, 'needs', index], target: 'value', message: `dependency cycle: ${cycle.join(' -> ')}` });
+    remaining.set(first, (remaining.get(first) ?? []).filter((n) => n !== closing));
+  }
+  return issues;
+}
+
+function concurrencyIssues(step: Record<string, unknown>, path: KeyPath): RawIssue[] {
+  if (step.concurrency_limit === undefined || step.concurrency_key !== undefined) return [];
+  const message = 'concurrency_limit needs a concurrency_key: the limit applies to the steps sharing that key';
+  return [{ path: [...path, 'concurrency_limit'], target: 'key', message }];
+}
+
+// Plugins may use keywords and formats this Ajv does not know; ignore them rather than reject the plugin.
+const configAjv = new Ajv({ allErrors: true, verbose: true, strict: false, logger: false });
+const configValidators = new WeakMap<StepType<any>, ValidateFunction | Error>();
+
+function configIssues(step: Record<string, unknown>, path: KeyPath, stepTypes: StepRegistry): RawIssue[] {
+  const type = typeof step.uses === 'string' ? stepTypes.get(step.uses) : undefined;
+  const config = step.with ?? {};
+  if (!type || !isRecord(config)) return [];
+  const validate = configValidator(type);
+  if (validate instanceof Error) {
+    return [{ path: [...path, 'uses'], target: 'value', message: `step type "${type.type}" has an invalid config schema: ${validate.message}` }];
+  }
+  if (validate(config)) return [];
+  const errors = (validate.errors ?? []).filter((e) => !dependsOnTemplate(e, config));
+  return schemaIssues(errors, config, [...path, 'with']);
+}
+
+function configValidator(type: StepType<any>): ValidateFunction | Error {
+  let validate = configValidators.get(type);
+  if (!validate) {
+    try {
+      validate = configAjv.compile(type.configSchema);
+    } catch (err) {
+      validate = err instanceof Error ? err : new Error(String(err));
+    }
+    configValidators.set(type, validate);
+  }
+  return validate;
+}
+
+// Keywords about which keys exist hold whatever the templates below evaluate to.
+const SHAPE_KEYWORDS = new Set(['required', 'additionalProperties', 'propertyNames', 'dependentRequired', 'dependencies']);
+
+/**
+ * A `${{ }}` template is only known at run time, so a value holding one is accepted wherever it sits: drop
+ * errors about values at or above a template string.
+ */
+function dependsOnTemplate(error: ErrorObject, config: Record<string, unknown>): boolean {
+  if (SHAPE_KEYWORDS.has(error.keyword)) return false;
+  let holdsTemplate = false;
+  visitStrings(valueAt(config, error.instancePath), (text) => {
+    if (text.includes('${{')) holdsTemplate = true;
+  });
+  return holdsTemplate;
+}
+
+function valueAt(root: unknown, pointer: string): unknown {
+  let node = root;
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    node = (node as Record<string, unknown> | undefined)?.[key];
+  }
+  return node;
+}
+
+function stringList(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}

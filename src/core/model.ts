@@ -1,0 +1,140 @@
+/**
+ * Glossary of the Sluice model.
+ *
+ * - Pipeline: a named, versioned DAG of steps. Written by users as a {@link PipelineSpec} (YAML, JSON or a
+ *   TypeScript object, snake_case keys as in PRODUCT.md) and normalized into a {@link Pipeline} with every
+ *   default filled in. Its version increases whenever the normalized definition changes.
+ * - Step: a node of the DAG. It `uses` a step type, `needs` other steps and is configured by `with`.
+ * - Run: one execution of one pipeline version with one input.
+ * - Attempt: one try of one step in a run. Leased by a worker, fenced by a token.
+ * - Worker: claims attempts, executes them and records results.
+ * - Store: where all state lives (`sqlite:PATH` or `postgres://...`).
+ */
+
+export type JsonSchema = Record<string, unknown>;
+
+/** Retry policy of a step. Durations in milliseconds. */
+export interface RetryPolicy {
+  /** Total tries including the first. Default: 1 (no retry). */
+  attempts: number;
+  /** Default: exponential. */
+  backoff: 'exponential' | 'fixed';
+  /** Delay before the second try. Default: 1 s. */
+  delayMs: number;
+  /** Cap on any delay. Default: 60 s. */
+  maxDelayMs: number;
+  /** Full jitter on the computed delay. Default: true. */
+  jitter: boolean;
+}
+
+export type Trigger =
+  | { kind: 'cron'; cron: string; timezone: string }
+  | { kind: 'event'; event: string };
+
+/** A normalized step: every default filled in. */
+export interface Step {
+  name: string;
+  uses: string;
+  needs: string[];
+  with: Record<string, unknown>;
+  /** JSONata condition; the step is skipped when it evaluates falsy. */
+  if: string | null;
+  retry: RetryPolicy;
+  /** Per-attempt timeout. Default: none. */
+  timeoutMs: number | null;
+  /** Default: abort. */
+  onFailure: 'abort' | 'continue';
+  /** Default: true. */
+  cache: boolean;
+  /** Default: false. A disabled step is skipped. */
+  disabled: boolean;
+  /** Higher runs first. Default: 0. */
+  priority: number;
+  concurrencyKey: string | null;
+  concurrencyLimit: number | null;
+  /** JSON Schema the output must match. */
+  output: JsonSchema | null;
+}
+
+/** A normalized pipeline: what is hashed into a version and stored. */
+export interface Pipeline {
+  name: string;
+  description: string;
+  /** Steps of one run at once. Default: 4. */
+  maxParallel: number;
+  /** Default: true. */
+  failFast: boolean;
+  /** Whole-run timeout. Default: none. */
+  timeoutMs: number | null;
+  /** Default: false. */
+  disabled: boolean;
+  /** JSON Schema of the run input. */
+  input: JsonSchema | null;
+  triggers: Trigger[];
+  /** In the order written. */
+  steps: Step[];
+}
+
+/** A pipeline as users write it (YAML / JSON / TS object), keys as in PRODUCT.md. */
+export interface PipelineSpec {
+  name: string;
+  description?: string;
+  max_parallel?: number;
+  fail_fast?: boolean;
+  timeout?: string | number;
+  disabled?: boolean;
+  input?: JsonSchema;
+  defaults?: { retry?: RetrySpec; timeout?: string | number };
+  triggers?: Array<{ cron: string; timezone?: string } | { event: string }>;
+  steps: Record<string, StepSpec>;
+}
+
+export interface RetrySpec {
+  attempts?: number;
+  backoff?: 'exponential' | 'fixed';
+  delay?: string | number;
+  max_delay?: string | number;
+  jitter?: boolean;
+}
+
+export interface StepSpec {
+  uses: string;
+  needs?: string[];
+  with?: Record<string, unknown>;
+  if?: string;
+  retry?: RetrySpec;
+  timeout?: string | number;
+  on_failure?: 'abort' | 'continue';
+  cache?: boolean;
+  disabled?: boolean;
+  priority?: number;
+  concurrency_key?: string;
+  concurrency_limit?: number;
+  output?: JsonSchema;
+}
+
+export const RUN_STATES = ['queued', 'running', 'paused', 'waiting', 'succeeded', 'failed', 'cancelled'] as const;
+export type RunStatus = (typeof RUN_STATES)[number];
+
+export const STEP_STATES = [
+  'pending',
+  'queued',
+  'running',
+  'retrying',
+  'succeeded',
+  'cached',
+  'skipped',
+  'failed',
+  'blocked',
+  'cancelled',
+] as const;
+export type StepStatus = (typeof STEP_STATES)[number];
+
+/** Context visible to expressions (`${{ }}`, `if`) and to steps. */
+export interface ExpressionContext {
+  input: unknown;
+  steps: Record<string, unknown>;
+  run: { id: string; attempt: number; pipeline: string; version: number };
+  secrets: Record<string, string>;
+  record?: unknown;
+}

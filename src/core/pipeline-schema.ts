@@ -1,0 +1,221 @@
+import { DURATION_HINT, DURATION_PATTERN } from './duration.js';
+
+/**
+ * JSON Schema (draft-07, the draft editors support best) of the pipeline file format: {@link PipelineSpec}
+ * as written in YAML, JSON or a TS module. The loader validates with this very schema, so what an editor
+ * flags and what `sluice` rejects agree; checks a schema cannot express (unknown step types, missing needs,
+ * cycles, expressions) live in `validate.ts`.
+ *
+ * `schema/pipeline.schema.json` is generated from it by `npx tsx scripts/generate-schema.ts`.
+ */
+
+/** Pipeline names: lowercase, so they are safe in URLs, file names and metric labels. */
+export const PIPELINE_NAME_PATTERN = '^[a-z0-9][a-z0-9._-]*$';
+/** Step names: safe as JSONata field names (with backticks for `-`) and as graph node labels. */
+export const STEP_NAME_PATTERN = '^[a-zA-Z0-9_-]+$';
+
+/**
+ * What a value of each leaf definition must look like, in words. Validation messages use these instead of
+ * echoing a regular expression at the user.
+ */
+export const SCHEMA_HINTS: Readonly<Record<string, string>> = {
+  duration: DURATION_HINT,
+  pipelineName: "a pipeline name of lowercase letters, digits, '.', '_' and '-', starting with a letter or digit",
+  stepName: "a step name of letters, digits, '_' and '-'",
+};
+
+const JSON_SCHEMA_DRAFT_07 = 'http://json-schema.org/draft-07/schema#';
+
+const definitions = {
+  pipelineName: {
+    type: 'string',
+    pattern: PIPELINE_NAME_PATTERN,
+    description: "Pipeline name: lowercase letters, digits, '.', '_' and '-', starting with a letter or digit.",
+  },
+  stepName: {
+    type: 'string',
+    pattern: STEP_NAME_PATTERN,
+    description: "Step name: letters, digits, '_' and '-'.",
+  },
+  duration: {
+    type: ['string', 'number'],
+    pattern: DURATION_PATTERN,
+    minimum: 0,
+    description: 'A duration: a number of milliseconds, or a string such as 500ms, 30s, 1.5s, 5m, 2h, 1d or 1m30s.',
+  },
+  jsonSchema: {
+    type: 'object',
+    allOf: [{ $ref: JSON_SCHEMA_DRAFT_07 }],
+    description: 'A JSON Schema.',
+  },
+  retry: {
+    type: 'object',
+    additionalProperties: false,
+    description: 'Retry policy. Fields not given come from `defaults.retry`, then from the built-in defaults.',
+    properties: {
+      attempts: {
+        type: 'integer',
+        minimum: 1,
+        default: 1,
+        description: 'Total tries, including the first. Default: 1 (no retry).',
+      },
+      backoff: {
+        enum: ['exponential', 'fixed'],
+        default: 'exponential',
+        description: 'exponential: the delay doubles after each failure, up to max_delay. fixed: always delay.',
+      },
+      delay: { $ref: '#/definitions/duration', description: 'Delay before the second try. Default: 1s.' },
+      max_delay: { $ref: '#/definitions/duration', description: 'Cap on any delay. Default: 1m.' },
+      jitter: {
+        type: 'boolean',
+        default: true,
+        description: 'Pick each delay at random between 0 and the computed delay (full jitter). Default: true.',
+      },
+    },
+  },
+  trigger: {
+    description: 'Starts a run on a schedule (`cron`) or when an event is published (`event`).',
+    oneOf: [
+      {
+        title: '{ cron, timezone? }',
+        type: 'object',
+        required: ['cron'],
+        additionalProperties: false,
+        properties: {
+          cron: {
+            type: 'string',
+            minLength: 1,
+            description: 'Cron expression: minute hour day-of-month month day-of-week, e.g. "0 2 * * *".',
+          },
+          timezone: {
+            type: 'string',
+            minLength: 1,
+            default: 'UTC',
+            description: 'IANA time zone the cron expression is read in, e.g. Europe/Berlin. Default: UTC.',
+          },
+        },
+      },
+      {
+        title: '{ event }',
+        type: 'object',
+        required: ['event'],
+        additionalProperties: false,
+        properties: {
+          event: { type: 'string', minLength: 1, description: 'Event name, e.g. product.saved.' },
+        },
+      },
+    ],
+  },
+  step: {
+    type: 'object',
+    required: ['uses'],
+    additionalProperties: false,
+    description: 'A step of the pipeline; its key is the step name.',
+    properties: {
+      uses: {
+        type: 'string',
+        minLength: 1,
+        description: 'Step type: command, function, code, llm, http, gate, approval, pipeline, map or a custom one.',
+      },
+      needs: {
+        type: 'array',
+        uniqueItems: true,
+        items: { $ref: '#/definitions/stepName' },
+        default: [],
+        description: 'Steps that must finish before this one starts; their outputs are visible as steps.<name>.',
+      },
+      with: {
+        type: 'object',
+        default: {},
+        description: 'Configuration of the step type. `${{ expr }}` inside any string is replaced by the JSONata value.',
+      },
+      if: {
+        type: 'string',
+        minLength: 1,
+        description: 'JSONata condition; the step is skipped when it is falsy. Sees input, steps, run and secrets.',
+      },
+      retry: { $ref: '#/definitions/retry' },
+      timeout: { $ref: '#/definitions/duration', description: 'Per-attempt timeout. Default: defaults.timeout, else none.' },
+      on_failure: {
+        enum: ['abort', 'continue'],
+        default: 'abort',
+        description: 'abort: a failure fails the run. continue: dependents run and see steps.<name> = null.',
+      },
+      cache: {
+        type: 'boolean',
+        default: true,
+        description: 'Reuse a succeeded result with the same type, resolved with, needs outputs and version.',
+      },
+      disabled: { type: 'boolean', default: false, description: 'A disabled step is skipped. Default: false.' },
+      priority: { type: 'integer', default: 0, description: 'Among ready steps, higher runs first. Default: 0.' },
+      concurrency_key: {
+        type: 'string',
+        minLength: 1,
+        description: 'Steps sharing this key (across runs) are limited to concurrency_limit at once.',
+      },
+      concurrency_limit: {
+        type: 'integer',
+        minimum: 1,
+        description: 'How many steps with the same concurrency_key may run at once. Default: 1.',
+      },
+      output: { $ref: '#/definitions/jsonSchema', description: 'JSON Schema the step output must match.' },
+    },
+  },
+} as const;
+
+/** The JSON Schema of a pipeline definition file. */
+export const pipelineJsonSchema = {
+  $schema: JSON_SCHEMA_DRAFT_07,
+  title: 'Sluice pipeline',
+  description: 'A Sluice pipeline: a named DAG of steps.',
+  type: 'object',
+  required: ['name', 'steps'],
+  additionalProperties: false,
+  properties: {
+    $schema: { type: 'string', description: 'JSON Schema of this file, for editors. Ignored by Sluice.' },
+    name: { $ref: '#/definitions/pipelineName' },
+    description: { type: 'string', default: '', description: 'What the pipeline does.' },
+    max_parallel: {
+      type: 'integer',
+      minimum: 1,
+      default: 4,
+      description: 'How many steps of one run may run at once. Default: 4.',
+    },
+    fail_fast: {
+      type: 'boolean',
+      default: true,
+      description: 'true: the first step failing for good stops new steps and fails the run. false: independent branches finish first.',
+    },
+    timeout: { $ref: '#/definitions/duration', description: 'Timeout of the whole run. Default: none.' },
+    disabled: { type: 'boolean', default: false, description: 'A disabled pipeline starts no runs. Default: false.' },
+    input: { $ref: '#/definitions/jsonSchema', description: 'JSON Schema the run input must match.' },
+    defaults: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Defaults for every step.',
+      properties: {
+        retry: { $ref: '#/definitions/retry' },
+        timeout: { $ref: '#/definitions/duration', description: 'Per-attempt timeout of each step. Default: none.' },
+      },
+    },
+    triggers: {
+      type: 'array',
+      default: [],
+      items: { $ref: '#/definitions/trigger' },
+      description: 'What starts runs besides `sluice run` and the API.',
+    },
+    steps: {
+      type: 'object',
+      minProperties: 1,
+      propertyNames: { $ref: '#/definitions/stepName' },
+      additionalProperties: { $ref: '#/definitions/step' },
+      description: 'The steps by name, in the order written.',
+    },
+  },
+  definitions,
+} as const;
+
+/** The text of `schema/pipeline.schema.json`: what the generator writes and the drift test compares. */
+export function formatPipelineSchema(): string {
+  return `${JSON.stringify(pipelineJsonSchema, null, 2)}\n`;
+}

@@ -1,0 +1,260 @@
+import { SluiceError, ValidationError } from '../core/errors.js';
+import { withDependencies } from '../core/graph.js';
+import type { Pipeline } from '../core/model.js';
+import { isTerminalRun } from '../core/state-machine.js';
+import { pipelineVersionHash } from '../core/validate.js';
+import { Ajv } from 'ajv';
+import type { StepRegistry } from '../steps/step-type.js';
+import type { CreatedRun, PipelineSource, RunEvent, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
+import { EventBus, type EventListener } from './event-bus.js';
+import { Executor } from './executor.js';
+import { newOwnerId } from './owner.js';
+import { Worker, type WorkerOptions } from './worker.js';
+
+export interface Clock {
+  /** Epoch milliseconds. */
+  now(): number;
+}
+
+export interface EngineOptions {
+  store: Store;
+  steps: StepRegistry;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Values visible as `secrets.<NAME>`; redacted from logs. Default: none. */
+  secrets?: Record<string, string>;
+  /** Called with errors of background work (claims, heartbeats). Default: printed to stderr. */
+  onError?: (err: unknown) => void;
+}
+
+export interface StartRunOptions {
+  input?: unknown;
+  idempotencyKey?: string;
+  priority?: number;
+  /** Delayed start, epoch ms. */
+  runAt?: number;
+  /** Run these steps plus their dependencies only. */
+  steps?: string[];
+  /** Bypass the step cache. */
+  force?: boolean;
+  maxParallel?: number;
+}
+
+/**
+ * The engine: registers pipelines, starts and controls runs, and runs a worker in this process.
+ * It is a value: several engines may share one process (tests do).
+ */
+export class Engine {
+  readonly store: Store;
+  readonly steps: StepRegistry;
+  readonly clock: Clock;
+  private readonly bus = new EventBus();
+  private readonly executor: Executor;
+  private readonly onError: (err: unknown) => void;
+  private readonly inputValidators = new Map<string, ReturnType<Ajv['compile']>>();
+  private readonly ajv = new Ajv({ allErrors: true, strict: false });
+  private worker: Worker | null = null;
+
+  constructor(options: EngineOptions) {
+    this.store = options.store;
+    this.steps = options.steps;
+    this.clock = options.clock ?? { now: () => Date.now() };
+    this.onError = options.onError ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
+    this.executor = new Executor({
+      store: this.store,
+      steps: this.steps,
+      secrets: options.secrets ?? {},
+      now: () => this.clock.now(),
+      log: (attempt, stream, line) => this.worker?.log(attempt, stream, line),
+    });
+  }
+
+  /** Stores a normalized pipeline; returns the stored version (new only when the definition changed). */
+  registerPipeline(pipeline: Pipeline, source?: PipelineSource): Promise<StoredPipeline> {
+    return this.store.savePipeline(pipeline, pipelineVersionHash(pipeline), source);
+  }
+
+  async requirePipeline(name: string, version?: number): Promise<StoredPipeline> {
+    const p = await this.store.getPipeline(name, version);
+    if (!p) throw new SluiceError('PIPELINE_NOT_FOUND', `no pipeline named ${name}${version === undefined ? '' : ` with version ${version}`}`);
+    return p;
+  }
+
+  /** Starts one run of the latest version of `pipeline` (or of the given stored version). */
+  async startRun(pipeline: string | StoredPipeline, options: StartRunOptions = {}): Promise<CreatedRun> {
+    const [created] = await this.startRuns(pipeline, [options]);
+    return created!;
+  }
+
+  /** Starts many runs of one pipeline in one transaction. */
+  async startRuns(pipeline: string | StoredPipeline, runs: StartRunOptions[]): Promise<CreatedRun[]> {
+    const stored = typeof pipeline === 'string' ? await this.requirePipeline(pipeline) : pipeline;
+    if (stored.definition.disabled) throw new SluiceError('PIPELINE_DISABLED', `pipeline ${stored.name} is disabled`);
+    const requests = runs.map((o) => {
+      this.checkInput(stored, o.input ?? null);
+      const selection = o.steps && o.steps.length > 0 ? [...withDependencies(stored.definition, o.steps)] : undefined;
+      return {
+        pipeline: stored,
+        input: o.input ?? null,
+        ...(o.idempotencyKey === undefined ? {} : { idempotencyKey: o.idempotencyKey }),
+        ...(o.priority === undefined ? {} : { priority: o.priority }),
+        ...(o.runAt === undefined ? {} : { runAt: o.runAt }),
+        ...(selection === undefined ? {} : { selection }),
+        ...(o.force === undefined ? {} : { force: o.force }),
+        ...(o.maxParallel === undefined ? {} : { maxParallel: o.maxParallel }),
+      };
+    });
+    const created = await this.store.createRuns(requests, this.clock.now());
+    for (const c of created) this.bus.publish(c.events);
+    this.worker?.wake();
+    return created;
+  }
+
+  private checkInput(stored: StoredPipeline, input: unknown): void {
+    const schema = stored.definition.input;
+    if (schema === null) return;
+    const key = `${stored.name}@${stored.version}`;
+    let validate = this.inputValidators.get(key);
+    if (!validate) {
+      validate = this.ajv.compile(schema);
+      this.inputValidators.set(key, validate);
+    }
+    if (!validate(input)) {
+      const issues = (validate.errors ?? []).map((e) => ({ path: `input${e.instancePath.replace(/\//g, '.')}`, message: e.message ?? 'is invalid' }));
+      const err = new ValidationError(issues);
+      throw new SluiceError('INPUT_INVALID', `input of pipeline ${stored.name} is invalid:\n${err.message}`, { details: issues });
+    }
+  }
+
+  getRun(id: string): Promise<RunRecord | undefined> {
+    return this.store.getRun(id);
+  }
+
+  async requireRun(id: string): Promise<RunRecord> {
+    const run = await this.store.getRun(id);
+    if (!run) throw new SluiceError('RUN_NOT_FOUND', `no run ${id}`);
+    return run;
+  }
+
+  pause(runId: string): Promise<TransitionResult> {
+    return this.control(runId, 'pause');
+  }
+
+  resume(runId: string): Promise<TransitionResult> {
+    return this.control(runId, 'resume');
+  }
+
+  async cancel(runId: string): Promise<TransitionResult> {
+    const result = await this.control(runId, 'cancel');
+    this.worker?.abortRun(runId, new SluiceError('CANCELLED', `run ${runId} was cancelled`));
+    return result;
+  }
+
+  /** Re-runs the failed, cancelled and never-started steps of a failed or cancelled run. */
+  retry(runId: string): Promise<TransitionResult> {
+    return this.control(runId, 'retry');
+  }
+
+  /** Discards the outputs of `step` and its descendants and runs them again. */
+  async rollback(runId: string, step: string): Promise<TransitionResult> {
+    const result = await this.store.rollbackRun(runId, step, this.clock.now());
+    this.afterTransition(result);
+    return result;
+  }
+
+  private async control(runId: string, action: 'pause' | 'resume' | 'cancel' | 'retry'): Promise<TransitionResult> {
+    const result = await this.store.controlRun(runId, action, this.clock.now());
+    this.afterTransition(result);
+    return result;
+  }
+
+  private afterTransition(result: TransitionResult): void {
+    this.bus.publish(result.events);
+    this.worker?.wake();
+  }
+
+  /** Re-queues the in-flight attempts of dead workers on this host at once, instead of waiting for lease expiry. */
+  async reapNow(): Promise<void> {
+    const { isOwnerDead } = await import('./owner.js');
+    const result = await this.store.reap(this.clock.now(), isOwnerDead);
+    this.bus.publish(result.events);
+  }
+
+  /** Listens to events committed by this process. */
+  subscribe(listener: EventListener): () => void {
+    return this.bus.subscribe(listener);
+  }
+
+  /** Starts the in-process worker (one per engine). */
+  startWorker(options: WorkerOptions = {}): Worker {
+    if (this.worker) throw new SluiceError('INTERNAL', 'this engine already runs a worker');
+    this.worker = new Worker(
+      {
+        store: this.store,
+        executor: this.executor,
+        owner: newOwnerId(),
+        now: () => this.clock.now(),
+        publish: (events) => this.bus.publish(events),
+        onError: this.onError,
+      },
+      options,
+    );
+    this.worker.start();
+    return this.worker;
+  }
+
+  async stopWorker(graceMs?: number): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    if (w) await w.stop(graceMs);
+  }
+
+  /**
+   * Resolves when the run reaches a terminal state (or, with `untilSettled`, also when it waits for a
+   * human or is paused). Events of this process wake it at once; runs worked elsewhere are polled.
+   */
+  waitForRun(runId: string, options: { pollMs?: number; untilSettled?: boolean } = {}): Promise<RunRecord> {
+    const done = (run: RunRecord) => isTerminalRun(run.status) || (options.untilSettled === true && (run.status === 'paused' || run.status === 'waiting'));
+    return new Promise((resolve, reject) => {
+      let checking = false;
+      let again = false;
+      const check = async (): Promise<void> => {
+        if (checking) {
+          again = true;
+          return;
+        }
+        checking = true;
+        try {
+          const run = await this.requireRun(runId);
+          if (done(run)) {
+            cleanup();
+            resolve(run);
+          }
+        } catch (err) {
+          cleanup();
+          reject(err);
+        } finally {
+          checking = false;
+        }
+        if (again) {
+          again = false;
+          await check();
+        }
+      };
+      const unsubscribe = this.subscribe((e: RunEvent) => {
+        if (e.runId === runId && e.step === null) void check();
+      });
+      const timer = setInterval(() => void check(), options.pollMs ?? 200);
+      const cleanup = () => {
+        unsubscribe();
+        clearInterval(timer);
+      };
+      void check();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.stopWorker();
+    await this.store.close();
+  }
+}

@@ -1,0 +1,194 @@
+import { Ajv, type ValidateFunction } from 'ajv';
+import { SluiceError, toErrorRecord } from '../core/errors.js';
+import { evaluateCondition, referencedSteps, renderTemplate } from '../core/expressions.js';
+import { sha256, stableStringify } from '../core/hash.js';
+import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
+import { retryDelay } from '../core/retry.js';
+import type { LogStream, StepContext, StepRegistry } from '../steps/step-type.js';
+import type { AttemptResult, ClaimedAttempt, Store, StoredPipeline } from '../store/store.js';
+
+/** What executing one attempt needs from its surroundings. */
+export interface ExecutorDeps {
+  store: Store;
+  steps: StepRegistry;
+  secrets: Record<string, string>;
+  now(): number;
+  log(attempt: ClaimedAttempt, stream: LogStream, line: string): void;
+  random?: () => number;
+}
+
+/** Compiled pieces of a pipeline version, cached for the life of the executor. */
+interface PreparedPipeline {
+  stored: StoredPipeline;
+  byName: Map<string, Step>;
+  baseDir: string;
+  /** Upstream outputs each step reads: its needs plus `steps.X` named in its expressions. */
+  reads: Map<string, string[]>;
+  outputValidators: Map<string, ValidateFunction>;
+}
+
+/**
+ * Executes claimed attempts: evaluates `if`, resolves `with`, looks up the cache, runs the step type
+ * under a timeout and an abort signal, and turns the outcome into an {@link AttemptResult}.
+ */
+export class Executor {
+  private readonly pipelines = new Map<string, Promise<PreparedPipeline>>();
+  private readonly ajv = new Ajv({ allErrors: true, strict: false });
+
+  constructor(private readonly deps: ExecutorDeps) {}
+
+  async execute(attempt: ClaimedAttempt, owner: string, signal: AbortSignal): Promise<AttemptResult> {
+    const started = this.deps.now();
+    const base = { attemptId: attempt.id, fence: attempt.fence, owner };
+    try {
+      const outcome = await this.run(attempt, signal);
+      return { ...base, ...outcome, processingMs: this.deps.now() - started };
+    } catch (err) {
+      const error = toErrorRecord(signal.aborted && signal.reason instanceof SluiceError ? signal.reason : err);
+      const prepared = await this.prepare(attempt).catch(() => undefined);
+      const step = prepared?.byName.get(attempt.step);
+      const failures = attempt.number;
+      const delay = step ? retryDelay(step.retry, failures, this.deps.random) : 0;
+      return { ...base, outcome: 'failed', error, retryable: error.retryable !== false, retryDelayMs: delay, processingMs: this.deps.now() - started };
+    }
+  }
+
+  private async run(attempt: ClaimedAttempt, signal: AbortSignal): Promise<Omit<AttemptResult, 'attemptId' | 'fence' | 'owner' | 'processingMs'>> {
+    const prepared = await this.prepare(attempt);
+    const step = prepared.byName.get(attempt.step);
+    if (!step) throw new SluiceError('STEP_NOT_FOUND', `pipeline ${attempt.pipeline} v${attempt.version} has no step ${attempt.step}`);
+    const reads = prepared.reads.get(step.name) ?? [];
+    const outputs = reads.length > 0 ? await this.deps.store.getStepOutputs(attempt.runId, reads) : {};
+    const steps: Record<string, unknown> = {};
+    for (const name of reads) steps[name] = outputs[name] ?? null;
+    const ctx: ExpressionContext = {
+      input: attempt.input,
+      steps,
+      run: { id: attempt.runId, attempt: attempt.number, pipeline: attempt.pipeline, version: attempt.version },
+      secrets: this.deps.secrets,
+    };
+    if (step.if !== null && !(await evaluateCondition(step.if, ctx))) return { outcome: 'skipped', output: null };
+    const config = (await renderTemplate(step.with, ctx)) as Record<string, unknown>;
+    const cacheKey = cacheKeyOf(step, config, steps, attempt);
+    if (step.cache && !attempt.force) {
+      const hit = await this.deps.store.lookupCache(attempt.pipeline, cacheKey);
+      if (hit) return { outcome: 'cached', output: hit.output, cacheKey };
+    }
+    const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal);
+    this.checkOutput(prepared, step, output);
+    return { outcome: 'succeeded', output, cacheKey, cacheable: step.cache };
+  }
+
+  private async invoke(step: Step, config: Record<string, unknown>, ctx: ExpressionContext, baseDir: string, attempt: ClaimedAttempt, signal: AbortSignal): Promise<unknown> {
+    const type = this.deps.steps.get(step.uses);
+    if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', `no step type ${step.uses} is registered`, { retryable: false });
+    const controller = new AbortController();
+    // The attempt may have been cancelled while its context was loading.
+    if (signal.aborted) throw abortError(signal);
+    const onAbort = () => controller.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const timer =
+      step.timeoutMs === null
+        ? undefined
+        : setTimeout(() => controller.abort(new SluiceError('STEP_TIMEOUT', `step ${step.name} timed out after ${step.timeoutMs} ms`, { retryable: true })), step.timeoutMs);
+    const stepCtx: StepContext = {
+      run: ctx.run,
+      step: step.name,
+      input: ctx.input,
+      steps: ctx.steps,
+      signal: controller.signal,
+      log: (stream, line) => this.deps.log(attempt, stream, redact(line, this.deps.secrets)),
+      secrets: this.deps.secrets,
+      baseDir,
+      now: this.deps.now,
+    };
+    try {
+      const result = await raceAbort(type.execute(stepCtx, config), controller.signal);
+      return result === undefined ? null : result;
+    } finally {
+      if (timer) clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private checkOutput(prepared: PreparedPipeline, step: Step, output: unknown): void {
+    if (step.output === null) return;
+    let validate = prepared.outputValidators.get(step.name);
+    if (!validate) {
+      validate = this.ajv.compile(step.output);
+      prepared.outputValidators.set(step.name, validate);
+    }
+    if (!validate(output)) {
+      const detail = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
+      throw new SluiceError('STEP_FAILED', `output of step ${step.name} does not match its schema: ${detail}`, { retryable: false });
+    }
+  }
+
+  private prepare(attempt: ClaimedAttempt): Promise<PreparedPipeline> {
+    const key = `${attempt.pipeline}@${attempt.version}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      p = this.load(attempt.pipeline, attempt.version);
+      p.catch(() => this.pipelines.delete(key));
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  private async load(name: string, version: number): Promise<PreparedPipeline> {
+    const stored = await this.deps.store.getPipeline(name, version);
+    if (!stored) throw new SluiceError('PIPELINE_NOT_FOUND', `pipeline ${name} version ${version} is not stored`, { retryable: false });
+    return prepareDefinition(stored);
+  }
+}
+
+function prepareDefinition(stored: StoredPipeline): PreparedPipeline {
+  const def: Pipeline = stored.definition;
+  const byName = new Map(def.steps.map((s) => [s.name, s]));
+  const reads = new Map(def.steps.map((s) => [s.name, [...new Set([...s.needs, ...referencedSteps(s)])].filter((n) => byName.has(n))]));
+  const baseDir = stored.sourceFile ? dirnameOf(stored.sourceFile) : process.cwd();
+  return { stored, byName, reads, baseDir, outputValidators: new Map() };
+}
+
+function dirnameOf(file: string): string {
+  const i = file.lastIndexOf('/');
+  return i <= 0 ? '/' : file.slice(0, i);
+}
+
+/**
+ * The cache key of a step: sha256 of the stable JSON of its type, resolved `with`, the outputs it reads,
+ * the run input (steps can read it) and the pipeline version.
+ */
+export function cacheKeyOf(step: Step, config: unknown, steps: Record<string, unknown>, attempt: Pick<ClaimedAttempt, 'input' | 'version'>): string {
+  return sha256(stableStringify({ type: step.uses, with: config, steps, input: attempt.input, version: attempt.version, step: step.name }));
+}
+
+/** Rejects as soon as the signal aborts, even if the step ignores it. */
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function abortError(signal: AbortSignal): unknown {
+  return signal.reason instanceof Error ? signal.reason : new SluiceError('CANCELLED', 'the attempt was cancelled');
+}
+
+/** Replaces every secret value in a log line. */
+function redact(line: string, secrets: Record<string, string>): string {
+  let out = line;
+  for (const value of Object.values(secrets)) if (value.length >= 4) out = out.split(value).join('***');
+  return out;
+}

@@ -1,0 +1,230 @@
+import { SluiceError, toErrorRecord } from '../core/errors.js';
+import type { AttemptResult, ClaimedAttempt, LogLine, RunEvent, Store } from '../store/store.js';
+import { crashPoint } from './crash-points.js';
+import type { Executor } from './executor.js';
+import { isOwnerDead } from './owner.js';
+
+export interface WorkerOptions {
+  /** Attempts executed at once. Default: 16. */
+  concurrency?: number;
+  /** Lease length. Default: 30 s. */
+  leaseMs?: number;
+  /** How often leases are extended (and cancellations by other processes noticed). Default: 2 s, at most a third of the lease. */
+  heartbeatMs?: number;
+  /** How often the store is polled when nothing wakes the worker. Default: 250 ms. */
+  pollMs?: number;
+  /** How often expired leases and overdue runs are reaped. Default: 1 s. */
+  reapMs?: number;
+  /** Only claim attempts of this run (the CLI's `run` works on its own run). */
+  runId?: string;
+}
+
+export interface WorkerDeps {
+  store: Store;
+  executor: Executor;
+  owner: string;
+  now(): number;
+  publish(events: readonly RunEvent[]): void;
+  onError(err: unknown): void;
+}
+
+interface Active {
+  attempt: ClaimedAttempt;
+  controller: AbortController;
+}
+
+/**
+ * Claims attempts in batches, executes them concurrently and records results in batches: one
+ * transaction claims many attempts and one transaction records many results, which is what makes
+ * an embedded store fast.
+ */
+export class Worker {
+  private readonly active = new Map<number, Active>();
+  private readonly results: AttemptResult[] = [];
+  private readonly logs: LogLine[] = [];
+  private readonly opts: Required<Omit<WorkerOptions, 'runId'>> & { runId?: string };
+  private stopped = false;
+  private wakeUp: (() => void) | null = null;
+  private pendingWake = false;
+  private flushing: Promise<void> | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private loopDone: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly deps: WorkerDeps,
+    options: WorkerOptions = {},
+  ) {
+    const leaseMs = options.leaseMs ?? 30_000;
+    this.opts = {
+      concurrency: options.concurrency ?? 16,
+      leaseMs,
+      heartbeatMs: options.heartbeatMs ?? Math.max(10, Math.min(2000, Math.floor(leaseMs / 3))),
+      pollMs: options.pollMs ?? 250,
+      reapMs: options.reapMs ?? 1000,
+      ...(options.runId === undefined ? {} : { runId: options.runId }),
+    };
+  }
+
+  get owner(): string {
+    return this.deps.owner;
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  start(): void {
+    this.timers.push(setInterval(() => void this.heartbeat(), this.opts.heartbeatMs));
+    this.timers.push(setInterval(() => void this.reap(), this.opts.reapMs));
+    this.loopDone = this.loop();
+    void this.reap();
+  }
+
+  /** Wakes the claim loop now (new work was queued in this process). */
+  wake(): void {
+    this.pendingWake = true;
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  /** Aborts the attempts of a run this worker is executing (cancel, pause does not abort). */
+  abortRun(runId: string, reason: SluiceError): void {
+    for (const a of this.active.values()) if (a.attempt.runId === runId) a.controller.abort(reason);
+  }
+
+  /** Stops claiming, lets active attempts finish (or aborts them after `graceMs`), records their results. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    const deadline = Date.now() + graceMs;
+    while (this.active.size > 0 && Date.now() < deadline) await delay(5);
+    for (const a of this.active.values()) a.controller.abort(new SluiceError('CANCELLED', 'the worker is shutting down', { retryable: true }));
+    while (this.active.size > 0) await delay(5);
+    await this.flush();
+    await this.loopDone;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      this.pendingWake = false;
+      const free = this.opts.concurrency - this.active.size;
+      let claimed = 0;
+      if (free > 0) claimed = await this.claim(free);
+      if (this.stopped) break;
+      // A full batch suggests more is waiting; let executions progress a tick, then claim again.
+      if (claimed > 0 && claimed === free) {
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      if (!this.pendingWake) await this.sleep(this.opts.pollMs);
+    }
+  }
+
+  /** Publishes committed events; attempts of runs that just ended are aborted at once. */
+  private publish(events: readonly RunEvent[]): void {
+    this.deps.publish(events);
+    for (const e of events) {
+      if (e.type === 'run.cancelled' || e.type === 'run.failed') this.abortRun(e.runId, new SluiceError('CANCELLED', `run ${e.runId} ended`));
+    }
+  }
+
+  private async claim(limit: number): Promise<number> {
+    try {
+      const only = this.opts.runId === undefined ? undefined : { runId: this.opts.runId };
+      const batch = await this.deps.store.claimAttempts(this.deps.owner, limit, this.opts.leaseMs, this.deps.now(), only);
+      this.publish(batch.events);
+      for (const attempt of batch.attempts) this.begin(attempt);
+      return batch.attempts.length;
+    } catch (err) {
+      this.deps.onError(err);
+      return 0;
+    }
+  }
+
+  private begin(attempt: ClaimedAttempt): void {
+    const controller = new AbortController();
+    this.active.set(attempt.id, { attempt, controller });
+    this.deps.executor.execute(attempt, this.deps.owner, controller.signal).then(
+      (result) => this.finished(result),
+      (err) => this.finished(this.crashResult(attempt, err)),
+    );
+  }
+
+  private crashResult(attempt: ClaimedAttempt, err: unknown): AttemptResult {
+    return { attemptId: attempt.id, fence: attempt.fence, owner: this.deps.owner, outcome: 'failed', error: toErrorRecord(err), processingMs: 0 };
+  }
+
+  private finished(result: AttemptResult): void {
+    this.results.push(result);
+    if (!this.flushing) this.flushing = new Promise((r) => setImmediate(r)).then(() => this.flush());
+  }
+
+  /** Records buffered logs and results, each batch in one transaction. */
+  private async flush(): Promise<void> {
+    try {
+      while (this.results.length > 0 || this.logs.length > 0) {
+        const results = this.results.splice(0);
+        const logs = this.logs.splice(0);
+        if (logs.length > 0) await this.deps.store.appendLogs(logs);
+        if (results.length === 0) continue;
+        for (const r of results) crashPoint('before-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
+        const batch = await this.deps.store.completeAttempts(results, this.deps.now());
+        for (const r of results) crashPoint('after-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
+        for (const r of results) this.active.delete(r.attemptId);
+        this.publish(batch.events);
+      }
+    } catch (err) {
+      this.deps.onError(err);
+    } finally {
+      this.flushing = null;
+      this.wake();
+    }
+  }
+
+  log(attempt: ClaimedAttempt, stream: string, line: string): void {
+    this.logs.push({ runId: attempt.runId, step: attempt.step, attempt: attempt.number, stream, line, at: this.deps.now() });
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.active.size === 0) return;
+    try {
+      const ids = [...this.active.keys()];
+      const lost = await this.deps.store.heartbeat(this.deps.owner, ids, this.opts.leaseMs, this.deps.now());
+      for (const id of lost) {
+        this.active.get(id)?.controller.abort(new SluiceError('CANCELLED', 'the attempt was cancelled or its lease was lost'));
+      }
+    } catch (err) {
+      this.deps.onError(err);
+    }
+  }
+
+  private async reap(): Promise<void> {
+    try {
+      const result = await this.deps.store.reap(this.deps.now(), isOwnerDead);
+      this.publish(result.events);
+      if (result.expired > 0) this.wake();
+    } catch (err) {
+      this.deps.onError(err);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wakeUp = null;
+        resolve();
+      }, ms);
+      this.wakeUp = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,23 @@
+/**
+ * Sluice: durable pipelines for TypeScript. The public library API.
+ */
+export { Engine, type EngineOptions, type StartRunOptions, type Clock } from './engine/engine.js';
+export type { WorkerOptions } from './engine/worker.js';
+export { SluiceError, ValidationError, formatIssue, type ErrorCode, type ValidationIssue } from './core/errors.js';
+export type * from './core/model.js';
+export { normalizePipeline, pipelineVersionHash } from './core/validate.js';
+export { loadPipelineFile, parsePipelineText } from './core/load-pipeline.js';
+export { renderGraph } from './core/graph.js';
+export type { StepType, StepContext, StepRegistry, LogStream } from './steps/step-type.js';
+export { builtinStepTypes } from './steps/builtin.js';
+export { openStore, DEFAULT_STORE_URL } from './store/open-store.js';
+export { SqliteStore } from './store/sqlite/sqlite-store.js';
+export type * from './store/store.js';
+
+import { Engine, type EngineOptions } from './engine/engine.js';
+import { builtinStepTypes } from './steps/builtin.js';
+
+/** Creates an engine; `steps` defaults to the built-in step types. */
+export function createEngine(options: Omit<EngineOptions, 'steps'> & { steps?: EngineOptions['steps'] }): Engine {
+  return new Engine({ ...options, steps: options.steps ?? builtinStepTypes() });
+}

@@ -1,0 +1,216 @@
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
+import { SluiceError } from '../../core/errors.js';
+import type { JsonSchema } from '../../core/model.js';
+import type { StepContext, StepType } from '../step-type.js';
+
+/** What a `function` step's function receives: the step context plus `with.args`. */
+export type FunctionContext = StepContext & {
+  /** `with.args` as resolved (templates already applied); `undefined` when not given. */
+  args: unknown;
+};
+
+/** A trusted function run by a `function` step. Its return value is the step output (`undefined` becomes `null`). */
+export type StepFunction = (ctx: FunctionContext) => unknown | Promise<unknown>;
+
+/** `with` of a `function` step. Either `name` or `module` is required; `name` wins when both are given. */
+export interface FunctionConfig {
+  /** Path to a JS/TS module, resolved against the pipeline's `baseDir`, or a bare package specifier. */
+  module?: string;
+  /** Export of `module` to call. Default: `'default'`. */
+  export?: string;
+  /** Name of a function registered in code through {@link createFunctionStep}. */
+  name?: string;
+  /** Passed to the function as `ctx.args`. */
+  args?: unknown;
+}
+
+const functionConfigSchema: JsonSchema = {
+  type: 'object',
+  properties: {
+    module: { type: 'string', minLength: 1 },
+    export: { type: 'string', minLength: 1 },
+    name: { type: 'string', minLength: 1 },
+    args: {},
+  },
+  additionalProperties: false,
+  anyOf: [{ required: ['name'] }, { required: ['module'] }],
+};
+
+/** TypeScript sources go through tsx so users need no build step. */
+const TS_EXTENSION = /\.[cm]?tsx?$/;
+
+type ModuleNamespace = Record<string, unknown>;
+
+/** Where a module comes from; `key` identifies it in the per-step cache. */
+type ModuleTarget =
+  | { kind: 'file'; key: string; file: string }
+  | { kind: 'package'; key: string; specifier: string; parentURL: string };
+
+/**
+ * Creates the `function` step type: runs a trusted JS/TS function in-process.
+ *
+ * `with.name` picks one of `functions` (registered in code); otherwise `with.module` + `with.export`
+ * (default `'default'`) is loaded. `.ts`, `.mts`, `.cts` and `.tsx` files load through tsx without a build
+ * step; other files by a native dynamic import. A module is loaded once per step type instance and absolute
+ * path, so its top level runs once however many times the step executes. Load problems throw
+ * `MODULE_LOAD_FAILED` (not retryable); errors thrown by the function itself pass through unchanged.
+ * When `ctx.signal` aborts, `execute` rejects with the abort reason even if the function ignores the signal.
+ *
+ * @param functions Functions callable by `with.name`. Default: none.
+ */
+export function createFunctionStep(functions: Record<string, StepFunction> = {}): StepType<FunctionConfig> {
+  const loadModule = createModuleCache();
+  return {
+    type: 'function',
+    configSchema: functionConfigSchema,
+    async execute(ctx, config) {
+      const fn = await resolveFunction(functions, loadModule, ctx.baseDir, config);
+      const output = await raceAbort(callFunction(fn, toFunctionContext(ctx, config.args)), ctx.signal);
+      return output === undefined ? null : output;
+    },
+  };
+}
+
+async function resolveFunction(
+  functions: Record<string, StepFunction>,
+  loadModule: (target: ModuleTarget) => Promise<ModuleNamespace>,
+  baseDir: string,
+  config: FunctionConfig,
+): Promise<StepFunction> {
+  if (config.name !== undefined) return findRegistered(functions, config.name);
+  if (config.module === undefined) {
+    throw loadFailure('function step needs `with.name` or `with.module`');
+  }
+  const target = await resolveTarget(baseDir, config.module);
+  const namespace = await loadModule(target);
+  return pickExport(namespace, config.export ?? 'default', describeTarget(target));
+}
+
+function findRegistered(functions: Record<string, StepFunction>, name: string): StepFunction {
+  // hasOwn keeps names like `toString` from reaching Object.prototype.
+  const fn = Object.hasOwn(functions, name) ? functions[name] : undefined;
+  if (typeof fn === 'function') return fn;
+  const known = Object.keys(functions).join(', ') || 'none';
+  throw loadFailure(`no function registered under name "${name}" (registered: ${known})`);
+}
+
+/**
+ * A path-like specifier (`./`, `../`, absolute) is a file. Anything else is a file when one exists at that
+ * path relative to `baseDir` (users write `fns/score.ts` meaning a file), and a package specifier otherwise.
+ */
+async function resolveTarget(baseDir: string, specifier: string): Promise<ModuleTarget> {
+  const file = path.resolve(baseDir, specifier);
+  const pathLike = specifier.startsWith('.') || path.isAbsolute(specifier);
+  if (await isFile(file)) return { kind: 'file', key: file, file };
+  if (pathLike) throw loadFailure(`module file not found: ${file} (with.module "${specifier}")`);
+  // A trailing separator makes the URL name the directory itself, so resolution starts inside baseDir.
+  const parentURL = pathToFileURL(path.join(baseDir, path.sep)).href;
+  return { kind: 'package', key: `${baseDir}\0${specifier}`, specifier, parentURL };
+}
+
+async function isFile(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Caches the load promise (not the result) so concurrent first calls share one evaluation. */
+function createModuleCache(): (target: ModuleTarget) => Promise<ModuleNamespace> {
+  const cache = new Map<string, Promise<ModuleNamespace>>();
+  return (target) => {
+    let loading = cache.get(target.key);
+    if (loading === undefined) {
+      loading = importTarget(target);
+      cache.set(target.key, loading);
+      // Forget failures so a module fixed on disk loads on the next attempt.
+      loading.catch(() => cache.delete(target.key));
+    }
+    return loading;
+  };
+}
+
+async function importTarget(target: ModuleTarget): Promise<ModuleNamespace> {
+  try {
+    if (target.kind === 'package') return (await tsImport(target.specifier, target.parentURL)) as ModuleNamespace;
+    const url = pathToFileURL(target.file).href;
+    if (TS_EXTENSION.test(target.file)) return (await tsImport(url, import.meta.url)) as ModuleNamespace;
+    return (await import(url)) as ModuleNamespace;
+  } catch (err) {
+    throw loadFailure(`cannot load module ${describeTarget(target)}: ${errorMessage(err)}`, err);
+  }
+}
+
+function pickExport(namespace: ModuleNamespace, name: string, where: string): StepFunction {
+  const value = lookupExport(namespace, name);
+  if (value === undefined) throw loadFailure(`module ${where} has no export "${name}"`);
+  if (typeof value !== 'function') {
+    throw loadFailure(`export "${name}" of module ${where} is not a function (got ${typeof value})`);
+  }
+  return value as StepFunction;
+}
+
+/** CommonJS modules may expose their exports only on `default` (module.exports), so look there too. */
+function lookupExport(namespace: ModuleNamespace, name: string): unknown {
+  if (name in namespace) return namespace[name];
+  const cjs = namespace.default;
+  const isContainer = (typeof cjs === 'object' && cjs !== null) || typeof cjs === 'function';
+  return isContainer ? (cjs as ModuleNamespace)[name] : undefined;
+}
+
+function describeTarget(target: ModuleTarget): string {
+  return target.kind === 'file' ? target.file : `"${target.specifier}"`;
+}
+
+/** Builds the context field by field: spreading would drop methods of a class-based StepContext. */
+function toFunctionContext(ctx: StepContext, args: unknown): FunctionContext {
+  return {
+    run: ctx.run,
+    step: ctx.step,
+    input: ctx.input,
+    steps: ctx.steps,
+    signal: ctx.signal,
+    log: (stream, line) => ctx.log(stream, line),
+    secrets: ctx.secrets,
+    baseDir: ctx.baseDir,
+    now: () => ctx.now(),
+    args,
+  };
+}
+
+/** Async wrapper so a synchronous throw becomes a rejection like any other failure. */
+async function callFunction(fn: StepFunction, ctx: FunctionContext): Promise<unknown> {
+  return fn(ctx);
+}
+
+/** A function may ignore its signal; the engine still needs the attempt to end when told to stop. */
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/**
+ * The abort reason when it is an Error. `signal.abort()` with no reason yields a DOMException without a
+ * stable code, so that (and any non-Error reason) becomes `CANCELLED`.
+ */
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error && !(reason instanceof DOMException)) return reason;
+  return new SluiceError('CANCELLED', 'step was cancelled');
+}
+
+function loadFailure(message: string, cause?: unknown): SluiceError {
+  return new SluiceError('MODULE_LOAD_FAILED', message, { retryable: false, cause });
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,4 @@
+import { sql as init } from './001-init.js';
+
+/** Numbered, append-only migrations of the SQLite backend. */
+export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [{ id: 1, name: 'init', sql: init }];

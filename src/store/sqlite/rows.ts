@@ -1,0 +1,162 @@
+import type { ErrorRecord } from '../../core/errors.js';
+import type { Pipeline, RunStatus, StepStatus } from '../../core/model.js';
+import type { AttemptRecord, AttemptStatus, EventType, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store.js';
+
+/** Row shapes as SQLite returns them; they never leave src/store. */
+export interface PipelineRow {
+  name: string;
+  version: number;
+  hash: string;
+  definition: string;
+  source: string | null;
+  source_file: string | null;
+  created_at: number;
+}
+
+export interface RunRow {
+  id: string;
+  pipeline: string;
+  version: number;
+  status: RunStatus;
+  input: string;
+  priority: number;
+  force: number;
+  max_parallel: number;
+  selection: string | null;
+  idempotency_key: string | null;
+  remaining: number;
+  active: number;
+  failed: number;
+  error: string | null;
+  run_at: number;
+  deadline_at: number | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export interface StepRow {
+  run_id: string;
+  name: string;
+  seq: number;
+  status: StepStatus;
+  waiting_on: number;
+  priority: number;
+  attempts: number;
+  failures: number;
+  output: string | null;
+  error: string | null;
+  cache_key: string | null;
+  force: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export interface AttemptRow {
+  id: number;
+  run_id: string;
+  step: string;
+  number: number;
+  status: AttemptStatus;
+  owner: string | null;
+  fence: number;
+  queued_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  processing_ms: number | null;
+  error: string | null;
+}
+
+export interface EventRow {
+  id: number;
+  run_id: string;
+  pipeline: string;
+  step: string | null;
+  type: EventType;
+  data: string | null;
+  at: number;
+}
+
+export function parseJson<T>(text: string | null): T | null {
+  return text === null ? null : (JSON.parse(text) as T);
+}
+
+/** JSON text of a value; undefined is stored as null. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value === undefined ? null : value);
+}
+
+export function toStoredPipeline(row: PipelineRow): StoredPipeline {
+  return {
+    name: row.name,
+    version: row.version,
+    hash: row.hash,
+    definition: JSON.parse(row.definition) as Pipeline,
+    source: row.source,
+    sourceFile: row.source_file,
+    createdAt: row.created_at,
+  };
+}
+
+export function toRunRecord(row: RunRow): RunRecord {
+  return {
+    id: row.id,
+    pipeline: row.pipeline,
+    version: row.version,
+    status: row.status,
+    input: JSON.parse(row.input),
+    priority: row.priority,
+    force: row.force === 1,
+    maxParallel: row.max_parallel,
+    selection: parseJson<string[]>(row.selection),
+    idempotencyKey: row.idempotency_key,
+    error: parseJson<ErrorRecord>(row.error),
+    runAt: row.run_at,
+    deadlineAt: row.deadline_at,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+export function toStepRecord(row: StepRow): StepRecord {
+  return {
+    runId: row.run_id,
+    name: row.name,
+    status: row.status,
+    attempts: row.attempts,
+    output: parseJson(row.output),
+    error: parseJson<ErrorRecord>(row.error),
+    cacheKey: row.cache_key,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+export function toAttemptRecord(row: AttemptRow): AttemptRecord {
+  return {
+    id: row.id,
+    runId: row.run_id,
+    step: row.step,
+    number: row.number,
+    status: row.status,
+    owner: row.owner,
+    queuedAt: row.queued_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    processingMs: row.processing_ms,
+    error: parseJson<ErrorRecord>(row.error),
+  };
+}
+
+export function toRunEvent(row: EventRow): RunEvent {
+  return {
+    id: row.id,
+    runId: row.run_id,
+    pipeline: row.pipeline,
+    step: row.step,
+    type: row.type,
+    data: parseJson<Record<string, unknown>>(row.data),
+    at: row.at,
+  };
+}

@@ -1,0 +1,601 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { SluiceError, type ErrorRecord } from '../../core/errors.js';
+import { descendants } from '../../core/graph.js';
+import type { Pipeline } from '../../core/model.js';
+import { initiallyReady, planRun } from '../../core/scheduler.js';
+import { assertRunTransition, stepStatesInto } from '../../core/state-machine.js';
+import { newRunId } from '../ids.js';
+import type {
+  AttemptRecord,
+  AttemptResult,
+  ClaimBatch,
+  ClaimedAttempt,
+  CompletionBatch,
+  CreateRunRequest,
+  CreatedRun,
+  EventFilter,
+  LogLine,
+  PipelineSource,
+  ReapResult,
+  RunAction,
+  RunEvent,
+  RunFilter,
+  RunRecord,
+  StepRecord,
+  Store,
+  StoredPipeline,
+  TransitionResult,
+} from '../store.js';
+import { migrations } from './migrations/index.js';
+import {
+  toAttemptRecord,
+  toJson,
+  toRunEvent,
+  toRunRecord,
+  toStepRecord,
+  toStoredPipeline,
+  type AttemptRow,
+  type EventRow,
+  type PipelineRow,
+  type RunRow,
+  type StepRow,
+} from './rows.js';
+import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** SQL of the SQLite backend; each statement lists its named parameters. */
+const SQL = {
+  // @name @version
+  pipeline: `SELECT * FROM pipelines WHERE name = @name AND version = @version`,
+  // @name
+  latestPipeline: `SELECT * FROM pipelines WHERE name = @name ORDER BY version DESC LIMIT 1`,
+  latestPipelines: `SELECT p.* FROM pipelines p
+                    JOIN (SELECT name, MAX(version) AS version FROM pipelines GROUP BY name) l
+                      ON l.name = p.name AND l.version = p.version ORDER BY p.name`,
+  // @name
+  pipelineVersions: `SELECT * FROM pipelines WHERE name = @name ORDER BY version DESC`,
+  // @name @version @hash @definition @source @source_file @created_at
+  insertPipeline: `INSERT INTO pipelines (name, version, hash, definition, source, source_file, created_at)
+                   VALUES (@name, @version, @hash, @definition, @source, @source_file, @created_at)`,
+  // @pipeline
+  resetCache: `DELETE FROM step_cache WHERE pipeline = @pipeline`,
+  // @pipeline @key
+  idempotent: `SELECT * FROM runs WHERE pipeline = @pipeline AND idempotency_key = @key`,
+  // @id
+  clearIdempotency: `UPDATE runs SET idempotency_key = NULL WHERE id = @id`,
+  // all run columns
+  insertRun: `INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
+                idempotency_key, remaining, active, failed, run_at, deadline_at, created_at)
+              VALUES (@id, @pipeline, @version, 'queued', @input, @priority, @force, @max_parallel, @selection,
+                @idempotency_key, @remaining, @active, 0, @run_at, @deadline_at, @created_at)`,
+  // @run_id @name @seq @status @waiting_on @priority @attempts
+  insertStep: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
+               VALUES (@run_id, @name, @seq, @status, @waiting_on, @priority, @attempts)`,
+  // @id
+  run: `SELECT * FROM runs WHERE id = @id`,
+  // @run_id
+  steps: `SELECT * FROM steps WHERE run_id = @run_id ORDER BY seq`,
+  // @run_id @name
+  step: `SELECT * FROM steps WHERE run_id = @run_id AND name = @name`,
+  // @run_id
+  attempts: `SELECT * FROM attempts WHERE run_id = @run_id ORDER BY id`,
+  // @run_id @step
+  stepAttempts: `SELECT * FROM attempts WHERE run_id = @run_id AND step = @step ORDER BY id`,
+  // @run_id @step @attempt @stream @line @at
+  insertLog: `INSERT INTO logs (run_id, step, attempt, stream, line, at) VALUES (@run_id, @step, @attempt, @stream, @line, @at)`,
+  // @run_id
+  logs: `SELECT * FROM logs WHERE run_id = @run_id ORDER BY id`,
+  // @run_id @step
+  stepLogs: `SELECT * FROM logs WHERE run_id = @run_id AND step = @step ORDER BY id`,
+  // @pipeline @key
+  cache: `SELECT output FROM step_cache WHERE pipeline = @pipeline AND cache_key = @key`,
+  // @pipeline @key @output @run_id @step @created_at
+  putCache: `INSERT OR REPLACE INTO step_cache (pipeline, cache_key, output, run_id, step, created_at)
+             VALUES (@pipeline, @key, @output, @run_id, @step, @created_at)`,
+  // @owner @now @lease_until @limit
+  claim: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
+            lease_expires_at = @lease_until
+          WHERE id IN (SELECT id FROM attempts WHERE status = 'queued' AND available_at <= @now
+                       ORDER BY priority DESC, available_at, id LIMIT @limit)
+          RETURNING id, run_id, step, number, fence`,
+  // @run_id @name @now
+  startStep: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, @now)
+              WHERE run_id = @run_id AND name = @name AND status IN (${stepStatesInto('running').map((s) => `'${s}'`).join(', ')})`,
+  // @id @now
+  startRun: `UPDATE runs SET status = 'running', started_at = @now WHERE id = @id AND status = 'queued'`,
+  // @owner @now @lease_until @limit @run_id
+  claimForRun: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
+            lease_expires_at = @lease_until
+          WHERE id IN (SELECT id FROM attempts WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id
+                       ORDER BY priority DESC, available_at, id LIMIT @limit)
+          RETURNING id, run_id, step, number, fence`,
+  // @owner @lease_until
+  heartbeat: `UPDATE attempts SET lease_expires_at = @lease_until WHERE owner = @owner AND status = 'running' RETURNING id`,
+  // @id @fence @owner @status @now @processing_ms @error
+  finishAttempt: `UPDATE attempts SET status = @status, finished_at = @now, processing_ms = @processing_ms, error = @error,
+                    lease_expires_at = NULL
+                  WHERE id = @id AND fence = @fence AND owner = @owner AND status = 'running'
+                  RETURNING run_id, step, number`,
+  // @run_id @name @status @output @cache_key @now
+  finishStep: `UPDATE steps SET status = @status, output = @output, cache_key = @cache_key, error = NULL, finished_at = @now
+               WHERE run_id = @run_id AND name = @name AND status = 'running'`,
+  // @run_id @name @status @error @now
+  failStep: `UPDATE steps SET status = @status, failures = failures + 1, error = @error,
+               finished_at = CASE WHEN @status = 'failed' THEN @now ELSE NULL END,
+               attempts = attempts + CASE WHEN @status = 'retrying' THEN 1 ELSE 0 END
+             WHERE run_id = @run_id AND name = @name AND status = 'running'
+             RETURNING failures, attempts`,
+  // @now
+  expiredLeases: `SELECT id, run_id, step, number, owner FROM attempts WHERE status = 'running' AND lease_expires_at < @now`,
+  runningOwners: `SELECT DISTINCT owner FROM attempts WHERE status = 'running'`,
+  // @owner
+  ownerAttempts: `SELECT id, run_id, step, number, owner FROM attempts WHERE status = 'running' AND owner = @owner`,
+  // @id @now
+  expireAttempt: `UPDATE attempts SET status = 'expired', finished_at = @now, lease_expires_at = NULL,
+                    error = '{"code":"LEASE_LOST","message":"the worker lost its lease"}'
+                  WHERE id = @id AND status = 'running'`,
+  // @run_id @name
+  requeueStep: `UPDATE steps SET status = 'queued', attempts = attempts + 1 WHERE run_id = @run_id AND name = @name AND status = 'running'
+                RETURNING attempts`,
+  // @now
+  overdueRuns: `SELECT * FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < @now AND status IN ('queued', 'running', 'paused', 'waiting')`,
+  // @run_id
+  holdAttempts: `UPDATE attempts SET status = 'held' WHERE run_id = @run_id AND status = 'queued'`,
+  // @run_id
+  releaseAttempts: `UPDATE attempts SET status = 'queued' WHERE run_id = @run_id AND status = 'held'`,
+  // @run_id
+  resetFailedSteps: `UPDATE steps SET status = 'pending', error = NULL, finished_at = NULL, failures = 0
+                     WHERE run_id = @run_id AND status IN ('failed', 'cancelled')`,
+  // @run_id @name
+  resetStep: `UPDATE steps SET status = 'pending', output = NULL, error = NULL, cache_key = NULL, finished_at = NULL,
+                started_at = NULL, failures = 0, force = 1
+              WHERE run_id = @run_id AND name = @name AND status IN (${stepStatesInto('pending').map((s) => `'${s}'`).join(', ')})`,
+  // @run_id @step @now
+  cancelStepAttempts: `UPDATE attempts SET status = 'cancelled', finished_at = @now, lease_expires_at = NULL
+                       WHERE run_id = @run_id AND step = @step AND status IN ('queued', 'held', 'running')`,
+  // @limit
+  deadLetters: `SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC LIMIT @limit`,
+} as const;
+
+export interface SqliteStoreOptions {
+  /** `:memory:` or a file path; parent folders are created. */
+  path: string;
+  /** Milliseconds to wait for another process's write lock. Default: 5 s. */
+  busyTimeoutMs?: number;
+}
+
+/** The embedded backend: one SQLite file in WAL mode with synchronous=NORMAL. */
+export class SqliteStore implements Store {
+  readonly capabilities = { listenNotify: false, skipLocked: false, concurrentWriters: false };
+  readonly url: string;
+  private readonly db: Database.Database;
+  private readonly stmts = new Map<string, Database.Statement>();
+  private readonly compiledCache = new Map<string, CompiledPipeline>();
+  private transitions!: RunTransitions;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    this.url = `sqlite:${options.path}`;
+    this.db = new Database(options.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    this.db.pragma('foreign_keys = ON');
+  }
+
+  private stmt(key: keyof typeof SQL): Database.Statement {
+    let s = this.stmts.get(key);
+    if (!s) {
+      s = this.db.prepare(SQL[key]);
+      this.stmts.set(key, s);
+    }
+    return s;
+  }
+
+  /** Runs `fn` in a write transaction taken at once (BEGIN IMMEDIATE), so concurrent writers queue instead of failing. */
+  private write<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  async migrate(): Promise<void> {
+    this.write(() => {
+      this.db.exec(`CREATE TABLE IF NOT EXISTS sluice_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+      const done = new Set((this.db.prepare('SELECT id FROM sluice_migrations').all() as Array<{ id: number }>).map((r) => r.id));
+      for (const m of migrations) {
+        if (done.has(m.id)) continue;
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO sluice_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, Date.now());
+      }
+    });
+    this.transitions = new RunTransitions(this.db, (name, version) => this.compiled(name, version));
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private compiled(name: string, version: number): CompiledPipeline {
+    const key = `${name}@${version}`;
+    let c = this.compiledCache.get(key);
+    if (!c) {
+      const row = this.stmt('pipeline').get({ name, version }) as PipelineRow | undefined;
+      if (!row) throw new SluiceError('PIPELINE_NOT_FOUND', `pipeline ${name} version ${version} is not stored`);
+      c = compilePipeline(JSON.parse(row.definition) as Pipeline);
+      this.compiledCache.set(key, c);
+    }
+    return c;
+  }
+
+  async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
+    return this.write(() => {
+      const latest = this.stmt('latestPipeline').get({ name: pipeline.name }) as PipelineRow | undefined;
+      if (latest && latest.hash === hash) return toStoredPipeline(latest);
+      const row: PipelineRow = {
+        name: pipeline.name,
+        version: (latest?.version ?? 0) + 1,
+        hash,
+        definition: JSON.stringify(pipeline),
+        source: source.text ?? null,
+        source_file: source.file ?? null,
+        created_at: Date.now(),
+      };
+      this.stmt('insertPipeline').run(row);
+      return toStoredPipeline(row);
+    });
+  }
+
+  async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
+    const row = (version === undefined ? this.stmt('latestPipeline').get({ name }) : this.stmt('pipeline').get({ name, version })) as
+      | PipelineRow
+      | undefined;
+    return row ? toStoredPipeline(row) : undefined;
+  }
+
+  async listPipelines(): Promise<StoredPipeline[]> {
+    return (this.stmt('latestPipelines').all() as PipelineRow[]).map(toStoredPipeline);
+  }
+
+  async listPipelineVersions(name: string): Promise<StoredPipeline[]> {
+    return (this.stmt('pipelineVersions').all({ name }) as PipelineRow[]).map(toStoredPipeline);
+  }
+
+  async resetPipelineCache(name: string): Promise<number> {
+    return this.write(() => this.stmt('resetCache').run({ pipeline: name }).changes);
+  }
+
+  async createRuns(requests: CreateRunRequest[], now: number): Promise<CreatedRun[]> {
+    return this.write(() => requests.map((req) => this.createRun(req, now)));
+  }
+
+  private createRun(req: CreateRunRequest, now: number): CreatedRun {
+    const p = req.pipeline;
+    if (req.idempotencyKey !== undefined) {
+      const existing = this.stmt('idempotent').get({ pipeline: p.name, key: req.idempotencyKey }) as RunRow | undefined;
+      if (existing && existing.created_at > now - DAY_MS) return { run: toRunRecord(existing), created: false, events: [] };
+      if (existing) this.stmt('clearIdempotency').run({ id: existing.id });
+    }
+    const planned = planRun(p.definition, req.selection ? new Set(req.selection) : null);
+    const maxParallel = req.maxParallel ?? p.definition.maxParallel;
+    const ready = initiallyReady(planned).slice(0, maxParallel);
+    const readyNames = new Set(ready.map((s) => s.name));
+    const runAt = Math.max(req.runAt ?? now, now);
+    const row = {
+      id: req.id ?? newRunId(now),
+      pipeline: p.name,
+      version: p.version,
+      input: toJson(req.input),
+      priority: req.priority ?? 0,
+      force: req.force ? 1 : 0,
+      max_parallel: maxParallel,
+      selection: req.selection ? JSON.stringify(req.selection) : null,
+      idempotency_key: req.idempotencyKey ?? null,
+      remaining: planned.filter((s) => s.status === 'pending').length,
+      active: ready.length,
+      run_at: runAt,
+      deadline_at: p.definition.timeoutMs === null ? null : runAt + p.definition.timeoutMs,
+      created_at: now,
+    };
+    this.stmt('insertRun').run(row);
+    const events: RunEvent[] = [];
+    const run = this.transitions.getRun(row.id)!;
+    this.transitions.emit(events, run, 'run.queued', null, now);
+    for (const s of planned) {
+      const queued = readyNames.has(s.name);
+      const status = queued ? 'queued' : s.status;
+      this.stmt('insertStep').run({ run_id: row.id, name: s.name, seq: s.seq, status, waiting_on: s.waitingOn, priority: s.priority, attempts: queued ? 1 : 0 });
+      if (s.status === 'skipped') this.transitions.emit(events, run, 'step.skipped', s.name, now, { reason: 'not selected or disabled' });
+    }
+    for (const s of ready) {
+      this.transitions.insertAttempt(run, s.name, 1, now, runAt, s.priority);
+      this.transitions.emit(events, run, 'step.queued', s.name, now, { attempt: 1 });
+    }
+    this.transitions.finishIfDone(events, row.id, now);
+    return { run: toRunRecord(this.transitions.getRun(row.id)!), created: true, events };
+  }
+
+  async getRun(id: string): Promise<RunRecord | undefined> {
+    const row = this.stmt('run').get({ id }) as RunRow | undefined;
+    return row ? toRunRecord(row) : undefined;
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    const where: string[] = [];
+    const params: Record<string, unknown> = { limit: filter.limit ?? 50 };
+    if (filter.pipeline) {
+      where.push('pipeline = @pipeline');
+      params['pipeline'] = filter.pipeline;
+    }
+    if (filter.status) {
+      where.push('status = @status');
+      params['status'] = filter.status;
+    }
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT @limit`;
+    return (this.db.prepare(sql).all(params) as RunRow[]).map(toRunRecord);
+  }
+
+  async listSteps(runId: string): Promise<StepRecord[]> {
+    return (this.stmt('steps').all({ run_id: runId }) as StepRow[]).map(toStepRecord);
+  }
+
+  async listAttempts(runId: string, step?: string): Promise<AttemptRecord[]> {
+    const rows = step === undefined ? this.stmt('attempts').all({ run_id: runId }) : this.stmt('stepAttempts').all({ run_id: runId, step });
+    return (rows as AttemptRow[]).map(toAttemptRecord);
+  }
+
+  async getStepOutputs(runId: string, names: string[]): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = {};
+    for (const name of names) {
+      const row = this.stmt('step').get({ run_id: runId, name }) as StepRow | undefined;
+      if (row && row.output !== null) out[name] = JSON.parse(row.output);
+    }
+    return out;
+  }
+
+  async listEvents(filter: EventFilter): Promise<RunEvent[]> {
+    const where = ['id > @after'];
+    const params: Record<string, unknown> = { after: filter.afterId ?? 0, limit: filter.limit ?? 1000 };
+    if (filter.runId) {
+      where.push('run_id = @run_id');
+      params['run_id'] = filter.runId;
+    }
+    if (filter.pipeline) {
+      where.push('pipeline = @pipeline');
+      params['pipeline'] = filter.pipeline;
+    }
+    const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`;
+    return (this.db.prepare(sql).all(params) as EventRow[]).map(toRunEvent);
+  }
+
+  async appendLogs(lines: LogLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    this.write(() => {
+      for (const l of lines) this.stmt('insertLog').run({ run_id: l.runId, step: l.step, attempt: l.attempt, stream: l.stream, line: l.line, at: l.at });
+    });
+  }
+
+  async listLogs(runId: string, step?: string): Promise<LogLine[]> {
+    const rows = (step === undefined ? this.stmt('logs').all({ run_id: runId }) : this.stmt('stepLogs').all({ run_id: runId, step })) as Array<{
+      run_id: string;
+      step: string;
+      attempt: number;
+      stream: string;
+      line: string;
+      at: number;
+    }>;
+    return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at }));
+  }
+
+  async lookupCache(pipeline: string, cacheKey: string): Promise<{ output: unknown } | undefined> {
+    const row = this.stmt('cache').get({ pipeline, key: cacheKey }) as { output: string | null } | undefined;
+    return row ? { output: row.output === null ? null : JSON.parse(row.output) } : undefined;
+  }
+
+  async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {
+    return this.write(() => {
+      const params = { owner, now, lease_until: now + leaseMs, limit };
+      const claimed = only.runId === undefined ? this.stmt('claim').all(params) : this.stmt('claimForRun').all({ ...params, run_id: only.runId });
+      const rows = claimed as Array<{
+        id: number;
+        run_id: string;
+        step: string;
+        number: number;
+        fence: number;
+      }>;
+      const events: RunEvent[] = [];
+      const runs = new Map<string, RunRow>();
+      const attempts: ClaimedAttempt[] = [];
+      for (const r of rows) {
+        let run = runs.get(r.run_id);
+        if (!run) {
+          if (this.stmt('startRun').run({ id: r.run_id, now }).changes > 0) {
+            run = this.transitions.getRun(r.run_id)!;
+            this.transitions.emit(events, run, 'run.started', null, now);
+          } else {
+            run = this.transitions.getRun(r.run_id)!;
+          }
+          runs.set(r.run_id, run);
+        }
+        this.stmt('startStep').run({ run_id: r.run_id, name: r.step, now });
+        this.transitions.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
+        attempts.push({
+          id: r.id,
+          runId: r.run_id,
+          step: r.step,
+          number: r.number,
+          fence: r.fence,
+          pipeline: run.pipeline,
+          version: run.version,
+          input: JSON.parse(run.input),
+          force: run.force === 1 || this.stepForced(r.run_id, r.step),
+          leaseExpiresAt: now + leaseMs,
+        });
+      }
+      return { attempts, events };
+    });
+  }
+
+  private stepForced(runId: string, name: string): boolean {
+    return (this.stmt('step').get({ run_id: runId, name }) as StepRow | undefined)?.force === 1;
+  }
+
+  async heartbeat(owner: string, attemptIds: number[], leaseMs: number, now: number): Promise<number[]> {
+    const held = this.write(() => new Set((this.stmt('heartbeat').all({ owner, lease_until: now + leaseMs }) as Array<{ id: number }>).map((r) => r.id)));
+    return attemptIds.filter((id) => !held.has(id));
+  }
+
+  async completeAttempts(results: AttemptResult[], now: number): Promise<CompletionBatch> {
+    return this.write(() => {
+      const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0 };
+      for (const r of results) {
+        if (this.completeOne(r, now, batch.events)) batch.accepted.push(r.attemptId);
+        else batch.rejected.push(r.attemptId);
+      }
+      batch.queued = batch.events.filter((e) => e.type === 'step.queued' || e.type === 'step.retrying').length;
+      return batch;
+    });
+  }
+
+  private completeOne(r: AttemptResult, now: number, events: RunEvent[]): boolean {
+    const status = r.outcome;
+    const error = r.error ? JSON.stringify(r.error) : null;
+    const fin = this.stmt('finishAttempt').get({ id: r.attemptId, fence: r.fence, owner: r.owner, status, now, processing_ms: r.processingMs, error }) as
+      | { run_id: string; step: string; number: number }
+      | undefined;
+    if (!fin) return false;
+    const run = this.transitions.getRun(fin.run_id)!;
+    if (status === 'failed') {
+      this.recordFailure(run, fin.step, fin.number, r, now, events);
+      return true;
+    }
+    const output = toJson(r.output);
+    this.stmt('finishStep').run({ run_id: run.id, name: fin.step, status, output, cache_key: r.cacheKey ?? null, now });
+    if (status === 'succeeded' && r.cacheable && r.cacheKey) {
+      this.stmt('putCache').run({ pipeline: run.pipeline, key: r.cacheKey, output, run_id: run.id, step: fin.step, created_at: now });
+    }
+    this.transitions.emit(events, run, `step.${status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
+    this.transitions.settle(events, run, fin.step, now);
+    return true;
+  }
+
+  private recordFailure(run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): void {
+    const def = this.transitions.pipelineOf(run).byName.get(step);
+    const policy = def?.retry;
+    const stepRow = this.stmt('step').get({ run_id: run.id, name: step }) as StepRow;
+    const failures = stepRow.failures + 1;
+    const live = run.status === 'running' || run.status === 'queued' || run.status === 'paused';
+    const retry = live && r.retryable !== false && policy !== undefined && failures < policy.attempts;
+    const errorText = r.error ? JSON.stringify(r.error) : null;
+    const errorData = r.error ? { code: r.error.code, message: r.error.message } : undefined;
+    if (retry) {
+      const row = this.stmt('failStep').get({ run_id: run.id, name: step, status: 'retrying', error: errorText, now }) as { attempts: number };
+      const delay = r.retryDelayMs ?? 0;
+      this.transitions.insertAttempt(run, step, row.attempts, now, now + delay, def?.priority ?? 0);
+      this.transitions.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row.attempts, delay_ms: delay, error: errorData });
+      return;
+    }
+    this.stmt('failStep').get({ run_id: run.id, name: step, status: 'failed', error: errorText, now });
+    this.transitions.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData });
+    if (def?.onFailure === 'continue') this.transitions.settle(events, run, step, now);
+    else this.transitions.abort(events, run, step, now);
+  }
+
+  async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
+    return this.write(() => {
+      const result: ReapResult = { expired: 0, timedOutRuns: 0, events: [] };
+      const expired = this.stmt('expiredLeases').all({ now }) as Array<{ id: number; run_id: string; step: string; number: number }>;
+      if (isOwnerDead) {
+        for (const { owner } of this.stmt('runningOwners').all() as Array<{ owner: string }>) {
+          if (isOwnerDead(owner)) expired.push(...(this.stmt('ownerAttempts').all({ owner }) as typeof expired));
+        }
+      }
+      const seen = new Set<number>();
+      for (const a of expired) {
+        if (seen.has(a.id) || this.stmt('expireAttempt').run({ id: a.id, now }).changes === 0) continue;
+        seen.add(a.id);
+        result.expired += 1;
+        const run = this.transitions.getRun(a.run_id)!;
+        const row = this.stmt('requeueStep').get({ run_id: a.run_id, name: a.step }) as { attempts: number } | undefined;
+        if (!row) continue;
+        this.transitions.insertAttempt(run, a.step, row.attempts, now, now, this.transitions.pipelineOf(run).byName.get(a.step)?.priority ?? 0);
+        this.transitions.emit(result.events, run, 'step.queued', a.step, now, { attempt: row.attempts, reason: 'lease expired' });
+      }
+      for (const run of this.stmt('overdueRuns').all({ now }) as RunRow[]) {
+        result.timedOutRuns += 1;
+        this.transitions.terminate(result.events, run, 'failed', now, { code: 'RUN_TIMEOUT', message: 'the run exceeded its timeout' });
+      }
+      return result;
+    });
+  }
+
+  async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
+    return this.write(() => {
+      const run = this.requireRun(runId);
+      const events: RunEvent[] = [];
+      if (action === 'pause') {
+        assertRunTransition(runId, run.status, 'paused');
+        this.transitions.setRunStatus(events, run, 'paused', now);
+        this.stmt('holdAttempts').run({ run_id: runId });
+      } else if (action === 'resume') {
+        if (run.status !== 'paused') throw new SluiceError('ILLEGAL_TRANSITION', `run ${runId} is ${run.status}; only a paused run can be resumed`);
+        this.transitions.setRunStatus(events, run, 'running', now, { event: 'run.resumed' });
+        this.stmt('releaseAttempts').run({ run_id: runId });
+        this.transitions.promote(events, runId, now);
+        this.transitions.finishIfDone(events, runId, now);
+      } else if (action === 'cancel') {
+        assertRunTransition(runId, run.status, 'cancelled');
+        this.transitions.terminate(events, run, 'cancelled', now);
+      } else {
+        this.retryRun(run, now, events);
+      }
+      return { run: toRunRecord(this.transitions.getRun(runId)!), events };
+    });
+  }
+
+  /** Re-runs the failed, cancelled and never-started steps of a failed or cancelled run. */
+  private retryRun(run: RunRow, now: number, events: RunEvent[]): void {
+    if (run.status !== 'failed' && run.status !== 'cancelled') {
+      throw new SluiceError('ILLEGAL_TRANSITION', `run ${run.id} is ${run.status}; only a failed or cancelled run can be retried`);
+    }
+    this.stmt('resetFailedSteps').run({ run_id: run.id });
+    this.transitions.setRunStatus(events, run, 'running', now, { event: 'run.resumed', data: { action: 'retry' } });
+    this.transitions.rebuild(events, run.id, now);
+  }
+
+  async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
+    return this.write(() => {
+      const run = this.requireRun(runId);
+      const compiled = this.transitions.pipelineOf(run);
+      if (!compiled.byName.has(step)) throw new SluiceError('STEP_NOT_FOUND', `pipeline ${run.pipeline} has no step ${step}`);
+      const events: RunEvent[] = [];
+      const affected = [...descendants(compiled.definition, step)];
+      const selected = run.selection ? new Set(JSON.parse(run.selection) as string[]) : null;
+      for (const name of affected) {
+        if (selected && !selected.has(name)) continue;
+        this.stmt('cancelStepAttempts').run({ run_id: runId, step: name, now });
+        this.stmt('resetStep').run({ run_id: runId, name });
+      }
+      if (run.status !== 'running' && run.status !== 'queued') {
+        assertRunTransition(runId, run.status, 'running');
+        this.transitions.setRunStatus(events, run, 'running', now, { event: 'run.resumed', data: { action: 'rollback', to: step } });
+      }
+      this.transitions.emit(events, run, 'checkpoint.created', step, now, { rollback_to: step, steps: affected });
+      this.transitions.rebuild(events, runId, now);
+      return { run: toRunRecord(this.transitions.getRun(runId)!), events };
+    });
+  }
+
+  async listDeadLetters(limit: number): Promise<RunRecord[]> {
+    return (this.stmt('deadLetters').all({ limit }) as RunRow[]).map(toRunRecord);
+  }
+
+  private requireRun(runId: string): RunRow {
+    const run = this.transitions.getRun(runId);
+    if (!run) throw new SluiceError('RUN_NOT_FOUND', `no run ${runId}`);
+    return run;
+  }
+}
+
+export type { ErrorRecord };
