@@ -1,4 +1,5 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { checkExpression, parseTemplate, referencedSteps, visitStrings } from './expressions.js';
 import { findCycle } from './graph.js';
 import { isRecord, type KeyPath } from './key-path.js';
@@ -49,7 +50,7 @@ function needsIssues(step: Record<string, unknown>, name: string, steps: Record<
     if (typeof need !== 'string') return;
     const at = [...path, 'needs', i];
     if (need === name) issues.push({ path: at, target: 'value', message: `step "${name}" needs itself` });
-    else if (!(need in steps)) issues.push({ path: at, target: 'value', message: missingStepMessage(`needs "${need}"`, need, steps) });
+    else if (!Object.hasOwn(steps, need)) issues.push({ path: at, target: 'value', message: missingStepMessage(`needs "${need}"`, need, steps) });
   });
   return issues;
 }
@@ -115,7 +116,7 @@ function referenceIssues(steps: Record<string, unknown>, needs: Map<string, stri
 function referenceProblem(ref: string, name: string, steps: Record<string, unknown>, upstream: Set<string>, expr: string): string | undefined {
   if (upstream.has(ref)) return undefined;
   if (ref === name) return `reads steps.${ref}, its own output, which does not exist while it runs`;
-  if (!(ref in steps)) {
+  if (!Object.hasOwn(steps, ref)) {
     // `steps.my-step` parses as `steps.my - step`; show the quoted form of what was probably meant.
     const dashed = new RegExp(`steps\\s*\\.\\s*(${ref}-[A-Za-z0-9_-]*)`).exec(expr);
     const hint = dashed ? `in JSONata a name with "-" needs backquotes: steps.\`${dashed[1]}\`` : undefined;
@@ -159,7 +160,9 @@ function concurrencyIssues(step: Record<string, unknown>, path: KeyPath): RawIss
 }
 
 // Plugins may use keywords and formats this Ajv does not know; ignore them rather than reject the plugin.
-const configAjv = new Ajv({ allErrors: true, verbose: true, strict: false, logger: false });
+const configAjvOptions = { allErrors: true, verbose: true, strict: false, logger: false } as const;
+const configAjv = new Ajv(configAjvOptions);
+const configAjv2020 = new Ajv2020(configAjvOptions);
 const configValidators = new WeakMap<StepType<any>, ValidateFunction | Error>();
 
 function configIssues(step: Record<string, unknown>, path: KeyPath, stepTypes: StepRegistry): RawIssue[] {
@@ -172,14 +175,17 @@ function configIssues(step: Record<string, unknown>, path: KeyPath, stepTypes: S
   }
   if (validate(config)) return [];
   const errors = (validate.errors ?? []).filter((e) => !dependsOnTemplate(e, config));
-  return schemaIssues(errors, config, [...path, 'with']);
+  // No hints: a plugin's `#/definitions/duration` need not mean ours.
+  return schemaIssues(errors, config, [...path, 'with'], {});
 }
 
 function configValidator(type: StepType<any>): ValidateFunction | Error {
   let validate = configValidators.get(type);
   if (!validate) {
     try {
-      validate = configAjv.compile(type.configSchema);
+      // Draft-07 unless the schema asks for 2020-12, the two drafts plugin authors reach for.
+      const draft2020 = String(type.configSchema.$schema ?? '').includes('2020-12');
+      validate = (draft2020 ? configAjv2020 : configAjv).compile(type.configSchema);
     } catch (err) {
       validate = err instanceof Error ? err : new Error(String(err));
     }

@@ -1,5 +1,5 @@
 /** A path to a value inside a pipeline definition: object keys and array indexes. */
-export type KeyPath = ReadonlyArray<string | number>;
+export type KeyPath = (string | number)[];
 
 /** Finds the source position of a key (`target: 'key'`) or of the value at a path (the default). */
 export type Locate = (path: KeyPath, target?: 'key' | 'value') => { line: number; column: number } | undefined;

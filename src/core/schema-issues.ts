@@ -12,13 +12,19 @@ export interface RawIssue {
 
 /**
  * Turns Ajv errors (from a validator compiled with `allErrors` and `verbose`) into issues that say what was
- * expected in words. `basePath` is where `data` sits in the whole definition (e.g. `steps.x.with`).
+ * expected in words. `basePath` is where `data` sits in the whole definition (e.g. `steps.x.with`); `hints`
+ * describe the values of named definitions (default: those of the pipeline schema).
  */
-export function schemaIssues(errors: readonly ErrorObject[], data: unknown, basePath: KeyPath = []): RawIssue[] {
+export function schemaIssues(
+  errors: readonly ErrorObject[],
+  data: unknown,
+  basePath: KeyPath = [],
+  hints: Readonly<Record<string, string>> = SCHEMA_HINTS,
+): RawIssue[] {
   const kept = pruneCombinators(errors);
   const issues: RawIssue[] = [];
   for (const error of kept) {
-    const issue = issueFor(error, data, basePath);
+    const issue = issueFor(error, data, basePath, hints);
     if (issue && !issues.some((i) => samePath(i.path, issue.path) && i.message === issue.message)) issues.push(issue);
   }
   return issues;
@@ -73,12 +79,12 @@ function rulesOutBranch(error: ErrorObject, combinator: ErrorObject): boolean {
   return error.instancePath === combinator.instancePath && (error.keyword === 'type' || error.keyword === 'required');
 }
 
-function issueFor(error: ErrorObject, root: unknown, basePath: KeyPath): RawIssue | undefined {
+function issueFor(error: ErrorObject, root: unknown, basePath: KeyPath, hints: Readonly<Record<string, string>>): RawIssue | undefined {
   const path = [...basePath, ...pointerToPath(error.instancePath, root)];
   const params = error.params as Record<string, unknown>;
   if (error.keyword === 'propertyNames') return undefined; // its inner error (with propertyName) says more
   if (error.propertyName !== undefined) {
-    const expected = hintFor(error) ?? `a key that ${error.message ?? 'is valid'}`;
+    const expected = hintFor(error, hints) ?? `a key that ${error.message ?? 'is valid'}`;
     return { path: [...path, error.propertyName], target: 'key', message: `invalid key "${error.propertyName}": expected ${expected}` };
   }
   switch (error.keyword) {
@@ -89,13 +95,13 @@ function issueFor(error: ErrorObject, root: unknown, basePath: KeyPath): RawIssu
     case 'x-forms':
       return { path, target: 'value', message: `expected ${formsOf(error.schema)}, got ${describeValue(error.data)}` };
     default:
-      return { path, target: 'value', message: valueMessage(error) };
+      return { path, target: 'value', message: valueMessage(error, hints) };
   }
 }
 
-function valueMessage(error: ErrorObject): string {
+function valueMessage(error: ErrorObject, hints: Readonly<Record<string, string>>): string {
   const got = `got ${describeValue(error.data)}`;
-  const hint = hintFor(error);
+  const hint = hintFor(error, hints);
   if (hint) return `expected ${hint}, ${got}`;
   const params = error.params as Record<string, unknown>;
   switch (error.keyword) {
@@ -130,9 +136,9 @@ function unknownKeyIssue(path: KeyPath, key: string, parentSchema: unknown): Raw
 }
 
 /** Hint for errors raised inside a named leaf definition such as `#/definitions/duration/pattern`. */
-function hintFor(error: ErrorObject): string | undefined {
+function hintFor(error: ErrorObject, hints: Readonly<Record<string, string>>): string | undefined {
   const match = /^#\/definitions\/([^/]+)\/[^/]+$/.exec(error.schemaPath);
-  return match ? SCHEMA_HINTS[match[1]!] : undefined;
+  return match ? hints[match[1]!] : undefined;
 }
 
 function formsOf(branches: unknown): string {

@@ -69,14 +69,19 @@ export class Executor {
     };
     if (step.if !== null && !(await evaluateCondition(step.if, ctx))) return { outcome: 'skipped', output: null };
     const config = (await renderTemplate(step.with, ctx)) as Record<string, unknown>;
+    if (!step.cache) {
+      const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal);
+      this.checkOutput(prepared, step, output);
+      return { outcome: 'succeeded', output };
+    }
     const cacheKey = cacheKeyOf(step, config, steps, attempt);
-    if (step.cache && !attempt.force) {
+    if (!attempt.force) {
       const hit = await this.deps.store.lookupCache(attempt.pipeline, cacheKey);
       if (hit) return { outcome: 'cached', output: hit.output, cacheKey };
     }
     const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal);
     this.checkOutput(prepared, step, output);
-    return { outcome: 'succeeded', output, cacheKey, cacheable: step.cache };
+    return { outcome: 'succeeded', output, cacheKey, cacheable: true };
   }
 
   private async invoke(step: Step, config: Record<string, unknown>, ctx: ExpressionContext, baseDir: string, attempt: ClaimedAttempt, signal: AbortSignal): Promise<unknown> {

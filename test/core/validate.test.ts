@@ -176,7 +176,7 @@ describe('normalizePipeline errors', () => {
 
   it('names unknown keys, with a suggestion', () => {
     const spec = { ...minimal(), max_paralel: 3 };
-    (spec.steps.fetch as Record<string, unknown>).need = ['x'];
+    (spec.steps.fetch as unknown as Record<string, unknown>).need = ['x'];
     const issues = issuesOf(spec);
     expect(issues).toContainEqual({ path: 'max_paralel', message: expect.stringMatching(/^unknown key "max_paralel" \(did you mean "max_parallel"\?\); expected one of: .*max_parallel/) });
     expect(issues).toContainEqual({ path: 'steps.fetch.need', message: expect.stringContaining('unknown key "need" (did you mean "needs"?)') });
@@ -211,6 +211,16 @@ describe('normalizePipeline errors', () => {
     expect(issuesOf(spec)).toEqual([
       { path: 'steps.parse.needs[1]', message: 'needs "fetc", but there is no step named "fetc" (did you mean "fetch"?); steps: fetch, parse' },
       { path: 'steps.parse.needs[2]', message: 'step "parse" needs itself' },
+    ]);
+  });
+
+  it('does not mistake object built-ins for steps', () => {
+    const spec = minimal();
+    spec.steps.parse!.needs = ['toString'];
+    spec.steps.parse!.if = 'steps.constructor.ok';
+    expect(issuesOf(spec).map((i) => i.message)).toEqual([
+      expect.stringContaining('no step named "toString"'),
+      expect.stringContaining('no step named "constructor"'),
     ]);
   });
 
@@ -260,6 +270,23 @@ describe('normalizePipeline errors', () => {
       { path: 'steps.fetch.with.run', message: 'expected a string, got 42' },
       { path: 'steps.parse.with', message: 'missing required key "export"' },
     ]);
+  });
+
+  it('checks with against draft 2020-12 config schemas too, and reports a broken one', () => {
+    const types = new Map(stepTypes);
+    const execute = async () => null;
+    types.set('tuple', { type: 'tuple', execute, configSchema: { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', properties: { pair: { prefixItems: [{ type: 'string' }, { type: 'number' }] } } } });
+    types.set('broken', { type: 'broken', execute, configSchema: { type: 'nonsense' } });
+    const spec = { name: 'x', steps: { t: { uses: 'tuple', with: { pair: ['a', 'b'] } }, b: { uses: 'broken' } } };
+    try {
+      normalizePipeline(spec, { stepTypes: types });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ValidationError).issues).toEqual([
+        { path: 'steps.t.with.pair[1]', message: 'expected a number, got "b"' },
+        { path: 'steps.b.uses', message: expect.stringContaining('step type "broken" has an invalid config schema') },
+      ]);
+    }
   });
 
   it('accepts a ${{ }} template wherever the step type schema expects another type', () => {

@@ -11,7 +11,8 @@ export async function statusCommand(runId: string | undefined, opts: GlobalOptio
   try {
     const run = runId ? await engine.requireRun(runId) : (await engine.store.listRuns({ limit: 1 }))[0];
     if (!run) {
-      process.stdout.write('no runs yet\n');
+      if (opts.json) printJson(null);
+      else process.stdout.write('no runs yet\n');
       return 0;
     }
     const steps = await engine.store.listSteps(run.id);

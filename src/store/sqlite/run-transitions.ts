@@ -21,6 +21,9 @@ export function compilePipeline(definition: Pipeline): CompiledPipeline {
   return { definition, byName, dependents };
 }
 
+/** Events written per INSERT statement. */
+const EVENT_CHUNK = 64;
+
 const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
 
 /** SQL used inside transactions; each statement lists its parameters. */
@@ -42,12 +45,10 @@ const SQL = {
                ORDER BY priority DESC, seq LIMIT @limit`,
   // @run_id @name
   queueStep: `UPDATE steps SET status = 'queued', attempts = attempts + 1
-              WHERE run_id = @run_id AND name = @name AND status IN (${inList(stepStatesInto('queued'))}) RETURNING attempts`,
-  // @run_id @step @number @status @priority @available_at @queued_at
-  insertAttempt: `INSERT INTO attempts (run_id, step, number, status, priority, available_at, queued_at)
-                  VALUES (@run_id, @step, @number, @status, @priority, @available_at, @queued_at)`,
-  // @run_id @pipeline @step @type @data @at
-  insertEvent: `INSERT INTO events (run_id, pipeline, step, type, data, at) VALUES (@run_id, @pipeline, @step, @type, @data, @at)`,
+              WHERE run_id = @run_id AND name = @name AND status IN (${inList(stepStatesInto('queued'))}) RETURNING attempts, force`,
+  // @run_id @step @number @status @priority @force @available_at @queued_at
+  insertAttempt: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at)
+                  VALUES (@run_id, @step, @number, @status, @priority, @force, @available_at, @queued_at)`,
   // @run_id
   unstartedSteps: `SELECT name, status FROM steps WHERE run_id = @run_id AND status IN ('pending', 'queued', 'retrying')`,
   // @run_id
@@ -63,7 +64,7 @@ const SQL = {
   // @run_id @name @waiting_on
   setWaiting: `UPDATE steps SET waiting_on = @waiting_on WHERE run_id = @run_id AND name = @name`,
   // @id @active @remaining @failed
-  setCounters: `UPDATE runs SET active = @active, remaining = @remaining, failed = @failed WHERE id = @id`,
+  setCounters: `UPDATE runs SET active = @active, remaining = @remaining, failed = @failed WHERE id = @id RETURNING *`,
 } as const;
 
 /**
@@ -73,6 +74,8 @@ const SQL = {
 export class RunTransitions {
   private readonly stmts: Record<string, Database.Statement>;
   private readonly statusStmts = new Map<RunStatus, Database.Statement>();
+  private readonly eventStmts = new Map<number, Database.Statement>();
+  private readonly unwritten: RunEvent[] = [];
 
   constructor(
     private readonly db: Database.Database,
@@ -86,7 +89,7 @@ export class RunTransitions {
     return this.stmts[key]!;
   }
 
-  pipelineOf(run: RunRow): CompiledPipeline {
+  pipelineOf(run: Pick<RunRow, 'pipeline' | 'version'>): CompiledPipeline {
     return this.compiled(run.pipeline, run.version);
   }
 
@@ -94,11 +97,42 @@ export class RunTransitions {
     return this.stmt('run').get({ id }) as RunRow | undefined;
   }
 
-  /** Appends an event row and collects it for the in-process bus. */
+  /**
+   * Records an event: collected for the in-process bus and written by {@link flushEvents} before the
+   * transaction commits, many rows per INSERT.
+   */
   emit(out: RunEvent[], run: Pick<RunRow, 'id' | 'pipeline'>, type: EventType, step: string | null, at: number, data?: Record<string, unknown>): void {
-    const dataText = data === undefined ? null : JSON.stringify(data);
-    const info = this.stmt('insertEvent').run({ run_id: run.id, pipeline: run.pipeline, step, type, data: dataText, at });
-    out.push({ id: Number(info.lastInsertRowid), runId: run.id, pipeline: run.pipeline, step, type, data: data ?? null, at });
+    const event: RunEvent = { id: 0, runId: run.id, pipeline: run.pipeline, step, type, data: data ?? null, at };
+    out.push(event);
+    this.unwritten.push(event);
+  }
+
+  /** Writes the events emitted in this transaction and fills in their ids. Call before commit. */
+  flushEvents(): void {
+    const events = this.unwritten.splice(0);
+    for (let i = 0; i < events.length; i += EVENT_CHUNK) {
+      const chunk = events.slice(i, i + EVENT_CHUNK);
+      const params: unknown[] = [];
+      for (const e of chunk) params.push(e.runId, e.pipeline, e.step, e.type, e.data === null ? null : JSON.stringify(e.data), e.at);
+      // Rowids of one multi-row INSERT are consecutive: this transaction is the only writer.
+      const last = Number(this.insertEvents(chunk.length).run(params).lastInsertRowid);
+      chunk.forEach((e, j) => (e.id = last - chunk.length + 1 + j));
+    }
+  }
+
+  /** Drops emitted events when a transaction rolls back. */
+  discardEvents(): void {
+    this.unwritten.length = 0;
+  }
+
+  private insertEvents(rows: number): Database.Statement {
+    let stmt = this.eventStmts.get(rows);
+    if (!stmt) {
+      const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?)').join(', ');
+      stmt = this.db.prepare(`INSERT INTO events (run_id, pipeline, step, type, data, at) VALUES ${values}`);
+      this.eventStmts.set(rows, stmt);
+    }
+    return stmt;
   }
 
   addCounters(id: string, delta: { active?: number; remaining?: number; failed?: number }): RunRow {
@@ -121,58 +155,59 @@ export class RunTransitions {
   }
 
   /** Inserts the next attempt of a step that is already marked queued/retrying. */
-  insertAttempt(run: RunRow, step: string, number: number, at: number, availableAt: number, priority: number): void {
+  insertAttempt(run: RunRow, step: string, number: number, at: number, availableAt: number, priority: number, force = false): void {
     const status = run.status === 'paused' ? 'held' : 'queued';
-    this.stmt('insertAttempt').run({ run_id: run.id, step, number, status, priority: run.priority + priority, available_at: availableAt, queued_at: at });
+    const forced = force || run.force === 1 ? 1 : 0;
+    this.stmt('insertAttempt').run({ run_id: run.id, step, number, status, priority: run.priority + priority, force: forced, available_at: availableAt, queued_at: at });
   }
 
-  /** Queues ready steps up to the run's max_parallel. */
-  promote(out: RunEvent[], runId: string, at: number): void {
-    const run = this.getRun(runId);
-    if (!run || (run.status !== 'running' && run.status !== 'queued')) return;
-    const compiled = this.pipelineOf(run);
-    if (run.failed > 0 && compiled.definition.failFast) return;
+  /** Queues ready steps up to the run's max_parallel; returns the run with its counters updated. */
+  promote(out: RunEvent[], run: RunRow, at: number): RunRow {
+    if (run.status !== 'running' && run.status !== 'queued') return run;
     const slots = run.max_parallel - run.active;
-    if (slots <= 0) return;
+    // remaining counts every unfinished step; when all of them are active, none is pending.
+    if (slots <= 0 || run.remaining <= run.active) return run;
+    const compiled = this.pipelineOf(run);
+    if (run.failed > 0 && compiled.definition.failFast) return run;
     const ready = this.stmt('readySteps').all({ run_id: run.id, limit: slots }) as Array<{ name: string }>;
+    if (ready.length === 0) return run;
     for (const { name } of ready) {
-      const row = this.stmt('queueStep').get({ run_id: run.id, name }) as { attempts: number } | undefined;
+      const row = this.stmt('queueStep').get({ run_id: run.id, name }) as { attempts: number; force: number } | undefined;
       if (!row) continue;
-      this.insertAttempt(run, name, row.attempts, at, Math.max(at, run.run_at), compiled.byName.get(name)?.priority ?? 0);
+      this.insertAttempt(run, name, row.attempts, at, Math.max(at, run.run_at), compiled.byName.get(name)?.priority ?? 0, row.force === 1);
       this.emit(out, run, 'step.queued', name, at, { attempt: row.attempts });
     }
-    if (ready.length > 0) this.addCounters(run.id, { active: ready.length });
+    return this.addCounters(run.id, { active: ready.length });
   }
 
   /**
    * A step reached a state that lets dependents proceed (succeeded, cached, skipped, or failed with
    * on_failure: continue): free its slot, count it done, release dependents, queue what is ready.
    */
-  settle(out: RunEvent[], run: RunRow, step: string, at: number, wasActive = true): void {
+  settle(out: RunEvent[], run: Pick<RunRow, 'id' | 'pipeline' | 'version'>, step: string, at: number, wasActive = true): void {
     const compiled = this.pipelineOf(run);
     for (const dependent of compiled.dependents.get(step) ?? []) this.stmt('decrementWaiting').run({ run_id: run.id, name: dependent });
-    this.addCounters(run.id, { active: wasActive ? -1 : 0, remaining: -1 });
-    this.promote(out, run.id, at);
-    this.finishIfDone(out, run.id, at);
+    let row = this.addCounters(run.id, { active: wasActive ? -1 : 0, remaining: -1 });
+    row = this.promote(out, row, at);
+    this.finishIfDone(out, row, at);
   }
 
   /** A step failed for good with on_failure: abort. */
   abort(out: RunEvent[], run: RunRow, step: string, at: number): void {
     const compiled = this.pipelineOf(run);
-    this.addCounters(run.id, { active: -1, remaining: -1, failed: 1 });
+    let row = this.addCounters(run.id, { active: -1, remaining: -1, failed: 1 });
     if (compiled.definition.failFast) {
-      this.cancelSteps(out, run, null, at);
+      row = this.cancelSteps(out, row, null, at);
     } else {
       const downstream = descendants(compiled.definition, step);
       downstream.delete(step);
-      this.cancelSteps(out, run, downstream, at);
-      this.promote(out, run.id, at);
+      row = this.promote(out, this.cancelSteps(out, row, downstream, at), at);
     }
-    this.finishIfDone(out, run.id, at);
+    this.finishIfDone(out, row, at);
   }
 
   /** Cancels steps that have not started (all of them, or those in `only`). */
-  cancelSteps(out: RunEvent[], run: RunRow, only: Set<string> | null, at: number, includeRunning = false): void {
+  cancelSteps(out: RunEvent[], run: RunRow, only: Set<string> | null, at: number, includeRunning = false): RunRow {
     const rows = this.stmt(includeRunning ? 'liveSteps' : 'unstartedSteps').all({ run_id: run.id }) as Array<{ name: string; status: StepStatus }>;
     let active = 0;
     let remaining = 0;
@@ -184,13 +219,12 @@ export class RunTransitions {
       if (status !== 'pending' && status !== 'blocked') active += 1;
       this.emit(out, run, 'step.cancelled', name, at);
     }
-    if (remaining > 0) this.addCounters(run.id, { active: -active, remaining: -remaining });
+    return remaining > 0 ? this.addCounters(run.id, { active: -active, remaining: -remaining }) : run;
   }
 
   /** Ends the run when no step is left: failed if any step failed with abort, succeeded otherwise. */
-  finishIfDone(out: RunEvent[], runId: string, at: number): void {
-    const run = this.getRun(runId);
-    if (!run || run.remaining > 0 || run.active > 0) return;
+  finishIfDone(out: RunEvent[], run: RunRow, at: number): void {
+    if (run.remaining > 0 || run.active > 0) return;
     if (run.status !== 'running' && run.status !== 'queued') return;
     if (run.failed > 0) {
       this.setRunStatus(out, run, 'failed', at, { error: { code: 'STEP_FAILED', message: 'one or more steps failed' } });
@@ -228,9 +262,8 @@ export class RunTransitions {
       if (!['succeeded', 'cached', 'skipped', 'failed', 'cancelled'].includes(row.status)) remaining += 1;
       if (row.status === 'failed' && step?.onFailure !== 'continue') failed += 1;
     }
-    this.stmt('setCounters').run({ id: runId, active, remaining, failed });
-    this.promote(out, runId, at);
-    this.finishIfDone(out, runId, at);
+    const updated = this.stmt('setCounters').get({ id: runId, active, remaining, failed }) as RunRow;
+    this.finishIfDone(out, this.promote(out, updated, at), at);
   }
 }
 

@@ -45,6 +45,15 @@ import {
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+const HEADER_CACHE_SIZE = 50_000;
+
+interface RunHeader {
+  id: string;
+  pipeline: string;
+  version: number;
+  /** JSON text: parsed per claim so that no two attempts share (and could mutate) one object. */
+  input: string;
+}
 
 /** SQL of the SQLite backend; each statement lists its named parameters. */
 const SQL = {
@@ -100,7 +109,7 @@ const SQL = {
             lease_expires_at = @lease_until
           WHERE id IN (SELECT id FROM attempts WHERE status = 'queued' AND available_at <= @now
                        ORDER BY priority DESC, available_at, id LIMIT @limit)
-          RETURNING id, run_id, step, number, fence`,
+          RETURNING id, run_id, step, number, fence, force`,
   // @run_id @name @now
   startStep: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, @now)
               WHERE run_id = @run_id AND name = @name AND status IN (${stepStatesInto('running').map((s) => `'${s}'`).join(', ')})`,
@@ -111,7 +120,7 @@ const SQL = {
             lease_expires_at = @lease_until
           WHERE id IN (SELECT id FROM attempts WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id
                        ORDER BY priority DESC, available_at, id LIMIT @limit)
-          RETURNING id, run_id, step, number, fence`,
+          RETURNING id, run_id, step, number, fence, force`,
   // @owner @lease_until
   heartbeat: `UPDATE attempts SET lease_expires_at = @lease_until WHERE owner = @owner AND status = 'running' RETURNING id`,
   // @id @fence @owner @status @now @processing_ms @error
@@ -127,7 +136,7 @@ const SQL = {
                finished_at = CASE WHEN @status = 'failed' THEN @now ELSE NULL END,
                attempts = attempts + CASE WHEN @status = 'retrying' THEN 1 ELSE 0 END
              WHERE run_id = @run_id AND name = @name AND status = 'running'
-             RETURNING failures, attempts`,
+             RETURNING failures, attempts, force`,
   // @now
   expiredLeases: `SELECT id, run_id, step, number, owner FROM attempts WHERE status = 'running' AND lease_expires_at < @now`,
   runningOwners: `SELECT DISTINCT owner FROM attempts WHERE status = 'running'`,
@@ -139,7 +148,7 @@ const SQL = {
                   WHERE id = @id AND status = 'running'`,
   // @run_id @name
   requeueStep: `UPDATE steps SET status = 'queued', attempts = attempts + 1 WHERE run_id = @run_id AND name = @name AND status = 'running'
-                RETURNING attempts`,
+                RETURNING attempts, force`,
   // @now
   overdueRuns: `SELECT * FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < @now AND status IN ('queued', 'running', 'paused', 'waiting')`,
   // @run_id
@@ -174,7 +183,14 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
   private readonly compiledCache = new Map<string, CompiledPipeline>();
-  private transitions!: RunTransitions;
+  /** Fields of a run that never change after creation, so hot paths need not read the row again. */
+  private readonly headers = new Map<string, RunHeader>();
+  private runTransitions: RunTransitions | undefined;
+
+  private get transitions(): RunTransitions {
+    if (!this.runTransitions) throw new SluiceError('STORE_ERROR', 'the store is not migrated yet: call migrate() first');
+    return this.runTransitions;
+  }
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
@@ -184,6 +200,25 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
+    for (const extra of (process.env['SLUICE_SQLITE_PRAGMAS'] ?? '').split(';').filter(Boolean)) this.db.pragma(extra);
+  }
+
+  /** The immutable fields of a run, cached. */
+  private header(id: string): RunHeader {
+    let h = this.headers.get(id);
+    if (!h) {
+      const row = this.transitions.getRun(id);
+      if (!row) throw new SluiceError('RUN_NOT_FOUND', `no run ${id}`);
+      h = this.remember(row);
+    }
+    return h;
+  }
+
+  private remember(row: Pick<RunRow, 'id' | 'pipeline' | 'version' | 'input'>): RunHeader {
+    if (this.headers.size >= HEADER_CACHE_SIZE) this.headers.clear();
+    const h: RunHeader = { id: row.id, pipeline: row.pipeline, version: row.version, input: row.input };
+    this.headers.set(row.id, h);
+    return h;
   }
 
   private stmt(key: keyof typeof SQL): Database.Statement {
@@ -197,7 +232,18 @@ export class SqliteStore implements Store {
 
   /** Runs `fn` in a write transaction taken at once (BEGIN IMMEDIATE), so concurrent writers queue instead of failing. */
   private write<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    try {
+      return this.db
+        .transaction(() => {
+          const result = fn();
+          this.runTransitions?.flushEvents();
+          return result;
+        })
+        .immediate();
+    } catch (err) {
+      this.runTransitions?.discardEvents();
+      throw err;
+    }
   }
 
   async migrate(): Promise<void> {
@@ -210,7 +256,7 @@ export class SqliteStore implements Store {
         this.db.prepare('INSERT INTO sluice_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, Date.now());
       }
     });
-    this.transitions = new RunTransitions(this.db, (name, version) => this.compiled(name, version));
+    this.runTransitions = new RunTransitions(this.db, (name, version) => this.compiled(name, version));
   }
 
   async close(): Promise<void> {
@@ -300,7 +346,8 @@ export class SqliteStore implements Store {
     };
     this.stmt('insertRun').run(row);
     const events: RunEvent[] = [];
-    const run = this.transitions.getRun(row.id)!;
+    const run: RunRow = { ...row, status: 'queued', failed: 0, error: null, started_at: null, finished_at: null };
+    this.remember(run);
     this.transitions.emit(events, run, 'run.queued', null, now);
     for (const s of planned) {
       const queued = readyNames.has(s.name);
@@ -312,7 +359,9 @@ export class SqliteStore implements Store {
       this.transitions.insertAttempt(run, s.name, 1, now, runAt, s.priority);
       this.transitions.emit(events, run, 'step.queued', s.name, now, { attempt: 1 });
     }
-    this.transitions.finishIfDone(events, row.id, now);
+    if (run.remaining > 0) return { run: toRunRecord(run), created: true, events };
+    // Nothing to run (every step skipped): the run ends at once.
+    this.transitions.finishIfDone(events, run, now);
     return { run: toRunRecord(this.transitions.getRun(row.id)!), created: true, events };
   }
 
@@ -403,21 +452,13 @@ export class SqliteStore implements Store {
         step: string;
         number: number;
         fence: number;
+        force: number;
       }>;
       const events: RunEvent[] = [];
-      const runs = new Map<string, RunRow>();
       const attempts: ClaimedAttempt[] = [];
       for (const r of rows) {
-        let run = runs.get(r.run_id);
-        if (!run) {
-          if (this.stmt('startRun').run({ id: r.run_id, now }).changes > 0) {
-            run = this.transitions.getRun(r.run_id)!;
-            this.transitions.emit(events, run, 'run.started', null, now);
-          } else {
-            run = this.transitions.getRun(r.run_id)!;
-          }
-          runs.set(r.run_id, run);
-        }
+        const run = this.header(r.run_id);
+        if (this.stmt('startRun').run({ id: r.run_id, now }).changes > 0) this.transitions.emit(events, run, 'run.started', null, now);
         this.stmt('startStep').run({ run_id: r.run_id, name: r.step, now });
         this.transitions.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
         attempts.push({
@@ -429,16 +470,12 @@ export class SqliteStore implements Store {
           pipeline: run.pipeline,
           version: run.version,
           input: JSON.parse(run.input),
-          force: run.force === 1 || this.stepForced(r.run_id, r.step),
+          force: r.force === 1,
           leaseExpiresAt: now + leaseMs,
         });
       }
       return { attempts, events };
     });
-  }
-
-  private stepForced(runId: string, name: string): boolean {
-    return (this.stmt('step').get({ run_id: runId, name }) as StepRow | undefined)?.force === 1;
   }
 
   async heartbeat(owner: string, attemptIds: number[], leaseMs: number, now: number): Promise<number[]> {
@@ -465,11 +502,11 @@ export class SqliteStore implements Store {
       | { run_id: string; step: string; number: number }
       | undefined;
     if (!fin) return false;
-    const run = this.transitions.getRun(fin.run_id)!;
     if (status === 'failed') {
-      this.recordFailure(run, fin.step, fin.number, r, now, events);
+      this.recordFailure(this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events);
       return true;
     }
+    const run = this.header(fin.run_id);
     const output = toJson(r.output);
     this.stmt('finishStep').run({ run_id: run.id, name: fin.step, status, output, cache_key: r.cacheKey ?? null, now });
     if (status === 'succeeded' && r.cacheable && r.cacheKey) {
@@ -490,9 +527,9 @@ export class SqliteStore implements Store {
     const errorText = r.error ? JSON.stringify(r.error) : null;
     const errorData = r.error ? { code: r.error.code, message: r.error.message } : undefined;
     if (retry) {
-      const row = this.stmt('failStep').get({ run_id: run.id, name: step, status: 'retrying', error: errorText, now }) as { attempts: number };
+      const row = this.stmt('failStep').get({ run_id: run.id, name: step, status: 'retrying', error: errorText, now }) as { attempts: number; force: number };
       const delay = r.retryDelayMs ?? 0;
-      this.transitions.insertAttempt(run, step, row.attempts, now, now + delay, def?.priority ?? 0);
+      this.transitions.insertAttempt(run, step, row.attempts, now, now + delay, def?.priority ?? 0, row.force === 1);
       this.transitions.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row.attempts, delay_ms: delay, error: errorData });
       return;
     }
@@ -517,9 +554,9 @@ export class SqliteStore implements Store {
         seen.add(a.id);
         result.expired += 1;
         const run = this.transitions.getRun(a.run_id)!;
-        const row = this.stmt('requeueStep').get({ run_id: a.run_id, name: a.step }) as { attempts: number } | undefined;
+        const row = this.stmt('requeueStep').get({ run_id: a.run_id, name: a.step }) as { attempts: number; force: number } | undefined;
         if (!row) continue;
-        this.transitions.insertAttempt(run, a.step, row.attempts, now, now, this.transitions.pipelineOf(run).byName.get(a.step)?.priority ?? 0);
+        this.transitions.insertAttempt(run, a.step, row.attempts, now, now, this.transitions.pipelineOf(run).byName.get(a.step)?.priority ?? 0, row.force === 1);
         this.transitions.emit(result.events, run, 'step.queued', a.step, now, { attempt: row.attempts, reason: 'lease expired' });
       }
       for (const run of this.stmt('overdueRuns').all({ now }) as RunRow[]) {
@@ -542,8 +579,7 @@ export class SqliteStore implements Store {
         if (run.status !== 'paused') throw new SluiceError('ILLEGAL_TRANSITION', `run ${runId} is ${run.status}; only a paused run can be resumed`);
         this.transitions.setRunStatus(events, run, 'running', now, { event: 'run.resumed' });
         this.stmt('releaseAttempts').run({ run_id: runId });
-        this.transitions.promote(events, runId, now);
-        this.transitions.finishIfDone(events, runId, now);
+        this.transitions.finishIfDone(events, this.transitions.promote(events, this.requireRun(runId), now), now);
       } else if (action === 'cancel') {
         assertRunTransition(runId, run.status, 'cancelled');
         this.transitions.terminate(events, run, 'cancelled', now);

@@ -35,7 +35,7 @@ CREATE TABLE runs (
   finished_at     INTEGER
 );
 CREATE INDEX runs_by_pipeline ON runs (pipeline, created_at DESC);
-CREATE INDEX runs_by_status ON runs (status, created_at DESC);
+CREATE INDEX runs_failed ON runs (finished_at DESC) WHERE status = 'failed';
 CREATE UNIQUE INDEX runs_idempotency ON runs (pipeline, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX runs_deadline ON runs (deadline_at) WHERE deadline_at IS NOT NULL AND status IN ('queued', 'running', 'paused', 'waiting');
 
@@ -57,16 +57,18 @@ CREATE TABLE steps (
   finished_at INTEGER,
   PRIMARY KEY (run_id, name)
 );
-CREATE INDEX steps_ready ON steps (run_id, status, waiting_on, priority DESC, seq);
+-- Only pending steps are in the index, so the many later transitions of a step never touch it.
+CREATE INDEX steps_ready ON steps (run_id, waiting_on, priority DESC, seq) WHERE status = 'pending';
 
 -- Attempts: one try of one step. The queue is the set of attempts in status 'queued'.
 CREATE TABLE attempts (
-  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  id               INTEGER PRIMARY KEY,
   run_id           TEXT    NOT NULL,
   step             TEXT    NOT NULL,
   number           INTEGER NOT NULL,
   status           TEXT    NOT NULL, -- queued, held, running, succeeded, cached, skipped, failed, expired, cancelled
   priority         INTEGER NOT NULL DEFAULT 0,
+  force            INTEGER NOT NULL DEFAULT 0, -- bypass the step cache
   available_at     INTEGER NOT NULL,
   owner            TEXT,
   fence            INTEGER NOT NULL DEFAULT 0,
@@ -80,12 +82,11 @@ CREATE TABLE attempts (
 );
 CREATE INDEX attempts_queue ON attempts (priority DESC, available_at, id) WHERE status = 'queued';
 CREATE INDEX attempts_leases ON attempts (lease_expires_at) WHERE status = 'running';
-CREATE INDEX attempts_owner ON attempts (owner) WHERE status = 'running';
-CREATE INDEX attempts_by_run ON attempts (run_id, step);
 
--- Every state transition is an event row.
+-- Every state transition is an event row. Ids only grow: rows are never deleted, so a reader can resume after
+-- the last id it saw.
 CREATE TABLE events (
-  id       INTEGER PRIMARY KEY AUTOINCREMENT,
+  id       INTEGER PRIMARY KEY,
   run_id   TEXT    NOT NULL,
   pipeline TEXT    NOT NULL,
   step     TEXT,
@@ -97,7 +98,7 @@ CREATE INDEX events_by_run ON events (run_id, id);
 
 -- Step logs (stdout/stderr of commands, ctx.log lines).
 CREATE TABLE logs (
-  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  id      INTEGER PRIMARY KEY,
   run_id  TEXT    NOT NULL,
   step    TEXT    NOT NULL,
   attempt INTEGER NOT NULL,
