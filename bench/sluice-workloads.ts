@@ -138,14 +138,14 @@ export async function w3(width: number): Promise<Figure> {
 }
 
 /** Enqueue-to-start latency in-process: time from startRun to the step's first line, with an idle worker. */
-export async function latency(samples = 200): Promise<Figure[]> {
+export async function latency(samples = 200, idleMs = 5): Promise<Figure[]> {
   const h = await harness();
   try {
     const p = await register(h.engine, { name: 'lat', steps: { only: { uses: 'function', with: { name: 'mark' }, cache: false } } });
     h.engine.startWorker({ concurrency: 4, pollMs: 1000 });
     const results: number[] = [];
     for (let i = 0; i < samples; i++) {
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, idleMs));
       h.started.at = null;
       const t0 = performance.now();
       const { run } = await h.engine.startRun(p, { input: { i } });
@@ -155,8 +155,8 @@ export async function latency(samples = 200): Promise<Figure[]> {
     results.sort((a, b) => a - b);
     const q = (f: number) => results[Math.min(results.length - 1, Math.floor(f * results.length))]!;
     return [
-      { name: 'enqueue-to-start p50', value: q(0.5), unit: 'ms' },
-      { name: 'enqueue-to-start p99', value: q(0.99), unit: 'ms' },
+      { name: 'enqueue-to-start p50', value: q(0.5), unit: 'ms', detail: `${samples} runs, ${idleMs} ms idle before each` },
+      { name: 'enqueue-to-start p99', value: q(0.99), unit: 'ms', detail: `${samples} runs, ${idleMs} ms idle before each` },
     ];
   } finally {
     await h.close();

@@ -6,7 +6,8 @@ import type { RunStatus, StepStatus } from './model.js';
  * (`WHERE status IN (allowedFrom(target))`), so an illegal transition never overwrites state.
  */
 const RUN_TRANSITIONS: Record<RunStatus, readonly RunStatus[]> = {
-  queued: ['running', 'paused', 'cancelled', 'failed'],
+  // queued -> succeeded: a run whose every step was skipped has nothing to do.
+  queued: ['running', 'paused', 'cancelled', 'failed', 'succeeded'],
   running: ['paused', 'waiting', 'succeeded', 'failed', 'cancelled'],
   paused: ['running', 'cancelled', 'failed'],
   waiting: ['running', 'paused', 'failed', 'cancelled'],

@@ -104,10 +104,10 @@ export class Engine {
         ...(o.maxParallel === undefined ? {} : { maxParallel: o.maxParallel }),
       };
     });
-    const created = await this.store.createRuns(requests, this.clock.now());
-    for (const c of created) this.bus.publish(c.events);
-    this.worker?.wake();
-    return created;
+    const created = await this.store.createRuns(requests, this.clock.now(), this.worker?.claimRequest());
+    for (const c of created.runs) this.bus.publish(c.events);
+    this.worker?.adopt(created.claimed);
+    return created.runs;
   }
 
   private checkInput(stored: StoredPipeline, input: unknown): void {

@@ -1,5 +1,5 @@
 import { SluiceError, toErrorRecord } from '../core/errors.js';
-import type { AttemptResult, ClaimedAttempt, LogLine, RunEvent, Store } from '../store/store.js';
+import type { AttemptResult, ClaimBatch, ClaimedAttempt, ClaimRequest, LogLine, RunEvent, Store } from '../store/store.js';
 import { crashPoint } from './crash-points.js';
 import type { Executor } from './executor.js';
 import { isOwnerDead } from './owner.js';
@@ -41,6 +41,10 @@ interface Active {
 export class Worker {
   private readonly active = new Map<number, Active>();
   private readonly results: AttemptResult[] = [];
+  /** Attempts that finished and whose results are in the transaction being committed. */
+  private readonly finishedIds = new Set<number>();
+  /** Attempts aborted by shutdown: their results are never recorded. */
+  private readonly abandoned = new Set<number>();
   private readonly logs: LogLine[] = [];
   private readonly opts: Required<Omit<WorkerOptions, 'runId'>> & { runId?: string };
   private stopped = false;
@@ -88,12 +92,31 @@ export class Worker {
     w?.();
   }
 
+  /** What this worker can take on now, for a store call that claims in its own transaction. */
+  claimRequest(): ClaimRequest | undefined {
+    // Attempts whose results are being recorded no longer hold a slot.
+    const limit = this.stopped ? 0 : this.opts.concurrency - this.active.size + this.finishedIds.size;
+    if (limit <= 0) return undefined;
+    return { owner: this.deps.owner, limit, leaseMs: this.opts.leaseMs, ...(this.opts.runId === undefined ? {} : { only: { runId: this.opts.runId } }) };
+  }
+
+  /** Starts attempts that another call claimed for this worker, then looks for more. */
+  adopt(batch: ClaimBatch): void {
+    this.publish(batch.events);
+    for (const attempt of batch.attempts) this.begin(attempt);
+    this.wake();
+  }
+
   /** Aborts the attempts of a run this worker is executing (cancel, pause does not abort). */
   abortRun(runId: string, reason: SluiceError): void {
     for (const a of this.active.values()) if (a.attempt.runId === runId) a.controller.abort(reason);
   }
 
-  /** Stops claiming, lets active attempts finish (or aborts them after `graceMs`), records their results. */
+  /**
+   * Stops claiming and lets active attempts finish for up to `graceMs`. Attempts still running then are
+   * aborted and abandoned: no result is recorded for them, so another worker takes them over once their
+   * lease expires (at once, on this host, when this process has exited).
+   */
   async stop(graceMs = 10_000): Promise<void> {
     this.stopped = true;
     this.wake();
@@ -101,8 +124,12 @@ export class Worker {
     this.timers = [];
     const deadline = Date.now() + graceMs;
     while (this.active.size > 0 && Date.now() < deadline) await delay(5);
-    for (const a of this.active.values()) a.controller.abort(new SluiceError('CANCELLED', 'the worker is shutting down', { retryable: true }));
-    while (this.active.size > 0) await delay(5);
+    for (const [id, a] of this.active) {
+      if (this.finishedIds.has(id)) continue;
+      this.abandoned.add(id);
+      a.controller.abort(new SluiceError('CANCELLED', 'the worker is shutting down', { retryable: true }));
+    }
+    while (this.active.size > this.abandoned.size) await delay(5);
     await this.flush();
     await this.loopDone;
   }
@@ -158,6 +185,7 @@ export class Worker {
   }
 
   private finished(result: AttemptResult): void {
+    if (this.abandoned.has(result.attemptId)) return;
     this.results.push(result);
     if (!this.flushing) this.flushing = new Promise((r) => setImmediate(r)).then(() => this.flush());
   }
@@ -171,10 +199,17 @@ export class Worker {
         if (logs.length > 0) await this.deps.store.appendLogs(logs);
         if (results.length === 0) continue;
         for (const r of results) crashPoint('before-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
-        const batch = await this.deps.store.completeAttempts(results, this.deps.now());
+        // Slots freed by these results are refilled in the same transaction.
+        for (const r of results) this.finishedIds.add(r.attemptId);
+        const claimNext = this.claimRequest();
+        const batch = await this.deps.store.completeAttempts(results, this.deps.now(), claimNext);
         for (const r of results) crashPoint('after-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
-        for (const r of results) this.active.delete(r.attemptId);
+        for (const r of results) {
+          this.active.delete(r.attemptId);
+          this.finishedIds.delete(r.attemptId);
+        }
         this.publish(batch.events);
+        for (const attempt of batch.claimed) this.begin(attempt);
       }
     } catch (err) {
       this.deps.onError(err);

@@ -23,8 +23,11 @@ export interface Store {
   /** Forgets every cached step output of the pipeline (all versions). Returns how many were dropped. */
   resetPipelineCache(name: string): Promise<number>;
 
-  /** Creates runs with their steps and first attempts in one transaction. */
-  createRuns(requests: CreateRunRequest[], now: number): Promise<CreatedRun[]>;
+  /**
+   * Creates runs with their steps and first attempts in one transaction. With `claimNext`, the same
+   * transaction leases available attempts to an in-process worker (enqueue-to-start without a second commit).
+   */
+  createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns>;
   getRun(id: string): Promise<RunRecord | undefined>;
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
   listSteps(runId: string): Promise<StepRecord[]>;
@@ -41,8 +44,11 @@ export interface Store {
   claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only?: { runId?: string }): Promise<ClaimBatch>;
   /** Extends the leases of the owner's running attempts; returns the ids it no longer holds. */
   heartbeat(owner: string, attemptIds: number[], leaseMs: number, now: number): Promise<number[]>;
-  /** Records results; a result whose fence is stale is rejected, never applied. */
-  completeAttempts(results: AttemptResult[], now: number): Promise<CompletionBatch>;
+  /**
+   * Records results; a result whose fence is stale is rejected, never applied. With `claimNext`, the same
+   * transaction then leases the next attempts (complete-and-fetch halves the commits of a busy worker).
+   */
+  completeAttempts(results: AttemptResult[], now: number, claimNext?: ClaimRequest): Promise<CompletionBatch>;
   /**
    * Re-queues attempts whose lease expired (or whose owner `isOwnerDead` says is gone) and fails runs past
    * their deadline. Returns what it did.
@@ -104,6 +110,12 @@ export interface CreatedRun {
   /** False when an idempotency key matched an existing run. */
   created: boolean;
   events: RunEvent[];
+}
+
+export interface CreatedRuns {
+  runs: CreatedRun[];
+  /** What `claimNext` leased, with the events of those claims. */
+  claimed: ClaimBatch;
 }
 
 export interface RunRecord {
@@ -230,6 +242,13 @@ export interface ClaimedAttempt {
   leaseExpiresAt: number;
 }
 
+export interface ClaimRequest {
+  owner: string;
+  limit: number;
+  leaseMs: number;
+  only?: { runId?: string };
+}
+
 export interface ClaimBatch {
   attempts: ClaimedAttempt[];
   events: RunEvent[];
@@ -262,6 +281,8 @@ export interface CompletionBatch {
   events: RunEvent[];
   /** Attempts newly made available (the worker may claim again at once). */
   queued: number;
+  /** What `claimNext` leased. */
+  claimed: ClaimedAttempt[];
 }
 
 export interface ReapResult {

@@ -2,7 +2,7 @@ import { SluiceError } from '../../core/errors.js';
 import { renderGraph } from '../../core/graph.js';
 import { loadPipelineFile } from '../../core/load-pipeline.js';
 import { builtinStepTypes } from '../../steps/builtin.js';
-import type { RunRecord, RunStatus } from '../../index.js';
+import type { Pipeline, RunRecord, RunStatus } from '../../index.js';
 import { formatDuration, formatTime, looksLikeFile, openEngine, printJson, table, type GlobalOptions } from '../context.js';
 
 /** `sluice status [RUN]`: a run and its steps (the newest run when none is named). */
@@ -31,10 +31,20 @@ export async function statusCommand(runId: string | undefined, opts: GlobalOptio
       s.error ? `${s.error.code}: ${s.error.message.split('\n')[0]}` : '',
     ]);
     process.stdout.write(`\n${table(['STEP', 'STATUS', 'ATTEMPTS', 'DURATION', 'ERROR'], rows)}\n`);
+    for (const s of steps.filter((st) => st.error && st.status === 'failed')) {
+      process.stdout.write(`\n${s.name} failed: ${s.error!.code}\n${indent(s.error!.message)}\n`);
+    }
     return 0;
   } finally {
     await engine.close();
   }
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
 }
 
 /** `sluice runs`: recent runs, newest first. */
@@ -104,15 +114,25 @@ export async function graphCommand(target: string, opts: GlobalOptions & { forma
   if (!['ascii', 'mermaid', 'dot'].includes(format)) throw new SluiceError('VALIDATION_FAILED', `--format must be ascii, mermaid or dot, got ${format}`);
   if (looksLikeFile(target)) {
     const loaded = await loadPipelineFile(target, builtinStepTypes());
-    process.stdout.write(`${renderGraph(loaded.pipeline, format)}\n`);
+    printGraph(loaded.pipeline, format, opts);
     return 0;
   }
   const engine = await openEngine(opts);
   try {
     const p = await engine.requirePipeline(target);
-    process.stdout.write(`${renderGraph(p.definition, format)}\n`);
+    printGraph(p.definition, format, opts);
     return 0;
   } finally {
     await engine.close();
   }
+}
+
+function printGraph(p: Pipeline, format: 'ascii' | 'mermaid' | 'dot', opts: GlobalOptions): void {
+  const text = renderGraph(p, format);
+  if (!opts.json) {
+    process.stdout.write(`${text}\n`);
+    return;
+  }
+  const edges = p.steps.flatMap((s) => s.needs.map((n) => ({ from: n, to: s.name })));
+  printJson({ pipeline: p.name, nodes: p.steps.map((s) => ({ name: s.name, uses: s.uses })), edges, format, text });
 }

@@ -1,7 +1,10 @@
 import { SluiceError } from '../../core/errors.js';
 import type { Engine } from '../../engine/engine.js';
 import type { RunEvent, RunRecord } from '../../store/store.js';
-import { openEngine, parseInput, printJson, resolvePipeline, type GlobalOptions } from '../context.js';
+import { resolve } from 'node:path';
+import { loadPipelineFile, type LoadedPipeline } from '../../core/load-pipeline.js';
+import { builtinStepTypes } from '../../steps/builtin.js';
+import { looksLikeFile, openEngine, parseInput, printJson, resolvePipeline, type GlobalOptions } from '../context.js';
 import { formatEventLine, LiveProgress } from '../progress.js';
 
 export interface RunOptions extends GlobalOptions {
@@ -16,24 +19,39 @@ export interface RunOptions extends GlobalOptions {
 
 /** `sluice run FILE|NAME`: starts (or resumes) a run and works it in this process until it ends. */
 export async function runCommand(target: string | undefined, opts: RunOptions): Promise<number> {
+  // A pipeline file is validated before the store is opened: a bad file touches nothing.
+  const loaded = !opts.resume && target && looksLikeFile(target) ? await loadPipelineFile(resolve(target), builtinStepTypes()) : undefined;
   const engine = await openEngine(opts);
   try {
-    const run = opts.resume ? await resumeRun(engine, opts.resume) : await startRun(engine, target, opts);
+    const since = opts.resume ? await lastEventId(engine, opts.resume) : 0;
+    const run = opts.resume ? await resumeRun(engine, opts.resume) : await startRun(engine, target, loaded, opts);
     if (opts.detach) {
       if (opts.json) printJson(run);
       else process.stdout.write(`${run.id}\n`);
       return 0;
     }
-    const final = await follow(engine, run, opts);
+    const final = await follow(engine, run, since, opts);
     return final.status === 'succeeded' ? 0 : 1;
   } finally {
     await engine.close();
   }
 }
 
-async function startRun(engine: Engine, target: string | undefined, opts: RunOptions): Promise<RunRecord> {
+async function lastEventId(engine: Engine, runId: string): Promise<number> {
+  await engine.requireRun(runId);
+  let last = 0;
+  for (;;) {
+    const page = await engine.store.listEvents({ runId, afterId: last, limit: 1000 });
+    if (page.length === 0) return last;
+    last = page[page.length - 1]!.id;
+  }
+}
+
+async function startRun(engine: Engine, target: string | undefined, loaded: LoadedPipeline | undefined, opts: RunOptions): Promise<RunRecord> {
   if (!target) throw new SluiceError('VALIDATION_FAILED', 'sluice run needs a pipeline FILE or NAME (or --resume RUN)');
-  const pipeline = await resolvePipeline(engine, target);
+  const pipeline = loaded
+    ? await engine.registerPipeline(loaded.pipeline, { text: loaded.source, file: loaded.file })
+    : await resolvePipeline(engine, target);
   const steps = opts.steps ? opts.steps.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
   const maxParallel = opts.maxParallel === undefined ? undefined : positiveInt(opts.maxParallel, '--max-parallel');
   const created = await engine.startRun(pipeline, {
@@ -55,7 +73,7 @@ async function resumeRun(engine: Engine, runId: string): Promise<RunRecord> {
   return run;
 }
 
-async function follow(engine: Engine, run: RunRecord, opts: RunOptions): Promise<RunRecord> {
+async function follow(engine: Engine, run: RunRecord, since: number, opts: RunOptions): Promise<RunRecord> {
   const live = !opts.json && process.stdout.isTTY === true;
   const progress = live ? new LiveProgress(process.stdout, `${run.pipeline} v${run.version}  run ${run.id}`, await engine.store.listSteps(run.id)) : null;
   const onEvent = (e: RunEvent) => {
@@ -64,15 +82,17 @@ async function follow(engine: Engine, run: RunRecord, opts: RunOptions): Promise
     else if (!opts.json) process.stdout.write(`${formatEventLine(e)}\n`);
   };
   if (!live && !opts.json) process.stdout.write(`run ${run.id}  ${run.pipeline} v${run.version}\n`);
-  // Replay what is already recorded (run.queued, the first step.queued), then follow live.
-  for (const e of await engine.store.listEvents({ runId: run.id })) onEvent(e);
+  // Replay what this command recorded before following (run.queued, the first step.queued, a resume), then follow live.
+  for (const e of await engine.store.listEvents({ runId: run.id, afterId: since })) onEvent(e);
   const unsubscribe = engine.subscribe(onEvent);
   progress?.start();
   const concurrency = opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, '--concurrency');
   engine.startWorker({ runId: run.id, ...(concurrency === undefined ? {} : { concurrency }) });
   try {
     const final = await engine.waitForRun(run.id, { untilSettled: true });
-    await engine.stopWorker();
+    // A finished run has nothing left worth waiting for (a late result would be rejected); a paused one
+    // lets its running steps finish and record their results.
+    await engine.stopWorker(final.status === 'paused' || final.status === 'waiting' ? Number.POSITIVE_INFINITY : 0);
     progress?.stop();
     report(engine, final, opts);
     return final;

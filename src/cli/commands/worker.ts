@@ -20,6 +20,7 @@ export async function workerCommand(opts: GlobalOptions & { concurrency?: string
 export async function migrateCommand(opts: GlobalOptions): Promise<number> {
   const store = await openStore(storeUrl(opts));
   await store.close();
-  process.stdout.write(`${store.url} is up to date\n`);
+  if (opts.json) process.stdout.write(`${JSON.stringify({ store: store.url, migrated: true })}\n`);
+  else process.stdout.write(`${store.url} is up to date\n`);
   return 0;
 }

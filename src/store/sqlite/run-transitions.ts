@@ -21,6 +21,17 @@ export function compilePipeline(definition: Pipeline): CompiledPipeline {
   return { definition, byName, dependents };
 }
 
+const STEPS_FAILED: ErrorRecord = { code: 'STEP_FAILED', message: 'one or more steps failed' };
+
+/** A run in these states ends when its last step settles (a paused run ends on resume). */
+const ENDABLE = ['queued', 'running'].filter((s) => runStatesInto('succeeded').includes(s as RunStatus) && runStatesInto('failed').includes(s as RunStatus));
+
+/**
+ * SQL condition, over the row before the update, that the settle update ends the run. RETURNING sees the
+ * row after it; a run whose remaining count just reached 0 cannot have ended before (it had a step left).
+ */
+const FINISHING = `remaining + @remaining = 0 AND active + @active = 0 AND status IN (${ENDABLE.map((s) => `'${s}'`).join(', ')})`;
+
 /** Events written per INSERT statement. */
 const EVENT_CHUNK = 64;
 
@@ -38,6 +49,13 @@ const SQL = {
     `UPDATE runs SET status = '${to}', error = COALESCE(@error, error),
        finished_at = CASE WHEN '${to}' IN ('succeeded','failed','cancelled') THEN @at ELSE NULL END
      WHERE id = @id AND status IN (${inList(runStatesInto(to))})`,
+  // @id @active @remaining @at: settles one step and, when nothing is left, ends the run in the same write.
+  settleCounters: `UPDATE runs SET active = active + @active, remaining = remaining + @remaining,
+      status = CASE WHEN ${FINISHING} THEN (CASE WHEN failed > 0 THEN 'failed' ELSE 'succeeded' END) ELSE status END,
+      error = CASE WHEN ${FINISHING} AND failed > 0 THEN '${JSON.stringify(STEPS_FAILED)}' ELSE error END,
+      finished_at = CASE WHEN ${FINISHING} THEN @at ELSE finished_at END
+    WHERE id = @id
+    RETURNING *, (remaining = 0 AND active = 0 AND finished_at = @at AND status IN ('succeeded', 'failed')) AS finished`,
   // @run_id @name
   decrementWaiting: `UPDATE steps SET waiting_on = waiting_on - 1 WHERE run_id = @run_id AND name = @name AND status = 'pending'`,
   // @run_id @limit
@@ -187,9 +205,12 @@ export class RunTransitions {
   settle(out: RunEvent[], run: Pick<RunRow, 'id' | 'pipeline' | 'version'>, step: string, at: number, wasActive = true): void {
     const compiled = this.pipelineOf(run);
     for (const dependent of compiled.dependents.get(step) ?? []) this.stmt('decrementWaiting').run({ run_id: run.id, name: dependent });
-    let row = this.addCounters(run.id, { active: wasActive ? -1 : 0, remaining: -1 });
-    row = this.promote(out, row, at);
-    this.finishIfDone(out, row, at);
+    const row = this.stmt('settleCounters').get({ id: run.id, active: wasActive ? -1 : 0, remaining: -1, at }) as RunRow & { finished: number };
+    if (row.finished === 1) {
+      this.emit(out, row, `run.${row.status}` as EventType, null, at, row.failed > 0 ? { error: STEPS_FAILED } : undefined);
+      return;
+    }
+    this.promote(out, row, at);
   }
 
   /** A step failed for good with on_failure: abort. */
@@ -227,7 +248,7 @@ export class RunTransitions {
     if (run.remaining > 0 || run.active > 0) return;
     if (run.status !== 'running' && run.status !== 'queued') return;
     if (run.failed > 0) {
-      this.setRunStatus(out, run, 'failed', at, { error: { code: 'STEP_FAILED', message: 'one or more steps failed' } });
+      this.setRunStatus(out, run, 'failed', at, { error: STEPS_FAILED });
     } else {
       this.setRunStatus(out, run, 'succeeded', at);
     }

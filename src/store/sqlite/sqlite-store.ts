@@ -11,10 +11,12 @@ import type {
   AttemptRecord,
   AttemptResult,
   ClaimBatch,
+  ClaimRequest,
   ClaimedAttempt,
   CompletionBatch,
   CreateRunRequest,
   CreatedRun,
+  CreatedRuns,
   EventFilter,
   LogLine,
   PipelineSource,
@@ -312,8 +314,15 @@ export class SqliteStore implements Store {
     return this.write(() => this.stmt('resetCache').run({ pipeline: name }).changes);
   }
 
-  async createRuns(requests: CreateRunRequest[], now: number): Promise<CreatedRun[]> {
-    return this.write(() => requests.map((req) => this.createRun(req, now)));
+  async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
+    return this.write(() => {
+      const runs = requests.map((req) => this.createRun(req, now));
+      const claimed =
+        claimNext && claimNext.limit > 0
+          ? this.claimInTransaction(claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {})
+          : { attempts: [], events: [] };
+      return { runs, claimed };
+    });
   }
 
   private createRun(req: CreateRunRequest, now: number): CreatedRun {
@@ -443,7 +452,11 @@ export class SqliteStore implements Store {
   }
 
   async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {
-    return this.write(() => {
+    return this.write(() => this.claimInTransaction(owner, limit, leaseMs, now, only));
+  }
+
+  private claimInTransaction(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): ClaimBatch {
+    {
       const params = { owner, now, lease_until: now + leaseMs, limit };
       const claimed = only.runId === undefined ? this.stmt('claim').all(params) : this.stmt('claimForRun').all({ ...params, run_id: only.runId });
       const rows = claimed as Array<{
@@ -475,7 +488,7 @@ export class SqliteStore implements Store {
         });
       }
       return { attempts, events };
-    });
+    }
   }
 
   async heartbeat(owner: string, attemptIds: number[], leaseMs: number, now: number): Promise<number[]> {
@@ -483,14 +496,19 @@ export class SqliteStore implements Store {
     return attemptIds.filter((id) => !held.has(id));
   }
 
-  async completeAttempts(results: AttemptResult[], now: number): Promise<CompletionBatch> {
+  async completeAttempts(results: AttemptResult[], now: number, claimNext?: ClaimRequest): Promise<CompletionBatch> {
     return this.write(() => {
-      const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0 };
+      const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
       for (const r of results) {
         if (this.completeOne(r, now, batch.events)) batch.accepted.push(r.attemptId);
         else batch.rejected.push(r.attemptId);
       }
       batch.queued = batch.events.filter((e) => e.type === 'step.queued' || e.type === 'step.retrying').length;
+      if (claimNext && claimNext.limit > 0) {
+        const next = this.claimInTransaction(claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {});
+        batch.claimed = next.attempts;
+        batch.events.push(...next.events);
+      }
       return batch;
     });
   }

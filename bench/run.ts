@@ -1,0 +1,109 @@
+/**
+ * The core benchmark: Sluice's figures and its peers' side by side, in one run.
+ *
+ *   npm run bench                 # everything (about 2 minutes)
+ *   npm run bench -- --repeat 5   # more runs per figure (medians are reported)
+ *   npm run bench -- --no-peers   # Sluice only
+ *
+ * W1: 20,000 runs of a one-step no-op pipeline, created in bulk then executed (one process, embedded SQLite,
+ *     WAL, synchronous=NORMAL), next to BullMQ 6 (20,000 no-op jobs, concurrency 10, local Redis) and
+ *     graphile-worker 0.17 with batching on (local embedded PostgreSQL, fsync on).
+ * W2: one run of a chain of 1,000 dependent no-op steps: time per step transition.
+ * W3: one run of N independent steps joined by one final step, N = 1,000 and 10,000: cost per step.
+ * Latency: enqueue-to-start in-process, p50 and p99 over idle gaps.
+ */
+import { formatPeerTable, runBullmqPeer, runGraphilePeer, runGraphileTwoProcessPeer, type PeerResult } from './peers/run-peers.js';
+import { latency, w1, w2, w3, type Figure } from './sluice-workloads.js';
+
+interface Args {
+  repeat: number;
+  peers: boolean;
+  concurrency: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { repeat: 3, peers: true, concurrency: 256 };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--repeat') args.repeat = Number(argv[++i]);
+    else if (argv[i] === '--no-peers') args.peers = false;
+    else if (argv[i] === '--concurrency') args.concurrency = Number(argv[++i]);
+  }
+  return args;
+}
+
+/** Runs `fn` `times` times and keeps, per figure name, the median value. */
+async function median(times: number, fn: () => Promise<Figure[]>): Promise<Figure[]> {
+  const runs: Figure[][] = [];
+  for (let i = 0; i < times; i++) runs.push(await fn());
+  return runs[0]!.map((f, idx) => {
+    const sorted = runs.map((r) => r[idx]!).sort((a, b) => a.value - b.value);
+    return sorted[Math.floor(sorted.length / 2)]!;
+  });
+}
+
+/** A peer's median figure, or why it could not be measured (e.g. redis-server is not installed). */
+async function tryPeer(fn: () => Promise<PeerResult>): Promise<PeerResult | string> {
+  try {
+    return await fn();
+  } catch (err) {
+    return `not measured: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
+function fmt(n: number): string {
+  return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2);
+}
+
+function row(name: string, value: string, goal: string, detail = ''): string {
+  return `${name.padEnd(34)} ${value.padStart(16)}  ${goal.padEnd(34)} ${detail}`;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  console.log(`Sluice core benchmark (Node ${process.version}, ${process.platform}, medians of ${args.repeat})\n`);
+
+  const peers: Array<PeerResult | string> = [];
+  if (args.peers) {
+    peers.push(await tryPeer(() => runBullmqPeer({ repeat: args.repeat })));
+    peers.push(await tryPeer(() => runGraphilePeer({ repeat: args.repeat })));
+    peers.push(await tryPeer(() => runGraphileTwoProcessPeer({ repeat: args.repeat })));
+  }
+  const ours = [
+    ...(await median(args.repeat, () => w1(20_000, args.concurrency))),
+    ...(await median(args.repeat, () => w2(1000))),
+    ...(await median(args.repeat, async () => [await w3(1000)])),
+    ...(await median(args.repeat, async () => [await w3(10_000)])),
+    ...(await median(args.repeat, () => latency(200))),
+  ];
+
+  const measured = peers.filter((p): p is PeerResult => typeof p !== 'string');
+  const bull = measured.find((p) => p.name.startsWith('BullMQ'));
+  const graphile = measured.find((p) => p.name.startsWith('graphile') && !p.name.includes('2 processes'));
+  const exec = ours.find((f) => f.name === 'W1 execute')!;
+  const w3small = ours.find((f) => f.name === 'W3 fan-in of 1000')!;
+  const w3big = ours.find((f) => f.name === 'W3 fan-in of 10000')!;
+
+  console.log(row('figure', 'value', 'goal', 'detail'));
+  console.log(row('-'.repeat(34), '-'.repeat(16), '-'.repeat(34), '-'.repeat(10)));
+  for (const f of ours) {
+    let goal = '';
+    if (f.name === 'W1 execute') {
+      const parts = [];
+      if (bull) parts.push(`>= BullMQ ${fmt(bull.perSecond)} ${exec.value >= bull.perSecond ? 'met' : 'NOT met'}`);
+      if (graphile) parts.push(`>= 2x graphile ${fmt(2 * graphile.perSecond)} ${exec.value >= 2 * graphile.perSecond ? 'met' : 'NOT met'}`);
+      goal = parts.join('; ');
+    }
+    if (f.name.startsWith('W2')) goal = `< 1 ms/step ${f.value < 1 ? 'met' : 'NOT met'}`;
+    if (f.name === 'W3 fan-in of 10000') goal = `10k/1k per-step cost ${(w3big.value / w3small.value).toFixed(2)}x (1.0 = linear)`;
+    if (f.name === 'enqueue-to-start p50') goal = `< 1 ms ${f.value < 1 ? 'met' : 'NOT met'}`;
+    console.log(row(f.name, `${fmt(f.value)} ${f.unit}`, goal, f.detail ?? ''));
+  }
+  if (args.peers) {
+    console.log('\nPeers, same machine, same run:\n');
+    const failed = peers.filter((p): p is string => typeof p === 'string');
+    if (measured.length > 0) console.log(formatPeerTable(measured));
+    for (const f of failed) console.log(f);
+  }
+}
+
+await main();
