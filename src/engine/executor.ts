@@ -4,7 +4,7 @@ import { evaluateCondition, referencedSteps, renderTemplate } from '../core/expr
 import { sha256, stableStringify } from '../core/hash.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { retryDelay } from '../core/retry.js';
-import type { LogStream, StepContext, StepRegistry } from '../steps/step-type.js';
+import type { LogStream, StepContext, StepRegistry, StepUsage } from '../steps/step-type.js';
 import type { AttemptResult, ClaimedAttempt, Store, StoredPipeline } from '../store/store.js';
 
 /** What executing one attempt needs from its surroundings. */
@@ -39,21 +39,23 @@ export class Executor {
 
   async execute(attempt: ClaimedAttempt, owner: string, signal: AbortSignal): Promise<AttemptResult> {
     const started = this.deps.now();
+    const usage: StepUsage[] = [];
     const base = { attemptId: attempt.id, fence: attempt.fence, owner };
     try {
-      const outcome = await this.run(attempt, signal);
-      return { ...base, ...outcome, processingMs: this.deps.now() - started };
+      const outcome = await this.run(attempt, signal, usage);
+      return { ...base, ...outcome, ...usageOf(usage), processingMs: this.deps.now() - started };
     } catch (err) {
-      const error = toErrorRecord(signal.aborted && signal.reason instanceof SluiceError ? signal.reason : err);
+      const thrown = signal.aborted && signal.reason instanceof SluiceError ? signal.reason : err;
+      const error = toErrorRecord(thrown);
       const prepared = await this.prepare(attempt).catch(() => undefined);
       const step = prepared?.byName.get(attempt.step);
-      const failures = attempt.number;
-      const delay = step ? retryDelay(step.retry, failures, this.deps.random) : 0;
-      return { ...base, outcome: 'failed', error, retryable: error.retryable !== false, retryDelayMs: delay, processingMs: this.deps.now() - started };
+      // A server that said when to come back (Retry-After) is not retried sooner.
+      const delay = Math.max(step ? retryDelay(step.retry, attempt.number, this.deps.random) : 0, retryAfterOf(thrown));
+      return { ...base, outcome: 'failed', error, retryable: error.retryable !== false, retryDelayMs: delay, ...usageOf(usage), processingMs: this.deps.now() - started };
     }
   }
 
-  private async run(attempt: ClaimedAttempt, signal: AbortSignal): Promise<Omit<AttemptResult, 'attemptId' | 'fence' | 'owner' | 'processingMs'>> {
+  private async run(attempt: ClaimedAttempt, signal: AbortSignal, usage: StepUsage[]): Promise<Omit<AttemptResult, 'attemptId' | 'fence' | 'owner' | 'processingMs'>> {
     const prepared = await this.prepare(attempt);
     const step = prepared.byName.get(attempt.step);
     if (!step) throw new SluiceError('STEP_NOT_FOUND', `pipeline ${attempt.pipeline} v${attempt.version} has no step ${attempt.step}`);
@@ -70,7 +72,7 @@ export class Executor {
     if (step.if !== null && !(await evaluateCondition(step.if, ctx))) return { outcome: 'skipped', output: null };
     const config = (await renderTemplate(step.with, ctx)) as Record<string, unknown>;
     if (!step.cache) {
-      const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal);
+      const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal, usage);
       this.checkOutput(prepared, step, output);
       return { outcome: 'succeeded', output };
     }
@@ -79,12 +81,20 @@ export class Executor {
       const hit = await this.deps.store.lookupCache(attempt.pipeline, cacheKey);
       if (hit) return { outcome: 'cached', output: hit.output, cacheKey };
     }
-    const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal);
+    const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal, usage);
     this.checkOutput(prepared, step, output);
     return { outcome: 'succeeded', output, cacheKey, cacheable: true };
   }
 
-  private async invoke(step: Step, config: Record<string, unknown>, ctx: ExpressionContext, baseDir: string, attempt: ClaimedAttempt, signal: AbortSignal): Promise<unknown> {
+  private async invoke(
+    step: Step,
+    config: Record<string, unknown>,
+    ctx: ExpressionContext,
+    baseDir: string,
+    attempt: ClaimedAttempt,
+    signal: AbortSignal,
+    usage: StepUsage[],
+  ): Promise<unknown> {
     const type = this.deps.steps.get(step.uses);
     if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', `no step type ${step.uses} is registered`, { retryable: false });
     const controller = new AbortController();
@@ -106,6 +116,7 @@ export class Executor {
       secrets: this.deps.secrets,
       baseDir,
       now: this.deps.now,
+      reportUsage: (u) => usage.push(u),
     };
     try {
       const result = await raceAbort(type.execute(stepCtx, config), controller.signal);
@@ -196,4 +207,23 @@ function redact(line: string, secrets: Record<string, string>): string {
   let out = line;
   for (const value of Object.values(secrets)) if (value.length >= 4) out = out.split(value).join('***');
   return out;
+}
+
+/** Sums the usage a step reported; the model is the last one named. */
+function usageOf(reports: StepUsage[]): { usage?: StepUsage } {
+  if (reports.length === 0) return {};
+  const sum: StepUsage = {};
+  for (const r of reports) {
+    if (r.model !== undefined) sum.model = r.model;
+    if (r.tokensIn !== undefined) sum.tokensIn = (sum.tokensIn ?? 0) + r.tokensIn;
+    if (r.tokensOut !== undefined) sum.tokensOut = (sum.tokensOut ?? 0) + r.tokensOut;
+    if (r.cost !== undefined) sum.cost = (sum.cost ?? 0) + r.cost;
+  }
+  return { usage: sum };
+}
+
+/** `details.retryAfterMs` of a thrown SluiceError (set by steps that read a Retry-After header), else 0. */
+function retryAfterOf(err: unknown): number {
+  const details = err instanceof SluiceError ? (err.details as { retryAfterMs?: unknown } | undefined) : undefined;
+  return typeof details?.retryAfterMs === 'number' && details.retryAfterMs > 0 ? details.retryAfterMs : 0;
 }

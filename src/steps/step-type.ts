@@ -20,6 +20,17 @@ export interface StepContext {
   baseDir: string;
   /** Injected clock, epoch milliseconds. */
   now(): number;
+  /** Records model usage (tokens, cost) of this attempt; calls add up. */
+  reportUsage(usage: StepUsage): void;
+}
+
+/** Model usage a step reports: recorded on the attempt and summed on the run. */
+export interface StepUsage {
+  model?: string;
+  tokensIn?: number;
+  tokensOut?: number;
+  /** In the currency of the user's price table. */
+  cost?: number;
 }
 
 /**

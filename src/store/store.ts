@@ -1,5 +1,6 @@
 import type { ErrorRecord } from '../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
+import type { StepUsage } from '../steps/step-type.js';
 
 /**
  * The store port: every piece of durable state goes through these methods. Each backend owns its
@@ -172,6 +173,7 @@ export interface AttemptRecord {
   finishedAt: number | null;
   processingMs: number | null;
   error: ErrorRecord | null;
+  usage: StepUsage | null;
 }
 
 export interface RunFilter {
@@ -271,6 +273,8 @@ export interface AttemptResult {
   retryDelayMs?: number;
   /** For failures: whether the error may be retried. */
   retryable?: boolean;
+  /** Model usage the step reported. */
+  usage?: StepUsage;
 }
 
 export interface CompletionBatch {

@@ -142,6 +142,30 @@ for (const backend of backends()) {
       expect(retrying.map((e) => e.data?.['delay_ms'])).toEqual([10, 20]);
     });
 
+    it('records model usage on the attempt and waits at least Retry-After before the next try', async () => {
+      let calls = 0;
+      const llmish: TestFn = (ctx) => {
+        calls += 1;
+        ctx.reportUsage({ model: 'm1', tokensIn: 10, tokensOut: 4, cost: 0.5 });
+        ctx.reportUsage({ tokensIn: 1, tokensOut: 1 });
+        if (calls === 1) throw new SluiceError('STEP_FAILED', 'rate limited', { retryable: true, details: { retryAfterMs: 80 } });
+        return 'ok';
+      };
+      const { engine, store, events } = await setup(
+        { name: 'usage', steps: { a: fnStep('llmish', { retry: { attempts: 2, delay: '1ms', jitter: false } }) } },
+        { llmish },
+      );
+      const { run } = await engine.startRun('usage');
+      expect((await engine.waitForRun(run.id)).status).toBe('succeeded');
+      const attempts = await store.listAttempts(run.id, 'a');
+      expect(attempts.map((a) => a.usage)).toEqual([
+        { model: 'm1', tokensIn: 11, tokensOut: 5, cost: 0.5 },
+        { model: 'm1', tokensIn: 11, tokensOut: 5, cost: 0.5 },
+      ]);
+      expect(events.find((e) => e.type === 'step.retrying')?.data?.['delay_ms']).toBe(80);
+      expect(attempts[1]!.startedAt! - attempts[0]!.finishedAt!).toBeGreaterThanOrEqual(80);
+    });
+
     it('on_failure: continue lets dependents run with a null output', async () => {
       const { engine, store } = await setup(
         {

@@ -2,7 +2,7 @@ import { SluiceError } from '../../core/errors.js';
 import { renderGraph } from '../../core/graph.js';
 import { loadPipelineFile } from '../../core/load-pipeline.js';
 import { builtinStepTypes } from '../../steps/builtin.js';
-import type { Pipeline, RunRecord, RunStatus } from '../../index.js';
+import type { AttemptRecord, Pipeline, RunRecord, RunStatus } from '../../index.js';
 import { formatDuration, formatTime, looksLikeFile, openEngine, printJson, table, type GlobalOptions } from '../context.js';
 
 /** `sluice status [RUN]`: a run and its steps (the newest run when none is named). */
@@ -23,6 +23,8 @@ export async function statusCommand(runId: string | undefined, opts: GlobalOptio
     process.stdout.write(`run ${run.id}  ${run.pipeline} v${run.version}  ${run.status}\n`);
     process.stdout.write(`created ${formatTime(run.createdAt)}  started ${formatTime(run.startedAt)}  finished ${formatTime(run.finishedAt)}\n`);
     if (run.error) process.stdout.write(`error: ${run.error.message}\n`);
+    const usage = sumUsage(await engine.store.listAttempts(run.id));
+    if (usage) process.stdout.write(`usage: ${usage}\n`);
     const rows = steps.map((s) => [
       s.name,
       s.status,
@@ -38,6 +40,16 @@ export async function statusCommand(runId: string | undefined, opts: GlobalOptio
   } finally {
     await engine.close();
   }
+}
+
+/** Tokens and cost over every attempt of a run, or null when no step reported any. */
+function sumUsage(attempts: AttemptRecord[]): string | null {
+  const used = attempts.filter((a) => a.usage);
+  if (used.length === 0) return null;
+  const tokensIn = used.reduce((n, a) => n + (a.usage?.tokensIn ?? 0), 0);
+  const tokensOut = used.reduce((n, a) => n + (a.usage?.tokensOut ?? 0), 0);
+  const cost = used.reduce((n, a) => n + (a.usage?.cost ?? 0), 0);
+  return `${tokensIn} tokens in, ${tokensOut} tokens out, cost ${cost.toFixed(4)}`;
 }
 
 function indent(text: string): string {

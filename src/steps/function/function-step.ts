@@ -178,6 +178,7 @@ function toFunctionContext(ctx: StepContext, args: unknown): FunctionContext {
     secrets: ctx.secrets,
     baseDir: ctx.baseDir,
     now: () => ctx.now(),
+    reportUsage: (usage) => ctx.reportUsage(usage),
     args,
   };
 }

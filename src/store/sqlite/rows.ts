@@ -1,5 +1,6 @@
 import type { ErrorRecord } from '../../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../../core/model.js';
+import type { StepUsage } from '../../steps/step-type.js';
 import type { AttemptRecord, AttemptStatus, EventType, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store.js';
 
 /** Row shapes as SQLite returns them; they never leave src/store. */
@@ -65,6 +66,7 @@ export interface AttemptRow {
   finished_at: number | null;
   processing_ms: number | null;
   error: string | null;
+  usage: string | null;
 }
 
 export interface EventRow {
@@ -146,6 +148,7 @@ export function toAttemptRecord(row: AttemptRow): AttemptRecord {
     finishedAt: row.finished_at,
     processingMs: row.processing_ms,
     error: parseJson<ErrorRecord>(row.error),
+    usage: parseJson<StepUsage>(row.usage),
   };
 }
 

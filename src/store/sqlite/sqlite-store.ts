@@ -125,9 +125,9 @@ const SQL = {
           RETURNING id, run_id, step, number, fence, force`,
   // @owner @lease_until
   heartbeat: `UPDATE attempts SET lease_expires_at = @lease_until WHERE owner = @owner AND status = 'running' RETURNING id`,
-  // @id @fence @owner @status @now @processing_ms @error
+  // @id @fence @owner @status @now @processing_ms @error @usage
   finishAttempt: `UPDATE attempts SET status = @status, finished_at = @now, processing_ms = @processing_ms, error = @error,
-                    lease_expires_at = NULL
+                    usage = @usage, lease_expires_at = NULL
                   WHERE id = @id AND fence = @fence AND owner = @owner AND status = 'running'
                   RETURNING run_id, step, number`,
   // @run_id @name @status @output @cache_key @now
@@ -516,7 +516,8 @@ export class SqliteStore implements Store {
   private completeOne(r: AttemptResult, now: number, events: RunEvent[]): boolean {
     const status = r.outcome;
     const error = r.error ? JSON.stringify(r.error) : null;
-    const fin = this.stmt('finishAttempt').get({ id: r.attemptId, fence: r.fence, owner: r.owner, status, now, processing_ms: r.processingMs, error }) as
+    const usage = r.usage ? JSON.stringify(r.usage) : null;
+    const fin = this.stmt('finishAttempt').get({ id: r.attemptId, fence: r.fence, owner: r.owner, status, now, processing_ms: r.processingMs, error, usage }) as
       | { run_id: string; step: string; number: number }
       | undefined;
     if (!fin) return false;

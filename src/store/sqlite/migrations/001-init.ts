@@ -78,6 +78,7 @@ CREATE TABLE attempts (
   finished_at      INTEGER,
   processing_ms    INTEGER,
   error            TEXT,             -- ErrorRecord JSON: code, message, stack
+  usage            TEXT,             -- StepUsage JSON: model, tokensIn, tokensOut, cost
   UNIQUE (run_id, step, number)
 );
 CREATE INDEX attempts_queue ON attempts (priority DESC, available_at, id) WHERE status = 'queued';
