@@ -32,6 +32,12 @@ const ENDABLE = ['queued', 'running'].filter((s) => runStatesInto('succeeded').i
  */
 const FINISHING = `remaining + @remaining = 0 AND active + @active = 0 AND status IN (${ENDABLE.map((s) => `'${s}'`).join(', ')})`;
 
+/** The columns scheduling reads after changing a run's counters (not the input, which can be large). */
+const COUNTER_COLUMNS = 'id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at';
+
+/** A run as scheduling sees it after a counter update. */
+export type RunCounters = Pick<RunRow, 'id' | 'pipeline' | 'version' | 'status' | 'priority' | 'force' | 'max_parallel' | 'remaining' | 'active' | 'failed' | 'run_at'>;
+
 /** Events written per INSERT statement. */
 const EVENT_CHUNK = 64;
 
@@ -43,7 +49,7 @@ const SQL = {
   run: `SELECT * FROM runs WHERE id = @id`,
   // @id @active @remaining @failed
   addCounters: `UPDATE runs SET active = active + @active, remaining = remaining + @remaining, failed = failed + @failed
-                WHERE id = @id RETURNING *`,
+                WHERE id = @id RETURNING ${COUNTER_COLUMNS}`,
   // @id @status @at @error ; only from states that may enter @status (added per target below)
   setRunStatus: (to: RunStatus) =>
     `UPDATE runs SET status = '${to}', error = COALESCE(@error, error),
@@ -55,7 +61,7 @@ const SQL = {
       error = CASE WHEN ${FINISHING} AND failed > 0 THEN '${JSON.stringify(STEPS_FAILED)}' ELSE error END,
       finished_at = CASE WHEN ${FINISHING} THEN @at ELSE finished_at END
     WHERE id = @id
-    RETURNING *, (remaining = 0 AND active = 0 AND finished_at = @at AND status IN ('succeeded', 'failed')) AS finished`,
+    RETURNING ${COUNTER_COLUMNS}, (remaining = 0 AND active = 0 AND finished_at = @at AND status IN ('succeeded', 'failed')) AS finished`,
   // @run_id @name
   decrementWaiting: `UPDATE steps SET waiting_on = waiting_on - 1 WHERE run_id = @run_id AND name = @name AND status = 'pending'`,
   // @run_id @limit
@@ -82,7 +88,7 @@ const SQL = {
   // @run_id @name @waiting_on
   setWaiting: `UPDATE steps SET waiting_on = @waiting_on WHERE run_id = @run_id AND name = @name`,
   // @id @active @remaining @failed
-  setCounters: `UPDATE runs SET active = @active, remaining = @remaining, failed = @failed WHERE id = @id RETURNING *`,
+  setCounters: `UPDATE runs SET active = @active, remaining = @remaining, failed = @failed WHERE id = @id RETURNING ${COUNTER_COLUMNS}`,
 } as const;
 
 /**
@@ -153,12 +159,12 @@ export class RunTransitions {
     return stmt;
   }
 
-  addCounters(id: string, delta: { active?: number; remaining?: number; failed?: number }): RunRow {
-    return this.stmt('addCounters').get({ id, active: delta.active ?? 0, remaining: delta.remaining ?? 0, failed: delta.failed ?? 0 }) as RunRow;
+  addCounters(id: string, delta: { active?: number; remaining?: number; failed?: number }): RunCounters {
+    return this.stmt('addCounters').get({ id, active: delta.active ?? 0, remaining: delta.remaining ?? 0, failed: delta.failed ?? 0 }) as RunCounters;
   }
 
   /** Moves the run to `to` if the transition table allows it; emits `run.<to>` (or the given event). */
-  setRunStatus(out: RunEvent[], run: RunRow, to: RunStatus, at: number, opts: { error?: ErrorRecord; event?: EventType; data?: Record<string, unknown> } = {}): boolean {
+  setRunStatus(out: RunEvent[], run: Pick<RunRow, 'id' | 'pipeline'>, to: RunStatus, at: number, opts: { error?: ErrorRecord; event?: EventType; data?: Record<string, unknown> } = {}): boolean {
     let stmt = this.statusStmts.get(to);
     if (!stmt) {
       stmt = this.db.prepare(SQL.setRunStatus(to));
@@ -173,14 +179,14 @@ export class RunTransitions {
   }
 
   /** Inserts the next attempt of a step that is already marked queued/retrying. */
-  insertAttempt(run: RunRow, step: string, number: number, at: number, availableAt: number, priority: number, force = false): void {
+  insertAttempt(run: RunCounters, step: string, number: number, at: number, availableAt: number, priority: number, force = false): void {
     const status = run.status === 'paused' ? 'held' : 'queued';
     const forced = force || run.force === 1 ? 1 : 0;
     this.stmt('insertAttempt').run({ run_id: run.id, step, number, status, priority: run.priority + priority, force: forced, available_at: availableAt, queued_at: at });
   }
 
   /** Queues ready steps up to the run's max_parallel; returns the run with its counters updated. */
-  promote(out: RunEvent[], run: RunRow, at: number): RunRow {
+  promote(out: RunEvent[], run: RunCounters, at: number): RunCounters {
     if (run.status !== 'running' && run.status !== 'queued') return run;
     const slots = run.max_parallel - run.active;
     // remaining counts every unfinished step; when all of them are active, none is pending.
@@ -205,7 +211,7 @@ export class RunTransitions {
   settle(out: RunEvent[], run: Pick<RunRow, 'id' | 'pipeline' | 'version'>, step: string, at: number, wasActive = true): void {
     const compiled = this.pipelineOf(run);
     for (const dependent of compiled.dependents.get(step) ?? []) this.stmt('decrementWaiting').run({ run_id: run.id, name: dependent });
-    const row = this.stmt('settleCounters').get({ id: run.id, active: wasActive ? -1 : 0, remaining: -1, at }) as RunRow & { finished: number };
+    const row = this.stmt('settleCounters').get({ id: run.id, active: wasActive ? -1 : 0, remaining: -1, at }) as RunCounters & { finished: number };
     if (row.finished === 1) {
       this.emit(out, row, `run.${row.status}` as EventType, null, at, row.failed > 0 ? { error: STEPS_FAILED } : undefined);
       return;
@@ -214,7 +220,7 @@ export class RunTransitions {
   }
 
   /** A step failed for good with on_failure: abort. */
-  abort(out: RunEvent[], run: RunRow, step: string, at: number): void {
+  abort(out: RunEvent[], run: RunCounters, step: string, at: number): void {
     const compiled = this.pipelineOf(run);
     let row = this.addCounters(run.id, { active: -1, remaining: -1, failed: 1 });
     if (compiled.definition.failFast) {
@@ -228,7 +234,7 @@ export class RunTransitions {
   }
 
   /** Cancels steps that have not started (all of them, or those in `only`). */
-  cancelSteps(out: RunEvent[], run: RunRow, only: Set<string> | null, at: number, includeRunning = false): RunRow {
+  cancelSteps(out: RunEvent[], run: RunCounters, only: Set<string> | null, at: number, includeRunning = false): RunCounters {
     const rows = this.stmt(includeRunning ? 'liveSteps' : 'unstartedSteps').all({ run_id: run.id }) as Array<{ name: string; status: StepStatus }>;
     let active = 0;
     let remaining = 0;
@@ -244,7 +250,7 @@ export class RunTransitions {
   }
 
   /** Ends the run when no step is left: failed if any step failed with abort, succeeded otherwise. */
-  finishIfDone(out: RunEvent[], run: RunRow, at: number): void {
+  finishIfDone(out: RunEvent[], run: RunCounters, at: number): void {
     if (run.remaining > 0 || run.active > 0) return;
     if (run.status !== 'running' && run.status !== 'queued') return;
     if (run.failed > 0) {
@@ -255,7 +261,7 @@ export class RunTransitions {
   }
 
   /** Ends a run now as cancelled or failed: every live step and attempt is cancelled. */
-  terminate(out: RunEvent[], run: RunRow, to: 'cancelled' | 'failed', at: number, error?: ErrorRecord): void {
+  terminate(out: RunEvent[], run: RunCounters, to: 'cancelled' | 'failed', at: number, error?: ErrorRecord): void {
     this.cancelSteps(out, run, null, at, true);
     const opts = error ? { error } : {};
     this.setRunStatus(out, run, to, at, opts);
@@ -283,7 +289,7 @@ export class RunTransitions {
       if (!['succeeded', 'cached', 'skipped', 'failed', 'cancelled'].includes(row.status)) remaining += 1;
       if (row.status === 'failed' && step?.onFailure !== 'continue') failed += 1;
     }
-    const updated = this.stmt('setCounters').get({ id: runId, active, remaining, failed }) as RunRow;
+    const updated = this.stmt('setCounters').get({ id: runId, active, remaining, failed }) as RunCounters;
     this.finishIfDone(out, this.promote(out, updated, at), at);
   }
 }
