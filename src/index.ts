@@ -13,6 +13,9 @@ export { builtinStepTypes } from './steps/builtin.js';
 export { openStore, DEFAULT_STORE_URL } from './store/open-store.js';
 export { SqliteStore } from './store/sqlite/sqlite-store.js';
 export type * from './store/store.js';
+export { createServer, type ServerOptions } from './server/create-server.js';
+export { createApiToken } from './server/auth.js';
+export { simulatePipeline, type SimulateOptions, type SimulatedRun } from './engine/simulate.js';
 
 import { Engine, type EngineOptions } from './engine/engine.js';
 import { builtinStepTypes } from './steps/builtin.js';

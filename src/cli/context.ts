@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { SluiceError } from '../core/errors.js';
 import { loadPipelineFile } from '../core/load-pipeline.js';
 import { Engine } from '../engine/engine.js';
@@ -27,8 +27,17 @@ export function secretsFromEnv(env: NodeJS.ProcessEnv = process.env): Record<str
 
 /** Opens the store and an engine on it; the caller closes the engine. */
 export async function openEngine(opts: GlobalOptions): Promise<Engine> {
-  const store = await openStore(storeUrl(opts));
-  return new Engine({ store, steps: builtinStepTypes(), secrets: secretsFromEnv() });
+  const url = storeUrl(opts);
+  const store = await openStore(url);
+  return new Engine({ store, steps: builtinStepTypes(), secrets: secretsFromEnv(), artifactsDir: artifactsDir(url) });
+}
+
+/** SLUICE_ARTIFACTS, else an `artifacts` folder beside a SQLite file, else `.sluice/artifacts`. */
+export function artifactsDir(url: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (env['SLUICE_ARTIFACTS']) return resolve(env['SLUICE_ARTIFACTS']);
+  const file = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : '';
+  if (file && file !== ':memory:') return join(dirname(resolve(file)), 'artifacts');
+  return resolve('.sluice', 'artifacts');
 }
 
 const PIPELINE_FILE = /\.(ya?ml|json|[cm]?[jt]s)$/i;

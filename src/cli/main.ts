@@ -1,8 +1,10 @@
 import { Command, Option } from 'commander';
 import { SluiceError, ValidationError } from '../core/errors.js';
-import { controlCommand, resetCommand, rollbackCommand } from './commands/control.js';
+import { controlCommand, decideCommand, resetCommand, rollbackCommand } from './commands/control.js';
 import { dlqCommand, graphCommand, logsCommand, runsCommand, statusCommand, validateCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
+import { serveCommand } from './commands/serve.js';
+import { tokenCreateCommand } from './commands/token.js';
 import { migrateCommand, workerCommand } from './commands/worker.js';
 import type { GlobalOptions } from './context.js';
 
@@ -33,7 +35,7 @@ function reportError(err: unknown, opts: GlobalOptions): number {
   } else {
     process.stderr.write(`sluice: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   }
-  return err instanceof SluiceError && ['VALIDATION_FAILED', 'INPUT_INVALID'].includes(err.code) ? 2 : 1;
+  return err instanceof SluiceError && ['VALIDATION_FAILED', 'INPUT_INVALID', 'INPUT_TOO_LARGE'].includes(err.code) ? 2 : 1;
 }
 
 export function buildProgram(): Command {
@@ -86,12 +88,40 @@ export function buildProgram(): Command {
     .requiredOption('--to <step>', 'step whose output and descendants are discarded')
     .description('discard the outputs of a step and everything after it, and run them again')
     .action(action(rollbackCommand));
+  for (const verb of ['approve', 'reject'] as const) {
+    program
+      .command(verb)
+      .argument('<run>')
+      .argument('<step>')
+      .option('--comment <text>', 'why')
+      .option('--by <name>', 'who decides (default $USER)')
+      .description(`${verb} a blocked step (an approval, or a gate that blocked)`)
+      .action(action((runId: string, step: string, opts) => decideCommand(verb, runId, step, opts)));
+  }
   program.command('dlq').description('runs that failed for good').option('--limit <n>').action(action((opts) => dlqCommand(opts)));
   program
     .command('worker')
     .description('execute queued attempts of every run until stopped')
     .option('--concurrency <n>', 'attempts at once', '16')
     .action(action((opts) => workerCommand(opts)));
+  program
+    .command('serve')
+    .description('HTTP API (docs at /docs) with an in-process worker and cron triggers')
+    .option('--port <n>', 'port', '8080')
+    .option('--host <host>', 'interface; beyond loopback only with auth', '127.0.0.1')
+    .option('--workers <n>', 'attempts the in-process worker runs at once; 0 serves only', '16')
+    .option('--auth', 'require tokens even before one exists (default: on once a token exists)')
+    .option('--body-limit <bytes>', 'largest request body', String(1024 * 1024))
+    .option('--no-cron', 'do not fire cron triggers in this process')
+    .action(action((opts) => serveCommand(opts)));
+  program
+    .command('token')
+    .description('API tokens')
+    .command('create')
+    .requiredOption('--role <role>', 'admin, operator or viewer')
+    .option('--name <name>', 'a label for the token')
+    .description('create a token; it is printed once, the store keeps only its sha256')
+    .action(action((opts) => tokenCreateCommand(opts)));
   program.command('migrate').description('apply pending store migrations').action(action((opts) => migrateCommand(opts)));
   return program;
 }

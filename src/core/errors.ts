@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'STEP_NOT_FOUND'
   | 'ILLEGAL_TRANSITION'
   | 'INPUT_INVALID'
+  | 'INPUT_TOO_LARGE'
   | 'STEP_FAILED'
   | 'STEP_TIMEOUT'
   | 'RUN_TIMEOUT'

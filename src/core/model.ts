@@ -137,4 +137,6 @@ export interface ExpressionContext {
   run: { id: string; attempt: number; pipeline: string; version: number };
   secrets: Record<string, string>;
   record?: unknown;
+  /** What a downstream gate reported when it asked this step to run again. */
+  feedback?: unknown;
 }

@@ -4,8 +4,10 @@ import type { Pipeline } from '../core/model.js';
 import { isTerminalRun } from '../core/state-machine.js';
 import { pipelineVersionHash } from '../core/validate.js';
 import { Ajv } from 'ajv';
+import { resolve } from 'node:path';
+import { ArtifactStore, DEFAULT_INLINE_LIMIT } from '../artifacts/artifact-store.js';
 import type { StepRegistry } from '../steps/step-type.js';
-import type { CreatedRun, PipelineSource, RunEvent, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
+import type { CreatedRun, HumanDecision, PipelineSource, RunEvent, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
 import { EventBus, type EventListener } from './event-bus.js';
 import { Executor } from './executor.js';
 import { newOwnerId } from './owner.js';
@@ -25,6 +27,12 @@ export interface EngineOptions {
   secrets?: Record<string, string>;
   /** Called with errors of background work (claims, heartbeats). Default: printed to stderr. */
   onError?: (err: unknown) => void;
+  /** Where artifacts live. Default: `.sluice/artifacts` under the working directory. */
+  artifactsDir?: string;
+  /** Step outputs whose JSON is larger are stored as artifacts and passed by reference. Default: 256 KiB. */
+  inlineOutputLimit?: number;
+  /** Run inputs whose JSON is larger are refused; pass large data as artifacts. Default: 1 MiB. */
+  maxInputBytes?: number;
 }
 
 export interface StartRunOptions {
@@ -54,15 +62,22 @@ export class Engine {
   private readonly inputValidators = new Map<string, ReturnType<Ajv['compile']>>();
   private readonly ajv = new Ajv({ allErrors: true, strict: false });
   private worker: Worker | null = null;
+  /** Content-addressed blobs shared by this engine's steps. */
+  readonly artifacts: ArtifactStore;
+  private readonly maxInputBytes: number;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
     this.steps = options.steps;
     this.clock = options.clock ?? { now: () => Date.now() };
     this.onError = options.onError ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
+    this.artifacts = new ArtifactStore(options.artifactsDir ?? resolve('.sluice', 'artifacts'));
+    this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
     this.executor = new Executor({
       store: this.store,
       steps: this.steps,
+      artifacts: this.artifacts,
+      inlineLimit: options.inlineOutputLimit ?? DEFAULT_INLINE_LIMIT,
       secrets: options.secrets ?? {},
       now: () => this.clock.now(),
       log: (attempt, stream, line) => this.worker?.log(attempt, stream, line),
@@ -111,6 +126,10 @@ export class Engine {
   }
 
   private checkInput(stored: StoredPipeline, input: unknown): void {
+    const size = Buffer.byteLength(JSON.stringify(input ?? null));
+    if (size > this.maxInputBytes) {
+      throw new SluiceError('INPUT_TOO_LARGE', `input of pipeline ${stored.name} is ${size} bytes, more than the ${this.maxInputBytes} allowed; store large data as an artifact and pass its reference`);
+    }
     const schema = stored.definition.input;
     if (schema === null) return;
     const key = `${stored.name}@${stored.version}`;
@@ -144,10 +163,8 @@ export class Engine {
     return this.control(runId, 'resume');
   }
 
-  async cancel(runId: string): Promise<TransitionResult> {
-    const result = await this.control(runId, 'cancel');
-    this.worker?.abortRun(runId, new SluiceError('CANCELLED', `run ${runId} was cancelled`));
-    return result;
+  cancel(runId: string): Promise<TransitionResult> {
+    return this.control(runId, 'cancel');
   }
 
   /** Re-runs the failed, cancelled and never-started steps of a failed or cancelled run. */
@@ -162,6 +179,13 @@ export class Engine {
     return result;
   }
 
+  /** A human's decision on a blocked step (an `approval`, or a `gate` that blocked). */
+  async decide(runId: string, step: string, decision: HumanDecision): Promise<TransitionResult> {
+    const result = await this.store.decideStep(runId, step, decision, this.clock.now());
+    this.afterTransition(result);
+    return result;
+  }
+
   private async control(runId: string, action: 'pause' | 'resume' | 'cancel' | 'retry'): Promise<TransitionResult> {
     const result = await this.store.controlRun(runId, action, this.clock.now());
     this.afterTransition(result);
@@ -170,6 +194,7 @@ export class Engine {
 
   private afterTransition(result: TransitionResult): void {
     this.bus.publish(result.events);
+    this.worker?.abortEnded(result.events);
     this.worker?.wake();
   }
 

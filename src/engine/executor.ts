@@ -1,16 +1,20 @@
 import { Ajv, type ValidateFunction } from 'ajv';
+import { isArtifactRef, type ArtifactStore } from '../artifacts/artifact-store.js';
 import { SluiceError, toErrorRecord } from '../core/errors.js';
 import { evaluateCondition, referencedSteps, renderTemplate } from '../core/expressions.js';
 import { sha256, stableStringify } from '../core/hash.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { retryDelay } from '../core/retry.js';
-import type { LogStream, StepContext, StepRegistry, StepUsage } from '../steps/step-type.js';
-import type { AttemptResult, ClaimedAttempt, Store, StoredPipeline } from '../store/store.js';
+import { StepDirective, type LogStream, type SharedRateLimit, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
+import type { AttemptResult, ClaimedAttempt, GateDecision, Store, StoredPipeline } from '../store/store.js';
 
 /** What executing one attempt needs from its surroundings. */
 export interface ExecutorDeps {
   store: Store;
   steps: StepRegistry;
+  artifacts: ArtifactStore;
+  /** Outputs whose JSON is larger are stored as artifacts. */
+  inlineLimit: number;
   secrets: Record<string, string>;
   now(): number;
   log(attempt: ClaimedAttempt, stream: LogStream, line: string): void;
@@ -34,10 +38,25 @@ interface PreparedPipeline {
 export class Executor {
   private readonly pipelines = new Map<string, Promise<PreparedPipeline>>();
   private readonly ajv = new Ajv({ allErrors: true, strict: false });
+  private readonly owners = new Map<number, string>();
 
   constructor(private readonly deps: ExecutorDeps) {}
 
   async execute(attempt: ClaimedAttempt, owner: string, signal: AbortSignal): Promise<AttemptResult> {
+    this.owners.set(attempt.id, owner);
+    try {
+      return await this.executeOwned(attempt, owner, signal);
+    } finally {
+      this.owners.delete(attempt.id);
+    }
+  }
+
+  /** The worker that holds `attempt` (fenced writes during execution carry it). */
+  private owner(attempt: ClaimedAttempt): string {
+    return this.owners.get(attempt.id) ?? '';
+  }
+
+  private async executeOwned(attempt: ClaimedAttempt, owner: string, signal: AbortSignal): Promise<AttemptResult> {
     const started = this.deps.now();
     const usage: StepUsage[] = [];
     const base = { attemptId: attempt.id, fence: attempt.fence, owner };
@@ -61,29 +80,33 @@ export class Executor {
     if (!step) throw new SluiceError('STEP_NOT_FOUND', `pipeline ${attempt.pipeline} v${attempt.version} has no step ${attempt.step}`);
     const reads = prepared.reads.get(step.name) ?? [];
     const outputs = reads.length > 0 ? await this.deps.store.getStepOutputs(attempt.runId, reads) : {};
+    // Run state holds references to large outputs; the step and its expressions see the values.
     const steps: Record<string, unknown> = {};
-    for (const name of reads) steps[name] = outputs[name] ?? null;
+    for (const name of reads) steps[name] = await this.dereference(outputs[name] ?? null);
     const ctx: ExpressionContext = {
       input: attempt.input,
       steps,
       run: { id: attempt.runId, attempt: attempt.number, pipeline: attempt.pipeline, version: attempt.version },
       secrets: this.deps.secrets,
+      ...(attempt.feedback === undefined ? {} : { feedback: attempt.feedback }),
     };
     if (step.if !== null && !(await evaluateCondition(step.if, ctx))) return { outcome: 'skipped', output: null };
-    const config = (await renderTemplate(step.with, ctx)) as Record<string, unknown>;
+    const config = await this.resolveConfig(step, ctx);
     if (!step.cache) {
       const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal, usage);
+      if (output instanceof StepDirective) return directiveResult(output);
       this.checkOutput(prepared, step, output);
-      return { outcome: 'succeeded', output };
+      return { outcome: 'succeeded', output: await this.offload(output) };
     }
-    const cacheKey = cacheKeyOf(step, config, steps, attempt);
+    const cacheKey = cacheKeyOf(step, config, outputs, attempt);
     if (!attempt.force) {
       const hit = await this.deps.store.lookupCache(attempt.pipeline, cacheKey);
       if (hit) return { outcome: 'cached', output: hit.output, cacheKey };
     }
     const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal, usage);
+    if (output instanceof StepDirective) return directiveResult(output);
     this.checkOutput(prepared, step, output);
-    return { outcome: 'succeeded', output, cacheKey, cacheable: true };
+    return { outcome: 'succeeded', output: await this.offload(output), cacheKey, cacheable: true };
   }
 
   private async invoke(
@@ -117,6 +140,13 @@ export class Executor {
       baseDir,
       now: this.deps.now,
       reportUsage: (u) => usage.push(u),
+      artifacts: this.deps.artifacts,
+      items: {
+        load: () => this.deps.store.loadStepItems(attempt.runId, step.name),
+        save: (items) => this.deps.store.saveStepItems({ attemptId: attempt.id, fence: attempt.fence, owner: this.owner(attempt) }, attempt.runId, step.name, items, this.deps.now()),
+      },
+      rateLimit: this.rateLimit,
+      ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
     };
     try {
       const result = await raceAbort(type.execute(stepCtx, config), controller.signal);
@@ -125,6 +155,39 @@ export class Executor {
       if (timer) clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** Rate limits kept in the store, so every worker of every process draws on one budget. */
+  private readonly rateLimit: SharedRateLimit = {
+    acquire: async (key, limits, tokens, signal, onWait) => {
+      for (;;) {
+        const at = this.deps.now();
+        const wait = await this.deps.store.takeRate(key, limits, tokens, at);
+        if (wait === 0) return { settle: (actual: number) => void this.deps.store.settleRate(key, at, actual - tokens).catch(() => undefined) };
+        onWait?.(wait);
+        await sleepUnlessAborted(wait, signal);
+      }
+    },
+  };
+
+  /** `with` with its templates resolved, except the keys the step type renders itself. */
+  private async resolveConfig(step: Step, ctx: ExpressionContext): Promise<Record<string, unknown>> {
+    const raw = this.deps.steps.get(step.uses)?.rawConfigKeys ?? [];
+    if (raw.length === 0) return (await renderTemplate(step.with, ctx)) as Record<string, unknown>;
+    const rendered: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(step.with)) rendered[key] = raw.includes(key) ? value : await renderTemplate(value, ctx);
+    return rendered;
+  }
+
+  /** An output too large to keep inline is stored as an artifact; run state keeps the reference. */
+  private async offload(output: unknown): Promise<unknown> {
+    const text = JSON.stringify(output ?? null);
+    if (text.length <= this.deps.inlineLimit) return output;
+    return this.deps.artifacts.put(text, 'application/json');
+  }
+
+  private async dereference(value: unknown): Promise<unknown> {
+    return isArtifactRef(value) && value.content_type === 'application/json' ? this.deps.artifacts.getJson(value) : value;
   }
 
   private checkOutput(prepared: PreparedPipeline, step: Step, output: unknown): void {
@@ -226,4 +289,33 @@ function usageOf(reports: StepUsage[]): { usage?: StepUsage } {
 function retryAfterOf(err: unknown): number {
   const details = err instanceof SluiceError ? (err.details as { retryAfterMs?: unknown } | undefined) : undefined;
   return typeof details?.retryAfterMs === 'number' && details.retryAfterMs > 0 ? details.retryAfterMs : 0;
+}
+
+/** A gate or approval that steers the run instead of producing an output. */
+function directiveResult(d: StepDirective): Omit<AttemptResult, 'attemptId' | 'fence' | 'owner' | 'processingMs'> {
+  const decision = d.detail['decision'] as GateDecision | undefined;
+  const gate = isGateDecision(decision) ? { decision } : {};
+  if (d.kind === 'spawn') return { outcome: 'spawned', output: null, spawn: d.spawn! };
+  if (d.kind === 'decided') return { outcome: 'succeeded', output: d.detail, ...gate };
+  if (d.kind === 'block') return { outcome: 'blocked', output: d.detail, ...gate };
+  return { outcome: 'rewound', output: d.detail, rewind: d.rewind!, ...gate };
+}
+
+function isGateDecision(v: unknown): v is GateDecision {
+  return typeof v === 'object' && v !== null && typeof (v as { decision?: unknown }).decision === 'string';
+}
+
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(abortError(signal));
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError(signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -53,6 +53,8 @@ export class Worker {
   private flushing: Promise<void> | null = null;
   private timers: NodeJS.Timeout[] = [];
   private loopDone: Promise<void> = Promise.resolve();
+  /** Ends the store's wake-up subscription, when the store offers one. */
+  private unsubscribe: Promise<(() => Promise<void>) | undefined> = Promise.resolve(undefined);
 
   constructor(
     private readonly deps: WorkerDeps,
@@ -82,6 +84,9 @@ export class Worker {
     this.timers.push(setInterval(() => void this.reap(), this.opts.reapMs));
     this.loopDone = this.loop();
     void this.reap();
+    // Wake-ups from other processes (LISTEN/NOTIFY); polling stays as the fallback.
+    const subscribed = this.deps.store.subscribeWakeups?.(() => this.wake());
+    if (subscribed) this.unsubscribe = subscribed.catch((err: unknown) => void this.deps.onError(err));
   }
 
   /** Wakes the claim loop now (new work was queued in this process). */
@@ -132,6 +137,7 @@ export class Worker {
     while (this.active.size > this.abandoned.size) await delay(5);
     await this.flush();
     await this.loopDone;
+    await (await this.unsubscribe)?.();
   }
 
   private async loop(): Promise<void> {
@@ -153,6 +159,11 @@ export class Worker {
   /** Publishes committed events; attempts of runs that just ended are aborted at once. */
   private publish(events: readonly RunEvent[]): void {
     this.deps.publish(events);
+    this.abortEnded(events);
+  }
+
+  /** Aborts the attempts of runs that these committed events ended (cancel, failure, a parent's cancel). */
+  abortEnded(events: readonly RunEvent[]): void {
     for (const e of events) {
       if (e.type === 'run.cancelled' || e.type === 'run.failed') this.abortRun(e.runId, new SluiceError('CANCELLED', `run ${e.runId} ended`));
     }

@@ -1,3 +1,4 @@
+import type { ArtifactRef } from '../artifacts/artifact-store.js';
 import type { JsonSchema } from '../core/model.js';
 
 export type LogStream = 'stdout' | 'stderr' | 'info' | 'warn' | 'error';
@@ -22,6 +23,47 @@ export interface StepContext {
   now(): number;
   /** Records model usage (tokens, cost) of this attempt; calls add up. */
   reportUsage(usage: StepUsage): void;
+  /** Feedback of a downstream gate that asked this step to run again (absent otherwise). */
+  feedback?: unknown;
+  /** Content-addressed blobs: pass large data by reference instead of inline. */
+  artifacts: ArtifactAccess;
+  /** Per-item checkpoints of this step in this run (used by `map`); absent outside the engine. */
+  items?: ItemCheckpoints;
+  /** Per-minute budgets shared by every worker of the store (an LLM provider's rpm/tpm); absent outside the engine. */
+  rateLimit?: SharedRateLimit;
+}
+
+/** A turn granted by a rate limit; `settle` replaces the estimated tokens with the counted ones. */
+export interface RateTurn {
+  settle(tokens: number): void;
+}
+
+export interface SharedRateLimit {
+  /** Waits until `key`'s budget has room for one request of `tokens` tokens, then takes it. */
+  acquire(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, signal: AbortSignal, onWait?: (ms: number) => void): Promise<RateTurn>;
+}
+
+/** The recorded result of one item of a fan-out step. */
+export interface StepItem {
+  index: number;
+  status: 'succeeded' | 'failed';
+  output?: unknown;
+  error?: { code: string; message: string };
+}
+
+/** Durable per-item results of a step: what a retry or a resumed run does not redo. */
+export interface ItemCheckpoints {
+  load(): Promise<StepItem[]>;
+  /** Records results; fenced: fails with LEASE_LOST when this attempt no longer holds its lease. */
+  save(items: StepItem[]): Promise<void>;
+}
+
+/** What steps may do with artifacts. */
+export interface ArtifactAccess {
+  put(content: Buffer | string, contentType?: string): Promise<ArtifactRef>;
+  putJson(value: unknown): Promise<ArtifactRef>;
+  get(ref: ArtifactRef | string): Promise<Buffer>;
+  getJson(ref: ArtifactRef | string): Promise<unknown>;
 }
 
 /** Model usage a step reports: recorded on the attempt and summed on the run. */
@@ -42,7 +84,61 @@ export interface StepType<Config = Record<string, unknown>> {
   /** JSON Schema of `with`. String values may be `${{ }}` templates, so keep it lenient on types. */
   configSchema: JsonSchema;
   execute(ctx: StepContext, config: Config): Promise<unknown>;
+  /** Keys of `with` the engine leaves as written (the step renders them itself, e.g. once per item). */
+  rawConfigKeys?: readonly string[];
 }
 
 /** Registry of step types by name. */
 export type StepRegistry = ReadonlyMap<string, StepType<any>>;
+
+/**
+ * What a step may return instead of an output to steer its run: wait for a human (`block`), or run an
+ * upstream step again with feedback (`rewind`, used by `gate`). Steps run in the worker's process, so
+ * the executor recognizes these by class.
+ */
+export class StepDirective {
+  private constructor(
+    readonly kind: 'block' | 'rewind' | 'decided' | 'spawn',
+    /** Stored as the step's output while it waits (block) or as the decision (rewind). */
+    readonly detail: Record<string, unknown>,
+    readonly rewind?: RewindRequest,
+    readonly spawn?: SpawnRequest,
+  ) {}
+
+  /** Starts a child run of another pipeline; this step ends when the child ends, with its outputs. */
+  static spawn(request: SpawnRequest): StepDirective {
+    return new StepDirective('spawn', {}, undefined, request);
+  }
+
+  /** The step succeeds with `detail` as its output, and `detail.decision` is stored as a gate decision. */
+  static decided(detail: Record<string, unknown>): StepDirective {
+    return new StepDirective('decided', detail);
+  }
+
+  /** The run waits until a human approves or rejects this step. */
+  static block(detail: Record<string, unknown>): StepDirective {
+    return new StepDirective('block', detail);
+  }
+
+  /** Runs `request.to` and everything after it again, passing `request.feedback` to it. */
+  static rewind(request: RewindRequest, detail: Record<string, unknown>): StepDirective {
+    return new StepDirective('rewind', detail, request);
+  }
+}
+
+export interface SpawnRequest {
+  /** Name of the pipeline to run (its latest version). */
+  pipeline: string;
+  input: unknown;
+}
+
+export interface RewindRequest {
+  /** The upstream step to run again. */
+  to: string;
+  /** Visible to that step as `feedback` in expressions and `ctx.feedback`. */
+  feedback: unknown;
+  /** How many rewinds this step may ask for in one run. */
+  budget: number;
+  /** What happens when the budget is spent. */
+  then: 'block' | 'fail';
+}

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { SluiceError } from '../core/errors.js';
 import type { Store } from './store.js';
+import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 
 /** Default store URL: a SQLite file under the working directory. */
@@ -19,7 +20,14 @@ export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store>
     return store;
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    throw new SluiceError('STORE_ERROR', 'the PostgreSQL backend is not available in this build; use sqlite:PATH');
+    const store = new PostgresStore({ url });
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close();
+      throw new SluiceError('STORE_ERROR', `cannot open ${store.url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    return store;
   }
   throw new SluiceError('STORE_ERROR', `unknown store URL ${url}; expected sqlite:PATH or postgres://...`);
 }

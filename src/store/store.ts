@@ -1,6 +1,6 @@
 import type { ErrorRecord } from '../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
-import type { StepUsage } from '../steps/step-type.js';
+import type { RewindRequest, SpawnRequest, StepItem, StepUsage } from '../steps/step-type.js';
 
 /**
  * The store port: every piece of durable state goes through these methods. Each backend owns its
@@ -35,6 +35,10 @@ export interface Store {
   listAttempts(runId: string, step?: string): Promise<AttemptRecord[]>;
   /** Outputs of the named steps of a run (missing or unfinished steps are absent). */
   getStepOutputs(runId: string, names: string[]): Promise<Record<string, unknown>>;
+  /**
+   * Events in id order. Ids only grow, but on a backend with `concurrentWriters` (PostgreSQL) a transaction may
+   * commit an event after another committed a higher id: a reader paging by `afterId` may re-read a short window.
+   */
   listEvents(filter: EventFilter): Promise<RunEvent[]>;
   appendLogs(lines: LogLine[]): Promise<void>;
   listLogs(runId: string, step?: string): Promise<LogLine[]>;
@@ -60,8 +64,95 @@ export interface Store {
   controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult>;
   /** Discards the outputs of `step` and its descendants and runs them again. */
   rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult>;
+  /**
+   * A human's decision on a blocked step: approve (the step succeeds and the run goes on) or reject (the
+   * step fails; its on_failure applies). Throws ILLEGAL_TRANSITION unless the step is blocked.
+   */
+  decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult>;
+  /** Every gate decision of a run, oldest first. */
+  listDecisions(runId: string): Promise<GateDecisionRecord[]>;
+  /**
+   * Takes one request (and `tokens` estimated tokens) from the shared per-minute budget of `key`; returns
+   * 0 when granted, else the milliseconds until the budget renews. Shared by every worker of the store.
+   */
+  takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number>;
+  /** Corrects the tokens counted for `key` in the window of `at` by `delta` (actual minus estimate). */
+  settleRate(key: string, at: number, delta: number): Promise<void>;
+  /** Per-item results recorded by a fan-out step (`map`) of a run, by index. */
+  loadStepItems(runId: string, step: string): Promise<StepItem[]>;
+  /** Records per-item results; rejected with LEASE_LOST unless `lease` still holds the step's attempt. */
+  saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void>;
   /** Failed runs (dead letters), newest first. */
   listDeadLetters(limit: number): Promise<RunRecord[]>;
+
+  /**
+   * Optional (backends with `capabilities.listenNotify`): calls `listener` whenever a transaction of any
+   * process made attempts available, so idle workers claim at once instead of at their next poll. The
+   * subscription survives lost connections (it reconnects and then calls `listener` once, since wake-ups
+   * sent meanwhile are gone). Resolves to a function that unsubscribes. Workers keep polling as a fallback.
+   */
+  subscribeWakeups?(listener: () => void): Promise<() => Promise<void>>;
+
+  // Server features (`sluice serve`). Optional so that a backend without them still runs pipelines; the server
+  // answers NOT_SUPPORTED (501) for a feature its store lacks. SQLite: src/store/sqlite/operations.ts.
+
+  /** The largest event id (0 when there is none), where live streams start. */
+  latestEventId?(): Promise<number>;
+  /** Attempts queued and available now or later (not held by a paused run). */
+  queueDepth?(): Promise<number>;
+  /** Counts and durations of runs and steps of a pipeline created at or after `since` (epoch ms). */
+  pipelineStats?(pipeline: string, since: number): Promise<PipelineStats>;
+  /** Stores an API token by its sha256 hash (the token itself is never stored). */
+  createToken?(token: NewApiToken, now: number): Promise<ApiToken>;
+  /** The token with this sha256 hash, unless revoked. */
+  findToken?(hash: string): Promise<ApiToken | undefined>;
+  /** How many tokens exist (not revoked); the server enables auth when there is at least one. */
+  countTokens?(): Promise<number>;
+  /**
+   * Claims one firing slot of a cron trigger (`slot` = the scheduled time, epoch ms). True for exactly one
+   * caller per (pipeline, slot) across every process sharing the store.
+   */
+  claimTriggerSlot?(pipeline: string, slot: number, now: number): Promise<boolean>;
+}
+
+export type ApiRole = 'viewer' | 'operator' | 'admin';
+
+export interface NewApiToken {
+  /** sha256 hex of the token. */
+  hash: string;
+  role: ApiRole;
+  name: string | null;
+}
+
+export interface ApiToken extends NewApiToken {
+  id: number;
+  createdAt: number;
+}
+
+/** Durations are milliseconds; percentiles by nearest rank, null when nothing finished. */
+export interface DurationStats {
+  count: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export interface PipelineStats {
+  pipeline: string;
+  since: number;
+  runs: { byStatus: Record<string, number>; duration: DurationStats };
+  steps: Array<{
+    name: string;
+    byStatus: Record<string, number>;
+    duration: DurationStats;
+    attempts: number;
+    tokensIn: number;
+    tokensOut: number;
+    cost: number;
+  }>;
+  tokensIn: number;
+  tokensOut: number;
+  cost: number;
 }
 
 export interface StoreCapabilities {
@@ -104,6 +195,8 @@ export interface CreateRunRequest {
   /** Overrides the pipeline's max_parallel. */
   maxParallel?: number;
   id?: string;
+  /** The step of another run that started this one (a `pipeline` step). */
+  parent?: { runId: string; step: string };
 }
 
 export interface CreatedRun {
@@ -130,6 +223,9 @@ export interface RunRecord {
   maxParallel: number;
   selection: string[] | null;
   idempotencyKey: string | null;
+  /** Set for a child run started by a `pipeline` step. */
+  parentRunId: string | null;
+  parentStep: string | null;
   error: ErrorRecord | null;
   runAt: number;
   deadlineAt: number | null;
@@ -151,6 +247,9 @@ export interface StepRecord {
 }
 
 export type AttemptStatus =
+  | 'spawned'
+  | 'blocked'
+  | 'rewound'
   | 'queued'
   | 'held'
   | 'running'
@@ -242,6 +341,8 @@ export interface ClaimedAttempt {
   input: unknown;
   force: boolean;
   leaseExpiresAt: number;
+  /** Feedback of the gate that asked for this attempt, if any. */
+  feedback?: unknown;
 }
 
 export interface ClaimRequest {
@@ -256,7 +357,11 @@ export interface ClaimBatch {
   events: RunEvent[];
 }
 
-export type AttemptOutcome = 'succeeded' | 'cached' | 'skipped' | 'failed';
+/**
+ * How an attempt ended. `blocked`: the run waits for a human on this step. `rewound`: the step asked for
+ * an upstream step to run again (a gate's retry).
+ */
+export type AttemptOutcome = 'succeeded' | 'cached' | 'skipped' | 'failed' | 'blocked' | 'rewound' | 'spawned';
 
 export interface AttemptResult {
   attemptId: number;
@@ -275,6 +380,48 @@ export interface AttemptResult {
   retryable?: boolean;
   /** Model usage the step reported. */
   usage?: StepUsage;
+  /** For `rewound`: which step to run again, with what feedback, within what budget. */
+  rewind?: RewindRequest;
+  /** For `spawned`: the child run to start; the step ends when the child run ends. */
+  spawn?: SpawnRequest;
+  /** A gate's decision, stored in the audit table and emitted as `gate.decided`. */
+  decision?: GateDecision;
+}
+
+/** Proof that a worker holds an attempt: what fenced writes check. */
+export interface AttemptLease {
+  attemptId: number;
+  fence: number;
+  owner: string;
+}
+
+export interface HumanDecision {
+  decision: 'approve' | 'reject';
+  comment?: string;
+  /** Who decided (a token name, a user). */
+  by?: string;
+}
+
+/** What a gate decided and why. */
+export interface GateDecision {
+  decision: 'proceed' | 'retry' | 'block';
+  /** Schema validation problems. */
+  validations: unknown[];
+  /** Each rule with whether it passed and its severity. */
+  rules: unknown[];
+  /** For retry: the step to run again. */
+  retryStep?: string;
+  reason?: string;
+}
+
+export interface GateDecisionRecord extends GateDecision {
+  id: number;
+  runId: string;
+  step: string;
+  attempt: number;
+  /** Retries this gate may still ask for in this run. */
+  budgetLeft: number | null;
+  at: number;
 }
 
 export interface CompletionBatch {

@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -18,7 +21,7 @@ for (const backend of backends()) {
     async function setup(spec: PipelineSpec, fns: Record<string, TestFn>, opts: { store?: Store; worker?: boolean } = {}) {
       const store = opts.store ?? (await backend.create());
       const steps = testSteps(fns);
-      const engine = new Engine({ store, steps, onError: (e) => console.error(e) });
+      const engine = new Engine({ store, steps, onError: (e) => console.error(e), artifactsDir: mkdtempSync(join(tmpdir(), 'sluice-artifacts-')) });
       engines.push(engine);
       const events: RunEvent[] = [];
       engine.subscribe((e) => events.push(e));
@@ -357,6 +360,27 @@ for (const backend of backends()) {
       const again = await engine.startRun('idem', { idempotencyKey: 'k1' });
       expect(again.created).toBe(false);
       expect(again.run.id).toBe(first.run.id);
+    });
+
+    it('stores a large output as an artifact, passes it by reference and lets dependents read it', async () => {
+      const big = 'x'.repeat(300 * 1024);
+      const { engine, store } = await setup(
+        { name: 'big', steps: { make: fnStep('make'), use: fnStep('use', { needs: ['make'] }) } },
+        { make: () => ({ text: big }), use: (ctx) => ({ length: (ctx.steps['make'] as { text: string }).text.length }) },
+      );
+      const { run } = await engine.startRun('big');
+      expect((await engine.waitForRun(run.id)).status).toBe('succeeded');
+      const [make, use] = await store.listSteps(run.id);
+      expect(make?.output).toMatchObject({ $artifact: expect.stringMatching(/^[0-9a-f]{64}$/), content_type: 'application/json' });
+      expect((make!.output as { size: number }).size).toBeGreaterThan(300 * 1024);
+      expect(use?.output).toEqual({ length: big.length });
+      expect(await engine.artifacts.getJson((make!.output as { $artifact: string }).$artifact)).toEqual({ text: big });
+    });
+
+    it('refuses a run input above the size limit with a clear error', async () => {
+      const { engine, store } = await setup({ name: 'huge', steps: { a: fnStep('x') } }, { x: () => 1 }, { worker: false });
+      await expect(engine.startRun('huge', { input: { blob: 'y'.repeat(2 * 1024 * 1024) } })).rejects.toMatchObject({ code: 'INPUT_TOO_LARGE' });
+      expect(await store.listRuns({})).toHaveLength(0);
     });
 
     it('refuses an input that does not match the pipeline input schema, storing nothing', async () => {

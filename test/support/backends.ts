@@ -1,8 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
+import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from './postgres.js';
 
 /** A store backend the contract suite runs against. */
 export interface Backend {
@@ -31,7 +33,36 @@ export function sqliteBackend(): Backend {
   };
 }
 
-/** Every backend available here; PostgreSQL joins this list when its store exists. */
+/**
+ * PostgreSQL: the test process's embedded server (see ./postgres.ts), a fresh database per store. Stores are
+ * closed and databases dropped by cleanup(); the server stops when its last backend is cleaned up.
+ */
+export function postgresBackend(): Backend {
+  let server: ReturnType<typeof acquirePostgres> | null = null;
+  const stores: Store[] = [];
+  const drops: Array<() => Promise<void>> = [];
+  return {
+    name: 'postgres',
+    async create() {
+      server ??= acquirePostgres();
+      const db = await createDatabase(await server);
+      drops.push(db.drop);
+      const store = new PostgresStore({ url: db.url, poolSize: 4 });
+      stores.push(store);
+      await store.migrate();
+      return store;
+    },
+    async cleanup() {
+      // Closing twice is harmless for callers that already closed their store.
+      for (const s of stores.splice(0)) await s.close().catch(() => undefined);
+      for (const drop of drops.splice(0)) await drop().catch(() => undefined);
+      if (server) await releasePostgres();
+      server = null;
+    },
+  };
+}
+
+/** Every backend: SQLite, and PostgreSQL unless SLUICE_TEST_POSTGRES=off. */
 export function backends(): Backend[] {
-  return [sqliteBackend()];
+  return postgresDisabled() ? [sqliteBackend()] : [sqliteBackend(), postgresBackend()];
 }

@@ -55,3 +55,16 @@ function print(result: TransitionResult, opts: GlobalOptions): void {
   if (opts.json) printJson(result.run);
   else process.stdout.write(`run ${result.run.id} is ${result.run.status}\n`);
 }
+
+/** `sluice approve|reject RUN STEP [--comment TEXT]`: a human's decision on a blocked step. */
+export async function decideCommand(decision: 'approve' | 'reject', runId: string, step: string, opts: GlobalOptions & { comment?: string; by?: string }): Promise<number> {
+  const engine = await openEngine(opts);
+  try {
+    const by = opts.by ?? process.env['USER'];
+    const result = await engine.decide(runId, step, { decision, ...(opts.comment ? { comment: opts.comment } : {}), ...(by ? { by } : {}) });
+    print(result, opts);
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}

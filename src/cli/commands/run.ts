@@ -109,6 +109,11 @@ function report(_engine: Engine, run: RunRecord, opts: RunOptions): void {
   const took = run.finishedAt !== null && run.startedAt !== null ? ` in ${run.finishedAt - run.startedAt} ms` : '';
   const why = run.error ? `: ${run.error.message}` : '';
   process.stdout.write(`run ${run.id} ${run.status}${took}${why}\n`);
+  if (run.status === 'waiting') {
+    process.stdout.write(`a step waits for a human: sluice approve|reject ${run.id} STEP, then sluice run --resume ${run.id}\n`);
+  } else if (run.status === 'paused') {
+    process.stdout.write(`go on with: sluice run --resume ${run.id}\n`);
+  }
 }
 
 export function positiveInt(value: string, flag: string): number {

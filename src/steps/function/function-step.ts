@@ -179,6 +179,8 @@ function toFunctionContext(ctx: StepContext, args: unknown): FunctionContext {
     baseDir: ctx.baseDir,
     now: () => ctx.now(),
     reportUsage: (usage) => ctx.reportUsage(usage),
+    artifacts: ctx.artifacts,
+    ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
     args,
   };
 }

@@ -25,6 +25,8 @@ export interface RunRow {
   max_parallel: number;
   selection: string | null;
   idempotency_key: string | null;
+  parent_run_id?: string | null;
+  parent_step?: string | null;
   remaining: number;
   active: number;
   failed: number;
@@ -112,6 +114,8 @@ export function toRunRecord(row: RunRow): RunRecord {
     maxParallel: row.max_parallel,
     selection: parseJson<string[]>(row.selection),
     idempotencyKey: row.idempotency_key,
+    parentRunId: row.parent_run_id ?? null,
+    parentStep: row.parent_step ?? null,
     error: parseJson<ErrorRecord>(row.error),
     runAt: row.run_at,
     deadlineAt: row.deadline_at,

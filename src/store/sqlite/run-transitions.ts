@@ -69,10 +69,10 @@ const SQL = {
                ORDER BY priority DESC, seq LIMIT @limit`,
   // @run_id @name
   queueStep: `UPDATE steps SET status = 'queued', attempts = attempts + 1
-              WHERE run_id = @run_id AND name = @name AND status IN (${inList(stepStatesInto('queued'))}) RETURNING attempts, force`,
-  // @run_id @step @number @status @priority @force @available_at @queued_at
-  insertAttempt: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at)
-                  VALUES (@run_id, @step, @number, @status, @priority, @force, @available_at, @queued_at)`,
+              WHERE run_id = @run_id AND name = @name AND status IN (${inList(stepStatesInto('queued'))}) RETURNING attempts, force, feedback`,
+  // @run_id @step @number @status @priority @force @available_at @queued_at @feedback
+  insertAttempt: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback)
+                  VALUES (@run_id, @step, @number, @status, @priority, @force, @available_at, @queued_at, @feedback)`,
   // @run_id
   unstartedSteps: `SELECT name, status FROM steps WHERE run_id = @run_id AND status IN ('pending', 'queued', 'retrying')`,
   // @run_id
@@ -83,6 +83,8 @@ const SQL = {
   // @run_id @step @at
   cancelAttempts: `UPDATE attempts SET status = 'cancelled', finished_at = @at, lease_expires_at = NULL
                    WHERE run_id = @run_id AND step = @step AND status IN ('queued', 'held', 'running')`,
+  // @run_id
+  liveChildren: `SELECT * FROM runs WHERE parent_run_id = @run_id AND status IN ('queued', 'running', 'paused', 'waiting')`,
   // @run_id
   allSteps: `SELECT * FROM steps WHERE run_id = @run_id ORDER BY seq`,
   // @run_id @name @waiting_on
@@ -100,6 +102,8 @@ export class RunTransitions {
   private readonly statusStmts = new Map<RunStatus, Database.Statement>();
   private readonly eventStmts = new Map<number, Database.Statement>();
   private readonly unwritten: RunEvent[] = [];
+  /** Called when a run reaches a terminal state (the store completes a parent's `pipeline` step). */
+  onRunEnded: ((out: RunEvent[], runId: string, status: 'succeeded' | 'failed' | 'cancelled', at: number) => void) | null = null;
 
   constructor(
     private readonly db: Database.Database,
@@ -179,15 +183,16 @@ export class RunTransitions {
   }
 
   /** Inserts the next attempt of a step that is already marked queued/retrying. */
-  insertAttempt(run: RunCounters, step: string, number: number, at: number, availableAt: number, priority: number, force = false): void {
+  insertAttempt(run: RunCounters, step: string, number: number, at: number, availableAt: number, priority: number, force = false, feedback: string | null = null): void {
     const status = run.status === 'paused' ? 'held' : 'queued';
     const forced = force || run.force === 1 ? 1 : 0;
-    this.stmt('insertAttempt').run({ run_id: run.id, step, number, status, priority: run.priority + priority, force: forced, available_at: availableAt, queued_at: at });
+    this.stmt('insertAttempt').run({ run_id: run.id, step, number, status, priority: run.priority + priority, force: forced, available_at: availableAt, queued_at: at, feedback });
   }
 
   /** Queues ready steps up to the run's max_parallel; returns the run with its counters updated. */
   promote(out: RunEvent[], run: RunCounters, at: number): RunCounters {
-    if (run.status !== 'running' && run.status !== 'queued') return run;
+    // A waiting run (a step awaits a human) goes on with its independent branches.
+    if (run.status !== 'running' && run.status !== 'queued' && run.status !== 'waiting') return run;
     const slots = run.max_parallel - run.active;
     // remaining counts every unfinished step; when all of them are active, none is pending.
     if (slots <= 0 || run.remaining <= run.active) return run;
@@ -196,9 +201,9 @@ export class RunTransitions {
     const ready = this.stmt('readySteps').all({ run_id: run.id, limit: slots }) as Array<{ name: string }>;
     if (ready.length === 0) return run;
     for (const { name } of ready) {
-      const row = this.stmt('queueStep').get({ run_id: run.id, name }) as { attempts: number; force: number } | undefined;
+      const row = this.stmt('queueStep').get({ run_id: run.id, name }) as { attempts: number; force: number; feedback: string | null } | undefined;
       if (!row) continue;
-      this.insertAttempt(run, name, row.attempts, at, Math.max(at, run.run_at), compiled.byName.get(name)?.priority ?? 0, row.force === 1);
+      this.insertAttempt(run, name, row.attempts, at, Math.max(at, run.run_at), compiled.byName.get(name)?.priority ?? 0, row.force === 1, row.feedback);
       this.emit(out, run, 'step.queued', name, at, { attempt: row.attempts });
     }
     return this.addCounters(run.id, { active: ready.length });
@@ -214,15 +219,16 @@ export class RunTransitions {
     const row = this.stmt('settleCounters').get({ id: run.id, active: wasActive ? -1 : 0, remaining: -1, at }) as RunCounters & { finished: number };
     if (row.finished === 1) {
       this.emit(out, row, `run.${row.status}` as EventType, null, at, row.failed > 0 ? { error: STEPS_FAILED } : undefined);
+      this.onRunEnded?.(out, row.id, row.status as 'succeeded' | 'failed', at);
       return;
     }
     this.promote(out, row, at);
   }
 
   /** A step failed for good with on_failure: abort. */
-  abort(out: RunEvent[], run: RunCounters, step: string, at: number): void {
+  abort(out: RunEvent[], run: Pick<RunRow, 'id' | 'pipeline' | 'version'>, step: string, at: number, wasActive = true): void {
     const compiled = this.pipelineOf(run);
-    let row = this.addCounters(run.id, { active: -1, remaining: -1, failed: 1 });
+    let row = this.addCounters(run.id, { active: wasActive ? -1 : 0, remaining: -1, failed: 1 });
     if (compiled.definition.failFast) {
       row = this.cancelSteps(out, row, null, at);
     } else {
@@ -253,18 +259,18 @@ export class RunTransitions {
   finishIfDone(out: RunEvent[], run: RunCounters, at: number): void {
     if (run.remaining > 0 || run.active > 0) return;
     if (run.status !== 'running' && run.status !== 'queued') return;
-    if (run.failed > 0) {
-      this.setRunStatus(out, run, 'failed', at, { error: STEPS_FAILED });
-    } else {
-      this.setRunStatus(out, run, 'succeeded', at);
-    }
+    const to = run.failed > 0 ? 'failed' : 'succeeded';
+    if (this.setRunStatus(out, run, to, at, run.failed > 0 ? { error: STEPS_FAILED } : {})) this.onRunEnded?.(out, run.id, to, at);
   }
 
   /** Ends a run now as cancelled or failed: every live step and attempt is cancelled. */
   terminate(out: RunEvent[], run: RunCounters, to: 'cancelled' | 'failed', at: number, error?: ErrorRecord): void {
     this.cancelSteps(out, run, null, at, true);
     const opts = error ? { error } : {};
-    this.setRunStatus(out, run, to, at, opts);
+    if (!this.setRunStatus(out, run, to, at, opts)) return;
+    // Child runs of `pipeline` steps end with their parent.
+    for (const child of this.stmt('liveChildren').all({ run_id: run.id }) as RunRow[]) this.terminate(out, child, 'cancelled', at);
+    this.onRunEnded?.(out, run.id, to, at);
   }
 
   /**

@@ -4,10 +4,12 @@ import Database from 'better-sqlite3';
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import type { Pipeline } from '../../core/model.js';
+import type { StepItem } from '../../steps/step-type.js';
 import { initiallyReady, planRun } from '../../core/scheduler.js';
 import { assertRunTransition, stepStatesInto } from '../../core/state-machine.js';
 import { newRunId } from '../ids.js';
 import type {
+  AttemptLease,
   AttemptRecord,
   AttemptResult,
   ClaimBatch,
@@ -18,6 +20,8 @@ import type {
   CreatedRun,
   CreatedRuns,
   EventFilter,
+  GateDecisionRecord,
+  HumanDecision,
   LogLine,
   PipelineSource,
   ReapResult,
@@ -29,6 +33,9 @@ import type {
   Store,
   StoredPipeline,
   TransitionResult,
+  ApiToken,
+  NewApiToken,
+  PipelineStats,
 } from '../store.js';
 import { migrations } from './migrations/index.js';
 import {
@@ -44,7 +51,9 @@ import {
   type RunRow,
   type StepRow,
 } from './rows.js';
+import { SqliteOperations } from './operations.js';
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
+import { Supervision } from './supervision.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const HEADER_CACHE_SIZE = 50_000;
@@ -79,9 +88,9 @@ const SQL = {
   clearIdempotency: `UPDATE runs SET idempotency_key = NULL WHERE id = @id`,
   // all run columns
   insertRun: `INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
-                idempotency_key, remaining, active, failed, run_at, deadline_at, created_at)
+                idempotency_key, parent_run_id, parent_step, remaining, active, failed, run_at, deadline_at, created_at)
               VALUES (@id, @pipeline, @version, 'queued', @input, @priority, @force, @max_parallel, @selection,
-                @idempotency_key, @remaining, @active, 0, @run_at, @deadline_at, @created_at)`,
+                @idempotency_key, @parent_run_id, @parent_step, @remaining, @active, 0, @run_at, @deadline_at, @created_at)`,
   // @run_id @name @seq @status @waiting_on @priority @attempts
   insertStep: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
                VALUES (@run_id, @name, @seq, @status, @waiting_on, @priority, @attempts)`,
@@ -111,7 +120,7 @@ const SQL = {
             lease_expires_at = @lease_until
           WHERE id IN (SELECT id FROM attempts WHERE status = 'queued' AND available_at <= @now
                        ORDER BY priority DESC, available_at, id LIMIT @limit)
-          RETURNING id, run_id, step, number, fence, force`,
+          RETURNING id, run_id, step, number, fence, force, feedback`,
   // @run_id @name @now
   startStep: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, @now)
               WHERE run_id = @run_id AND name = @name AND status IN (${stepStatesInto('running').map((s) => `'${s}'`).join(', ')})`,
@@ -122,7 +131,7 @@ const SQL = {
             lease_expires_at = @lease_until
           WHERE id IN (SELECT id FROM attempts WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id
                        ORDER BY priority DESC, available_at, id LIMIT @limit)
-          RETURNING id, run_id, step, number, fence, force`,
+          RETURNING id, run_id, step, number, fence, force, feedback`,
   // @owner @lease_until
   heartbeat: `UPDATE attempts SET lease_expires_at = @lease_until WHERE owner = @owner AND status = 'running' RETURNING id`,
   // @id @fence @owner @status @now @processing_ms @error @usage
@@ -130,6 +139,28 @@ const SQL = {
                     usage = @usage, lease_expires_at = NULL
                   WHERE id = @id AND fence = @fence AND owner = @owner AND status = 'running'
                   RETURNING run_id, step, number`,
+  // @key @window
+  rateWindow: `SELECT requests, tokens FROM rate_windows WHERE key = @key AND window = @window`,
+  // @key @window @tokens
+  takeRate: `INSERT INTO rate_windows (key, window, requests, tokens) VALUES (@key, @window, 1, @tokens)
+             ON CONFLICT (key, window) DO UPDATE SET requests = requests + 1, tokens = tokens + excluded.tokens`,
+  // @key @window @delta
+  settleRate: `UPDATE rate_windows SET tokens = MAX(0, tokens + @delta) WHERE key = @key AND window = @window`,
+  // @before
+  pruneRates: `DELETE FROM rate_windows WHERE window < @before`,
+  // @run_id @step
+  stepItems: `SELECT idx, status, output, error FROM step_items WHERE run_id = @run_id AND step = @step ORDER BY idx`,
+  // @run_id @step @idx @status @output @error @now
+  putStepItem: `INSERT INTO step_items (run_id, step, idx, status, output, error, updated_at)
+                VALUES (@run_id, @step, @idx, @status, @output, @error, @now)
+                ON CONFLICT (run_id, step, idx) DO UPDATE SET status = excluded.status, output = excluded.output,
+                  error = excluded.error, updated_at = excluded.updated_at`,
+  // @run_id @step
+  clearStepItems: `DELETE FROM step_items WHERE run_id = @run_id AND step = @step`,
+  // @id @fence @owner
+  holdsLease: `SELECT 1 AS held FROM attempts WHERE id = @id AND fence = @fence AND owner = @owner AND status = 'running'`,
+  // @run_id @name @output
+  setStepOutput: `UPDATE steps SET output = @output WHERE run_id = @run_id AND name = @name`,
   // @run_id @name @status @output @cache_key @now
   finishStep: `UPDATE steps SET status = @status, output = @output, cache_key = @cache_key, error = NULL, finished_at = @now
                WHERE run_id = @run_id AND name = @name AND status = 'running'`,
@@ -138,7 +169,7 @@ const SQL = {
                finished_at = CASE WHEN @status = 'failed' THEN @now ELSE NULL END,
                attempts = attempts + CASE WHEN @status = 'retrying' THEN 1 ELSE 0 END
              WHERE run_id = @run_id AND name = @name AND status = 'running'
-             RETURNING failures, attempts, force`,
+             RETURNING failures, attempts, force, feedback`,
   // @now
   expiredLeases: `SELECT id, run_id, step, number, owner FROM attempts WHERE status = 'running' AND lease_expires_at < @now`,
   runningOwners: `SELECT DISTINCT owner FROM attempts WHERE status = 'running'`,
@@ -150,7 +181,7 @@ const SQL = {
                   WHERE id = @id AND status = 'running'`,
   // @run_id @name
   requeueStep: `UPDATE steps SET status = 'queued', attempts = attempts + 1 WHERE run_id = @run_id AND name = @name AND status = 'running'
-                RETURNING attempts, force`,
+                RETURNING attempts, force, feedback`,
   // @now
   overdueRuns: `SELECT * FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < @now AND status IN ('queued', 'running', 'paused', 'waiting')`,
   // @run_id
@@ -188,6 +219,14 @@ export class SqliteStore implements Store {
   /** Fields of a run that never change after creation, so hot paths need not read the row again. */
   private readonly headers = new Map<string, RunHeader>();
   private runTransitions: RunTransitions | undefined;
+  private runSupervision: Supervision | undefined;
+  /** Server features: tokens, trigger slots, stats (operations.ts). */
+  private readonly ops: SqliteOperations;
+
+  private get supervision(): Supervision {
+    if (!this.runSupervision) this.runSupervision = new Supervision(this.db, this.transitions);
+    return this.runSupervision;
+  }
 
   private get transitions(): RunTransitions {
     if (!this.runTransitions) throw new SluiceError('STORE_ERROR', 'the store is not migrated yet: call migrate() first');
@@ -203,6 +242,35 @@ export class SqliteStore implements Store {
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
     for (const extra of (process.env['SLUICE_SQLITE_PRAGMAS'] ?? '').split(';').filter(Boolean)) this.db.pragma(extra);
+    this.ops = new SqliteOperations(this.db, (fn) => this.write(fn));
+  }
+
+  async latestEventId(): Promise<number> {
+    return this.ops.latestEventId();
+  }
+
+  async queueDepth(): Promise<number> {
+    return this.ops.queueDepth();
+  }
+
+  async pipelineStats(pipeline: string, since: number): Promise<PipelineStats> {
+    return this.ops.pipelineStats(pipeline, since);
+  }
+
+  async createToken(token: NewApiToken, now: number): Promise<ApiToken> {
+    return this.ops.createToken(token, now);
+  }
+
+  async findToken(hash: string): Promise<ApiToken | undefined> {
+    return this.ops.findToken(hash);
+  }
+
+  async countTokens(): Promise<number> {
+    return this.ops.countTokens();
+  }
+
+  async claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean> {
+    return this.ops.claimTriggerSlot(pipeline, slot, now);
   }
 
   /** The immutable fields of a run, cached. */
@@ -259,6 +327,7 @@ export class SqliteStore implements Store {
       }
     });
     this.runTransitions = new RunTransitions(this.db, (name, version) => this.compiled(name, version));
+    this.runTransitions.onRunEnded = (out, runId, status, at) => this.endChild(runId, status, at, out);
   }
 
   async close(): Promise<void> {
@@ -347,6 +416,8 @@ export class SqliteStore implements Store {
       max_parallel: maxParallel,
       selection: req.selection ? JSON.stringify(req.selection) : null,
       idempotency_key: req.idempotencyKey ?? null,
+      parent_run_id: req.parent?.runId ?? null,
+      parent_step: req.parent?.step ?? null,
       remaining: planned.filter((s) => s.status === 'pending').length,
       active: ready.length,
       run_at: runAt,
@@ -466,6 +537,7 @@ export class SqliteStore implements Store {
         number: number;
         fence: number;
         force: number;
+        feedback: string | null;
       }>;
       const events: RunEvent[] = [];
       const attempts: ClaimedAttempt[] = [];
@@ -485,6 +557,7 @@ export class SqliteStore implements Store {
           input: JSON.parse(run.input),
           force: r.force === 1,
           leaseExpiresAt: now + leaseMs,
+          ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }),
         });
       }
       return { attempts, events };
@@ -525,15 +598,85 @@ export class SqliteStore implements Store {
       this.recordFailure(this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events);
       return true;
     }
+    if (status === 'blocked' || status === 'rewound') {
+      this.completeSupervised(this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events);
+      return true;
+    }
+    if (status === 'spawned') {
+      this.spawnChild(this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events);
+      return true;
+    }
+    if (r.decision) this.supervision.recordDecision(this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r.decision, null, now, events);
     const run = this.header(fin.run_id);
     const output = toJson(r.output);
     this.stmt('finishStep').run({ run_id: run.id, name: fin.step, status, output, cache_key: r.cacheKey ?? null, now });
     if (status === 'succeeded' && r.cacheable && r.cacheKey) {
       this.stmt('putCache').run({ pipeline: run.pipeline, key: r.cacheKey, output, run_id: run.id, step: fin.step, created_at: now });
     }
-    this.transitions.emit(events, run, `step.${status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
+    this.transitions.emit(events, run, `step.${status as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
     this.transitions.settle(events, run, fin.step, now);
     return true;
+  }
+
+  /**
+   * A `pipeline` step starts its child run in the same transaction; the step stays running (holding no
+   * lease) until the child ends, see {@link endChild}.
+   */
+  private spawnChild(run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): void {
+    const request = r.spawn!;
+    const child = this.stmt('latestPipeline').get({ name: request.pipeline }) as PipelineRow | undefined;
+    if (!child) {
+      const error = { code: 'PIPELINE_NOT_FOUND', message: `step ${step} runs pipeline ${request.pipeline}, which is not registered`, retryable: false };
+      this.recordFailure(run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events);
+      return;
+    }
+    const created = this.createRun({ pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step } }, now);
+    this.stmt('setStepOutput').run({ run_id: run.id, name: step, output: JSON.stringify({ child_run: created.run.id }) });
+    events.push(...created.events);
+  }
+
+  /** A child run ended: its parent's `pipeline` step succeeds with the child's outputs, or fails. */
+  private endChild(childId: string, status: 'succeeded' | 'failed' | 'cancelled', now: number, events: RunEvent[]): void {
+    const child = this.transitions.getRun(childId);
+    if (!child?.parent_run_id || !child.parent_step) return;
+    const parent = this.transitions.getRun(child.parent_run_id);
+    const step = this.stmt('step').get({ run_id: child.parent_run_id, name: child.parent_step }) as StepRow | undefined;
+    if (!parent || step?.status !== 'running') return;
+    const attempt = step.attempts;
+    if (status === 'succeeded') {
+      const output = { child_run: childId, status, outputs: this.leafOutputs(child) };
+      this.stmt('finishStep').run({ run_id: parent.id, name: step.name, status: 'succeeded', output: JSON.stringify(output), cache_key: null, now });
+      this.transitions.emit(events, parent, 'step.succeeded', step.name, now, { attempt, child_run: childId });
+      this.transitions.settle(events, parent, step.name, now);
+      return;
+    }
+    const error = { code: 'CHILD_RUN_FAILED', message: `child run ${childId} of pipeline ${child.pipeline} ${status}`, retryable: status === 'failed' };
+    this.recordFailure(parent, step.name, attempt, { attemptId: 0, fence: 0, owner: '', outcome: 'failed', error, retryable: error.retryable, processingMs: 0, retryDelayMs: 0 }, now, events);
+  }
+
+  /** The outputs of a run's final steps (those nothing else needs), by step name. */
+  private leafOutputs(run: RunRow): Record<string, unknown> {
+    const { definition, dependents } = this.transitions.pipelineOf(run);
+    const out: Record<string, unknown> = {};
+    for (const s of definition.steps) {
+      if ((dependents.get(s.name) ?? []).length > 0) continue;
+      const row = this.stmt('step').get({ run_id: run.id, name: s.name }) as StepRow | undefined;
+      out[s.name] = row?.output ? JSON.parse(row.output) : null;
+    }
+    return out;
+  }
+
+  /** A gate or approval steered the run: block it for a human, or rewind it to an upstream step. */
+  private completeSupervised(run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): void {
+    if (r.outcome === 'blocked') return this.supervision.block(run, step, number, r, now, events);
+    const result = this.supervision.rewind(run, step, number, r, now, events);
+    if (result === 'rewound') return;
+    const reason = `retry budget of ${r.rewind?.budget ?? 0} spent`;
+    const decision = { ...(r.decision ?? { validations: [], rules: [] }), decision: 'block' as const, reason };
+    if (result === 'block') return this.supervision.block(run, step, number, { ...r, outcome: 'blocked', decision }, now, events);
+    this.supervision.recordDecision(run, step, number, { ...decision, reason: `${reason}; failing` }, 0, now, events);
+    const error = { code: 'GATE_FAILED', message: `gate ${step}: ${reason}`, retryable: false };
+    this.recordFailure(run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events);
   }
 
   private recordFailure(run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): void {
@@ -546,9 +689,9 @@ export class SqliteStore implements Store {
     const errorText = r.error ? JSON.stringify(r.error) : null;
     const errorData = r.error ? { code: r.error.code, message: r.error.message } : undefined;
     if (retry) {
-      const row = this.stmt('failStep').get({ run_id: run.id, name: step, status: 'retrying', error: errorText, now }) as { attempts: number; force: number };
+      const row = this.stmt('failStep').get({ run_id: run.id, name: step, status: 'retrying', error: errorText, now }) as { attempts: number; force: number; feedback: string | null };
       const delay = r.retryDelayMs ?? 0;
-      this.transitions.insertAttempt(run, step, row.attempts, now, now + delay, def?.priority ?? 0, row.force === 1);
+      this.transitions.insertAttempt(run, step, row.attempts, now, now + delay, def?.priority ?? 0, row.force === 1, row.feedback);
       this.transitions.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row.attempts, delay_ms: delay, error: errorData });
       return;
     }
@@ -573,9 +716,9 @@ export class SqliteStore implements Store {
         seen.add(a.id);
         result.expired += 1;
         const run = this.transitions.getRun(a.run_id)!;
-        const row = this.stmt('requeueStep').get({ run_id: a.run_id, name: a.step }) as { attempts: number; force: number } | undefined;
+        const row = this.stmt('requeueStep').get({ run_id: a.run_id, name: a.step }) as { attempts: number; force: number; feedback: string | null } | undefined;
         if (!row) continue;
-        this.transitions.insertAttempt(run, a.step, row.attempts, now, now, this.transitions.pipelineOf(run).byName.get(a.step)?.priority ?? 0, row.force === 1);
+        this.transitions.insertAttempt(run, a.step, row.attempts, now, now, this.transitions.pipelineOf(run).byName.get(a.step)?.priority ?? 0, row.force === 1, row.feedback);
         this.transitions.emit(result.events, run, 'step.queued', a.step, now, { attempt: row.attempts, reason: 'lease expired' });
       }
       for (const run of this.stmt('overdueRuns').all({ now }) as RunRow[]) {
@@ -631,6 +774,7 @@ export class SqliteStore implements Store {
         if (selected && !selected.has(name)) continue;
         this.stmt('cancelStepAttempts').run({ run_id: runId, step: name, now });
         this.stmt('resetStep').run({ run_id: runId, name });
+        this.stmt('clearStepItems').run({ run_id: runId, step: name });
       }
       if (run.status !== 'running' && run.status !== 'queued') {
         assertRunTransition(runId, run.status, 'running');
@@ -639,6 +783,59 @@ export class SqliteStore implements Store {
       this.transitions.emit(events, run, 'checkpoint.created', step, now, { rollback_to: step, steps: affected });
       this.transitions.rebuild(events, runId, now);
       return { run: toRunRecord(this.transitions.getRun(runId)!), events };
+    });
+  }
+
+  async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
+    return this.write(() => {
+      const events: RunEvent[] = [];
+      this.supervision.decide(this.requireRun(runId), step, decision, now, events);
+      return { run: toRunRecord(this.transitions.getRun(runId)!), events };
+    });
+  }
+
+  async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
+    return this.supervision.listDecisions(runId);
+  }
+
+  async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
+    const window = Math.floor(now / 60_000);
+    return this.write(() => {
+      const used = (this.stmt('rateWindow').get({ key, window }) as { requests: number; tokens: number } | undefined) ?? { requests: 0, tokens: 0 };
+      const overRequests = limits.rpm !== undefined && used.requests + 1 > limits.rpm;
+      // A request larger than the whole token budget goes alone into an empty window rather than never.
+      const overTokens = limits.tpm !== undefined && used.tokens > 0 && used.tokens + tokens > limits.tpm;
+      if (overRequests || overTokens) return (window + 1) * 60_000 - now;
+      this.stmt('takeRate').run({ key, window, tokens });
+      if (used.requests === 0) this.stmt('pruneRates').run({ before: window - 5 });
+      return 0;
+    });
+  }
+
+  async settleRate(key: string, at: number, delta: number): Promise<void> {
+    this.write(() => this.stmt('settleRate').run({ key, window: Math.floor(at / 60_000), delta }));
+  }
+
+  async loadStepItems(runId: string, step: string): Promise<StepItem[]> {
+    const rows = this.stmt('stepItems').all({ run_id: runId, step }) as Array<{ idx: number; status: StepItem['status']; output: string | null; error: string | null }>;
+    return rows.map((r) => ({
+      index: r.idx,
+      status: r.status,
+      ...(r.output === null ? {} : { output: JSON.parse(r.output) as unknown }),
+      ...(r.error === null ? {} : { error: JSON.parse(r.error) as StepItem['error'] }),
+    }));
+  }
+
+  async saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void> {
+    this.write(() => {
+      if (!this.stmt('holdsLease').get({ id: lease.attemptId, fence: lease.fence, owner: lease.owner })) {
+        throw new SluiceError('LEASE_LOST', `attempt ${lease.attemptId} of step ${step} no longer holds its lease; its item results are not recorded`);
+      }
+      for (const item of items) {
+        const output = item.output === undefined ? null : toJson(item.output);
+        const error = item.error === undefined ? null : JSON.stringify(item.error);
+        this.stmt('putStepItem').run({ run_id: runId, step, idx: item.index, status: item.status, output, error, now });
+      }
     });
   }
 

@@ -24,6 +24,8 @@ CREATE TABLE runs (
   max_parallel    INTEGER NOT NULL,
   selection       TEXT,              -- JSON array of selected steps, NULL = all
   idempotency_key TEXT,
+  parent_run_id   TEXT,              -- the run whose pipeline step started this one
+  parent_step     TEXT,
   remaining       INTEGER NOT NULL,  -- steps not yet in a terminal state
   active          INTEGER NOT NULL DEFAULT 0, -- steps queued, running or retrying
   failed          INTEGER NOT NULL DEFAULT 0, -- steps failed for good with on_failure: abort
@@ -37,6 +39,7 @@ CREATE TABLE runs (
 CREATE INDEX runs_by_pipeline ON runs (pipeline, created_at DESC);
 CREATE INDEX runs_failed ON runs (finished_at DESC) WHERE status = 'failed';
 CREATE UNIQUE INDEX runs_idempotency ON runs (pipeline, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_deadline ON runs (deadline_at) WHERE deadline_at IS NOT NULL AND status IN ('queued', 'running', 'paused', 'waiting');
 
 -- Steps: the state of each step of a run. The completed output is the checkpoint.
@@ -53,6 +56,7 @@ CREATE TABLE steps (
   error       TEXT,
   cache_key   TEXT,
   force       INTEGER NOT NULL DEFAULT 0, -- bypass the cache (set by rollback)
+  feedback    TEXT,                       -- JSON a gate passed when it asked this step to run again
   started_at  INTEGER,
   finished_at INTEGER,
   PRIMARY KEY (run_id, name)
@@ -79,6 +83,7 @@ CREATE TABLE attempts (
   processing_ms    INTEGER,
   error            TEXT,             -- ErrorRecord JSON: code, message, stack
   usage            TEXT,             -- StepUsage JSON: model, tokensIn, tokensOut, cost
+  feedback         TEXT,             -- the step's feedback when this attempt was queued
   UNIQUE (run_id, step, number)
 );
 CREATE INDEX attempts_queue ON attempts (priority DESC, available_at, id) WHERE status = 'queued';
@@ -108,6 +113,43 @@ CREATE TABLE logs (
   at      INTEGER NOT NULL
 );
 CREATE INDEX logs_by_run ON logs (run_id, step, id);
+
+-- Per-item results of fan-out (map) steps: a retried or resumed step skips the items that succeeded.
+CREATE TABLE step_items (
+  run_id     TEXT    NOT NULL,
+  step       TEXT    NOT NULL,
+  idx        INTEGER NOT NULL,
+  status     TEXT    NOT NULL, -- succeeded, failed
+  output     TEXT,
+  error      TEXT,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (run_id, step, idx)
+);
+
+-- Per-minute request and token counts per provider key (llm rate limits shared by every worker).
+CREATE TABLE rate_windows (
+  key      TEXT    NOT NULL,
+  window   INTEGER NOT NULL, -- epoch minute
+  requests INTEGER NOT NULL,
+  tokens   INTEGER NOT NULL,
+  PRIMARY KEY (key, window)
+);
+
+-- Every decision of a gate step: the audit trail of supervised runs.
+CREATE TABLE gate_decisions (
+  id          INTEGER PRIMARY KEY,
+  run_id      TEXT    NOT NULL,
+  step        TEXT    NOT NULL,
+  attempt     INTEGER NOT NULL,
+  decision    TEXT    NOT NULL, -- proceed, retry, block
+  validations TEXT    NOT NULL, -- JSON array
+  rules       TEXT    NOT NULL, -- JSON array
+  retry_step  TEXT,
+  reason      TEXT,
+  budget_left INTEGER,
+  at          INTEGER NOT NULL
+);
+CREATE INDEX gate_decisions_by_run ON gate_decisions (run_id, step, id);
 
 -- Succeeded step outputs by cache key, reused across runs of the same pipeline version.
 CREATE TABLE step_cache (

@@ -1,0 +1,119 @@
+/**
+ * End to end: the supervised AI job run by the real CLI against a local OpenAI-compatible server. The
+ * gate sends a weak analysis back with feedback, blocks on a critical finding, and the run waits for a
+ * human at the approval step; decisions are released with `sluice approve`.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { jsonReply, startChatServer, type ChatServer } from '../../test/support/chat-server.js';
+import { killSpawned, runCli, runCliJson, stepStatuses, tempDir, type CliResult } from '../../test/support/cli.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const PIPELINE = path.join(here, 'pipeline.yaml');
+const INPUT = JSON.stringify({ request: '3 bedrooms and a kitchen', image_url: 'https://example.com/plan.png' });
+
+const weak = { spaces: [{ name: 'living room', confidence: 0.9 }] };
+const good = {
+  spaces: [
+    { name: 'bedroom', confidence: 0.9 },
+    { name: 'bedroom', confidence: 0.8 },
+    { name: 'kitchen', confidence: 0.95 },
+  ],
+};
+
+let tmp: ReturnType<typeof tempDir>;
+let chat: ChatServer;
+let store: string;
+
+function sluice(args: string[]): Promise<CliResult> {
+  const env = { OPENAI_BASE_URL: chat.baseUrl, SLUICE_SECRET_OPENAI_API_KEY: 'test-key' };
+  return runCli([...args, '--store', `sqlite:${store}`], { cwd: tmp.dir, env, timeoutMs: 60_000 });
+}
+
+async function runIdOf(result: CliResult): Promise<string> {
+  const id = /run (r[0-9a-z]+)/.exec(result.stdout)?.[1];
+  if (!id) throw new Error(`no run id in:\n${result.stdout}\n${result.stderr}`);
+  return id;
+}
+
+async function decisions(runId: string) {
+  const s = new SqliteStore({ path: store });
+  await s.migrate();
+  try {
+    return await s.listDecisions(runId);
+  } finally {
+    await s.close();
+  }
+}
+
+beforeEach(async () => {
+  tmp = tempDir('sluice-supervised-');
+  store = path.join(tmp.dir, 's.db');
+  chat = await startChatServer();
+});
+
+afterEach(async () => {
+  await killSpawned();
+  await chat.close();
+  tmp.cleanup();
+});
+
+describe('examples/supervised-ai', () => {
+  it('retries a weak analysis with the gate feedback, then waits for approval and finishes', async () => {
+    chat.reply(
+      jsonReply(weak),
+      jsonReply({ verdict: 'FAIL', failures: [{ message: 'no bedrooms found', severity: 'high' }] }),
+      jsonReply(good),
+      jsonReply({ verdict: 'PASS', failures: [] }),
+    );
+    const first = await sluice(['run', PIPELINE, '--input', INPUT]);
+    expect(first.code, first.stderr).toBe(1);
+    expect(first.stdout).toContain('waiting');
+    const id = await runIdOf(first);
+
+    const retried = chat.requests[2]!.body.messages.at(-1).content as string;
+    expect(retried).toContain('A reviewer rejected your last answer');
+    expect(retried).toContain('comparison-passed');
+    expect(chat.requests[0]!.body).toMatchObject({ model: 'gpt-4o-mini', temperature: 0 });
+
+    const waiting = await runCliJson(['status', id, '--json', '--store', `sqlite:${store}`], { cwd: tmp.dir });
+    expect(waiting.status).toBe('waiting');
+    expect(stepStatuses(waiting)).toEqual({ analyse: 'succeeded', compare: 'succeeded', supervise: 'succeeded', release: 'blocked' });
+    expect((await decisions(id)).map((d) => [d.decision, d.budgetLeft])).toEqual([
+      ['retry', 1],
+      ['proceed', null],
+    ]);
+
+    // Approving the last step ends the run in the same transaction: nothing is left to resume.
+    const approve = await sluice(['approve', id, 'release', '--comment', 'ship it']);
+    expect(approve.code, approve.stderr).toBe(0);
+    expect(approve.stdout).toContain('succeeded');
+    const done = await runCliJson(['status', id, '--json', '--store', `sqlite:${store}`], { cwd: tmp.dir });
+    expect(done.status).toBe('succeeded');
+    expect(done.steps.find((s: { name: string }) => s.name === 'release').output).toMatchObject({ approved: true, comment: 'ship it' });
+    expect(chat.requests).toHaveLength(4);
+  });
+
+  it('blocks on a critical finding until a human approves the gate', async () => {
+    chat.reply(jsonReply(good), jsonReply({ verdict: 'FAIL', failures: [{ message: 'plan is upside down', severity: 'critical' }] }));
+    const first = await sluice(['run', PIPELINE, '--input', INPUT]);
+    expect(first.code).toBe(1);
+    const id = await runIdOf(first);
+    const [decision] = await decisions(id);
+    expect(decision).toMatchObject({ step: 'supervise', decision: 'block', reason: '1 critical failure(s)' });
+
+    const approveGate = await sluice(['approve', id, 'supervise', '--comment', 'checked by hand']);
+    expect(approveGate.code, approveGate.stderr).toBe(0);
+    const second = await sluice(['run', '--resume', id]);
+    expect(second.code, second.stdout + second.stderr).toBe(1);
+    expect(stepStatuses(await runCliJson(['status', id, '--json', '--store', `sqlite:${store}`], { cwd: tmp.dir }))).toMatchObject({
+      supervise: 'succeeded',
+      release: 'blocked',
+    });
+    const release = await sluice(['approve', id, 'release']);
+    expect(release.code, release.stderr).toBe(0);
+    expect(release.stdout).toContain('succeeded');
+  });
+});

@@ -1,0 +1,84 @@
+/**
+ * Job 2 end to end over HTTP: the page is served, a task is started with an idempotency key, its run is
+ * followed over SSE until it succeeds, and the generated prompts are read back.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startTaskService, type TaskService } from './server.js';
+
+/** Reads SSE event types of one stream until `last` arrives. */
+function followRun(url: string, last: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const types: string[] = [];
+    const t = setTimeout(() => reject(new Error(`timed out after ${types.join(' ')}`)), 20_000);
+    const req = get(url, { headers: { accept: 'text/event-stream' } }, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        for (const m of chunk.matchAll(/^event: (\S+)$/gm)) types.push(m[1]!);
+        if (types.includes(last)) {
+          clearTimeout(t);
+          req.destroy();
+          resolve(types);
+        }
+      });
+    });
+    req.on('error', () => undefined);
+  });
+}
+
+describe('example: task service', () => {
+  let dir: string;
+  let service: TaskService;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-task-service-'));
+    service = await startTaskService({ store: `sqlite:${join(dir, 's.db')}`, port: 0 });
+  });
+  afterEach(async () => {
+    await service.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves the page, starts a task idempotently and follows it live to its prompts', async () => {
+    const page = await fetch(`${service.address}/`);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(await page.text()).toContain('new EventSource(');
+
+    const start = () =>
+      fetch(`${service.address}/api/pipelines/task-service/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ input: { title: 'user registration', stack: ['TypeScript', 'Fastify'] }, idempotency_key: 'task:user registration' }),
+      });
+    const first = await start();
+    expect(first.status).toBe(201);
+    const run = (await first.json()) as { id: string };
+    const types = await followRun(`${service.address}/api/stream?run=${run.id}`, 'run.succeeded');
+    expect(types[0]).toBe('run.queued');
+    expect(types.filter((t) => t === 'step.succeeded')).toHaveLength(3);
+
+    const again = await start();
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { id: string }).id).toBe(run.id);
+
+    const done = (await (await fetch(`${service.address}/api/runs/${run.id}`)).json()) as { status: string; steps: Array<{ name: string; output: any }> };
+    expect(done.status).toBe('succeeded');
+    const prompts = done.steps.find((s) => s.name === 'prompts')!.output.prompts as string[];
+    expect(prompts).toHaveLength(4);
+    expect(prompts[2]).toContain('HTTP API for user registration');
+    expect(prompts[2]).toContain('Stack: TypeScript, Fastify');
+    expect(prompts[3]).toContain('Builds on t3');
+  });
+
+  it('answers bad input with a 4xx and a code', async () => {
+    const bad = await fetch(`${service.address}/api/pipelines/task-service/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input: { title: 'x' } }),
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('INPUT_INVALID');
+  });
+});

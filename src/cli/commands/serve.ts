@@ -1,0 +1,59 @@
+import { createServer } from '../../server/create-server.js';
+import { isLoopback, type AuthMode } from '../../server/auth.js';
+import { SluiceError } from '../../core/errors.js';
+import { CronTriggers } from '../../server/cron-triggers.js';
+import { openEngine, type GlobalOptions } from '../context.js';
+import { positiveInt } from './run.js';
+
+export interface ServeOptions extends GlobalOptions {
+  port?: string;
+  host?: string;
+  workers?: string;
+  auth?: boolean;
+  bodyLimit?: string;
+  cron?: boolean;
+}
+
+/**
+ * `sluice serve`: the HTTP API with an in-process worker (`--workers N` attempts at once; 0 serves only) and
+ * cron triggers, until SIGINT/SIGTERM. Refuses a non-loopback `--host` unless auth is on (`--auth`, or a token
+ * exists in the store).
+ */
+export async function serveCommand(opts: ServeOptions): Promise<number> {
+  const port = opts.port === undefined ? 8080 : nonNegativeInt(opts.port, '--port');
+  const host = opts.host ?? '127.0.0.1';
+  const workers = opts.workers === undefined ? 16 : nonNegativeInt(opts.workers, '--workers');
+  const engine = await openEngine(opts);
+  const auth: AuthMode = opts.auth ? 'on' : 'auto';
+  const app = await createServer({
+    engine,
+    auth,
+    logger: { level: process.env['SLUICE_LOG_LEVEL'] ?? 'info' },
+    ...(opts.bodyLimit === undefined ? {} : { bodyLimit: positiveInt(opts.bodyLimit, '--body-limit') }),
+  });
+  const cron = opts.cron === false ? undefined : new CronTriggers(engine, { onError: (err) => app.log.error({ err }, 'cron trigger failed') });
+  try {
+    if (!isLoopback(host) && auth !== 'on' && !((await engine.store.countTokens?.()) ?? 0)) {
+      throw new SluiceError('VALIDATION_FAILED', `refusing to listen on ${host} without auth: create a token (sluice token create --role admin) or pass --auth`);
+    }
+    if (workers > 0) engine.startWorker({ concurrency: workers });
+    await cron?.start();
+    const address = await app.listen({ port, host });
+    process.stderr.write(`sluice serve on ${address} (store ${engine.store.url}, workers ${workers})\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    return 0;
+  } finally {
+    cron?.stop();
+    await app.close();
+    await engine.close();
+  }
+}
+
+function nonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new SluiceError('INPUT_INVALID', `${flag} must be a non-negative integer, got ${value}`);
+  return n;
+}

@@ -1,0 +1,292 @@
+import { Ajv, type ValidateFunction } from 'ajv';
+import { SluiceError, toErrorRecord, type ErrorRecord } from '../core/errors.js';
+import { evaluateCondition, renderTemplate } from '../core/expressions.js';
+import { buildGraph } from '../core/graph.js';
+import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
+import { createHash } from 'node:crypto';
+import type { ArtifactRef } from '../artifacts/artifact-store.js';
+import { StepDirective, type ArtifactAccess, type LogStream, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
+
+/** What simulating needs: the step types and secrets of an engine; nothing of the store. */
+export interface SimulateOptions {
+  steps: StepRegistry;
+  secrets?: Record<string, string>;
+  /** Where relative paths of the definition resolve. Default: the working directory. */
+  baseDir?: string;
+  version?: number;
+  /** Include each step's log lines. Default: false. */
+  verbose?: boolean;
+  now?: () => number;
+  /** Where artifacts named in inputs are read from. Artifacts that steps write stay in memory. Default: none. */
+  artifacts?: Pick<ArtifactAccess, 'get'>;
+}
+
+export type SimulatedStepStatus = 'succeeded' | 'skipped' | 'failed' | 'blocked' | 'cancelled';
+
+export interface SimulatedStep {
+  status: SimulatedStepStatus;
+  /** Tries made (retries of the step's policy, without their delays). */
+  attempts: number;
+  duration_ms: number;
+  error: ErrorRecord | null;
+  /** The resolved `with` (absent when the step did not get that far). */
+  input?: unknown;
+  output?: unknown;
+  /** Verbose only: the step's log lines. */
+  logs?: Array<{ stream: LogStream; line: string }>;
+  usage?: StepUsage;
+}
+
+export interface SimulatedRun {
+  input: unknown;
+  status: 'succeeded' | 'failed' | 'waiting';
+  /** Outputs of the steps nothing else needs. */
+  output: Record<string, unknown>;
+  steps: Record<string, SimulatedStep>;
+  duration_ms: number;
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+
+/**
+ * Executes a pipeline inline on each sample input, in memory: nothing is written to any store (no run, no
+ * event, no cache). Semantics follow the engine: `if` skips a step, `with` templates see `input`, `steps`
+ * and `run`, `disabled` steps are skipped, `on_failure: continue` passes null downstream, `fail_fast` stops
+ * starting steps after a failure, retries follow the step's policy (without waiting), output schemas are
+ * checked. Steps run one at a time in topological order; the step cache is not consulted.
+ */
+export async function simulatePipeline(pipeline: Pipeline, inputs: unknown[], options: SimulateOptions): Promise<SimulatedRun[]> {
+  const out: SimulatedRun[] = [];
+  const artifacts = memoryArtifacts(options.artifacts);
+  for (const input of inputs) out.push(await simulateOne(pipeline, input, { ...options, memory: artifacts }));
+  return out;
+}
+
+interface RunState {
+  outputs: Record<string, unknown>;
+  results: Record<string, SimulatedStep>;
+  failed: boolean;
+  blocked: boolean;
+  rewinds: Map<string, number>;
+  feedback: Map<string, unknown>;
+}
+
+type Options = SimulateOptions & { memory: ArtifactAccess };
+
+async function simulateOne(p: Pipeline, input: unknown, options: Options): Promise<SimulatedRun> {
+  const now = options.now ?? Date.now;
+  const started = now();
+  const { order, dependents } = buildGraph(p);
+  const byName = new Map(p.steps.map((s) => [s.name, s]));
+  const state: RunState = { outputs: {}, results: {}, failed: false, blocked: false, rewinds: new Map(), feedback: new Map() };
+  for (let i = 0; i < order.length; i++) {
+    const step = byName.get(order[i]!)!;
+    const upstreamStopped = step.needs.some((n) => ['cancelled', 'blocked'].includes(state.results[n]?.status ?? '') || abortedFailure(byName.get(n), state.results[n]));
+    if (upstreamStopped || ((state.failed && p.failFast) || state.blocked)) {
+      state.results[step.name] = { status: 'cancelled', attempts: 0, duration_ms: 0, error: null };
+      continue;
+    }
+    const result = await runStep(p, step, input, state, options);
+    if (result instanceof StepDirective && result.kind === 'rewind' && result.rewind) {
+      const jump = rewind(order, step.name, result, state, dependents);
+      if (jump !== null) {
+        i = jump - 1;
+        continue;
+      }
+    }
+  }
+  const sinks = p.steps.filter((s) => (dependents.get(s.name) ?? []).length === 0).map((s) => s.name);
+  const status = state.failed ? 'failed' : state.blocked ? 'waiting' : 'succeeded';
+  return { input, status, output: Object.fromEntries(sinks.map((n) => [n, state.outputs[n] ?? null])), steps: state.results, duration_ms: now() - started };
+}
+
+function abortedFailure(step: Step | undefined, result: SimulatedStep | undefined): boolean {
+  return step !== undefined && result?.status === 'failed' && step.onFailure === 'abort';
+}
+
+/** Applies a gate's rewind: the index to continue from, or null when the budget is spent (the gate then blocks or fails). */
+function rewind(order: string[], gate: string, directive: StepDirective, state: RunState, dependents: Map<string, string[]>): number | null {
+  const request = directive.rewind!;
+  const used = state.rewinds.get(gate) ?? 0;
+  const result = state.results[gate]!;
+  if (used >= request.budget) {
+    if (request.then === 'block') {
+      result.status = 'blocked';
+      state.blocked = true;
+    } else {
+      result.status = 'failed';
+      result.error = { code: 'STEP_FAILED', message: `gate ${gate} spent its retry budget of ${request.budget}` };
+      state.failed = true;
+    }
+    return null;
+  }
+  state.rewinds.set(gate, used + 1);
+  state.feedback.set(request.to, request.feedback);
+  const again = new Set([request.to]);
+  for (const name of order) if ([...again].some((a) => (dependents.get(a) ?? []).includes(name))) again.add(name);
+  for (const name of again) delete state.outputs[name];
+  const index = order.indexOf(request.to);
+  return index < 0 ? null : index;
+}
+
+async function runStep(p: Pipeline, step: Step, input: unknown, state: RunState, options: Options): Promise<unknown> {
+  const now = options.now ?? Date.now;
+  const started = now();
+  const record = (r: Omit<SimulatedStep, 'duration_ms'>) => (state.results[step.name] = { ...r, duration_ms: now() - started });
+  if (step.disabled) {
+    record({ status: 'skipped', attempts: 0, error: null });
+    state.outputs[step.name] = null;
+    return null;
+  }
+  const steps: Record<string, unknown> = {};
+  for (const s of p.steps) if (s.name in state.outputs) steps[s.name] = state.outputs[s.name];
+  const ctx: ExpressionContext = { input, steps, run: { id: 'simulate', attempt: 1, pipeline: p.name, version: options.version ?? 0 }, secrets: options.secrets ?? {} };
+  const logs: Array<{ stream: LogStream; line: string }> = [];
+  let config: unknown;
+  let attempts = 0;
+  const usage: StepUsage[] = [];
+  try {
+    if (step.if !== null && !(await evaluateCondition(step.if, ctx))) {
+      record({ status: 'skipped', attempts: 0, error: null });
+      state.outputs[step.name] = null;
+      return null;
+    }
+    config = await renderTemplate(step.with, ctx);
+    for (;;) {
+      attempts += 1;
+      try {
+        const output = await invoke(step, config as Record<string, unknown>, ctx, state.feedback.get(step.name), logs, usage, options);
+        return finish(step, state, record, { attempts, output, config, logs, usage }, options.verbose === true);
+      } catch (err) {
+        const error = toErrorRecord(err);
+        if (attempts >= step.retry.attempts || error.retryable === false) throw err;
+      }
+    }
+  } catch (err) {
+    record({ status: 'failed', attempts, error: stripStack(toErrorRecord(err)), ...verboseOf(options.verbose === true, config, undefined, logs) });
+    if (step.onFailure === 'continue') state.outputs[step.name] = null;
+    else state.failed = true;
+    return null;
+  }
+}
+
+function finish(
+  step: Step,
+  state: RunState,
+  record: (r: Omit<SimulatedStep, 'duration_ms'>) => SimulatedStep,
+  r: { attempts: number; output: unknown; config: unknown; logs: Array<{ stream: LogStream; line: string }>; usage: StepUsage[] },
+  verbose: boolean,
+): unknown {
+  const usage = r.usage.length > 0 ? { usage: sumUsage(r.usage) } : {};
+  if (r.output instanceof StepDirective) {
+    const blocked = r.output.kind === 'block';
+    record({ status: blocked ? 'blocked' : 'succeeded', attempts: r.attempts, error: null, ...usage, ...verboseOf(verbose, r.config, r.output.detail, r.logs) });
+    if (blocked) state.blocked = true;
+    else state.outputs[step.name] = r.output.detail;
+    return r.output;
+  }
+  record({ status: 'succeeded', attempts: r.attempts, error: null, ...usage, ...verboseOf(verbose, r.config, r.output, r.logs) });
+  state.outputs[step.name] = r.output;
+  return r.output;
+}
+
+async function invoke(
+  step: Step,
+  config: Record<string, unknown>,
+  ctx: ExpressionContext,
+  feedback: unknown,
+  logs: Array<{ stream: LogStream; line: string }>,
+  usage: StepUsage[],
+  options: Options,
+): Promise<unknown> {
+  const type = options.steps.get(step.uses);
+  if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', `no step type ${step.uses} is registered`, { retryable: false });
+  const controller = new AbortController();
+  const timer =
+    step.timeoutMs === null
+      ? undefined
+      : setTimeout(() => controller.abort(new SluiceError('STEP_TIMEOUT', `step ${step.name} timed out after ${step.timeoutMs} ms`, { retryable: true })), step.timeoutMs);
+  const stepCtx: StepContext = {
+    run: ctx.run,
+    step: step.name,
+    input: ctx.input,
+    steps: ctx.steps,
+    signal: controller.signal,
+    log: (stream, line) => logs.push({ stream, line }),
+    secrets: ctx.secrets,
+    baseDir: options.baseDir ?? process.cwd(),
+    now: options.now ?? Date.now,
+    reportUsage: (u) => usage.push(u),
+    artifacts: options.memory,
+    ...(feedback === undefined ? {} : { feedback }),
+  };
+  try {
+    const work = type.execute(stepCtx, config);
+    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
+    const output = await Promise.race([work, aborted]);
+    if (!(output instanceof StepDirective)) checkOutput(step, output ?? null);
+    return output === undefined ? null : output;
+  } finally {
+    if (timer) clearTimeout(timer);
+    controller.abort();
+  }
+}
+
+const validators = new WeakMap<object, ValidateFunction>();
+
+function checkOutput(step: Step, output: unknown): void {
+  if (step.output === null) return;
+  let validate = validators.get(step.output);
+  if (!validate) {
+    validate = ajv.compile(step.output);
+    validators.set(step.output, validate);
+  }
+  if (!validate(output)) {
+    const detail = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
+    throw new SluiceError('STEP_FAILED', `output of step ${step.name} does not match its schema: ${detail}`, { retryable: false });
+  }
+}
+
+function verboseOf(verbose: boolean, input: unknown, output: unknown, logs: Array<{ stream: LogStream; line: string }>): Partial<SimulatedStep> {
+  return { input: input ?? null, output: output ?? null, ...(verbose ? { logs } : {}) };
+}
+
+function stripStack(e: ErrorRecord): ErrorRecord {
+  const { stack: _stack, ...rest } = e;
+  return rest;
+}
+
+function sumUsage(reports: StepUsage[]): StepUsage {
+  const sum: StepUsage = {};
+  for (const r of reports) {
+    if (r.model !== undefined) sum.model = r.model;
+    if (r.tokensIn !== undefined) sum.tokensIn = (sum.tokensIn ?? 0) + r.tokensIn;
+    if (r.tokensOut !== undefined) sum.tokensOut = (sum.tokensOut ?? 0) + r.tokensOut;
+    if (r.cost !== undefined) sum.cost = (sum.cost ?? 0) + r.cost;
+  }
+  return sum;
+}
+
+/** Artifacts written while simulating live in memory; reads fall back to `source` (the engine's store). */
+function memoryArtifacts(source: Pick<ArtifactAccess, 'get'> | undefined): ArtifactAccess {
+  const blobs = new Map<string, Buffer>();
+  const get = async (ref: ArtifactRef | string): Promise<Buffer> => {
+    const hash = typeof ref === 'string' ? ref : ref.$artifact;
+    const blob = blobs.get(hash);
+    if (blob) return blob;
+    if (source) return source.get(ref);
+    throw new SluiceError('STORE_ERROR', `artifact ${hash} is not available while simulating`, { retryable: false });
+  };
+  const put = async (content: Buffer | string, contentType = 'application/octet-stream'): Promise<ArtifactRef> => {
+    const data = typeof content === 'string' ? Buffer.from(content) : content;
+    const hash = createHash('sha256').update(data).digest('hex');
+    blobs.set(hash, data);
+    return { $artifact: hash, size: data.length, content_type: contentType };
+  };
+  return {
+    put,
+    putJson: (value) => put(JSON.stringify(value), 'application/json'),
+    get,
+    getJson: async (ref) => JSON.parse((await get(ref)).toString('utf8')) as unknown,
+  };
+}

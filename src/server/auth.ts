@@ -1,0 +1,105 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { HttpError } from './http-errors.js';
+import type { ApiRole, ApiToken, Store } from '../store/store.js';
+
+/**
+ * Bearer-token auth. Roles: `viewer` reads (GET), `operator` also starts and controls runs and posts events,
+ * `admin` also registers, disables and simulates pipelines. Tokens are random, shown once, stored as sha256.
+ */
+
+export const ROLES: readonly ApiRole[] = ['viewer', 'operator', 'admin'];
+const RANK: Record<ApiRole, number> = { viewer: 0, operator: 1, admin: 2 };
+
+/**
+ * `on`: every /api route needs a token. `off`: no checks (loopback only). `auto` (default): on as soon as the
+ * store holds at least one token.
+ */
+export type AuthMode = 'on' | 'off' | 'auto';
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** Creates a token with `role`; returns the token text, which is not stored anywhere. */
+export async function createApiToken(store: Store, role: ApiRole, name: string | null, now = Date.now()): Promise<{ token: string; record: ApiToken }> {
+  if (!store.createToken) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
+  const token = `sluice_${randomBytes(24).toString('base64url')}`;
+  const record = await store.createToken({ hash: hashToken(token), role, name }, now);
+  return { token, record };
+}
+
+const CACHE_MS = 2000;
+
+/** Checks requests against the tokens of a store, caching lookups for a moment. */
+export class Authenticator {
+  private enabledUntil = 0;
+  private enabled: boolean;
+  private readonly cache = new Map<string, { token: ApiToken | undefined; until: number }>();
+
+  constructor(
+    private readonly store: Store,
+    readonly mode: AuthMode,
+  ) {
+    this.enabled = mode === 'on';
+  }
+
+  /** Whether requests must carry a token now. */
+  async isEnabled(): Promise<boolean> {
+    if (this.mode !== 'auto' || this.enabled) return this.enabled;
+    if (Date.now() < this.enabledUntil) return false;
+    this.enabled = this.store.countTokens ? (await this.store.countTokens()) > 0 : false;
+    this.enabledUntil = Date.now() + CACHE_MS;
+    return this.enabled;
+  }
+
+  /** The caller's token (undefined while auth is off). Throws UNAUTHORIZED (no or unknown token) or FORBIDDEN (role too low). */
+  async check(request: FastifyRequest, needed: ApiRole): Promise<ApiToken | undefined> {
+    if (!(await this.isEnabled())) return undefined;
+    const presented = bearerOf(request);
+    if (!presented) throw new HttpError('UNAUTHORIZED', 'this server requires a token: Authorization: Bearer <token>');
+    const token = await this.lookup(presented);
+    if (!token) throw new HttpError('UNAUTHORIZED', 'the token is unknown or revoked');
+    if (RANK[token.role] < RANK[needed]) throw new HttpError('FORBIDDEN', `this needs the ${needed} role; the token has ${token.role}`);
+    return token;
+  }
+
+  private async lookup(presented: string): Promise<ApiToken | undefined> {
+    const hash = hashToken(presented);
+    const hit = this.cache.get(hash);
+    if (hit && hit.until > Date.now()) return hit.token;
+    if (!this.store.findToken) throw new HttpError('NOT_SUPPORTED', `the store ${this.store.url} does not support API tokens`);
+    const token = await this.store.findToken(hash);
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(hash, { token, until: Date.now() + CACHE_MS });
+    return token;
+  }
+}
+
+const STREAM_ROUTES = new Set(['/api/stream', '/api/ws']);
+
+/**
+ * The token of `Authorization: Bearer X`, or on the live-stream routes of `?token=X` (EventSource and browser
+ * WebSocket clients cannot set headers).
+ */
+function bearerOf(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return m ? m[1] : undefined;
+  }
+  if (!STREAM_ROUTES.has(request.routeOptions.url ?? '')) return undefined;
+  const q = (request.query as Record<string, unknown> | undefined)?.['token'];
+  return typeof q === 'string' && q.length > 0 ? q : undefined;
+}
+
+/** The role a route needs: its `config.role`, else viewer for reads and operator for writes. */
+export function roleFor(method: string, configured: ApiRole | undefined): ApiRole {
+  if (configured) return configured;
+  return method === 'GET' || method === 'HEAD' ? 'viewer' : 'operator';
+}
+
+/** Whether `host` is a loopback address (the only place an unauthenticated server may listen). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host === '::ffff:127.0.0.1';
+}

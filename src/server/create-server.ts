@@ -1,0 +1,110 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
+import { Ajv } from 'ajv';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Engine } from '../engine/engine.js';
+import type { ApiRole, ApiToken } from '../store/store.js';
+import { Authenticator, roleFor, type AuthMode } from './auth.js';
+import { HttpError, sendError } from './http-errors.js';
+import { LiveEvents } from './live-events.js';
+import { Metrics } from './metrics.js';
+import { RunBatcher } from './run-batcher.js';
+import { registerOperationRoutes } from './routes/operations.js';
+import { registerPipelineRoutes } from './routes/pipelines.js';
+import { registerRunRoutes } from './routes/runs.js';
+import { registerStreamRoutes } from './routes/stream.js';
+
+export interface ServerOptions {
+  engine: Engine;
+  /** Default: `auto` (auth on once the store holds a token). See {@link AuthMode}. */
+  auth?: AuthMode;
+  /** Largest accepted request body, bytes. Default: 1 MiB. */
+  bodyLimit?: number;
+  /** How often live streams poll the store for events of other processes. Default: 250 ms. */
+  pollMs?: number;
+  /** SSE heartbeat comment interval. Default: 15 s. */
+  heartbeatMs?: number;
+  /** Fastify logger option (pino). Default: off. `sluice serve` turns on JSON logs. */
+  logger?: FastifyServerOptions['logger'];
+}
+
+/** What route modules share. */
+export interface ServerContext {
+  engine: Engine;
+  live: LiveEvents;
+  metrics: Metrics;
+  auth: Authenticator;
+  /** Run creations of concurrent requests, committed together. */
+  batcher: RunBatcher;
+  heartbeatMs: number;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Least role a route needs. Default: viewer for GET, operator otherwise. */
+    role?: ApiRole;
+  }
+  interface FastifyRequest {
+    /** The caller's token, when auth is on. */
+    apiToken: ApiToken | null;
+  }
+}
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+// Bodies are validated strictly (no type coercion, unknown fields rejected); query strings and params are
+// text, so their numbers and booleans are coerced.
+const bodyAjv = new Ajv({ allErrors: false, useDefaults: true, coerceTypes: false, removeAdditional: false, strict: false });
+const textAjv = new Ajv({ allErrors: false, useDefaults: true, coerceTypes: 'array', removeAdditional: false, strict: false });
+
+/**
+ * The HTTP API of PRODUCT.md as a Fastify instance over an engine. The caller owns the engine (and its worker)
+ * and calls `listen`; `close()` stops the live-event poller. Errors are `{error: {code, message}}`.
+ */
+export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit, forceCloseConnections: true });
+  const live = new LiveEvents(options.engine, { pollMs: options.pollMs ?? 250, onError: (err) => app.log.warn({ err }, 'event poll failed') });
+  const ctx: ServerContext = {
+    engine: options.engine,
+    live,
+    metrics: new Metrics(),
+    auth: new Authenticator(options.engine.store, options.auth ?? 'auto'),
+    batcher: new RunBatcher(options.engine),
+    heartbeatMs: options.heartbeatMs ?? 15_000,
+  };
+  live.onEvent((e) => ctx.metrics.observe(e));
+
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
+  app.setErrorHandler(sendError);
+  app.setNotFoundHandler((request, reply) => sendError(new HttpError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`), request, reply));
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  app.decorateRequest('apiToken', null);
+  app.addHook('onRequest', async (request) => {
+    // Decided by the matched route, not the raw URL: `/%61pi/runs` routes to `/api/runs` too.
+    if (!request.routeOptions.url?.startsWith('/api/')) return;
+    request.apiToken = (await ctx.auth.check(request, roleFor(request.method, request.routeOptions.config.role))) ?? null;
+  });
+  app.addHook('onResponse', async (_request, reply) => ctx.metrics.countRequest(reply.statusCode));
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Sluice API', version: '0.1.0', description: 'Durable pipelines: registry, runs, live events, operations.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(websocket);
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  registerOperationRoutes(app, ctx);
+  registerPipelineRoutes(app, ctx);
+  registerRunRoutes(app, ctx);
+  registerStreamRoutes(app, ctx);
+
+  await live.start();
+  app.addHook('onClose', async () => live.stop());
+  return app;
+}

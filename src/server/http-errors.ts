@@ -1,0 +1,91 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { SluiceError, type ErrorCode } from '../core/errors.js';
+
+/** Codes only the HTTP layer produces, next to the library's {@link ErrorCode}s. */
+export type HttpOnlyCode =
+  | 'REQUEST_INVALID'
+  | 'MALFORMED_JSON'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'ROUTE_NOT_FOUND'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'NOT_SUPPORTED';
+
+export type ApiErrorCode = ErrorCode | HttpOnlyCode;
+
+/** The one table from error codes to HTTP statuses. Codes not listed are 500. */
+export const HTTP_STATUS: Readonly<Partial<Record<ApiErrorCode, number>>> = {
+  VALIDATION_FAILED: 400,
+  INPUT_INVALID: 400,
+  REQUEST_INVALID: 400,
+  MALFORMED_JSON: 400,
+  EXPRESSION_FAILED: 400,
+  UNKNOWN_STEP_TYPE: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  PIPELINE_NOT_FOUND: 404,
+  RUN_NOT_FOUND: 404,
+  STEP_NOT_FOUND: 404,
+  ROUTE_NOT_FOUND: 404,
+  ILLEGAL_TRANSITION: 409,
+  PIPELINE_DISABLED: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  INPUT_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  NOT_SUPPORTED: 501,
+  STORE_ERROR: 503,
+};
+
+/** An error raised by the HTTP layer itself (auth, request shape). */
+export class HttpError extends Error {
+  constructor(
+    readonly code: HttpOnlyCode,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+/** Maps anything thrown by a route (or by Fastify while parsing) to a status and an `{error}` body. */
+export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
+  const { code, message, details } = classify(err);
+  const status = HTTP_STATUS[code as ApiErrorCode] ?? 500;
+  const error: ErrorBody['error'] = { code, message };
+  if (details !== undefined) error.details = details;
+  return { status, body: { error } };
+}
+
+function classify(err: unknown): { code: string; message: string; details?: unknown } {
+  if (err instanceof SluiceError) return { code: err.code, message: err.message, details: err.details };
+  if (err instanceof HttpError) return { code: err.code, message: err.message, details: err.details };
+  const fe = err as Partial<FastifyError> & { validation?: unknown[]; validationContext?: string };
+  if (fe.validation) return { code: 'REQUEST_INVALID', message: fe.message ?? 'the request is invalid', details: fe.validation };
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { code: 'PAYLOAD_TOO_LARGE', message: 'the request body is larger than the server accepts' };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { code: 'MALFORMED_JSON', message: fe.message ?? 'the body is not valid JSON' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { code: 'UNSUPPORTED_MEDIA_TYPE', message: fe.message ?? 'unsupported content type' };
+  }
+  if (err instanceof SyntaxError && fe.statusCode === 400) return { code: 'MALFORMED_JSON', message: `the body is not valid JSON: ${err.message}` };
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { code: 'REQUEST_INVALID', message: fe.message ?? 'the request is invalid' };
+  }
+  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}
+
+/** Fastify error handler: `{error: {code, message}}` with the status from {@link HTTP_STATUS}. */
+export function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const { status, body } = toHttpError(err);
+  if (status >= 500) request.log.error({ err }, 'request failed');
+  return reply.status(status).send(body);
+}

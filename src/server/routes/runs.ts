@@ -1,0 +1,144 @@
+import type { FastifyInstance } from 'fastify';
+import { SluiceError } from '../../core/errors.js';
+import type { RunStatus } from '../../core/model.js';
+import type { StartRunOptions } from '../../engine/engine.js';
+import type { RunAction } from '../../store/store.js';
+import type { ServerContext } from '../create-server.js';
+import { HttpError } from '../http-errors.js';
+import { approvalBody, eventNameParams, eventsQuery, eventTriggerQuery, limitQuery, listRunsQuery, pipelineParams, rollbackBody, runParams, startRunBody, stepParams } from '../schemas.js';
+import { eventView, logView, runView, stepView } from '../views.js';
+
+interface StartRunBody {
+  input?: unknown;
+  idempotency_key?: string;
+  priority?: number;
+  run_at?: number | string;
+  steps?: string[];
+  force?: boolean;
+}
+
+const ACTIONS: readonly RunAction[] = ['pause', 'resume', 'cancel', 'retry'];
+
+/** Runs: start, list, read (with steps and attempts), events, logs, control, rollback; dead letters; events. */
+export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const { engine } = ctx;
+  const tags = ['runs'];
+
+  app.post<{ Params: { name: string }; Body: StartRunBody | undefined }>(
+    '/api/pipelines/:name/runs',
+    { schema: { tags, summary: 'Start a run (idempotent with idempotency_key)', params: pipelineParams, body: startRunBody } },
+    async (request, reply) => {
+      const { run, created } = await ctx.batcher.start(request.params.name, startOptions(request.body ?? {})).catch((err: unknown) => {
+        // An unknown name in `steps` is a bad request, not a missing resource.
+        throw err instanceof SluiceError && err.code === 'STEP_NOT_FOUND' ? new HttpError('REQUEST_INVALID', err.message) : err;
+      });
+      return reply.status(created ? 201 : 200).send({ ...runView(run), created });
+    },
+  );
+
+  app.get<{ Querystring: { pipeline?: string; status?: RunStatus; limit: number } }>(
+    '/api/runs',
+    { schema: { tags, summary: 'Runs, newest first', querystring: listRunsQuery } },
+    async (request) => {
+      const { pipeline, status, limit } = request.query;
+      const runs = await engine.store.listRuns({ limit, ...(pipeline ? { pipeline } : {}), ...(status ? { status } : {}) });
+      return { runs: runs.map(runView) };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/api/runs/:id', { schema: { tags, summary: 'A run with its steps and attempts', params: runParams } }, async (request) => {
+    const run = await engine.requireRun(request.params.id);
+    const [steps, attempts] = await Promise.all([engine.store.listSteps(run.id), engine.store.listAttempts(run.id)]);
+    return { ...runView(run), steps: steps.map((s) => stepView(s, attempts)) };
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { after: number; limit: number } }>(
+    '/api/runs/:id/events',
+    { schema: { tags, summary: 'The event history of a run', params: runParams, querystring: eventsQuery } },
+    async (request) => {
+      const run = await engine.requireRun(request.params.id);
+      const events = await engine.store.listEvents({ runId: run.id, afterId: request.query.after, limit: request.query.limit });
+      return { events: events.map(eventView) };
+    },
+  );
+
+  app.get<{ Params: { id: string; step: string } }>(
+    '/api/runs/:id/steps/:step/logs',
+    { schema: { tags, summary: 'Log lines of a step', params: stepParams } },
+    async (request) => {
+      const run = await engine.requireRun(request.params.id);
+      const steps = await engine.store.listSteps(run.id);
+      if (!steps.some((s) => s.name === request.params.step)) throw new SluiceError('STEP_NOT_FOUND', `run ${run.id} has no step ${request.params.step}`);
+      return { logs: (await engine.store.listLogs(run.id, request.params.step)).map(logView) };
+    },
+  );
+
+  for (const action of ACTIONS) {
+    app.post<{ Params: { id: string } }>(`/api/runs/:id/${action}`, { schema: { tags, summary: `${action} a run`, params: runParams } }, async (request) => {
+      const result = await engine[action](request.params.id);
+      return runView(result.run);
+    });
+  }
+
+  app.post<{ Params: { id: string }; Body: { to: string } }>(
+    '/api/runs/:id/rollback',
+    { schema: { tags, summary: 'Discard a step and its descendants and run them again', params: runParams, body: rollbackBody } },
+    async (request) => runView((await engine.rollback(request.params.id, request.body.to)).run),
+  );
+
+  app.post<{ Params: { id: string; step: string }; Body: { decision: 'approve' | 'reject'; comment?: string } }>(
+    '/api/runs/:id/steps/:step/approval',
+    { schema: { tags, summary: 'Approve or reject a step waiting for a human (approval step, or a gate that blocked)', params: stepParams, body: approvalBody } },
+    async (request) => {
+      const { decision, comment } = request.body;
+      const by = request.apiToken ? (request.apiToken.name ?? `token ${request.apiToken.id}`) : undefined;
+      const result = await engine.decide(request.params.id, request.params.step, { decision, ...(comment ? { comment } : {}), ...(by ? { by } : {}) });
+      return runView(result.run);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/api/runs/:id/decisions', { schema: { tags, summary: 'Gate and human decisions of a run (audit)', params: runParams } }, async (request) => {
+    const run = await engine.requireRun(request.params.id);
+    return { decisions: await engine.store.listDecisions(run.id) };
+  });
+
+  app.get<{ Querystring: { limit: number } }>(
+    '/api/dead-letters',
+    { schema: { tags, summary: 'Runs failed for good, newest first (re-drive with POST /api/runs/:id/retry)', querystring: limitQuery } },
+    async (request) => ({ runs: (await engine.store.listDeadLetters(request.query.limit)).map(runView) }),
+  );
+
+  app.post<{ Params: { name: string }; Querystring: { idempotency_key?: string }; Body: unknown }>(
+    '/api/events/:name',
+    { schema: { tags: ['events'], summary: 'Start every enabled pipeline whose triggers name this event; the body is the input', params: eventNameParams, querystring: eventTriggerQuery } },
+    async (request, reply) => {
+      const pipelines = (await engine.store.listPipelines()).filter(
+        (p) => !p.definition.disabled && p.definition.triggers.some((t) => t.kind === 'event' && t.event === request.params.name),
+      );
+      const key = request.query.idempotency_key;
+      const runs = [];
+      for (const p of pipelines) {
+        const { run, created } = await engine.startRun(p, { input: request.body ?? null, ...(key ? { idempotencyKey: key } : {}) });
+        runs.push({ ...runView(run), created });
+      }
+      return reply.status(runs.some((r) => r.created) ? 201 : 200).send({ event: request.params.name, runs });
+    },
+  );
+}
+
+function startOptions(body: StartRunBody): StartRunOptions {
+  const options: StartRunOptions = { input: body.input ?? null };
+  if (body.idempotency_key !== undefined) options.idempotencyKey = body.idempotency_key;
+  if (body.priority !== undefined) options.priority = body.priority;
+  if (body.run_at !== undefined) options.runAt = parseTime(body.run_at, 'run_at');
+  if (body.steps !== undefined) options.steps = body.steps;
+  if (body.force !== undefined) options.force = body.force;
+  return options;
+}
+
+/** Epoch ms from a number or an ISO 8601 string. */
+export function parseTime(value: number | string, field: string): number {
+  const ms = typeof value === 'number' ? value : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new HttpError('REQUEST_INVALID', `${field} must be epoch milliseconds or an ISO 8601 time, got ${JSON.stringify(value)}`);
+  return ms;
+}

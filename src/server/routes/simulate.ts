@@ -1,0 +1,47 @@
+import type { FastifyInstance } from 'fastify';
+import { simulatePipeline } from '../../engine/simulate.js';
+import type { ServerContext } from '../create-server.js';
+import { HttpError } from '../http-errors.js';
+import { pipelineParams, simulateBody, statsQuery } from '../schemas.js';
+import { parseTime } from './runs.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** POST /api/pipelines/:name/simulate (persists nothing) and GET /api/pipelines/:name/stats. */
+export function registerSimulateRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const { engine } = ctx;
+  const tags = ['pipelines'];
+
+  app.post<{ Params: { name: string }; Body: { inputs?: unknown[]; docs?: unknown[]; verbose: boolean } }>(
+    '/api/pipelines/:name/simulate',
+    { config: { role: 'admin' }, schema: { tags, summary: 'Execute the pipeline inline on sample inputs; nothing is stored', params: pipelineParams, body: simulateBody } },
+    async (request) => {
+      const stored = await engine.requirePipeline(request.params.name);
+      const inputs = [...(request.body.inputs ?? []), ...(request.body.docs ?? [])];
+      if (inputs.length === 0) throw new HttpError('REQUEST_INVALID', 'give at least one sample in inputs (or docs)');
+      const baseDir = stored.sourceFile ? stored.sourceFile.replace(/\/[^/]*$/, '') || '/' : process.cwd();
+      const runs = await simulatePipeline(stored.definition, inputs, {
+        steps: engine.steps,
+        baseDir,
+        version: stored.version,
+        verbose: request.body.verbose,
+        now: () => engine.clock.now(),
+        artifacts: engine.artifacts,
+      });
+      return { pipeline: stored.name, version: stored.version, runs };
+    },
+  );
+
+  app.get<{ Params: { name: string }; Querystring: { since?: number | string } }>(
+    '/api/pipelines/:name/stats',
+    { schema: { tags, summary: 'Counts by status, p50/p95/p99 durations, tokens and cost per pipeline and step', params: pipelineParams, querystring: statsQuery } },
+    async (request) => {
+      const store = engine.store;
+      if (!store.pipelineStats) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not compute stats`);
+      await engine.requirePipeline(request.params.name);
+      const q = request.query.since;
+      const since = q === undefined ? engine.clock.now() - DAY_MS : parseTime(typeof q === 'string' && /^\d+$/.test(q) ? Number(q) : q, 'since');
+      return store.pipelineStats(request.params.name, since);
+    },
+  );
+}

@@ -1,0 +1,135 @@
+import { RUN_STATES } from '../core/model.js';
+
+/**
+ * JSON Schemas of the HTTP API: Fastify validates requests with them (unknown body fields are rejected, body
+ * types are not coerced) and @fastify/swagger publishes the same objects at /openapi.json.
+ */
+
+const NAME = { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]*$', maxLength: 200 } as const;
+
+export const errorResponse = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string' }, message: { type: 'string' }, details: {} },
+    },
+  },
+} as const;
+
+export const pipelineParams = { type: 'object', required: ['name'], properties: { name: NAME } } as const;
+export const runParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 200 } } } as const;
+export const stepParams = {
+  type: 'object',
+  required: ['id', 'step'],
+  properties: { id: { type: 'string', maxLength: 200 }, step: { type: 'string', maxLength: 200 } },
+} as const;
+export const eventNameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 200 } } } as const;
+
+export const startRunBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    input: { description: 'Run input; checked against the pipeline `input` schema.' },
+    idempotency_key: { type: 'string', minLength: 1, maxLength: 200, description: 'Returns the existing run when used for this pipeline in the last 24 h.' },
+    priority: { type: 'integer', description: 'Higher is claimed first. Default: 0.' },
+    run_at: { type: ['integer', 'string'], description: 'Delayed start: epoch ms or an ISO 8601 time.' },
+    steps: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'Run these steps plus their dependencies only.' },
+    force: { type: 'boolean', description: 'Bypass the step cache.' },
+  },
+} as const;
+
+export const listRunsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    pipeline: NAME,
+    status: { type: 'string', enum: [...RUN_STATES] },
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+  },
+} as const;
+
+export const limitQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+} as const;
+
+export const eventsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    after: { type: 'integer', minimum: 0, default: 0, description: 'Only events with a larger id.' },
+    limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+  },
+} as const;
+
+export const rollbackBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['to'],
+  properties: { to: { type: 'string', minLength: 1, description: 'Step whose output and descendants are discarded and run again.' } },
+} as const;
+
+export const approvalBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['decision'],
+  properties: {
+    decision: { type: 'string', enum: ['approve', 'reject'] },
+    comment: { type: 'string', maxLength: 10_000 },
+  },
+} as const;
+
+export const createTokenBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['role'],
+  properties: { role: { type: 'string', enum: ['viewer', 'operator', 'admin'] }, name: { type: 'string', maxLength: 200 } },
+} as const;
+
+export const graphQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { format: { type: 'string', enum: ['ascii', 'mermaid', 'dot', 'json'], default: 'json' } },
+} as const;
+
+export const streamQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    run: { type: 'string', maxLength: 200 },
+    pipeline: NAME,
+    after: { type: 'integer', minimum: 0, description: 'Replay stored events after this id first (like Last-Event-ID).' },
+    token: { type: 'string', description: 'Bearer token, for clients that cannot set headers (EventSource, WebSocket).' },
+  },
+} as const;
+
+export const simulateBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    inputs: { type: 'array', maxItems: 1000, items: {}, description: 'Sample run inputs.' },
+    docs: { type: 'array', maxItems: 1000, items: {}, description: 'Alias of inputs (ingest-pipeline wording).' },
+    verbose: { type: 'boolean', default: false, description: 'Include each step\'s resolved input and output.' },
+  },
+} as const;
+
+export const statsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { since: { type: ['integer', 'string'], description: 'Window start: epoch ms or an ISO 8601 time. Default: 24 h ago.' } },
+} as const;
+
+export const eventTriggerQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { idempotency_key: { type: 'string', minLength: 1, maxLength: 200 } },
+} as const;
+
+/** Body of PUT /api/pipelines/:name and POST .../validate, for the document only (the route validates it itself). */
+export const pipelineBodyDoc = {
+  description: 'A pipeline definition as JSON, or as YAML with Content-Type application/yaml. `name` defaults to the URL name.',
+  type: 'object',
+} as const;

@@ -1,0 +1,137 @@
+import { Ajv } from 'ajv';
+import { evaluateCondition } from '../../core/expressions.js';
+import type { ExpressionContext, JsonSchema } from '../../core/model.js';
+import type { StepContext, StepType } from '../step-type.js';
+import { StepDirective } from '../step-type.js';
+import { decide, DEFAULT_DECISION_RULES, type DecisionRules, type Failure, type Severity } from './decide.js';
+
+export interface GateRule {
+  name: string;
+  /** JSONata over `input`, `steps`, `run`; the rule passes when it is truthy. */
+  expr: string;
+  /** Default: high. */
+  severity?: Severity;
+  message?: string;
+}
+
+export interface GateConfig {
+  /** JSON Schema the checked value must match. */
+  schema?: JsonSchema;
+  /** What the schema checks. Default: the output of the gate's only need, or all needs' outputs by name. */
+  target?: unknown;
+  rules?: GateRule[];
+  on_fail?: {
+    /** Upstream step to run again on a retry decision, with the failures as its `feedback`. */
+    retry?: string;
+    /** Retries allowed per run. Default: 3. */
+    budget?: number;
+    /** When the budget is spent. Default: block. */
+    then?: 'block' | 'fail';
+  };
+  /** Overrides of the decision rules. */
+  decide?: Partial<DecisionRules>;
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+
+/**
+ * `gate`: a supervisor. Validates upstream outputs against a JSON Schema and rule expressions with
+ * severities, then decides: proceed (the step succeeds with its report), retry (the `on_fail.retry` step
+ * and everything after it run again with the failures as feedback, within a budget), or block (the run
+ * waits for a human). Every decision is stored and emitted as `gate.decided`.
+ */
+export function createGateStep(): StepType<GateConfig> {
+  return {
+    type: 'gate',
+    configSchema: gateConfigSchema,
+    async execute(ctx, config) {
+      const failures = [...checkSchema(ctx, config), ...(await checkRules(ctx, config.rules ?? []))];
+      const rules: DecisionRules = { ...DEFAULT_DECISION_RULES, ...config.decide };
+      const verdict = decide(failures, rules, config.on_fail?.retry !== undefined);
+      const decision = {
+        decision: verdict.decision,
+        validations: failures.filter((f) => f.kind === 'schema'),
+        rules: failures.filter((f) => f.kind === 'rule'),
+        reason: verdict.reason,
+        ...(verdict.decision === 'retry' ? { retryStep: config.on_fail!.retry! } : {}),
+      };
+      const report = { decision, failures, checked: (config.rules ?? []).length };
+      if (verdict.decision === 'proceed') return StepDirective.decided(report);
+      if (verdict.decision === 'block') return StepDirective.block(report);
+      const feedback = { gate: ctx.step, reason: verdict.reason, failures };
+      return StepDirective.rewind({ to: config.on_fail!.retry!, feedback, budget: config.on_fail?.budget ?? 3, then: config.on_fail?.then ?? 'block' }, report);
+    },
+  };
+}
+
+function targetOf(ctx: StepContext, config: GateConfig): unknown {
+  if (config.target !== undefined) return config.target;
+  const names = Object.keys(ctx.steps);
+  return names.length === 1 ? ctx.steps[names[0]!] : ctx.steps;
+}
+
+function checkSchema(ctx: StepContext, config: GateConfig): Failure[] {
+  if (!config.schema) return [];
+  const validate = ajv.compile(config.schema);
+  if (validate(targetOf(ctx, config))) return [];
+  return (validate.errors ?? []).map((e) => ({
+    kind: 'schema' as const,
+    name: e.instancePath || '/',
+    severity: 'high' as const,
+    message: `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`,
+  }));
+}
+
+async function checkRules(ctx: StepContext, rules: GateRule[]): Promise<Failure[]> {
+  const exprCtx: ExpressionContext = { input: ctx.input, steps: ctx.steps, run: ctx.run, secrets: {} };
+  const failures: Failure[] = [];
+  for (const rule of rules) {
+    let passed = false;
+    let message = rule.message ?? `rule ${rule.name} failed: ${rule.expr}`;
+    try {
+      passed = await evaluateCondition(rule.expr, exprCtx);
+    } catch (err) {
+      message = `rule ${rule.name} could not be evaluated: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    if (!passed) failures.push({ kind: 'rule', name: rule.name, severity: rule.severity ?? 'high', message });
+  }
+  return failures;
+}
+
+const severity = { enum: ['low', 'medium', 'high', 'critical'] };
+
+const gateConfigSchema: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    schema: { type: 'object' },
+    target: {},
+    rules: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'expr'],
+        properties: { name: { type: 'string' }, expr: { type: 'string' }, severity, message: { type: 'string' } },
+      },
+    },
+    on_fail: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        retry: { type: 'string' },
+        budget: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] },
+        then: { enum: ['block', 'fail'] },
+      },
+    },
+    decide: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        block_on_critical: { type: 'boolean' },
+        max_failures: { type: 'integer', minimum: 0 },
+        retry_on_high: { type: 'boolean' },
+      },
+    },
+  },
+};

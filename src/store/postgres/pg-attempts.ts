@@ -1,0 +1,246 @@
+/**
+ * The hot paths of the PostgreSQL backend, each run inside a transaction of PostgresStore: creating a run,
+ * claiming attempts and recording results.
+ */
+import type pg from 'pg';
+import { initiallyReady, planRun } from '../../core/scheduler.js';
+import { newRunId } from '../ids.js';
+import { toJson, toRunRecord, type RunRow, type StepRow } from '../sqlite/rows.js';
+import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, RunEvent } from '../store.js';
+import type { PgRunTransitions } from './pg-run-transitions.js';
+import { sql } from './pg-store-sql.js';
+import { spawnChild } from './pg-children.js';
+import { PgSupervision } from './pg-supervision.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** One transaction's view: its client and its run transitions (which buffer its events). */
+export interface Tx {
+  client: pg.PoolClient;
+  t: PgRunTransitions;
+  /** Set when the transaction made attempts available that nobody in it claimed: NOTIFY at commit. */
+  wake: boolean;
+}
+
+interface ClaimedRow {
+  id: number;
+  run_id: string;
+  step: string;
+  number: number;
+  fence: number;
+  force: number;
+  feedback: string | null;
+  pipeline: string;
+  version: number;
+  input: string;
+}
+
+/** Inserts one run with its steps and first attempts (or returns the run its idempotency key names). */
+export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number): Promise<CreatedRun> {
+  const { client, t } = tx;
+  const p = req.pipeline;
+  if (req.idempotencyKey !== undefined) {
+    // Concurrent requests with one key queue here, so the second sees the first's run.
+    await sql(client, 'xactLock', [`idempotency:${p.name}:${req.idempotencyKey}`]);
+    const [existing] = await sql<RunRow>(client, 'idempotent', [p.name, req.idempotencyKey]);
+    if (existing && existing.created_at > now - DAY_MS) return { run: toRunRecord(existing), created: false, events: [] };
+    if (existing) await sql(client, 'clearIdempotency', [existing.id]);
+  }
+  const planned = planRun(p.definition, req.selection ? new Set(req.selection) : null);
+  const maxParallel = req.maxParallel ?? p.definition.maxParallel;
+  const ready = initiallyReady(planned).slice(0, maxParallel);
+  const readyNames = new Set(ready.map((s) => s.name));
+  const runAt = Math.max(req.runAt ?? now, now);
+  const run: RunRow = {
+    id: req.id ?? newRunId(now),
+    pipeline: p.name,
+    version: p.version,
+    status: 'queued',
+    input: toJson(req.input),
+    priority: req.priority ?? 0,
+    force: req.force ? 1 : 0,
+    max_parallel: maxParallel,
+    selection: req.selection ? JSON.stringify(req.selection) : null,
+    idempotency_key: req.idempotencyKey ?? null,
+    remaining: planned.filter((s) => s.status === 'pending').length,
+    active: ready.length,
+    failed: 0,
+    error: null,
+    run_at: runAt,
+    deadline_at: p.definition.timeoutMs === null ? null : runAt + p.definition.timeoutMs,
+    created_at: now,
+    started_at: null,
+    finished_at: null,
+    parent_run_id: req.parent?.runId ?? null,
+    parent_step: req.parent?.step ?? null,
+  };
+  const r = run;
+  const parent = [req.parent?.runId ?? null, req.parent?.step ?? null];
+  await sql(client, 'insertRun', [r.id, r.pipeline, r.version, r.input, r.priority, r.force, r.max_parallel, r.selection, r.idempotency_key, r.remaining, r.active, r.run_at, r.deadline_at, r.created_at, ...parent]);
+  const events: RunEvent[] = [];
+  t.emit(events, run, 'run.queued', null, now);
+  const statuses = planned.map((s) => (readyNames.has(s.name) ? 'queued' : s.status));
+  await sql(
+    client,
+    'insertSteps',
+    [run.id, planned.map((s) => s.name), planned.map((s) => s.seq), statuses, planned.map((s) => s.waitingOn), planned.map((s) => s.priority), planned.map((s) => (readyNames.has(s.name) ? 1 : 0))]);
+  for (const s of planned) if (s.status === 'skipped') t.emit(events, run, 'step.skipped', s.name, now, { reason: 'not selected or disabled' });
+  for (const s of ready) {
+    await t.insertAttempt(run, s.name, 1, now, runAt, s.priority);
+    t.emit(events, run, 'step.queued', s.name, now, { attempt: 1 });
+  }
+  if (run.remaining > 0) return { run: toRunRecord(run), created: true, events };
+  // Nothing to run (every step skipped): the run ends at once.
+  await t.finishIfDone(events, run, now);
+  return { run: toRunRecord((await t.getRun(run.id))!), created: true, events };
+}
+
+/** Leases up to `limit` available attempts (SKIP LOCKED), starting their steps and runs. */
+export async function claimIn(tx: Tx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<ClaimBatch> {
+  const { client, t } = tx;
+  const until = now + leaseMs;
+  const rows =
+    only.runId === undefined
+      ? await sql<ClaimedRow>(client, 'claim', [owner, now, until, limit])
+      : await sql<ClaimedRow>(client, 'claimForRun', [owner, now, until, limit, only.runId]);
+  const events: RunEvent[] = [];
+  if (rows.length === 0) return { attempts: [], events };
+  rows.sort((a, b) => a.id - b.id);
+  const runIds = [...new Set(rows.map((r) => r.run_id))].sort();
+  const started = new Set((await sql<{ id: string }>(client, 'startRuns', [runIds, now])).map((r) => r.id));
+  await sql(client, 'startSteps', [rows.map((r) => r.run_id), rows.map((r) => r.step), now]);
+  const attempts: ClaimedAttempt[] = [];
+  for (const r of rows) {
+    const run = { id: r.run_id, pipeline: r.pipeline };
+    if (started.delete(r.run_id)) t.emit(events, run, 'run.started', null, now);
+    t.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
+    attempts.push({ id: r.id, runId: r.run_id, step: r.step, number: r.number, fence: r.fence, pipeline: r.pipeline, version: r.version, input: JSON.parse(r.input), force: r.force === 1, leaseExpiresAt: until, ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }) });
+  }
+  return { attempts, events };
+}
+
+/** The fields of a locked run that settling a step needs. */
+export type RunHeader = Pick<RunRow, 'id' | 'pipeline' | 'version'>;
+
+/** Applies one result if its fence still holds (the caller locked the run); false when it is stale. */
+export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: RunEvent[], runs: ReadonlyMap<string, RunHeader>): Promise<boolean> {
+  const { client, t } = tx;
+  const status = r.outcome;
+  const error = r.error ? JSON.stringify(r.error) : null;
+  const usage = r.usage ? JSON.stringify(r.usage) : null;
+  const attemptValues = [r.attemptId, r.fence, r.owner, status, now, r.processingMs, error, usage];
+  if (status === 'succeeded' || status === 'cached' || status === 'skipped') {
+    const output = toJson(r.output);
+    const [fin] = await sql<{ run_id: string; step: string; number: number }>(client, 'finishAttemptAndStep', [...attemptValues, output, r.cacheKey ?? null]);
+    if (!fin) return false;
+    const run = runs.get(fin.run_id) ?? (await t.getRun(fin.run_id))!;
+    // A gate that decided `proceed` succeeds; its decision goes to the audit table first.
+    if (r.decision) await new PgSupervision(client, t).recordDecision(run, fin.step, fin.number, r.decision, null, now, events);
+    if (status === 'succeeded' && r.cacheable && r.cacheKey) await sql(client, 'putCache', [run.pipeline, r.cacheKey, output, run.id, fin.step, now]);
+    t.emit(events, run, `step.${status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
+    await t.settle(events, run, fin.step, now);
+    return true;
+  }
+  const [fin] = await sql<{ run_id: string; step: string; number: number }>(client, 'finishAttempt', attemptValues);
+  if (!fin) return false;
+  const run = (await t.getRun(fin.run_id))!;
+  if (status === 'failed') await recordFailure(tx, run, fin.step, fin.number, r, now, events);
+  else if (status === 'spawned') await spawnChild(tx, run, fin.step, fin.number, r, now, events);
+  else await completeSupervised(tx, run, fin.step, fin.number, r, now, events);
+  return true;
+}
+
+const SETTLING = new Set(['succeeded', 'cached', 'skipped']);
+
+/**
+ * Records a batch of results: those that settle their step (succeeded, cached, skipped), one per run, in a few
+ * set-based statements; the others (failures, gates, several results of one run) one by one, as SQLite does.
+ * The caller locked the runs; `runOf` maps attempt ids to their runs. Returns the ids applied.
+ */
+export async function completeBatch(tx: Tx, results: AttemptResult[], now: number, events: RunEvent[], runOf: ReadonlyMap<number, RunHeader>): Promise<Set<number>> {
+  const perRun = new Map<string, number>();
+  for (const r of results) {
+    const run = runOf.get(r.attemptId);
+    if (run) perRun.set(run.id, (perRun.get(run.id) ?? 0) + 1);
+  }
+  const together = results.filter((r) => SETTLING.has(r.outcome) && !r.decision && perRun.get(runOf.get(r.attemptId)?.id ?? '') === 1);
+  const accepted = await completeSettling(tx, together, now, events, runOf);
+  const batched = new Set(together);
+  const runs = new Map([...runOf.values()].map((r) => [r.id, r]));
+  for (const r of results) {
+    if (batched.has(r)) continue;
+    if (await completeIn(tx, r, now, events, runs)) accepted.add(r.attemptId);
+  }
+  return accepted;
+}
+
+async function completeSettling(tx: Tx, results: AttemptResult[], now: number, events: RunEvent[], runOf: ReadonlyMap<number, RunHeader>): Promise<Set<number>> {
+  if (results.length === 0) return new Set();
+  const { client, t } = tx;
+  const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
+  const outputs = results.map((r) => toJson(r.output));
+  const cols = [
+    results.map((r) => r.attemptId),
+    results.map((r) => r.fence),
+    results.map((r) => r.owner),
+    results.map((r) => r.outcome),
+    results.map((r) => r.processingMs),
+    results.map((r) => json(r.error)),
+    results.map((r) => json(r.usage)),
+    outputs,
+    results.map((r) => r.cacheKey ?? null),
+  ];
+  const rows = await sql<{ id: number; run_id: string; step: string; number: number }>(client, 'finishAttemptsAndSteps', [...cols, now]);
+  const done = new Map(rows.map((row) => [row.id, row]));
+  const settled: Array<{ run: RunHeader; step: string }> = [];
+  for (const [i, r] of results.entries()) {
+    const fin = done.get(r.attemptId);
+    if (!fin) continue;
+    const run = runOf.get(r.attemptId)!;
+    if (r.outcome === 'succeeded' && r.cacheable && r.cacheKey) await sql(client, 'putCache', [run.pipeline, r.cacheKey, outputs[i], run.id, fin.step, now]);
+    t.emit(events, run, `step.${r.outcome as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
+    settled.push({ run, step: fin.step });
+  }
+  await t.settleMany(events, settled, now);
+  return new Set(done.keys());
+}
+
+/** A gate or approval steered the run: block it for a human, or rewind it to an upstream step. */
+async function completeSupervised(tx: Tx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): Promise<void> {
+  const supervision = new PgSupervision(tx.client, tx.t);
+  if (r.outcome === 'blocked') return supervision.block(run, step, number, r, now, events);
+  const result = await supervision.rewind(run, step, number, r, now, events);
+  if (result === 'rewound') {
+    tx.wake = true;
+    return;
+  }
+  const reason = `retry budget of ${r.rewind?.budget ?? 0} spent`;
+  const decision = { ...(r.decision ?? { validations: [], rules: [] }), decision: 'block' as const, reason };
+  if (result === 'block') return supervision.block(run, step, number, { ...r, outcome: 'blocked', decision }, now, events);
+  await supervision.recordDecision(run, step, number, { ...decision, reason: `${reason}; failing` }, 0, now, events);
+  const error = { code: 'GATE_FAILED', message: `gate ${step}: ${reason}`, retryable: false };
+  await recordFailure(tx, run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events);
+}
+
+export async function recordFailure(tx: Tx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): Promise<void> {
+  const { client, t } = tx;
+  const def = (await t.pipelineOf(run)).byName.get(step);
+  const policy = def?.retry;
+  const [stepRow] = await sql<StepRow>(client, 'step', [run.id, step]);
+  const failures = stepRow!.failures + 1;
+  const live = run.status === 'running' || run.status === 'queued' || run.status === 'paused';
+  const retry = live && r.retryable !== false && policy !== undefined && failures < policy.attempts;
+  const errorText = r.error ? JSON.stringify(r.error) : null;
+  const errorData = r.error ? { code: r.error.code, message: r.error.message } : undefined;
+  if (retry) {
+    const [row] = await sql<{ attempts: number; force: number; feedback: string | null }>(client, 'failStep', [run.id, step, 'retrying', errorText, now]);
+    const delay = r.retryDelayMs ?? 0;
+    await t.insertAttempt(run, step, row!.attempts, now, now + delay, def?.priority ?? 0, row!.force === 1, row!.feedback);
+    t.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row!.attempts, delay_ms: delay, error: errorData });
+    return;
+  }
+  await sql(client, 'failStep', [run.id, step, 'failed', errorText, now]);
+  t.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData });
+  if (def?.onFailure === 'continue') await t.settle(events, run, step, now);
+  else await t.abort(events, run, step, now);
+}

@@ -1,0 +1,127 @@
+import pg from 'pg';
+import { SluiceError } from '../../core/errors.js';
+
+/** A connection that queries run on; the pool or a client inside a transaction. */
+export type Queryable = pg.Pool | pg.PoolClient;
+
+/** Type OIDs whose text form we parse ourselves. */
+const INT8 = 20;
+const NUMERIC = 1700;
+const JSON_OID = 114;
+const JSONB = 3802;
+
+/**
+ * Values as the row converters shared with SQLite expect them: bigint as a JS number (epoch ms and ids stay
+ * far below 2^53) and JSON as its text, parsed by the converters so no two readers share one object.
+ */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: string) => {
+    if (oid === INT8 || oid === NUMERIC) return (v: string) => Number(v);
+    if (oid === JSON_OID || oid === JSONB) return (v: string) => v;
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+export interface PoolOptions {
+  connectionString: string;
+  /** Connections of this process. Default: 10. */
+  max?: number;
+  onError(err: unknown): void;
+}
+
+export function createPool(options: PoolOptions): pg.Pool {
+  const pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 10, types, connectionTimeoutMillis: 10_000 });
+  // An idle client whose server went away emits here; without a listener the process would crash.
+  pool.on('error', (err) => options.onError(err));
+  return pool;
+}
+
+export function clientTypes(): pg.CustomTypesConfig {
+  return types;
+}
+
+/** SQLSTATE classes and codes worth retrying: lost connections, server restarts, deadlocks, serialization. */
+const TRANSIENT_CODES = new Set(['40001', '40P01', '57P01', '57P02', '57P03', '53300', '55P03']);
+const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** Whether `err` may go away if the transaction is tried again. */
+export function isTransient(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (TRANSIENT_CODES.has(code) || code.startsWith('08') || TRANSIENT_NODE_CODES.has(code))) return true;
+  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable|terminating connection/i.test(err.message);
+}
+
+export interface TransactionOptions {
+  /**
+   * Whether the transaction may be tried again when the connection is lost while COMMIT is in flight (its
+   * outcome is then unknown). True for work that a second application rejects or repeats harmlessly
+   * (fenced results, claims whose leases simply expire). Default: false.
+   */
+  retryUnknownCommit?: boolean;
+}
+
+export interface RetryPolicy {
+  /** How long transient errors are retried before the error is thrown. */
+  retryForMs: number;
+  onRetry(err: unknown): void;
+}
+
+class UnknownCommit extends Error {}
+
+/**
+ * Runs `fn` in one transaction (BEGIN ... COMMIT, ROLLBACK on error). Transient errors (a lost connection, a
+ * server restart, a deadlock) are retried with exponential backoff for up to `policy.retryForMs`.
+ */
+export async function transaction<T>(pool: pg.Pool, policy: RetryPolicy, fn: (client: pg.PoolClient) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  const deadline = Date.now() + policy.retryForMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await once(pool, fn);
+    } catch (err) {
+      const unknown = err instanceof UnknownCommit;
+      const cause = unknown ? (err.cause as unknown) : err;
+      const retry = isTransient(cause) && (!unknown || options.retryUnknownCommit === true) && Date.now() < deadline;
+      if (!retry) throw unknown ? wrapUnknown(cause) : cause;
+      policy.onRetry(cause);
+      await sleep(Math.min(2000, 25 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2));
+    }
+  }
+}
+
+async function once<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    let result: T;
+    try {
+      result = await fn(client);
+    } catch (err) {
+      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+      if (isTransient(err)) broken ??= err as Error;
+      throw err;
+    }
+    try {
+      await client.query('COMMIT');
+    } catch (err) {
+      broken = err as Error;
+      throw new UnknownCommit('COMMIT failed', { cause: err });
+    }
+    return result;
+  } finally {
+    // A client whose connection failed is destroyed rather than returned to the pool.
+    client.release(broken);
+  }
+}
+
+function wrapUnknown(cause: unknown): SluiceError {
+  return new SluiceError('STORE_ERROR', `the connection was lost while committing; the outcome is unknown: ${cause instanceof Error ? cause.message : String(cause)}`, {
+    retryable: true,
+    cause,
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

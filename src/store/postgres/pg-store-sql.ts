@@ -1,0 +1,205 @@
+import type pg from 'pg';
+import { stepStatesInto } from '../../core/state-machine.js';
+
+const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
+
+/** The channel that tells workers in other processes that attempts became available. */
+export const WAKEUP_CHANNEL = 'sluice_wakeup';
+
+/** Advisory lock key (pg_advisory_lock) taken while migrating: any 64-bit number unique to Sluice. */
+export const MIGRATION_LOCK_KEY = 7_361_020_411_935_117;
+
+/** Advisory lock key held (for one transaction) by the process that is reaping expired leases. */
+export const REAPER_LOCK_KEY = 7_361_020_411_935_118;
+
+/** SQL of the PostgreSQL backend outside the run transitions; each statement lists its parameters. */
+export const SQL = {
+  ledger: `CREATE TABLE IF NOT EXISTS sluice_migrations (id integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
+  // (none)
+  appliedMigrations: `SELECT id FROM sluice_migrations`,
+  // $1 id $2 name $3 applied_at
+  recordMigration: `INSERT INTO sluice_migrations (id, name, applied_at) VALUES ($1, $2, $3)`,
+  // $1 key (bigint as text): true when this transaction got the lock; released at commit
+  tryXactLock: `SELECT pg_try_advisory_xact_lock($1::bigint) AS locked`,
+  // $1 key: serializes transactions on one key (pipeline name, idempotency key) until commit
+  xactLock: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
+  // $1 name $2 version
+  pipeline: `SELECT * FROM pipelines WHERE name = $1 AND version = $2`,
+  // $1 name
+  latestPipeline: `SELECT * FROM pipelines WHERE name = $1 ORDER BY version DESC LIMIT 1`,
+  // (none)
+  latestPipelines: `SELECT DISTINCT ON (name) * FROM pipelines ORDER BY name, version DESC`,
+  // $1 name
+  pipelineVersions: `SELECT * FROM pipelines WHERE name = $1 ORDER BY version DESC`,
+  // $1 name $2 version $3 hash $4 definition $5 source $6 source_file $7 created_at
+  insertPipeline: `INSERT INTO pipelines (name, version, hash, definition, source, source_file, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+  // $1 pipeline
+  resetCache: `DELETE FROM step_cache WHERE pipeline = $1`,
+  // $1 pipeline $2 key
+  idempotent: `SELECT * FROM runs WHERE pipeline = $1 AND idempotency_key = $2`,
+  // $1 id
+  clearIdempotency: `UPDATE runs SET idempotency_key = NULL WHERE id = $1`,
+  // $1 id $2 pipeline $3 version $4 input $5 priority $6 force $7 max_parallel $8 selection $9 idempotency_key
+  // $10 remaining $11 active $12 run_at $13 deadline_at $14 created_at $15 parent_run_id $16 parent_step
+  insertRun: `INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
+                idempotency_key, remaining, active, failed, run_at, deadline_at, created_at, parent_run_id, parent_step)
+              VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16)`,
+  // $1 run_id $2 names $3 seqs $4 statuses $5 waiting_ons $6 priorities $7 attempts (arrays, one element per step)
+  insertSteps: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
+                SELECT $1, n, s, st, w, p, a FROM unnest($2::text[], $3::int[], $4::text[], $5::int[], $6::int[], $7::int[]) AS u(n, s, st, w, p, a)`,
+  // $1 id
+  run: `SELECT * FROM runs WHERE id = $1`,
+  // $1 run_id
+  steps: `SELECT * FROM steps WHERE run_id = $1 ORDER BY seq`,
+  // $1 run_id $2 names
+  stepOutputs: `SELECT name, output FROM steps WHERE run_id = $1 AND name = ANY($2::text[]) AND output IS NOT NULL`,
+  // $1 run_id $2 name
+  step: `SELECT * FROM steps WHERE run_id = $1 AND name = $2`,
+  // $1 run_id
+  attempts: `SELECT * FROM attempts WHERE run_id = $1 ORDER BY id`,
+  // $1 run_id $2 step
+  stepAttempts: `SELECT * FROM attempts WHERE run_id = $1 AND step = $2 ORDER BY id`,
+  // $1 run_ids $2 steps $3 attempts $4 streams $5 lines $6 ats (arrays, one element per line)
+  insertLogs: `INSERT INTO logs (run_id, step, attempt, stream, line, at)
+               SELECT r, s, a, st, l, t FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[])
+                 WITH ORDINALITY AS u(r, s, a, st, l, t, n) ORDER BY n`,
+  // $1 run_id
+  logs: `SELECT * FROM logs WHERE run_id = $1 ORDER BY id`,
+  // $1 run_id $2 step
+  stepLogs: `SELECT * FROM logs WHERE run_id = $1 AND step = $2 ORDER BY id`,
+  // $1 pipeline $2 key
+  cache: `SELECT output FROM step_cache WHERE pipeline = $1 AND cache_key = $2`,
+  // $1 pipeline $2 key $3 output $4 run_id $5 step $6 created_at
+  putCache: `INSERT INTO step_cache (pipeline, cache_key, output, run_id, step, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (pipeline, cache_key) DO UPDATE SET output = EXCLUDED.output, run_id = EXCLUDED.run_id,
+               step = EXCLUDED.step, created_at = EXCLUDED.created_at`,
+  // $1 owner $2 now $3 lease_until $4 limit: leases the best available attempts, skipping rows another claimer holds
+  claim: `WITH picked AS (
+            SELECT id FROM attempts WHERE status = 'queued' AND available_at <= $2
+            ORDER BY priority DESC, available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+          UPDATE attempts a SET status = 'running', owner = $1, fence = a.fence + 1, started_at = $2, lease_expires_at = $3
+          FROM picked, runs r WHERE a.id = picked.id AND r.id = a.run_id
+          RETURNING a.id, a.run_id, a.step, a.number, a.fence, a.force, a.feedback, r.pipeline, r.version, r.input`,
+  // $1 owner $2 now $3 lease_until $4 limit $5 run_id
+  claimForRun: `WITH picked AS (
+            SELECT id FROM attempts WHERE status = 'queued' AND available_at <= $2 AND run_id = $5
+            ORDER BY priority DESC, available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+          UPDATE attempts a SET status = 'running', owner = $1, fence = a.fence + 1, started_at = $2, lease_expires_at = $3
+          FROM picked, runs r WHERE a.id = picked.id AND r.id = a.run_id
+          RETURNING a.id, a.run_id, a.step, a.number, a.fence, a.force, a.feedback, r.pipeline, r.version, r.input`,
+  // $1 run_ids $2 now
+  startRuns: `UPDATE runs SET status = 'running', started_at = $2 WHERE id = ANY($1::text[]) AND status = 'queued' RETURNING id`,
+  // $1 run_ids $2 names $3 now (arrays, one element per step)
+  startSteps: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, $3)
+               FROM unnest($1::text[], $2::text[]) AS u(run_id, name)
+               WHERE steps.run_id = u.run_id AND steps.name = u.name AND steps.status IN (${inList(stepStatesInto('running'))})`,
+  // $1 owner $2 lease_until: extends the owner's leases, skipping rows a transaction of this worker is finishing
+  // (waiting on them could deadlock with it); returns every attempt the owner still holds
+  heartbeat: `WITH renewed AS (
+                UPDATE attempts SET lease_expires_at = $2
+                WHERE id IN (SELECT id FROM attempts WHERE owner = $1 AND status = 'running' FOR UPDATE SKIP LOCKED))
+              SELECT id FROM attempts WHERE owner = $1 AND status = 'running'`,
+  // $1 attempt ids: locks the runs of these attempts in id order (concurrent transactions never wait in a cycle)
+  lockAttemptRuns: `SELECT a.id AS attempt_id, r.id, r.pipeline, r.version FROM attempts a JOIN runs r ON r.id = a.run_id
+                    WHERE a.id = ANY($1::bigint[]) ORDER BY r.id FOR UPDATE OF r`,
+  // $1 id $2 fence $3 owner $4 status $5 now $6 processing_ms $7 error $8 usage
+  finishAttempt: `UPDATE attempts SET status = $4, finished_at = $5, processing_ms = $6, error = $7, usage = $8, lease_expires_at = NULL
+                  WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running'
+                  RETURNING run_id, step, number`,
+  // $1 id $2 fence $3 owner $4 status $5 now $6 processing_ms $7 error $8 usage $9 output $10 cache_key: a result that
+  // settles its step (succeeded, cached, skipped) finishes the attempt and the step in one statement
+  finishAttemptAndStep: `WITH fin AS (
+                  UPDATE attempts SET status = $4, finished_at = $5, processing_ms = $6, error = $7, usage = $8, lease_expires_at = NULL
+                  WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running'
+                  RETURNING run_id, step, number),
+                done AS (
+                  UPDATE steps s SET status = $4, output = $9, cache_key = $10, error = NULL, finished_at = $5
+                  FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
+                  RETURNING s.name)
+                SELECT run_id, step, number FROM fin`,
+  // $1 ids $2 fences $3 owners $4 statuses $5 processing_ms $6 errors $7 usages $8 outputs $9 cache_keys (arrays, one
+  // element per result; each attempt at most once) $10 now: finishAttemptAndStep for many results in one statement
+  finishAttemptsAndSteps: `WITH r AS (
+                  SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[])
+                    AS u(id, fence, owner, status, processing_ms, error, usage, output, cache_key)),
+                fin AS (
+                  UPDATE attempts a SET status = r.status, finished_at = $10, processing_ms = r.processing_ms, error = r.error::jsonb,
+                    usage = r.usage::jsonb, lease_expires_at = NULL
+                  FROM r WHERE a.id = r.id AND a.fence = r.fence AND a.owner = r.owner AND a.status = 'running'
+                  RETURNING a.id, a.run_id, a.step, a.number, r.status, r.output, r.cache_key),
+                done AS (
+                  UPDATE steps s SET status = fin.status, output = fin.output::jsonb, cache_key = fin.cache_key, error = NULL, finished_at = $10
+                  FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
+                  RETURNING s.name)
+                SELECT id, run_id, step, number FROM fin`,
+  // $1 run_id $2 name $3 status $4 output $5 cache_key $6 now
+  finishStep: `UPDATE steps SET status = $3, output = $4, cache_key = $5, error = NULL, finished_at = $6
+               WHERE run_id = $1 AND name = $2 AND status = 'running'`,
+  // $1 run_id $2 name $3 status $4 error $5 now
+  failStep: `UPDATE steps SET status = $3, failures = failures + 1, error = $4,
+               finished_at = CASE WHEN $3 = 'failed' THEN $5::bigint ELSE NULL END,
+               attempts = attempts + CASE WHEN $3 = 'retrying' THEN 1 ELSE 0 END
+             WHERE run_id = $1 AND name = $2 AND status = 'running'
+             RETURNING failures, attempts, force, feedback`,
+  // $1 now
+  expiredLeases: `SELECT id, run_id, step, number, fence, owner FROM attempts WHERE status = 'running' AND lease_expires_at < $1`,
+  // (none)
+  runningOwners: `SELECT DISTINCT owner FROM attempts WHERE status = 'running'`,
+  // $1 owners
+  ownerAttempts: `SELECT id, run_id, step, number, fence, owner FROM attempts WHERE status = 'running' AND owner = ANY($1::text[])`,
+  // $1 id $2 now $3 fence $4 owner_dead: expires the lease that was seen, unless it was renewed or finished meanwhile
+  expireAttempt: `UPDATE attempts SET status = 'expired', finished_at = $2, lease_expires_at = NULL,
+                    error = '{"code":"LEASE_LOST","message":"the worker lost its lease"}'
+                  WHERE id = $1 AND status = 'running' AND fence = $3 AND ($4::boolean OR lease_expires_at < $2)`,
+  // $1 run_id $2 name
+  requeueStep: `UPDATE steps SET status = 'queued', attempts = attempts + 1 WHERE run_id = $1 AND name = $2 AND status = 'running'
+                RETURNING attempts, force, feedback`,
+  // $1 now
+  overdueRuns: `SELECT id FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < $1 AND status IN ('queued', 'running', 'paused', 'waiting')`,
+  // $1 run_id
+  holdAttempts: `UPDATE attempts SET status = 'held' WHERE run_id = $1 AND status = 'queued'`,
+  // $1 run_id
+  releaseAttempts: `UPDATE attempts SET status = 'queued' WHERE run_id = $1 AND status = 'held'`,
+  // $1 run_id
+  resetFailedSteps: `UPDATE steps SET status = 'pending', error = NULL, finished_at = NULL, failures = 0
+                     WHERE run_id = $1 AND status IN ('failed', 'cancelled')`,
+  // $1 run_id $2 name
+  resetStep: `UPDATE steps SET status = 'pending', output = NULL, error = NULL, cache_key = NULL, finished_at = NULL,
+                started_at = NULL, failures = 0, force = 1
+              WHERE run_id = $1 AND name = $2 AND status IN (${inList(stepStatesInto('pending'))})`,
+  // $1 run_id $2 step $3 now
+  cancelStepAttempts: `UPDATE attempts SET status = 'cancelled', finished_at = $3, lease_expires_at = NULL
+                       WHERE run_id = $1 AND step = $2 AND status IN ('queued', 'held', 'running')`,
+  // $1 key $2 window
+  rateWindow: `SELECT requests, tokens FROM rate_windows WHERE key = $1 AND "window" = $2`,
+  // $1 key $2 window $3 tokens
+  takeRate: `INSERT INTO rate_windows (key, "window", requests, tokens) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (key, "window") DO UPDATE SET requests = rate_windows.requests + 1, tokens = rate_windows.tokens + EXCLUDED.tokens`,
+  // $1 key $2 window $3 delta
+  settleRate: `UPDATE rate_windows SET tokens = GREATEST(0, tokens + $3) WHERE key = $1 AND "window" = $2`,
+  // $1 before
+  pruneRates: `DELETE FROM rate_windows WHERE "window" < $1`,
+  // $1 run_id $2 step
+  stepItems: `SELECT idx, status, output, error FROM step_items WHERE run_id = $1 AND step = $2 ORDER BY idx`,
+  // $1 run_id $2 step $3 idx $4 status $5 output $6 error $7 now
+  putStepItem: `INSERT INTO step_items (run_id, step, idx, status, output, error, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (run_id, step, idx) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,
+                  error = EXCLUDED.error, updated_at = EXCLUDED.updated_at`,
+  // $1 run_id $2 step
+  clearStepItems: `DELETE FROM step_items WHERE run_id = $1 AND step = $2`,
+  // $1 id $2 fence $3 owner: locks the attempt row, so the lease cannot be taken over until commit
+  holdsLease: `SELECT 1 AS held FROM attempts WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running' FOR SHARE`,
+  // $1 run_id $2 name $3 output
+  setStepOutput: `UPDATE steps SET output = $3 WHERE run_id = $1 AND name = $2`,
+  // $1 limit
+  deadLetters: `SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC LIMIT $1`,
+  // (none): delivered at commit, to every listening worker
+  notify: `SELECT pg_notify('${WAKEUP_CHANNEL}', '')`,
+} as const;
+
+export type SqlKey = keyof typeof SQL;
+
+/** Runs one statement of {@link SQL} as a named statement (parsed once per connection); returns its rows. */
+export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(client: pg.ClientBase, key: SqlKey, values: unknown[] = []): Promise<R[]> {
+  return (await client.query<R>({ name: `s_${key}`, text: SQL[key], values })).rows;
+}

@@ -1,0 +1,504 @@
+import type pg from 'pg';
+import { SluiceError } from '../../core/errors.js';
+import { descendants } from '../../core/graph.js';
+import type { Pipeline } from '../../core/model.js';
+import { assertRunTransition } from '../../core/state-machine.js';
+import {
+  toAttemptRecord,
+  toRunEvent,
+  toRunRecord,
+  toStepRecord,
+  toStoredPipeline,
+  type AttemptRow,
+  type EventRow,
+  type PipelineRow,
+  type RunRow,
+  type StepRow,
+} from '../sqlite/rows.js';
+import { compilePipeline, type CompiledPipeline } from '../sqlite/run-transitions.js';
+import type {
+  AttemptRecord,
+  AttemptResult,
+  ClaimBatch,
+  ClaimRequest,
+  CompletionBatch,
+  CreateRunRequest,
+  CreatedRun,
+  CreatedRuns,
+  ApiToken,
+  AttemptLease,
+  EventFilter,
+  NewApiToken,
+  PipelineStats,
+  GateDecisionRecord,
+  HumanDecision,
+  LogLine,
+  PipelineSource,
+  ReapResult,
+  RunAction,
+  RunEvent,
+  RunFilter,
+  RunRecord,
+  StepRecord,
+  Store,
+  StoredPipeline,
+  TransitionResult,
+} from '../store.js';
+import type { StepItem } from '../../steps/step-type.js';
+import { migrations } from './migrations/index.js';
+import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
+import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
+import { PgRunTransitions } from './pg-run-transitions.js';
+import { PgSupervision } from './pg-supervision.js';
+import { endChild } from './pg-children.js';
+import { claimIn, completeBatch, createRunIn, type RunHeader, type Tx } from './pg-attempts.js';
+import { MIGRATION_LOCK_KEY, REAPER_LOCK_KEY, SQL, sql, type SqlKey } from './pg-store-sql.js';
+import { WakeupListener } from './pg-wakeups.js';
+
+export interface PostgresStoreOptions {
+  /** `postgres://user:password@host:port/database`. */
+  url: string;
+  /** Connections of this process. Default: 10. */
+  poolSize?: number;
+  /** How long a lost connection or a deadlock is retried before a call fails. Default: 60 s. */
+  retryForMs?: number;
+  /** Called with connection errors that are being retried. Default: ignored. */
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * The scale-out backend: PostgreSQL with many worker processes. Same tables and rules as SqliteStore; claims use
+ * `FOR UPDATE SKIP LOCKED`, every transaction that changes a run's counters locks the run row first, and
+ * transactions that make attempts available NOTIFY the `sluice_wakeup` channel. Event ids come from a sequence:
+ * with concurrent writers an event may commit after one with a higher id, so a reader paging by `afterId`
+ * should re-read a short window behind the last id it saw.
+ */
+export class PostgresStore implements Store {
+  readonly capabilities = { listenNotify: true, skipLocked: true, concurrentWriters: true };
+  readonly url: string;
+  private readonly connectionString: string;
+  private readonly pool: pg.Pool;
+  private readonly compiledCache = new Map<string, CompiledPipeline>();
+  private readonly listeners = new Set<WakeupListener>();
+  private readonly retryForMs: number;
+  private readonly onError: (err: unknown) => void;
+  private closed = false;
+  /** Server features: tokens, trigger slots, stats (pg-operations.ts). */
+  private readonly ops = new PgOperations((text, values) => transaction(this.pool, this.retryPolicy(), (c) => c.query(text, values)));
+
+  constructor(options: PostgresStoreOptions) {
+    this.connectionString = options.url;
+    const display = new URL(options.url);
+    if (display.password) display.password = '***';
+    this.url = display.toString();
+    this.retryForMs = options.retryForMs ?? 60_000;
+    this.onError = options.onError ?? (() => undefined);
+    this.pool = createPool({ connectionString: options.url, max: options.poolSize ?? 10, onError: (err) => this.onError(err) });
+  }
+
+  private retryPolicy() {
+    return { retryForMs: this.retryForMs, onRetry: this.onError };
+  }
+
+  /** Runs one port method as one transaction, retrying transient failures. */
+  private tx<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    return transaction(
+      this.pool,
+      this.retryPolicy(),
+      async (client) => {
+        const tx: Tx = { client, t: new PgRunTransitions(client, (name, version) => this.compiled(client, name, version)), wake: false };
+        tx.t.onRunEnded = (out, runId, status, at) => endChild(tx, runId, status, at, out);
+        const result = await fn(tx);
+        await tx.t.flushEvents();
+        if (tx.wake) await client.query(SQL.notify);
+        return result;
+      },
+      options,
+    );
+  }
+
+  /** Runs a single statement (its own implicit transaction), retrying transient failures. */
+  private async q<R extends pg.QueryResultRow>(key: SqlKey, values: unknown[] = [], on?: pg.ClientBase): Promise<R[]> {
+    if (on) return (await on.query<R>({ name: `s_${key}`, text: SQL[key], values })).rows;
+    return transaction(this.pool, this.retryPolicy(), async (c) => (await c.query<R>({ name: `s_${key}`, text: SQL[key], values })).rows, {
+      retryUnknownCommit: true,
+    });
+  }
+
+  /** Runs one dynamic read statement, retrying transient failures. */
+  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    return transaction(this.pool, this.retryPolicy(), async (c) => (await c.query<R>(text, values)).rows, { retryUnknownCommit: true });
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      // Several processes may start at once: one migrates, the others wait and then find nothing to do.
+      await client.query('SELECT pg_advisory_lock($1)', [String(MIGRATION_LOCK_KEY)]);
+      try {
+        await client.query(SQL.ledger);
+        const done = new Set((await client.query<{ id: number }>(SQL.appliedMigrations)).rows.map((r) => r.id));
+        for (const m of migrations) {
+          if (done.has(m.id)) continue;
+          await client.query('BEGIN');
+          try {
+            await client.query(m.sql);
+            await client.query(SQL.recordMigration, [m.id, m.name, Date.now()]);
+            await client.query('COMMIT');
+          } catch (err) {
+            await client.query('ROLLBACK');
+            throw err;
+          }
+        }
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [String(MIGRATION_LOCK_KEY)]);
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const l of this.listeners) await l.close();
+    this.listeners.clear();
+    await this.pool.end();
+  }
+
+  /**
+   * Calls `listener` whenever another transaction made attempts available (LISTEN on a dedicated connection
+   * that reconnects with backoff). Resolves to an unsubscribe function.
+   */
+  async subscribeWakeups(listener: () => void): Promise<() => Promise<void>> {
+    const l = new WakeupListener(this.connectionString, listener, this.onError);
+    this.listeners.add(l);
+    await l.start();
+    return async () => {
+      this.listeners.delete(l);
+      await l.close();
+    };
+  }
+
+  private async compiled(client: pg.ClientBase, name: string, version: number): Promise<CompiledPipeline> {
+    const key = `${name}@${version}`;
+    let c = this.compiledCache.get(key);
+    if (!c) {
+      const [row] = await this.q<PipelineRow>('pipeline', [name, version], client);
+      if (!row) throw new SluiceError('PIPELINE_NOT_FOUND', `pipeline ${name} version ${version} is not stored`);
+      c = compilePipeline(JSON.parse(row.definition) as Pipeline);
+      this.compiledCache.set(key, c);
+    }
+    return c;
+  }
+
+  async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
+    return this.tx(async ({ client }) => {
+      // Two processes saving the same pipeline at once must not both take the next version number.
+      await this.q('xactLock', [`pipeline:${pipeline.name}`], client);
+      const [latest] = await this.q<PipelineRow>('latestPipeline', [pipeline.name], client);
+      if (latest && latest.hash === hash) return toStoredPipeline(latest);
+      const row: PipelineRow = {
+        name: pipeline.name,
+        version: (latest?.version ?? 0) + 1,
+        hash,
+        definition: JSON.stringify(pipeline),
+        source: source.text ?? null,
+        source_file: source.file ?? null,
+        created_at: Date.now(),
+      };
+      await this.q('insertPipeline', [row.name, row.version, row.hash, row.definition, row.source, row.source_file, row.created_at], client);
+      return toStoredPipeline(row);
+    });
+  }
+
+  async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
+    const [row] = version === undefined ? await this.q<PipelineRow>('latestPipeline', [name]) : await this.q<PipelineRow>('pipeline', [name, version]);
+    return row ? toStoredPipeline(row) : undefined;
+  }
+
+  async listPipelines(): Promise<StoredPipeline[]> {
+    return (await this.q<PipelineRow>('latestPipelines')).map(toStoredPipeline);
+  }
+
+  async listPipelineVersions(name: string): Promise<StoredPipeline[]> {
+    return (await this.q<PipelineRow>('pipelineVersions', [name])).map(toStoredPipeline);
+  }
+
+  async resetPipelineCache(name: string): Promise<number> {
+    return this.tx(async ({ client }) => (await client.query(SQL.resetCache, [name])).rowCount ?? 0);
+  }
+
+  async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
+    return this.tx(async (tx) => {
+      const runs: CreatedRun[] = [];
+      for (const req of requests) runs.push(await createRunIn(tx, req, now));
+      const queued = runs.reduce((n, r) => n + r.events.filter((e) => e.type === 'step.queued').length, 0);
+      const claimed = claimNext && claimNext.limit > 0 ? await claimIn(tx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {}) : { attempts: [], events: [] };
+      tx.wake = queued > claimed.attempts.length;
+      return { runs, claimed };
+    });
+  }
+
+  async getRun(id: string): Promise<RunRecord | undefined> {
+    const [row] = await this.q<RunRow>('run', [id]);
+    return row ? toRunRecord(row) : undefined;
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (filter.pipeline) where.push(`pipeline = $${values.push(filter.pipeline)}`);
+    if (filter.status) where.push(`status = $${values.push(filter.status)}`);
+    const limit = `$${values.push(filter.limit ?? 50)}`;
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit}`;
+    return (await this.query<RunRow>(sql, values)).map(toRunRecord);
+  }
+
+  async listSteps(runId: string): Promise<StepRecord[]> {
+    return (await this.q<StepRow>('steps', [runId])).map(toStepRecord);
+  }
+
+  async listAttempts(runId: string, step?: string): Promise<AttemptRecord[]> {
+    const rows = step === undefined ? await this.q<AttemptRow>('attempts', [runId]) : await this.q<AttemptRow>('stepAttempts', [runId, step]);
+    return rows.map(toAttemptRecord);
+  }
+
+  async getStepOutputs(runId: string, names: string[]): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = {};
+    if (names.length === 0) return out;
+    for (const row of await this.q<{ name: string; output: string }>('stepOutputs', [runId, names])) out[row.name] = JSON.parse(row.output);
+    return out;
+  }
+
+  async listEvents(filter: EventFilter): Promise<RunEvent[]> {
+    const values: unknown[] = [filter.afterId ?? 0];
+    const where = ['id > $1'];
+    if (filter.runId) where.push(`run_id = $${values.push(filter.runId)}`);
+    if (filter.pipeline) where.push(`pipeline = $${values.push(filter.pipeline)}`);
+    const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${values.push(filter.limit ?? 1000)}`;
+    return (await this.query<EventRow>(sql, values)).map(toRunEvent);
+  }
+
+  async appendLogs(lines: LogLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    const cols = [lines.map((l) => l.runId), lines.map((l) => l.step), lines.map((l) => l.attempt), lines.map((l) => l.stream), lines.map((l) => l.line), lines.map((l) => l.at)];
+    await this.q('insertLogs', cols);
+  }
+
+  async listLogs(runId: string, step?: string): Promise<LogLine[]> {
+    type LogRow = { run_id: string; step: string; attempt: number; stream: string; line: string; at: number };
+    const rows = step === undefined ? await this.q<LogRow>('logs', [runId]) : await this.q<LogRow>('stepLogs', [runId, step]);
+    return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at }));
+  }
+
+  async lookupCache(pipeline: string, cacheKey: string): Promise<{ output: unknown } | undefined> {
+    const [row] = await this.q<{ output: string | null }>('cache', [pipeline, cacheKey]);
+    return row ? { output: row.output === null ? null : JSON.parse(row.output) } : undefined;
+  }
+
+  async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {
+    // A claim whose commit is lost is harmless to repeat: its leases simply expire.
+    return this.tx((tx) => claimIn(tx, owner, limit, leaseMs, now, only), { retryUnknownCommit: true });
+  }
+
+  async heartbeat(owner: string, attemptIds: number[], leaseMs: number, now: number): Promise<number[]> {
+    const held = new Set((await this.q<{ id: number }>('heartbeat', [owner, now + leaseMs])).map((r) => r.id));
+    return attemptIds.filter((id) => !held.has(id));
+  }
+
+  async completeAttempts(results: AttemptResult[], now: number, claimNext?: ClaimRequest): Promise<CompletionBatch> {
+    // Fenced results are safe to apply twice (the second is rejected), so an unknown commit is retried too.
+    return this.tx(
+      async (tx) => {
+        const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
+        const ids = results.map((r) => r.attemptId);
+        const locked = await this.q<RunHeader & { attempt_id: number }>('lockAttemptRuns', [ids], tx.client);
+        const applied = await completeBatch(tx, results, now, batch.events, new Map(locked.map((r) => [r.attempt_id, r])));
+        for (const r of results) (applied.has(r.attemptId) ? batch.accepted : batch.rejected).push(r.attemptId);
+        batch.queued = batch.events.filter((e) => e.type === 'step.queued' || e.type === 'step.retrying').length;
+        if (claimNext && claimNext.limit > 0) {
+          const next = await claimIn(tx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {});
+          batch.claimed = next.attempts;
+          batch.events.push(...next.events);
+        }
+        tx.wake = batch.queued > 0 && (!claimNext || batch.claimed.length >= claimNext.limit);
+        return batch;
+      },
+      { retryUnknownCommit: true },
+    );
+  }
+
+  async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
+    return this.tx(async (tx) => {
+      const { client, t } = tx;
+      const result: ReapResult = { expired: 0, timedOutRuns: 0, events: [] };
+      // One reaper at a time across all processes; the others skip this round instead of queueing behind it.
+      const [lock] = await this.q<{ locked: boolean }>('tryXactLock', [String(REAPER_LOCK_KEY)], client);
+      if (!lock?.locked) return result;
+      type Lease = { id: number; run_id: string; step: string; number: number; fence: number; owner: string };
+      const expired = (await this.q<Lease>('expiredLeases', [now], client)).map((a) => ({ ...a, dead: false }));
+      if (isOwnerDead) {
+        const dead = (await this.q<{ owner: string }>('runningOwners', [], client)).map((r) => r.owner).filter(isOwnerDead);
+        if (dead.length > 0) expired.push(...(await this.q<Lease>('ownerAttempts', [dead], client)).map((a) => ({ ...a, dead: true })));
+      }
+      const overdue = (await this.q<{ id: string }>('overdueRuns', [now], client)).map((r) => r.id);
+      if (expired.length === 0 && overdue.length === 0) return result;
+      await t.lockRuns([...expired.map((a) => a.run_id), ...overdue]);
+      const seen = new Set<number>();
+      for (const a of expired) {
+        if (seen.has(a.id) || ((await client.query(SQL.expireAttempt, [a.id, now, a.fence, a.dead])).rowCount ?? 0) === 0) continue;
+        seen.add(a.id);
+        result.expired += 1;
+        const run = (await t.getRun(a.run_id))!;
+        const [row] = await this.q<{ attempts: number; force: number; feedback: string | null }>('requeueStep', [a.run_id, a.step], client);
+        if (!row) continue;
+        await t.insertAttempt(run, a.step, row.attempts, now, now, (await t.pipelineOf(run)).byName.get(a.step)?.priority ?? 0, row.force === 1, row.feedback);
+        t.emit(result.events, run, 'step.queued', a.step, now, { attempt: row.attempts, reason: 'lease expired' });
+        tx.wake = true;
+      }
+      for (const id of overdue) {
+        const run = (await t.getRun(id))!;
+        // Another reaper may have ended it between the select and the lock.
+        if (!['queued', 'running', 'paused', 'waiting'].includes(run.status) || run.deadline_at === null || run.deadline_at >= now) continue;
+        result.timedOutRuns += 1;
+        await t.terminate(result.events, run, 'failed', now, { code: 'RUN_TIMEOUT', message: 'the run exceeded its timeout' });
+      }
+      return result;
+    });
+  }
+
+  async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
+    return this.tx(async (tx) => {
+      const { client, t } = tx;
+      const run = await this.lockRun(t, runId);
+      const events: RunEvent[] = [];
+      if (action === 'pause') {
+        assertRunTransition(runId, run.status, 'paused');
+        await t.setRunStatus(events, run, 'paused', now);
+        await this.q('holdAttempts', [runId], client);
+      } else if (action === 'resume') {
+        if (run.status !== 'paused') throw new SluiceError('ILLEGAL_TRANSITION', `run ${runId} is ${run.status}; only a paused run can be resumed`);
+        await t.setRunStatus(events, run, 'running', now, { event: 'run.resumed' });
+        await this.q('releaseAttempts', [runId], client);
+        await t.finishIfDone(events, await t.promote(events, (await t.getRun(runId))!, now), now);
+        tx.wake = true;
+      } else if (action === 'cancel') {
+        assertRunTransition(runId, run.status, 'cancelled');
+        await t.terminate(events, run, 'cancelled', now);
+      } else {
+        await this.retryRun(tx, run, now, events);
+      }
+      return { run: toRunRecord((await t.getRun(runId))!), events };
+    });
+  }
+
+  /** Re-runs the failed, cancelled and never-started steps of a failed or cancelled run. */
+  private async retryRun(tx: Tx, run: RunRow, now: number, events: RunEvent[]): Promise<void> {
+    if (run.status !== 'failed' && run.status !== 'cancelled') {
+      throw new SluiceError('ILLEGAL_TRANSITION', `run ${run.id} is ${run.status}; only a failed or cancelled run can be retried`);
+    }
+    await this.q('resetFailedSteps', [run.id], tx.client);
+    await tx.t.setRunStatus(events, run, 'running', now, { event: 'run.resumed', data: { action: 'retry' } });
+    await tx.t.rebuild(events, run.id, now);
+    tx.wake = true;
+  }
+
+  async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
+    return this.tx(async (tx) => {
+      const { client, t } = tx;
+      const run = await this.lockRun(t, runId);
+      const compiled = await t.pipelineOf(run);
+      if (!compiled.byName.has(step)) throw new SluiceError('STEP_NOT_FOUND', `pipeline ${run.pipeline} has no step ${step}`);
+      const events: RunEvent[] = [];
+      const affected = [...descendants(compiled.definition, step)];
+      const selected = run.selection ? new Set(JSON.parse(run.selection) as string[]) : null;
+      for (const name of affected) {
+        if (selected && !selected.has(name)) continue;
+        await this.q('cancelStepAttempts', [runId, name, now], client);
+        await this.q('resetStep', [runId, name], client);
+        await this.q('clearStepItems', [runId, name], client);
+      }
+      if (run.status !== 'running' && run.status !== 'queued') {
+        assertRunTransition(runId, run.status, 'running');
+        await t.setRunStatus(events, run, 'running', now, { event: 'run.resumed', data: { action: 'rollback', to: step } });
+      }
+      t.emit(events, run, 'checkpoint.created', step, now, { rollback_to: step, steps: affected });
+      await t.rebuild(events, runId, now);
+      tx.wake = true;
+      return { run: toRunRecord((await t.getRun(runId))!), events };
+    });
+  }
+
+  async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
+    return this.tx(async (tx) => {
+      const events: RunEvent[] = [];
+      await new PgSupervision(tx.client, tx.t).decide(await this.lockRun(tx.t, runId), step, decision, now, events);
+      tx.wake = events.some((e) => e.type === 'step.queued');
+      return { run: toRunRecord((await tx.t.getRun(runId))!), events };
+    });
+  }
+
+  async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
+    const client = await this.pool.connect();
+    try {
+      return await new PgSupervision(client, new PgRunTransitions(client, (n, v) => this.compiled(client, n, v))).listDecisions(runId);
+    } finally {
+      client.release();
+    }
+  }
+
+  latestEventId(): Promise<number> {
+    return this.ops.latestEventId();
+  }
+
+  queueDepth(): Promise<number> {
+    return this.ops.queueDepth();
+  }
+
+  pipelineStats(pipeline: string, since: number): Promise<PipelineStats> {
+    return this.ops.pipelineStats(pipeline, since);
+  }
+
+  createToken(token: NewApiToken, now: number): Promise<ApiToken> {
+    return this.ops.createToken(token, now);
+  }
+
+  findToken(hash: string): Promise<ApiToken | undefined> {
+    return this.ops.findToken(hash);
+  }
+
+  countTokens(): Promise<number> {
+    return this.ops.countTokens();
+  }
+
+  claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean> {
+    return this.ops.claimTriggerSlot(pipeline, slot, now);
+  }
+
+  async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
+    return this.tx(({ client }) => takeRateIn(client, key, limits, tokens, now));
+  }
+
+  async settleRate(key: string, at: number, delta: number): Promise<void> {
+    await this.tx(({ client }) => sql(client, 'settleRate', [key, Math.floor(at / 60_000), delta]));
+  }
+
+  async loadStepItems(runId: string, step: string): Promise<StepItem[]> {
+    return (await this.q<StepItemRow>('stepItems', [runId, step])).map(toStepItem);
+  }
+
+  async saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void> {
+    await this.tx(({ client }) => saveStepItemsIn(client, lease, runId, step, items, now));
+  }
+
+  async listDeadLetters(limit: number): Promise<RunRecord[]> {
+    return (await this.q<RunRow>('deadLetters', [limit])).map(toRunRecord);
+  }
+
+  private async lockRun(t: PgRunTransitions, runId: string): Promise<RunRow> {
+    const run = await t.lockRun(runId);
+    if (!run) throw new SluiceError('RUN_NOT_FOUND', `no run ${runId}`);
+    return run;
+  }
+}
