@@ -43,6 +43,8 @@ export class Worker {
   private readonly results: AttemptResult[] = [];
   /** Attempts that finished and whose results are in the transaction being committed. */
   private readonly finishedIds = new Set<number>();
+  /** Attempts whose step has not returned yet. */
+  private readonly executing = new Set<number>();
   /** Attempts aborted by shutdown: their results are never recorded. */
   private readonly abandoned = new Set<number>();
   private readonly logs: LogLine[] = [];
@@ -51,6 +53,7 @@ export class Worker {
   private wakeUp: (() => void) | null = null;
   private pendingWake = false;
   private flushing: Promise<void> | null = null;
+  private flushFailures = 0;
   private timers: NodeJS.Timeout[] = [];
   private loopDone: Promise<void> = Promise.resolve();
   /** Ends the store's wake-up subscription, when the store offers one. */
@@ -128,13 +131,14 @@ export class Worker {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     const deadline = Date.now() + graceMs;
-    while (this.active.size > 0 && Date.now() < deadline) await delay(5);
-    for (const [id, a] of this.active) {
-      if (this.finishedIds.has(id)) continue;
+    while (this.executing.size > 0 && Date.now() < deadline) await delay(5);
+    for (const id of this.executing) {
       this.abandoned.add(id);
-      a.controller.abort(new SluiceError('CANCELLED', 'the worker is shutting down', { retryable: true }));
+      this.active.get(id)?.controller.abort(new SluiceError('CANCELLED', 'the worker is shutting down', { retryable: true }));
     }
-    while (this.active.size > this.abandoned.size) await delay(5);
+    while (this.executing.size > 0) await delay(5);
+    // Whatever is still unrecorded after this last try is left to lease expiry.
+    while (this.flushing) await this.flushing;
     await this.flush();
     await this.loopDone;
     await (await this.unsubscribe)?.();
@@ -185,6 +189,7 @@ export class Worker {
   private begin(attempt: ClaimedAttempt): void {
     const controller = new AbortController();
     this.active.set(attempt.id, { attempt, controller });
+    this.executing.add(attempt.id);
     this.deps.executor.execute(attempt, this.deps.owner, controller.signal).then(
       (result) => this.finished(result),
       (err) => this.finished(this.crashResult(attempt, err)),
@@ -196,38 +201,79 @@ export class Worker {
   }
 
   private finished(result: AttemptResult): void {
+    this.executing.delete(result.attemptId);
     if (this.abandoned.has(result.attemptId)) return;
     this.results.push(result);
     if (!this.flushing) this.flushing = new Promise((r) => setImmediate(r)).then(() => this.flush());
   }
 
-  /** Records buffered logs and results, each batch in one transaction. */
+  /**
+   * Records buffered logs and results, each batch in one transaction. When the store fails (a restart, a
+   * lost connection), nothing of the batch was recorded: it goes back to the buffer and is tried again
+   * with backoff, so no result is dropped and no slot leaks.
+   */
   private async flush(): Promise<void> {
+    let failed = false;
     try {
       while (this.results.length > 0 || this.logs.length > 0) {
+        await this.flushLogs();
         const results = this.results.splice(0);
-        const logs = this.logs.splice(0);
-        if (logs.length > 0) await this.deps.store.appendLogs(logs);
         if (results.length === 0) continue;
-        for (const r of results) crashPoint('before-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
-        // Slots freed by these results are refilled in the same transaction.
-        for (const r of results) this.finishedIds.add(r.attemptId);
-        const claimNext = this.claimRequest();
-        const batch = await this.deps.store.completeAttempts(results, this.deps.now(), claimNext);
-        for (const r of results) crashPoint('after-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
-        for (const r of results) {
-          this.active.delete(r.attemptId);
-          this.finishedIds.delete(r.attemptId);
+        try {
+          await this.commit(results);
+        } catch (err) {
+          for (const r of results) this.finishedIds.delete(r.attemptId);
+          this.results.unshift(...results);
+          throw err;
         }
-        this.publish(batch.events);
-        for (const attempt of batch.claimed) this.begin(attempt);
       }
+      this.flushFailures = 0;
     } catch (err) {
+      failed = true;
       this.deps.onError(err);
     } finally {
       this.flushing = null;
-      this.wake();
+      if (failed) this.retryFlush();
+      else this.wake();
     }
+  }
+
+  private async flushLogs(): Promise<void> {
+    const logs = this.logs.splice(0);
+    if (logs.length === 0) return;
+    try {
+      await this.deps.store.appendLogs(logs);
+    } catch (err) {
+      this.logs.unshift(...logs);
+      throw err;
+    }
+  }
+
+  private async commit(results: AttemptResult[]): Promise<void> {
+    for (const r of results) crashPoint('before-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
+    // Slots freed by these results are refilled in the same transaction.
+    for (const r of results) this.finishedIds.add(r.attemptId);
+    const batch = await this.deps.store.completeAttempts(results, this.deps.now(), this.claimRequest());
+    for (const r of results) crashPoint('after-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
+    for (const r of results) {
+      this.active.delete(r.attemptId);
+      this.finishedIds.delete(r.attemptId);
+    }
+    this.publish(batch.events);
+    for (const attempt of batch.claimed) this.begin(attempt);
+  }
+
+  /** Tries the failed flush again after 100 ms, doubling up to 5 s. */
+  private retryFlush(): void {
+    // A stopping worker makes one last try in stop(); what stays unrecorded is left to lease expiry.
+    if (this.stopped) return;
+    this.flushFailures += 1;
+    const delayMs = Math.min(5000, 100 * 2 ** (this.flushFailures - 1));
+    const timer = setTimeout(() => {
+      this.timers = this.timers.filter((t) => t !== timer);
+      if (!this.flushing && (this.results.length > 0 || this.logs.length > 0)) this.flushing = this.flush();
+    }, delayMs);
+    this.timers.push(timer);
   }
 
   log(attempt: ClaimedAttempt, stream: string, line: string): void {
