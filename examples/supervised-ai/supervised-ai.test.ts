@@ -6,6 +6,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine/engine.js';
+import { createServer } from '../../src/server/create-server.js';
+import { builtinStepTypes } from '../../src/steps/builtin.js';
+import { openStore } from '../../src/store/open-store.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { jsonReply, startChatServer, type ChatServer } from '../../test/support/chat-server.js';
 import { killSpawned, runCli, runCliJson, stepStatuses, tempDir, type CliResult } from '../../test/support/cli.js';
@@ -104,8 +108,24 @@ describe('examples/supervised-ai', () => {
     const [decision] = await decisions(id);
     expect(decision).toMatchObject({ step: 'supervise', decision: 'block', reason: '1 critical failure(s)' });
 
-    const approveGate = await sluice(['approve', id, 'supervise', '--comment', 'checked by hand']);
-    expect(approveGate.code, approveGate.stderr).toBe(0);
+    // The block is released over the HTTP API, by a server on the same store.
+    const engine = new Engine({ store: await openStore(`sqlite:${store}`), steps: builtinStepTypes() });
+    const app = await createServer({ engine });
+    try {
+      const base = await app.listen({ host: '127.0.0.1', port: 0 });
+      const audit = (await (await fetch(`${base}/api/runs/${id}/decisions`)).json()) as { decisions: Array<{ decision: string }> };
+      expect(audit.decisions.map((d) => d.decision)).toEqual(['block']);
+      const released = await fetch(`${base}/api/runs/${id}/steps/supervise/approval`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ decision: 'approve', comment: 'checked by hand' }),
+      });
+      expect(released.status).toBe(200);
+      expect(((await released.json()) as { status: string }).status).toBe('running');
+    } finally {
+      await app.close();
+      await engine.close();
+    }
     const second = await sluice(['run', '--resume', id]);
     expect(second.code, second.stdout + second.stderr).toBe(1);
     expect(stepStatuses(await runCliJson(['status', id, '--json', '--store', `sqlite:${store}`], { cwd: tmp.dir }))).toMatchObject({

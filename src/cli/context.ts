@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { SluiceError } from '../core/errors.js';
 import { loadPipelineFile } from '../core/load-pipeline.js';
 import { Engine } from '../engine/engine.js';
-import { builtinStepTypes } from '../steps/builtin.js';
+import { builtinStepTypes, type ModelPrice } from '../steps/builtin.js';
 import { DEFAULT_STORE_URL, openStore } from '../store/open-store.js';
 import type { StoredPipeline } from '../store/store.js';
 
@@ -29,7 +29,32 @@ export function secretsFromEnv(env: NodeJS.ProcessEnv = process.env): Record<str
 export async function openEngine(opts: GlobalOptions): Promise<Engine> {
   const url = storeUrl(opts);
   const store = await openStore(url);
-  return new Engine({ store, steps: builtinStepTypes(), secrets: secretsFromEnv(), artifactsDir: artifactsDir(url) });
+  const prices = llmPricesFromEnv();
+  return new Engine({ store, steps: builtinStepTypes(prices ? { llm: { prices } } : {}), secrets: secretsFromEnv(), artifactsDir: artifactsDir(url) });
+}
+
+/**
+ * The price table of `llm` steps from SLUICE_LLM_PRICES: JSON (or @file) mapping a model to
+ * `{ "input_per_1k": number, "output_per_1k": number }`; costs are recorded per attempt and summed per run.
+ */
+export function llmPricesFromEnv(env: NodeJS.ProcessEnv = process.env): Record<string, ModelPrice> | undefined {
+  const raw = env['SLUICE_LLM_PRICES'];
+  if (!raw) return undefined;
+  const where = raw.startsWith('@') ? `file ${raw.slice(1)}` : 'SLUICE_LLM_PRICES';
+  let table: unknown;
+  try {
+    table = JSON.parse(raw.startsWith('@') ? readFileSync(raw.slice(1), 'utf8') : raw);
+  } catch (err) {
+    throw new SluiceError('VALIDATION_FAILED', `${where} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof table !== 'object' || table === null || Array.isArray(table)) throw new SluiceError('VALIDATION_FAILED', `${where} must map model names to prices`);
+  for (const [model, price] of Object.entries(table)) {
+    const p = price as Partial<ModelPrice> | null;
+    if (typeof p?.input_per_1k !== 'number' || typeof p.output_per_1k !== 'number') {
+      throw new SluiceError('VALIDATION_FAILED', `${where}: price of ${model} needs numbers input_per_1k and output_per_1k`);
+    }
+  }
+  return table as Record<string, ModelPrice>;
 }
 
 /** SLUICE_ARTIFACTS, else an `artifacts` folder beside a SQLite file, else `.sluice/artifacts`. */
