@@ -120,6 +120,7 @@ export function buildProgram(): Command {
     .command('create')
     .requiredOption('--role <role>', 'admin, operator or viewer')
     .option('--name <name>', 'a label for the token')
+    .option('--expires <duration>', 'refuse the token after this long (e.g. 12h, 30d); default: never')
     .description('create a token; it is printed once, the store keeps only its sha256')
     .action(action((opts) => tokenCreateCommand(opts)));
   program.command('migrate').description('apply pending store migrations').action(action((opts) => migrateCommand(opts)));

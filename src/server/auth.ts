@@ -22,10 +22,10 @@ export function hashToken(token: string): string {
 }
 
 /** Creates a token with `role`; returns the token text, which is not stored anywhere. */
-export async function createApiToken(store: Store, role: ApiRole, name: string | null, now = Date.now()): Promise<{ token: string; record: ApiToken }> {
+export async function createApiToken(store: Store, role: ApiRole, name: string | null, now = Date.now(), expiresAt: number | null = null): Promise<{ token: string; record: ApiToken }> {
   if (!store.createToken) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
   const token = `sluice_${randomBytes(24).toString('base64url')}`;
-  const record = await store.createToken({ hash: hashToken(token), role, name }, now);
+  const record = await store.createToken({ hash: hashToken(token), role, name, expiresAt }, now);
   return { token, record };
 }
 
@@ -60,6 +60,9 @@ export class Authenticator {
     if (!presented) throw new HttpError('UNAUTHORIZED', 'this server requires a token: Authorization: Bearer <token>');
     const token = await this.lookup(presented);
     if (!token) throw new HttpError('UNAUTHORIZED', 'the token is unknown or revoked');
+    if (token.expiresAt !== null && token.expiresAt <= Date.now()) {
+      throw new HttpError('TOKEN_EXPIRED', `the token expired at ${new Date(token.expiresAt).toISOString()}; create a new one with sluice token create`);
+    }
     if (RANK[token.role] < RANK[needed]) throw new HttpError('FORBIDDEN', `this needs the ${needed} role; the token has ${token.role}`);
     return token;
   }

@@ -9,6 +9,7 @@ export type HttpOnlyCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'ROUTE_NOT_FOUND'
   | 'UNAUTHORIZED'
+  | 'TOKEN_EXPIRED'
   | 'FORBIDDEN'
   | 'NOT_SUPPORTED';
 
@@ -23,6 +24,7 @@ export const HTTP_STATUS: Readonly<Partial<Record<ApiErrorCode, number>>> = {
   EXPRESSION_FAILED: 400,
   UNKNOWN_STEP_TYPE: 400,
   UNAUTHORIZED: 401,
+  TOKEN_EXPIRED: 401,
   FORBIDDEN: 403,
   PIPELINE_NOT_FOUND: 404,
   RUN_NOT_FOUND: 404,

@@ -122,6 +122,8 @@ export interface NewApiToken {
   hash: string;
   role: ApiRole;
   name: string | null;
+  /** Epoch ms after which the token is refused; null = never. */
+  expiresAt: number | null;
 }
 
 export interface ApiToken extends NewApiToken {

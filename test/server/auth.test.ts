@@ -50,6 +50,12 @@ describe('auth', () => {
     expect(missing.statusCode).toBe(401);
     expect(missing.json().error.code).toBe('UNAUTHORIZED');
     expect((await h.app.inject({ url: '/api/runs', headers: bearer('sluice_forged') })).json().error.code).toBe('UNAUTHORIZED');
+    const expired = (await createApiToken(store, 'admin', 'old', Date.now() - 120_000, Date.now() - 60_000)).token;
+    const refused = await h.app.inject({ url: '/api/runs', headers: bearer(expired) });
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().error).toMatchObject({ code: 'TOKEN_EXPIRED', message: expect.stringContaining('expired') });
+    const fresh = (await createApiToken(store, 'viewer', 'new', Date.now(), Date.now() + 60_000)).token;
+    expect((await h.app.inject({ url: '/api/runs', headers: bearer(fresh) })).statusCode).toBe(200);
     expect((await h.app.inject({ url: '/api/runs', headers: { authorization: 'Basic abc' } })).statusCode).toBe(401);
     const base = await h.app.listen({ port: 0, host: '127.0.0.1' });
     expect(await streamStatus(`${base}/api/stream?token=${viewer}`)).toBe(200);

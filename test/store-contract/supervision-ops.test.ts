@@ -76,10 +76,12 @@ for (const backend of backends()) {
       const { engine, store } = await setup({ name: 'ops', steps: { a: fnStep('ok') } }, { ok: () => 'ok' });
       const ops = store as Required<Pick<Store, 'createToken' | 'findToken' | 'countTokens' | 'claimTriggerSlot' | 'queueDepth' | 'latestEventId' | 'pipelineStats'>>;
       expect(await ops.countTokens()).toBe(0);
-      const token = await ops.createToken({ hash: 'h1', role: 'admin', name: 'ci' }, 1000);
+      const token = await ops.createToken({ hash: 'h1', role: 'admin', name: 'ci', expiresAt: null }, 1000);
       expect(await ops.findToken('h1')).toEqual(token);
+      const expiring = await ops.createToken({ hash: 'h2', role: 'viewer', name: null, expiresAt: 5000 }, 1000);
+      expect(await ops.findToken('h2')).toEqual(expiring);
       expect(await ops.findToken('nope')).toBeUndefined();
-      expect(await ops.countTokens()).toBe(1);
+      expect(await ops.countTokens()).toBe(2);
       const claims = await Promise.all(Array.from({ length: 5 }, () => ops.claimTriggerSlot('ops', 60_000, 2000)));
       expect(claims.filter(Boolean)).toHaveLength(1);
       const { run } = await engine.startRun('ops');

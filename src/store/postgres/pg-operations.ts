@@ -24,7 +24,7 @@ const SQL = {
   attempts: `SELECT a.step, a.processing_ms, a.usage FROM attempts a JOIN runs r ON r.id = a.run_id
              WHERE r.pipeline = $1 AND r.created_at >= $2 AND a.finished_at IS NOT NULL`,
   // $1 hash $2 role $3 name $4 created_at
-  insertToken: `INSERT INTO api_tokens (hash, role, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
+  insertToken: `INSERT INTO api_tokens (hash, role, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
   // $1 hash
   token: `SELECT * FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL`,
   // (none)
@@ -39,6 +39,7 @@ interface TokenRow {
   role: ApiRole;
   name: string | null;
   created_at: number;
+  expires_at: number | null;
 }
 
 type StepStats = PipelineStats['steps'][number] & { seq: number; durations: number[] };
@@ -98,13 +99,13 @@ export class PgOperations {
   }
 
   async createToken(token: NewApiToken, now: number): Promise<ApiToken> {
-    const [row] = await this.rows<{ id: number }>('insertToken', [token.hash, token.role, token.name, now]);
+    const [row] = await this.rows<{ id: number }>('insertToken', [token.hash, token.role, token.name, now, token.expiresAt]);
     return { ...token, id: row!.id, createdAt: now };
   }
 
   async findToken(hash: string): Promise<ApiToken | undefined> {
     const [row] = await this.rows<TokenRow>('token', [hash]);
-    return row ? { id: row.id, hash: row.hash, role: row.role, name: row.name, createdAt: row.created_at } : undefined;
+    return row ? { id: row.id, hash: row.hash, role: row.role, name: row.name, createdAt: row.created_at, expiresAt: row.expires_at === null ? null : Number(row.expires_at) } : undefined;
   }
 
   async countTokens(): Promise<number> {

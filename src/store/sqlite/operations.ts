@@ -17,7 +17,7 @@ const SQL = {
   attempts: `SELECT a.step, a.processing_ms, a.usage FROM attempts a JOIN runs r ON r.id = a.run_id
              WHERE r.pipeline = @pipeline AND r.created_at >= @since AND a.finished_at IS NOT NULL`,
   // @hash @role @name @created_at
-  insertToken: `INSERT INTO api_tokens (hash, role, name, created_at) VALUES (@hash, @role, @name, @created_at) RETURNING id`,
+  insertToken: `INSERT INTO api_tokens (hash, role, name, created_at, expires_at) VALUES (@hash, @role, @name, @created_at, @expires_at) RETURNING id`,
   // @hash
   token: `SELECT * FROM api_tokens WHERE hash = @hash AND revoked_at IS NULL`,
   countTokens: `SELECT COUNT(*) AS n FROM api_tokens WHERE revoked_at IS NULL`,
@@ -31,6 +31,7 @@ interface TokenRow {
   role: ApiRole;
   name: string | null;
   created_at: number;
+  expires_at: number | null;
 }
 
 /** The server features of the SQLite store (tokens, trigger slots, stats), over the store's connection. */
@@ -104,14 +105,14 @@ export class SqliteOperations {
 
   createToken(token: NewApiToken, now: number): ApiToken {
     return this.write(() => {
-      const row = this.stmt('insertToken').get({ hash: token.hash, role: token.role, name: token.name, created_at: now }) as { id: number };
+      const row = this.stmt('insertToken').get({ hash: token.hash, role: token.role, name: token.name, created_at: now, expires_at: token.expiresAt }) as { id: number };
       return { ...token, id: row.id, createdAt: now };
     });
   }
 
   findToken(hash: string): ApiToken | undefined {
     const row = this.stmt('token').get({ hash }) as TokenRow | undefined;
-    return row ? { id: row.id, hash: row.hash, role: row.role, name: row.name, createdAt: row.created_at } : undefined;
+    return row ? { id: row.id, hash: row.hash, role: row.role, name: row.name, createdAt: row.created_at, expiresAt: row.expires_at } : undefined;
   }
 
   countTokens(): number {

@@ -7,6 +7,7 @@ CREATE TABLE api_tokens (
   role       text     NOT NULL,       -- viewer, operator, admin
   name       text,
   created_at bigint   NOT NULL,
+  expires_at bigint,                  -- epoch ms; NULL = never
   revoked_at bigint
 );
 

@@ -7,6 +7,7 @@ CREATE TABLE api_tokens (
   role       TEXT    NOT NULL,       -- viewer, operator, admin
   name       TEXT,
   created_at INTEGER NOT NULL,
+  expires_at INTEGER,                -- epoch ms; NULL = never
   revoked_at INTEGER
 );
 
