@@ -16,6 +16,8 @@ export type * from './store/store.js';
 export { createServer, type ServerOptions } from './server/create-server.js';
 export { createApiToken } from './server/auth.js';
 export { simulatePipeline, type SimulateOptions, type SimulatedRun } from './engine/simulate.js';
+export { putDataset, requireDataset, streamRecords, writeRecords } from './datasets/datasets.js';
+export { readJsonlFile, recordsFromJsonl } from './datasets/jsonl.js';
 
 import { Engine, type EngineOptions } from './engine/engine.js';
 import { builtinStepTypes } from './steps/builtin.js';

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { SluiceError, ValidationError } from '../core/errors.js';
+import { datasetCreateCommand, datasetExportCommand, datasetGetCommand, datasetImportCommand, datasetListCommand } from './commands/dataset.js';
 import { controlCommand, decideCommand, resetCommand, rollbackCommand } from './commands/control.js';
 import { dlqCommand, graphCommand, logsCommand, runsCommand, statusCommand, validateCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
@@ -35,7 +36,7 @@ function reportError(err: unknown, opts: GlobalOptions): number {
   } else {
     process.stderr.write(`sluice: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   }
-  return err instanceof SluiceError && ['VALIDATION_FAILED', 'INPUT_INVALID', 'INPUT_TOO_LARGE'].includes(err.code) ? 2 : 1;
+  return err instanceof SluiceError && ['VALIDATION_FAILED', 'INPUT_INVALID', 'INPUT_TOO_LARGE', 'RECORD_INVALID'].includes(err.code) ? 2 : 1;
 }
 
 export function buildProgram(): Command {
@@ -123,6 +124,29 @@ export function buildProgram(): Command {
     .option('--expires <duration>', 'refuse the token after this long (e.g. 12h, 30d); default: never')
     .description('create a token; it is printed once, the store keeps only its sha256')
     .action(action((opts) => tokenCreateCommand(opts)));
+  const dataset = program.command('dataset').description('datasets of JSON records');
+  dataset
+    .command('create')
+    .argument('<name>')
+    .option('--ingest <pipeline>', 'pipeline every written record passes through before it is stored')
+    .description('create a dataset, or set its ingest pipeline')
+    .action(action(datasetCreateCommand));
+  dataset.command('list').description('datasets and their record counts').action(action((opts) => datasetListCommand(opts)));
+  dataset.command('get').argument('<name>').argument('<id>').description('one record as JSON').action(action(datasetGetCommand));
+  dataset
+    .command('import')
+    .argument('<name>')
+    .argument('<file>', 'JSONL, one record (a JSON object) per line')
+    .option('--id-field <field>', 'field holding each record id', 'id')
+    .description('check every line, then upsert the records in batches of 1000 (through the ingest pipeline)')
+    .action(action(datasetImportCommand));
+  dataset
+    .command('export')
+    .argument('<name>')
+    .argument('[file]', 'JSONL output (default: stdout)')
+    .option('--id-field <field>', 'field the id is written under when a record lacks it', 'id')
+    .description('write every record as JSONL, in id order')
+    .action(action(datasetExportCommand));
   program.command('migrate').description('apply pending store migrations').action(action((opts) => migrateCommand(opts)));
   return program;
 }

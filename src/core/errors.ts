@@ -21,6 +21,10 @@ export type ErrorCode =
   | 'LEASE_LOST'
   | 'STORE_ERROR'
   | 'UNKNOWN_STEP_TYPE'
+  | 'DATASET_NOT_FOUND'
+  | 'RECORD_NOT_FOUND'
+  | 'RECORD_INVALID'
+  | 'INGEST_FAILED'
   | 'INTERNAL';
 
 /** Where in a source file a problem sits. Lines and columns are 1-based. */

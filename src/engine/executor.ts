@@ -1,5 +1,5 @@
-import { Ajv, type ValidateFunction } from 'ajv';
 import { isArtifactRef, type ArtifactStore } from '../artifacts/artifact-store.js';
+import { abortError, invokeWithTimeout, OutputChecker } from './step-invocation.js';
 import { SluiceError, toErrorRecord } from '../core/errors.js';
 import { evaluateCondition, referencedSteps, renderTemplate } from '../core/expressions.js';
 import { sha256, stableStringify } from '../core/hash.js';
@@ -28,7 +28,6 @@ interface PreparedPipeline {
   baseDir: string;
   /** Upstream outputs each step reads: its needs plus `steps.X` named in its expressions. */
   reads: Map<string, string[]>;
-  outputValidators: Map<string, ValidateFunction>;
 }
 
 /**
@@ -37,7 +36,7 @@ interface PreparedPipeline {
  */
 export class Executor {
   private readonly pipelines = new Map<string, Promise<PreparedPipeline>>();
-  private readonly ajv = new Ajv({ allErrors: true, strict: false });
+  private readonly outputs = new OutputChecker();
   private readonly owners = new Map<number, string>();
 
   constructor(private readonly deps: ExecutorDeps) {}
@@ -95,7 +94,7 @@ export class Executor {
     if (!step.cache) {
       const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal, usage);
       if (output instanceof StepDirective) return directiveResult(output);
-      this.checkOutput(prepared, step, output);
+      this.outputs.check(step, output);
       return { outcome: 'succeeded', output: await this.offload(output) };
     }
     const cacheKey = cacheKeyOf(step, config, outputs, attempt);
@@ -105,7 +104,7 @@ export class Executor {
     }
     const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal, usage);
     if (output instanceof StepDirective) return directiveResult(output);
-    this.checkOutput(prepared, step, output);
+    this.outputs.check(step, output);
     return { outcome: 'succeeded', output: await this.offload(output), cacheKey, cacheable: true };
   }
 
@@ -120,41 +119,29 @@ export class Executor {
   ): Promise<unknown> {
     const type = this.deps.steps.get(step.uses);
     if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', `no step type ${step.uses} is registered`, { retryable: false });
-    const controller = new AbortController();
-    // The attempt may have been cancelled while its context was loading.
-    if (signal.aborted) throw abortError(signal);
-    const onAbort = () => controller.abort(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    const timer =
-      step.timeoutMs === null
-        ? undefined
-        : setTimeout(() => controller.abort(new SluiceError('STEP_TIMEOUT', `step ${step.name} timed out after ${step.timeoutMs} ms`, { retryable: true })), step.timeoutMs);
-    const stepCtx: StepContext = {
-      run: ctx.run,
-      step: step.name,
-      input: ctx.input,
-      steps: ctx.steps,
-      signal: controller.signal,
-      log: (stream, line) => this.deps.log(attempt, stream, redact(line, this.deps.secrets)),
-      secrets: this.deps.secrets,
-      baseDir,
-      now: this.deps.now,
-      reportUsage: (u) => usage.push(u),
-      artifacts: this.deps.artifacts,
-      items: {
-        load: () => this.deps.store.loadStepItems(attempt.runId, step.name),
-        save: (items) => this.deps.store.saveStepItems({ attemptId: attempt.id, fence: attempt.fence, owner: this.owner(attempt) }, attempt.runId, step.name, items, this.deps.now()),
-      },
-      rateLimit: this.rateLimit,
-      ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
-    };
-    try {
-      const result = await raceAbort(type.execute(stepCtx, config), controller.signal);
-      return result === undefined ? null : result;
-    } finally {
-      if (timer) clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-    }
+    const result = await invokeWithTimeout(step, signal, (stepSignal) => {
+      const stepCtx: StepContext = {
+        run: ctx.run,
+        step: step.name,
+        input: ctx.input,
+        steps: ctx.steps,
+        signal: stepSignal,
+        log: (stream, line) => this.deps.log(attempt, stream, redact(line, this.deps.secrets)),
+        secrets: this.deps.secrets,
+        baseDir,
+        now: this.deps.now,
+        reportUsage: (u) => usage.push(u),
+        artifacts: this.deps.artifacts,
+        items: {
+          load: () => this.deps.store.loadStepItems(attempt.runId, step.name),
+          save: (items) => this.deps.store.saveStepItems({ attemptId: attempt.id, fence: attempt.fence, owner: this.owner(attempt) }, attempt.runId, step.name, items, this.deps.now()),
+        },
+        rateLimit: this.rateLimit,
+        ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
+      };
+      return type.execute(stepCtx, config);
+    });
+    return result === undefined ? null : result;
   }
 
   /** Rate limits kept in the store, so every worker of every process draws on one budget. */
@@ -190,18 +177,7 @@ export class Executor {
     return isArtifactRef(value) && value.content_type === 'application/json' ? this.deps.artifacts.getJson(value) : value;
   }
 
-  private checkOutput(prepared: PreparedPipeline, step: Step, output: unknown): void {
-    if (step.output === null) return;
-    let validate = prepared.outputValidators.get(step.name);
-    if (!validate) {
-      validate = this.ajv.compile(step.output);
-      prepared.outputValidators.set(step.name, validate);
-    }
-    if (!validate(output)) {
-      const detail = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
-      throw new SluiceError('STEP_FAILED', `output of step ${step.name} does not match its schema: ${detail}`, { retryable: false });
-    }
-  }
+
 
   private prepare(attempt: ClaimedAttempt): Promise<PreparedPipeline> {
     const key = `${attempt.pipeline}@${attempt.version}`;
@@ -226,7 +202,7 @@ function prepareDefinition(stored: StoredPipeline): PreparedPipeline {
   const byName = new Map(def.steps.map((s) => [s.name, s]));
   const reads = new Map(def.steps.map((s) => [s.name, [...new Set([...s.needs, ...referencedSteps(s)])].filter((n) => byName.has(n))]));
   const baseDir = stored.sourceFile ? dirnameOf(stored.sourceFile) : process.cwd();
-  return { stored, byName, reads, baseDir, outputValidators: new Map() };
+  return { stored, byName, reads, baseDir };
 }
 
 function dirnameOf(file: string): string {
@@ -240,29 +216,6 @@ function dirnameOf(file: string): string {
  */
 export function cacheKeyOf(step: Step, config: unknown, steps: Record<string, unknown>, attempt: Pick<ClaimedAttempt, 'input' | 'version'>): string {
   return sha256(stableStringify({ type: step.uses, with: config, steps, input: attempt.input, version: attempt.version, step: step.name }));
-}
-
-/** Rejects as soon as the signal aborts, even if the step ignores it. */
-function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortError(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-function abortError(signal: AbortSignal): unknown {
-  return signal.reason instanceof Error ? signal.reason : new SluiceError('CANCELLED', 'the attempt was cancelled');
 }
 
 /** Replaces every secret value in a log line. */

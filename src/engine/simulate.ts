@@ -1,10 +1,10 @@
-import { Ajv, type ValidateFunction } from 'ajv';
 import { SluiceError, toErrorRecord, type ErrorRecord } from '../core/errors.js';
 import { evaluateCondition, renderTemplate } from '../core/expressions.js';
 import { buildGraph } from '../core/graph.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { createHash } from 'node:crypto';
 import type { ArtifactRef } from '../artifacts/artifact-store.js';
+import { invokeWithTimeout, OutputChecker } from './step-invocation.js';
 import { StepDirective, type ArtifactAccess, type LogStream, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
 
 /** What simulating needs: the step types and secrets of an engine; nothing of the store. */
@@ -46,7 +46,6 @@ export interface SimulatedRun {
   duration_ms: number;
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false });
 
 /**
  * Executes a pipeline inline on each sample input, in memory: nothing is written to any store (no run, no
@@ -201,51 +200,28 @@ async function invoke(
 ): Promise<unknown> {
   const type = options.steps.get(step.uses);
   if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', `no step type ${step.uses} is registered`, { retryable: false });
-  const controller = new AbortController();
-  const timer =
-    step.timeoutMs === null
-      ? undefined
-      : setTimeout(() => controller.abort(new SluiceError('STEP_TIMEOUT', `step ${step.name} timed out after ${step.timeoutMs} ms`, { retryable: true })), step.timeoutMs);
-  const stepCtx: StepContext = {
-    run: ctx.run,
-    step: step.name,
-    input: ctx.input,
-    steps: ctx.steps,
-    signal: controller.signal,
-    log: (stream, line) => logs.push({ stream, line }),
-    secrets: ctx.secrets,
-    baseDir: options.baseDir ?? process.cwd(),
-    now: options.now ?? Date.now,
-    reportUsage: (u) => usage.push(u),
-    artifacts: options.memory,
-    ...(feedback === undefined ? {} : { feedback }),
-  };
-  try {
-    const work = type.execute(stepCtx, config);
-    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
-    const output = await Promise.race([work, aborted]);
-    if (!(output instanceof StepDirective)) checkOutput(step, output ?? null);
-    return output === undefined ? null : output;
-  } finally {
-    if (timer) clearTimeout(timer);
-    controller.abort();
-  }
+  const output = await invokeWithTimeout(step, undefined, (signal) => {
+    const stepCtx: StepContext = {
+      run: ctx.run,
+      step: step.name,
+      input: ctx.input,
+      steps: ctx.steps,
+      signal,
+      log: (stream, line) => logs.push({ stream, line }),
+      secrets: ctx.secrets,
+      baseDir: options.baseDir ?? process.cwd(),
+      now: options.now ?? Date.now,
+      reportUsage: (u) => usage.push(u),
+      artifacts: options.memory,
+      ...(feedback === undefined ? {} : { feedback }),
+    };
+    return type.execute(stepCtx, config);
+  });
+  if (!(output instanceof StepDirective)) outputs.check(step, output ?? null);
+  return output === undefined ? null : output;
 }
 
-const validators = new WeakMap<object, ValidateFunction>();
-
-function checkOutput(step: Step, output: unknown): void {
-  if (step.output === null) return;
-  let validate = validators.get(step.output);
-  if (!validate) {
-    validate = ajv.compile(step.output);
-    validators.set(step.output, validate);
-  }
-  if (!validate(output)) {
-    const detail = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
-    throw new SluiceError('STEP_FAILED', `output of step ${step.name} does not match its schema: ${detail}`, { retryable: false });
-  }
-}
+const outputs = new OutputChecker();
 
 function verboseOf(verbose: boolean, input: unknown, output: unknown, logs: Array<{ stream: LogStream; line: string }>): Partial<SimulatedStep> {
   return { input: input ?? null, output: output ?? null, ...(verbose ? { logs } : {}) };

@@ -10,6 +10,7 @@ import { HttpError, sendError } from './http-errors.js';
 import { LiveEvents } from './live-events.js';
 import { Metrics } from './metrics.js';
 import { RunBatcher } from './run-batcher.js';
+import { registerDatasetRoutes } from './routes/datasets.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerPipelineRoutes } from './routes/pipelines.js';
 import { registerRunRoutes } from './routes/runs.js';
@@ -103,6 +104,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   registerPipelineRoutes(app, ctx);
   registerRunRoutes(app, ctx);
   registerStreamRoutes(app, ctx);
+  registerDatasetRoutes(app, ctx);
 
   await live.start();
   app.addHook('onClose', async () => live.stop());

@@ -133,3 +133,30 @@ export const pipelineBodyDoc = {
   description: 'A pipeline definition as JSON, or as YAML with Content-Type application/yaml. `name` defaults to the URL name.',
   type: 'object',
 } as const;
+
+export const datasetParams = pipelineParams;
+export const recordParams = {
+  type: 'object',
+  required: ['name', 'id'],
+  properties: { name: NAME, id: { type: 'string', minLength: 1, maxLength: 500 } },
+} as const;
+export const datasetBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { ingest_pipeline: { ...NAME, description: 'Pipeline every written record passes through before it is stored.' } },
+} as const;
+/** Any JSON object; the route reports a non-object body as RECORD_INVALID. */
+export const recordBody = { description: 'The record: a JSON object.' } as const;
+export const bulkQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { id_field: { type: 'string', minLength: 1, maxLength: 200, default: 'id', description: 'Field holding each record id.' } },
+} as const;
+export const listRecordsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    after: { type: 'string', maxLength: 500, description: 'Only records whose id sorts after this one (the last id of the previous page).' },
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+  },
+} as const;

@@ -1,4 +1,4 @@
-import type { AttemptRecord, LogLine, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store/store.js';
+import type { AttemptRecord, DataRecord, DatasetRecord, LogLine, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store/store.js';
 
 /**
  * JSON shapes of the HTTP API. Keys are snake_case like the request bodies and the YAML; times are epoch ms.
@@ -75,4 +75,14 @@ export function eventView(e: RunEvent): Record<string, unknown> {
 
 export function logView(l: LogLine): Record<string, unknown> {
   return { step: l.step, attempt: l.attempt, stream: l.stream, line: l.line, at: l.at };
+}
+
+export function datasetView(d: DatasetRecord, records?: number): Record<string, unknown> {
+  const view: Record<string, unknown> = { name: d.name, ingest_pipeline: d.ingestPipeline ?? null, created_at: d.createdAt };
+  if (records !== undefined) view['records'] = records;
+  return view;
+}
+
+export function recordView(r: DataRecord): Record<string, unknown> {
+  return { id: r.id, data: r.data, created_at: r.createdAt, updated_at: r.updatedAt };
 }

@@ -85,6 +85,26 @@ export interface Store {
   /** Failed runs (dead letters), newest first. */
   listDeadLetters(limit: number): Promise<RunRecord[]>;
 
+  // Datasets: named collections of JSON object records keyed by id (SQLite: sqlite/datasets.ts, PostgreSQL:
+  // postgres/pg-datasets.ts). Records reach the store already validated and passed through any ingest pipeline.
+
+  /** Creates the dataset or updates its ingest pipeline; `created_at` is kept on update. */
+  putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord>;
+  getDataset(name: string): Promise<DatasetRecord | undefined>;
+  /** Every dataset, by name. */
+  listDatasets(): Promise<DatasetRecord[]>;
+  /**
+   * Upserts records in one transaction: all are stored or none (DATASET_NOT_FOUND when the dataset does not
+   * exist, RECORD_INVALID naming the first record whose `data` is not a JSON object).
+   */
+  putRecords(dataset: string, records: NewDataRecord[], now: number): Promise<void>;
+  getRecord(dataset: string, id: string): Promise<DataRecord | undefined>;
+  /** True when a record was deleted. */
+  deleteRecord(dataset: string, id: string): Promise<boolean>;
+  /** One page of records in id order (byte order of the id), starting after `after`. Default limit: 100. */
+  listRecords(dataset: string, page?: RecordPage): Promise<DataRecord[]>;
+  countRecords(dataset: string): Promise<number>;
+
   /**
    * Optional (backends with `capabilities.listenNotify`): calls `listener` whenever a transaction of any
    * process made attempts available, so idle workers claim at once instead of at their next poll. The
@@ -449,4 +469,30 @@ export type RunAction = 'pause' | 'resume' | 'cancel' | 'retry';
 export interface TransitionResult {
   run: RunRecord;
   events: RunEvent[];
+}
+
+/** A named collection of records. */
+export interface DatasetRecord {
+  name: string;
+  /** Pipeline every written record passes through before it is stored. */
+  ingestPipeline?: string;
+  createdAt: number;
+}
+
+/** A record to write. `data` must be a JSON object. */
+export interface NewDataRecord {
+  id: string;
+  data: Record<string, unknown>;
+}
+
+export interface DataRecord extends NewDataRecord {
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface RecordPage {
+  /** Only records whose id sorts after this one. */
+  after?: string | undefined;
+  /** Default: 100. */
+  limit?: number | undefined;
 }

@@ -18,13 +18,19 @@ const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join('
 /** Condition, over the row before the update, that the settle update ends the run ($2 = active delta, $3 = remaining delta). */
 const FINISHING = `remaining + $3 = 0 AND active + $2 = 0 AND status IN (${inList(ENDABLE)})`;
 
+/** The columns of a run that scheduling reads back after changing its counters (not its input or error). */
+const RUN_STATE = 'id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at, parent_run_id';
+
+/** A run as {@link RUN_STATE} returns it. */
+export type RunState = Pick<RunRow, 'id' | 'pipeline' | 'version' | 'status' | 'priority' | 'force' | 'max_parallel' | 'remaining' | 'active' | 'failed' | 'run_at' | 'parent_run_id'>;
+
 /** Frees a step's slot and counts it done in the runs matching `where`; ends a run whose last step this was. */
 const settleCountersWhere = (where: string) => `UPDATE runs SET active = active + $2, remaining = remaining + $3,
       status = CASE WHEN ${FINISHING} THEN (CASE WHEN failed > 0 THEN 'failed' ELSE 'succeeded' END) ELSE status END,
       error = CASE WHEN ${FINISHING} AND failed > 0 THEN '${JSON.stringify(STEPS_FAILED)}'::jsonb ELSE error END,
       finished_at = CASE WHEN ${FINISHING} THEN $4::bigint ELSE finished_at END
     WHERE ${where}
-    RETURNING *, (remaining = 0 AND active = 0 AND finished_at = $4::bigint AND status IN ('succeeded', 'failed')) AS finished`;
+    RETURNING ${RUN_STATE}, (remaining = 0 AND active = 0 AND finished_at = $4::bigint AND status IN ('succeeded', 'failed')) AS finished`;
 
 /** SQL used inside transactions of the PostgreSQL backend; each statement lists its parameters. */
 export const TRANSITION_SQL = {
@@ -93,7 +99,10 @@ type SqlKey = Exclude<keyof typeof TRANSITION_SQL, 'setRunStatus'>;
  */
 export class PgRunTransitions {
   private readonly unwritten: RunEvent[] = [];
-  /** Called when a run reaches a terminal state (the store completes a parent's `pipeline` step). */
+  /**
+   * Called when a child run (one with a parent) reaches a terminal state: the store completes the parent's
+   * `pipeline` step. Runs without a parent are skipped, which saves a read per ended run.
+   */
   onRunEnded: ((out: RunEvent[], runId: string, status: 'succeeded' | 'failed' | 'cancelled', at: number) => Promise<void>) | null = null;
 
   constructor(
@@ -169,14 +178,14 @@ export class PgRunTransitions {
   }
 
   /** Inserts the next attempt of a step that is already marked queued/retrying. */
-  async insertAttempt(run: RunRow, step: string, number: number, at: number, availableAt: number, priority: number, force = false, feedback: string | null = null): Promise<void> {
+  async insertAttempt(run: RunState, step: string, number: number, at: number, availableAt: number, priority: number, force = false, feedback: string | null = null): Promise<void> {
     const status = run.status === 'paused' ? 'held' : 'queued';
     const forced = force || run.force === 1 ? 1 : 0;
     await this.query('insertAttempt', [run.id, step, number, status, run.priority + priority, forced, availableAt, at, feedback]);
   }
 
   /** Queues ready steps up to the run's max_parallel; returns the run with its counters updated. */
-  async promote(out: RunEvent[], run: RunRow, at: number): Promise<RunRow> {
+  async promote<R extends RunState>(out: RunEvent[], run: R, at: number): Promise<R | RunRow> {
     // A waiting run (a step awaits a human) goes on with its independent branches.
     if (run.status !== 'running' && run.status !== 'queued' && run.status !== 'waiting') return run;
     const slots = run.max_parallel - run.active;
@@ -203,10 +212,10 @@ export class PgRunTransitions {
     const compiled = await this.pipelineOf(run);
     const dependents = compiled.dependents.get(step) ?? [];
     if (dependents.length > 0) await this.query('decrementWaiting', [run.id, dependents]);
-    const row = (await this.query<RunRow & { finished: boolean }>('settleCounters', [run.id, wasActive ? -1 : 0, -1, at])).rows[0]!;
+    const row = (await this.query<RunState & { finished: boolean }>('settleCounters', [run.id, wasActive ? -1 : 0, -1, at])).rows[0]!;
     if (row.finished) {
       this.emit(out, row, `run.${row.status}` as EventType, null, at, row.failed > 0 ? { error: STEPS_FAILED } : undefined);
-      await this.onRunEnded?.(out, row.id, row.status as 'succeeded' | 'failed', at);
+      await this.ended(out, row, row.status as 'succeeded' | 'failed', at);
       return;
     }
     await this.promote(out, row, at);
@@ -227,13 +236,13 @@ export class PgRunTransitions {
       }
     }
     if (depRuns.length > 0) await this.query('decrementWaitingMany', [depRuns, depNames]);
-    const rows = (await this.query<RunRow & { finished: boolean }>('settleMany', [settled.map((s) => s.run.id), -1, -1, at])).rows;
+    const rows = (await this.query<RunState & { finished: boolean }>('settleMany', [settled.map((s) => s.run.id), -1, -1, at])).rows;
     const byId = new Map(rows.map((r) => [r.id, r]));
     for (const { run } of settled) {
       const row = byId.get(run.id)!;
       if (row.finished) {
         this.emit(out, row, `run.${row.status}` as EventType, null, at, row.failed > 0 ? { error: STEPS_FAILED } : undefined);
-        await this.onRunEnded?.(out, row.id, row.status as 'succeeded' | 'failed', at);
+        await this.ended(out, row, row.status as 'succeeded' | 'failed', at);
       } else {
         await this.promote(out, row, at);
       }
@@ -275,7 +284,7 @@ export class PgRunTransitions {
     if (run.remaining > 0 || run.active > 0) return;
     if (run.status !== 'running' && run.status !== 'queued') return;
     const to = run.failed > 0 ? 'failed' : 'succeeded';
-    if (await this.setRunStatus(out, run, to, at, run.failed > 0 ? { error: STEPS_FAILED } : {})) await this.onRunEnded?.(out, run.id, to, at);
+    if (await this.setRunStatus(out, run, to, at, run.failed > 0 ? { error: STEPS_FAILED } : {})) await this.ended(out, run, to, at);
   }
 
   /** Ends a run now as cancelled or failed: every live step and attempt is cancelled. */
@@ -284,7 +293,12 @@ export class PgRunTransitions {
     if (!(await this.setRunStatus(out, run, to, at, error ? { error } : {}))) return;
     // Child runs of `pipeline` steps end with their parent.
     for (const child of (await this.query<RunRow>('liveChildren', [run.id])).rows) await this.terminate(out, child, 'cancelled', at);
-    await this.onRunEnded?.(out, run.id, to, at);
+    await this.ended(out, run, to, at);
+  }
+
+  /** Tells {@link onRunEnded} that `run` ended, unless it has no parent (a row without the column still tells). */
+  private async ended(out: RunEvent[], run: Pick<RunRow, 'id' | 'parent_run_id'>, status: 'succeeded' | 'failed' | 'cancelled', at: number): Promise<void> {
+    if (run.parent_run_id !== null) await this.onRunEnded?.(out, run.id, status, at);
   }
 
   /**

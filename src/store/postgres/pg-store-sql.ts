@@ -12,6 +12,27 @@ export const MIGRATION_LOCK_KEY = 7_361_020_411_935_117;
 /** Advisory lock key held (for one transaction) by the process that is reaping expired leases. */
 export const REAPER_LOCK_KEY = 7_361_020_411_935_118;
 
+/**
+ * Leases available attempts (those matching `extra` too) and starts their steps and queued runs, in one statement.
+ * The final SELECT reads runs from the statement's snapshot, which is fine: pipeline, version and input never change.
+ * PostgreSQL runs every data-modifying CTE to completion, whether or not the SELECT reads it.
+ */
+const claimWhere = (extra: string) => `WITH picked AS (
+            SELECT id FROM attempts WHERE status = 'queued' AND available_at <= $2 ${extra}
+            ORDER BY priority DESC, available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED),
+          claimed AS (
+            UPDATE attempts a SET status = 'running', owner = $1, fence = a.fence + 1, started_at = $2, lease_expires_at = $3
+            FROM picked WHERE a.id = picked.id
+            RETURNING a.id, a.run_id, a.step, a.number, a.fence, a.force, a.feedback),
+          started AS (
+            UPDATE runs SET status = 'running', started_at = $2
+            WHERE id IN (SELECT run_id FROM claimed) AND status = 'queued' RETURNING id),
+          steps_started AS (
+            UPDATE steps s SET status = 'running', started_at = COALESCE(s.started_at, $2)
+            FROM claimed c WHERE s.run_id = c.run_id AND s.name = c.step AND s.status IN (${inList(stepStatesInto('running'))}))
+          SELECT c.*, r.pipeline, r.version, r.input, EXISTS (SELECT 1 FROM started WHERE started.id = c.run_id) AS run_started
+          FROM claimed c JOIN runs r ON r.id = c.run_id`;
+
 /** SQL of the PostgreSQL backend outside the run transitions; each statement lists its parameters. */
 export const SQL = {
   ledger: `CREATE TABLE IF NOT EXISTS sluice_migrations (id integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
@@ -44,6 +65,27 @@ export const SQL = {
   insertRun: `INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
                 idempotency_key, remaining, active, failed, run_at, deadline_at, created_at, parent_run_id, parent_step)
               VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16)`,
+  // Many runs with their steps and first attempts in one statement (arrays, one element per row; attempts are inserted
+  // in array order). Foreign keys are checked at the end of the statement, when every row is in.
+  // runs: $1 ids $2 pipelines $3 versions $4 inputs $5 priorities $6 forces $7 max_parallels $8 selections
+  //   $9 idempotency_keys $10 remainings $11 actives $12 run_ats $13 deadline_ats $14 created_ats $15 parent_run_ids $16 parent_steps
+  // steps: $17 run_ids $18 names $19 seqs $20 statuses $21 waiting_ons $22 priorities $23 attempts
+  // attempts: $24 run_ids $25 steps $26 numbers $27 statuses $28 priorities $29 forces $30 available_ats $31 queued_ats $32 feedbacks
+  insertRunRows: `WITH new_runs AS (
+                 INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
+                   idempotency_key, remaining, active, failed, run_at, deadline_at, created_at, parent_run_id, parent_step)
+                 SELECT id, p, v, 'queued', i::jsonb, pr, f, mp, sel::jsonb, ik, rem, act, 0, ra, dl, ca, pri, ps
+                 FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::smallint[], $7::int[], $8::text[], $9::text[],
+                   $10::int[], $11::int[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[])
+                   AS u(id, p, v, i, pr, f, mp, sel, ik, rem, act, ra, dl, ca, pri, ps)),
+               new_steps AS (
+                 INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
+                 SELECT * FROM unnest($17::text[], $18::text[], $19::int[], $20::text[], $21::int[], $22::int[], $23::int[]))
+               INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback)
+               SELECT r, s, n, st, p, f, a, q, fb::jsonb
+               FROM unnest($24::text[], $25::text[], $26::int[], $27::text[], $28::int[], $29::smallint[], $30::bigint[], $31::bigint[], $32::text[])
+                 WITH ORDINALITY AS u(r, s, n, st, p, f, a, q, fb, o)
+               ORDER BY o`,
   // $1 run_id $2 names $3 seqs $4 statuses $5 waiting_ons $6 priorities $7 attempts (arrays, one element per step)
   insertSteps: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
                 SELECT $1, n, s, st, w, p, a FROM unnest($2::text[], $3::int[], $4::text[], $5::int[], $6::int[], $7::int[]) AS u(n, s, st, w, p, a)`,
@@ -73,26 +115,11 @@ export const SQL = {
   putCache: `INSERT INTO step_cache (pipeline, cache_key, output, run_id, step, created_at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (pipeline, cache_key) DO UPDATE SET output = EXCLUDED.output, run_id = EXCLUDED.run_id,
                step = EXCLUDED.step, created_at = EXCLUDED.created_at`,
-  // $1 owner $2 now $3 lease_until $4 limit: leases the best available attempts, skipping rows another claimer holds
-  claim: `WITH picked AS (
-            SELECT id FROM attempts WHERE status = 'queued' AND available_at <= $2
-            ORDER BY priority DESC, available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
-          UPDATE attempts a SET status = 'running', owner = $1, fence = a.fence + 1, started_at = $2, lease_expires_at = $3
-          FROM picked, runs r WHERE a.id = picked.id AND r.id = a.run_id
-          RETURNING a.id, a.run_id, a.step, a.number, a.fence, a.force, a.feedback, r.pipeline, r.version, r.input`,
-  // $1 owner $2 now $3 lease_until $4 limit $5 run_id
-  claimForRun: `WITH picked AS (
-            SELECT id FROM attempts WHERE status = 'queued' AND available_at <= $2 AND run_id = $5
-            ORDER BY priority DESC, available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
-          UPDATE attempts a SET status = 'running', owner = $1, fence = a.fence + 1, started_at = $2, lease_expires_at = $3
-          FROM picked, runs r WHERE a.id = picked.id AND r.id = a.run_id
-          RETURNING a.id, a.run_id, a.step, a.number, a.fence, a.force, a.feedback, r.pipeline, r.version, r.input`,
-  // $1 run_ids $2 now
-  startRuns: `UPDATE runs SET status = 'running', started_at = $2 WHERE id = ANY($1::text[]) AND status = 'queued' RETURNING id`,
-  // $1 run_ids $2 names $3 now (arrays, one element per step)
-  startSteps: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, $3)
-               FROM unnest($1::text[], $2::text[]) AS u(run_id, name)
-               WHERE steps.run_id = u.run_id AND steps.name = u.name AND steps.status IN (${inList(stepStatesInto('running'))})`,
+  // $1 owner $2 now $3 lease_until $4 limit: leases the best available attempts, skipping rows another claimer holds,
+  // and in the same statement starts their steps and their queued runs (run_started tells which runs started)
+  claim: claimWhere(''),
+  // $1 owner $2 now $3 lease_until $4 limit $5 run_id: the same, for the attempts of one run
+  claimForRun: claimWhere('AND run_id = $5'),
   // $1 owner $2 lease_until: extends the owner's leases, skipping rows a transaction of this worker is finishing
   // (waiting on them could deadlock with it); returns every attempt the owner still holds
   heartbeat: `WITH renewed AS (

@@ -1,7 +1,7 @@
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import { stepStatesInto } from '../../core/state-machine.js';
-import { parseJson, toJson, type RunRow, type StepRow } from '../sqlite/rows.js';
+import { parseJson, toGateDecisionRecord, toJson, type DecisionRow, type RunRow, type StepRow } from '../sqlite/rows.js';
 import type { AttemptResult, GateDecision, GateDecisionRecord, HumanDecision, RunEvent } from '../store.js';
 import type pg from 'pg';
 import type { PgRunTransitions } from './pg-run-transitions.js';
@@ -38,19 +38,6 @@ const SQL = {
   decisions: `SELECT * FROM gate_decisions WHERE run_id = $1 ORDER BY id`,
 } as const;
 
-interface DecisionRow {
-  id: number;
-  run_id: string;
-  step: string;
-  attempt: number;
-  decision: GateDecision['decision'];
-  validations: string;
-  rules: string;
-  retry_step: string | null;
-  reason: string | null;
-  budget_left: number | null;
-  at: number;
-}
 
 /**
  * Supervised steps inside one PostgreSQL transaction (ported from the SQLite backend's Supervision): a step
@@ -140,19 +127,7 @@ export class PgSupervision {
   }
 
   async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
-    return (await this.q<DecisionRow>('decisions', [runId])).map((r) => ({
-      id: r.id,
-      runId: r.run_id,
-      step: r.step,
-      attempt: r.attempt,
-      decision: r.decision,
-      validations: JSON.parse(r.validations) as unknown[],
-      rules: JSON.parse(r.rules) as unknown[],
-      ...(r.retry_step ? { retryStep: r.retry_step } : {}),
-      ...(r.reason ? { reason: r.reason } : {}),
-      budgetLeft: r.budget_left,
-      at: r.at,
-    }));
+    return (await this.q<DecisionRow>('decisions', [runId])).map(toGateDecisionRecord);
   }
 }
 

@@ -44,14 +44,16 @@ import type {
   StoredPipeline,
   TransitionResult,
 } from '../store.js';
+import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
 import type { StepItem } from '../../steps/step-type.js';
 import { migrations } from './migrations/index.js';
 import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
+import { PgDatasets } from './pg-datasets.js';
 import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { PgRunTransitions } from './pg-run-transitions.js';
 import { PgSupervision } from './pg-supervision.js';
 import { endChild } from './pg-children.js';
-import { claimIn, completeBatch, createRunIn, type RunHeader, type Tx } from './pg-attempts.js';
+import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type RunHeader, type Tx } from './pg-attempts.js';
 import { MIGRATION_LOCK_KEY, REAPER_LOCK_KEY, SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
 
@@ -85,6 +87,8 @@ export class PostgresStore implements Store {
   private closed = false;
   /** Server features: tokens, trigger slots, stats (pg-operations.ts). */
   private readonly ops = new PgOperations((text, values) => transaction(this.pool, this.retryPolicy(), (c) => c.query(text, values)));
+  /** Datasets and records (pg-datasets.ts). */
+  private readonly datasets = new PgDatasets((fn) => transaction(this.pool, this.retryPolicy(), fn));
 
   constructor(options: PostgresStoreOptions) {
     this.connectionString = options.url;
@@ -232,7 +236,13 @@ export class PostgresStore implements Store {
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
     return this.tx(async (tx) => {
       const runs: CreatedRun[] = [];
-      for (const req of requests) runs.push(await createRunIn(tx, req, now));
+      const later = new NewRows();
+      for (const req of requests) {
+        // A request with an idempotency key must see the runs before it: write those first.
+        if (req.idempotencyKey !== undefined) await insertNewRows(tx, later);
+        runs.push(await createRunIn(tx, req, now, later));
+      }
+      await insertNewRows(tx, later);
       const queued = runs.reduce((n, r) => n + r.events.filter((e) => e.type === 'step.queued').length, 0);
       const claimed = claimNext && claimNext.limit > 0 ? await claimIn(tx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {}) : { attempts: [], events: [] };
       tx.wake = queued > claimed.attempts.length;
@@ -474,6 +484,38 @@ export class PostgresStore implements Store {
 
   claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean> {
     return this.ops.claimTriggerSlot(pipeline, slot, now);
+  }
+
+  putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord> {
+    return this.datasets.putDataset(name, options, now);
+  }
+
+  getDataset(name: string): Promise<DatasetRecord | undefined> {
+    return this.datasets.getDataset(name);
+  }
+
+  listDatasets(): Promise<DatasetRecord[]> {
+    return this.datasets.listDatasets();
+  }
+
+  putRecords(dataset: string, records: NewDataRecord[], now: number): Promise<void> {
+    return this.datasets.putRecords(dataset, records, now);
+  }
+
+  getRecord(dataset: string, id: string): Promise<DataRecord | undefined> {
+    return this.datasets.getRecord(dataset, id);
+  }
+
+  deleteRecord(dataset: string, id: string): Promise<boolean> {
+    return this.datasets.deleteRecord(dataset, id);
+  }
+
+  listRecords(dataset: string, page?: RecordPage): Promise<DataRecord[]> {
+    return this.datasets.listRecords(dataset, page);
+  }
+
+  countRecords(dataset: string): Promise<number> {
+    return this.datasets.countRecords(dataset);
   }
 
   async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {

@@ -1,6 +1,7 @@
 import type { ErrorRecord } from '../../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../../core/model.js';
 import type { StepUsage } from '../../steps/step-type.js';
+import type { GateDecision, GateDecisionRecord } from '../store.js';
 import type { AttemptRecord, AttemptStatus, EventType, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store.js';
 
 /** Row shapes as SQLite returns them; they never leave src/store. */
@@ -165,5 +166,36 @@ export function toRunEvent(row: EventRow): RunEvent {
     type: row.type,
     data: parseJson<Record<string, unknown>>(row.data),
     at: row.at,
+  };
+}
+
+/** A gate_decisions row (both backends store the JSON columns as text). */
+export interface DecisionRow {
+  id: number;
+  run_id: string;
+  step: string;
+  attempt: number;
+  decision: GateDecision['decision'];
+  validations: string;
+  rules: string;
+  retry_step: string | null;
+  reason: string | null;
+  budget_left: number | null;
+  at: number;
+}
+
+export function toGateDecisionRecord(r: DecisionRow): GateDecisionRecord {
+  return {
+    id: Number(r.id),
+    runId: r.run_id,
+    step: r.step,
+    attempt: r.attempt,
+    decision: r.decision,
+    validations: JSON.parse(r.validations) as unknown[],
+    rules: JSON.parse(r.rules) as unknown[],
+    ...(r.retry_step ? { retryStep: r.retry_step } : {}),
+    ...(r.reason ? { reason: r.reason } : {}),
+    budgetLeft: r.budget_left,
+    at: Number(r.at),
   };
 }

@@ -36,6 +36,10 @@ import type {
   ApiToken,
   NewApiToken,
   PipelineStats,
+  DataRecord,
+  DatasetRecord,
+  NewDataRecord,
+  RecordPage,
 } from '../store.js';
 import { migrations } from './migrations/index.js';
 import {
@@ -52,6 +56,7 @@ import {
   type StepRow,
 } from './rows.js';
 import { SqliteOperations } from './operations.js';
+import { SqliteDatasets } from './datasets.js';
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
 import { Supervision } from './supervision.js';
 
@@ -222,6 +227,8 @@ export class SqliteStore implements Store {
   private runSupervision: Supervision | undefined;
   /** Server features: tokens, trigger slots, stats (operations.ts). */
   private readonly ops: SqliteOperations;
+  /** Datasets and records (datasets.ts). */
+  private readonly datasets: SqliteDatasets;
 
   private get supervision(): Supervision {
     if (!this.runSupervision) this.runSupervision = new Supervision(this.db, this.transitions);
@@ -243,6 +250,39 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     for (const extra of (process.env['SLUICE_SQLITE_PRAGMAS'] ?? '').split(';').filter(Boolean)) this.db.pragma(extra);
     this.ops = new SqliteOperations(this.db, (fn) => this.write(fn));
+    this.datasets = new SqliteDatasets(this.db, (fn) => this.write(fn));
+  }
+
+  async putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord> {
+    return this.datasets.putDataset(name, options, now);
+  }
+
+  async getDataset(name: string): Promise<DatasetRecord | undefined> {
+    return this.datasets.getDataset(name);
+  }
+
+  async listDatasets(): Promise<DatasetRecord[]> {
+    return this.datasets.listDatasets();
+  }
+
+  async putRecords(dataset: string, records: NewDataRecord[], now: number): Promise<void> {
+    this.datasets.putRecords(dataset, records, now);
+  }
+
+  async getRecord(dataset: string, id: string): Promise<DataRecord | undefined> {
+    return this.datasets.getRecord(dataset, id);
+  }
+
+  async deleteRecord(dataset: string, id: string): Promise<boolean> {
+    return this.datasets.deleteRecord(dataset, id);
+  }
+
+  async listRecords(dataset: string, page?: RecordPage): Promise<DataRecord[]> {
+    return this.datasets.listRecords(dataset, page);
+  }
+
+  async countRecords(dataset: string): Promise<number> {
+    return this.datasets.countRecords(dataset);
   }
 
   async latestEventId(): Promise<number> {

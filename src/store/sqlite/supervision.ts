@@ -3,7 +3,7 @@ import { SluiceError, type ErrorRecord } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import { stepStatesInto } from '../../core/state-machine.js';
 import type { AttemptResult, GateDecision, GateDecisionRecord, HumanDecision, RunEvent } from '../store.js';
-import { parseJson, toJson, type RunRow, type StepRow } from './rows.js';
+import { parseJson, toGateDecisionRecord, toJson, type DecisionRow, type RunRow, type StepRow } from './rows.js';
 import type { RunTransitions } from './run-transitions.js';
 
 const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
@@ -43,19 +43,6 @@ const SQL = {
   decisions: `SELECT * FROM gate_decisions WHERE run_id = @run_id ORDER BY id`,
 } as const;
 
-interface DecisionRow {
-  id: number;
-  run_id: string;
-  step: string;
-  attempt: number;
-  decision: GateDecision['decision'];
-  validations: string;
-  rules: string;
-  retry_step: string | null;
-  reason: string | null;
-  budget_left: number | null;
-  at: number;
-}
 
 /**
  * Supervised steps inside SQLite transactions: a step that blocks the run for a human, a human's
@@ -160,19 +147,7 @@ export class Supervision {
   }
 
   listDecisions(runId: string): GateDecisionRecord[] {
-    return (this.stmt('decisions').all({ run_id: runId }) as DecisionRow[]).map((r) => ({
-      id: r.id,
-      runId: r.run_id,
-      step: r.step,
-      attempt: r.attempt,
-      decision: r.decision,
-      validations: JSON.parse(r.validations) as unknown[],
-      rules: JSON.parse(r.rules) as unknown[],
-      ...(r.retry_step ? { retryStep: r.retry_step } : {}),
-      ...(r.reason ? { reason: r.reason } : {}),
-      budgetLeft: r.budget_left,
-      at: r.at,
-    }));
+    return (this.stmt('decisions').all({ run_id: runId }) as DecisionRow[]).map(toGateDecisionRecord);
   }
 }
 

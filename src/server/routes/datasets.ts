@@ -1,0 +1,101 @@
+import type { FastifyInstance } from 'fastify';
+import { SluiceError } from '../../core/errors.js';
+import { putDataset, requireDataset, writeRecords } from '../../datasets/datasets.js';
+import { recordsFromArray, recordsFromJsonl } from '../../datasets/jsonl.js';
+import { isJsonObject } from '../../datasets/record-checks.js';
+import type { ServerContext } from '../create-server.js';
+import { HttpError } from '../http-errors.js';
+import { bulkQuery, datasetBody, datasetParams, listRecordsQuery, recordBody, recordParams } from '../schemas.js';
+import { datasetView, recordView } from '../views.js';
+
+type NameParams = { name: string };
+type RecordParams = { name: string; id: string };
+
+/** Content types of a JSONL bulk body, read as text. */
+const JSONL_TYPES = ['application/x-ndjson', 'application/jsonl', 'application/x-jsonlines'];
+
+/**
+ * Datasets and records. Creating a dataset is admin work (it is configuration); writing records is operator
+ * work. Every record write passes through the dataset's ingest pipeline first (INGEST_FAILED, 422, naming the
+ * step, when it fails) and stores nothing unless every record of the request is valid.
+ */
+export function registerDatasetRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const { engine } = ctx;
+  const tags = ['datasets'];
+  app.addContentTypeParser(JSONL_TYPES, { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  app.get('/api/datasets', { schema: { tags, summary: 'Every dataset' } }, async () => ({
+    datasets: (await engine.store.listDatasets()).map((d) => datasetView(d)),
+  }));
+
+  app.put<{ Params: NameParams; Body: { ingest_pipeline?: string } }>(
+    '/api/datasets/:name',
+    { config: { role: 'admin' }, schema: { tags, summary: 'Create a dataset or set its ingest pipeline', params: datasetParams, body: datasetBody } },
+    async (request) => datasetView(await putDataset(engine, request.params.name, { ingestPipeline: request.body?.ingest_pipeline })),
+  );
+
+  app.get<{ Params: NameParams }>('/api/datasets/:name', { schema: { tags, params: datasetParams } }, async (request) => {
+    const dataset = await requireDataset(engine, request.params.name);
+    return datasetView(dataset, await engine.store.countRecords(dataset.name));
+  });
+
+  app.get<{ Params: NameParams; Querystring: { after?: string; limit: number } }>(
+    '/api/datasets/:name/records',
+    { schema: { tags, summary: 'One page of records in id order; pass the last id as `after` for the next', params: datasetParams, querystring: listRecordsQuery } },
+    async (request) => {
+      await requireDataset(engine, request.params.name);
+      const records = await engine.store.listRecords(request.params.name, { after: request.query.after, limit: request.query.limit });
+      const last = records.length === request.query.limit ? records.at(-1)?.id : undefined;
+      return { records: records.map(recordView), next_after: last ?? null };
+    },
+  );
+
+  app.put<{ Params: RecordParams; Body: unknown }>(
+    '/api/datasets/:name/records/:id',
+    { schema: { tags, summary: 'Create or replace one record (a JSON object)', params: recordParams, body: recordBody } },
+    async (request) => {
+      const { name, id } = request.params;
+      if (!isJsonObject(request.body)) throw new SluiceError('RECORD_INVALID', `record "${id}" is not a JSON object`);
+      await writeRecords(engine, name, [{ id, data: request.body }]);
+      return recordView((await engine.store.getRecord(name, id))!);
+    },
+  );
+
+  app.get<{ Params: RecordParams }>('/api/datasets/:name/records/:id', { schema: { tags, params: recordParams } }, async (request) => {
+    const { name, id } = request.params;
+    await requireDataset(engine, name);
+    const record = await engine.store.getRecord(name, id);
+    if (!record) throw new SluiceError('RECORD_NOT_FOUND', `dataset ${name} has no record ${id}`);
+    return recordView(record);
+  });
+
+  app.delete<{ Params: RecordParams }>('/api/datasets/:name/records/:id', { schema: { tags, params: recordParams } }, async (request) => {
+    const { name, id } = request.params;
+    await requireDataset(engine, name);
+    if (!(await engine.store.deleteRecord(name, id))) throw new SluiceError('RECORD_NOT_FOUND', `dataset ${name} has no record ${id}`);
+    return { deleted: id };
+  });
+
+  // `::` is Fastify's escape for a literal colon.
+  app.post<{ Params: NameParams; Querystring: { id_field: string }; Body: unknown }>(
+    '/api/datasets/:name/records::bulk',
+    {
+      schema: {
+        tags,
+        summary: 'Upsert many records: a JSON array or a JSONL body (application/x-ndjson); all or nothing',
+        params: datasetParams,
+        querystring: bulkQuery,
+        body: recordBody,
+      },
+    },
+    async (request) => {
+      const { body } = request;
+      const idField = request.query.id_field;
+      let records;
+      if (typeof body === 'string') records = recordsFromJsonl(body, idField);
+      else if (Array.isArray(body)) records = recordsFromArray(body, idField);
+      else throw new HttpError('REQUEST_INVALID', 'the body must be a JSON array of records or JSONL (one record per line)');
+      return { written: await writeRecords(engine, request.params.name, records) };
+    },
+  );
+}

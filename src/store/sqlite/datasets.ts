@@ -1,0 +1,117 @@
+import type Database from 'better-sqlite3';
+import { SluiceError } from '../../core/errors.js';
+import { assertDatasetName, checkRecords } from '../../datasets/record-checks.js';
+import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
+
+/** SQL of datasets and records; each statement lists its named parameters. */
+const SQL = {
+  // @name @ingest_pipeline @created_at
+  putDataset: `INSERT INTO datasets (name, ingest_pipeline, created_at) VALUES (@name, @ingest_pipeline, @created_at)
+               ON CONFLICT (name) DO UPDATE SET ingest_pipeline = excluded.ingest_pipeline RETURNING *`,
+  // @name
+  dataset: `SELECT * FROM datasets WHERE name = @name`,
+  datasets: `SELECT * FROM datasets ORDER BY name`,
+  // @dataset @id @data @now
+  putRecord: `INSERT INTO dataset_records (dataset, id, data, created_at, updated_at) VALUES (@dataset, @id, @data, @now, @now)
+              ON CONFLICT (dataset, id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
+  // @dataset @id
+  record: `SELECT * FROM dataset_records WHERE dataset = @dataset AND id = @id`,
+  // @dataset @id
+  deleteRecord: `DELETE FROM dataset_records WHERE dataset = @dataset AND id = @id`,
+  // @dataset @after @limit
+  records: `SELECT * FROM dataset_records WHERE dataset = @dataset AND id > @after ORDER BY id LIMIT @limit`,
+  // @dataset
+  countRecords: `SELECT COUNT(*) AS n FROM dataset_records WHERE dataset = @dataset`,
+} as const;
+
+export interface DatasetRow {
+  name: string;
+  ingest_pipeline: string | null;
+  created_at: number;
+}
+
+export interface RecordRow {
+  dataset: string;
+  id: string;
+  data: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Default page size of {@link SqliteDatasets.listRecords}. */
+export const DEFAULT_RECORD_PAGE = 100;
+
+export function toDatasetRecord(row: DatasetRow): DatasetRecord {
+  const out: DatasetRecord = { name: row.name, createdAt: row.created_at };
+  if (row.ingest_pipeline !== null) out.ingestPipeline = row.ingest_pipeline;
+  return out;
+}
+
+export function toDataRecord(row: RecordRow): DataRecord {
+  return { id: row.id, data: JSON.parse(row.data) as Record<string, unknown>, createdAt: row.created_at, updatedAt: row.updated_at };
+}
+
+/** Datasets and records of the SQLite store, over the store's connection and write transactions. */
+export class SqliteDatasets {
+  private readonly stmts = new Map<keyof typeof SQL, Database.Statement>();
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly write: <T>(fn: () => T) => T,
+  ) {}
+
+  private stmt(key: keyof typeof SQL): Database.Statement {
+    let s = this.stmts.get(key);
+    if (!s) {
+      s = this.db.prepare(SQL[key]);
+      this.stmts.set(key, s);
+    }
+    return s;
+  }
+
+  putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): DatasetRecord {
+    assertDatasetName(name);
+    const row = this.write(() => this.stmt('putDataset').get({ name, ingest_pipeline: options.ingestPipeline ?? null, created_at: now }) as DatasetRow);
+    return toDatasetRecord(row);
+  }
+
+  getDataset(name: string): DatasetRecord | undefined {
+    const row = this.stmt('dataset').get({ name }) as DatasetRow | undefined;
+    return row && toDatasetRecord(row);
+  }
+
+  listDatasets(): DatasetRecord[] {
+    return (this.stmt('datasets').all() as DatasetRow[]).map(toDatasetRecord);
+  }
+
+  putRecords(dataset: string, records: NewDataRecord[], now: number): void {
+    const checked = checkRecords(records);
+    this.write(() => {
+      this.requireDataset(dataset);
+      const put = this.stmt('putRecord');
+      for (const r of checked) put.run({ dataset, id: r.id, data: JSON.stringify(r.data), now });
+    });
+  }
+
+  getRecord(dataset: string, id: string): DataRecord | undefined {
+    const row = this.stmt('record').get({ dataset, id }) as RecordRow | undefined;
+    return row && toDataRecord(row);
+  }
+
+  deleteRecord(dataset: string, id: string): boolean {
+    return this.write(() => this.stmt('deleteRecord').run({ dataset, id }).changes > 0);
+  }
+
+  listRecords(dataset: string, page: RecordPage = {}): DataRecord[] {
+    const rows = this.stmt('records').all({ dataset, after: page.after ?? '', limit: page.limit ?? DEFAULT_RECORD_PAGE }) as RecordRow[];
+    return rows.map(toDataRecord);
+  }
+
+  countRecords(dataset: string): number {
+    return (this.stmt('countRecords').get({ dataset }) as { n: number }).n;
+  }
+
+  private requireDataset(name: string): void {
+    if (!this.stmt('dataset').get({ name })) throw new SluiceError('DATASET_NOT_FOUND', `no dataset ${name}`);
+  }
+}
