@@ -567,41 +567,39 @@ export class SqliteStore implements Store {
   }
 
   private claimInTransaction(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): ClaimBatch {
-    {
-      const params = { owner, now, lease_until: now + leaseMs, limit };
-      const claimed = only.runId === undefined ? this.stmt('claim').all(params) : this.stmt('claimForRun').all({ ...params, run_id: only.runId });
-      const rows = claimed as Array<{
-        id: number;
-        run_id: string;
-        step: string;
-        number: number;
-        fence: number;
-        force: number;
-        feedback: string | null;
-      }>;
-      const events: RunEvent[] = [];
-      const attempts: ClaimedAttempt[] = [];
-      for (const r of rows) {
-        const run = this.header(r.run_id);
-        if (this.stmt('startRun').run({ id: r.run_id, now }).changes > 0) this.transitions.emit(events, run, 'run.started', null, now);
-        this.stmt('startStep').run({ run_id: r.run_id, name: r.step, now });
-        this.transitions.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
-        attempts.push({
-          id: r.id,
-          runId: r.run_id,
-          step: r.step,
-          number: r.number,
-          fence: r.fence,
-          pipeline: run.pipeline,
-          version: run.version,
-          input: JSON.parse(run.input),
-          force: r.force === 1,
-          leaseExpiresAt: now + leaseMs,
-          ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }),
-        });
-      }
-      return { attempts, events };
+    const params = { owner, now, lease_until: now + leaseMs, limit };
+    const claimed = only.runId === undefined ? this.stmt('claim').all(params) : this.stmt('claimForRun').all({ ...params, run_id: only.runId });
+    const rows = claimed as Array<{
+      id: number;
+      run_id: string;
+      step: string;
+      number: number;
+      fence: number;
+      force: number;
+      feedback: string | null;
+    }>;
+    const events: RunEvent[] = [];
+    const attempts: ClaimedAttempt[] = [];
+    for (const r of rows) {
+      const run = this.header(r.run_id);
+      if (this.stmt('startRun').run({ id: r.run_id, now }).changes > 0) this.transitions.emit(events, run, 'run.started', null, now);
+      this.stmt('startStep').run({ run_id: r.run_id, name: r.step, now });
+      this.transitions.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
+      attempts.push({
+        id: r.id,
+        runId: r.run_id,
+        step: r.step,
+        number: r.number,
+        fence: r.fence,
+        pipeline: run.pipeline,
+        version: run.version,
+        input: JSON.parse(run.input),
+        force: r.force === 1,
+        leaseExpiresAt: now + leaseMs,
+        ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }),
+      });
     }
+    return { attempts, events };
   }
 
   async heartbeat(owner: string, attemptIds: number[], leaseMs: number, now: number): Promise<number[]> {
