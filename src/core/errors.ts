@@ -25,6 +25,11 @@ export type ErrorCode =
   | 'RECORD_NOT_FOUND'
   | 'RECORD_INVALID'
   | 'INGEST_FAILED'
+  | 'EVAL_NOT_FOUND'
+  | 'VALUE_NOT_FOUND'
+  | 'TARGET_TAKEN'
+  | 'PIPELINE_CYCLE'
+  | 'RECORD_FAILED'
   | 'INTERNAL';
 
 /** Where in a source file a problem sits. Lines and columns are 1-based. */

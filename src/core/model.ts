@@ -71,7 +71,29 @@ export interface Pipeline {
   /** JSON Schema of the run input. */
   input: JsonSchema | null;
   triggers: Trigger[];
-  /** In the order written. */
+  /**
+   * In the order written. An attribute pipeline has one step here, `attribute` (the internal step type that
+   * selects, batches and writes records); the steps the user wrote are in `attribute.steps`.
+   */
+  steps: Step[];
+  /** Present only when the pipeline computes one field of every record of a dataset (absent keeps the version hash of other pipelines as it was). */
+  attribute?: AttributeConfig;
+}
+
+/** What makes a pipeline an attribute pipeline (PRODUCT.md "Attribute pipelines"), every default filled in. */
+export interface AttributeConfig {
+  dataset: string;
+  /** The one field this pipeline writes. */
+  target: string;
+  /** The fields a record's input is made of (`$json` in a `code` step, `input` in templates). */
+  fields: string[];
+  /** Records per batch: one sandbox entry of a `code` step. Default: 200. */
+  batchSize: number;
+  /** abort: the first failed record fails the run. continue: it is counted and the run goes on. Default: abort. */
+  onRecordFailure: 'abort' | 'continue';
+  /** Records of a batch in flight at once through a step that is not `code` (an `llm` call, say). Default: 8. */
+  concurrency: number;
+  /** The steps as written, run over each batch. */
   steps: Step[];
 }
 
@@ -87,6 +109,13 @@ export interface PipelineSpec {
   defaults?: { retry?: RetrySpec; timeout?: string | number };
   triggers?: Array<{ cron: string; timezone?: string } | { event: string }>;
   steps: Record<string, StepSpec>;
+  // Attribute pipelines: all of dataset, target and source, or none.
+  dataset?: string;
+  target?: string;
+  source?: { fields: string[] };
+  batch_size?: number;
+  on_record_failure?: 'abort' | 'continue';
+  concurrency?: number;
 }
 
 export interface RetrySpec {

@@ -204,6 +204,50 @@ export const pipelineJsonSchema = {
       items: { $ref: '#/definitions/trigger' },
       description: 'What starts runs besides `sluice run` and the API.',
     },
+    dataset: {
+      type: 'string',
+      pattern: '^[a-z0-9][a-z0-9._-]*$',
+      description: 'Attribute pipelines: the dataset whose records this pipeline computes a field of. Needs target and source.',
+    },
+    target: {
+      type: 'string',
+      minLength: 1,
+      description: 'Attribute pipelines: the one field of each record this pipeline writes. No two pipelines of a dataset share a target.',
+    },
+    source: {
+      type: 'object',
+      required: ['fields'],
+      additionalProperties: false,
+      description: 'Attribute pipelines: what a record passes to the steps.',
+      properties: {
+        fields: {
+          type: 'array',
+          minItems: 1,
+          uniqueItems: true,
+          items: { type: 'string', minLength: 1 },
+          description: "Record fields (or other pipelines' targets) the steps see as $json / input.",
+        },
+      },
+    },
+    batch_size: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10000,
+      default: 200,
+      description: 'Attribute pipelines: records per batch (one sandbox entry of a code step). Default: 200.',
+    },
+    on_record_failure: {
+      enum: ['abort', 'continue'],
+      default: 'abort',
+      description: 'Attribute pipelines: abort fails the run at the first failed record; continue counts it and goes on.',
+    },
+    concurrency: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 256,
+      default: 8,
+      description: 'Attribute pipelines: records of a batch in flight at once through a step other than code (llm, http). Default: 8.',
+    },
     steps: {
       type: 'object',
       minProperties: 1,

@@ -4,7 +4,7 @@ import { parseDuration } from './duration.js';
 import { ValidationError, type ValidationIssue } from './errors.js';
 import { sha256, stableStringify } from './hash.js';
 import { formatKeyPath, isRecord, type KeyPath, type Locate } from './key-path.js';
-import type { Pipeline, PipelineSpec, RetryPolicy, RetrySpec, Step, StepSpec, Trigger } from './model.js';
+import type { AttributeConfig, Pipeline, PipelineSpec, RetryPolicy, RetrySpec, Step, StepSpec, Trigger } from './model.js';
 import { pipelineJsonSchema } from './pipeline-schema.js';
 import { describeValue, schemaIssues, type RawIssue } from './schema-issues.js';
 import type { StepRegistry } from '../steps/step-type.js';
@@ -48,7 +48,7 @@ const validateSpec = ajv.compile(pipelineJsonSchema);
 export function normalizePipeline(spec: unknown, options: NormalizeOptions): Pipeline {
   const issues = collectIssues(spec, options.stepTypes);
   if (issues.length > 0) throw new ValidationError(placeIssues(issues, options));
-  return buildPipeline(spec as PipelineSpec, options.locate);
+  return wrapAttribute(buildPipeline(spec as PipelineSpec, options.locate), spec as PipelineSpec);
 }
 
 /** Identity of a normalized definition: sha256 of its stable JSON. Equal definitions, equal hash. */
@@ -63,9 +63,43 @@ function collectIssues(spec: unknown, stepTypes: StepRegistry): RawIssue[] {
   }
   const issues = nonJsonIssues(spec, []);
   if (!validateSpec(spec)) issues.push(...schemaIssues(validateSpec.errors ?? [], spec));
-  issues.push(...triggerIssues(spec.triggers));
-  if (isRecord(spec.steps)) issues.push(...stepIssues(spec.steps, stepTypes));
+  issues.push(...triggerIssues(spec.triggers), ...attributeIssues(spec));
+  if (isRecord(spec.steps)) issues.push(...stepIssues(spec.steps, stepTypes), ...internalStepIssues(spec.steps));
   return issues;
+}
+
+/** Keys that only an attribute pipeline may have, besides the three that make one. */
+const ATTRIBUTE_OPTIONS = ['batch_size', 'on_record_failure', 'concurrency'] as const;
+
+/** An attribute pipeline needs all of dataset, target and source; its options need the three. */
+function attributeIssues(spec: Record<string, unknown>): RawIssue[] {
+  const given = (['dataset', 'target', 'source'] as const).filter((k) => spec[k] !== undefined);
+  const issues: RawIssue[] = [];
+  if (given.length > 0 && given.length < 3) {
+    for (const key of (['dataset', 'target', 'source'] as const).filter((k) => spec[k] === undefined)) {
+      issues.push({ path: [], target: 'key', message: `an attribute pipeline needs ${key} too (it has ${given.join(', ')}): dataset, target and source go together` });
+    }
+  }
+  if (given.length === 0) {
+    for (const key of ATTRIBUTE_OPTIONS.filter((k) => spec[k] !== undefined)) {
+      issues.push({ path: [key], target: 'key', message: `${key} applies to attribute pipelines only: add dataset, target and source, or remove it` });
+    }
+  }
+  const fields = isRecord(spec.source) && Array.isArray(spec.source.fields) ? spec.source.fields : [];
+  if (typeof spec.target === 'string' && fields.includes(spec.target)) {
+    const message = `the target ${spec.target} cannot also be a source field: the pipeline would read what it writes (cycle ${spec.target} -> ${spec.target})`;
+    issues.push({ path: ['source', 'fields', fields.indexOf(spec.target)], target: 'value', message });
+  }
+  return issues;
+}
+
+/** The `attribute` step type is what runs an attribute pipeline; nobody names it. */
+function internalStepIssues(steps: Record<string, unknown>): RawIssue[] {
+  return Object.entries(steps).flatMap(([name, step]): RawIssue[] =>
+    isRecord(step) && step.uses === ATTRIBUTE_STEP_TYPE
+      ? [{ path: ['steps', name, 'uses'], target: 'value', message: `step type "${ATTRIBUTE_STEP_TYPE}" is internal: it is how an attribute pipeline (dataset, target, source) runs` }]
+      : [],
+  );
 }
 
 /** Functions, class instances and the like (possible in TS modules) cannot be stored or hashed. */
@@ -151,6 +185,36 @@ function buildPipeline(spec: PipelineSpec, locate: Locate | undefined): Pipeline
     triggers: (spec.triggers ?? []).map(buildTrigger),
     steps: writtenOrder(Object.keys(spec.steps), locate).map((name) => buildStep(name, spec.steps[name]!, retry, timeoutMs)),
   };
+}
+
+/** Name and type of the one engine step of an attribute pipeline. */
+export const ATTRIBUTE_STEP_TYPE = 'attribute';
+
+/** Defaults of attribute pipelines (PRODUCT.md "Attribute pipelines"). */
+export const DEFAULT_BATCH_SIZE = 200;
+export const DEFAULT_ATTRIBUTE_CONCURRENCY = 8;
+
+/**
+ * An attribute pipeline runs as one engine step of the internal `attribute` type, which selects the records
+ * to compute, runs the written steps over them batch by batch and stores the values; the written steps are
+ * kept in `attribute.steps`.
+ */
+function wrapAttribute(p: Pipeline, spec: PipelineSpec): Pipeline {
+  if (spec.dataset === undefined || spec.target === undefined || spec.source === undefined) return p;
+  const attribute: AttributeConfig = {
+    dataset: spec.dataset,
+    target: spec.target,
+    fields: [...spec.source.fields],
+    batchSize: spec.batch_size ?? DEFAULT_BATCH_SIZE,
+    onRecordFailure: spec.on_record_failure ?? 'abort',
+    concurrency: spec.concurrency ?? DEFAULT_ATTRIBUTE_CONCURRENCY,
+    steps: p.steps,
+  };
+  const step: Step = {
+    ...buildStep(ATTRIBUTE_STEP_TYPE, { uses: ATTRIBUTE_STEP_TYPE, cache: false }, DEFAULT_RETRY, null),
+    timeoutMs: null,
+  };
+  return { ...p, steps: [step], attribute };
 }
 
 /**

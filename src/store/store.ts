@@ -1,12 +1,13 @@
 import type { ErrorRecord } from '../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
 import type { RewindRequest, SpawnRequest, StepItem, StepUsage } from '../steps/step-type.js';
+import type { AttributeValueStore } from './attributes.js';
 
 /**
  * The store port: every piece of durable state goes through these methods. Each backend owns its
  * connections and transactions; each method is one atomic unit of work.
  */
-export interface Store {
+export interface Store extends AttributeValueStore {
   readonly capabilities: StoreCapabilities;
   /** A display form of the store URL (no password). */
   readonly url: string;
@@ -120,8 +121,11 @@ export interface Store {
   latestEventId?(): Promise<number>;
   /** Attempts queued and available now or later (not held by a paused run). */
   queueDepth?(): Promise<number>;
-  /** Counts and durations of runs and steps of a pipeline created at or after `since` (epoch ms). */
-  pipelineStats?(pipeline: string, since: number): Promise<PipelineStats>;
+  /**
+   * Counts and durations of runs and steps of a pipeline created at or after `since` (epoch ms); with
+   * `series`, also per time bucket (for charts).
+   */
+  pipelineStats?(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats>;
   /** Stores an API token by its sha256 hash (the token itself is never stored). */
   createToken?(token: NewApiToken, now: number): Promise<ApiToken>;
   /** The token with this sha256 hash, unless revoked. */
@@ -172,6 +176,25 @@ export interface PipelineStats {
     tokensOut: number;
     cost: number;
   }>;
+  tokensIn: number;
+  tokensOut: number;
+  cost: number;
+  /** Present when asked for with {@link SeriesOptions}: equal time buckets from `since` to `until`, oldest first. */
+  series?: StatsBucket[];
+}
+
+/** Splits `[since, until)` into `buckets` equal spans; runs fall into the span of their creation time. */
+export interface SeriesOptions {
+  buckets: number;
+  until: number;
+}
+
+/** Runs created in `[start, end)`: counts by status, run durations, and their attempts' tokens and cost. */
+export interface StatsBucket {
+  start: number;
+  end: number;
+  byStatus: Record<string, number>;
+  duration: DurationStats;
   tokensIn: number;
   tokensOut: number;
   cost: number;

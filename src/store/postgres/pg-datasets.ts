@@ -23,6 +23,8 @@ const SQL = {
   record: `SELECT * FROM dataset_records WHERE dataset = $1 AND id = $2`,
   // $1 dataset $2 id
   deleteRecord: `DELETE FROM dataset_records WHERE dataset = $1 AND id = $2`,
+  // $1 dataset $2 id
+  deleteValues: `DELETE FROM attribute_values WHERE dataset = $1 AND record_id = $2`,
   // $1 dataset $2 after $3 limit
   records: `SELECT * FROM dataset_records WHERE dataset = $1 AND id > $2 ORDER BY id LIMIT $3`,
   // $1 dataset
@@ -77,7 +79,10 @@ export class PgDatasets {
   }
 
   async deleteRecord(dataset: string, id: string): Promise<boolean> {
-    return this.tx(async (c) => ((await c.query({ name: 'ds_deleteRecord', text: SQL.deleteRecord, values: [dataset, id] })).rowCount ?? 0) > 0);
+    return this.tx(async (c) => {
+      await c.query({ name: 'ds_deleteValues', text: SQL.deleteValues, values: [dataset, id] });
+      return ((await c.query({ name: 'ds_deleteRecord', text: SQL.deleteRecord, values: [dataset, id] })).rowCount ?? 0) > 0;
+    });
   }
 
   async listRecords(dataset: string, page: RecordPage = {}): Promise<DataRecord[]> {

@@ -30,6 +30,7 @@ import type {
   EventFilter,
   NewApiToken,
   PipelineStats,
+  SeriesOptions,
   GateDecisionRecord,
   HumanDecision,
   LogLine,
@@ -49,6 +50,8 @@ import type { StepItem } from '../../steps/step-type.js';
 import { migrations } from './migrations/index.js';
 import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
 import { PgDatasets } from './pg-datasets.js';
+import { PgAttributeValues } from './pg-attribute-values.js';
+import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { PgRunTransitions } from './pg-run-transitions.js';
 import { PgSupervision } from './pg-supervision.js';
@@ -89,6 +92,36 @@ export class PostgresStore implements Store {
   private readonly ops = new PgOperations((text, values) => transaction(this.pool, this.retryPolicy(), (c) => c.query(text, values)));
   /** Datasets and records (pg-datasets.ts). */
   private readonly datasets = new PgDatasets((fn) => transaction(this.pool, this.retryPolicy(), fn));
+  /** Derived values of attribute pipelines (pg-attribute-values.ts). */
+  private readonly attributeValues = new PgAttributeValues((fn) => transaction(this.pool, this.retryPolicy(), fn));
+
+  async loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {
+    return this.attributeValues.loadWork(dataset, field, derivedFields, selection);
+  }
+
+  async saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number): Promise<string[]> {
+    return this.attributeValues.save(dataset, field, pipeline, values, now);
+  }
+
+  async getAttributeValues(dataset: string, recordId: string): Promise<Record<string, AttributeValue>> {
+    return this.attributeValues.recordValues(dataset, recordId);
+  }
+
+  async listAttributeValues(dataset: string, recordIds: string[]): Promise<Map<string, Record<string, AttributeValue>>> {
+    return this.attributeValues.manyValues(dataset, recordIds);
+  }
+
+  async overrideAttributeValue(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): Promise<AttributeValue> {
+    return this.attributeValues.override(dataset, recordId, field, override, now);
+  }
+
+  async approveAttributeValue(dataset: string, recordId: string, field: string, note: string | undefined, now: number): Promise<AttributeValue> {
+    return this.attributeValues.approve(dataset, recordId, field, note, now);
+  }
+
+  async attributeSummary(dataset: string, field: string): Promise<AttributeSummary> {
+    return this.attributeValues.summary(dataset, field);
+  }
 
   constructor(options: PostgresStoreOptions) {
     this.connectionString = options.url;
@@ -466,8 +499,8 @@ export class PostgresStore implements Store {
     return this.ops.queueDepth();
   }
 
-  pipelineStats(pipeline: string, since: number): Promise<PipelineStats> {
-    return this.ops.pipelineStats(pipeline, since);
+  pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
+    return this.ops.pipelineStats(pipeline, since, series);
   }
 
   createToken(token: NewApiToken, now: number): Promise<ApiToken> {

@@ -18,6 +18,8 @@ const SQL = {
   record: `SELECT * FROM dataset_records WHERE dataset = @dataset AND id = @id`,
   // @dataset @id
   deleteRecord: `DELETE FROM dataset_records WHERE dataset = @dataset AND id = @id`,
+  // @dataset @id
+  deleteValues: `DELETE FROM attribute_values WHERE dataset = @dataset AND record_id = @id`,
   // @dataset @after @limit
   records: `SELECT * FROM dataset_records WHERE dataset = @dataset AND id > @after ORDER BY id LIMIT @limit`,
   // @dataset
@@ -99,7 +101,10 @@ export class SqliteDatasets {
   }
 
   deleteRecord(dataset: string, id: string): boolean {
-    return this.write(() => this.stmt('deleteRecord').run({ dataset, id }).changes > 0);
+    return this.write(() => {
+      this.stmt('deleteValues').run({ dataset, id });
+      return this.stmt('deleteRecord').run({ dataset, id }).changes > 0;
+    });
   }
 
   listRecords(dataset: string, page: RecordPage = {}): DataRecord[] {

@@ -36,6 +36,7 @@ import type {
   ApiToken,
   NewApiToken,
   PipelineStats,
+  SeriesOptions,
   DataRecord,
   DatasetRecord,
   NewDataRecord,
@@ -57,6 +58,8 @@ import {
 } from './rows.js';
 import { SqliteOperations } from './operations.js';
 import { SqliteDatasets } from './datasets.js';
+import { SqliteAttributeValues } from './attribute-values.js';
+import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
 import { Supervision } from './supervision.js';
 
@@ -229,6 +232,8 @@ export class SqliteStore implements Store {
   private readonly ops: SqliteOperations;
   /** Datasets and records (datasets.ts). */
   private readonly datasets: SqliteDatasets;
+  /** Derived values of attribute pipelines (attribute-values.ts). */
+  private readonly attributeValues: SqliteAttributeValues;
 
   private get supervision(): Supervision {
     if (!this.runSupervision) this.runSupervision = new Supervision(this.db, this.transitions);
@@ -251,6 +256,35 @@ export class SqliteStore implements Store {
     for (const extra of (process.env['SLUICE_SQLITE_PRAGMAS'] ?? '').split(';').filter(Boolean)) this.db.pragma(extra);
     this.ops = new SqliteOperations(this.db, (fn) => this.write(fn));
     this.datasets = new SqliteDatasets(this.db, (fn) => this.write(fn));
+    this.attributeValues = new SqliteAttributeValues(this.db, (fn) => this.write(fn));
+  }
+
+  async loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {
+    return this.attributeValues.loadWork(dataset, field, derivedFields, selection);
+  }
+
+  async saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number): Promise<string[]> {
+    return this.attributeValues.save(dataset, field, pipeline, values, now);
+  }
+
+  async getAttributeValues(dataset: string, recordId: string): Promise<Record<string, AttributeValue>> {
+    return this.attributeValues.recordValues(dataset, recordId);
+  }
+
+  async listAttributeValues(dataset: string, recordIds: string[]): Promise<Map<string, Record<string, AttributeValue>>> {
+    return this.attributeValues.manyValues(dataset, recordIds);
+  }
+
+  async overrideAttributeValue(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): Promise<AttributeValue> {
+    return this.attributeValues.override(dataset, recordId, field, override, now);
+  }
+
+  async approveAttributeValue(dataset: string, recordId: string, field: string, note: string | undefined, now: number): Promise<AttributeValue> {
+    return this.attributeValues.approve(dataset, recordId, field, note, now);
+  }
+
+  async attributeSummary(dataset: string, field: string): Promise<AttributeSummary> {
+    return this.attributeValues.summary(dataset, field);
   }
 
   async putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord> {
@@ -293,8 +327,8 @@ export class SqliteStore implements Store {
     return this.ops.queueDepth();
   }
 
-  async pipelineStats(pipeline: string, since: number): Promise<PipelineStats> {
-    return this.ops.pipelineStats(pipeline, since);
+  async pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
+    return this.ops.pipelineStats(pipeline, since, series);
   }
 
   async createToken(token: NewApiToken, now: number): Promise<ApiToken> {

@@ -1,0 +1,238 @@
+import type Database from 'better-sqlite3';
+import { SluiceError } from '../../core/errors.js';
+import type {
+  AttributeStatus,
+  AttributeSummary,
+  AttributeValue,
+  AttributeWorkItem,
+  AttributeWorkSelection,
+  ComputedAttributeValue,
+} from '../attributes.js';
+
+/** SQL of derived values; each statement lists its named parameters. JSON arrays are read with json_each. */
+const SQL = {
+  // @dataset @field @after @limit
+  workPage: `SELECT r.id, r.data, v.*
+             FROM dataset_records r
+             LEFT JOIN attribute_values v ON v.dataset = r.dataset AND v.field = @field AND v.record_id = r.id
+             WHERE r.dataset = @dataset AND r.id > @after ORDER BY r.id LIMIT @limit`,
+  // @dataset @field @ids (JSON array)
+  workIds: `SELECT r.id, r.data, v.*
+            FROM dataset_records r
+            LEFT JOIN attribute_values v ON v.dataset = r.dataset AND v.field = @field AND v.record_id = r.id
+            WHERE r.dataset = @dataset AND r.id IN (SELECT value FROM json_each(@ids)) ORDER BY r.id`,
+  // @dataset @fields (JSON array) @first @last
+  derivedRange: `SELECT record_id, field, value FROM attribute_values
+                 WHERE dataset = @dataset AND field IN (SELECT value FROM json_each(@fields)) AND record_id BETWEEN @first AND @last`,
+  // @dataset @fields @ids (JSON arrays)
+  derivedIds: `SELECT record_id, field, value FROM attribute_values
+               WHERE dataset = @dataset AND field IN (SELECT value FROM json_each(@fields)) AND record_id IN (SELECT value FROM json_each(@ids))`,
+  // @dataset @field @record_id @value @confidence @justification @input_hash @pipeline @pipeline_version @run_id @now
+  saveComputed: `INSERT INTO attribute_values (dataset, field, record_id, value, confidence, justification, input_hash, pipeline,
+                   pipeline_version, run_id, status, note, updated_at)
+                 VALUES (@dataset, @field, @record_id, @value, @confidence, @justification, @input_hash, @pipeline,
+                   @pipeline_version, @run_id, 'proposed', NULL, @now)
+                 ON CONFLICT (dataset, field, record_id) DO UPDATE SET value = excluded.value, confidence = excluded.confidence,
+                   justification = excluded.justification, input_hash = excluded.input_hash, pipeline = excluded.pipeline,
+                   pipeline_version = excluded.pipeline_version, run_id = excluded.run_id, status = 'proposed', note = NULL,
+                   updated_at = excluded.updated_at
+                 WHERE attribute_values.status <> 'overridden'`,
+  // @dataset @record_id
+  recordValues: `SELECT * FROM attribute_values WHERE dataset = @dataset AND record_id = @record_id ORDER BY field`,
+  // @dataset @ids (JSON array)
+  manyValues: `SELECT * FROM attribute_values WHERE dataset = @dataset AND record_id IN (SELECT value FROM json_each(@ids)) ORDER BY record_id, field`,
+  // @dataset @field @record_id
+  value: `SELECT * FROM attribute_values WHERE dataset = @dataset AND field = @field AND record_id = @record_id`,
+  // @dataset @id
+  recordExists: `SELECT 1 FROM dataset_records WHERE dataset = @dataset AND id = @id`,
+  // @dataset @field @record_id @value @note @now
+  override: `INSERT INTO attribute_values (dataset, field, record_id, value, status, note, updated_at)
+             VALUES (@dataset, @field, @record_id, @value, 'overridden', @note, @now)
+             ON CONFLICT (dataset, field, record_id) DO UPDATE SET value = excluded.value, status = 'overridden',
+               note = excluded.note, confidence = NULL, updated_at = excluded.updated_at`,
+  // @dataset @field @record_id @note @now
+  approve: `UPDATE attribute_values SET status = 'approved', note = COALESCE(@note, note), updated_at = @now
+            WHERE dataset = @dataset AND field = @field AND record_id = @record_id AND status = 'proposed'`,
+  // @dataset @field
+  summary: `SELECT status, COUNT(*) AS n, AVG(confidence) AS avg_confidence, COUNT(confidence) AS with_confidence
+            FROM attribute_values WHERE dataset = @dataset AND field = @field GROUP BY status`,
+} as const;
+
+/** A row of attribute_values; `value` is JSON text on both backends. */
+export interface AttributeValueRow {
+  value: string;
+  confidence: number | null;
+  justification: string | null;
+  input_hash: string | null;
+  pipeline: string | null;
+  pipeline_version: number | null;
+  run_id: string | null;
+  status: AttributeStatus;
+  note: string | null;
+  updated_at: number;
+}
+
+export function toAttributeValue(row: AttributeValueRow): AttributeValue {
+  return {
+    value: JSON.parse(row.value) as unknown,
+    confidence: row.confidence,
+    justification: row.justification,
+    inputHash: row.input_hash,
+    pipeline: row.pipeline,
+    pipelineVersion: row.pipeline_version,
+    runId: row.run_id,
+    status: row.status,
+    note: row.note,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** A work row: the record's id and data, and the value columns (all null when the record has no value yet). */
+export type WorkRow = { id: string; data: string } & { [K in keyof AttributeValueRow]: AttributeValueRow[K] | null };
+
+export function toWorkItem(row: WorkRow, derived: Map<string, Record<string, unknown>>): AttributeWorkItem {
+  return {
+    id: row.id,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    derived: derived.get(row.id) ?? {},
+    current: row.status === null ? null : toAttributeValue(row as AttributeValueRow),
+  };
+}
+
+/** Groups `(record_id, field, value)` rows into record id -> field -> parsed value. */
+export function groupDerived(rows: Array<{ record_id: string; field: string; value: string }>): Map<string, Record<string, unknown>> {
+  const out = new Map<string, Record<string, unknown>>();
+  for (const r of rows) {
+    let fields = out.get(r.record_id);
+    if (!fields) out.set(r.record_id, (fields = {}));
+    fields[r.field] = JSON.parse(r.value) as unknown;
+  }
+  return out;
+}
+
+export function groupValues(rows: Array<AttributeValueRow & { record_id: string; field: string }>): Map<string, Record<string, AttributeValue>> {
+  const out = new Map<string, Record<string, AttributeValue>>();
+  for (const r of rows) {
+    let fields = out.get(r.record_id);
+    if (!fields) out.set(r.record_id, (fields = {}));
+    fields[r.field] = toAttributeValue(r);
+  }
+  return out;
+}
+
+export function toSummary(rows: Array<{ status: AttributeStatus; n: number; avg_confidence: number | null; with_confidence: number }>): AttributeSummary {
+  const byStatus: Record<AttributeStatus, number> = { proposed: 0, approved: 0, overridden: 0 };
+  let weighted = 0;
+  let withConfidence = 0;
+  for (const r of rows) {
+    byStatus[r.status] = Number(r.n);
+    if (r.avg_confidence !== null) {
+      weighted += Number(r.avg_confidence) * Number(r.with_confidence);
+      withConfidence += Number(r.with_confidence);
+    }
+  }
+  const values = byStatus.proposed + byStatus.approved + byStatus.overridden;
+  return { values, avgConfidence: withConfidence === 0 ? null : weighted / withConfidence, byStatus };
+}
+
+export function recordNotFound(dataset: string, recordId: string): SluiceError {
+  return new SluiceError('RECORD_NOT_FOUND', `dataset ${dataset} has no record "${recordId}"`);
+}
+
+export function valueNotFound(dataset: string, recordId: string, field: string): SluiceError {
+  return new SluiceError('VALUE_NOT_FOUND', `record "${recordId}" of dataset ${dataset} has no value of ${field} to approve`);
+}
+
+/** Derived values on the SQLite store, over its connection and write transactions. */
+export class SqliteAttributeValues {
+  private readonly stmts = new Map<keyof typeof SQL, Database.Statement>();
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly write: <T>(fn: () => T) => T,
+  ) {}
+
+  private stmt(key: keyof typeof SQL): Database.Statement {
+    let s = this.stmts.get(key);
+    if (!s) {
+      s = this.db.prepare(SQL[key]);
+      this.stmts.set(key, s);
+    }
+    return s;
+  }
+
+  loadWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): AttributeWorkItem[] {
+    const byIds = 'ids' in selection;
+    const rows = (
+      byIds
+        ? this.stmt('workIds').all({ dataset, field, ids: JSON.stringify(selection.ids) })
+        : this.stmt('workPage').all({ dataset, field, after: selection.after ?? '', limit: selection.limit })
+    ) as WorkRow[];
+    let derived = new Map<string, Record<string, unknown>>();
+    if (derivedFields.length > 0 && rows.length > 0) {
+      const fields = JSON.stringify(derivedFields);
+      const found = byIds
+        ? this.stmt('derivedIds').all({ dataset, fields, ids: JSON.stringify(rows.map((r) => r.id)) })
+        : this.stmt('derivedRange').all({ dataset, fields, first: rows[0]!.id, last: rows.at(-1)!.id });
+      derived = groupDerived(found as Array<{ record_id: string; field: string; value: string }>);
+    }
+    return rows.map((r) => toWorkItem(r, derived));
+  }
+
+  save(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number): string[] {
+    return this.write(() => {
+      const put = this.stmt('saveComputed');
+      const written: string[] = [];
+      for (const v of values) {
+        const params = {
+          dataset,
+          field,
+          record_id: v.recordId,
+          value: JSON.stringify(v.value ?? null),
+          confidence: v.confidence,
+          justification: v.justification,
+          input_hash: v.inputHash,
+          pipeline,
+          pipeline_version: v.pipelineVersion,
+          run_id: v.runId,
+          now,
+        };
+        if (put.run(params).changes > 0) written.push(v.recordId);
+      }
+      return written;
+    });
+  }
+
+  recordValues(dataset: string, recordId: string): Record<string, AttributeValue> {
+    const rows = this.stmt('recordValues').all({ dataset, record_id: recordId }) as Array<AttributeValueRow & { record_id: string; field: string }>;
+    return groupValues(rows).get(recordId) ?? {};
+  }
+
+  manyValues(dataset: string, recordIds: string[]): Map<string, Record<string, AttributeValue>> {
+    if (recordIds.length === 0) return new Map();
+    const rows = this.stmt('manyValues').all({ dataset, ids: JSON.stringify(recordIds) }) as Array<AttributeValueRow & { record_id: string; field: string }>;
+    return groupValues(rows);
+  }
+
+  override(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): AttributeValue {
+    return this.write(() => {
+      if (!this.stmt('recordExists').get({ dataset, id: recordId })) throw recordNotFound(dataset, recordId);
+      const params = { dataset, field, record_id: recordId, value: JSON.stringify(override.value ?? null), note: override.note ?? null, now };
+      this.stmt('override').run(params);
+      return toAttributeValue(this.stmt('value').get({ dataset, field, record_id: recordId }) as AttributeValueRow);
+    });
+  }
+
+  approve(dataset: string, recordId: string, field: string, note: string | undefined, now: number): AttributeValue {
+    return this.write(() => {
+      this.stmt('approve').run({ dataset, field, record_id: recordId, note: note ?? null, now });
+      const row = this.stmt('value').get({ dataset, field, record_id: recordId }) as AttributeValueRow | undefined;
+      if (!row) throw valueNotFound(dataset, recordId, field);
+      return toAttributeValue(row);
+    });
+  }
+
+  summary(dataset: string, field: string): AttributeSummary {
+    return toSummary(this.stmt('summary').all({ dataset, field }) as Parameters<typeof toSummary>[0]);
+  }
+}
