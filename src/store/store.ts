@@ -2,12 +2,13 @@ import type { ErrorRecord } from '../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
 import type { RewindRequest, SpawnRequest, StepItem, StepUsage } from '../steps/step-type.js';
 import type { AttributeValueStore } from './attributes.js';
+import type { EvalStore } from './evals.js';
 
 /**
  * The store port: every piece of durable state goes through these methods. Each backend owns its
  * connections and transactions; each method is one atomic unit of work.
  */
-export interface Store extends AttributeValueStore {
+export interface Store extends AttributeValueStore, EvalStore {
   readonly capabilities: StoreCapabilities;
   /** A display form of the store URL (no password). */
   readonly url: string;

@@ -51,6 +51,8 @@ import { migrations } from './migrations/index.js';
 import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
 import { PgDatasets } from './pg-datasets.js';
 import { PgAttributeValues } from './pg-attribute-values.js';
+import { PgEvals } from './pg-evals.js';
+import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { PgRunTransitions } from './pg-run-transitions.js';
@@ -94,6 +96,36 @@ export class PostgresStore implements Store {
   private readonly datasets = new PgDatasets((fn) => transaction(this.pool, this.retryPolicy(), fn));
   /** Derived values of attribute pipelines (pg-attribute-values.ts). */
   private readonly attributeValues = new PgAttributeValues((fn) => transaction(this.pool, this.retryPolicy(), fn));
+  /** Eval cases of pipelines (pg-evals.ts). */
+  private readonly evals = new PgEvals((fn) => transaction(this.pool, this.retryPolicy(), fn));
+
+  listEvals(pipeline: string): Promise<EvalCase[]> {
+    return this.evals.listEvals(pipeline);
+  }
+
+  replaceEvals(pipeline: string, cases: NewEvalCase[], now: number): Promise<EvalCase[]> {
+    return this.evals.replaceEvals(pipeline, cases, now);
+  }
+
+  putRecordEval(pipeline: string, recordEval: NewEvalCase & { recordId: string }, now: number): Promise<EvalCase> {
+    return this.evals.putRecordEval(pipeline, recordEval, now);
+  }
+
+  updateEval(pipeline: string, id: number, patch: EvalPatch, now: number): Promise<EvalCase | undefined> {
+    return this.evals.updateEval(pipeline, id, patch, now);
+  }
+
+  saveEvalResults(pipeline: string, results: EvalResult[], now: number): Promise<void> {
+    return this.evals.saveEvalResults(pipeline, results, now);
+  }
+
+  evalSummary(pipeline: string): Promise<EvalSummary> {
+    return this.evals.evalSummary(pipeline);
+  }
+
+  listEvalPipelines(): Promise<string[]> {
+    return this.evals.listEvalPipelines();
+  }
 
   async loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {
     return this.attributeValues.loadWork(dataset, field, derivedFields, selection);

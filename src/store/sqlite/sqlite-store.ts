@@ -59,6 +59,8 @@ import {
 import { SqliteOperations } from './operations.js';
 import { SqliteDatasets } from './datasets.js';
 import { SqliteAttributeValues } from './attribute-values.js';
+import { SqliteEvals } from './evals.js';
+import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
 import { Supervision } from './supervision.js';
@@ -234,6 +236,8 @@ export class SqliteStore implements Store {
   private readonly datasets: SqliteDatasets;
   /** Derived values of attribute pipelines (attribute-values.ts). */
   private readonly attributeValues: SqliteAttributeValues;
+  /** Eval cases of pipelines (evals.ts). */
+  private readonly evals: SqliteEvals;
 
   private get supervision(): Supervision {
     if (!this.runSupervision) this.runSupervision = new Supervision(this.db, this.transitions);
@@ -257,6 +261,35 @@ export class SqliteStore implements Store {
     this.ops = new SqliteOperations(this.db, (fn) => this.write(fn));
     this.datasets = new SqliteDatasets(this.db, (fn) => this.write(fn));
     this.attributeValues = new SqliteAttributeValues(this.db, (fn) => this.write(fn));
+    this.evals = new SqliteEvals(this.db, (fn) => this.write(fn));
+  }
+
+  async listEvals(pipeline: string): Promise<EvalCase[]> {
+    return this.evals.listEvals(pipeline);
+  }
+
+  async replaceEvals(pipeline: string, cases: NewEvalCase[], now: number): Promise<EvalCase[]> {
+    return this.evals.replaceEvals(pipeline, cases, now);
+  }
+
+  async putRecordEval(pipeline: string, recordEval: NewEvalCase & { recordId: string }, now: number): Promise<EvalCase> {
+    return this.evals.putRecordEval(pipeline, recordEval, now);
+  }
+
+  async updateEval(pipeline: string, id: number, patch: EvalPatch, now: number): Promise<EvalCase | undefined> {
+    return this.evals.updateEval(pipeline, id, patch, now);
+  }
+
+  async saveEvalResults(pipeline: string, results: EvalResult[], now: number): Promise<void> {
+    this.evals.saveEvalResults(pipeline, results, now);
+  }
+
+  async evalSummary(pipeline: string): Promise<EvalSummary> {
+    return this.evals.evalSummary(pipeline);
+  }
+
+  async listEvalPipelines(): Promise<string[]> {
+    return this.evals.listEvalPipelines();
   }
 
   async loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {

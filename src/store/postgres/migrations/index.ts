@@ -2,6 +2,7 @@ import { sql as init } from './001-init.js';
 import { sql as server } from './002-server.js';
 import { sql as datasets } from './003-datasets.js';
 import { sql as attributeValues } from './004-attribute-values.js';
+import { sql as evals } from './005-evals.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -9,4 +10,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 2, name: 'server', sql: server },
   { id: 3, name: 'datasets', sql: datasets },
   { id: 4, name: 'attribute-values', sql: attributeValues },
+  { id: 5, name: 'evals', sql: evals },
 ];

@@ -1,0 +1,174 @@
+import type Database from 'better-sqlite3';
+import type { ErrorRecord } from '../../core/errors.js';
+import { checkEvalCases, planPatch, planRecordEval, planReplace, planResult, type EvalCaseDraft } from '../../evals/eval-cases.js';
+import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
+
+/** SQL of eval cases; each statement lists its named parameters. */
+const SQL = {
+  // @pipeline
+  list: `SELECT * FROM pipeline_evals WHERE pipeline = @pipeline ORDER BY position, id`,
+  // @pipeline @id
+  get: `SELECT * FROM pipeline_evals WHERE pipeline = @pipeline AND id = @id`,
+  // @pipeline @record_id
+  byRecord: `SELECT * FROM pipeline_evals WHERE pipeline = @pipeline AND record_id = @record_id`,
+  // @pipeline
+  deleteAll: `DELETE FROM pipeline_evals WHERE pipeline = @pipeline`,
+  // @pipeline
+  nextPosition: `SELECT COALESCE(MAX(position), -1) + 1 AS n FROM pipeline_evals WHERE pipeline = @pipeline`,
+  // every column of pipeline_evals (@id NULL = a new id)
+  insert: `INSERT INTO pipeline_evals (id, pipeline, position, record_id, input, desired_output, comparator, notes, actual_output,
+             justification, confidence, passed, error, last_ran_at, created_at, updated_at)
+           VALUES (@id, @pipeline, @position, @record_id, @input, @desired_output, @comparator, @notes, @actual_output,
+             @justification, @confidence, @passed, @error, @last_ran_at, @created_at, @updated_at) RETURNING *`,
+  // every column of pipeline_evals but position and created_at
+  update: `UPDATE pipeline_evals SET record_id = @record_id, input = @input, desired_output = @desired_output, comparator = @comparator,
+             notes = @notes, actual_output = @actual_output, justification = @justification, confidence = @confidence, passed = @passed,
+             error = @error, last_ran_at = @last_ran_at, updated_at = @updated_at
+           WHERE pipeline = @pipeline AND id = @id RETURNING *`,
+  // @pipeline
+  summary: `SELECT COUNT(*) AS total, COALESCE(SUM(passed = 1), 0) AS passed, COALESCE(SUM(passed = 0), 0) AS failed,
+              COALESCE(SUM(passed IS NULL), 0) AS not_run FROM pipeline_evals WHERE pipeline = @pipeline`,
+  pipelines: `SELECT DISTINCT pipeline FROM pipeline_evals ORDER BY pipeline`,
+} as const;
+
+/** A row of pipeline_evals; JSON columns are JSON text (SQLite) or parsed-later text (PostgreSQL). */
+export interface EvalRow {
+  id: number;
+  pipeline: string;
+  position: number;
+  record_id: string | null;
+  input: string | null;
+  desired_output: string;
+  comparator: string;
+  notes: string | null;
+  actual_output: string | null;
+  justification: string | null;
+  confidence: number | null;
+  passed: number | boolean | null;
+  error: string | null;
+  last_ran_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export function toEvalCase(row: EvalRow): EvalCase {
+  return {
+    id: Number(row.id),
+    pipeline: row.pipeline,
+    recordId: row.record_id,
+    input: row.input === null ? null : (JSON.parse(row.input) as Record<string, unknown>),
+    desiredOutput: JSON.parse(row.desired_output),
+    comparator: row.comparator,
+    notes: row.notes,
+    actualOutput: row.actual_output === null ? null : JSON.parse(row.actual_output),
+    justification: row.justification,
+    confidence: row.confidence,
+    passed: row.passed === null ? null : Boolean(row.passed),
+    error: row.error === null ? null : (JSON.parse(row.error) as ErrorRecord),
+    lastRanAt: row.last_ran_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** The column values of a case (without position); `passed` as SQLite stores it (1, 0, NULL). */
+export function evalColumns(c: EvalCaseDraft): Omit<EvalRow, 'position' | 'id' | 'passed'> & { id: number | null; passed: boolean | null } {
+  const ran = c.lastRanAt !== null && c.error === null;
+  return {
+    id: c.id,
+    pipeline: c.pipeline,
+    record_id: c.recordId,
+    input: c.input === null ? null : JSON.stringify(c.input),
+    desired_output: JSON.stringify(c.desiredOutput) ?? 'null',
+    comparator: c.comparator,
+    notes: c.notes,
+    actual_output: ran ? (JSON.stringify(c.actualOutput) ?? 'null') : null,
+    justification: c.justification,
+    confidence: c.confidence,
+    passed: c.passed,
+    error: c.error === null ? null : JSON.stringify(c.error),
+    last_ran_at: c.lastRanAt,
+    created_at: c.createdAt,
+    updated_at: c.updatedAt,
+  };
+}
+
+/** Eval cases of the SQLite store, over the store's connection and write transactions. */
+export class SqliteEvals {
+  private readonly stmts = new Map<keyof typeof SQL, Database.Statement>();
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly write: <T>(fn: () => T) => T,
+  ) {}
+
+  private stmt(key: keyof typeof SQL): Database.Statement {
+    let s = this.stmts.get(key);
+    if (!s) {
+      s = this.db.prepare(SQL[key]);
+      this.stmts.set(key, s);
+    }
+    return s;
+  }
+
+  listEvals(pipeline: string): EvalCase[] {
+    return (this.stmt('list').all({ pipeline }) as EvalRow[]).map(toEvalCase);
+  }
+
+  replaceEvals(pipeline: string, cases: NewEvalCase[], now: number): EvalCase[] {
+    const checked = checkEvalCases(cases);
+    return this.write(() => {
+      const drafts = planReplace(pipeline, checked, this.listEvals(pipeline), now);
+      this.stmt('deleteAll').run({ pipeline });
+      return drafts.map((d, position) => this.insert(d, position));
+    });
+  }
+
+  putRecordEval(pipeline: string, recordEval: NewEvalCase & { recordId: string }, now: number): EvalCase {
+    return this.write(() => {
+      const row = this.stmt('byRecord').get({ pipeline, record_id: recordEval.recordId }) as EvalRow | undefined;
+      const draft = planRecordEval(pipeline, row && toEvalCase(row), recordEval, now);
+      if (row) return this.update(draft);
+      return this.insert(draft, (this.stmt('nextPosition').get({ pipeline }) as { n: number }).n);
+    });
+  }
+
+  updateEval(pipeline: string, id: number, patch: EvalPatch, now: number): EvalCase | undefined {
+    return this.write(() => {
+      const row = this.stmt('get').get({ pipeline, id }) as EvalRow | undefined;
+      return row && this.update(planPatch(toEvalCase(row), patch, now));
+    });
+  }
+
+  saveEvalResults(pipeline: string, results: EvalResult[], now: number): void {
+    this.write(() => {
+      const current = new Map(this.listEvals(pipeline).map((c) => [c.id, c]));
+      for (const r of results) {
+        const c = current.get(r.id);
+        if (c) this.update(planResult(c, r, now));
+      }
+    });
+  }
+
+  evalSummary(pipeline: string): EvalSummary {
+    const row = this.stmt('summary').get({ pipeline }) as { total: number; passed: number; failed: number; not_run: number };
+    return { total: row.total, passed: row.passed, failed: row.failed, notRun: row.not_run };
+  }
+
+  listEvalPipelines(): string[] {
+    return (this.stmt('pipelines').all() as Array<{ pipeline: string }>).map((r) => r.pipeline);
+  }
+
+  private insert(draft: EvalCaseDraft, position: number): EvalCase {
+    return toEvalCase(this.stmt('insert').get({ ...sqliteColumns(draft), position }) as EvalRow);
+  }
+
+  private update(draft: EvalCaseDraft): EvalCase {
+    return toEvalCase(this.stmt('update').get(sqliteColumns(draft)) as EvalRow);
+  }
+}
+
+function sqliteColumns(draft: EvalCaseDraft): Record<string, unknown> {
+  const cols = evalColumns(draft);
+  return { ...cols, passed: cols.passed === null ? null : cols.passed ? 1 : 0 };
+}
