@@ -1,4 +1,6 @@
+import { attributePipelinesOf } from '../attributes/ordering.js';
 import { SluiceError } from '../core/errors.js';
+import { stableStringify } from '../core/hash.js';
 import type { Engine } from '../engine/engine.js';
 import { simulatePipeline, type SimulatedRun } from '../engine/simulate.js';
 import type { DataRecord, DatasetRecord, NewDataRecord, Store, StoredPipeline } from '../store/store.js';
@@ -31,8 +33,34 @@ export async function writeRecords(engine: Engine, dataset: string, records: New
   const target = await requireDataset(engine, dataset);
   let checked = checkRecords(records);
   if (target.ingestPipeline !== undefined) checked = await ingest(engine, await engine.requirePipeline(target.ingestPipeline), checked);
+  const changed = await changedFields(engine, dataset, checked);
   await engine.store.putRecords(dataset, checked, engine.clock.now());
+  if (changed) await engine.attributeTriggers.recordsWritten(dataset, changed);
   return checked.length;
+}
+
+/** Records compared field by field with what is stored, in a write this small; larger writes count as all changed. */
+const COMPARED_WRITE = 100;
+
+/**
+ * Which fields each written record changes, for the attribute pipelines that read them; undefined when the
+ * dataset has no attribute pipeline (nothing to trigger).
+ */
+async function changedFields(engine: Engine, dataset: string, records: NewDataRecord[]): Promise<Map<string, Set<string> | 'all'> | undefined> {
+  const readers = attributePipelinesOf(await engine.store.listPipelines(), dataset);
+  if (readers.length === 0) return undefined;
+  const out = new Map<string, Set<string> | 'all'>();
+  for (const r of records) {
+    const before = records.length <= COMPARED_WRITE ? await engine.store.getRecord(dataset, r.id) : undefined;
+    if (!before) {
+      out.set(r.id, 'all');
+      continue;
+    }
+    const keys = new Set([...Object.keys(before.data), ...Object.keys(r.data)]);
+    const fields = new Set([...keys].filter((k) => stableStringify(before.data[k]) !== stableStringify(r.data[k])));
+    if (fields.size > 0) out.set(r.id, fields);
+  }
+  return out;
 }
 
 /** Every record of a dataset in id order, read `pageSize` at a time (memory holds one page). Default: 1000. */

@@ -9,6 +9,10 @@ import { ArtifactStore, DEFAULT_INLINE_LIMIT } from '../artifacts/artifact-store
 import type { StepRegistry } from '../steps/step-type.js';
 import type { CreatedRun, HumanDecision, PipelineSource, RunEvent, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
 import { EventBus, type EventListener } from './event-bus.js';
+import { createAttributeStep } from '../attributes/attribute-step.js';
+import { checkAttributeGraph } from '../attributes/ordering.js';
+import { AttributeTriggers } from '../attributes/triggers.js';
+import type { StepType } from '../steps/step-type.js';
 import { Executor } from './executor.js';
 import { newOwnerId } from './owner.js';
 import { Worker, type WorkerOptions } from './worker.js';
@@ -33,6 +37,8 @@ export interface EngineOptions {
   inlineOutputLimit?: number;
   /** Run inputs whose JSON is larger are refused; pass large data as artifacts. Default: 1 MiB. */
   maxInputBytes?: number;
+  /** How long record saves gather before their attribute pipelines run. Default: 1 s. */
+  triggerDebounceMs?: number;
 }
 
 export interface StartRunOptions {
@@ -65,10 +71,28 @@ export class Engine {
   /** Content-addressed blobs shared by this engine's steps. */
   readonly artifacts: ArtifactStore;
   private readonly maxInputBytes: number;
+  /** Record-save triggers of attribute pipelines (debounced). */
+  readonly attributeTriggers: AttributeTriggers;
+  /** Values visible to steps as `secrets.<NAME>` (also to in-memory executions: simulate, ingest, evals). */
+  readonly secrets: Readonly<Record<string, string>>;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
-    this.steps = options.steps;
+    this.secrets = options.secrets ?? {};
+    this.attributeTriggers = new AttributeTriggers(
+      {
+        listPipelines: () => this.store.listPipelines(),
+        startAttributeRun: (pipeline, input) => this.startRun(pipeline, { input }),
+        onError: (err) => this.onError(err),
+      },
+      options.triggerDebounceMs,
+    );
+    const attributeStep = createAttributeStep({
+      store: this.store,
+      steps: () => this.steps,
+      onValuesChanged: (dataset, field, ids) => void this.attributeTriggers.valuesChanged(dataset, field, ids).catch((err) => this.onError(err)),
+    });
+    this.steps = withStepType(options.steps, attributeStep);
     this.clock = options.clock ?? { now: () => Date.now() };
     this.onError = options.onError ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
     this.artifacts = new ArtifactStore(options.artifactsDir ?? resolve('.sluice', 'artifacts'));
@@ -78,14 +102,19 @@ export class Engine {
       steps: this.steps,
       artifacts: this.artifacts,
       inlineLimit: options.inlineOutputLimit ?? DEFAULT_INLINE_LIMIT,
-      secrets: options.secrets ?? {},
+      secrets: this.secrets,
       now: () => this.clock.now(),
       log: (attempt, stream, line) => this.worker?.log(attempt, stream, line),
     });
   }
 
-  /** Stores a normalized pipeline; returns the stored version (new only when the definition changed). */
-  registerPipeline(pipeline: Pipeline, source?: PipelineSource): Promise<StoredPipeline> {
+  /**
+   * Stores a normalized pipeline; returns the stored version (new only when the definition changed). An
+   * attribute pipeline is refused (TARGET_TAKEN, PIPELINE_CYCLE) when another pipeline of its dataset writes
+   * its target or when the pipelines would read each other's fields in a cycle.
+   */
+  async registerPipeline(pipeline: Pipeline, source?: PipelineSource): Promise<StoredPipeline> {
+    if (pipeline.attribute && !pipeline.disabled) checkAttributeGraph(pipeline, await this.store.listPipelines());
     return this.store.savePipeline(pipeline, pipelineVersionHash(pipeline), source);
   }
 
@@ -278,8 +307,28 @@ export class Engine {
     });
   }
 
+  /** Starts the runs that record saves are waiting to trigger, then stops the worker and closes the store. */
   async close(): Promise<void> {
+    await this.attributeTriggers.flush().catch((err) => this.onError(err));
     await this.stopWorker();
     await this.store.close();
   }
+}
+
+/** `base` plus one more type, read through (types registered in `base` later are seen). */
+function withStepType(base: StepRegistry, extra: StepType<any>): StepRegistry {
+  const name = extra.type;
+  const snapshot = () => new Map([...base, [name, extra]]);
+  return {
+    get: (key) => (key === name ? extra : base.get(key)),
+    has: (key) => key === name || base.has(key),
+    get size() {
+      return snapshot().size;
+    },
+    forEach: (fn, thisArg) => snapshot().forEach(fn, thisArg),
+    entries: () => snapshot().entries(),
+    keys: () => snapshot().keys(),
+    values: () => snapshot().values(),
+    [Symbol.iterator]: () => snapshot().entries(),
+  };
 }

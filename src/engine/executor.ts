@@ -137,6 +137,7 @@ export class Executor {
           save: (items) => this.deps.store.saveStepItems({ attemptId: attempt.id, fence: attempt.fence, owner: this.owner(attempt) }, attempt.runId, step.name, items, this.deps.now()),
         },
         rateLimit: this.rateLimit,
+        force: attempt.force,
         ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
       };
       return type.execute(stepCtx, config);

@@ -31,6 +31,8 @@ export interface StepContext {
   items?: ItemCheckpoints;
   /** Per-minute budgets shared by every worker of the store (an LLM provider's rpm/tpm); absent outside the engine. */
   rateLimit?: SharedRateLimit;
+  /** The run was started with `force`: nothing is reused (the step cache, an attribute pipeline's input hashes). */
+  force?: boolean;
 }
 
 /** A turn granted by a rate limit; `settle` replaces the estimated tokens with the counted ones. */

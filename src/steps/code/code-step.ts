@@ -22,7 +22,8 @@ export interface CodeConfig {
   /**
    * A JavaScript function body; `return` gives the output (`undefined` becomes `null`). It sees `input`,
    * `steps`, `run`, `$json` (the item in batch mode, `input` otherwise), `$index` (the item's position, `null`
-   * outside batch mode) and `$meta` (`{ run_id, attempt, pipeline, version, step }`), all plain JSON data.
+   * outside batch mode), `$meta` (`{ run_id, attempt, pipeline, version, step }`) and `$value` (in an attribute
+   * pipeline, the record's current value; null otherwise), all plain JSON data.
    */
   code: string;
   /** Batch mode: the body runs once per item, in one entry into the sandbox; the output is the array of results. */
@@ -98,21 +99,53 @@ export function createCodeStep(): StepType<CodeConfig> {
     configSchema: codeConfigSchema,
     async execute(ctx, config) {
       const plan = planExecution(config);
-      const payload = buildPayload(ctx, plan);
-      if (payload.length > plan.memoryBytes) throw outOfMemory(plan);
-      const result = await runInSandbox({
-        functionSource: wrapUserCode(plan.code),
-        fileName: USER_FILE,
-        payload,
-        timeoutMs: plan.timeoutMs,
-        memoryBytes: plan.memoryBytes,
-        maxOutputChars: plan.maxOutputBytes + EMPTY_HEAD_CHARS,
-        signal: ctx.signal,
-        log: (stream, line) => ctx.log(stream, line),
-      });
-      return interpretResult(result, plan, ctx.signal);
+      return readEnvelope(await runPlan(ctx, plan, buildPayload(ctx, plan)), plan);
     },
   };
+}
+
+/** Per-item context of {@link runCodeItems}. */
+export interface CodeItems {
+  /** What each call sees as `$json`. */
+  items: unknown[];
+  /** What each call sees as `$value` (default null). */
+  values?: unknown[];
+  /** What each call sees as `steps` (default: the step context's). */
+  steps?: Array<Record<string, unknown>>;
+}
+
+/** One result per item of {@link runCodeItems}: its output, or what it threw. */
+export type CodeItemResult = { ok: true; output: unknown } | { ok: false; error: SluiceError };
+
+/**
+ * Batch mode with a context per item, for callers that run a `code` step over many records at once (attribute
+ * pipelines): one entry into the sandbox for all items; an item that throws fails alone, whatever
+ * `on_item_error` says. Limits (timeout, memory, output) apply to the whole batch, as in batch mode.
+ */
+export async function runCodeItems(ctx: StepContext, config: CodeConfig, batch: CodeItems): Promise<CodeItemResult[]> {
+  const plan = { ...planExecution({ ...config, items: batch.items }), continueOnError: true };
+  const payload = buildPayload(ctx, plan, batch);
+  const text = await runPlan(ctx, plan, payload);
+  const { output, errors } = splitEnvelope(text, plan);
+  if (!Array.isArray(output) || output.length !== batch.items.length) throw malformedOutput();
+  const out: CodeItemResult[] = output.map((o) => ({ ok: true, output: o }));
+  for (const [index, error] of errors) out[index] = { ok: false, error: userCodeFailed({ index: null, error }) };
+  return out;
+}
+
+async function runPlan(ctx: StepContext, plan: CodePlan, payload: string): Promise<string> {
+  if (payload.length > plan.memoryBytes) throw outOfMemory(plan);
+  const result = await runInSandbox({
+    functionSource: wrapUserCode(plan.code),
+    fileName: USER_FILE,
+    payload,
+    timeoutMs: plan.timeoutMs,
+    memoryBytes: plan.memoryBytes,
+    maxOutputChars: plan.maxOutputBytes + EMPTY_HEAD_CHARS,
+    signal: ctx.signal,
+    log: (stream, line) => ctx.log(stream, line),
+  });
+  return interpretResult(result, plan, ctx.signal);
 }
 
 function planExecution(config: CodeConfig): CodePlan {
@@ -151,7 +184,7 @@ function parseLimit(
 }
 
 /** All data crosses as one JSON string; the sandbox parses it once. */
-function buildPayload(ctx: StepContext, plan: CodePlan): string {
+function buildPayload(ctx: StepContext, plan: CodePlan, batch?: CodeItems): string {
   const meta = { run_id: ctx.run.id, attempt: ctx.run.attempt, pipeline: ctx.run.pipeline, version: ctx.run.version, step: ctx.step };
   return JSON.stringify({
     input: ctx.input ?? null,
@@ -159,14 +192,17 @@ function buildPayload(ctx: StepContext, plan: CodePlan): string {
     run: ctx.run,
     meta,
     items: plan.items,
+    values: batch?.values,
+    itemSteps: batch?.steps,
     continueOnError: plan.continueOnError,
   });
 }
 
-function interpretResult(result: SandboxResult, plan: CodePlan, signal: AbortSignal): unknown {
+/** The driver's text, or the error the sandbox ended with. */
+function interpretResult(result: SandboxResult, plan: CodePlan, signal: AbortSignal): string {
   switch (result.status) {
     case 'returned':
-      return readEnvelope(result.text, plan);
+      return result.text;
     case 'threw':
       throw uncaughtError(result.error);
     case 'timeout':
@@ -187,6 +223,14 @@ function interpretResult(result: SandboxResult, plan: CodePlan, signal: AbortSig
 
 /** Splits the driver's text into its head and the output; fills in the item errors of a batch. */
 function readEnvelope(text: string, plan: CodePlan): unknown {
+  const { output, errors } = splitEnvelope(text, plan);
+  for (const [index, error] of errors) {
+    if (Array.isArray(output) && index in output) output[index] = { error: toItemError(error) };
+  }
+  return output;
+}
+
+function splitEnvelope(text: string, plan: CodePlan): { output: unknown; errors: DriverSuccessHead['errors'] } {
   const bytes = Buffer.byteLength(text) - EMPTY_HEAD_CHARS;
   if (bytes > plan.maxOutputBytes) throw outputTooLarge(bytes, plan);
   const newline = text.indexOf('\n');
@@ -194,10 +238,7 @@ function readEnvelope(text: string, plan: CodePlan): unknown {
   if (head?.failed !== undefined) throw userCodeFailed(head.failed);
   const output = parseDriverJson(text.slice(newline + 1));
   if (!Array.isArray(head?.errors)) throw malformedOutput();
-  for (const [index, error] of head.errors) {
-    if (Array.isArray(output) && index in output) output[index] = { error: toItemError(error) };
-  }
-  return output;
+  return { output, errors: head.errors };
 }
 
 function parseDriverJson(text: string): unknown {

@@ -11,7 +11,7 @@ export const USER_FILE = 'code.js';
 export const SETUP_FILE = 'sluice-driver.js';
 
 /** Names the user code sees as parameters, in call order. */
-const PARAMETERS = ['input', 'steps', 'run', '$json', '$index', '$meta'];
+const PARAMETERS = ['input', 'steps', 'run', '$json', '$index', '$meta', '$value'];
 
 /** Lines the wrapper puts before the first line of user code; subtracted from stack line numbers. */
 export const USER_LINE_OFFSET = 1;
@@ -90,16 +90,16 @@ export const SETUP_SOURCE = `(function (hostLog) {
     return stringify({ errors }) + '\\n' + text;
   }
   return function drive(fn, json) {
-    const d = parse(json), { input, steps, run, meta, items } = d;
+    const d = parse(json), { input, steps, run, meta, items, values, itemSteps } = d;
     if (!Array.isArray(items)) {
       let output;
-      try { output = fn(input, steps, run, input, null, meta); } catch (e) { return fail(null, e); }
+      try { output = fn(input, steps, run, input, null, meta, null); } catch (e) { return fail(null, e); }
       return finish(output, []);
     }
     const results = new Array(items.length), errors = [];
     for (let i = 0; i < items.length; i++) {
       try {
-        const r = fn(input, steps, run, items[i], i, meta);
+        const r = fn(input, itemSteps ? itemSteps[i] : steps, run, items[i], i, meta, values ? values[i] : null);
         results[i] = r === undefined ? null : r;
       } catch (e) {
         if (!d.continueOnError) return fail(i, e);
