@@ -33,8 +33,12 @@ export function checkAttributeGraph(candidate: Pick<Pipeline, 'name' | 'attribut
     });
   }
   const nodes = [...peers.map((p) => nodeOf(p.definition)!), node];
-  const cycle = findAttributeCycle(nodes);
-  if (cycle) {
+  const found = findAttributeCycle(nodes);
+  if (found) {
+    // Told from the pipeline being saved: "b (x) -> c (y) -> b (x)".
+    const open = found.slice(0, -1);
+    const at = Math.max(0, open.indexOf(node.name));
+    const cycle = [...open.slice(at), ...open.slice(0, at), open[at]!];
     const byName = new Map(nodes.map((n) => [n.name, n]));
     const path = cycle.map((name) => `${name} (${byName.get(name)!.target})`).join(' -> ');
     throw new SluiceError('PIPELINE_CYCLE', `saving ${node.name} would close a cycle of attribute pipelines reading each other's fields: ${path}`, {
