@@ -11,10 +11,12 @@ import { LiveEvents } from './live-events.js';
 import { Metrics } from './metrics.js';
 import { RunBatcher } from './run-batcher.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
+import { registerMeRoutes } from './routes/me.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerPipelineRoutes } from './routes/pipelines.js';
 import { registerRunRoutes } from './routes/runs.js';
 import { registerStreamRoutes } from './routes/stream.js';
+import { registerStaticWeb } from './static-web.js';
 
 export interface ServerOptions {
   engine: Engine;
@@ -28,6 +30,8 @@ export interface ServerOptions {
   heartbeatMs?: number;
   /** Fastify logger option (pino). Default: off. `sluice serve` turns on JSON logs. */
   logger?: FastifyServerOptions['logger'];
+  /** Folder of the built dashboard served at `/`; false serves none. Default: the package's `dist/web`. */
+  webRoot?: string | false;
 }
 
 /** What route modules share. */
@@ -105,6 +109,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   registerRunRoutes(app, ctx);
   registerStreamRoutes(app, ctx);
   registerDatasetRoutes(app, ctx);
+  registerMeRoutes(app, ctx);
+  if (options.webRoot !== false) registerStaticWeb(app, options.webRoot);
 
   await live.start();
   app.addHook('onClose', async () => live.stop());

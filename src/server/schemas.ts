@@ -119,7 +119,10 @@ export const simulateBody = {
 export const statsQuery = {
   type: 'object',
   additionalProperties: false,
-  properties: { since: { type: ['integer', 'string'], description: 'Window start: epoch ms or an ISO 8601 time. Default: 24 h ago.' } },
+  properties: {
+    since: { type: ['integer', 'string'], description: 'Window start: epoch ms or an ISO 8601 time. Default: 24 h ago.' },
+    buckets: { type: 'integer', minimum: 1, maximum: 500, description: 'Also answer `series`: the window split into this many equal spans up to now (runs by creation time).' },
+  },
 } as const;
 
 export const eventTriggerQuery = {

@@ -32,7 +32,7 @@ export function registerSimulateRoutes(app: FastifyInstance, ctx: ServerContext)
     },
   );
 
-  app.get<{ Params: { name: string }; Querystring: { since?: number | string } }>(
+  app.get<{ Params: { name: string }; Querystring: { since?: number | string; buckets?: number } }>(
     '/api/pipelines/:name/stats',
     { schema: { tags, summary: 'Counts by status, p50/p95/p99 durations, tokens and cost per pipeline and step', params: pipelineParams, querystring: statsQuery } },
     async (request) => {
@@ -41,7 +41,10 @@ export function registerSimulateRoutes(app: FastifyInstance, ctx: ServerContext)
       await engine.requirePipeline(request.params.name);
       const q = request.query.since;
       const since = q === undefined ? engine.clock.now() - DAY_MS : parseTime(typeof q === 'string' && /^\d+$/.test(q) ? Number(q) : q, 'since');
-      return store.pipelineStats(request.params.name, since);
+      const { buckets } = request.query;
+      const now = engine.clock.now();
+      if (buckets !== undefined && since >= now) throw new HttpError('REQUEST_INVALID', `since must be in the past to split it into buckets, got ${new Date(since).toISOString()}`);
+      return store.pipelineStats(request.params.name, since, buckets === undefined ? undefined : { buckets, until: now + 1 });
     },
   );
 }

@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import { SluiceError } from '../../core/errors.js';
 import type { StepItem } from '../../steps/step-type.js';
-import { durationStats } from '../sqlite/operations.js';
+import { bucketStats, durationStats } from '../sqlite/operations.js';
 import { toJson } from '../sqlite/rows.js';
-import type { ApiRole, ApiToken, AttemptLease, NewApiToken, PipelineStats } from '../store.js';
+import type { ApiRole, ApiToken, AttemptLease, NewApiToken, PipelineStats, SeriesOptions } from '../store.js';
 import { sql } from './pg-store-sql.js';
 
 /** SQL of the server features on PostgreSQL; each statement lists its parameters. */
@@ -23,6 +23,12 @@ const SQL = {
   // $1 pipeline $2 since
   attempts: `SELECT a.step, a.processing_ms, a.usage FROM attempts a JOIN runs r ON r.id = a.run_id
              WHERE r.pipeline = $1 AND r.created_at >= $2 AND a.finished_at IS NOT NULL`,
+  // $1 pipeline $2 since $3 until
+  seriesRuns: `SELECT created_at, status, CASE WHEN finished_at IS NULL THEN NULL ELSE finished_at - COALESCE(started_at, created_at) END AS ms
+               FROM runs WHERE pipeline = $1 AND created_at >= $2 AND created_at < $3`,
+  // $1 pipeline $2 since $3 until
+  seriesUsage: `SELECT r.created_at, a.usage FROM attempts a JOIN runs r ON r.id = a.run_id
+                WHERE r.pipeline = $1 AND r.created_at >= $2 AND r.created_at < $3 AND a.usage IS NOT NULL`,
   // $1 hash $2 role $3 name $4 created_at
   insertToken: `INSERT INTO api_tokens (hash, role, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
   // $1 hash
@@ -63,7 +69,18 @@ export class PgOperations {
     return (await this.rows<{ n: number }>('queueDepth'))[0]!.n;
   }
 
-  async pipelineStats(pipeline: string, since: number): Promise<PipelineStats> {
+  async pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
+    const stats = await this.totalStats(pipeline, since);
+    if (!series) return stats;
+    const params = [pipeline, since, series.until];
+    const runs = await this.rows<{ created_at: number; status: string; ms: number | null }>('seriesRuns', params);
+    const usage = await this.rows<{ created_at: number; usage: string | object }>('seriesUsage', params);
+    const parsed = usage.map((u) => ({ created_at: Number(u.created_at), usage: typeof u.usage === 'string' ? JSON.parse(u.usage) : u.usage }));
+    const numeric = runs.map((r) => ({ created_at: Number(r.created_at), status: r.status, ms: r.ms === null ? null : Number(r.ms) }));
+    return { ...stats, series: bucketStats(since, series, numeric, parsed) };
+  }
+
+  private async totalStats(pipeline: string, since: number): Promise<PipelineStats> {
     const params = [pipeline, since];
     const runStatuses = await this.rows<{ status: string; n: number }>('runStatuses', params);
     const runDurations = (await this.rows<{ ms: number }>('runDurations', params)).map((r) => r.ms);

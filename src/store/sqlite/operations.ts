@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { ApiRole, ApiToken, DurationStats, NewApiToken, PipelineStats } from '../store.js';
+import type { ApiRole, ApiToken, DurationStats, NewApiToken, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
 
 /** SQL of the server features; each statement lists its named parameters. */
 const SQL = {
@@ -16,6 +16,12 @@ const SQL = {
   // @pipeline @since
   attempts: `SELECT a.step, a.processing_ms, a.usage FROM attempts a JOIN runs r ON r.id = a.run_id
              WHERE r.pipeline = @pipeline AND r.created_at >= @since AND a.finished_at IS NOT NULL`,
+  // @pipeline @since @until
+  seriesRuns: `SELECT created_at, status, CASE WHEN finished_at IS NULL THEN NULL ELSE finished_at - COALESCE(started_at, created_at) END AS ms
+               FROM runs WHERE pipeline = @pipeline AND created_at >= @since AND created_at < @until`,
+  // @pipeline @since @until
+  seriesUsage: `SELECT r.created_at, a.usage FROM attempts a JOIN runs r ON r.id = a.run_id
+                WHERE r.pipeline = @pipeline AND r.created_at >= @since AND r.created_at < @until AND a.usage IS NOT NULL`,
   // @hash @role @name @created_at
   insertToken: `INSERT INTO api_tokens (hash, role, name, created_at, expires_at) VALUES (@hash, @role, @name, @created_at, @expires_at) RETURNING id`,
   // @hash
@@ -61,7 +67,16 @@ export class SqliteOperations {
     return (this.stmt('queueDepth').get() as { n: number }).n;
   }
 
-  pipelineStats(pipeline: string, since: number): PipelineStats {
+  pipelineStats(pipeline: string, since: number, series?: SeriesOptions): PipelineStats {
+    const stats = this.totalStats(pipeline, since);
+    if (!series) return stats;
+    const params = { pipeline, since, until: series.until };
+    const runs = this.stmt('seriesRuns').all(params) as SeriesRun[];
+    const usage = (this.stmt('seriesUsage').all(params) as Array<{ created_at: number; usage: string }>).map((u) => ({ created_at: u.created_at, usage: JSON.parse(u.usage) as Usage }));
+    return { ...stats, series: bucketStats(since, series, runs, usage) };
+  }
+
+  private totalStats(pipeline: string, since: number): PipelineStats {
     const params = { pipeline, since };
     const runStatuses = this.stmt('runStatuses').all(params) as Array<{ status: string; n: number }>;
     const runDurations = (this.stmt('runDurations').all(params) as Array<{ ms: number }>).map((r) => r.ms);
@@ -126,6 +141,46 @@ export class SqliteOperations {
 
 function emptyDuration(): DurationStats {
   return { count: 0, p50: null, p95: null, p99: null };
+}
+
+interface SeriesRun {
+  created_at: number;
+  status: string;
+  ms: number | null;
+}
+
+interface Usage {
+  tokensIn?: number;
+  tokensOut?: number;
+  cost?: number;
+}
+
+/** Sorts runs and attempt usage (each with its run's creation time) into `series.buckets` equal spans. */
+export function bucketStats(since: number, series: SeriesOptions, runs: SeriesRun[], usage: Array<{ created_at: number; usage: Usage | null }>): StatsBucket[] {
+  const count = Math.max(1, Math.floor(series.buckets));
+  const width = Math.max(1, (series.until - since) / count);
+  const buckets = Array.from({ length: count }, (_, i) => ({
+    start: Math.round(since + i * width),
+    end: Math.round(since + (i + 1) * width),
+    byStatus: {} as Record<string, number>,
+    durations: [] as number[],
+    tokensIn: 0,
+    tokensOut: 0,
+    cost: 0,
+  }));
+  const at = (t: number) => buckets[Math.min(count - 1, Math.max(0, Math.floor((Number(t) - since) / width)))]!;
+  for (const r of runs) {
+    const b = at(r.created_at);
+    b.byStatus[r.status] = (b.byStatus[r.status] ?? 0) + 1;
+    if (r.ms !== null) b.durations.push(Number(r.ms));
+  }
+  for (const u of usage) {
+    const b = at(u.created_at);
+    b.tokensIn += u.usage?.tokensIn ?? 0;
+    b.tokensOut += u.usage?.tokensOut ?? 0;
+    b.cost += u.usage?.cost ?? 0;
+  }
+  return buckets.map(({ durations, ...rest }) => ({ ...rest, duration: durationStats(durations) }));
 }
 
 /** Nearest-rank percentiles. */

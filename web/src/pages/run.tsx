@@ -1,0 +1,310 @@
+import { lazy, Suspense, useEffect, useMemo, useRef, useState } from 'react';
+import { api, enc, type GraphJson, type LiveEvent, type LogLine, type RunDetail, type Step } from '../api';
+import { ActionButton, Badge, duration, Empty, ErrorBox, JsonView, Skeleton, Spinner, StatusBadge, Time, useAsync } from '../components/ui';
+import { stepStatusOf, throttle, useLiveEvents } from '../live';
+import { Link, setQuery, useLocation } from '../router';
+import { useCan } from '../session';
+import { Timeline } from './timeline';
+
+const Dag = lazy(() => import('../components/dag'));
+
+const ACTIVE = ['queued', 'running', 'waiting'];
+
+/** One run: live graph, timeline, controls, and the selected step's output, logs, errors and approval. */
+export default function RunPage({ id }: { id: string }) {
+  const run = useAsync(() => api<RunDetail>(`/api/runs/${enc(id)}`), [id]);
+  const pipeline = run.data?.pipeline;
+  const graph = useAsync(() => (pipeline ? api<GraphJson>(`/api/pipelines/${enc(pipeline)}/graph`) : Promise.resolve(undefined)), [pipeline]);
+  const decisions = useAsync(() => api<{ decisions: Array<Record<string, unknown>> }>(`/api/runs/${enc(id)}/decisions`), [id]);
+  const live = useLiveStates(id, run.reload, decisions.reload);
+  const { query } = useLocation();
+  const selected = query.get('step') ?? undefined;
+
+  const states = useMemo(() => {
+    const base: Record<string, string> = {};
+    for (const s of run.data?.steps ?? []) base[s.name] = s.status;
+    return { ...base, ...live.steps };
+  }, [run.data, live.steps]);
+  const { nodes, edges } = useMemo(() => graphOf(graph.data, run.data?.steps ?? []), [graph.data, run.data?.steps]);
+
+  if (run.data === undefined) {
+    return (
+      <section>
+        <h1>Run {id}</h1>
+        {run.error ? <ErrorBox error={run.error} /> : <Skeleton rows={8} />}
+      </section>
+    );
+  }
+  const r = run.data;
+  const status = live.run ?? r.status;
+  const step = r.steps.find((s) => s.name === selected);
+  return (
+    <section>
+      <div className="title-row">
+        <h1>
+          Run <code>{r.id}</code> <StatusBadge status={status} />
+        </h1>
+        <RunControls run={r} status={status} onDone={run.reload} />
+      </div>
+      <p className="muted">
+        <Link to={`/pipelines/${enc(r.pipeline)}`}>{r.pipeline}</Link> v{r.version} · created <Time at={r.created_at} />
+        {r.started_at ? <> · started <Time at={r.started_at} /></> : null}
+        {r.finished_at ? <> · took {duration(r.finished_at - (r.started_at ?? r.created_at))}</> : null}
+      </p>
+      {r.error ? <ErrorDetail error={r.error} /> : null}
+      <Suspense fallback={<Spinner label="Drawing graph…" />}>
+        {nodes.length ? <Dag nodes={nodes} edges={edges} states={states} selected={selected} onSelect={(s) => setQuery({ step: s })} height={nodes.length > 50 ? 520 : 360} /> : <Empty>This run has no steps.</Empty>}
+      </Suspense>
+      <div className="run-body">
+        <div className="panel">
+          <h2>Timeline</h2>
+          <Timeline steps={r.steps} states={states} selected={selected} onSelect={(s) => setQuery({ step: s })} />
+        </div>
+        <div className="panel">
+          {step ? <StepPanel runId={r.id} step={step} status={states[step.name] ?? step.status} onDecided={run.reload} /> : <Empty>Select a step in the graph or the timeline to see its output, logs and errors.</Empty>}
+        </div>
+      </div>
+      <Decisions data={[...(decisions.data?.decisions ?? []), ...humanDecisions(r.steps)].sort((a, b) => Number(a['at'] ?? 0) - Number(b['at'] ?? 0))} error={decisions.error} />
+    </section>
+  );
+}
+
+/** Step and run statuses from the run's live stream (replayed from its start), with a refresh of the details. */
+function useLiveStates(id: string, reloadRun: () => void, reloadDecisions: () => void) {
+  const [state, setState] = useState<{ steps: Record<string, string>; run: string | undefined }>({ steps: {}, run: undefined });
+  const pending = useRef<LiveEvent[]>([]);
+  const flush = useMemo(
+    () =>
+      throttle(() => {
+        const events = pending.current;
+        pending.current = [];
+        setState((s) => {
+          const steps = { ...s.steps };
+          let run = s.run;
+          for (const e of events) {
+            const st = stepStatusOf(e.type);
+            if (st && e.step) steps[e.step] = st;
+            if (e.type.startsWith('run.')) run = e.type === 'run.started' || e.type === 'run.resumed' ? 'running' : e.type.slice(4);
+          }
+          return { steps, run };
+        });
+      }, 100),
+    [],
+  );
+  const refresh = useMemo(() => throttle(reloadRun, 400), [reloadRun]);
+  const refreshDecisions = useMemo(() => throttle(reloadDecisions, 400), [reloadDecisions]);
+  useEffect(() => setState({ steps: {}, run: undefined }), [id]);
+  useLiveEvents({ run: id }, (e) => {
+    pending.current.push(e);
+    flush();
+    refresh();
+    if (e.type === 'gate.decided' || e.type === 'step.blocked' || e.type === 'step.succeeded' || e.type === 'step.failed') refreshDecisions();
+  });
+  return state;
+}
+
+/** Nodes and edges: the pipeline's graph, plus any step of the run it does not name (an older version). */
+function graphOf(graph: GraphJson | undefined, steps: Step[]) {
+  const nodes = graph ? [...graph.nodes] : [];
+  const known = new Set(nodes.map((n) => n.name));
+  for (const s of steps) if (!known.has(s.name)) nodes.push({ name: s.name, uses: '', needs: [] });
+  return { nodes, edges: graph?.edges ?? [] };
+}
+
+function RunControls({ run, status, onDone }: { run: RunDetail; status: string; onDone: () => void }) {
+  const can = useCan('operator');
+  const [target, setTarget] = useState('');
+  if (!can) return null;
+  const act = (action: string) => async () => {
+    await api(`/api/runs/${enc(run.id)}/${action}`, { method: 'POST', json: {} });
+    onDone();
+  };
+  return (
+    <div className="controls" data-testid="run-controls">
+      {ACTIVE.includes(status) ? <ActionButton onClick={act('pause')}>Pause</ActionButton> : null}
+      {status === 'paused' ? <ActionButton onClick={act('resume')}>Resume</ActionButton> : null}
+      {[...ACTIVE, 'paused'].includes(status) ? (
+        <ActionButton kind="danger" onClick={act('cancel')}>
+          Cancel
+        </ActionButton>
+      ) : null}
+      {status === 'failed' || status === 'cancelled' ? <ActionButton onClick={act('retry')}>Retry</ActionButton> : null}
+      <span className="rollback">
+        <select value={target} onChange={(e) => setTarget(e.target.value)} aria-label="Roll back to step">
+          <option value="">roll back to step…</option>
+          {run.steps.map((s) => (
+            <option key={s.name} value={s.name}>
+              {s.name}
+            </option>
+          ))}
+        </select>
+        <ActionButton
+          disabled={!target}
+          onClick={async () => {
+            await api(`/api/runs/${enc(run.id)}/rollback`, { json: { to: target } });
+            onDone();
+          }}
+        >
+          Roll back
+        </ActionButton>
+      </span>
+    </div>
+  );
+}
+
+function StepPanel({ runId, step, status, onDecided }: { runId: string; step: Step; status: string; onDecided: () => void }) {
+  const logs = useAsync(() => api<{ logs: LogLine[] }>(`/api/runs/${enc(runId)}/steps/${enc(step.name)}/logs`), [runId, step.name, step.status, step.attempts]);
+  const last = step.history.at(-1);
+  return (
+    <div data-testid="step-panel">
+      <h2>
+        {step.name} <StatusBadge status={status} />
+      </h2>
+      <p className="muted">
+        {step.attempts} attempt{step.attempts === 1 ? '' : 's'}
+        {last?.processing_time_ms != null ? ` · last took ${duration(last.processing_time_ms)}` : ''}
+        {last?.usage?.model ? ` · ${last.usage.model} ${last.usage.tokensIn ?? 0}/${last.usage.tokensOut ?? 0} tokens` : ''}
+      </p>
+      {status === 'blocked' ? <Approval runId={runId} step={step.name} onDecided={onDecided} /> : null}
+      {step.error ? <ErrorDetail error={step.error} /> : null}
+      <h3>Output</h3>
+      {step.output === null || step.output === undefined ? <p className="muted">No output.</p> : <JsonView value={step.output} />}
+      <h3>Logs</h3>
+      {logs.data === undefined ? (
+        logs.error ? <ErrorBox error={logs.error} /> : <Skeleton rows={2} />
+      ) : logs.data.logs.length === 0 ? (
+        <p className="muted">No log lines.</p>
+      ) : (
+        <pre className="logs" data-testid="logs">
+          {logs.data.logs.map((l, i) => (
+            <div key={i} className={`log-${l.stream}`}>
+              <span className="muted">#{l.attempt} {new Date(l.at).toISOString().slice(11, 23)}</span> {l.line}
+            </div>
+          ))}
+        </pre>
+      )}
+      {step.history.length ? (
+        <>
+          <h3>Attempts</h3>
+          <table className="grid compact">
+            <thead>
+              <tr>
+                <th>#</th>
+                <th>Status</th>
+                <th>Queued</th>
+                <th>Processing</th>
+                <th>Error</th>
+              </tr>
+            </thead>
+            <tbody>
+              {step.history.map((a) => (
+                <tr key={a.number}>
+                  <td>{a.number}</td>
+                  <td>
+                    <StatusBadge status={a.status} />
+                  </td>
+                  <td>{a.queued_at ? new Date(a.queued_at).toISOString().slice(11, 23) : '—'}</td>
+                  <td>{duration(a.processing_time_ms)}</td>
+                  <td>{a.error?.message ?? ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      ) : null}
+    </div>
+  );
+}
+
+function Approval({ runId, step, onDecided }: { runId: string; step: string; onDecided: () => void }) {
+  const can = useCan('operator');
+  const [comment, setComment] = useState('');
+  if (!can) return <p className="notice">Waiting for an operator to approve or reject this step.</p>;
+  const decide = (decision: 'approve' | 'reject') => async () => {
+    await api(`/api/runs/${enc(runId)}/steps/${enc(step)}/approval`, { json: { decision, ...(comment.trim() ? { comment: comment.trim() } : {}) } });
+    onDecided();
+  };
+  return (
+    <div className="approval" data-testid="approval">
+      <p>
+        <b>This step is waiting for a decision.</b>
+      </p>
+      <textarea rows={2} placeholder="Comment (optional)" value={comment} onChange={(e) => setComment(e.target.value)} data-testid="approval-comment" />
+      <div className="row">
+        <ActionButton kind="primary" onClick={decide('approve')} testId="approve">
+          Approve
+        </ActionButton>
+        <ActionButton kind="danger" onClick={decide('reject')} testId="reject">
+          Reject
+        </ActionButton>
+      </div>
+    </div>
+  );
+}
+
+function ErrorDetail({ error }: { error: NonNullable<Step['error']> }) {
+  return (
+    <div className="error-detail">
+      <b>{error.code ? `${error.code}: ` : ''}</b>
+      {error.message ?? JSON.stringify(error)}
+      {error.stack ? <pre className="stack">{error.stack}</pre> : null}
+    </div>
+  );
+}
+
+function Decisions({ data, error }: { data: Array<Record<string, unknown>> | undefined; error: unknown }) {
+  if (error) return <ErrorBox error={error} />;
+  if (!data || data.length === 0) return null;
+  return (
+    <div className="panel">
+      <h2>Decisions</h2>
+      <table className="grid compact" data-testid="decisions">
+        <thead>
+          <tr>
+            <th>Step</th>
+            <th>Decision</th>
+            <th>Reason</th>
+            <th>Details</th>
+            <th>At</th>
+          </tr>
+        </thead>
+        <tbody>
+          {data.map((d, i) => (
+            <tr key={String(d['id'] ?? i)}>
+              <td>{String(d['step'] ?? '')}</td>
+              <td>
+                <Badge kind={decisionKind(String(d['decision']))}>{String(d['decision'] ?? '')}</Badge>
+              </td>
+              <td>{String(d['reason'] ?? d['comment'] ?? d['message'] ?? '')}</td>
+              <td className="json-cell">
+                <JsonView value={omit(d, ['id', 'runId', 'run_id', 'step', 'decision', 'at', 'reason', 'comment'])} depth={2} />
+              </td>
+              <td>
+                <Time at={typeof d['at'] === 'number' ? d['at'] : null} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** Approvals and rejections by people, from the steps they decided (the audit table holds gate decisions). */
+function humanDecisions(steps: Step[]): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const s of steps) {
+    const o = s.output as Record<string, unknown> | null;
+    if (o && typeof o === 'object' && o['decision'] === 'approve') out.push({ step: s.name, decision: 'approve', comment: o['comment'], by: o['by'] ?? null, at: s.finished_at });
+    else if (s.error?.code === 'REJECTED') out.push({ step: s.name, decision: 'reject', comment: s.error.message, at: s.finished_at });
+  }
+  return out;
+}
+
+function decisionKind(d: string): string {
+  return d === 'proceed' || d === 'approve' ? 'status-succeeded' : d === 'retry' ? 'status-retrying' : 'failing';
+}
+
+function omit(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+}
