@@ -35,8 +35,11 @@ export class AttributeTriggers {
   async recordsWritten(dataset: string, changed: Map<string, Set<string> | 'all'>): Promise<void> {
     if (changed.size === 0) return;
     const readers = attributePipelinesOf(await this.host.listPipelines(), dataset);
+    const targets = new Set(readers.map((p) => p.definition.attribute!.target));
     for (const p of readers) {
-      const fields = p.definition.attribute!.fields;
+      // Fields other pipelines write change through valuesChanged, once their writer has run.
+      const fields = p.definition.attribute!.fields.filter((f) => !targets.has(f));
+      if (fields.length === 0) continue;
       const ids = [...changed].filter(([, f]) => f === 'all' || fields.some((x) => f.has(x))).map(([id]) => id);
       if (ids.length > 0) this.add(p.name, ids);
     }

@@ -148,6 +148,30 @@ export const datasetBody = {
   additionalProperties: false,
   properties: { ingest_pipeline: { ...NAME, description: 'Pipeline every written record passes through before it is stored.' } },
 } as const;
+export const valueParams = {
+  type: 'object',
+  required: ['name', 'id', 'field'],
+  properties: { name: NAME, id: recordParams.properties.id, field: { type: 'string', minLength: 1, maxLength: 200 } },
+} as const;
+export const overrideBody = {
+  type: 'object',
+  required: ['value'],
+  additionalProperties: false,
+  properties: {
+    value: { description: 'The value (any JSON).' },
+    note: { type: 'string', maxLength: 10_000, description: 'Why: kept with the value.' },
+  },
+} as const;
+export const approveBody = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: { note: { type: 'string', maxLength: 10_000 } },
+} as const;
+export const datasetRunBody = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: { force: { type: 'boolean', default: false, description: 'Recompute every record, whatever its input hash.' } },
+} as const;
 /** Any JSON object; the route reports a non-object body as RECORD_INVALID. */
 export const recordBody = { description: 'The record: a JSON object.' } as const;
 export const bulkQuery = {

@@ -1,3 +1,5 @@
+import type { AttributeConfig } from '../core/model.js';
+import type { AttributeValue } from '../store/attributes.js';
 import type { AttemptRecord, DataRecord, DatasetRecord, LogLine, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store/store.js';
 
 /**
@@ -13,6 +15,7 @@ export function pipelineView(p: StoredPipeline, withSource = false): Record<stri
     disabled: p.definition.disabled,
     steps: p.definition.steps.map((s) => s.name),
     triggers: p.definition.triggers,
+    attribute: attributeConfigView(p.definition.attribute),
     created_at: p.createdAt,
   };
   if (withSource) {
@@ -83,6 +86,37 @@ export function datasetView(d: DatasetRecord, records?: number): Record<string, 
   return view;
 }
 
-export function recordView(r: DataRecord): Record<string, unknown> {
-  return { id: r.id, data: r.data, created_at: r.createdAt, updated_at: r.updatedAt };
+/** A record; with `values`, its derived values by field (an empty object when it has none). */
+export function recordView(r: DataRecord, values?: Record<string, AttributeValue>): Record<string, unknown> {
+  const view: Record<string, unknown> = { id: r.id, data: r.data, created_at: r.createdAt, updated_at: r.updatedAt };
+  if (values !== undefined) view['attributes'] = Object.fromEntries(Object.entries(values).map(([field, v]) => [field, attributeValueView(v)]));
+  return view;
+}
+
+export function attributeValueView(v: AttributeValue): Record<string, unknown> {
+  return {
+    value: v.value,
+    confidence: v.confidence,
+    justification: v.justification,
+    input_hash: v.inputHash,
+    pipeline: v.pipeline,
+    pipeline_version: v.pipelineVersion,
+    run_id: v.runId,
+    status: v.status,
+    note: v.note,
+    updated_at: v.updatedAt,
+  };
+}
+
+function attributeConfigView(a: AttributeConfig | undefined): Record<string, unknown> | null {
+  if (!a) return null;
+  return {
+    dataset: a.dataset,
+    target: a.target,
+    fields: a.fields,
+    batch_size: a.batchSize,
+    on_record_failure: a.onRecordFailure,
+    concurrency: a.concurrency,
+    steps: a.steps.map((s) => s.name),
+  };
 }

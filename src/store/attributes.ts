@@ -60,7 +60,7 @@ export interface AttributeValueStore {
   loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]>;
   /**
    * Stores computed values as `proposed` in one transaction; a value whose row is `overridden` is left as it
-   * is. Returns the ids whose stored value was written.
+   * is, and an approved value computed again unchanged stays approved. Returns the ids whose row was written.
    */
   saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number): Promise<string[]>;
   /** Every derived value of one record, by field. */

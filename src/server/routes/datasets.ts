@@ -5,8 +5,9 @@ import { recordsFromArray, recordsFromJsonl } from '../../datasets/jsonl.js';
 import { isJsonObject } from '../../datasets/record-checks.js';
 import type { ServerContext } from '../create-server.js';
 import { HttpError } from '../http-errors.js';
-import { bulkQuery, datasetBody, datasetParams, listRecordsQuery, recordBody, recordParams } from '../schemas.js';
-import { datasetView, recordView } from '../views.js';
+import { approveBody, bulkQuery, datasetBody, datasetParams, datasetRunBody, listRecordsQuery, overrideBody, recordBody, recordParams, valueParams } from '../schemas.js';
+import { attributeValueView, datasetView, recordView } from '../views.js';
+import { datasetPipelineOrder, runDatasetPipelines } from '../../attributes/dataset-runs.js';
 
 type NameParams = { name: string };
 type RecordParams = { name: string; id: string };
@@ -45,8 +46,9 @@ export function registerDatasetRoutes(app: FastifyInstance, ctx: ServerContext):
     async (request) => {
       await requireDataset(engine, request.params.name);
       const records = await engine.store.listRecords(request.params.name, { after: request.query.after, limit: request.query.limit });
+      const values = await engine.store.listAttributeValues(request.params.name, records.map((r) => r.id));
       const last = records.length === request.query.limit ? records.at(-1)?.id : undefined;
-      return { records: records.map(recordView), next_after: last ?? null };
+      return { records: records.map((r) => recordView(r, values.get(r.id) ?? {})), next_after: last ?? null };
     },
   );
 
@@ -57,7 +59,7 @@ export function registerDatasetRoutes(app: FastifyInstance, ctx: ServerContext):
       const { name, id } = request.params;
       if (!isJsonObject(request.body)) throw new SluiceError('RECORD_INVALID', `record "${id}" is not a JSON object`);
       await writeRecords(engine, name, [{ id, data: request.body }]);
-      return recordView((await engine.store.getRecord(name, id))!);
+      return recordView((await engine.store.getRecord(name, id))!, await engine.store.getAttributeValues(name, id));
     },
   );
 
@@ -66,8 +68,53 @@ export function registerDatasetRoutes(app: FastifyInstance, ctx: ServerContext):
     await requireDataset(engine, name);
     const record = await engine.store.getRecord(name, id);
     if (!record) throw new SluiceError('RECORD_NOT_FOUND', `dataset ${name} has no record ${id}`);
-    return recordView(record);
+    return recordView(record, await engine.store.getAttributeValues(name, id));
   });
+
+  app.post<{ Params: RecordParams & { field: string }; Body: { value: unknown; note?: string } }>(
+    '/api/datasets/:name/records/:id/overrides/:field',
+    {
+      config: { role: 'operator' },
+      schema: { tags, summary: 'Set a derived value by hand (status overridden: no run replaces it)', params: valueParams, body: overrideBody },
+    },
+    async (request) => {
+      const { name, id, field } = request.params;
+      await requireDataset(engine, name);
+      const value = await engine.store.overrideAttributeValue(name, id, field, { value: request.body.value, note: request.body.note }, engine.clock.now());
+      await engine.attributeTriggers.valuesChanged(name, field, [id]);
+      return attributeValueView(value);
+    },
+  );
+
+  app.post<{ Params: RecordParams & { field: string }; Body: { note?: string } | undefined }>(
+    '/api/datasets/:name/records/:id/approvals/:field',
+    { config: { role: 'operator' }, schema: { tags, summary: 'Approve a proposed derived value', params: valueParams, body: approveBody } },
+    async (request) => {
+      const { name, id, field } = request.params;
+      await requireDataset(engine, name);
+      return attributeValueView(await engine.store.approveAttributeValue(name, id, field, request.body?.note, engine.clock.now()));
+    },
+  );
+
+  app.post<{ Params: NameParams; Body: { force?: boolean } | undefined }>(
+    '/api/datasets/:name/runs',
+    {
+      config: { role: 'operator' },
+      schema: { tags, summary: "Run every attribute pipeline of the dataset, one after the other in Kahn's order", params: datasetParams, body: datasetRunBody },
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      await requireDataset(engine, name);
+      const order = await datasetPipelineOrder(engine, name);
+      if (order.length === 0) throw new SluiceError('PIPELINE_NOT_FOUND', `dataset ${name} has no attribute pipeline`);
+      let first: (id: string) => void = () => undefined;
+      const started = new Promise<string>((resolve) => (first = resolve));
+      const chain = runDatasetPipelines(engine, name, { force: request.body?.force === true, onStart: (_p, runId) => first(runId) });
+      chain.catch((err: unknown) => request.log.error(err));
+      const runId = await Promise.race([started, chain.then(() => null)]);
+      return reply.code(202).send({ order, first_run: runId });
+    },
+  );
 
   app.delete<{ Params: RecordParams }>('/api/datasets/:name/records/:id', { schema: { tags, params: recordParams } }, async (request) => {
     const { name, id } = request.params;

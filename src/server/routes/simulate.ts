@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { attributeStats } from '../../attributes/stats.js';
 import { simulatePipeline } from '../../engine/simulate.js';
 import type { ServerContext } from '../create-server.js';
 import { HttpError } from '../http-errors.js';
@@ -38,13 +39,15 @@ export function registerSimulateRoutes(app: FastifyInstance, ctx: ServerContext)
     async (request) => {
       const store = engine.store;
       if (!store.pipelineStats) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not compute stats`);
-      await engine.requirePipeline(request.params.name);
+      const stored = await engine.requirePipeline(request.params.name);
       const q = request.query.since;
       const since = q === undefined ? engine.clock.now() - DAY_MS : parseTime(typeof q === 'string' && /^\d+$/.test(q) ? Number(q) : q, 'since');
       const { buckets } = request.query;
       const now = engine.clock.now();
       if (buckets !== undefined && since >= now) throw new HttpError('REQUEST_INVALID', `since must be in the past to split it into buckets, got ${new Date(since).toISOString()}`);
-      return store.pipelineStats(request.params.name, since, buckets === undefined ? undefined : { buckets, until: now + 1 });
+      const stats = await store.pipelineStats(request.params.name, since, buckets === undefined ? undefined : { buckets, until: now + 1 });
+      const attributes = await attributeStats(engine, stored);
+      return attributes ? { ...stats, attributes } : stats;
     },
   );
 }

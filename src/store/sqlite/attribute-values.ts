@@ -34,7 +34,9 @@ const SQL = {
                    @pipeline_version, @run_id, 'proposed', NULL, @now)
                  ON CONFLICT (dataset, field, record_id) DO UPDATE SET value = excluded.value, confidence = excluded.confidence,
                    justification = excluded.justification, input_hash = excluded.input_hash, pipeline = excluded.pipeline,
-                   pipeline_version = excluded.pipeline_version, run_id = excluded.run_id, status = 'proposed', note = NULL,
+                   pipeline_version = excluded.pipeline_version, run_id = excluded.run_id,
+                   status = CASE WHEN attribute_values.status = 'approved' AND attribute_values.value = excluded.value THEN 'approved' ELSE 'proposed' END,
+                   note = CASE WHEN attribute_values.status = 'approved' AND attribute_values.value = excluded.value THEN attribute_values.note END,
                    updated_at = excluded.updated_at
                  WHERE attribute_values.status <> 'overridden'`,
   // @dataset @record_id
