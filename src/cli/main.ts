@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { SluiceError, ValidationError } from '../core/errors.js';
 import { datasetCreateCommand, datasetExportCommand, datasetGetCommand, datasetImportCommand, datasetListCommand } from './commands/dataset.js';
+import { evalCommand } from './commands/eval.js';
 import { controlCommand, decideCommand, resetCommand, rollbackCommand } from './commands/control.js';
 import { dlqCommand, graphCommand, logsCommand, runsCommand, statusCommand, validateCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
@@ -113,7 +114,8 @@ export function buildProgram(): Command {
     .option('--workers <n>', 'attempts the in-process worker runs at once; 0 serves only', '16')
     .option('--auth', 'require tokens even before one exists (default: on once a token exists)')
     .option('--body-limit <bytes>', 'largest request body', String(1024 * 1024))
-    .option('--no-cron', 'do not fire cron triggers in this process')
+    .option('--no-cron', 'do not fire cron triggers (nor the nightly evals) in this process')
+    .option('--evals-cron <pattern>', "when every pipeline's evals run again ('off' for never)", '0 3 * * *')
     .action(action((opts) => serveCommand(opts)));
   program
     .command('token')
@@ -147,6 +149,13 @@ export function buildProgram(): Command {
     .option('--id-field <field>', 'field the id is written under when a record lacks it', 'id')
     .description('write every record as JSONL, in id order')
     .action(action(datasetExportCommand));
+  program
+    .command('eval')
+    .argument('<pipeline>', 'registered NAME')
+    .option('--set <file>', 'first replace the eval cases from a YAML, JSON or JSONL file')
+    .option('--no-run', 'only list the stored cases and their last results')
+    .description("run a pipeline's evals and print each case; exit 1 when one fails")
+    .action(action(evalCommand));
   program.command('migrate').description('apply pending store migrations').action(action((opts) => migrateCommand(opts)));
   return program;
 }

@@ -4,6 +4,7 @@ import websocket from '@fastify/websocket';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Engine } from '../engine/engine.js';
+import { EvalScheduler, type EvalSchedulerOptions } from '../evals/eval-scheduler.js';
 import type { ApiRole, ApiToken } from '../store/store.js';
 import { Authenticator, roleFor, type AuthMode } from './auth.js';
 import { HttpError, sendError } from './http-errors.js';
@@ -11,6 +12,7 @@ import { LiveEvents } from './live-events.js';
 import { Metrics } from './metrics.js';
 import { RunBatcher } from './run-batcher.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
+import { registerEvalRoutes } from './routes/evals.js';
 import { registerMeRoutes } from './routes/me.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerPipelineRoutes } from './routes/pipelines.js';
@@ -30,6 +32,11 @@ export interface ServerOptions {
   heartbeatMs?: number;
   /** Fastify logger option (pino). Default: off. `sluice serve` turns on JSON logs. */
   logger?: FastifyServerOptions['logger'];
+  /**
+   * Re-run a pipeline's evals after each of its runs that this process sees succeed, and every pipeline's evals
+   * on `cron` (`sluice serve` passes `--evals-cron`, default 03:00 nightly). Default: off.
+   */
+  evals?: EvalSchedulerOptions;
   /** Folder of the built dashboard served at `/`; false serves none. Default: the package's `dist/web`. */
   webRoot?: string | false;
 }
@@ -80,6 +87,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     heartbeatMs: options.heartbeatMs ?? 15_000,
   };
   live.onEvent((e) => ctx.metrics.observe(e));
+  const evals = options.evals && new EvalScheduler(options.engine, { onError: (err, pipeline) => app.log.error({ err, pipeline }, 'eval pass failed'), ...options.evals });
 
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
   app.setErrorHandler(sendError);
@@ -109,10 +117,15 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   registerRunRoutes(app, ctx);
   registerStreamRoutes(app, ctx);
   registerDatasetRoutes(app, ctx);
+  registerEvalRoutes(app, ctx);
   registerMeRoutes(app, ctx);
   if (options.webRoot !== false) registerStaticWeb(app, options.webRoot);
 
   await live.start();
   app.addHook('onClose', async () => live.stop());
+  if (evals) {
+    evals.start();
+    app.addHook('onClose', async () => evals.stop());
+  }
   return app;
 }

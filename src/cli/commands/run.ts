@@ -6,6 +6,8 @@ import { loadPipelineFile, type LoadedPipeline } from '../../core/load-pipeline.
 import { builtinStepTypes } from '../../steps/builtin.js';
 import { looksLikeFile, openEngine, parseInput, printJson, resolvePipeline, type GlobalOptions } from '../context.js';
 import { formatEventLine, LiveProgress } from '../progress.js';
+import { formatEvalSummary } from '../../evals/eval-views.js';
+import { runEvals } from '../../evals/run-evals.js';
 
 export interface RunOptions extends GlobalOptions {
   input?: string;
@@ -31,6 +33,7 @@ export async function runCommand(target: string | undefined, opts: RunOptions): 
       return 0;
     }
     const final = await follow(engine, run, since, opts);
+    if (final.status === 'succeeded') await runEvalsAfter(final.pipeline, engine, opts);
     return final.status === 'succeeded' ? 0 : 1;
   } finally {
     await engine.close();
@@ -113,6 +116,20 @@ function report(_engine: Engine, run: RunRecord, opts: RunOptions): void {
     process.stdout.write(`a step waits for a human: sluice approve|reject ${run.id} STEP, then sluice run --resume ${run.id}\n`);
   } else if (run.status === 'paused') {
     process.stdout.write(`go on with: sluice run --resume ${run.id}\n`);
+  }
+}
+
+/**
+ * After a run succeeded: runs the pipeline's evals when it has any and prints a one-line summary (stderr with
+ * --json). Eval failures do not change the exit code of the run.
+ */
+async function runEvalsAfter(pipeline: string, engine: Engine, opts: RunOptions): Promise<void> {
+  try {
+    if ((await engine.store.evalSummary(pipeline)).total === 0) return;
+    const report = await runEvals(engine, pipeline);
+    (opts.json ? process.stderr : process.stdout).write(`${formatEvalSummary(pipeline, report.summary)}\n`);
+  } catch (err) {
+    process.stderr.write(`sluice: evals of ${pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`);
   }
 }
 

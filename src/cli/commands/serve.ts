@@ -2,6 +2,7 @@ import { createServer } from '../../server/create-server.js';
 import { isLoopback, type AuthMode } from '../../server/auth.js';
 import { SluiceError } from '../../core/errors.js';
 import { CronTriggers } from '../../server/cron-triggers.js';
+import { DEFAULT_EVALS_CRON } from '../../evals/eval-scheduler.js';
 import { openEngine, type GlobalOptions } from '../context.js';
 import { positiveInt } from './run.js';
 
@@ -12,11 +13,13 @@ export interface ServeOptions extends GlobalOptions {
   auth?: boolean;
   bodyLimit?: string;
   cron?: boolean;
+  evalsCron?: string;
 }
 
 /**
  * `sluice serve`: the HTTP API with an in-process worker (`--workers N` attempts at once; 0 serves only) and
- * cron triggers, until SIGINT/SIGTERM. Refuses a non-loopback `--host` unless auth is on (`--auth`, or a token
+ * cron triggers, until SIGINT/SIGTERM. Evals are re-run after each run that succeeds here, and nightly on
+ * `--evals-cron` (default 03:00; `off` for none, as does `--no-cron`). Refuses a non-loopback `--host` unless auth is on (`--auth`, or a token
  * exists in the store).
  */
 export async function serveCommand(opts: ServeOptions): Promise<number> {
@@ -30,6 +33,7 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
     auth,
     logger: { level: process.env['SLUICE_LOG_LEVEL'] ?? 'info' },
     ...(opts.bodyLimit === undefined ? {} : { bodyLimit: positiveInt(opts.bodyLimit, '--body-limit') }),
+    evals: { cron: opts.cron === false || opts.evalsCron === 'off' ? null : (opts.evalsCron ?? DEFAULT_EVALS_CRON) },
   });
   const cron = opts.cron === false ? undefined : new CronTriggers(engine, { onError: (err) => app.log.error({ err }, 'cron trigger failed') });
   try {

@@ -1,17 +1,28 @@
 import { openEngine, storeUrl, type GlobalOptions } from '../context.js';
 import { openStore } from '../../store/open-store.js';
 import { positiveInt } from './run.js';
+import { EvalScheduler } from '../../evals/eval-scheduler.js';
+import { formatEvalSummary } from '../../evals/eval-views.js';
 
-/** `sluice worker`: claims and executes attempts of every run in the store until SIGINT/SIGTERM. */
+/**
+ * `sluice worker`: claims and executes attempts of every run in the store until SIGINT/SIGTERM. After a run it
+ * finished succeeds, the pipeline's evals run again (summary on stderr).
+ */
 export async function workerCommand(opts: GlobalOptions & { concurrency?: string }): Promise<number> {
   const engine = await openEngine(opts);
   const concurrency = opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, '--concurrency');
   const worker = engine.startWorker(concurrency === undefined ? {} : { concurrency });
+  const evals = new EvalScheduler(engine, {
+    onReport: (r) => process.stderr.write(`${formatEvalSummary(r.pipeline, r.summary)}\n`),
+    onError: (err, pipeline) => process.stderr.write(`sluice: evals of ${pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`),
+  });
+  evals.start();
   process.stderr.write(`sluice worker ${worker.owner} on ${engine.store.url}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  await evals.stop();
   await engine.close();
   return 0;
 }
