@@ -7,7 +7,9 @@ import { Ajv } from 'ajv';
 import { resolve } from 'node:path';
 import { ArtifactStore, DEFAULT_INLINE_LIMIT } from '../artifacts/artifact-store.js';
 import type { StepRegistry } from '../steps/step-type.js';
-import type { CreatedRun, HumanDecision, PipelineSource, RunEvent, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
+import { newRunId } from '../store/ids.js';
+import { renderConcurrencyKeys } from './concurrency-keys.js';
+import type { CreateRunRequest, CreatedRun, HumanDecision, PipelineSource, RunEvent, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
 import { EventBus, type EventListener } from './event-bus.js';
 import { createAttributeStep } from '../attributes/attribute-step.js';
 import { checkAttributeGraph } from '../attributes/ordering.js';
@@ -134,7 +136,7 @@ export class Engine {
   async startRuns(pipeline: string | StoredPipeline, runs: StartRunOptions[]): Promise<CreatedRun[]> {
     const stored = typeof pipeline === 'string' ? await this.requirePipeline(pipeline) : pipeline;
     if (stored.definition.disabled) throw new SluiceError('PIPELINE_DISABLED', `pipeline ${stored.name} is disabled`);
-    const requests = runs.map((o) => {
+    const requests: CreateRunRequest[] = runs.map((o) => {
       this.checkInput(stored, o.input ?? null);
       const selection = o.steps && o.steps.length > 0 ? [...withDependencies(stored.definition, o.steps)] : undefined;
       return {
@@ -148,10 +150,20 @@ export class Engine {
         ...(o.maxParallel === undefined ? {} : { maxParallel: o.maxParallel }),
       };
     });
+    if (stored.definition.steps.some((s) => s.concurrencyKey !== null)) await this.renderKeys(stored, requests);
     const created = await this.store.createRuns(requests, this.clock.now(), this.worker?.claimRequest());
     for (const c of created.runs) this.bus.publish(c.events);
     this.worker?.adopt(created.claimed);
     return created.runs;
+  }
+
+  /** Gives each new run its id now, so that its steps' concurrency keys can read `run.id`, and renders them. */
+  private async renderKeys(stored: StoredPipeline, requests: CreateRunRequest[]): Promise<void> {
+    for (const req of requests) {
+      req.id = newRunId(this.clock.now());
+      const keys = await renderConcurrencyKeys(stored.definition, { id: req.id, pipeline: stored.name, version: stored.version, input: req.input });
+      if (keys) req.concurrencyKeys = keys;
+    }
   }
 
   private checkInput(stored: StoredPipeline, input: unknown): void {

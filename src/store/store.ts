@@ -243,6 +243,11 @@ export interface CreateRunRequest {
   id?: string;
   /** The step of another run that started this one (a `pipeline` step). */
   parent?: { runId: string; step: string };
+  /**
+   * The rendered `concurrency_key` of each keyed step (step name -> key). A keyed step missing here uses its
+   * key's text unrendered, which only limits more (every run then shares one key).
+   */
+  concurrencyKeys?: Record<string, string>;
 }
 
 export interface CreatedRun {

@@ -11,6 +11,7 @@ import type { PgRunTransitions } from './pg-run-transitions.js';
 import { sql } from './pg-store-sql.js';
 import { spawnChild } from './pg-children.js';
 import { PgSupervision } from './pg-supervision.js';
+import { runConcurrencyKeys } from '../concurrency-keys.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -34,6 +35,9 @@ interface ClaimedRow {
   version: number;
   input: string;
   run_started: boolean;
+  /** Set (and every other column but id null) for a picked attempt with a concurrency key, not leased yet. */
+  concurrency_key: string | null;
+  concurrency_limit: number | null;
 }
 
 /** Inserts one run with its steps and first attempts (or returns the run its idempotency key names). */
@@ -103,12 +107,15 @@ export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, la
   const r = run;
   const parent = [req.parent?.runId ?? null, req.parent?.step ?? null];
   const runValues = [r.id, r.pipeline, r.version, r.input, r.priority, r.force, r.max_parallel, r.selection, r.idempotency_key, r.remaining, r.active, r.run_at, r.deadline_at, r.created_at, ...parent];
-  const defer = later !== undefined && req.idempotencyKey === undefined;
+  const keys = runConcurrencyKeys(p.definition, req.concurrencyKeys);
+  // The attempts of keyed steps read the run's keys when they are inserted: such a run is written at once.
+  const defer = later !== undefined && req.idempotencyKey === undefined && keys === null;
   if (defer) {
     pushRow(later.runs, runValues);
     later.count += 1;
   } else {
     await sql(client, 'insertRun', runValues);
+    if (keys !== null) await sql(client, 'setRunConcurrencyKeys', [run.id, keys]);
   }
   const events: RunEvent[] = [];
   t.emit(events, run, 'run.queued', null, now);
@@ -139,10 +146,15 @@ export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, la
 export async function claimIn(tx: Tx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<ClaimBatch> {
   const { client, t } = tx;
   const until = now + leaseMs;
-  const rows =
+  let rows =
     only.runId === undefined
       ? await sql<ClaimedRow>(client, 'claim', [owner, now, until, limit])
       : await sql<ClaimedRow>(client, 'claimForRun', [owner, now, until, limit, only.runId]);
+  if (rows.some((r) => r.concurrency_key !== null)) {
+    const admitted = await admitKeyed(client, rows.filter((r) => r.concurrency_key !== null));
+    rows = rows.filter((r) => r.concurrency_key === null);
+    if (admitted.length > 0) rows.push(...(await sql<ClaimedRow>(client, 'claimIds', [owner, now, until, admitted.length, admitted])));
+  }
   const events: RunEvent[] = [];
   if (rows.length === 0) return { attempts: [], events };
   rows.sort((a, b) => a.id - b.id);
@@ -156,6 +168,27 @@ export async function claimIn(tx: Tx, owner: string, limit: number, leaseMs: num
     attempts.push({ id: r.id, runId: r.run_id, step: r.step, number: r.number, fence: r.fence, pipeline: r.pipeline, version: r.version, input: JSON.parse(r.input), force: r.force === 1, leaseExpiresAt: until, ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }) });
   }
   return { attempts, events };
+}
+
+/**
+ * The ids of picked keyed attempts that fit under their keys' limits. Each key is decided under its advisory lock,
+ * held until commit, so claimers of one key count one after another and each sees the leases of those before it
+ * (committed before their lock was released). A key whose lock another transaction holds is skipped: that claimer
+ * decides for it now, and these attempts stay queued for a later claim.
+ */
+async function admitKeyed(client: pg.PoolClient, picked: ClaimedRow[]): Promise<number[]> {
+  const byKey = new Map<string, ClaimedRow[]>();
+  for (const r of picked) (byKey.get(r.concurrency_key!) ?? byKey.set(r.concurrency_key!, []).get(r.concurrency_key!)!).push(r);
+  const admitted: number[] = [];
+  for (const key of [...byKey.keys()].sort()) {
+    const [lock] = await sql<{ locked: boolean }>(client, 'tryKeyLock', [key]);
+    if (!lock?.locked) continue;
+    const [running] = await sql<{ n: number }>(client, 'runningWithKey', [key]);
+    const candidates = byKey.get(key)!.sort((a, b) => a.id - b.id);
+    const room = (candidates[0]!.concurrency_limit ?? 1) - (running?.n ?? 0);
+    for (const r of candidates.slice(0, Math.max(0, room))) admitted.push(r.id);
+  }
+  return admitted;
 }
 
 /** The fields of a locked run that settling a step needs. */

@@ -64,6 +64,11 @@ export const TRANSITION_SQL = {
   // $1 run_id $2 step $3 number $4 status $5 priority $6 force $7 available_at $8 queued_at $9 feedback
   insertAttempt: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback)
                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+  // the same, plus $10 template $11 limit: an attempt of a step with a concurrency_key takes the key its run rendered
+  // (the key's text when the run has none)
+  insertKeyedAttempt: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback,
+                    concurrency_key, concurrency_limit)
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE((SELECT concurrency_keys ->> $2 FROM runs WHERE id = $1), $10), $11)`,
   // $1 run_id
   unstartedSteps: `SELECT name, status FROM steps WHERE run_id = $1 AND status IN ('pending', 'queued', 'retrying') ORDER BY seq`,
   // $1 run_id
@@ -181,7 +186,10 @@ export class PgRunTransitions {
   async insertAttempt(run: RunState, step: string, number: number, at: number, availableAt: number, priority: number, force = false, feedback: string | null = null): Promise<void> {
     const status = run.status === 'paused' ? 'held' : 'queued';
     const forced = force || run.force === 1 ? 1 : 0;
-    await this.query('insertAttempt', [run.id, step, number, status, run.priority + priority, forced, availableAt, at, feedback]);
+    const values = [run.id, step, number, status, run.priority + priority, forced, availableAt, at, feedback];
+    const def = (await this.pipelineOf(run)).byName.get(step);
+    if (!def || def.concurrencyKey === null) await this.query('insertAttempt', values);
+    else await this.query('insertKeyedAttempt', [...values, def.concurrencyKey, def.concurrencyLimit ?? 1]);
   }
 
   /** Queues ready steps up to the run's max_parallel; returns the run with its counters updated. */

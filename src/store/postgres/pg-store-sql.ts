@@ -12,17 +12,21 @@ export const MIGRATION_LOCK_KEY = 7_361_020_411_935_117;
 /** Advisory lock key held (for one transaction) by the process that is reaping expired leases. */
 export const REAPER_LOCK_KEY = 7_361_020_411_935_118;
 
+/** Claim condition over attempt `a`: it has no concurrency key, or fewer than its limit with its key are running. */
+const KEY_HAS_ROOM = `(a.concurrency_key IS NULL OR
+  (SELECT count(*) FROM attempts k WHERE k.concurrency_key = a.concurrency_key AND k.status = 'running') < a.concurrency_limit)`;
+
 /**
- * Leases available attempts (those matching `extra` too) and starts their steps and queued runs, in one statement.
+ * Leases the attempts `picked` selects (locked; columns id, concurrency_key, concurrency_limit) that have no
+ * concurrency key, and starts their steps and queued runs, in one statement. Picked attempts with a key are not
+ * leased but returned too (every other column null) for claimIn to admit under the key's lock.
  * The final SELECT reads runs from the statement's snapshot, which is fine: pipeline, version and input never change.
  * PostgreSQL runs every data-modifying CTE to completion, whether or not the SELECT reads it.
  */
-const claimWhere = (extra: string) => `WITH picked AS (
-            SELECT id FROM attempts WHERE status = 'queued' AND available_at <= $2 ${extra}
-            ORDER BY priority DESC, available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED),
+const claimPicked = (picked: string) => `WITH picked AS (${picked}),
           claimed AS (
             UPDATE attempts a SET status = 'running', owner = $1, fence = a.fence + 1, started_at = $2, lease_expires_at = $3
-            FROM picked WHERE a.id = picked.id
+            FROM picked WHERE a.id = picked.id AND picked.concurrency_key IS NULL
             RETURNING a.id, a.run_id, a.step, a.number, a.fence, a.force, a.feedback),
           started AS (
             UPDATE runs SET status = 'running', started_at = $2
@@ -30,8 +34,18 @@ const claimWhere = (extra: string) => `WITH picked AS (
           steps_started AS (
             UPDATE steps s SET status = 'running', started_at = COALESCE(s.started_at, $2)
             FROM claimed c WHERE s.run_id = c.run_id AND s.name = c.step AND s.status IN (${inList(stepStatesInto('running'))}))
-          SELECT c.*, r.pipeline, r.version, r.input, EXISTS (SELECT 1 FROM started WHERE started.id = c.run_id) AS run_started
-          FROM claimed c JOIN runs r ON r.id = c.run_id`;
+          SELECT c.*, r.pipeline, r.version, r.input, EXISTS (SELECT 1 FROM started WHERE started.id = c.run_id) AS run_started,
+            NULL::text AS concurrency_key, NULL::integer AS concurrency_limit
+          FROM claimed c JOIN runs r ON r.id = c.run_id
+          UNION ALL
+          SELECT p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, p.concurrency_key, p.concurrency_limit
+          FROM picked p WHERE p.concurrency_key IS NOT NULL`;
+
+/** The best available attempts (those matching `extra` too), skipping rows another claimer holds. */
+const claimWhere = (extra: string) =>
+  claimPicked(`SELECT id, concurrency_key, concurrency_limit FROM attempts a
+            WHERE status = 'queued' AND available_at <= $2 ${extra} AND ${KEY_HAS_ROOM}
+            ORDER BY priority DESC, available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED`);
 
 /** SQL of the PostgreSQL backend outside the run transitions; each statement lists its parameters. */
 export const SQL = {
@@ -120,6 +134,15 @@ export const SQL = {
   claim: claimWhere(''),
   // $1 owner $2 now $3 lease_until $4 limit $5 run_id: the same, for the attempts of one run
   claimForRun: claimWhere('AND run_id = $5'),
+  // $1 owner $2 now $3 lease_until $4 limit $5 ids: leases these keyed attempts (admitted under their key's lock)
+  claimIds: claimPicked(`SELECT id, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit FROM attempts
+            WHERE id = ANY($5::bigint[]) AND status = 'queued' ORDER BY id LIMIT $4 FOR UPDATE`),
+  // $1 key: true when this transaction holds the lock of a concurrency key (until commit); false when another has it
+  tryKeyLock: `SELECT pg_try_advisory_xact_lock(hashtextextended('concurrency:' || $1, 0)) AS locked`,
+  // $1 key
+  runningWithKey: `SELECT count(*)::integer AS n FROM attempts WHERE concurrency_key = $1 AND status = 'running'`,
+  // $1 id $2 keys (JSON text)
+  setRunConcurrencyKeys: `UPDATE runs SET concurrency_keys = $2::jsonb WHERE id = $1`,
   // $1 owner $2 lease_until: extends the owner's leases, skipping rows a transaction of this worker is finishing
   // (waiting on them could deadlock with it); returns every attempt the owner still holds
   heartbeat: `WITH renewed AS (
@@ -127,7 +150,8 @@ export const SQL = {
                 WHERE id IN (SELECT id FROM attempts WHERE owner = $1 AND status = 'running' FOR UPDATE SKIP LOCKED))
               SELECT id FROM attempts WHERE owner = $1 AND status = 'running'`,
   // $1 attempt ids: locks the runs of these attempts in id order (concurrent transactions never wait in a cycle)
-  lockAttemptRuns: `SELECT a.id AS attempt_id, r.id, r.pipeline, r.version FROM attempts a JOIN runs r ON r.id = a.run_id
+  lockAttemptRuns: `SELECT a.id AS attempt_id, r.id, r.pipeline, r.version, a.concurrency_key IS NOT NULL AS keyed
+                    FROM attempts a JOIN runs r ON r.id = a.run_id
                     WHERE a.id = ANY($1::bigint[]) ORDER BY r.id FOR UPDATE OF r`,
   // $1 id $2 fence $3 owner $4 status $5 now $6 processing_ms $7 error $8 usage
   finishAttempt: `UPDATE attempts SET status = $4, finished_at = $5, processing_ms = $6, error = $7, usage = $8, lease_expires_at = NULL

@@ -388,7 +388,7 @@ export class PostgresStore implements Store {
       async (tx) => {
         const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
         const ids = results.map((r) => r.attemptId);
-        const locked = await this.q<RunHeader & { attempt_id: number }>('lockAttemptRuns', [ids], tx.client);
+        const locked = await this.q<RunHeader & { attempt_id: number; keyed: boolean }>('lockAttemptRuns', [ids], tx.client);
         const applied = await completeBatch(tx, results, now, batch.events, new Map(locked.map((r) => [r.attempt_id, r])));
         for (const r of results) (applied.has(r.attemptId) ? batch.accepted : batch.rejected).push(r.attemptId);
         batch.queued = batch.events.filter((e) => e.type === 'step.queued' || e.type === 'step.retrying').length;
@@ -397,7 +397,9 @@ export class PostgresStore implements Store {
           batch.claimed = next.attempts;
           batch.events.push(...next.events);
         }
-        tx.wake = batch.queued > 0 && (!claimNext || batch.claimed.length >= claimNext.limit);
+        // A finished attempt with a concurrency key frees a slot that attempts waiting on its key may take.
+        const freedKey = locked.some((r) => r.keyed);
+        tx.wake = (batch.queued > 0 || freedKey) && (!claimNext || batch.claimed.length >= claimNext.limit || freedKey);
         return batch;
       },
       { retryUnknownCommit: true },

@@ -73,6 +73,12 @@ const SQL = {
   // @run_id @step @number @status @priority @force @available_at @queued_at @feedback
   insertAttempt: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback)
                   VALUES (@run_id, @step, @number, @status, @priority, @force, @available_at, @queued_at, @feedback)`,
+  // the same, plus @key_path (JSON path of the step in runs.concurrency_keys) @template @limit: an attempt of a
+  // step with a concurrency_key takes the key its run rendered (the key's text when the run has none)
+  insertKeyedAttempt: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback,
+                    concurrency_key, concurrency_limit)
+                  VALUES (@run_id, @step, @number, @status, @priority, @force, @available_at, @queued_at, @feedback,
+                    COALESCE((SELECT json_extract(concurrency_keys, @key_path) FROM runs WHERE id = @run_id), @template), @limit)`,
   // @run_id
   unstartedSteps: `SELECT name, status FROM steps WHERE run_id = @run_id AND status IN ('pending', 'queued', 'retrying')`,
   // @run_id
@@ -186,7 +192,10 @@ export class RunTransitions {
   insertAttempt(run: RunCounters, step: string, number: number, at: number, availableAt: number, priority: number, force = false, feedback: string | null = null): void {
     const status = run.status === 'paused' ? 'held' : 'queued';
     const forced = force || run.force === 1 ? 1 : 0;
-    this.stmt('insertAttempt').run({ run_id: run.id, step, number, status, priority: run.priority + priority, force: forced, available_at: availableAt, queued_at: at, feedback });
+    const values = { run_id: run.id, step, number, status, priority: run.priority + priority, force: forced, available_at: availableAt, queued_at: at, feedback };
+    const def = this.pipelineOf(run).byName.get(step);
+    if (!def || def.concurrencyKey === null) this.stmt('insertAttempt').run(values);
+    else this.stmt('insertKeyedAttempt').run({ ...values, key_path: `$.${JSON.stringify(step)}`, template: def.concurrencyKey, limit: def.concurrencyLimit ?? 1 });
   }
 
   /** Queues ready steps up to the run's max_parallel; returns the run with its counters updated. */

@@ -64,6 +64,7 @@ import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
 import { Supervision } from './supervision.js';
+import { excessKeyedClaims, runConcurrencyKeys } from '../concurrency-keys.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const HEADER_CACHE_SIZE = 50_000;
@@ -75,6 +76,10 @@ interface RunHeader {
   /** JSON text: parsed per claim so that no two attempts share (and could mutate) one object. */
   input: string;
 }
+
+/** Claim condition over attempt `a`: it has no concurrency key, or fewer than its limit with its key are running. */
+const KEY_HAS_ROOM = `(a.concurrency_key IS NULL OR
+  (SELECT count(*) FROM attempts k WHERE k.concurrency_key = a.concurrency_key AND k.status = 'running') < a.concurrency_limit)`;
 
 /** SQL of the SQLite backend; each statement lists its named parameters. */
 const SQL = {
@@ -125,12 +130,13 @@ const SQL = {
   // @pipeline @key @output @run_id @step @created_at
   putCache: `INSERT OR REPLACE INTO step_cache (pipeline, cache_key, output, run_id, step, created_at)
              VALUES (@pipeline, @key, @output, @run_id, @step, @created_at)`,
-  // @owner @now @lease_until @limit
+  // @owner @now @lease_until @limit: an attempt with a concurrency key is a candidate only while fewer than its limit
+  // with that key run (several of one key in one claim are trimmed by claimInTransaction)
   claim: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
             lease_expires_at = @lease_until
-          WHERE id IN (SELECT id FROM attempts WHERE status = 'queued' AND available_at <= @now
+          WHERE id IN (SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND ${KEY_HAS_ROOM}
                        ORDER BY priority DESC, available_at, id LIMIT @limit)
-          RETURNING id, run_id, step, number, fence, force, feedback`,
+          RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit`,
   // @run_id @name @now
   startStep: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, @now)
               WHERE run_id = @run_id AND name = @name AND status IN (${stepStatesInto('running').map((s) => `'${s}'`).join(', ')})`,
@@ -139,9 +145,15 @@ const SQL = {
   // @owner @now @lease_until @limit @run_id
   claimForRun: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
             lease_expires_at = @lease_until
-          WHERE id IN (SELECT id FROM attempts WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id
+          WHERE id IN (SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id AND ${KEY_HAS_ROOM}
                        ORDER BY priority DESC, available_at, id LIMIT @limit)
-          RETURNING id, run_id, step, number, fence, force, feedback`,
+          RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit`,
+  // @key
+  runningWithKey: `SELECT count(*) AS n FROM attempts WHERE concurrency_key = @key AND status = 'running'`,
+  // @id: gives back a keyed attempt this claim took beyond its key's limit
+  unclaim: `UPDATE attempts SET status = 'queued', owner = NULL, started_at = NULL, lease_expires_at = NULL WHERE id = @id`,
+  // @id @keys
+  setRunConcurrencyKeys: `UPDATE runs SET concurrency_keys = @keys WHERE id = @id`,
   // @owner @lease_until
   heartbeat: `UPDATE attempts SET lease_expires_at = @lease_until WHERE owner = @owner AND status = 'running' RETURNING id`,
   // @id @fence @owner @status @now @processing_ms @error @usage
@@ -532,6 +544,8 @@ export class SqliteStore implements Store {
       created_at: now,
     };
     this.stmt('insertRun').run(row);
+    const keys = runConcurrencyKeys(p.definition, req.concurrencyKeys);
+    if (keys !== null) this.stmt('setRunConcurrencyKeys').run({ id: row.id, keys });
     const events: RunEvent[] = [];
     const run: RunRow = { ...row, status: 'queued', failed: 0, error: null, started_at: null, finished_at: null };
     this.remember(run);
@@ -644,10 +658,14 @@ export class SqliteStore implements Store {
       fence: number;
       force: number;
       feedback: string | null;
+      concurrency_key: string | null;
+      concurrency_limit: number | null;
     }>;
+    const excess = rows.some((r) => r.concurrency_key !== null) ? this.trimKeyedClaims(rows) : null;
     const events: RunEvent[] = [];
     const attempts: ClaimedAttempt[] = [];
     for (const r of rows) {
+      if (excess?.has(r.id)) continue;
       const run = this.header(r.run_id);
       if (this.stmt('startRun').run({ id: r.run_id, now }).changes > 0) this.transitions.emit(events, run, 'run.started', null, now);
       this.stmt('startStep').run({ run_id: r.run_id, name: r.step, now });
@@ -667,6 +685,17 @@ export class SqliteStore implements Store {
       });
     }
     return { attempts, events };
+  }
+
+  /**
+   * Several attempts of one key may pass the claim's condition together: those beyond the key's limit go back
+   * to the queue, untouched but for their fence. Returns their ids.
+   */
+  private trimKeyedClaims(rows: Array<{ id: number; concurrency_key: string | null; concurrency_limit: number | null }>): Set<number> {
+    const running = (key: string) => (this.stmt('runningWithKey').get({ key }) as { n: number }).n;
+    const excess = excessKeyedClaims(rows, running, (r) => r.concurrency_limit ?? 1);
+    for (const id of excess) this.stmt('unclaim').run({ id });
+    return excess;
   }
 
   async heartbeat(owner: string, attemptIds: number[], leaseMs: number, now: number): Promise<number[]> {

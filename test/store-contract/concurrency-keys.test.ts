@@ -1,0 +1,118 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { PipelineSpec } from '../../src/core/model.js';
+import { normalizePipeline } from '../../src/core/validate.js';
+import { Engine } from '../../src/engine/engine.js';
+import type { Store } from '../../src/store/store.js';
+import { backends } from '../support/backends.js';
+import { sleep, testSteps, type TestFn } from '../support/test-steps.js';
+
+/** Counts executions per key (and over all keys) that overlap in time. */
+class Overlaps {
+  private readonly running = new Map<string, number>();
+  readonly peak = new Map<string, number>();
+  total = 0;
+  peakTotal = 0;
+
+  async hold(key: string, ms: number): Promise<void> {
+    this.running.set(key, (this.running.get(key) ?? 0) + 1);
+    this.total += 1;
+    this.peak.set(key, Math.max(this.peak.get(key) ?? 0, this.running.get(key)!));
+    this.peakTotal = Math.max(this.peakTotal, this.total);
+    try {
+      await sleep(ms);
+    } finally {
+      this.running.set(key, this.running.get(key)! - 1);
+      this.total -= 1;
+    }
+  }
+}
+
+for (const backend of backends()) {
+  describe(`concurrency keys on ${backend.name}`, () => {
+    const engines: Engine[] = [];
+    afterEach(async () => {
+      for (const e of engines.splice(0)) await e.close().catch(() => undefined);
+    });
+    afterAll(() => backend.cleanup());
+
+    const keyed = (limit: number): PipelineSpec => ({
+      name: 'per-customer',
+      max_parallel: 4,
+      steps: {
+        prepare: { uses: 'function', with: { fn: 'quick' } },
+        call: { uses: 'function', needs: ['prepare'], with: { fn: 'work' }, concurrency_key: '${{ "customer-" & input.customer }}', concurrency_limit: limit },
+      },
+    });
+
+    /** Engines sharing one store, each with its own worker (unless `workers` is 0). */
+    async function setup(spec: PipelineSpec, fns: Record<string, TestFn>, workers: number, store?: Store) {
+      const shared = store ?? (await backend.create());
+      const steps = testSteps(fns);
+      const started: Engine[] = [];
+      for (let i = 0; i < Math.max(1, workers); i++) {
+        const engine = new Engine({ store: shared, steps, onError: (e) => console.error(e), artifactsDir: mkdtempSync(join(tmpdir(), 'sluice-artifacts-')) });
+        engines.push(engine);
+        started.push(engine);
+        if (workers > 0) engine.startWorker({ concurrency: 8, pollMs: 20, reapMs: 50 });
+      }
+      await started[0]!.registerPipeline(normalizePipeline(spec, { stepTypes: steps }));
+      return { engines: started, store: shared };
+    }
+
+    it('never runs more attempts of one key at once than its limit, across runs and workers', async () => {
+      const overlaps = new Overlaps();
+      const work: TestFn = (ctx) => overlaps.hold(String((ctx.input as { customer: string }).customer), 120);
+      const { engines: [a, b] } = await setup(keyed(2), { quick: () => 1, work }, 2);
+      const runs = [];
+      for (let i = 0; i < 6; i++) runs.push((await (i % 2 === 0 ? a! : b!).startRun('per-customer', { input: { customer: 'acme' } })).run);
+      const done = await Promise.all(runs.map((r) => a!.waitForRun(r.id)));
+      expect(done.map((r) => r.status)).toEqual(Array(6).fill('succeeded'));
+      expect(overlaps.peak.get('acme')).toBe(2);
+      const attempts = await Promise.all(runs.map((r) => a!.store.listAttempts(r.id, 'call')));
+      // Steps waiting on the key stayed queued: one attempt each, never started and given back.
+      expect(attempts.map((list) => list.length)).toEqual(Array(6).fill(1));
+    });
+
+    it('does not let one key hold back another', async () => {
+      const overlaps = new Overlaps();
+      const work: TestFn = (ctx) => overlaps.hold(String((ctx.input as { customer: string }).customer), 150);
+      const { engines: [engine] } = await setup(keyed(1), { quick: () => 1, work }, 1);
+      const runs = [];
+      for (const customer of ['acme', 'acme', 'globex', 'globex']) runs.push((await engine!.startRun('per-customer', { input: { customer } })).run);
+      const done = await Promise.all(runs.map((r) => engine!.waitForRun(r.id)));
+      expect(done.map((r) => r.status)).toEqual(Array(4).fill('succeeded'));
+      expect(overlaps.peak.get('acme')).toBe(1);
+      expect(overlaps.peak.get('globex')).toBe(1);
+      expect(overlaps.peakTotal).toBe(2);
+    });
+
+    it('frees the slot of an attempt whose lease expired', async () => {
+      const spec: PipelineSpec = { name: 'single', steps: { call: { uses: 'function', with: { fn: 'work' }, concurrency_key: '${{ input.customer }}' } } };
+      const { engines: [engine], store } = await setup(spec, { work: () => 1 }, 0);
+      const first = (await engine!.startRun('single', { input: { customer: 'acme' } })).run;
+      const second = (await engine!.startRun('single', { input: { customer: 'acme' } })).run;
+      const other = (await engine!.startRun('single', { input: { customer: 'globex' } })).run;
+      const now = Date.now();
+      // A worker takes one attempt of each key, then dies holding it.
+      const crashed = await store.claimAttempts('crashed-worker', 10, 1000, now);
+      expect(crashed.attempts.map((a) => a.runId).sort()).toEqual([first.id, other.id].sort());
+      expect((await store.claimAttempts('live-worker', 10, 1000, now + 10)).attempts).toEqual([]);
+      expect((await store.listSteps(second.id))[0]?.status).toBe('queued');
+      // Its lease expires: the reaper re-queues its attempt, and the key has room for one again.
+      const reaped = await store.reap(now + 2000);
+      expect(reaped.expired).toBe(2);
+      const next = await store.claimAttempts('live-worker', 10, 1000, now + 2001);
+      expect(next.attempts.filter((a) => a.runId !== other.id)).toHaveLength(1);
+      expect(next.attempts.filter((a) => a.runId === other.id)).toHaveLength(1);
+      expect((await store.claimAttempts('live-worker', 10, 1000, now + 2002)).attempts).toEqual([]);
+      // Finishing it lets the waiting one start, in the same transaction.
+      const held = next.attempts.find((a) => a.runId !== other.id)!;
+      const result = { attemptId: held.id, fence: held.fence, owner: 'live-worker', outcome: 'succeeded' as const, output: 1, processingMs: 1 };
+      const completed = await store.completeAttempts([result], now + 2003, { owner: 'live-worker', limit: 5, leaseMs: 1000 });
+      expect(completed.claimed.map((a) => a.runId)).toEqual([held.runId === first.id ? second.id : first.id]);
+    });
+  });
+}
