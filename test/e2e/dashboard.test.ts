@@ -1,7 +1,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findChromium, http, launchBrowser, screenshot, startServe, webBuilt, type Served } from '../support/browser.js';
-import { killSpawned } from '../support/cli.js';
+import { killSpawned, runCli } from '../support/cli.js';
 
 // The dashboard in a real Chromium against a real `sluice serve`. Without a Chromium the suite is skipped
 // (never failed): install one with `apt-get install -y chromium` or point SLUICE_CHROMIUM at one.
@@ -28,7 +28,33 @@ steps:
   ship: { needs: [review], uses: code, with: { code: "return { shipped: true }" } }
 `;
 
+const CATEGORY_YAML = `
+name: product-category
+description: Sorts products into categories from their titles
+dataset: products
+target: category
+source: { fields: [title] }
+steps:
+  classify:
+    uses: code
+    with:
+      code: "return { value: /lamp/i.test($json.title) ? 'lighting' : 'other', confidence: 0.8, justification: 'title says ' + $json.title }"
+`;
+
 const yaml = 'application/yaml';
+
+/** An attribute pipeline over a dataset of two products, its values computed. */
+async function seedProducts(base: string, token?: string): Promise<void> {
+  await http(base, 'PUT', '/api/datasets/products', {}, token);
+  await http(base, 'PUT', '/api/pipelines/product-category', CATEGORY_YAML, token, yaml);
+  await http(base, 'POST', '/api/datasets/products/records:bulk', [{ id: 'p1', title: 'Desk lamp', price: 30 }, { id: 'p2', title: 'Chair', price: 80 }], token);
+  for (let i = 0; i < 200; i++) {
+    const page = await http(base, 'GET', '/api/datasets/products/records', undefined, token);
+    if (page.records.every((r: { attributes?: Record<string, unknown> }) => r.attributes?.['category'])) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the values of product-category were not computed');
+}
 
 async function stepStatus(page: Page, step: string): Promise<string | null> {
   return page.locator(`.dag-label[data-step="${step}"]`).getAttribute('data-status');
@@ -135,17 +161,166 @@ suite('dashboard in Chromium (admin, no auth)', () => {
     await editor.fill(text);
   });
 
+  it('overrides a derived value, adds it as an eval, and marks an edited eval failing', async () => {
+    await seedProducts(served.url);
+    await page.goto(`${served.url}/datasets`);
+    await page.getByTestId('datasets').waitFor();
+    await screenshot(page, 'datasets');
+    await page.locator('a', { hasText: 'products' }).click();
+    await page.locator('tr[data-record="p2"]').click();
+    const card = page.locator('.value-card[data-field="category"]');
+    await card.waitFor();
+    expect(await card.textContent()).toContain('proposed');
+    expect(await card.textContent()).toContain('title says Chair');
+    await card.getByTestId('override').click();
+    await card.getByTestId('override-value').fill('"seating"');
+    await card.getByTestId('override-save').click();
+    await card.locator('.badge', { hasText: 'overridden' }).waitFor();
+    await card.getByTestId('add-eval').click();
+    await card.locator('.ok', { hasText: 'Added as eval' }).waitFor();
+    await screenshot(page, 'dataset-record');
+
+    // A case that passes, then an edit of its desired output that makes it fail at once.
+    await page.goto(`${served.url}/pipelines/product-category?tab=evals`);
+    await page.getByTestId('evals').waitFor();
+    expect(await page.locator('[data-eval]').count()).toBe(1);
+    const cases = await http(served.url, 'GET', '/api/pipelines/product-category/evals');
+    await http(served.url, 'PUT', '/api/pipelines/product-category/evals', {
+      evals: [...cases.evals.map((e: { id: number; record_id: string; desired_output: unknown }) => ({ id: e.id, record_id: e.record_id, desired_output: e.desired_output })), { record_id: 'p1', desired_output: 'lighting' }],
+    });
+    await page.reload();
+    await page.getByTestId('run-evals').click();
+    await page.locator('[data-eval][data-passed="true"]').waitFor();
+    const p1 = page.locator('tr[data-eval]', { hasText: 'p1' });
+    expect(await p1.getAttribute('data-passed')).toBe('true');
+    expect(await page.locator('tr[data-eval]', { hasText: 'p2' }).getAttribute('data-passed')).toBe('false');
+    await p1.getByTestId('desired-output').fill('"outdoor"');
+    await p1.getByTestId('desired-output').press('Enter');
+    await page.locator('tr.failing-row[data-eval]', { hasText: 'p1' }).waitFor();
+    expect(await page.getByTestId('eval-summary').textContent()).toContain('2 failed');
+    await screenshot(page, 'pipeline-evals');
+
+    await page.goto(`${served.url}/`);
+    await page.locator('tr[data-pipeline="product-category"] .badge.failing').waitFor();
+    await page.goto(`${served.url}/pipelines/product-category`);
+    await page.locator('.dag-label[data-step]').first().waitFor();
+    await screenshot(page, 'pipeline-graph');
+  });
+
   it('browses the runs list with filters', async () => {
     await page.goto(`${served.url}/runs?pipeline=gated`);
     await page.getByTestId('runs').waitFor();
     expect(await page.locator('[data-run]').count()).toBe(1);
     await page.getByTestId('filter-pipeline').selectOption('');
-    await page.waitForFunction(() => document.querySelectorAll('[data-run]').length === 2);
+    await page.waitForFunction(() => document.querySelectorAll('[data-run]').length > 2);
     await page.getByTestId('filter-status').selectOption('failed');
     await page.locator('.empty').waitFor();
     expect(await page.locator('.empty').textContent()).toContain('match these filters');
     await page.getByTestId('filter-status').selectOption('');
     await page.getByTestId('runs').waitFor();
     await screenshot(page, 'runs');
+  });
+});
+
+/** Controls a viewer must not be offered: each would fail with 403. */
+const MUTATING = /^(Start run|Start|Pause|Resume|Cancel|Retry|Roll back|Approve|Reject|Save new version|Run evals|Override|Save override|Add override as eval)$/;
+
+suite('dashboard in Chromium with tokens', () => {
+  let served: Served;
+  let browser: Browser;
+  let page: Page;
+  let admin: string;
+  let viewer: string;
+  let blockedRun: string;
+
+  beforeAll(async () => {
+    const tokens: Record<string, string> = {};
+    served = await startServe({
+      before: async (store) => {
+        for (const role of ['admin', 'viewer']) {
+          const r = await runCli(['token', 'create', '--role', role, '--name', `${role}-user`, '--store', store]);
+          if (r.code !== 0) throw new Error(r.stderr);
+          tokens[role] = r.stdout.trim();
+        }
+      },
+    });
+    admin = tokens['admin']!;
+    viewer = tokens['viewer']!;
+    await http(served.url, 'PUT', '/api/pipelines/gated', GATED_YAML, admin, yaml);
+    await seedProducts(served.url, admin);
+    await http(served.url, 'POST', '/api/datasets/products/records/p2/overrides/category', { value: 'seating' }, admin);
+    await http(served.url, 'POST', '/api/pipelines/product-category/evals/from-override', { dataset: 'products', record_id: 'p2', field: 'category' }, admin);
+    blockedRun = (await http(served.url, 'POST', '/api/pipelines/gated/runs', { input: {} }, admin)).id;
+    for (let i = 0; i < 100; i++) {
+      const run = await http(served.url, 'GET', `/api/runs/${blockedRun}`, undefined, admin);
+      if (run.status === 'waiting') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    browser = await launchBrowser(chromiumPath!);
+    page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await served?.stop();
+    await killSpawned();
+  });
+
+  async function mutatingButtons(): Promise<string[]> {
+    const names = await page.locator('button:visible').allTextContents();
+    return names.map((n) => n.trim()).filter((n) => MUTATING.test(n));
+  }
+
+  it('asks for a token, and goes back to sign-in when the token is refused', async () => {
+    await page.goto(`${served.url}/`);
+    await page.getByTestId('token-input').waitFor();
+    await screenshot(page, 'sign-in');
+    await page.getByTestId('token-input').fill('sluice_not-a-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('.error-box', { hasText: 'refused' }).waitFor();
+    await page.evaluate(() => localStorage.setItem('sluice.token', 'sluice_stale'));
+    await page.goto(`${served.url}/runs`);
+    await page.getByTestId('token-input').waitFor();
+  });
+
+  it('shows a viewer no control that would fail', async () => {
+    await page.getByTestId('token-input').fill(viewer);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByTestId('who').filter({ hasText: 'viewer' }).waitFor();
+    await page.getByTestId('runs').waitFor(); // signing in keeps the page that asked for it
+    expect(await mutatingButtons()).toEqual([]);
+    await page.goto(`${served.url}/`);
+    await page.locator('tr[data-pipeline="gated"]').waitFor();
+    expect(await mutatingButtons()).toEqual([]);
+
+    await page.goto(`${served.url}/pipelines/gated`);
+    await page.locator('.dag-label[data-step="review"][data-status="blocked"]').waitFor();
+    expect(await mutatingButtons()).toEqual([]);
+    await page.goto(`${served.url}/pipelines/gated?tab=definition`);
+    await page.getByTestId('definition').waitFor();
+    expect(await mutatingButtons()).toEqual([]);
+    await page.goto(`${served.url}/pipelines/product-category?tab=evals`);
+    await page.getByTestId('evals').waitFor();
+    expect(await mutatingButtons()).toEqual([]);
+    expect(await page.getByTestId('desired-output').count()).toBe(0);
+    await screenshot(page, 'viewer-evals');
+
+    await page.goto(`${served.url}/runs/${blockedRun}?step=review`);
+    await page.getByTestId('step-panel').waitFor();
+    await page.locator('.notice', { hasText: 'Waiting for an operator' }).waitFor();
+    expect(await mutatingButtons()).toEqual([]);
+    expect(await page.getByTestId('run-controls').count()).toBe(0);
+    await screenshot(page, 'viewer-run-blocked');
+
+    await page.goto(`${served.url}/datasets/products?record=p2`);
+    await page.locator('.value-card[data-field="category"]').waitFor();
+    expect(await mutatingButtons()).toEqual([]);
+  });
+
+  it('offers an admin the controls', async () => {
+    await page.evaluate((t) => localStorage.setItem('sluice.token', t), admin);
+    await page.goto(`${served.url}/runs/${blockedRun}?step=review`);
+    await page.getByTestId('approval').waitFor();
+    expect(await mutatingButtons()).toEqual(expect.arrayContaining(['Pause', 'Cancel', 'Approve', 'Reject']));
   });
 });

@@ -233,6 +233,7 @@ export interface EvalCase {
   justification: string | null;
   confidence: number | null;
   passed: boolean | null;
+  error?: ErrorInfo | null;
   last_ran_at: number | null;
   created_at: number;
   updated_at: number;
@@ -259,6 +260,7 @@ export interface AttributeValue {
   pipeline_version: number;
   run_id: string | null;
   status: 'proposed' | 'approved' | 'overridden';
+  note?: string | null;
   updated_at: number;
 }
 

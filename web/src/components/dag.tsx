@@ -67,6 +67,7 @@ export default function Dag({ nodes, edges, states = {}, selected, onSelect, hei
         nodes={flowNodes}
         edges={flowEdges}
         fitView
+        fitViewOptions={{ maxZoom: 1, padding: 0.15 }}
         minZoom={0.02}
         nodesDraggable={false}
         nodesConnectable={false}

@@ -211,6 +211,7 @@ function ValueCard({ dataset, recordId, field, value, onChange }: { dataset: str
         <JsonView value={current.value} />
       </div>
       {current.justification ? <p className="justification">{current.justification}</p> : null}
+      {current.note ? <p className="small">Note: {current.note}</p> : null}
       <p className="muted small">
         by <Link to={`/pipelines/${enc(current.pipeline)}`}>{current.pipeline}</Link> v{current.pipeline_version}
         {current.run_id ? (

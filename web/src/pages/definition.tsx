@@ -86,15 +86,13 @@ export function DefinitionTab({ pipeline, onSaved }: { pipeline: PipelineDetail;
           </div>
         </div>
       </div>
-      {issues && issues.some((i) => !i.line) ? (
-        <ul className="issues">
-          {issues
-            .filter((i) => !i.line)
-            .map((i, n) => (
-              <li key={n}>
-                {i.path ? <code>{i.path}</code> : null} {i.message}
-              </li>
-            ))}
+      {issues && issues.length > 0 ? (
+        <ul className="issues" data-testid="issues">
+          {issues.map((i, n) => (
+            <li key={n}>
+              {i.line ? <b>line {i.line}{i.column ? `:${i.column}` : ''}</b> : null} {i.path ? <code>{i.path}</code> : null} {i.message}
+            </li>
+          ))}
         </ul>
       ) : null}
     </div>

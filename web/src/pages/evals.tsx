@@ -100,6 +100,7 @@ function EvalRow({ pipeline, row, canEdit, onChange }: { pipeline: string; row: 
       <td>
         <code>{row.actual_output === undefined || row.actual_output === null ? '—' : JSON.stringify(row.actual_output)}</code>
         {row.justification ? <div className="muted small">{row.justification}</div> : null}
+        {row.error ? <div className="fail small">{row.error.code ? `${row.error.code}: ` : ''}{row.error.message}</div> : null}
       </td>
       <td>{typeof row.confidence === 'number' ? row.confidence.toFixed(2) : '—'}</td>
       <td>{result}</td>

@@ -91,7 +91,7 @@ function useLiveStates(id: string, reloadRun: () => void, reloadDecisions: () =>
       }, 100),
     [],
   );
-  const refresh = useMemo(() => throttle(reloadRun, 400), [reloadRun]);
+  const refresh = useMemo(() => throttle(reloadRun, 250), [reloadRun]);
   const refreshDecisions = useMemo(() => throttle(reloadDecisions, 400), [reloadDecisions]);
   useEffect(() => setState({ steps: {}, run: undefined }), [id]);
   useLiveEvents({ run: id }, (e) => {
