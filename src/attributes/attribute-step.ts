@@ -41,6 +41,9 @@ export interface AttributeStepDeps {
   onValuesChanged?: (dataset: string, field: string, recordIds: string[]) => void;
 }
 
+/** `trigger` of the runs a dataset run starts (see dataset-runs.ts). */
+export const DATASET_TRIGGER = 'dataset';
+
 /** Records read from the store at once; batches are cut from these pages. */
 const PAGE_SIZE = 1000;
 /** Failed records listed in the run output. */
@@ -68,7 +71,9 @@ export function createAttributeStep(deps: AttributeStepDeps): StepType<Record<st
       if (!stored || !attr) throw new SluiceError('STEP_FAILED', `pipeline ${ctx.run.pipeline} v${ctx.run.version} is not an attribute pipeline`, { retryable: false });
       const input = readInput(ctx.input);
       const derived = await derivedFields(deps.store, attr, stored.name);
-      const run = new AttributeRun(deps, ctx, attr, stored.name, stored.version, input.force === true || ctx.force === true);
+      // A dataset run starts every reader itself, in order: its runs tell nobody of new values.
+      const notify = input.trigger === DATASET_TRIGGER ? undefined : deps.onValuesChanged;
+      const run = new AttributeRun({ ...deps, onValuesChanged: notify }, ctx, attr, stored.name, stored.version, input.force === true || ctx.force === true);
       return run.execute(input.records, derived);
     },
   };

@@ -1,12 +1,13 @@
 import { Command, Option } from 'commander';
 import { SluiceError, ValidationError } from '../core/errors.js';
+import { datasetApproveCommand, datasetOverrideCommand, datasetRunCommand } from './commands/attributes.js';
 import { datasetCreateCommand, datasetExportCommand, datasetGetCommand, datasetImportCommand, datasetListCommand } from './commands/dataset.js';
 import { evalCommand } from './commands/eval.js';
 import { controlCommand, decideCommand, resetCommand, rollbackCommand } from './commands/control.js';
 import { dlqCommand, graphCommand, logsCommand, runsCommand, statusCommand, validateCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
-import { tokenCreateCommand } from './commands/token.js';
+import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/token.js';
 import { migrateCommand, workerCommand } from './commands/worker.js';
 import type { GlobalOptions } from './context.js';
 
@@ -117,9 +118,14 @@ export function buildProgram(): Command {
     .option('--no-cron', 'do not fire cron triggers (nor the nightly evals) in this process')
     .option('--evals-cron <pattern>', "when every pipeline's evals run again ('off' for never)", '0 3 * * *')
     .action(action((opts) => serveCommand(opts)));
-  program
-    .command('token')
-    .description('API tokens')
+  const token = program.command('token').description('API tokens');
+  token.command('list').description('every token: id, name, role, created, expires, revoked (never the token itself)').action(action((opts) => tokenListCommand(opts)));
+  token
+    .command('revoke')
+    .argument('<id>', 'the id `sluice token list` shows')
+    .description('revoke a token: servers refuse it (401 TOKEN_REVOKED) within a second')
+    .action(action(tokenRevokeCommand));
+  token
     .command('create')
     .requiredOption('--role <role>', 'admin, operator or viewer')
     .option('--name <name>', 'a label for the token')
@@ -134,7 +140,31 @@ export function buildProgram(): Command {
     .description('create a dataset, or set its ingest pipeline')
     .action(action(datasetCreateCommand));
   dataset.command('list').description('datasets and their record counts').action(action((opts) => datasetListCommand(opts)));
-  dataset.command('get').argument('<name>').argument('<id>').description('one record as JSON').action(action(datasetGetCommand));
+  dataset.command('get').argument('<name>').argument('<id>').description('one record as JSON, and its derived values').action(action(datasetGetCommand));
+  dataset
+    .command('run')
+    .argument('<name>')
+    .argument('[files...]', 'attribute pipeline files of this dataset to register first')
+    .option('--force', 'recompute every record, whatever its input hash')
+    .description("run every attribute pipeline of the dataset, in Kahn's order, in this process")
+    .action(action(datasetRunCommand));
+  dataset
+    .command('override')
+    .argument('<name>')
+    .argument('<id>')
+    .argument('<field>')
+    .argument('<value>', 'JSON (42, true, "x", {"a":1}); anything else is taken as text')
+    .option('--note <text>', 'why: kept with the value')
+    .description('set a derived value by hand; no run replaces it')
+    .action(action(datasetOverrideCommand));
+  dataset
+    .command('approve')
+    .argument('<name>')
+    .argument('<id>')
+    .argument('<field>')
+    .option('--note <text>', 'kept with the value')
+    .description('approve a proposed derived value')
+    .action(action(datasetApproveCommand));
   dataset
     .command('import')
     .argument('<name>')

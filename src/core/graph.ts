@@ -2,6 +2,14 @@ import { SluiceError, ValidationError } from './errors.js';
 import type { Pipeline, Step } from './model.js';
 import { STEP_STATES } from './model.js';
 
+/**
+ * The steps as the user wrote them: an attribute pipeline runs them inside its one `attribute` step, and
+ * its graph shows them rather than that step.
+ */
+export function writtenSteps(p: Pipeline): Pipeline {
+  return p.attribute ? { ...p, steps: p.attribute.steps } : p;
+}
+
 /** The DAG of a pipeline, as lookups. Lists keep the order steps are written in. */
 export interface PipelineGraph {
   /** Topological order, stable w.r.t. written order: among steps that could go next, the earliest written. */

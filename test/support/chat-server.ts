@@ -35,8 +35,10 @@ export interface ChatServer {
   /** Base URL for the SDK, ending in `/v1`. */
   baseUrl: string;
   requests: RecordedRequest[];
-  /** Appends answers; each request takes the next one. Unscripted requests get a 500. */
+  /** Appends answers; each request takes the next one. Unscripted requests get a 500 (or the responder's answer). */
   reply(...replies: ChatReply[]): void;
+  /** Answers every request the script does not, from its parsed body (e.g. by reading the prompt). */
+  respond(responder: (body: any) => ChatReply): void;
   close(): Promise<void>;
 }
 
@@ -53,8 +55,9 @@ export function errorReply(status: number, message: string, headers: Record<stri
 export async function startChatServer(): Promise<ChatServer> {
   const script: ChatReply[] = [];
   const requests: RecordedRequest[] = [];
+  let responder: ((body: any) => ChatReply) | undefined;
   const server = createServer((req, res) => {
-    void handle(req, res, script, requests);
+    void handle(req, res, script, requests, responder);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -62,6 +65,9 @@ export async function startChatServer(): Promise<ChatServer> {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     requests,
     reply: (...replies) => script.push(...replies),
+    respond: (fn) => {
+      responder = fn;
+    },
     close: () =>
       new Promise((resolve, reject) => {
         server.closeAllConnections();
@@ -70,7 +76,7 @@ export async function startChatServer(): Promise<ChatServer> {
   };
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, script: ChatReply[], requests: RecordedRequest[]): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, script: ChatReply[], requests: RecordedRequest[], responder?: (body: any) => ChatReply): Promise<void> {
   const text = await readBody(req);
   const body = parseJson(text);
   requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body });
@@ -78,7 +84,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, script: ChatRep
     send(res, { status: 404, body: { error: { message: `no route ${req.method} ${req.url}` } } });
     return;
   }
-  const reply = script.shift() ?? { status: 500, body: { error: { message: 'chat-server: no scripted reply left' } } };
+  const reply = script.shift() ?? responder?.(body) ?? { status: 500, body: { error: { message: 'chat-server: no scripted reply left' } } };
   if (reply.delayMs) await waitOrClose(res, reply.delayMs);
   if (!res.destroyed) send(res, reply, (body as { model?: string } | undefined)?.model);
 }

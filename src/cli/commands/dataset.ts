@@ -6,6 +6,7 @@ import { DEFAULT_ID_FIELD, readJsonlFile } from '../../datasets/jsonl.js';
 import type { Engine } from '../../engine/engine.js';
 import type { DataRecord, NewDataRecord } from '../../store/store.js';
 import { formatTime, openEngine, printJson, table, type GlobalOptions } from '../context.js';
+import { valuesTable } from './attributes.js';
 
 /** Records per write transaction of `dataset import`, and per page of `dataset export`. */
 export const IMPORT_BATCH = 1000;
@@ -41,13 +42,19 @@ export async function datasetListCommand(opts: GlobalOptions): Promise<number> {
   });
 }
 
-/** `sluice dataset get NAME ID`: one record's data as JSON. */
+/** `sluice dataset get NAME ID`: one record's data as JSON, then its derived values with their provenance. */
 export async function datasetGetCommand(name: string, id: string, opts: GlobalOptions): Promise<number> {
   return withEngine(opts, async (engine) => {
     await requireDataset(engine, name);
     const record = await engine.store.getRecord(name, id);
     if (!record) throw new SluiceError('RECORD_NOT_FOUND', `dataset ${name} has no record ${id}`);
-    printJson(opts.json ? record : record.data);
+    const values = await engine.store.getAttributeValues(name, id);
+    if (opts.json) {
+      printJson({ ...record, attributes: values });
+      return 0;
+    }
+    printJson(record.data);
+    if (Object.keys(values).length > 0) process.stdout.write(`\n${valuesTable(values)}\n`);
     return 0;
   });
 }
@@ -66,8 +73,13 @@ export async function datasetImportCommand(name: string, file: string, opts: Glo
     let lines = 0;
     for await (const _ of readJsonlFile(file, idField)) lines += 1;
     const written = await importBatches(engine, name, file, idField);
-    if (opts.json) printJson({ dataset: name, written });
-    else process.stdout.write(`dataset ${name}: ${written} record(s) imported from ${lines} line(s)\n`);
+    const triggered = engine.attributeTriggers.waiting;
+    await engine.attributeTriggers.flush();
+    if (opts.json) printJson({ dataset: name, written, triggered });
+    else {
+      process.stdout.write(`dataset ${name}: ${written} record(s) imported from ${lines} line(s)\n`);
+      if (triggered.length > 0) process.stdout.write(`queued runs of ${triggered.join(', ')} for the changed records (a worker runs them: sluice worker, or sluice serve)\n`);
+    }
     return 0;
   });
 }

@@ -1,5 +1,5 @@
 import { SluiceError } from '../../core/errors.js';
-import { renderGraph } from '../../core/graph.js';
+import { renderGraph, writtenSteps } from '../../core/graph.js';
 import { loadPipelineFile } from '../../core/load-pipeline.js';
 import { builtinStepTypes } from '../../steps/builtin.js';
 import type { AttemptRecord, Pipeline, RunRecord, RunStatus } from '../../index.js';
@@ -116,7 +116,7 @@ export async function logsCommand(runId: string, step: string | undefined, opts:
 export async function validateCommand(file: string, opts: GlobalOptions): Promise<number> {
   const loaded = await loadPipelineFile(file, builtinStepTypes());
   if (opts.json) printJson({ valid: true, pipeline: loaded.pipeline });
-  else process.stdout.write(`${file}: pipeline ${loaded.pipeline.name} is valid (${loaded.pipeline.steps.length} steps)\n`);
+  else process.stdout.write(`${file}: pipeline ${loaded.pipeline.name} is valid (${writtenSteps(loaded.pipeline).steps.length} steps${loaded.pipeline.attribute ? `, writes ${loaded.pipeline.attribute.target} of dataset ${loaded.pipeline.attribute.dataset}` : ''})\n`);
   return 0;
 }
 
@@ -139,7 +139,8 @@ export async function graphCommand(target: string, opts: GlobalOptions & { forma
   }
 }
 
-function printGraph(p: Pipeline, format: 'ascii' | 'mermaid' | 'dot', opts: GlobalOptions): void {
+function printGraph(definition: Pipeline, format: 'ascii' | 'mermaid' | 'dot', opts: GlobalOptions): void {
+  const p = writtenSteps(definition);
   const text = renderGraph(p, format);
   if (!opts.json) {
     process.stdout.write(`${text}\n`);

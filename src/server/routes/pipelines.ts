@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { ValidationError, type ValidationIssue } from '../../core/errors.js';
-import { buildGraph, renderGraph, type GraphFormat } from '../../core/graph.js';
+import { buildGraph, renderGraph, writtenSteps, type GraphFormat } from '../../core/graph.js';
 import { isRecord, type Locate } from '../../core/key-path.js';
 import { parsePipelineText } from '../../core/load-pipeline.js';
 import type { Pipeline } from '../../core/model.js';
@@ -52,8 +52,9 @@ export function registerPipelineRoutes(app: FastifyInstance, ctx: ServerContext)
     { schema: { tags, params: pipelineParams, querystring: graphQuery } },
     async (request, reply) => {
       const p = await engine.requirePipeline(request.params.name);
-      if (request.query.format !== 'json') return reply.type('text/plain; charset=utf-8').send(renderGraph(p.definition, request.query.format));
-      return graphJson(p.definition);
+      const written = writtenSteps(p.definition);
+      if (request.query.format !== 'json') return reply.type('text/plain; charset=utf-8').send(renderGraph(written, request.query.format));
+      return graphJson(written);
     },
   );
 
