@@ -29,7 +29,10 @@ export async function createApiToken(store: Store, role: ApiRole, name: string |
   return { token, record };
 }
 
+/** How long auth stays off before the store is asked again whether it holds a token. */
 const CACHE_MS = 2000;
+/** How long a token lookup is reused: a revocation by another process is honoured within this. */
+const TOKEN_CACHE_MS = 1000;
 
 /** Checks requests against the tokens of a store, caching lookups for a moment. */
 export class Authenticator {
@@ -59,7 +62,10 @@ export class Authenticator {
     const presented = bearerOf(request);
     if (!presented) throw new HttpError('UNAUTHORIZED', 'this server requires a token: Authorization: Bearer <token>');
     const token = await this.lookup(presented);
-    if (!token) throw new HttpError('UNAUTHORIZED', 'the token is unknown or revoked');
+    if (!token) throw new HttpError('UNAUTHORIZED', 'the token is unknown');
+    if (token.revokedAt !== null) {
+      throw new HttpError('TOKEN_REVOKED', `token ${token.id} was revoked at ${new Date(token.revokedAt).toISOString()}; create a new one with sluice token create`);
+    }
     if (token.expiresAt !== null && token.expiresAt <= Date.now()) {
       throw new HttpError('TOKEN_EXPIRED', `the token expired at ${new Date(token.expiresAt).toISOString()}; create a new one with sluice token create`);
     }
@@ -74,8 +80,13 @@ export class Authenticator {
     if (!this.store.findToken) throw new HttpError('NOT_SUPPORTED', `the store ${this.store.url} does not support API tokens`);
     const token = await this.store.findToken(hash);
     if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(hash, { token, until: Date.now() + CACHE_MS });
+    this.cache.set(hash, { token, until: Date.now() + TOKEN_CACHE_MS });
     return token;
+  }
+
+  /** Drops cached lookups of the token with this id (revoked by this process: refused from the next request). */
+  forget(id: number): void {
+    for (const [hash, hit] of this.cache) if (hit.token?.id === id) this.cache.delete(hash);
   }
 }
 

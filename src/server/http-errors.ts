@@ -10,6 +10,8 @@ export type HttpOnlyCode =
   | 'ROUTE_NOT_FOUND'
   | 'UNAUTHORIZED'
   | 'TOKEN_EXPIRED'
+  | 'TOKEN_REVOKED'
+  | 'TOKEN_NOT_FOUND'
   | 'FORBIDDEN'
   | 'NOT_SUPPORTED';
 
@@ -26,6 +28,8 @@ export const HTTP_STATUS: Readonly<Partial<Record<ApiErrorCode, number>>> = {
   RECORD_INVALID: 400,
   UNAUTHORIZED: 401,
   TOKEN_EXPIRED: 401,
+  TOKEN_REVOKED: 401,
+  TOKEN_NOT_FOUND: 404,
   FORBIDDEN: 403,
   PIPELINE_NOT_FOUND: 404,
   RUN_NOT_FOUND: 404,

@@ -129,8 +129,15 @@ export interface Store extends AttributeValueStore, EvalStore {
   pipelineStats?(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats>;
   /** Stores an API token by its sha256 hash (the token itself is never stored). */
   createToken?(token: NewApiToken, now: number): Promise<ApiToken>;
-  /** The token with this sha256 hash, unless revoked. */
+  /** The token with this sha256 hash, revoked or not (`revokedAt` says). */
   findToken?(hash: string): Promise<ApiToken | undefined>;
+  /** Every token, revoked ones too, oldest first. */
+  listTokens?(): Promise<ApiToken[]>;
+  /**
+   * Revokes the token with this id: it is refused from then on (TOKEN_REVOKED). Revoking a revoked token keeps its
+   * first revocation time. Undefined when no token has this id.
+   */
+  revokeToken?(id: number, now: number): Promise<ApiToken | undefined>;
   /** How many tokens exist (not revoked); the server enables auth when there is at least one. */
   countTokens?(): Promise<number>;
   /**
@@ -154,6 +161,8 @@ export interface NewApiToken {
 export interface ApiToken extends NewApiToken {
   id: number;
   createdAt: number;
+  /** Epoch ms when the token was revoked; null while it is valid. */
+  revokedAt: number | null;
 }
 
 /** Durations are milliseconds; percentiles by nearest rank, null when nothing finished. */

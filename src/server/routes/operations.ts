@@ -1,13 +1,14 @@
 import type { FastifyInstance } from 'fastify';
-import type { ApiRole } from '../../store/store.js';
+import type { ApiRole, ApiToken } from '../../store/store.js';
 import { createApiToken } from '../auth.js';
 import type { ServerContext } from '../create-server.js';
-import { toHttpError } from '../http-errors.js';
+import { HttpError, toHttpError } from '../http-errors.js';
 import { createTokenBody } from '../schemas.js';
 
 /**
  * GET /healthz (the process answers), /readyz (the store answers), /metrics (Prometheus text): no auth.
- * POST /api/tokens (admin): creates an API token, shown once.
+ * POST /api/tokens (admin): creates an API token, shown once. GET /api/tokens, DELETE /api/tokens/:id (admin): lists
+ * tokens (never their secret or hash), revokes one.
  */
 export function registerOperationRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/healthz', { schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
@@ -35,4 +36,36 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServerContext
       return reply.status(201).send({ token, id: record.id, role: record.role, name: record.name, created_at: record.createdAt });
     },
   );
+
+  app.get('/api/tokens', { config: { role: 'admin' }, schema: { tags: ['auth'], summary: 'List API tokens (never their secret)' } }, async () => {
+    const store = ctx.engine.store;
+    if (!store.listTokens) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
+    return { tokens: (await store.listTokens()).map(tokenView) };
+  });
+
+  app.delete<{ Params: { id: string } }>(
+    '/api/tokens/:id',
+    { config: { role: 'admin' }, schema: { tags: ['auth'], summary: 'Revoke an API token: it gets 401 TOKEN_REVOKED from then on', params: tokenParams } },
+    async (request) => {
+      const store = ctx.engine.store;
+      if (!store.revokeToken) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
+      const id = Number(request.params.id);
+      const token = await store.revokeToken(id, ctx.engine.clock.now());
+      if (!token) throw new HttpError('TOKEN_NOT_FOUND', `no token with id ${request.params.id}`);
+      ctx.auth.forget(id);
+      return tokenView(token);
+    },
+  );
+}
+
+const tokenParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: '^[0-9]{1,15}$', description: 'The id `sluice token list` shows' } },
+} as const;
+
+/** A token as the API shows it: never its secret nor its hash. */
+function tokenView(t: ApiToken) {
+  return { id: t.id, name: t.name, role: t.role, created_at: t.createdAt, expires_at: t.expiresAt, revoked_at: t.revokedAt };
 }

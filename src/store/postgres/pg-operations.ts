@@ -32,7 +32,11 @@ const SQL = {
   // $1 hash $2 role $3 name $4 created_at
   insertToken: `INSERT INTO api_tokens (hash, role, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
   // $1 hash
-  token: `SELECT * FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL`,
+  token: `SELECT * FROM api_tokens WHERE hash = $1`,
+  // (none)
+  listTokens: `SELECT * FROM api_tokens ORDER BY id`,
+  // $1 id $2 now
+  revokeToken: `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *`,
   // (none)
   countTokens: `SELECT count(*) AS n FROM api_tokens WHERE revoked_at IS NULL`,
   // $1 pipeline $2 slot $3 now
@@ -46,6 +50,13 @@ interface TokenRow {
   name: string | null;
   created_at: number;
   expires_at: number | null;
+  revoked_at: number | null;
+}
+
+const msOrNull = (v: number | string | null) => (v === null ? null : Number(v));
+
+function toApiToken(row: TokenRow): ApiToken {
+  return { id: row.id, hash: row.hash, role: row.role, name: row.name, createdAt: Number(row.created_at), expiresAt: msOrNull(row.expires_at), revokedAt: msOrNull(row.revoked_at) };
 }
 
 type StepStats = PipelineStats['steps'][number] & { seq: number; durations: number[] };
@@ -117,12 +128,21 @@ export class PgOperations {
 
   async createToken(token: NewApiToken, now: number): Promise<ApiToken> {
     const [row] = await this.rows<{ id: number }>('insertToken', [token.hash, token.role, token.name, now, token.expiresAt]);
-    return { ...token, id: row!.id, createdAt: now };
+    return { ...token, id: row!.id, createdAt: now, revokedAt: null };
   }
 
   async findToken(hash: string): Promise<ApiToken | undefined> {
     const [row] = await this.rows<TokenRow>('token', [hash]);
-    return row ? { id: row.id, hash: row.hash, role: row.role, name: row.name, createdAt: row.created_at, expiresAt: row.expires_at === null ? null : Number(row.expires_at) } : undefined;
+    return row ? toApiToken(row) : undefined;
+  }
+
+  async listTokens(): Promise<ApiToken[]> {
+    return (await this.rows<TokenRow>('listTokens')).map(toApiToken);
+  }
+
+  async revokeToken(id: number, now: number): Promise<ApiToken | undefined> {
+    const [row] = await this.rows<TokenRow>('revokeToken', [id, now]);
+    return row ? toApiToken(row) : undefined;
   }
 
   async countTokens(): Promise<number> {

@@ -545,6 +545,14 @@ export class PostgresStore implements Store {
     return this.ops.findToken(hash);
   }
 
+  listTokens(): Promise<ApiToken[]> {
+    return this.ops.listTokens();
+  }
+
+  revokeToken(id: number, now: number): Promise<ApiToken | undefined> {
+    return this.ops.revokeToken(id, now);
+  }
+
   countTokens(): Promise<number> {
     return this.ops.countTokens();
   }

@@ -25,7 +25,10 @@ const SQL = {
   // @hash @role @name @created_at
   insertToken: `INSERT INTO api_tokens (hash, role, name, created_at, expires_at) VALUES (@hash, @role, @name, @created_at, @expires_at) RETURNING id`,
   // @hash
-  token: `SELECT * FROM api_tokens WHERE hash = @hash AND revoked_at IS NULL`,
+  token: `SELECT * FROM api_tokens WHERE hash = @hash`,
+  listTokens: `SELECT * FROM api_tokens ORDER BY id`,
+  // @id @now
+  revokeToken: `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, @now) WHERE id = @id RETURNING *`,
   countTokens: `SELECT COUNT(*) AS n FROM api_tokens WHERE revoked_at IS NULL`,
   // @pipeline @slot @now
   claimSlot: `INSERT INTO trigger_slots (pipeline, slot, claimed_at) VALUES (@pipeline, @slot, @now) ON CONFLICT DO NOTHING`,
@@ -38,6 +41,11 @@ interface TokenRow {
   name: string | null;
   created_at: number;
   expires_at: number | null;
+  revoked_at: number | null;
+}
+
+function toApiToken(row: TokenRow): ApiToken {
+  return { id: row.id, hash: row.hash, role: row.role, name: row.name, createdAt: row.created_at, expiresAt: row.expires_at, revokedAt: row.revoked_at };
 }
 
 /** The server features of the SQLite store (tokens, trigger slots, stats), over the store's connection. */
@@ -121,13 +129,22 @@ export class SqliteOperations {
   createToken(token: NewApiToken, now: number): ApiToken {
     return this.write(() => {
       const row = this.stmt('insertToken').get({ hash: token.hash, role: token.role, name: token.name, created_at: now, expires_at: token.expiresAt }) as { id: number };
-      return { ...token, id: row.id, createdAt: now };
+      return { ...token, id: row.id, createdAt: now, revokedAt: null };
     });
   }
 
   findToken(hash: string): ApiToken | undefined {
     const row = this.stmt('token').get({ hash }) as TokenRow | undefined;
-    return row ? { id: row.id, hash: row.hash, role: row.role, name: row.name, createdAt: row.created_at, expiresAt: row.expires_at } : undefined;
+    return row ? toApiToken(row) : undefined;
+  }
+
+  listTokens(): ApiToken[] {
+    return (this.stmt('listTokens').all() as TokenRow[]).map(toApiToken);
+  }
+
+  revokeToken(id: number, now: number): ApiToken | undefined {
+    const row = this.write(() => this.stmt('revokeToken').get({ id, now }) as TokenRow | undefined);
+    return row ? toApiToken(row) : undefined;
   }
 
   countTokens(): number {

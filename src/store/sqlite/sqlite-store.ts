@@ -384,6 +384,14 @@ export class SqliteStore implements Store {
     return this.ops.findToken(hash);
   }
 
+  async listTokens(): Promise<ApiToken[]> {
+    return this.ops.listTokens();
+  }
+
+  async revokeToken(id: number, now: number): Promise<ApiToken | undefined> {
+    return this.ops.revokeToken(id, now);
+  }
+
   async countTokens(): Promise<number> {
     return this.ops.countTokens();
   }
