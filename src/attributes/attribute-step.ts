@@ -139,7 +139,8 @@ class AttributeRun {
   private readonly seenFields = new Set<string>();
   private readonly started: number;
   private lastProgress: number;
-  private pending: Array<BatchItem & { inputHash: string }> = [];
+  private pending: Array<BatchItem & { inputHash: string; rev: number }> = [];
+  private unchanged: Array<{ recordId: string; sourceRev: number }> = [];
   private readonly ctx: StepContext;
 
   constructor(
@@ -166,19 +167,28 @@ class AttributeRun {
   async execute(ids: string[] | undefined, derivedList: string[]): Promise<AttributeRunStats> {
     const derived = new Set(derivedList);
     const { dataset, target } = this.attr;
+    // Records whose value is current by rev stay in the store, unread: unless forced, or when a source field
+    // is another pipeline's value (those change without the record being written).
+    const changedOnly = !this.force && derivedList.length === 0 ? { version: this.version } : undefined;
+    const total = ids !== undefined ? ids.length : changedOnly ? await this.deps.store.countRecords(dataset) : 0;
+    let read = 0;
     if (ids !== undefined) {
       for (let i = 0; i < ids.length; i += PAGE_SIZE) {
-        await this.consider(await this.deps.store.loadAttributeWork(dataset, target, derivedList, { ids: ids.slice(i, i + PAGE_SIZE) }), derived);
+        const page = await this.deps.store.loadAttributeWork(dataset, target, derivedList, { ids: ids.slice(i, i + PAGE_SIZE), changedOnly });
+        read += page.length;
+        await this.consider(page, derived);
       }
     } else {
       for (let after: string | undefined; ; ) {
-        const page = await this.deps.store.loadAttributeWork(dataset, target, derivedList, { after, limit: PAGE_SIZE });
+        const page = await this.deps.store.loadAttributeWork(dataset, target, derivedList, { after, limit: PAGE_SIZE, changedOnly });
+        read += page.length;
         await this.consider(page, derived);
         if (page.length < PAGE_SIZE) break;
         after = page.at(-1)!.id;
       }
     }
     await this.flush();
+    if (ids !== undefined || changedOnly) this.stats.skipped += Math.max(0, total - read);
     this.stats.missing_fields = this.attr.fields.filter((f) => !this.seenFields.has(f));
     if (this.stats.missing_fields.length > 0 && this.stats.processed + this.stats.failed > 0) {
       this.ctx.log('warn', `no record had source field(s) ${this.stats.missing_fields.join(', ')}: the steps saw them as absent`);
@@ -202,15 +212,20 @@ class AttributeRun {
       const inputHash = this.hash(fields);
       if (!this.force && current !== null && current.inputHash === inputHash && current.pipelineVersion === this.version) {
         this.stats.skipped += 1;
+        // Written since, but not in a field this pipeline reads: remember the rev so the next run need not look.
+        this.unchanged.push({ recordId: item.id, sourceRev: item.rev });
         continue;
       }
-      this.pending.push({ id: item.id, fields, value: current?.value ?? null, inputHash });
+      this.pending.push({ id: item.id, fields, value: current?.value ?? null, inputHash, rev: item.rev });
       if (this.pending.length >= this.attr.batchSize) await this.flush();
     }
   }
 
   private async flush(): Promise<void> {
-    if (this.pending.length === 0) return;
+    if (this.pending.length === 0) {
+      if (this.unchanged.length > 0) await this.deps.store.saveAttributeValues(this.attr.dataset, this.attr.target, this.pipeline, [], this.ctx.now(), this.unchanged.splice(0));
+      return;
+    }
     const batch = this.pending;
     this.pending = [];
     const outcomes = await runBatch(this.attr, { name: this.pipeline }, batch, { steps: this.deps.steps(), ctx: this.ctx, concurrency: this.attr.concurrency });
@@ -219,7 +234,16 @@ class AttributeRun {
     outcomes.forEach((o, i) => {
       const item = batch[i]!;
       if (o.ok) {
-        values.push({ recordId: item.id, value: o.value, confidence: o.confidence, justification: o.justification, inputHash: item.inputHash, pipelineVersion: this.version, runId: this.ctx.run.id });
+        values.push({
+          recordId: item.id,
+          value: o.value,
+          confidence: o.confidence,
+          justification: o.justification,
+          inputHash: item.inputHash,
+          pipelineVersion: this.version,
+          runId: this.ctx.run.id,
+          sourceRev: item.rev,
+        });
         return;
       }
       const failure = { record: item.id, step: o.step, error: o.error };
@@ -228,7 +252,7 @@ class AttributeRun {
       if (this.stats.failures.length < MAX_LISTED_FAILURES) this.stats.failures.push(failure);
       if (this.attr.onRecordFailure === 'continue') this.ctx.log('warn', `record "${item.id}" failed in step ${o.step}: ${o.error.message}`);
     });
-    const written = await this.deps.store.saveAttributeValues(this.attr.dataset, this.attr.target, this.pipeline, values, this.ctx.now());
+    const written = await this.deps.store.saveAttributeValues(this.attr.dataset, this.attr.target, this.pipeline, values, this.ctx.now(), this.unchanged.splice(0));
     this.stats.processed += values.length;
     this.stats.batches += 1;
     const changed = new Set(batch.filter((b, i) => outcomes[i]!.ok && stableStringify((outcomes[i] as { value: unknown }).value) !== stableStringify(b.value)).map((b) => b.id));

@@ -33,11 +33,15 @@ export interface ComputedAttributeValue {
   inputHash: string;
   pipelineVersion: number;
   runId: string | null;
+  /** The rev of the record it was computed from. */
+  sourceRev: number | null;
 }
 
 /** A record as an attribute run sees it. */
 export interface AttributeWorkItem {
   id: string;
+  /** Changes with every write of the record (see {@link AttributeWorkSelection}'s `changedOnly`). */
+  rev: number;
   data: Record<string, unknown>;
   /** Values of the requested derived fields (other pipelines' targets) that the record has. */
   derived: Record<string, unknown>;
@@ -45,8 +49,12 @@ export interface AttributeWorkItem {
   current: AttributeValue | null;
 }
 
-/** Which records to load: a page in id order, or exactly these ids (missing ones are left out). */
-export type AttributeWorkSelection = { after?: string | undefined; limit: number } | { ids: string[] };
+/**
+ * Which records to load: a page in id order, or exactly these ids (missing ones are left out). With
+ * `changedOnly`, the store leaves out records whose value was computed by that pipeline version from the
+ * record's current rev, and overridden ones: what a run would skip anyway, without reading it.
+ */
+export type AttributeWorkSelection = ({ after?: string | undefined; limit: number } | { ids: string[] }) & { changedOnly?: { version: number } };
 
 export interface AttributeSummary {
   values: number;
@@ -60,9 +68,11 @@ export interface AttributeValueStore {
   loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]>;
   /**
    * Stores computed values as `proposed` in one transaction; a value whose row is `overridden` is left as it
-   * is, and an approved value computed again unchanged stays approved. Returns the ids whose row was written.
+   * is, and an approved value computed again unchanged stays approved. `unchanged` are values found current
+   * by their input hash although their record was written since: only their source rev is updated. Returns
+   * the ids whose row was written.
    */
-  saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number): Promise<string[]>;
+  saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number, unchanged?: Array<{ recordId: string; sourceRev: number }>): Promise<string[]>;
   /** Every derived value of one record, by field. */
   getAttributeValues(dataset: string, recordId: string): Promise<Record<string, AttributeValue>>;
   /** Derived values of many records: record id -> field -> value (records without values are absent). */

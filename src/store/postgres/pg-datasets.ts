@@ -15,10 +15,12 @@ const SQL = {
   lockDataset: `SELECT name FROM datasets WHERE name = $1 FOR SHARE`,
   // (none)
   datasets: `SELECT * FROM datasets ORDER BY name`,
-  // $1 dataset $2 ids (text[]) $3 data (text[], JSON) $4 now
-  putRecords: `INSERT INTO dataset_records (dataset, id, data, created_at, updated_at)
-               SELECT $1, u.id, u.data::json, $4, $4 FROM unnest($2::text[], $3::text[]) AS u (id, data)
-               ON CONFLICT (dataset, id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
+  // $1 dataset $2 ids (text[]) $3 data (text[], JSON) $4 now $5 rev
+  putRecords: `INSERT INTO dataset_records (dataset, id, data, created_at, updated_at, rev)
+               SELECT $1, u.id, u.data::json, $4, $4, $5 FROM unnest($2::text[], $3::text[]) AS u (id, data)
+               ON CONFLICT (dataset, id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at, rev = excluded.rev`,
+  // (none): one rev per write transaction
+  nextRev: `SELECT nextval('dataset_record_rev') AS rev`,
   // $1 dataset $2 id
   record: `SELECT * FROM dataset_records WHERE dataset = $1 AND id = $2`,
   // $1 dataset $2 id
@@ -65,9 +67,10 @@ export class PgDatasets {
     await this.tx(async (c) => {
       const found = await c.query({ name: 'ds_lockDataset', text: SQL.lockDataset, values: [dataset] });
       if (found.rowCount === 0) throw new SluiceError('DATASET_NOT_FOUND', `no dataset ${dataset}`);
+      const { rows } = await c.query<{ rev: number }>({ name: 'ds_nextRev', text: SQL.nextRev });
       for (let i = 0; i < checked.length; i += INSERT_CHUNK) {
         const chunk = checked.slice(i, i + INSERT_CHUNK);
-        const values = [dataset, chunk.map((r) => r.id), chunk.map((r) => JSON.stringify(r.data)), now];
+        const values = [dataset, chunk.map((r) => r.id), chunk.map((r) => JSON.stringify(r.data)), now, rows[0]!.rev];
         await c.query({ name: 'ds_putRecords', text: SQL.putRecords, values });
       }
     });

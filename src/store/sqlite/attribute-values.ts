@@ -9,36 +9,51 @@ import type {
   ComputedAttributeValue,
 } from '../attributes.js';
 
+/** A record whose value may be out of date: none yet, another version's, or computed from an older rev. */
+const CHANGED = `AND (v.record_id IS NULL OR (v.status <> 'overridden' AND (v.pipeline_version IS NOT @version OR v.source_rev IS NOT r.rev)))`;
+
 /** SQL of derived values; each statement lists its named parameters. JSON arrays are read with json_each. */
 const SQL = {
   // @dataset @field @after @limit
-  workPage: `SELECT r.id, r.data, v.*
+  workPage: `SELECT r.id, r.rev, r.data, v.*
              FROM dataset_records r
              LEFT JOIN attribute_values v ON v.dataset = r.dataset AND v.field = @field AND v.record_id = r.id
              WHERE r.dataset = @dataset AND r.id > @after ORDER BY r.id LIMIT @limit`,
+  // @dataset @field @after @limit @version: the same, without what a run of that version would skip
+  changedPage: `SELECT r.id, r.rev, r.data, v.*
+                FROM dataset_records r
+                LEFT JOIN attribute_values v ON v.dataset = r.dataset AND v.field = @field AND v.record_id = r.id
+                WHERE r.dataset = @dataset AND r.id > @after ${CHANGED} ORDER BY r.id LIMIT @limit`,
   // @dataset @field @ids (JSON array)
-  workIds: `SELECT r.id, r.data, v.*
+  workIds: `SELECT r.id, r.rev, r.data, v.*
             FROM dataset_records r
             LEFT JOIN attribute_values v ON v.dataset = r.dataset AND v.field = @field AND v.record_id = r.id
             WHERE r.dataset = @dataset AND r.id IN (SELECT value FROM json_each(@ids)) ORDER BY r.id`,
+  // @dataset @field @ids (JSON array) @version
+  changedIds: `SELECT r.id, r.rev, r.data, v.*
+               FROM dataset_records r
+               LEFT JOIN attribute_values v ON v.dataset = r.dataset AND v.field = @field AND v.record_id = r.id
+               WHERE r.dataset = @dataset AND r.id IN (SELECT value FROM json_each(@ids)) ${CHANGED} ORDER BY r.id`,
   // @dataset @fields (JSON array) @first @last
   derivedRange: `SELECT record_id, field, value FROM attribute_values
                  WHERE dataset = @dataset AND field IN (SELECT value FROM json_each(@fields)) AND record_id BETWEEN @first AND @last`,
   // @dataset @fields @ids (JSON arrays)
   derivedIds: `SELECT record_id, field, value FROM attribute_values
                WHERE dataset = @dataset AND field IN (SELECT value FROM json_each(@fields)) AND record_id IN (SELECT value FROM json_each(@ids))`,
-  // @dataset @field @record_id @value @confidence @justification @input_hash @pipeline @pipeline_version @run_id @now
+  // @dataset @field @record_id @value @confidence @justification @input_hash @pipeline @pipeline_version @run_id @source_rev @now
   saveComputed: `INSERT INTO attribute_values (dataset, field, record_id, value, confidence, justification, input_hash, pipeline,
-                   pipeline_version, run_id, status, note, updated_at)
+                   pipeline_version, run_id, source_rev, status, note, updated_at)
                  VALUES (@dataset, @field, @record_id, @value, @confidence, @justification, @input_hash, @pipeline,
-                   @pipeline_version, @run_id, 'proposed', NULL, @now)
+                   @pipeline_version, @run_id, @source_rev, 'proposed', NULL, @now)
                  ON CONFLICT (dataset, field, record_id) DO UPDATE SET value = excluded.value, confidence = excluded.confidence,
                    justification = excluded.justification, input_hash = excluded.input_hash, pipeline = excluded.pipeline,
-                   pipeline_version = excluded.pipeline_version, run_id = excluded.run_id,
+                   pipeline_version = excluded.pipeline_version, run_id = excluded.run_id, source_rev = excluded.source_rev,
                    status = CASE WHEN attribute_values.status = 'approved' AND attribute_values.value = excluded.value THEN 'approved' ELSE 'proposed' END,
                    note = CASE WHEN attribute_values.status = 'approved' AND attribute_values.value = excluded.value THEN attribute_values.note END,
                    updated_at = excluded.updated_at
                  WHERE attribute_values.status <> 'overridden'`,
+  // @dataset @field @record_id @source_rev
+  touch: `UPDATE attribute_values SET source_rev = @source_rev WHERE dataset = @dataset AND field = @field AND record_id = @record_id`,
   // @dataset @record_id
   recordValues: `SELECT * FROM attribute_values WHERE dataset = @dataset AND record_id = @record_id ORDER BY field`,
   // @dataset @ids (JSON array)
@@ -89,12 +104,13 @@ export function toAttributeValue(row: AttributeValueRow): AttributeValue {
   };
 }
 
-/** A work row: the record's id and data, and the value columns (all null when the record has no value yet). */
-export type WorkRow = { id: string; data: string } & { [K in keyof AttributeValueRow]: AttributeValueRow[K] | null };
+/** A work row: the record's id, rev and data, and the value columns (all null when the record has no value yet). */
+export type WorkRow = { id: string; rev: number; data: string } & { [K in keyof AttributeValueRow]: AttributeValueRow[K] | null };
 
 export function toWorkItem(row: WorkRow, derived: Map<string, Record<string, unknown>>): AttributeWorkItem {
   return {
     id: row.id,
+    rev: Number(row.rev),
     data: JSON.parse(row.data) as Record<string, unknown>,
     derived: derived.get(row.id) ?? {},
     current: row.status === null ? null : toAttributeValue(row as AttributeValueRow),
@@ -165,10 +181,12 @@ export class SqliteAttributeValues {
 
   loadWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): AttributeWorkItem[] {
     const byIds = 'ids' in selection;
+    const changed = selection.changedOnly;
+    const version = changed?.version;
     const rows = (
       byIds
-        ? this.stmt('workIds').all({ dataset, field, ids: JSON.stringify(selection.ids) })
-        : this.stmt('workPage').all({ dataset, field, after: selection.after ?? '', limit: selection.limit })
+        ? this.stmt(changed ? 'changedIds' : 'workIds').all({ dataset, field, ids: JSON.stringify(selection.ids), ...(changed ? { version } : {}) })
+        : this.stmt(changed ? 'changedPage' : 'workPage').all({ dataset, field, after: selection.after ?? '', limit: selection.limit, ...(changed ? { version } : {}) })
     ) as WorkRow[];
     let derived = new Map<string, Record<string, unknown>>();
     if (derivedFields.length > 0 && rows.length > 0) {
@@ -181,8 +199,10 @@ export class SqliteAttributeValues {
     return rows.map((r) => toWorkItem(r, derived));
   }
 
-  save(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number): string[] {
+  save(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number, unchanged: Array<{ recordId: string; sourceRev: number }> = []): string[] {
     return this.write(() => {
+      const touch = this.stmt('touch');
+      for (const u of unchanged) touch.run({ dataset, field, record_id: u.recordId, source_rev: u.sourceRev });
       const put = this.stmt('saveComputed');
       const written: string[] = [];
       for (const v of values) {
@@ -197,6 +217,7 @@ export class SqliteAttributeValues {
           pipeline,
           pipeline_version: v.pipelineVersion,
           run_id: v.runId,
+          source_rev: v.sourceRev,
           now,
         };
         if (put.run(params).changes > 0) written.push(v.recordId);

@@ -11,9 +11,11 @@ const SQL = {
   // @name
   dataset: `SELECT * FROM datasets WHERE name = @name`,
   datasets: `SELECT * FROM datasets ORDER BY name`,
-  // @dataset @id @data @now
-  putRecord: `INSERT INTO dataset_records (dataset, id, data, created_at, updated_at) VALUES (@dataset, @id, @data, @now, @now)
-              ON CONFLICT (dataset, id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
+  // @dataset @id @data @now @rev
+  putRecord: `INSERT INTO dataset_records (dataset, id, data, created_at, updated_at, rev) VALUES (@dataset, @id, @data, @now, @now, @rev)
+              ON CONFLICT (dataset, id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at, rev = excluded.rev`,
+  // @dataset
+  nextRev: `UPDATE datasets SET rev = rev + 1 WHERE name = @dataset RETURNING rev`,
   // @dataset @id
   record: `SELECT * FROM dataset_records WHERE dataset = @dataset AND id = @id`,
   // @dataset @id
@@ -89,9 +91,10 @@ export class SqliteDatasets {
   putRecords(dataset: string, records: NewDataRecord[], now: number): void {
     const checked = checkRecords(records);
     this.write(() => {
-      this.requireDataset(dataset);
+      const next = this.stmt('nextRev').get({ dataset }) as { rev: number } | undefined;
+      if (!next) throw new SluiceError('DATASET_NOT_FOUND', `no dataset ${dataset}`);
       const put = this.stmt('putRecord');
-      for (const r of checked) put.run({ dataset, id: r.id, data: JSON.stringify(r.data), now });
+      for (const r of checked) put.run({ dataset, id: r.id, data: JSON.stringify(r.data), now, rev: next.rev });
     });
   }
 
@@ -114,9 +117,5 @@ export class SqliteDatasets {
 
   countRecords(dataset: string): number {
     return (this.stmt('countRecords').get({ dataset }) as { n: number }).n;
-  }
-
-  private requireDataset(name: string): void {
-    if (!this.stmt('dataset').get({ name })) throw new SluiceError('DATASET_NOT_FOUND', `no dataset ${name}`);
   }
 }

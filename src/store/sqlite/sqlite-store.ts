@@ -308,8 +308,8 @@ export class SqliteStore implements Store {
     return this.attributeValues.loadWork(dataset, field, derivedFields, selection);
   }
 
-  async saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number): Promise<string[]> {
-    return this.attributeValues.save(dataset, field, pipeline, values, now);
+  async saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number, unchanged?: Array<{ recordId: string; sourceRev: number }>): Promise<string[]> {
+    return this.attributeValues.save(dataset, field, pipeline, values, now, unchanged);
   }
 
   async getAttributeValues(dataset: string, recordId: string): Promise<Record<string, AttributeValue>> {

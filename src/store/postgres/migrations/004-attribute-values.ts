@@ -13,6 +13,7 @@ CREATE TABLE attribute_values (
   pipeline         text,
   pipeline_version integer,
   run_id           text,
+  source_rev       bigint,           -- rev of the record the value was computed from
   status           text             NOT NULL CHECK (status IN ('proposed', 'approved', 'overridden')),
   note             text,
   updated_at       bigint           NOT NULL,
@@ -20,4 +21,10 @@ CREATE TABLE attribute_values (
 );
 
 CREATE INDEX attribute_values_by_record ON attribute_values (dataset, record_id);
+
+-- Every write of records takes a number from this sequence and stamps it on what it writes, so a run can
+-- leave records whose rev matches the one their value was computed from without reading them. Revs are
+-- compared for equality only: concurrent writers may commit out of order.
+CREATE SEQUENCE dataset_record_rev;
+ALTER TABLE dataset_records ADD COLUMN rev bigint NOT NULL DEFAULT 0;
 `;

@@ -13,6 +13,7 @@ CREATE TABLE attribute_values (
   pipeline         TEXT,
   pipeline_version INTEGER,
   run_id           TEXT,
+  source_rev       INTEGER,          -- rev of the record the value was computed from
   status           TEXT    NOT NULL CHECK (status IN ('proposed', 'approved', 'overridden')),
   note             TEXT,
   updated_at       INTEGER NOT NULL,
@@ -20,4 +21,9 @@ CREATE TABLE attribute_values (
 ) WITHOUT ROWID;
 
 CREATE INDEX attribute_values_by_record ON attribute_values (dataset, record_id);
+
+-- Every write of records takes the next rev of its dataset and stamps it on what it writes, so a run can
+-- leave records whose rev matches the one their value was computed from without reading them.
+ALTER TABLE datasets ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE dataset_records ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
 `;
