@@ -137,8 +137,9 @@ export function planRecordEval(pipeline: string, current: EvalCase | undefined, 
   return planPatch(current, patch, now);
 }
 
-/** A stored case with the result of an eval run. */
-export function planResult(current: EvalCase, result: EvalResult, now: number): EvalCase {
+/** A stored case with the result of an eval run; undefined when the case now reads something else. */
+export function planResult(current: EvalCase, result: EvalResult, now: number): EvalCase | undefined {
+  if (result.subject && !sameSubject(current, result.subject)) return undefined;
   const last: LastResult = { actualOutput: result.error ? null : (result.actualOutput ?? null), error: result.error, lastRanAt: now };
   return {
     ...current,

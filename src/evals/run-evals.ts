@@ -42,6 +42,7 @@ function toComputeCase(c: EvalCase): ComputeCase {
 }
 
 function toResult(c: EvalCase, v: ComputedValue | undefined): EvalResult {
-  if (!v) return { id: c.id, actualOutput: null, justification: null, confidence: null, error: { code: 'INTERNAL', message: 'the pipeline gave no result for this case' } };
-  return { id: c.id, actualOutput: v.error ? null : v.value, justification: v.justification, confidence: v.confidence, error: v.error };
+  const subject = { recordId: c.recordId, input: c.input };
+  if (!v) return { id: c.id, subject, actualOutput: null, justification: null, confidence: null, error: { code: 'INTERNAL', message: 'the pipeline gave no result for this case' } };
+  return { id: c.id, subject, actualOutput: v.error ? null : v.value, justification: v.justification, confidence: v.confidence, error: v.error };
 }

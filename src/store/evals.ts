@@ -45,6 +45,11 @@ export interface EvalResult {
   justification: string | null;
   confidence: number | null;
   error: ErrorRecord | null;
+  /**
+   * The record or input the output was computed from: a result whose case meanwhile reads something else is
+   * dropped. Default: not checked.
+   */
+  subject?: { recordId: string | null; input: Record<string, unknown> | null } | undefined;
 }
 
 /** Changes to a case; absent keys stay as they are. */
@@ -81,7 +86,10 @@ export interface EvalStore {
   putRecordEval(pipeline: string, recordEval: NewEvalCase & { recordId: string }, now: number): Promise<EvalCase>;
   /** Changes one case; undefined when the pipeline has no case with this id. */
   updateEval(pipeline: string, id: number, patch: EvalPatch, now: number): Promise<EvalCase | undefined>;
-  /** Records results of an eval run (`lastRanAt` = now). Results of cases deleted meanwhile are dropped. */
+  /**
+   * Records results of an eval run (`lastRanAt` = now; `passed` from the case's current desired output and
+   * comparator). Results of cases deleted meanwhile, or now reading another record or input, are dropped.
+   */
   saveEvalResults(pipeline: string, results: EvalResult[], now: number): Promise<void>;
   evalSummary(pipeline: string): Promise<EvalSummary>;
   /** Names of the pipelines that have at least one case. */

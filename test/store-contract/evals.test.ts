@@ -113,6 +113,17 @@ for (const backend of backends()) {
       expect(await store.evalSummary('p')).toEqual({ total: 1, passed: 1, failed: 0, notRun: 0 });
     });
 
+    it('drops a result computed for what a case read before it was changed', async () => {
+      const store = await fresh();
+      const [a] = await store.replaceEvals('p', [{ input: { n: 1 }, desiredOutput: 2 }], 1);
+      await store.replaceEvals('p', [{ id: a!.id, input: { n: 2 }, desiredOutput: 4 }], 2);
+      const stale = { id: a!.id, subject: { recordId: null, input: { n: 1 } }, actualOutput: 2, justification: null, confidence: null, error: null };
+      await store.saveEvalResults('p', [stale], 3);
+      expect((await store.listEvals('p'))[0]).toMatchObject({ passed: null, lastRanAt: null });
+      await store.saveEvalResults('p', [{ ...stale, subject: { recordId: null, input: { n: 2 } }, actualOutput: 4 }], 4);
+      expect((await store.listEvals('p'))[0]).toMatchObject({ passed: true, lastRanAt: 4 });
+    });
+
     it('creates or updates the case of a record', async () => {
       const store = await fresh();
       const made = await store.putRecordEval('p', { recordId: 'r1', desiredOutput: 'red', notes: 'override' }, 1);

@@ -84,7 +84,8 @@ export class PgEvals {
       const current = new Map((await list(c, pipeline)).map((e) => [e.id, e]));
       for (const r of results) {
         const e = current.get(r.id);
-        if (e) await update(c, planResult(e, r, now));
+        const next = e && planResult(e, r, now);
+        if (next) await update(c, next);
       }
     });
   }

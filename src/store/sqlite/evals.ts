@@ -145,7 +145,8 @@ export class SqliteEvals {
       const current = new Map(this.listEvals(pipeline).map((c) => [c.id, c]));
       for (const r of results) {
         const c = current.get(r.id);
-        if (c) this.update(planResult(c, r, now));
+        const next = c && planResult(c, r, now);
+        if (next) this.update(next);
       }
     });
   }
