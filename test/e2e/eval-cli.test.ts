@@ -2,7 +2,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { REPO_ROOT, runCli, tempDir, type CliResult } from '../support/cli.js';
+import { killSpawned, REPO_ROOT, runCli, startCli, tempDir, waitCli, type CliResult } from '../support/cli.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -14,7 +14,10 @@ beforeAll(() => {
 beforeEach(() => {
   tmp = tempDir('sluice-eval-cli-');
 });
-afterEach(() => tmp.cleanup());
+afterEach(async () => {
+  await killSpawned();
+  tmp.cleanup();
+});
 
 function sluice(...args: string[]): Promise<CliResult> {
   return runCli([...args, '--store', `sqlite:${path.join(tmp.dir, 's.db')}`], { cwd: tmp.dir });
@@ -57,6 +60,23 @@ describe('sluice eval', () => {
     const run = await sluice('run', 'double', '--input', '{"n": 5}');
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('evals of double: 2 passed, 0 failed, 0 not run (2 cases)');
+  });
+
+  it('sluice worker re-runs the evals of a pipeline after a run of it succeeds', async () => {
+    writeFileSync(path.join(tmp.dir, 'double.yaml'), DOUBLE);
+    writeFileSync(path.join(tmp.dir, 'cases.json'), JSON.stringify({ evals: [{ input: { n: 4 }, desired_output: 8 }] }));
+    expect((await sluice('run', 'double.yaml', '--detach', '--input', '{"n": 1}')).code).toBe(0);
+    expect((await sluice('eval', 'double', '--set', 'cases.json', '--no-run')).stdout).toContain('0 passed, 0 failed, 1 not run');
+    const worker = startCli(['worker', '--store', `sqlite:${path.join(tmp.dir, 's.db')}`], { cwd: tmp.dir });
+    const output = waitCli(worker);
+    let stderr = '';
+    worker.stderr?.on('data', (d: string) => (stderr += d));
+    for (let i = 0; i < 300 && !stderr.includes('evals of double'); i++) await new Promise((r) => setTimeout(r, 50));
+    worker.kill('SIGTERM');
+    const done = await output;
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stderr).toContain('evals of double: 1 passed, 0 failed, 0 not run (1 case)');
+    expect((await sluice('eval', 'double', '--no-run')).code).toBe(0);
   });
 
   it('exits 2 on an unknown pipeline or a bad file, naming the file and the case, and stores nothing', async () => {
