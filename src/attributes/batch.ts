@@ -111,10 +111,13 @@ async function runCodeStep(step: Step, work: Work[], env: BatchEnv): Promise<Ste
   }
   if (run.length === 0) return results;
   const config = (await renderTemplate(step.with, { input: null, steps: {}, run: env.ctx.run, secrets: env.ctx.secrets })) as unknown as CodeConfig;
+  // Per-item `steps` and `$value` cross into the sandbox only when some item has them.
+  const values = run.map((k) => work[k]!.item.value);
+  const steps = run.map((k) => work[k]!.steps);
   const batch = {
     items: run.map((k) => work[k]!.item.fields),
-    values: run.map((k) => work[k]!.item.value),
-    steps: run.map((k) => work[k]!.steps),
+    ...(values.some((v) => v !== null) ? { values } : {}),
+    ...(steps.some((s) => Object.keys(s).length > 0) ? { steps } : {}),
   };
   const out = await withRetries(step, env.ctx.signal, () =>
     invokeWithTimeout(step, env.ctx.signal, (signal) => runCodeItems(stepContext(env, step, null, {}, signal), config, batch)),

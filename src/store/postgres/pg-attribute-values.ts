@@ -54,9 +54,13 @@ const SQL = {
   touch: `UPDATE attribute_values v SET source_rev = u.rev FROM unnest($3::text[], $4::bigint[]) AS u (id, rev)
           WHERE v.dataset = $1 AND v.field = $2 AND v.record_id = u.id`,
   // $1 dataset $2 record_id
-  recordValues: `SELECT * FROM attribute_values WHERE dataset = $1 AND record_id = $2 ORDER BY field`,
+  recordValues: `SELECT * FROM attribute_values WHERE dataset = $1 AND record_id = $2
+                   AND field IN (SELECT field FROM attribute_fields WHERE dataset = $1) ORDER BY field`,
   // $1 dataset $2 ids (text[])
-  manyValues: `SELECT * FROM attribute_values WHERE dataset = $1 AND record_id = ANY ($2::text[]) ORDER BY record_id, field`,
+  manyValues: `SELECT * FROM attribute_values WHERE dataset = $1 AND record_id = ANY ($2::text[])
+                 AND field IN (SELECT field FROM attribute_fields WHERE dataset = $1) ORDER BY record_id, field`,
+  // $1 dataset $2 field
+  addField: `INSERT INTO attribute_fields (dataset, field) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
   // $1 dataset $2 id
   lockRecord: `SELECT 1 FROM dataset_records WHERE dataset = $1 AND id = $2 FOR SHARE`,
   // $1 dataset $2 field $3 record_id $4 value (JSON) $5 note $6 now
@@ -121,6 +125,7 @@ export class PgAttributeValues {
       values.map((v) => v.sourceRev),
     ];
     return this.tx(async (c) => {
+      await c.query({ name: 'av_addField', text: SQL.addField, values: [dataset, field] });
       if (unchanged.length > 0) {
         const touch = [dataset, field, unchanged.map((u) => u.recordId), unchanged.map((u) => u.sourceRev)];
         await c.query({ name: 'av_touch', text: SQL.touch, values: touch });
@@ -143,6 +148,7 @@ export class PgAttributeValues {
     return this.tx(async (c) => {
       const found = await c.query({ name: 'av_lockRecord', text: SQL.lockRecord, values: [dataset, recordId] });
       if (found.rowCount === 0) throw recordNotFound(dataset, recordId);
+      await c.query({ name: 'av_addField', text: SQL.addField, values: [dataset, field] });
       const values = [dataset, field, recordId, JSON.stringify(override.value ?? null), override.note ?? null, now];
       const { rows } = await c.query<ValueRow>({ name: 'av_override', text: SQL.override, values });
       return toAttributeValue(rows[0]!);

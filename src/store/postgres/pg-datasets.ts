@@ -26,7 +26,8 @@ const SQL = {
   // $1 dataset $2 id
   deleteRecord: `DELETE FROM dataset_records WHERE dataset = $1 AND id = $2`,
   // $1 dataset $2 id
-  deleteValues: `DELETE FROM attribute_values WHERE dataset = $1 AND record_id = $2`,
+  deleteValues: `DELETE FROM attribute_values WHERE dataset = $1 AND record_id = $2
+                 AND field IN (SELECT field FROM attribute_fields WHERE dataset = $1)`,
   // $1 dataset $2 after $3 limit
   records: `SELECT * FROM dataset_records WHERE dataset = $1 AND id > $2 ORDER BY id LIMIT $3`,
   // $1 dataset

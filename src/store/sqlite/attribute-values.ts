@@ -55,9 +55,13 @@ const SQL = {
   // @dataset @field @record_id @source_rev
   touch: `UPDATE attribute_values SET source_rev = @source_rev WHERE dataset = @dataset AND field = @field AND record_id = @record_id`,
   // @dataset @record_id
-  recordValues: `SELECT * FROM attribute_values WHERE dataset = @dataset AND record_id = @record_id ORDER BY field`,
+  recordValues: `SELECT * FROM attribute_values WHERE dataset = @dataset AND record_id = @record_id
+                   AND field IN (SELECT field FROM attribute_fields WHERE dataset = @dataset) ORDER BY field`,
   // @dataset @ids (JSON array)
-  manyValues: `SELECT * FROM attribute_values WHERE dataset = @dataset AND record_id IN (SELECT value FROM json_each(@ids)) ORDER BY record_id, field`,
+  manyValues: `SELECT * FROM attribute_values WHERE dataset = @dataset AND record_id IN (SELECT value FROM json_each(@ids))
+                 AND field IN (SELECT field FROM attribute_fields WHERE dataset = @dataset) ORDER BY record_id, field`,
+  // @dataset @field
+  addField: `INSERT INTO attribute_fields (dataset, field) VALUES (@dataset, @field) ON CONFLICT DO NOTHING`,
   // @dataset @field @record_id
   value: `SELECT * FROM attribute_values WHERE dataset = @dataset AND field = @field AND record_id = @record_id`,
   // @dataset @id
@@ -201,6 +205,7 @@ export class SqliteAttributeValues {
 
   save(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number, unchanged: Array<{ recordId: string; sourceRev: number }> = []): string[] {
     return this.write(() => {
+      this.stmt('addField').run({ dataset, field });
       const touch = this.stmt('touch');
       for (const u of unchanged) touch.run({ dataset, field, record_id: u.recordId, source_rev: u.sourceRev });
       const put = this.stmt('saveComputed');
@@ -241,6 +246,7 @@ export class SqliteAttributeValues {
     return this.write(() => {
       if (!this.stmt('recordExists').get({ dataset, id: recordId })) throw recordNotFound(dataset, recordId);
       const params = { dataset, field, record_id: recordId, value: JSON.stringify(override.value ?? null), note: override.note ?? null, now };
+      this.stmt('addField').run({ dataset, field });
       this.stmt('override').run(params);
       return toAttributeValue(this.stmt('value').get({ dataset, field, record_id: recordId }) as AttributeValueRow);
     });

@@ -21,7 +21,8 @@ const SQL = {
   // @dataset @id
   deleteRecord: `DELETE FROM dataset_records WHERE dataset = @dataset AND id = @id`,
   // @dataset @id
-  deleteValues: `DELETE FROM attribute_values WHERE dataset = @dataset AND record_id = @id`,
+  deleteValues: `DELETE FROM attribute_values WHERE dataset = @dataset AND record_id = @id
+                 AND field IN (SELECT field FROM attribute_fields WHERE dataset = @dataset)`,
   // @dataset @after @limit
   records: `SELECT * FROM dataset_records WHERE dataset = @dataset AND id > @after ORDER BY id LIMIT @limit`,
   // @dataset

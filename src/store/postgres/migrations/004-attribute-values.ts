@@ -20,7 +20,13 @@ CREATE TABLE attribute_values (
   PRIMARY KEY (dataset, field, record_id)
 );
 
-CREATE INDEX attribute_values_by_record ON attribute_values (dataset, record_id);
+-- The fields of a dataset that have values: reads by record look each one up by the key above (no second
+-- index to keep up on every write).
+CREATE TABLE attribute_fields (
+  dataset text NOT NULL,
+  field   text NOT NULL,
+  PRIMARY KEY (dataset, field)
+);
 
 -- Every write of records takes a number from this sequence and stamps it on what it writes, so a run can
 -- leave records whose rev matches the one their value was computed from without reading them. Revs are
