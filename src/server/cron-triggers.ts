@@ -1,5 +1,6 @@
 import { Cron } from 'croner';
 import type { Engine } from '../engine/engine.js';
+import { attributeOrder } from '../attributes/ordering.js';
 import type { StoredPipeline } from '../store/store.js';
 
 export interface CronTriggersOptions {
@@ -13,7 +14,16 @@ export interface CronTriggersOptions {
  * one: a slot (pipeline + scheduled time) is claimed in the store before its run starts, so exactly one
  * process starts it; the run also carries the idempotency key `cron:<slot ms>` as a second guard. Slots that
  * passed while no server was running are not fired afterwards. The run input is `{trigger, cron, slot}`.
+ * Attribute pipelines of one dataset due at the same time run in Kahn's order, one after the other.
  */
+/** A cron slot this process claimed. */
+interface Due {
+  pipeline: StoredPipeline;
+  pattern: string;
+  timezone: string;
+  slot: number;
+}
+
 export class CronTriggers {
   private timer: NodeJS.Timeout | undefined;
   private checkedUntil = 0;
@@ -42,9 +52,21 @@ export class CronTriggers {
     const from = this.checkedUntil;
     try {
       let started = 0;
+      const chained = new Map<string, Due[]>();
       for (const p of await this.engine.store.listPipelines()) {
         if (p.definition.disabled) continue;
-        for (const t of p.definition.triggers) if (t.kind === 'cron') started += await this.fire(p, t.cron, t.timezone, from, now);
+        for (const t of p.definition.triggers) {
+          if (t.kind !== 'cron') continue;
+          for (const due of await this.claimDue(p, t.cron, t.timezone, from, now)) {
+            const dataset = p.definition.attribute?.dataset;
+            if (dataset === undefined) started += (await this.startDue(due)).created ? 1 : 0;
+            else chained.set(dataset, [...(chained.get(dataset) ?? []), due]);
+          }
+        }
+      }
+      for (const dues of chained.values()) {
+        started += 1;
+        void this.startInOrder(dues).catch((err: unknown) => this.options.onError?.(err));
       }
       this.checkedUntil = now;
       return started;
@@ -56,21 +78,36 @@ export class CronTriggers {
     }
   }
 
-  private async fire(p: StoredPipeline, pattern: string, timezone: string, from: number, now: number): Promise<number> {
-    let started = 0;
+  /** The slots of one cron trigger in (from, now] that this process claimed (exactly one process claims each). */
+  private async claimDue(p: StoredPipeline, pattern: string, timezone: string, from: number, now: number): Promise<Due[]> {
+    const out: Due[] = [];
     let next = this.cron(pattern, timezone).nextRun(new Date(from));
     while (next && next.getTime() <= now) {
       const slot = next.getTime();
       const store = this.engine.store;
-      const mine = store.claimTriggerSlot ? await store.claimTriggerSlot(p.name, slot, now) : true;
-      if (mine) {
-        const input = { trigger: 'cron', cron: pattern, timezone, slot: new Date(slot).toISOString() };
-        const { created } = await this.engine.startRun(p, { input, idempotencyKey: `cron:${slot}` });
-        if (created) started += 1;
-      }
+      if (store.claimTriggerSlot ? await store.claimTriggerSlot(p.name, slot, now) : true) out.push({ pipeline: p, pattern, timezone, slot });
       next = this.cron(pattern, timezone).nextRun(next);
     }
-    return started;
+    return out;
+  }
+
+  private async startDue(due: Due): Promise<{ created: boolean; runId: string }> {
+    const input = { trigger: 'cron', cron: due.pattern, timezone: due.timezone, slot: new Date(due.slot).toISOString() };
+    const { created, run } = await this.engine.startRun(due.pipeline, { input, idempotencyKey: `cron:${due.slot}` });
+    return { created, runId: run.id };
+  }
+
+  /**
+   * Attribute pipelines of one dataset that are due together run one after the other in Kahn's order (a
+   * pipeline after those whose fields it reads), each when the one before has ended.
+   */
+  private async startInOrder(dues: Due[]): Promise<void> {
+    const order = attributeOrder(dues.map((d) => ({ name: d.pipeline.name, target: d.pipeline.definition.attribute!.target, fields: d.pipeline.definition.attribute!.fields })));
+    for (const name of order) {
+      for (const due of dues.filter((d) => d.pipeline.name === name)) {
+        await this.engine.waitForRun((await this.startDue(due)).runId);
+      }
+    }
   }
 
   private cron(pattern: string, timezone: string): Cron {

@@ -53,3 +53,37 @@ describe('cron triggers', () => {
     expect(await tb.tick(now + 1000)).toBe(0);
   });
 });
+
+describe('cron triggers of attribute pipelines', () => {
+  it("runs the attribute pipelines of a dataset that are due together in Kahn's order, each after the one it reads", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-cron-attr-'));
+    const store = new SqliteStore({ path: join(dir, 's.db') });
+    await store.migrate();
+    let now = Date.parse('2026-01-01T00:00:30Z');
+    const engine = new Engine({ store, steps: builtinStepTypes(), clock: { now: () => now }, artifactsDir: join(dir, 'artifacts') });
+    try {
+      await store.putDataset('items', {}, now);
+      await store.putRecords('items', [{ id: 'a', data: { n: 2 } }, { id: 'b', data: { n: 5 } }], now);
+      const cron = [{ cron: '0 * * * *' }];
+      // Registered reader first: the order comes from the fields, not from registration.
+      await engine.registerPipeline(normalizePipeline({ name: 'quadruple', dataset: 'items', target: 'quad', source: { fields: ['double'] }, triggers: cron, steps: { q: { uses: 'code', with: { code: 'return $json.double * 2' } } } }, { stepTypes: engine.steps }));
+      await engine.registerPipeline(normalizePipeline({ name: 'double', dataset: 'items', target: 'double', source: { fields: ['n'] }, triggers: cron, steps: { d: { uses: 'code', with: { code: 'return $json.n * 2' } } } }, { stepTypes: engine.steps }));
+      engine.startWorker();
+      const triggers = new CronTriggers(engine);
+      await triggers.start();
+      triggers.stop();
+      now = Date.parse('2026-01-01T01:00:05Z');
+      expect(await triggers.tick(now)).toBe(1);
+      for (let i = 0; i < 200 && (await store.listRuns({ pipeline: 'quadruple', status: 'succeeded' })).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      const [double] = await store.listRuns({ pipeline: 'double' });
+      const [quadruple] = await store.listRuns({ pipeline: 'quadruple' });
+      expect(double!.input).toMatchObject({ trigger: 'cron' });
+      expect(double!.status).toBe('succeeded');
+      expect(quadruple!.status).toBe('succeeded');
+      expect((await store.getAttributeValues('items', 'b'))).toMatchObject({ double: { value: 10 }, quad: { value: 20 } });
+    } finally {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
