@@ -87,6 +87,15 @@ describe('attribute routes', () => {
     expect((await h.app.inject({ method: 'POST', url: '/api/datasets/products/records/p2/overrides/category', payload: { note: 'no value' } })).statusCode).toBe(400);
   });
 
+  it('warns, without refusing, about a missing dataset and a source field no record has', async () => {
+    expect((await put('product-category', CATEGORY)).json().warnings).toEqual(['dataset products does not exist yet: create it before the pipeline runs']);
+    await h.app.inject({ method: 'PUT', url: '/api/datasets/products', payload: {} });
+    await h.app.inject({ method: 'PUT', url: '/api/datasets/products/records/p1', payload: { name: 'Lamp' } });
+    const saved = await put('product-category', CATEGORY.replace('fields: [title]', 'fields: [title, name]'));
+    expect(saved.statusCode).toBe(201);
+    expect(saved.json().warnings).toEqual([expect.stringContaining('source field title is in none of the first 1 records of dataset products')]);
+  });
+
   it('refuses a second writer of a field and a cycle, storing nothing', async () => {
     await put('product-category', CATEGORY);
     const taken = await put('other', CATEGORY.replace('name: product-category', 'name: other'));

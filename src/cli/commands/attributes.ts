@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { AttributeRunStats } from '../../attributes/attribute-step.js';
 import { runDatasetPipelines } from '../../attributes/dataset-runs.js';
+import { attributeWarnings } from '../../attributes/warnings.js';
 import { SluiceError } from '../../core/errors.js';
 import { loadPipelineFile, type LoadedPipeline } from '../../core/load-pipeline.js';
 import { requireDataset } from '../../datasets/datasets.js';
@@ -32,6 +33,7 @@ export async function datasetRunCommand(name: string, files: string[], opts: Glo
       if (l.pipeline.attribute?.dataset !== name) throw new SluiceError('VALIDATION_FAILED', `${l.file}: pipeline ${l.pipeline.name} is not an attribute pipeline of dataset ${name}`);
       await engine.registerPipeline(l.pipeline, { text: l.source, file: l.file });
     }
+    for (const l of loaded) for (const w of await attributeWarnings(engine.store, l.pipeline)) process.stderr.write(`warning: ${l.file}: ${w}\n`);
     engine.startWorker({ concurrency: 2 });
     const runs = await runDatasetPipelines(engine, name, {
       force: opts.force === true,

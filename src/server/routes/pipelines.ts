@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { attributeWarnings } from '../../attributes/warnings.js';
 import { ValidationError, type ValidationIssue } from '../../core/errors.js';
 import { buildGraph, renderGraph, writtenSteps, type GraphFormat } from '../../core/graph.js';
 import { isRecord, type Locate } from '../../core/key-path.js';
@@ -73,7 +74,8 @@ export function registerPipelineRoutes(app: FastifyInstance, ctx: ServerContext)
         const before = await engine.store.getPipeline(name);
         const stored = await engine.registerPipeline(pipeline, { text: String(request.body) });
         const created = before === undefined || before.version !== stored.version;
-        return reply.status(created ? 201 : 200).send({ ...pipelineView(stored, true), created });
+        const warnings = await attributeWarnings(engine.store, stored.definition);
+        return reply.status(created ? 201 : 200).send({ ...pipelineView(stored, true), created, warnings });
       },
     );
 
