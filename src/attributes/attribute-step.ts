@@ -95,7 +95,7 @@ function readInput(input: unknown): AttributeRunInput {
 }
 
 /** Source fields that other attribute pipelines of the dataset write: read from their stored values. */
-async function derivedFields(store: Store, attr: AttributeConfig, self: string): Promise<string[]> {
+export async function derivedFields(store: Store, attr: AttributeConfig, self: string): Promise<string[]> {
   const targets = new Set(
     (await store.listPipelines())
       .filter((p) => p.name !== self && p.definition.attribute?.dataset === attr.dataset)
@@ -189,7 +189,7 @@ class AttributeRun {
     }
     await this.flush();
     if (ids !== undefined || changedOnly) this.stats.skipped += Math.max(0, total - read);
-    this.stats.missing_fields = this.attr.fields.filter((f) => !this.seenFields.has(f));
+    this.stats.missing_fields = read === 0 ? [] : this.attr.fields.filter((f) => !this.seenFields.has(f));
     if (this.stats.missing_fields.length > 0 && this.stats.processed + this.stats.failed > 0) {
       this.ctx.log('warn', `no record had source field(s) ${this.stats.missing_fields.join(', ')}: the steps saw them as absent`);
     }

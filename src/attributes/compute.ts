@@ -4,7 +4,7 @@ import type { Engine } from '../engine/engine.js';
 import { simulatePipeline } from '../engine/simulate.js';
 import type { StepContext } from '../steps/step-type.js';
 import type { StoredPipeline } from '../store/store.js';
-import { sourceFields } from './attribute-step.js';
+import { derivedFields, sourceFields } from './attribute-step.js';
 import { runBatch, toOutcome, type BatchItem, type ItemOutcome } from './batch.js';
 
 /** One case to compute: a stored record, or source fields given inline. */
@@ -37,8 +37,7 @@ export async function computeValues(engine: Engine, pipeline: StoredPipeline, ca
 
 async function computeAttribute(engine: Engine, stored: StoredPipeline, cases: ComputeCase[], signal: AbortSignal): Promise<ComputedValue[]> {
   const attr = stored.definition.attribute!;
-  const targets = new Set((await engine.store.listPipelines()).filter((p) => p.name !== stored.name && p.definition.attribute?.dataset === attr.dataset).map((p) => p.definition.attribute!.target));
-  const derived = attr.fields.filter((f) => targets.has(f));
+  const derived = await derivedFields(engine.store, attr, stored.name);
   const out: ComputedValue[] = new Array<ComputedValue>(cases.length);
   const items: Array<BatchItem & { index: number }> = [];
   for (const [index, c] of cases.entries()) {
