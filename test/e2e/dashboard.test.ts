@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findChromium, http, launchBrowser, screenshot, startServe, webBuilt, type Served } from '../support/browser.js';
+import { findChromium, http, launchBrowser, screenshot, startServe, webBuilt, wideDag, type Served } from '../support/browser.js';
 import { killSpawned, runCli } from '../support/cli.js';
 
 // The dashboard in a real Chromium against a real `sluice serve`. Without a Chromium the suite is skipped
@@ -92,7 +92,7 @@ suite('dashboard in Chromium (admin, no auth)', () => {
     expect(js.headers.get('cache-control')).toContain('immutable');
     const api = await fetch(`${served.url}/api/nothing`);
     expect(api.status).toBe(404);
-    expect((await api.json()).error.code).toBe('ROUTE_NOT_FOUND');
+    expect(((await api.json()) as { error: { code: string } }).error.code).toBe('ROUTE_NOT_FOUND');
     expect((await fetch(`${served.url}/assets/missing.js`)).status).toBe(404);
   });
 
@@ -104,7 +104,7 @@ suite('dashboard in Chromium (admin, no auth)', () => {
 
     await page.locator('a', { hasText: 'demo' }).first().click();
     await page.locator('.dag-label[data-step="publish"]').waitFor();
-    await page.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));
+    await page.evaluate('window.noReload = true');
     await page.getByTestId('start-run').click();
     await page.getByTestId('start-run-submit').click();
     await page.waitForURL(/\/runs\/[^/]+$/);
@@ -113,7 +113,7 @@ suite('dashboard in Chromium (admin, no auth)', () => {
     for (const step of ['fetch', 'parse', 'score', 'publish']) {
       await page.locator(`.dag-label[data-step="${step}"][data-status="succeeded"]`).waitFor({ timeout: 15_000 });
     }
-    expect(await page.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
+    expect(await page.evaluate('window.noReload')).toBe(true);
     await page.locator('h1 .badge', { hasText: 'succeeded' }).waitFor();
     await page.locator('.tl-row', { hasText: 'fetch' }).click();
     await page.getByTestId('logs').waitFor();
@@ -207,13 +207,28 @@ suite('dashboard in Chromium (admin, no auth)', () => {
     await screenshot(page, 'pipeline-graph');
   });
 
+  it('draws the graph of a run with 1,000 steps (timed in bench/dashboard.ts)', async () => {
+    await http(served.url, 'PUT', '/api/pipelines/wide', wideDag(1000));
+    // Scheduled a day ahead: the run stays queued, so the page shows 1,000 queued steps.
+    const run = await http(served.url, 'POST', '/api/pipelines/wide/runs', { input: {}, run_at: Date.now() + 86_400_000 });
+    await page.goto(`${served.url}/runs/${run.id}`);
+    await page.locator('.dag-label[data-step="s999"]').waitFor({ state: 'attached' });
+    await page.locator('.react-flow__edge').first().waitFor({ state: 'attached' });
+    expect(await page.locator('.react-flow__node').count()).toBe(1000);
+    expect(await page.locator('.react-flow__edge').count()).toBe(1920);
+    await screenshot(page, 'run-1000-steps', false);
+    expect((await http(served.url, 'POST', `/api/runs/${run.id}/cancel`, {})).status).toBe('cancelled');
+  });
+
   it('browses the runs list with filters', async () => {
     await page.goto(`${served.url}/runs?pipeline=gated`);
     await page.getByTestId('runs').waitFor();
     expect(await page.locator('[data-run]').count()).toBe(1);
     await page.getByTestId('filter-pipeline').selectOption('');
-    await page.waitForFunction(() => document.querySelectorAll('[data-run]').length > 2);
-    await page.getByTestId('filter-status').selectOption('failed');
+    await page.waitForFunction("document.querySelectorAll('[data-run]').length > 2");
+    await page.getByTestId('filter-status').selectOption('cancelled');
+    await page.waitForFunction("document.querySelectorAll('[data-run]').length === 1");
+    await page.getByTestId('filter-status').selectOption('paused');
     await page.locator('.empty').waitFor();
     expect(await page.locator('.empty').textContent()).toContain('match these filters');
     await page.getByTestId('filter-status').selectOption('');
@@ -278,7 +293,7 @@ suite('dashboard in Chromium with tokens', () => {
     await page.getByTestId('token-input').fill('sluice_not-a-token');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator('.error-box', { hasText: 'refused' }).waitFor();
-    await page.evaluate(() => localStorage.setItem('sluice.token', 'sluice_stale'));
+    await page.evaluate("localStorage.setItem('sluice.token', 'sluice_stale')");
     await page.goto(`${served.url}/runs`);
     await page.getByTestId('token-input').waitFor();
   });
@@ -318,7 +333,7 @@ suite('dashboard in Chromium with tokens', () => {
   });
 
   it('offers an admin the controls', async () => {
-    await page.evaluate((t) => localStorage.setItem('sluice.token', t), admin);
+    await page.evaluate(`localStorage.setItem('sluice.token', ${JSON.stringify(admin)})`);
     await page.goto(`${served.url}/runs/${blockedRun}?step=review`);
     await page.getByTestId('approval').waitFor();
     expect(await mutatingButtons()).toEqual(expect.arrayContaining(['Pause', 'Cancel', 'Approve', 'Reject']));

@@ -87,8 +87,22 @@ export async function http<T = any>(base: string, method: string, route: string,
 
 export const SCREENSHOTS = path.join(REPO_ROOT, 'test-results', 'screenshots');
 
-/** Saves a full-page screenshot to test-results/screenshots/NAME.png. */
-export async function screenshot(page: Page, name: string): Promise<void> {
+/**
+ * Saves a screenshot to test-results/screenshots/NAME.png: the full page, or only the viewport (a full-page
+ * capture resizes the window, which makes a large graph redraw mid-capture).
+ */
+export async function screenshot(page: Page, name: string, fullPage = true): Promise<void> {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage });
+}
+
+/** A pipeline of `steps` code steps in layers of `width`, each needing one or two steps of the layer before. */
+export function wideDag(steps: number, width = 40): Record<string, unknown> {
+  const spec: Record<string, unknown> = {};
+  for (let i = 0; i < steps; i++) {
+    const layer = Math.floor(i / width);
+    const needs = layer === 0 ? [] : [...new Set([(layer - 1) * width + (i % width), (layer - 1) * width + ((i * 7 + 3) % width)])].map((n) => `s${n}`);
+    spec[`s${i}`] = { uses: 'code', needs, with: { code: 'return 1' } };
+  }
+  return { name: 'wide', description: `${steps} steps in layers of ${width}`, steps: spec };
 }

@@ -89,7 +89,7 @@ export function JsonView({ value, depth = 0 }: { value: unknown; depth?: number 
     <details className="json" open={open}>
       <summary>
         {brackets[0]}
-        <span className="muted"> {entries.length} {Array.isArray(value) ? 'items' : 'keys'} </span>
+        <span className="muted"> {entries.length} {Array.isArray(value) ? (entries.length === 1 ? 'item' : 'items') : entries.length === 1 ? 'key' : 'keys'} </span>
         {brackets[1]}
       </summary>
       <ul>

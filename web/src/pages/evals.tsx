@@ -84,7 +84,7 @@ function EvalRow({ pipeline, row, canEdit, onChange }: { pipeline: string; row: 
         {saving ? <span className="spin small" /> : null}
       </td>
       <td className="json-cell">
-        <JsonView value={row.input} depth={2} />
+        {row.input === null || row.input === undefined ? <span className="muted">{row.record_id ? 'the record' : '—'}</span> : <JsonView value={row.input} depth={2} />}
       </td>
       <td>
         {canEdit ? (

@@ -2,7 +2,7 @@ import { useState } from 'react';
 import type { Step } from '../api';
 import { duration } from '../components/ui';
 
-const SHOWN = 200;
+const SHOWN = 100;
 
 /**
  * Each step's attempts as horizontal bars on one time axis: queued (light) then running (colored by the
