@@ -8,9 +8,11 @@
  * - SSE delivery: `--subscribers` connections to /api/stream?pipeline=bench held by a third process while
  *   the runs are created; delivery latency = arrival time - the event's `at` (same machine clock), p50/p99
  *   over every `run.queued` event at every subscriber.
+ * - CPU seconds of the server and of the subscriber process (Linux /proc): steadier than wall times when other
+ *   work shares the machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,8 +52,9 @@ async function subscribers(base: string, n: number, expected: number): Promise<v
                 const block = buffer.slice(0, end);
                 buffer = buffer.slice(end + 2);
                 if (!block.includes('event: run.queued')) continue;
-                const data = block.slice(block.indexOf('data: ') + 6);
-                latencies.push(now - (JSON.parse(data) as { at: number }).at);
+                // `at` is the last field of the event's JSON: read it without parsing the whole event, so that
+                // the many clients this one process plays take less of the CPU the server shares with them.
+                latencies.push(now - Number(block.slice(block.lastIndexOf('"at":') + 5, block.lastIndexOf('}'))));
                 if (++seen === expected) done += 1;
               }
             });
@@ -79,6 +82,16 @@ async function subscribers(base: string, n: number, expected: number): Promise<v
 function summarize(values: number[]): { p50: number; p99: number; max: number } {
   const sorted = [...values].sort((a, b) => a - b);
   return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 function waitForLine(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp): Promise<RegExpExecArray> {
@@ -131,6 +144,7 @@ async function main(): Promise<void> {
     }
     let next = 0;
     let failed = 0;
+    const cpuAtStart = { server: cpuSeconds(server.pid), subscribers: cpuSeconds(subscriberProc?.pid) };
     const started = performance.now();
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
@@ -146,10 +160,15 @@ async function main(): Promise<void> {
     );
     const seconds = (performance.now() - started) / 1000;
     process.stdout.write(`run creation over HTTP: ${runs} runs in ${seconds.toFixed(2)} s = ${Math.round(runs / seconds)} runs/s (concurrency ${concurrency}, workers ${workers}, rate ${rate || 'unlimited'}, failed ${failed})\n`);
+    // CPU per 1,000 runs tells changes apart on a machine whose other load makes wall times noisy.
+    const serverCpu = cpuSeconds(server.pid) - cpuAtStart.server;
+    process.stdout.write(`server CPU: ${serverCpu.toFixed(2)} s = ${((serverCpu * 1000) / (runs / 1000)).toFixed(0)} ms per 1,000 runs\n`);
     if (subscriberProc) {
       const result = waitForLine(subscriberProc, 'stdout', /\{.*\}/);
       setTimeout(() => subscriberProc?.kill('SIGTERM'), 10_000).unref();
       const stats = JSON.parse((await result)[0]) as { latencies: number; done: number; p50: number; p99: number; max: number };
+      const subscriberCpu = cpuSeconds(subscriberProc.pid) - cpuAtStart.subscribers;
+      process.stdout.write(`subscriber process CPU: ${subscriberCpu.toFixed(2)} s\n`);
       process.stdout.write(
         `SSE delivery to ${subs} subscribers: ${stats.latencies} deliveries, ${stats.done}/${subs} complete, p50 ${stats.p50} ms, p99 ${stats.p99} ms, max ${stats.max} ms\n`,
       );

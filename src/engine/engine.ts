@@ -10,7 +10,7 @@ import type { StepRegistry } from '../steps/step-type.js';
 import { newRunId } from '../store/ids.js';
 import { renderConcurrencyKeys } from './concurrency-keys.js';
 import type { CreateRunRequest, CreatedRun, HumanDecision, PipelineSource, RunEvent, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
-import { EventBus, type EventListener } from './event-bus.js';
+import { EventBus, type BatchListener, type EventListener } from './event-bus.js';
 import { createAttributeStep } from '../attributes/attribute-step.js';
 import { checkAttributeGraph } from '../attributes/ordering.js';
 import { AttributeTriggers } from '../attributes/triggers.js';
@@ -249,6 +249,11 @@ export class Engine {
   /** Listens to events committed by this process. */
   subscribe(listener: EventListener): () => void {
     return this.bus.subscribe(listener);
+  }
+
+  /** Listens to events committed by this process, one call per commit with all of its events. */
+  subscribeBatches(listener: BatchListener): () => void {
+    return this.bus.subscribeBatches(listener);
   }
 
   /** Starts the in-process worker (one per engine). */

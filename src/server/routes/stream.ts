@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RunEvent } from '../../store/store.js';
 import type { ServerContext } from '../create-server.js';
-import type { EventSelector } from '../live-events.js';
+import type { EventSelector, LiveBatch } from '../live-events.js';
 import { streamQuery } from '../schemas.js';
 import { eventView } from '../views.js';
 
@@ -25,12 +25,12 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): 
       reply.hijack();
       raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       raw.write(': connected\n\n');
-      const send = bufferedWriter((text) => {
+      const send = (batch: LiveBatch) => {
         if (raw.destroyed) return;
         // A client that does not keep up is dropped; it reconnects with Last-Event-ID and replays from the store.
         if (raw.writableLength > MAX_BUFFERED_BYTES) raw.destroy();
-        else raw.write(text);
-      }, sseFrame);
+        else raw.write(sseBytes(batch));
+      };
       const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), ctx.heartbeatMs);
       let unsubscribe: (() => void) | undefined;
       let closed = false;
@@ -60,10 +60,12 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): 
         closed = true;
         unsubscribe?.();
       });
-      const send = (e: RunEvent) => {
-        if (socket.readyState !== socket.OPEN) return;
-        if (socket.bufferedAmount > MAX_BUFFERED_BYTES) socket.close(1013, 'too slow: reconnect with ?after=<last id>');
-        else socket.send(jsonOf(e));
+      const send = (batch: LiveBatch) => {
+        for (const e of batch.events) {
+          if (socket.readyState !== socket.OPEN) return;
+          if (socket.bufferedAmount > MAX_BUFFERED_BYTES) return socket.close(1013, 'too slow: reconnect with ?after=<last id>');
+          socket.send(jsonBytes(e), { binary: false });
+        }
       };
       ctx.live.subscribe(selectorOf(request.query), send, replayFrom(request, request.query)).then(
         (u) => {
@@ -79,42 +81,39 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): 
 /** Unsent bytes a live client may fall behind by before it is disconnected. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
-// Each event is serialized once, however many subscribers receive it.
-const json = new WeakMap<RunEvent, string>();
+// Each event is serialized once, however many subscribers receive it, and each batch of a selector (shared by
+// every stream with that selector) is turned into bytes once: the streams write one Buffer.
+const json = new WeakMap<RunEvent, Buffer>();
 const frames = new WeakMap<RunEvent, string>();
+const batchBytes = new WeakMap<LiveBatch, Buffer>();
 
-function jsonOf(e: RunEvent): string {
-  let text = json.get(e);
-  if (text === undefined) {
-    text = JSON.stringify(eventView(e));
-    json.set(e, text);
+/** The event as one WebSocket message (JSON, UTF-8). */
+function jsonBytes(e: RunEvent): Buffer {
+  let bytes = json.get(e);
+  if (bytes === undefined) {
+    bytes = Buffer.from(JSON.stringify(eventView(e)));
+    json.set(e, bytes);
   }
-  return text;
+  return bytes;
 }
 
 function sseFrame(e: RunEvent): string {
   let text = frames.get(e);
   if (text === undefined) {
-    text = `id: ${e.id}\nevent: ${e.type}\ndata: ${jsonOf(e)}\n\n`;
+    text = `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(eventView(e))}\n\n`;
     frames.set(e, text);
   }
   return text;
 }
 
-/** Collects the frames of one turn of the event loop into one socket write (events come in bursts). */
-function bufferedWriter(write: (text: string) => void, frame: (e: RunEvent) => string): (e: RunEvent) => void {
-  let pending: string[] | null = null;
-  return (e) => {
-    if (pending === null) {
-      pending = [];
-      setImmediate(() => {
-        const text = pending!.join('');
-        pending = null;
-        write(text);
-      });
-    }
-    pending.push(frame(e));
-  };
+/** The SSE frames of a batch, as the bytes every stream of its selector writes. */
+function sseBytes(batch: LiveBatch): Buffer {
+  let bytes = batchBytes.get(batch);
+  if (bytes === undefined) {
+    bytes = Buffer.from(batch.events.map(sseFrame).join(''));
+    batchBytes.set(batch, bytes);
+  }
+  return bytes;
 }
 
 function selectorOf(q: StreamQuery): EventSelector {
