@@ -1,5 +1,6 @@
 import { SluiceError } from '../../core/errors.js';
 import type { Engine } from '../../engine/engine.js';
+import type { AttributeRunStats } from '../../attributes/attribute-step.js';
 import type { RunEvent, RunRecord } from '../../store/store.js';
 import { resolve } from 'node:path';
 import { loadPipelineFile, type LoadedPipeline } from '../../core/load-pipeline.js';
@@ -98,6 +99,7 @@ async function follow(engine: Engine, run: RunRecord, since: number, opts: RunOp
     await engine.stopWorker(final.status === 'paused' || final.status === 'waiting' ? Number.POSITIVE_INFINITY : 0);
     progress?.stop();
     report(engine, final, opts);
+    if (!opts.json) await reportAttributeRun(engine, final);
     return final;
   } finally {
     unsubscribe();
@@ -117,6 +119,18 @@ function report(_engine: Engine, run: RunRecord, opts: RunOptions): void {
   } else if (run.status === 'paused') {
     process.stdout.write(`go on with: sluice run --resume ${run.id}\n`);
   }
+}
+
+/** An attribute pipeline's run: what it computed, skipped and failed (its step's output, or its error's). */
+async function reportAttributeRun(engine: Engine, run: RunRecord): Promise<void> {
+  const [step] = await engine.store.listSteps(run.id);
+  if (step?.name !== 'attribute' || (await engine.store.getPipeline(run.pipeline, run.version))?.definition.attribute === undefined) return;
+  const output = (await engine.store.getStepOutputs(run.id, ['attribute']))['attribute'];
+  const stats = (output ?? (step.error as { details?: { stats?: unknown } } | null)?.details?.stats) as AttributeRunStats | undefined;
+  if (!stats) return;
+  const tokens = stats.tokens_in + stats.tokens_out > 0 ? `, tokens ${stats.tokens_in} in / ${stats.tokens_out} out` : '';
+  process.stdout.write(`${stats.processed} processed, ${stats.failed} failed, ${stats.skipped} skipped${tokens}\n`);
+  for (const f of stats.failures.slice(0, 5)) process.stdout.write(`  record ${f.record} failed in step ${f.step}: ${f.error.message}\n`);
 }
 
 /**
