@@ -29,7 +29,9 @@ function App() {
   useEffect(() => {
     onUnauthorized((err) => {
       setToken(null);
-      setReason(err.code === 'TOKEN_EXPIRED' ? 'Your token expired; sign in with a new one.' : 'Sign in with an API token.');
+      setReason(
+        err.code === 'TOKEN_EXPIRED' ? 'Your token expired; sign in with a new one.' : err.code === 'TOKEN_REVOKED' ? 'Your token was revoked; sign in with another one.' : 'Sign in with an API token.',
+      );
       setMe(null);
     });
     check();

@@ -118,10 +118,15 @@ function GraphTab({ name }: { name: string }) {
     if (status && e.step && e.run_id === runId) setLive((s) => ({ ...s, [e.step!]: status }));
   });
   const states = useMemo(() => {
-    const base: Record<string, string> = {};
-    for (const s of run.data?.steps ?? []) base[s.name] = s.status;
-    return { ...base, ...live };
-  }, [run.data, live]);
+    const merged: Record<string, string> = {};
+    for (const s of run.data?.steps ?? []) merged[s.name] = s.status;
+    Object.assign(merged, live);
+    // An attribute pipeline runs as one `attribute` step over its dataset: its state colors every declared step.
+    const declared = graph.data?.nodes ?? [];
+    const steps = Object.keys(merged);
+    if (steps.length === 1 && !declared.some((n) => n.name === steps[0])) for (const n of declared) merged[n.name] = merged[steps[0]!]!;
+    return merged;
+  }, [run.data, live, graph.data]);
   if (graph.data === undefined) return graph.error ? <ErrorBox error={graph.error} /> : <Skeleton rows={6} />;
   return (
     <div>

@@ -103,12 +103,18 @@ function useLiveStates(id: string, reloadRun: () => void, reloadDecisions: () =>
   return state;
 }
 
-/** Nodes and edges: the pipeline's graph, plus any step of the run it does not name (an older version). */
+/**
+ * Nodes and edges: the pipeline's graph, plus any step of the run it does not name (an older version). A run
+ * sharing no step with the graph (an attribute pipeline's run is one `attribute` step over the dataset) shows
+ * its own steps.
+ */
 function graphOf(graph: GraphJson | undefined, steps: Step[]) {
-  const nodes = graph ? [...graph.nodes] : [];
+  const declared = graph ? [...graph.nodes] : [];
+  const shared = steps.length === 0 || steps.some((s) => declared.some((n) => n.name === s.name));
+  const nodes = shared ? declared : [];
   const known = new Set(nodes.map((n) => n.name));
   for (const s of steps) if (!known.has(s.name)) nodes.push({ name: s.name, uses: '', needs: [] });
-  return { nodes, edges: graph?.edges ?? [] };
+  return { nodes, edges: shared ? (graph?.edges ?? []) : [] };
 }
 
 function RunControls({ run, status, onDone }: { run: RunDetail; status: string; onDone: () => void }) {
