@@ -18,6 +18,15 @@ export { createApiToken } from './server/auth.js';
 export { simulatePipeline, type SimulateOptions, type SimulatedRun } from './engine/simulate.js';
 export { putDataset, requireDataset, streamRecords, writeRecords } from './datasets/datasets.js';
 export { readJsonlFile, recordsFromJsonl } from './datasets/jsonl.js';
+export { computeValues, type ComputeCase, type ComputedValue } from './attributes/compute.js';
+export { runDatasetPipelines, datasetPipelineOrder } from './attributes/dataset-runs.js';
+export { attributeOrder } from './attributes/ordering.js';
+export type { AttributeRunInput, AttributeRunStats } from './attributes/attribute-step.js';
+export type * from './store/attributes.js';
+export { runEvals, loadEvalReport, type EvalReport } from './evals/run-evals.js';
+export { EvalScheduler } from './evals/eval-scheduler.js';
+export { setEvals, patchEval, evalFromValue } from './evals/evals.js';
+export { parseComparator, matches as evalMatches } from './evals/comparators.js';
 
 import { Engine, type EngineOptions } from './engine/engine.js';
 import { builtinStepTypes } from './steps/builtin.js';
