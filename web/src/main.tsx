@@ -10,9 +10,19 @@ import { SessionContext } from './session';
 import './styles.css';
 
 // Pages with the graph, charts and editors load on demand; the first screen stays small.
-const PipelinePage = lazy(() => import('./pages/pipeline'));
-const RunPage = lazy(() => import('./pages/run'));
-const DatasetsPage = lazy(() => import('./pages/datasets'));
+const pages = {
+  pipeline: () => import('./pages/pipeline'),
+  run: () => import('./pages/run'),
+  datasets: () => import('./pages/datasets'),
+};
+const PipelinePage = lazy(pages.pipeline);
+const RunPage = lazy(pages.run);
+const DatasetsPage = lazy(pages.datasets);
+
+// The page of the address opened starts loading at once, alongside the sign-in check.
+if (location.pathname.startsWith('/runs/')) void pages.run();
+else if (location.pathname.startsWith('/pipelines/')) void pages.pipeline();
+else if (location.pathname.startsWith('/datasets')) void pages.datasets();
 
 function App() {
   const [me, setMe] = useState<Me | null | undefined>(undefined);

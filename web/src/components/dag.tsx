@@ -1,5 +1,5 @@
 import dagre from '@dagrejs/dagre';
-import { Background, Controls, Handle, MarkerType, Position, ReactFlow, type Edge, type Node, type NodeProps } from '@xyflow/react';
+import { Background, Controls, MarkerType, Position, ReactFlow, type Edge, type Node, type NodeHandle, type NodeProps } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import { memo, useMemo } from 'react';
 
@@ -120,6 +120,7 @@ export default function Dag({ nodes, edges, states = {}, selected, onSelect, hei
           className: `dag-node status-${status}${selected === n.name ? ' selected-step' : ''}`,
           width: NODE_W,
           height: NODE_H,
+          handles: HANDLES,
         };
       }),
     [nodes, positions, states, selected],
@@ -155,7 +156,6 @@ interface StepData extends Record<string, unknown> {
 const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepData>>) {
   return (
     <>
-      <Handle type="target" position={Position.Left} isConnectable={false} />
       <div className="dag-label" data-step={data.name} data-status={data.status}>
         <strong>{data.name}</strong>
         <small>
@@ -163,9 +163,15 @@ const StepNode = memo(function StepNode({ data }: NodeProps<Node<StepData>>) {
           {data.status !== 'none' ? ` · ${data.status}` : ''}
         </small>
       </div>
-      <Handle type="source" position={Position.Right} isConnectable={false} />
     </>
   );
 });
 
 const NODE_TYPES = { step: StepNode };
+
+// Edge ends declared up front (left and right middle of every node): React Flow draws edges without first
+// finding handle elements in the page, and each node renders no handle components.
+const HANDLES: NodeHandle[] = [
+  { type: 'target', position: Position.Left, x: 0, y: NODE_H / 2, width: 1, height: 1, id: null },
+  { type: 'source', position: Position.Right, x: NODE_W - 1, y: NODE_H / 2, width: 1, height: 1, id: null },
+];

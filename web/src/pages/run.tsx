@@ -6,7 +6,9 @@ import { Link, setQuery, useLocation } from '../router';
 import { useCan } from '../session';
 import { Timeline } from './timeline';
 
-const Dag = lazy(() => import('../components/dag'));
+// Fetched as soon as this page loads, while the run itself is being read.
+const dagModule = import('../components/dag');
+const Dag = lazy(() => dagModule);
 
 const ACTIVE = ['queued', 'running', 'waiting'];
 
@@ -16,7 +18,10 @@ export default function RunPage({ id }: { id: string }) {
   const pipeline = run.data?.pipeline;
   const graph = useAsync(() => (pipeline ? api<GraphJson>(`/api/pipelines/${enc(pipeline)}/graph`) : Promise.resolve(undefined)), [pipeline]);
   const decisions = useAsync(() => api<{ decisions: Array<Record<string, unknown>> }>(`/api/runs/${enc(id)}/decisions`), [id]);
-  const live = useLiveStates(id, run.reload, decisions.reload);
+  // The newest time the loaded run reflects: replayed events older than it change nothing.
+  const seenUntil = useRef(0);
+  seenUntil.current = run.data ? newestTime(run.data) : 0;
+  const live = useLiveStates(id, run.reload, decisions.reload, seenUntil);
   const { query } = useLocation();
   const selected = query.get('step') ?? undefined;
 
@@ -70,7 +75,7 @@ export default function RunPage({ id }: { id: string }) {
 }
 
 /** Step and run statuses from the run's live stream (replayed from its start), with a refresh of the details. */
-function useLiveStates(id: string, reloadRun: () => void, reloadDecisions: () => void) {
+function useLiveStates(id: string, reloadRun: () => void, reloadDecisions: () => void, seenUntil: { current: number }) {
   const [state, setState] = useState<{ steps: Record<string, string>; run: string | undefined }>({ steps: {}, run: undefined });
   const pending = useRef<LiveEvent[]>([]);
   const flush = useMemo(
@@ -95,12 +100,21 @@ function useLiveStates(id: string, reloadRun: () => void, reloadDecisions: () =>
   const refreshDecisions = useMemo(() => throttle(reloadDecisions, 400), [reloadDecisions]);
   useEffect(() => setState({ steps: {}, run: undefined }), [id]);
   useLiveEvents({ run: id }, (e) => {
+    // The stream replays the run from its start; the history the loaded run already shows is skipped whole
+    // (a prefix, so the events after it still apply in order).
+    if (e.at < seenUntil.current) return;
     pending.current.push(e);
     flush();
     refresh();
     if (e.type === 'gate.decided' || e.type === 'step.blocked' || e.type === 'step.succeeded' || e.type === 'step.failed') refreshDecisions();
   });
   return state;
+}
+
+function newestTime(r: RunDetail): number {
+  let t = Math.max(r.created_at, r.started_at ?? 0, r.finished_at ?? 0);
+  for (const s of r.steps) for (const a of s.history) t = Math.max(t, a.queued_at ?? 0, a.started_at ?? 0, a.finished_at ?? 0);
+  return t;
 }
 
 /**
