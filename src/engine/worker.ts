@@ -17,6 +17,8 @@ export interface WorkerOptions {
   reapMs?: number;
   /** Only claim attempts of this run (the CLI's `run` works on its own run). */
   runId?: string;
+  /** Called when this worker starts or stops leading the store (only the leader reaps; see Store.campaign). */
+  onLeadership?: (leading: boolean) => void;
 }
 
 export interface WorkerDeps {
@@ -48,7 +50,11 @@ export class Worker {
   /** Attempts aborted by shutdown: their results are never recorded. */
   private readonly abandoned = new Set<number>();
   private readonly logs: LogLine[] = [];
-  private readonly opts: Required<Omit<WorkerOptions, 'runId'>> & { runId?: string };
+  private readonly opts: Required<Omit<WorkerOptions, 'runId' | 'onLeadership'>> & Pick<WorkerOptions, 'runId' | 'onLeadership'>;
+  /** Whether this worker leads the store: always on a store without elections (one process). */
+  private leader: boolean;
+  /** Ends the campaign for leadership, when the store holds elections. */
+  private resign: Promise<(() => Promise<void>) | undefined> = Promise.resolve(undefined);
   private stopped = false;
   private wakeUp: (() => void) | null = null;
   private pendingWake = false;
@@ -71,7 +77,14 @@ export class Worker {
       pollMs: options.pollMs ?? 250,
       reapMs: options.reapMs ?? 1000,
       ...(options.runId === undefined ? {} : { runId: options.runId }),
+      ...(options.onLeadership === undefined ? {} : { onLeadership: options.onLeadership }),
     };
+    this.leader = deps.store.campaign === undefined;
+  }
+
+  /** Whether this worker leads the store (and so reaps expired leases). */
+  get leading(): boolean {
+    return this.leader;
   }
 
   get owner(): string {
@@ -90,6 +103,12 @@ export class Worker {
     // Wake-ups from other processes (LISTEN/NOTIFY); polling stays as the fallback.
     const subscribed = this.deps.store.subscribeWakeups?.(() => this.wake());
     if (subscribed) this.unsubscribe = subscribed.catch((err: unknown) => void this.deps.onError(err));
+    const campaign = this.deps.store.campaign?.((leading) => {
+      this.leader = leading;
+      this.opts.onLeadership?.(leading);
+      if (leading) void this.reap();
+    });
+    if (campaign) this.resign = campaign.catch((err: unknown) => void this.deps.onError(err));
   }
 
   /** Wakes the claim loop now (new work was queued in this process). */
@@ -142,6 +161,7 @@ export class Worker {
     await this.flush();
     await this.loopDone;
     await (await this.unsubscribe)?.();
+    await (await this.resign)?.();
   }
 
   private async loop(): Promise<void> {
@@ -250,11 +270,13 @@ export class Worker {
   }
 
   private async commit(results: AttemptResult[]): Promise<void> {
-    for (const r of results) crashPoint('before-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
+    // Reading the environment costs microseconds: once per batch, not twice per result.
+    const crashPointsArmed = process.env['SLUICE_CRASH_POINT'] !== undefined;
+    if (crashPointsArmed) for (const r of results) crashPoint('before-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
     // Slots freed by these results are refilled in the same transaction.
     for (const r of results) this.finishedIds.add(r.attemptId);
     const batch = await this.deps.store.completeAttempts(results, this.deps.now(), this.claimRequest());
-    for (const r of results) crashPoint('after-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
+    if (crashPointsArmed) for (const r of results) crashPoint('after-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
     for (const r of results) {
       this.active.delete(r.attemptId);
       this.finishedIds.delete(r.attemptId);
@@ -294,6 +316,7 @@ export class Worker {
   }
 
   private async reap(): Promise<void> {
+    if (!this.leader) return;
     try {
       const result = await this.deps.store.reap(this.deps.now(), isOwnerDead);
       this.publish(result.events);

@@ -27,13 +27,21 @@ const STEPS_FAILED: ErrorRecord = { code: 'STEP_FAILED', message: 'one or more s
 const ENDABLE = ['queued', 'running'].filter((s) => runStatesInto('succeeded').includes(s as RunStatus) && runStatesInto('failed').includes(s as RunStatus));
 
 /**
- * SQL condition, over the row before the update, that the settle update ends the run. RETURNING sees the
- * row after it; a run whose remaining count just reached 0 cannot have ended before (it had a step left).
+ * SQL condition, over the row before the update, that a settle update adding `active` and `remaining` (SQL
+ * expressions) ends the run. RETURNING sees the row after it; a run whose remaining count just reached 0
+ * cannot have ended before (it had a step left).
  */
-const FINISHING = `remaining + @remaining = 0 AND active + @active = 0 AND status IN (${ENDABLE.map((s) => `'${s}'`).join(', ')})`;
+export function finishingWhen(active: string, remaining: string): string {
+  return `remaining + ${remaining} = 0 AND active + ${active} = 0 AND status IN (${ENDABLE.map((s) => `'${s}'`).join(', ')})`;
+}
+
+const FINISHING = finishingWhen('@active', '@remaining');
+
+/** The run error of a run that ends because steps failed, as stored. */
+export const STEPS_FAILED_JSON = JSON.stringify(STEPS_FAILED);
 
 /** The columns scheduling reads after changing a run's counters (not the input, which can be large). */
-const COUNTER_COLUMNS = 'id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at';
+export const COUNTER_COLUMNS = 'id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at';
 
 /** A run as scheduling sees it after a counter update. */
 export type RunCounters = Pick<RunRow, 'id' | 'pipeline' | 'version' | 'status' | 'priority' | 'force' | 'max_parallel' | 'remaining' | 'active' | 'failed' | 'run_at'>;
@@ -58,7 +66,7 @@ const SQL = {
   // @id @active @remaining @at: settles one step and, when nothing is left, ends the run in the same write.
   settleCounters: `UPDATE runs SET active = active + @active, remaining = remaining + @remaining,
       status = CASE WHEN ${FINISHING} THEN (CASE WHEN failed > 0 THEN 'failed' ELSE 'succeeded' END) ELSE status END,
-      error = CASE WHEN ${FINISHING} AND failed > 0 THEN '${JSON.stringify(STEPS_FAILED)}' ELSE error END,
+      error = CASE WHEN ${FINISHING} AND failed > 0 THEN '${STEPS_FAILED_JSON}' ELSE error END,
       finished_at = CASE WHEN ${FINISHING} THEN @at ELSE finished_at END
     WHERE id = @id
     RETURNING ${COUNTER_COLUMNS}, (remaining = 0 AND active = 0 AND finished_at = @at AND status IN ('succeeded', 'failed')) AS finished`,
@@ -223,9 +231,19 @@ export class RunTransitions {
    * on_failure: continue): free its slot, count it done, release dependents, queue what is ready.
    */
   settle(out: RunEvent[], run: Pick<RunRow, 'id' | 'pipeline' | 'version'>, step: string, at: number, wasActive = true): void {
-    const compiled = this.pipelineOf(run);
-    for (const dependent of compiled.dependents.get(step) ?? []) this.stmt('decrementWaiting').run({ run_id: run.id, name: dependent });
+    this.releaseDependents(run, step);
     const row = this.stmt('settleCounters').get({ id: run.id, active: wasActive ? -1 : 0, remaining: -1, at }) as RunCounters & { finished: number };
+    this.afterSettle(out, row, at);
+  }
+
+  /** One need of each step that needs `step` is settled. */
+  releaseDependents(run: Pick<RunRow, 'id' | 'pipeline' | 'version'>, step: string): void {
+    const dependents = this.pipelineOf(run).dependents.get(step);
+    if (dependents) for (const dependent of dependents) this.stmt('decrementWaiting').run({ run_id: run.id, name: dependent });
+  }
+
+  /** After a step settled (`row`: the run's counters after): ends the run, or queues what became ready. */
+  afterSettle(out: RunEvent[], row: RunCounters & { finished: number }, at: number): void {
     if (row.finished === 1) {
       this.emit(out, row, `run.${row.status}` as EventType, null, at, row.failed > 0 ? { error: STEPS_FAILED } : undefined);
       this.onRunEnded?.(out, row.id, row.status as 'succeeded' | 'failed', at);

@@ -64,6 +64,7 @@ import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
 import { Supervision } from './supervision.js';
+import { AttemptBatches, isPlainOutcome, type FinishedAttempt, type FinishedStep } from './attempt-batches.js';
 import { excessKeyedClaims, runConcurrencyKeys } from '../concurrency-keys.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -75,6 +76,8 @@ interface RunHeader {
   version: number;
   /** JSON text: parsed per claim so that no two attempts share (and could mutate) one object. */
   input: string;
+  /** The run whose `pipeline` step started this one. */
+  parentRunId: string | null;
 }
 
 /** Claim condition over attempt `a`: it has no concurrency key, or fewer than its limit with its key are running. */
@@ -137,11 +140,6 @@ const SQL = {
           WHERE id IN (SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND ${KEY_HAS_ROOM}
                        ORDER BY priority DESC, available_at, id LIMIT @limit)
           RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit`,
-  // @run_id @name @now
-  startStep: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, @now)
-              WHERE run_id = @run_id AND name = @name AND status IN (${stepStatesInto('running').map((s) => `'${s}'`).join(', ')})`,
-  // @id @now
-  startRun: `UPDATE runs SET status = 'running', started_at = @now WHERE id = @id AND status = 'queued'`,
   // @owner @now @lease_until @limit @run_id
   claimForRun: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
             lease_expires_at = @lease_until
@@ -242,6 +240,7 @@ export class SqliteStore implements Store {
   private readonly headers = new Map<string, RunHeader>();
   private runTransitions: RunTransitions | undefined;
   private runSupervision: Supervision | undefined;
+  private attemptBatches: AttemptBatches | undefined;
   /** Server features: tokens, trigger slots, stats (operations.ts). */
   private readonly ops: SqliteOperations;
   /** Datasets and records (datasets.ts). */
@@ -254,6 +253,11 @@ export class SqliteStore implements Store {
   private get supervision(): Supervision {
     if (!this.runSupervision) this.runSupervision = new Supervision(this.db, this.transitions);
     return this.runSupervision;
+  }
+
+  private get batches(): AttemptBatches {
+    if (!this.attemptBatches) this.attemptBatches = new AttemptBatches(this.db);
+    return this.attemptBatches;
   }
 
   private get transitions(): RunTransitions {
@@ -411,9 +415,9 @@ export class SqliteStore implements Store {
     return h;
   }
 
-  private remember(row: Pick<RunRow, 'id' | 'pipeline' | 'version' | 'input'>): RunHeader {
+  private remember(row: Pick<RunRow, 'id' | 'pipeline' | 'version' | 'input' | 'parent_run_id'>): RunHeader {
     if (this.headers.size >= HEADER_CACHE_SIZE) this.headers.clear();
-    const h: RunHeader = { id: row.id, pipeline: row.pipeline, version: row.version, input: row.input };
+    const h: RunHeader = { id: row.id, pipeline: row.pipeline, version: row.version, input: row.input, parentRunId: row.parent_run_id ?? null };
     this.headers.set(row.id, h);
     return h;
   }
@@ -670,13 +674,14 @@ export class SqliteStore implements Store {
       concurrency_limit: number | null;
     }>;
     const excess = rows.some((r) => r.concurrency_key !== null) ? this.trimKeyedClaims(rows) : null;
+    const kept = excess ? rows.filter((r) => !excess.has(r.id)) : rows;
     const events: RunEvent[] = [];
     const attempts: ClaimedAttempt[] = [];
-    for (const r of rows) {
-      if (excess?.has(r.id)) continue;
+    if (kept.length === 0) return { attempts, events };
+    const started = this.batches.startClaimed(kept, now);
+    for (const r of kept) {
       const run = this.header(r.run_id);
-      if (this.stmt('startRun').run({ id: r.run_id, now }).changes > 0) this.transitions.emit(events, run, 'run.started', null, now);
-      this.stmt('startStep').run({ run_id: r.run_id, name: r.step, now });
+      if (started.delete(r.run_id)) this.transitions.emit(events, run, 'run.started', null, now);
       this.transitions.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
       attempts.push({
         id: r.id,
@@ -714,9 +719,12 @@ export class SqliteStore implements Store {
   async completeAttempts(results: AttemptResult[], now: number, claimNext?: ClaimRequest): Promise<CompletionBatch> {
     return this.write(() => {
       const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
-      for (const r of results) {
-        if (this.completeOne(r, now, batch.events)) batch.accepted.push(r.attemptId);
-        else batch.rejected.push(r.attemptId);
+      if (results.every(isPlainOutcome)) this.completePlain(results, now, batch);
+      else {
+        for (const r of results) {
+          if (this.completeOne(r, now, batch.events)) batch.accepted.push(r.attemptId);
+          else batch.rejected.push(r.attemptId);
+        }
       }
       batch.queued = batch.events.filter((e) => e.type === 'step.queued' || e.type === 'step.retrying').length;
       if (claimNext && claimNext.limit > 0) {
@@ -726,6 +734,49 @@ export class SqliteStore implements Store {
       }
       return batch;
     });
+  }
+
+  /**
+   * Results that only finish their steps (succeeded, cached, skipped), recorded with a few statements per batch:
+   * attempts, steps and (for runs with one result in the batch) run counters are each updated by one statement,
+   * then each result is settled in order as {@link completeOne} would. Finishing every attempt and step first
+   * changes nothing: settling one of these touches neither running attempts nor running steps.
+   */
+  private completePlain(results: AttemptResult[], now: number, batch: CompletionBatch): void {
+    const finished = this.batches.finishAttempts(results, now);
+    const done: Array<{ r: AttemptResult; fin: FinishedAttempt; run: RunHeader; step: FinishedStep }> = [];
+    const resultsOfRun = new Map<string, number>();
+    let children = false;
+    for (const r of results) {
+      const fin = finished.get(r.attemptId);
+      if (!fin) {
+        batch.rejected.push(r.attemptId);
+        continue;
+      }
+      batch.accepted.push(r.attemptId);
+      const run = this.header(fin.run_id);
+      if (run.parentRunId !== null) children = true;
+      resultsOfRun.set(run.id, (resultsOfRun.get(run.id) ?? 0) + 1);
+      const status = r.outcome as FinishedStep['status'];
+      done.push({ r, fin, run, step: { runId: run.id, step: fin.step, status, output: toJson(r.output), cacheKey: r.cacheKey ?? null } });
+    }
+    this.batches.finishSteps(done.map((d) => d.step), now);
+    // A child run that ends settles its parent's step in between: then every run settles on its own, in order.
+    const once = children ? [] : [...resultsOfRun].filter(([, n]) => n === 1).map(([id]) => id);
+    const settled = this.batches.settleRuns(once, now);
+    for (const { r, fin, run, step } of done) {
+      if (step.status === 'succeeded' && r.cacheable && r.cacheKey) {
+        this.stmt('putCache').run({ pipeline: run.pipeline, key: r.cacheKey, output: step.output, run_id: run.id, step: fin.step, created_at: now });
+      }
+      this.transitions.emit(batch.events, run, `step.${step.status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
+      const counters = settled.get(run.id);
+      if (!counters) {
+        this.transitions.settle(batch.events, run, fin.step, now);
+        continue;
+      }
+      this.transitions.releaseDependents(run, fin.step);
+      this.transitions.afterSettle(batch.events, counters, now);
+    }
   }
 
   private completeOne(r: AttemptResult, now: number, events: RunEvent[]): boolean {
@@ -779,6 +830,7 @@ export class SqliteStore implements Store {
 
   /** A child run ended: its parent's `pipeline` step succeeds with the child's outputs, or fails. */
   private endChild(childId: string, status: 'succeeded' | 'failed' | 'cancelled', now: number, events: RunEvent[]): void {
+    if (this.header(childId).parentRunId === null) return;
     const child = this.transitions.getRun(childId);
     if (!child?.parent_run_id || !child.parent_step) return;
     const parent = this.transitions.getRun(child.parent_run_id);

@@ -1,0 +1,123 @@
+import type Database from 'better-sqlite3';
+import { stepStatesInto } from '../../core/state-machine.js';
+import type { AttemptResult } from '../store.js';
+import { COUNTER_COLUMNS, finishingWhen, STEPS_FAILED_JSON, type RunCounters } from './run-transitions.js';
+
+const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
+
+/** A settle update over a batch (one active step per run) ends a run when, before the update, this holds. */
+const FINISHING = finishingWhen('-1', '-1');
+
+/**
+ * Set-based SQL over a batch: every statement takes one JSON array of rows (`json_each`), so a batch of
+ * claims or results costs a few statements instead of a few per attempt. Rows are arrays read by position.
+ */
+const SQL = {
+  // @now @ids (JSON array of run ids): runs of claimed attempts that start now
+  startRuns: `UPDATE runs SET status = 'running', started_at = @now
+              WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued' RETURNING id`,
+  // @now @rows ([run_id, step] per claimed attempt)
+  startSteps: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, @now)
+               WHERE (run_id, name) IN (SELECT value ->> 0, value ->> 1 FROM json_each(@rows))
+                 AND status IN (${inList(stepStatesInto('running'))})`,
+  // @now @rows ([id, fence, owner, status, processing_ms, error, usage] per result): only attempts still held
+  finishAttempts: `UPDATE attempts SET status = j.status, finished_at = @now, processing_ms = j.ms, error = j.error,
+                     usage = j.usage, lease_expires_at = NULL
+                   FROM (SELECT value ->> 0 AS id, value ->> 1 AS fence, value ->> 2 AS owner, value ->> 3 AS status,
+                           value ->> 4 AS ms, value ->> 5 AS error, value ->> 6 AS usage FROM json_each(@rows)) AS j
+                   WHERE attempts.id = j.id AND attempts.fence = j.fence AND attempts.owner = j.owner AND attempts.status = 'running'
+                   RETURNING attempts.id AS id, attempts.run_id AS run_id, attempts.step AS step, attempts.number AS number`,
+  // @now @rows ([run_id, name, status, output, cache_key] per finished step)
+  finishSteps: `UPDATE steps SET status = j.status, output = j.output, cache_key = j.cache_key, error = NULL, finished_at = @now
+                FROM (SELECT value ->> 0 AS run_id, value ->> 1 AS name, value ->> 2 AS status, value ->> 3 AS output,
+                        value ->> 4 AS cache_key FROM json_each(@rows)) AS j
+                WHERE steps.run_id = j.run_id AND steps.name = j.name AND steps.status = 'running'`,
+  // @now @ids (JSON array of run ids, each once): settles one active step of each run and ends the runs with
+  // nothing left, as RunTransitions.settle does for one
+  settleRuns: `UPDATE runs SET active = active - 1, remaining = remaining - 1,
+      status = CASE WHEN ${FINISHING} THEN (CASE WHEN failed > 0 THEN 'failed' ELSE 'succeeded' END) ELSE status END,
+      error = CASE WHEN ${FINISHING} AND failed > 0 THEN '${STEPS_FAILED_JSON}' ELSE error END,
+      finished_at = CASE WHEN ${FINISHING} THEN @now ELSE finished_at END
+    WHERE id IN (SELECT value FROM json_each(@ids))
+    RETURNING ${COUNTER_COLUMNS}, (remaining = 0 AND active = 0 AND finished_at = @now AND status IN ('succeeded', 'failed')) AS finished`,
+} as const;
+
+/** An attempt whose result was recorded. */
+export interface FinishedAttempt {
+  id: number;
+  run_id: string;
+  step: string;
+  number: number;
+}
+
+/** A step whose run recorded it as finished with an output. */
+export interface FinishedStep {
+  runId: string;
+  step: string;
+  status: 'succeeded' | 'cached' | 'skipped';
+  /** JSON text. */
+  output: string;
+  cacheKey: string | null;
+}
+
+/** Outcomes recorded by {@link AttemptBatches.finishSteps}; the others need the run's rules one by one. */
+export function isPlainOutcome(r: AttemptResult): boolean {
+  return (r.outcome === 'succeeded' || r.outcome === 'cached' || r.outcome === 'skipped') && r.decision === undefined;
+}
+
+/** Batch statements of the claim and completion paths (see {@link SQL}). */
+export class AttemptBatches {
+  private readonly stmts: { [K in keyof typeof SQL]: Database.Statement };
+
+  constructor(db: Database.Database) {
+    this.stmts = {
+      startRuns: db.prepare(SQL.startRuns),
+      startSteps: db.prepare(SQL.startSteps),
+      finishAttempts: db.prepare(SQL.finishAttempts),
+      finishSteps: db.prepare(SQL.finishSteps),
+      settleRuns: db.prepare(SQL.settleRuns),
+    };
+  }
+
+  /** Starts the runs and steps of claimed attempts; returns the ids of the runs that were queued until now. */
+  startClaimed(claimed: ReadonlyArray<{ run_id: string; step: string }>, now: number): Set<string> {
+    const runIds = new Set<string>();
+    const steps: Array<[string, string]> = [];
+    for (const c of claimed) {
+      runIds.add(c.run_id);
+      steps.push([c.run_id, c.step]);
+    }
+    const started = this.stmts.startRuns.all({ now, ids: JSON.stringify([...runIds]) }) as Array<{ id: string }>;
+    this.stmts.startSteps.run({ now, rows: JSON.stringify(steps) });
+    return new Set(started.map((r) => r.id));
+  }
+
+  /** Records results of attempts still held by their owner (same fence); returns those, by attempt id. */
+  finishAttempts(results: readonly AttemptResult[], now: number): Map<number, FinishedAttempt> {
+    const rows = results.map((r) => [
+      r.attemptId,
+      r.fence,
+      r.owner,
+      r.outcome,
+      r.processingMs,
+      r.error ? JSON.stringify(r.error) : null,
+      r.usage ? JSON.stringify(r.usage) : null,
+    ]);
+    const finished = this.stmts.finishAttempts.all({ now, rows: JSON.stringify(rows) }) as FinishedAttempt[];
+    return new Map(finished.map((f) => [f.id, f]));
+  }
+
+  /** Marks running steps finished with their outputs. */
+  finishSteps(steps: readonly FinishedStep[], now: number): void {
+    if (steps.length === 0) return;
+    const rows = steps.map((s) => [s.runId, s.step, s.status, s.output, s.cacheKey]);
+    this.stmts.finishSteps.run({ now, rows: JSON.stringify(rows) });
+  }
+
+  /** Settles one active step in each of `runIds` (each at most once); returns the counters after, by run id. */
+  settleRuns(runIds: readonly string[], now: number): Map<string, RunCounters & { finished: number }> {
+    if (runIds.length === 0) return new Map();
+    const rows = this.stmts.settleRuns.all({ now, ids: JSON.stringify(runIds) }) as Array<RunCounters & { finished: number }>;
+    return new Map(rows.map((r) => [r.id, r]));
+  }
+}
