@@ -114,6 +114,13 @@ export interface Store extends AttributeValueStore, EvalStore {
    * sent meanwhile are gone). Resolves to a function that unsubscribes. Workers keep polling as a fallback.
    */
   subscribeWakeups?(listener: () => void): Promise<() => Promise<void>>;
+  /**
+   * Optional (backends shared by several processes): campaigns for leadership of the store, which one process
+   * holds at a time; the leader reaps expired leases. `onChange` is called when this process starts or stops
+   * leading (leadership moves within seconds when the leader's process or connection dies). Resolves, after the
+   * first try, to a function that stops campaigning (and resigns). A backend without it has one process, which leads.
+   */
+  campaign?(onChange: (leading: boolean) => void): Promise<() => Promise<void>>;
 
   // Server features (`sluice serve`). Optional so that a backend without them still runs pipelines; the server
   // answers NOT_SUPPORTED (501) for a feature its store lacks. SQLite: src/store/sqlite/operations.ts.
