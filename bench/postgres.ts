@@ -7,7 +7,7 @@
  * - Enqueue-to-start after an idle gap: a worker in another process, runs created one at a time from this
  *   process; next to the raw LISTEN/NOTIFY round trip (NOTIFY committed here, received by a listener here).
  *
- *   npx tsx bench/postgres.ts [--runs 20000] [--samples 200] [--idle 20] [--no-peers]
+ *   npx tsx bench/postgres.ts [--runs 20000] [--samples 200] [--idle 20] [--no-peers] [--no-w1] [--no-latency]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -147,14 +147,18 @@ async function latency(url: string, samples: number, idleMs: number): Promise<{ 
   }
 }
 
-/** The floor: NOTIFY committed by one connection, received by a LISTENing one, same server, same idle gap. */
-async function notifyFloor(url: string, samples: number, idleMs: number): Promise<{ p50: number; p99: number }> {
+/**
+ * The floor: NOTIFY committed by one connection, received by a LISTENing one, same server, same idle gap. With
+ * `durable`, the NOTIFY goes with a one-row INSERT, so the commit waits for its WAL flush first, as a run's creation does.
+ */
+async function notifyFloor(url: string, samples: number, idleMs: number, durable = false): Promise<{ p50: number; p99: number }> {
   const listener = new pg.Client({ connectionString: url });
   const sender = new pg.Client({ connectionString: url });
   await listener.connect();
   await sender.connect();
   try {
     await listener.query('LISTEN bench_floor');
+    if (durable) await sender.query('CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, at bigint NOT NULL)');
     let got: (() => void) | null = null;
     listener.on('notification', () => got?.());
     const results: number[] = [];
@@ -162,7 +166,8 @@ async function notifyFloor(url: string, samples: number, idleMs: number): Promis
       await new Promise((r) => setTimeout(r, idleMs));
       const received = new Promise<void>((r) => (got = r));
       const t0 = now();
-      await sender.query(`SELECT pg_notify('bench_floor', '')`);
+      if (durable) await sender.query(`WITH i AS (INSERT INTO bench_floor (at) VALUES (1) RETURNING id) SELECT pg_notify('bench_floor', '') FROM i`);
+      else await sender.query(`SELECT pg_notify('bench_floor', '')`);
       await received;
       if (i >= 5) results.push(now() - t0);
     }
@@ -179,29 +184,36 @@ async function main(): Promise<void> {
   const runs = arg('runs', 20_000);
   const samples = arg('samples', 200);
   const idleMs = arg('idle', 20);
+  const only = (what: string) => !process.argv.includes(`--no-${what}`);
   const lines: string[] = [];
-  const db = await startPostgres();
-  try {
-    const r = await w1(db.url, runs);
-    lines.push(`Sluice W1, 2 worker processes        ${fmt(r.perSecond).padStart(8)} runs/s   (${runs} runs in ${fmt(r.ms)} ms; bulk create ${fmt(r.createMs)} ms)`);
-    console.log(lines.at(-1));
-  } finally {
-    await db.stop();
+  if (only('w1')) {
+    const db = await startPostgres();
+    try {
+      const r = await w1(db.url, runs);
+      lines.push(`Sluice W1, 2 worker processes        ${fmt(r.perSecond).padStart(8)} runs/s   (${runs} runs in ${fmt(r.ms)} ms; bulk create ${fmt(r.createMs)} ms)`);
+      console.log(lines.at(-1));
+    } finally {
+      await db.stop();
+    }
   }
-  if (!process.argv.includes('--no-peers')) {
+  if (only('w1') && only('peers')) {
     const g = await runGraphileTwoProcessPeer({ jobs: runs, repeat: 1 });
     lines.push(`graphile-worker batched, 2 processes ${fmt(g.perSecond).padStart(8)} jobs/s   (${g.jobs} jobs in ${fmt(g.seconds * 1000)} ms)`);
     console.log(lines.at(-1));
   }
-  const db2 = await startPostgres();
-  try {
-    const lat = await latency(db2.url, samples, idleMs);
-    const floor = await notifyFloor(db2.url, samples, idleMs);
-    lines.push(`enqueue-to-start (other process)     p50 ${fmt(lat.p50, 2)} ms  p99 ${fmt(lat.p99, 2)} ms   (${samples} runs, ${idleMs} ms idle before each)`);
-    lines.push(`LISTEN/NOTIFY round trip (floor)     p50 ${fmt(floor.p50, 2)} ms  p99 ${fmt(floor.p99, 2)} ms`);
-    console.log(lines.slice(-2).join('\n'));
-  } finally {
-    await db2.stop();
+  if (only('latency')) {
+    const db2 = await startPostgres();
+    try {
+      const lat = await latency(db2.url, samples, idleMs);
+      const floor = await notifyFloor(db2.url, samples, idleMs);
+      const durableFloor = await notifyFloor(db2.url, samples, idleMs, true);
+      lines.push(`enqueue-to-start (other process)     p50 ${fmt(lat.p50, 2)} ms  p99 ${fmt(lat.p99, 2)} ms   (${samples} runs, ${idleMs} ms idle before each)`);
+      lines.push(`LISTEN/NOTIFY round trip (floor)     p50 ${fmt(floor.p50, 2)} ms  p99 ${fmt(floor.p99, 2)} ms`);
+      lines.push(`durable INSERT + NOTIFY round trip   p50 ${fmt(durableFloor.p50, 2)} ms  p99 ${fmt(durableFloor.p99, 2)} ms   (its commit waits for the WAL flush)`);
+      console.log(lines.slice(-3).join('\n'));
+    } finally {
+      await db2.stop();
+    }
   }
   console.log(`\n${lines.join('\n')}`);
 }

@@ -11,7 +11,9 @@ import { formatEvalSummary } from '../../evals/eval-views.js';
 export async function workerCommand(opts: GlobalOptions & { concurrency?: string }): Promise<number> {
   const engine = await openEngine(opts);
   const concurrency = opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, '--concurrency');
-  const worker = engine.startWorker(concurrency === undefined ? {} : { concurrency });
+  // On a store shared by several processes (PostgreSQL), one worker leads: it reaps expired leases.
+  const onLeadership = (leading: boolean) => process.stderr.write(`sluice worker ${worker.owner} ${leading ? 'leads' : 'no longer leads'}\n`);
+  const worker = engine.startWorker({ ...(concurrency === undefined ? {} : { concurrency }), onLeadership });
   const evals = new EvalScheduler(engine, {
     onReport: (r) => process.stderr.write(`${formatEvalSummary(r.pipeline, r.summary)}\n`),
     onError: (err, pipeline) => process.stderr.write(`sluice: evals of ${pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`),

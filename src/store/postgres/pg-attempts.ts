@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { initiallyReady, planRun } from '../../core/scheduler.js';
 import { newRunId } from '../ids.js';
 import { toJson, toRunRecord, type RunRow, type StepRow } from '../sqlite/rows.js';
-import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, RunEvent } from '../store.js';
+import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, EventType, RunEvent } from '../store.js';
 import type { PgRunTransitions } from './pg-run-transitions.js';
 import { sql } from './pg-store-sql.js';
 import { spawnChild } from './pg-children.js';
@@ -23,7 +23,7 @@ export interface Tx {
   wake: boolean;
 }
 
-interface ClaimedRow {
+export interface ClaimedRow {
   id: number;
   run_id: string;
   step: string;
@@ -40,7 +40,12 @@ interface ClaimedRow {
   concurrency_limit: number | null;
 }
 
-/** Inserts one run with its steps and first attempts (or returns the run its idempotency key names). */
+/** A row of the one-statement claim: a claimed row with the ids of the events the statement wrote for it. */
+interface LoggedRow extends ClaimedRow {
+  run_event: number | null;
+  step_event: number | null;
+}
+
 /**
  * Rows of runs created in one transaction that are not written yet: {@link insertNewRows} writes them with one
  * statement (a bulk create makes one round trip instead of three per run).
@@ -62,20 +67,19 @@ export async function insertNewRows(tx: Tx, rows: NewRows): Promise<void> {
   rows.count = 0;
 }
 
-/**
- * Inserts one run with its steps and first attempts (or returns the run its idempotency key names). With `later`,
- * a run without an idempotency key is only collected there; the caller writes it with {@link insertNewRows}.
- */
-export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, later?: NewRows): Promise<CreatedRun> {
-  const { client, t } = tx;
+/** A new run planned in memory: its rows and its creation events (ids not known yet). */
+interface PlannedRun {
+  run: RunRow;
+  runValues: unknown[];
+  planned: ReturnType<typeof planRun>;
+  ready: ReturnType<typeof initiallyReady>;
+  statuses: string[];
+  keys: string | null;
+  events: RunEvent[];
+}
+
+function planNewRun(req: CreateRunRequest, now: number): PlannedRun {
   const p = req.pipeline;
-  if (req.idempotencyKey !== undefined) {
-    // Concurrent requests with one key queue here, so the second sees the first's run.
-    await sql(client, 'xactLock', [`idempotency:${p.name}:${req.idempotencyKey}`]);
-    const [existing] = await sql<RunRow>(client, 'idempotent', [p.name, req.idempotencyKey]);
-    if (existing && existing.created_at > now - DAY_MS) return { run: toRunRecord(existing), created: false, events: [] };
-    if (existing) await sql(client, 'clearIdempotency', [existing.id]);
-  }
   const planned = planRun(p.definition, req.selection ? new Set(req.selection) : null);
   const maxParallel = req.maxParallel ?? p.definition.maxParallel;
   const ready = initiallyReady(planned).slice(0, maxParallel);
@@ -105,36 +109,96 @@ export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, la
     parent_step: req.parent?.step ?? null,
   };
   const r = run;
-  const parent = [req.parent?.runId ?? null, req.parent?.step ?? null];
-  const runValues = [r.id, r.pipeline, r.version, r.input, r.priority, r.force, r.max_parallel, r.selection, r.idempotency_key, r.remaining, r.active, r.run_at, r.deadline_at, r.created_at, ...parent];
-  const keys = runConcurrencyKeys(p.definition, req.concurrencyKeys);
+  const runValues = [r.id, r.pipeline, r.version, r.input, r.priority, r.force, r.max_parallel, r.selection, r.idempotency_key, r.remaining, r.active, r.run_at, r.deadline_at, r.created_at, r.parent_run_id, r.parent_step];
+  const event = (type: EventType, step: string | null, data: Record<string, unknown> | null): RunEvent => ({ id: 0, runId: run.id, pipeline: run.pipeline, step, type, data, at: now });
+  const events = [event('run.queued', null, null)];
+  for (const s of planned) if (s.status === 'skipped') events.push(event('step.skipped', s.name, { reason: 'not selected or disabled' }));
+  for (const s of ready) events.push(event('step.queued', s.name, { attempt: 1 }));
+  const statuses = planned.map((s) => (readyNames.has(s.name) ? 'queued' : s.status));
+  return { run, runValues, planned, ready, statuses, keys: runConcurrencyKeys(p.definition, req.concurrencyKeys), events };
+}
+
+/** Collects the rows of a planned run (one without an idempotency key or concurrency keys) into `rows`. */
+function collectRows(rows: NewRows, { run, runValues, planned, ready, statuses }: PlannedRun): void {
+  pushRow(rows.runs, runValues);
+  rows.count += 1;
+  const readyNames = new Set(ready.map((s) => s.name));
+  planned.forEach((s, i) => pushRow(rows.steps, [run.id, s.name, s.seq, statuses[i], s.waitingOn, s.priority, readyNames.has(s.name) ? 1 : 0]));
+  // A new run is never paused: its first attempts are queued (as insertAttempt would queue them).
+  for (const s of ready) pushRow(rows.attempts, [run.id, s.name, 1, 'queued', run.priority + s.priority, run.force, run.run_at, run.created_at, null]);
+}
+
+/**
+ * Runs that {@link createRunsAlone} can create: no idempotency key, no concurrency keys, something to run. Returns
+ * their plans, or null when any of them needs a transaction.
+ */
+export function planPlainRuns(requests: CreateRunRequest[], now: number): PlannedRun[] | null {
+  const plans: PlannedRun[] = [];
+  for (const req of requests) {
+    if (req.idempotencyKey !== undefined) return null;
+    const plan = planNewRun(req, now);
+    if (plan.keys !== null || plan.run.remaining === 0) return null;
+    plans.push(plan);
+  }
+  return plans;
+}
+
+/**
+ * Creates planned runs with one statement outside a transaction block (one round trip): their rows, their events
+ * and, with `wake`, the wake-up notification, all committed (durably) together.
+ */
+export async function createRunsAlone(client: pg.PoolClient, plans: PlannedRun[], wake: boolean): Promise<CreatedRun[]> {
+  const rows = new NewRows();
+  for (const plan of plans) collectRows(rows, plan);
+  const events = plans.flatMap((p) => p.events);
+  const cols: unknown[][] = [[], [], [], [], [], []];
+  for (const e of events) {
+    cols[0]!.push(e.runId);
+    cols[1]!.push(e.pipeline);
+    cols[2]!.push(e.step);
+    cols[3]!.push(e.type);
+    cols[4]!.push(e.data === null ? null : JSON.stringify(e.data));
+    cols[5]!.push(e.at);
+  }
+  const ids = (await sql<{ id: number | null }>(client, wake ? 'insertRunRowsNotify' : 'insertRunRowsLogged', [...rows.runs, ...rows.steps, ...rows.attempts, ...cols]))
+    .map((r) => r.id)
+    .filter((id): id is number => id !== null)
+    .sort((a, b) => a - b);
+  events.forEach((e, i) => (e.id = ids[i]!));
+  return plans.map((p) => ({ run: toRunRecord(p.run), created: true, events: p.events }));
+}
+
+/**
+ * Inserts one run with its steps and first attempts (or returns the run its idempotency key names). With `later`,
+ * a run without an idempotency key is only collected there; the caller writes it with {@link insertNewRows}.
+ */
+export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, later?: NewRows): Promise<CreatedRun> {
+  const { client, t } = tx;
+  const p = req.pipeline;
+  if (req.idempotencyKey !== undefined) {
+    // Concurrent requests with one key queue here, so the second sees the first's run.
+    await sql(client, 'xactLock', [`idempotency:${p.name}:${req.idempotencyKey}`]);
+    const [existing] = await sql<RunRow>(client, 'idempotent', [p.name, req.idempotencyKey]);
+    if (existing && existing.created_at > now - DAY_MS) return { run: toRunRecord(existing), created: false, events: [] };
+    if (existing) await sql(client, 'clearIdempotency', [existing.id]);
+  }
+  const plan = planNewRun(req, now);
+  const { run, planned, ready, statuses, keys } = plan;
   // The attempts of keyed steps read the run's keys when they are inserted: such a run is written at once.
   const defer = later !== undefined && req.idempotencyKey === undefined && keys === null;
   if (defer) {
-    pushRow(later.runs, runValues);
-    later.count += 1;
+    collectRows(later, plan);
   } else {
-    await sql(client, 'insertRun', runValues);
+    await sql(client, 'insertRun', plan.runValues);
     if (keys !== null) await sql(client, 'setRunConcurrencyKeys', [run.id, keys]);
-  }
-  const events: RunEvent[] = [];
-  t.emit(events, run, 'run.queued', null, now);
-  const statuses = planned.map((s) => (readyNames.has(s.name) ? 'queued' : s.status));
-  if (defer) {
-    planned.forEach((s, i) => pushRow(later.steps, [run.id, s.name, s.seq, statuses[i], s.waitingOn, s.priority, readyNames.has(s.name) ? 1 : 0]));
-  } else {
     await sql(
       client,
       'insertSteps',
-      [run.id, planned.map((s) => s.name), planned.map((s) => s.seq), statuses, planned.map((s) => s.waitingOn), planned.map((s) => s.priority), planned.map((s) => (readyNames.has(s.name) ? 1 : 0))]);
+      [run.id, planned.map((s) => s.name), planned.map((s) => s.seq), statuses, planned.map((s) => s.waitingOn), planned.map((s) => s.priority), planned.map((s) => (ready.some((r) => r.name === s.name) ? 1 : 0))]);
+    for (const s of ready) await t.insertAttempt(run, s.name, 1, now, run.run_at, s.priority);
   }
-  for (const s of planned) if (s.status === 'skipped') t.emit(events, run, 'step.skipped', s.name, now, { reason: 'not selected or disabled' });
-  for (const s of ready) {
-    // A new run is never paused: its first attempts are queued (as insertAttempt would queue them).
-    if (defer) pushRow(later.attempts, [run.id, s.name, 1, 'queued', run.priority + s.priority, run.force, runAt, now, null]);
-    else await t.insertAttempt(run, s.name, 1, now, runAt, s.priority);
-    t.emit(events, run, 'step.queued', s.name, now, { attempt: 1 });
-  }
+  const events: RunEvent[] = [];
+  for (const e of plan.events) t.emit(events, run, e.type, e.step, now, e.data ?? undefined);
   if (run.remaining > 0) return { run: toRunRecord(run), created: true, events };
   // Nothing to run (every step skipped): the run ends at once.
   if (later) await insertNewRows(tx, later);
@@ -146,15 +210,55 @@ export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, la
 export async function claimIn(tx: Tx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<ClaimBatch> {
   const { client, t } = tx;
   const until = now + leaseMs;
-  let rows =
+  const rows =
     only.runId === undefined
       ? await sql<ClaimedRow>(client, 'claim', [owner, now, until, limit])
       : await sql<ClaimedRow>(client, 'claimForRun', [owner, now, until, limit, only.runId]);
-  if (rows.some((r) => r.concurrency_key !== null)) {
-    const admitted = await admitKeyed(client, rows.filter((r) => r.concurrency_key !== null));
-    rows = rows.filter((r) => r.concurrency_key === null);
-    if (admitted.length > 0) rows.push(...(await sql<ClaimedRow>(client, 'claimIds', [owner, now, until, admitted.length, admitted])));
+  const keyed = rows.filter((r) => r.concurrency_key !== null);
+  if (keyed.length === 0) return toBatch(t, rows, until, now);
+  return toBatch(t, [...rows.filter((r) => r.concurrency_key === null), ...(await claimKeyedRows(client, owner, keyed, until, now))], until, now);
+}
+
+/**
+ * A claim as one statement outside a transaction block (one round trip, no WAL flush wait): it leases the attempts
+ * without a concurrency key and writes their events itself. Picked attempts with a key are returned unleased, for
+ * {@link claimKeyed} in a transaction of its own.
+ */
+export async function claimAlone(client: pg.PoolClient, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<{ batch: ClaimBatch; keyed: ClaimedRow[] }> {
+  const until = now + leaseMs;
+  const rows =
+    only.runId === undefined
+      ? await sql<LoggedRow>(client, 'claimLogged', [owner, now, until, limit])
+      : await sql<LoggedRow>(client, 'claimLoggedForRun', [owner, now, until, limit, only.runId]);
+  const keyed = rows.filter((r) => r.concurrency_key !== null);
+  const claimed = rows.filter((r) => r.concurrency_key === null).sort((a, b) => a.id - b.id);
+  const attempts: ClaimedAttempt[] = [];
+  const events: RunEvent[] = [];
+  for (const r of claimed) {
+    if (r.run_event !== null) events.push({ id: r.run_event, runId: r.run_id, pipeline: r.pipeline, step: null, type: 'run.started', data: null, at: now });
+    events.push({ id: r.step_event!, runId: r.run_id, pipeline: r.pipeline, step: r.step, type: 'step.started', data: { attempt: r.number }, at: now });
+    attempts.push(toClaimed(r, until));
   }
+  return { batch: { attempts, events }, keyed };
+}
+
+/** Leases those of `picked` (attempts with a concurrency key, picked by {@link claimAlone}) that fit under their keys' limits. */
+export async function claimKeyed(tx: Tx, owner: string, picked: ClaimedRow[], leaseMs: number, now: number): Promise<ClaimBatch> {
+  const until = now + leaseMs;
+  return toBatch(tx.t, await claimKeyedRows(tx.client, owner, picked, until, now), until, now);
+}
+
+async function claimKeyedRows(client: pg.PoolClient, owner: string, picked: ClaimedRow[], until: number, now: number): Promise<ClaimedRow[]> {
+  const admitted = await admitKeyed(client, picked);
+  return admitted.length > 0 ? sql<ClaimedRow>(client, 'claimIds', [owner, now, until, admitted.length, admitted]) : [];
+}
+
+function toClaimed(r: ClaimedRow, until: number): ClaimedAttempt {
+  return { id: r.id, runId: r.run_id, step: r.step, number: r.number, fence: r.fence, pipeline: r.pipeline, version: r.version, input: JSON.parse(r.input), force: r.force === 1, leaseExpiresAt: until, ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }) };
+}
+
+/** The claimed attempts and their events (emitted into the transaction, written at its end). */
+function toBatch(t: PgRunTransitions, rows: ClaimedRow[], until: number, now: number): ClaimBatch {
   const events: RunEvent[] = [];
   if (rows.length === 0) return { attempts: [], events };
   rows.sort((a, b) => a.id - b.id);
@@ -165,7 +269,7 @@ export async function claimIn(tx: Tx, owner: string, limit: number, leaseMs: num
     const run = { id: r.run_id, pipeline: r.pipeline };
     if (started.delete(r.run_id)) t.emit(events, run, 'run.started', null, now);
     t.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
-    attempts.push({ id: r.id, runId: r.run_id, step: r.step, number: r.number, fence: r.fence, pipeline: r.pipeline, version: r.version, input: JSON.parse(r.input), force: r.force === 1, leaseExpiresAt: until, ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }) });
+    attempts.push(toClaimed(r, until));
   }
   return { attempts, events };
 }

@@ -59,6 +59,16 @@ export interface TransactionOptions {
    * (fenced results, claims whose leases simply expire). Default: false.
    */
   retryUnknownCommit?: boolean;
+  /**
+   * `fn` runs exactly one statement, which is a transaction by itself (no BEGIN and COMMIT: one round trip
+   * instead of three). Default: false.
+   */
+  single?: boolean;
+  /**
+   * The commit does not wait for its WAL flush (synchronous_commit off for this transaction): for work whose loss
+   * in a server crash is harmless (a claim: its attempts are simply claimable again). Default: false.
+   */
+  relaxed?: boolean;
 }
 
 export interface RetryPolicy {
@@ -77,7 +87,7 @@ export async function transaction<T>(pool: pg.Pool, policy: RetryPolicy, fn: (cl
   const deadline = Date.now() + policy.retryForMs;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await once(pool, fn);
+      return await (options.single ? alone(pool, fn) : once(pool, fn, options.relaxed === true));
     } catch (err) {
       const unknown = err instanceof UnknownCommit;
       const cause = unknown ? (err.cause as unknown) : err;
@@ -89,11 +99,11 @@ export async function transaction<T>(pool: pg.Pool, policy: RetryPolicy, fn: (cl
   }
 }
 
-async function once<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+async function once<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, relaxed: boolean): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    await client.query('BEGIN');
+    await client.query(relaxed ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
     let result: T;
     try {
       result = await fn(client);
@@ -113,6 +123,28 @@ async function once<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>)
     // A client whose connection failed is destroyed rather than returned to the pool.
     client.release(broken);
   }
+}
+
+/** Runs `fn`'s single statement outside a transaction block; a failure during it leaves its outcome unknown. */
+async function alone<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    return await fn(client);
+  } catch (err) {
+    if (!isTransient(err)) throw err;
+    broken = err as Error;
+    // An error the server sent means the statement did not commit; a lost connection leaves it unknown.
+    if (isServerError(err)) throw err;
+    throw new UnknownCommit('the statement failed', { cause: err });
+  } finally {
+    client.release(broken);
+  }
+}
+
+function isServerError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08');
 }
 
 function wrapUnknown(cause: unknown): SluiceError {

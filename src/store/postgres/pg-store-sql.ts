@@ -12,6 +12,9 @@ export const MIGRATION_LOCK_KEY = 7_361_020_411_935_117;
 /** Advisory lock key held (for one transaction) by the process that is reaping expired leases. */
 export const REAPER_LOCK_KEY = 7_361_020_411_935_118;
 
+/** Advisory lock key held (for a whole session, pg_try_advisory_lock) by the connection of the leading worker process. */
+export const LEADER_LOCK_KEY = 7_361_020_411_935_119;
+
 /** Claim condition over attempt `a`: it has no concurrency key, or fewer than its limit with its key are running. */
 const KEY_HAS_ROOM = `(a.concurrency_key IS NULL OR
   (SELECT count(*) FROM attempts k WHERE k.concurrency_key = a.concurrency_key AND k.status = 'running') < a.concurrency_limit)`;
@@ -41,11 +44,79 @@ const claimPicked = (picked: string) => `WITH picked AS (${picked}),
           SELECT p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, p.concurrency_key, p.concurrency_limit
           FROM picked p WHERE p.concurrency_key IS NOT NULL`;
 
-/** The best available attempts (those matching `extra` too), skipping rows another claimer holds. */
-const claimWhere = (extra: string) =>
-  claimPicked(`SELECT id, concurrency_key, concurrency_limit FROM attempts a
+/**
+ * {@link claimPicked} as a whole claim in one statement, run outside a transaction block: it also writes the
+ * claim's events (`run.started` for the first attempt of each run it started, then `step.started`, in attempt id
+ * order, as claimIn emits them) and returns their ids (run_event, step_event). Its commit does not wait for the
+ * WAL flush (synchronous_commit off, set before the first write): a claim lost in a crash leaves its attempts
+ * claimable again.
+ */
+const claimLoggedPicked = (picked: string) => `WITH picked AS (${picked}),
+          claimed AS (
+            UPDATE attempts a SET status = 'running', owner = $1, fence = a.fence + 1, started_at = $2, lease_expires_at = $3
+            FROM picked WHERE a.id = picked.id AND picked.concurrency_key IS NULL
+              AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'
+            RETURNING a.id, a.run_id, a.step, a.number, a.fence, a.force, a.feedback),
+          started AS (
+            UPDATE runs SET status = 'running', started_at = $2
+            WHERE id IN (SELECT run_id FROM claimed) AND status = 'queued' RETURNING id),
+          steps_started AS (
+            UPDATE steps s SET status = 'running', started_at = COALESCE(s.started_at, $2)
+            FROM claimed c WHERE s.run_id = c.run_id AND s.name = c.step AND s.status IN (${inList(stepStatesInto('running'))})),
+          out AS (
+            SELECT c.*, r.pipeline, r.version, r.input,
+              EXISTS (SELECT 1 FROM started WHERE started.id = c.run_id) AND c.id = min(c.id) OVER (PARTITION BY c.run_id) AS run_started
+            FROM claimed c JOIN runs r ON r.id = c.run_id),
+          logged AS (
+            INSERT INTO events (run_id, pipeline, step, type, data, at)
+            SELECT run_id, pipeline, step, type, data, $2 FROM (
+              SELECT id AS k, 0 AS o, run_id, pipeline, NULL::text AS step, 'run.started' AS type, NULL::jsonb AS data FROM out WHERE run_started
+              UNION ALL
+              SELECT id, 1, run_id, pipeline, step, 'step.started', jsonb_build_object('attempt', number) FROM out) e
+            ORDER BY k, o
+            RETURNING id, run_id, step, type)
+          SELECT o.*, rs.id AS run_event, ss.id AS step_event, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit
+          FROM out o
+            JOIN logged ss ON ss.type = 'step.started' AND ss.run_id = o.run_id AND ss.step = o.step
+            LEFT JOIN logged rs ON rs.type = 'run.started' AND rs.run_id = o.run_id AND o.run_started
+          UNION ALL
+          SELECT p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, p.concurrency_key, p.concurrency_limit
+          FROM picked p WHERE p.concurrency_key IS NOT NULL`;
+
+/** The attempts `claimLoggedPicked` and `claimPicked` pick: the best available (matching `extra` too), skipping rows another claimer holds. */
+const available = (extra: string) => `SELECT id, concurrency_key, concurrency_limit FROM attempts a
             WHERE status = 'queued' AND available_at <= $2 ${extra} AND ${KEY_HAS_ROOM}
-            ORDER BY priority DESC, available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED`);
+            ORDER BY priority DESC, available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED`;
+
+/** The best available attempts (those matching `extra` too), skipping rows another claimer holds. */
+const claimWhere = (extra: string) => claimPicked(available(extra));
+
+/** The runs and steps of insertRunRows (two CTEs: new_runs, new_steps). */
+const NEW_RUN_ROWS = `new_runs AS (
+                 INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
+                   idempotency_key, remaining, active, failed, run_at, deadline_at, created_at, parent_run_id, parent_step)
+                 SELECT id, p, v, 'queued', i::jsonb, pr, f, mp, sel::jsonb, ik, rem, act, 0, ra, dl, ca, pri, ps
+                 FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::smallint[], $7::int[], $8::text[], $9::text[],
+                   $10::int[], $11::int[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[])
+                   AS u(id, p, v, i, pr, f, mp, sel, ik, rem, act, ra, dl, ca, pri, ps)),
+               new_steps AS (
+                 INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
+                 SELECT * FROM unnest($17::text[], $18::text[], $19::int[], $20::text[], $21::int[], $22::int[], $23::int[]))`;
+
+/** The first attempts of insertRunRows, inserted in array order. */
+const NEW_ATTEMPTS = `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback)
+               SELECT r, s, n, st, p, f, a, q, fb::jsonb
+               FROM unnest($24::text[], $25::text[], $26::int[], $27::text[], $28::int[], $29::smallint[], $30::bigint[], $31::bigint[], $32::text[])
+                 WITH ORDINALITY AS u(r, s, n, st, p, f, a, q, fb, o)
+               ORDER BY o`;
+
+/** Events from arrays $33-$38 (a CTE named logged returning their ids; ids follow array order). */
+const NEW_EVENTS = `logged AS (
+                 INSERT INTO events (run_id, pipeline, step, type, data, at)
+                 SELECT r, p, s, t, d::jsonb, a
+                 FROM unnest($33::text[], $34::text[], $35::text[], $36::text[], $37::text[], $38::bigint[]) WITH ORDINALITY AS u(r, p, s, t, d, a, n)
+                 ORDER BY n
+                 RETURNING id)`;
 
 /** SQL of the PostgreSQL backend outside the run transitions; each statement lists its parameters. */
 export const SQL = {
@@ -85,21 +156,13 @@ export const SQL = {
   //   $9 idempotency_keys $10 remainings $11 actives $12 run_ats $13 deadline_ats $14 created_ats $15 parent_run_ids $16 parent_steps
   // steps: $17 run_ids $18 names $19 seqs $20 statuses $21 waiting_ons $22 priorities $23 attempts
   // attempts: $24 run_ids $25 steps $26 numbers $27 statuses $28 priorities $29 forces $30 available_ats $31 queued_ats $32 feedbacks
-  insertRunRows: `WITH new_runs AS (
-                 INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
-                   idempotency_key, remaining, active, failed, run_at, deadline_at, created_at, parent_run_id, parent_step)
-                 SELECT id, p, v, 'queued', i::jsonb, pr, f, mp, sel::jsonb, ik, rem, act, 0, ra, dl, ca, pri, ps
-                 FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::smallint[], $7::int[], $8::text[], $9::text[],
-                   $10::int[], $11::int[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[])
-                   AS u(id, p, v, i, pr, f, mp, sel, ik, rem, act, ra, dl, ca, pri, ps)),
-               new_steps AS (
-                 INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
-                 SELECT * FROM unnest($17::text[], $18::text[], $19::int[], $20::text[], $21::int[], $22::int[], $23::int[]))
-               INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback)
-               SELECT r, s, n, st, p, f, a, q, fb::jsonb
-               FROM unnest($24::text[], $25::text[], $26::int[], $27::text[], $28::int[], $29::smallint[], $30::bigint[], $31::bigint[], $32::text[])
-                 WITH ORDINALITY AS u(r, s, n, st, p, f, a, q, fb, o)
-               ORDER BY o`,
+  insertRunRows: `WITH ${NEW_RUN_ROWS} ${NEW_ATTEMPTS}`,
+  // insertRunRows with the runs' events: $33 run_ids $34 pipelines $35 steps $36 types $37 data (jsonb text) $38 ats
+  // (rows in array order); returns the events' ids
+  insertRunRowsLogged: `WITH ${NEW_RUN_ROWS}, new_attempts AS (${NEW_ATTEMPTS}), ${NEW_EVENTS} SELECT id FROM logged`,
+  // the same, and NOTIFY the wake-up channel (one more row, with a null id)
+  insertRunRowsNotify: `WITH ${NEW_RUN_ROWS}, new_attempts AS (${NEW_ATTEMPTS}), ${NEW_EVENTS}
+                 SELECT id FROM logged UNION ALL SELECT NULL FROM (SELECT pg_notify('${WAKEUP_CHANNEL}', '')) n`,
   // $1 run_id $2 names $3 seqs $4 statuses $5 waiting_ons $6 priorities $7 attempts (arrays, one element per step)
   insertSteps: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
                 SELECT $1, n, s, st, w, p, a FROM unnest($2::text[], $3::int[], $4::text[], $5::int[], $6::int[], $7::int[]) AS u(n, s, st, w, p, a)`,
@@ -134,6 +197,9 @@ export const SQL = {
   claim: claimWhere(''),
   // $1 owner $2 now $3 lease_until $4 limit $5 run_id: the same, for the attempts of one run
   claimForRun: claimWhere('AND run_id = $5'),
+  // claim and claimForRun as one statement outside a transaction block, with their events (see claimLoggedPicked)
+  claimLogged: claimLoggedPicked(available('')),
+  claimLoggedForRun: claimLoggedPicked(available('AND run_id = $5')),
   // $1 owner $2 now $3 lease_until $4 limit $5 ids: leases these keyed attempts (admitted under their key's lock)
   claimIds: claimPicked(`SELECT id, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit FROM attempts
             WHERE id = ANY($5::bigint[]) AND status = 'queued' ORDER BY id LIMIT $4 FOR UPDATE`),

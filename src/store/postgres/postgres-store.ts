@@ -58,9 +58,10 @@ import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow
 import { PgRunTransitions } from './pg-run-transitions.js';
 import { PgSupervision } from './pg-supervision.js';
 import { endChild } from './pg-children.js';
-import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type RunHeader, type Tx } from './pg-attempts.js';
+import { claimAlone, claimIn, claimKeyed, completeBatch, createRunIn, createRunsAlone, insertNewRows, NewRows, planPlainRuns, type RunHeader, type Tx } from './pg-attempts.js';
 import { MIGRATION_LOCK_KEY, REAPER_LOCK_KEY, SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
+import { LeaderElection } from './pg-leader.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database`. */
@@ -86,7 +87,7 @@ export class PostgresStore implements Store {
   private readonly connectionString: string;
   private readonly pool: pg.Pool;
   private readonly compiledCache = new Map<string, CompiledPipeline>();
-  private readonly listeners = new Set<WakeupListener>();
+  private readonly listeners = new Set<WakeupListener | LeaderElection>();
   private readonly retryForMs: number;
   private readonly onError: (err: unknown) => void;
   private closed = false;
@@ -249,6 +250,20 @@ export class PostgresStore implements Store {
     };
   }
 
+  /**
+   * Campaigns for leadership on a dedicated connection holding a session-level advisory lock (pg-leader.ts): one
+   * process of the database leads at a time; followers try again every second.
+   */
+  async campaign(onChange: (leading: boolean) => void): Promise<() => Promise<void>> {
+    const election = new LeaderElection(this.connectionString, onChange, this.onError);
+    this.listeners.add(election);
+    await election.start();
+    return async () => {
+      this.listeners.delete(election);
+      await election.close();
+    };
+  }
+
   private async compiled(client: pg.ClientBase, name: string, version: number): Promise<CompiledPipeline> {
     const key = `${name}@${version}`;
     let c = this.compiledCache.get(key);
@@ -299,6 +314,12 @@ export class PostgresStore implements Store {
   }
 
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
+    // Plain runs for workers elsewhere: one statement writes them, their events and the wake-up.
+    const plain = claimNext && claimNext.limit > 0 ? null : planPlainRuns(requests, now);
+    if (plain && plain.length > 0) {
+      const runs = await transaction(this.pool, this.retryPolicy(), (c) => createRunsAlone(c, plain, true), { single: true });
+      return { runs, claimed: { attempts: [], events: [] } };
+    }
     return this.tx(async (tx) => {
       const runs: CreatedRun[] = [];
       const later = new NewRows();
@@ -373,8 +394,12 @@ export class PostgresStore implements Store {
   }
 
   async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {
-    // A claim whose commit is lost is harmless to repeat: its leases simply expire.
-    return this.tx((tx) => claimIn(tx, owner, limit, leaseMs, now, only), { retryUnknownCommit: true });
+    // A claim whose commit is lost is harmless to repeat (its leases simply expire), and so is a claim lost in a
+    // server crash (its attempts are claimable again): one statement, which does not wait for its WAL flush.
+    const { batch, keyed } = await transaction(this.pool, this.retryPolicy(), (c) => claimAlone(c, owner, limit, leaseMs, now, only), { retryUnknownCommit: true, single: true });
+    if (keyed.length === 0) return batch;
+    const more = await this.tx((tx) => claimKeyed(tx, owner, keyed, leaseMs, now), { retryUnknownCommit: true, relaxed: true });
+    return { attempts: [...batch.attempts, ...more.attempts], events: [...batch.events, ...more.events] };
   }
 
   async heartbeat(owner: string, attemptIds: number[], leaseMs: number, now: number): Promise<number[]> {
