@@ -1,4 +1,5 @@
-import { renderTemplate } from '../core/expressions.js';
+import { SluiceError } from '../core/errors.js';
+import { referencedSteps, renderTemplate } from '../core/expressions.js';
 import type { Pipeline } from '../core/model.js';
 
 /**
@@ -14,6 +15,14 @@ export async function renderConcurrencyKeys(
   let keys: Record<string, string> | undefined;
   for (const step of pipeline.steps) {
     if (step.concurrencyKey === null) continue;
+    const reads = referencedSteps({ if: null, with: { key: step.concurrencyKey } });
+    if (reads.length > 0) {
+      throw new SluiceError(
+        'EXPRESSION_FAILED',
+        `concurrency_key of step ${step.name} reads steps.${reads[0]}: the key is rendered when the run is created, from input and run only`,
+        { retryable: false },
+      );
+    }
     const ctx = { input: run.input, steps: {}, run: { id: run.id, attempt: 1, pipeline: run.pipeline, version: run.version }, secrets: {} };
     const value = await renderTemplate(step.concurrencyKey, ctx);
     keys ??= {};

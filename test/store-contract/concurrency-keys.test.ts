@@ -89,6 +89,15 @@ for (const backend of backends()) {
       expect(overlaps.peakTotal).toBe(2);
     });
 
+    it('refuses to start a run whose key reads step outputs, which do not exist when it is rendered', async () => {
+      const spec: PipelineSpec = {
+        name: 'late-key',
+        steps: { a: { uses: 'function', with: { fn: 'work' } }, b: { uses: 'function', needs: ['a'], with: { fn: 'work' }, concurrency_key: '${{ steps.a.id }}' } },
+      };
+      const { engines: [engine] } = await setup(spec, { work: () => ({ id: 1 }) }, 0);
+      await expect(engine!.startRun('late-key', { input: {} })).rejects.toMatchObject({ code: 'EXPRESSION_FAILED', message: expect.stringContaining('reads steps.a') });
+    });
+
     it('frees the slot of an attempt whose lease expired', async () => {
       const spec: PipelineSpec = { name: 'single', steps: { call: { uses: 'function', with: { fn: 'work' }, concurrency_key: '${{ input.customer }}' } } };
       const { engines: [engine], store } = await setup(spec, { work: () => 1 }, 0);
