@@ -77,7 +77,10 @@ export interface AttributeValueStore {
   getAttributeValues(dataset: string, recordId: string): Promise<Record<string, AttributeValue>>;
   /** Derived values of many records: record id -> field -> value (records without values are absent). */
   listAttributeValues(dataset: string, recordIds: string[]): Promise<Map<string, Record<string, AttributeValue>>>;
-  /** Sets a value by hand (status `overridden`). RECORD_NOT_FOUND when the record does not exist. */
+  /**
+   * Sets a value by hand (status `overridden`, the note kept; what a pipeline said of the value it replaces
+   * is cleared). RECORD_NOT_FOUND when the record does not exist.
+   */
   overrideAttributeValue(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): Promise<AttributeValue>;
   /** Marks a proposed value approved (an overridden one stays overridden). VALUE_NOT_FOUND when there is none. */
   approveAttributeValue(dataset: string, recordId: string, field: string, note: string | undefined, now: number): Promise<AttributeValue>;

@@ -98,7 +98,7 @@ for (const backend of backends()) {
       try {
         await run('price-band');
         const overridden = await store.overrideAttributeValue('products', 'p00', 'band', { value: 'premium', note: 'sold as premium' }, 5);
-        expect(overridden).toMatchObject({ value: 'premium', status: 'overridden', note: 'sold as premium', confidence: null });
+        expect(overridden).toMatchObject({ value: 'premium', status: 'overridden', note: 'sold as premium', confidence: null, justification: null, pipeline: null, runId: null });
         const approved = await store.approveAttributeValue('products', 'p01', 'band', undefined, 6);
         expect(approved).toMatchObject({ value: 'low', status: 'approved' });
         const forced = await run('price-band', { force: true });

@@ -67,7 +67,8 @@ const SQL = {
   override: `INSERT INTO attribute_values (dataset, field, record_id, value, status, note, updated_at)
              VALUES ($1, $2, $3, $4::json, 'overridden', $5, $6)
              ON CONFLICT (dataset, field, record_id) DO UPDATE SET value = excluded.value, status = 'overridden',
-               note = excluded.note, confidence = NULL, updated_at = excluded.updated_at
+               note = excluded.note, confidence = NULL, justification = NULL,
+               input_hash = NULL, pipeline = NULL, pipeline_version = NULL, run_id = NULL, source_rev = NULL, updated_at = excluded.updated_at
              RETURNING *`,
   // $1 dataset $2 field $3 record_id $4 note $5 now
   approve: `UPDATE attribute_values SET status = 'approved', note = COALESCE($4, note), updated_at = $5

@@ -70,7 +70,8 @@ const SQL = {
   override: `INSERT INTO attribute_values (dataset, field, record_id, value, status, note, updated_at)
              VALUES (@dataset, @field, @record_id, @value, 'overridden', @note, @now)
              ON CONFLICT (dataset, field, record_id) DO UPDATE SET value = excluded.value, status = 'overridden',
-               note = excluded.note, confidence = NULL, updated_at = excluded.updated_at`,
+               note = excluded.note, confidence = NULL, justification = NULL,
+               input_hash = NULL, pipeline = NULL, pipeline_version = NULL, run_id = NULL, source_rev = NULL, updated_at = excluded.updated_at`,
   // @dataset @field @record_id @note @now
   approve: `UPDATE attribute_values SET status = 'approved', note = COALESCE(@note, note), updated_at = @now
             WHERE dataset = @dataset AND field = @field AND record_id = @record_id AND status = 'proposed'`,
