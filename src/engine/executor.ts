@@ -1,7 +1,8 @@
 import { isArtifactRef, type ArtifactStore } from '../artifacts/artifact-store.js';
 import { abortError, invokeWithTimeout, OutputChecker } from './step-invocation.js';
 import { SluiceError, toErrorRecord } from '../core/errors.js';
-import { evaluateCondition, referencedSteps, renderTemplate } from '../core/expressions.js';
+import { evaluateCondition, parseTemplate, referencedSteps, renderTemplate, visitStrings } from '../core/expressions.js';
+import { isRecord } from '../core/key-path.js';
 import { sha256, stableStringify } from '../core/hash.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { retryDelay } from '../core/retry.js';
@@ -28,6 +29,8 @@ interface PreparedPipeline {
   baseDir: string;
   /** Upstream outputs each step reads: its needs plus `steps.X` named in its expressions. */
   reads: Map<string, string[]>;
+  /** Steps whose `with` holds no template: their config is a copy of it, with nothing to evaluate. */
+  literal: Set<string>;
 }
 
 /**
@@ -36,6 +39,8 @@ interface PreparedPipeline {
  */
 export class Executor {
   private readonly pipelines = new Map<string, Promise<PreparedPipeline>>();
+  /** The pipelines of {@link pipelines} once loaded, read without awaiting. */
+  private readonly loaded = new Map<string, PreparedPipeline>();
   private readonly outputs = new OutputChecker();
   private readonly owners = new Map<number, string>();
 
@@ -74,7 +79,7 @@ export class Executor {
   }
 
   private async run(attempt: ClaimedAttempt, signal: AbortSignal, usage: StepUsage[]): Promise<Omit<AttemptResult, 'attemptId' | 'fence' | 'owner' | 'processingMs'>> {
-    const prepared = await this.prepare(attempt);
+    const prepared = this.loaded.get(`${attempt.pipeline}@${attempt.version}`) ?? (await this.prepare(attempt));
     const step = prepared.byName.get(attempt.step);
     if (!step) throw new SluiceError('STEP_NOT_FOUND', `pipeline ${attempt.pipeline} v${attempt.version} has no step ${attempt.step}`);
     const reads = prepared.reads.get(step.name) ?? [];
@@ -90,7 +95,7 @@ export class Executor {
       ...(attempt.feedback === undefined ? {} : { feedback: attempt.feedback }),
     };
     if (step.if !== null && !(await evaluateCondition(step.if, ctx))) return { outcome: 'skipped', output: null };
-    const config = await this.resolveConfig(step, ctx);
+    const config = prepared.literal.has(step.name) ? (copyLiteral(step.with) as Record<string, unknown>) : await this.resolveConfig(step, ctx);
     if (!step.cache) {
       const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal, usage);
       if (output instanceof StepDirective) return directiveResult(output);
@@ -185,7 +190,10 @@ export class Executor {
     let p = this.pipelines.get(key);
     if (!p) {
       p = this.load(attempt.pipeline, attempt.version);
-      p.catch(() => this.pipelines.delete(key));
+      p.then(
+        (prepared) => this.loaded.set(key, prepared),
+        () => this.pipelines.delete(key),
+      );
       this.pipelines.set(key, p);
     }
     return p;
@@ -203,7 +211,30 @@ function prepareDefinition(stored: StoredPipeline): PreparedPipeline {
   const byName = new Map(def.steps.map((s) => [s.name, s]));
   const reads = new Map(def.steps.map((s) => [s.name, [...new Set([...s.needs, ...referencedSteps(s)])].filter((n) => byName.has(n))]));
   const baseDir = stored.sourceFile ? dirnameOf(stored.sourceFile) : process.cwd();
-  return { stored, byName, reads, baseDir };
+  const literal = new Set(def.steps.filter((s) => isLiteral(s.with)).map((s) => s.name));
+  return { stored, byName, reads, baseDir, literal };
+}
+
+/** Whether no string in `value` is a template (or a malformed one, whose error rendering reports). */
+function isLiteral(value: unknown): boolean {
+  let literal = true;
+  visitStrings(value, (text) => {
+    const parsed = parseTemplate(text);
+    if (parsed.error !== undefined || parsed.parts.some((part) => 'expr' in part)) literal = false;
+  });
+  return literal;
+}
+
+/** A copy of a `with` that holds no template, as rendering it would return. */
+function copyLiteral(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map((item) => copyLiteral(item) ?? null);
+  if (!isRecord(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const item = copyLiteral(value[key]);
+    if (item !== undefined) out[key] = item;
+  }
+  return out;
 }
 
 function dirnameOf(file: string): string {

@@ -80,6 +80,8 @@ export interface EventRow {
   type: EventType;
   data: string | null;
   at: number;
+  /** SQLite: later events packed into this row (migration 7), JSON array of [step, type, data, at]; `id` is the last one's. */
+  more?: string | null;
 }
 
 export function parseJson<T>(text: string | null): T | null {
@@ -157,16 +159,22 @@ export function toAttemptRecord(row: AttemptRow): AttemptRecord {
   };
 }
 
+/** A row holding one event. */
 export function toRunEvent(row: EventRow): RunEvent {
-  return {
-    id: row.id,
-    runId: row.run_id,
-    pipeline: row.pipeline,
-    step: row.step,
-    type: row.type,
-    data: parseJson<Record<string, unknown>>(row.data),
-    at: row.at,
-  };
+  return { id: row.id, runId: row.run_id, pipeline: row.pipeline, step: row.step, type: row.type, data: parseJson<Record<string, unknown>>(row.data), at: row.at };
+}
+
+/** A later event of a packed row: [step, type, data, at]. */
+export type PackedEvent = [string | null, EventType, Record<string, unknown> | null, number];
+
+/** The events of one row, in id order (one, or several packed ones). */
+export function toRunEvents(row: EventRow): RunEvent[] {
+  if (!row.more) return [toRunEvent(row)];
+  const more = JSON.parse(row.more) as PackedEvent[];
+  const first = row.id - more.length;
+  const events = [{ ...toRunEvent(row), id: first }];
+  more.forEach(([step, type, data, at], i) => events.push({ id: first + 1 + i, runId: row.run_id, pipeline: row.pipeline, step, type, data, at }));
+  return events;
 }
 
 /** A gate_decisions row (both backends store the JSON columns as text). */

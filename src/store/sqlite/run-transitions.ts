@@ -5,7 +5,7 @@ import type { Pipeline, RunStatus, Step, StepStatus } from '../../core/model.js'
 import { needIsSettled } from '../../core/scheduler.js';
 import { runStatesInto, stepStatesInto } from '../../core/state-machine.js';
 import type { EventType, RunEvent } from '../store.js';
-import { toJson, type RunRow, type StepRow } from './rows.js';
+import { toJson, type PackedEvent, type RunRow, type StepRow } from './rows.js';
 
 /** A pipeline version as the scheduler needs it: the definition plus lookups. */
 export interface CompiledPipeline {
@@ -46,8 +46,10 @@ export const COUNTER_COLUMNS = 'id, pipeline, version, status, priority, force, 
 /** A run as scheduling sees it after a counter update. */
 export type RunCounters = Pick<RunRow, 'id' | 'pipeline' | 'version' | 'status' | 'priority' | 'force' | 'max_parallel' | 'remaining' | 'active' | 'failed' | 'run_at'>;
 
-/** Events written per INSERT statement. */
+/** Event rows written per INSERT statement. */
 const EVENT_CHUNK = 64;
+/** Consecutive events of one run packed into one row, at most. */
+const EVENTS_PER_ROW = 32;
 
 const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
 
@@ -55,6 +57,7 @@ const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join('
 const SQL = {
   // @id
   run: `SELECT * FROM runs WHERE id = @id`,
+  lastEventId: `SELECT COALESCE(MAX(id), 0) AS id FROM events`,
   // @id @active @remaining @failed
   addCounters: `UPDATE runs SET active = active + @active, remaining = remaining + @remaining, failed = failed + @failed
                 WHERE id = @id RETURNING ${COUNTER_COLUMNS}`,
@@ -149,16 +152,28 @@ export class RunTransitions {
     this.unwritten.push(event);
   }
 
-  /** Writes the events emitted in this transaction and fills in their ids. Call before commit. */
+  /**
+   * Writes the events emitted in this transaction and fills in their ids, consecutive events of one run
+   * packed into one row (migration 7). Call before commit: this transaction is the only writer, so the ids
+   * after the largest one stored are free.
+   */
   flushEvents(): void {
     const events = this.unwritten.splice(0);
-    for (let i = 0; i < events.length; i += EVENT_CHUNK) {
-      const chunk = events.slice(i, i + EVENT_CHUNK);
-      const params: unknown[] = [];
-      for (const e of chunk) params.push(e.runId, e.pipeline, e.step, e.type, e.data === null ? null : JSON.stringify(e.data), e.at);
-      // Rowids of one multi-row INSERT are consecutive: this transaction is the only writer.
-      const last = Number(this.insertEvents(chunk.length).run(params).lastInsertRowid);
-      chunk.forEach((e, j) => (e.id = last - chunk.length + 1 + j));
+    if (events.length === 0) return;
+    let id = (this.stmt('lastEventId').get() as { id: number }).id;
+    const rows: unknown[][] = [];
+    for (let i = 0; i < events.length; ) {
+      const first = events[i]!;
+      let end = i + 1;
+      while (end < events.length && end - i < EVENTS_PER_ROW && events[end]!.runId === first.runId) end += 1;
+      for (let k = i; k < end; k++) events[k]!.id = ++id;
+      const more = end - i === 1 ? null : JSON.stringify(events.slice(i + 1, end).map((e): PackedEvent => [e.step, e.type, e.data, e.at]));
+      rows.push([id, first.runId, first.pipeline, first.step, first.type, first.data === null ? null : JSON.stringify(first.data), first.at, more]);
+      i = end;
+    }
+    for (let i = 0; i < rows.length; i += EVENT_CHUNK) {
+      const chunk = rows.slice(i, i + EVENT_CHUNK);
+      this.insertEvents(chunk.length).run(chunk.flat());
     }
   }
 
@@ -170,8 +185,8 @@ export class RunTransitions {
   private insertEvents(rows: number): Database.Statement {
     let stmt = this.eventStmts.get(rows);
     if (!stmt) {
-      const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?)').join(', ');
-      stmt = this.db.prepare(`INSERT INTO events (run_id, pipeline, step, type, data, at) VALUES ${values}`);
+      const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ');
+      stmt = this.db.prepare(`INSERT INTO events (id, run_id, pipeline, step, type, data, at, more) VALUES ${values}`);
       this.eventStmts.set(rows, stmt);
     }
     return stmt;

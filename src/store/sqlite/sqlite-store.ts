@@ -46,7 +46,7 @@ import { migrations } from './migrations/index.js';
 import {
   toAttemptRecord,
   toJson,
-  toRunEvent,
+  toRunEvents,
   toRunRecord,
   toStepRecord,
   toStoredPipeline,
@@ -628,7 +628,12 @@ export class SqliteStore implements Store {
       params['pipeline'] = filter.pipeline;
     }
     const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`;
-    return (this.db.prepare(sql).all(params) as EventRow[]).map(toRunEvent);
+    // A row holds at least one event past `after` (its last): `limit` rows hold enough.
+    const events: RunEvent[] = [];
+    for (const row of this.db.prepare(sql).all(params) as EventRow[]) {
+      for (const e of toRunEvents(row)) if (e.id > (params['after'] as number)) events.push(e);
+    }
+    return events.slice(0, params['limit'] as number);
   }
 
   async appendLogs(lines: LogLine[]): Promise<void> {
