@@ -145,7 +145,7 @@ suite('dashboard in Chromium (admin, no auth)', () => {
     await screenshot(page, 'run-approved');
   });
 
-  it('validates a definition and marks the line an issue names', async () => {
+  it('validates a definition, marks the line an issue names, and saves a new version', async () => {
     await page.goto(`${served.url}/pipelines/demo?tab=definition`);
     const editor = page.getByTestId('definition');
     await editor.waitFor();
@@ -158,7 +158,13 @@ suite('dashboard in Chromium (admin, no auth)', () => {
     const line = Number(await note.getAttribute('data-line'));
     expect(text.split('\n')[line - 1]).toContain('uses: code');
     await screenshot(page, 'pipeline-definition-issues');
-    await editor.fill(text);
+    await editor.fill(text.replace('Fetch, parse and publish a report', 'Fetch, parse and publish the daily report'));
+    await page.getByTestId('save-definition').click();
+    await page.locator('.ok', { hasText: 'Saved as version 2' }).waitFor();
+    await page.locator('h1', { hasText: 'v2' }).waitFor();
+    await page.locator('[data-tab="versions"]').click();
+    await page.getByTestId('versions').waitFor();
+    expect(await page.locator('[data-testid="versions"] tbody tr').count()).toBe(2);
   });
 
   it('overrides a derived value, adds it as an eval, and marks an edited eval failing', async () => {

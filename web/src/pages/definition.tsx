@@ -52,7 +52,7 @@ export function DefinitionTab({ pipeline, onSaved }: { pipeline: PipelineDetail;
           Validate
         </ActionButton>
         {canSave ? (
-          <ActionButton kind="primary" onClick={save} testId="save-definition" disabled={text === initial && !issues}>
+          <ActionButton kind="primary" onClick={save} testId="save-definition" disabled={text === initial}>
             Save new version
           </ActionButton>
         ) : null}

@@ -1,5 +1,5 @@
-import { lazy, Suspense, useMemo, useState } from 'react';
-import { api, ApiError, enc, type GraphJson, type PipelineDetail, type PipelineSummary, type Run, type RunDetail } from '../api';
+import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
+import { api, enc, type GraphJson, type PipelineDetail, type PipelineSummary, type Run, type RunDetail } from '../api';
 import { ActionButton, Badge, Empty, ErrorBox, Skeleton, Spinner, StatusBadge, Time, useAsync } from '../components/ui';
 import { stepStatusOf, throttle, useLiveEvents } from '../live';
 import { Link, navigate, setQuery, useLocation } from '../router';
@@ -111,6 +111,7 @@ function GraphTab({ name }: { name: string }) {
   const runId = picked || runs.data?.runs[0]?.id || '';
   const run = useAsync(() => (runId ? api<RunDetail>(`/api/runs/${enc(runId)}`) : Promise.resolve(undefined)), [runId]);
   const [live, setLive] = useState<Record<string, string>>({});
+  useEffect(() => setLive({}), [runId]);
   const refreshRuns = useMemo(() => throttle(runs.reload, 800), [runs.reload]);
   useLiveEvents({ pipeline: name }, (e) => {
     if (e.type === 'run.queued') refreshRuns();
@@ -135,10 +136,7 @@ function GraphTab({ name }: { name: string }) {
           Colored by run{' '}
           <select
             value={runId}
-            onChange={(e) => {
-              setLive({});
-              setPicked(e.target.value);
-            }}
+            onChange={(e) => setPicked(e.target.value)}
           >
             {runs.data?.runs.length ? null : <option value="">no runs yet</option>}
             {runs.data?.runs.map((r) => (
@@ -207,8 +205,4 @@ function PipelineRuns({ name }: { name: string }) {
     );
   }
   return <RunTable runs={runs.data.runs} />;
-}
-
-export function isNotFound(err: unknown): boolean {
-  return err instanceof ApiError && err.status === 404;
 }
