@@ -213,6 +213,9 @@ suite('dashboard in Chromium (admin, no auth)', () => {
     // The run of an attribute pipeline is one step over the dataset; its state colors the declared steps.
     await page.locator('.dag-label[data-step="classify"][data-status="succeeded"]').waitFor();
     await screenshot(page, 'pipeline-graph');
+    await page.locator('[data-tab="stats"]').click();
+    await page.locator('.card', { hasText: 'Derived values' }).waitFor();
+    expect(await page.locator('.card', { hasText: 'Derived values' }).textContent()).toContain('average confidence 80 %');
   });
 
   it('draws the graph of a run with 1,000 steps (timed in bench/dashboard.ts)', async () => {

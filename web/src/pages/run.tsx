@@ -56,6 +56,12 @@ export default function RunPage({ id }: { id: string }) {
         {r.started_at ? <> · started <Time at={r.started_at} /></> : null}
         {r.finished_at ? <> · took {duration(r.finished_at - (r.started_at ?? r.created_at))}</> : null}
       </p>
+      {r.input !== null && r.input !== undefined ? (
+        <details className="run-input">
+          <summary>Input</summary>
+          <JsonView value={r.input} />
+        </details>
+      ) : null}
       {r.error ? <ErrorDetail error={r.error} /> : null}
       <Suspense fallback={<Spinner label="Drawing graph…" />}>
         {nodes.length ? <Dag nodes={nodes} edges={edges} states={states} selected={selected} onSelect={(s) => setQuery({ step: s })} height={nodes.length > 50 ? 520 : 360} /> : <Empty>This run has no steps.</Empty>}

@@ -61,6 +61,13 @@ function StatsView({ s }: { s: PipelineStats }) {
         <Card label="p50 / p95 / p99" value={`${duration(s.runs.duration.p50)}`} sub={`${duration(s.runs.duration.p95)} / ${duration(s.runs.duration.p99)}`} />
         <Card label="Tokens in / out" value={`${count(s.tokensIn)} / ${count(s.tokensOut)}`} />
         <Card label="Cost" value={money(s.cost)} />
+        {s.attributes ? (
+          <Card
+            label="Derived values"
+            value={String(s.attributes.values)}
+            sub={typeof s.attributes.avg_confidence === 'number' ? `average confidence ${(s.attributes.avg_confidence * 100).toFixed(0)} %` : 'no confidence reported'}
+          />
+        ) : null}
       </div>
       {runCount === 0 ? (
         <Empty>No runs in this window — start one with <code>sluice run {s.pipeline}</code>.</Empty>
