@@ -12,10 +12,13 @@ import { REPO_ROOT, runCli, startCli, exited } from './cli.js';
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome', '/usr/bin/google-chrome-stable'];
 
-/** The Chromium executable: $SLUICE_CHROMIUM, else the first of the usual paths that exists. */
+/**
+ * The Chromium executable: $SLUICE_CHROMIUM when set (a path that does not exist, e.g. `none`, means no
+ * browser), else the first of the usual paths that exists.
+ */
 export function findChromium(): string | undefined {
   const fromEnv = process.env['SLUICE_CHROMIUM'];
-  if (fromEnv && existsSync(fromEnv)) return fromEnv;
+  if (fromEnv) return existsSync(fromEnv) ? fromEnv : undefined;
   return CANDIDATES.find((p) => existsSync(p));
 }
 
