@@ -20,7 +20,7 @@ export function EvalsTab({ name }: { name: string }) {
     <div>
       <div className="toolbar">
         <span data-testid="eval-summary">
-          <b>{summary.total}</b> cases · <span className="pass">{summary.passed} passed</span> · <span className={summary.failed ? 'fail' : ''}>{summary.failed} failed</span> · {summary.not_run} not run
+          <b>{summary.total}</b> {summary.total === 1 ? 'case' : 'cases'} · <span className="pass">{summary.passed} passed</span> · <span className={summary.failed ? 'fail' : ''}>{summary.failed} failed</span> · {summary.not_run} not run
         </span>
         {summary.failed > 0 ? <Badge kind="failing">failing</Badge> : null}
         {canEdit && summary.total > 0 ? (
