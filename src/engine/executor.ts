@@ -42,30 +42,16 @@ export class Executor {
   /** The pipelines of {@link pipelines} once loaded, read without awaiting. */
   private readonly loaded = new Map<string, PreparedPipeline>();
   private readonly outputs = new OutputChecker();
-  private readonly owners = new Map<number, string>();
 
   constructor(private readonly deps: ExecutorDeps) {}
 
+  /** Executes `attempt` for the worker `owner` that holds its lease (fenced writes during execution carry it). */
   async execute(attempt: ClaimedAttempt, owner: string, signal: AbortSignal): Promise<AttemptResult> {
-    this.owners.set(attempt.id, owner);
-    try {
-      return await this.executeOwned(attempt, owner, signal);
-    } finally {
-      this.owners.delete(attempt.id);
-    }
-  }
-
-  /** The worker that holds `attempt` (fenced writes during execution carry it). */
-  private owner(attempt: ClaimedAttempt): string {
-    return this.owners.get(attempt.id) ?? '';
-  }
-
-  private async executeOwned(attempt: ClaimedAttempt, owner: string, signal: AbortSignal): Promise<AttemptResult> {
     const started = this.deps.now();
     const usage: StepUsage[] = [];
     const base = { attemptId: attempt.id, fence: attempt.fence, owner };
     try {
-      const outcome = await this.run(attempt, signal, usage);
+      const outcome = await this.run(attempt, owner, signal, usage);
       return { ...base, ...outcome, ...usageOf(usage), processingMs: this.deps.now() - started };
     } catch (err) {
       const thrown = signal.aborted && signal.reason instanceof SluiceError ? signal.reason : err;
@@ -78,7 +64,7 @@ export class Executor {
     }
   }
 
-  private async run(attempt: ClaimedAttempt, signal: AbortSignal, usage: StepUsage[]): Promise<Omit<AttemptResult, 'attemptId' | 'fence' | 'owner' | 'processingMs'>> {
+  private async run(attempt: ClaimedAttempt, owner: string, signal: AbortSignal, usage: StepUsage[]): Promise<Omit<AttemptResult, 'attemptId' | 'fence' | 'owner' | 'processingMs'>> {
     const prepared = this.loaded.get(`${attempt.pipeline}@${attempt.version}`) ?? (await this.prepare(attempt));
     const step = prepared.byName.get(attempt.step);
     if (!step) throw new SluiceError('STEP_NOT_FOUND', `pipeline ${attempt.pipeline} v${attempt.version} has no step ${attempt.step}`);
@@ -97,7 +83,7 @@ export class Executor {
     if (step.if !== null && !(await evaluateCondition(step.if, ctx))) return { outcome: 'skipped', output: null };
     const config = prepared.literal.has(step.name) ? (copyLiteral(step.with) as Record<string, unknown>) : await this.resolveConfig(step, ctx);
     if (!step.cache) {
-      const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal, usage);
+      const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, owner, signal, usage);
       if (output instanceof StepDirective) return directiveResult(output);
       this.outputs.check(step, output);
       return { outcome: 'succeeded', output: await this.offload(output) };
@@ -107,7 +93,7 @@ export class Executor {
       const hit = await this.deps.store.lookupCache(attempt.pipeline, cacheKey);
       if (hit) return { outcome: 'cached', output: hit.output, cacheKey };
     }
-    const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, signal, usage);
+    const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, owner, signal, usage);
     if (output instanceof StepDirective) return directiveResult(output);
     this.outputs.check(step, output);
     return { outcome: 'succeeded', output: await this.offload(output), cacheKey, cacheable: true };
@@ -119,6 +105,7 @@ export class Executor {
     ctx: ExpressionContext,
     baseDir: string,
     attempt: ClaimedAttempt,
+    owner: string,
     signal: AbortSignal,
     usage: StepUsage[],
   ): Promise<unknown> {
@@ -139,7 +126,7 @@ export class Executor {
         artifacts: this.deps.artifacts,
         items: {
           load: () => this.deps.store.loadStepItems(attempt.runId, step.name),
-          save: (items) => this.deps.store.saveStepItems({ attemptId: attempt.id, fence: attempt.fence, owner: this.owner(attempt) }, attempt.runId, step.name, items, this.deps.now()),
+          save: (items) => this.deps.store.saveStepItems({ attemptId: attempt.id, fence: attempt.fence, owner }, attempt.runId, step.name, items, this.deps.now()),
         },
         rateLimit: this.rateLimit,
         force: attempt.force,

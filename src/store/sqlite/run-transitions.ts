@@ -48,6 +48,8 @@ export type RunCounters = Pick<RunRow, 'id' | 'pipeline' | 'version' | 'status' 
 
 /** Event rows written per INSERT statement. */
 const EVENT_CHUNK = 64;
+/** Parameters of one event row: id, run_id, pipeline, step, type, data, at, more. */
+const EVENT_COLUMNS = 8;
 /** Consecutive events of one run packed into one row, at most. */
 const EVENTS_PER_ROW = 32;
 
@@ -161,19 +163,23 @@ export class RunTransitions {
     const events = this.unwritten.splice(0);
     if (events.length === 0) return;
     let id = (this.stmt('lastEventId').get() as { id: number }).id;
-    const rows: unknown[][] = [];
+    let params: unknown[] = [];
     for (let i = 0; i < events.length; ) {
       const first = events[i]!;
+      first.id = ++id;
       let end = i + 1;
-      while (end < events.length && end - i < EVENTS_PER_ROW && events[end]!.runId === first.runId) end += 1;
-      for (let k = i; k < end; k++) events[k]!.id = ++id;
-      const more = end - i === 1 ? null : JSON.stringify(events.slice(i + 1, end).map((e): PackedEvent => [e.step, e.type, e.data, e.at]));
-      rows.push([id, first.runId, first.pipeline, first.step, first.type, first.data === null ? null : JSON.stringify(first.data), first.at, more]);
+      let more: PackedEvent[] | null = null;
+      for (; end < events.length && end - i < EVENTS_PER_ROW && events[end]!.runId === first.runId; end++) {
+        const e = events[end]!;
+        e.id = ++id;
+        (more ??= []).push([e.step, e.type, e.data, e.at]);
+      }
+      params.push(id, first.runId, first.pipeline, first.step, first.type, first.data === null ? null : JSON.stringify(first.data), first.at, more && JSON.stringify(more));
       i = end;
-    }
-    for (let i = 0; i < rows.length; i += EVENT_CHUNK) {
-      const chunk = rows.slice(i, i + EVENT_CHUNK);
-      this.insertEvents(chunk.length).run(chunk.flat());
+      if (params.length === EVENT_CHUNK * EVENT_COLUMNS || i === events.length) {
+        this.insertEvents(params.length / EVENT_COLUMNS).run(params);
+        params = [];
+      }
     }
   }
 
