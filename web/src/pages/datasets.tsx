@@ -247,7 +247,7 @@ function ValueCard({ dataset, recordId, field, value, onChange }: { dataset: str
             <button type="button" onClick={() => setEditing(true)} data-testid="override">
               Override
             </button>
-            {current.status !== 'approved' ? (
+            {current.status === 'proposed' ? (
               <ActionButton onClick={approve} testId="approve-value">
                 Approve
               </ActionButton>
