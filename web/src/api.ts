@@ -256,8 +256,9 @@ export interface AttributeValue {
   confidence: number | null;
   justification: string | null;
   input_hash?: string;
-  pipeline: string;
-  pipeline_version: number;
+  /** Null once a person overrode the value (nothing of the pipeline's answer is kept). */
+  pipeline: string | null;
+  pipeline_version: number | null;
   run_id: string | null;
   status: 'proposed' | 'approved' | 'overridden';
   note?: string | null;

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { api, enc, type AttributeValue, type DataRecord, type Dataset } from '../api';
+import { api, enc, type AttributeValue, type DataRecord, type Dataset, type PipelineSummary } from '../api';
 import { ActionButton, Badge, Empty, ErrorBox, JsonView, Skeleton, Time, useAsync } from '../components/ui';
 import { Link, setQuery, useLocation } from '../router';
 import { useCan } from '../session';
@@ -64,6 +64,11 @@ function DatasetPage({ name }: { name: string }) {
   const selected = query.get('record');
   const [history, setHistory] = useState<string[]>([]);
   const dataset = useAsync(() => api<Dataset>(`/api/datasets/${enc(name)}`), [name]);
+  // The attribute pipeline writing each field of this dataset (an overridden value no longer names it).
+  const writers = useAsync(async () => {
+    const { pipelines } = await api<{ pipelines: PipelineSummary[] }>('/api/pipelines');
+    return Object.fromEntries(pipelines.filter((p) => p.attribute?.dataset === name).map((p) => [p.attribute!.target, p.name]));
+  }, [name]);
   const page = useAsync(
     () => api<{ records: DataRecord[]; next_after: string | null }>(`/api/datasets/${enc(name)}/records?limit=${PAGE}${after ? `&after=${enc(after)}` : ''}`),
     [name, after],
@@ -140,7 +145,7 @@ function DatasetPage({ name }: { name: string }) {
               </button>
             </div>
           </div>
-          <div className="panel">{record ? <RecordPanel dataset={name} record={record} onChange={page.reload} /> : <Empty>Select a record to see its data and derived values.</Empty>}</div>
+          <div className="panel">{record ? <RecordPanel dataset={name} record={record} writers={writers.data ?? {}} onChange={page.reload} /> : <Empty>Select a record to see its data and derived values.</Empty>}</div>
         </div>
       )}
     </section>
@@ -152,7 +157,7 @@ function preview(data: Record<string, unknown>): string {
   return text.length > 120 ? `${text.slice(0, 117)}…` : text;
 }
 
-function RecordPanel({ dataset, record, onChange }: { dataset: string; record: DataRecord; onChange: () => void }) {
+function RecordPanel({ dataset, record, writers, onChange }: { dataset: string; record: DataRecord; writers: Record<string, string>; onChange: () => void }) {
   const attributes = Object.entries(record.attributes ?? {});
   return (
     <div data-testid="record-panel">
@@ -168,13 +173,29 @@ function RecordPanel({ dataset, record, onChange }: { dataset: string; record: D
       {attributes.length === 0 ? (
         <p className="muted">No attribute pipeline has written a value for this record yet.</p>
       ) : (
-        attributes.map(([field, v]) => <ValueCard key={field} dataset={dataset} recordId={record.id} field={field} value={v} onChange={onChange} />)
+        attributes.map(([field, v]) => (
+          <ValueCard key={`${record.id}/${field}`} dataset={dataset} recordId={record.id} field={field} value={v} writer={v.pipeline ?? writers[field]} onChange={onChange} />
+        ))
       )}
     </div>
   );
 }
 
-function ValueCard({ dataset, recordId, field, value, onChange }: { dataset: string; recordId: string; field: string; value: AttributeValue; onChange: () => void }) {
+function ValueCard({
+  dataset,
+  recordId,
+  field,
+  value,
+  writer,
+  onChange,
+}: {
+  dataset: string;
+  recordId: string;
+  field: string;
+  value: AttributeValue;
+  writer: string | undefined;
+  onChange: () => void;
+}) {
   const can = useCan('operator');
   const [current, setCurrent] = useState(value);
   const [editing, setEditing] = useState(false);
@@ -198,8 +219,9 @@ function ValueCard({ dataset, recordId, field, value, onChange }: { dataset: str
     onChange();
   };
   const addEval = async () => {
-    const e = await api<{ id: string | number }>(`/api/pipelines/${enc(current.pipeline)}/evals/from-override`, { json: { dataset, record_id: recordId, field, ...(note.trim() ? { notes: note.trim() } : {}) } });
-    setAdded(`Added as eval ${String(e.id)} of ${current.pipeline}.`);
+    if (!writer) throw new Error(`No attribute pipeline of ${dataset} writes ${field}`);
+    const e = await api<{ id: string | number }>(`/api/pipelines/${enc(writer)}/evals/from-override`, { json: { dataset, record_id: recordId, field, ...(note.trim() ? { notes: note.trim() } : {}) } });
+    setAdded(`Added as eval ${String(e.id)} of ${writer}.`);
   };
   return (
     <div className={`value-card status-${current.status}`} data-field={field}>
@@ -213,7 +235,13 @@ function ValueCard({ dataset, recordId, field, value, onChange }: { dataset: str
       {current.justification ? <p className="justification">{current.justification}</p> : null}
       {current.note ? <p className="small">Note: {current.note}</p> : null}
       <p className="muted small">
-        by <Link to={`/pipelines/${enc(current.pipeline)}`}>{current.pipeline}</Link> v{current.pipeline_version}
+        {current.pipeline ? (
+          <>
+            by <Link to={`/pipelines/${enc(current.pipeline)}`}>{current.pipeline}</Link> v{current.pipeline_version}
+          </>
+        ) : current.status === 'overridden' ? (
+          <>set by a person{writer ? <> (replacing the value of <Link to={`/pipelines/${enc(writer)}`}>{writer}</Link>)</> : null}</>
+        ) : null}
         {current.run_id ? (
           <>
             {' '}
