@@ -42,6 +42,9 @@ const SQL = {
     RETURNING ${COUNTER_COLUMNS}, (remaining = 0 AND active = 0 AND finished_at = @now AND status IN ('succeeded', 'failed')) AS finished`,
 } as const;
 
+/** A row of settleRuns: the columns of {@link COUNTER_COLUMNS} in order, then `finished`. */
+type SettledRow = [string, string, number, RunCounters['status'], number, number, number, number, number, number, number, number];
+
 /** An attempt whose result was recorded. */
 export interface FinishedAttempt {
   id: number;
@@ -70,12 +73,13 @@ export class AttemptBatches {
   private readonly stmts: { [K in keyof typeof SQL]: Database.Statement };
 
   constructor(db: Database.Database) {
+    // Rows come back as arrays (raw) or single values (pluck): no object with named keys per row.
     this.stmts = {
-      startRuns: db.prepare(SQL.startRuns),
+      startRuns: db.prepare(SQL.startRuns).pluck(),
       startSteps: db.prepare(SQL.startSteps),
-      finishAttempts: db.prepare(SQL.finishAttempts),
+      finishAttempts: db.prepare(SQL.finishAttempts).raw(),
       finishSteps: db.prepare(SQL.finishSteps),
-      settleRuns: db.prepare(SQL.settleRuns),
+      settleRuns: db.prepare(SQL.settleRuns).raw(),
     };
   }
 
@@ -87,9 +91,9 @@ export class AttemptBatches {
       runIds.add(c.run_id);
       steps.push([c.run_id, c.step]);
     }
-    const started = this.stmts.startRuns.all({ now, ids: JSON.stringify([...runIds]) }) as Array<{ id: string }>;
+    const started = this.stmts.startRuns.all({ now, ids: JSON.stringify([...runIds]) }) as string[];
     this.stmts.startSteps.run({ now, rows: JSON.stringify(steps) });
-    return new Set(started.map((r) => r.id));
+    return new Set(started);
   }
 
   /** Records results of attempts still held by their owner (same fence); returns those, by attempt id. */
@@ -103,8 +107,11 @@ export class AttemptBatches {
       r.error ? JSON.stringify(r.error) : null,
       r.usage ? JSON.stringify(r.usage) : null,
     ]);
-    const finished = this.stmts.finishAttempts.all({ now, rows: JSON.stringify(rows) }) as FinishedAttempt[];
-    return new Map(finished.map((f) => [f.id, f]));
+    const finished = new Map<number, FinishedAttempt>();
+    for (const [id, run_id, step, number] of this.stmts.finishAttempts.all({ now, rows: JSON.stringify(rows) }) as Array<[number, string, string, number]>) {
+      finished.set(id, { id, run_id, step, number });
+    }
+    return finished;
   }
 
   /** Marks running steps finished with their outputs. */
@@ -117,7 +124,11 @@ export class AttemptBatches {
   /** Settles one active step in each of `runIds` (each at most once); returns the counters after, by run id. */
   settleRuns(runIds: readonly string[], now: number): Map<string, RunCounters & { finished: number }> {
     if (runIds.length === 0) return new Map();
-    const rows = this.stmts.settleRuns.all({ now, ids: JSON.stringify(runIds) }) as Array<RunCounters & { finished: number }>;
-    return new Map(rows.map((r) => [r.id, r]));
+    const settled = new Map<string, RunCounters & { finished: number }>();
+    for (const row of this.stmts.settleRuns.all({ now, ids: JSON.stringify(runIds) }) as SettledRow[]) {
+      const [id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at, finished] = row;
+      settled.set(id, { id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at, finished });
+    }
+    return settled;
   }
 }

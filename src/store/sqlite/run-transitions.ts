@@ -40,7 +40,10 @@ const FINISHING = finishingWhen('@active', '@remaining');
 /** The run error of a run that ends because steps failed, as stored. */
 export const STEPS_FAILED_JSON = JSON.stringify(STEPS_FAILED);
 
-/** The columns scheduling reads after changing a run's counters (not the input, which can be large). */
+/**
+ * The columns scheduling reads after changing a run's counters (not the input, which can be large);
+ * attempt-batches.ts reads them in this order.
+ */
 export const COUNTER_COLUMNS = 'id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at';
 
 /** A run as scheduling sees it after a counter update. */
