@@ -1,7 +1,7 @@
 /**
  * Leadership on PostgreSQL with real `sluice worker` processes: exactly one leads (and reaps); when the leader is
  * killed with SIGKILL another takes over within seconds, and the run the dead leader was executing is taken over
- * and completes. Needs dist/: `npm run build`.
+ * and completes; when the leader's connection is cut, a worker leads again on a new one. Needs dist/: `npm run build`.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -69,9 +69,9 @@ describe.skipIf(postgresDisabled())('sluice worker leadership on postgres', () =
     await c.connect();
     try {
       const count = async (sql: string) => Number((await c.query<{ n: string }>(sql)).rows[0]!.n);
-      const lockHolders = () =>
-        count(`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
-                 AND ((classid::bigint << 32) | objid::bigint) = ${String(LEADER_LOCK_KEY)}`);
+      const holding = `FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+                 AND ((classid::bigint << 32) | objid::bigint) = ${String(LEADER_LOCK_KEY)}`;
+      const lockHolders = () => count(`SELECT count(*) AS n ${holding}`);
 
       // The first worker leads; the two started after it follow.
       const first = startWorker();
@@ -114,6 +114,15 @@ describe.skipIf(postgresDisabled())('sluice worker leadership on postgres', () =
         ['succeeded', 1],
       ]);
       console.log(`postgres leader: a new leader ${takeoverMs} ms after the leader was killed`);
+
+      // The leader's connection is cut: it stops leading, and a worker leads again on a new connection.
+      const [holder] = (await c.query<{ pid: number }>(`SELECT pid ${holding}`)).rows;
+      const leadsBefore = followers.map(leads).reduce((a, b) => a + b, 0);
+      await c.query('SELECT pg_terminate_backend($1)', [holder!.pid]);
+      await waitFor('a worker to say it no longer leads', () => followers.some((w) => w.stderr().includes('no longer leads')), TAKEOVER_BOUND_MS, 50);
+      await waitFor('a worker to lead again', () => followers.map(leads).reduce((a, b) => a + b, 0) === leadsBefore + 1, TAKEOVER_BOUND_MS, 50);
+      const [again] = (await c.query<{ pid: number }>(`SELECT pid ${holding}`)).rows;
+      expect(again?.pid).not.toBe(holder!.pid);
 
       for (const w of followers) w.proc.kill('SIGTERM');
       await Promise.all(followers.map((w) => exited(w.proc)));

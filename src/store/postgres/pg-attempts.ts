@@ -40,10 +40,9 @@ export interface ClaimedRow {
   concurrency_limit: number | null;
 }
 
-/** A row of the one-statement claim: a claimed row with the ids of the events the statement wrote for it. */
+/** A row of a claim that writes its events: a claimed or picked row, or (id null) the ids of the events. */
 interface LoggedRow extends ClaimedRow {
-  run_event: number | null;
-  step_event: number | null;
+  event_ids: number[] | null;
 }
 
 /**
@@ -208,15 +207,12 @@ export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, la
 
 /** Leases up to `limit` available attempts (SKIP LOCKED), starting their steps and runs. */
 export async function claimIn(tx: Tx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<ClaimBatch> {
-  const { client, t } = tx;
-  const until = now + leaseMs;
-  const rows =
-    only.runId === undefined
-      ? await sql<ClaimedRow>(client, 'claim', [owner, now, until, limit])
-      : await sql<ClaimedRow>(client, 'claimForRun', [owner, now, until, limit, only.runId]);
-  const keyed = rows.filter((r) => r.concurrency_key !== null);
-  if (keyed.length === 0) return toBatch(t, rows, until, now);
-  return toBatch(t, [...rows.filter((r) => r.concurrency_key === null), ...(await claimKeyedRows(client, owner, keyed, until, now))], until, now);
+  // The claim writes its events itself: those emitted before it in this transaction go first.
+  await tx.t.flushEvents();
+  const { batch, keyed } = await claimLogged(tx.client, false, owner, limit, leaseMs, now, only);
+  if (keyed.length === 0) return batch;
+  const more = await claimKeyed(tx, owner, keyed, leaseMs, now);
+  return { attempts: [...batch.attempts, ...more.attempts], events: [...batch.events, ...more.events] };
 }
 
 /**
@@ -224,19 +220,24 @@ export async function claimIn(tx: Tx, owner: string, limit: number, leaseMs: num
  * without a concurrency key and writes their events itself. Picked attempts with a key are returned unleased, for
  * {@link claimKeyed} in a transaction of its own.
  */
-export async function claimAlone(client: pg.PoolClient, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<{ batch: ClaimBatch; keyed: ClaimedRow[] }> {
+export function claimAlone(client: pg.PoolClient, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<{ batch: ClaimBatch; keyed: ClaimedRow[] }> {
+  return claimLogged(client, true, owner, limit, leaseMs, now, only);
+}
+
+async function claimLogged(client: pg.PoolClient, alone: boolean, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<{ batch: ClaimBatch; keyed: ClaimedRow[] }> {
   const until = now + leaseMs;
-  const rows =
-    only.runId === undefined
-      ? await sql<LoggedRow>(client, 'claimLogged', [owner, now, until, limit])
-      : await sql<LoggedRow>(client, 'claimLoggedForRun', [owner, now, until, limit, only.runId]);
+  const key = alone ? (only.runId === undefined ? 'claimLogged' : 'claimLoggedForRun') : only.runId === undefined ? 'claimLoggedIn' : 'claimLoggedInForRun';
+  const rows = await sql<LoggedRow>(client, key, only.runId === undefined ? [owner, now, until, limit] : [owner, now, until, limit, only.runId]);
   const keyed = rows.filter((r) => r.concurrency_key !== null);
-  const claimed = rows.filter((r) => r.concurrency_key === null).sort((a, b) => a.id - b.id);
+  const claimed = rows.filter((r) => r.id !== null && r.concurrency_key === null).sort((a, b) => a.id - b.id);
+  // The events' ids ascend in the order the statement wrote them: this order.
+  const ids = (rows.find((r) => r.id === null)?.event_ids ?? []).map(Number);
+  let next = 0;
   const attempts: ClaimedAttempt[] = [];
   const events: RunEvent[] = [];
   for (const r of claimed) {
-    if (r.run_event !== null) events.push({ id: r.run_event, runId: r.run_id, pipeline: r.pipeline, step: null, type: 'run.started', data: null, at: now });
-    events.push({ id: r.step_event!, runId: r.run_id, pipeline: r.pipeline, step: r.step, type: 'step.started', data: { attempt: r.number }, at: now });
+    if (r.run_started) events.push({ id: ids[next++]!, runId: r.run_id, pipeline: r.pipeline, step: null, type: 'run.started', data: null, at: now });
+    events.push({ id: ids[next++]!, runId: r.run_id, pipeline: r.pipeline, step: r.step, type: 'step.started', data: { attempt: r.number }, at: now });
     attempts.push(toClaimed(r, until));
   }
   return { batch: { attempts, events }, keyed };

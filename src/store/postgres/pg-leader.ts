@@ -6,13 +6,19 @@ import { LEADER_LOCK_KEY } from './pg-store-sql.js';
 export const CAMPAIGN_EVERY_MS = 1000;
 /** A check that takes longer than this counts as a lost connection. */
 const QUERY_TIMEOUT_MS = 5000;
+/**
+ * The server ends a campaigning session idle for this long (PostgreSQL 14+): a leader whose host vanished without
+ * closing its connection loses the lock then, instead of when TCP keepalive gives up (hours, by default).
+ */
+const IDLE_SESSION_TIMEOUT_MS = 5 * CAMPAIGN_EVERY_MS;
 
 /**
  * Leadership of one database among the worker processes that use it: the process whose dedicated connection
  * holds the session-level advisory lock {@link LEADER_LOCK_KEY} leads. The lock goes with the connection, so when
  * the leader's process dies or its connection is lost, the server releases it and the next follower to try
  * (every {@link CAMPAIGN_EVERY_MS}) leads. A leader that loses its connection stops leading at once and campaigns
- * again on a new one.
+ * again on a new one. The server ends a session idle for five checks, so a leader whose host vanished without
+ * closing its connection leads no longer after a few seconds.
  */
 export class LeaderElection {
   private client: pg.Client | null = null;
@@ -73,6 +79,8 @@ export class LeaderElection {
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client));
     await client.connect();
+    // Older servers have no such setting: their sessions live until TCP notices a dead peer.
+    await client.query(`SET idle_session_timeout = ${Math.max(IDLE_SESSION_TIMEOUT_MS, 5 * this.everyMs)}`).catch(() => undefined);
     this.client = client;
     return client;
   }

@@ -37,25 +37,25 @@ const claimPicked = (picked: string) => `WITH picked AS (${picked}),
           steps_started AS (
             UPDATE steps s SET status = 'running', started_at = COALESCE(s.started_at, $2)
             FROM claimed c WHERE s.run_id = c.run_id AND s.name = c.step AND s.status IN (${inList(stepStatesInto('running'))}))
-          SELECT c.*, r.pipeline, r.version, r.input, EXISTS (SELECT 1 FROM started WHERE started.id = c.run_id) AS run_started,
+          SELECT c.*, r.pipeline, r.version, r.input, st.id IS NOT NULL AS run_started,
             NULL::text AS concurrency_key, NULL::integer AS concurrency_limit
-          FROM claimed c JOIN runs r ON r.id = c.run_id
+          FROM claimed c JOIN runs r ON r.id = c.run_id LEFT JOIN started st ON st.id = c.run_id
           UNION ALL
           SELECT p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, p.concurrency_key, p.concurrency_limit
           FROM picked p WHERE p.concurrency_key IS NOT NULL`;
 
 /**
- * {@link claimPicked} as a whole claim in one statement, run outside a transaction block: it also writes the
- * claim's events (`run.started` for the first attempt of each run it started, then `step.started`, in attempt id
- * order, as claimIn emits them) and returns their ids (run_event, step_event). Its commit does not wait for the
+ * {@link claimPicked} that also writes the claim's events (`run.started` for the first attempt of each run it
+ * started, then `step.started`, in attempt id order) and returns their ids, ascending, in one more row (event_ids;
+ * every other column null). With `relaxed`, for a claim run alone outside a transaction block, its commit does not wait for the
  * WAL flush (synchronous_commit off, set before the first write): a claim lost in a crash leaves its attempts
  * claimable again.
  */
-const claimLoggedPicked = (picked: string) => `WITH picked AS (${picked}),
+const claimLoggedPicked = (picked: string, relaxed: boolean) => `WITH picked AS (${picked}),
           claimed AS (
             UPDATE attempts a SET status = 'running', owner = $1, fence = a.fence + 1, started_at = $2, lease_expires_at = $3
             FROM picked WHERE a.id = picked.id AND picked.concurrency_key IS NULL
-              AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'
+              ${relaxed ? `AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'` : ''}
             RETURNING a.id, a.run_id, a.step, a.number, a.fence, a.force, a.feedback),
           started AS (
             UPDATE runs SET status = 'running', started_at = $2
@@ -65,8 +65,8 @@ const claimLoggedPicked = (picked: string) => `WITH picked AS (${picked}),
             FROM claimed c WHERE s.run_id = c.run_id AND s.name = c.step AND s.status IN (${inList(stepStatesInto('running'))})),
           out AS (
             SELECT c.*, r.pipeline, r.version, r.input,
-              EXISTS (SELECT 1 FROM started WHERE started.id = c.run_id) AND c.id = min(c.id) OVER (PARTITION BY c.run_id) AS run_started
-            FROM claimed c JOIN runs r ON r.id = c.run_id),
+              st.id IS NOT NULL AND c.id = min(c.id) OVER (PARTITION BY c.run_id) AS run_started
+            FROM claimed c JOIN runs r ON r.id = c.run_id LEFT JOIN started st ON st.id = c.run_id),
           logged AS (
             INSERT INTO events (run_id, pipeline, step, type, data, at)
             SELECT run_id, pipeline, step, type, data, $2 FROM (
@@ -74,22 +74,20 @@ const claimLoggedPicked = (picked: string) => `WITH picked AS (${picked}),
               UNION ALL
               SELECT id, 1, run_id, pipeline, step, 'step.started', jsonb_build_object('attempt', number) FROM out) e
             ORDER BY k, o
-            RETURNING id, run_id, step, type)
-          SELECT o.*, rs.id AS run_event, ss.id AS step_event, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit
+            RETURNING id)
+          SELECT o.*, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit, NULL::bigint[] AS event_ids
           FROM out o
-            JOIN logged ss ON ss.type = 'step.started' AND ss.run_id = o.run_id AND ss.step = o.step
-            LEFT JOIN logged rs ON rs.type = 'run.started' AND rs.run_id = o.run_id AND o.run_started
           UNION ALL
-          SELECT p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, p.concurrency_key, p.concurrency_limit
-          FROM picked p WHERE p.concurrency_key IS NOT NULL`;
+          SELECT p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, p.concurrency_key, p.concurrency_limit, NULL
+          FROM picked p WHERE p.concurrency_key IS NOT NULL
+          UNION ALL
+          SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, (SELECT array_agg(id ORDER BY id) FROM logged)`;
 
-/** The attempts `claimLoggedPicked` and `claimPicked` pick: the best available (matching `extra` too), skipping rows another claimer holds. */
+/** The attempts `claimLoggedPicked` picks: the best available (matching `extra` too), skipping rows another claimer holds. */
 const available = (extra: string) => `SELECT id, concurrency_key, concurrency_limit FROM attempts a
             WHERE status = 'queued' AND available_at <= $2 ${extra} AND ${KEY_HAS_ROOM}
             ORDER BY priority DESC, available_at, id LIMIT $4 FOR UPDATE SKIP LOCKED`;
 
-/** The best available attempts (those matching `extra` too), skipping rows another claimer holds. */
-const claimWhere = (extra: string) => claimPicked(available(extra));
 
 /** The runs and steps of insertRunRows (two CTEs: new_runs, new_steps). */
 const NEW_RUN_ROWS = `new_runs AS (
@@ -193,13 +191,14 @@ export const SQL = {
              ON CONFLICT (pipeline, cache_key) DO UPDATE SET output = EXCLUDED.output, run_id = EXCLUDED.run_id,
                step = EXCLUDED.step, created_at = EXCLUDED.created_at`,
   // $1 owner $2 now $3 lease_until $4 limit: leases the best available attempts, skipping rows another claimer holds,
-  // and in the same statement starts their steps and their queued runs (run_started tells which runs started)
-  claim: claimWhere(''),
+  // and in the same statement starts their steps and their queued runs and writes the claim's events (see
+  // claimLoggedPicked); one statement outside a transaction block, whose commit does not wait for the WAL flush
+  claimLogged: claimLoggedPicked(available(''), true),
   // $1 owner $2 now $3 lease_until $4 limit $5 run_id: the same, for the attempts of one run
-  claimForRun: claimWhere('AND run_id = $5'),
-  // claim and claimForRun as one statement outside a transaction block, with their events (see claimLoggedPicked)
-  claimLogged: claimLoggedPicked(available('')),
-  claimLoggedForRun: claimLoggedPicked(available('AND run_id = $5')),
+  claimLoggedForRun: claimLoggedPicked(available('AND run_id = $5'), true),
+  // claimLogged and claimLoggedForRun inside a transaction (durable with it)
+  claimLoggedIn: claimLoggedPicked(available(''), false),
+  claimLoggedInForRun: claimLoggedPicked(available('AND run_id = $5'), false),
   // $1 owner $2 now $3 lease_until $4 limit $5 ids: leases these keyed attempts (admitted under their key's lock)
   claimIds: claimPicked(`SELECT id, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit FROM attempts
             WHERE id = ANY($5::bigint[]) AND status = 'queued' ORDER BY id LIMIT $4 FOR UPDATE`),
