@@ -7,8 +7,8 @@ import { initiallyReady, planRun } from '../../core/scheduler.js';
 import { newRunId } from '../ids.js';
 import { toJson, toRunRecord, type RunRow, type StepRow } from '../sqlite/rows.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, EventType, RunEvent } from '../store.js';
-import type { PgRunTransitions } from './pg-run-transitions.js';
-import { sql } from './pg-store-sql.js';
+import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
+import { sql, type SqlKey } from './pg-store-sql.js';
 import { spawnChild } from './pg-children.js';
 import { PgSupervision } from './pg-supervision.js';
 import { runConcurrencyKeys } from '../concurrency-keys.js';
@@ -207,9 +207,8 @@ export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, la
 
 /** Leases up to `limit` available attempts (SKIP LOCKED), starting their steps and runs. */
 export async function claimIn(tx: Tx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<ClaimBatch> {
-  // The claim writes its events itself: those emitted before it in this transaction go first.
-  await tx.t.flushEvents();
-  const { batch, keyed } = await claimLogged(tx.client, false, owner, limit, leaseMs, now, only);
+  // The claim writes its events itself, after those emitted before it in this transaction.
+  const { batch, keyed } = await claimLogged(tx.client, tx.t.takeEvents(), owner, limit, leaseMs, now, only);
   if (keyed.length === 0) return batch;
   const more = await claimKeyed(tx, owner, keyed, leaseMs, now);
   return { attempts: [...batch.attempts, ...more.attempts], events: [...batch.events, ...more.events] };
@@ -221,18 +220,32 @@ export async function claimIn(tx: Tx, owner: string, limit: number, leaseMs: num
  * {@link claimKeyed} in a transaction of its own.
  */
 export function claimAlone(client: pg.PoolClient, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<{ batch: ClaimBatch; keyed: ClaimedRow[] }> {
-  return claimLogged(client, true, owner, limit, leaseMs, now, only);
+  return claimLogged(client, null, owner, limit, leaseMs, now, only);
 }
 
-async function claimLogged(client: pg.PoolClient, alone: boolean, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<{ batch: ClaimBatch; keyed: ClaimedRow[] }> {
+/**
+ * Runs a claim that writes its events: alone (`pending` null), or inside a transaction, writing `pending` (events
+ * emitted before it in the transaction) first and filling in their ids.
+ */
+async function claimLogged(client: pg.PoolClient, pending: RunEvent[] | null, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<{ batch: ClaimBatch; keyed: ClaimedRow[] }> {
   const until = now + leaseMs;
-  const key = alone ? (only.runId === undefined ? 'claimLogged' : 'claimLoggedForRun') : only.runId === undefined ? 'claimLoggedIn' : 'claimLoggedInForRun';
-  const rows = await sql<LoggedRow>(client, key, only.runId === undefined ? [owner, now, until, limit] : [owner, now, until, limit, only.runId]);
+  const values: unknown[] = [owner, now, until, limit];
+  let key: SqlKey;
+  if (pending === null) {
+    key = only.runId === undefined ? 'claimLogged' : 'claimLoggedForRun';
+    if (only.runId !== undefined) values.push(only.runId);
+  } else {
+    key = only.runId === undefined ? 'claimLoggedIn' : 'claimLoggedInForRun';
+    values.push(...eventColumns(pending));
+    if (only.runId !== undefined) values.push(only.runId);
+  }
+  const rows = await sql<LoggedRow>(client, key, values);
   const keyed = rows.filter((r) => r.concurrency_key !== null);
   const claimed = rows.filter((r) => r.id !== null && r.concurrency_key === null).sort((a, b) => a.id - b.id);
-  // The events' ids ascend in the order the statement wrote them: this order.
+  // The events' ids ascend in the order the statement wrote them: the pending events, then this claim's in this order.
   const ids = (rows.find((r) => r.id === null)?.event_ids ?? []).map(Number);
   let next = 0;
+  for (const e of pending ?? []) e.id = ids[next++]!;
   const attempts: ClaimedAttempt[] = [];
   const events: RunEvent[] = [];
   for (const r of claimed) {

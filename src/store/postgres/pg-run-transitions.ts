@@ -97,6 +97,20 @@ export const TRANSITION_SQL = {
 
 type SqlKey = Exclude<keyof typeof TRANSITION_SQL, 'setRunStatus'>;
 
+/** The columns of insertEvents (run_ids, pipelines, steps, types, data as JSON text, ats) for `events`, in order. */
+export function eventColumns(events: readonly RunEvent[]): unknown[][] {
+  const cols: unknown[][] = [[], [], [], [], [], []];
+  for (const e of events) {
+    cols[0]!.push(e.runId);
+    cols[1]!.push(e.pipeline);
+    cols[2]!.push(e.step);
+    cols[3]!.push(e.type);
+    cols[4]!.push(e.data === null ? null : JSON.stringify(e.data));
+    cols[5]!.push(e.at);
+  }
+  return cols;
+}
+
 /**
  * The scheduling rules of one run (ported from the SQLite backend's RunTransitions), applied inside one
  * PostgreSQL transaction: settling a step, queueing what became ready, failing fast, cancelling and finishing.
@@ -151,19 +165,15 @@ export class PgRunTransitions {
    * sequence in insertion order, so the sorted ids belong to the events in emission order.
    */
   async flushEvents(): Promise<void> {
-    const events = this.unwritten.splice(0);
+    const events = this.takeEvents();
     if (events.length === 0) return;
-    const cols: unknown[][] = [[], [], [], [], [], []];
-    for (const e of events) {
-      cols[0]!.push(e.runId);
-      cols[1]!.push(e.pipeline);
-      cols[2]!.push(e.step);
-      cols[3]!.push(e.type);
-      cols[4]!.push(e.data === null ? null : JSON.stringify(e.data));
-      cols[5]!.push(e.at);
-    }
-    const ids = (await this.query<{ id: number }>('insertEvents', cols)).rows.map((r) => r.id).sort((a, b) => a - b);
+    const ids = (await this.query<{ id: number }>('insertEvents', eventColumns(events))).rows.map((r) => r.id).sort((a, b) => a - b);
     events.forEach((e, i) => (e.id = ids[i]!));
+  }
+
+  /** The events emitted and not written yet, which the caller now writes (and whose ids it fills in). */
+  takeEvents(): RunEvent[] {
+    return this.unwritten.splice(0);
   }
 
   async addCounters(id: string, delta: { active?: number; remaining?: number; failed?: number }): Promise<RunRow> {

@@ -51,7 +51,7 @@ const claimPicked = (picked: string) => `WITH picked AS (${picked}),
  * WAL flush (synchronous_commit off, set before the first write): a claim lost in a crash leaves its attempts
  * claimable again.
  */
-const claimLoggedPicked = (picked: string, relaxed: boolean) => `WITH picked AS (${picked}),
+const claimLoggedPicked = (picked: string, relaxed: boolean, pending = '') => `WITH picked AS (${picked}),
           claimed AS (
             UPDATE attempts a SET status = 'running', owner = $1, fence = a.fence + 1, started_at = $2, lease_expires_at = $3
             FROM picked WHERE a.id = picked.id AND picked.concurrency_key IS NULL
@@ -69,11 +69,12 @@ const claimLoggedPicked = (picked: string, relaxed: boolean) => `WITH picked AS 
             FROM claimed c JOIN runs r ON r.id = c.run_id LEFT JOIN started st ON st.id = c.run_id),
           logged AS (
             INSERT INTO events (run_id, pipeline, step, type, data, at)
-            SELECT run_id, pipeline, step, type, data, $2 FROM (
-              SELECT id AS k, 0 AS o, run_id, pipeline, NULL::text AS step, 'run.started' AS type, NULL::jsonb AS data FROM out WHERE run_started
+            SELECT run_id, pipeline, step, type, data, at FROM (${pending}
+              SELECT 1 AS g, id AS k, 0 AS o, run_id, pipeline, NULL::text AS step, 'run.started' AS type, NULL::jsonb AS data, $2::bigint AS at
+              FROM out WHERE run_started
               UNION ALL
-              SELECT id, 1, run_id, pipeline, step, 'step.started', jsonb_build_object('attempt', number) FROM out) e
-            ORDER BY k, o
+              SELECT 1, id, 1, run_id, pipeline, step, 'step.started', jsonb_build_object('attempt', number), $2 FROM out) e
+            ORDER BY g, k, o
             RETURNING id)
           SELECT o.*, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit, NULL::bigint[] AS event_ids
           FROM out o
@@ -82,6 +83,15 @@ const claimLoggedPicked = (picked: string, relaxed: boolean) => `WITH picked AS 
           FROM picked p WHERE p.concurrency_key IS NOT NULL
           UNION ALL
           SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, (SELECT array_agg(id ORDER BY id) FROM logged)`;
+
+/**
+ * Events emitted earlier in the transaction, written first by claimLoggedPicked: $5 run_ids $6 pipelines $7 steps
+ * $8 types $9 data (jsonb text) $10 ats (rows in array order).
+ */
+const PENDING_EVENTS = `
+              SELECT 0 AS g, n AS k, 0 AS o, r AS run_id, p AS pipeline, s AS step, t AS type, d::jsonb AS data, a AS at
+              FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[]) WITH ORDINALITY AS u(r, p, s, t, d, a, n)
+              UNION ALL`;
 
 /** The attempts `claimLoggedPicked` picks: the best available (matching `extra` too), skipping rows another claimer holds. */
 const available = (extra: string) => `SELECT id, concurrency_key, concurrency_limit FROM attempts a
@@ -196,9 +206,11 @@ export const SQL = {
   claimLogged: claimLoggedPicked(available(''), true),
   // $1 owner $2 now $3 lease_until $4 limit $5 run_id: the same, for the attempts of one run
   claimLoggedForRun: claimLoggedPicked(available('AND run_id = $5'), true),
-  // claimLogged and claimLoggedForRun inside a transaction (durable with it)
-  claimLoggedIn: claimLoggedPicked(available(''), false),
-  claimLoggedInForRun: claimLoggedPicked(available('AND run_id = $5'), false),
+  // claimLogged inside a transaction (durable with it), writing the transaction's pending events first (PENDING_EVENTS,
+  // $5-$10): the first ids returned are theirs
+  claimLoggedIn: claimLoggedPicked(available(''), false, PENDING_EVENTS),
+  // the same, $11 run_id
+  claimLoggedInForRun: claimLoggedPicked(available('AND run_id = $11'), false, PENDING_EVENTS),
   // $1 owner $2 now $3 lease_until $4 limit $5 ids: leases these keyed attempts (admitted under their key's lock)
   claimIds: claimPicked(`SELECT id, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit FROM attempts
             WHERE id = ANY($5::bigint[]) AND status = 'queued' ORDER BY id LIMIT $4 FOR UPDATE`),
