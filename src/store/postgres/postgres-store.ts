@@ -427,7 +427,7 @@ export class PostgresStore implements Store {
         tx.wake = (batch.queued > 0 || freedKey) && (!claimNext || batch.claimed.length >= claimNext.limit || freedKey);
         return batch;
       },
-      { retryUnknownCommit: true },
+      { retryUnknownCommit: true, indexOrder: claimNext !== undefined && claimNext.limit > 0 },
     );
   }
 
