@@ -771,6 +771,8 @@ export class SqliteStore implements Store {
         batch.rejected.push(r.attemptId);
         continue;
       }
+      // A result given twice is recorded once, as one by one: the second finds its attempt finished.
+      finished.delete(r.attemptId);
       batch.accepted.push(r.attemptId);
       const run = this.header(fin.run_id);
       if (run.parentRunId !== null) children = true;
