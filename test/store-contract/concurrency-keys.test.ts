@@ -78,10 +78,11 @@ for (const backend of backends()) {
 
     it('does not let one key hold back another', async () => {
       const overlaps = new Overlaps();
-      const work: TestFn = (ctx) => overlaps.hold(String((ctx.input as { customer: string }).customer), 150);
+      const work: TestFn = (ctx) => overlaps.hold(String((ctx.input as { customer: string }).customer), 300);
       const { engines: [engine] } = await setup(keyed(1), { quick: () => 1, work }, 1);
-      const runs = [];
-      for (const customer of ['acme', 'acme', 'globex', 'globex']) runs.push((await engine!.startRun('per-customer', { input: { customer } })).run);
+      // Created together, so a slow machine cannot finish one key's first run before the other key's starts.
+      const created = await engine!.startRuns('per-customer', ['acme', 'acme', 'globex', 'globex'].map((customer) => ({ input: { customer } })));
+      const runs = created.map((c) => c.run);
       const done = await Promise.all(runs.map((r) => engine!.waitForRun(r.id)));
       expect(done.map((r) => r.status)).toEqual(Array(4).fill('succeeded'));
       expect(overlaps.peak.get('acme')).toBe(1);
