@@ -1,3 +1,4 @@
+import { redactSecrets } from './redact.js';
 import jsonata from 'jsonata';
 import { SluiceError } from './errors.js';
 import { isRecord } from './key-path.js';
@@ -191,9 +192,5 @@ function describeJsonataError(err: unknown): string {
   return typeof position === 'number' ? `${text} (at position ${position})` : text;
 }
 
-// JSONata messages quote the values they choke on; a secret must never reach an error that gets stored.
-function redactSecrets(message: string, secrets: Record<string, string> | undefined): string {
-  let out = message;
-  for (const secret of Object.values(secrets ?? {})) if (secret.length > 0) out = out.split(secret).join('***');
-  return out;
-}
+// JSONata messages quote the values they choke on; a secret must never reach an error that gets stored
+// (redactSecrets, from redact.ts).

@@ -80,7 +80,7 @@ export async function* streamRecords(store: Store, dataset: string, pageSize = 1
  */
 async function ingest(engine: Engine, stored: StoredPipeline, records: NewDataRecord[]): Promise<NewDataRecord[]> {
   const baseDir = stored.sourceFile ? stored.sourceFile.replace(/\/[^/]*$/, '') || '/' : process.cwd();
-  const options = { steps: engine.steps, baseDir, version: stored.version, now: () => engine.clock.now(), artifacts: engine.artifacts };
+  const options = { steps: engine.steps, secrets: { ...engine.secrets }, baseDir, version: stored.version, now: () => engine.clock.now(), artifacts: engine.artifacts };
   const out: NewDataRecord[] = [];
   for (const record of records) {
     const [run] = await simulatePipeline(stored.definition, [record.data], options);

@@ -3,6 +3,7 @@ import { abortError, invokeWithTimeout, OutputChecker } from './step-invocation.
 import { SluiceError, toErrorRecord } from '../core/errors.js';
 import { evaluateCondition, parseTemplate, referencedSteps, renderTemplate, visitStrings } from '../core/expressions.js';
 import { isRecord } from '../core/key-path.js';
+import { redactSecrets } from '../core/redact.js';
 import { sha256, stableStringify } from '../core/hash.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { retryDelay } from '../core/retry.js';
@@ -118,7 +119,7 @@ export class Executor {
         input: ctx.input,
         steps: ctx.steps,
         signal: stepSignal,
-        log: (stream, line) => this.deps.log(attempt, stream, redact(line, this.deps.secrets)),
+        log: (stream, line) => this.deps.log(attempt, stream, redactSecrets(line, this.deps.secrets)),
         secrets: this.deps.secrets,
         baseDir,
         now: this.deps.now,
@@ -237,12 +238,6 @@ export function cacheKeyOf(step: Step, config: unknown, steps: Record<string, un
   return sha256(stableStringify({ type: step.uses, with: config, steps, input: attempt.input, version: attempt.version, step: step.name }));
 }
 
-/** Replaces every secret value in a log line. */
-function redact(line: string, secrets: Record<string, string>): string {
-  let out = line;
-  for (const value of Object.values(secrets)) if (value.length >= 4) out = out.split(value).join('***');
-  return out;
-}
 
 /** Sums the usage a step reported; the model is the last one named. */
 function usageOf(reports: StepUsage[]): { usage?: StepUsage } {

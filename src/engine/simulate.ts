@@ -3,6 +3,7 @@ import { evaluateCondition, renderTemplate } from '../core/expressions.js';
 import { buildGraph } from '../core/graph.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { createHash } from 'node:crypto';
+import { redactDeep } from '../core/redact.js';
 import type { ArtifactRef } from '../artifacts/artifact-store.js';
 import { invokeWithTimeout, OutputChecker } from './step-invocation.js';
 import { StepDirective, type ArtifactAccess, type LogStream, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
@@ -58,7 +59,8 @@ export async function simulatePipeline(pipeline: Pipeline, inputs: unknown[], op
   const out: SimulatedRun[] = [];
   const artifacts = memoryArtifacts(options.artifacts);
   for (const input of inputs) out.push(await simulateOne(pipeline, input, { ...options, memory: artifacts }));
-  return out;
+  // Steps see the secrets; what goes back to the caller (resolved `with`, outputs, logs, errors) does not.
+  return redactDeep(out, options.secrets);
 }
 
 interface RunState {

@@ -23,6 +23,7 @@ export function registerSimulateRoutes(app: FastifyInstance, ctx: ServerContext)
       const baseDir = stored.sourceFile ? stored.sourceFile.replace(/\/[^/]*$/, '') || '/' : process.cwd();
       const runs = await simulatePipeline(stored.definition, inputs, {
         steps: engine.steps,
+        secrets: { ...engine.secrets },
         baseDir,
         version: stored.version,
         verbose: request.body.verbose,

@@ -1,3 +1,4 @@
+import { redactSecrets } from '../../core/redact.js';
 import { SluiceError } from '../../core/errors.js';
 
 /** Reads a header by name; both `Headers` and the OpenAI SDK's error headers have this shape. */
@@ -41,9 +42,7 @@ export function excerpt(text: string, max = 300): string {
 
 /** Blanks out secret values: templates may put them in a URL or body, and a server may echo them back. */
 export function redact(text: string, secrets: Record<string, string>): string {
-  let out = text;
-  for (const value of Object.values(secrets)) if (value.length >= 4) out = out.split(value).join('***');
-  return out;
+  return redactSecrets(text, secrets);
 }
 
 /**
