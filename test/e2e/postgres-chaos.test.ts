@@ -4,18 +4,19 @@
  * every run has succeeded and every step result is recorded exactly once; executions may repeat
  * (at-least-once), and the test prints how many did. Needs dist/: `npm run build`.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadPipelineFile } from '../../src/core/load-pipeline.js';
 import { Engine } from '../../src/engine/engine.js';
 import { builtinStepTypes } from '../../src/steps/builtin.js';
 import { openStore } from '../../src/store/open-store.js';
 import { migrations } from '../../src/store/postgres/migrations/index.js';
-import { exited, killSpawned, REPO_ROOT, runCli, sleep, startCli, tempDir, waitFor } from '../support/cli.js';
-import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from '../support/postgres.js';
+import { exited, runCli, sleep, startCli, waitFor } from '../support/cli.js';
+import { postgresDisabled } from '../support/postgres.js';
+import { usePostgresCli } from '../support/postgres-cli.js';
 
 const RUNS = 2000;
 const WORKERS = 3;
@@ -23,32 +24,16 @@ const KILL_EVERY_MS = 300;
 const CHAOS_MS = 6000;
 
 describe.skipIf(postgresDisabled())('sluice worker on postgres', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let url: string;
-  let drop: () => Promise<void>;
-
-  beforeAll(async () => {
-    if (!existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
-    const db = await createDatabase(await acquirePostgres());
-    url = db.url;
-    drop = db.drop;
-    tmp = tempDir('sluice-pg-chaos-');
-  });
-  afterEach(() => killSpawned());
-  afterAll(async () => {
-    await drop?.();
-    await releasePostgres();
-    tmp?.cleanup();
-  });
+  const pgCli = usePostgresCli('sluice-pg-chaos-');
 
   it('sluice migrate from several processes at once: one migrates, all succeed', async () => {
-    const results = await Promise.all(Array.from({ length: 3 }, () => runCli(['migrate', '--json', '--store', url], { cwd: tmp.dir })));
+    const results = await Promise.all(Array.from({ length: 3 }, () => runCli(['migrate', '--json', '--store', pgCli.url], { cwd: pgCli.dir })));
     for (const r of results) {
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout)).toMatchObject({ migrated: true });
-      expect(r.stdout).not.toContain(new URL(url).password);
+      expect(r.stdout).not.toContain(new URL(pgCli.url).password);
     }
-    const c = new pg.Client({ connectionString: url });
+    const c = new pg.Client({ connectionString: pgCli.url });
     await c.connect();
     try {
       const applied = (await c.query('SELECT id, name FROM sluice_migrations ORDER BY id')).rows;
@@ -59,18 +44,18 @@ describe.skipIf(postgresDisabled())('sluice worker on postgres', () => {
   });
 
   it(`${RUNS} runs of a 3-step pipeline survive workers killed with SIGKILL every ${KILL_EVERY_MS} ms`, async () => {
-    const marks = path.join(tmp.dir, 'marks');
+    const marks = path.join(pgCli.dir, 'marks');
     writeFileSync(
-      path.join(tmp.dir, 'mark.mjs'),
+      path.join(pgCli.dir, 'mark.mjs'),
       `import { appendFileSync } from 'node:fs';\n` +
         `export function mark(ctx) { appendFileSync(${JSON.stringify(marks)}, ctx.run.id + ' ' + ctx.step + '\\n'); return { step: ctx.step }; }\n`,
     );
-    const file = path.join(tmp.dir, 'chaos.yaml');
+    const file = path.join(pgCli.dir, 'chaos.yaml');
     const step = (needs: string[]) => ({ uses: 'function', ...(needs.length ? { needs } : {}), with: { module: './mark.mjs', export: 'mark' } });
     writeFileSync(file, stringify({ name: 'chaos', steps: { a: step([]), b: step(['a']), c: step(['b']) } }));
 
     // The runs are created up front by this process, which runs no worker.
-    const engine = new Engine({ store: await openStore(url), steps: builtinStepTypes() });
+    const engine = new Engine({ store: await openStore(pgCli.url), steps: builtinStepTypes() });
     try {
       const loaded = await loadPipelineFile(file, engine.steps);
       const pipeline = await engine.registerPipeline(loaded.pipeline, { text: loaded.source, file });
@@ -79,7 +64,7 @@ describe.skipIf(postgresDisabled())('sluice worker on postgres', () => {
       await engine.close();
     }
 
-    const startWorker = () => startCli(['worker', '--store', url], { cwd: tmp.dir });
+    const startWorker = () => startCli(['worker', '--store', pgCli.url], { cwd: pgCli.dir });
     const workers = Array.from({ length: WORKERS }, startWorker);
     const started = Date.now();
     let kills = 0;
@@ -93,7 +78,7 @@ describe.skipIf(postgresDisabled())('sluice worker on postgres', () => {
       workers[i] = startWorker();
     }
 
-    const c = new pg.Client({ connectionString: url });
+    const c = new pg.Client({ connectionString: pgCli.url });
     await c.connect();
     try {
       const count = async (sql: string) => Number((await c.query<{ n: string }>(sql)).rows[0]!.n);

@@ -7,15 +7,16 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadPipelineFile } from '../../src/core/load-pipeline.js';
 import { Engine } from '../../src/engine/engine.js';
 import { builtinStepTypes } from '../../src/steps/builtin.js';
 import { openStore } from '../../src/store/open-store.js';
 import { LEADER_LOCK_KEY } from '../../src/store/postgres/pg-store-sql.js';
-import { exited, killSpawned, REPO_ROOT, sleep, startCli, tempDir, waitFor } from '../support/cli.js';
-import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from '../support/postgres.js';
+import { exited, sleep, startCli, waitFor } from '../support/cli.js';
+import { postgresDisabled } from '../support/postgres.js';
+import { usePostgresCli } from '../support/postgres-cli.js';
 
 const RUNS = 6;
 /** How long a new leader may take after the old one died: a follower tries every second. */
@@ -27,26 +28,10 @@ interface Started {
 }
 
 describe.skipIf(postgresDisabled())('sluice worker leadership on postgres', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let url: string;
-  let drop: () => Promise<void>;
-
-  beforeAll(async () => {
-    if (!existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
-    const db = await createDatabase(await acquirePostgres());
-    url = db.url;
-    drop = db.drop;
-    tmp = tempDir('sluice-pg-leader-');
-  });
-  afterEach(() => killSpawned());
-  afterAll(async () => {
-    await drop?.();
-    await releasePostgres();
-    tmp?.cleanup();
-  });
+  const pgCli = usePostgresCli('sluice-pg-leader-');
 
   const startWorker = (): Started => {
-    const proc = startCli(['worker', '--concurrency', '1', '--store', url], { cwd: tmp.dir });
+    const proc = startCli(['worker', '--concurrency', '1', '--store', pgCli.url], { cwd: pgCli.dir });
     let stderr = '';
     proc.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     proc.stdout?.resume();
@@ -55,17 +40,17 @@ describe.skipIf(postgresDisabled())('sluice worker leadership on postgres', () =
   const leads = (w: Started) => w.stderr().split('\n').filter((l) => / leads$/.test(l)).length;
 
   it('one worker leads; after the leader is killed another leads and its run completes', async () => {
-    const marks = path.join(tmp.dir, 'marks');
+    const marks = path.join(pgCli.dir, 'marks');
     writeFileSync(
-      path.join(tmp.dir, 'work.mjs'),
+      path.join(pgCli.dir, 'work.mjs'),
       `import { appendFileSync } from 'node:fs';\n` +
         `export async function work(ctx) { appendFileSync(${JSON.stringify(marks)}, process.pid + ' ' + ctx.run.id + '\\n'); ` +
         `await new Promise((r) => setTimeout(r, 1500)); return { pid: process.pid }; }\n`,
     );
-    const file = path.join(tmp.dir, 'slow.yaml');
+    const file = path.join(pgCli.dir, 'slow.yaml');
     writeFileSync(file, stringify({ name: 'slow', steps: { work: { uses: 'function', with: { module: './work.mjs', export: 'work' } } } }));
 
-    const c = new pg.Client({ connectionString: url });
+    const c = new pg.Client({ connectionString: pgCli.url });
     await c.connect();
     try {
       const count = async (sql: string) => Number((await c.query<{ n: string }>(sql)).rows[0]!.n);
@@ -82,7 +67,7 @@ describe.skipIf(postgresDisabled())('sluice worker leadership on postgres', () =
       expect(workers.map(leads)).toEqual([1, 0, 0]);
       expect(await lockHolders()).toBe(1);
 
-      const engine = new Engine({ store: await openStore(url), steps: builtinStepTypes() });
+      const engine = new Engine({ store: await openStore(pgCli.url), steps: builtinStepTypes() });
       try {
         const loaded = await loadPipelineFile(file, engine.steps);
         const pipeline = await engine.registerPipeline(loaded.pipeline, { text: loaded.source, file });
