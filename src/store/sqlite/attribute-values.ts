@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { Statements } from './statements.js';
 import { SluiceError } from '../../core/errors.js';
 import type {
   AttributeStatus,
@@ -168,20 +169,17 @@ export function valueNotFound(dataset: string, recordId: string, field: string):
 
 /** Derived values on the SQLite store, over its connection and write transactions. */
 export class SqliteAttributeValues {
-  private readonly stmts = new Map<keyof typeof SQL, Database.Statement>();
+  private readonly statements: Statements<keyof typeof SQL>;
 
   constructor(
     private readonly db: Database.Database,
     private readonly write: <T>(fn: () => T) => T,
-  ) {}
+  ) {
+    this.statements = new Statements(db, SQL);
+  }
 
   private stmt(key: keyof typeof SQL): Database.Statement {
-    let s = this.stmts.get(key);
-    if (!s) {
-      s = this.db.prepare(SQL[key]);
-      this.stmts.set(key, s);
-    }
-    return s;
+    return this.statements.get(key);
   }
 
   loadWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): AttributeWorkItem[] {

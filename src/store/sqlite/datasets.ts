@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { Statements } from './statements.js';
 import { SluiceError } from '../../core/errors.js';
 import { assertDatasetName, checkRecords } from '../../datasets/record-checks.js';
 import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
@@ -58,20 +59,17 @@ export function toDataRecord(row: RecordRow): DataRecord {
 
 /** Datasets and records of the SQLite store, over the store's connection and write transactions. */
 export class SqliteDatasets {
-  private readonly stmts = new Map<keyof typeof SQL, Database.Statement>();
+  private readonly statements: Statements<keyof typeof SQL>;
 
   constructor(
     private readonly db: Database.Database,
     private readonly write: <T>(fn: () => T) => T,
-  ) {}
+  ) {
+    this.statements = new Statements(db, SQL);
+  }
 
   private stmt(key: keyof typeof SQL): Database.Statement {
-    let s = this.stmts.get(key);
-    if (!s) {
-      s = this.db.prepare(SQL[key]);
-      this.stmts.set(key, s);
-    }
-    return s;
+    return this.statements.get(key);
   }
 
   putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): DatasetRecord {

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { Statements } from './statements.js';
 import type { ErrorRecord } from '../../core/errors.js';
 import { checkEvalCases, planPatch, planRecordEval, planReplace, planResult, type EvalCaseDraft } from '../../evals/eval-cases.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
@@ -95,20 +96,17 @@ export function evalColumns(c: EvalCaseDraft): Omit<EvalRow, 'position' | 'id' |
 
 /** Eval cases of the SQLite store, over the store's connection and write transactions. */
 export class SqliteEvals {
-  private readonly stmts = new Map<keyof typeof SQL, Database.Statement>();
+  private readonly statements: Statements<keyof typeof SQL>;
 
   constructor(
     private readonly db: Database.Database,
     private readonly write: <T>(fn: () => T) => T,
-  ) {}
+  ) {
+    this.statements = new Statements(db, SQL);
+  }
 
   private stmt(key: keyof typeof SQL): Database.Statement {
-    let s = this.stmts.get(key);
-    if (!s) {
-      s = this.db.prepare(SQL[key]);
-      this.stmts.set(key, s);
-    }
-    return s;
+    return this.statements.get(key);
   }
 
   listEvals(pipeline: string): EvalCase[] {

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { Statements } from './statements.js';
 import type { ApiRole, ApiToken, DurationStats, NewApiToken, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
 
 /** SQL of the server features; each statement lists its named parameters. */
@@ -50,21 +51,18 @@ function toApiToken(row: TokenRow): ApiToken {
 
 /** The server features of the SQLite store (tokens, trigger slots, stats), over the store's connection. */
 export class SqliteOperations {
-  private readonly stmts = new Map<keyof typeof SQL, Database.Statement>();
+  private readonly statements: Statements<keyof typeof SQL>;
 
   constructor(
     private readonly db: Database.Database,
     /** The store's BEGIN IMMEDIATE transaction wrapper. */
     private readonly write: <T>(fn: () => T) => T,
-  ) {}
+  ) {
+    this.statements = new Statements(db, SQL);
+  }
 
   private stmt(key: keyof typeof SQL): Database.Statement {
-    let s = this.stmts.get(key);
-    if (!s) {
-      s = this.db.prepare(SQL[key]);
-      this.stmts.set(key, s);
-    }
-    return s;
+    return this.statements.get(key);
   }
 
   latestEventId(): number {
