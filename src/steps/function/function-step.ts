@@ -67,20 +67,20 @@ export function createFunctionStep(functions: Record<string, StepFunction> = {})
     type: 'function',
     configSchema: functionConfigSchema,
     async execute(ctx, config) {
-      const fn = await resolveFunction(functions, loadModule, ctx.baseDir, config);
-      const output = await raceAbort(callFunction(fn, toFunctionContext(ctx, config.args)), ctx.signal);
+      // A function registered by name needs no lookup on disk: no await before it runs.
+      const fn = config.name !== undefined ? findRegistered(functions, config.name) : await loadFunction(loadModule, ctx.baseDir, config);
+      const returned = fn(toFunctionContext(ctx, config.args));
+      let output: unknown;
+      if (isThenable(returned)) output = await raceAbort(Promise.resolve(returned), ctx.signal);
+      // A synchronous function has finished: only a signal that aborted meanwhile is left to honour.
+      else if (ctx.signal.aborted) throw abortError(ctx.signal);
+      else output = returned;
       return output === undefined ? null : output;
     },
   };
 }
 
-async function resolveFunction(
-  functions: Record<string, StepFunction>,
-  loadModule: (target: ModuleTarget) => Promise<ModuleNamespace>,
-  baseDir: string,
-  config: FunctionConfig,
-): Promise<StepFunction> {
-  if (config.name !== undefined) return findRegistered(functions, config.name);
+async function loadFunction(loadModule: (target: ModuleTarget) => Promise<ModuleNamespace>, baseDir: string, config: FunctionConfig): Promise<StepFunction> {
   if (config.module === undefined) {
     throw loadFailure('function step needs `with.name` or `with.module`');
   }
@@ -185,9 +185,8 @@ function toFunctionContext(ctx: StepContext, args: unknown): FunctionContext {
   };
 }
 
-/** Async wrapper so a synchronous throw becomes a rejection like any other failure. */
-async function callFunction(fn: StepFunction, ctx: FunctionContext): Promise<unknown> {
-  return fn(ctx);
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** A function may ignore its signal; the engine still needs the attempt to end when told to stop. */

@@ -114,6 +114,8 @@ const SQL = {
                VALUES (@run_id, @name, @seq, @status, @waiting_on, @priority, @attempts)`,
   // @id
   run: `SELECT * FROM runs WHERE id = @id`,
+  // @id: the fields of a run that never change (see RunHeader)
+  runHeader: `SELECT id, pipeline, version, input, parent_run_id FROM runs WHERE id = @id`,
   // @run_id
   steps: `SELECT * FROM steps WHERE run_id = @run_id ORDER BY seq`,
   // @run_id @name
@@ -413,7 +415,7 @@ export class SqliteStore implements Store {
   private header(id: string): RunHeader {
     let h = this.headers.get(id);
     if (!h) {
-      const row = this.transitions.getRun(id);
+      const row = this.stmt('runHeader').get({ id }) as Pick<RunRow, 'id' | 'pipeline' | 'version' | 'input' | 'parent_run_id'> | undefined;
       if (!row) throw new SluiceError('RUN_NOT_FOUND', `no run ${id}`);
       h = this.remember(row);
     }
