@@ -116,6 +116,21 @@ describe('function step: registered functions', () => {
     await expect(running).rejects.toBe(reason);
   });
 
+  it('rejects a synchronous function whose signal aborted while it ran, and awaits a returned thenable', async () => {
+    const { ctx, controller } = context();
+    const reason = new Error('cancelled meanwhile');
+    const step = createFunctionStep({
+      selfAbort: () => {
+        controller.abort(reason);
+        return 'late';
+      },
+      // A thenable that is not a native promise is awaited like one.
+      thenable: () => ({ then: (resolve: (v: unknown) => void) => resolve('from thenable') }),
+    });
+    await expect(step.execute(ctx, { name: 'selfAbort' })).rejects.toBe(reason);
+    expect(await step.execute(context().ctx, { name: 'thenable' })).toBe('from thenable');
+  });
+
   it('rejects with CANCELLED when aborted without an Error reason', async () => {
     const step = createFunctionStep({ hang: () => new Promise(() => {}) });
     const { ctx, controller } = context();
