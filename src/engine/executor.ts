@@ -1,5 +1,6 @@
 import { isArtifactRef, type ArtifactStore } from '../artifacts/artifact-store.js';
-import { abortError, invokeWithTimeout, OutputChecker } from './step-invocation.js';
+import { abortError, abortReasonError, invokeWithTimeout, OutputChecker } from './step-invocation.js';
+import type { AttemptCancel } from './attempt-cancel.js';
 import { SluiceError, toErrorRecord } from '../core/errors.js';
 import { evaluateCondition, parseTemplate, referencedSteps, renderTemplate, visitStrings } from '../core/expressions.js';
 import { isRecord } from '../core/key-path.js';
@@ -46,16 +47,19 @@ export class Executor {
 
   constructor(private readonly deps: ExecutorDeps) {}
 
-  /** Executes `attempt` for the worker `owner` that holds its lease (fenced writes during execution carry it). */
-  async execute(attempt: ClaimedAttempt, owner: string, signal: AbortSignal): Promise<AttemptResult> {
+  /**
+   * Executes `attempt` for the worker `owner` that holds its lease (fenced writes during execution carry it);
+   * `cancel` aborts it.
+   */
+  async execute(attempt: ClaimedAttempt, owner: string, cancel: AttemptCancel): Promise<AttemptResult> {
     const started = this.deps.now();
     const usage: StepUsage[] = [];
     const base = { attemptId: attempt.id, fence: attempt.fence, owner };
     try {
-      const outcome = await this.run(attempt, owner, signal, usage);
+      const outcome = await this.run(attempt, owner, cancel, usage);
       return { ...base, ...outcome, ...usageOf(usage), processingMs: this.deps.now() - started };
     } catch (err) {
-      const thrown = signal.aborted && signal.reason instanceof SluiceError ? signal.reason : err;
+      const thrown = cancel.aborted && cancel.reason instanceof SluiceError ? cancel.reason : err;
       const error = toErrorRecord(thrown);
       const prepared = await this.prepare(attempt).catch(() => undefined);
       const step = prepared?.byName.get(attempt.step);
@@ -65,7 +69,7 @@ export class Executor {
     }
   }
 
-  private async run(attempt: ClaimedAttempt, owner: string, signal: AbortSignal, usage: StepUsage[]): Promise<Omit<AttemptResult, 'attemptId' | 'fence' | 'owner' | 'processingMs'>> {
+  private async run(attempt: ClaimedAttempt, owner: string, cancel: AttemptCancel, usage: StepUsage[]): Promise<Omit<AttemptResult, 'attemptId' | 'fence' | 'owner' | 'processingMs'>> {
     const prepared = this.loaded.get(`${attempt.pipeline}@${attempt.version}`) ?? (await this.prepare(attempt));
     const step = prepared.byName.get(attempt.step);
     if (!step) throw new SluiceError('STEP_NOT_FOUND', `pipeline ${attempt.pipeline} v${attempt.version} has no step ${attempt.step}`);
@@ -84,7 +88,7 @@ export class Executor {
     if (step.if !== null && !(await evaluateCondition(step.if, ctx))) return { outcome: 'skipped', output: null };
     const config = prepared.literal.has(step.name) ? (copyLiteral(step.with) as Record<string, unknown>) : await this.resolveConfig(step, ctx);
     if (!step.cache) {
-      const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, owner, signal, usage);
+      const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, owner, cancel, usage);
       if (output instanceof StepDirective) return directiveResult(output);
       this.outputs.check(step, output);
       return { outcome: 'succeeded', output: await this.offload(output) };
@@ -94,7 +98,7 @@ export class Executor {
       const hit = await this.deps.store.lookupCache(attempt.pipeline, cacheKey);
       if (hit) return { outcome: 'cached', output: hit.output, cacheKey };
     }
-    const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, owner, signal, usage);
+    const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, owner, cancel, usage);
     if (output instanceof StepDirective) return directiveResult(output);
     this.outputs.check(step, output);
     return { outcome: 'succeeded', output: await this.offload(output), cacheKey, cacheable: true };
@@ -107,34 +111,40 @@ export class Executor {
     baseDir: string,
     attempt: ClaimedAttempt,
     owner: string,
-    signal: AbortSignal,
+    cancel: AttemptCancel,
     usage: StepUsage[],
   ): Promise<unknown> {
     const type = this.deps.steps.get(step.uses);
     if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', `no step type ${step.uses} is registered`, { retryable: false });
-    const result = await invokeWithTimeout(step, signal, (stepSignal) => {
-      const stepCtx: StepContext = {
-        run: ctx.run,
-        step: step.name,
-        input: ctx.input,
-        steps: ctx.steps,
-        signal: stepSignal,
-        log: (stream, line) => this.deps.log(attempt, stream, redactSecrets(line, this.deps.secrets)),
-        secrets: this.deps.secrets,
-        baseDir,
-        now: this.deps.now,
-        reportUsage: (u) => usage.push(u),
-        artifacts: this.deps.artifacts,
-        items: {
-          load: () => this.deps.store.loadStepItems(attempt.runId, step.name),
-          save: (items) => this.deps.store.saveStepItems({ attemptId: attempt.id, fence: attempt.fence, owner }, attempt.runId, step.name, items, this.deps.now()),
-        },
-        rateLimit: this.rateLimit,
-        force: attempt.force,
-        ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
-      };
-      return type.execute(stepCtx, config);
+    // The attempt may have been cancelled while its context was loading.
+    if (cancel.aborted) throw abortReasonError(cancel.reason);
+    const context = (signal: () => AbortSignal): StepContext => ({
+      run: ctx.run,
+      step: step.name,
+      input: ctx.input,
+      steps: ctx.steps,
+      // Made on first use: most steps never look at it.
+      get signal() {
+        return signal();
+      },
+      log: (stream, line) => this.deps.log(attempt, stream, redactSecrets(line, this.deps.secrets)),
+      secrets: this.deps.secrets,
+      baseDir,
+      now: this.deps.now,
+      reportUsage: (u) => usage.push(u),
+      artifacts: this.deps.artifacts,
+      items: {
+        load: () => this.deps.store.loadStepItems(attempt.runId, step.name),
+        save: (items) => this.deps.store.saveStepItems({ attemptId: attempt.id, fence: attempt.fence, owner }, attempt.runId, step.name, items, this.deps.now()),
+      },
+      rateLimit: this.rateLimit,
+      force: attempt.force,
+      ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
     });
+    const result =
+      step.timeoutMs === null
+        ? await untilCancelled(type.execute(context(() => cancel.signal), config), cancel)
+        : await invokeWithTimeout(step, cancel.signal, (stepSignal) => type.execute(context(() => stepSignal), config));
     return result === undefined ? null : result;
   }
 
@@ -270,6 +280,14 @@ function directiveResult(d: StepDirective): Omit<AttemptResult, 'attemptId' | 'f
 
 function isGateDecision(v: unknown): v is GateDecision {
   return typeof v === 'object' && v !== null && typeof (v as { decision?: unknown }).decision === 'string';
+}
+
+/** Rejects as soon as the attempt is cancelled, even if the step ignores its signal. */
+function untilCancelled<T>(work: Promise<T>, cancel: AttemptCancel): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    cancel.onAbort((reason) => reject(abortReasonError(reason)));
+    work.then(resolve, reject);
+  });
 }
 
 function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {

@@ -47,7 +47,12 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 export function abortError(signal: AbortSignal): unknown {
-  return signal.reason instanceof Error ? signal.reason : new SluiceError('CANCELLED', 'the attempt was cancelled');
+  return abortReasonError(signal.reason);
+}
+
+/** What an abort with `reason` rejects with: the reason when it is an Error, else CANCELLED. */
+export function abortReasonError(reason: unknown): unknown {
+  return reason instanceof Error ? reason : new SluiceError('CANCELLED', 'the attempt was cancelled');
 }
 
 /** Checks step outputs against their `output` JSON Schema; compiled schemas are kept per schema object. */

@@ -1,5 +1,6 @@
 import { SluiceError, toErrorRecord } from '../core/errors.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, ClaimRequest, LogLine, RunEvent, Store } from '../store/store.js';
+import { AttemptCancel } from './attempt-cancel.js';
 import { crashPoint } from './crash-points.js';
 import type { Executor } from './executor.js';
 import { isOwnerDead } from './owner.js';
@@ -32,7 +33,7 @@ export interface WorkerDeps {
 
 interface Active {
   attempt: ClaimedAttempt;
-  controller: AbortController;
+  cancel: AttemptCancel;
 }
 
 /**
@@ -136,7 +137,7 @@ export class Worker {
 
   /** Aborts the attempts of a run this worker is executing (cancel, pause does not abort). */
   abortRun(runId: string, reason: SluiceError): void {
-    for (const a of this.active.values()) if (a.attempt.runId === runId) a.controller.abort(reason);
+    for (const a of this.active.values()) if (a.attempt.runId === runId) a.cancel.abort(reason);
   }
 
   /**
@@ -153,7 +154,7 @@ export class Worker {
     while (this.executing.size > 0 && Date.now() < deadline) await delay(5);
     for (const id of this.executing) {
       this.abandoned.add(id);
-      this.active.get(id)?.controller.abort(new SluiceError('CANCELLED', 'the worker is shutting down', { retryable: true }));
+      this.active.get(id)?.cancel.abort(new SluiceError('CANCELLED', 'the worker is shutting down', { retryable: true }));
     }
     while (this.executing.size > 0) await delay(5);
     // Whatever is still unrecorded after this last try is left to lease expiry.
@@ -207,10 +208,10 @@ export class Worker {
   }
 
   private begin(attempt: ClaimedAttempt): void {
-    const controller = new AbortController();
-    this.active.set(attempt.id, { attempt, controller });
+    const cancel = new AttemptCancel();
+    this.active.set(attempt.id, { attempt, cancel });
     this.executing.add(attempt.id);
-    this.deps.executor.execute(attempt, this.deps.owner, controller.signal).then(
+    this.deps.executor.execute(attempt, this.deps.owner, cancel).then(
       (result) => this.finished(result),
       (err) => this.finished(this.crashResult(attempt, err)),
     );
@@ -308,7 +309,7 @@ export class Worker {
       const ids = [...this.active.keys()];
       const lost = await this.deps.store.heartbeat(this.deps.owner, ids, this.opts.leaseMs, this.deps.now());
       for (const id of lost) {
-        this.active.get(id)?.controller.abort(new SluiceError('CANCELLED', 'the attempt was cancelled or its lease was lost'));
+        this.active.get(id)?.cancel.abort(new SluiceError('CANCELLED', 'the attempt was cancelled or its lease was lost'));
       }
     } catch (err) {
       this.deps.onError(err);

@@ -70,11 +70,9 @@ export function createFunctionStep(functions: Record<string, StepFunction> = {})
       // A function registered by name needs no lookup on disk: no await before it runs.
       const fn = config.name !== undefined ? findRegistered(functions, config.name) : await loadFunction(loadModule, ctx.baseDir, config);
       const returned = fn(toFunctionContext(ctx, config.args));
-      let output: unknown;
-      if (isThenable(returned)) output = await raceAbort(Promise.resolve(returned), ctx.signal);
-      // A synchronous function has finished: only a signal that aborted meanwhile is left to honour.
-      else if (ctx.signal.aborted) throw abortError(ctx.signal);
-      else output = returned;
+      // A synchronous function has finished when it returns: there is nothing left to race against the signal
+      // (reading ctx.signal here would also make a signal that nothing else asked for).
+      const output = isThenable(returned) ? await raceAbort(Promise.resolve(returned), ctx.signal) : returned;
       return output === undefined ? null : output;
     },
   };
@@ -173,7 +171,10 @@ function toFunctionContext(ctx: StepContext, args: unknown): FunctionContext {
     step: ctx.step,
     input: ctx.input,
     steps: ctx.steps,
-    signal: ctx.signal,
+    // Read through: a context that makes its signal on first use keeps doing so.
+    get signal() {
+      return ctx.signal;
+    },
     log: (stream, line) => ctx.log(stream, line),
     secrets: ctx.secrets,
     baseDir: ctx.baseDir,
