@@ -5,9 +5,7 @@
  *
  *   node --import tsx bench/postgres-worker.ts <url> <concurrency>
  */
-import { Engine } from '../src/engine/engine.js';
-import { builtinStepTypes } from '../src/steps/builtin.js';
-import { PostgresStore } from '../src/store/postgres/postgres-store.js';
+import { builtinStepTypes, Engine, PostgresStore } from './support/built.js';
 
 const [url, concurrencyArg] = process.argv.slice(2);
 if (!url) throw new Error('usage: postgres-worker.ts <url> <concurrency>');

@@ -13,10 +13,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { PipelineSpec } from '../src/core/model.js';
-import { normalizePipeline } from '../src/core/validate.js';
-import { Engine } from '../src/engine/engine.js';
-import { builtinStepTypes } from '../src/steps/builtin.js';
-import { PostgresStore } from '../src/store/postgres/postgres-store.js';
+import { builtinStepTypes, Engine, normalizePipeline, PostgresStore } from './support/built.js';
 import { runGraphileTwoProcessPeer } from './peers/run-peers.js';
 import { startPostgres } from './support/postgres.js';
 

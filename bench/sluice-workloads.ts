@@ -5,11 +5,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { normalizePipeline } from '../src/core/validate.js';
 import type { PipelineSpec, StepSpec } from '../src/core/model.js';
-import { Engine } from '../src/engine/engine.js';
-import { builtinStepTypes } from '../src/steps/builtin.js';
-import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { builtinStepTypes, Engine, normalizePipeline, SqliteStore } from './support/built.js';
 
 export interface Figure {
   name: string;

@@ -18,10 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { normalizePipeline, pipelineVersionHash } from '../src/core/validate.js';
-import { builtinStepTypes } from '../src/steps/builtin.js';
 import type { AttemptResult } from '../src/store/store.js';
-import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { builtinStepTypes, normalizePipeline, pipelineVersionHash, SqliteStore } from './support/built.js';
 import { w1 } from './sluice-workloads.js';
 
 const { values } = parseArgs({
