@@ -57,7 +57,8 @@ type ModuleTarget =
  * step; other files by a native dynamic import. A module is loaded once per step type instance and absolute
  * path, so its top level runs once however many times the step executes. Load problems throw
  * `MODULE_LOAD_FAILED` (not retryable); errors thrown by the function itself pass through unchanged.
- * When `ctx.signal` aborts, `execute` rejects with the abort reason even if the function ignores the signal.
+ * When `ctx.signal` aborts while a function's promise is pending, `execute` rejects with the abort reason even if
+ * the function ignores the signal; a synchronous function has finished when it returns, and its output stands.
  *
  * @param functions Functions callable by `with.name`. Default: none.
  */
