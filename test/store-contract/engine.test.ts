@@ -276,6 +276,24 @@ for (const backend of backends()) {
       await expect(engine.resume(run.id)).rejects.toMatchObject({ code: 'ILLEGAL_TRANSITION' });
     });
 
+    it('cancel ends an attempt whose step ignores its signal: the worker slot it held runs the next run', async () => {
+      let started = false;
+      // Never settles and never reads ctx.signal (so the attempt's AbortSignal is never even made).
+      const deaf: TestFn = () => {
+        started = true;
+        return new Promise(() => {});
+      };
+      const { engine } = await setup({ name: 'deaf', steps: { a: fnStep('deaf') } }, { deaf, quick: () => 'done' }, { worker: false });
+      await engine.registerPipeline(normalizePipeline({ name: 'quick', steps: { a: fnStep('quick') } }, { stepTypes: engine.steps }));
+      engine.startWorker({ concurrency: 1, pollMs: 20, reapMs: 50 });
+      const { run } = await engine.startRun('deaf');
+      await waitFor(() => started);
+      await engine.cancel(run.id);
+      expect((await engine.waitForRun(run.id)).status).toBe('cancelled');
+      const next = await engine.startRun('quick');
+      expect((await engine.waitForRun(next.run.id)).status).toBe('succeeded');
+    });
+
     it('pause holds new steps until resume', async () => {
       const ran: string[] = [];
       const slow: TestFn = async (ctx) => {
