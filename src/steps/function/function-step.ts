@@ -4,7 +4,9 @@ import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 import { SluiceError } from '../../core/errors.js';
 import type { JsonSchema } from '../../core/model.js';
-import type { StepContext, StepType } from '../step-type.js';
+import { sha256 } from '../../core/hash.js';
+import type { StepCacheInputs, StepContext, StepType } from '../step-type.js';
+import { moduleFingerprint } from './module-fingerprint.js';
 
 /** What a `function` step's function receives: the step context plus `with.args`. */
 export type FunctionContext = StepContext & {
@@ -67,6 +69,7 @@ export function createFunctionStep(functions: Record<string, StepFunction> = {})
   return {
     type: 'function',
     configSchema: functionConfigSchema,
+    cacheInputs: (config, ctx) => functionCode(functions, config, ctx.baseDir),
     async execute(ctx, config) {
       // A function registered by name needs no lookup on disk: no await before it runs.
       const fn = config.name !== undefined ? findRegistered(functions, config.name) : await loadFunction(loadModule, ctx.baseDir, config);
@@ -86,6 +89,29 @@ async function loadFunction(loadModule: (target: ModuleTarget) => Promise<Module
   const target = await resolveTarget(baseDir, config.module);
   const namespace = await loadModule(target);
   return pickExport(namespace, config.export ?? 'default', describeTarget(target));
+}
+
+/** A function's code: its source when registered in code, its module file and local imports when loaded. */
+async function functionCode(functions: Record<string, StepFunction>, config: FunctionConfig, baseDir: string): Promise<StepCacheInputs> {
+  if (config.name !== undefined) {
+    const fn = Object.hasOwn(functions, config.name) ? functions[config.name] : undefined;
+    return typeof fn === 'function' ? { code: sourceHash(fn) } : {};
+  }
+  if (config.module === undefined) return {};
+  const target = await resolveTarget(baseDir, config.module).catch(() => undefined);
+  // A package's code is its installed version's business; a file that does not load fails the step itself.
+  return target?.kind === 'file' ? { code: await moduleFingerprint(target.file) } : {};
+}
+
+const sourceHashes = new WeakMap<StepFunction, string>();
+
+function sourceHash(fn: StepFunction): string {
+  let hash = sourceHashes.get(fn);
+  if (hash === undefined) {
+    hash = sha256(fn.toString());
+    sourceHashes.set(fn, hash);
+  }
+  return hash;
 }
 
 function findRegistered(functions: Record<string, StepFunction>, name: string): StepFunction {
