@@ -113,14 +113,13 @@ export function describeExplain(e: CacheExplain): string {
 function describeChanges(e: CacheExplain): string {
   if (!e.changed) return 'cache key changed';
   if (e.changed.length === 0) return 'no earlier result with this key';
-  return `${e.changed.map((name) => (name === 'files' && e.files ? `input files ${describeFiles(e.files)}` : `${PART_LABELS[name]} changed`)).join(', ')}`;
+  return `${e.changed.map((name) => (name === 'files' && e.files ? describeFiles(e.files) : `${PART_LABELS[name]} changed`)).join(', ')}`;
 }
 
 function describeFiles(f: NonNullable<CacheExplain['files']>): string {
-  const parts = [
-    ...(f.changed.length > 0 ? [`changed: ${f.changed.join(', ')}`] : []),
-    ...(f.added.length > 0 ? [`new: ${f.added.join(', ')}`] : []),
-    ...(f.removed.length > 0 ? [`gone: ${f.removed.join(', ')}`] : []),
-  ];
-  return `(${parts.join('; ')})`;
+  return [
+    ...(f.changed.length > 0 ? [`input files changed (${f.changed.join(', ')})`] : []),
+    ...(f.added.length > 0 ? [`new input files (${f.added.join(', ')})`] : []),
+    ...(f.removed.length > 0 ? [`input files gone (${f.removed.join(', ')})`] : []),
+  ].join(', ');
 }

@@ -53,6 +53,8 @@ export function stepView(s: StepRecord, attempts: AttemptRecord[]): Record<strin
     attempts: s.attempts,
     output: s.output,
     error: s.error,
+    // Why the step ran or was cached (null for steps whose cache is off, or not settled yet).
+    cache_explain: s.cacheExplain,
     started_at: s.startedAt,
     finished_at: s.finishedAt,
     history: attempts.filter((a) => a.step === s.name).map(attemptView),
