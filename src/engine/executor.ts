@@ -135,8 +135,8 @@ export class Executor {
   private async cacheParts(step: Step, config: Record<string, unknown>, ctx: ExpressionContext, outputs: Record<string, unknown>, baseDir: string, attempt: ClaimedAttempt): Promise<CacheParts> {
     const parts: CacheParts = { step: step.name, type: step.uses, with: hashValue(config), upstream: hashValue(outputs), input: hashValue(attempt.input), version: attempt.version };
     const declared = step.cacheFiles;
-    const hook = this.deps.steps.get(step.uses)?.cacheInputs;
-    const own = hook ? await hook(config, { baseDir, declaredInputs: (declared?.inputs.length ?? 0) > 0 }) : {};
+    const type = this.deps.steps.get(step.uses);
+    const own = type?.cacheInputs ? await type.cacheInputs(config, { baseDir, declaredInputs: (declared?.inputs.length ?? 0) > 0 }) : {};
     if (own.code !== undefined) parts.code = own.code;
     const ownFiles = withoutOutputs(own.files ?? [], declared?.outputs ?? [], baseDir);
     if ((declared?.inputs.length ?? 0) > 0 || ownFiles.length > 0) {
