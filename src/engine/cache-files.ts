@@ -26,6 +26,8 @@ interface HashMemo {
 /** Content hashes by absolute path, reused while size, times and inode are as they were: files are read once per change. */
 const memo = new Map<string, HashMemo>();
 const MEMO_LIMIT = 50_000;
+/** Files modified more recently than this are hashed every time. */
+const RACY_MS = 2_000;
 
 /** sha256 of a file's content, streamed; null when it is not a readable regular file. */
 export async function hashFile(file: string): Promise<string | null> {
@@ -40,6 +42,9 @@ export async function hashFile(file: string): Promise<string | null> {
   if (known && known.size === st.size && known.mtimeMs === st.mtimeMs && known.ctimeMs === st.ctimeMs && known.ino === st.ino) return known.hash;
   const hash = await streamHash(file).catch(() => null);
   if (hash === null) return null;
+  // A file modified within the last moment may be modified again within the same timestamp tick: its hash is
+  // not remembered until its timestamp is safely in the past (git's "racy" rule).
+  if (Date.now() - st.mtimeMs < RACY_MS) return hash;
   if (memo.size >= MEMO_LIMIT) memo.clear();
   memo.set(file, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, hash });
   return hash;
@@ -76,10 +81,13 @@ export async function hashFiles(baseDir: string, patterns: readonly string[], ex
   return out;
 }
 
-/** Relative paths of the regular files matched by `patterns` under `baseDir`, sorted. */
-export async function expandGlobs(baseDir: string, patterns: readonly string[]): Promise<string[]> {
+/**
+ * Relative paths of the regular files matched by `patterns` under `baseDir`, sorted. Throws
+ * `CACHE_INPUTS_TOO_LARGE` past `maxEntries` folder entries visited. Default: {@link MAX_GLOB_ENTRIES}.
+ */
+export async function expandGlobs(baseDir: string, patterns: readonly string[], maxEntries = MAX_GLOB_ENTRIES): Promise<string[]> {
   const found = new Set<string>();
-  const budget = { left: MAX_GLOB_ENTRIES, patterns };
+  const budget = { left: maxEntries, max: maxEntries, patterns };
   for (const pattern of patterns) {
     for (const glob of compileGlob(pattern)) {
       if (glob.literal) {
@@ -92,7 +100,7 @@ export async function expandGlobs(baseDir: string, patterns: readonly string[]):
   return [...found].sort();
 }
 
-async function walk(baseDir: string, rel: string, glob: CompiledGlob, found: Set<string>, budget: { left: number; patterns: readonly string[] }): Promise<void> {
+async function walk(baseDir: string, rel: string, glob: CompiledGlob, found: Set<string>, budget: { left: number; max: number; patterns: readonly string[] }): Promise<void> {
   let entries;
   try {
     entries = await readdir(path.resolve(baseDir, rel), { withFileTypes: true });
@@ -102,7 +110,7 @@ async function walk(baseDir: string, rel: string, glob: CompiledGlob, found: Set
   const depth = rel === '' ? 0 : rel.split('/').length;
   for (const entry of entries) {
     budget.left -= 1;
-    if (budget.left < 0) throw tooLarge(budget.patterns);
+    if (budget.left < 0) throw tooLarge(budget.patterns, budget.max);
     const child = rel === '' ? entry.name : `${rel}/${entry.name}`;
     if (entry.isDirectory()) {
       // Without `**` no match lies deeper than the pattern's own segments; `**` does not enter hidden folders.
@@ -118,10 +126,10 @@ function mayEnter(glob: CompiledGlob, child: string): boolean {
   return glob.base === child || glob.base.startsWith(`${child}/`);
 }
 
-function tooLarge(patterns: readonly string[]): SluiceError {
+function tooLarge(patterns: readonly string[], max: number): SluiceError {
   return new SluiceError(
     'CACHE_INPUTS_TOO_LARGE',
-    `the cache globs ${patterns.map((p) => JSON.stringify(p)).join(', ')} visit more than ${MAX_GLOB_ENTRIES} files and folders; narrow them (e.g. "data/*.csv" rather than "**/*")`,
+    `the cache globs ${patterns.map((p) => JSON.stringify(p)).join(', ')} visit more than ${max} files and folders; narrow them (e.g. "data/*.csv" rather than "**/*")`,
     { retryable: false },
   );
 }

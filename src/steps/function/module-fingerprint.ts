@@ -2,7 +2,7 @@
  * The code fingerprint of a `function` step's module: the content of its file and of every local module it
  * imports, transitively. Only relative specifiers (`./x`, `../x`) count as local; packages and `node:` built-ins
  * are left out (their version is the install's business). Each file is read once per change: parses are kept
- * per (path, size, mtime) for the life of the process.
+ * per (path, size, mtime) for the life of the process, once the file is more than 2 s old.
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,6 +18,8 @@ interface ParsedModule {
 
 const parsed = new Map<string, ParsedModule>();
 const PARSED_LIMIT = 10_000;
+/** Files modified more recently than this are read every time. */
+const RACY_MS = 2_000;
 
 // `import x from './a'`, `import './a'`, `export * from './a'`, `import('./a')`, `require('./a')`.
 const SPECIFIERS = /(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\s*\(\s*)(['"])(\.{1,2}\/[^'"\n]+)\1/g;
@@ -61,6 +63,8 @@ async function parseModule(file: string): Promise<ParsedModule | undefined> {
     if (resolved) imports.push(resolved);
   }
   const mod = { size: st.size, mtimeMs: st.mtimeMs, hash: sha256(text), imports };
+  // A file just written may change again within its timestamp's tick: remembered only once that is past.
+  if (Date.now() - st.mtimeMs < RACY_MS) return mod;
   if (parsed.size >= PARSED_LIMIT) parsed.clear();
   parsed.set(file, mod);
   return mod;
