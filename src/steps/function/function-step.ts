@@ -58,8 +58,10 @@ type ModuleTarget =
  * (default `'default'`) is loaded. `.ts`, `.mts`, `.cts` and `.tsx` files load through tsx without a build
  * step; other files by a native dynamic import. A module is loaded once per step type instance, absolute
  * path and version (size and modification time), so its top level runs once however many times the step
- * executes, and an edited file is loaded again (its own imports stay as first loaded until the process restarts). Load problems throw
- * `MODULE_LOAD_FAILED` (not retryable); errors thrown by the function itself pass through unchanged.
+ * executes, and an edited file is loaded again (its own imports stay as first loaded until the process
+ * restarts). Load problems throw `MODULE_LOAD_FAILED` (not retryable); errors thrown by the function itself
+ * pass through unchanged. `cacheInputs` gives the step cache the function's code: a registered function's
+ * source, or the module file and its local imports (see module-fingerprint.ts).
  * When `ctx.signal` aborts while a function's promise is pending, `execute` rejects with the abort reason even if
  * the function ignores the signal; a synchronous function has finished when it returns, and its output stands.
  *
