@@ -1,15 +1,16 @@
 /**
- * End to end: the 13-phase script DAG run by the real CLI on real processes. Each phase (phases/lib.mjs)
- * appends an execution line to $SCRIPT_DAG_MARKERS/<phase> and a `start end` span to <phase>.spans.
+ * End to end: the 13-phase script DAG run by the real CLI on real processes, on a temporary copy of the
+ * example (its phases write work/ beside the pipeline, and some tests edit its scripts). Each phase
+ * (phases/lib.mjs) appends an execution line to $SCRIPT_DAG_MARKERS/<phase> and a `start end` span to
+ * <phase>.spans.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { countLines, killSpawned, runCli, runCliJson, stepStatuses, tempDir, type CliResult } from '../../test/support/cli.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const PIPELINE = path.join(here, 'pipeline.yaml');
 const PHASES = [
   'import',
   'typing',
@@ -30,6 +31,9 @@ let tmp: ReturnType<typeof tempDir>;
 let store: string;
 let markers: string;
 let env: Record<string, string>;
+/** The copy of the example the test runs: its folder and its pipeline file. */
+let example: string;
+let pipelineFile: string;
 
 function sluice(args: string[], delayMs = 300): Promise<CliResult> {
   return runCli([...args, '--store', `sqlite:${store}`], { cwd: tmp.dir, env: { ...env, SCRIPT_DAG_DELAY_MS: String(delayMs) }, timeoutMs: 120_000 });
@@ -71,7 +75,11 @@ beforeEach(() => {
   tmp = tempDir('sluice-script-dag-');
   store = path.join(tmp.dir, 's.db');
   markers = path.join(tmp.dir, 'markers');
-  env = { SCRIPT_DAG_MARKERS: markers, SCRIPT_DAG_WORK: path.join(tmp.dir, 'work') };
+  example = path.join(tmp.dir, 'example');
+  cpSync(path.join(here, 'phases'), path.join(example, 'phases'), { recursive: true });
+  cpSync(path.join(here, 'pipeline.yaml'), path.join(example, 'pipeline.yaml'));
+  pipelineFile = path.join(example, 'pipeline.yaml');
+  env = { SCRIPT_DAG_MARKERS: markers };
 });
 
 afterEach(async () => {
@@ -82,14 +90,14 @@ afterEach(async () => {
 describe('examples/script-dag', () => {
   it('runs every phase once, respecting needs, with independent phases overlapping', async () => {
     // A long phase delay so the overlap of parallel phases does not depend on process start-up jitter.
-    const r = await sluice(['run', PIPELINE], 1000);
+    const r = await sluice(['run', pipelineFile], 1000);
     expectOk(r);
     expect(r.stdout).toMatch(/run \S+ succeeded/);
     expect(executions()).toEqual(Object.fromEntries(PHASES.map((p) => [p, 1])));
-    expect(existsSync(path.join(tmp.dir, 'work', 'entropy.json'))).toBe(true);
+    expect(existsSync(path.join(example, 'work', 'entropy.json'))).toBe(true);
 
     // Every phase started after each phase it needs had ended.
-    const { pipeline } = await runCliJson<{ pipeline: { steps: Array<{ name: string; needs: string[] }> } }>(['validate', PIPELINE]);
+    const { pipeline } = await runCliJson<{ pipeline: { steps: Array<{ name: string; needs: string[] }> } }>(['validate', pipelineFile]);
     for (const step of pipeline.steps) {
       const [[start]] = spans(step.name) as [[number, number]];
       for (const need of step.needs) {
@@ -110,11 +118,11 @@ describe('examples/script-dag', () => {
   }, 180_000);
 
   it('a re-run executes nothing: every phase is cached', async () => {
-    expectOk(await sluice(['run', PIPELINE]));
+    expectOk(await sluice(['run', pipelineFile]));
     const before = executions();
     expect(Object.values(before).every((n) => n === 1)).toBe(true);
 
-    const again = await sluice(['run', PIPELINE]);
+    const again = await sluice(['run', pipelineFile]);
     expectOk(again);
     expect(executions()).toEqual(before);
     expect(again.stdout).not.toContain('step.succeeded');
@@ -129,8 +137,35 @@ describe('examples/script-dag', () => {
     expect(runs[0]!.id).toBe(status.id);
   }, 180_000);
 
+  it('an edited phase script or a deleted output re-runs exactly the phases it affects; --explain says why', async () => {
+    expectOk(await sluice(['run', pipelineFile]));
+    const once = Object.fromEntries(PHASES.map((p) => [p, 1]));
+    expect(executions()).toEqual(once);
+
+    // A comment in typing's script (its output stays the same) and statistics' output file gone.
+    appendFileSync(path.join(example, 'phases', 'typing.mjs'), '// reviewed\n');
+    rmSync(path.join(example, 'work', 'statistics.json'));
+    const second = await sluice(['run', pipelineFile, '--explain']);
+    expectOk(second);
+    expect(executions()).toEqual({ ...once, typing: 2, statistics: 2 });
+    expect(existsSync(path.join(example, 'work', 'statistics.json'))).toBe(true);
+    expect(second.stdout).toMatch(/^ {2}typing +succeeded +ran: input files changed \(phases\/typing\.mjs\)$/m);
+    expect(second.stdout).toMatch(/^ {2}statistics +succeeded +ran: declared output missing \(work\/statistics\.json\)$/m);
+    expect(second.stdout).toMatch(/^ {2}entropy +cached +cached: nothing changed since run \S+$/m);
+
+    // temporal now prints one more line: its output changes, so the phases that read it run again too.
+    appendFileSync(path.join(example, 'phases', 'temporal.mjs'), "console.log('temporal: checked');\n");
+    const third = await sluice(['run', pipelineFile, '--explain']);
+    expectOk(third);
+    expect(executions()).toEqual({ ...once, typing: 2, statistics: 2, temporal: 2, slicing: 2, business_cycles: 2 });
+    expect(third.stdout).toMatch(/^ {2}slicing +succeeded +ran: upstream outputs changed$/m);
+    const status = await runCliJson(['status', runIdOf(third.stdout), '--store', `sqlite:${store}`]);
+    const rerun = ['temporal', 'slicing', 'business_cycles'];
+    expect(stepStatuses(status)).toEqual(Object.fromEntries(PHASES.map((p) => [p, rerun.includes(p) ? 'succeeded' : 'cached'])));
+  }, 180_000);
+
   it('--steps semantic runs semantic and its dependencies only', async () => {
-    const r = await sluice(['run', PIPELINE, '--steps', 'semantic']);
+    const r = await sluice(['run', pipelineFile, '--steps', 'semantic']);
     expectOk(r);
     const ran = ['import', 'typing', 'statistics', 'semantic'];
     expect(executions()).toEqual(Object.fromEntries(PHASES.map((p) => [p, ran.includes(p) ? 1 : 0])));
@@ -140,10 +175,10 @@ describe('examples/script-dag', () => {
   });
 
   it.each(['ascii', 'mermaid', 'dot'])('graph --format %s draws all 13 phases and every edge', async (format) => {
-    const r = await sluice(['graph', PIPELINE, '--format', format]);
+    const r = await sluice(['graph', pipelineFile, '--format', format]);
     expectOk(r);
     for (const phase of PHASES) expect(r.stdout).toContain(phase);
-    const { pipeline } = await runCliJson<{ pipeline: { steps: Array<{ name: string; needs: string[] }> } }>(['validate', PIPELINE]);
+    const { pipeline } = await runCliJson<{ pipeline: { steps: Array<{ name: string; needs: string[] }> } }>(['validate', pipelineFile]);
     const edges = pipeline.steps.reduce((n, s) => n + s.needs.length, 0);
     expect(edges).toBe(16);
     if (format === 'mermaid') {
@@ -160,7 +195,7 @@ describe('examples/script-dag', () => {
   });
 
   it('validate accepts the example', async () => {
-    const r = await sluice(['validate', PIPELINE]);
+    const r = await sluice(['validate', pipelineFile]);
     expectOk(r);
     expect(r.stdout).toContain('pipeline script-dag is valid (13 steps)');
     expect(r.stderr).toBe('');

@@ -59,6 +59,7 @@ export function buildProgram(): Command {
     .option('--max-parallel <n>', "steps at once (overrides the pipeline's max_parallel)")
     .option('--concurrency <n>', 'attempts this process executes at once')
     .option('--detach', 'only queue the run and print its id')
+    .option('--explain', 'say per step why it ran or was cached')
     .action(action((target: string | undefined, opts) => runCommand(target, opts)));
 
   program.command('status').argument('[run]').description('a run and its steps (default: the newest run)').action(action(statusCommand));

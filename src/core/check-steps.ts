@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { checkExpression, parseTemplate, referencedSteps, visitStrings } from './expressions.js';
 import { findCycle } from './graph.js';
+import { globProblem } from './glob.js';
 import { isRecord, type KeyPath } from './key-path.js';
 import { closest, schemaIssues, type RawIssue } from './schema-issues.js';
 import type { StepRegistry, StepType } from '../steps/step-type.js';
@@ -22,6 +23,7 @@ export function stepIssues(steps: Record<string, unknown>, stepTypes: StepRegist
       ...expressionIssues(step, path),
       ...configIssues(step, path, stepTypes),
       ...concurrencyIssues(step, path),
+      ...cacheIssues(step, path),
     );
     needs.set(name, stringList(step.needs).filter((n) => n !== name && isRecord(steps[n])));
   }
@@ -79,7 +81,30 @@ function expressionSites(step: Record<string, unknown>, path: KeyPath): { sites:
     for (const part of parts) if ('expr' in part) sites.push({ path: at, expr: part.expr, kind: 'template' });
     if (error !== undefined) issues.push({ path: at, target: 'value', message: error });
   });
+  const cache = step.cache;
+  if (isRecord(cache) && typeof cache.key === 'string') {
+    const at = [...path, 'cache', 'key'];
+    const { parts, error } = parseTemplate(cache.key);
+    for (const part of parts) if ('expr' in part) sites.push({ path: at, expr: part.expr, kind: 'template' });
+    if (error !== undefined) issues.push({ path: at, target: 'value', message: error });
+  }
   return { sites, issues };
+}
+
+/** `cache.inputs` and `cache.outputs` globs: relative to the pipeline file, with balanced brackets. */
+function cacheIssues(step: Record<string, unknown>, path: KeyPath): RawIssue[] {
+  const cache = step.cache;
+  if (!isRecord(cache)) return [];
+  const issues: RawIssue[] = [];
+  for (const list of ['inputs', 'outputs'] as const) {
+    const globs = cache[list];
+    if (!Array.isArray(globs)) continue;
+    globs.forEach((glob, i) => {
+      const problem = typeof glob === 'string' && glob !== '' ? globProblem(glob) : null;
+      if (problem) issues.push({ path: [...path, 'cache', list, i], target: 'value', message: problem });
+    });
+  }
+  return issues;
 }
 
 function expressionIssues(step: Record<string, unknown>, path: KeyPath): RawIssue[] {

@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'TARGET_TAKEN'
   | 'PIPELINE_CYCLE'
   | 'RECORD_FAILED'
+  | 'CACHE_INPUTS_TOO_LARGE'
   | 'INTERNAL';
 
 /** Where in a source file a problem sits. Lines and columns are 1-based. */

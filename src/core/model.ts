@@ -46,6 +46,11 @@ export interface Step {
   onFailure: 'abort' | 'continue';
   /** Default: true. */
   cache: boolean;
+  /**
+   * What the cache key covers beyond the step's own settings, from the object form of `cache`. Absent when
+   * `cache` is a boolean (absent keeps the version hash of pipelines written before it as it was).
+   */
+  cacheFiles?: CacheFiles;
   /** Default: false. A disabled step is skipped. */
   disabled: boolean;
   /** Higher runs first. Default: 0. */
@@ -54,6 +59,29 @@ export interface Step {
   concurrencyLimit: number | null;
   /** JSON Schema the output must match. */
   output: JsonSchema | null;
+}
+
+/**
+ * Files and values a step's cache depends on (`cache: { inputs, outputs, key, outputs_unchanged }`). Paths and
+ * globs are relative to the pipeline file's directory.
+ */
+export interface CacheFiles {
+  /** Globs of files whose content joins the cache key. Default: []. */
+  inputs: string[];
+  /** Globs of files the step makes: a cached result is reused only while the files recorded with it exist. Default: []. */
+  outputs: string[];
+  /** A `${{ expr }}` template whose value joins the cache key. Default: null. */
+  key: string | null;
+  /** Reuse a cached result only while its recorded outputs hold the content they had when recorded. Default: false. */
+  outputsUnchanged: boolean;
+}
+
+/** The object form of a step's `cache` as users write it. */
+export interface CacheSpec {
+  inputs?: string[];
+  outputs?: string[];
+  key?: string;
+  outputs_unchanged?: boolean;
 }
 
 /** A normalized pipeline: what is hashed into a version and stored. */
@@ -134,7 +162,7 @@ export interface StepSpec {
   retry?: RetrySpec;
   timeout?: string | number;
   on_failure?: 'abort' | 'continue';
-  cache?: boolean;
+  cache?: boolean | CacheSpec;
   disabled?: boolean;
   priority?: number;
   concurrency_key?: string;

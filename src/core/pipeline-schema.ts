@@ -106,6 +106,11 @@ const definitions = {
       },
     ],
   },
+  cacheGlob: {
+    type: 'string',
+    minLength: 1,
+    description: 'A path or glob relative to the pipeline file: * and ? within a name, ** across folders, [abc], {a,b}.',
+  },
   step: {
     type: 'object',
     required: ['uses'],
@@ -142,9 +147,41 @@ const definitions = {
         description: 'abort: a failure fails the run. continue: dependents run and see steps.<name> = null.',
       },
       cache: {
-        type: 'boolean',
         default: true,
-        description: 'Reuse a succeeded result with the same type, resolved with, needs outputs and version.',
+        description:
+          'Reuse a succeeded result with the same type, resolved with, upstream outputs, input, version and code (a function step\'s module). false: always run. An object declares the files and values the result depends on.',
+        oneOf: [
+          { title: 'true | false', type: 'boolean' },
+          {
+            title: '{ inputs?, outputs?, key?, outputs_unchanged? }',
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              inputs: {
+                type: 'array',
+                items: { $ref: '#/definitions/cacheGlob' },
+                default: [],
+                description: 'Globs of files (relative to the pipeline file) whose content joins the cache key.',
+              },
+              outputs: {
+                type: 'array',
+                items: { $ref: '#/definitions/cacheGlob' },
+                default: [],
+                description: 'Globs of files the step makes: a cached result is reused only while they still exist.',
+              },
+              key: {
+                type: 'string',
+                minLength: 1,
+                description: 'A `${{ expr }}` template whose value joins the cache key.',
+              },
+              outputs_unchanged: {
+                type: 'boolean',
+                default: false,
+                description: 'Reuse a cached result only while its outputs hold the content they had when it was recorded. Default: false.',
+              },
+            },
+          },
+        ],
       },
       disabled: { type: 'boolean', default: false, description: 'A disabled step is skipped. Default: false.' },
       priority: { type: 'integer', default: 0, description: 'Among ready steps, higher runs first. Default: 0.' },

@@ -4,7 +4,7 @@ import { parseDuration } from './duration.js';
 import { ValidationError, type ValidationIssue } from './errors.js';
 import { sha256, stableStringify } from './hash.js';
 import { formatKeyPath, isRecord, type KeyPath, type Locate } from './key-path.js';
-import type { AttributeConfig, Pipeline, PipelineSpec, RetryPolicy, RetrySpec, Step, StepSpec, Trigger } from './model.js';
+import type { AttributeConfig, CacheFiles, CacheSpec, Pipeline, PipelineSpec, RetryPolicy, RetrySpec, Step, StepSpec, Trigger } from './model.js';
 import { pipelineJsonSchema } from './pipeline-schema.js';
 import { describeValue, schemaIssues, type RawIssue } from './schema-issues.js';
 import type { StepRegistry } from '../steps/step-type.js';
@@ -42,7 +42,8 @@ const validateSpec = ajv.compile(pipelineJsonSchema);
  * Defaults: description '', max_parallel 4, fail_fast true, timeout none, disabled false, input null,
  * triggers [] (cron timezone UTC); per step: needs [], with {}, if null, retry = step.retry over
  * defaults.retry over {@link DEFAULT_RETRY}, timeout = step.timeout or defaults.timeout or none,
- * on_failure abort, cache true, disabled false, priority 0, concurrency none (limit 1 when only a key is
+ * on_failure abort, cache true (its object form: inputs [], outputs [], key none, outputs_unchanged false),
+ * disabled false, priority 0, concurrency none (limit 1 when only a key is
  * given), output null. Steps keep the order they are written in.
  */
 export function normalizePipeline(spec: unknown, options: NormalizeOptions): Pipeline {
@@ -240,13 +241,23 @@ function buildStep(name: string, spec: StepSpec, retry: RetryPolicy, timeoutMs: 
     retry: mergeRetry(retry, spec.retry),
     timeoutMs: spec.timeout === undefined ? timeoutMs : parseDuration(spec.timeout),
     onFailure: spec.on_failure ?? 'abort',
-    cache: spec.cache ?? true,
+    cache: spec.cache !== false,
+    ...(typeof spec.cache === 'object' ? { cacheFiles: buildCacheFiles(spec.cache) } : {}),
     disabled: spec.disabled ?? false,
     priority: spec.priority ?? 0,
     concurrencyKey: spec.concurrency_key ?? null,
     // A key alone makes the steps sharing it run one at a time.
     concurrencyLimit: spec.concurrency_limit ?? (spec.concurrency_key === undefined ? null : 1),
     output: spec.output === undefined ? null : cloneJson(spec.output),
+  };
+}
+
+function buildCacheFiles(spec: CacheSpec): CacheFiles {
+  return {
+    inputs: [...(spec.inputs ?? [])],
+    outputs: [...(spec.outputs ?? [])],
+    key: spec.key ?? null,
+    outputsUnchanged: spec.outputs_unchanged ?? false,
   };
 }
 

@@ -5,11 +5,13 @@ import { SluiceError, toErrorRecord } from '../core/errors.js';
 import { evaluateCondition, parseTemplate, referencedSteps, renderTemplate, visitStrings } from '../core/expressions.js';
 import { isRecord } from '../core/key-path.js';
 import { redactSecrets } from '../core/redact.js';
-import { sha256, stableStringify } from '../core/hash.js';
+import { cacheKeyOfParts, explainMiss, hashValue, type CacheExplain, type CacheParts, type FileHashes } from '../core/cache-key.js';
+import { compileGlob, matchesAny } from '../core/glob.js';
+import { checkOutputs, hashFiles, relativeTo } from './cache-files.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { retryDelay } from '../core/retry.js';
 import { StepDirective, type LogStream, type SharedRateLimit, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
-import type { AttemptResult, ClaimedAttempt, GateDecision, Store, StoredPipeline } from '../store/store.js';
+import type { AttemptResult, CacheHit, ClaimedAttempt, GateDecision, Store, StoredPipeline } from '../store/store.js';
 
 /** What executing one attempt needs from its surroundings. */
 export interface ExecutorDeps {
@@ -93,15 +95,63 @@ export class Executor {
       this.outputs.check(step, output);
       return { outcome: 'succeeded', output: await this.offload(output) };
     }
-    const cacheKey = cacheKeyOf(step, config, outputs, attempt);
+    return this.runCached(step, config, ctx, outputs, prepared.baseDir, attempt, owner, cancel, usage);
+  }
+
+  /** A step whose cache is on: reuses a stored result with the same key, or runs and says why. */
+  private async runCached(
+    step: Step,
+    config: Record<string, unknown>,
+    ctx: ExpressionContext,
+    outputs: Record<string, unknown>,
+    baseDir: string,
+    attempt: ClaimedAttempt,
+    owner: string,
+    cancel: AttemptCancel,
+    usage: StepUsage[],
+  ): Promise<Omit<AttemptResult, 'attemptId' | 'fence' | 'owner' | 'processingMs'>> {
+    const cacheParts = await this.cacheParts(step, config, ctx, outputs, baseDir, attempt);
+    const cacheKey = cacheKeyOfParts(cacheParts);
+    let cacheExplain: CacheExplain = { decision: 'ran', reason: 'forced' };
     if (!attempt.force) {
       const hit = await this.deps.store.lookupCache(attempt.pipeline, cacheKey);
-      if (hit) return { outcome: 'cached', output: hit.output, cacheKey };
+      const stale = hit ? await staleOutputs(step, hit, baseDir) : undefined;
+      if (hit && !stale) return { outcome: 'cached', output: hit.output, cacheKey, cacheExplain: { decision: 'cached', reason: 'unchanged', run_id: hit.runId } };
+      cacheExplain = stale ?? explainMiss(cacheParts, await this.deps.store.latestCacheEntry(attempt.pipeline, step.name));
     }
-    const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, owner, cancel, usage);
+    const output = await this.invoke(step, config, ctx, baseDir, attempt, owner, cancel, usage);
     if (output instanceof StepDirective) return directiveResult(output);
     this.outputs.check(step, output);
-    return { outcome: 'succeeded', output: await this.offload(output), cacheKey, cacheable: true };
+    const declared = step.cacheFiles?.outputs ?? [];
+    const cacheOutputs = declared.length > 0 ? await this.hashOutputs(declared, baseDir, attempt) : undefined;
+    return { outcome: 'succeeded', output: await this.offload(output), cacheKey, cacheable: true, cacheParts, cacheExplain, ...(cacheOutputs ? { cacheOutputs } : {}) };
+  }
+
+  /**
+   * The parts of a step's cache key: its settings, what it reads, and what its step type and `cache`
+   * declaration say it depends on (code, files, the value of `cache.key`). Only steps that declare files, or
+   * whose type names some, touch the disk.
+   */
+  private async cacheParts(step: Step, config: Record<string, unknown>, ctx: ExpressionContext, outputs: Record<string, unknown>, baseDir: string, attempt: ClaimedAttempt): Promise<CacheParts> {
+    const parts: CacheParts = { step: step.name, type: step.uses, with: hashValue(config), upstream: hashValue(outputs), input: hashValue(attempt.input), version: attempt.version };
+    const declared = step.cacheFiles;
+    const type = this.deps.steps.get(step.uses);
+    const own = type?.cacheInputs ? await type.cacheInputs(config, { baseDir, declaredInputs: (declared?.inputs.length ?? 0) > 0 }) : {};
+    if (own.code !== undefined) parts.code = own.code;
+    const ownFiles = withoutOutputs(own.files ?? [], declared?.outputs ?? [], baseDir);
+    if ((declared?.inputs.length ?? 0) > 0 || ownFiles.length > 0) {
+      const files = await hashFiles(baseDir, declared?.inputs ?? [], ownFiles);
+      if (Object.keys(files).length > 0) parts.files = files;
+    }
+    if (declared?.key != null) parts.key = hashValue(await renderTemplate(declared.key, ctx));
+    return parts;
+  }
+
+  /** Content hashes of the files the declared outputs match now; a declaration matching nothing is logged. */
+  private async hashOutputs(patterns: string[], baseDir: string, attempt: ClaimedAttempt): Promise<FileHashes> {
+    const hashes = await hashFiles(baseDir, patterns);
+    if (Object.keys(hashes).length === 0) this.deps.log(attempt, 'warn', `cache outputs ${patterns.join(', ')} matched no file: the cached result will not check them`);
+    return hashes;
   }
 
   private async invoke(
@@ -207,10 +257,16 @@ export class Executor {
 function prepareDefinition(stored: StoredPipeline): PreparedPipeline {
   const def: Pipeline = stored.definition;
   const byName = new Map(def.steps.map((s) => [s.name, s]));
-  const reads = new Map(def.steps.map((s) => [s.name, [...new Set([...s.needs, ...referencedSteps(s)])].filter((n) => byName.has(n))]));
+  const reads = new Map(def.steps.map((s) => [s.name, [...new Set([...s.needs, ...referencedSteps(s), ...cacheKeyReads(s)])].filter((n) => byName.has(n))]));
   const baseDir = stored.sourceFile ? dirnameOf(stored.sourceFile) : process.cwd();
   const literal = new Set(def.steps.filter((s) => isLiteral(s.with)).map((s) => s.name));
   return { stored, byName, reads, baseDir, literal };
+}
+
+/** Steps named by a `cache.key` expression: their outputs must be loaded to render it. */
+function cacheKeyReads(step: Step): string[] {
+  const key = step.cacheFiles?.key;
+  return key == null ? [] : referencedSteps({ if: null, with: { key } });
 }
 
 /** Whether no string in `value` is a template (or a malformed one, whose error rendering reports). */
@@ -240,14 +296,22 @@ function dirnameOf(file: string): string {
   return i <= 0 ? '/' : file.slice(0, i);
 }
 
-/**
- * The cache key of a step: sha256 of the stable JSON of its type, resolved `with`, the outputs it reads,
- * the run input (steps can read it) and the pipeline version.
- */
-export function cacheKeyOf(step: Step, config: unknown, steps: Record<string, unknown>, attempt: Pick<ClaimedAttempt, 'input' | 'version'>): string {
-  return sha256(stableStringify({ type: step.uses, with: config, steps, input: attempt.input, version: attempt.version, step: step.name }));
+/** Why a cached result may not be reused: a declared output recorded with it is gone or (if asked) changed. */
+async function staleOutputs(step: Step, hit: CacheHit, baseDir: string): Promise<CacheExplain | undefined> {
+  const declared = step.cacheFiles;
+  if (!declared || declared.outputs.length === 0 || !hit.outputs) return undefined;
+  const check = await checkOutputs(baseDir, hit.outputs, declared.outputsUnchanged);
+  if (check.missing.length > 0) return { decision: 'ran', reason: 'output_missing', outputs: check.missing, run_id: hit.runId };
+  if (check.changed.length > 0) return { decision: 'ran', reason: 'output_changed', outputs: check.changed, run_id: hit.runId };
+  return undefined;
 }
 
+/** A step's own files, less those its `cache.outputs` declare (a command naming the file it writes). */
+function withoutOutputs(files: string[], outputs: string[], baseDir: string): string[] {
+  if (files.length === 0 || outputs.length === 0) return files;
+  const globs = outputs.flatMap((p) => compileGlob(p));
+  return files.filter((f) => !matchesAny(globs, relativeTo(baseDir, f)));
+}
 
 /** Sums the usage a step reported; the model is the last one named. */
 function usageOf(reports: StepUsage[]): { usage?: StepUsage } {

@@ -1,3 +1,4 @@
+import { describeExplain } from '../core/cache-key.js';
 import type { AttributeConfig } from '../core/model.js';
 import type { AttributeValue } from '../store/attributes.js';
 import type { AttemptRecord, DataRecord, DatasetRecord, LogLine, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store/store.js';
@@ -53,6 +54,9 @@ export function stepView(s: StepRecord, attempts: AttemptRecord[]): Record<strin
     attempts: s.attempts,
     output: s.output,
     error: s.error,
+    // Why the step ran or was cached (null for steps whose cache is off, or not settled yet), and in words.
+    cache_explain: s.cacheExplain,
+    cache_reason: s.cacheExplain ? describeExplain(s.cacheExplain) : null,
     started_at: s.startedAt,
     finished_at: s.finishedAt,
     history: attempts.filter((a) => a.step === s.name).map(attemptView),

@@ -88,6 +88,28 @@ export interface StepType<Config = Record<string, unknown>> {
   execute(ctx: StepContext, config: Config): Promise<unknown>;
   /** Keys of `with` the engine leaves as written (the step renders them itself, e.g. once per item). */
   rawConfigKeys?: readonly string[];
+  /**
+   * What a result depends on beyond its resolved config: its code and the files it reads. Called before the
+   * cache is looked up, only for steps whose cache is on; what it returns joins the cache key. Optional: most
+   * step types depend on their config alone.
+   */
+  cacheInputs?(config: Config, ctx: CacheInputsContext): StepCacheInputs | Promise<StepCacheInputs>;
+}
+
+/** What {@link StepType.cacheInputs} gets. */
+export interface CacheInputsContext {
+  /** The pipeline file's folder: relative paths resolve against it. */
+  baseDir: string;
+  /** The step declares `cache.inputs`: list only the files it could not declare (a command's own script). */
+  declaredInputs: boolean;
+}
+
+/** Code and files a step's result depends on. */
+export interface StepCacheInputs {
+  /** A fingerprint of the code the step runs (a hash); a change makes the step run again. */
+  code?: string;
+  /** Absolute paths of files whose content joins the cache key (missing ones are left out). */
+  files?: string[];
 }
 
 /** Registry of step types by name. */

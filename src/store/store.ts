@@ -1,3 +1,4 @@
+import type { CacheExplain, CacheParts, FileHashes } from '../core/cache-key.js';
 import type { ErrorRecord } from '../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
 import type { RewindRequest, SpawnRequest, StepItem, StepUsage } from '../steps/step-type.js';
@@ -44,8 +45,10 @@ export interface Store extends AttributeValueStore, EvalStore {
   listEvents(filter: EventFilter): Promise<RunEvent[]>;
   appendLogs(lines: LogLine[]): Promise<void>;
   listLogs(runId: string, step?: string): Promise<LogLine[]>;
-  /** A cached output for the key, if a succeeded step produced one. */
-  lookupCache(pipeline: string, cacheKey: string): Promise<{ output: unknown } | undefined>;
+  /** A cached result for the key, if a succeeded step produced one. */
+  lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined>;
+  /** The latest cached result of the pipeline's step, whatever its key: what a cache miss is explained against. */
+  latestCacheEntry(pipeline: string, step: string): Promise<{ runId: string; parts: CacheParts | null } | undefined>;
 
   /** Leases up to `limit` available attempts to `owner`, optionally only those of one run. */
   claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only?: { runId?: string }): Promise<ClaimBatch>;
@@ -309,8 +312,19 @@ export interface StepRecord {
   output: unknown;
   error: ErrorRecord | null;
   cacheKey: string | null;
+  /** Why the step ran or was cached (steps whose cache is on, once settled); null otherwise. */
+  cacheExplain: CacheExplain | null;
   startedAt: number | null;
   finishedAt: number | null;
+}
+
+/** A stored step result found by its cache key. */
+export interface CacheHit {
+  output: unknown;
+  /** The run that produced it. */
+  runId: string;
+  /** Content hashes of the step's declared outputs when it was recorded (null when it declared none). */
+  outputs: FileHashes | null;
 }
 
 export type AttemptStatus =
@@ -440,6 +454,12 @@ export interface AttemptResult {
   cacheKey?: string;
   /** Whether the step may store its output in the cache. */
   cacheable?: boolean;
+  /** The parts of `cacheKey`, stored with the cached output to explain later misses. */
+  cacheParts?: CacheParts;
+  /** Content hashes of the declared outputs, stored with the cached output. */
+  cacheOutputs?: FileHashes;
+  /** Why the step ran or was cached, stored on the step. */
+  cacheExplain?: CacheExplain;
   processingMs: number;
   /** For failures: delay before the next try, chosen by the engine from the retry policy. */
   retryDelayMs?: number;

@@ -118,6 +118,8 @@ suite('dashboard in Chromium (admin, no auth)', () => {
     await page.locator('.tl-row', { hasText: 'fetch' }).click();
     await page.getByTestId('logs').waitFor();
     expect(await page.getByTestId('logs').textContent()).toContain('fetched');
+    // Why the step ran: the store has no earlier result of it.
+    expect(await page.getByTestId('cache-reason').textContent()).toBe('Cache: ran: first run (no earlier result)');
     await screenshot(page, 'run-succeeded');
 
     await page.goto(`${served.url}/pipelines/demo?tab=stats`);

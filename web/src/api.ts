@@ -166,9 +166,22 @@ export interface Step {
   attempts: number;
   output: unknown;
   error: ErrorInfo | null;
+  /** Why the step ran or was cached (steps whose cache is on, once settled). */
+  cache_explain: CacheExplain | null;
+  /** The same in words, e.g. "ran: input files changed (phases/typing.mjs)". */
+  cache_reason: string | null;
   started_at: number | null;
   finished_at: number | null;
   history: Attempt[];
+}
+
+export interface CacheExplain {
+  decision: 'cached' | 'ran';
+  reason: 'unchanged' | 'first_run' | 'forced' | 'changed' | 'output_missing' | 'output_changed';
+  changed?: string[];
+  files?: { changed: string[]; added: string[]; removed: string[] };
+  outputs?: string[];
+  run_id?: string;
 }
 
 export interface RunDetail extends Run {

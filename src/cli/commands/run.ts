@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { loadPipelineFile, type LoadedPipeline } from '../../core/load-pipeline.js';
 import { builtinStepTypes } from '../../steps/builtin.js';
 import { looksLikeFile, openEngine, parseInput, printJson, resolvePipeline, type GlobalOptions } from '../context.js';
+import { explainRun, formatExplanations } from '../explain.js';
 import { formatEventLine, LiveProgress } from '../progress.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
 import { runEvals } from '../../evals/run-evals.js';
@@ -18,6 +19,8 @@ export interface RunOptions extends GlobalOptions {
   maxParallel?: string;
   detach?: boolean;
   concurrency?: string;
+  /** Say per step why it ran or was cached. */
+  explain?: boolean;
 }
 
 /** `sluice run FILE|NAME`: starts (or resumes) a run and works it in this process until it ends. */
@@ -98,7 +101,8 @@ async function follow(engine: Engine, run: RunRecord, since: number, opts: RunOp
     // lets its running steps finish and record their results.
     await engine.stopWorker(final.status === 'paused' || final.status === 'waiting' ? Number.POSITIVE_INFINITY : 0);
     progress?.stop();
-    report(engine, final, opts);
+    if (opts.explain) await reportExplained(engine, final, opts);
+    else report(engine, final, opts);
     if (!opts.json) await reportAttributeRun(engine, final);
     return final;
   } finally {
@@ -119,6 +123,14 @@ function report(_engine: Engine, run: RunRecord, opts: RunOptions): void {
   } else if (run.status === 'paused') {
     process.stdout.write(`go on with: sluice run --resume ${run.id}\n`);
   }
+}
+
+/** `--explain`: the run's outcome, then per step why it ran or was cached (in the JSON as `explain`). */
+async function reportExplained(engine: Engine, run: RunRecord, opts: RunOptions): Promise<void> {
+  const rows = await explainRun(engine, run);
+  if (opts.json) return printJson({ ...run, explain: rows });
+  report(engine, run, opts);
+  process.stdout.write(formatExplanations(rows));
 }
 
 /** An attribute pipeline's run: what it computed, skipped and failed (its step's output, or its error's). */

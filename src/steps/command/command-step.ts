@@ -5,6 +5,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { SluiceError } from '../../core/errors.js';
 import type { JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
+import { commandCacheInputs } from './cache-files.js';
 import { terminateGroup } from './kill-tree.js';
 
 /** How a `command` step turns stdout into its output. */
@@ -102,6 +103,7 @@ export function createCommandStep(): StepType<CommandConfig> {
   return {
     type: 'command',
     configSchema: commandConfigSchema,
+    cacheInputs: commandCacheInputs,
     async execute(ctx, config) {
       const plan = planCommand(ctx, config);
       await assertDirectory(plan.cwd);

@@ -4,7 +4,9 @@ import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 import { SluiceError } from '../../core/errors.js';
 import type { JsonSchema } from '../../core/model.js';
-import type { StepContext, StepType } from '../step-type.js';
+import { sha256 } from '../../core/hash.js';
+import type { StepCacheInputs, StepContext, StepType } from '../step-type.js';
+import { moduleFingerprint } from './module-fingerprint.js';
 
 /** What a `function` step's function receives: the step context plus `with.args`. */
 export type FunctionContext = StepContext & {
@@ -46,7 +48,7 @@ type ModuleNamespace = Record<string, unknown>;
 
 /** Where a module comes from; `key` identifies it in the per-step cache. */
 type ModuleTarget =
-  | { kind: 'file'; key: string; file: string }
+  | { kind: 'file'; key: string; file: string; url: string }
   | { kind: 'package'; key: string; specifier: string; parentURL: string };
 
 /**
@@ -54,9 +56,12 @@ type ModuleTarget =
  *
  * `with.name` picks one of `functions` (registered in code); otherwise `with.module` + `with.export`
  * (default `'default'`) is loaded. `.ts`, `.mts`, `.cts` and `.tsx` files load through tsx without a build
- * step; other files by a native dynamic import. A module is loaded once per step type instance and absolute
- * path, so its top level runs once however many times the step executes. Load problems throw
- * `MODULE_LOAD_FAILED` (not retryable); errors thrown by the function itself pass through unchanged.
+ * step; other files by a native dynamic import. A module is loaded once per step type instance, absolute
+ * path and version (size and modification time), so its top level runs once however many times the step
+ * executes, and an edited file is loaded again (its own imports stay as first loaded until the process
+ * restarts). Load problems throw `MODULE_LOAD_FAILED` (not retryable); errors thrown by the function itself
+ * pass through unchanged. `cacheInputs` gives the step cache the function's code: a registered function's
+ * source, or the module file and its local imports (see module-fingerprint.ts).
  * When `ctx.signal` aborts while a function's promise is pending, `execute` rejects with the abort reason even if
  * the function ignores the signal; a synchronous function has finished when it returns, and its output stands.
  *
@@ -67,6 +72,7 @@ export function createFunctionStep(functions: Record<string, StepFunction> = {})
   return {
     type: 'function',
     configSchema: functionConfigSchema,
+    cacheInputs: (config, ctx) => functionCode(functions, config, ctx.baseDir),
     async execute(ctx, config) {
       // A function registered by name needs no lookup on disk: no await before it runs.
       const fn = config.name !== undefined ? findRegistered(functions, config.name) : await loadFunction(loadModule, ctx.baseDir, config);
@@ -88,6 +94,29 @@ async function loadFunction(loadModule: (target: ModuleTarget) => Promise<Module
   return pickExport(namespace, config.export ?? 'default', describeTarget(target));
 }
 
+/** A function's code: its source when registered in code, its module file and local imports when loaded. */
+async function functionCode(functions: Record<string, StepFunction>, config: FunctionConfig, baseDir: string): Promise<StepCacheInputs> {
+  if (config.name !== undefined) {
+    const fn = Object.hasOwn(functions, config.name) ? functions[config.name] : undefined;
+    return typeof fn === 'function' ? { code: sourceHash(fn) } : {};
+  }
+  if (config.module === undefined) return {};
+  const target = await resolveTarget(baseDir, config.module).catch(() => undefined);
+  // A package's code is its installed version's business; a file that does not load fails the step itself.
+  return target?.kind === 'file' ? { code: await moduleFingerprint(target.file) } : {};
+}
+
+const sourceHashes = new WeakMap<StepFunction, string>();
+
+function sourceHash(fn: StepFunction): string {
+  let hash = sourceHashes.get(fn);
+  if (hash === undefined) {
+    hash = sha256(fn.toString());
+    sourceHashes.set(fn, hash);
+  }
+  return hash;
+}
+
 function findRegistered(functions: Record<string, StepFunction>, name: string): StepFunction {
   // hasOwn keeps names like `toString` from reaching Object.prototype.
   const fn = Object.hasOwn(functions, name) ? functions[name] : undefined;
@@ -103,19 +132,32 @@ function findRegistered(functions: Record<string, StepFunction>, name: string): 
 async function resolveTarget(baseDir: string, specifier: string): Promise<ModuleTarget> {
   const file = path.resolve(baseDir, specifier);
   const pathLike = specifier.startsWith('.') || path.isAbsolute(specifier);
-  if (await isFile(file)) return { kind: 'file', key: file, file };
+  const version = await fileVersion(file);
+  if (version !== undefined) return { kind: 'file', key: `${file}\0${version}`, file, url: versionedUrl(file, version) };
   if (pathLike) throw loadFailure(`module file not found: ${file} (with.module "${specifier}")`);
   // A trailing separator makes the URL name the directory itself, so resolution starts inside baseDir.
   const parentURL = pathToFileURL(path.join(baseDir, path.sep)).href;
   return { kind: 'package', key: `${baseDir}\0${specifier}`, specifier, parentURL };
 }
 
-async function isFile(file: string): Promise<boolean> {
+/** Size and modification time of a regular file (undefined when it is none): an edited module is loaded again. */
+async function fileVersion(file: string): Promise<string | undefined> {
   try {
-    return (await stat(file)).isFile();
+    const st = await stat(file);
+    return st.isFile() ? `${st.size}-${st.mtimeMs}` : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** The first version of a file seen loads by its plain URL; a later edit loads under a query, as a new module. */
+const firstVersions = new Map<string, string>();
+
+function versionedUrl(file: string, version: string): string {
+  const url = pathToFileURL(file).href;
+  const first = firstVersions.get(file);
+  if (first === undefined) firstVersions.set(file, version);
+  return first === undefined || first === version ? url : `${url}?v=${encodeURIComponent(version)}`;
 }
 
 /** Caches the load promise (not the result) so concurrent first calls share one evaluation. */
@@ -136,9 +178,8 @@ function createModuleCache(): (target: ModuleTarget) => Promise<ModuleNamespace>
 async function importTarget(target: ModuleTarget): Promise<ModuleNamespace> {
   try {
     if (target.kind === 'package') return (await tsImport(target.specifier, target.parentURL)) as ModuleNamespace;
-    const url = pathToFileURL(target.file).href;
-    if (TS_EXTENSION.test(target.file)) return (await tsImport(url, import.meta.url)) as ModuleNamespace;
-    return (await import(url)) as ModuleNamespace;
+    if (TS_EXTENSION.test(target.file)) return (await tsImport(target.url, import.meta.url)) as ModuleNamespace;
+    return (await import(target.url)) as ModuleNamespace;
   } catch (err) {
     throw loadFailure(`cannot load module ${describeTarget(target)}: ${errorMessage(err)}`, err);
   }

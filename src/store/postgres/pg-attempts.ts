@@ -326,7 +326,7 @@ export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: 
     const run = runs.get(fin.run_id) ?? (await t.getRun(fin.run_id))!;
     // A gate that decided `proceed` succeeds; its decision goes to the audit table first.
     if (r.decision) await new PgSupervision(client, t).recordDecision(run, fin.step, fin.number, r.decision, null, now, events);
-    if (status === 'succeeded' && r.cacheable && r.cacheKey) await sql(client, 'putCache', [run.pipeline, r.cacheKey, output, run.id, fin.step, now]);
+    await recordCache(client, run, fin.step, r, output, now);
     t.emit(events, run, `step.${status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
     await t.settle(events, run, fin.step, now);
     return true;
@@ -338,6 +338,16 @@ export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: 
   else if (status === 'spawned') await spawnChild(tx, run, fin.step, fin.number, r, now, events);
   else await completeSupervised(tx, run, fin.step, fin.number, r, now, events);
   return true;
+}
+
+/** Stores a succeeded step's output under its cache key, and why a step ran or was cached. */
+async function recordCache(client: pg.ClientBase, run: RunHeader, step: string, r: AttemptResult, output: string | null, now: number): Promise<void> {
+  if (r.outcome === 'succeeded' && r.cacheable && r.cacheKey) {
+    const parts = r.cacheParts ? JSON.stringify(r.cacheParts) : null;
+    const outputs = r.cacheOutputs ? JSON.stringify(r.cacheOutputs) : null;
+    await sql(client, 'putCache', [run.pipeline, r.cacheKey, output, run.id, step, now, parts, outputs]);
+  }
+  if (r.cacheExplain) await sql(client, 'setCacheExplain', [run.id, step, JSON.stringify(r.cacheExplain)]);
 }
 
 const SETTLING = new Set(['succeeded', 'cached', 'skipped']);
@@ -387,7 +397,7 @@ async function completeSettling(tx: Tx, results: AttemptResult[], now: number, e
     const fin = done.get(r.attemptId);
     if (!fin) continue;
     const run = runOf.get(r.attemptId)!;
-    if (r.outcome === 'succeeded' && r.cacheable && r.cacheKey) await sql(client, 'putCache', [run.pipeline, r.cacheKey, outputs[i], run.id, fin.step, now]);
+    await recordCache(client, run, fin.step, r, outputs[i] ?? null, now);
     t.emit(events, run, `step.${r.outcome as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
     settled.push({ run, step: fin.step });
   }

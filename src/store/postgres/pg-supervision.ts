@@ -23,7 +23,7 @@ const SQL = {
   // $1 run_id $2 name $3 feedback
   setFeedback: `UPDATE steps SET feedback = $3 WHERE run_id = $1 AND name = $2`,
   // $1 run_id $2 name
-  resetStep: `UPDATE steps SET status = 'pending', output = NULL, error = NULL, cache_key = NULL, finished_at = NULL,
+  resetStep: `UPDATE steps SET status = 'pending', output = NULL, error = NULL, cache_key = NULL, cache_explain = NULL, finished_at = NULL,
                 started_at = NULL, failures = 0, force = 1
               WHERE run_id = $1 AND name = $2 AND status IN (${inList(stepStatesInto('pending'))})`,
   // $1 run_id $2 step $3 now

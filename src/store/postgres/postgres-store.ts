@@ -1,9 +1,11 @@
 import type pg from 'pg';
+import type { CacheParts, FileHashes } from '../../core/cache-key.js';
 import { SluiceError } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import type { Pipeline } from '../../core/model.js';
 import { assertRunTransition } from '../../core/state-machine.js';
 import {
+  parseJson,
   toAttemptRecord,
   toRunEvent,
   toRunRecord,
@@ -17,6 +19,7 @@ import {
 } from '../sqlite/rows.js';
 import { compilePipeline, type CompiledPipeline } from '../sqlite/run-transitions.js';
 import type {
+  CacheHit,
   AttemptRecord,
   AttemptResult,
   ClaimBatch,
@@ -388,9 +391,14 @@ export class PostgresStore implements Store {
     return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at }));
   }
 
-  async lookupCache(pipeline: string, cacheKey: string): Promise<{ output: unknown } | undefined> {
-    const [row] = await this.q<{ output: string | null }>('cache', [pipeline, cacheKey]);
-    return row ? { output: row.output === null ? null : JSON.parse(row.output) } : undefined;
+  async lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined> {
+    const [row] = await this.q<{ output: string | null; run_id: string; outputs: string | null }>('cache', [pipeline, cacheKey]);
+    return row ? { output: parseJson(row.output), runId: row.run_id, outputs: parseJson<FileHashes>(row.outputs) } : undefined;
+  }
+
+  async latestCacheEntry(pipeline: string, step: string): Promise<{ runId: string; parts: CacheParts | null } | undefined> {
+    const [row] = await this.q<{ run_id: string; parts: string | null }>('latestCache', [pipeline, step]);
+    return row ? { runId: row.run_id, parts: parseJson<CacheParts>(row.parts) } : undefined;
   }
 
   async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {

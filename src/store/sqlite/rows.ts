@@ -1,3 +1,4 @@
+import type { CacheExplain } from '../../core/cache-key.js';
 import type { ErrorRecord } from '../../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../../core/model.js';
 import type { StepUsage } from '../../steps/step-type.js';
@@ -51,6 +52,8 @@ export interface StepRow {
   output: string | null;
   error: string | null;
   cache_key: string | null;
+  /** Absent in rows read by statements that name their columns. */
+  cache_explain?: string | null;
   force: number;
   started_at: number | null;
   finished_at: number | null;
@@ -137,6 +140,7 @@ export function toStepRecord(row: StepRow): StepRecord {
     output: parseJson(row.output),
     error: parseJson<ErrorRecord>(row.error),
     cacheKey: row.cache_key,
+    cacheExplain: parseJson<CacheExplain>(row.cache_explain ?? null),
     startedAt: row.started_at,
     finishedAt: row.finished_at,
   };

@@ -8,8 +8,10 @@ import type { StepItem } from '../../steps/step-type.js';
 import { initiallyReady, planRun } from '../../core/scheduler.js';
 import { assertRunTransition, stepStatesInto } from '../../core/state-machine.js';
 import { newRunId } from '../ids.js';
+import type { CacheParts, FileHashes } from '../../core/cache-key.js';
 import type {
   AttemptLease,
+  CacheHit,
   AttemptRecord,
   AttemptResult,
   ClaimBatch,
@@ -44,6 +46,7 @@ import type {
 } from '../store.js';
 import { migrations } from './migrations/index.js';
 import {
+  parseJson,
   toAttemptRecord,
   toJson,
   toRunEvents,
@@ -131,10 +134,14 @@ const SQL = {
   // @run_id @step
   stepLogs: `SELECT * FROM logs WHERE run_id = @run_id AND step = @step ORDER BY id`,
   // @pipeline @key
-  cache: `SELECT output FROM step_cache WHERE pipeline = @pipeline AND cache_key = @key`,
-  // @pipeline @key @output @run_id @step @created_at
-  putCache: `INSERT OR REPLACE INTO step_cache (pipeline, cache_key, output, run_id, step, created_at)
-             VALUES (@pipeline, @key, @output, @run_id, @step, @created_at)`,
+  cache: `SELECT output, run_id, outputs FROM step_cache WHERE pipeline = @pipeline AND cache_key = @key`,
+  // @pipeline @step: the latest cached result of a step, what a miss is explained against
+  latestCache: `SELECT run_id, parts FROM step_cache WHERE pipeline = @pipeline AND step = @step ORDER BY created_at DESC LIMIT 1`,
+  // @pipeline @key @output @run_id @step @created_at @parts @outputs
+  putCache: `INSERT OR REPLACE INTO step_cache (pipeline, cache_key, output, run_id, step, created_at, parts, outputs)
+             VALUES (@pipeline, @key, @output, @run_id, @step, @created_at, @parts, @outputs)`,
+  // @run_id @name @explain
+  setCacheExplain: `UPDATE steps SET cache_explain = @explain WHERE run_id = @run_id AND name = @name`,
   // @owner @now @lease_until @limit: an attempt with a concurrency key is a candidate only while fewer than its limit
   // with that key run (several of one key in one claim are trimmed by claimInTransaction)
   claim: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
@@ -219,7 +226,7 @@ const SQL = {
   resetFailedSteps: `UPDATE steps SET status = 'pending', error = NULL, finished_at = NULL, failures = 0
                      WHERE run_id = @run_id AND status IN ('failed', 'cancelled')`,
   // @run_id @name
-  resetStep: `UPDATE steps SET status = 'pending', output = NULL, error = NULL, cache_key = NULL, finished_at = NULL,
+  resetStep: `UPDATE steps SET status = 'pending', output = NULL, error = NULL, cache_key = NULL, cache_explain = NULL, finished_at = NULL,
                 started_at = NULL, failures = 0, force = 1
               WHERE run_id = @run_id AND name = @name AND status IN (${stepStatesInto('pending').map((s) => `'${s}'`).join(', ')})`,
   // @run_id @step @now
@@ -662,9 +669,24 @@ export class SqliteStore implements Store {
     return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at }));
   }
 
-  async lookupCache(pipeline: string, cacheKey: string): Promise<{ output: unknown } | undefined> {
-    const row = this.stmt('cache').get({ pipeline, key: cacheKey }) as { output: string | null } | undefined;
-    return row ? { output: row.output === null ? null : JSON.parse(row.output) } : undefined;
+  async lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined> {
+    const row = this.stmt('cache').get({ pipeline, key: cacheKey }) as { output: string | null; run_id: string; outputs: string | null } | undefined;
+    return row ? { output: parseJson(row.output), runId: row.run_id, outputs: parseJson<FileHashes>(row.outputs) } : undefined;
+  }
+
+  async latestCacheEntry(pipeline: string, step: string): Promise<{ runId: string; parts: CacheParts | null } | undefined> {
+    const row = this.stmt('latestCache').get({ pipeline, step }) as { run_id: string; parts: string | null } | undefined;
+    return row ? { runId: row.run_id, parts: parseJson<CacheParts>(row.parts) } : undefined;
+  }
+
+  /** Stores a succeeded step's output under its cache key, and why a step ran or was cached. */
+  private recordCache(run: RunHeader, step: string, r: AttemptResult, status: string, output: string | null, now: number): void {
+    if (status === 'succeeded' && r.cacheable && r.cacheKey) {
+      const parts = r.cacheParts ? JSON.stringify(r.cacheParts) : null;
+      const outputs = r.cacheOutputs ? JSON.stringify(r.cacheOutputs) : null;
+      this.stmt('putCache').run({ pipeline: run.pipeline, key: r.cacheKey, output, run_id: run.id, step, created_at: now, parts, outputs });
+    }
+    if (r.cacheExplain) this.stmt('setCacheExplain').run({ run_id: run.id, name: step, explain: JSON.stringify(r.cacheExplain) });
   }
 
   async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {
@@ -787,9 +809,7 @@ export class SqliteStore implements Store {
     const once = children ? [] : [...resultsOfRun].filter(([, n]) => n === 1).map(([id]) => id);
     const settled = this.batches.settleRuns(once, now);
     for (const { r, fin, run, step } of done) {
-      if (step.status === 'succeeded' && r.cacheable && r.cacheKey) {
-        this.stmt('putCache').run({ pipeline: run.pipeline, key: r.cacheKey, output: step.output, run_id: run.id, step: fin.step, created_at: now });
-      }
+      this.recordCache(run, fin.step, r, step.status, step.output, now);
       this.transitions.emit(batch.events, run, `step.${step.status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
       const counters = settled.get(run.id);
       if (!counters) {
@@ -825,9 +845,7 @@ export class SqliteStore implements Store {
     const run = this.header(fin.run_id);
     const output = toJson(r.output);
     this.stmt('finishStep').run({ run_id: run.id, name: fin.step, status, output, cache_key: r.cacheKey ?? null, now });
-    if (status === 'succeeded' && r.cacheable && r.cacheKey) {
-      this.stmt('putCache').run({ pipeline: run.pipeline, key: r.cacheKey, output, run_id: run.id, step: fin.step, created_at: now });
-    }
+    this.recordCache(run, fin.step, r, status, output, now);
     this.transitions.emit(events, run, `step.${status as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
     this.transitions.settle(events, run, fin.step, now);
     return true;

@@ -28,7 +28,7 @@ const SQL = {
   // @run_id @name @feedback
   setFeedback: `UPDATE steps SET feedback = @feedback WHERE run_id = @run_id AND name = @name`,
   // @run_id @name
-  resetStep: `UPDATE steps SET status = 'pending', output = NULL, error = NULL, cache_key = NULL, finished_at = NULL,
+  resetStep: `UPDATE steps SET status = 'pending', output = NULL, error = NULL, cache_key = NULL, cache_explain = NULL, finished_at = NULL,
                 started_at = NULL, failures = 0, force = 1
               WHERE run_id = @run_id AND name = @name AND status IN (${inList(stepStatesInto('pending'))})`,
   // @run_id @step @now

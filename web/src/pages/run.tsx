@@ -191,6 +191,18 @@ function StepPanel({ runId, step, status, onDecided }: { runId: string; step: St
         {last?.processing_time_ms != null ? ` · last took ${duration(last.processing_time_ms)}` : ''}
         {last?.usage?.model ? ` · ${last.usage.model} ${last.usage.tokensIn ?? 0}/${last.usage.tokensOut ?? 0} tokens` : ''}
       </p>
+      {step.cache_reason ? (
+        <p className="muted" data-testid="cache-reason">
+          Cache: {step.cache_reason}
+          {step.cache_explain?.run_id ? (
+            <>
+              {' '}
+              ({step.cache_explain.decision === 'cached' ? 'result of' : 'compared with'}{' '}
+              <Link to={`/runs/${enc(step.cache_explain.run_id)}`}>that run</Link>)
+            </>
+          ) : null}
+        </p>
+      ) : null}
       {status === 'blocked' ? <Approval runId={runId} step={step.name} onDecided={onDecided} /> : null}
       {step.error ? <ErrorDetail error={step.error} /> : null}
       <h3>Output</h3>
