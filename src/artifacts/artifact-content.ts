@@ -59,8 +59,12 @@ export async function* chunksOf(content: ArtifactContent, size = CHUNK_BYTES): A
   }
   let pending: Buffer[] = [];
   let pendingBytes = 0;
+  if (!content || typeof (content as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function') {
+    throw new SluiceError('VALIDATION_FAILED', `artifact content is ${content === null ? 'null' : typeof content}; expected bytes, text or a stream`);
+  }
   for await (const piece of content as AsyncIterable<Uint8Array | string>) {
-    let buf = wholeContent(piece)!;
+    let buf = wholeContent(piece);
+    if (!buf) throw new SluiceError('VALIDATION_FAILED', `artifact content: a stream yielded ${typeof piece}, expected bytes or text`);
     while (pendingBytes + buf.length >= size) {
       const take = size - pendingBytes;
       pending.push(buf.subarray(0, take));
