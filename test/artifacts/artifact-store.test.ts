@@ -91,3 +91,17 @@ describe('choosing the artifact store', () => {
     await store.close();
   });
 });
+
+describe('artifact content', () => {
+  it('refuses content that is neither bytes, text nor a stream of them, and stores nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-art-'));
+    try {
+      const s = new FolderArtifactStore(dir);
+      await expect(s.put(42 as never)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: 'artifact content is number; expected bytes, text or a stream' });
+      await expect(s.put(Readable.from([{ not: 'bytes' }]))).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('a stream yielded object') });
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
