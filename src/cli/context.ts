@@ -30,7 +30,13 @@ export async function openEngine(opts: GlobalOptions): Promise<Engine> {
   const url = storeUrl(opts);
   const store = await openStore(url);
   const prices = llmPricesFromEnv();
-  return new Engine({ store, steps: builtinStepTypes(prices ? { llm: { prices } } : {}), secrets: secretsFromEnv(), artifacts: artifactsSetting(url) });
+  try {
+    return new Engine({ store, steps: builtinStepTypes(prices ? { llm: { prices } } : {}), secrets: secretsFromEnv(), artifacts: artifactsSetting(url) });
+  } catch (err) {
+    // A bad SLUICE_ARTIFACTS is refused before anything runs; the store's connections go with it.
+    await store.close();
+    throw err;
+  }
 }
 
 /**
