@@ -1,7 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { SluiceError } from '../core/errors.js';
+import type { Readable } from 'node:stream';
+import { FolderArtifactStore } from './folder-artifact-store.js';
 
 /** A reference to a content-addressed blob: what run state holds instead of the blob itself. */
 export interface ArtifactRef {
@@ -24,50 +22,52 @@ export function isArtifactRef(value: unknown): value is ArtifactRef {
 }
 
 /**
- * Content-addressed blobs in a folder (`.sluice/artifacts` by default): each blob lives at
- * `<dir>/<first 2 hex>/<sha256>`, written to a temp file and renamed, so a reader never sees half a blob
- * and writing the same content twice is a no-op.
+ * What an artifact is written from: bytes, text (UTF-8), or a stream of chunks (a `Readable`, or any async
+ * iterable of bytes), which is read a chunk at a time and never held whole in memory by stores that stream.
  */
-export class ArtifactStore {
-  constructor(readonly dir: string) {}
+export type ArtifactContent = Buffer | Uint8Array | string | AsyncIterable<Uint8Array | string>;
 
-  async put(content: Buffer | string, contentType = 'application/octet-stream'): Promise<ArtifactRef> {
-    const data = typeof content === 'string' ? Buffer.from(content) : content;
-    const hash = createHash('sha256').update(data).digest('hex');
-    const path = this.pathOf(hash);
-    const exists = await stat(path).then(
-      (s) => s.size === data.length,
-      () => false,
-    );
-    if (!exists) {
-      await mkdir(join(this.dir, hash.slice(0, 2)), { recursive: true });
-      const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-      await writeFile(tmp, data);
-      await rename(tmp, path);
-    }
-    return { $artifact: hash, size: data.length, content_type: contentType };
-  }
-
-  /** Stores a JSON value as an artifact. */
-  putJson(value: unknown): Promise<ArtifactRef> {
-    return this.put(JSON.stringify(value), 'application/json');
-  }
-
-  async get(ref: ArtifactRef | string): Promise<Buffer> {
-    const hash = typeof ref === 'string' ? ref : ref.$artifact;
-    if (!/^[0-9a-f]{64}$/.test(hash)) throw new SluiceError('VALIDATION_FAILED', `not an artifact id: ${hash}`);
-    try {
-      return await readFile(this.pathOf(hash));
-    } catch (err) {
-      throw new SluiceError('STORE_ERROR', `artifact ${hash} is missing from ${this.dir}`, { cause: err, retryable: false });
-    }
-  }
-
-  async getJson(ref: ArtifactRef | string): Promise<unknown> {
-    return JSON.parse((await this.get(ref)).toString('utf8'));
-  }
-
-  private pathOf(hash: string): string {
-    return join(this.dir, hash.slice(0, 2), hash);
-  }
+/**
+ * Where artifacts live: content-addressed blobs, each named by the sha256 of its bytes. Putting the same bytes
+ * twice stores them once. Implementations: {@link FolderArtifactStore} (a local folder, the default on SQLite),
+ * `PostgresArtifactStore` (tables of the PostgreSQL store, its default) and `S3ArtifactStore` (an S3-compatible
+ * bucket). The engine and `ctx.artifacts` use only this interface; pass your own as `artifacts` to
+ * `createEngine`.
+ *
+ * Errors: an address that is not 64 hex digits is `VALIDATION_FAILED`; a missing artifact is `STORE_ERROR`
+ * with `details.reason` `missing`; bytes whose sha256 no longer matches their address are `STORE_ERROR` with
+ * `details.reason` `corrupt`. Both name the address and the store's location.
+ */
+export interface ArtifactStore {
+  /** Where the artifacts are, for messages (a folder, `postgres://host/db`, `s3://bucket/prefix`). */
+  readonly location: string;
+  /**
+   * Stores `content` and returns its reference (sha256, size, content type). A stream is consumed as it is
+   * read. Default content type: `application/octet-stream`.
+   */
+  put(content: ArtifactContent, contentType?: string): Promise<ArtifactRef>;
+  /** Stores the JSON text of `value` (content type `application/json`). */
+  putJson(value: unknown): Promise<ArtifactRef>;
+  /** The whole content, verified against its sha256. */
+  get(ref: ArtifactRef | string): Promise<Buffer>;
+  /** The content parsed as JSON. */
+  getJson(ref: ArtifactRef | string): Promise<unknown>;
+  /**
+   * The content as a stream of chunks. A missing artifact rejects before the first chunk; a stream whose
+   * bytes do not hash to the address ends with the `corrupt` error instead of its last chunk.
+   */
+  stream(ref: ArtifactRef | string): Promise<Readable>;
+  /** Whether the artifact is stored. */
+  has(ref: ArtifactRef | string): Promise<boolean>;
+  /**
+   * Removes the artifact; resolves to whether it was there. Optional: for retention, which must first make
+   * sure no run state still refers to it.
+   */
+  delete?(ref: ArtifactRef | string): Promise<boolean>;
 }
+
+/**
+ * The folder store under its former name, so that `new ArtifactStore(dir)` keeps working.
+ * @deprecated Use {@link FolderArtifactStore}.
+ */
+export const ArtifactStore = FolderArtifactStore;

@@ -30,7 +30,13 @@ export async function openEngine(opts: GlobalOptions): Promise<Engine> {
   const url = storeUrl(opts);
   const store = await openStore(url);
   const prices = llmPricesFromEnv();
-  return new Engine({ store, steps: builtinStepTypes(prices ? { llm: { prices } } : {}), secrets: secretsFromEnv(), artifactsDir: artifactsDir(url) });
+  try {
+    return new Engine({ store, steps: builtinStepTypes(prices ? { llm: { prices } } : {}), secrets: secretsFromEnv(), artifacts: artifactsSetting(url) });
+  } catch (err) {
+    // A bad SLUICE_ARTIFACTS is refused before anything runs; the store's connections go with it.
+    await store.close();
+    throw err;
+  }
 }
 
 /**
@@ -57,9 +63,14 @@ export function llmPricesFromEnv(env: NodeJS.ProcessEnv = process.env): Record<s
   return table as Record<string, ModelPrice>;
 }
 
-/** SLUICE_ARTIFACTS, else an `artifacts` folder beside a SQLite file, else `.sluice/artifacts`. */
-export function artifactsDir(url: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (env['SLUICE_ARTIFACTS']) return resolve(env['SLUICE_ARTIFACTS']);
+/**
+ * Where artifacts live: SLUICE_ARTIFACTS (a folder path, `s3://bucket/prefix` or `store`), else the database of a
+ * PostgreSQL store (`store`), else an `artifacts` folder beside a SQLite file, else `.sluice/artifacts`.
+ */
+export function artifactsSetting(url: string, env: NodeJS.ProcessEnv = process.env): string {
+  const setting = env['SLUICE_ARTIFACTS']?.trim();
+  if (setting) return setting === 'store' || /^[a-z][a-z0-9+.-]*:\/\//i.test(setting) ? setting : resolve(setting);
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return 'store';
   const file = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : '';
   if (file && file !== ':memory:') return join(dirname(resolve(file)), 'artifacts');
   return resolve('.sluice', 'artifacts');

@@ -4,8 +4,8 @@ import type { Pipeline } from '../core/model.js';
 import { isTerminalRun } from '../core/state-machine.js';
 import { pipelineVersionHash } from '../core/validate.js';
 import { Ajv } from 'ajv';
-import { resolve } from 'node:path';
-import { ArtifactStore, DEFAULT_INLINE_LIMIT } from '../artifacts/artifact-store.js';
+import { DEFAULT_INLINE_LIMIT, type ArtifactStore } from '../artifacts/artifact-store.js';
+import { openArtifactStore } from '../artifacts/open-artifact-store.js';
 import type { StepRegistry } from '../steps/step-type.js';
 import { newRunId } from '../store/ids.js';
 import { renderConcurrencyKeys } from './concurrency-keys.js';
@@ -33,7 +33,14 @@ export interface EngineOptions {
   secrets?: Record<string, string>;
   /** Called with errors of background work (claims, heartbeats). Default: printed to stderr. */
   onError?: (err: unknown) => void;
-  /** Where artifacts live. Default: `.sluice/artifacts` under the working directory. */
+  /**
+   * Where artifacts live: an {@link ArtifactStore}, a folder path, `s3://bucket/prefix` (credentials, region and
+   * endpoint from the environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+   * `SLUICE_S3_ENDPOINT`), or `store` (the store's own tables; PostgreSQL only). Default: the store's own when it
+   * has them (PostgreSQL), else `.sluice/artifacts` under the working directory.
+   */
+  artifacts?: ArtifactStore | string;
+  /** A folder for artifacts, as `artifacts: PATH`; `artifacts` wins when both are given. */
   artifactsDir?: string;
   /** Step outputs whose JSON is larger are stored as artifacts and passed by reference. Default: 256 KiB. */
   inlineOutputLimit?: number;
@@ -97,7 +104,7 @@ export class Engine {
     this.steps = withStepType(options.steps, attributeStep);
     this.clock = options.clock ?? { now: () => Date.now() };
     this.onError = options.onError ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
-    this.artifacts = new ArtifactStore(options.artifactsDir ?? resolve('.sluice', 'artifacts'));
+    this.artifacts = typeof options.artifacts === 'object' ? options.artifacts : openArtifactStore(options.artifacts ?? options.artifactsDir, { store: this.store });
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
     this.executor = new Executor({
       store: this.store,

@@ -2,9 +2,8 @@ import { SluiceError, toErrorRecord, type ErrorRecord } from '../core/errors.js'
 import { evaluateCondition, renderTemplate } from '../core/expressions.js';
 import { buildGraph } from '../core/graph.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
-import { createHash } from 'node:crypto';
 import { redactDeep } from '../core/redact.js';
-import type { ArtifactRef } from '../artifacts/artifact-store.js';
+import { MemoryArtifactStore } from '../artifacts/memory-artifact-store.js';
 import { invokeWithTimeout, OutputChecker } from './step-invocation.js';
 import { StepDirective, type ArtifactAccess, type LogStream, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
 
@@ -57,7 +56,7 @@ export interface SimulatedRun {
  */
 export async function simulatePipeline(pipeline: Pipeline, inputs: unknown[], options: SimulateOptions): Promise<SimulatedRun[]> {
   const out: SimulatedRun[] = [];
-  const artifacts = memoryArtifacts(options.artifacts);
+  const artifacts = new MemoryArtifactStore(options.artifacts);
   for (const input of inputs) out.push(await simulateOne(pipeline, input, { ...options, memory: artifacts }));
   // Steps see the secrets; what goes back to the caller (resolved `with`, outputs, logs, errors) does not.
   return redactDeep(out, options.secrets);
@@ -245,26 +244,3 @@ function sumUsage(reports: StepUsage[]): StepUsage {
   return sum;
 }
 
-/** Artifacts written while simulating live in memory; reads fall back to `source` (the engine's store). */
-function memoryArtifacts(source: Pick<ArtifactAccess, 'get'> | undefined): ArtifactAccess {
-  const blobs = new Map<string, Buffer>();
-  const get = async (ref: ArtifactRef | string): Promise<Buffer> => {
-    const hash = typeof ref === 'string' ? ref : ref.$artifact;
-    const blob = blobs.get(hash);
-    if (blob) return blob;
-    if (source) return source.get(ref);
-    throw new SluiceError('STORE_ERROR', `artifact ${hash} is not available while simulating`, { retryable: false });
-  };
-  const put = async (content: Buffer | string, contentType = 'application/octet-stream'): Promise<ArtifactRef> => {
-    const data = typeof content === 'string' ? Buffer.from(content) : content;
-    const hash = createHash('sha256').update(data).digest('hex');
-    blobs.set(hash, data);
-    return { $artifact: hash, size: data.length, content_type: contentType };
-  };
-  return {
-    put,
-    putJson: (value) => put(JSON.stringify(value), 'application/json'),
-    get,
-    getJson: async (ref) => JSON.parse((await get(ref)).toString('utf8')) as unknown,
-  };
-}

@@ -1,4 +1,4 @@
-import type { ArtifactRef } from '../artifacts/artifact-store.js';
+import type { ArtifactStore } from '../artifacts/artifact-store.js';
 import type { JsonSchema } from '../core/model.js';
 
 export type LogStream = 'stdout' | 'stderr' | 'info' | 'warn' | 'error';
@@ -60,13 +60,11 @@ export interface ItemCheckpoints {
   save(items: StepItem[]): Promise<void>;
 }
 
-/** What steps may do with artifacts. */
-export interface ArtifactAccess {
-  put(content: Buffer | string, contentType?: string): Promise<ArtifactRef>;
-  putJson(value: unknown): Promise<ArtifactRef>;
-  get(ref: ArtifactRef | string): Promise<Buffer>;
-  getJson(ref: ArtifactRef | string): Promise<unknown>;
-}
+/**
+ * What steps may do with artifacts: put (bytes, text or a stream) and get (whole, as JSON, or as a stream) by
+ * sha256, and ask whether one is stored; see {@link ArtifactStore}. Deleting is not a step's business.
+ */
+export type ArtifactAccess = Pick<ArtifactStore, 'put' | 'putJson' | 'get' | 'getJson' | 'stream' | 'has'>;
 
 /** Model usage a step reports: recorded on the attempt and summed on the run. */
 export interface StepUsage {

@@ -1,4 +1,5 @@
 import type { CacheExplain, CacheParts, FileHashes } from '../core/cache-key.js';
+import type { ArtifactStore } from '../artifacts/artifact-store.js';
 import type { ErrorRecord } from '../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
 import type { RewindRequest, SpawnRequest, StepItem, StepUsage } from '../steps/step-type.js';
@@ -124,6 +125,12 @@ export interface Store extends AttributeValueStore, EvalStore {
    * first try, to a function that stops campaigning (and resigns). A backend without it has one process, which leads.
    */
   campaign?(onChange: (leading: boolean) => void): Promise<() => Promise<void>>;
+  /**
+   * Optional (backends shared by processes on several hosts): artifacts kept in the store itself, which every
+   * worker of the store reads. The engine uses it unless told otherwise; a backend without it keeps artifacts
+   * in a folder (SQLite: beside its file).
+   */
+  artifactStore?(): ArtifactStore;
 
   // Server features (`sluice serve`). Optional so that a backend without them still runs pipelines; the server
   // answers NOT_SUPPORTED (501) for a feature its store lacks. SQLite: src/store/sqlite/operations.ts.

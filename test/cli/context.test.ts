@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { artifactsDir, llmPricesFromEnv, secretsFromEnv } from '../../src/cli/context.js';
+import { artifactsSetting, llmPricesFromEnv, secretsFromEnv } from '../../src/cli/context.js';
 
 describe('CLI environment', () => {
   it('reads the llm price table from SLUICE_LLM_PRICES and names what is wrong in it', () => {
@@ -13,7 +13,14 @@ describe('CLI environment', () => {
 
   it('takes secrets from SLUICE_SECRET_ variables and puts artifacts beside a SQLite store', () => {
     expect(secretsFromEnv({ SLUICE_SECRET_OPENAI_API_KEY: 'k', OTHER: 'x' })).toEqual({ OPENAI_API_KEY: 'k' });
-    expect(artifactsDir('sqlite:/data/s.db', {})).toBe('/data/artifacts');
-    expect(artifactsDir('postgres://h/db', { SLUICE_ARTIFACTS: '/shared/art' })).toBe('/shared/art');
+    expect(artifactsSetting('sqlite:/data/s.db', {})).toBe('/data/artifacts');
+    expect(artifactsSetting('postgres://h/db', { SLUICE_ARTIFACTS: '/shared/art' })).toBe('/shared/art');
+  });
+
+  it('keeps artifacts in a PostgreSQL database unless SLUICE_ARTIFACTS names a folder, a bucket or the store', () => {
+    expect(artifactsSetting('postgres://h/db', {})).toBe('store');
+    expect(artifactsSetting('postgresql://h/db', {})).toBe('store');
+    expect(artifactsSetting('sqlite:/data/s.db', { SLUICE_ARTIFACTS: 's3://bucket/runs' })).toBe('s3://bucket/runs');
+    expect(artifactsSetting('sqlite:/data/s.db', { SLUICE_ARTIFACTS: 'store' })).toBe('store');
   });
 });

@@ -21,7 +21,7 @@ for (const backend of backends()) {
     async function setup(spec: PipelineSpec, fns: Record<string, TestFn>, opts: { store?: Store; worker?: boolean } = {}) {
       const store = opts.store ?? (await backend.create());
       const steps = testSteps(fns);
-      const engine = new Engine({ store, steps, onError: (e) => console.error(e), artifactsDir: mkdtempSync(join(tmpdir(), 'sluice-artifacts-')) });
+      const engine = new Engine({ store, steps, onError: (e) => console.error(e), artifacts: store.artifactStore?.() ?? mkdtempSync(join(tmpdir(), 'sluice-artifacts-')) });
       engines.push(engine);
       const events: RunEvent[] = [];
       engine.subscribe((e) => events.push(e));

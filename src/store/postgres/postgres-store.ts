@@ -65,6 +65,7 @@ import { claimAlone, claimIn, claimKeyed, completeBatch, createRunIn, createRuns
 import { MIGRATION_LOCK_KEY, REAPER_LOCK_KEY, SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
+import { PostgresArtifactStore } from '../../artifacts/postgres-artifact-store.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database`. */
@@ -167,6 +168,11 @@ export class PostgresStore implements Store {
     this.retryForMs = options.retryForMs ?? 60_000;
     this.onError = options.onError ?? (() => undefined);
     this.pool = createPool({ connectionString: options.url, max: options.poolSize ?? 10, onError: (err) => this.onError(err) });
+  }
+
+  /** Artifacts in this database (tables `artifacts` and `artifact_chunks`; src/artifacts/postgres-artifact-store.ts). */
+  artifactStore(): PostgresArtifactStore {
+    return new PostgresArtifactStore({ pool: this.pool, retry: this.retryPolicy(), location: this.url });
   }
 
   private retryPolicy() {

@@ -5,6 +5,7 @@ import { sql as attributeValues } from './004-attribute-values.js';
 import { sql as evals } from './005-evals.js';
 import { sql as concurrencyKeys } from './006-concurrency-keys.js';
 import { sql as cacheExplain } from './008-cache-explain.js';
+import { sql as artifacts } from './011-artifacts.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -15,4 +16,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 5, name: 'evals', sql: evals },
   { id: 6, name: 'concurrency-keys', sql: concurrencyKeys },
   { id: 8, name: 'cache-explain', sql: cacheExplain },
+  { id: 11, name: 'artifacts', sql: artifacts },
 ];
