@@ -79,14 +79,15 @@ export async function runsCommand(opts: GlobalOptions & { pipeline?: string; sta
 export async function dlqCommand(opts: GlobalOptions & { limit?: string }): Promise<number> {
   const engine = await openEngine(opts);
   try {
-    printRuns(await engine.store.listDeadLetters(opts.limit ? Number(opts.limit) : 50), opts);
+    printRuns(await engine.store.listDeadLetters(opts.limit ? Number(opts.limit) : 50), opts, true);
     return 0;
   } finally {
     await engine.close();
   }
 }
 
-function printRuns(runs: RunRecord[], opts: GlobalOptions): void {
+/** Prints runs as a table; `withError` adds the run's error (first line), as dead letters need. */
+function printRuns(runs: RunRecord[], opts: GlobalOptions, withError = false): void {
   if (opts.json) return printJson(runs);
   const rows = runs.map((r) => [
     r.id,
@@ -94,8 +95,10 @@ function printRuns(runs: RunRecord[], opts: GlobalOptions): void {
     r.status,
     formatTime(r.createdAt),
     r.finishedAt !== null && r.startedAt !== null ? formatDuration(r.finishedAt - r.startedAt) : '-',
+    ...(withError ? [r.error ? r.error.message.split('\n')[0]! : ''] : []),
   ]);
-  process.stdout.write(`${table(['RUN', 'PIPELINE', 'STATUS', 'CREATED', 'DURATION'], rows)}\n`);
+  const headers = ['RUN', 'PIPELINE', 'STATUS', 'CREATED', 'DURATION', ...(withError ? ['ERROR'] : [])];
+  process.stdout.write(`${table(headers, rows)}\n`);
 }
 
 /** `sluice logs RUN [STEP]`. */
