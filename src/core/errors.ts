@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'TARGET_TAKEN'
   | 'PIPELINE_CYCLE'
   | 'RECORD_FAILED'
+  | 'IDEMPOTENCY_CONFLICT'
   | 'INTERNAL';
 
 /** Where in a source file a problem sits. Lines and columns are 1-based. */

@@ -124,6 +124,11 @@ describe('HTTP API routes', () => {
     expect([a.statusCode, b.statusCode]).toEqual([201, 200]);
     expect(b.json()).toMatchObject({ id: a.json().id, created: false, priority: 5, status: 'queued' });
     expect(a.json().run_at).toBeGreaterThan(Date.now());
+    // The same key with a different request is a conflict naming the run, not the old run.
+    const c = await h.app.inject({ method: 'POST', url: '/api/pipelines/tasks/runs', payload: { ...payload, input: { title: 'y' } } });
+    expect(c.statusCode).toBe(409);
+    expect(c.json().error).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT', details: { run_id: a.json().id } });
+    expect(c.json().error.message).toContain(a.json().id);
   });
 
   it('controls runs: cancel a delayed run, 409 on resuming a finished one, retry and rollback', async () => {

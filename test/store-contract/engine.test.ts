@@ -418,6 +418,23 @@ for (const backend of backends()) {
       expect(again.run.id).toBe(first.run.id);
     });
 
+    it('refuses a repeated idempotency key with a different request (IDEMPOTENCY_CONFLICT naming the run)', async () => {
+      const { engine, store } = await setup({ name: 'idem2', steps: { a: fnStep('x'), b: fnStep('x', { needs: ['a'] }) } }, { x: () => 1 }, { worker: false });
+      const request = { idempotencyKey: 'k2', input: { n: 1 }, priority: 3, steps: ['a'] };
+      const first = await engine.startRun('idem2', request);
+      expect((await engine.startRun('idem2', { ...request, input: { n: 1 } })).run.id).toBe(first.run.id);
+      const variants = [{ input: { n: 2 } }, { steps: ['b'] }, { force: true }, { priority: 4 }, { runAt: Date.now() + 60_000 }];
+      for (const change of variants) {
+        const err = await engine.startRun('idem2', { ...request, ...change }).catch((e: unknown) => e);
+        expect(err, JSON.stringify(change)).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT', details: { run_id: first.run.id } });
+        expect((err as Error).message).toContain(first.run.id);
+      }
+      // Nothing was created by the refused requests, and the key still answers the same request.
+      expect((await store.listRuns({ pipeline: 'idem2' })).map((r) => r.id)).toEqual([first.run.id]);
+      const same = await Promise.all([engine.startRun('idem2', request), engine.startRun('idem2', request)]);
+      expect(same.map((c) => [c.run.id, c.created])).toEqual([[first.run.id, false], [first.run.id, false]]);
+    });
+
     it('stores a large output as an artifact, passes it by reference and lets dependents read it', async () => {
       const big = 'x'.repeat(300 * 1024);
       const { engine, store } = await setup(

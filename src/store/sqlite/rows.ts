@@ -26,6 +26,8 @@ export interface RunRow {
   max_parallel: number;
   selection: string | null;
   idempotency_key: string | null;
+  /** sha256 of the request that used the key (migration 9); read by the idempotency check only. */
+  idempotency_hash?: string | null;
   parent_run_id?: string | null;
   parent_step?: string | null;
   remaining: number;
