@@ -175,7 +175,10 @@ describe('HTTP API routes', () => {
     expect(run.steps[1].output).toEqual({ parts: ['looks', 'good'] });
     const again = await h.app.inject({ method: 'POST', url: `/api/runs/${id}/steps/ask/approval`, payload: { decision: 'reject' } });
     expect(again.statusCode).toBe(409);
-    expect((await h.app.inject({ url: `/api/runs/${id}/decisions` })).statusCode).toBe(200);
+    const decisions = await h.app.inject({ url: `/api/runs/${id}/decisions` });
+    expect(decisions.statusCode).toBe(200);
+    // Without auth the audit says the decision came over the API.
+    expect(decisions.json().decisions).toMatchObject([{ step: 'ask', kind: 'human', decision: 'approve', comment: 'looks good', by: 'api' }]);
   });
 
   it('disables a pipeline on DELETE: kept and readable, new runs refused with 409', async () => {

@@ -1,7 +1,7 @@
 import type { ErrorRecord } from '../../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../../core/model.js';
 import type { StepUsage } from '../../steps/step-type.js';
-import type { GateDecision, GateDecisionRecord } from '../store.js';
+import type { GateDecisionRecord } from '../store.js';
 import type { AttemptRecord, AttemptStatus, EventType, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store.js';
 
 /** Row shapes as SQLite returns them; they never leave src/store. */
@@ -185,13 +185,16 @@ export interface DecisionRow {
   run_id: string;
   step: string;
   attempt: number;
-  decision: GateDecision['decision'];
+  decision: GateDecisionRecord['decision'];
   validations: string;
   rules: string;
   retry_step: string | null;
   reason: string | null;
   budget_left: number | null;
   at: number;
+  kind: GateDecisionRecord['kind'];
+  comment: string | null;
+  decided_by: string | null;
 }
 
 export function toGateDecisionRecord(r: DecisionRow): GateDecisionRecord {
@@ -205,6 +208,9 @@ export function toGateDecisionRecord(r: DecisionRow): GateDecisionRecord {
     rules: JSON.parse(r.rules) as unknown[],
     ...(r.retry_step ? { retryStep: r.retry_step } : {}),
     ...(r.reason ? { reason: r.reason } : {}),
+    kind: r.kind,
+    ...(r.comment ? { comment: r.comment } : {}),
+    ...(r.decided_by ? { by: r.decided_by } : {}),
     budgetLeft: r.budget_left,
     at: Number(r.at),
   };

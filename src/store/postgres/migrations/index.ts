@@ -4,7 +4,7 @@ import { sql as datasets } from './003-datasets.js';
 import { sql as attributeValues } from './004-attribute-values.js';
 import { sql as evals } from './005-evals.js';
 import { sql as concurrencyKeys } from './006-concurrency-keys.js';
-import { sql as idempotencyHash } from './009-idempotency-hash.js';
+import { sql as audit } from './009-audit.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -15,5 +15,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 5, name: 'evals', sql: evals },
   { id: 6, name: 'concurrency-keys', sql: concurrencyKeys },
   // 7 is SQLite's packed events; PostgreSQL has no 7.
-  { id: 9, name: 'idempotency-hash', sql: idempotencyHash },
+  { id: 9, name: 'audit', sql: audit },
 ];
