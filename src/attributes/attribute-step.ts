@@ -43,6 +43,8 @@ export interface AttributeStepDeps {
 
 /** `trigger` of the runs a dataset run starts (see dataset-runs.ts). */
 export const DATASET_TRIGGER = 'dataset';
+/** `trigger` of the runs record saves (and changed values of a source field) start (see triggers.ts). */
+export const RECORD_TRIGGER = 'record';
 
 /** Records read from the store at once; batches are cut from these pages. */
 const PAGE_SIZE = 1000;
@@ -260,8 +262,10 @@ class AttributeRun {
     if (changedWritten.length > 0) this.deps.onValuesChanged?.(this.attr.dataset, this.attr.target, changedWritten);
     if (firstFailure && this.attr.onRecordFailure === 'abort') {
       const { record, step, error } = firstFailure;
+      // The stats up to here are stored with the error: the run has no output, and they say what the abort kept.
       throw new SluiceError('RECORD_FAILED', `record "${record}" failed in step ${step}: ${error.message}`, {
         retryable: false,
+        recordDetails: true,
         details: { record, step, error, stats: { ...this.stats, duration_ms: this.ctx.now() - this.started } },
       });
     }
