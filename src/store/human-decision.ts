@@ -1,6 +1,6 @@
 import type { HumanDecision } from './store.js';
 
-/** A person's decision as a blocked step's output and events show it. */
+/** A person's decision on a blocked step, as the step's output keeps it (`human`). */
 export interface HumanVerdict {
   decision: HumanDecision['decision'];
   comment?: string;
@@ -8,6 +8,7 @@ export interface HumanVerdict {
   at: number;
 }
 
+/** The verdict of `d`, taken at `at` (epoch ms). */
 export function humanVerdict(d: HumanDecision, at: number): HumanVerdict {
   return { decision: d.decision, ...(d.comment ? { comment: d.comment } : {}), ...(d.by ? { by: d.by } : {}), at };
 }

@@ -14,7 +14,6 @@ import { PgSupervision } from './pg-supervision.js';
 import { runConcurrencyKeys } from '../concurrency-keys.js';
 import { checkSameRequest, IDEMPOTENCY_WINDOW_MS, runRequestHash } from '../idempotency.js';
 
-
 /** One transaction's view: its client and its run transitions (which buffer its events). */
 export interface Tx {
   client: pg.PoolClient;
