@@ -144,6 +144,7 @@ class AttributeRun {
   private pending: Array<BatchItem & { inputHash: string; rev: number }> = [];
   private unchanged: Array<{ recordId: string; sourceRev: number }> = [];
   private readonly ctx: StepContext;
+  private derivedList: string[] = [];
 
   constructor(
     private readonly deps: AttributeStepDeps,
@@ -167,6 +168,7 @@ class AttributeRun {
   }
 
   async execute(ids: string[] | undefined, derivedList: string[]): Promise<AttributeRunStats> {
+    this.derivedList = derivedList;
     const derived = new Set(derivedList);
     const { dataset, target } = this.attr;
     // Records whose value is current by rev stay in the store, unread: unless forced, or when a source field
@@ -223,13 +225,30 @@ class AttributeRun {
     }
   }
 
+  /**
+   * The records of a batch that still need computing, read again just before the batch runs: another run of
+   * this pipeline (a record save's, in any process) may have stored a value from the same input meanwhile, or a
+   * person overridden it; those are skipped, not asked of a model again. Unless forced.
+   */
+  private async stillDue(batch: Array<BatchItem & { inputHash: string; rev: number }>): Promise<Array<BatchItem & { inputHash: string; rev: number }>> {
+    if (this.force) return batch;
+    const now = await this.deps.store.loadAttributeWork(this.attr.dataset, this.attr.target, this.derivedList, { ids: batch.map((b) => b.id) });
+    const current = new Map(now.map((w) => [w.id, w.current]));
+    const due = batch.filter((b) => {
+      const value = current.get(b.id);
+      if (!value) return true;
+      return value.status !== 'overridden' && !(value.inputHash === b.inputHash && value.pipelineVersion === this.version);
+    });
+    this.stats.skipped += batch.length - due.length;
+    return due;
+  }
+
   private async flush(): Promise<void> {
-    if (this.pending.length === 0) {
+    const batch = this.pending.length === 0 ? [] : await this.stillDue(this.pending.splice(0));
+    if (batch.length === 0) {
       if (this.unchanged.length > 0) await this.deps.store.saveAttributeValues(this.attr.dataset, this.attr.target, this.pipeline, [], this.ctx.now(), this.unchanged.splice(0));
       return;
     }
-    const batch = this.pending;
-    this.pending = [];
     const outcomes = await runBatch(this.attr, { name: this.pipeline }, batch, { steps: this.deps.steps(), ctx: this.ctx, concurrency: this.attr.concurrency });
     const values: ComputedAttributeValue[] = [];
     let firstFailure: { record: string; step: string; error: ErrorRecord } | undefined;
