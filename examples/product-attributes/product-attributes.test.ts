@@ -70,11 +70,12 @@ describe('examples/product-attributes', () => {
     expect(audience.code, audience.stdout + audience.stderr).toBe(0);
     expect(audience.stdout).toContain('3 passed, 0 failed');
 
-    // Nothing changed: every product is skipped by its input hash, and no model is called.
+    // Nothing changed: every product is skipped by its input hash, and no model is asked about a product; the
+    // evals run again after the runs (the 3 audience cases ask the model).
     const again = byPipeline(await sluiceJson<RunRow[]>(['dataset', 'run', 'products']));
-    expect(again['product-category']).toMatchObject({ processed: 0, skipped: 1000 });
-    expect(again['product-audience']).toMatchObject({ processed: 0, skipped: 1000 });
-    expect(chat.requests).toHaveLength(1000 + 3);
+    expect(again['product-category']).toMatchObject({ processed: 0, skipped: 1000, evals: { passed: 10, failed: 0 } });
+    expect(again['product-audience']).toMatchObject({ processed: 0, skipped: 1000, evals: { passed: 3, failed: 0 } });
+    expect(chat.requests).toHaveLength(1000 + 3 + 3);
 
     // A person overrides one category: the category run leaves it alone, the audience of that product only is recomputed.
     expect((await sluice(['dataset', 'override', 'products', 'p0002', 'category', 'tables', '--note', 'sold as a table set'])).code).toBe(0);
@@ -87,9 +88,14 @@ describe('examples/product-attributes', () => {
     const edited = path.join(tmp.dir, 'edit.jsonl');
     writeFileSync(edited, `${JSON.stringify({ id: 'p0003', title: 'Compact oak lamp', description: 'An oak lamp with a warm LED bulb.', brand: 'Casa Nova', price: 40 })}\n`);
     expect((await sluice(['dataset', 'import', 'products', edited])).code).toBe(0);
+    const asked = chat.requests.length;
     const afterEdit = byPipeline(await sluiceJson<RunRow[]>(['dataset', 'run', 'products']));
     expect(afterEdit['product-category']).toMatchObject({ processed: 1, skipped: 999 });
     expect(afterEdit['product-audience']).toMatchObject({ processed: 1, skipped: 999 });
+    // The runs the import queued for p0003 are absorbed by the dataset run: the model is asked about it once
+    // (plus the 3 eval cases).
+    expect(chat.requests.slice(asked).filter((r) => (r.body.messages.at(-1).content as string).includes('Compact oak lamp'))).toHaveLength(1);
+    expect(chat.requests).toHaveLength(asked + 1 + 3);
     const lamp = await sluiceJson(['dataset', 'get', 'products', 'p0003']);
     expect(lamp.attributes.category.value).toBe('lighting');
     expect(lamp.attributes.audience.value).toBe('budget');

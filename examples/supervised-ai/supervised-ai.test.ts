@@ -91,12 +91,24 @@ describe('examples/supervised-ai', () => {
     ]);
 
     // Approving the last step ends the run in the same transaction: nothing is left to resume.
-    const approve = await sluice(['approve', id, 'release', '--comment', 'ship it']);
+    const approve = await sluice(['approve', id, 'release', '--comment', 'ship it', '--by', 'ana']);
     expect(approve.code, approve.stderr).toBe(0);
     expect(approve.stdout).toContain('succeeded');
     const done = await runCliJson(['status', id, '--json', '--store', `sqlite:${store}`], { cwd: tmp.dir });
     expect(done.status).toBe('succeeded');
-    expect(done.steps.find((s: { name: string }) => s.name === 'release').output).toMatchObject({ approved: true, comment: 'ship it' });
+    expect(done.steps.find((s: { name: string }) => s.name === 'release').output).toMatchObject({ approved: true, comment: 'ship it', human: { decision: 'approve', by: 'ana' } });
+    expect(done.decisions.map((d: { kind: string; decision: string }) => [d.kind, d.decision])).toEqual([
+      ['gate', 'retry'],
+      ['gate', 'proceed'],
+      ['human', 'approve'],
+    ]);
+
+    // `sluice status RUN` shows the audit: each gate verdict with the rules it checked, and who approved.
+    const status = await sluice(['status', id]);
+    expect(status.stdout).toContain('decisions:');
+    expect(status.stdout).toMatch(/supervise +gate +retry +2 high failure\(s\); retry analyse +2\/3 passed \(failed: comparison-passed\)/);
+    expect(status.stdout).toMatch(/supervise +gate +proceed +all checks passed +3\/3 passed/);
+    expect(status.stdout).toMatch(/release +human +approve +ana +ship it/);
     expect(chat.requests).toHaveLength(4);
   });
 
@@ -135,5 +147,18 @@ describe('examples/supervised-ai', () => {
     const release = await sluice(['approve', id, 'release']);
     expect(release.code, release.stderr).toBe(0);
     expect(release.stdout).toContain('succeeded');
+
+    // The audit keeps the block, the approval over HTTP (no auth: `api`) and the CLI's (the OS user by default);
+    // the gate's output still says why it blocked.
+    const audit = await decisions(id);
+    expect(audit.map((d) => [d.step, d.kind, d.decision, d.by ?? null])).toEqual([
+      ['supervise', 'gate', 'block', null],
+      ['supervise', 'human', 'approve', 'api'],
+      ['release', 'human', 'approve', expect.any(String)],
+    ]);
+    expect(audit[1]!.comment).toBe('checked by hand');
+    const done = await runCliJson(['status', id, '--json', '--store', `sqlite:${store}`], { cwd: tmp.dir });
+    const gate = done.steps.find((s: { name: string }) => s.name === 'supervise');
+    expect(gate.output).toMatchObject({ decision: { decision: 'block', reason: '1 critical failure(s)' }, human: { decision: 'approve', comment: 'checked by hand', by: 'api' } });
   });
 });

@@ -135,26 +135,67 @@ async function runEach(step: Step, work: Work[], env: BatchEnv, pipeline: string
   const type = env.steps.get(step.uses);
   if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', `no step type ${step.uses} is registered (pipeline ${pipeline})`, { retryable: false });
   const results: StepResult[] = new Array<StepResult>(work.length);
+  const signals = new SignalFanOut(env.ctx.signal);
   let next = 0;
   const lane = async () => {
     while (next < work.length) {
       const k = next++;
-      results[k] = await runOne(step, work[k]!, env, type);
+      const record = signals.child();
+      try {
+        results[k] = await runOne(step, work[k]!, env, type, record.signal);
+      } finally {
+        record.done();
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(env.concurrency, work.length) }, lane));
+  try {
+    await Promise.all(Array.from({ length: Math.min(env.concurrency, work.length) }, lane));
+  } finally {
+    signals.close();
+  }
   return results;
 }
 
-async function runOne(step: Step, work: Work, env: BatchEnv, type: NonNullable<ReturnType<StepRegistry['get']>>): Promise<StepResult> {
+/**
+ * Abort signals of the records in flight, each following the run's signal through one listener on it. Every
+ * invocation listens to the signal it is given (timeouts, the HTTP client, the rate limiter): given the run's
+ * signal itself, `concurrency` records at once would pile that many listeners onto it (Node warns past 10,
+ * MaxListenersExceededWarning); given its own, each record's listeners stay on its own signal.
+ */
+export class SignalFanOut {
+  private readonly live = new Set<AbortController>();
+  private readonly onAbort = () => {
+    for (const c of this.live) c.abort(this.parent.reason);
+  };
+
+  constructor(private readonly parent: AbortSignal) {
+    parent.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  /** A signal that aborts with the parent; call `done` when the record is finished with it. */
+  child(): { signal: AbortSignal; done: () => void } {
+    const controller = new AbortController();
+    if (this.parent.aborted) controller.abort(this.parent.reason);
+    else this.live.add(controller);
+    return { signal: controller.signal, done: () => this.live.delete(controller) };
+  }
+
+  /** Removes the one listener from the parent. */
+  close(): void {
+    this.parent.removeEventListener('abort', this.onAbort);
+    this.live.clear();
+  }
+}
+
+async function runOne(step: Step, work: Work, env: BatchEnv, type: NonNullable<ReturnType<StepRegistry['get']>>, signal: AbortSignal): Promise<StepResult> {
   try {
     const expr = expressionContext(env.ctx, work);
     if (step.if !== null && !(await evaluateCondition(step.if, expr))) return { ok: true, output: null };
     const raw = type.rawConfigKeys ?? [];
     const config: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(step.with)) config[key] = raw.includes(key) ? value : await renderTemplate(value, expr);
-    const output = await withRetries(step, env.ctx.signal, () =>
-      invokeWithTimeout(step, env.ctx.signal, (signal) => type.execute(stepContext(env, step, work.item.fields, work.steps, signal), config)),
+    const output = await withRetries(step, signal, () =>
+      invokeWithTimeout(step, signal, (stepSignal) => type.execute(stepContext(env, step, work.item.fields, work.steps, stepSignal), config)),
     );
     if (output instanceof StepDirective) {
       if (output.kind === 'decided') return checked(step, output.detail);

@@ -1,4 +1,5 @@
 import type { StoredPipeline } from '../store/store.js';
+import { RECORD_TRIGGER } from './attribute-step.js';
 import { attributePipelinesOf } from './ordering.js';
 
 /** What triggers need of the engine. */
@@ -69,7 +70,7 @@ export class AttributeTriggers {
     this.pending.clear();
     this.flushing = this.flushing.then(async () => {
       for (const [pipeline, ids] of batch) {
-        await this.host.startAttributeRun(pipeline, ids === null ? { trigger: 'record' } : { records: [...ids], trigger: 'record' });
+        await this.host.startAttributeRun(pipeline, ids === null ? { trigger: RECORD_TRIGGER } : { records: [...ids], trigger: RECORD_TRIGGER });
       }
     });
     return this.flushing;

@@ -98,7 +98,7 @@ export function buildProgram(): Command {
       .argument('<run>')
       .argument('<step>')
       .option('--comment <text>', 'why')
-      .option('--by <name>', 'who decides (default $USER)')
+      .option('--by <name>', 'who decides, recorded in the audit (default: the OS user, else "cli")')
       .description(`${verb} a blocked step (an approval, or a gate that blocked)`)
       .action(action((runId: string, step: string, opts) => decideCommand(verb, runId, step, opts)));
   }

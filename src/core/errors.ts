@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'PIPELINE_CYCLE'
   | 'RECORD_FAILED'
   | 'CACHE_INPUTS_TOO_LARGE'
+  | 'IDEMPOTENCY_CONFLICT'
   | 'INTERNAL';
 
 /** Where in a source file a problem sits. Lines and columns are 1-based. */
@@ -46,6 +47,11 @@ export interface SluiceErrorOptions {
   retryable?: boolean;
   cause?: unknown;
   details?: unknown;
+  /**
+   * Keep `details` (JSON) in the stored error record, for readers after the fact (e.g. the stats of an aborted
+   * attribute run). Default: false: details stay with the thrown error only.
+   */
+  recordDetails?: boolean;
 }
 
 /** The one error base of Sluice. */
@@ -53,6 +59,8 @@ export class SluiceError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
   readonly details: unknown;
+  /** Whether {@link toErrorRecord} keeps `details`. */
+  readonly recordDetails: boolean;
 
   constructor(code: ErrorCode, message: string, options: SluiceErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -60,6 +68,7 @@ export class SluiceError extends Error {
     this.code = code;
     this.retryable = options.retryable ?? false;
     this.details = options.details;
+    this.recordDetails = options.recordDetails ?? false;
   }
 
   toJSON(): { code: ErrorCode; message: string; retryable: boolean; details?: unknown } {
@@ -101,6 +110,8 @@ export interface ErrorRecord {
   message: string;
   stack?: string;
   retryable?: boolean;
+  /** What the error was about, when the error asked to keep it (`recordDetails`). */
+  details?: unknown;
 }
 
 /** Converts anything thrown into the stored shape. */
@@ -108,6 +119,7 @@ export function toErrorRecord(err: unknown): ErrorRecord {
   if (err instanceof SluiceError) {
     const rec: ErrorRecord = { code: err.code, message: err.message, retryable: err.retryable };
     if (err.stack) rec.stack = err.stack;
+    if (err.recordDetails && err.details !== undefined) rec.details = err.details;
     return rec;
   }
   if (err instanceof Error) {

@@ -32,7 +32,7 @@ export const startRunBody = {
   additionalProperties: false,
   properties: {
     input: { description: 'Run input; checked against the pipeline `input` schema.' },
-    idempotency_key: { type: 'string', minLength: 1, maxLength: 200, description: 'Returns the existing run when used for this pipeline in the last 24 h.' },
+    idempotency_key: { type: 'string', minLength: 1, maxLength: 200, description: 'Returns the existing run when used for this pipeline in the last 24 h with the same request; 409 IDEMPOTENCY_CONFLICT with a different one.' },
     priority: { type: 'integer', description: 'Higher is claimed first. Default: 0.' },
     run_at: { type: ['integer', 'string'], description: 'Delayed start: epoch ms or an ISO 8601 time.' },
     steps: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'Run these steps plus their dependencies only.' },

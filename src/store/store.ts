@@ -72,10 +72,12 @@ export interface Store extends AttributeValueStore, EvalStore {
   rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult>;
   /**
    * A human's decision on a blocked step: approve (the step succeeds and the run goes on) or reject (the
-   * step fails; its on_failure applies). Throws ILLEGAL_TRANSITION unless the step is blocked.
+   * step fails; its on_failure applies). The decision is stored in the audit (`kind: 'human'`); an approved step's
+   * output keeps what it held while blocked (a gate's report) plus `human: { decision, comment, by, at }`.
+   * Throws ILLEGAL_TRANSITION unless the step is blocked.
    */
   decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult>;
-  /** Every gate decision of a run, oldest first. */
+  /** Every decision of a run (gates' and people's), oldest first. */
   listDecisions(runId: string): Promise<GateDecisionRecord[]>;
   /**
    * Takes one request (and `tokens` estimated tokens) from the shared per-minute budget of `key`; returns
@@ -501,18 +503,28 @@ export interface GateDecision {
   decision: 'proceed' | 'retry' | 'block';
   /** Schema validation problems. */
   validations: unknown[];
-  /** Each rule with whether it passed and its severity. */
+  /** Each rule checked, `{ name, passed, severity, message? }` (message when it failed). */
   rules: unknown[];
   /** For retry: the step to run again. */
   retryStep?: string;
   reason?: string;
 }
 
-export interface GateDecisionRecord extends GateDecision {
+/**
+ * A row of the decisions audit: a gate's decision (`kind: 'gate'`: proceed, retry or block, with every rule it
+ * checked), or a person's on a blocked step (`kind: 'human'`: approve or reject, with their comment and `by`).
+ */
+export interface GateDecisionRecord extends Omit<GateDecision, 'decision'> {
   id: number;
   runId: string;
   step: string;
   attempt: number;
+  kind: 'gate' | 'human';
+  decision: GateDecision['decision'] | HumanDecision['decision'];
+  /** A person's comment (`kind: 'human'`). */
+  comment?: string;
+  /** Who decided (`kind: 'human'`): a token's name or id, an OS user, `cli` or `api`. */
+  by?: string;
   /** Retries this gate may still ask for in this run. */
   budgetLeft: number | null;
   at: number;

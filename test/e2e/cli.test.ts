@@ -203,6 +203,11 @@ describe('failures, retry, rollback', () => {
 
     // A run failed for good is a dead letter.
     expect((await sluiceJson<Array<{ id: string }>>(['dlq'])).map((x) => x.id)).toEqual([id]);
+    // ... whose error names the step that failed and why.
+    const dlq = await sluice(['dlq']);
+    expectExit(dlq, 0);
+    expect(dlq.stdout).toMatch(/ERROR/);
+    expect(dlq.stdout).toMatch(new RegExp(`^${id} .*step "b" failed: COMMAND_FAILED: command .* exited with code 3`, 'm'));
 
     // Fix the cause, retry, work it.
     writeFileSync(flag, '');

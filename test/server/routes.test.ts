@@ -124,6 +124,11 @@ describe('HTTP API routes', () => {
     expect([a.statusCode, b.statusCode]).toEqual([201, 200]);
     expect(b.json()).toMatchObject({ id: a.json().id, created: false, priority: 5, status: 'queued' });
     expect(a.json().run_at).toBeGreaterThan(Date.now());
+    // The same key with a different request is a conflict naming the run, not the old run.
+    const c = await h.app.inject({ method: 'POST', url: '/api/pipelines/tasks/runs', payload: { ...payload, input: { title: 'y' } } });
+    expect(c.statusCode).toBe(409);
+    expect(c.json().error).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT', details: { run_id: a.json().id } });
+    expect(c.json().error.message).toContain(a.json().id);
   });
 
   it('controls runs: cancel a delayed run, 409 on resuming a finished one, retry and rollback', async () => {
@@ -170,7 +175,10 @@ describe('HTTP API routes', () => {
     expect(run.steps[1].output).toEqual({ parts: ['looks', 'good'] });
     const again = await h.app.inject({ method: 'POST', url: `/api/runs/${id}/steps/ask/approval`, payload: { decision: 'reject' } });
     expect(again.statusCode).toBe(409);
-    expect((await h.app.inject({ url: `/api/runs/${id}/decisions` })).statusCode).toBe(200);
+    const decisions = await h.app.inject({ url: `/api/runs/${id}/decisions` });
+    expect(decisions.statusCode).toBe(200);
+    // Without auth the audit says the decision came over the API.
+    expect(decisions.json().decisions).toMatchObject([{ step: 'ask', kind: 'human', decision: 'approve', comment: 'looks good', by: 'api' }]);
   });
 
   it('disables a pipeline on DELETE: kept and readable, new runs refused with 409', async () => {

@@ -188,6 +188,47 @@ for (const backend of backends()) {
       }
     });
 
+    it('a run skips a record another run of the pipeline computed from the same input while it was busy', async () => {
+      const calls = new Map<string, number>();
+      let entered!: () => void;
+      const firstEntered = new Promise<void>((resolve) => (entered = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const sized: StepType<Record<string, unknown>> = {
+        type: 'barrier-size',
+        configSchema: { type: 'object' },
+        async execute(_ctx, config) {
+          const id = String(config['id']);
+          calls.set(id, (calls.get(id) ?? 0) + 1);
+          if (id === 'p00' && calls.get(id) === 1) {
+            entered();
+            await released;
+          }
+          return { value: `size of ${id}` };
+        },
+      };
+      const { store, engine, register, run } = await setup([sized]);
+      await store.putRecords('products', products(4), 1);
+      await register({ ...spec(), name: 'sized', target: 'size', batch_size: 2, steps: { size: { uses: 'barrier-size', with: { id: '${{ record.id }}' } } } });
+      engine.startWorker();
+      try {
+        // The full run has read every record (none has a value yet) and waits in its first batch (p00, p01).
+        const { run: full } = await engine.startRun('sized', { input: {} });
+        await firstEntered;
+        // Meanwhile a record save's run computes p02, which is in the full run's second batch.
+        const saved = await run('sized', { records: ['p02'], trigger: 'record' });
+        expect(saved.status).toBe('succeeded');
+        release();
+        const done = await engine.waitForRun(full.id);
+        expect(done.status).toBe('succeeded');
+        expect(calls.get('p02')).toBe(1);
+        expect((await store.getStepOutputs(full.id, ['attribute']))['attribute']).toMatchObject({ processed: 3, skipped: 1 });
+        expect((await store.getAttributeValues('products', 'p02'))['size']).toMatchObject({ value: 'size of p02', runId: saved.id });
+      } finally {
+        await engine.stopWorker();
+      }
+    });
+
     it('refuses a second writer of a target and a cycle of readers, naming the cycle', async () => {
       const { register } = await setup();
       await register(spec());

@@ -123,6 +123,44 @@ for (const backend of backends()) {
       expect(byName).toEqual({ a: 'failed', a2: 'cancelled', b: 'succeeded', b2: 'succeeded' });
     });
 
+    it("a failed run's error names the failed step and its error, in dead letters and the run.failed event", async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const { engine, store, events } = await setup(
+        {
+          name: 'named-failure',
+          fail_fast: false,
+          defaults: { retry: { attempts: 1 } },
+          // b ends after a failed: the run ends when b settles (the settle path), not when a aborts.
+          steps: { a: fnStep('boom'), b: fnStep('slow'), c: fnStep('boom', { on_failure: 'continue' }) },
+        },
+        {
+          boom: (ctx) => {
+            if (ctx.step === 'a') release();
+            throw new SluiceError('COMMAND_FAILED', `exit code ${ctx.step === 'a' ? 2 : 3}`, { retryable: false });
+          },
+          slow: async () => {
+            await gate;
+            await sleep(20);
+          },
+        },
+      );
+      const expected = 'step "a" failed: COMMAND_FAILED: exit code 2';
+      const { run } = await engine.startRun('named-failure');
+      const done = await engine.waitForRun(run.id);
+      expect(done.status).toBe('failed');
+      expect(done.error).toMatchObject({ code: 'STEP_FAILED', message: expected });
+      expect((await store.listDeadLetters(10)).find((r) => r.id === run.id)?.error?.message).toBe(expected);
+      const failed = (await store.listEvents({ runId: run.id })).find((e) => e.type === 'run.failed');
+      expect(failed?.data).toMatchObject({ error: { message: expected } });
+      expect(events.find((e) => e.runId === run.id && e.type === 'run.failed')?.data).toMatchObject({ error: { message: expected } });
+
+      // fail_fast: the run ends as the step aborts it.
+      const ff = await setup({ name: 'named-ff', defaults: { retry: { attempts: 1 } }, steps: { x: fnStep('boom'), y: fnStep('slow', { needs: ['x'] }) } }, { boom: () => Promise.reject(new SluiceError('STEP_TIMEOUT', 'took too long', { retryable: false })), slow: () => 1 }, { store });
+      const second = await ff.engine.startRun('named-ff');
+      expect((await ff.engine.waitForRun(second.run.id)).error?.message).toBe('step "x" failed: STEP_TIMEOUT: took too long');
+    });
+
     it('retries with backoff, then succeeds; each attempt is recorded with its error', async () => {
       let calls = 0;
       const flaky: TestFn = () => {
@@ -378,6 +416,23 @@ for (const backend of backends()) {
       const again = await engine.startRun('idem', { idempotencyKey: 'k1' });
       expect(again.created).toBe(false);
       expect(again.run.id).toBe(first.run.id);
+    });
+
+    it('refuses a repeated idempotency key with a different request (IDEMPOTENCY_CONFLICT naming the run)', async () => {
+      const { engine, store } = await setup({ name: 'idem2', steps: { a: fnStep('x'), b: fnStep('x', { needs: ['a'] }) } }, { x: () => 1 }, { worker: false });
+      const request = { idempotencyKey: 'k2', input: { n: 1 }, priority: 3, steps: ['a'] };
+      const first = await engine.startRun('idem2', request);
+      expect((await engine.startRun('idem2', { ...request, input: { n: 1 } })).run.id).toBe(first.run.id);
+      const variants = [{ input: { n: 2 } }, { steps: ['b'] }, { force: true }, { priority: 4 }, { runAt: Date.now() + 60_000 }];
+      for (const change of variants) {
+        const err = await engine.startRun('idem2', { ...request, ...change }).catch((e: unknown) => e);
+        expect(err, JSON.stringify(change)).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT', details: { run_id: first.run.id } });
+        expect((err as Error).message).toContain(first.run.id);
+      }
+      // Nothing was created by the refused requests, and the key still answers the same request.
+      expect((await store.listRuns({ pipeline: 'idem2' })).map((r) => r.id)).toEqual([first.run.id]);
+      const same = await Promise.all([engine.startRun('idem2', request), engine.startRun('idem2', request)]);
+      expect(same.map((c) => [c.run.id, c.created])).toEqual([[first.run.id, false], [first.run.id, false]]);
     });
 
     it('stores a large output as an artifact, passes it by reference and lets dependents read it', async () => {

@@ -43,7 +43,11 @@ for (const backend of backends()) {
       await engine.decide(run.id, 'gate', { decision: 'approve', comment: 'fine', by: 'tester' });
       expect((await engine.waitForRun(run.id)).status).toBe('succeeded');
       const decisions = await store.listDecisions(run.id);
-      expect(decisions.map((d) => [d.step, d.decision])).toEqual([['gate', 'block']]);
+      expect(decisions.map((d) => [d.step, d.kind, d.decision])).toEqual([
+        ['gate', 'gate', 'block'],
+        ['gate', 'human', 'approve'],
+      ]);
+      expect(decisions[1]).toMatchObject({ comment: 'fine', by: 'tester', attempt: 1 });
       await expect(engine.decide(run.id, 'gate', { decision: 'reject' })).rejects.toMatchObject({ code: 'ILLEGAL_TRANSITION' });
     });
 

@@ -132,6 +132,76 @@ for (const backend of backends()) {
       expect((await engine.waitForRun(run.id)).status).toBe('succeeded');
     });
 
+    it('the audit holds every rule checked and the human decision; an approved gate keeps its report', async () => {
+      const { engine, store } = await setup(
+        {
+          name: 'audited',
+          steps: {
+            a: fn('a'),
+            check: {
+              uses: 'gate',
+              needs: ['a'],
+              with: {
+                rules: [
+                  { name: 'has-title', expr: '$exists(steps.a.title)', severity: 'high' },
+                  { name: 'safe', expr: 'steps.a.safe', severity: 'critical', message: 'not safe' },
+                  { name: 'short', expr: '$length(steps.a.title) < 100', severity: 'low' },
+                ],
+              },
+            },
+          },
+        },
+        { a: () => ({ title: 'x', safe: false }) },
+      );
+      const { run } = await engine.startRun('audited');
+      expect((await engine.waitForRun(run.id, { untilSettled: true })).status).toBe('waiting');
+      await engine.decide(run.id, 'check', { decision: 'approve', comment: 'checked by hand', by: 'ana' });
+      expect((await engine.waitForRun(run.id)).status).toBe('succeeded');
+      const decisions = await store.listDecisions(run.id);
+      expect(decisions).toHaveLength(2);
+      expect(decisions[0]).toMatchObject({ kind: 'gate', decision: 'block', reason: '1 critical failure(s)' });
+      expect(decisions[0]!.rules).toEqual([
+        { name: 'has-title', passed: true, severity: 'high' },
+        { name: 'safe', passed: false, severity: 'critical', message: 'not safe' },
+        { name: 'short', passed: true, severity: 'low' },
+      ]);
+      expect(decisions[1]).toMatchObject({ kind: 'human', step: 'check', decision: 'approve', comment: 'checked by hand', by: 'ana' });
+      expect(decisions[1]!.at).toBeGreaterThanOrEqual(decisions[0]!.at);
+      const output = (await store.listSteps(run.id)).find((s) => s.name === 'check')?.output as Record<string, unknown>;
+      // The gate's report (why it blocked) stays; the person's decision is added beside it.
+      expect(output).toMatchObject({
+        decision: { decision: 'block', reason: '1 critical failure(s)' },
+        failures: [{ name: 'safe', severity: 'critical' }],
+        approved: true,
+        human: { decision: 'approve', comment: 'checked by hand', by: 'ana', at: decisions[1]!.at },
+      });
+    });
+
+    it('a proceed records the rules that passed; a rejection is audited with its comment', async () => {
+      const { engine, store } = await setup(
+        {
+          name: 'proceeds',
+          steps: {
+            a: fn('a'),
+            check: { uses: 'gate', needs: ['a'], with: { rules: [{ name: 'positive', expr: 'steps.a.n > 0' }] } },
+            ok: { uses: 'approval', needs: ['check'] },
+          },
+        },
+        { a: () => ({ n: 1 }) },
+      );
+      const { run } = await engine.startRun('proceeds');
+      expect((await engine.waitForRun(run.id, { untilSettled: true })).status).toBe('waiting');
+      await engine.decide(run.id, 'ok', { decision: 'reject', comment: 'not today', by: 'token ci' });
+      expect((await engine.waitForRun(run.id)).status).toBe('failed');
+      const decisions = await store.listDecisions(run.id);
+      expect(decisions.map((d) => [d.step, d.kind, d.decision])).toEqual([
+        ['check', 'gate', 'proceed'],
+        ['ok', 'human', 'reject'],
+      ]);
+      expect(decisions[0]!.rules).toEqual([{ name: 'positive', passed: true, severity: 'high' }]);
+      expect(decisions[1]).toMatchObject({ comment: 'not today', by: 'token ci' });
+    });
+
     it('a critical failure blocks at once', async () => {
       const { engine, store } = await setup(
         {

@@ -1,11 +1,15 @@
 import { resolve } from 'node:path';
 import type { AttributeRunStats } from '../../attributes/attribute-step.js';
-import { runDatasetPipelines } from '../../attributes/dataset-runs.js';
+import { absorbTriggeredRuns, runDatasetPipelines } from '../../attributes/dataset-runs.js';
 import { attributeWarnings } from '../../attributes/warnings.js';
 import { SluiceError } from '../../core/errors.js';
 import { loadPipelineFile, type LoadedPipeline } from '../../core/load-pipeline.js';
 import { requireDataset } from '../../datasets/datasets.js';
 import type { Engine } from '../../engine/engine.js';
+import { formatEvalSummary } from '../../evals/eval-views.js';
+import { runEvals } from '../../evals/run-evals.js';
+import type { EvalSummary } from '../../store/evals.js';
+import type { RunRecord } from '../../store/store.js';
 import type { AttributeValue } from '../../store/attributes.js';
 import { builtinStepTypes } from '../../steps/builtin.js';
 import { formatDuration, formatTime, openEngine, printJson, table, type GlobalOptions } from '../context.js';
@@ -34,6 +38,8 @@ export async function datasetRunCommand(name: string, files: string[], opts: Glo
       await engine.registerPipeline(l.pipeline, { text: l.source, file: l.file });
     }
     for (const l of loaded) for (const w of await attributeWarnings(engine.store, l.pipeline)) process.stderr.write(`warning: ${l.file}: ${w}\n`);
+    // Before this process's worker could start them: the runs an import queued are covered by this dataset run.
+    await absorbTriggeredRuns(engine, name);
     engine.startWorker({ concurrency: 2 });
     const runs = await runDatasetPipelines(engine, name, {
       force: opts.force === true,
@@ -43,9 +49,9 @@ export async function datasetRunCommand(name: string, files: string[], opts: Glo
     });
     if (runs.length === 0) throw new SluiceError('PIPELINE_NOT_FOUND', `dataset ${name} has no attribute pipeline: register one (sluice dataset run ${name} FILE.yaml)`);
     const rows = [];
-    for (const run of runs) rows.push({ run, stats: await runStats(engine, run.id) });
+    for (const run of runs) rows.push({ run, stats: await runStats(engine, run.id), evals: await evalsAfter(engine, run) });
     if (opts.json) {
-      printJson(rows.map(({ run, stats }) => ({ pipeline: run.pipeline, run: run.id, status: run.status, ...stats })));
+      printJson(rows.map(({ run, stats, evals }) => ({ pipeline: run.pipeline, run: run.id, status: run.status, ...stats, ...(evals ? { evals: { passed: evals.passed, failed: evals.failed, not_run: evals.notRun, total: evals.total } } : {}) })));
     } else {
       const cells = rows.map(({ run, stats }) => [
         run.pipeline,
@@ -57,11 +63,27 @@ export async function datasetRunCommand(name: string, files: string[], opts: Glo
         formatDuration(stats?.duration_ms ?? null),
       ]);
       process.stdout.write(`${table(['PIPELINE', 'STATUS', 'PROCESSED', 'FAILED', 'SKIPPED', 'TOKENS IN/OUT', 'DURATION'], cells)}\n`);
+      for (const { run, evals } of rows) if (evals) process.stdout.write(`${formatEvalSummary(run.pipeline, evals)}\n`);
       const failed = runs.find((r) => r.status !== 'succeeded');
       if (failed) process.stdout.write(`${failed.pipeline} ${failed.status}: ${(await stepError(engine, failed.id)) ?? failed.error?.message ?? ''}\n`);
     }
     return runs.every((r) => r.status === 'succeeded') ? 0 : 1;
   });
+}
+
+/**
+ * The evals of a pipeline whose run succeeded, run again (as after `sluice run`); undefined when it has no
+ * cases or its run failed. An eval pass that fails is reported on stderr and does not change the exit code.
+ */
+async function evalsAfter(engine: Engine, run: RunRecord): Promise<EvalSummary | undefined> {
+  if (run.status !== 'succeeded') return undefined;
+  try {
+    if ((await engine.store.evalSummary(run.pipeline)).total === 0) return undefined;
+    return (await runEvals(engine, run.pipeline)).summary;
+  } catch (err) {
+    process.stderr.write(`sluice: evals of ${run.pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    return undefined;
+  }
 }
 
 async function runStats(engine: Engine, runId: string): Promise<AttributeRunStats | undefined> {

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { openEngine, printJson, resolvePipeline, type GlobalOptions } from '../context.js';
 import type { TransitionResult } from '../../store/store.js';
 import type { Engine } from '../../engine/engine.js';
@@ -60,11 +61,20 @@ function print(result: TransitionResult, opts: GlobalOptions): void {
 export async function decideCommand(decision: 'approve' | 'reject', runId: string, step: string, opts: GlobalOptions & { comment?: string; by?: string }): Promise<number> {
   const engine = await openEngine(opts);
   try {
-    const by = opts.by ?? process.env['USER'];
-    const result = await engine.decide(runId, step, { decision, ...(opts.comment ? { comment: opts.comment } : {}), ...(by ? { by } : {}) });
+    const result = await engine.decide(runId, step, { decision, ...(opts.comment ? { comment: opts.comment } : {}), by: opts.by ?? osUser() });
     print(result, opts);
     return 0;
   } finally {
     await engine.close();
+  }
+}
+
+/** Who decides from the CLI when `--by` is not given: the OS user, else `cli`. */
+function osUser(): string {
+  try {
+    return process.env['USER'] || userInfo().username || 'cli';
+  } catch {
+    // userInfo throws for a uid without a passwd entry (some containers).
+    return 'cli';
   }
 }

@@ -2,7 +2,7 @@ import { SluiceError } from '../../core/errors.js';
 import { renderGraph, writtenSteps } from '../../core/graph.js';
 import { loadPipelineFile } from '../../core/load-pipeline.js';
 import { builtinStepTypes } from '../../steps/builtin.js';
-import type { AttemptRecord, Pipeline, RunRecord, RunStatus } from '../../index.js';
+import type { AttemptRecord, GateDecisionRecord, Pipeline, RunRecord, RunStatus } from '../../index.js';
 import { formatDuration, formatTime, looksLikeFile, openEngine, printJson, table, type GlobalOptions } from '../context.js';
 
 /** `sluice status [RUN]`: a run and its steps (the newest run when none is named). */
@@ -15,9 +15,9 @@ export async function statusCommand(runId: string | undefined, opts: GlobalOptio
       else process.stdout.write('no runs yet\n');
       return 0;
     }
-    const steps = await engine.store.listSteps(run.id);
+    const [steps, decisions] = await Promise.all([engine.store.listSteps(run.id), engine.store.listDecisions(run.id)]);
     if (opts.json) {
-      printJson({ ...run, steps });
+      printJson({ ...run, steps, decisions });
       return 0;
     }
     process.stdout.write(`run ${run.id}  ${run.pipeline} v${run.version}  ${run.status}\n`);
@@ -36,10 +36,20 @@ export async function statusCommand(runId: string | undefined, opts: GlobalOptio
     for (const s of steps.filter((st) => st.error && st.status === 'failed')) {
       process.stdout.write(`\n${s.name} failed: ${s.error!.code}\n${indent(s.error!.message)}\n`);
     }
+    if (decisions.length > 0) process.stdout.write(`\ndecisions:\n${table(['AT', 'STEP', 'KIND', 'DECISION', 'BY', 'WHY', 'RULES'], decisions.map(decisionRow))}\n`);
     return 0;
   } finally {
     await engine.close();
   }
+}
+
+/** One row of the decisions table of `sluice status`: a gate's verdict with its failed rules, or a person's. */
+function decisionRow(d: GateDecisionRecord): string[] {
+  const rules = d.rules as Array<{ name?: string; passed?: boolean }>;
+  const failed = rules.filter((r) => r.passed === false).map((r) => r.name);
+  const checked = d.kind === 'gate' ? `${rules.length - failed.length}/${rules.length} passed${failed.length > 0 ? ` (failed: ${failed.join(', ')})` : ''}` : '';
+  const why = d.kind === 'human' ? (d.comment ?? '') : [d.reason, d.retryStep ? `retry ${d.retryStep}` : undefined].filter(Boolean).join('; ');
+  return [formatTime(d.at), d.step, d.kind, d.decision, d.by ?? '', why, checked];
 }
 
 /** Tokens and cost over every attempt of a run, or null when no step reported any. */
@@ -79,14 +89,15 @@ export async function runsCommand(opts: GlobalOptions & { pipeline?: string; sta
 export async function dlqCommand(opts: GlobalOptions & { limit?: string }): Promise<number> {
   const engine = await openEngine(opts);
   try {
-    printRuns(await engine.store.listDeadLetters(opts.limit ? Number(opts.limit) : 50), opts);
+    printRuns(await engine.store.listDeadLetters(opts.limit ? Number(opts.limit) : 50), opts, true);
     return 0;
   } finally {
     await engine.close();
   }
 }
 
-function printRuns(runs: RunRecord[], opts: GlobalOptions): void {
+/** Prints runs as a table; `withError` adds the run's error (first line), as dead letters need. */
+function printRuns(runs: RunRecord[], opts: GlobalOptions, withError = false): void {
   if (opts.json) return printJson(runs);
   const rows = runs.map((r) => [
     r.id,
@@ -94,8 +105,10 @@ function printRuns(runs: RunRecord[], opts: GlobalOptions): void {
     r.status,
     formatTime(r.createdAt),
     r.finishedAt !== null && r.startedAt !== null ? formatDuration(r.finishedAt - r.startedAt) : '-',
+    ...(withError ? [r.error ? r.error.message.split('\n')[0]! : ''] : []),
   ]);
-  process.stdout.write(`${table(['RUN', 'PIPELINE', 'STATUS', 'CREATED', 'DURATION'], rows)}\n`);
+  const headers = ['RUN', 'PIPELINE', 'STATUS', 'CREATED', 'DURATION', ...(withError ? ['ERROR'] : [])];
+  process.stdout.write(`${table(headers, rows)}\n`);
 }
 
 /** `sluice logs RUN [STEP]`. */

@@ -45,13 +45,15 @@ export function createGateStep(): StepType<GateConfig> {
     type: 'gate',
     configSchema: gateConfigSchema,
     async execute(ctx, config) {
-      const failures = [...checkSchema(ctx, config), ...(await checkRules(ctx, config.rules ?? []))];
+      const checked = await checkRules(ctx, config.rules ?? []);
+      const failures = [...checkSchema(ctx, config), ...checked.filter((r) => !r.passed).map(toFailure)];
       const rules: DecisionRules = { ...DEFAULT_DECISION_RULES, ...config.decide };
       const verdict = decide(failures, rules, config.on_fail?.retry !== undefined);
       const decision = {
         decision: verdict.decision,
         validations: failures.filter((f) => f.kind === 'schema'),
-        rules: failures.filter((f) => f.kind === 'rule'),
+        // Every rule checked, passed or not: the audit shows what a proceed rested on.
+        rules: checked,
         reason: verdict.reason,
         ...(verdict.decision === 'retry' ? { retryStep: config.on_fail!.retry! } : {}),
       };
@@ -82,9 +84,17 @@ function checkSchema(ctx: StepContext, config: GateConfig): Failure[] {
   }));
 }
 
-async function checkRules(ctx: StepContext, rules: GateRule[]): Promise<Failure[]> {
+/** One rule as the gate checked it; `message` says why it failed. */
+export interface RuleResult {
+  name: string;
+  passed: boolean;
+  severity: Severity;
+  message?: string;
+}
+
+async function checkRules(ctx: StepContext, rules: GateRule[]): Promise<RuleResult[]> {
   const exprCtx: ExpressionContext = { input: ctx.input, steps: ctx.steps, run: ctx.run, secrets: {} };
-  const failures: Failure[] = [];
+  const results: RuleResult[] = [];
   for (const rule of rules) {
     let passed = false;
     let message = rule.message ?? `rule ${rule.name} failed: ${rule.expr}`;
@@ -93,9 +103,14 @@ async function checkRules(ctx: StepContext, rules: GateRule[]): Promise<Failure[
     } catch (err) {
       message = `rule ${rule.name} could not be evaluated: ${err instanceof Error ? err.message : String(err)}`;
     }
-    if (!passed) failures.push({ kind: 'rule', name: rule.name, severity: rule.severity ?? 'high', message });
+    const severity = rule.severity ?? 'high';
+    results.push(passed ? { name: rule.name, passed, severity } : { name: rule.name, passed, severity, message });
   }
-  return failures;
+  return results;
+}
+
+function toFailure(r: RuleResult): Failure {
+  return { kind: 'rule', name: r.name, severity: r.severity, message: r.message ?? `rule ${r.name} failed` };
 }
 
 const severity = { enum: ['low', 'medium', 'high', 'critical'] };

@@ -12,8 +12,7 @@ import { sql, type SqlKey } from './pg-store-sql.js';
 import { spawnChild } from './pg-children.js';
 import { PgSupervision } from './pg-supervision.js';
 import { runConcurrencyKeys } from '../concurrency-keys.js';
-
-const DAY_MS = 24 * 60 * 60 * 1000;
+import { checkSameRequest, IDEMPOTENCY_WINDOW_MS, runRequestHash } from '../idempotency.js';
 
 /** One transaction's view: its client and its run transitions (which buffer its events). */
 export interface Tx {
@@ -178,7 +177,10 @@ export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, la
     // Concurrent requests with one key queue here, so the second sees the first's run.
     await sql(client, 'xactLock', [`idempotency:${p.name}:${req.idempotencyKey}`]);
     const [existing] = await sql<RunRow>(client, 'idempotent', [p.name, req.idempotencyKey]);
-    if (existing && existing.created_at > now - DAY_MS) return { run: toRunRecord(existing), created: false, events: [] };
+    if (existing && existing.created_at > now - IDEMPOTENCY_WINDOW_MS) {
+      checkSameRequest(existing, req, runRequestHash(req));
+      return { run: toRunRecord(existing), created: false, events: [] };
+    }
     if (existing) await sql(client, 'clearIdempotency', [existing.id]);
   }
   const plan = planNewRun(req, now);
@@ -190,6 +192,7 @@ export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, la
   } else {
     await sql(client, 'insertRun', plan.runValues);
     if (keys !== null) await sql(client, 'setRunConcurrencyKeys', [run.id, keys]);
+    if (req.idempotencyKey !== undefined) await sql(client, 'setIdempotencyHash', [run.id, runRequestHash(req)]);
     await sql(
       client,
       'insertSteps',

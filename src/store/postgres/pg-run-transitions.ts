@@ -6,6 +6,7 @@ import { needIsSettled } from '../../core/scheduler.js';
 import { runStatesInto, stepStatesInto } from '../../core/state-machine.js';
 import type { CompiledPipeline } from '../sqlite/run-transitions.js';
 import type { RunRow, StepRow } from '../sqlite/rows.js';
+import { stepsFailedError, type FailedStepRow } from '../run-failure.js';
 import type { EventType, RunEvent } from '../store.js';
 
 const STEPS_FAILED: ErrorRecord = { code: 'STEP_FAILED', message: 'one or more steps failed' };
@@ -85,6 +86,10 @@ export const TRANSITION_SQL = {
   allSteps: `SELECT * FROM steps WHERE run_id = $1 ORDER BY seq`,
   // $1 run_id $2 name $3 waiting_on
   setWaiting: `UPDATE steps SET waiting_on = $3 WHERE run_id = $1 AND name = $2`,
+  // $1 run_id: the steps that failed, in the order they failed
+  failedSteps: `SELECT name, error FROM steps WHERE run_id = $1 AND status = 'failed' ORDER BY finished_at, seq`,
+  // $1 id $2 error (jsonb text)
+  setRunError: `UPDATE runs SET error = $2::jsonb WHERE id = $1`,
   // $1 id $2 active $3 remaining $4 failed
   setCounters: `UPDATE runs SET active = $2, remaining = $3, failed = $4 WHERE id = $1 RETURNING *`,
   // $1 run_ids $2 pipelines $3 steps $4 types $5 data (jsonb text) $6 ats: rows in array order
@@ -232,8 +237,7 @@ export class PgRunTransitions {
     if (dependents.length > 0) await this.query('decrementWaiting', [run.id, dependents]);
     const row = (await this.query<RunState & { finished: boolean }>('settleCounters', [run.id, wasActive ? -1 : 0, -1, at])).rows[0]!;
     if (row.finished) {
-      this.emit(out, row, `run.${row.status}` as EventType, null, at, row.failed > 0 ? { error: STEPS_FAILED } : undefined);
-      await this.ended(out, row, row.status as 'succeeded' | 'failed', at);
+      await this.finished(out, row, at);
       return;
     }
     await this.promote(out, row, at);
@@ -259,8 +263,7 @@ export class PgRunTransitions {
     for (const { run } of settled) {
       const row = byId.get(run.id)!;
       if (row.finished) {
-        this.emit(out, row, `run.${row.status}` as EventType, null, at, row.failed > 0 ? { error: STEPS_FAILED } : undefined);
-        await this.ended(out, row, row.status as 'succeeded' | 'failed', at);
+        await this.finished(out, row, at);
       } else {
         await this.promote(out, row, at);
       }
@@ -302,7 +305,26 @@ export class PgRunTransitions {
     if (run.remaining > 0 || run.active > 0) return;
     if (run.status !== 'running' && run.status !== 'queued') return;
     const to = run.failed > 0 ? 'failed' : 'succeeded';
-    if (await this.setRunStatus(out, run, to, at, run.failed > 0 ? { error: STEPS_FAILED } : {})) await this.ended(out, run, to, at);
+    if (await this.setRunStatus(out, run, to, at, run.failed > 0 ? { error: await this.failureOf(run) } : {})) await this.ended(out, run, to, at);
+  }
+
+  /** A settle update ended the run: a failed run's error names the step that failed it; emits `run.<status>`. */
+  private async finished(out: RunEvent[], row: RunState, at: number): Promise<void> {
+    let data: Record<string, unknown> | undefined;
+    if (row.failed > 0) {
+      // The settle statement stored a generic error; the run's error names the step that failed it.
+      const error = await this.failureOf(row);
+      await this.query('setRunError', [row.id, JSON.stringify(error)]);
+      data = { error };
+    }
+    this.emit(out, row, `run.${row.status}` as EventType, null, at, data);
+    await this.ended(out, row, row.status as 'succeeded' | 'failed', at);
+  }
+
+  /** The error of a run that failed because steps failed: names the first one and its error. */
+  async failureOf(run: Pick<RunRow, 'id' | 'pipeline' | 'version'>): Promise<ErrorRecord> {
+    const failed = (await this.query<FailedStepRow>('failedSteps', [run.id])).rows;
+    return stepsFailedError(failed, (await this.pipelineOf(run)).byName);
   }
 
   /** Ends a run now as cancelled or failed: every live step and attempt is cancelled. */

@@ -153,6 +153,8 @@ export const SQL = {
   idempotent: `SELECT * FROM runs WHERE pipeline = $1 AND idempotency_key = $2`,
   // $1 id
   clearIdempotency: `UPDATE runs SET idempotency_key = NULL WHERE id = $1`,
+  // $1 id $2 hash
+  setIdempotencyHash: `UPDATE runs SET idempotency_hash = $2 WHERE id = $1`,
   // $1 id $2 pipeline $3 version $4 input $5 priority $6 force $7 max_parallel $8 selection $9 idempotency_key
   // $10 remaining $11 active $12 run_at $13 deadline_at $14 created_at $15 parent_run_id $16 parent_step
   insertRun: `INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,

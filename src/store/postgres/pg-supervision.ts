@@ -4,6 +4,7 @@ import { stepStatesInto } from '../../core/state-machine.js';
 import { parseJson, toGateDecisionRecord, toJson, type DecisionRow, type RunRow, type StepRow } from '../sqlite/rows.js';
 import type { AttemptResult, GateDecision, GateDecisionRecord, HumanDecision, RunEvent } from '../store.js';
 import type pg from 'pg';
+import { approvedOutput, humanVerdict } from '../human-decision.js';
 import type { PgRunTransitions } from './pg-run-transitions.js';
 
 const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
@@ -30,10 +31,13 @@ const SQL = {
   cancelAttempts: `UPDATE attempts SET status = 'cancelled', finished_at = $3, lease_expires_at = NULL
                    WHERE run_id = $1 AND step = $2 AND status IN ('queued', 'held', 'running')`,
   // $1 run_id $2 step
-  retriesSoFar: `SELECT count(*) AS n FROM gate_decisions WHERE run_id = $1 AND step = $2 AND decision = 'retry'`,
+  retriesSoFar: `SELECT count(*) AS n FROM gate_decisions WHERE run_id = $1 AND step = $2 AND decision = 'retry' AND kind = 'gate'`,
   // $1 run_id $2 step $3 attempt $4 decision $5 validations $6 rules $7 retry_step $8 reason $9 budget_left $10 at
   insertDecision: `INSERT INTO gate_decisions (run_id, step, attempt, decision, validations, rules, retry_step, reason, budget_left, at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+  // $1 run_id $2 step $3 attempt $4 decision $5 comment $6 decided_by $7 at: a person's decision on a blocked step
+  insertHumanDecision: `INSERT INTO gate_decisions (run_id, step, attempt, kind, decision, validations, rules, comment, decided_by, at)
+                        VALUES ($1, $2, $3, 'human', $4, '[]', '[]', $5, $6, $7)`,
   // $1 run_id
   decisions: `SELECT * FROM gate_decisions WHERE run_id = $1 ORDER BY id`,
 } as const;
@@ -108,9 +112,9 @@ export class PgSupervision {
     if (!row) throw new SluiceError('STEP_NOT_FOUND', `run ${run.id} has no step ${step}`);
     if (row.status !== 'blocked') throw new SluiceError('ILLEGAL_TRANSITION', `step ${step} of run ${run.id} is ${row.status}; only a blocked step can be approved or rejected`);
     const who = { decision: d.decision, ...(d.comment ? { comment: d.comment } : {}), ...(d.by ? { by: d.by } : {}) };
+    await this.q('insertHumanDecision', [run.id, step, row.attempts, d.decision, d.comment ?? null, d.by ?? null, now]);
     if (d.decision === 'approve') {
-      const prior = parseJson<unknown>(row.output);
-      const output = { ...(isObject(prior) ? prior : {}), approved: true, ...who };
+      const output = approvedOutput(parseJson<unknown>(row.output), humanVerdict(d, now));
       await this.q('approveStep', [run.id, step, toJson(output), now]);
       t.emit(events, run, 'step.succeeded', step, now, who);
     } else {
@@ -129,8 +133,4 @@ export class PgSupervision {
   async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
     return (await this.q<DecisionRow>('decisions', [runId])).map(toGateDecisionRecord);
   }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

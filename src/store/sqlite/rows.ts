@@ -2,7 +2,7 @@ import type { CacheExplain } from '../../core/cache-key.js';
 import type { ErrorRecord } from '../../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../../core/model.js';
 import type { StepUsage } from '../../steps/step-type.js';
-import type { GateDecision, GateDecisionRecord } from '../store.js';
+import type { GateDecisionRecord } from '../store.js';
 import type { AttemptRecord, AttemptStatus, EventType, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store.js';
 
 /** Row shapes as SQLite returns them; they never leave src/store. */
@@ -27,6 +27,8 @@ export interface RunRow {
   max_parallel: number;
   selection: string | null;
   idempotency_key: string | null;
+  /** sha256 of the request that used the key (migration 9); read by the idempotency check only. */
+  idempotency_hash?: string | null;
   parent_run_id?: string | null;
   parent_step?: string | null;
   remaining: number;
@@ -187,13 +189,16 @@ export interface DecisionRow {
   run_id: string;
   step: string;
   attempt: number;
-  decision: GateDecision['decision'];
+  decision: GateDecisionRecord['decision'];
   validations: string;
   rules: string;
   retry_step: string | null;
   reason: string | null;
   budget_left: number | null;
   at: number;
+  kind: GateDecisionRecord['kind'];
+  comment: string | null;
+  decided_by: string | null;
 }
 
 export function toGateDecisionRecord(r: DecisionRow): GateDecisionRecord {
@@ -207,6 +212,9 @@ export function toGateDecisionRecord(r: DecisionRow): GateDecisionRecord {
     rules: JSON.parse(r.rules) as unknown[],
     ...(r.retry_step ? { retryStep: r.retry_step } : {}),
     ...(r.reason ? { reason: r.reason } : {}),
+    kind: r.kind,
+    ...(r.comment ? { comment: r.comment } : {}),
+    ...(r.decided_by ? { by: r.decided_by } : {}),
     budgetLeft: r.budget_left,
     at: Number(r.at),
   };

@@ -4,6 +4,7 @@ import { descendants } from '../../core/graph.js';
 import type { Pipeline, RunStatus, Step, StepStatus } from '../../core/model.js';
 import { needIsSettled } from '../../core/scheduler.js';
 import { runStatesInto, stepStatesInto } from '../../core/state-machine.js';
+import { stepsFailedError, type FailedStepRow } from '../run-failure.js';
 import type { EventType, RunEvent } from '../store.js';
 import { toJson, type PackedEvent, type RunRow, type StepRow } from './rows.js';
 
@@ -111,6 +112,10 @@ const SQL = {
   allSteps: `SELECT * FROM steps WHERE run_id = @run_id ORDER BY seq`,
   // @run_id @name @waiting_on
   setWaiting: `UPDATE steps SET waiting_on = @waiting_on WHERE run_id = @run_id AND name = @name`,
+  // @run_id: the steps that failed, in the order they failed
+  failedSteps: `SELECT name, error FROM steps WHERE run_id = @run_id AND status = 'failed' ORDER BY finished_at, seq`,
+  // @id @error
+  setRunError: `UPDATE runs SET error = @error WHERE id = @id`,
   // @id @active @remaining @failed
   setCounters: `UPDATE runs SET active = @active, remaining = @remaining, failed = @failed WHERE id = @id RETURNING ${COUNTER_COLUMNS}`,
 } as const;
@@ -269,7 +274,14 @@ export class RunTransitions {
   /** After a step settled (`row`: the run's counters after): ends the run, or queues what became ready. */
   afterSettle(out: RunEvent[], row: RunCounters & { finished: number }, at: number): void {
     if (row.finished === 1) {
-      this.emit(out, row, `run.${row.status}` as EventType, null, at, row.failed > 0 ? { error: STEPS_FAILED } : undefined);
+      let data: Record<string, unknown> | undefined;
+      if (row.failed > 0) {
+        // The settle statement stored a generic error; the run's error names the step that failed it.
+        const error = this.failureOf(row);
+        this.stmt('setRunError').run({ id: row.id, error: JSON.stringify(error) });
+        data = { error };
+      }
+      this.emit(out, row, `run.${row.status}` as EventType, null, at, data);
       this.onRunEnded?.(out, row.id, row.status as 'succeeded' | 'failed', at);
       return;
     }
@@ -311,7 +323,13 @@ export class RunTransitions {
     if (run.remaining > 0 || run.active > 0) return;
     if (run.status !== 'running' && run.status !== 'queued') return;
     const to = run.failed > 0 ? 'failed' : 'succeeded';
-    if (this.setRunStatus(out, run, to, at, run.failed > 0 ? { error: STEPS_FAILED } : {})) this.onRunEnded?.(out, run.id, to, at);
+    if (this.setRunStatus(out, run, to, at, run.failed > 0 ? { error: this.failureOf(run) } : {})) this.onRunEnded?.(out, run.id, to, at);
+  }
+
+  /** The error of a run that failed because steps failed: names the first one and its error. */
+  failureOf(run: Pick<RunRow, 'id' | 'pipeline' | 'version'>): ErrorRecord {
+    const failed = this.stmt('failedSteps').all({ run_id: run.id }) as FailedStepRow[];
+    return stepsFailedError(failed, this.pipelineOf(run).byName);
   }
 
   /** Ends a run now as cancelled or failed: every live step and attempt is cancelled. */

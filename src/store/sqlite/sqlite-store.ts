@@ -44,6 +44,7 @@ import type {
   NewDataRecord,
   RecordPage,
 } from '../store.js';
+import { checkSameRequest, IDEMPOTENCY_WINDOW_MS, runRequestHash } from '../idempotency.js';
 import { migrations } from './migrations/index.js';
 import {
   parseJson,
@@ -70,7 +71,6 @@ import { Supervision } from './supervision.js';
 import { AttemptBatches, isPlainOutcome, type FinishedAttempt, type FinishedStep } from './attempt-batches.js';
 import { excessKeyedClaims, runConcurrencyKeys } from '../concurrency-keys.js';
 
-const DAY_MS = 24 * 60 * 60 * 1000;
 const HEADER_CACHE_SIZE = 50_000;
 
 interface RunHeader {
@@ -107,6 +107,8 @@ const SQL = {
   idempotent: `SELECT * FROM runs WHERE pipeline = @pipeline AND idempotency_key = @key`,
   // @id
   clearIdempotency: `UPDATE runs SET idempotency_key = NULL WHERE id = @id`,
+  // @id @hash
+  setIdempotencyHash: `UPDATE runs SET idempotency_hash = @hash WHERE id = @id`,
   // all run columns
   insertRun: `INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
                 idempotency_key, parent_run_id, parent_step, remaining, active, failed, run_at, deadline_at, created_at)
@@ -541,9 +543,13 @@ export class SqliteStore implements Store {
 
   private createRun(req: CreateRunRequest, now: number): CreatedRun {
     const p = req.pipeline;
+    const requestHash = req.idempotencyKey === undefined ? null : runRequestHash(req);
     if (req.idempotencyKey !== undefined) {
       const existing = this.stmt('idempotent').get({ pipeline: p.name, key: req.idempotencyKey }) as RunRow | undefined;
-      if (existing && existing.created_at > now - DAY_MS) return { run: toRunRecord(existing), created: false, events: [] };
+      if (existing && existing.created_at > now - IDEMPOTENCY_WINDOW_MS) {
+        checkSameRequest(existing, req, requestHash!);
+        return { run: toRunRecord(existing), created: false, events: [] };
+      }
       if (existing) this.stmt('clearIdempotency').run({ id: existing.id });
     }
     const planned = planRun(p.definition, req.selection ? new Set(req.selection) : null);
@@ -572,6 +578,7 @@ export class SqliteStore implements Store {
     this.stmt('insertRun').run(row);
     const keys = runConcurrencyKeys(p.definition, req.concurrencyKeys);
     if (keys !== null) this.stmt('setRunConcurrencyKeys').run({ id: row.id, keys });
+    if (requestHash !== null) this.stmt('setIdempotencyHash').run({ id: row.id, hash: requestHash });
     const events: RunEvent[] = [];
     const run: RunRow = { ...row, status: 'queued', failed: 0, error: null, started_at: null, finished_at: null };
     this.remember(run);

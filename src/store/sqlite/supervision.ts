@@ -4,6 +4,7 @@ import { descendants } from '../../core/graph.js';
 import { stepStatesInto } from '../../core/state-machine.js';
 import type { AttemptResult, GateDecision, GateDecisionRecord, HumanDecision, RunEvent } from '../store.js';
 import { parseJson, toGateDecisionRecord, toJson, type DecisionRow, type RunRow, type StepRow } from './rows.js';
+import { approvedOutput, humanVerdict } from '../human-decision.js';
 import type { RunTransitions } from './run-transitions.js';
 
 const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
@@ -35,10 +36,13 @@ const SQL = {
   cancelAttempts: `UPDATE attempts SET status = 'cancelled', finished_at = @now, lease_expires_at = NULL
                    WHERE run_id = @run_id AND step = @step AND status IN ('queued', 'held', 'running')`,
   // @run_id @step
-  retriesSoFar: `SELECT COUNT(*) AS n FROM gate_decisions WHERE run_id = @run_id AND step = @step AND decision = 'retry'`,
+  retriesSoFar: `SELECT COUNT(*) AS n FROM gate_decisions WHERE run_id = @run_id AND step = @step AND decision = 'retry' AND kind = 'gate'`,
   // all columns but id
   insertDecision: `INSERT INTO gate_decisions (run_id, step, attempt, decision, validations, rules, retry_step, reason, budget_left, at)
                    VALUES (@run_id, @step, @attempt, @decision, @validations, @rules, @retry_step, @reason, @budget_left, @at)`,
+  // @run_id @step @attempt @decision @comment @by @at: a person's decision on a blocked step
+  insertHumanDecision: `INSERT INTO gate_decisions (run_id, step, attempt, kind, decision, validations, rules, comment, decided_by, at)
+                        VALUES (@run_id, @step, @attempt, 'human', @decision, '[]', '[]', @comment, @by, @at)`,
   // @run_id
   decisions: `SELECT * FROM gate_decisions WHERE run_id = @run_id ORDER BY id`,
 } as const;
@@ -128,9 +132,9 @@ export class Supervision {
     if (!row) throw new SluiceError('STEP_NOT_FOUND', `run ${run.id} has no step ${step}`);
     if (row.status !== 'blocked') throw new SluiceError('ILLEGAL_TRANSITION', `step ${step} of run ${run.id} is ${row.status}; only a blocked step can be approved or rejected`);
     const who = { decision: d.decision, ...(d.comment ? { comment: d.comment } : {}), ...(d.by ? { by: d.by } : {}) };
+    this.stmt('insertHumanDecision').run({ run_id: run.id, step, attempt: row.attempts, decision: d.decision, comment: d.comment ?? null, by: d.by ?? null, at: now });
     if (d.decision === 'approve') {
-      const prior = parseJson<unknown>(row.output);
-      const output = { ...(isObject(prior) ? prior : {}), approved: true, ...who };
+      const output = approvedOutput(parseJson<unknown>(row.output), humanVerdict(d, now));
       this.stmt('approveStep').run({ run_id: run.id, name: step, output: toJson(output), now });
       this.transitions.emit(events, run, 'step.succeeded', step, now, who);
     } else {
@@ -149,8 +153,4 @@ export class Supervision {
   listDecisions(runId: string): GateDecisionRecord[] {
     return (this.stmt('decisions').all({ run_id: runId }) as DecisionRow[]).map(toGateDecisionRecord);
   }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

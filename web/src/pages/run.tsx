@@ -72,10 +72,10 @@ export default function RunPage({ id }: { id: string }) {
           <Timeline steps={r.steps} states={states} selected={selected} onSelect={(s) => setQuery({ step: s })} />
         </div>
         <div className="panel">
-          {step ? <StepPanel runId={r.id} step={step} status={states[step.name] ?? step.status} onDecided={run.reload} /> : <Empty>Select a step in the graph or the timeline to see its output, logs and errors.</Empty>}
+          {step ? <StepPanel runId={r.id} step={step} status={states[step.name] ?? step.status} onDecided={() => { run.reload(); decisions.reload(); }} /> : <Empty>Select a step in the graph or the timeline to see its output, logs and errors.</Empty>}
         </div>
       </div>
-      <Decisions data={[...(decisions.data?.decisions ?? []), ...humanDecisions(r.steps)].sort((a, b) => Number(a['at'] ?? 0) - Number(b['at'] ?? 0))} error={decisions.error} />
+      <Decisions data={decisions.data?.decisions} error={decisions.error} />
     </section>
   );
 }
@@ -313,9 +313,9 @@ function Decisions({ data, error }: { data: Array<Record<string, unknown>> | und
               <td>
                 <Badge kind={decisionKind(String(d['decision']))}>{String(d['decision'] ?? '')}</Badge>
               </td>
-              <td>{String(d['reason'] ?? d['comment'] ?? d['message'] ?? '')}</td>
+              <td>{String(d['reason'] ?? d['comment'] ?? d['message'] ?? '')}{d['by'] ? ` (${String(d['by'])})` : ''}</td>
               <td className="json-cell">
-                <JsonView value={omit(d, ['id', 'runId', 'run_id', 'step', 'decision', 'at', 'reason', 'comment'])} depth={2} />
+                <JsonView value={omit(d, ['id', 'runId', 'run_id', 'step', 'decision', 'at', 'reason', 'comment', 'by'])} depth={2} />
               </td>
               <td>
                 <Time at={typeof d['at'] === 'number' ? d['at'] : null} />
@@ -326,17 +326,6 @@ function Decisions({ data, error }: { data: Array<Record<string, unknown>> | und
       </table>
     </div>
   );
-}
-
-/** Approvals and rejections by people, from the steps they decided (the audit table holds gate decisions). */
-function humanDecisions(steps: Step[]): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [];
-  for (const s of steps) {
-    const o = s.output as Record<string, unknown> | null;
-    if (o && typeof o === 'object' && o['decision'] === 'approve') out.push({ step: s.name, decision: 'approve', comment: o['comment'], by: o['by'] ?? null, at: s.finished_at });
-    else if (s.error?.code === 'REJECTED') out.push({ step: s.name, decision: 'reject', comment: s.error.message, at: s.finished_at });
-  }
-  return out;
 }
 
 function decisionKind(d: string): string {

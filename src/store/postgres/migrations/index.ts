@@ -6,6 +6,7 @@ import { sql as evals } from './005-evals.js';
 import { sql as concurrencyKeys } from './006-concurrency-keys.js';
 import { sql as cacheExplain } from './008-cache-explain.js';
 import { sql as artifacts } from './011-artifacts.js';
+import { sql as audit } from './009-audit.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -17,4 +18,6 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 6, name: 'concurrency-keys', sql: concurrencyKeys },
   { id: 8, name: 'cache-explain', sql: cacheExplain },
   { id: 11, name: 'artifacts', sql: artifacts },
+  // 7 is SQLite's packed events; PostgreSQL has no 7.
+  { id: 9, name: 'audit', sql: audit },
 ];

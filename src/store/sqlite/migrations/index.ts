@@ -6,6 +6,7 @@ import { sql as evals } from './005-evals.js';
 import { sql as concurrencyKeys } from './006-concurrency-keys.js';
 import { sql as packedEvents } from './007-packed-events.js';
 import { sql as cacheExplain } from './008-cache-explain.js';
+import { sql as audit } from './009-audit.js';
 
 /** Numbered, append-only migrations of the SQLite backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -17,4 +18,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 6, name: 'concurrency-keys', sql: concurrencyKeys },
   { id: 7, name: 'packed-events', sql: packedEvents },
   { id: 8, name: 'cache-explain', sql: cacheExplain },
+  { id: 9, name: 'audit', sql: audit },
 ];
