@@ -17,6 +17,7 @@ import { AttributeTriggers } from '../attributes/triggers.js';
 import type { StepType } from '../steps/step-type.js';
 import { Executor } from './executor.js';
 import { newOwnerId } from './owner.js';
+import { configureSandboxPool } from '../steps/code/sandbox-pool.js';
 import { Worker, type WorkerOptions } from './worker.js';
 
 export interface Clock {
@@ -41,6 +42,13 @@ export interface EngineOptions {
   maxInputBytes?: number;
   /** How long record saves gather before their attribute pipelines run. Default: 1 s. */
   triggerDebounceMs?: number;
+  /**
+   * Worker threads that run `code` step sandboxes, shared by the whole process (the last engine that sets it
+   * wins). Default: env `SLUICE_CODE_WORKERS`, else min(4, cores).
+   */
+  codeWorkers?: number;
+  /** Log bytes kept per attempt; the rest is dropped and counted in one marker line. Default: 10 MiB. */
+  maxLogBytesPerAttempt?: number;
 }
 
 export interface StartRunOptions {
@@ -99,6 +107,7 @@ export class Engine {
     this.onError = options.onError ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
     this.artifacts = new ArtifactStore(options.artifactsDir ?? resolve('.sluice', 'artifacts'));
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
+    if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
     this.executor = new Executor({
       store: this.store,
       steps: this.steps,
