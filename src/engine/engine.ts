@@ -81,6 +81,7 @@ export class Engine {
   /** Content-addressed blobs shared by this engine's steps. */
   readonly artifacts: ArtifactStore;
   private readonly maxInputBytes: number;
+  private readonly maxLogBytesPerAttempt: number | undefined;
   /** Record-save triggers of attribute pipelines (debounced). */
   readonly attributeTriggers: AttributeTriggers;
   /** Values visible to steps as `secrets.<NAME>` (also to in-memory executions: simulate, ingest, evals). */
@@ -108,6 +109,7 @@ export class Engine {
     this.artifacts = new ArtifactStore(options.artifactsDir ?? resolve('.sluice', 'artifacts'));
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
+    this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt;
     this.executor = new Executor({
       store: this.store,
       steps: this.steps,
@@ -277,7 +279,7 @@ export class Engine {
         publish: (events) => this.bus.publish(events),
         onError: this.onError,
       },
-      options,
+      { ...(this.maxLogBytesPerAttempt === undefined ? {} : { maxLogBytesPerAttempt: this.maxLogBytesPerAttempt }), ...options },
     );
     this.worker.start();
     return this.worker;

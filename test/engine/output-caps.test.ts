@@ -1,0 +1,55 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { normalizePipeline } from '../../src/core/validate.js';
+import { Engine } from '../../src/engine/engine.js';
+import { builtinStepTypes, type StepFunction } from '../../src/steps/builtin.js';
+import { sqliteBackend } from '../support/backends.js';
+
+const backend = sqliteBackend();
+afterAll(() => backend.cleanup());
+
+/** Runs a one-step pipeline to its end; returns the run, its attempts and its log lines. */
+async function runOne(step: Record<string, unknown>, functions: Record<string, StepFunction> = {}, maxLogBytesPerAttempt?: number) {
+  const steps = builtinStepTypes({ functions });
+  const store = await backend.create();
+  const engine = new Engine({ store, steps, onError: () => undefined, ...(maxLogBytesPerAttempt === undefined ? {} : { maxLogBytesPerAttempt }) });
+  try {
+    await engine.registerPipeline(normalizePipeline({ name: 'caps', steps: { work: step } }, { stepTypes: steps }));
+    engine.startWorker({ pollMs: 20, reapMs: 50 });
+    const { run } = await engine.startRun('caps');
+    const ended = await engine.waitForRun(run.id);
+    return { run: ended, attempts: await store.listAttempts(run.id), logs: await store.listLogs(run.id) };
+  } finally {
+    await engine.close();
+  }
+}
+
+describe('log and error caps (every step type)', () => {
+  it('keeps at most the configured log bytes of an attempt, then one marker line saying how much was dropped', async () => {
+    const line = 'x'.repeat(10_000);
+    const { run, logs } = await runOne({ uses: 'function', with: { name: 'chatty' } }, {
+      chatty: (ctx) => {
+        for (let i = 0; i < 300; i += 1) ctx.log('info', line);
+        return 'done';
+      },
+    }, 100_000);
+    expect(run.status).toBe('succeeded');
+    const kept = logs.filter((l) => l.stream === 'info');
+    expect(kept.reduce((sum, l) => sum + l.line.length, 0)).toBe(100_000);
+    const markers = logs.filter((l) => l.line.includes('log truncated'));
+    expect(markers).toHaveLength(1);
+    expect(markers[0]!.line).toContain(`${300 * 10_000 - 100_000} bytes and 290 more lines dropped`);
+  });
+
+  it('caps a 5 MB error message at 64 KiB with a marker', async () => {
+    const { run, attempts } = await runOne({ uses: 'function', with: { name: 'loud' } }, {
+      loud: () => {
+        throw new Error('e'.repeat(5_000_000));
+      },
+    });
+    expect(run.status).toBe('failed');
+    const error = attempts[0]!.error!;
+    expect(error.message.length).toBeLessThan(64 * 1024 + 100);
+    expect(error.message).toMatch(/more characters cut\)$/);
+    expect((error.stack ?? '').length).toBeLessThan(64 * 1024 + 100);
+  });
+});
