@@ -15,7 +15,7 @@ export interface SandboxPoolOptions {
    * such as a huge `JSON.parse`, does not reach the interrupt handler). Default: 250 ms.
    */
   graceMs?: number;
-  /** A thread whose WASM memory grew beyond this is replaced after its task, returning the memory. Default: 256 MiB. */
+  /** A thread whose WASM memory grew beyond this is replaced after its task, returning the memory. Default: 128 MiB. */
   recycleBytes?: number;
   /** An idle thread exits after this long. Default: 30 s. */
   idleMs?: number;
@@ -69,7 +69,7 @@ export class SandboxPool {
   constructor(options: SandboxPoolOptions = {}) {
     this.size = options.size ?? defaultPoolSize();
     this.graceMs = options.graceMs ?? 250;
-    this.recycleBytes = options.recycleBytes ?? 256 * 1024 * 1024;
+    this.recycleBytes = options.recycleBytes ?? 128 * 1024 * 1024;
     this.idleMs = options.idleMs ?? 30_000;
   }
 
