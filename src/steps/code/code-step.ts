@@ -23,7 +23,8 @@ export type ItemErrorMode = 'abort' | 'continue';
 /** `with` of a `code` step. */
 export interface CodeConfig {
   /**
-   * A JavaScript function body; `return` gives the output (`undefined` becomes `null`). It sees `input`,
+   * A JavaScript function body; `return` gives the output (`undefined` becomes `null`). A returned promise is
+   * awaited, and a body that uses `await` runs as an async function. It sees `input`,
    * `steps`, `run`, `$json` (the item in batch mode, `input` otherwise), `$index` (the item's position, `null`
    * outside batch mode), `$meta` (`{ run_id, attempt, pipeline, version, step }`) and `$value` (in an attribute
    * pipeline, the record's current value; null otherwise), all plain JSON data.

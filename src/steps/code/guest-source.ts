@@ -32,8 +32,13 @@ export function wrapUserCode(code: string): string {
  * the source, whose text is shorter, so equality proves the body parsed as one function body.
  */
 export function wrappedFunctionText(code: string): string {
-  return `function (${PARAMETERS.join(', ')}) {\n${code}\n}`;
+  // A body that says `await` runs as an async function (its promise is awaited); the others stay plain
+  // functions, so a batch of synchronous items makes no promise at all.
+  const kind = AWAIT.test(code) ? 'async function' : 'function';
+  return `${kind} (${PARAMETERS.join(', ')}) {\n${code}\n}`;
 }
+
+const AWAIT = /\bawait\b/;
 
 /** Indexes of the streams `console` methods write to; the host maps them back. */
 export const HOST_LOG_STREAMS: readonly LogStream[] = ['info', 'warn', 'error'];
