@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { SluiceError } from '../../src/core/errors.js';
 import { createCodeStep, type CodeConfig } from '../../src/steps/code/code-step.js';
+import { configureSandboxPool, SandboxPool } from '../../src/steps/code/sandbox-pool.js';
 import type { StepContext } from '../../src/steps/step-type.js';
 import { createTestContext } from '../fixtures/steps/step-context.js';
 
@@ -49,12 +50,23 @@ describe('code sandbox: off the event loop', () => {
     }
   });
 
-  it('runs several code steps at once', async () => {
-    const code = 'console.log("in"); const end = Date.now() + 200; while (Date.now() < end) {} return $json';
-    const seen: number[] = [];
-    const outputs = await Promise.all([1, 2].map((n) => run({ code, items: [n] }, { log: () => seen.push(n) })));
-    expect(outputs).toEqual([[1], [2]]);
-    expect(seen.sort()).toEqual([1, 2]);
+  it('refuses a pool size that is not a positive integer', () => {
+    expect(() => new SandboxPool({ size: 0 })).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
+    expect(() => new SandboxPool({ size: 1.5 })).toThrow(/positive integer/);
+  });
+
+  it('runs code steps in parallel up to codeWorkers', async () => {
+    configureSandboxPool(2);
+    // Both threads are started first, so neither step waits for a thread to load.
+    await Promise.all([run({ code: 'return 1' }), run({ code: 'return 2' })]);
+    const marks: string[] = [];
+    const spin = (name: string) =>
+      failure(run({ code: 'console.log("in"); while (true) {}', timeout: '2s' }, { log: () => marks.push(`${name} running`) })).then((error) => {
+        marks.push(`${name} ended`);
+        return error.code;
+      });
+    expect(await Promise.all([spin('a'), spin('b')])).toEqual(['STEP_TIMEOUT', 'STEP_TIMEOUT']);
+    expect(marks.slice(0, 2).sort()).toEqual(['a running', 'b running']);
   });
 });
 
@@ -80,15 +92,15 @@ describe('code sandbox: limits enforced from outside', () => {
   });
 
   it('returns the WASM memory of large sandboxes once they finish', async () => {
-    const code = 'const a = new Uint8Array(200 * 1024 * 1024).fill(1); return a.length';
+    const code = 'const a = new Uint8Array(160 * 1024 * 1024).fill(1); return a.length';
     const before = process.memoryUsage().rss;
-    for (const limit of ['700MiB', '800MiB', '900MiB']) expect(await run({ code, memory_limit: limit, timeout: '30s' })).toBe(200 * 1024 * 1024);
+    for (const limit of ['600MiB', '900MiB']) expect(await run({ code, memory_limit: limit, timeout: '30s' })).toBe(160 * 1024 * 1024);
     // Terminated threads give their memory back as they exit, shortly after the results arrived.
     let grown = process.memoryUsage().rss - before;
-    for (let i = 0; i < 100 && grown > 200 * 1024 * 1024; i += 1) {
+    for (let i = 0; i < 100 && grown > 150 * 1024 * 1024; i += 1) {
       await new Promise((resolve) => setTimeout(resolve, 50));
       grown = process.memoryUsage().rss - before;
     }
-    expect(grown).toBeLessThan(200 * 1024 * 1024);
+    expect(grown).toBeLessThan(150 * 1024 * 1024);
   });
 });

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { SluiceError } from '../../core/errors.js';
 import type { LogStream } from '../step-type.js';
 import type { SandboxResult, SandboxTask } from './sandbox.js';
 import type { ThreadReply, ThreadRequest } from './sandbox-protocol.js';
@@ -46,9 +47,14 @@ interface Thread {
 
 /** The pool's size from `SLUICE_CODE_WORKERS`, else min(4, cores). */
 export function defaultPoolSize(): number {
-  const configured = Number(process.env['SLUICE_CODE_WORKERS']);
-  if (Number.isInteger(configured) && configured > 0) return configured;
-  return Math.max(1, Math.min(4, availableParallelism()));
+  const configured = process.env['SLUICE_CODE_WORKERS'];
+  if (configured === undefined || configured.trim() === '') return Math.max(1, Math.min(4, availableParallelism()));
+  return checkedSize(Number(configured), 'SLUICE_CODE_WORKERS');
+}
+
+function checkedSize(size: number, name: string): number {
+  if (Number.isInteger(size) && size >= 1) return size;
+  throw new SluiceError('VALIDATION_FAILED', `${name} must be a positive integer (the number of code sandbox threads), got ${JSON.stringify(String(size))}`);
 }
 
 /**
@@ -67,7 +73,7 @@ export class SandboxPool {
   private readonly idleMs: number;
 
   constructor(options: SandboxPoolOptions = {}) {
-    this.size = options.size ?? defaultPoolSize();
+    this.size = options.size === undefined ? defaultPoolSize() : checkedSize(options.size, 'size');
     this.graceMs = options.graceMs ?? 250;
     this.recycleBytes = options.recycleBytes ?? 128 * 1024 * 1024;
     this.idleMs = options.idleMs ?? 30_000;
@@ -80,8 +86,7 @@ export class SandboxPool {
 
   /** Changes how many threads may run at once; threads beyond it exit when idle. */
   resize(size: number): void {
-    if (!Number.isInteger(size) || size < 1) throw new Error(`sandbox pool size must be a positive integer (got ${size})`);
-    this.size = size;
+    this.size = checkedSize(size, 'codeWorkers');
     for (const thread of this.threads) if (thread.job === null && this.threads.size > size) this.retire(thread);
     this.dispatch();
   }
