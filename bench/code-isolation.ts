@@ -77,7 +77,7 @@ async function json(base: string, path: string, init?: RequestInit): Promise<{ s
 async function scenario(base: string, server: ChildProcess, dir: string, name: string, steps: number, timeout: string): Promise<void> {
   const { code, memory } = SCENARIOS[name]!;
   const lines = Array.from({ length: steps }, (_, i) => `  s${i}: { uses: code, with: { code: ${JSON.stringify(code)}, timeout: ${timeout}${memory ? `, memory_limit: ${memory}` : ''} } }`);
-  const put = await json(base, `/api/pipelines/iso-${name}`, { method: 'PUT', headers: { 'content-type': 'application/yaml' }, body: `steps:\n${lines.join('\n')}\n` });
+  const put = await json(base, `/api/pipelines/iso-${name}`, { method: 'PUT', headers: { 'content-type': 'application/yaml' }, body: `max_parallel: ${steps}\nfail_fast: false\nsteps:\n${lines.join('\n')}\n` });
   if (put.status !== 201 && put.status !== 200) throw new Error(`could not register the pipeline: ${put.status} ${JSON.stringify(put.body)}`);
   const storeBefore = storeBytes(dir);
   const created = await json(base, `/api/pipelines/iso-${name}/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });

@@ -270,14 +270,20 @@ export class Worker {
     }
   }
 
+  /**
+   * Writes buffered log lines in transactions of about {@link LOG_FLUSH_BYTES}, yielding to the event loop
+   * between them: a step that logged megabytes does not hold an embedded store (and HTTP) in one long write.
+   */
   private async flushLogs(): Promise<void> {
-    const logs = this.logs.splice(0);
-    if (logs.length === 0) return;
-    try {
-      await this.deps.store.appendLogs(logs);
-    } catch (err) {
-      this.logs.unshift(...logs);
-      throw err;
+    while (this.logs.length > 0) {
+      const logs = this.logs.splice(0, logChunkLength(this.logs));
+      try {
+        await this.deps.store.appendLogs(logs);
+      } catch (err) {
+        this.logs.unshift(...logs);
+        throw err;
+      }
+      if (this.logs.length > 0) await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
@@ -361,6 +367,19 @@ export class Worker {
       };
     });
   }
+}
+
+/** Log bytes written per transaction when a flush has more. */
+const LOG_FLUSH_BYTES = 1024 * 1024;
+
+/** How many of the first `logs` make up about {@link LOG_FLUSH_BYTES} (at least one line). */
+function logChunkLength(logs: readonly LogLine[]): number {
+  let bytes = 0;
+  for (let i = 0; i < logs.length; i += 1) {
+    bytes += logs[i]!.line.length;
+    if (bytes >= LOG_FLUSH_BYTES) return i + 1;
+  }
+  return logs.length;
 }
 
 function delay(ms: number): Promise<void> {
