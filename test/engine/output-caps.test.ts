@@ -2,15 +2,22 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
 import { builtinStepTypes, type StepFunction } from '../../src/steps/builtin.js';
+import type { Store } from '../../src/store/store.js';
 import { sqliteBackend } from '../support/backends.js';
 
 const backend = sqliteBackend();
 afterAll(() => backend.cleanup());
 
 /** Runs a one-step pipeline to its end; returns the run, its attempts and its log lines. */
-async function runOne(step: Record<string, unknown>, functions: Record<string, StepFunction> = {}, maxLogBytesPerAttempt?: number) {
+async function runOne(
+  step: Record<string, unknown>,
+  functions: Record<string, StepFunction> = {},
+  maxLogBytesPerAttempt?: number,
+  observe: (store: Store) => void = () => undefined,
+) {
   const steps = builtinStepTypes({ functions });
   const store = await backend.create();
+  observe(store);
   const engine = new Engine({ store, steps, onError: () => undefined, ...(maxLogBytesPerAttempt === undefined ? {} : { maxLogBytesPerAttempt }) });
   try {
     await engine.registerPipeline(normalizePipeline({ name: 'caps', steps: { work: step } }, { stepTypes: steps }));
@@ -38,6 +45,26 @@ describe('log and error caps (every step type)', () => {
     const markers = logs.filter((l) => l.line.includes('log truncated'));
     expect(markers).toHaveLength(1);
     expect(markers[0]!.line).toContain(`${300 * 10_000 - 100_000} bytes and 290 more lines dropped`);
+  });
+
+  it('writes megabytes of log in transactions of about 1 MiB, not one', async () => {
+    const writes: number[] = [];
+    const line = 'w'.repeat(1000);
+    const { logs } = await runOne({ uses: 'function', with: { name: 'chatty' } }, {
+      chatty: (ctx) => {
+        for (let i = 0; i < 3000; i += 1) ctx.log('info', line);
+        return 'done';
+      },
+    }, undefined, (store) => {
+      const append = store.appendLogs.bind(store);
+      store.appendLogs = (lines) => {
+        writes.push(lines.reduce((sum, l) => sum + l.line.length, 0));
+        return append(lines);
+      };
+    });
+    expect(logs).toHaveLength(3000);
+    expect(writes.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...writes)).toBeLessThanOrEqual(1024 * 1024 + 1000);
   });
 
   it('caps a 5 MB error message at 64 KiB with a marker', async () => {
