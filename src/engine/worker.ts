@@ -370,7 +370,7 @@ export class Worker {
 }
 
 /** Log bytes written per transaction when a flush has more. */
-const LOG_FLUSH_BYTES = 1024 * 1024;
+const LOG_FLUSH_BYTES = 256 * 1024;
 
 /** How many of the first `logs` make up about {@link LOG_FLUSH_BYTES} (at least one line). */
 function logChunkLength(logs: readonly LogLine[]): number {
