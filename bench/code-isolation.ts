@@ -111,6 +111,19 @@ async function scenario(base: string, server: ChildProcess, dir: string, name: s
   );
 }
 
+/** The floor on this machine now: /healthz with nothing running, 100 checks 10 ms apart. */
+async function baseline(base: string): Promise<void> {
+  const latencies: number[] = [];
+  for (let i = 0; i < 100; i += 1) {
+    const t0 = performance.now();
+    await fetch(`${base}/healthz`).then((res) => res.text());
+    latencies.push(performance.now() - t0);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  latencies.sort((a, b) => a - b);
+  process.stdout.write(`idle    /healthz over 100 checks p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms\n`);
+}
+
 async function main(): Promise<void> {
   const steps = Number(values.steps);
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-isolation-'));
@@ -121,6 +134,7 @@ async function main(): Promise<void> {
   try {
     const base = (await waitForLine(server, /sluice serve on (http:\/\/\S+)/))[1]!;
     process.stdout.write(`sluice serve (${values.cli}), ${steps} parallel code steps per run, SQLite; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
+    await baseline(base);
     for (const name of values.scenarios!.split(',')) await scenario(base, server, dir, name, steps, values.timeout!);
   } finally {
     server.kill('SIGKILL');
