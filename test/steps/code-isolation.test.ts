@@ -59,14 +59,19 @@ describe('code sandbox: off the event loop', () => {
     configureSandboxPool(2);
     // Both threads are started first, so neither step waits for a thread to load.
     await Promise.all([run({ code: 'return 1' }), run({ code: 'return 2' })]);
-    const marks: string[] = [];
-    const spin = (name: string) =>
-      failure(run({ code: 'console.log("in"); while (true) {}', timeout: '2s' }, { log: () => marks.push(`${name} running`) })).then((error) => {
-        marks.push(`${name} ended`);
-        return error.code;
-      });
-    expect(await Promise.all([spin('a'), spin('b')])).toEqual(['STEP_TIMEOUT', 'STEP_TIMEOUT']);
-    expect(marks.slice(0, 2).sort()).toEqual(['a running', 'b running']);
+    // Each step says it runs, then spins; once both said so (both run at once), both are cancelled.
+    const a = createTestContext(process.cwd());
+    const b = createTestContext(process.cwd());
+    const running = new Set<string>();
+    const started = (name: string) => () => {
+      running.add(name);
+      if (running.size === 2) for (const c of [a, b]) c.controller.abort();
+    };
+    a.ctx.log = started('a');
+    b.ctx.log = started('b');
+    const config = { code: 'console.log("in"); while (true) {}', timeout: '5s' };
+    const errors = await Promise.all([failure(step.execute(a.ctx, config)), failure(step.execute(b.ctx, config))]);
+    expect(errors.map((e) => e.code)).toEqual(['CANCELLED', 'CANCELLED']);
   });
 });
 
