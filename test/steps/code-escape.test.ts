@@ -200,6 +200,19 @@ describe('code sandbox: caps that hold against tampering', () => {
     expect(named.message.length).toBeLessThan(2_000);
   });
 
+  it('holds its time limit and the line cap however much it logs', async () => {
+    const logs: string[] = [];
+    const ctx = createTestContext(process.cwd(), { log: (_stream, line) => logs.push(line) }).ctx;
+    const code = 'String.prototype.slice = function () { return String(this) }; const line = "z".repeat(2e6); for (;;) console.log(line)';
+    const error = await step.execute(ctx, { code, timeout: 300 }).then(
+      () => undefined,
+      (err: SluiceError) => err,
+    );
+    expect(error?.code).toBe('STEP_TIMEOUT');
+    expect(logs.length).toBeLessThanOrEqual(1001);
+    expect(Math.max(...logs.map((line) => line.length))).toBeLessThan(8 * 1024 + 100);
+  }, 30_000);
+
   it('cuts console lines on the host even when String.prototype.slice is replaced', async () => {
     const logs: string[] = [];
     const ctx = createTestContext(process.cwd(), { log: (_stream, line) => logs.push(line) }).ctx;
