@@ -48,7 +48,7 @@ export interface CodeConfig {
 const DEFAULT_TIMEOUT_MS = 1_000;
 const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
 const MIN_MEMORY_BYTES = 1024 * 1024;
-/** WASM32 memory tops out at 2 GiB here, and each distinct limit keeps a module of that size loaded. */
+/** WASM32 memory tops out at 2 GiB here; a sandbox thread whose memory grew is replaced after its task. */
 const MAX_MEMORY_BYTES = 1024 * 1024 * 1024;
 const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 /**
