@@ -18,6 +18,7 @@ import type { StepType } from '../steps/step-type.js';
 import { Executor } from './executor.js';
 import { newOwnerId } from './owner.js';
 import { configureSandboxPool } from '../steps/code/sandbox-pool.js';
+import { parseByteSize } from '../steps/code/byte-size.js';
 import { Worker, type WorkerOptions } from './worker.js';
 
 export interface Clock {
@@ -47,7 +48,10 @@ export interface EngineOptions {
    * wins). Default: env `SLUICE_CODE_WORKERS`, else min(4, cores).
    */
   codeWorkers?: number;
-  /** Log bytes kept per attempt; the rest is dropped and counted in one marker line. Default: 10 MiB. */
+  /**
+   * Log bytes kept per attempt; the rest is dropped and counted in one marker line. Default: env
+   * `SLUICE_MAX_LOG_BYTES` (bytes, or a size such as `20MiB`), else 10 MiB.
+   */
   maxLogBytesPerAttempt?: number;
 }
 
@@ -109,7 +113,7 @@ export class Engine {
     this.artifacts = new ArtifactStore(options.artifactsDir ?? resolve('.sluice', 'artifacts'));
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
-    this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt;
+    this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt ?? logLimitFromEnv();
     this.executor = new Executor({
       store: this.store,
       steps: this.steps,
@@ -359,4 +363,15 @@ function withStepType(base: StepRegistry, extra: StepType<any>): StepRegistry {
     values: () => snapshot().values(),
     [Symbol.iterator]: () => snapshot().entries(),
   };
+}
+
+/** `SLUICE_MAX_LOG_BYTES` as bytes, or undefined when unset; a value that is no size is refused by name. */
+function logLimitFromEnv(): number | undefined {
+  const raw = process.env['SLUICE_MAX_LOG_BYTES'];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  try {
+    return parseByteSize(raw);
+  } catch (err) {
+    throw new SluiceError('VALIDATION_FAILED', `SLUICE_MAX_LOG_BYTES: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

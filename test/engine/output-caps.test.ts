@@ -67,6 +67,25 @@ describe('log and error caps (every step type)', () => {
     expect(Math.max(...writes)).toBeLessThanOrEqual(256 * 1024 + 1000);
   });
 
+  it('takes the log limit from SLUICE_MAX_LOG_BYTES and refuses one that is no size', async () => {
+    process.env['SLUICE_MAX_LOG_BYTES'] = '2kB';
+    try {
+      const { logs } = await runOne({ uses: 'function', with: { name: 'chatty' } }, {
+        chatty: (ctx) => {
+          for (let i = 0; i < 10; i += 1) ctx.log('info', 'y'.repeat(1000));
+          return 'done';
+        },
+      });
+      expect(logs.filter((l) => l.stream === 'info').reduce((sum, l) => sum + l.line.length, 0)).toBe(2000);
+      process.env['SLUICE_MAX_LOG_BYTES'] = 'lots';
+      const store = await backend.create();
+      expect(() => new Engine({ store, steps: builtinStepTypes() })).toThrow(/SLUICE_MAX_LOG_BYTES: invalid size "lots"/);
+      await store.close();
+    } finally {
+      delete process.env['SLUICE_MAX_LOG_BYTES'];
+    }
+  });
+
   it('caps a 5 MB error message at 64 KiB with a marker', async () => {
     const { run, attempts } = await runOne({ uses: 'function', with: { name: 'loud' } }, {
       loud: () => {
