@@ -17,6 +17,8 @@ import { AttributeTriggers } from '../attributes/triggers.js';
 import type { StepType } from '../steps/step-type.js';
 import { Executor } from './executor.js';
 import { newOwnerId } from './owner.js';
+import { configureSandboxPool } from '../steps/code/sandbox-pool.js';
+import { parseByteSize } from '../steps/code/byte-size.js';
 import { Worker, type WorkerOptions } from './worker.js';
 
 export interface Clock {
@@ -48,6 +50,16 @@ export interface EngineOptions {
   maxInputBytes?: number;
   /** How long record saves gather before their attribute pipelines run. Default: 1 s. */
   triggerDebounceMs?: number;
+  /**
+   * Worker threads that run `code` step sandboxes, shared by the whole process (the last engine that sets it
+   * wins). Default: env `SLUICE_CODE_WORKERS`, else min(4, cores).
+   */
+  codeWorkers?: number;
+  /**
+   * Log bytes kept per attempt; the rest is dropped and counted in one marker line. Default: env
+   * `SLUICE_MAX_LOG_BYTES` (bytes, or a size such as `20MiB`), else 10 MiB.
+   */
+  maxLogBytesPerAttempt?: number;
 }
 
 export interface StartRunOptions {
@@ -80,6 +92,7 @@ export class Engine {
   /** Content-addressed blobs shared by this engine's steps. */
   readonly artifacts: ArtifactStore;
   private readonly maxInputBytes: number;
+  private readonly maxLogBytesPerAttempt: number | undefined;
   /** Record-save triggers of attribute pipelines (debounced). */
   readonly attributeTriggers: AttributeTriggers;
   /** Values visible to steps as `secrets.<NAME>` (also to in-memory executions: simulate, ingest, evals). */
@@ -106,6 +119,8 @@ export class Engine {
     this.onError = options.onError ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
     this.artifacts = typeof options.artifacts === 'object' ? options.artifacts : openArtifactStore(options.artifacts ?? options.artifactsDir, { store: this.store });
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
+    if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
+    this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt ?? logLimitFromEnv();
     this.executor = new Executor({
       store: this.store,
       steps: this.steps,
@@ -275,7 +290,7 @@ export class Engine {
         publish: (events) => this.bus.publish(events),
         onError: this.onError,
       },
-      options,
+      { ...(this.maxLogBytesPerAttempt === undefined ? {} : { maxLogBytesPerAttempt: this.maxLogBytesPerAttempt }), ...options },
     );
     this.worker.start();
     return this.worker;
@@ -355,4 +370,15 @@ function withStepType(base: StepRegistry, extra: StepType<any>): StepRegistry {
     values: () => snapshot().values(),
     [Symbol.iterator]: () => snapshot().entries(),
   };
+}
+
+/** `SLUICE_MAX_LOG_BYTES` as bytes, or undefined when unset; a value that is no size is refused by name. */
+function logLimitFromEnv(): number | undefined {
+  const raw = process.env['SLUICE_MAX_LOG_BYTES'];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  try {
+    return parseByteSize(raw);
+  } catch (err) {
+    throw new SluiceError('VALIDATION_FAILED', `SLUICE_MAX_LOG_BYTES: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

@@ -4,6 +4,7 @@ import { AttemptCancel } from './attempt-cancel.js';
 import { crashPoint } from './crash-points.js';
 import type { Executor } from './executor.js';
 import { isOwnerDead } from './owner.js';
+import { capErrorRecord, DEFAULT_MAX_LOG_BYTES, LogBudget } from './output-caps.js';
 
 export interface WorkerOptions {
   /** Attempts executed at once. Default: 16. */
@@ -20,6 +21,8 @@ export interface WorkerOptions {
   runId?: string;
   /** Called when this worker starts or stops leading the store (only the leader reaps; see Store.campaign). */
   onLeadership?: (leading: boolean) => void;
+  /** Log bytes (UTF-8) kept per attempt; the rest is dropped and counted in one marker line. Default: 10 MiB. */
+  maxLogBytesPerAttempt?: number;
 }
 
 export interface WorkerDeps {
@@ -34,6 +37,8 @@ export interface WorkerDeps {
 interface Active {
   attempt: ClaimedAttempt;
   cancel: AttemptCancel;
+  /** What is left of the attempt's log budget. */
+  logs: LogBudget;
 }
 
 /**
@@ -77,6 +82,7 @@ export class Worker {
       heartbeatMs: options.heartbeatMs ?? Math.max(10, Math.min(2000, Math.floor(leaseMs / 3))),
       pollMs: options.pollMs ?? 250,
       reapMs: options.reapMs ?? 1000,
+      maxLogBytesPerAttempt: options.maxLogBytesPerAttempt ?? DEFAULT_MAX_LOG_BYTES,
       ...(options.runId === undefined ? {} : { runId: options.runId }),
       ...(options.onLeadership === undefined ? {} : { onLeadership: options.onLeadership }),
     };
@@ -209,7 +215,7 @@ export class Worker {
 
   private begin(attempt: ClaimedAttempt): void {
     const cancel = new AttemptCancel();
-    this.active.set(attempt.id, { attempt, cancel });
+    this.active.set(attempt.id, { attempt, cancel, logs: new LogBudget(this.opts.maxLogBytesPerAttempt) });
     this.executing.add(attempt.id);
     this.deps.executor.execute(attempt, this.deps.owner, cancel).then(
       (result) => this.finished(result),
@@ -224,6 +230,11 @@ export class Worker {
   private finished(result: AttemptResult): void {
     this.executing.delete(result.attemptId);
     if (this.abandoned.has(result.attemptId)) return;
+    const active = this.active.get(result.attemptId);
+    const marker = active?.logs.marker();
+    if (active && marker !== undefined) this.logs.push(this.logLine(active.attempt, 'warn', marker));
+    // Whatever a step threw, a stored error stays readable: message and stack are capped.
+    if (result.error) result.error = capErrorRecord(result.error);
     this.results.push(result);
     if (!this.flushing) this.flushing = new Promise((r) => setImmediate(r)).then(() => this.flush());
   }
@@ -259,14 +270,20 @@ export class Worker {
     }
   }
 
+  /**
+   * Writes buffered log lines in transactions of about {@link LOG_FLUSH_BYTES}, yielding to the event loop
+   * between them: a step that logged megabytes does not hold an embedded store (and HTTP) in one long write.
+   */
   private async flushLogs(): Promise<void> {
-    const logs = this.logs.splice(0);
-    if (logs.length === 0) return;
-    try {
-      await this.deps.store.appendLogs(logs);
-    } catch (err) {
-      this.logs.unshift(...logs);
-      throw err;
+    while (this.logs.length > 0) {
+      const logs = this.logs.splice(0, logChunkLength(this.logs));
+      try {
+        await this.deps.store.appendLogs(logs);
+      } catch (err) {
+        this.logs.unshift(...logs);
+        throw err;
+      }
+      if (this.logs.length > 0) await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
@@ -299,8 +316,19 @@ export class Worker {
     this.timers.push(timer);
   }
 
+  /**
+   * Buffers a log line of a running attempt, within the attempt's log budget. Lines of an attempt whose step
+   * already returned (a step that ignored its timeout) are dropped: its log is complete.
+   */
   log(attempt: ClaimedAttempt, stream: string, line: string): void {
-    this.logs.push({ runId: attempt.runId, step: attempt.step, attempt: attempt.number, stream, line, at: this.deps.now() });
+    const active = this.active.get(attempt.id);
+    if (active === undefined || !this.executing.has(attempt.id)) return;
+    const kept = active.logs.admit(line);
+    if (kept !== undefined) this.logs.push(this.logLine(attempt, stream, kept));
+  }
+
+  private logLine(attempt: ClaimedAttempt, stream: string, line: string): LogLine {
+    return { runId: attempt.runId, step: attempt.step, attempt: attempt.number, stream, line, at: this.deps.now() };
   }
 
   private async heartbeat(): Promise<void> {
@@ -339,6 +367,19 @@ export class Worker {
       };
     });
   }
+}
+
+/** Log bytes written per transaction when a flush has more. */
+const LOG_FLUSH_BYTES = 256 * 1024;
+
+/** How many of the first `logs` make up about {@link LOG_FLUSH_BYTES} (at least one line). */
+function logChunkLength(logs: readonly LogLine[]): number {
+  let bytes = 0;
+  for (let i = 0; i < logs.length; i += 1) {
+    bytes += logs[i]!.line.length;
+    if (bytes >= LOG_FLUSH_BYTES) return i + 1;
+  }
+  return logs.length;
 }
 
 function delay(ms: number): Promise<void> {

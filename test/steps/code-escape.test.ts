@@ -179,6 +179,50 @@ describe('code sandbox: resource exhaustion', () => {
   });
 });
 
+describe('code sandbox: caps that hold against tampering', () => {
+  it('refuses a body that closes the function it is wrapped in', async () => {
+    const error = await failure({ code: '}); globalThis.x = 1; (function () { return "escaped"' });
+    expect(error.code).toBe('STEP_FAILED');
+    expect(error.message).toContain('code must be a function body');
+  });
+
+  it('cuts a huge message thrown from outside the wrapper', async () => {
+    const error = await failure({ code: '}); throw new Error("t".repeat(5e6)); (function () {', memory_limit: '256MiB' });
+    expect(error.code).toBe('STEP_FAILED');
+    expect(error.message.length).toBeLessThan(2_000);
+    expect(error.message).toContain('more characters cut');
+  });
+
+  it('cuts a huge thrown string and a huge error name', async () => {
+    const thrown = await failure({ code: 'throw "s".repeat(5e6)', memory_limit: '256MiB' });
+    expect(thrown.message.length).toBeLessThan(2_000);
+    const named = await failure({ code: 'const e = new Error("x"); e.name = "N".repeat(5e6); throw e', memory_limit: '256MiB' });
+    expect(named.message.length).toBeLessThan(2_000);
+  });
+
+  it('holds its time limit and the line cap however much it logs', async () => {
+    const logs: string[] = [];
+    const ctx = createTestContext(process.cwd(), { log: (_stream, line) => logs.push(line) }).ctx;
+    const code = 'String.prototype.slice = function () { return String(this) }; const line = "z".repeat(2e6); for (;;) console.log(line)';
+    const error = await step.execute(ctx, { code, timeout: 300 }).then(
+      () => undefined,
+      (err: SluiceError) => err,
+    );
+    expect(error?.code).toBe('STEP_TIMEOUT');
+    expect(logs.length).toBeLessThanOrEqual(1001);
+    expect(Math.max(...logs.map((line) => line.length))).toBeLessThan(8 * 1024 + 100);
+  }, 30_000);
+
+  it('cuts console lines on the host even when String.prototype.slice is replaced', async () => {
+    const logs: string[] = [];
+    const ctx = createTestContext(process.cwd(), { log: (_stream, line) => logs.push(line) }).ctx;
+    const code = 'String.prototype.slice = function () { return String(this) }; Array.prototype.join = function () { return "j".repeat(1e6) }; console.log("y".repeat(1e6)); return 1';
+    expect(await step.execute(ctx, { code })).toBe(1);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]!.length).toBeLessThan(8 * 1024 + 100);
+  });
+});
+
 describe('code sandbox: host health afterwards', () => {
   it('still runs normal code, in single and batch mode', async () => {
     expect(await run({ code: 'return { value: input.secret.toUpperCase() }' })).toEqual({ value: 'ONLY DATA' });

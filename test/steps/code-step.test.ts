@@ -162,6 +162,45 @@ describe('code step: console', () => {
   });
 });
 
+describe('code step: promises', () => {
+  it('awaits a returned promise and an async body, and outputs the resolved value', async () => {
+    expect(await run({ code: 'return Promise.resolve(5)' })).toBe(5);
+    expect(await run({ code: 'const v = await Promise.resolve(input.n); return { doubled: v * 2 }' })).toEqual({ doubled: 42 });
+    expect(await run({ code: 'return (async () => { await null; return [1, 2]; })()' })).toEqual([1, 2]);
+  });
+
+  it('fails with the error of a rejected promise, with its line', async () => {
+    const error = await failure(run({ code: 'await null;\nthrow new Error("rejected late")' }));
+    expect(error.code).toBe('STEP_FAILED');
+    expect(error.message).toContain('Error: rejected late (line 2');
+    expect((await failure(run({ code: 'return Promise.reject("nope")' }))).message).toContain('code threw: nope');
+  });
+
+  it('fails a promise that can never settle with an error naming the step', async () => {
+    const error = await failure(run({ code: 'return new Promise(() => {})' }));
+    expect(error.code).toBe('STEP_FAILED');
+    expect(error.details).toMatchObject({ reason: 'promise_never_settled' });
+    expect(error.message).toContain('code step work');
+    expect(error.message).toContain('never settled');
+  });
+
+  it('times out promise jobs that never end', async () => {
+    const error = await failure(run({ code: 'const spin = () => Promise.resolve().then(spin); return spin()', timeout: 100 }));
+    expect(error.code).toBe('STEP_TIMEOUT');
+  });
+
+  it('awaits each item of a batch, keeping item errors in place', async () => {
+    const code = 'await null; if ($json === 2) throw new Error("bad " + $index); return $json * 10';
+    expect(await run({ code, items: [1, 2, 3], on_item_error: 'continue' })).toEqual([
+      10,
+      { error: { message: 'Error: bad 1', line: 1, column: expect.any(Number) } },
+      30,
+    ]);
+    const error = await failure(run({ code, items: [1, 2, 3] }));
+    expect(error.message).toContain('on item 1: Error: bad 1');
+  });
+});
+
 describe('code step: batch mode', () => {
   const items = [
     { id: 1, title: 'Alpha', price: 2 },

@@ -5,14 +5,17 @@ import type { StepContext, StepType } from '../step-type.js';
 import { parseByteSize } from './byte-size.js';
 import {
   EMPTY_HEAD_CHARS,
+  MAX_MESSAGE_CHARS,
   USER_FILE,
   USER_LINE_OFFSET,
   wrapUserCode,
+  wrappedFunctionText,
   type DriverFailureHead,
   type DriverSuccessHead,
   type RawGuestError,
 } from './guest-source.js';
-import { runInSandbox, type GuestError, type SandboxResult } from './sandbox.js';
+import type { GuestError, SandboxResult } from './sandbox.js';
+import { sandboxPool } from './sandbox-pool.js';
 
 /** What happens when one item of a batch throws. */
 export type ItemErrorMode = 'abort' | 'continue';
@@ -20,7 +23,8 @@ export type ItemErrorMode = 'abort' | 'continue';
 /** `with` of a `code` step. */
 export interface CodeConfig {
   /**
-   * A JavaScript function body; `return` gives the output (`undefined` becomes `null`). It sees `input`,
+   * A JavaScript function body; `return` gives the output (`undefined` becomes `null`). A returned promise is
+   * awaited, and a body that uses `await` runs as an async function. It sees `input`,
    * `steps`, `run`, `$json` (the item in batch mode, `input` otherwise), `$index` (the item's position, `null`
    * outside batch mode), `$meta` (`{ run_id, attempt, pipeline, version, step }`) and `$value` (in an attribute
    * pipeline, the record's current value; null otherwise), all plain JSON data.
@@ -44,9 +48,14 @@ export interface CodeConfig {
 const DEFAULT_TIMEOUT_MS = 1_000;
 const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
 const MIN_MEMORY_BYTES = 1024 * 1024;
-/** WASM32 memory tops out at 2 GiB here, and each distinct limit keeps a module of that size loaded. */
+/** WASM32 memory tops out at 2 GiB here; a sandbox thread whose memory grew is replaced after its task. */
 const MAX_MEMORY_BYTES = 1024 * 1024 * 1024;
 const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
+/**
+ * Largest data handed to the sandbox (input, upstream outputs, items, as JSON characters): parsing it is one
+ * native call the interrupt handler cannot stop, so it is kept to what parses in a fraction of a second.
+ */
+export const MAX_PAYLOAD_CHARS = 16 * 1024 * 1024;
 const ITEM_ERROR_MODES: readonly ItemErrorMode[] = ['abort', 'continue'];
 
 const sizeSchema: JsonSchema = { anyOf: [{ type: 'string' }, { type: 'number', minimum: 0 }] };
@@ -87,11 +96,14 @@ const LOCATION = new RegExp(`${USER_FILE.replace('.', '\\.')}:(\\d+):(\\d+)`);
 
 /**
  * Creates the `code` step type: untrusted JavaScript in a QuickJS WASM sandbox with no I/O and no host
- * objects, only JSON data in and out. Each execution gets a fresh QuickJS runtime; the WASM module is shared.
+ * objects, only JSON data in and out. Each execution gets a fresh QuickJS runtime in a worker thread of the
+ * process's sandbox pool (see {@link sandboxPool}), so code at its CPU limit never blocks the event loop. A body
+ * that returns a promise (an async body) is awaited inside the sandbox, within the same limits.
  *
- * Failures: user code that throws or does not compile -> `STEP_FAILED` with the line and column in `code`;
- * over `timeout` -> `STEP_TIMEOUT`; over `memory_limit` or `max_output` -> `STEP_FAILED` with
- * `details.reason` `out_of_memory` / `output_too_large`. None is retryable: the same code fails the same way.
+ * Failures: user code that throws, rejects or does not compile -> `STEP_FAILED` with the line and column in
+ * `code`; over `timeout` -> `STEP_TIMEOUT`; over `memory_limit` or `max_output`, data over 16 MiB of JSON, a
+ * promise that can never settle -> `STEP_FAILED` with `details.reason` `out_of_memory` / `output_too_large` /
+ * `input_too_large` / `promise_never_settled`. None is retryable: the same code fails the same way.
  */
 export function createCodeStep(): StepType<CodeConfig> {
   return {
@@ -134,18 +146,19 @@ export async function runCodeItems(ctx: StepContext, config: CodeConfig, batch: 
 }
 
 async function runPlan(ctx: StepContext, plan: CodePlan, payload: string): Promise<string> {
+  if (payload.length > MAX_PAYLOAD_CHARS) throw inputTooLarge(ctx, payload.length);
   if (payload.length > plan.memoryBytes) throw outOfMemory(plan);
-  const result = await runInSandbox({
+  const task = {
     functionSource: wrapUserCode(plan.code),
+    functionText: wrappedFunctionText(plan.code),
     fileName: USER_FILE,
     payload,
     timeoutMs: plan.timeoutMs,
     memoryBytes: plan.memoryBytes,
     maxOutputChars: plan.maxOutputBytes + EMPTY_HEAD_CHARS,
-    signal: ctx.signal,
-    log: (stream, line) => ctx.log(stream, line),
-  });
-  return interpretResult(result, plan, ctx.signal);
+  };
+  const result = await sandboxPool().run(task, { signal: ctx.signal, log: (stream, line) => ctx.log(stream, line) });
+  return interpretResult(result, plan, ctx);
 }
 
 function planExecution(config: CodeConfig): CodePlan {
@@ -199,7 +212,7 @@ function buildPayload(ctx: StepContext, plan: CodePlan, batch?: CodeItems): stri
 }
 
 /** The driver's text, or the error the sandbox ended with. */
-function interpretResult(result: SandboxResult, plan: CodePlan, signal: AbortSignal): string {
+function interpretResult(result: SandboxResult, plan: CodePlan, ctx: StepContext): string {
   switch (result.status) {
     case 'returned':
       return result.text;
@@ -211,11 +224,16 @@ function interpretResult(result: SandboxResult, plan: CodePlan, signal: AbortSig
         details: { timeout_ms: plan.timeoutMs },
       });
     case 'cancelled':
-      throw abortError(signal);
+      throw abortError(ctx.signal);
     case 'out_of_memory':
       throw outOfMemory(plan);
     case 'output_too_large':
       throw outputTooLarge(result.chars, plan);
+    case 'unsettled':
+      throw stepFailed(
+        `code step ${ctx.step}: the promise its code returned never settled (no pending job was left that could settle it)`,
+        { reason: 'promise_never_settled' },
+      );
     case 'crashed':
       throw stepFailed(`code step: the sandbox failed and was reset (${result.message})`, { reason: 'sandbox_crashed' });
   }
@@ -269,9 +287,12 @@ function userCodeFailed(failure: DriverFailureHead['failed']): SluiceError {
 
 /** Stack lines count from the wrapper's first line; subtracting its offset gives lines in the user's `code`. */
 function toItemError([name, message, where]: RawGuestError): ItemError {
-  const match = LOCATION.exec(where);
+  const match = LOCATION.exec(String(where).slice(0, 200));
+  // The driver cuts messages already, but it runs beside user code: the host does not rely on it.
+  const text = String(message);
+  const cut = text.length > MAX_MESSAGE_CHARS ? `${text.slice(0, MAX_MESSAGE_CHARS)}... (${text.length - MAX_MESSAGE_CHARS} more characters cut)` : text;
   return {
-    message: name === '' ? message : `${name}: ${message}`,
+    message: name === '' ? cut : `${String(name).slice(0, 100)}: ${cut}`,
     line: match ? Number(match[1]) - USER_LINE_OFFSET : null,
     column: match ? Number(match[2]) : null,
   };
@@ -280,6 +301,13 @@ function toItemError([name, message, where]: RawGuestError): ItemError {
 /** Compile errors and errors thrown at the top level reach the host unwrapped, with their whole stack. */
 function uncaughtError(error: GuestError): SluiceError {
   return userCodeFailed({ index: null, error: [error.name, error.message, error.stack] });
+}
+
+function inputTooLarge(ctx: StepContext, chars: number): SluiceError {
+  return stepFailed(
+    `code step ${ctx.step}: its input, upstream outputs and items are ${chars} characters of JSON, over the ${MAX_PAYLOAD_CHARS} the sandbox accepts; pass large data as an artifact`,
+    { reason: 'input_too_large', max_input: MAX_PAYLOAD_CHARS },
+  );
 }
 
 function outOfMemory(plan: CodePlan): SluiceError {

@@ -4,33 +4,45 @@ import {
   RELEASE_SYNC,
   type QuickJSContext,
   type QuickJSHandle,
+  type QuickJSRuntime,
   type QuickJSWASMModule,
 } from 'quickjs-emscripten';
 import type { LogStream } from '../step-type.js';
-import { HOST_LOG_STREAMS, SETUP_FILE, SETUP_SOURCE } from './guest-source.js';
+import { HOST_LOG_STREAMS, MAX_LOG_LINE_CHARS, MAX_MESSAGE_CHARS, SETUP_FILE, SETUP_SOURCE } from './guest-source.js';
 
 /**
  * Largest QuickJS stack. QuickJS checks its own stack (in WASM linear memory), but every interpreter frame
- * also takes a frame on Node's native stack, up to ~25x as much for the parser. Above ~40 KiB a deeply nested
- * literal (`((((...))))`) overflows Node's ~1 MB stack before QuickJS notices; 32 KiB keeps a few hundred
- * KiB of headroom for the host's own frames and still allows ~160 levels of user recursion.
+ * also takes a frame on the thread's native stack, up to ~25x as much for the parser. Above ~40 KiB a deeply
+ * nested literal (`((((...))))`) overflows a ~1 MB native stack before QuickJS notices; 32 KiB keeps a few
+ * hundred KiB of headroom for the host's own frames and still allows ~160 levels of user recursion.
  */
 const MAX_STACK_BYTES = 32 * 1024;
 /** Console lines kept per execution; the rest are counted and dropped so a loop cannot flood the log. */
 const MAX_LOG_LINES = 1_000;
+/** Longest stack text read out of the sandbox. */
+const MAX_STACK_CHARS = 2_000;
 
-/** One entry into the sandbox. */
-export interface SandboxRequest {
+/** One entry into the sandbox, as plain data (it crosses to a worker thread). */
+export interface SandboxTask {
   /** Source evaluated first, under `fileName`; must evaluate to the user function. */
   functionSource: string;
+  /** What the intrinsic `Function.prototype.toString` of that function must give: proof it spans the whole source. */
+  functionText: string;
   fileName: string;
   /** JSON text handed to the driver along with the user function. */
   payload: string;
   timeoutMs: number;
   memoryBytes: number;
   maxOutputChars: number;
-  signal: AbortSignal;
+}
+
+/** What the sandbox needs from its host while it runs. */
+export interface SandboxHost {
   log(stream: LogStream, line: string): void;
+  /** Whether the execution was cancelled; polled by the interrupt handler. */
+  cancelled(): boolean;
+  /** Called once the user's code is about to run (after the module is loaded). */
+  started?(): void;
 }
 
 /** A value thrown inside the sandbox, as plain data. */
@@ -48,36 +60,40 @@ export type SandboxResult =
   | { status: 'cancelled' }
   | { status: 'out_of_memory' }
   | { status: 'output_too_large'; chars: number }
+  | { status: 'unsettled' }
   | { status: 'crashed'; message: string };
 
 type InterruptReason = 'timeout' | 'cancelled';
 
-/** A loaded WASM instance, confined to a linear memory of fixed maximum size. */
-interface SandboxModule {
-  module: QuickJSWASMModule;
-}
-
 /** The project's `lib` has no WebAssembly types; this is the one constructor used here. */
-const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new (size: { initial: number; maximum: number }) => object } })
-  .WebAssembly.Memory;
+const WasmMemory = (
+  globalThis as unknown as {
+    WebAssembly: { Memory: new (size: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
+  }
+).WebAssembly.Memory;
 
 const WASM_PAGE_BYTES = 64 * 1024;
 /** Room above the QuickJS heap limit for the WASM image, its C stack and allocator overhead. */
 const WASM_OVERHEAD_BYTES = 16 * 1024 * 1024;
 /** Emscripten's default initial memory. */
 const INITIAL_PAGES = 256;
-/** Distinct memory limits kept loaded at once; the least recently used beyond this is dropped. */
-const MAX_MODULES = 4;
+/** Distinct memory limits kept loaded at once in one thread; the least recently used beyond this is dropped. */
+const MAX_MODULES = 2;
 
-/** Loaded modules by their maximum number of WASM pages, least recently used first. */
+interface SandboxModule {
+  module: QuickJSWASMModule;
+  memory: { buffer: ArrayBuffer };
+}
+
+/** Loaded modules of this thread by their maximum number of WASM pages, least recently used first. */
 const modules = new Map<number, Promise<SandboxModule>>();
 
 /**
  * Returns the module whose linear memory is capped at `memoryBytes` plus overhead, loading it (~15 ms) on
  * first use. QuickJS's own limit (`setMemoryLimit`) does not count large strings and array buffers
  * (quickjs-emscripten#271), so the hard cap is the WASM memory itself: growing past its maximum fails and
- * QuickJS throws "out of memory". One module per distinct limit is shared by every execution; each
- * execution still gets its own runtime and context, so nothing a script does survives it.
+ * QuickJS throws "out of memory". A WASM memory never shrinks: the pool recycles a thread whose memory grew
+ * (see {@link wasmBytes}), which frees it.
  */
 function loadModule(memoryBytes: number): Promise<SandboxModule> {
   const maxPages = Math.ceil((memoryBytes + WASM_OVERHEAD_BYTES) / WASM_PAGE_BYTES);
@@ -99,28 +115,37 @@ function loadModule(memoryBytes: number): Promise<SandboxModule> {
 
 async function instantiate(maxPages: number): Promise<SandboxModule> {
   const memory = new WasmMemory({ initial: Math.min(INITIAL_PAGES, maxPages), maximum: maxPages });
-  return { module: await newQuickJSWASMModuleFromVariant(newVariant(RELEASE_SYNC, { wasmMemory: memory })) };
+  return { module: await newQuickJSWASMModuleFromVariant(newVariant(RELEASE_SYNC, { wasmMemory: memory })), memory };
 }
 
 function forgetModule(loading: Promise<SandboxModule>): void {
   for (const [maxPages, entry] of modules) if (entry === loading) modules.delete(maxPages);
 }
 
+/** Bytes of WASM linear memory the loaded modules of this thread hold. */
+export async function wasmBytes(): Promise<number> {
+  let total = 0;
+  for (const loading of modules.values()) total += (await loading.catch(() => undefined))?.memory.buffer.byteLength ?? 0;
+  return total;
+}
+
 /**
- * Runs `request.functionSource` and the driver in a fresh QuickJS runtime and context, then disposes both.
- * Everything inside is synchronous, so the event loop is blocked for at most `timeoutMs`; the interrupt
- * handler enforces that deadline and also stops when `signal` has aborted.
+ * Runs `task.functionSource` and the driver in a fresh QuickJS runtime and context, then disposes both.
+ * Everything inside is synchronous and blocks the calling thread (a worker thread of the pool) for at most
+ * about `timeoutMs`: the interrupt handler enforces that deadline and stops when the host cancels. One long
+ * native call (a huge `JSON.parse`) is not interruptible; the pool enforces the deadline from outside.
  *
  * If the WASM instance itself fails (an exception thrown out of QuickJS rather than inside it, such as a
  * native stack overflow or an abort), its state can no longer be trusted: the module is dropped without
  * further calls into it and the next execution loads a fresh one.
  */
-export async function runInSandbox(request: SandboxRequest): Promise<SandboxResult> {
-  const loading = loadModule(request.memoryBytes);
+export async function runInSandbox(task: SandboxTask, host: SandboxHost): Promise<SandboxResult> {
+  const loading = loadModule(task.memoryBytes);
   const { module } = await loading;
-  if (request.signal.aborted) return { status: 'cancelled' };
+  if (host.cancelled()) return { status: 'cancelled' };
   try {
-    return runInFreshRuntime(module, request);
+    host.started?.();
+    return runInFreshRuntime(module, task, host);
   } catch (err) {
     forgetModule(loading);
     return { status: 'crashed', message: err instanceof Error ? err.message : String(err) };
@@ -128,19 +153,19 @@ export async function runInSandbox(request: SandboxRequest): Promise<SandboxResu
 }
 
 /** Disposal is skipped when the run throws: the caller then drops the whole module instead. */
-function runInFreshRuntime(module: QuickJSWASMModule, request: SandboxRequest): SandboxResult {
+function runInFreshRuntime(module: QuickJSWASMModule, task: SandboxTask, host: SandboxHost): SandboxResult {
   const interrupt: Interrupt = {};
-  const deadline = Date.now() + request.timeoutMs;
+  const deadline = Date.now() + task.timeoutMs;
   const runtime = module.newRuntime({ maxStackSizeBytes: MAX_STACK_BYTES });
   const context = runtime.newContext();
   // Set after the context exists so the limit applies to user code, not to the intrinsics' setup.
-  runtime.setMemoryLimit(request.memoryBytes);
+  runtime.setMemoryLimit(task.memoryBytes);
   runtime.setInterruptHandler(() => {
-    if (request.signal.aborted) interrupt.reason = 'cancelled';
+    if (host.cancelled()) interrupt.reason = 'cancelled';
     else if (Date.now() > deadline) interrupt.reason = 'timeout';
     return interrupt.reason !== undefined;
   });
-  const result = runGuest(context, request, interrupt);
+  const result = runGuest(runtime, context, task, host, interrupt);
   context.dispose();
   runtime.dispose();
   return result;
@@ -148,45 +173,103 @@ function runInFreshRuntime(module: QuickJSWASMModule, request: SandboxRequest): 
 
 type Interrupt = { reason?: InterruptReason };
 
-function runGuest(context: QuickJSContext, request: SandboxRequest, interrupt: Interrupt): SandboxResult {
-  const fail = (error: QuickJSHandle) => describeFailure(context, error, interrupt.reason);
-  const drive = createDriver(context, request.log, fail);
-  if ('status' in drive) return drive;
-  const fn = context.evalCode(request.functionSource, request.fileName);
-  if (fn.error) {
-    drive.handle.dispose();
-    return fail(fn.error);
+/** Handles taken from the setup code before any user code ran, so user code cannot replace them. */
+interface Driver {
+  drive: QuickJSHandle;
+  /** The intrinsic `String.prototype.slice`, to cut long strings inside the sandbox before copying them out. */
+  slice: QuickJSHandle;
+  dispose(): void;
+}
+
+function runGuest(runtime: QuickJSRuntime, context: QuickJSContext, task: SandboxTask, host: SandboxHost, interrupt: Interrupt): SandboxResult {
+  const reader = new GuestReader(context);
+  const fail = (error: QuickJSHandle) => describeFailure(reader, error, interrupt.reason);
+  const driver = createDriver(context, reader, host.log, fail);
+  if ('status' in driver) return driver;
+  try {
+    reader.slice = driver.slice;
+    const fn = context.evalCode(task.functionSource, task.fileName);
+    if (fn.error) return fail(fn.error);
+    const args = [fn.value, context.newString(task.payload), context.newString(task.functionText)];
+    const out = context.callFunction(driver.drive, context.undefined, ...args);
+    for (const arg of args) arg.dispose();
+    if (out.error) return fail(out.error);
+    return settle(runtime, context, out.value, task, fail, reader);
+  } finally {
+    reader.slice = undefined;
+    driver.dispose();
   }
-  const payload = context.newString(request.payload);
-  const out = context.callFunction(drive.handle, context.undefined, fn.value, payload);
-  payload.dispose();
-  fn.value.dispose();
-  drive.handle.dispose();
-  if (out.error) return fail(out.error);
-  return readOutput(context, out.value, request.maxOutputChars);
+}
+
+/**
+ * The driver returns its text, or a promise of it when user code returned a promise: pending jobs then run
+ * (under the same interrupt handler, so within the time limit) until it settles. A promise still pending
+ * when no job is left can never settle.
+ */
+function settle(
+  runtime: QuickJSRuntime,
+  context: QuickJSContext,
+  value: QuickJSHandle,
+  task: SandboxTask,
+  fail: (error: QuickJSHandle) => SandboxResult,
+  reader: GuestReader,
+): SandboxResult {
+  for (;;) {
+    const state = context.getPromiseState(value);
+    if (state.type === 'fulfilled') {
+      if (state.notAPromise) return readOutput(reader, value, task.maxOutputChars);
+      value.dispose();
+      return readOutput(reader, state.value, task.maxOutputChars);
+    }
+    if (state.type === 'rejected') {
+      value.dispose();
+      return fail(state.error);
+    }
+    const ran = runtime.executePendingJobs();
+    if (ran.error) {
+      value.dispose();
+      return fail(ran.error);
+    }
+    if (ran.value === 0) {
+      value.dispose();
+      return { status: 'unsettled' };
+    }
+  }
 }
 
 /** Evaluates the setup code, which installs `console` (backed by the one host function) and returns the driver. */
 function createDriver(
   context: QuickJSContext,
-  log: SandboxRequest['log'],
+  reader: GuestReader,
+  log: SandboxHost['log'],
   fail: (error: QuickJSHandle) => SandboxResult,
-): { handle: QuickJSHandle } | SandboxResult {
+): Driver | SandboxResult {
   const setup = context.evalCode(SETUP_SOURCE, SETUP_FILE);
   if (setup.error) return fail(setup.error);
-  const hostLog = context.newFunction('log', createHostLog(context, log));
+  const hostLog = context.newFunction('log', createHostLog(context, reader, log));
   const result = context.callFunction(setup.value, context.undefined, hostLog);
   hostLog.dispose();
   setup.value.dispose();
   if (result.error) return fail(result.error);
-  return { handle: result.value };
+  const drive = context.getProp(result.value, 'drive');
+  const slice = context.getProp(result.value, 'slice');
+  result.value.dispose();
+  return {
+    drive,
+    slice,
+    dispose() {
+      drive.dispose();
+      slice.dispose();
+    },
+  };
 }
 
 /**
- * The only host function the sandbox can reach. It takes two strings (stream index, line) and returns
- * nothing, so no host object or value ever crosses into the guest.
+ * The only host function the sandbox can reach. It takes two values (stream index, line) and returns
+ * nothing, so no host object or value ever crosses into the guest. The line's length is read before it is
+ * copied out, so a tampered console cannot push a huge string through.
  */
-function createHostLog(context: QuickJSContext, log: SandboxRequest['log']): (...args: QuickJSHandle[]) => void {
+function createHostLog(context: QuickJSContext, reader: GuestReader, log: SandboxHost['log']): (...args: QuickJSHandle[]) => void {
   let lines = 0;
   return (streamHandle, lineHandle) => {
     lines += 1;
@@ -195,51 +278,94 @@ function createHostLog(context: QuickJSContext, log: SandboxRequest['log']): (..
       log('warn', `code step: console output beyond ${MAX_LOG_LINES} lines dropped`);
       return;
     }
-    if (context.typeof(streamHandle) !== 'number' || context.typeof(lineHandle) !== 'string') return;
-    const stream = HOST_LOG_STREAMS[context.getNumber(streamHandle)] ?? 'info';
-    log(stream, context.getString(lineHandle));
+    if (context.typeof(streamHandle) !== 'number') return;
+    const line = reader.string(lineHandle, MAX_LOG_LINE_CHARS);
+    if (line === undefined) return;
+    log(HOST_LOG_STREAMS[context.getNumber(streamHandle)] ?? 'info', line);
   };
 }
 
+/** Copies values out of the sandbox with their length checked first. */
+class GuestReader {
+  slice: QuickJSHandle | undefined;
+
+  constructor(readonly context: QuickJSContext) {}
+
+  /**
+   * The string in `handle` cut to `maxChars` (with a note of the cut), or undefined when it is no string. A
+   * longer string is cut inside the sandbox with the intrinsic `slice`, so at most `maxChars` are copied.
+   */
+  string(handle: QuickJSHandle, maxChars: number): string | undefined {
+    const { context } = this;
+    if (context.typeof(handle) !== 'string') return undefined;
+    const chars = context.getLength(handle) ?? 0;
+    if (chars <= maxChars) return context.getString(handle);
+    if (this.slice === undefined) return `(a string of ${chars} characters)`;
+    const start = context.newNumber(0);
+    const end = context.newNumber(maxChars);
+    const cut = context.callFunction(this.slice, handle, start, end);
+    start.dispose();
+    end.dispose();
+    if (cut.error) {
+      cut.error.dispose();
+      return `(a string of ${chars} characters)`;
+    }
+    const head = context.typeof(cut.value) === 'string' && (context.getLength(cut.value) ?? 0) <= maxChars ? context.getString(cut.value) : '';
+    cut.value.dispose();
+    return `${head}... (${chars - head.length} more characters cut)`;
+  }
+
+  /** `handle[key]` as a bounded string, or undefined when it is no string (or reading it threw). */
+  property(handle: QuickJSHandle, key: string, maxChars: number): string | undefined {
+    const result = this.context.getProp(handle, key);
+    try {
+      return this.string(result, maxChars);
+    } finally {
+      result.dispose();
+    }
+  }
+}
+
 /** Interrupts and out-of-memory are recognised first; anything else is reported as what the code threw. */
-function describeFailure(context: QuickJSContext, error: QuickJSHandle, reason: InterruptReason | undefined): SandboxResult {
+function describeFailure(reader: GuestReader, error: QuickJSHandle, reason: InterruptReason | undefined): SandboxResult {
   try {
     if (reason !== undefined) return { status: reason };
-    const thrown = dumpError(context, error);
+    const thrown = readError(reader, error);
     if (thrown === null || (thrown.name === 'InternalError' && thrown.message === 'out of memory')) {
       return { status: 'out_of_memory' };
     }
     return { status: 'threw', error: thrown };
+  } catch {
+    // Reading the error ran into the limits (a getter that loops, memory): report what stopped it.
+    return reason === undefined ? { status: 'threw', error: { name: 'Error', message: 'an unreadable value was thrown', stack: '' } } : { status: reason };
   } finally {
     error.dispose();
   }
 }
 
 /**
- * The thrown value as plain data, or `null` when QuickJS threw `null`: it does that when it runs out of memory
- * while building the "out of memory" error itself.
+ * The thrown value as plain data, every string read with its length checked first, or `null` when QuickJS
+ * threw `null`: it does that when it runs out of memory while building the "out of memory" error itself.
  */
-function dumpError(context: QuickJSContext, error: QuickJSHandle): GuestError | null {
-  let dumped: unknown;
-  try {
-    dumped = context.dump(error);
-  } catch {
-    dumped = undefined;
+function readError(reader: GuestReader, error: QuickJSHandle): GuestError | null {
+  const context = reader.context;
+  const type = context.typeof(error);
+  if (type === 'object') {
+    if (context.sameValue(error, context.null)) return null;
+    const message = reader.property(error, 'message', MAX_MESSAGE_CHARS);
+    return {
+      name: reader.property(error, 'name', 100) ?? 'Error',
+      message: message ?? 'a value that is not an Error was thrown',
+      stack: reader.property(error, 'stack', MAX_STACK_CHARS) ?? '',
+    };
   }
-  if (dumped === null) return null;
-  if (typeof dumped !== 'object') {
-    return { name: 'Error', message: typeof dumped === 'string' ? dumped : String(dumped), stack: '' };
-  }
-  const { name, message, stack } = dumped as Record<string, unknown>;
-  return {
-    name: typeof name === 'string' ? name : 'Error',
-    message: typeof message === 'string' ? message : String(message),
-    stack: typeof stack === 'string' ? stack : '',
-  };
+  const message = type === 'string' ? reader.string(error, MAX_MESSAGE_CHARS)! : String(context.dump(error));
+  return { name: 'Error', message, stack: '' };
 }
 
 /** Checks the length before copying the string out, so an oversized result never reaches host memory. */
-function readOutput(context: QuickJSContext, value: QuickJSHandle, maxChars: number): SandboxResult {
+function readOutput(reader: GuestReader, value: QuickJSHandle, maxChars: number): SandboxResult {
+  const context = reader.context;
   try {
     if (context.typeof(value) !== 'string') {
       return { status: 'threw', error: { name: 'Error', message: 'the sandbox driver was tampered with', stack: '' } };

@@ -1,0 +1,244 @@
+import { availableParallelism } from 'node:os';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { SluiceError } from '../../core/errors.js';
+import type { LogStream } from '../step-type.js';
+import type { SandboxResult, SandboxTask } from './sandbox.js';
+import type { ThreadReply, ThreadRequest } from './sandbox-protocol.js';
+
+/** Options of a {@link SandboxPool}. */
+export interface SandboxPoolOptions {
+  /** Worker threads running sandboxes at once. Default: `SLUICE_CODE_WORKERS`, else min(4, cores). */
+  size?: number;
+  /**
+   * How long past its time limit a sandbox may go before its thread is terminated (one long native call,
+   * such as a huge `JSON.parse`, does not reach the interrupt handler). Default: 250 ms.
+   */
+  graceMs?: number;
+  /** A thread whose WASM memory grew beyond this is replaced after its task, returning the memory. Default: 128 MiB. */
+  recycleBytes?: number;
+  /** An idle thread exits after this long. Default: 30 s. */
+  idleMs?: number;
+}
+
+/** What one execution needs from its caller while it runs. */
+export interface SandboxCall {
+  signal: AbortSignal;
+  log(stream: LogStream, line: string): void;
+}
+
+interface Job {
+  id: number;
+  task: SandboxTask;
+  call: SandboxCall;
+  resolve(result: SandboxResult): void;
+  onAbort(): void;
+}
+
+interface Thread {
+  worker: Worker;
+  cancel: Int32Array;
+  job: Job | null;
+  /** Watchdog of the running job, or the idle timer. */
+  timer: NodeJS.Timeout | null;
+  dead: boolean;
+}
+
+/** The pool's size from `SLUICE_CODE_WORKERS`, else min(4, cores). */
+export function defaultPoolSize(): number {
+  const configured = process.env['SLUICE_CODE_WORKERS'];
+  if (configured === undefined || configured.trim() === '') return Math.max(1, Math.min(4, availableParallelism()));
+  return checkedSize(Number(configured), 'SLUICE_CODE_WORKERS');
+}
+
+function checkedSize(size: number, name: string): number {
+  if (Number.isInteger(size) && size >= 1) return size;
+  throw new SluiceError('VALIDATION_FAILED', `${name} must be a positive integer (the number of code sandbox threads), got ${JSON.stringify(String(size))}`);
+}
+
+/**
+ * Runs sandboxes in worker threads, so user code at its CPU limit never blocks the event loop that serves
+ * HTTP, heartbeats and other runs. Tasks beyond `size` wait in order. A thread that overruns its deadline or
+ * does not stop when cancelled is terminated and replaced; so is one whose WASM memory grew (memory of a
+ * WASM instance never shrinks until its thread exits). Idle threads do not keep the process alive.
+ */
+export class SandboxPool {
+  private readonly threads = new Set<Thread>();
+  private readonly queue: Job[] = [];
+  private nextId = 1;
+  private size: number;
+  private readonly graceMs: number;
+  private readonly recycleBytes: number;
+  private readonly idleMs: number;
+
+  constructor(options: SandboxPoolOptions = {}) {
+    this.size = options.size === undefined ? defaultPoolSize() : checkedSize(options.size, 'size');
+    this.graceMs = options.graceMs ?? 250;
+    this.recycleBytes = options.recycleBytes ?? 128 * 1024 * 1024;
+    this.idleMs = options.idleMs ?? 30_000;
+  }
+
+  /** Threads started and not yet exited. */
+  get threadCount(): number {
+    return this.threads.size;
+  }
+
+  /** Changes how many threads may run at once; threads beyond it exit when idle. */
+  resize(size: number): void {
+    this.size = checkedSize(size, 'codeWorkers');
+    for (const thread of this.threads) if (thread.job === null && this.threads.size > size) this.retire(thread);
+    this.dispatch();
+  }
+
+  /** Runs `task` in a thread of the pool; resolves with how it ended (never rejects). */
+  run(task: SandboxTask, call: SandboxCall): Promise<SandboxResult> {
+    if (call.signal.aborted) return Promise.resolve({ status: 'cancelled' });
+    return new Promise((resolve) => {
+      const job: Job = {
+        id: this.nextId++,
+        task,
+        call,
+        resolve: (result) => {
+          call.signal.removeEventListener('abort', job.onAbort);
+          resolve(result);
+        },
+        onAbort: () => this.abort(job),
+      };
+      call.signal.addEventListener('abort', job.onAbort, { once: true });
+      this.queue.push(job);
+      this.dispatch();
+    });
+  }
+
+  /** Terminates every thread; running tasks end as `cancelled`. */
+  async close(): Promise<void> {
+    for (const job of this.queue.splice(0)) job.resolve({ status: 'cancelled' });
+    await Promise.all([...this.threads].map((thread) => this.kill(thread, { status: 'cancelled' })));
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      const thread = this.idleThread() ?? (this.threads.size < this.size ? this.spawn() : undefined);
+      if (thread === undefined) return;
+      this.assign(thread, this.queue.shift()!);
+    }
+  }
+
+  private idleThread(): Thread | undefined {
+    for (const thread of this.threads) if (thread.job === null && !thread.dead) return thread;
+    return undefined;
+  }
+
+  private assign(thread: Thread, job: Job): void {
+    this.clearTimer(thread);
+    thread.job = job;
+    Atomics.store(thread.cancel, 0, 0);
+    // A busy thread keeps the process alive, as a pending step would.
+    thread.worker.ref();
+    const request: ThreadRequest = { id: job.id, task: job.task, cancel: thread.cancel.buffer as SharedArrayBuffer };
+    thread.worker.postMessage(request);
+  }
+
+  private spawn(): Thread {
+    const worker = startThread();
+    const thread: Thread = { worker, cancel: new Int32Array(new SharedArrayBuffer(4)), job: null, timer: null, dead: false };
+    worker.on('message', (reply: ThreadReply) => this.onReply(thread, reply));
+    worker.on('error', (err) => this.onExit(thread, err.message));
+    worker.on('exit', (code) => this.onExit(thread, `the sandbox thread exited with code ${code}`));
+    this.threads.add(thread);
+    return thread;
+  }
+
+  private onReply(thread: Thread, reply: ThreadReply): void {
+    const job = thread.job;
+    if (job === null || reply.id !== job.id) return;
+    if (reply.type === 'log') return job.call.log(reply.stream, reply.line);
+    if (reply.type === 'started') {
+      if (thread.timer !== null) return;
+      // The thread enforces the deadline itself; this catches the one long native call it cannot interrupt.
+      thread.timer = setTimeout(() => void this.kill(thread, { status: 'timeout' }), job.task.timeoutMs + this.graceMs);
+      return;
+    }
+    this.clearTimer(thread);
+    thread.job = null;
+    job.resolve(reply.result);
+    if (reply.wasmBytes > this.recycleBytes || this.threads.size > this.size) this.retire(thread);
+    else this.rest(thread);
+    this.dispatch();
+  }
+
+  /** Cancels `job`: a queued one ends now; a running one is asked to stop, and terminated if it does not. */
+  private abort(job: Job): void {
+    const queued = this.queue.indexOf(job);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+      job.resolve({ status: 'cancelled' });
+      return;
+    }
+    const thread = [...this.threads].find((t) => t.job === job);
+    if (thread === undefined) return;
+    Atomics.store(thread.cancel, 0, 1);
+    this.clearTimer(thread);
+    thread.timer = setTimeout(() => void this.kill(thread, { status: 'cancelled' }), this.graceMs);
+  }
+
+  private rest(thread: Thread): void {
+    thread.worker.unref();
+    thread.timer = setTimeout(() => this.retire(thread), this.idleMs);
+    thread.timer.unref();
+  }
+
+  private retire(thread: Thread): void {
+    void this.kill(thread, { status: 'cancelled' });
+  }
+
+  /** Terminates the thread; its job, if any, ends with `result`. The next task gets a fresh thread. */
+  private async kill(thread: Thread, result: SandboxResult): Promise<void> {
+    if (thread.dead) return;
+    thread.dead = true;
+    this.clearTimer(thread);
+    this.threads.delete(thread);
+    const job = thread.job;
+    thread.job = null;
+    job?.resolve(result);
+    this.dispatch();
+    await thread.worker.terminate();
+  }
+
+  private onExit(thread: Thread, message: string): void {
+    void this.kill(thread, { status: 'crashed', message });
+  }
+
+  private clearTimer(thread: Thread): void {
+    if (thread.timer !== null) clearTimeout(thread.timer);
+    thread.timer = null;
+  }
+}
+
+/**
+ * Starts a sandbox thread. Built code loads `sandbox-thread.js` directly; from TypeScript sources (tests,
+ * `tsx`) the thread loads it through tsx, which takes about half a second once per thread.
+ */
+function startThread(): Worker {
+  const self = import.meta.url;
+  if (!self.endsWith('.ts')) return new Worker(new URL('./sandbox-thread.js', self));
+  // require.resolve gives the CommonJS build of tsx's API; its ES module build sits beside it.
+  const tsx = pathToFileURL(createRequire(self).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const entry = new URL('./sandbox-thread.ts', self).href;
+  const boot = `import(${JSON.stringify(tsx)}).then((api) => api.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(self)}))`;
+  return new Worker(boot, { eval: true });
+}
+
+let shared: SandboxPool | undefined;
+
+/** The process's pool, shared by every `code` step of every engine (threads are a per-process resource). */
+export function sandboxPool(): SandboxPool {
+  shared ??= new SandboxPool();
+  return shared;
+}
+
+/** Sets the size of the process's pool (engine option `codeWorkers`). */
+export function configureSandboxPool(size: number): void {
+  sandboxPool().resize(size);
+}

@@ -1,0 +1,16 @@
+import type { LogStream } from '../step-type.js';
+import type { SandboxResult, SandboxTask } from './sandbox.js';
+
+/** One task posted to a sandbox thread, with the shared flag the host sets to cancel it. */
+export interface ThreadRequest {
+  id: number;
+  task: SandboxTask;
+  /** An `Int32Array` of one element over this buffer: non-zero means cancelled. */
+  cancel: SharedArrayBuffer;
+}
+
+/** What a sandbox thread posts back: log lines and the start of user code as they happen, then the result. */
+export type ThreadReply =
+  | { id: number; type: 'log'; stream: LogStream; line: string }
+  | { id: number; type: 'started' }
+  | { id: number; type: 'done'; result: SandboxResult; wasmBytes: number };
