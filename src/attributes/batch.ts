@@ -6,6 +6,7 @@ import { retryDelay } from '../core/retry.js';
 import { buildGraph } from '../core/graph.js';
 import { invokeWithTimeout, OutputChecker } from '../engine/step-invocation.js';
 import { runCodeItems, type CodeConfig } from '../steps/code/code-step.js';
+import { renderStepConfig } from '../steps/render-config.js';
 import { StepDirective, type StepContext, type StepRegistry } from '../steps/step-type.js';
 
 /** One record going through the steps of an attribute pipeline. */
@@ -150,9 +151,7 @@ async function runOne(step: Step, work: Work, env: BatchEnv, type: NonNullable<R
   try {
     const expr = expressionContext(env.ctx, work);
     if (step.if !== null && !(await evaluateCondition(step.if, expr))) return { ok: true, output: null };
-    const raw = type.rawConfigKeys ?? [];
-    const config: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(step.with)) config[key] = raw.includes(key) ? value : await renderTemplate(value, expr);
+    const config = await renderStepConfig(type, step.with, expr);
     const output = await withRetries(step, env.ctx.signal, () =>
       invokeWithTimeout(step, env.ctx.signal, (signal) => type.execute(stepContext(env, step, work.item.fields, work.steps, signal), config)),
     );

@@ -1,5 +1,6 @@
 import { SluiceError, toErrorRecord, type ErrorRecord } from '../core/errors.js';
-import { evaluateCondition, renderTemplate } from '../core/expressions.js';
+import { evaluateCondition } from '../core/expressions.js';
+import { renderStepConfig } from '../steps/render-config.js';
 import { buildGraph } from '../core/graph.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { createHash } from 'node:crypto';
@@ -152,7 +153,7 @@ async function runStep(p: Pipeline, step: Step, input: unknown, state: RunState,
       state.outputs[step.name] = null;
       return null;
     }
-    config = await renderTemplate(step.with, ctx);
+    config = await renderStepConfig(options.steps.get(step.uses), step.with, ctx);
     for (;;) {
       attempts += 1;
       try {

@@ -1,5 +1,6 @@
 import { parseDuration } from '../../core/duration.js';
 import { SluiceError } from '../../core/errors.js';
+import { templateText, type TemplateSpot } from '../../core/expressions.js';
 import type { JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
 import { abortError, excerpt, isRetryableStatus, redact, retryAfterMs } from './failures.js';
@@ -9,10 +10,16 @@ export type HttpExpect = 'json' | 'text';
 
 /** `with` of an `http` step. Every string may be a `${{ }}` template (secrets included). */
 export interface HttpConfig {
+  /**
+   * Absolute http(s) URL. A `${{ }}` value at the very start of the URL (before its `://`) is taken as written, so
+   * a base URL can come from a secret or the input; every value after the `://` is percent-encoded as one URL
+   * component (`encodeURIComponent`: `/`, `?`, `&`, `#`, spaces... are escaped), so it cannot add path segments
+   * or query parameters.
+   */
   url: string;
   /** Default: `GET`. */
   method?: string;
-  /** Request headers; values are stringified. */
+  /** Request headers; values are stringified. A value with a line break (CR or LF) is refused. */
   headers?: Record<string, string | number | boolean>;
   /**
    * Request body. A string is sent as is; anything else is JSON-encoded and gets
@@ -79,6 +86,7 @@ export function createHttpStep(): StepType<HttpConfig> {
   return {
     type: 'http',
     configSchema: httpConfigSchema,
+    templateEncoder: () => encodeUrlValues,
     async execute(ctx, config) {
       const plan = planRequest(config);
       const deadline = startDeadline(ctx.signal, plan.timeoutMs);
@@ -94,6 +102,12 @@ export function createHttpStep(): StepType<HttpConfig> {
   };
 }
 
+/** Values templated into `url` after its `://` become percent-encoded components; other keys render as text. */
+function encodeUrlValues(value: unknown, spot: TemplateSpot): unknown {
+  if (spot.whole || spot.path.length !== 1 || spot.path[0] !== 'url' || !spot.before.includes('://')) return value;
+  return encodeURIComponent(templateText(value));
+}
+
 function planRequest(config: HttpConfig): HttpPlan {
   const method = (config.method ?? 'GET').toUpperCase();
   const body = encodeBody(config.body);
@@ -101,7 +115,7 @@ function planRequest(config: HttpConfig): HttpPlan {
     throw invalidConfig(`a ${method} request cannot have a body; use POST, PUT or PATCH, or drop \`body\``);
   }
   const headers = new Headers();
-  for (const [name, value] of Object.entries(config.headers ?? {})) headers.set(name, String(value));
+  for (const [name, value] of Object.entries(config.headers ?? {})) headers.set(name, headerValue(name, value));
   if (body !== undefined && typeof config.body !== 'string' && !headers.has('content-type')) {
     headers.set('content-type', 'application/json');
   }
@@ -116,6 +130,13 @@ function planRequest(config: HttpConfig): HttpPlan {
     expect: parseExpect(config.expect),
     okStatus: config.ok_status,
   };
+}
+
+/** A CR or LF in a header value would start a new header (or the body) of the request: refused. */
+function headerValue(name: string, value: unknown): string {
+  const text = String(value);
+  if (/[\r\n]/.test(text)) throw invalidConfig(`headers.${name}: the value contains a line break (CR or LF), which a header value may not hold`);
+  return text;
 }
 
 function encodeBody(body: unknown): string | undefined {
