@@ -1,6 +1,7 @@
 import { SluiceError, toErrorRecord, type ErrorRecord } from '../core/errors.js';
 import { evaluateCondition, renderTemplate } from '../core/expressions.js';
 import { isRecord } from '../core/key-path.js';
+import { redactJson } from '../core/redact.js';
 import type { AttributeConfig, ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { retryDelay } from '../core/retry.js';
 import { buildGraph } from '../core/graph.js';
@@ -65,10 +66,11 @@ export async function runBatch(attr: AttributeConfig, pipeline: Pick<Pipeline, '
     });
   }
   const sink = [...attr.steps].reverse().find((s) => (graph.dependents.get(s.name) ?? []).length === 0)!;
+  // Values, justifications and errors are stored and shown to viewers: no secret value may reach them.
   return items.map((_, i): ItemOutcome => {
     const failure = failures[i];
-    if (failure) return { ok: false, ...failure };
-    return toOutcome(outputs[i]![sink.name]);
+    if (failure) return { ok: false, step: failure.step, error: redactJson(failure.error, env.ctx.secrets) };
+    return toOutcome(redactJson(outputs[i]![sink.name], env.ctx.secrets));
   });
 }
 
