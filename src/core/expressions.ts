@@ -74,11 +74,6 @@ export async function renderTemplate(value: unknown, ctx: ExpressionContext, enc
   return value;
 }
 
-/** Shell-quotes `text` (POSIX single quotes) so a shell reads it as exactly one word, whatever it holds. */
-export function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
 /** A `${{ }}` value as text, as interpolation writes it: strings as they are, undefined as nothing, else JSON. */
 export function templateText(value: unknown): string {
   if (typeof value === 'string') return value;

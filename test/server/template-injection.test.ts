@@ -48,6 +48,14 @@ steps:
   shell:
     uses: command
     with: { run: "printf '%s' \${{ input.value }}" }
+  shell_double:
+    uses: command
+    with:
+      run: printf '%s' "\${{ input.value }}"
+  shell_single:
+    uses: command
+    with:
+      run: printf '%s' 'v=\${{ input.value }}' "$(printf '%s' "\${{ input.value }}")"
   shell_upstream:
     needs: [up]
     uses: command
@@ -58,6 +66,7 @@ steps:
     with: { url: "${base}/items/\${{ input.value }}?q=\${{ steps.up.v }}&n=1" }
   web_header:
     uses: http
+    cache: false
     on_failure: continue
     with: { url: "${base}/header", headers: { x-probe: "\${{ input.value }}" } }
 `;
@@ -84,7 +93,7 @@ beforeAll(async () => {
   engine.startWorker({ concurrency: 8 });
   app = await createServer({ engine, pollMs: 50 });
   const put = await app.inject({ method: 'PUT', url: '/api/pipelines/probe', payload: pipelineYaml(probe.base), headers: { 'content-type': 'application/yaml' } });
-  expect(put.statusCode).toBe(201);
+  expect(put.statusCode, put.body).toBe(201);
 });
 
 afterAll(async () => {
@@ -109,6 +118,8 @@ async function finishedSteps(runId: string): Promise<Record<string, StepView>> {
 
 function expectLiteral(steps: Record<string, StepView>, value: string): void {
   expect(steps['shell']?.output?.stdout).toBe(value);
+  expect(steps['shell_double']?.output?.stdout).toBe(value);
+  expect(steps['shell_single']?.output?.stdout).toBe(`v=${value}${value}`);
   expect(steps['shell_upstream']?.output?.stdout).toBe(value);
   const received = new URL(steps['web_url']!.output!.body!.url, probe.base);
   // One path segment and one query value: nothing added to the path or the query.

@@ -22,6 +22,16 @@ describe('template values in step configs', () => {
     expect(await render('command', { run: 'true', env: { V: 'v=${{ input.v }}' } })).toEqual({ run: 'true', env: { V: "v=it's; rm -rf ~" } });
   });
 
+  it('command: inside the author\'s quotes a value is escaped for them; where no quoting is safe it is refused', async () => {
+    expect(await render('command', { run: 'echo "v=${{ input.v }}"' })).toEqual({ run: `echo "v=it's; rm -rf ~"` });
+    expect(await render('command', { run: "echo 'v=${{ input.v }}'" })).toEqual({ run: `echo 'v=it'\\''s; rm -rf ~'` });
+    const dollar = { ...ctx, input: { v: '$(id) `id` \\ "' } };
+    expect(await renderStepConfig(types.get('command'), { run: 'echo "${{ input.v }}"' }, dollar)).toEqual({ run: 'echo "\\$(id) \\`id\\` \\\\ \\""' });
+    for (const run of ['cat <<EOF\n${{ input.v }}\nEOF', 'echo `echo ${{ input.v }}`', 'echo ${X:-${{ input.v }}}']) {
+      await expect(render('command', { run })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('cannot be quoted safely') });
+    }
+  });
+
   it('command: shell_unsafe pastes values unquoted', async () => {
     expect(await render('command', { run: 'echo ${{ input.v }}', shell_unsafe: true })).toEqual({ run: "echo it's; rm -rf ~", shell_unsafe: true });
   });

@@ -3,10 +3,11 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { SluiceError } from '../../core/errors.js';
-import { shellQuote, templateText, visitStrings, type TemplateSpot } from '../../core/expressions.js';
+import { templateText, visitStrings, type TemplateSpot } from '../../core/expressions.js';
 import type { JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
 import { terminateGroup } from './kill-tree.js';
+import { quoteForShell } from './shell-quote.js';
 
 /** How a `command` step turns stdout into its output. */
 export type CommandOutputMode = 'text' | 'json' | 'none';
@@ -15,8 +16,9 @@ export type CommandOutputMode = 'text' | 'json' | 'none';
 export interface CommandConfig {
   /**
    * A string runs through `shell -c`; an array is argv, run directly without a shell. Each `${{ }}` value in a
-   * string `run` is shell-quoted (POSIX single quotes), so it is always one word of data; in argv each element is
-   * one argument as it is.
+   * string `run` is written as data: outside quotes as one single-quoted word, inside the author's `'...'` or
+   * `"..."` escaped for that quote (a here-document, backticks or `${...}` around it are refused). In argv each
+   * element is one argument as it is.
    */
   run: string | string[];
   /**
@@ -140,11 +142,14 @@ function planCommand(ctx: StepContext, config: CommandConfig): CommandPlan {
   };
 }
 
-/** Each value templated into a string `run` becomes one shell word; a whole-`run` template of a list is argv. */
+/**
+ * Each value templated into a string `run` is written as shell data (see {@link quoteForShell}); a whole-`run`
+ * template of a list is argv.
+ */
 function quoteShellValues(value: unknown, spot: TemplateSpot): unknown {
   if (spot.path.length !== 1 || spot.path[0] !== 'run') return value;
   if (spot.whole && (Array.isArray(value) || value === undefined)) return value;
-  return shellQuote(templateText(value));
+  return quoteForShell(templateText(value), spot.before);
 }
 
 function toArgv(config: CommandConfig): string[] {
