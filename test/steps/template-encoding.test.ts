@@ -40,6 +40,9 @@ describe('template values in step configs', () => {
     const out = await render('http', { url: '${{ input.base }}/items/${{ input.v }}?q=${{ input.v }}', headers: { 'x-v': '${{ input.v }}' } });
     expect(out).toEqual({ url: `https://api.example.com/v1/items/${encodeURIComponent("it's; rm -rf ~")}?q=${encodeURIComponent("it's; rm -rf ~")}`, headers: { 'x-v': "it's; rm -rf ~" } });
     expect(await render('http', { url: '${{ input.base }}' })).toEqual({ url: 'https://api.example.com/v1' });
+    const dots = { ...ctx, input: { v: '..' } };
+    await expect(renderStepConfig(types.get('http'), { url: 'https://h/a/${{ input.v }}/b' }, dots)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect(await renderStepConfig(types.get('http'), { url: 'https://h/a?q=${{ input.v }}' }, dots)).toEqual({ url: 'https://h/a?q=..' });
   });
 
   it('other step types render values as plain text', async () => {

@@ -105,7 +105,12 @@ export function createHttpStep(): StepType<HttpConfig> {
 /** Values templated into `url` after its `://` become percent-encoded components; other keys render as text. */
 function encodeUrlValues(value: unknown, spot: TemplateSpot): unknown {
   if (spot.whole || spot.path.length !== 1 || spot.path[0] !== 'url' || !spot.before.includes('://')) return value;
-  return encodeURIComponent(templateText(value));
+  const text = templateText(value);
+  // URL parsers resolve `.` and `..` segments (even percent-encoded), which would move the request up the path.
+  if ((text === '.' || text === '..') && !/[?#]/.test(spot.before)) {
+    throw invalidConfig(`url: a templated path value may not be ${JSON.stringify(text)}`);
+  }
+  return encodeURIComponent(text);
 }
 
 function planRequest(config: HttpConfig): HttpPlan {
