@@ -5,6 +5,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { createServer } from '../../src/server/create-server.js';
 import { builtinStepTypes } from '../../src/steps/builtin.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { REPO_ROOT } from '../support/cli.js';
 import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from '../support/postgres.js';
 import { startProbeServer, type ProbeServer } from '../support/probe-server.js';
 
@@ -127,6 +129,34 @@ function filesUnder(root: string): Array<{ file: string; bytes: Buffer }> {
     .map((file) => ({ file, bytes: readFileSync(file) }));
 }
 
+/** The line `sluice serve` (run from source) prints once it listens; the server is then stopped. */
+async function serveStartLine(storeUrl: string): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), '--store', storeUrl, 'serve', '--port', '0', '--workers', '1'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, SLUICE_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no start line: ${stderr}`)), 30_000);
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const line = /^sluice serve on .*$/m.exec(stderr);
+        if (line) {
+          clearTimeout(timer);
+          resolve(line[0]);
+        }
+      });
+      child.once('exit', () => reject(new Error(`serve exited: ${stderr}`)));
+    });
+  } finally {
+    const exited = new Promise((resolve) => child.once('close', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
 describe('secret values', () => {
   it('reach a command only when its step names them', () => {
     expect(steps['env_dump']).toMatchObject({ status: 'succeeded', output: { stdout: '' } });
@@ -186,7 +216,7 @@ describe('passwords and tokens', () => {
     expect(logged).not.toContain('sluice_abcdefSECRET');
   });
 
-  it.skipIf(postgresDisabled())('/readyz shows the store URL with its password masked, also given as ?password=', async () => {
+  it.skipIf(postgresDisabled())('/readyz and the serve start line show the store URL with its password masked, also given as ?password=', async () => {
     const server = await acquirePostgres();
     const db = await createDatabase(server);
     const url = new URL(db.url);
@@ -204,6 +234,9 @@ describe('passwords and tokens', () => {
       expect(ready.status).toBe('ready');
       expect(ready.store).toContain('password=***');
       expect(ready.store).not.toContain(`password=${password}`);
+      const line = await serveStartLine(url.toString());
+      expect(line).toContain('password=***');
+      expect(line).not.toContain(`password=${password}`);
     } finally {
       await api.close();
       await pg.close();
