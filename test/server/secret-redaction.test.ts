@@ -45,6 +45,9 @@ steps:
   call:
     uses: http
     with: { url: "${base}/echo", headers: { authorization: "Bearer \${{ secrets.API_KEY }}" } }
+  call_basic:
+    uses: http
+    with: { url: "http://probe:\${{ secrets.API_KEY }}@${base.slice('http://'.length)}/echo" }
   call_fail:
     uses: http
     on_failure: continue
@@ -168,6 +171,10 @@ describe('secret values', () => {
     expect(steps['failing']!.error).toMatchObject({ code: 'COMMAND_FAILED', message: 'command exited with code 3; last stderr lines:\nusing ***' });
     const echoed = steps['call']!.output as { body: { headers: Record<string, string> } };
     expect(echoed.body.headers['authorization']).toBe('Bearer ***');
+    // Credentials in the URL become Basic authorization, whose base64 no secret value matches.
+    const basic = steps['call_basic']!.output as { body: { headers: Record<string, string> } };
+    expect(probe.requests.some((r) => r.headers.authorization === `Basic ${Buffer.from(`probe:${API_KEY}`).toString('base64')}`)).toBe(true);
+    expect(basic.body.headers['authorization']).toBe('***');
     expect(steps['call_fail']!.error?.code).toBe('STEP_FAILED');
     expect(steps['call_fail']!.error?.message).toContain('/fail?key=***');
     expect(steps['thrower']!.error?.message).toBe('bad key ***');

@@ -2,6 +2,7 @@ import { parseDuration } from '../../core/duration.js';
 import { SluiceError } from '../../core/errors.js';
 import { templateText, type TemplateSpot } from '../../core/expressions.js';
 import type { JsonSchema } from '../../core/model.js';
+import { redactJson } from '../../core/redact.js';
 import type { StepContext, StepType } from '../step-type.js';
 import { abortError, excerpt, isRetryableStatus, redact, retryAfterMs } from './failures.js';
 
@@ -215,7 +216,26 @@ async function readResponse(ctx: StepContext, plan: HttpPlan, response: Response
   const headers = headersOf(response.headers);
   const expect = plan.expect ?? (isJsonType(headers['content-type']) ? 'json' : 'text');
   const body = expect === 'json' ? parseJson(ctx, plan, response.status, text) : text;
-  return { status: response.status, headers, body };
+  // A server that echoes the request (httpbin, debugging proxies) would put its credentials in the output.
+  return redactJson({ status: response.status, headers, body }, credentialsOf(plan.headers, ctx.secrets));
+}
+
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+/**
+ * The request's header values that carry credentials, as a redaction table: authorization headers (also
+ * without their scheme, e.g. the base64 of Basic credentials a secret went into) and any value holding a secret.
+ */
+function credentialsOf(headers: Headers, secrets: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = { ...secrets };
+  const holdsSecret = (value: string) => Object.values(secrets).some((s) => s.length > 0 && value.includes(s));
+  headers.forEach((value, name) => {
+    if (!CREDENTIAL_HEADERS.has(name) && !holdsSecret(value)) return;
+    out[`header ${name}`] = value;
+    const credential = value.slice(value.indexOf(' ') + 1);
+    if (credential !== value) out[`header ${name} credential`] = credential;
+  });
+  return out;
 }
 
 function isOk(plan: HttpPlan, status: number): boolean {
