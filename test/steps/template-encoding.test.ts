@@ -32,6 +32,11 @@ describe('template values in step configs', () => {
     }
   });
 
+  it('command: a non-POSIX shell gets no templated values in its run string', async () => {
+    expect(await render('command', { run: 'echo ${{ input.n }}', shell: '/usr/bin/bash' })).toEqual({ run: "echo '3'", shell: '/usr/bin/bash' });
+    await expect(render('command', { run: 'print(${{ input.v }})', shell: 'python3' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('POSIX `shell`') });
+  });
+
   it('command: shell_unsafe pastes values unquoted', async () => {
     expect(await render('command', { run: 'echo ${{ input.v }}', shell_unsafe: true })).toEqual({ run: "echo it's; rm -rf ~", shell_unsafe: true });
   });

@@ -118,7 +118,7 @@ export function createCommandStep(): StepType<CommandConfig> {
   return {
     type: 'command',
     configSchema: commandConfigSchema,
-    templateEncoder: (written) => (written['shell_unsafe'] === true ? undefined : quoteShellValues),
+    templateEncoder: (written) => (written['shell_unsafe'] === true ? undefined : isPosixShell(written['shell']) ? quoteShellValues : refuseShellValues),
     async execute(ctx, config) {
       const plan = planCommand(ctx, config);
       await assertDirectory(plan.cwd);
@@ -150,6 +150,19 @@ function quoteShellValues(value: unknown, spot: TemplateSpot): unknown {
   if (spot.path.length !== 1 || spot.path[0] !== 'run') return value;
   if (spot.whole && (Array.isArray(value) || value === undefined)) return value;
   return quoteForShell(templateText(value), spot.before);
+}
+
+const POSIX_SHELLS: ReadonlySet<string> = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash']);
+
+/** Whether `shell` as written quotes like a POSIX shell (the default `/bin/sh` does). */
+function isPosixShell(shell: unknown): boolean {
+  return shell === undefined || (typeof shell === 'string' && POSIX_SHELLS.has(path.basename(shell)));
+}
+
+/** Another interpreter (`shell: python3`) has its own quoting, which Sluice does not write. */
+function refuseShellValues(value: unknown, spot: TemplateSpot): unknown {
+  if (spot.path.length !== 1 || spot.path[0] !== 'run' || (spot.whole && Array.isArray(value))) return value;
+  throw invalidConfig('a ${{ }} value in a `run` string needs a POSIX `shell` (sh, bash, dash, zsh, ksh) to be quoted; use argv form or pass it in `env`');
 }
 
 function toArgv(config: CommandConfig): string[] {
