@@ -6,10 +6,10 @@ export function redactSecrets(text: string, secrets: Readonly<Record<string, str
   let out = text;
   for (const value of Object.values(secrets ?? {})) {
     if (value.length < MIN_SECRET_CHARS) continue;
-    out = out.split(value).join('***');
+    if (out.includes(value)) out = out.split(value).join('***');
     // A secret templated into a URL is written percent-encoded (http steps' messages quote the URL).
     const encoded = encodeURIComponent(value);
-    if (encoded !== value) out = out.split(encoded).join('***');
+    if (encoded !== value && out.includes(encoded)) out = out.split(encoded).join('***');
   }
   return out;
 }
