@@ -1,11 +1,13 @@
 import { SluiceError, toErrorRecord, type ErrorRecord } from '../core/errors.js';
 import { evaluateCondition, renderTemplate } from '../core/expressions.js';
 import { isRecord } from '../core/key-path.js';
+import { redactJson } from '../core/redact.js';
 import type { AttributeConfig, ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { retryDelay } from '../core/retry.js';
 import { buildGraph } from '../core/graph.js';
 import { invokeWithTimeout, OutputChecker } from '../engine/step-invocation.js';
 import { runCodeItems, type CodeConfig } from '../steps/code/code-step.js';
+import { renderStepConfig } from '../steps/render-config.js';
 import { StepDirective, type StepContext, type StepRegistry } from '../steps/step-type.js';
 
 /** One record going through the steps of an attribute pipeline. */
@@ -64,10 +66,11 @@ export async function runBatch(attr: AttributeConfig, pipeline: Pick<Pipeline, '
     });
   }
   const sink = [...attr.steps].reverse().find((s) => (graph.dependents.get(s.name) ?? []).length === 0)!;
+  // Values, justifications and errors are stored and shown to viewers: no secret value may reach them.
   return items.map((_, i): ItemOutcome => {
     const failure = failures[i];
-    if (failure) return { ok: false, ...failure };
-    return toOutcome(outputs[i]![sink.name]);
+    if (failure) return { ok: false, step: failure.step, error: redactJson(failure.error, env.ctx.secrets) };
+    return toOutcome(redactJson(outputs[i]![sink.name], env.ctx.secrets));
   });
 }
 
@@ -191,9 +194,7 @@ async function runOne(step: Step, work: Work, env: BatchEnv, type: NonNullable<R
   try {
     const expr = expressionContext(env.ctx, work);
     if (step.if !== null && !(await evaluateCondition(step.if, expr))) return { ok: true, output: null };
-    const raw = type.rawConfigKeys ?? [];
-    const config: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(step.with)) config[key] = raw.includes(key) ? value : await renderTemplate(value, expr);
+    const config = await renderStepConfig(type, step.with, expr);
     const output = await withRetries(step, signal, () =>
       invokeWithTimeout(step, signal, (stepSignal) => type.execute(stepContext(env, step, work.item.fields, work.steps, stepSignal), config)),
     );

@@ -114,11 +114,14 @@ export interface ErrorRecord {
   details?: unknown;
 }
 
-/** Converts anything thrown into the stored shape. */
+/**
+ * Converts anything thrown into the stored shape. A `SluiceError` says what went wrong in its message and keeps
+ * no stack (its frames are the engine's); another Error keeps the frames of the user's code only (see
+ * {@link userStack}).
+ */
 export function toErrorRecord(err: unknown): ErrorRecord {
   if (err instanceof SluiceError) {
     const rec: ErrorRecord = { code: err.code, message: err.message, retryable: err.retryable };
-    if (err.stack) rec.stack = err.stack;
     if (err.recordDetails && err.details !== undefined) rec.details = err.details;
     return rec;
   }
@@ -126,8 +129,43 @@ export function toErrorRecord(err: unknown): ErrorRecord {
     const raw = (err as unknown as { code?: unknown }).code;
     const code = typeof raw === 'string' ? raw : 'STEP_FAILED';
     const rec: ErrorRecord = { code, message: err.message, retryable: true };
-    if (err.stack) rec.stack = err.stack;
+    const stack = userStack(err.stack);
+    if (stack !== undefined) rec.stack = stack;
     return rec;
   }
   return { code: 'STEP_FAILED', message: String(err), retryable: true };
+}
+
+// The package's own folders (dist/ when built, src/ under a TypeScript loader) and its dependencies: frames
+// there are the engine's, which users cannot act on and should not see.
+const PACKAGE_ROOT = decodeURIComponent(new URL('../../', import.meta.url).pathname);
+const ENGINE_FOLDERS = ['dist/', 'src/', 'node_modules/'].map((folder) => `${PACKAGE_ROOT}${folder}`);
+
+/**
+ * `stack` with only the frames of the user's code: frames inside this package (its dist/, src/ and
+ * node_modules/) and Node's own (`node:internal/...`, `<anonymous>`) are dropped. Undefined when no frame of
+ * the user's is left: the message then says all there is.
+ */
+export function userStack(stack: string | undefined): string | undefined {
+  if (stack === undefined) return undefined;
+  const lines = stack.split('\n');
+  const firstFrame = lines.findIndex((line) => /^\s+at /.test(line));
+  if (firstFrame < 0) return undefined;
+  const frames = lines.slice(firstFrame).filter((line) => /^\s+at /.test(line) && !isEngineFrame(line));
+  return frames.length === 0 ? undefined : [...lines.slice(0, firstFrame), ...frames].join('\n');
+}
+
+function isEngineFrame(line: string): boolean {
+  if (/\(?node:|\(<anonymous>\)|^\s+at <anonymous>$/.test(line)) return true;
+  const at = line.replace(/^\s+at .*?\(?(?:file:\/\/)?(\/[^()]*?)(?::\d+:\d+)?\)?$/, '$1');
+  const file = at.startsWith('/') ? safeDecode(at) : at;
+  return ENGINE_FOLDERS.some((folder) => file.startsWith(folder));
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }

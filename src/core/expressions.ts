@@ -34,28 +34,50 @@ export function findTemplates(value: unknown): string[] {
   return found;
 }
 
+/** Where a `${{ }}` value lands: the path of its string below the rendered value, and what precedes it. */
+export interface TemplateSpot {
+  path: readonly (string | number)[];
+  /** The string's text rendered so far, before this value. */
+  before: string;
+  /** The template is the whole string (surrounding whitespace aside), so the value keeps its type by default. */
+  whole: boolean;
+}
+
+/**
+ * Writes one evaluated `${{ }}` value into its string (e.g. shell-quotes it inside a `command`'s `run`). For a
+ * whole-string template the result is the string's value; otherwise it must be the text to splice in.
+ */
+export type TemplateEncoder = (value: unknown, spot: TemplateSpot) => unknown;
+
 /**
  * A deep copy of `value` with every `${{ expr }}` replaced. A string that is exactly one template (surrounding
  * whitespace aside) takes the expression's value with its type (object, number, ...), and an undefined value
  * drops the key (null inside lists); otherwise each value is interpolated as text: strings as they are,
- * undefined as nothing, other values as JSON. Throws `SluiceError('EXPRESSION_FAILED')` naming the expression.
+ * undefined as nothing, other values as JSON. `encode`, when given, writes each value instead (see
+ * {@link TemplateEncoder}). Throws `SluiceError('EXPRESSION_FAILED')` naming the expression.
  */
-export async function renderTemplate(value: unknown, ctx: ExpressionContext): Promise<unknown> {
-  if (typeof value === 'string') return renderString(value, ctx);
+export async function renderTemplate(value: unknown, ctx: ExpressionContext, encode?: TemplateEncoder, path: (string | number)[] = []): Promise<unknown> {
+  if (typeof value === 'string') return renderString(value, ctx, encode, path);
   if (Array.isArray(value)) {
     const out: unknown[] = [];
-    for (const item of value) out.push((await renderTemplate(item, ctx)) ?? null);
+    for (const [i, item] of value.entries()) out.push((await renderTemplate(item, ctx, encode, [...path, i])) ?? null);
     return out;
   }
   if (isRecord(value)) {
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) {
-      const rendered = await renderTemplate(item, ctx);
+      const rendered = await renderTemplate(item, ctx, encode, [...path, key]);
       if (rendered !== undefined) out[key] = rendered;
     }
     return out;
   }
   return value;
+}
+
+/** A `${{ }}` value as text, as interpolation writes it: strings as they are, undefined as nothing, else JSON. */
+export function templateText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  return JSON.stringify(toPlainJson(value)) ?? '';
 }
 
 /** Evaluates a bare JSONata condition with JSONata's truthiness (`$boolean`); undefined is false. */
@@ -143,21 +165,25 @@ export function visitStrings(
   else if (isRecord(value)) for (const [key, item] of Object.entries(value)) visitStrings(item, visit, [...path, key]);
 }
 
-async function renderString(text: string, ctx: ExpressionContext): Promise<unknown> {
+async function renderString(text: string, ctx: ExpressionContext, encode: TemplateEncoder | undefined, path: (string | number)[]): Promise<unknown> {
   const { parts, error } = parseTemplate(text);
   if (error !== undefined) throw new SluiceError('EXPRESSION_FAILED', `${error} in ${JSON.stringify(text)}`);
   const expressions = parts.filter((p): p is { expr: string } => 'expr' in p);
   if (expressions.length === 0) return text;
   const onlyExpression = expressions.length === 1 && parts.every((p) => 'expr' in p || p.text.trim() === '');
-  if (onlyExpression) return toPlainJson(await evaluate(expressions[0]!.expr, ctx));
+  if (onlyExpression) {
+    const value = toPlainJson(await evaluate(expressions[0]!.expr, ctx));
+    return encode ? encode(value, { path, before: '', whole: true }) : value;
+  }
   let out = '';
-  for (const part of parts) out += 'text' in part ? part.text : interpolate(await evaluate(part.expr, ctx));
+  for (const part of parts) {
+    if ('text' in part) out += part.text;
+    else {
+      const value = await evaluate(part.expr, ctx);
+      out += encode ? templateText(encode(value, { path, before: out, whole: false })) : templateText(value);
+    }
+  }
   return out;
-}
-
-function interpolate(value: unknown): string {
-  if (typeof value === 'string') return value;
-  return JSON.stringify(toPlainJson(value)) ?? '';
 }
 
 /** Strips JSONata's sequence markers and anything JSON cannot hold (functions), so results are plain data. */

@@ -4,12 +4,13 @@ import type { AttemptCancel } from './attempt-cancel.js';
 import { SluiceError, toErrorRecord } from '../core/errors.js';
 import { evaluateCondition, parseTemplate, referencedSteps, renderTemplate, visitStrings } from '../core/expressions.js';
 import { isRecord } from '../core/key-path.js';
-import { redactSecrets } from '../core/redact.js';
+import { redactDeep, redactJson, redactSecrets } from '../core/redact.js';
 import { cacheKeyOfParts, explainMiss, hashValue, type CacheExplain, type CacheParts, type FileHashes } from '../core/cache-key.js';
 import { compileGlob, matchesAny } from '../core/glob.js';
 import { checkOutputs, hashFiles, relativeTo } from './cache-files.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { retryDelay } from '../core/retry.js';
+import { renderStepConfig } from '../steps/render-config.js';
 import { StepDirective, type LogStream, type SharedRateLimit, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
 import type { AttemptResult, CacheHit, ClaimedAttempt, GateDecision, Store, StoredPipeline } from '../store/store.js';
 
@@ -62,7 +63,7 @@ export class Executor {
       return { ...base, ...outcome, ...usageOf(usage), processingMs: this.deps.now() - started };
     } catch (err) {
       const thrown = cancel.aborted && cancel.reason instanceof SluiceError ? cancel.reason : err;
-      const error = toErrorRecord(thrown);
+      const error = redactDeep(toErrorRecord(thrown), this.deps.secrets);
       const prepared = await this.prepare(attempt).catch(() => undefined);
       const step = prepared?.byName.get(attempt.step);
       // A server that said when to come back (Retry-After) is not retried sooner.
@@ -91,9 +92,9 @@ export class Executor {
     const config = prepared.literal.has(step.name) ? (copyLiteral(step.with) as Record<string, unknown>) : await this.resolveConfig(step, ctx);
     if (!step.cache) {
       const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, owner, cancel, usage);
-      if (output instanceof StepDirective) return directiveResult(output);
+      if (output instanceof StepDirective) return directiveResult(this.redact(output));
       this.outputs.check(step, output);
-      return { outcome: 'succeeded', output: await this.offload(output) };
+      return { outcome: 'succeeded', output: await this.offload(this.redact(output)) };
     }
     return this.runCached(step, config, ctx, outputs, prepared.baseDir, attempt, owner, cancel, usage);
   }
@@ -120,11 +121,11 @@ export class Executor {
       cacheExplain = stale ?? explainMiss(cacheParts, await this.deps.store.latestCacheEntry(attempt.pipeline, step.name));
     }
     const output = await this.invoke(step, config, ctx, baseDir, attempt, owner, cancel, usage);
-    if (output instanceof StepDirective) return directiveResult(output);
+    if (output instanceof StepDirective) return directiveResult(this.redact(output));
     this.outputs.check(step, output);
     const declared = step.cacheFiles?.outputs ?? [];
     const cacheOutputs = declared.length > 0 ? await this.hashOutputs(declared, baseDir, attempt) : undefined;
-    return { outcome: 'succeeded', output: await this.offload(output), cacheKey, cacheable: true, cacheParts, cacheExplain, ...(cacheOutputs ? { cacheOutputs } : {}) };
+    return { outcome: 'succeeded', output: await this.offload(this.redact(output)), cacheKey, cacheable: true, cacheParts, cacheExplain, ...(cacheOutputs ? { cacheOutputs } : {}) };
   }
 
   /**
@@ -213,11 +214,19 @@ export class Executor {
 
   /** `with` with its templates resolved, except the keys the step type renders itself. */
   private async resolveConfig(step: Step, ctx: ExpressionContext): Promise<Record<string, unknown>> {
-    const raw = this.deps.steps.get(step.uses)?.rawConfigKeys ?? [];
-    if (raw.length === 0) return (await renderTemplate(step.with, ctx)) as Record<string, unknown>;
-    const rendered: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(step.with)) rendered[key] = raw.includes(key) ? value : await renderTemplate(value, ctx);
-    return rendered;
+    return renderStepConfig(this.deps.steps.get(step.uses), step.with, ctx);
+  }
+
+  /**
+   * `value` with every secret value blanked out: outputs and directives are stored, sent to the live stream and
+   * read by viewers, so a step that echoes a secret must not put it there.
+   */
+  private redact<T>(value: T): T {
+    if (value instanceof StepDirective) {
+      const detail = redactJson(value.detail, this.deps.secrets);
+      return (detail === value.detail ? value : value.withDetail(detail)) as T;
+    }
+    return redactJson(value, this.deps.secrets);
   }
 
   /** An output too large to keep inline is stored as an artifact; run state keeps the reference. */

@@ -1,5 +1,6 @@
 import { SluiceError, toErrorRecord, type ErrorRecord } from '../core/errors.js';
-import { evaluateCondition, renderTemplate } from '../core/expressions.js';
+import { evaluateCondition } from '../core/expressions.js';
+import { renderStepConfig } from '../steps/render-config.js';
 import { buildGraph } from '../core/graph.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { redactDeep } from '../core/redact.js';
@@ -151,7 +152,7 @@ async function runStep(p: Pipeline, step: Step, input: unknown, state: RunState,
       state.outputs[step.name] = null;
       return null;
     }
-    config = await renderTemplate(step.with, ctx);
+    config = await renderStepConfig(options.steps.get(step.uses), step.with, ctx);
     for (;;) {
       attempts += 1;
       try {

@@ -1,4 +1,5 @@
 import swagger from '@fastify/swagger';
+import { withRedactedRequests } from './log-redaction.js';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import { Ajv } from 'ajv';
@@ -76,7 +77,7 @@ const textAjv = new Ajv({ allErrors: false, useDefaults: true, coerceTypes: 'arr
  */
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit, forceCloseConnections: true });
+  const app = Fastify({ logger: withRedactedRequests(options.logger ?? false), bodyLimit, forceCloseConnections: true });
   const live = new LiveEvents(options.engine, { pollMs: options.pollMs ?? 250, onError: (err) => app.log.warn({ err }, 'event poll failed') });
   const ctx: ServerContext = {
     engine: options.engine,

@@ -1,4 +1,5 @@
 import { describeExplain } from '../core/cache-key.js';
+import { userStack, type ErrorRecord } from '../core/errors.js';
 import type { AttributeConfig } from '../core/model.js';
 import type { AttributeValue } from '../store/attributes.js';
 import type { AttemptRecord, DataRecord, DatasetRecord, LogLine, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store/store.js';
@@ -38,7 +39,7 @@ export function runView(r: RunRecord): Record<string, unknown> {
     max_parallel: r.maxParallel,
     steps: r.selection,
     idempotency_key: r.idempotencyKey,
-    error: r.error,
+    error: errorView(r.error),
     run_at: r.runAt,
     deadline_at: r.deadlineAt,
     created_at: r.createdAt,
@@ -53,7 +54,7 @@ export function stepView(s: StepRecord, attempts: AttemptRecord[]): Record<strin
     status: s.status,
     attempts: s.attempts,
     output: s.output,
-    error: s.error,
+    error: errorView(s.error),
     // Why the step ran or was cached (null for steps whose cache is off, or not settled yet), and in words.
     cache_explain: s.cacheExplain,
     cache_reason: s.cacheExplain ? describeExplain(s.cacheExplain) : null,
@@ -71,9 +72,17 @@ export function attemptView(a: AttemptRecord): Record<string, unknown> {
     started_at: a.startedAt,
     finished_at: a.finishedAt,
     processing_time_ms: a.processingMs,
-    error: a.error,
+    error: errorView(a.error),
     usage: a.usage,
   };
+}
+
+/** A stored error as users see it: the engine's stack frames (kept by rows written before they were dropped) are not shown. */
+export function errorView(e: ErrorRecord | null): ErrorRecord | null {
+  if (e === null || e.stack === undefined) return e;
+  const { stack, ...rest } = e;
+  const user = userStack(stack);
+  return user === undefined ? rest : { ...rest, stack: user };
 }
 
 export function eventView(e: RunEvent): Record<string, unknown> {

@@ -1,4 +1,5 @@
 import type { ArtifactStore } from '../artifacts/artifact-store.js';
+import type { TemplateEncoder } from '../core/expressions.js';
 import type { JsonSchema } from '../core/model.js';
 
 export type LogStream = 'stdout' | 'stderr' | 'info' | 'warn' | 'error';
@@ -92,6 +93,12 @@ export interface StepType<Config = Record<string, unknown>> {
    * step types depend on their config alone.
    */
   cacheInputs?(config: Config, ctx: CacheInputsContext): StepCacheInputs | Promise<StepCacheInputs>;
+  /**
+   * How `${{ }}` values are written into the strings of `with`, given `with` as written; undefined renders them
+   * as plain text. `command` shell-quotes values inside a shell `run`; `http` percent-encodes values in a URL's
+   * path and query. Applied wherever the engine renders this step's config (runs, simulate, map, attributes).
+   */
+  templateEncoder?(written: Record<string, unknown>): TemplateEncoder | undefined;
 }
 
 /** What {@link StepType.cacheInputs} gets. */
@@ -126,6 +133,11 @@ export class StepDirective {
     readonly rewind?: RewindRequest,
     readonly spawn?: SpawnRequest,
   ) {}
+
+  /** The same directive with another `detail` (e.g. with secret values blanked out). */
+  withDetail(detail: Record<string, unknown>): StepDirective {
+    return new StepDirective(this.kind, detail, this.rewind, this.spawn);
+  }
 
   /** Starts a child run of another pipeline; this step ends when the child ends, with its outputs. */
   static spawn(request: SpawnRequest): StepDirective {

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { SluiceError } from '../core/errors.js';
 import type { Store } from './store.js';
+import { maskStoreUrl } from './store-url.js';
 import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 
@@ -25,9 +26,9 @@ export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store>
       await store.migrate();
     } catch (err) {
       await store.close();
-      throw new SluiceError('STORE_ERROR', `cannot open ${store.url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new SluiceError('STORE_ERROR', `cannot open ${maskStoreUrl(store.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     return store;
   }
-  throw new SluiceError('STORE_ERROR', `unknown store URL ${url}; expected sqlite:PATH or postgres://...`);
+  throw new SluiceError('STORE_ERROR', `unknown store URL ${maskStoreUrl(url)}; expected sqlite:PATH or postgres://...`);
 }

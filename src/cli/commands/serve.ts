@@ -4,6 +4,7 @@ import { SluiceError } from '../../core/errors.js';
 import { CronTriggers } from '../../server/cron-triggers.js';
 import { DEFAULT_EVALS_CRON } from '../../evals/eval-scheduler.js';
 import { openEngine, type GlobalOptions } from '../context.js';
+import { maskStoreUrl } from '../../store/store-url.js';
 import { positiveInt } from './run.js';
 
 export interface ServeOptions extends GlobalOptions {
@@ -43,7 +44,7 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
     if (workers > 0) engine.startWorker({ concurrency: workers });
     await cron?.start();
     const address = await app.listen({ port, host });
-    process.stderr.write(`sluice serve on ${address} (store ${engine.store.url}, workers ${workers})\n`);
+    process.stderr.write(`sluice serve on ${address} (store ${maskStoreUrl(engine.store.url)}, workers ${workers})\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);

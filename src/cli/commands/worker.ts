@@ -1,5 +1,6 @@
 import { openEngine, storeUrl, type GlobalOptions } from '../context.js';
 import { openStore } from '../../store/open-store.js';
+import { maskStoreUrl } from '../../store/store-url.js';
 import { positiveInt } from './run.js';
 import { EvalScheduler } from '../../evals/eval-scheduler.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
@@ -19,7 +20,7 @@ export async function workerCommand(opts: GlobalOptions & { concurrency?: string
     onError: (err, pipeline) => process.stderr.write(`sluice: evals of ${pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`),
   });
   evals.start();
-  process.stderr.write(`sluice worker ${worker.owner} on ${engine.store.url}\n`);
+  process.stderr.write(`sluice worker ${worker.owner} on ${maskStoreUrl(engine.store.url)}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
@@ -33,7 +34,7 @@ export async function workerCommand(opts: GlobalOptions & { concurrency?: string
 export async function migrateCommand(opts: GlobalOptions): Promise<number> {
   const store = await openStore(storeUrl(opts));
   await store.close();
-  if (opts.json) process.stdout.write(`${JSON.stringify({ store: store.url, migrated: true })}\n`);
-  else process.stdout.write(`${store.url} is up to date\n`);
+  if (opts.json) process.stdout.write(`${JSON.stringify({ store: maskStoreUrl(store.url), migrated: true })}\n`);
+  else process.stdout.write(`${maskStoreUrl(store.url)} is up to date\n`);
   return 0;
 }

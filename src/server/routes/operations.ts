@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ApiRole, ApiToken } from '../../store/store.js';
+import { maskStoreUrl } from '../../store/store-url.js';
 import { createApiToken } from '../auth.js';
 import type { ServerContext } from '../create-server.js';
 import { HttpError, toHttpError } from '../http-errors.js';
@@ -16,7 +17,7 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServerContext
   app.get('/readyz', { schema: { tags: ['operations'], summary: 'Readiness: the store is reachable' } }, async (_request, reply) => {
     try {
       await ctx.engine.store.listRuns({ limit: 1 });
-      return { status: 'ready', store: ctx.engine.store.url };
+      return { status: 'ready', store: maskStoreUrl(ctx.engine.store.url) };
     } catch (err) {
       const { body } = toHttpError(err);
       return reply.status(503).send({ error: { code: 'STORE_ERROR', message: body.error.message } });

@@ -3,18 +3,30 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { SluiceError } from '../../core/errors.js';
+import { templateText, visitStrings, type TemplateSpot } from '../../core/expressions.js';
 import type { JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
 import { commandCacheInputs } from './cache-files.js';
 import { terminateGroup } from './kill-tree.js';
+import { quoteForShell } from './shell-quote.js';
 
 /** How a `command` step turns stdout into its output. */
 export type CommandOutputMode = 'text' | 'json' | 'none';
 
 /** `with` of a `command` step. */
 export interface CommandConfig {
-  /** A string runs through `shell -c`; an array is argv, run directly without a shell. */
+  /**
+   * A string runs through `shell -c`; an array is argv, run directly without a shell. Each `${{ }}` value in a
+   * string `run` is written as data: outside quotes as one single-quoted word, inside the author's `'...'` or
+   * `"..."` escaped for that quote (a here-document, backticks or `${...}` around it are refused). In argv each
+   * element is one argument as it is.
+   */
   run: string | string[];
+  /**
+   * Dangerous: `${{ }}` values in a string `run` are pasted unquoted, so the shell interprets them (a value
+   * `x; rm -rf ~` runs `rm`). Only for values the pipeline author controls. Default: false.
+   */
+  shell_unsafe?: boolean;
   /** Shell for a string `run` (a path or a name on PATH that accepts `-c`). Ignored for argv. Default: `/bin/sh`. */
   shell?: string;
   /** Extra environment variables on top of the worker's own and the `SLUICE_*` ones; values are stringified. */
@@ -33,9 +45,11 @@ export interface CommandConfig {
 const DEFAULT_SHELL = '/bin/sh';
 const DEFAULT_KILL_GRACE_MS = 5_000;
 const STDOUT_TAIL_BYTES = 8 * 1024;
-const STDERR_TAIL_LINES = 10;
-/** Stderr lines quoted in an error message are cut to this length. */
-const STDERR_LINE_CHARS = 500;
+const STDERR_TAIL_LINES = 20;
+/** Stderr quoted in an error message is cut to its last this many characters. */
+const STDERR_TAIL_CHARS = 4 * 1024;
+/** Each stderr line kept for the error message is cut to this length. */
+const STDERR_LINE_CHARS = STDERR_TAIL_CHARS;
 /** A line longer than this is logged in pieces so a process that never prints a newline cannot exhaust memory. */
 const MAX_LINE_CHARS = 1024 * 1024;
 const OUTPUT_MODES: readonly CommandOutputMode[] = ['text', 'json', 'none'];
@@ -50,6 +64,7 @@ const commandConfigSchema: JsonSchema = {
       ],
     },
     shell: { type: 'string', minLength: 1 },
+    shell_unsafe: { type: 'boolean' },
     env: {
       type: 'object',
       additionalProperties: { anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }] },
@@ -66,8 +81,6 @@ const commandConfigSchema: JsonSchema = {
 interface CommandPlan {
   file: string;
   args: string[];
-  /** The command as written, for messages. */
-  display: string;
   cwd: string;
   env: NodeJS.ProcessEnv;
   graceMs: number;
@@ -90,9 +103,12 @@ interface ProcessResult extends CapturedOutput {
 /**
  * Creates the `command` step type: runs an external process.
  *
- * The process gets the worker's environment plus `SLUICE_RUN_ID`, `SLUICE_STEP`, `SLUICE_ATTEMPT`,
- * `SLUICE_PIPELINE` and `with.env`. Each stdout/stderr line is passed to `ctx.log`. A non-zero exit or death by
- * signal throws `COMMAND_FAILED` (retryable) quoting the last stderr lines.
+ * The process gets the worker's environment without its `SLUICE_SECRET_*` variables, plus `SLUICE_RUN_ID`,
+ * `SLUICE_STEP`, `SLUICE_ATTEMPT`, `SLUICE_PIPELINE`, `with.env`, and `SLUICE_SECRET_<NAME>` only for the secrets
+ * whose values its rendered `run` or `env` holds (those it names as `${{ secrets.NAME }}`). Each stdout/stderr
+ * line is passed to `ctx.log`. A non-zero exit or death by signal throws `COMMAND_FAILED` (retryable) with the
+ * exit code or signal and the last stderr lines (at most 20 lines, 4 KiB), never the command line, which may hold
+ * rendered values.
  *
  * The process runs in its own process group and the step owns that whole tree: when `ctx.signal` aborts, the
  * group gets SIGTERM, then SIGKILL after `kill_grace`, and `execute` rejects at once with the abort reason
@@ -104,11 +120,12 @@ export function createCommandStep(): StepType<CommandConfig> {
     type: 'command',
     configSchema: commandConfigSchema,
     cacheInputs: commandCacheInputs,
+    templateEncoder: (written) => (written['shell_unsafe'] === true ? undefined : isPosixShell(written['shell']) ? quoteShellValues : refuseShellValues),
     async execute(ctx, config) {
       const plan = planCommand(ctx, config);
       await assertDirectory(plan.cwd);
       const result = await runProcess(ctx, plan);
-      if (result.code !== 0) throw exitFailure(plan, result);
+      if (result.code !== 0) throw exitFailure(result);
       return toOutput(plan, result);
     },
   };
@@ -120,12 +137,34 @@ function planCommand(ctx: StepContext, config: CommandConfig): CommandPlan {
   return {
     file,
     args,
-    display: describeCommand(config.run),
     cwd: path.resolve(ctx.baseDir, config.cwd ?? '.'),
-    env: buildEnv(ctx, config.env),
+    env: buildEnv(ctx, config),
     graceMs: config.kill_grace === undefined ? DEFAULT_KILL_GRACE_MS : parseDurationMs(config.kill_grace),
     output: parseOutputMode(config.output),
   };
+}
+
+/**
+ * Each value templated into a string `run` is written as shell data (see {@link quoteForShell}); a whole-`run`
+ * template of a list is argv.
+ */
+function quoteShellValues(value: unknown, spot: TemplateSpot): unknown {
+  if (spot.path.length !== 1 || spot.path[0] !== 'run') return value;
+  if (spot.whole && (Array.isArray(value) || value === undefined)) return value;
+  return quoteForShell(templateText(value), spot.before);
+}
+
+const POSIX_SHELLS: ReadonlySet<string> = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash']);
+
+/** Whether `shell` as written quotes like a POSIX shell (the default `/bin/sh` does). */
+function isPosixShell(shell: unknown): boolean {
+  return shell === undefined || (typeof shell === 'string' && POSIX_SHELLS.has(path.basename(shell)));
+}
+
+/** Another interpreter (`shell: python3`) has its own quoting, which Sluice does not write. */
+function refuseShellValues(value: unknown, spot: TemplateSpot): unknown {
+  if (spot.path.length !== 1 || spot.path[0] !== 'run' || (spot.whole && Array.isArray(value))) return value;
+  throw invalidConfig('a ${{ }} value in a `run` string needs a POSIX `shell` (sh, bash, dash, zsh, ksh) to be quoted; use argv form or pass it in `env`');
 }
 
 function toArgv(config: CommandConfig): string[] {
@@ -135,23 +174,36 @@ function toArgv(config: CommandConfig): string[] {
   throw invalidConfig('`run` must be a string or an array of strings');
 }
 
-function describeCommand(run: unknown): string {
-  const text = JSON.stringify(run) ?? String(run);
-  return text.length > 200 ? `${text.slice(0, 200)}...` : text;
-}
+const SECRET_PREFIX = 'SLUICE_SECRET_';
 
-function buildEnv(ctx: StepContext, extra: Record<string, unknown> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
+function buildEnv(ctx: StepContext, config: CommandConfig): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  // A secret the step does not name must not reach a process that may print its environment.
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith(SECRET_PREFIX)) env[name] = value;
+  Object.assign(env, usedSecrets(ctx.secrets, config), {
     SLUICE_RUN_ID: ctx.run.id,
     SLUICE_STEP: ctx.step,
     SLUICE_ATTEMPT: String(ctx.run.attempt),
     SLUICE_PIPELINE: ctx.run.pipeline,
-  };
-  for (const [name, value] of Object.entries(extra)) {
+  });
+  for (const [name, value] of Object.entries(config.env ?? {})) {
     env[name] = typeof value === 'string' ? value : JSON.stringify(value);
   }
   return env;
+}
+
+/**
+ * `SLUICE_SECRET_<NAME>` for each secret whose value the rendered `run` or `env` holds: the config is rendered
+ * before the step sees it, so a value there is how a `${{ secrets.NAME }}` in the definition shows.
+ */
+function usedSecrets(secrets: Readonly<Record<string, string>>, config: CommandConfig): Record<string, string> {
+  const texts: string[] = [];
+  visitStrings([config.run, config.env ?? {}], (text) => texts.push(text));
+  const used: Record<string, string> = {};
+  for (const [name, value] of Object.entries(secrets)) {
+    if (value !== '' && texts.some((text) => text.includes(value))) used[`${SECRET_PREFIX}${name}`] = value;
+  }
+  return used;
 }
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/;
@@ -326,25 +378,32 @@ function toOutput(plan: CommandPlan, result: ProcessResult): unknown {
 
 function parseJsonOutput(plan: CommandPlan, line: string | undefined): unknown {
   if (line === undefined) {
-    throw new SluiceError('COMMAND_FAILED', `command ${plan.display} printed nothing; output: json expects a JSON line`, {
+    throw new SluiceError('COMMAND_FAILED', 'command printed nothing; output: json expects a JSON line', {
       retryable: true,
     });
   }
   try {
     return JSON.parse(line) as unknown;
   } catch (err) {
-    const message = `command ${plan.display}: last stdout line is not JSON: ${truncate(line, 200)}`;
+    const message = `command: last stdout line is not JSON: ${truncate(line, 200)}`;
     throw new SluiceError('COMMAND_FAILED', message, { retryable: true, cause: err });
   }
 }
 
-function exitFailure(plan: CommandPlan, result: ProcessResult): SluiceError {
+function exitFailure(result: ProcessResult): SluiceError {
   const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.code}`;
-  const stderr = result.stderrTail.length > 0 ? `; last stderr lines:\n${result.stderrTail.join('\n')}` : '';
-  return new SluiceError('COMMAND_FAILED', `command ${plan.display} ${how}${stderr}`, {
+  const tail = stderrTail(result.stderrTail);
+  const stderr = tail === '' ? '' : `; last stderr lines:\n${tail}`;
+  return new SluiceError('COMMAND_FAILED', `command ${how}${stderr}`, {
     retryable: true,
-    details: { exit_code: result.code, signal: result.signal, stderr: result.stderrTail },
+    details: { exit_code: result.code, signal: result.signal, stderr: tail },
   });
+}
+
+/** The last stderr lines, at most {@link STDERR_TAIL_CHARS} characters of them (the end is what explains a failure). */
+function stderrTail(lines: string[]): string {
+  const text = lines.join('\n');
+  return text.length > STDERR_TAIL_CHARS ? `...${text.slice(text.length - STDERR_TAIL_CHARS)}` : text;
 }
 
 /** A missing or non-executable program will not appear by retrying; other spawn errors (EAGAIN) might pass. */
@@ -352,7 +411,7 @@ function spawnFailure(plan: CommandPlan, err: unknown): SluiceError {
   const code = (err as NodeJS.ErrnoException).code;
   const reason = code === 'ENOENT' ? 'executable not found' : code === 'EACCES' ? 'permission denied' : 'spawn failed';
   const detail = err instanceof Error ? err.message : String(err);
-  return new SluiceError('COMMAND_FAILED', `cannot start "${plan.file}" (${plan.display}): ${reason} (${detail})`, {
+  return new SluiceError('COMMAND_FAILED', `cannot start "${plan.file}": ${reason} (${detail})`, {
     retryable: code !== 'ENOENT' && code !== 'EACCES',
     cause: err,
   });

@@ -1,6 +1,8 @@
 import { parseDuration } from '../../core/duration.js';
 import { SluiceError } from '../../core/errors.js';
+import { templateText, type TemplateSpot } from '../../core/expressions.js';
 import type { JsonSchema } from '../../core/model.js';
+import { redactJson } from '../../core/redact.js';
 import type { StepContext, StepType } from '../step-type.js';
 import { abortError, excerpt, isRetryableStatus, redact, retryAfterMs } from './failures.js';
 
@@ -9,10 +11,16 @@ export type HttpExpect = 'json' | 'text';
 
 /** `with` of an `http` step. Every string may be a `${{ }}` template (secrets included). */
 export interface HttpConfig {
+  /**
+   * Absolute http(s) URL. A `${{ }}` value at the very start of the URL (before its `://`) is taken as written, so
+   * a base URL can come from a secret or the input; every value after the `://` is percent-encoded as one URL
+   * component (`encodeURIComponent`: `/`, `?`, `&`, `#`, spaces... are escaped), so it cannot add path segments
+   * or query parameters.
+   */
   url: string;
   /** Default: `GET`. */
   method?: string;
-  /** Request headers; values are stringified. */
+  /** Request headers; values are stringified. A value with a line break (CR or LF) is refused. */
   headers?: Record<string, string | number | boolean>;
   /**
    * Request body. A string is sent as is; anything else is JSON-encoded and gets
@@ -79,6 +87,7 @@ export function createHttpStep(): StepType<HttpConfig> {
   return {
     type: 'http',
     configSchema: httpConfigSchema,
+    templateEncoder: () => encodeUrlValues,
     async execute(ctx, config) {
       const plan = planRequest(config);
       const deadline = startDeadline(ctx.signal, plan.timeoutMs);
@@ -94,6 +103,17 @@ export function createHttpStep(): StepType<HttpConfig> {
   };
 }
 
+/** Values templated into `url` after its `://` become percent-encoded components; other keys render as text. */
+function encodeUrlValues(value: unknown, spot: TemplateSpot): unknown {
+  if (spot.whole || spot.path.length !== 1 || spot.path[0] !== 'url' || !spot.before.includes('://')) return value;
+  const text = templateText(value);
+  // URL parsers resolve `.` and `..` segments (even percent-encoded), which would move the request up the path.
+  if ((text === '.' || text === '..') && !/[?#]/.test(spot.before)) {
+    throw invalidConfig(`url: a templated path value may not be ${JSON.stringify(text)}`);
+  }
+  return encodeURIComponent(text);
+}
+
 function planRequest(config: HttpConfig): HttpPlan {
   const method = (config.method ?? 'GET').toUpperCase();
   const body = encodeBody(config.body);
@@ -101,7 +121,7 @@ function planRequest(config: HttpConfig): HttpPlan {
     throw invalidConfig(`a ${method} request cannot have a body; use POST, PUT or PATCH, or drop \`body\``);
   }
   const headers = new Headers();
-  for (const [name, value] of Object.entries(config.headers ?? {})) headers.set(name, String(value));
+  for (const [name, value] of Object.entries(config.headers ?? {})) headers.set(name, headerValue(name, value));
   if (body !== undefined && typeof config.body !== 'string' && !headers.has('content-type')) {
     headers.set('content-type', 'application/json');
   }
@@ -116,6 +136,13 @@ function planRequest(config: HttpConfig): HttpPlan {
     expect: parseExpect(config.expect),
     okStatus: config.ok_status,
   };
+}
+
+/** A CR or LF in a header value would start a new header (or the body) of the request: refused. */
+function headerValue(name: string, value: unknown): string {
+  const text = String(value);
+  if (/[\r\n]/.test(text)) throw invalidConfig(`headers.${name}: the value contains a line break (CR or LF), which a header value may not hold`);
+  return text;
 }
 
 function encodeBody(body: unknown): string | undefined {
@@ -189,7 +216,26 @@ async function readResponse(ctx: StepContext, plan: HttpPlan, response: Response
   const headers = headersOf(response.headers);
   const expect = plan.expect ?? (isJsonType(headers['content-type']) ? 'json' : 'text');
   const body = expect === 'json' ? parseJson(ctx, plan, response.status, text) : text;
-  return { status: response.status, headers, body };
+  // A server that echoes the request (httpbin, debugging proxies) would put its credentials in the output.
+  return redactJson({ status: response.status, headers, body }, credentialsOf(plan.headers, ctx.secrets));
+}
+
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+/**
+ * The request's header values that carry credentials, as a redaction table: authorization headers (also
+ * without their scheme, e.g. the base64 of Basic credentials a secret went into) and any value holding a secret.
+ */
+function credentialsOf(headers: Headers, secrets: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = { ...secrets };
+  const holdsSecret = (value: string) => Object.values(secrets).some((s) => s.length > 0 && value.includes(s));
+  headers.forEach((value, name) => {
+    if (!CREDENTIAL_HEADERS.has(name) && !holdsSecret(value)) return;
+    out[`header ${name}`] = value;
+    const credential = value.slice(value.indexOf(' ') + 1);
+    if (credential !== value) out[`header ${name} credential`] = credential;
+  });
+  return out;
 }
 
 function isOk(plan: HttpPlan, status: number): boolean {

@@ -1,7 +1,7 @@
 import { SluiceError, toErrorRecord } from '../../core/errors.js';
-import { renderTemplate } from '../../core/expressions.js';
 import type { ExpressionContext } from '../../core/model.js';
 import { crashPoint } from '../../engine/crash-points.js';
+import { renderStepConfig } from '../render-config.js';
 import { StepDirective, type StepContext, type StepItem, type StepRegistry, type StepType } from '../step-type.js';
 
 export interface MapConfig {
@@ -84,7 +84,7 @@ async function runBatch(ctx: StepContext, config: MapConfig, inner: StepType<any
 async function runItem(ctx: StepContext, config: MapConfig, inner: StepType<any>, item: unknown, index: number): Promise<StepItem> {
   try {
     const exprCtx = { input: ctx.input, steps: ctx.steps, run: ctx.run, secrets: ctx.secrets, item, index } as ExpressionContext;
-    const itemConfig = (await renderTemplate(config.step.with ?? {}, exprCtx)) as Record<string, unknown>;
+    const itemConfig = await renderStepConfig(inner, config.step.with ?? {}, exprCtx);
     const itemCtx: StepContext = { ...ctx, step: `${ctx.step}[${index}]`, log: (stream, line) => ctx.log(stream, `[${index}] ${line}`) };
     const output = await inner.execute(itemCtx, itemConfig);
     if (output instanceof StepDirective) throw new SluiceError('STEP_FAILED', `step type ${inner.type} cannot run inside map`, { retryable: false });

@@ -17,7 +17,7 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 5, name: 'evals', sql: evals },
   { id: 6, name: 'concurrency-keys', sql: concurrencyKeys },
   { id: 8, name: 'cache-explain', sql: cacheExplain },
-  { id: 11, name: 'artifacts', sql: artifacts },
   // 7 is SQLite's packed events; PostgreSQL has no 7.
   { id: 9, name: 'audit', sql: audit },
+  { id: 11, name: 'artifacts', sql: artifacts },
 ];
