@@ -186,7 +186,7 @@ describe('code step: promises', () => {
 
   it('times out promise jobs that never end', async () => {
     const error = await failure(run({ code: 'const spin = () => Promise.resolve().then(spin); return spin()', timeout: 100 }));
-    expect(error.code).toBe('STEP_TIMEOUT');
+    expect(error.code, error.message).toBe('STEP_TIMEOUT');
   });
 
   it('awaits each item of a batch, keeping item errors in place', async () => {

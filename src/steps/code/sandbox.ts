@@ -145,7 +145,11 @@ export async function runInSandbox(task: SandboxTask, host: SandboxHost): Promis
   if (host.cancelled()) return { status: 'cancelled' };
   try {
     host.started?.();
-    return runInFreshRuntime(module, task, host);
+    const { result, disposed } = runInFreshRuntime(module, task, host);
+    // A runtime stopped mid-job (a deadline inside a chain of promise jobs) can still hold objects when it is
+    // freed, and QuickJS aborts on that: the outcome stands, the module is not trusted again.
+    if (!disposed) forgetModule(loading);
+    return result;
   } catch (err) {
     forgetModule(loading);
     return { status: 'crashed', message: err instanceof Error ? err.message : String(err) };
@@ -153,7 +157,7 @@ export async function runInSandbox(task: SandboxTask, host: SandboxHost): Promis
 }
 
 /** Disposal is skipped when the run throws: the caller then drops the whole module instead. */
-function runInFreshRuntime(module: QuickJSWASMModule, task: SandboxTask, host: SandboxHost): SandboxResult {
+function runInFreshRuntime(module: QuickJSWASMModule, task: SandboxTask, host: SandboxHost): { result: SandboxResult; disposed: boolean } {
   const interrupt: Interrupt = {};
   const deadline = Date.now() + task.timeoutMs;
   const runtime = module.newRuntime({ maxStackSizeBytes: MAX_STACK_BYTES });
@@ -166,9 +170,14 @@ function runInFreshRuntime(module: QuickJSWASMModule, task: SandboxTask, host: S
     return interrupt.reason !== undefined;
   });
   const result = runGuest(runtime, context, task, host, interrupt);
-  context.dispose();
-  runtime.dispose();
-  return result;
+  try {
+    context.dispose();
+    runtime.dispose();
+    return { result, disposed: true };
+  } catch (err) {
+    if (result.status !== 'timeout' && result.status !== 'cancelled') throw err;
+    return { result, disposed: false };
+  }
 }
 
 type Interrupt = { reason?: InterruptReason };
@@ -194,7 +203,7 @@ function runGuest(runtime: QuickJSRuntime, context: QuickJSContext, task: Sandbo
     const out = context.callFunction(driver.drive, context.undefined, ...args);
     for (const arg of args) arg.dispose();
     if (out.error) return fail(out.error);
-    return settle(runtime, context, out.value, task, fail, reader);
+    return settle(runtime, context, out.value, task, fail, reader, interrupt);
   } finally {
     reader.slice = undefined;
     driver.dispose();
@@ -213,6 +222,7 @@ function settle(
   task: SandboxTask,
   fail: (error: QuickJSHandle) => SandboxResult,
   reader: GuestReader,
+  interrupt: Interrupt,
 ): SandboxResult {
   for (;;) {
     const state = context.getPromiseState(value);
@@ -226,6 +236,13 @@ function settle(
       return fail(state.error);
     }
     const ran = runtime.executePendingJobs();
+    // A job stopped by the interrupt handler is not always reported as an error: the queue may simply come back
+    // short or empty, so the deadline (or a cancel) is checked before anything else is concluded.
+    if (interrupt.reason !== undefined) {
+      value.dispose();
+      if (ran.error) ran.error.dispose();
+      return { status: interrupt.reason };
+    }
     if (ran.error) {
       value.dispose();
       return fail(ran.error);
