@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { SluiceError, ValidationError, type ValidationIssue } from './errors.js';
 import { formatKeyPath, isRecord, type KeyPath, type Locate } from './key-path.js';
 import type { Pipeline } from './model.js';
@@ -150,12 +150,13 @@ type ToPosition = (offset: number) => { line: number; column: number };
 
 /** Walks the document along `path`; stops at the deepest node found, so a missing key points at its parent. */
 function makeLocate(doc: Document, toPosition: ToPosition): Locate {
+  const pairOf = pairFinder();
   return (path, target = 'value') => {
     let node: unknown = doc.contents;
     let offset = startOf(node);
     for (const [i, segment] of path.entries()) {
       if (isAlias(node)) node = node.resolve(doc);
-      const pair = isMap(node) ? node.items.find((p) => keyText(p.key) === String(segment)) : undefined;
+      const pair = isMap(node) ? pairOf(node, String(segment)) : undefined;
       if (pair) {
         if (i === path.length - 1 && target === 'key') return optionalPosition(startOf(pair.key), toPosition);
         // Should the path end deeper than the file goes (a missing key), the key found last is the best anchor.
@@ -167,6 +168,29 @@ function makeLocate(doc: Document, toPosition: ToPosition): Locate {
       } else break;
     }
     return optionalPosition(offset, toPosition);
+  };
+}
+
+type MapNode = YAMLMap<unknown, unknown>;
+type MapPair = MapNode['items'][number];
+
+/**
+ * The first pair of a mapping with a given key, from an index built once per mapping: a pipeline of thousands
+ * of steps asks for every step's position, and a scan per question made validation quadratic.
+ */
+function pairFinder(): (node: MapNode, key: string) => MapPair | undefined {
+  const indexes = new WeakMap<MapNode, Map<string, MapPair>>();
+  return (node, key) => {
+    let index = indexes.get(node);
+    if (!index) {
+      index = new Map();
+      for (const pair of node.items) {
+        const text = keyText(pair.key);
+        if (!index.has(text)) index.set(text, pair);
+      }
+      indexes.set(node, index);
+    }
+    return index.get(key);
   };
 }
 
