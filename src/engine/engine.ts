@@ -1,3 +1,4 @@
+import { depthMessage, tooDeepPath } from '../core/json-depth.js';
 import { SluiceError, ValidationError } from '../core/errors.js';
 import { withDependencies } from '../core/graph.js';
 import type { Pipeline } from '../core/model.js';
@@ -167,6 +168,8 @@ export class Engine {
   }
 
   private checkInput(stored: StoredPipeline, input: unknown): void {
+    const deep = tooDeepPath(input);
+    if (deep) throw new SluiceError('INPUT_INVALID', `input of pipeline ${stored.name} is ${depthMessage('input', deep)}`);
     const size = Buffer.byteLength(JSON.stringify(input ?? null));
     if (size > this.maxInputBytes) {
       throw new SluiceError('INPUT_TOO_LARGE', `input of pipeline ${stored.name} is ${size} bytes, more than the ${this.maxInputBytes} allowed; store large data as an artifact and pass its reference`);

@@ -5,7 +5,7 @@ import type { StartRunOptions } from '../../engine/engine.js';
 import type { RunAction } from '../../store/store.js';
 import type { ServerContext } from '../create-server.js';
 import { HttpError } from '../http-errors.js';
-import { approvalBody, eventNameParams, eventsQuery, eventTriggerQuery, limitQuery, listRunsQuery, pipelineParams, rollbackBody, runParams, startRunBody, stepParams } from '../schemas.js';
+import { MAX_TIME_MS, approvalBody, eventNameParams, eventsQuery, eventTriggerQuery, limitQuery, listRunsQuery, pipelineParams, rollbackBody, runParams, startRunBody, stepParams } from '../schemas.js';
 import { eventView, logView, runView, stepView } from '../views.js';
 
 interface StartRunBody {
@@ -136,9 +136,12 @@ function startOptions(body: StartRunBody): StartRunOptions {
   return options;
 }
 
-/** Epoch ms from a number or an ISO 8601 string. */
+/** Epoch ms from a number or an ISO 8601 string, within the range of JavaScript dates (±8.64e15 ms). */
 export function parseTime(value: number | string, field: string): number {
   const ms = typeof value === 'number' ? value : Date.parse(value);
+  if (Number.isFinite(ms) && Math.abs(ms) > MAX_TIME_MS) {
+    throw new HttpError('REQUEST_INVALID', `${field} must be a time between -${MAX_TIME_MS} and ${MAX_TIME_MS} epoch ms (the years -271821 to 275760), got ${JSON.stringify(value)}`);
+  }
   if (!Number.isFinite(ms)) throw new HttpError('REQUEST_INVALID', `${field} must be epoch milliseconds or an ISO 8601 time, got ${JSON.stringify(value)}`);
   return ms;
 }
