@@ -39,6 +39,7 @@ async function measure(n: number): Promise<{ parse: number; validate: number; re
     const t2 = performance.now();
     const dir = mkdtempSync(join(tmpdir(), 'sluice-validate-'));
     const store = new SqliteStore({ path: join(dir, 'sluice.db') });
+    await store.migrate();
     const engine = new Engine({ store, steps: stepTypes });
     const t3 = performance.now();
     await engine.registerPipeline(pipeline, { text });
