@@ -59,6 +59,7 @@ export const listRunsQuery = {
     pipeline: NAME,
     status: { type: 'string', enum: [...RUN_STATES] },
     limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    cursor: { type: 'string', minLength: 1, maxLength: 500, description: 'The `next_cursor` of the previous page; none for the first (newest) page.' },
   },
 } as const;
 

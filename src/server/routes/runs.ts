@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/model.js';
 import type { StartRunOptions } from '../../engine/engine.js';
+import { listRunPage } from '../../store/run-cursor.js';
 import type { RunAction } from '../../store/store.js';
 import type { ServerContext } from '../create-server.js';
 import { HttpError } from '../http-errors.js';
@@ -36,13 +37,13 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
     },
   );
 
-  app.get<{ Querystring: { pipeline?: string; status?: RunStatus; limit: number } }>(
+  app.get<{ Querystring: { pipeline?: string; status?: RunStatus; limit: number; cursor?: string } }>(
     '/api/runs',
-    { schema: { tags, summary: 'Runs, newest first', querystring: listRunsQuery } },
+    { schema: { tags, summary: 'Runs, newest first, a page at a time: pass next_cursor as cursor for the next page', querystring: listRunsQuery } },
     async (request) => {
-      const { pipeline, status, limit } = request.query;
-      const runs = await engine.store.listRuns({ limit, ...(pipeline ? { pipeline } : {}), ...(status ? { status } : {}) });
-      return { runs: runs.map(runView) };
+      const { pipeline, status, limit, cursor } = request.query;
+      const page = await listRunPage(engine.store, { limit, cursor, ...(pipeline ? { pipeline } : {}), ...(status ? { status } : {}) });
+      return { runs: page.runs.map(runView), next_cursor: page.nextCursor };
     },
   );
 

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { listRunsStatement } from './pg-run-list.js';
 import { SluiceError } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import type { Pipeline } from '../../core/model.js';
@@ -342,12 +343,7 @@ export class PostgresStore implements Store {
   }
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
-    const where: string[] = [];
-    const values: unknown[] = [];
-    if (filter.pipeline) where.push(`pipeline = $${values.push(filter.pipeline)}`);
-    if (filter.status) where.push(`status = $${values.push(filter.status)}`);
-    const limit = `$${values.push(filter.limit ?? 50)}`;
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit}`;
+    const { sql, values } = listRunsStatement(filter);
     return (await this.query<RunRow>(sql, values)).map(toRunRecord);
   }
 

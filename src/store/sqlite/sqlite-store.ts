@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { listRunsStatement } from './run-list.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
@@ -591,17 +592,7 @@ export class SqliteStore implements Store {
   }
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
-    const where: string[] = [];
-    const params: Record<string, unknown> = { limit: filter.limit ?? 50 };
-    if (filter.pipeline) {
-      where.push('pipeline = @pipeline');
-      params['pipeline'] = filter.pipeline;
-    }
-    if (filter.status) {
-      where.push('status = @status');
-      params['status'] = filter.status;
-    }
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT @limit`;
+    const { sql, params } = listRunsStatement(filter);
     return (this.db.prepare(sql).all(params) as RunRow[]).map(toRunRecord);
   }
 

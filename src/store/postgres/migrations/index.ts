@@ -4,6 +4,7 @@ import { sql as datasets } from './003-datasets.js';
 import { sql as attributeValues } from './004-attribute-values.js';
 import { sql as evals } from './005-evals.js';
 import { sql as concurrencyKeys } from './006-concurrency-keys.js';
+import { sql as runsList } from './010-runs-list.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -13,4 +14,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 4, name: 'attribute-values', sql: attributeValues },
   { id: 5, name: 'evals', sql: evals },
   { id: 6, name: 'concurrency-keys', sql: concurrencyKeys },
+  { id: 10, name: 'runs-list', sql: runsList },
 ];

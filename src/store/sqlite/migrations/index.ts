@@ -5,6 +5,7 @@ import { sql as attributeValues } from './004-attribute-values.js';
 import { sql as evals } from './005-evals.js';
 import { sql as concurrencyKeys } from './006-concurrency-keys.js';
 import { sql as packedEvents } from './007-packed-events.js';
+import { sql as runsList } from './010-runs-list.js';
 
 /** Numbered, append-only migrations of the SQLite backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -15,4 +16,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 5, name: 'evals', sql: evals },
   { id: 6, name: 'concurrency-keys', sql: concurrencyKeys },
   { id: 7, name: 'packed-events', sql: packedEvents },
+  { id: 10, name: 'runs-list', sql: runsList },
 ];
