@@ -73,7 +73,7 @@ export const eventsQuery = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    after: { type: 'integer', minimum: 0, default: 0, description: 'Only events with a larger id.' },
+    after: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Only events with a larger id.' },
     limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
   },
 } as const;
@@ -114,7 +114,7 @@ export const streamQuery = {
   properties: {
     run: { type: 'string', maxLength: 200 },
     pipeline: NAME,
-    after: { type: 'integer', minimum: 0, description: 'Replay stored events after this id first (like Last-Event-ID).' },
+    after: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Replay stored events after this id first (like Last-Event-ID).' },
     token: { type: 'string', description: 'Bearer token, for clients that cannot set headers (EventSource, WebSocket).' },
   },
 } as const;

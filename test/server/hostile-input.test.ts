@@ -99,3 +99,19 @@ describe('dataset import of a JSONL file', () => {
     await expect(read()).rejects.toMatchObject({ code: 'RECORD_INVALID', message: expect.stringMatching(/^line 2: the record is nested deeper than 256 levels at data\.a/) });
   });
 });
+
+describe('numbers out of the stores range in other routes', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness(taskFunctions, { worker: false });
+    await h.app.inject({ method: 'PUT', url: '/api/pipelines/tasks', headers: { 'content-type': 'application/yaml' }, payload: TASK_YAML });
+  });
+  afterEach(async () => h.close());
+
+  it('answers 400 naming the field for an event id beyond the safe integers', async () => {
+    const run = await h.app.inject({ method: 'POST', url: '/api/pipelines/tasks/runs', payload: { input: { title: 'x' } } });
+    const res = await h.app.inject({ url: `/api/runs/${run.json().id}/events?after=1e308` });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ code: 'REQUEST_INVALID', message: expect.stringContaining('after') });
+  });
+});
