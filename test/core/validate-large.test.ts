@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ValidationError } from '../../src/core/errors.js';
+import { checkExpression } from '../../src/core/expressions.js';
 import { buildGraph } from '../../src/core/graph.js';
 import { parsePipelineText } from '../../src/core/load-pipeline.js';
 import { normalizePipeline } from '../../src/core/validate.js';
@@ -46,5 +47,12 @@ describe('pipelines of thousands of steps', () => {
     expect(issue.line).toBe(5);
     expect(issue.message).toMatch(/^dependency cycle: s0 -> s1 -> .* -> \.\.\. -> .*s9999 -> s0 \(10000 steps\)$/);
     expect(issue.message.length).toBeLessThan(300);
+  });
+
+  it('checks plain paths without the parser, and still sends literals and other forms through it', () => {
+    expect(checkExpression('steps.fetch.body')).toBeNull();
+    expect(checkExpression('input.and')).toBeNull();
+    expect(checkExpression('input.true')).toMatch(/literal value true/);
+    expect(checkExpression('input.')).not.toBeNull();
   });
 });
