@@ -239,27 +239,33 @@ function regexLiterals(ast: unknown): RegExp[] {
 // JSONata calls the function bound to this symbol before each evaluation step, and awaits it.
 const EVALUATE_ENTRY = Symbol.for('jsonata.__evaluate_entry');
 
-/** Per evaluation (keyed by JSONata's root frame of that call): when it started, when it last yielded. */
+/** What {@link onEvaluationStep} reads of JSONata's frames. */
+interface JsonataFrame {
+  base?: JsonataFrame;
+  [CLOCK]?: EvaluationClock;
+}
+
+/** Per evaluation (on JSONata's root frame of that call): steps so far, when it started, when it last yielded. */
 interface EvaluationClock {
   steps: number;
   startedAt: number;
   yieldedAt: number;
 }
 
-const clocks = new WeakMap<object, EvaluationClock>();
+// Kept on JSONata's root frame of each evaluation: a property read is cheaper than a WeakMap lookup per step.
+const CLOCK = Symbol('sluice.evaluationClock');
 
 /**
  * JSONata's evaluation is one long chain of promise continuations that never returns to the event loop; every
  * {@link STEPS_PER_CHECK} steps this looks at the clock, fails an evaluation past
  * {@link EXPRESSION_TIME_LIMIT_MS} and, every {@link YIELD_EVERY_MS}, lets the event loop run.
  */
-function onEvaluationStep(_node: unknown, _input: unknown, environment: { base?: object }): Promise<void> | undefined {
+function onEvaluationStep(_node: unknown, _input: unknown, environment: JsonataFrame): Promise<void> | undefined {
   const base = environment.base ?? environment;
-  let clock = clocks.get(base);
-  if (!clock) {
+  let clock = base[CLOCK];
+  if (clock === undefined) {
     const now = performance.now();
-    clock = { steps: 0, startedAt: now, yieldedAt: now };
-    clocks.set(base, clock);
+    clock = base[CLOCK] = { steps: 0, startedAt: now, yieldedAt: now };
   }
   if (++clock.steps % STEPS_PER_CHECK !== 0) return undefined;
   const now = performance.now();
