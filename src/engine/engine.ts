@@ -1,6 +1,6 @@
-import { depthMessage, tooDeepPath } from '../core/json-depth.js';
 import { SluiceError, ValidationError } from '../core/errors.js';
 import { withDependencies } from '../core/graph.js';
+import { depthMessage, tooDeepPath } from '../core/json-depth.js';
 import type { Pipeline } from '../core/model.js';
 import { isTerminalRun } from '../core/state-machine.js';
 import { pipelineVersionHash } from '../core/validate.js';

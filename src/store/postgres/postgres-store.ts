@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import { listRunsStatement } from './pg-run-list.js';
 import { SluiceError } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import type { Pipeline } from '../../core/model.js';
@@ -57,6 +56,7 @@ import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { PgRunTransitions } from './pg-run-transitions.js';
+import { listRunsStatement } from './pg-run-list.js';
 import { PgSupervision } from './pg-supervision.js';
 import { endChild } from './pg-children.js';
 import { claimAlone, claimIn, claimKeyed, completeBatch, createRunIn, createRunsAlone, insertNewRows, NewRows, planPlainRuns, type RunHeader, type Tx } from './pg-attempts.js';

@@ -1,5 +1,4 @@
 import { mkdirSync } from 'node:fs';
-import { listRunsStatement } from './run-list.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
@@ -61,6 +60,7 @@ import { SqliteOperations } from './operations.js';
 import { SqliteDatasets } from './datasets.js';
 import { SqliteAttributeValues } from './attribute-values.js';
 import { SqliteEvals } from './evals.js';
+import { listRunsStatement } from './run-list.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
@@ -593,7 +593,10 @@ export class SqliteStore implements Store {
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
     const { sql, params } = listRunsStatement(filter);
-    return (this.db.prepare(sql).all(params) as RunRow[]).map(toRunRecord);
+    // Eight forms of the statement at most (pipeline, status, cursor, each there or not): prepare each once.
+    let statement = this.stmts.get(sql);
+    if (!statement) this.stmts.set(sql, (statement = this.db.prepare(sql)));
+    return (statement.all(params) as RunRow[]).map(toRunRecord);
   }
 
   async listSteps(runId: string): Promise<StepRecord[]> {
