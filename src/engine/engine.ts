@@ -139,6 +139,7 @@ export class Engine {
     if (stored.definition.disabled) throw new SluiceError('PIPELINE_DISABLED', `pipeline ${stored.name} is disabled`);
     const requests: CreateRunRequest[] = runs.map((o) => {
       this.checkInput(stored, o.input ?? null);
+      checkRunTiming(o);
       const selection = o.steps && o.steps.length > 0 ? [...withDependencies(stored.definition, o.steps)] : undefined;
       return {
         pipeline: stored,
@@ -351,4 +352,20 @@ function withStepType(base: StepRegistry, extra: StepType<any>): StepRegistry {
     values: () => snapshot().values(),
     [Symbol.iterator]: () => snapshot().entries(),
   };
+}
+
+/** Stores keep a run's priority in a 32-bit integer column. */
+const PRIORITY_RANGE = [-2_147_483_648, 2_147_483_647] as const;
+/** The largest epoch milliseconds a JavaScript `Date` holds (year 275760). */
+const MAX_DATE_MS = 8.64e15;
+
+/** Throws INPUT_INVALID naming `priority` or `runAt` when the store could not hold it or it could never come. */
+function checkRunTiming(o: StartRunOptions): void {
+  const [min, max] = PRIORITY_RANGE;
+  if (o.priority !== undefined && !(Number.isInteger(o.priority) && o.priority >= min && o.priority <= max)) {
+    throw new SluiceError('INPUT_INVALID', `priority must be an integer from ${min} to ${max}, got ${o.priority}`);
+  }
+  if (o.runAt !== undefined && !(Number.isFinite(o.runAt) && Math.abs(o.runAt) <= MAX_DATE_MS)) {
+    throw new SluiceError('INPUT_INVALID', `runAt must be epoch milliseconds within ±${MAX_DATE_MS} (the range of dates), got ${o.runAt}`);
+  }
 }

@@ -115,3 +115,21 @@ describe('numbers out of the stores range in other routes', () => {
     expect(res.json().error).toMatchObject({ code: 'REQUEST_INVALID', message: expect.stringContaining('after') });
   });
 });
+
+describe('the library refuses run options the store cannot hold', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness(taskFunctions, { worker: false });
+    await h.app.inject({ method: 'PUT', url: '/api/pipelines/tasks', headers: { 'content-type': 'application/yaml' }, payload: TASK_YAML });
+  });
+  afterEach(async () => h.close());
+
+  it('names priority and runAt, and creates nothing', async () => {
+    const input = { title: 'x' };
+    await expect(h.engine.startRun('tasks', { input, priority: 1e308 })).rejects.toMatchObject({ code: 'INPUT_INVALID', message: expect.stringMatching(/^priority must be an integer from -2147483648 to 2147483647/) });
+    await expect(h.engine.startRun('tasks', { input, priority: 0.5 })).rejects.toMatchObject({ code: 'INPUT_INVALID' });
+    await expect(h.engine.startRun('tasks', { input, runAt: Number.NaN })).rejects.toMatchObject({ code: 'INPUT_INVALID', message: expect.stringMatching(/^runAt must be/) });
+    await expect(h.engine.startRun('tasks', { input, runAt: 9e15 })).rejects.toMatchObject({ code: 'INPUT_INVALID' });
+    expect(await h.engine.store.listRuns({ limit: 10 })).toHaveLength(0);
+  });
+});
