@@ -133,3 +133,24 @@ describe('the library refuses run options the store cannot hold', () => {
     expect(await h.engine.store.listRuns({ limit: 10 })).toHaveLength(0);
   });
 });
+
+describe('pipeline definitions nested thousands deep', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness(taskFunctions, { worker: false });
+  });
+  afterEach(async () => h.close());
+
+  it('are a validation error naming the line, as YAML and as JSON, and the server keeps answering', async () => {
+    const deep = `${'['.repeat(5000)}1${']'.repeat(5000)}`;
+    const yaml = `name: d\nsteps:\n  a:\n    uses: command\n    with: { run: "x", extra: ${deep} }\n`;
+    const json = JSON.stringify({ name: 'd', steps: { a: { uses: 'command', with: { run: 'x' } } } }).replace('"x"', `"x", "extra": ${deep}`);
+    for (const [type, payload] of [['application/yaml', yaml], ['application/json', json]] as const) {
+      const res = await h.app.inject({ method: 'PUT', url: '/api/pipelines/d', headers: { 'content-type': type }, payload });
+      expect(res.statusCode, type).toBe(400);
+      expect(res.json().error.code).toBe('VALIDATION_FAILED');
+      expect(res.json().error.details[0]).toMatchObject({ line: type === 'application/yaml' ? 5 : 1, message: 'nested deeper than 256 levels of [ ] or { }' });
+    }
+    expect((await h.app.inject({ url: '/api/pipelines' })).statusCode).toBe(200);
+  });
+});
