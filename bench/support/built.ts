@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type * as LoadModule from '../../src/core/load-pipeline.js';
 import type * as ValidateModule from '../../src/core/validate.js';
 import type * as EngineModule from '../../src/engine/engine.js';
 import type * as BuiltinModule from '../../src/steps/builtin.js';
@@ -19,6 +20,7 @@ if (!existsSync(fileURLToPath(new URL('index.js', dist)))) {
 const load = <T>(path: string) => import(new URL(path, dist).href) as Promise<T>;
 
 export const { normalizePipeline, pipelineVersionHash } = await load<typeof ValidateModule>('core/validate.js');
+export const { parsePipelineText } = await load<typeof LoadModule>('core/load-pipeline.js');
 export const { Engine } = await load<typeof EngineModule>('engine/engine.js');
 export type Engine = EngineModule.Engine;
 export const { builtinStepTypes } = await load<typeof BuiltinModule>('steps/builtin.js');

@@ -68,7 +68,8 @@ export function buildProgram(): Command {
     .description('recent runs')
     .option('--pipeline <name>')
     .addOption(new Option('--status <status>').choices(['queued', 'running', 'paused', 'waiting', 'succeeded', 'failed', 'cancelled']))
-    .option('--limit <n>', 'how many', '20')
+    .option('--limit <n>', 'how many (1-1000)', '20')
+    .option('--cursor <cursor>', 'the next page, as printed after the previous one')
     .action(action((opts) => runsCommand(opts)));
   program.command('logs').argument('<run>').argument('[step]').description('logs of a run or one of its steps').action(action(logsCommand));
   program

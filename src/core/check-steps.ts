@@ -14,20 +14,24 @@ import type { StepRegistry, StepType } from '../steps/step-type.js';
 export function stepIssues(steps: Record<string, unknown>, stepTypes: StepRegistry): RawIssue[] {
   const issues: RawIssue[] = [];
   const needs = new Map<string, string[]>();
+  // Each expression is compiled once: the valid ones are checked for the steps they read afterwards.
+  const validSites = new Map<string, ExpressionSite[]>();
   for (const [name, step] of Object.entries(steps)) {
     if (!isRecord(step)) continue;
     const path = ['steps', name];
+    const expressions = expressionIssues(step, path);
     issues.push(
       ...usesIssues(step, path, stepTypes),
       ...needsIssues(step, name, steps, path),
-      ...expressionIssues(step, path),
+      ...expressions.issues,
       ...configIssues(step, path, stepTypes),
       ...concurrencyIssues(step, path),
       ...cacheIssues(step, path),
     );
     needs.set(name, stringList(step.needs).filter((n) => n !== name && isRecord(steps[n])));
+    validSites.set(name, expressions.valid);
   }
-  return [...issues, ...cycleIssues(needs, steps), ...referenceIssues(steps, needs)];
+  return [...issues, ...cycleIssues(needs, steps), ...referenceIssues(steps, needs, validSites)];
 }
 
 /** The condition of `if`, accepting GitHub-Actions style `${{ expr }}` around it. */
@@ -61,7 +65,7 @@ function missingStepMessage(what: string, name: string, steps: Record<string, un
   const known = Object.keys(steps);
   const guess = closest(name, known);
   const note = hint ?? (guess ? `did you mean "${guess}"?` : undefined);
-  return `${what}, but there is no step named "${name}"${note ? ` (${note})` : ''}; steps: ${known.join(', ')}`;
+  return `${what}, but there is no step named "${name}"${note ? ` (${note})` : ''}; steps: ${shortList(known)}`;
 }
 
 /** One expression of a step and where it was written. */
@@ -107,30 +111,33 @@ function cacheIssues(step: Record<string, unknown>, path: KeyPath): RawIssue[] {
   return issues;
 }
 
-function expressionIssues(step: Record<string, unknown>, path: KeyPath): RawIssue[] {
+/** Problems with the step's expressions, and the sites whose expressions compile. */
+function expressionIssues(step: Record<string, unknown>, path: KeyPath): { issues: RawIssue[]; valid: ExpressionSite[] } {
   const { sites, issues } = expressionSites(step, path);
+  const valid: ExpressionSite[] = [];
   for (const site of sites) {
     const error = checkExpression(site.expr);
-    if (error === null) continue;
+    if (error === null) {
+      valid.push(site);
+      continue;
+    }
     const what = site.kind === 'if' ? 'invalid JSONata condition' : `invalid JSONata in "\${{ ${site.expr} }}"`;
     issues.push({ path: site.path, target: 'value', message: `${what}: ${error}` });
   }
-  return issues;
+  return { issues, valid };
 }
 
 /**
  * Expressions may only read `steps.X` of steps that run before: X must be among the step's needs, directly
  * or through other steps. Anything else would read null at run time, or depend on timing.
  */
-function referenceIssues(steps: Record<string, unknown>, needs: Map<string, string[]>): RawIssue[] {
+function referenceIssues(steps: Record<string, unknown>, needs: Map<string, string[]>, validSites: Map<string, ExpressionSite[]>): RawIssue[] {
   const issues: RawIssue[] = [];
-  for (const [name, step] of Object.entries(steps)) {
-    if (!isRecord(step)) continue;
-    const upstream = ancestors(name, needs);
-    for (const site of expressionSites(step, ['steps', name]).sites) {
-      if (checkExpression(site.expr) !== null) continue;
+  for (const [name, sites] of validSites) {
+    const isUpstream = upstreamTest(name, needs);
+    for (const site of sites) {
       for (const ref of referencedSteps({ if: site.expr, with: {} })) {
-        const message = referenceProblem(ref, name, steps, upstream, site.expr);
+        const message = referenceProblem(ref, name, steps, isUpstream, site.expr);
         if (message) issues.push({ path: site.path, target: 'value', message });
       }
     }
@@ -138,8 +145,19 @@ function referenceIssues(steps: Record<string, unknown>, needs: Map<string, stri
   return issues;
 }
 
-function referenceProblem(ref: string, name: string, steps: Record<string, unknown>, upstream: Set<string>, expr: string): string | undefined {
-  if (upstream.has(ref)) return undefined;
+/**
+ * Whether a step runs before `name`. A direct need answers at once (the common case); the full set of
+ * ancestors is only walked, once, for a reference that is not one, so a long chain of steps each reading its
+ * predecessor validates in linear time.
+ */
+function upstreamTest(name: string, needs: Map<string, string[]>): (ref: string) => boolean {
+  const direct = new Set(needs.get(name) ?? []);
+  let all: Set<string> | undefined;
+  return (ref) => direct.has(ref) || (all ??= ancestors(name, needs)).has(ref);
+}
+
+function referenceProblem(ref: string, name: string, steps: Record<string, unknown>, isUpstream: (ref: string) => boolean, expr: string): string | undefined {
+  if (isUpstream(ref)) return undefined;
   if (ref === name) return `reads steps.${ref}, its own output, which does not exist while it runs`;
   if (!Object.hasOwn(steps, ref)) {
     // `steps.my-step` parses as `steps.my - step`; show the quoted form of what was probably meant.
@@ -153,12 +171,29 @@ function referenceProblem(ref: string, name: string, steps: Record<string, unkno
 function ancestors(name: string, needs: Map<string, string[]>): Set<string> {
   const seen = new Set<string>();
   const queue = [...(needs.get(name) ?? [])];
-  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+  for (let i = 0; i < queue.length; i++) {
+    const next = queue[i]!;
     if (seen.has(next)) continue;
     seen.add(next);
-    queue.push(...(needs.get(next) ?? []));
+    for (const need of needs.get(next) ?? []) if (!seen.has(need)) queue.push(need);
   }
   return seen;
+}
+
+// Messages list at most this many names (steps of a list, steps of a cycle) and say how many were left out.
+const LISTED_NAMES = 20;
+
+function shortList(names: string[], separator = ', '): string {
+  if (names.length <= LISTED_NAMES) return names.join(separator);
+  return `${names.slice(0, LISTED_NAMES).join(separator)}${separator}... (${names.length} in all)`;
+}
+
+/** A cycle as `a -> b -> ... -> a`; a long one keeps its first and last steps and says how many it has. */
+function cycleText(cycle: string[]): string {
+  if (cycle.length <= LISTED_NAMES) return cycle.join(' -> ');
+  const head = cycle.slice(0, LISTED_NAMES / 2).join(' -> ');
+  const tail = cycle.slice(-3).join(' -> ');
+  return `${head} -> ... -> ${tail} (${cycle.length - 1} steps)`;
 }
 
 /**
@@ -172,7 +207,7 @@ function cycleIssues(needs: Map<string, string[]>, steps: Record<string, unknown
     const [first, closing] = [cycle[0]!, cycle[cycle.length - 2]!];
     const written = (steps[first] as Record<string, unknown>).needs;
     const index = Array.isArray(written) ? written.indexOf(closing) : 0;
-    issues.push({ path: ['steps', first, 'needs', index], target: 'value', message: `dependency cycle: ${cycle.join(' -> ')}` });
+    issues.push({ path: ['steps', first, 'needs', index], target: 'value', message: `dependency cycle: ${cycleText(cycle)}` });
     remaining.set(first, (remaining.get(first) ?? []).filter((n) => n !== closing));
   }
   return issues;

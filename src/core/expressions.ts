@@ -1,6 +1,7 @@
 import { redactSecrets } from './redact.js';
 import jsonata from 'jsonata';
 import { SluiceError } from './errors.js';
+import { backtrackingRisk } from './regex-risk.js';
 import { isRecord } from './key-path.js';
 import type { ExpressionContext, Step } from './model.js';
 
@@ -20,8 +21,19 @@ export interface ParsedTemplate {
 
 // Definitions hold a bounded set of expressions; the cap only guards a long-lived server against growth.
 const MAX_CACHED = 1000;
-// JSONata checks this between evaluation steps, so a runaway recursive lambda fails instead of hanging a worker.
-const EVALUATION_TIMEOUT_MS = 5000;
+/**
+ * Longest an expression may evaluate: checked between JSONata's evaluation steps, so a runaway expression (a
+ * recursive lambda, a huge range) fails its step with EXPRESSION_FAILED instead of holding a worker. Default
+ * and only value: 5 s.
+ */
+export const EXPRESSION_TIME_LIMIT_MS = 5000;
+// Nested evaluation steps at once (JSONata's own guard): a non-terminating recursion that is not a tail call
+// fails here rather than filling memory with suspended calls.
+const MAX_EVALUATION_DEPTH = 20_000;
+// A long evaluation hands the event loop back this often (other runs, HTTP requests, heartbeats go on).
+const YIELD_EVERY_MS = 10;
+// Evaluation steps between two looks at the clock.
+const STEPS_PER_CHECK = 256;
 const compiled = new Map<string, jsonata.Expression>();
 const truthiness = jsonata('$boolean($v)');
 
@@ -88,12 +100,26 @@ export async function evaluateCondition(expr: string, ctx: ExpressionContext): P
 
 /** The syntax error of a JSONata expression, with its position, or null when it compiles. */
 export function checkExpression(expr: string): string | null {
+  if (isPlainPath(expr)) return null;
   try {
     compile(expr);
     return null;
   } catch (err) {
     return describeJsonataError(err);
   }
+}
+
+// `input.customer.id`, `steps.fetch.body`: the most common expression by far, and always valid JSONata.
+const PLAIN_PATH = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+// Words JSONata reads as literals or operators; a path holding one goes through the parser.
+const PATH_KEYWORDS = new Set(['and', 'or', 'in', 'true', 'false', 'null', 'function']);
+
+/**
+ * Whether `expr` is a dotted path of plain names, valid without compiling it: JSONata's parser rebuilds its
+ * operator table on every call, which made checking a definition of thousands of templates slow.
+ */
+function isPlainPath(expr: string): boolean {
+  return PLAIN_PATH.test(expr) && !expr.split('.').some((name) => PATH_KEYWORDS.has(name));
 }
 
 /**
@@ -206,10 +232,75 @@ async function evaluate(expr: string, ctx: ExpressionContext): Promise<unknown> 
 function compile(expr: string): jsonata.Expression {
   const cached = compiled.get(expr);
   if (cached) return cached;
-  const expression = jsonata(expr, { timeout: EVALUATION_TIMEOUT_MS });
+  const expression = jsonata(expr, { stack: MAX_EVALUATION_DEPTH });
+  assertSafeRegexes(expression.ast(), expr);
+  expression.assign(EVALUATE_ENTRY as unknown as string, onEvaluationStep);
   if (compiled.size >= MAX_CACHED) compiled.delete(compiled.keys().next().value!);
   compiled.set(expr, expression);
   return expression;
+}
+
+/** Throws EXPRESSION_FAILED when a regex literal of the expression may backtrack catastrophically. */
+function assertSafeRegexes(ast: unknown, expr: string): void {
+  for (const regex of regexLiterals(ast)) {
+    const risk = backtrackingRisk(regex.source);
+    if (risk !== null) throw new SluiceError('EXPRESSION_FAILED', `regex /${regex.source}/ may backtrack: ${risk}`, { details: { expression: expr } });
+  }
+}
+
+/** Every RegExp in a JSONata AST (regex literals are the only way an expression makes one). */
+function regexLiterals(ast: unknown): RegExp[] {
+  const found: RegExp[] = [];
+  const seen = new Set<object>();
+  const stack: unknown[] = [ast];
+  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+    if (typeof node !== 'object' || node === null || seen.has(node)) continue;
+    seen.add(node);
+    if (node instanceof RegExp) found.push(node);
+    else for (const child of Object.values(node)) stack.push(child);
+  }
+  return found;
+}
+
+// JSONata calls the function bound to this symbol before each evaluation step, and awaits it.
+const EVALUATE_ENTRY = Symbol.for('jsonata.__evaluate_entry');
+
+/** What {@link onEvaluationStep} reads of JSONata's frames. */
+interface JsonataFrame {
+  base?: JsonataFrame;
+  [CLOCK]?: EvaluationClock;
+}
+
+/** Per evaluation (on JSONata's root frame of that call): steps so far, when it started, when it last yielded. */
+interface EvaluationClock {
+  steps: number;
+  startedAt: number;
+  yieldedAt: number;
+}
+
+// Kept on JSONata's root frame of each evaluation: a property read is cheaper than a WeakMap lookup per step.
+const CLOCK = Symbol('sluice.evaluationClock');
+
+/**
+ * JSONata's evaluation is one long chain of promise continuations that never returns to the event loop; every
+ * {@link STEPS_PER_CHECK} steps this looks at the clock, fails an evaluation past
+ * {@link EXPRESSION_TIME_LIMIT_MS} and, every {@link YIELD_EVERY_MS}, lets the event loop run.
+ */
+function onEvaluationStep(_node: unknown, _input: unknown, environment: JsonataFrame): Promise<void> | undefined {
+  const base = environment.base ?? environment;
+  let clock = base[CLOCK];
+  if (clock === undefined) {
+    const now = performance.now();
+    clock = base[CLOCK] = { steps: 0, startedAt: now, yieldedAt: now };
+  }
+  if (++clock.steps % STEPS_PER_CHECK !== 0) return undefined;
+  const now = performance.now();
+  if (now - clock.startedAt > EXPRESSION_TIME_LIMIT_MS) {
+    throw new SluiceError('EXPRESSION_FAILED', `took longer than ${EXPRESSION_TIME_LIMIT_MS} ms (${clock.steps} evaluation steps): stopped`);
+  }
+  if (now - clock.yieldedAt < YIELD_EVERY_MS) return undefined;
+  clock.yieldedAt = now;
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function describeJsonataError(err: unknown): string {

@@ -2,8 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { SluiceError, ValidationError, type ValidationIssue } from './errors.js';
+import { MAX_JSON_DEPTH } from './json-depth.js';
 import { formatKeyPath, isRecord, type KeyPath, type Locate } from './key-path.js';
 import type { Pipeline } from './model.js';
 import type { StepRegistry } from '../steps/step-type.js';
@@ -38,6 +39,7 @@ export function parsePipelineText(text: string, file: string): ParsedPipelineTex
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };
   };
+  assertFlowDepth(text, file);
   // Duplicate keys are found below instead of by the parser, so the issue can carry the key path.
   // `merge` lets users share step settings with `<<: *anchor`.
   const doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false, merge: true });
@@ -53,6 +55,27 @@ export function parsePipelineText(text: string, file: string): ParsedPipelineTex
   if (issues.length === 0) issues.push(...duplicateKeyIssues(doc.contents, [], file, toPosition));
   if (issues.length > 0) throw new ValidationError(issues);
   return { spec: toPlainData(doc, file), locate };
+}
+
+/**
+ * The YAML parser recurses once per level of `[ ]` and `{ }`: thousands of levels exhaust the call stack, and
+ * V8 may then abort the whole process (a regex compiled lazily at that depth fails as out of memory) rather
+ * than throw. Counting brackets first (quotes are not tracked, so brackets inside strings count too, which
+ * only matters past 256 unclosed ones) refuses such text with a ValidationError at the first too-deep bracket.
+ */
+function assertFlowDepth(text: string, file: string): void {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_JSON_DEPTH) {
+        const before = text.slice(0, i);
+        const line = before.split('\n').length;
+        const column = i - before.lastIndexOf('\n');
+        throw new ValidationError([{ file, line, column, message: `nested deeper than ${MAX_JSON_DEPTH} levels of [ ] or { }` }]);
+      }
+    } else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
+  }
 }
 
 /**
@@ -150,12 +173,13 @@ type ToPosition = (offset: number) => { line: number; column: number };
 
 /** Walks the document along `path`; stops at the deepest node found, so a missing key points at its parent. */
 function makeLocate(doc: Document, toPosition: ToPosition): Locate {
+  const pairOf = pairFinder();
   return (path, target = 'value') => {
     let node: unknown = doc.contents;
     let offset = startOf(node);
     for (const [i, segment] of path.entries()) {
       if (isAlias(node)) node = node.resolve(doc);
-      const pair = isMap(node) ? node.items.find((p) => keyText(p.key) === String(segment)) : undefined;
+      const pair = isMap(node) ? pairOf(node, String(segment)) : undefined;
       if (pair) {
         if (i === path.length - 1 && target === 'key') return optionalPosition(startOf(pair.key), toPosition);
         // Should the path end deeper than the file goes (a missing key), the key found last is the best anchor.
@@ -167,6 +191,29 @@ function makeLocate(doc: Document, toPosition: ToPosition): Locate {
       } else break;
     }
     return optionalPosition(offset, toPosition);
+  };
+}
+
+type MapNode = YAMLMap<unknown, unknown>;
+type MapPair = MapNode['items'][number];
+
+/**
+ * The first pair of a mapping with a given key, from an index built once per mapping: a pipeline of thousands
+ * of steps asks for every step's position, and a scan per question made validation quadratic.
+ */
+function pairFinder(): (node: MapNode, key: string) => MapPair | undefined {
+  const indexes = new WeakMap<MapNode, Map<string, MapPair>>();
+  return (node, key) => {
+    let index = indexes.get(node);
+    if (!index) {
+      index = new Map();
+      for (const pair of node.items) {
+        const text = keyText(pair.key);
+        if (!index.has(text)) index.set(text, pair);
+      }
+      indexes.set(node, index);
+    }
+    return index.get(key);
   };
 }
 

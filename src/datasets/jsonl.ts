@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { SluiceError } from '../core/errors.js';
 import type { NewDataRecord } from '../store/store.js';
-import { isJsonObject } from './record-checks.js';
+import { assertShallow, isJsonObject } from './record-checks.js';
 
 /** Default field that holds a record's id in bulk bodies and JSONL files. */
 export const DEFAULT_ID_FIELD = 'id';
@@ -13,6 +13,7 @@ export const DEFAULT_ID_FIELD = 'id';
  */
 export function recordFromValue(value: unknown, idField: string, where: string): NewDataRecord {
   if (!isJsonObject(value)) throw new SluiceError('RECORD_INVALID', `${where}: the record is not a JSON object`);
+  assertShallow(value, where);
   const id = value[idField];
   if (typeof id === 'number' && Number.isFinite(id)) return { id: String(id), data: value };
   if (typeof id !== 'string' || id.length === 0) throw new SluiceError('RECORD_INVALID', `${where}: the record has no "${idField}" (a non-empty string or a number)`);

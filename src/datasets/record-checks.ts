@@ -1,4 +1,5 @@
 import { SluiceError } from '../core/errors.js';
+import { depthMessage, MAX_JSON_DEPTH, tooDeepPath } from '../core/json-depth.js';
 import type { NewDataRecord } from '../store/store.js';
 
 /** Dataset names follow pipeline names: lower case, digits, `.`, `_`, `-`, starting with a letter or digit. */
@@ -34,8 +35,15 @@ export function checkRecords(records: readonly NewDataRecord[]): NewDataRecord[]
   records.forEach((r, i) => {
     assertRecordId(r.id, `record ${i + 1}`);
     if (!isJsonObject(r.data)) throw new SluiceError('RECORD_INVALID', `record "${r.id}" is not a JSON object`);
+    assertShallow(r.data, `record "${r.id}"`);
     byId.delete(r.id);
     byId.set(r.id, r);
   });
   return [...byId.values()];
+}
+
+/** Throws RECORD_INVALID naming the record and the path when its data nests deeper than {@link MAX_JSON_DEPTH}. */
+export function assertShallow(data: Record<string, unknown>, where: string): void {
+  const deep = tooDeepPath(data, MAX_JSON_DEPTH);
+  if (deep) throw new SluiceError('RECORD_INVALID', `${where}: the record is ${depthMessage('data', deep)}`, { details: { path: deep.slice(0, 12) } });
 }

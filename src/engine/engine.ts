@@ -1,5 +1,6 @@
 import { SluiceError, ValidationError } from '../core/errors.js';
 import { withDependencies } from '../core/graph.js';
+import { depthMessage, tooDeepPath } from '../core/json-depth.js';
 import type { Pipeline } from '../core/model.js';
 import { isTerminalRun } from '../core/state-machine.js';
 import { pipelineVersionHash } from '../core/validate.js';
@@ -160,6 +161,7 @@ export class Engine {
     if (stored.definition.disabled) throw new SluiceError('PIPELINE_DISABLED', `pipeline ${stored.name} is disabled`);
     const requests: CreateRunRequest[] = runs.map((o) => {
       this.checkInput(stored, o.input ?? null);
+      checkRunTiming(o);
       const selection = o.steps && o.steps.length > 0 ? [...withDependencies(stored.definition, o.steps)] : undefined;
       return {
         pipeline: stored,
@@ -189,6 +191,8 @@ export class Engine {
   }
 
   private checkInput(stored: StoredPipeline, input: unknown): void {
+    const deep = tooDeepPath(input);
+    if (deep) throw new SluiceError('INPUT_INVALID', `input of pipeline ${stored.name} is ${depthMessage('input', deep)}`);
     const size = Buffer.byteLength(JSON.stringify(input ?? null));
     if (size > this.maxInputBytes) {
       throw new SluiceError('INPUT_TOO_LARGE', `input of pipeline ${stored.name} is ${size} bytes, more than the ${this.maxInputBytes} allowed; store large data as an artifact and pass its reference`);
@@ -380,5 +384,21 @@ function logLimitFromEnv(): number | undefined {
     return parseByteSize(raw);
   } catch (err) {
     throw new SluiceError('VALIDATION_FAILED', `SLUICE_MAX_LOG_BYTES: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Stores keep a run's priority in a 32-bit integer column. */
+const PRIORITY_RANGE = [-2_147_483_648, 2_147_483_647] as const;
+/** The largest epoch milliseconds a JavaScript `Date` holds (year 275760). */
+const MAX_DATE_MS = 8.64e15;
+
+/** Throws INPUT_INVALID naming `priority` or `runAt` when the store could not hold it or it could never come. */
+function checkRunTiming(o: StartRunOptions): void {
+  const [min, max] = PRIORITY_RANGE;
+  if (o.priority !== undefined && !(Number.isInteger(o.priority) && o.priority >= min && o.priority <= max)) {
+    throw new SluiceError('INPUT_INVALID', `priority must be an integer from ${min} to ${max}, got ${o.priority}`);
+  }
+  if (o.runAt !== undefined && !(Number.isFinite(o.runAt) && Math.abs(o.runAt) <= MAX_DATE_MS)) {
+    throw new SluiceError('INPUT_INVALID', `runAt must be epoch milliseconds within ±${MAX_DATE_MS} (the range of dates), got ${o.runAt}`);
   }
 }

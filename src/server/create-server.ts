@@ -8,7 +8,7 @@ import type { Engine } from '../engine/engine.js';
 import { EvalScheduler, type EvalSchedulerOptions } from '../evals/eval-scheduler.js';
 import type { ApiRole, ApiToken } from '../store/store.js';
 import { Authenticator, roleFor, type AuthMode } from './auth.js';
-import { HttpError, sendError } from './http-errors.js';
+import { assertBodyShape, HttpError, sendError } from './http-errors.js';
 import { LiveEvents } from './live-events.js';
 import { Metrics } from './metrics.js';
 import { RunBatcher } from './run-batcher.js';
@@ -77,7 +77,8 @@ const textAjv = new Ajv({ allErrors: false, useDefaults: true, coerceTypes: 'arr
  */
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  const app = Fastify({ logger: withRedactedRequests(options.logger ?? false), bodyLimit, forceCloseConnections: true });
+  // `__proto__` keys are parsed as plain data and refused, with their path, by assertBodyShape.
+  const app = Fastify({ logger: withRedactedRequests(options.logger ?? false), bodyLimit, forceCloseConnections: true, onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
   const live = new LiveEvents(options.engine, { pollMs: options.pollMs ?? 250, onError: (err) => app.log.warn({ err }, 'event poll failed') });
   const ctx: ServerContext = {
     engine: options.engine,
@@ -100,6 +101,8 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     if (!request.routeOptions.url?.startsWith('/api/')) return;
     request.apiToken = (await ctx.auth.check(request, roleFor(request.method, request.routeOptions.config.role))) ?? null;
   });
+  // Before schema checks and handlers, which walk bodies recursively: a too-deep body gets a 400 naming where.
+  app.addHook('preValidation', async (request) => assertBodyShape(request.body));
   app.addHook('onResponse', async (_request, reply) => ctx.metrics.countRequest(reply.statusCode));
 
   await app.register(swagger, {

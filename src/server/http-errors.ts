@@ -1,5 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError, type ErrorCode } from '../core/errors.js';
+import { depthMessage, MAX_JSON_DEPTH, prototypeKeyPath, tooDeepPath } from '../core/json-depth.js';
+import { formatKeyPath } from '../core/key-path.js';
 
 /** Codes only the HTTP layer produces, next to the library's {@link ErrorCode}s. */
 export type HttpOnlyCode =
@@ -96,6 +98,22 @@ function classify(err: unknown): { code: string; message: string; details?: unkn
     return { code: 'REQUEST_INVALID', message: fe.message ?? 'the request is invalid' };
   }
   return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}
+
+/**
+ * Throws REQUEST_INVALID naming the path when a parsed JSON body nests deeper than {@link MAX_JSON_DEPTH}, or
+ * holds a `__proto__` key (or `constructor.prototype`). The JSON parser keeps such keys as plain data
+ * (`onProtoPoisoning: 'ignore'`) so that this check can say where they are; they are refused rather than
+ * stored, since code copying objects key by key would change prototypes with them.
+ */
+export function assertBodyShape(body: unknown): void {
+  const deep = tooDeepPath(body, MAX_JSON_DEPTH);
+  if (deep) throw new HttpError('REQUEST_INVALID', `the body is ${depthMessage('', deep)}`);
+  const proto = prototypeKeyPath(body);
+  if (proto) {
+    const at = formatKeyPath(proto);
+    throw new HttpError('REQUEST_INVALID', `the body has a "${String(proto.at(-1) === 'prototype' ? 'constructor.prototype' : '__proto__')}" key at ${at}, which is refused: such keys change the prototype of objects copied from them; rename the key`);
+  }
 }
 
 /** Fastify error handler: `{error: {code, message}}` with the status from {@link HTTP_STATUS}. */

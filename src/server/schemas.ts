@@ -27,14 +27,26 @@ export const stepParams = {
 } as const;
 export const eventNameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 200 } } } as const;
 
+/** A run's priority is stored in a 32-bit integer column on both backends. */
+export const MIN_PRIORITY = -2_147_483_648;
+export const MAX_PRIORITY = 2_147_483_647;
+/** The largest epoch milliseconds a JavaScript `Date` holds (year 275760). */
+export const MAX_TIME_MS = 8.64e15;
+
 export const startRunBody = {
   type: 'object',
   additionalProperties: false,
   properties: {
     input: { description: 'Run input; checked against the pipeline `input` schema.' },
     idempotency_key: { type: 'string', minLength: 1, maxLength: 200, description: 'Returns the existing run when used for this pipeline in the last 24 h with the same request; 409 IDEMPOTENCY_CONFLICT with a different one.' },
-    priority: { type: 'integer', description: 'Higher is claimed first. Default: 0.' },
-    run_at: { type: ['integer', 'string'], description: 'Delayed start: epoch ms or an ISO 8601 time.' },
+    priority: { type: 'integer', minimum: MIN_PRIORITY, maximum: MAX_PRIORITY, description: `Higher is claimed first, an integer from ${MIN_PRIORITY} to ${MAX_PRIORITY} (the stores' 32-bit column). Default: 0.` },
+    run_at: {
+      type: ['integer', 'string'],
+      minimum: -MAX_TIME_MS,
+      maximum: MAX_TIME_MS,
+      maxLength: 64,
+      description: 'Delayed start: epoch ms or an ISO 8601 time, within the range of JavaScript dates (±8.64e15 ms).',
+    },
     steps: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'Run these steps plus their dependencies only.' },
     force: { type: 'boolean', description: 'Bypass the step cache.' },
   },
@@ -47,6 +59,7 @@ export const listRunsQuery = {
     pipeline: NAME,
     status: { type: 'string', enum: [...RUN_STATES] },
     limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    cursor: { type: 'string', minLength: 1, maxLength: 500, description: 'The `next_cursor` of the previous page; none for the first (newest) page.' },
   },
 } as const;
 
@@ -60,7 +73,7 @@ export const eventsQuery = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    after: { type: 'integer', minimum: 0, default: 0, description: 'Only events with a larger id.' },
+    after: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Only events with a larger id.' },
     limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
   },
 } as const;
@@ -101,7 +114,7 @@ export const streamQuery = {
   properties: {
     run: { type: 'string', maxLength: 200 },
     pipeline: NAME,
-    after: { type: 'integer', minimum: 0, description: 'Replay stored events after this id first (like Last-Event-ID).' },
+    after: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Replay stored events after this id first (like Last-Event-ID).' },
     token: { type: 'string', description: 'Bearer token, for clients that cannot set headers (EventSource, WebSocket).' },
   },
 } as const;

@@ -365,10 +365,14 @@ export interface AttemptRecord {
   usage: StepUsage | null;
 }
 
+/** Which runs `listRuns` returns, newest first (created_at DESC, id DESC). */
 export interface RunFilter {
   pipeline?: string;
   status?: RunStatus;
+  /** Default: 50. */
   limit?: number;
+  /** Only runs after this one in that order (keyset paging; see run-cursor.ts). Default: from the newest. */
+  after?: { createdAt: number; id: string };
 }
 
 export interface EventFilter {

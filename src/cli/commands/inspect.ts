@@ -2,6 +2,7 @@ import { SluiceError } from '../../core/errors.js';
 import { renderGraph, writtenSteps } from '../../core/graph.js';
 import { loadPipelineFile } from '../../core/load-pipeline.js';
 import { builtinStepTypes } from '../../steps/builtin.js';
+import { listRunPage } from '../../store/run-cursor.js';
 import type { AttemptRecord, GateDecisionRecord, Pipeline, RunRecord, RunStatus } from '../../index.js';
 import { formatDuration, formatTime, looksLikeFile, openEngine, printJson, table, type GlobalOptions } from '../context.js';
 
@@ -69,16 +70,25 @@ function indent(text: string): string {
     .join('\n');
 }
 
-/** `sluice runs`: recent runs, newest first. */
-export async function runsCommand(opts: GlobalOptions & { pipeline?: string; status?: string; limit?: string }): Promise<number> {
+/**
+ * `sluice runs`: recent runs, newest first, `--limit` at a time (default 20). When there are more, the command
+ * for the next page (`--cursor C`) goes to stderr, so `--json` output stays one JSON array.
+ */
+export async function runsCommand(opts: GlobalOptions & { pipeline?: string; status?: string; limit?: string; cursor?: string }): Promise<number> {
+  const limit = opts.limit === undefined ? 20 : Number(opts.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+    throw new SluiceError('INPUT_INVALID', `--limit must be a whole number from 1 to 1000, got ${JSON.stringify(opts.limit)}`);
+  }
   const engine = await openEngine(opts);
   try {
-    const runs = await engine.store.listRuns({
+    const page = await listRunPage(engine.store, {
       ...(opts.pipeline ? { pipeline: opts.pipeline } : {}),
       ...(opts.status ? { status: opts.status as RunStatus } : {}),
-      limit: opts.limit ? Number(opts.limit) : 20,
+      limit,
+      cursor: opts.cursor,
     });
-    printRuns(runs, opts);
+    printRuns(page.runs, opts);
+    if (page.nextCursor) process.stderr.write(`more runs: sluice runs${nextPageArgs(opts)} --cursor ${page.nextCursor}\n`);
     return 0;
   } finally {
     await engine.close();
@@ -94,6 +104,11 @@ export async function dlqCommand(opts: GlobalOptions & { limit?: string }): Prom
   } finally {
     await engine.close();
   }
+}
+
+/** The filters of this listing, as options to repeat for its next page. */
+function nextPageArgs(opts: { pipeline?: string; status?: string; limit?: string }): string {
+  return [opts.pipeline && ` --pipeline ${opts.pipeline}`, opts.status && ` --status ${opts.status}`, opts.limit && ` --limit ${opts.limit}`].filter(Boolean).join('');
 }
 
 /** Prints runs as a table; `withError` adds the run's error (first line), as dead letters need. */

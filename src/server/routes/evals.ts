@@ -12,7 +12,7 @@ type EvalParams = { name: string; id: number };
 const evalParams = {
   type: 'object',
   required: ['name', 'id'],
-  properties: { name: pipelineParams.properties.name, id: { type: 'integer', minimum: 1 } },
+  properties: { name: pipelineParams.properties.name, id: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } },
 } as const;
 
 const caseBody = {
@@ -20,7 +20,7 @@ const caseBody = {
   additionalProperties: false,
   required: ['desired_output'],
   properties: {
-    id: { type: 'integer', minimum: 1, description: 'An existing case to keep (with its last result); leave out to add a case.' },
+    id: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'An existing case to keep (with its last result); leave out to add a case.' },
     record_id: { type: ['string', 'null'], minLength: 1, description: "A record of the pipeline's dataset (exactly one of record_id and input)." },
     input: { type: ['object', 'null'], description: "The pipeline input (an attribute pipeline's source fields)." },
     desired_output: { description: 'Any JSON value.' },

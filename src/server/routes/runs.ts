@@ -2,10 +2,11 @@ import type { FastifyInstance } from 'fastify';
 import { SluiceError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/model.js';
 import type { StartRunOptions } from '../../engine/engine.js';
+import { listRunPage } from '../../store/run-cursor.js';
 import type { RunAction } from '../../store/store.js';
 import type { ServerContext } from '../create-server.js';
 import { HttpError } from '../http-errors.js';
-import { approvalBody, eventNameParams, eventsQuery, eventTriggerQuery, limitQuery, listRunsQuery, pipelineParams, rollbackBody, runParams, startRunBody, stepParams } from '../schemas.js';
+import { MAX_TIME_MS, approvalBody, eventNameParams, eventsQuery, eventTriggerQuery, limitQuery, listRunsQuery, pipelineParams, rollbackBody, runParams, startRunBody, stepParams } from '../schemas.js';
 import { eventView, logView, runView, stepView } from '../views.js';
 
 interface StartRunBody {
@@ -36,13 +37,13 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
     },
   );
 
-  app.get<{ Querystring: { pipeline?: string; status?: RunStatus; limit: number } }>(
+  app.get<{ Querystring: { pipeline?: string; status?: RunStatus; limit: number; cursor?: string } }>(
     '/api/runs',
-    { schema: { tags, summary: 'Runs, newest first', querystring: listRunsQuery } },
+    { schema: { tags, summary: 'Runs, newest first, a page at a time: pass next_cursor as cursor for the next page', querystring: listRunsQuery } },
     async (request) => {
-      const { pipeline, status, limit } = request.query;
-      const runs = await engine.store.listRuns({ limit, ...(pipeline ? { pipeline } : {}), ...(status ? { status } : {}) });
-      return { runs: runs.map(runView) };
+      const { pipeline, status, limit, cursor } = request.query;
+      const page = await listRunPage(engine.store, { limit, cursor, ...(pipeline ? { pipeline } : {}), ...(status ? { status } : {}) });
+      return { runs: page.runs.map(runView), next_cursor: page.nextCursor };
     },
   );
 
@@ -137,9 +138,12 @@ function startOptions(body: StartRunBody): StartRunOptions {
   return options;
 }
 
-/** Epoch ms from a number or an ISO 8601 string. */
+/** Epoch ms from a number or an ISO 8601 string, within the range of JavaScript dates (±8.64e15 ms). */
 export function parseTime(value: number | string, field: string): number {
   const ms = typeof value === 'number' ? value : Date.parse(value);
+  if (Number.isFinite(ms) && Math.abs(ms) > MAX_TIME_MS) {
+    throw new HttpError('REQUEST_INVALID', `${field} must be a time between -${MAX_TIME_MS} and ${MAX_TIME_MS} epoch ms (the years -271821 to 275760), got ${JSON.stringify(value)}`);
+  }
   if (!Number.isFinite(ms)) throw new HttpError('REQUEST_INVALID', `${field} must be epoch milliseconds or an ISO 8601 time, got ${JSON.stringify(value)}`);
   return ms;
 }

@@ -59,6 +59,7 @@ import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { PgRunTransitions } from './pg-run-transitions.js';
+import { listRunsStatement } from './pg-run-list.js';
 import { PgSupervision } from './pg-supervision.js';
 import { endChild } from './pg-children.js';
 import { claimAlone, claimIn, claimKeyed, completeBatch, createRunIn, createRunsAlone, insertNewRows, NewRows, planPlainRuns, type RunHeader, type Tx } from './pg-attempts.js';
@@ -351,12 +352,7 @@ export class PostgresStore implements Store {
   }
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
-    const where: string[] = [];
-    const values: unknown[] = [];
-    if (filter.pipeline) where.push(`pipeline = $${values.push(filter.pipeline)}`);
-    if (filter.status) where.push(`status = $${values.push(filter.status)}`);
-    const limit = `$${values.push(filter.limit ?? 50)}`;
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit}`;
+    const { sql, values } = listRunsStatement(filter);
     return (await this.query<RunRow>(sql, values)).map(toRunRecord);
   }
 

@@ -64,6 +64,7 @@ import { SqliteOperations } from './operations.js';
 import { SqliteDatasets } from './datasets.js';
 import { SqliteAttributeValues } from './attribute-values.js';
 import { SqliteEvals } from './evals.js';
+import { listRunsStatement } from './run-list.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
@@ -605,18 +606,11 @@ export class SqliteStore implements Store {
   }
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
-    const where: string[] = [];
-    const params: Record<string, unknown> = { limit: filter.limit ?? 50 };
-    if (filter.pipeline) {
-      where.push('pipeline = @pipeline');
-      params['pipeline'] = filter.pipeline;
-    }
-    if (filter.status) {
-      where.push('status = @status');
-      params['status'] = filter.status;
-    }
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT @limit`;
-    return (this.db.prepare(sql).all(params) as RunRow[]).map(toRunRecord);
+    const { sql, params } = listRunsStatement(filter);
+    // Eight forms of the statement at most (pipeline, status, cursor, each there or not): prepare each once.
+    let statement = this.stmts.get(sql);
+    if (!statement) this.stmts.set(sql, (statement = this.db.prepare(sql)));
+    return (statement.all(params) as RunRow[]).map(toRunRecord);
   }
 
   async listSteps(runId: string): Promise<StepRecord[]> {

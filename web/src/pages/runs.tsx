@@ -1,23 +1,37 @@
-import { useMemo } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { api, enc, type PipelineSummary, type Run } from '../api';
-import { duration, Empty, ErrorBox, Skeleton, StatusBadge, Time, useAsync } from '../components/ui';
+import { ActionButton, duration, Empty, ErrorBox, Skeleton, StatusBadge, Time, useAsync } from '../components/ui';
 import { throttle, useLiveEvents } from '../live';
 import { Link, setQuery, useLocation } from '../router';
 
 const STATUSES = ['queued', 'running', 'paused', 'waiting', 'succeeded', 'failed', 'cancelled'];
 
-/** Runs newest first, filtered by pipeline and status, refreshed live from the event stream. */
+type RunPage = { runs: Run[]; next_cursor: string | null };
+
+/**
+ * Runs newest first, filtered by pipeline and status, refreshed live from the event stream. The first page
+ * (100 runs) refreshes; "More" appends the pages after it.
+ */
 export function RunsPage() {
   const { query } = useLocation();
   const pipeline = query.get('pipeline') ?? '';
   const status = query.get('status') ?? '';
   const pipelines = useAsync(() => api<{ pipelines: PipelineSummary[] }>('/api/pipelines'), []);
-  const runs = useAsync(() => {
+  const page = (cursor?: string) => {
     const q = new URLSearchParams({ limit: '100' });
     if (pipeline) q.set('pipeline', pipeline);
     if (status) q.set('status', status);
-    return api<{ runs: Run[] }>(`/api/runs?${q.toString()}`);
-  }, [pipeline, status]);
+    if (cursor) q.set('cursor', cursor);
+    return api<RunPage>(`/api/runs?${q.toString()}`);
+  };
+  const runs = useAsync(() => page(), [pipeline, status]);
+  const [older, setOlder] = useState<RunPage[]>([]);
+  useEffect(() => setOlder([]), [pipeline, status]);
+  const nextCursor = (older.at(-1) ?? runs.data)?.next_cursor ?? null;
+  const shown = useMemo(() => {
+    const seen = new Set<string>();
+    return [runs.data?.runs ?? [], ...older.map((p) => p.runs)].flat().filter((r) => !seen.has(r.id) && seen.add(r.id));
+  }, [runs.data, older]);
   const refresh = useMemo(() => throttle(runs.reload, 500), [runs.reload]);
   useLiveEvents({ pipeline: pipeline || undefined }, (e) => {
     if (e.type.startsWith('run.')) refresh();
@@ -56,7 +70,14 @@ export function RunsPage() {
           No runs {pipeline || status ? 'match these filters' : 'yet'} — start one with <code>sluice run {pipeline || '<pipeline>'}</code> or from a pipeline page.
         </Empty>
       ) : (
-        <RunTable runs={runs.data.runs} />
+        <>
+          <RunTable runs={shown} />
+          {nextCursor ? (
+            <ActionButton onClick={async () => setOlder([...older, await page(nextCursor)])} testId="runs-more">
+              More
+            </ActionButton>
+          ) : null}
+        </>
       )}
     </section>
   );

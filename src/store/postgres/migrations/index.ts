@@ -7,6 +7,7 @@ import { sql as concurrencyKeys } from './006-concurrency-keys.js';
 import { sql as cacheExplain } from './008-cache-explain.js';
 import { sql as artifacts } from './011-artifacts.js';
 import { sql as audit } from './009-audit.js';
+import { sql as runsList } from './010-runs-list.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -19,5 +20,6 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 8, name: 'cache-explain', sql: cacheExplain },
   // 7 is SQLite's packed events; PostgreSQL has no 7.
   { id: 9, name: 'audit', sql: audit },
+  { id: 10, name: 'runs-list', sql: runsList },
   { id: 11, name: 'artifacts', sql: artifacts },
 ];

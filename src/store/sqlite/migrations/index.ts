@@ -7,6 +7,7 @@ import { sql as concurrencyKeys } from './006-concurrency-keys.js';
 import { sql as packedEvents } from './007-packed-events.js';
 import { sql as cacheExplain } from './008-cache-explain.js';
 import { sql as audit } from './009-audit.js';
+import { sql as runsList } from './010-runs-list.js';
 
 /** Numbered, append-only migrations of the SQLite backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -19,4 +20,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 7, name: 'packed-events', sql: packedEvents },
   { id: 8, name: 'cache-explain', sql: cacheExplain },
   { id: 9, name: 'audit', sql: audit },
+  { id: 10, name: 'runs-list', sql: runsList },
 ];

@@ -1,0 +1,59 @@
+/** `sluice runs` in-process (the e2e suite drives the built CLI): pages with --limit and --cursor. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { runsCommand } from '../../src/cli/commands/inspect.js';
+import { openEngine } from '../../src/cli/context.js';
+import { normalizePipeline } from '../../src/core/validate.js';
+
+describe('sluice runs', () => {
+  let dir: string;
+  let store: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-runs-cli-'));
+    store = `sqlite:${join(dir, 's.db')}`;
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** stdout and stderr of one command. */
+  async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((err += String(chunk)), true));
+    try {
+      return { code: await fn(), out, err };
+    } finally {
+      vi.restoreAllMocks();
+    }
+  }
+
+  it('lists --limit runs at a time and prints the --cursor of the next page on stderr until the last', async () => {
+    const engine = await openEngine({ store });
+    await engine.store.migrate();
+    await engine.registerPipeline(normalizePipeline({ name: 'p', steps: { a: { uses: 'command', with: { run: 'true' } } } }, { stepTypes: engine.steps }));
+    const created = await engine.startRuns('p', [{}, {}, {}, {}, {}]);
+    await engine.close();
+    const expected = created.map((c) => c.run.id).reverse();
+
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 5; page++) {
+      const { code, out, err } = await capture(() => runsCommand({ store, json: true, limit: '2', ...(cursor ? { cursor } : {}) }));
+      expect(code).toBe(0);
+      seen.push(...(JSON.parse(out) as Array<{ id: string }>).map((r) => r.id));
+      cursor = /--cursor (\S+)/.exec(err)?.[1];
+      if (!cursor) break;
+      expect(err).toContain('sluice runs --limit 2 --cursor');
+    }
+    expect(seen).toEqual(expected);
+  });
+
+  it('refuses a --limit that is not a whole number from 1 to 1000', async () => {
+    await expect(runsCommand({ store, limit: 'ten' })).rejects.toMatchObject({ code: 'INPUT_INVALID', message: expect.stringContaining('--limit') });
+  });
+});
