@@ -1,5 +1,7 @@
 import pg from 'pg';
 import { SluiceError } from '../../core/errors.js';
+import { toStoreError } from '../store-errors.js';
+import { decodePgJson } from './pg-json.js';
 
 /** A connection that queries run on; the pool or a client inside a transaction. */
 export type Queryable = pg.Pool | pg.PoolClient;
@@ -17,7 +19,7 @@ const JSONB = 3802;
 const types: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: string) => {
     if (oid === INT8 || oid === NUMERIC) return (v: string) => Number(v);
-    if (oid === JSON_OID || oid === JSONB) return (v: string) => v;
+    if (oid === JSON_OID || oid === JSONB) return decodePgJson;
     return pg.types.getTypeParser(oid, format as 'text');
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
@@ -99,7 +101,7 @@ export async function transaction<T>(pool: pg.Pool, policy: RetryPolicy, fn: (cl
       const unknown = err instanceof UnknownCommit;
       const cause = unknown ? (err.cause as unknown) : err;
       const retry = isTransient(cause) && (!unknown || options.retryUnknownCommit === true) && Date.now() < deadline;
-      if (!retry) throw unknown ? wrapUnknown(cause) : cause;
+      if (!retry) throw unknown ? wrapUnknown(cause) : toStoreError(cause);
       policy.onRetry(cause);
       await sleep(Math.min(2000, 25 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2));
     }
@@ -161,7 +163,7 @@ function isServerError(err: unknown): boolean {
 }
 
 function wrapUnknown(cause: unknown): SluiceError {
-  return new SluiceError('STORE_ERROR', `the connection was lost while committing; the outcome is unknown: ${cause instanceof Error ? cause.message : String(cause)}`, {
+  return new SluiceError('STORE_UNAVAILABLE', `the connection was lost while committing; the outcome is unknown: ${cause instanceof Error ? cause.message : String(cause)}`, {
     retryable: true,
     cause,
   });

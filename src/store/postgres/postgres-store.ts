@@ -62,6 +62,7 @@ import { claimAlone, claimIn, claimKeyed, completeBatch, createRunIn, createRuns
 import { MIGRATION_LOCK_KEY, REAPER_LOCK_KEY, SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
+import { pgJson, toPgText } from './pg-json.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database`. */
@@ -286,7 +287,7 @@ export class PostgresStore implements Store {
         name: pipeline.name,
         version: (latest?.version ?? 0) + 1,
         hash,
-        definition: JSON.stringify(pipeline),
+        definition: pgJson(pipeline),
         source: source.text ?? null,
         source_file: source.file ?? null,
         created_at: Date.now(),
@@ -378,7 +379,7 @@ export class PostgresStore implements Store {
 
   async appendLogs(lines: LogLine[]): Promise<void> {
     if (lines.length === 0) return;
-    const cols = [lines.map((l) => l.runId), lines.map((l) => l.step), lines.map((l) => l.attempt), lines.map((l) => l.stream), lines.map((l) => l.line), lines.map((l) => l.at)];
+    const cols = [lines.map((l) => l.runId), lines.map((l) => l.step), lines.map((l) => l.attempt), lines.map((l) => l.stream), lines.map((l) => toPgText(l.line)), lines.map((l) => l.at)];
     await this.q('insertLogs', cols);
   }
 
