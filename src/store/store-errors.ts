@@ -15,8 +15,8 @@ export type StoreFailure = Extract<ErrorCode, 'STORE_UNAVAILABLE' | 'STORE_FULL'
 
 /** SQLSTATEs of a lost or refused connection (class 08, admin shutdown, crash, starting up, too many clients). */
 const PG_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '53300']);
-/** SQLSTATEs of a value PostgreSQL cannot hold: bad encoding, untranslatable character, invalid JSON, too large. */
-const PG_REFUSED = new Set(['22021', '22P05', '22P02', '54000', '22026', '22001']);
+/** SQLSTATEs of a value PostgreSQL cannot hold: bad encoding, untranslatable character, invalid JSON, too long. */
+const PG_REFUSED = new Set(['22021', '22P05', '22P02', '22026', '22001']);
 const NODE_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 const LOST_CONNECTION = /Connection terminated|connection timeout|Client has encountered a connection error|not queryable|terminating connection|Connection ended/i;
 
@@ -28,7 +28,8 @@ export function storeFailureOf(err: unknown): StoreFailure | undefined {
     if (code === 'STORE_UNAVAILABLE' || code === 'STORE_FULL' || code === 'STORE_READONLY' || code === 'VALUE_REFUSED') return code;
     if (code === 'SQLITE_FULL' || code === '53100' || code === 'ENOSPC') return 'STORE_FULL';
     if (code.startsWith('SQLITE_READONLY') || code === 'EROFS') return 'STORE_READONLY';
-    if (code === 'SQLITE_TOOBIG' || PG_REFUSED.has(code)) return 'VALUE_REFUSED';
+    // Class 54: program limit exceeded (a value too large or nested too deep for the server).
+    if (code === 'SQLITE_TOOBIG' || PG_REFUSED.has(code) || code.startsWith('54')) return 'VALUE_REFUSED';
     if (code.startsWith('08') || PG_UNAVAILABLE.has(code) || NODE_UNAVAILABLE.has(code)) return 'STORE_UNAVAILABLE';
   }
   if (!(err instanceof SluiceError) && LOST_CONNECTION.test(err.message)) return 'STORE_UNAVAILABLE';
