@@ -125,6 +125,11 @@ export interface Store extends AttributeValueStore, EvalStore {
   // Server features (`sluice serve`). Optional so that a backend without them still runs pipelines; the server
   // answers NOT_SUPPORTED (501) for a feature its store lacks. SQLite: src/store/sqlite/operations.ts.
 
+  /**
+   * Checks once, without retrying, that the store answers (for readiness probes); throws STORE_UNAVAILABLE when
+   * it does not. A backend without it is probed with a small read.
+   */
+  ping?(): Promise<void>;
   /** The largest event id (0 when there is none), where live streams start. */
   latestEventId?(): Promise<number>;
   /** Attempts queued and available now or later (not held by a paused run). */

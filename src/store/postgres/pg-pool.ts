@@ -35,6 +35,10 @@ export function createPool(options: PoolOptions): pg.Pool {
   const pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 10, types, connectionTimeoutMillis: 10_000 });
   // An idle client whose server went away emits here; without a listener the process would crash.
   pool.on('error', (err) => options.onError(err));
+  // A checked-out client has no pool listener: when its connection drops (a server restart, a reset socket) it
+  // emits 'error' itself, which would crash the process. The query in flight fails too and is retried, and the
+  // pool discards the broken client when it is released.
+  pool.on('connect', (client) => client.on('error', (err) => options.onError(err)));
   return pool;
 }
 

@@ -63,6 +63,7 @@ import { MIGRATION_LOCK_KEY, REAPER_LOCK_KEY, SQL, sql, type SqlKey } from './pg
 import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
 import { pgJson, toPgText } from './pg-json.js';
+import { toStoreError } from '../store-errors.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database`. */
@@ -548,6 +549,18 @@ export class PostgresStore implements Store {
       return await new PgSupervision(client, new PgRunTransitions(client, (n, v) => this.compiled(client, n, v))).listDecisions(runId);
     } finally {
       client.release();
+    }
+  }
+
+  async ping(): Promise<void> {
+    let client: pg.PoolClient | undefined;
+    try {
+      client = await this.pool.connect();
+      await client.query('SELECT 1');
+      client.release();
+    } catch (err) {
+      client?.release(err as Error);
+      throw toStoreError(err, this.url);
     }
   }
 
