@@ -37,10 +37,10 @@ export function storeFailureOf(err: unknown): StoreFailure | undefined {
 }
 
 const WHAT: Record<StoreFailure, string> = {
-  STORE_UNAVAILABLE: 'the store is unavailable',
-  STORE_FULL: 'the store is full (no space left for it); nothing was written',
-  STORE_READONLY: 'the store is read-only',
-  VALUE_REFUSED: 'the store refused a value',
+  STORE_UNAVAILABLE: 'is unavailable',
+  STORE_FULL: 'is full (no space left for it); nothing was written',
+  STORE_READONLY: 'is read-only',
+  VALUE_REFUSED: 'refused a value',
 };
 
 /**
@@ -51,8 +51,7 @@ export function toStoreError(err: unknown, where?: string): unknown {
   if (err instanceof SluiceError) return err;
   const failure = storeFailureOf(err);
   if (failure === undefined) return err;
-  const at = where === undefined ? '' : ` (${where})`;
-  const message = `${WHAT[failure]}${at}: ${err instanceof Error ? err.message : String(err)}`;
+  const message = `the store${where === undefined ? '' : ` ${where}`} ${WHAT[failure]}: ${err instanceof Error ? err.message : String(err)}`;
   return new SluiceError(failure, message, { retryable: failure !== 'VALUE_REFUSED' && failure !== 'STORE_READONLY', cause: err });
 }
 
