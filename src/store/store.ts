@@ -130,6 +130,12 @@ export interface Store extends AttributeValueStore, EvalStore {
    * it does not. A backend without it is probed with a small read.
    */
   ping?(): Promise<void>;
+  /**
+   * Whether the store's last contact failed for want of a connection, with no success since (PostgreSQL). The
+   * server then checks with {@link ping} before serving a request, so requests are answered 503 at once while the
+   * store is down instead of waiting for it.
+   */
+  isUnreachable?(): boolean;
   /** The largest event id (0 when there is none), where live streams start. */
   latestEventId?(): Promise<number>;
   /** Attempts queued and available now or later (not held by a paused run). */

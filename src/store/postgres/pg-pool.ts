@@ -88,6 +88,8 @@ export interface RetryPolicy {
   /** How long transient errors are retried before the error is thrown. */
   retryForMs: number;
   onRetry(err: unknown): void;
+  /** Called when a transaction committed (the server answers again after retries). Default: nothing. */
+  onSuccess?(): void;
 }
 
 class UnknownCommit extends Error {}
@@ -100,7 +102,9 @@ export async function transaction<T>(pool: pg.Pool, policy: RetryPolicy, fn: (cl
   const deadline = Date.now() + policy.retryForMs;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await (options.single ? alone(pool, fn) : once(pool, fn, beginOf(options)));
+      const result = await (options.single ? alone(pool, fn) : once(pool, fn, beginOf(options)));
+      policy.onSuccess?.();
+      return result;
     } catch (err) {
       const unknown = err instanceof UnknownCommit;
       const cause = unknown ? (err.cause as unknown) : err;

@@ -48,7 +48,7 @@ import type {
 import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
 import type { StepItem } from '../../steps/step-type.js';
 import { migrations } from './migrations/index.js';
-import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
+import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
 import { PgDatasets } from './pg-datasets.js';
 import { PgAttributeValues } from './pg-attribute-values.js';
 import { PgEvals } from './pg-evals.js';
@@ -63,7 +63,7 @@ import { MIGRATION_LOCK_KEY, REAPER_LOCK_KEY, SQL, sql, type SqlKey } from './pg
 import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
 import { pgJson, toPgText } from './pg-json.js';
-import { toStoreError } from '../store-errors.js';
+import { storeFailureOf, toStoreError } from '../store-errors.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database`. */
@@ -165,11 +165,37 @@ export class PostgresStore implements Store {
     this.url = display.toString();
     this.retryForMs = options.retryForMs ?? 60_000;
     this.onError = options.onError ?? (() => undefined);
-    this.pool = createPool({ connectionString: options.url, max: options.poolSize ?? 10, onError: (err) => this.onError(err) });
+    this.pool = createPool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      onError: (err) => {
+        this.sawError(err);
+        this.onError(err);
+      },
+    });
   }
 
-  private retryPolicy() {
-    return { retryForMs: this.retryForMs, onRetry: this.onError };
+  private retryPolicy(): RetryPolicy {
+    return { retryForMs: this.retryForMs, onRetry: this.onRetry, onSuccess: this.onSuccess };
+  }
+
+  /** When a lost or refused connection was last seen with no success since; null while the server answers. */
+  private unreachableSince: number | null = null;
+  private readonly onRetry = (err: unknown): void => {
+    this.sawError(err);
+    this.onError(err);
+  };
+  private readonly onSuccess = (): void => {
+    this.unreachableSince = null;
+  };
+
+  private sawError(err: unknown): void {
+    if (storeFailureOf(err) === 'STORE_UNAVAILABLE') this.unreachableSince ??= Date.now();
+  }
+
+  /** Whether the last contact with the server failed for want of a connection, with no success since. */
+  isUnreachable(): boolean {
+    return this.unreachableSince !== null;
   }
 
   /** Runs one port method as one transaction, retrying transient failures. */
@@ -558,8 +584,10 @@ export class PostgresStore implements Store {
       client = await this.pool.connect();
       await client.query('SELECT 1');
       client.release();
+      this.onSuccess();
     } catch (err) {
       client?.release(err as Error);
+      this.sawError(err);
       throw toStoreError(err, this.url);
     }
   }
