@@ -4,7 +4,7 @@
  * U+0000 becomes U+FFFD on PostgreSQL.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PipelineSpec } from '../../src/core/model.js';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
+import { createServer } from '../../src/server/create-server.js';
 import { builtinStepTypes } from '../../src/steps/builtin.js';
 import pg from 'pg';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
@@ -42,7 +43,7 @@ const POISON = { nul: NUL, lone: LONE, low: '\udc00', mark: '\uFDD0\uFDD00', [`k
 let http: Server;
 let base = '';
 beforeAll(async () => {
-  http = createServer((req, res) => {
+  http = createHttpServer((req, res) => {
     if (req.url === '/json') {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(POISON));
@@ -127,6 +128,21 @@ for (const backend of backends()) {
         expect(attempt?.error?.message).toContain(message);
         const failed = (await store.listEvents({ runId: run })).find((e) => e.type === 'step.failed');
         expect((failed?.data as { error: { message: string } }).error.message).toContain(message);
+      }
+    });
+
+    it('takes a run input with U+0000 and lone surrogates over the HTTP API and returns it equal', async () => {
+      const app = await createServer({ engine, webRoot: false });
+      try {
+        const created = await app.inject({ method: 'POST', url: '/api/pipelines/canary/runs', payload: { input: { n: NUL, lone: LONE } } });
+        expect(created.statusCode, created.body).toBe(201);
+        const id = created.json().id as string;
+        expect((await engine.waitForRun(id)).status).toBe('succeeded');
+        const run = (await app.inject({ url: `/api/runs/${id}` })).json();
+        expect(run.input).toEqual({ n: NUL, lone: LONE });
+        expect(run.steps.find((st: { name: string }) => st.name === 'ok').output).toEqual({ ok: NUL });
+      } finally {
+        await app.close();
       }
     });
 
