@@ -27,7 +27,8 @@ export function storeFailureOf(err: unknown): StoreFailure | undefined {
   if (typeof code === 'string') {
     if (code === 'STORE_UNAVAILABLE' || code === 'STORE_FULL' || code === 'STORE_READONLY' || code === 'VALUE_REFUSED') return code;
     if (code === 'SQLITE_FULL' || code === '53100' || code === 'ENOSPC') return 'STORE_FULL';
-    if (code.startsWith('SQLITE_READONLY') || code === 'EROFS') return 'STORE_READONLY';
+    // 25006: a read-only transaction (a hot standby, default_transaction_read_only).
+    if (code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === '25006') return 'STORE_READONLY';
     // Class 54: program limit exceeded (a value too large or nested too deep for the server).
     if (code === 'SQLITE_TOOBIG' || PG_REFUSED.has(code) || code.startsWith('54')) return 'VALUE_REFUSED';
     if (code.startsWith('08') || PG_UNAVAILABLE.has(code) || NODE_UNAVAILABLE.has(code)) return 'STORE_UNAVAILABLE';
