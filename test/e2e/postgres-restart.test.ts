@@ -63,17 +63,22 @@ describe.skipIf(postgresDisabled() || process.env['SLUICE_TEST_POSTGRES_URL'] !=
     const answers: Array<{ status: number; code?: string }> = [];
     const ready: number[] = [];
     let stop = false;
+    // Requests start every 20 ms without waiting for earlier ones (at most 16 in flight per loop), so some arrive
+    // while PostgreSQL is down even when the ones in flight wait for it.
     const traffic = async (request: () => Promise<Response>, into: (r: Response, body: any) => void) => {
+      const inFlight = new Set<Promise<void>>();
       while (!stop) {
-        try {
-          const res = await request();
-          into(res, await res.json().catch(() => null));
-        } catch {
-          // The server process itself stopped answering: the checks below report it.
-          answers.push({ status: 0 });
+        if (inFlight.size < 16) {
+          const one: Promise<void> = request()
+            .then(async (res) => into(res, await res.json().catch(() => null)))
+            // The server process itself stopped answering: the checks below report it.
+            .catch(() => void answers.push({ status: 0 }))
+            .finally(() => inFlight.delete(one));
+          inFlight.add(one);
         }
-        await sleep(10);
+        await sleep(20);
       }
+      await Promise.all(inFlight);
     };
     const keep = (r: Response, body: any) => answers.push({ status: r.status, ...(body?.error ? { code: body.error.code as string } : {}) });
     const post = () => fetch(`${base}/api/pipelines/restart/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: { a: 1, b: 2 } }) });
