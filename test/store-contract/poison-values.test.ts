@@ -179,8 +179,13 @@ for (const backend of backends()) {
       await store.putDataset('poisoned', {}, 1);
       await store.putRecords('poisoned', [{ id: 'r1', data: POISON }], 2);
       expect((await store.getRecord('poisoned', 'r1'))?.data).toEqual(POISON);
-      const override = await store.overrideAttributeValue('poisoned', 'r1', 'label', { value: POISON, note: 'note' }, 3);
-      expect(override.value).toEqual(POISON);
+      const computed = { recordId: 'r1', value: POISON, confidence: 0.5, justification: NUL, inputHash: 'h', pipelineVersion: 1, runId: null, sourceRev: null };
+      await store.saveAttributeValues('poisoned', 'derived', 'canary', [computed], 3);
+      // Justifications and notes are text: U+0000 becomes U+FFFD on PostgreSQL.
+      const text = backend.name === 'postgres' ? 'a\uFFFDb' : NUL;
+      expect((await store.getAttributeValues('poisoned', 'r1'))['derived']).toMatchObject({ value: POISON, justification: text });
+      const override = await store.overrideAttributeValue('poisoned', 'r1', 'label', { value: POISON, note: NUL }, 3);
+      expect(override).toMatchObject({ value: POISON, note: text });
       expect((await store.getAttributeValues('poisoned', 'r1'))['label']?.value).toEqual(POISON);
       const [saved] = await store.replaceEvals('canary', [{ input: { n: NUL }, desiredOutput: POISON }], 4);
       expect(saved).toMatchObject({ input: { n: NUL }, desiredOutput: POISON });

@@ -120,7 +120,7 @@ export class PgAttributeValues {
       values.map((v) => v.recordId),
       values.map((v) => pgJson(v.value ?? null)),
       values.map((v) => v.confidence),
-      values.map((v) => v.justification),
+      values.map((v) => toPgText(v.justification)),
       values.map((v) => v.inputHash),
       values.map((v) => v.pipelineVersion),
       values.map((v) => v.runId),
