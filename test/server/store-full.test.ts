@@ -1,6 +1,7 @@
 /** A store that cannot write: a full SQLite file answers 507 STORE_FULL, and the same request works once there is room. */
 import type Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { toHttpError } from '../../src/server/http-errors.js';
 import { startHarness, TASK_YAML, taskFunctions, type Harness } from './server-harness.js';
 
 describe('a full store', () => {
@@ -28,5 +29,11 @@ describe('a full store', () => {
     const again = await h.app.inject(request);
     expect(again.statusCode).toBe(201);
     expect((await h.engine.waitForRun(again.json().id as string, { pollMs: 20 })).status).toBe('succeeded');
+  });
+
+  it('maps PostgreSQL disk_full (SQLSTATE 53100) to the same 507 STORE_FULL', () => {
+    // The shape pg gives a server error; filling a real PostgreSQL disk is out of reach of a test.
+    const diskFull = Object.assign(new Error('could not extend file "base/16384/16385": No space left on device'), { code: '53100' });
+    expect(toHttpError(diskFull)).toMatchObject({ status: 507, body: { error: { code: 'STORE_FULL' } } });
   });
 });

@@ -43,7 +43,7 @@ export function decodePgJson(text: string): string {
   });
 }
 
-/** `value` as JSON text for a json/jsonb parameter (null for undefined or null when `nullable`). */
+/** `value` as JSON text for a json/jsonb parameter; undefined is stored as null. */
 export function pgJson(value: unknown): string {
   return encodePgJson(JSON.stringify(value === undefined ? null : value));
 }
