@@ -1,5 +1,6 @@
 import { SluiceError, toErrorRecord } from '../core/errors.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, ClaimRequest, LogLine, RunEvent, Store } from '../store/store.js';
+import { isValueRefused } from '../store/store-errors.js';
 import { AttemptCancel } from './attempt-cancel.js';
 import { crashPoint } from './crash-points.js';
 import type { Executor } from './executor.js';
@@ -255,8 +256,12 @@ export class Worker {
           await this.commit(results);
         } catch (err) {
           for (const r of results) this.finishedIds.delete(r.attemptId);
-          this.results.unshift(...results);
-          throw err;
+          // A refused value is refused again on every try: find the results concerned and fail their attempts.
+          if (isValueRefused(err)) await this.commitApart(results);
+          else {
+            this.results.unshift(...results);
+            throw err;
+          }
         }
       }
       this.flushFailures = 0;
@@ -276,14 +281,64 @@ export class Worker {
    */
   private async flushLogs(): Promise<void> {
     while (this.logs.length > 0) {
-      const logs = this.logs.splice(0, logChunkLength(this.logs));
-      try {
-        await this.deps.store.appendLogs(logs);
-      } catch (err) {
+      await this.appendLogChunk(this.logs.splice(0, logChunkLength(this.logs)));
+      if (this.logs.length > 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** Writes one chunk of log lines; lines the store refuses are dropped (and reported), one by one, so they never hold back the others. */
+  private async appendLogChunk(logs: LogLine[]): Promise<void> {
+    try {
+      await this.deps.store.appendLogs(logs);
+    } catch (err) {
+      if (!isValueRefused(err)) {
         this.logs.unshift(...logs);
         throw err;
       }
-      if (this.logs.length > 0) await new Promise((resolve) => setImmediate(resolve));
+      for (const [i, line] of logs.entries()) {
+        try {
+          await this.deps.store.appendLogs([line]);
+        } catch (lineErr) {
+          if (isValueRefused(lineErr)) this.deps.onError(lineErr);
+          else {
+            this.logs.unshift(...logs.slice(i));
+            throw lineErr;
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * Records results one at a time after the store refused a value of their batch. A result the store refuses
+   * fails its attempt with `OUTPUT_INVALID` instead (the run then goes on by its retry and failure policy); if
+   * even that is refused, the result is dropped and its attempt left to lease expiry. Any other failure puts the
+   * results not recorded yet back in the buffer.
+   */
+  private async commitApart(results: AttemptResult[]): Promise<void> {
+    for (const [i, r] of results.entries()) {
+      try {
+        await this.commitOne(r);
+      } catch (err) {
+        for (const rest of results.slice(i)) this.finishedIds.delete(rest.attemptId);
+        if (!isValueRefused(err)) {
+          this.results.unshift(...results.slice(i));
+          throw err;
+        }
+        this.active.delete(r.attemptId);
+        this.deps.onError(err);
+      }
+    }
+  }
+
+  /** Records one result, or its attempt's `OUTPUT_INVALID` failure when the store refuses a value of it. */
+  private async commitOne(r: AttemptResult): Promise<void> {
+    try {
+      await this.commit([r]);
+    } catch (err) {
+      this.finishedIds.delete(r.attemptId);
+      if (!isValueRefused(err)) throw err;
+      await this.commit([outputInvalid(r, err)]);
     }
   }
 
@@ -380,6 +435,13 @@ function logChunkLength(logs: readonly LogLine[]): number {
     if (bytes >= LOG_FLUSH_BYTES) return i + 1;
   }
   return logs.length;
+}
+
+/** `r` as a failed attempt whose result the store refused; the retry policy of its step applies as to any failure. */
+function outputInvalid(r: AttemptResult, err: unknown): AttemptResult {
+  const reason = err instanceof Error ? err.message : String(err);
+  const error = { code: 'OUTPUT_INVALID', message: `the ${r.outcome} result of this attempt could not be recorded: ${reason}` };
+  return { attemptId: r.attemptId, fence: r.fence, owner: r.owner, outcome: 'failed', error, processingMs: r.processingMs };
 }
 
 function delay(ms: number): Promise<void> {

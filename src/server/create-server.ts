@@ -99,6 +99,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.addHook('onRequest', async (request) => {
     // Decided by the matched route, not the raw URL: `/%61pi/runs` routes to `/api/runs` too.
     if (!request.routeOptions.url?.startsWith('/api/')) return;
+    // While the store is known to be down, one quick check answers 503 STORE_UNAVAILABLE now instead of waiting.
+    const store = options.engine.store;
+    if (store.isUnreachable?.() && store.ping) await store.ping();
     request.apiToken = (await ctx.auth.check(request, roleFor(request.method, request.routeOptions.config.role))) ?? null;
   });
   // Before schema checks and handlers, which walk bodies recursively: a too-deep body gets a 400 naming where.

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError, type ErrorCode } from '../core/errors.js';
 import { depthMessage, MAX_JSON_DEPTH, prototypeKeyPath, tooDeepPath } from '../core/json-depth.js';
 import { formatKeyPath } from '../core/key-path.js';
+import { toStoreError } from '../store/store-errors.js';
 
 /** Codes only the HTTP layer produces, next to the library's {@link ErrorCode}s. */
 export type HttpOnlyCode =
@@ -51,7 +52,11 @@ export const HTTP_STATUS: Readonly<Partial<Record<ApiErrorCode, number>>> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   INGEST_FAILED: 422,
   NOT_SUPPORTED: 501,
+  VALUE_REFUSED: 400,
   STORE_ERROR: 503,
+  STORE_UNAVAILABLE: 503,
+  STORE_READONLY: 503,
+  STORE_FULL: 507,
 };
 
 /** An error raised by the HTTP layer itself (auth, request shape). */
@@ -79,7 +84,9 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
   return { status, body: { error } };
 }
 
-function classify(err: unknown): { code: string; message: string; details?: unknown } {
+function classify(thrown: unknown): { code: string; message: string; details?: unknown } {
+  // A driver's error the store did not wrap (a lost connection, a full disk) still gets its store code.
+  const err = toStoreError(thrown);
   if (err instanceof SluiceError) return { code: err.code, message: err.message, details: err.details };
   if (err instanceof HttpError) return { code: err.code, message: err.message, details: err.details };
   const fe = err as Partial<FastifyError> & { validation?: unknown[]; validationContext?: string };

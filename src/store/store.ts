@@ -137,6 +137,17 @@ export interface Store extends AttributeValueStore, EvalStore {
   // Server features (`sluice serve`). Optional so that a backend without them still runs pipelines; the server
   // answers NOT_SUPPORTED (501) for a feature its store lacks. SQLite: src/store/sqlite/operations.ts.
 
+  /**
+   * Checks once, without retrying, that the store answers (for readiness probes); throws STORE_UNAVAILABLE when
+   * it does not. A backend without it is probed with a small read.
+   */
+  ping?(): Promise<void>;
+  /**
+   * Whether the store's last contact failed for want of a connection, with no success since (PostgreSQL). The
+   * server then checks with {@link ping} before serving a request, so requests are answered 503 at once while the
+   * store is down instead of waiting for it.
+   */
+  isUnreachable?(): boolean;
   /** The largest event id (0 when there is none), where live streams start. */
   latestEventId?(): Promise<number>;
   /** Attempts queued and available now or later (not held by a paused run). */

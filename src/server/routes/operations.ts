@@ -15,12 +15,14 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServerContext
   app.get('/healthz', { schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', { schema: { tags: ['operations'], summary: 'Readiness: the store is reachable' } }, async (_request, reply) => {
+    const store = ctx.engine.store;
     try {
-      await ctx.engine.store.listRuns({ limit: 1 });
-      return { status: 'ready', store: maskStoreUrl(ctx.engine.store.url) };
+      // One try, no retries: a probe must answer while the store is down, not wait for it to come back.
+      await (store.ping ? store.ping() : store.listRuns({ limit: 1 }));
+      return { status: 'ready', store: maskStoreUrl(store.url) };
     } catch (err) {
-      const { body } = toHttpError(err);
-      return reply.status(503).send({ error: { code: 'STORE_ERROR', message: body.error.message } });
+      const { error } = toHttpError(err).body;
+      return reply.status(503).send({ error: { code: error.code.startsWith('STORE_') ? error.code : 'STORE_ERROR', message: error.message } });
     }
   });
 

@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { initiallyReady, planRun } from '../../core/scheduler.js';
 import { newRunId } from '../ids.js';
-import { toJson, toRunRecord, type RunRow, type StepRow } from '../sqlite/rows.js';
+import { toRunRecord, type RunRow, type StepRow } from '../sqlite/rows.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, EventType, RunEvent } from '../store.js';
 import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';
@@ -13,6 +13,7 @@ import { spawnChild } from './pg-children.js';
 import { PgSupervision } from './pg-supervision.js';
 import { runConcurrencyKeys } from '../concurrency-keys.js';
 import { checkSameRequest, IDEMPOTENCY_WINDOW_MS, runRequestHash } from '../idempotency.js';
+import { pgJson } from './pg-json.js';
 
 /** One transaction's view: its client and its run transitions (which buffer its events). */
 export interface Tx {
@@ -88,11 +89,11 @@ function planNewRun(req: CreateRunRequest, now: number): PlannedRun {
     pipeline: p.name,
     version: p.version,
     status: 'queued',
-    input: toJson(req.input),
+    input: pgJson(req.input),
     priority: req.priority ?? 0,
     force: req.force ? 1 : 0,
     max_parallel: maxParallel,
-    selection: req.selection ? JSON.stringify(req.selection) : null,
+    selection: req.selection ? pgJson(req.selection) : null,
     idempotency_key: req.idempotencyKey ?? null,
     remaining: planned.filter((s) => s.status === 'pending').length,
     active: ready.length,
@@ -155,7 +156,7 @@ export async function createRunsAlone(client: pg.PoolClient, plans: PlannedRun[]
     cols[1]!.push(e.pipeline);
     cols[2]!.push(e.step);
     cols[3]!.push(e.type);
-    cols[4]!.push(e.data === null ? null : JSON.stringify(e.data));
+    cols[4]!.push(e.data === null ? null : pgJson(e.data));
     cols[5]!.push(e.at);
   }
   const ids = (await sql<{ id: number | null }>(client, wake ? 'insertRunRowsNotify' : 'insertRunRowsLogged', [...rows.runs, ...rows.steps, ...rows.attempts, ...cols]))
@@ -319,11 +320,11 @@ export type RunHeader = Pick<RunRow, 'id' | 'pipeline' | 'version'>;
 export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: RunEvent[], runs: ReadonlyMap<string, RunHeader>): Promise<boolean> {
   const { client, t } = tx;
   const status = r.outcome;
-  const error = r.error ? JSON.stringify(r.error) : null;
-  const usage = r.usage ? JSON.stringify(r.usage) : null;
+  const error = r.error ? pgJson(r.error) : null;
+  const usage = r.usage ? pgJson(r.usage) : null;
   const attemptValues = [r.attemptId, r.fence, r.owner, status, now, r.processingMs, error, usage];
   if (status === 'succeeded' || status === 'cached' || status === 'skipped') {
-    const output = toJson(r.output);
+    const output = pgJson(r.output);
     const [fin] = await sql<{ run_id: string; step: string; number: number }>(client, 'finishAttemptAndStep', [...attemptValues, output, r.cacheKey ?? null]);
     if (!fin) return false;
     const run = runs.get(fin.run_id) ?? (await t.getRun(fin.run_id))!;
@@ -346,11 +347,11 @@ export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: 
 /** Stores a succeeded step's output under its cache key, and why a step ran or was cached. */
 async function recordCache(client: pg.ClientBase, run: RunHeader, step: string, r: AttemptResult, output: string | null, now: number): Promise<void> {
   if (r.outcome === 'succeeded' && r.cacheable && r.cacheKey) {
-    const parts = r.cacheParts ? JSON.stringify(r.cacheParts) : null;
-    const outputs = r.cacheOutputs ? JSON.stringify(r.cacheOutputs) : null;
+    const parts = r.cacheParts ? pgJson(r.cacheParts) : null;
+    const outputs = r.cacheOutputs ? pgJson(r.cacheOutputs) : null;
     await sql(client, 'putCache', [run.pipeline, r.cacheKey, output, run.id, step, now, parts, outputs]);
   }
-  if (r.cacheExplain) await sql(client, 'setCacheExplain', [run.id, step, JSON.stringify(r.cacheExplain)]);
+  if (r.cacheExplain) await sql(client, 'setCacheExplain', [run.id, step, pgJson(r.cacheExplain)]);
 }
 
 const SETTLING = new Set(['succeeded', 'cached', 'skipped']);
@@ -380,8 +381,8 @@ export async function completeBatch(tx: Tx, results: AttemptResult[], now: numbe
 async function completeSettling(tx: Tx, results: AttemptResult[], now: number, events: RunEvent[], runOf: ReadonlyMap<number, RunHeader>): Promise<Set<number>> {
   if (results.length === 0) return new Set();
   const { client, t } = tx;
-  const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
-  const outputs = results.map((r) => toJson(r.output));
+  const json = (v: unknown) => (v === undefined ? null : pgJson(v));
+  const outputs = results.map((r) => pgJson(r.output));
   const cols = [
     results.map((r) => r.attemptId),
     results.map((r) => r.fence),
@@ -433,7 +434,7 @@ export async function recordFailure(tx: Tx, run: RunRow, step: string, number: n
   const failures = stepRow!.failures + 1;
   const live = run.status === 'running' || run.status === 'queued' || run.status === 'paused';
   const retry = live && r.retryable !== false && policy !== undefined && failures < policy.attempts;
-  const errorText = r.error ? JSON.stringify(r.error) : null;
+  const errorText = r.error ? pgJson(r.error) : null;
   const errorData = r.error ? { code: r.error.code, message: r.error.message } : undefined;
   if (retry) {
     const [row] = await sql<{ attempts: number; force: number; feedback: string | null }>(client, 'failStep', [run.id, step, 'retrying', errorText, now]);

@@ -12,6 +12,7 @@ import {
   type WorkRow,
 } from '../sqlite/attribute-values.js';
 import type { RunTransaction } from './pg-datasets.js';
+import { pgJson, toPgText } from './pg-json.js';
 
 /** A record whose value may be out of date: none yet, another version's, or computed from an older rev. */
 const CHANGED = (version: string) =>
@@ -117,9 +118,9 @@ export class PgAttributeValues {
       pipeline,
       now,
       values.map((v) => v.recordId),
-      values.map((v) => JSON.stringify(v.value ?? null)),
+      values.map((v) => pgJson(v.value ?? null)),
       values.map((v) => v.confidence),
-      values.map((v) => v.justification),
+      values.map((v) => toPgText(v.justification)),
       values.map((v) => v.inputHash),
       values.map((v) => v.pipelineVersion),
       values.map((v) => v.runId),
@@ -150,7 +151,7 @@ export class PgAttributeValues {
       const found = await c.query({ name: 'av_lockRecord', text: SQL.lockRecord, values: [dataset, recordId] });
       if (found.rowCount === 0) throw recordNotFound(dataset, recordId);
       await c.query({ name: 'av_addField', text: SQL.addField, values: [dataset, field] });
-      const values = [dataset, field, recordId, JSON.stringify(override.value ?? null), override.note ?? null, now];
+      const values = [dataset, field, recordId, pgJson(override.value ?? null), toPgText(override.note ?? null), now];
       const { rows } = await c.query<ValueRow>({ name: 'av_override', text: SQL.override, values });
       return toAttributeValue(rows[0]!);
     });

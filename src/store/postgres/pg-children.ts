@@ -2,6 +2,7 @@ import { toStoredPipeline, type PipelineRow, type RunRow, type StepRow } from '.
 import type { AttemptResult, RunEvent } from '../store.js';
 import { createRunIn, recordFailure, type Tx } from './pg-attempts.js';
 import { sql } from './pg-store-sql.js';
+import { pgJson } from './pg-json.js';
 
 /*
  * Child runs of `pipeline` steps on PostgreSQL (ported from the SQLite backend): the step starts its child run in
@@ -18,7 +19,7 @@ export async function spawnChild(tx: Tx, run: RunRow, step: string, number: numb
     return;
   }
   const created = await createRunIn(tx, { pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step } }, now);
-  await sql(tx.client, 'setStepOutput', [run.id, step, JSON.stringify({ child_run: created.run.id })]);
+  await sql(tx.client, 'setStepOutput', [run.id, step, pgJson({ child_run: created.run.id })]);
   events.push(...created.events);
   tx.wake = true;
 }
@@ -36,7 +37,7 @@ export async function endChild(tx: Tx, childId: string, status: 'succeeded' | 'f
   const attempt = step.attempts;
   if (status === 'succeeded') {
     const output = { child_run: childId, status, outputs: await leafOutputs(tx, child) };
-    await sql(client, 'finishStep', [parent.id, step.name, 'succeeded', JSON.stringify(output), null, now]);
+    await sql(client, 'finishStep', [parent.id, step.name, 'succeeded', pgJson(output), null, now]);
     t.emit(events, parent, 'step.succeeded', step.name, now, { attempt, child_run: childId });
     await t.settle(events, parent, step.name, now);
     tx.wake = true;

@@ -3,6 +3,7 @@ import { SluiceError } from '../../core/errors.js';
 import { assertDatasetName, checkRecords } from '../../datasets/record-checks.js';
 import { DEFAULT_RECORD_PAGE, toDataRecord, toDatasetRecord, type DatasetRow, type RecordRow } from '../sqlite/datasets.js';
 import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
+import { pgJson } from './pg-json.js';
 
 /** SQL of datasets and records on PostgreSQL; each statement lists its parameters. */
 const SQL = {
@@ -71,7 +72,7 @@ export class PgDatasets {
       const { rows } = await c.query<{ rev: number }>({ name: 'ds_nextRev', text: SQL.nextRev });
       for (let i = 0; i < checked.length; i += INSERT_CHUNK) {
         const chunk = checked.slice(i, i + INSERT_CHUNK);
-        const values = [dataset, chunk.map((r) => r.id), chunk.map((r) => JSON.stringify(r.data)), now, rows[0]!.rev];
+        const values = [dataset, chunk.map((r) => r.id), chunk.map((r) => pgJson(r.data)), now, rows[0]!.rev];
         await c.query({ name: 'ds_putRecords', text: SQL.putRecords, values });
       }
     });

@@ -3,6 +3,7 @@ import { checkEvalCases, planPatch, planRecordEval, planReplace, planResult, typ
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import { evalColumns, toEvalCase, type EvalRow } from '../sqlite/evals.js';
 import type { RunTransaction } from './pg-datasets.js';
+import { encodePgJson, toPgText } from './pg-json.js';
 
 /** SQL of eval cases on PostgreSQL; each statement lists its parameters. */
 const SQL = {
@@ -109,7 +110,7 @@ async function list(c: Client, pipeline: string): Promise<EvalCase[]> {
 }
 
 async function insert(c: Client, d: EvalCaseDraft, position: number): Promise<EvalCase> {
-  const v = evalColumns(d);
+  const v = pgEvalColumns(d);
   const values: unknown[] = [v.id, v.pipeline, position, v.record_id, v.input, v.desired_output, v.comparator, v.notes, v.actual_output];
   values.push(v.justification, v.confidence, v.passed, v.error, v.last_ran_at, v.created_at, v.updated_at);
   const [row] = await query<EvalRow>(c, 'insert', values);
@@ -117,9 +118,23 @@ async function insert(c: Client, d: EvalCaseDraft, position: number): Promise<Ev
 }
 
 async function update(c: Client, d: EvalCaseDraft): Promise<EvalCase> {
-  const v = evalColumns(d);
+  const v = pgEvalColumns(d);
   const values: unknown[] = [v.id, v.pipeline, v.record_id, v.input, v.desired_output, v.comparator, v.notes, v.actual_output, v.justification];
   values.push(v.confidence, v.passed, v.error, v.last_ran_at, v.updated_at);
   const [row] = await query<EvalRow>(c, 'update', values);
   return toEvalCase(row!);
+}
+
+/** {@link evalColumns} as PostgreSQL holds them: JSON encoded by pg-json.ts, text without U+0000. */
+function pgEvalColumns(d: EvalCaseDraft): ReturnType<typeof evalColumns> {
+  const v = evalColumns(d);
+  return {
+    ...v,
+    input: encodePgJson(v.input),
+    desired_output: encodePgJson(v.desired_output),
+    actual_output: encodePgJson(v.actual_output),
+    error: encodePgJson(v.error),
+    notes: toPgText(v.notes),
+    justification: toPgText(v.justification),
+  };
 }

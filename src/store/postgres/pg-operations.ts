@@ -2,9 +2,9 @@ import type pg from 'pg';
 import { SluiceError } from '../../core/errors.js';
 import type { StepItem } from '../../steps/step-type.js';
 import { bucketStats, durationStats } from '../sqlite/operations.js';
-import { toJson } from '../sqlite/rows.js';
 import type { ApiRole, ApiToken, AttemptLease, NewApiToken, PipelineStats, SeriesOptions } from '../store.js';
 import { sql } from './pg-store-sql.js';
+import { pgJson } from './pg-json.js';
 
 /** SQL of the server features on PostgreSQL; each statement lists its parameters. */
 const SQL = {
@@ -194,8 +194,8 @@ export async function saveStepItemsIn(client: pg.ClientBase, lease: AttemptLease
     throw new SluiceError('LEASE_LOST', `attempt ${lease.attemptId} of step ${step} no longer holds its lease; its item results are not recorded`);
   }
   for (const item of items) {
-    const output = item.output === undefined ? null : toJson(item.output);
-    const error = item.error === undefined ? null : JSON.stringify(item.error);
+    const output = item.output === undefined ? null : pgJson(item.output);
+    const error = item.error === undefined ? null : pgJson(item.error);
     await sql(client, 'putStepItem', [runId, step, item.index, item.status, output, error, now]);
   }
 }

@@ -1,5 +1,7 @@
 import pg from 'pg';
 import { SluiceError } from '../../core/errors.js';
+import { toStoreError } from '../store-errors.js';
+import { decodePgJson } from './pg-json.js';
 
 /** A connection that queries run on; the pool or a client inside a transaction. */
 export type Queryable = pg.Pool | pg.PoolClient;
@@ -17,7 +19,7 @@ const JSONB = 3802;
 const types: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: string) => {
     if (oid === INT8 || oid === NUMERIC) return (v: string) => Number(v);
-    if (oid === JSON_OID || oid === JSONB) return (v: string) => v;
+    if (oid === JSON_OID || oid === JSONB) return decodePgJson;
     return pg.types.getTypeParser(oid, format as 'text');
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
@@ -33,6 +35,10 @@ export function createPool(options: PoolOptions): pg.Pool {
   const pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 10, types, connectionTimeoutMillis: 10_000 });
   // An idle client whose server went away emits here; without a listener the process would crash.
   pool.on('error', (err) => options.onError(err));
+  // A checked-out client has no pool listener: when its connection drops (a server restart, a reset socket) it
+  // emits 'error' itself, which would crash the process. The query in flight fails too and is retried, and the
+  // pool discards the broken client when it is released.
+  pool.on('connect', (client) => client.on('error', (err) => options.onError(err)));
   return pool;
 }
 
@@ -82,6 +88,8 @@ export interface RetryPolicy {
   /** How long transient errors are retried before the error is thrown. */
   retryForMs: number;
   onRetry(err: unknown): void;
+  /** Called when a transaction committed (the server answers again after retries). Default: nothing. */
+  onSuccess?(): void;
 }
 
 class UnknownCommit extends Error {}
@@ -94,12 +102,14 @@ export async function transaction<T>(pool: pg.Pool, policy: RetryPolicy, fn: (cl
   const deadline = Date.now() + policy.retryForMs;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await (options.single ? alone(pool, fn) : once(pool, fn, beginOf(options)));
+      const result = await (options.single ? alone(pool, fn) : once(pool, fn, beginOf(options)));
+      policy.onSuccess?.();
+      return result;
     } catch (err) {
       const unknown = err instanceof UnknownCommit;
       const cause = unknown ? (err.cause as unknown) : err;
       const retry = isTransient(cause) && (!unknown || options.retryUnknownCommit === true) && Date.now() < deadline;
-      if (!retry) throw unknown ? wrapUnknown(cause) : cause;
+      if (!retry) throw unknown ? wrapUnknown(cause) : toStoreError(cause);
       policy.onRetry(cause);
       await sleep(Math.min(2000, 25 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2));
     }
@@ -161,7 +171,7 @@ function isServerError(err: unknown): boolean {
 }
 
 function wrapUnknown(cause: unknown): SluiceError {
-  return new SluiceError('STORE_ERROR', `the connection was lost while committing; the outcome is unknown: ${cause instanceof Error ? cause.message : String(cause)}`, {
+  return new SluiceError('STORE_UNAVAILABLE', `the connection was lost while committing; the outcome is unknown: ${cause instanceof Error ? cause.message : String(cause)}`, {
     retryable: true,
     cause,
   });

@@ -8,6 +8,7 @@ import type { CompiledPipeline } from '../sqlite/run-transitions.js';
 import type { RunRow, StepRow } from '../sqlite/rows.js';
 import { stepsFailedError, type FailedStepRow } from '../run-failure.js';
 import type { EventType, RunEvent } from '../store.js';
+import { encodePgJson, pgJson } from './pg-json.js';
 
 const STEPS_FAILED: ErrorRecord = { code: 'STEP_FAILED', message: 'one or more steps failed' };
 
@@ -110,7 +111,7 @@ export function eventColumns(events: readonly RunEvent[]): unknown[][] {
     cols[1]!.push(e.pipeline);
     cols[2]!.push(e.step);
     cols[3]!.push(e.type);
-    cols[4]!.push(e.data === null ? null : JSON.stringify(e.data));
+    cols[4]!.push(e.data === null ? null : pgJson(e.data));
     cols[5]!.push(e.at);
   }
   return cols;
@@ -188,7 +189,7 @@ export class PgRunTransitions {
   /** Moves the run to `to` if the transition table allows it; emits `run.<to>` (or the given event). */
   async setRunStatus(out: RunEvent[], run: RunRow, to: RunStatus, at: number, opts: { error?: ErrorRecord; event?: EventType; data?: Record<string, unknown> } = {}): Promise<boolean> {
     const text = TRANSITION_SQL.setRunStatus(to);
-    const res = await this.client.query({ name: `t_setRunStatus_${to}`, text, values: [run.id, opts.error ? JSON.stringify(opts.error) : null, at] });
+    const res = await this.client.query({ name: `t_setRunStatus_${to}`, text, values: [run.id, opts.error ? pgJson(opts.error) : null, at] });
     const changed = (res.rowCount ?? 0) > 0;
     if (changed) {
       const data = opts.data ?? (opts.error ? { error: opts.error } : undefined);
@@ -201,7 +202,7 @@ export class PgRunTransitions {
   async insertAttempt(run: RunState, step: string, number: number, at: number, availableAt: number, priority: number, force = false, feedback: string | null = null): Promise<void> {
     const status = run.status === 'paused' ? 'held' : 'queued';
     const forced = force || run.force === 1 ? 1 : 0;
-    const values = [run.id, step, number, status, run.priority + priority, forced, availableAt, at, feedback];
+    const values = [run.id, step, number, status, run.priority + priority, forced, availableAt, at, encodePgJson(feedback)];
     const def = (await this.pipelineOf(run)).byName.get(step);
     if (!def || def.concurrencyKey === null) await this.query('insertAttempt', values);
     else await this.query('insertKeyedAttempt', [...values, def.concurrencyKey, def.concurrencyLimit ?? 1]);
@@ -314,7 +315,7 @@ export class PgRunTransitions {
     if (row.failed > 0) {
       // The settle statement stored a generic error; the run's error names the step that failed it.
       const error = await this.failureOf(row);
-      await this.query('setRunError', [row.id, JSON.stringify(error)]);
+      await this.query('setRunError', [row.id, pgJson(error)]);
       data = { error };
     }
     this.emit(out, row, `run.${row.status}` as EventType, null, at, data);

@@ -1,11 +1,12 @@
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import { stepStatesInto } from '../../core/state-machine.js';
-import { parseJson, toGateDecisionRecord, toJson, type DecisionRow, type RunRow, type StepRow } from '../sqlite/rows.js';
+import { parseJson, toGateDecisionRecord, type DecisionRow, type RunRow, type StepRow } from '../sqlite/rows.js';
 import type { AttemptResult, GateDecision, GateDecisionRecord, HumanDecision, RunEvent } from '../store.js';
 import type pg from 'pg';
 import { approvedOutput, humanVerdict } from '../human-decision.js';
 import type { PgRunTransitions } from './pg-run-transitions.js';
+import { pgJson, toPgText } from './pg-json.js';
 
 const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
 
@@ -62,7 +63,7 @@ export class PgSupervision {
   async block(run: RunRow, step: string, attempt: number, r: AttemptResult, now: number, events: RunEvent[]): Promise<void> {
     const t = this.transitions;
     if (r.decision) await this.recordDecision(run, step, attempt, r.decision, null, now, events);
-    await this.q('holdStep', [run.id, step, 'blocked', toJson(r.output)]);
+    await this.q('holdStep', [run.id, step, 'blocked', pgJson(r.output)]);
     t.emit(events, run, 'step.blocked', step, now, { attempt, ...(r.decision?.reason ? { reason: r.decision.reason } : {}) });
     const counters = await t.addCounters(run.id, { active: -1 });
     if (run.status === 'running' || run.status === 'queued') await t.setRunStatus(events, run, 'waiting', now);
@@ -89,7 +90,7 @@ export class PgSupervision {
       await this.q('cancelAttempts', [run.id, name, now]);
       await this.q('resetStep', [run.id, name]);
     }
-    await this.q('setFeedback', [run.id, request.to, toJson(request.feedback)]);
+    await this.q('setFeedback', [run.id, request.to, pgJson(request.feedback)]);
     t.emit(events, run, 'checkpoint.created', request.to, now, { rollback_to: request.to, by: step, steps: [...affected] });
     await t.rebuild(events, run.id, now);
     return 'rewound';
@@ -97,7 +98,7 @@ export class PgSupervision {
 
   /** Stores a gate decision in the audit table and emits `gate.decided`. */
   async recordDecision(run: Pick<RunRow, 'id' | 'pipeline'>, step: string, attempt: number, d: GateDecision, budgetLeft: number | null, now: number, events: RunEvent[]): Promise<void> {
-    await this.q('insertDecision', [run.id, step, attempt, d.decision, JSON.stringify(d.validations), JSON.stringify(d.rules), d.retryStep ?? null, d.reason ?? null, budgetLeft, now]);
+    await this.q('insertDecision', [run.id, step, attempt, d.decision, pgJson(d.validations), pgJson(d.rules), d.retryStep ?? null, toPgText(d.reason ?? null), budgetLeft, now]);
     const data: Record<string, unknown> = { decision: d.decision, attempt };
     if (d.retryStep) data['retry'] = d.retryStep;
     if (budgetLeft !== null) data['budget_left'] = budgetLeft;
@@ -115,11 +116,11 @@ export class PgSupervision {
     await this.q('insertHumanDecision', [run.id, step, row.attempts, d.decision, d.comment ?? null, d.by ?? null, now]);
     if (d.decision === 'approve') {
       const output = approvedOutput(parseJson<unknown>(row.output), humanVerdict(d, now));
-      await this.q('approveStep', [run.id, step, toJson(output), now]);
+      await this.q('approveStep', [run.id, step, pgJson(output), now]);
       t.emit(events, run, 'step.succeeded', step, now, who);
     } else {
       const error: ErrorRecord = { code: 'REJECTED', message: d.comment ? `rejected: ${d.comment}` : 'rejected', retryable: false };
-      await this.q('rejectStep', [run.id, step, JSON.stringify(error), now]);
+      await this.q('rejectStep', [run.id, step, pgJson(error), now]);
       t.emit(events, run, 'step.failed', step, now, { ...who, error: { code: error.code, message: error.message } });
     }
     const stillBlocked = Number((await this.q<{ n: number }>('blockedCount', [run.id]))[0]!.n);

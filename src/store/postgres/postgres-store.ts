@@ -51,7 +51,7 @@ import type {
 import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
 import type { StepItem } from '../../steps/step-type.js';
 import { migrations } from './migrations/index.js';
-import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
+import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
 import { PgDatasets } from './pg-datasets.js';
 import { PgAttributeValues } from './pg-attribute-values.js';
 import { PgEvals } from './pg-evals.js';
@@ -67,6 +67,8 @@ import { MIGRATION_LOCK_KEY, REAPER_LOCK_KEY, SQL, sql, type SqlKey } from './pg
 import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
 import { PostgresArtifactStore } from '../../artifacts/postgres-artifact-store.js';
+import { pgJson, toPgText } from './pg-json.js';
+import { storeFailureOf, toStoreError } from '../store-errors.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database`. */
@@ -168,7 +170,14 @@ export class PostgresStore implements Store {
     this.url = display.toString();
     this.retryForMs = options.retryForMs ?? 60_000;
     this.onError = options.onError ?? (() => undefined);
-    this.pool = createPool({ connectionString: options.url, max: options.poolSize ?? 10, onError: (err) => this.onError(err) });
+    this.pool = createPool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      onError: (err) => {
+        this.sawError(err);
+        this.onError(err);
+      },
+    });
   }
 
   /** Artifacts in this database (tables `artifacts` and `artifact_chunks`; src/artifacts/postgres-artifact-store.ts). */
@@ -176,8 +185,27 @@ export class PostgresStore implements Store {
     return new PostgresArtifactStore({ pool: this.pool, retry: this.retryPolicy(), location: this.url });
   }
 
-  private retryPolicy() {
-    return { retryForMs: this.retryForMs, onRetry: this.onError };
+  private retryPolicy(): RetryPolicy {
+    return { retryForMs: this.retryForMs, onRetry: this.onRetry, onSuccess: this.onSuccess };
+  }
+
+  /** When a lost or refused connection was last seen with no success since; null while the server answers. */
+  private unreachableSince: number | null = null;
+  private readonly onRetry = (err: unknown): void => {
+    this.sawError(err);
+    this.onError(err);
+  };
+  private readonly onSuccess = (): void => {
+    this.unreachableSince = null;
+  };
+
+  private sawError(err: unknown): void {
+    if (storeFailureOf(err) === 'STORE_UNAVAILABLE') this.unreachableSince ??= Date.now();
+  }
+
+  /** Whether the last contact with the server failed for want of a connection, with no success since. */
+  isUnreachable(): boolean {
+    return this.unreachableSince !== null;
   }
 
   /** Runs one port method as one transaction, retrying transient failures. */
@@ -296,7 +324,7 @@ export class PostgresStore implements Store {
         name: pipeline.name,
         version: (latest?.version ?? 0) + 1,
         hash,
-        definition: JSON.stringify(pipeline),
+        definition: pgJson(pipeline),
         source: source.text ?? null,
         source_file: source.file ?? null,
         created_at: Date.now(),
@@ -383,7 +411,7 @@ export class PostgresStore implements Store {
 
   async appendLogs(lines: LogLine[]): Promise<void> {
     if (lines.length === 0) return;
-    const cols = [lines.map((l) => l.runId), lines.map((l) => l.step), lines.map((l) => l.attempt), lines.map((l) => l.stream), lines.map((l) => l.line), lines.map((l) => l.at)];
+    const cols = [lines.map((l) => l.runId), lines.map((l) => l.step), lines.map((l) => l.attempt), lines.map((l) => l.stream), lines.map((l) => toPgText(l.line)), lines.map((l) => l.at)];
     await this.q('insertLogs', cols);
   }
 
@@ -557,6 +585,20 @@ export class PostgresStore implements Store {
       return await new PgSupervision(client, new PgRunTransitions(client, (n, v) => this.compiled(client, n, v))).listDecisions(runId);
     } finally {
       client.release();
+    }
+  }
+
+  async ping(): Promise<void> {
+    let client: pg.PoolClient | undefined;
+    try {
+      client = await this.pool.connect();
+      await client.query('SELECT 1');
+      client.release();
+      this.onSuccess();
+    } catch (err) {
+      client?.release(err as Error);
+      this.sawError(err);
+      throw toStoreError(err, this.url);
     }
   }
 

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { toStoreError } from '../store-errors.js';
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import type { Pipeline } from '../../core/model.js';
@@ -460,7 +461,8 @@ export class SqliteStore implements Store {
         .immediate();
     } catch (err) {
       this.runTransitions?.discardEvents();
-      throw err;
+      // A full disk or a read-only file gets its stable code (STORE_FULL, STORE_READONLY) and the path.
+      throw toStoreError(err, this.url);
     }
   }
 
