@@ -17,6 +17,7 @@ import { AttributeTriggers } from '../attributes/triggers.js';
 import type { StepType } from '../steps/step-type.js';
 import { Executor } from './executor.js';
 import { newOwnerId } from './owner.js';
+import { endOrphanedCommands } from '../steps/command/command-registry.js';
 import { Worker, type WorkerOptions } from './worker.js';
 
 export interface Clock {
@@ -239,9 +240,13 @@ export class Engine {
     this.worker?.wake();
   }
 
-  /** Re-queues the in-flight attempts of dead workers on this host at once, instead of waiting for lease expiry. */
+  /**
+   * Re-queues the in-flight attempts of dead workers on this host at once, instead of waiting for lease expiry,
+   * once the `command` processes those workers left running here are gone.
+   */
   async reapNow(): Promise<void> {
     const { isOwnerDead } = await import('./owner.js');
+    await endOrphanedCommands();
     const result = await this.store.reap(this.clock.now(), isOwnerDead);
     this.bus.publish(result.events);
   }

@@ -4,6 +4,7 @@ import { AttemptCancel } from './attempt-cancel.js';
 import { crashPoint } from './crash-points.js';
 import type { Executor } from './executor.js';
 import { isOwnerDead } from './owner.js';
+import { endOrphanedCommands } from '../steps/command/command-registry.js';
 
 export interface WorkerOptions {
   /** Attempts executed at once. Default: 16. */
@@ -319,6 +320,8 @@ export class Worker {
   private async reap(): Promise<void> {
     if (!this.leader) return;
     try {
+      // A dead worker's attempt is handed to a worker only once the commands it left on this machine are gone.
+      await endOrphanedCommands();
       const result = await this.deps.store.reap(this.deps.now(), isOwnerDead);
       this.publish(result.events);
       if (result.expired > 0) this.wake();
