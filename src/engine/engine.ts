@@ -18,6 +18,7 @@ import type { StepType } from '../steps/step-type.js';
 import { Executor } from './executor.js';
 import { newOwnerId } from './owner.js';
 import { endOrphanedCommands } from '../steps/command/command-registry.js';
+import { endSupervisedCommands } from '../steps/command/supervised-process.js';
 import { Worker, type WorkerOptions } from './worker.js';
 
 export interface Clock {
@@ -286,10 +287,28 @@ export class Engine {
   }
 
   /**
-   * Resolves when the run reaches a terminal state (or, with `untilSettled`, also when it waits for a
-   * human or is paused). Events of this process wake it at once; runs worked elsewhere are polled.
+   * Stops the in-process worker at once (the process was told to stop, by SIGINT or SIGTERM): its steps are
+   * aborted, the processes of its `command` steps are ended (SIGTERM, then SIGKILL after their `kill_grace`) and,
+   * once they are gone, its unfinished attempts are handed back: claimable at once by any worker, the run goes
+   * on where it stopped.
    */
-  waitForRun(runId: string, options: { pollMs?: number; untilSettled?: boolean } = {}): Promise<RunRecord> {
+  async interruptWorker(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    if (!w) return;
+    await w.stop(0);
+    await endSupervisedCommands();
+    // The reaper's path, with this worker declared dead: its attempts are re-queued without waiting out the lease.
+    const result = await this.store.reap(this.clock.now(), (owner) => owner === w.owner);
+    this.bus.publish(result.events);
+  }
+
+  /**
+   * Resolves when the run reaches a terminal state (or, with `untilSettled`, also when it waits for a
+   * human or is paused). Events of this process wake it at once; runs worked elsewhere are polled. Rejects with
+   * the abort reason when `signal` aborts.
+   */
+  waitForRun(runId: string, options: { pollMs?: number; untilSettled?: boolean; signal?: AbortSignal } = {}): Promise<RunRecord> {
     const done = (run: RunRecord) => isTerminalRun(run.status) || (options.untilSettled === true && (run.status === 'paused' || run.status === 'waiting'));
     return new Promise((resolve, reject) => {
       let checking = false;
@@ -321,10 +340,17 @@ export class Engine {
         if (e.runId === runId && e.step === null) void check();
       });
       const timer = setInterval(() => void check(), options.pollMs ?? 200);
+      const onAbort = () => {
+        cleanup();
+        reject(options.signal?.reason);
+      };
       const cleanup = () => {
         unsubscribe();
         clearInterval(timer);
+        options.signal?.removeEventListener('abort', onAbort);
       };
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
       void check();
     });
   }
