@@ -299,8 +299,14 @@ export class Engine {
     await w.stop(0);
     await endSupervisedCommands();
     // The reaper's path, with this worker declared dead: its attempts are re-queued without waiting out the lease.
-    const result = await this.store.reap(this.clock.now(), (owner) => owner === w.owner);
-    this.bus.publish(result.events);
+    // A store with several processes lets one reaper at a time through, so a busy reaper means: try again shortly.
+    let held = w.activeCount;
+    for (let tries = 0; held > 0 && tries < HAND_BACK_TRIES; tries += 1) {
+      if (tries > 0) await new Promise((r) => setTimeout(r, HAND_BACK_RETRY_MS));
+      const result = await this.store.reap(this.clock.now(), (owner) => owner === w.owner);
+      this.bus.publish(result.events);
+      held -= result.expired;
+    }
   }
 
   /**
@@ -362,6 +368,14 @@ export class Engine {
     await this.store.close();
   }
 }
+
+/**
+ * How often {@link Engine.interruptWorker} tries to hand attempts back while another process is reaping, and how
+ * long it waits between tries. What is left is taken over after lease expiry, or at once by a `--resume` on this
+ * machine.
+ */
+const HAND_BACK_TRIES = 20;
+const HAND_BACK_RETRY_MS = 50;
 
 /** `base` plus one more type, read through (types registered in `base` later are seen). */
 function withStepType(base: StepRegistry, extra: StepType<any>): StepRegistry {
