@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { currentProcess, livenessOf, readStartTicks, type ProcessIdentity } from '../../engine/process-identity.js';
@@ -56,8 +56,17 @@ export function unregisterGroup(pgid: number): void {
  * they are gone: the group's supervisor gets its `kill_grace` to end it, then the group gets SIGKILL. Groups of
  * live workers and groups that cannot be judged (another boot or container) are left alone.
  */
-export async function endOrphanedCommands(): Promise<void> {
+export function endOrphanedCommands(): Promise<void> {
+  // Reapers tick every second and a group may take its whole grace period to go: one pass at a time.
+  ending ??= endAll().finally(() => (ending = undefined));
+  return ending;
+}
+
+let ending: Promise<void> | undefined;
+
+async function endAll(): Promise<void> {
   const dir = registryDir();
+  if (!isPrivate(path.dirname(dir)) || !isPrivate(dir)) return;
   let names: string[];
   try {
     names = readdirSync(dir).filter((n) => n.endsWith('.json'));
@@ -65,6 +74,20 @@ export async function endOrphanedCommands(): Promise<void> {
     return;
   }
   await Promise.all(names.map((name) => endIfOrphaned(path.join(dir, name))));
+}
+
+/**
+ * Entries name process groups to kill: they are read only from a real folder of this user that no one else may
+ * write to (the shared temp folder lets anyone create a folder of that name first).
+ */
+function isPrivate(dir: string): boolean {
+  try {
+    const info = lstatSync(dir);
+    const own = typeof process.getuid !== 'function' || info.uid === process.getuid();
+    return info.isDirectory() && own && (info.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
 }
 
 async function endIfOrphaned(file: string): Promise<void> {
