@@ -4,7 +4,7 @@
  * `--resume` right after never starts a second copy of a step while the first still runs. Each step appends
  * `start PID` and `end PID` marks to a file, in the order they happen, and the marks of one step must never nest.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -43,8 +43,10 @@ function describeResult(r: CliResult): string {
  */
 function writePipeline(options: { stubborn?: boolean; killGrace?: string } = {}): string {
   const onTerm = options.stubborn ? `trap '' TERM` : `trap 'echo "end $$" >> "$MARKS"; exit 143' TERM`;
-  // The trap is set before the start mark, so a signal that comes right after it still marks the end.
+  // The trap is set before the start mark, so a signal that comes right after it still marks the end. Output goes
+  // nowhere: once a killed CLI's pipes are gone, the shell would die of SIGPIPE in its trap, before its end mark.
   const run = [
+    'exec >/dev/null 2>&1',
     `if [ "$SLUICE_ATTEMPT" = 1 ]; then ${onTerm}; fi`,
     'echo "start $$" >> "$MARKS"',
     'if [ "$SLUICE_ATTEMPT" = 1 ]; then sleep 60 & wait $!; fi',
@@ -103,11 +105,15 @@ function status(id: string): Promise<{ id: string; status: string; steps: Array<
   return runCliJson(['status', id, ...storeArgs()], { cwd: tmp.dir });
 }
 
-/** Starts `sluice run` on the pipeline and waits until the step's first attempt runs. */
+/**
+ * Starts `sluice run` on the pipeline and waits until the step's first attempt runs (and the CLI has recorded its
+ * process group, which it does in the same tick as it starts it).
+ */
 async function startStopping(file: string) {
   const child = startCli(['run', file, ...storeArgs()], { cwd: tmp.dir, env: env() });
   const result = waitCli(child, 90_000);
-  await waitFor('the step to start', () => marks().length === 1, 60_000);
+  const registry = path.join(tmp.dir, `sluice-${process.getuid!()}`, 'commands');
+  await waitFor('the step to start', () => marks().length === 1 && existsSync(registry) && readdirSync(registry).length === 1, 60_000);
   return { child, result };
 }
 

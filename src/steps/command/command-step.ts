@@ -95,9 +95,9 @@ interface ProcessResult extends CapturedOutput {
  * The process runs in its own process group and the step owns that whole tree: when `ctx.signal` aborts, the
  * group gets SIGTERM, then SIGKILL after `kill_grace`, and `execute` rejects at once with the abort reason
  * (`CANCELLED` when the reason is not an Error). Processes the main process leaves running in its group when it
- * exits are terminated the same way. The group never outlives the worker process: it is started under a small
- * supervisor (supervised-process.ts) that ends it the same way when the worker's process ends, even by SIGKILL.
- * A process that moves itself to a new session escapes this.
+ * exits are terminated the same way. The group never outlives the worker process: a small watchdog process
+ * (supervised-process.ts) ends it the same way when the worker's process ends, even by SIGKILL. A process that
+ * moves itself to a new session escapes this.
  */
 export function createCommandStep(): StepType<CommandConfig> {
   return {
@@ -215,9 +215,7 @@ function runProcess(ctx: StepContext, plan: CommandPlan): Promise<ProcessResult>
     child.once('exit', () => void started.terminate());
     child.once('close', (code, signal) => {
       const output = capture.finish();
-      const outcome = started.outcome() ?? { code, signal };
-      if ('error' in outcome) settle(() => reject(spawnFailure(plan, outcome.error)));
-      else settle(() => resolve({ ...outcome, ...output }));
+      settle(() => resolve({ code, signal, ...output }));
     });
   });
 }

@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { readStartTicks } from '../../engine/process-identity.js';
 import { registerGroup, unregisterGroup, untilGone } from './command-registry.js';
 import { terminateGroup } from './kill-tree.js';
 
-/** The supervisor script (plain JavaScript, shipped next to this module in the sources and in the package). */
-const SUPERVISOR = fileURLToPath(new URL('./supervisor.cjs', import.meta.url));
+/** The watchdog script (plain JavaScript, shipped next to this module in the sources and in the package). */
+const WATCHDOG = fileURLToPath(new URL('./watchdog.cjs', import.meta.url));
 /** How long a group may take to go after SIGKILL before waiting for it stops. */
 const GONE_AFTER_KILL_MS = 2_000;
 
@@ -18,15 +20,10 @@ export interface SupervisedCommand {
   graceMs: number;
 }
 
-/** How the command ended, as its supervisor saw it; `error` when it could not be started. */
-export type CommandOutcome = { code: number | null; signal: NodeJS.Signals | null } | { error: NodeJS.ErrnoException };
-
-/** A command running under its supervisor, in a process group of its own. */
+/** A command running in a process group of its own that does not outlive this process. */
 export interface SupervisedProcess {
-  /** The supervisor: its stdout and stderr are the command's, and it exits after the command. */
+  /** The command's main process (the group's leader). */
   readonly child: ChildProcess;
-  /** The command's end as reported by the supervisor; read it once `child` emitted 'close'. */
-  outcome(): CommandOutcome | undefined;
   /**
    * Ends the whole group: SIGTERM now, SIGKILL after the grace period. Resolves once no process of the group
    * runs. Calling it again returns the same promise.
@@ -36,39 +33,37 @@ export interface SupervisedProcess {
 
 /** Groups started by this process and not yet gone. */
 const running = new Set<SupervisedProcess>();
+let watchdog: { child: ChildProcess; pipe: Writable } | undefined;
 
 /**
- * Starts `command` under a supervisor (supervisor.cjs) in a new process group: the group is ended when the
- * supervisor's pipe to this process closes, so the command never outlives this process, however this process
- * ends. The group is also recorded on this machine (command-registry.ts) until it is gone. Throws synchronously
- * where `spawn` does (a NUL byte in an argument).
+ * Starts `command` in a new process group (detached) so the whole tree can be signalled at once, and tells this
+ * process's watchdog (watchdog.cjs, one per process, started with the first command) about the group: the
+ * watchdog ends every group still running when its pipe to this process closes, so the command never outlives
+ * this process, however this process ends. The group is also recorded on this machine (command-registry.ts)
+ * until it is gone. Throws synchronously where `spawn` does (a NUL byte in an argument).
  */
 export function spawnSupervised(command: SupervisedCommand): SupervisedProcess {
-  const child = spawn(process.execPath, [SUPERVISOR, String(Math.round(command.graceMs)), command.file, ...command.args], {
-    cwd: command.cwd,
-    env: supervisorEnv(command.env),
-    detached: true,
-    // stdin: the pipe whose end tells the supervisor this process is gone; fd 3: its report.
-    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-  });
-  const report = collectReport(child);
-  let ending: Promise<void> | undefined;
+  // Started first, so that the group is reported in the same tick as it starts: a worker killed between the two
+  // is the only way a command escapes.
+  currentWatchdog();
+  const child = spawn(command.file, command.args, { cwd: command.cwd, env: command.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const pgid = child.pid;
+  let ending: Promise<void> | undefined;
   const handle: SupervisedProcess = {
     child,
-    outcome: () => report.outcome(),
     terminate() {
       ending ??= endGroup(pgid, command.graceMs).then(() => {
         running.delete(handle);
-        if (pgid !== undefined) unregisterGroup(pgid);
-        child.stdin?.destroy();
+        if (pgid === undefined) return;
+        tellWatchdog(`- ${pgid}`);
+        unregisterGroup(pgid);
       });
       return ending;
     },
   };
-  child.stdin?.on('error', () => {});
   if (pgid !== undefined) {
     running.add(handle);
+    tellWatchdog(`+ ${pgid} ${readStartTicks(pgid) ?? ''} ${Math.round(command.graceMs)}`);
     registerGroup(pgid, command.graceMs);
   }
   return handle;
@@ -88,31 +83,29 @@ async function endGroup(pgid: number | undefined, graceMs: number): Promise<void
   await untilGone(pgid, GONE_AFTER_KILL_MS);
 }
 
-/** NODE_OPTIONS is meant for the command, not for the supervisor: it travels under another name. */
-function supervisorEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { NODE_OPTIONS: nodeOptions, ...rest } = env;
-  return nodeOptions === undefined ? rest : { ...rest, SLUICE_SUPERVISED_NODE_OPTIONS: nodeOptions };
+function tellWatchdog(line: string): void {
+  try {
+    currentWatchdog()?.write(`${line}\n`);
+  } catch {
+    // Without a watchdog the group still ends with its step; only a killed worker's group outlives it.
+  }
 }
 
-/** Reads the supervisor's one-line JSON report from fd 3. */
-function collectReport(child: ChildProcess): { outcome(): CommandOutcome | undefined } {
-  let text = '';
-  const pipe = child.stdio[3] as NodeJS.ReadableStream | null | undefined;
-  pipe?.setEncoding('utf8');
-  pipe?.on('data', (chunk: string) => (text += chunk));
-  pipe?.on('error', () => {});
-  return {
-    outcome() {
-      const line = text.split('\n').find((l) => l.trim() !== '');
-      if (line === undefined) return undefined;
-      try {
-        const parsed = JSON.parse(line) as { exit?: { code: number | null; signal: NodeJS.Signals | null }; error?: { code: string | null; message: string } };
-        if (parsed.exit) return parsed.exit;
-        if (parsed.error) return { error: Object.assign(new Error(parsed.error.message), parsed.error.code === null ? {} : { code: parsed.error.code }) };
-      } catch {
-        // A torn report: fall back to the supervisor's own exit status.
-      }
-      return undefined;
-    },
-  };
+/** The pipe to this process's watchdog, started on first use in a session of its own (so Ctrl-C does not reach it). */
+function currentWatchdog(): Writable | undefined {
+  if (watchdog) return watchdog.pipe;
+  // NODE_OPTIONS may be set for the commands (a loader, a preload script): not for the watchdog.
+  const { NODE_OPTIONS: _commandsOnly, ...env } = process.env;
+  const child = spawn(process.execPath, [WATCHDOG], { detached: true, env, stdio: ['pipe', 'ignore', 'ignore'] });
+  const pipe = child.stdin;
+  if (!pipe) return undefined;
+  pipe.on('error', () => {});
+  // Neither keeps this process alive: the pipe closes when this process exits, which is the watchdog's cue.
+  child.unref();
+  (pipe as Writable & { unref?: () => void }).unref?.();
+  child.once('exit', () => {
+    if (watchdog?.child === child) watchdog = undefined;
+  });
+  watchdog = { child, pipe };
+  return pipe;
 }
