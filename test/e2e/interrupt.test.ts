@@ -112,8 +112,10 @@ function status(id: string): Promise<{ id: string; status: string; steps: Array<
 async function startStopping(file: string) {
   const child = startCli(['run', file, ...storeArgs()], { cwd: tmp.dir, env: env() });
   const result = waitCli(child, 90_000);
+  await waitFor('the step to start', () => marks().length === 1, 60_000);
+  // A release that records no groups never gets there: the test then goes on, and shows what that costs.
   const registry = path.join(tmp.dir, `sluice-${process.getuid!()}`, 'commands');
-  await waitFor('the step to start', () => marks().length === 1 && existsSync(registry) && readdirSync(registry).length === 1, 60_000);
+  await waitFor('the step group to be recorded', () => existsSync(registry) && readdirSync(registry).length === 1, 10_000).catch(() => {});
   return { child, result };
 }
 
