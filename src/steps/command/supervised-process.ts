@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { readStartTicks } from '../../engine/process-identity.js';
@@ -7,6 +8,10 @@ import { terminateGroup } from './kill-tree.js';
 
 /** The watchdog script (plain JavaScript, shipped next to this module in the sources and in the package). */
 const WATCHDOG = fileURLToPath(new URL('./watchdog.cjs', import.meta.url));
+/** Marks the commands of this process (`SLUICE_WATCHDOG`), unique per process. */
+const WATCHDOG_TOKEN = randomBytes(9).toString('base64url');
+/** Grace period of a group the watchdog finds by its mark (its own is unknown): the step default. */
+const DEFAULT_GRACE_MS = 5_000;
 /** How long a group may take to go after SIGKILL before waiting for it stops. */
 const GONE_AFTER_KILL_MS = 2_000;
 
@@ -46,7 +51,9 @@ export function spawnSupervised(command: SupervisedCommand): SupervisedProcess {
   // Started first, so that the group is reported in the same tick as it starts: a worker killed between the two
   // is the only way a command escapes.
   currentWatchdog();
-  const child = spawn(command.file, command.args, { cwd: command.cwd, env: command.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The mark lets the watchdog find a group this process had no time to report.
+  const env = { ...command.env, SLUICE_WATCHDOG: WATCHDOG_TOKEN };
+  const child = spawn(command.file, command.args, { cwd: command.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const pgid = child.pid;
   let ending: Promise<void> | undefined;
   const handle: SupervisedProcess = {
@@ -96,7 +103,7 @@ function currentWatchdog(): Writable | undefined {
   if (watchdog) return watchdog.pipe;
   // NODE_OPTIONS may be set for the commands (a loader, a preload script): not for the watchdog.
   const { NODE_OPTIONS: _commandsOnly, ...env } = process.env;
-  const child = spawn(process.execPath, [WATCHDOG], { detached: true, env, stdio: ['pipe', 'ignore', 'ignore'] });
+  const child = spawn(process.execPath, [WATCHDOG, WATCHDOG_TOKEN, String(DEFAULT_GRACE_MS)], { detached: true, env, stdio: ['pipe', 'ignore', 'ignore'] });
   const pipe = child.stdin;
   if (!pipe) return undefined;
   pipe.on('error', () => {});

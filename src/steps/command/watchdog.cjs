@@ -6,15 +6,20 @@
  * SIGKILL). Plain JavaScript so that it runs as is, from the sources and from the package; one per worker
  * process, started by supervised-process.ts in a session of its own:
  *
- *   node watchdog.cjs
+ *   node watchdog.cjs TOKEN DEFAULT_GRACE_MS
  *
  * stdin is a pipe from the worker carrying one line per change, `+ PGID LEADER_START_TICKS GRACE_MS` when a
  * group starts and `- PGID` once it is gone. Its end means the worker is gone: every group still listed gets
  * SIGTERM, and SIGKILL after its grace period if any of it is left. Then this process exits.
+ *
+ * The worker also gives each command `SLUICE_WATCHDOG=TOKEN` in its environment: a group that started just
+ * before the worker died, too late to be listed, is found by that mark in /proc/PID/environ.
  */
-const { readFileSync } = require('node:fs');
+const { readdirSync, readFileSync } = require('node:fs');
 
 const POLL_MS = 50;
+const [token = '', defaultGraceText = '5000'] = process.argv.slice(2);
+const defaultGraceMs = Number(defaultGraceText) || 0;
 /** @type {Map<number, { startTicks: string, graceMs: number }>} */
 const groups = new Map();
 let pending = '';
@@ -54,11 +59,34 @@ function apply(line) {
   else if (op === '-') groups.delete(pgid);
 }
 
+/** Adds the groups of processes that carry this worker's mark and are not listed (they started too late). */
+function findMarked() {
+  if (token === '') return;
+  const mark = `\0SLUICE_WATCHDOG=${token}\0`;
+  let pids;
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      if (!`\0${readFileSync(`/proc/${pid}/environ`, 'latin1')}`.includes(mark)) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgid > 1 && pgid !== process.pid && !groups.has(pgid)) groups.set(pgid, { startTicks: '', graceMs: defaultGraceMs });
+    } catch {
+      // Gone meanwhile, or not readable: not one of ours.
+    }
+  }
+}
+
 let gone = false;
 
 function workerGone() {
   if (gone) return;
   gone = true;
+  findMarked();
   /** @type {Map<number, number>} */
   const deadlines = new Map();
   for (const [pgid, group] of groups) {
