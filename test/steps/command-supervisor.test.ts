@@ -107,4 +107,21 @@ describe('command step: the worker process dies', () => {
     // Its record on this machine is gone with it.
     expect(readdirSync(path.join(dir, `sluice-${process.getuid!()}`, 'commands'))).toEqual([]);
   });
+
+  it('a group started too late to be reported is found by its mark and ended with the rest', async () => {
+    const watchdog = spawn(process.execPath, [fileURLToPath(new URL('../../src/steps/command/watchdog.cjs', import.meta.url)), 'test-mark', '300'], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    workers.push(watchdog);
+    const pidsFile = path.join(dir, 'pids');
+    const tree = fileURLToPath(new URL('../fixtures/steps/commands/tree.sh', import.meta.url));
+    // Never reported to the watchdog: only the mark in its environment says whose it is.
+    const unreported = spawn('sh', [tree, pidsFile, 'stubborn'], { detached: true, stdio: 'ignore', env: { ...process.env, SLUICE_WATCHDOG: 'test-mark' } });
+    unreported.unref();
+    await waitFor(() => readPids(pidsFile).length === 4, 'the command tree to start');
+    const pids = readPids(pidsFile);
+    started.push(...pids);
+    watchdog.stdin!.end();
+    await waitFor(() => !pids.some(isRunning), 'every process of the unreported group to end');
+  });
 });

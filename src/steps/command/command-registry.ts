@@ -23,6 +23,8 @@ interface GroupEntry {
   graceMs: number;
 }
 
+/** Grace period of a group found only by its mark: the step default (its own `kill_grace` is not known). */
+const DEFAULT_GRACE_MS = 5_000;
 /** How long a dead worker's group may take to go after SIGKILL before it is left to the next round. */
 const GONE_AFTER_KILL_MS = 2_000;
 const POLL_MS = 25;
@@ -41,6 +43,22 @@ export function registerGroup(pgid: number, graceMs: number): void {
     writeFileSync(path.join(dir, `${pgid}.json`), JSON.stringify(entry), { mode: 0o600 });
   } catch {
     // Without the file the group still ends with its supervisor, only not before a resumed run may start.
+  }
+}
+
+/**
+ * Records that this process marks its commands with `SLUICE_WATCHDOG=token`, before it starts any: a group it
+ * started but had no time to record is still found by that mark once this process is dead. The record goes when
+ * this process exits normally.
+ */
+export function registerWorker(token: string): void {
+  const file = path.join(registryDir(), `worker-${token}.json`);
+  try {
+    mkdirSync(registryDir(), { recursive: true, mode: 0o700 });
+    writeFileSync(file, JSON.stringify({ worker: currentProcess(), token }), { mode: 0o600 });
+    process.once('exit', () => removeFile(file));
+  } catch {
+    // Without the file the watchdog still ends such a group, only not before a resumed run may start.
   }
 }
 
@@ -73,7 +91,52 @@ async function endAll(): Promise<void> {
   } catch {
     return;
   }
-  await Promise.all(names.map((name) => endIfOrphaned(path.join(dir, name))));
+  const workers = names.filter((n) => n.startsWith('worker-'));
+  const groups = names.filter((n) => !n.startsWith('worker-'));
+  await Promise.all(groups.map((name) => endIfOrphaned(path.join(dir, name))));
+  await Promise.all(workers.map((name) => endMarkedIfOrphaned(path.join(dir, name))));
+}
+
+/** Waits until no process marked by a dead worker runs (its watchdog ends them), then SIGKILLs what is left. */
+async function endMarkedIfOrphaned(file: string): Promise<void> {
+  let entry: { worker: ProcessIdentity; token: string };
+  try {
+    entry = JSON.parse(readFileSync(file, 'utf8')) as typeof entry;
+  } catch {
+    return;
+  }
+  const worker = livenessOf(entry.worker);
+  if (worker === 'alive') return;
+  if (worker === 'dead') {
+    const deadline = Date.now() + DEFAULT_GRACE_MS + GONE_AFTER_KILL_MS;
+    while (markedGroups(entry.token).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, POLL_MS));
+    for (const pgid of markedGroups(entry.token)) signalGroup(pgid, 'SIGKILL');
+  } else if (entry.worker.bootId === '' || entry.worker.bootId === currentProcess().bootId) {
+    return;
+  }
+  removeFile(file);
+}
+
+/** Process groups of running (not zombie) processes whose environment carries `SLUICE_WATCHDOG=token`. */
+function markedGroups(token: string): number[] {
+  const mark = `\0SLUICE_WATCHDOG=${token}\0`;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return [];
+  }
+  const groups = new Set<number>();
+  for (const pid of pids) {
+    try {
+      if (!`\0${readFileSync(`/proc/${pid}/environ`, 'latin1')}`.includes(mark)) continue;
+      const stat = readProcStat(pid);
+      if (stat && stat.state !== 'Z' && stat.state !== 'X' && stat.pgrp > 1) groups.add(stat.pgrp);
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return [...groups];
 }
 
 /**

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { readStartTicks } from '../../engine/process-identity.js';
-import { registerGroup, unregisterGroup, untilGone } from './command-registry.js';
+import { registerGroup, registerWorker, unregisterGroup, untilGone } from './command-registry.js';
 import { terminateGroup } from './kill-tree.js';
 
 /** The watchdog script (plain JavaScript, shipped next to this module in the sources and in the package). */
@@ -103,6 +103,7 @@ function currentWatchdog(): Writable | undefined {
   if (watchdog) return watchdog.pipe;
   // NODE_OPTIONS may be set for the commands (a loader, a preload script): not for the watchdog.
   const { NODE_OPTIONS: _commandsOnly, ...env } = process.env;
+  registerWorker(WATCHDOG_TOKEN);
   const child = spawn(process.execPath, [WATCHDOG, WATCHDOG_TOKEN, String(DEFAULT_GRACE_MS)], { detached: true, env, stdio: ['pipe', 'ignore', 'ignore'] });
   const pipe = child.stdin;
   if (!pipe) return undefined;
