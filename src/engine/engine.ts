@@ -20,6 +20,8 @@ import { Executor } from './executor.js';
 import { newOwnerId } from './owner.js';
 import { configureSandboxPool } from '../steps/code/sandbox-pool.js';
 import { parseByteSize } from '../steps/code/byte-size.js';
+import { endOrphanedCommands } from '../steps/command/command-registry.js';
+import { endSupervisedCommands } from '../steps/command/supervised-process.js';
 import { Worker, type WorkerOptions } from './worker.js';
 
 export interface Clock {
@@ -265,9 +267,13 @@ export class Engine {
     this.worker?.wake();
   }
 
-  /** Re-queues the in-flight attempts of dead workers on this host at once, instead of waiting for lease expiry. */
+  /**
+   * Re-queues the in-flight attempts of dead workers on this host at once, instead of waiting for lease expiry,
+   * once the `command` processes those workers left running here are gone.
+   */
   async reapNow(): Promise<void> {
     const { isOwnerDead } = await import('./owner.js');
+    await endOrphanedCommands();
     const result = await this.store.reap(this.clock.now(), isOwnerDead);
     this.bus.publish(result.events);
   }
@@ -307,10 +313,34 @@ export class Engine {
   }
 
   /**
-   * Resolves when the run reaches a terminal state (or, with `untilSettled`, also when it waits for a
-   * human or is paused). Events of this process wake it at once; runs worked elsewhere are polled.
+   * Stops the in-process worker at once (the process was told to stop, by SIGINT or SIGTERM): its steps are
+   * aborted, the processes of its `command` steps are ended (SIGTERM, then SIGKILL after their `kill_grace`) and,
+   * once they are gone, its unfinished attempts are handed back: claimable at once by any worker, the run goes
+   * on where it stopped.
    */
-  waitForRun(runId: string, options: { pollMs?: number; untilSettled?: boolean } = {}): Promise<RunRecord> {
+  async interruptWorker(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    if (!w) return;
+    await w.stop(0);
+    await endSupervisedCommands();
+    // The reaper's path, with this worker declared dead: its attempts are re-queued without waiting out the lease.
+    // A store with several processes lets one reaper at a time through, so a busy reaper means: try again shortly.
+    let held = w.activeCount;
+    for (let tries = 0; held > 0 && tries < HAND_BACK_TRIES; tries += 1) {
+      if (tries > 0) await new Promise((r) => setTimeout(r, HAND_BACK_RETRY_MS));
+      const result = await this.store.reap(this.clock.now(), (owner) => owner === w.owner);
+      this.bus.publish(result.events);
+      held -= result.expired;
+    }
+  }
+
+  /**
+   * Resolves when the run reaches a terminal state (or, with `untilSettled`, also when it waits for a
+   * human or is paused). Events of this process wake it at once; runs worked elsewhere are polled. Rejects with
+   * the abort reason when `signal` aborts.
+   */
+  waitForRun(runId: string, options: { pollMs?: number; untilSettled?: boolean; signal?: AbortSignal } = {}): Promise<RunRecord> {
     const done = (run: RunRecord) => isTerminalRun(run.status) || (options.untilSettled === true && (run.status === 'paused' || run.status === 'waiting'));
     return new Promise((resolve, reject) => {
       let checking = false;
@@ -342,10 +372,17 @@ export class Engine {
         if (e.runId === runId && e.step === null) void check();
       });
       const timer = setInterval(() => void check(), options.pollMs ?? 200);
+      const onAbort = () => {
+        cleanup();
+        reject(options.signal?.reason);
+      };
       const cleanup = () => {
         unsubscribe();
         clearInterval(timer);
+        options.signal?.removeEventListener('abort', onAbort);
       };
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
       void check();
     });
   }
@@ -357,6 +394,14 @@ export class Engine {
     await this.store.close();
   }
 }
+
+/**
+ * How often {@link Engine.interruptWorker} tries to hand attempts back while another process is reaping, and how
+ * long it waits between tries. What is left is taken over after lease expiry, or at once by a `--resume` on this
+ * machine.
+ */
+const HAND_BACK_TRIES = 20;
+const HAND_BACK_RETRY_MS = 50;
 
 /** `base` plus one more type, read through (types registered in `base` later are seen). */
 function withStepType(base: StepRegistry, extra: StepType<any>): StepRegistry {

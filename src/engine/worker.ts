@@ -6,6 +6,7 @@ import { crashPoint } from './crash-points.js';
 import type { Executor } from './executor.js';
 import { isOwnerDead } from './owner.js';
 import { capErrorRecord, DEFAULT_MAX_LOG_BYTES, LogBudget } from './output-caps.js';
+import { endOrphanedCommands } from '../steps/command/command-registry.js';
 
 export interface WorkerOptions {
   /** Attempts executed at once. Default: 16. */
@@ -402,6 +403,8 @@ export class Worker {
   private async reap(): Promise<void> {
     if (!this.leader) return;
     try {
+      // A dead worker's attempt is handed to a worker only once the commands it left on this machine are gone.
+      await endOrphanedCommands();
       const result = await this.deps.store.reap(this.deps.now(), isOwnerDead);
       this.publish(result.events);
       if (result.expired > 0) this.wake();

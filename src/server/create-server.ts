@@ -4,6 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { Engine } from '../engine/engine.js';
 import { EvalScheduler, type EvalSchedulerOptions } from '../evals/eval-scheduler.js';
 import type { ApiRole, ApiToken } from '../store/store.js';
@@ -107,6 +108,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   // Before schema checks and handlers, which walk bodies recursively: a too-deep body gets a 400 naming where.
   app.addHook('preValidation', async (request) => assertBodyShape(request.body));
   app.addHook('onResponse', async (_request, reply) => ctx.metrics.countRequest(reply.statusCode));
+  app.addHook('onResponse', async (request) => closeRefusedUpgrade(request.raw));
 
   await app.register(swagger, {
     openapi: {
@@ -135,4 +137,17 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     app.addHook('onClose', async () => evals.stop());
   }
   return app;
+}
+
+/**
+ * Closes the socket of an upgrade request that got a plain HTTP answer (401, 403, 404...) instead of a WebSocket.
+ * Node hands an upgrade request's socket over to the `upgrade` listener, so the HTTP server no longer tracks it
+ * and `forceCloseConnections` cannot close it: left open by a client that does not hang up, it would keep
+ * `close()` (and so `sluice serve`'s shutdown) waiting forever. An accepted upgrade never gets here: its reply is
+ * hijacked and onResponse does not run.
+ */
+function closeRefusedUpgrade(raw: IncomingMessage): void {
+  if (raw.headers.upgrade === undefined || !/\bupgrade\b/i.test(raw.headers.connection ?? '')) return;
+  // After the answer is flushed, so the client still reads why it was refused.
+  raw.socket.destroySoon();
 }

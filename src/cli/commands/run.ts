@@ -37,6 +37,7 @@ export async function runCommand(target: string | undefined, opts: RunOptions): 
       return 0;
     }
     const final = await follow(engine, run, since, opts);
+    if ('interrupted' in final) return INTERRUPTED_EXIT_CODES[final.interrupted];
     if (final.status === 'succeeded') await runEvalsAfter(final.pipeline, engine, opts);
     return final.status === 'succeeded' ? 0 : 1;
   } finally {
@@ -80,7 +81,7 @@ async function resumeRun(engine: Engine, runId: string): Promise<RunRecord> {
   return run;
 }
 
-async function follow(engine: Engine, run: RunRecord, since: number, opts: RunOptions): Promise<RunRecord> {
+async function follow(engine: Engine, run: RunRecord, since: number, opts: RunOptions): Promise<RunRecord | { interrupted: InterruptSignal }> {
   const live = !opts.json && process.stdout.isTTY === true;
   const progress = live ? new LiveProgress(process.stdout, `${run.pipeline} v${run.version}  run ${run.id}`, await engine.store.listSteps(run.id)) : null;
   const onEvent = (e: RunEvent) => {
@@ -94,9 +95,14 @@ async function follow(engine: Engine, run: RunRecord, since: number, opts: RunOp
   const unsubscribe = engine.subscribe(onEvent);
   progress?.start();
   const concurrency = opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, '--concurrency');
+  const interrupts = catchInterrupts();
   engine.startWorker({ runId: run.id, ...(concurrency === undefined ? {} : { concurrency }) });
   try {
-    const final = await engine.waitForRun(run.id, { untilSettled: true });
+    const final = await engine.waitForRun(run.id, { untilSettled: true, signal: interrupts.signal }).catch((err: unknown) => {
+      if (interrupts.received() === undefined) throw err;
+      return undefined;
+    });
+    if (final === undefined) return await handBack(engine, run, interrupts.received()!, progress);
     // A finished run has nothing left worth waiting for (a late result would be rejected); a paused one
     // lets its running steps finish and record their results.
     await engine.stopWorker(final.status === 'paused' || final.status === 'waiting' ? Number.POSITIVE_INFINITY : 0);
@@ -107,7 +113,52 @@ async function follow(engine: Engine, run: RunRecord, since: number, opts: RunOp
     return final;
   } finally {
     unsubscribe();
+    interrupts.dispose();
   }
+}
+
+type InterruptSignal = 'SIGINT' | 'SIGTERM';
+
+/** 128 + the signal's number, as a shell reports a process ended by it. */
+const INTERRUPTED_EXIT_CODES: Record<InterruptSignal, number> = { SIGINT: 130, SIGTERM: 143 };
+
+/**
+ * Catches SIGINT (Ctrl-C) and SIGTERM while this process works the run: the first aborts `signal`; a second one
+ * exits at once, leaving what was not handed back yet to the next `--resume` (or to lease expiry elsewhere).
+ */
+function catchInterrupts(): { signal: AbortSignal; received(): InterruptSignal | undefined; dispose(): void } {
+  const controller = new AbortController();
+  let received: InterruptSignal | undefined;
+  const onSignal = (signal: InterruptSignal) => {
+    if (received !== undefined) {
+      process.stderr.write(`sluice: ${signal} again: exiting now\n`);
+      process.exit(INTERRUPTED_EXIT_CODES[signal]);
+    }
+    received = signal;
+    controller.abort(new SluiceError('CANCELLED', `interrupted by ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    received: () => received,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+/**
+ * Stops working the run here: no more claims, the steps' processes ended, and their attempts handed back at once
+ * (the run stays `running`, ready for `--resume` or any worker).
+ */
+async function handBack(engine: Engine, run: RunRecord, signal: InterruptSignal, progress: LiveProgress | null): Promise<{ interrupted: InterruptSignal }> {
+  progress?.stop();
+  process.stderr.write(`sluice: ${signal}: stopping run ${run.id} (its steps are ended and handed back; ${signal} again exits at once)\n`);
+  await engine.interruptWorker();
+  process.stderr.write(`interrupted: run ${run.id} stopped; continue it with sluice run --resume ${run.id}\n`);
+  return { interrupted: signal };
 }
 
 function report(_engine: Engine, run: RunRecord, opts: RunOptions): void {

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
@@ -7,8 +6,8 @@ import { templateText, visitStrings, type TemplateSpot } from '../../core/expres
 import type { JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
 import { commandCacheInputs } from './cache-files.js';
-import { terminateGroup } from './kill-tree.js';
 import { quoteForShell } from './shell-quote.js';
+import { spawnSupervised, type SupervisedProcess } from './supervised-process.js';
 
 /** How a `command` step turns stdout into its output. */
 export type CommandOutputMode = 'text' | 'json' | 'none';
@@ -113,7 +112,9 @@ interface ProcessResult extends CapturedOutput {
  * The process runs in its own process group and the step owns that whole tree: when `ctx.signal` aborts, the
  * group gets SIGTERM, then SIGKILL after `kill_grace`, and `execute` rejects at once with the abort reason
  * (`CANCELLED` when the reason is not an Error). Processes the main process leaves running in its group when it
- * exits are terminated the same way. A process that moves itself to a new session escapes this.
+ * exits are terminated the same way. The group never outlives the worker process: a small watchdog process
+ * (supervised-process.ts) ends it the same way when the worker's process ends, even by SIGKILL. A process that
+ * moves itself to a new session escapes this.
  */
 export function createCommandStep(): StepType<CommandConfig> {
   return {
@@ -247,8 +248,9 @@ function runProcess(ctx: StepContext, plan: CommandPlan): Promise<ProcessResult>
     const capture = createCapture((stream, line) => {
       if (!settled) ctx.log(stream, line);
     });
-    const child = startProcess(plan, reject);
-    if (child === undefined) return;
+    const started = startProcess(plan, reject);
+    if (started === undefined) return;
+    const { child } = started;
     const settle = (finish: () => void) => {
       if (settled) return;
       settled = true;
@@ -256,7 +258,7 @@ function runProcess(ctx: StepContext, plan: CommandPlan): Promise<ProcessResult>
       finish();
     };
     const onAbort = () => {
-      killTree(child, plan.graceMs);
+      void started.terminate();
       settle(() => reject(abortError(ctx.signal)));
     };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
@@ -264,7 +266,7 @@ function runProcess(ctx: StepContext, plan: CommandPlan): Promise<ProcessResult>
     child.stderr?.on('data', (chunk: Buffer) => capture.stderr(chunk));
     child.once('error', (err) => settle(() => reject(spawnFailure(plan, err))));
     // Leftovers of the main process would be orphaned and could hold the pipes open forever.
-    child.once('exit', () => killTree(child, plan.graceMs));
+    child.once('exit', () => void started.terminate());
     child.once('close', (code, signal) => {
       const output = capture.finish();
       settle(() => resolve({ code, signal, ...output }));
@@ -272,24 +274,15 @@ function runProcess(ctx: StepContext, plan: CommandPlan): Promise<ProcessResult>
   });
 }
 
-/** Spawns in a new process group (detached) so the whole tree can be signalled at once. */
-function startProcess(plan: CommandPlan, reject: (err: Error) => void): ChildProcess | undefined {
+/** Spawns in a new process group so the whole tree can be signalled at once. */
+function startProcess(plan: CommandPlan, reject: (err: Error) => void): SupervisedProcess | undefined {
   try {
-    return spawn(plan.file, plan.args, {
-      cwd: plan.cwd,
-      env: plan.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    return spawnSupervised({ file: plan.file, args: plan.args, cwd: plan.cwd, env: plan.env, graceMs: plan.graceMs });
   } catch (err) {
     // Invalid arguments (a NUL byte in argv or env) throw synchronously instead of emitting 'error'.
     reject(spawnFailure(plan, err));
     return undefined;
   }
-}
-
-function killTree(child: ChildProcess, graceMs: number): void {
-  if (child.pid !== undefined) void terminateGroup(child.pid, graceMs);
 }
 
 type LineSink = (stream: 'stdout' | 'stderr', line: string) => void;
