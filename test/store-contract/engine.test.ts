@@ -66,9 +66,12 @@ for (const backend of backends()) {
     it('never runs more steps of a run at once than max_parallel', async () => {
       let running = 0;
       let peak = 0;
+      // Each step holds until two ran at once (a barrier, bounded), then a little more, in which a third
+      // would be seen if the engine let one start.
       const work: TestFn = async () => {
         running += 1;
         peak = Math.max(peak, running);
+        for (let waited = 0; peak < 2 && waited < 10_000; waited += 10) await sleep(10);
         await sleep(20);
         running -= 1;
       };
