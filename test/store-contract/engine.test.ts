@@ -337,14 +337,18 @@ for (const backend of backends()) {
 
     it('pause holds new steps until resume', async () => {
       const ran: string[] = [];
+      // `a` ends only once the run is paused, so a busy machine cannot finish it (and queue `b`) first.
+      let release!: () => void;
+      const paused = new Promise<void>((resolve) => (release = resolve));
       const slow: TestFn = async (ctx) => {
         ran.push(ctx.step);
-        await sleep(60);
+        if (ctx.step === 'a') await paused;
       };
       const { engine, store } = await setup({ name: 'pause', steps: { a: fnStep('slow'), b: fnStep('slow', { needs: ['a'] }) } }, { slow });
       const { run } = await engine.startRun('pause');
       await waitFor(async () => (await store.listSteps(run.id))[0]?.status === 'running');
       await engine.pause(run.id);
+      release();
       await waitFor(async () => (await store.listSteps(run.id))[0]?.status === 'succeeded');
       await sleep(100);
       expect(ran).toEqual(['a']);
