@@ -153,7 +153,10 @@ export class SandboxPool {
   private onReply(thread: Thread, reply: ThreadReply): void {
     const job = thread.job;
     if (job === null || reply.id !== job.id) return;
-    if (reply.type === 'log') return job.call.log(reply.stream, reply.line);
+    if (reply.type === 'logs') {
+      for (const { stream, line } of reply.lines) job.call.log(stream, line);
+      return;
+    }
     if (reply.type === 'started') {
       if (thread.timer !== null) return;
       // The thread enforces the deadline itself; this catches the one long native call it cannot interrupt.

@@ -1,4 +1,4 @@
-import type { LogStream } from '../step-type.js';
+import type { SandboxLogLine } from './log-batch.js';
 import type { SandboxResult, SandboxTask } from './sandbox.js';
 
 /** One task posted to a sandbox thread, with the shared flag the host sets to cancel it. */
@@ -9,8 +9,8 @@ export interface ThreadRequest {
   cancel: SharedArrayBuffer;
 }
 
-/** What a sandbox thread posts back: log lines and the start of user code as they happen, then the result. */
+/** What a sandbox thread posts back: log lines in batches and the start of user code as they happen, then the result. */
 export type ThreadReply =
-  | { id: number; type: 'log'; stream: LogStream; line: string }
+  | { id: number; type: 'logs'; lines: SandboxLogLine[] }
   | { id: number; type: 'started' }
   | { id: number; type: 'done'; result: SandboxResult; wasmBytes: number };

@@ -1,9 +1,10 @@
 /**
  * Entry of a sandbox worker thread: runs one {@link SandboxTask} at a time, off the main event loop. Log lines
- * and the start of user code are posted as they happen; cancellation arrives through shared memory, because
+ * are posted in batches (log-batch.ts), the start of user code as it happens; cancellation arrives through shared memory, because
  * the thread's own event loop is blocked while the sandbox runs.
  */
 import { parentPort } from 'node:worker_threads';
+import { LogBatch } from './log-batch.js';
 import { runInSandbox, wasmBytes } from './sandbox.js';
 import type { ThreadReply, ThreadRequest } from './sandbox-protocol.js';
 
@@ -15,10 +16,16 @@ port.on('message', (request: ThreadRequest) => void handle(request));
 
 async function handle({ id, task, cancel }: ThreadRequest): Promise<void> {
   const flag = new Int32Array(cancel);
+  // Lines go to the main thread in batches; the interrupt handler's polls post a batch that waited long enough.
+  const logs = new LogBatch((lines) => post({ id, type: 'logs', lines }));
   const result = await runInSandbox(task, {
-    log: (stream, line) => post({ id, type: 'log', stream, line }),
-    cancelled: () => Atomics.load(flag, 0) !== 0,
+    log: (stream, line) => logs.add(stream, line),
+    cancelled: () => {
+      logs.poll();
+      return Atomics.load(flag, 0) !== 0;
+    },
     started: () => post({ id, type: 'started' }),
   }).catch((err: unknown) => ({ status: 'crashed' as const, message: err instanceof Error ? err.message : String(err) }));
+  logs.flush();
   post({ id, type: 'done', result, wasmBytes: await wasmBytes() });
 }
