@@ -277,13 +277,18 @@ export class Worker {
   }
 
   /**
-   * Writes buffered log lines in transactions of about {@link LOG_FLUSH_BYTES}, yielding to the event loop
-   * between them: a step that logged megabytes does not hold an embedded store (and HTTP) in one long write.
+   * Writes buffered log lines in transactions of about {@link LOG_FLUSH_BYTES}, yielding to the event loop once
+   * a slice of writing has taken {@link LOG_SLICE_MS}: a step that logged megabytes does not hold an embedded
+   * store (and HTTP) in one long write.
    */
   private async flushLogs(): Promise<void> {
+    let sliceStart = performance.now();
     while (this.logs.length > 0) {
       await this.appendLogChunk(this.logs.splice(0, logChunkLength(this.logs)));
-      if (this.logs.length > 0) await new Promise((resolve) => setImmediate(resolve));
+      if (this.logs.length > 0 && performance.now() - sliceStart >= LOG_SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
     }
   }
 
@@ -427,8 +432,10 @@ export class Worker {
   }
 }
 
-/** Log bytes written per transaction when a flush has more. */
-const LOG_FLUSH_BYTES = 256 * 1024;
+/** Log bytes written per transaction when a flush has more: a few milliseconds of SQLite on a loaded machine. */
+const LOG_FLUSH_BYTES = 64 * 1024;
+/** Writing time after which a log flush yields to the event loop (HTTP, messages of sandbox threads). */
+const LOG_SLICE_MS = 5;
 
 /** How many of the first `logs` make up about {@link LOG_FLUSH_BYTES} (at least one line). */
 function logChunkLength(logs: readonly LogLine[]): number {
