@@ -1,4 +1,5 @@
-import { Command, Option } from 'commander';
+import { createRequire } from 'node:module';
+import { Command, CommanderError, Option } from 'commander';
 import { SluiceError, ValidationError } from '../core/errors.js';
 import { datasetApproveCommand, datasetOverrideCommand, datasetRunCommand } from './commands/attributes.js';
 import { datasetCreateCommand, datasetExportCommand, datasetGetCommand, datasetImportCommand, datasetListCommand } from './commands/dataset.js';
@@ -41,9 +42,15 @@ function reportError(err: unknown, opts: GlobalOptions): number {
   return err instanceof SluiceError && ['VALIDATION_FAILED', 'INPUT_INVALID', 'INPUT_TOO_LARGE', 'RECORD_INVALID'].includes(err.code) ? 2 : 1;
 }
 
+/** The package's version (src/cli and dist/cli both sit two folders below package.json). */
+const VERSION = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
 export function buildProgram(): Command {
   const program = new Command('sluice')
     .description('Durable pipelines on SQLite or PostgreSQL')
+    .version(VERSION, '-V, --version', 'print the version of sluice')
+    // Usage errors (an unknown verb or option, a missing argument) exit 2, as shells expect; see runCli.
+    .exitOverride()
     .option('--store <url>', 'store URL (sqlite:PATH or postgres://...); default $SLUICE_STORE or sqlite:.sluice/sluice.db')
     .option('--json', 'machine-readable output')
     .showHelpAfterError();
@@ -192,4 +199,17 @@ export function buildProgram(): Command {
   return program;
 }
 
-await buildProgram().parseAsync(process.argv);
+/** Commander's own exits that are not usage errors (`--help`, `--version`; help shown for a missing verb is one). */
+const CLEAN_EXITS = new Set(['commander.helpDisplayed', 'commander.version']);
+
+/** Parses the command line and runs the verb; commander has already printed what a usage error is. */
+async function runCli(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (!(err instanceof CommanderError)) throw err;
+    process.exitCode = CLEAN_EXITS.has(err.code) ? 0 : 2;
+  }
+}
+
+await runCli(process.argv);
