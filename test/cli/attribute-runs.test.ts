@@ -12,35 +12,9 @@ import { datasetRunCommand } from '../../src/cli/commands/attributes.js';
 import { datasetCreateCommand, datasetImportCommand } from '../../src/cli/commands/dataset.js';
 import { openEngine } from '../../src/cli/context.js';
 import { errorReply, startChatServer, type ChatServer } from '../support/chat-server.js';
-import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from '../support/postgres.js';
+import { storeTargets } from '../support/store-targets.js';
 
 vi.setConfig({ testTimeout: 60_000 });
-
-interface Target {
-  name: string;
-  url(dir: string): Promise<string>;
-  cleanup(): Promise<void>;
-}
-
-function targets(): Target[] {
-  const sqlite: Target = { name: 'sqlite', url: async (dir) => `sqlite:${join(dir, 's.db')}`, cleanup: async () => undefined };
-  const drops: Array<() => Promise<void>> = [];
-  let acquired = false;
-  const postgres: Target = {
-    name: 'postgres',
-    async url() {
-      acquired = true;
-      const db = await createDatabase(await acquirePostgres());
-      drops.push(db.drop);
-      return db.url;
-    },
-    async cleanup() {
-      for (const drop of drops.splice(0)) await drop().catch(() => undefined);
-      if (acquired) await releasePostgres();
-    },
-  };
-  return postgresDisabled() ? [sqlite] : [sqlite, postgres];
-}
 
 /** An `llm` attribute pipeline: the size of a gadget from its title. */
 function sizePipeline(baseUrl: string, extra = ''): string {
@@ -71,7 +45,7 @@ const gadgets = (n: number, title = (i: number) => `gadget ${i}${i % 2 ? ' large
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 const titleOf = (body: { messages: Array<{ content: string }> }) => /Title: (.*)\. Small/.exec(body.messages.at(-1)!.content)?.[1] ?? '';
 
-for (const target of targets()) {
+for (const target of storeTargets()) {
   describe(`attribute runs from the CLI on ${target.name}`, () => {
     let dir: string;
     let opts: { store: string };

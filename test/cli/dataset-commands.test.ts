@@ -16,41 +16,15 @@ import {
 import { openEngine } from '../../src/cli/context.js';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { builtinStepTypes } from '../../src/steps/builtin.js';
-import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from '../support/postgres.js';
+import { storeTargets } from '../support/store-targets.js';
 
 vi.setConfig({ testTimeout: 60_000 });
-
-interface Target {
-  name: string;
-  url(dir: string): Promise<string>;
-  cleanup(): Promise<void>;
-}
-
-function targets(): Target[] {
-  const sqlite: Target = { name: 'sqlite', url: async (dir) => `sqlite:${join(dir, 's.db')}`, cleanup: async () => undefined };
-  const drops: Array<() => Promise<void>> = [];
-  let acquired = false;
-  const postgres: Target = {
-    name: 'postgres',
-    async url() {
-      acquired = true;
-      const db = await createDatabase(await acquirePostgres());
-      drops.push(db.drop);
-      return db.url;
-    },
-    async cleanup() {
-      for (const drop of drops.splice(0)) await drop().catch(() => undefined);
-      if (acquired) await releasePostgres();
-    },
-  };
-  return postgresDisabled() ? [sqlite] : [sqlite, postgres];
-}
 
 const products = (n: number) =>
   Array.from({ length: n }, (_, i) => ({ id: `p${String(i).padStart(4, '0')}`, title: ` Product ${i} `, price: i * 1.25, tags: i % 2 ? ['odd'] : [] }));
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 
-for (const target of targets()) {
+for (const target of storeTargets()) {
   describe(`sluice dataset on ${target.name}`, () => {
     let dir: string;
     let opts: { store: string };
