@@ -1,0 +1,66 @@
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { SluiceError } from '../core/errors.js';
+import type { PipelineSource } from '../store/store.js';
+import { isTypedPipeline, type TypedPipeline } from './pipeline-builder.js';
+
+type AnyTypedPipeline = TypedPipeline<any, any, any, any>;
+
+/** Where each loaded pipeline came from, so its stored source names the module file. */
+const loadedFrom = new WeakMap<object, string>();
+
+/** The stored source of a pipeline defined in code: its YAML form, and the module it was loaded from when known. */
+export function codePipelineSource(p: AnyTypedPipeline): PipelineSource {
+  const file = loadedFrom.get(p);
+  return { text: `# defined in TypeScript code${file ? ` (${file})` : ''}\n${p.toYaml()}`, ...(file ? { file } : {}) };
+}
+
+/**
+ * Loads a JS/TS module (TypeScript through tsx, no build step) and returns the pipelines it exports (any
+ * export that is a {@link TypedPipeline}, the default export included), in export order. A module that exports
+ * none, or two pipelines of one name, is refused naming the file.
+ */
+export async function loadPipelineModule(file: string, cwd = process.cwd()): Promise<AnyTypedPipeline[]> {
+  const absolute = path.resolve(cwd, file);
+  let namespace: Record<string, unknown>;
+  try {
+    const { tsImport } = await import('tsx/esm/api');
+    namespace = (await tsImport(pathToFileURL(absolute).href, import.meta.url)) as Record<string, unknown>;
+  } catch (err) {
+    throw new SluiceError('MODULE_LOAD_FAILED', `cannot load ${absolute}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const found = new Map<string, AnyTypedPipeline>();
+  for (const [exportName, value] of Object.entries(namespace)) {
+    const candidates = exportName === 'default' && Array.isArray(value) ? value : [value];
+    for (const p of candidates) {
+      if (!isTypedPipeline(p)) continue;
+      const other = found.get(p.name);
+      if (other && other !== p) throw new SluiceError('VALIDATION_FAILED', `${absolute}: two exported pipelines are named ${p.name}`);
+      found.set(p.name, p);
+      loadedFrom.set(p, absolute);
+    }
+  }
+  if (found.size === 0) throw new SluiceError('VALIDATION_FAILED', `${absolute} exports no pipeline (export the values pipeline() returns)`);
+  return [...found.values()];
+}
+
+/**
+ * Splits `FILE#NAME` (as in `sluice run ./pipelines.ts#users`) into the module and the pipeline name; `name` is
+ * undefined without `#`. Only a file with a JS/TS extension counts, so YAML paths pass through unchanged.
+ */
+export function parseModuleRef(ref: string): { file: string; name: string | undefined } | undefined {
+  const match = /^(.+\.(?:[cm]?[jt]sx?))(?:#(.+))?$/.exec(ref);
+  return match ? { file: match[1]!, name: match[2] } : undefined;
+}
+
+/** The one pipeline of `pipelines` named `name` (or the only one when `name` is undefined); refused by name otherwise. */
+export function pickPipeline(pipelines: AnyTypedPipeline[], name: string | undefined, file: string): AnyTypedPipeline {
+  const names = pipelines.map((p) => p.name).join(', ');
+  if (name === undefined) {
+    if (pipelines.length === 1) return pipelines[0]!;
+    throw new SluiceError('VALIDATION_FAILED', `${file} exports several pipelines (${names}); pick one with ${file}#NAME`);
+  }
+  const p = pipelines.find((x) => x.name === name);
+  if (!p) throw new SluiceError('PIPELINE_NOT_FOUND', `${file} exports no pipeline named ${name} (it exports: ${names})`);
+  return p;
+}
