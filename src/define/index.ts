@@ -21,7 +21,6 @@ export type {
   StepDef,
   StepDefOutput,
   Template,
-  CommandOutput,
   LlmOptions,
   GateOptions,
   GateOutput,

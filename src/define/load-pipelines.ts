@@ -4,7 +4,7 @@ import { SluiceError } from '../core/errors.js';
 import type { PipelineSource } from '../store/store.js';
 import { isTypedPipeline, type TypedPipeline } from './pipeline-builder.js';
 
-type AnyTypedPipeline = TypedPipeline<any, any, any, any>;
+type AnyTypedPipeline = TypedPipeline<any, any, any, any, any>;
 
 /** Where each loaded pipeline came from, so its stored source names the module file. */
 const loadedFrom = new WeakMap<object, string>();

@@ -92,34 +92,34 @@ export type RunOutput<R, S, F extends string> = [R] extends [DefaultOutput] ? Fi
  * Every `.step()` returns a new pipeline with one more step; register and run it with
  * `engine.run(p, input)` or serve it with `sluice serve --load FILE`.
  */
-export interface TypedPipeline<I = unknown, S = {}, F extends string = never, R = DefaultOutput> {
+export interface TypedPipeline<I = unknown, S = {}, F extends string = never, R = DefaultOutput, In = I> {
   readonly name: string;
   /** Type only: what the pipeline takes and gives. */
-  readonly types?: { input: I; steps: S; finals: FinalsOf<S, F>; output: RunOutput<R, S, F> };
+  readonly types?: { input: I; runInput: In; steps: S; finals: FinalsOf<S, F>; output: RunOutput<R, S, F> };
 
   /** Adds a step running `fn` with no upstream steps. */
-  step<const K extends string, O>(name: NewName<K, S>, fn: InlineStep<I, {}, O>): TypedPipeline<I, AddStep<S, K, Awaited<O>>, F | K, R>;
+  step<const K extends string, O>(name: NewName<K, S>, fn: InlineStep<I, {}, O>): TypedPipeline<I, AddStep<S, K, Awaited<O>>, F | K, R, In>;
   /** Adds a step running `fn` whose output is checked (and typed) by `options.output`. */
   step<const K extends string, OS extends StandardSchemaV1, const N extends readonly Names<S>[] = []>(
     name: NewName<K, S>,
     options: StepOptions<N, OS> & { output: OS },
     fn: InlineStep<I, Pick<S, Needed<N>>, SchemaInput<OS>>,
-  ): TypedPipeline<I, AddStep<S, K, SchemaOutput<OS>>, Exclude<F, Needed<N>> | K, R>;
+  ): TypedPipeline<I, AddStep<S, K, SchemaOutput<OS>>, Exclude<F, Needed<N>> | K, R, In>;
   /** Adds a step running `fn` after the steps in `options.needs`; `ctx.steps` holds their outputs. */
   step<const K extends string, O, const N extends readonly Names<S>[] = []>(
     name: NewName<K, S>,
     options: StepOptions<N, JsonSchema>,
     fn: InlineStep<I, Pick<S, Needed<N>>, O>,
-  ): TypedPipeline<I, AddStep<S, K, Awaited<O>>, Exclude<F, Needed<N>> | K, R>;
+  ): TypedPipeline<I, AddStep<S, K, Awaited<O>>, Exclude<F, Needed<N>> | K, R, In>;
   /** Adds a step of a built-in or custom step type (`command(...)`, `llm(...)`...), or runs another typed pipeline as a child run. */
-  step<const K extends string, D extends StepDef | TypedPipeline<any, any, any, any>, const N extends readonly Names<S>[] = [], OS = undefined>(
+  step<const K extends string, D extends StepDef | TypedPipeline<any, any, any, any, any>, const N extends readonly Names<S>[] = [], OS = undefined>(
     name: NewName<K, S>,
     def: D,
     options?: StepOptions<N, OS>,
-  ): TypedPipeline<I, AddStep<S, K, OS extends StandardSchemaV1 ? SchemaOutput<OS> : DefOutput<D>>, Exclude<F, Needed<N>> | K, R>;
+  ): TypedPipeline<I, AddStep<S, K, OS extends StandardSchemaV1 ? SchemaOutput<OS> : DefOutput<D>>, Exclude<F, Needed<N>> | K, R, In>;
 
   /** Declares what `engine.run` returns, computed from the step outputs and input once the run succeeded. */
-  output<R2>(fn: (result: { steps: S; input: I }) => R2): TypedPipeline<I, S, F, R2>;
+  output<R2>(fn: (result: { steps: S; input: I }) => R2): TypedPipeline<I, S, F, R2, In>;
 
   /** The same pipeline as YAML would write it (`uses: function` steps name the registered inline functions). */
   toSpec(): PipelineSpec;
@@ -128,15 +128,15 @@ export interface TypedPipeline<I = unknown, S = {}, F extends string = never, R 
   /** Normalizes the pipeline as a YAML one is: the same validation (errors name pipeline, step and key) and version. */
   normalize(stepTypes: StepRegistry): Pipeline;
   /** Checks a run input against the input schema; returns it with the schema's defaults and transforms applied. */
-  parseInput(input: unknown): Promise<I>;
+  parseInput(input: In): Promise<I>;
   /** The run output from the outputs of all steps. */
   resolveOutput(steps: Record<string, unknown>, input: unknown): RunOutput<R, S, F>;
 }
 
-type DefOutput<D> = D extends StepDef<infer O> ? O : D extends TypedPipeline<any, any, any, any> ? ChildRunOutput<NonNullable<D['types']>['finals']> : never;
+type DefOutput<D> = D extends StepDef<infer O> ? O : D extends TypedPipeline<any, any, any, any, any> ? ChildRunOutput<NonNullable<D['types']>['finals']> : never;
 
 /** The input type of a typed pipeline. */
-export type PipelineInput<P> = P extends TypedPipeline<infer I, any, any, any> ? I : never;
+export type PipelineInput<P> = P extends { types?: { runInput: infer In } } ? In : never;
 /** What `engine.run(p, ...)` resolves to. */
 export type PipelineOutput<P> = P extends { types?: { output: infer O } } ? O : never;
 /** The step outputs of a typed pipeline, by name. */
@@ -167,7 +167,7 @@ interface State {
  * const { score } = await engine.run(users, { team: 'core' }); // number
  * ```
  */
-export function pipeline<const S extends StandardSchemaV1>(name: string, options: PipelineOptions<S> & { input: S }): TypedPipeline<SchemaOutput<S>>;
+export function pipeline<const S extends StandardSchemaV1>(name: string, options: PipelineOptions<S> & { input: S }): TypedPipeline<SchemaOutput<S>, {}, never, DefaultOutput, SchemaInput<S>>;
 export function pipeline<I = unknown>(name: string, options?: PipelineOptions<JsonSchema>): TypedPipeline<I>;
 export function pipeline(name: string, options: PipelineOptions = {}): TypedPipeline<unknown> {
   if (typeof name !== 'string' || name.length === 0) throw new SluiceError('VALIDATION_FAILED', 'pipeline(): the name must be a non-empty string');
@@ -175,11 +175,11 @@ export function pipeline(name: string, options: PipelineOptions = {}): TypedPipe
 }
 
 /** Whether `value` is a pipeline defined with {@link pipeline}. */
-export function isTypedPipeline(value: unknown): value is TypedPipeline<any, any, any, any> {
+export function isTypedPipeline(value: unknown): value is TypedPipeline<any, any, any, any, any> {
   return typeof value === 'object' && value !== null && (value as { [TYPED_PIPELINE]?: unknown })[TYPED_PIPELINE] === true;
 }
 
-function create(state: State): TypedPipeline<any, any, any, any> {
+function create(state: State): TypedPipeline<any, any, any, any, any> {
   const self = {
     [TYPED_PIPELINE]: true,
     name: state.name,
@@ -191,7 +191,7 @@ function create(state: State): TypedPipeline<any, any, any, any> {
     parseInput: (input: unknown) => parseInput(state, input),
     resolveOutput: (steps: Record<string, unknown>, input: unknown) => (state.output ? state.output({ steps, input }) : finalOutputs(state, steps)),
   };
-  return self as unknown as TypedPipeline<any, any, any, any>;
+  return self as unknown as TypedPipeline<any, any, any, any, any>;
 }
 
 function makeStep(state: State, name: string, second: unknown, third: unknown): StepEntry {

@@ -27,7 +27,7 @@ type RunHost = Pick<Engine, 'registerPipeline' | 'startRun' | 'waitForRun' | 'ca
  * the outputs of the final steps by name, with artifact references replaced by their JSON. A failed run rejects
  * with its first failed step's code and message (`details.runId` names the run).
  */
-export async function runTypedPipeline<P extends TypedPipeline<any, any, any, any>>(host: RunHost, p: P, input: PipelineInput<P>, options: RunPipelineOptions = {}): Promise<PipelineOutput<P>> {
+export async function runTypedPipeline<P extends TypedPipeline<any, any, any, any, any>>(host: RunHost, p: P, input: PipelineInput<P>, options: RunPipelineOptions = {}): Promise<PipelineOutput<P>> {
   options.signal?.throwIfAborted();
   const parsed = await p.parseInput(input);
   const stored = await host.registerPipeline(p);

@@ -9,7 +9,7 @@ import type { Failure } from '../steps/gate/decide.js';
 import type { HttpConfig, HttpOutput } from '../steps/http/http-step.js';
 import type { LlmConfig, LlmTextOutput } from '../steps/llm/llm-step.js';
 import type { MapConfig } from '../steps/map/map-step.js';
-import type { StepType } from '../steps/step-type.js';
+import type { StepDirective, StepType } from '../steps/step-type.js';
 import { sha256 } from '../core/hash.js';
 import { toJsonSchema, type SchemaOutput } from './schema.js';
 
@@ -58,15 +58,14 @@ export function stepDef<Out>(uses: string, config: object, extra: Partial<Pick<S
   return { [STEP_DEF]: true, uses, with: withValue, ...extra } as StepDef<Out>;
 }
 
-/** Output of a `command` step by its `output` mode. */
-export type CommandOutput<Mode, Json> = Mode extends 'json' ? Json : Mode extends 'none' ? { exit_code: number } : { exit_code: number; stdout: string };
-
 /**
- * A `command` step: a real process (see {@link CommandConfig}). Its output is `{ exit_code, stdout }`, `{ exit_code }`
- * with `output: 'none'`, or the last stdout line parsed as JSON with `output: 'json'` (typed by `Json`, default
- * `unknown`).
+ * A `command` step: a real process (see {@link CommandConfig}). Its output is `{ exit_code, stdout }`; `{ exit_code }`
+ * with `output: 'none'`; the last stdout line parsed as JSON with `output: 'json'` (typed `Json`, default `unknown`).
  */
-export function command<Json = unknown, const Mode extends CommandConfig['output'] = 'text'>(config: CommandConfig & { output?: Mode }): StepDef<CommandOutput<Mode, Json>> {
+export function command<Json = unknown>(config: CommandConfig & { output: 'json' }): StepDef<Json>;
+export function command(config: CommandConfig & { output: 'none' }): StepDef<{ exit_code: number }>;
+export function command(config: CommandConfig & { output?: 'text' | undefined }): StepDef<{ exit_code: number; stdout: string }>;
+export function command(config: CommandConfig): StepDef<unknown> {
   return stepDef('command', config);
 }
 
@@ -150,7 +149,7 @@ export interface ChildRunOutput<Outputs> {
 export interface ChildPipelineRef<I = unknown, Finals = unknown> {
   readonly name: string;
   /** Type only. */
-  readonly types?: { input: I; finals: Finals };
+  readonly types?: { runInput: I; finals: Finals };
 }
 
 /**
@@ -210,7 +209,7 @@ export function map<Item = unknown, Out = unknown>(config: MapOptions<Item, Awai
  */
 export interface CustomStepType<Config, Out> extends StepType<Config> {
   /** A step of this type with `with` = `config`. */
-  use(config: Config): StepDef<Out>;
+  use(config: Config): StepDef<Exclude<Out, StepDirective>>;
 }
 
 /**
@@ -222,7 +221,7 @@ export function defineStepType<Config extends object, Out>(definition: Omit<Step
   execute(ctx: Parameters<StepType<Config>['execute']>[0], config: Config): Promise<Out>;
 }): CustomStepType<Config, Out> {
   const type: StepType<Config> = { ...definition, configSchema: definition.configSchema ?? { type: 'object' } };
-  return { ...type, use: (config: Config) => stepDef<Out>(type.type, config) };
+  return { ...type, use: (config: Config) => stepDef<Exclude<Out, StepDirective>>(type.type, config) };
 }
 
 /** The name an inline function is registered under: its place and a hash of its source (new source, new name, new version). */

@@ -143,7 +143,7 @@ export class Engine {
    * attribute pipeline is refused (TARGET_TAKEN, PIPELINE_CYCLE) when another pipeline of its dataset writes
    * its target or when the pipelines would read each other's fields in a cycle.
    */
-  async registerPipeline(written: Pipeline | TypedPipeline<any, any, any, any>, source?: PipelineSource): Promise<StoredPipeline> {
+  async registerPipeline(written: Pipeline | TypedPipeline<any, any, any, any, any>, source?: PipelineSource): Promise<StoredPipeline> {
     // A pipeline defined in code normalizes as YAML does; its stored source is that YAML.
     if (isTypedPipeline(written)) source ??= codePipelineSource(written);
     const pipeline = isTypedPipeline(written) ? written.normalize(this.steps) : written;
@@ -157,7 +157,7 @@ export class Engine {
    * starts the in-process worker if none runs, and waits. `signal` and `timeout` (ms) cancel the run and reject;
    * a failed run rejects with its failed steps' codes and messages.
    */
-  run<P extends TypedPipeline<any, any, any, any>>(pipeline: P, input: PipelineInput<P>, options: RunPipelineOptions = {}): Promise<PipelineOutput<P>> {
+  run<P extends TypedPipeline<any, any, any, any, any>>(pipeline: P, input: PipelineInput<P>, options: RunPipelineOptions = {}): Promise<PipelineOutput<P>> {
     if (!this.worker) this.startWorker();
     return runTypedPipeline(this, pipeline, input, options);
   }
