@@ -2,6 +2,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SluiceError } from '../core/errors.js';
 import type { PipelineSource } from '../store/store.js';
+import type { StepRegistry } from '../steps/step-type.js';
 import { isTypedPipeline, type TypedPipeline } from './pipeline-builder.js';
 
 type AnyTypedPipeline = TypedPipeline<any, any, any, any, any>;
@@ -63,4 +64,28 @@ export function pickPipeline(pipelines: AnyTypedPipeline[], name: string | undef
   const p = pipelines.find((x) => x.name === name);
   if (!p) throw new SluiceError('PIPELINE_NOT_FOUND', `${file} exports no pipeline named ${name} (it exports: ${names})`);
   return p;
+}
+
+/**
+ * The typed pipeline a `sluice run` target names: `FILE#NAME`, or a JS/TS `FILE` that exports typed pipelines
+ * (exactly one, or pick with `#NAME`). Undefined for anything else (a YAML file, a module exporting a pipeline
+ * object, a registered name), which the caller handles as before.
+ */
+export async function loadTypedTarget(target: string): Promise<AnyTypedPipeline | undefined> {
+  const ref = parseModuleRef(target);
+  if (!ref) return undefined;
+  if (ref.name === undefined) {
+    const pipelines = await loadPipelineModule(ref.file).catch(() => undefined);
+    return pipelines ? pickPipeline(pipelines, undefined, ref.file) : undefined;
+  }
+  return pickPipeline(await loadPipelineModule(ref.file), ref.name, ref.file);
+}
+
+/** Registers every pipeline the modules export (`--load`), returning their names; nothing is stored when one is invalid. */
+export async function registerModules(engine: { registerPipeline(p: AnyTypedPipeline): Promise<unknown>; steps: StepRegistry }, files: readonly string[]): Promise<string[]> {
+  const pipelines = (await Promise.all(files.map((f) => loadPipelineModule(f)))).flat();
+  // Normalize all before storing any: a bad pipeline in a module leaves the store as it was.
+  for (const p of pipelines) p.normalize(engine.steps);
+  for (const p of pipelines) await engine.registerPipeline(p);
+  return pipelines.map((p) => p.name);
 }
