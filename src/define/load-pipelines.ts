@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { SluiceError } from '../core/errors.js';
+import { SluiceError, ValidationError, type ErrorCode } from '../core/errors.js';
 import type { PipelineSource } from '../store/store.js';
 import type { StepRegistry } from '../steps/step-type.js';
 import { isTypedPipeline, type TypedPipeline } from './pipeline-builder.js';
@@ -85,7 +85,37 @@ export async function loadTypedTarget(target: string): Promise<AnyTypedPipeline 
 export async function registerModules(engine: { registerPipeline(p: AnyTypedPipeline): Promise<unknown>; steps: StepRegistry }, files: readonly string[]): Promise<string[]> {
   const pipelines = (await Promise.all(files.map((f) => loadPipelineModule(f)))).flat();
   // Normalize all before storing any: a bad pipeline in a module leaves the store as it was.
-  for (const p of pipelines) p.normalize(engine.steps);
+  for (const p of pipelines) normalizeLoaded(p, engine.steps);
   for (const p of pipelines) await engine.registerPipeline(p);
   return pipelines.map((p) => p.name);
+}
+
+/**
+ * A loaded module may import another copy of this package than the CLI's own (its `sluice` resolved to the
+ * sources through a tsconfig `paths` entry, say), so its errors are not instances of this copy's classes. These
+ * wrappers give them back as this copy's errors, with the same code, message and details.
+ */
+export function normalizeLoaded(p: AnyTypedPipeline, steps: StepRegistry): void {
+  try {
+    p.normalize(steps);
+  } catch (err) {
+    throw rehome(err);
+  }
+}
+
+/** {@link TypedPipeline.parseInput} of a loaded pipeline, its errors as this copy's (see {@link normalizeLoaded}). */
+export async function parseLoadedInput(p: AnyTypedPipeline, input: unknown): Promise<unknown> {
+  try {
+    return await p.parseInput(input);
+  } catch (err) {
+    throw rehome(err);
+  }
+}
+
+function rehome(err: unknown): unknown {
+  if (err instanceof SluiceError || typeof err !== 'object' || err === null) return err;
+  const { code, message, details, issues } = err as { code?: unknown; message?: unknown; details?: unknown; issues?: unknown };
+  if (typeof code !== 'string' || typeof message !== 'string') return err;
+  if (code === 'VALIDATION_FAILED' && Array.isArray(issues)) return new ValidationError(issues);
+  return new SluiceError(code as ErrorCode, message, { details, cause: err });
 }

@@ -10,7 +10,7 @@ import { explainRun, formatExplanations } from '../explain.js';
 import { formatEventLine, LiveProgress } from '../progress.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
 import { runEvals } from '../../evals/run-evals.js';
-import { loadTypedTarget } from '../../define/load-pipelines.js';
+import { loadTypedTarget, normalizeLoaded, parseLoadedInput } from '../../define/load-pipelines.js';
 import type { TypedPipeline } from '../../define/pipeline-builder.js';
 
 export interface RunOptions extends GlobalOptions {
@@ -29,7 +29,7 @@ export interface RunOptions extends GlobalOptions {
 export async function runCommand(target: string | undefined, opts: RunOptions): Promise<number> {
   // A pipeline defined in code (`FILE.ts#NAME`) is normalized before the store is opened, as a file is validated.
   const typed = !opts.resume && target ? await loadTypedTarget(target) : undefined;
-  typed?.normalize(builtinStepTypes());
+  if (typed) normalizeLoaded(typed, builtinStepTypes());
   // A pipeline file is validated before the store is opened: a bad file touches nothing.
   const loaded = !typed && !opts.resume && target && looksLikeFile(target) ? await loadPipelineFile(resolve(target), builtinStepTypes()) : undefined;
   const engine = await openEngine(opts);
@@ -71,7 +71,7 @@ async function startRun(engine: Engine, target: string | undefined, loaded: Load
   const maxParallel = opts.maxParallel === undefined ? undefined : positiveInt(opts.maxParallel, '--max-parallel');
   const created = await engine.startRun(pipeline, {
     // A Standard Schema of a code pipeline checks (and completes, with its defaults) the input here.
-    input: typed ? await typed.parseInput(parseInput(opts.input)) : parseInput(opts.input),
+    input: typed ? await parseLoadedInput(typed, parseInput(opts.input)) : parseInput(opts.input),
     ...(steps ? { steps } : {}),
     ...(opts.force ? { force: true } : {}),
     ...(maxParallel === undefined ? {} : { maxParallel }),
