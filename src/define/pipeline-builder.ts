@@ -75,14 +75,18 @@ export type InlineStep<Input, Steps, Out> = (ctx: StepContextOf<Input, Steps>) =
 export declare const FINAL_OUTPUTS: unique symbol;
 export type DefaultOutput = typeof FINAL_OUTPUTS;
 
-type AddStep<S, K extends string, O> = { [P in keyof S | K]: P extends K ? O : P extends keyof S ? S[P] : never };
+/** `S` with step `K` of output `O`, flattened so editors show `{ fetch: ...; score: number }`. */
+type AddStep<S, K extends string, O> = Flatten<{ [P in keyof S | K]: P extends K ? O : P extends keyof S ? S[P] : never }>;
+type Flatten<T> = T extends infer U ? { [P in keyof U]: U[P] } : never;
+/** No steps (yet). */
+type NoSteps = Record<never, never>;
 /** `K` when no step has that name yet; a duplicate makes the argument `never`, a compile error. */
 type NewName<K extends string, S> = K extends keyof S ? never : K;
 type Names<S> = keyof S & string;
 type Needed<N extends readonly string[]> = N[number];
 
 /** The outputs of the final steps `F` of a pipeline whose step outputs are `S`. */
-export type FinalsOf<S, F extends string> = { [K in F & keyof S]: S[K] };
+export type FinalsOf<S, F extends string> = Flatten<{ [K in F & keyof S]: S[K] }>;
 
 /** What {@link Engine.run} resolves to for a pipeline: the declared `output`, else its final steps' outputs by name. */
 export type RunOutput<R, S, F extends string> = [R] extends [DefaultOutput] ? FinalsOf<S, F> : R;
@@ -92,13 +96,13 @@ export type RunOutput<R, S, F extends string> = [R] extends [DefaultOutput] ? Fi
  * Every `.step()` returns a new pipeline with one more step; register and run it with
  * `engine.run(p, input)` or serve it with `sluice serve --load FILE`.
  */
-export interface TypedPipeline<I = unknown, S = {}, F extends string = never, R = DefaultOutput, In = I> {
+export interface TypedPipeline<I = unknown, S = NoSteps, F extends string = never, R = DefaultOutput, In = I> {
   readonly name: string;
   /** Type only: what the pipeline takes and gives. */
   readonly types?: { input: I; runInput: In; steps: S; finals: FinalsOf<S, F>; output: RunOutput<R, S, F> };
 
   /** Adds a step running `fn` with no upstream steps. */
-  step<const K extends string, O>(name: NewName<K, S>, fn: InlineStep<I, {}, O>): TypedPipeline<I, AddStep<S, K, Awaited<O>>, F | K, R, In>;
+  step<const K extends string, O>(name: NewName<K, S>, fn: InlineStep<I, NoSteps, O>): TypedPipeline<I, AddStep<S, K, Awaited<O>>, F | K, R, In>;
   /** Adds a step running `fn` whose output is checked (and typed) by `options.output`. */
   step<const K extends string, OS extends StandardSchemaV1, const N extends readonly Names<S>[] = []>(
     name: NewName<K, S>,
@@ -167,7 +171,7 @@ interface State {
  * const { score } = await engine.run(users, { team: 'core' }); // number
  * ```
  */
-export function pipeline<const S extends StandardSchemaV1>(name: string, options: PipelineOptions<S> & { input: S }): TypedPipeline<SchemaOutput<S>, {}, never, DefaultOutput, SchemaInput<S>>;
+export function pipeline<const S extends StandardSchemaV1>(name: string, options: PipelineOptions<S> & { input: S }): TypedPipeline<SchemaOutput<S>, NoSteps, never, DefaultOutput, SchemaInput<S>>;
 export function pipeline<I = unknown>(name: string, options?: PipelineOptions<JsonSchema>): TypedPipeline<I>;
 export function pipeline(name: string, options: PipelineOptions = {}): TypedPipeline<unknown> {
   if (typeof name !== 'string' || name.length === 0) throw new SluiceError('VALIDATION_FAILED', 'pipeline(): the name must be a non-empty string');

@@ -48,7 +48,7 @@ describe('pipeline() inference', () => {
       })
       .step('only', { needs: ['count'] }, ({ steps }) => {
         // @ts-expect-error fetch is not among this step's needs
-        steps.fetch;
+        void steps.fetch;
         return steps.count;
       });
   });
@@ -77,6 +77,7 @@ describe('pipeline() inference', () => {
     // @ts-expect-error team must be a string
     await engine.run(p, { team: 1 });
     const mapped = p.output(({ steps, input }) => ({ team: input.team, score: steps.score }));
+    expectTypeOf(await engine.run(mapped, { team: 'x' })).toEqualTypeOf<{ team: string; score: number }>();
     expectTypeOf<PipelineOutput<typeof mapped>>().toEqualTypeOf<{ team: string; score: number }>();
   });
 
