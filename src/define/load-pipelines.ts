@@ -83,7 +83,9 @@ export async function loadTypedTarget(target: string): Promise<AnyTypedPipeline 
 
 /** Registers every pipeline the modules export (`--load`), returning their names; nothing is stored when one is invalid. */
 export async function registerModules(engine: { registerPipeline(p: AnyTypedPipeline): Promise<unknown>; steps: StepRegistry }, files: readonly string[]): Promise<string[]> {
-  const pipelines = (await Promise.all(files.map((f) => loadPipelineModule(f)))).flat();
+  const exported = (await Promise.all(files.map((f) => loadPipelineModule(f)))).flat();
+  // Children a module's pipelines run, exported or not, are registered before their parents.
+  const pipelines = [...new Map(exported.flatMap((p) => [...p.children(), p]).map((p) => [p.name, p])).values()];
   // Normalize all before storing any: a bad pipeline in a module leaves the store as it was.
   for (const p of pipelines) normalizeLoaded(p, engine.steps);
   for (const p of pipelines) await engine.registerPipeline(p);

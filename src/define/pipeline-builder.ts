@@ -133,6 +133,8 @@ export interface TypedPipeline<I = unknown, S = NoSteps, F extends string = neve
   normalize(stepTypes: StepRegistry): Pipeline;
   /** Checks a run input against the input schema; returns it with the schema's defaults and transforms applied. */
   parseInput(input: In): Promise<I>;
+  /** The child pipelines defined in code that its `pipeline` steps run, children of children first, each once. */
+  children(): Array<TypedPipeline<any, any, any, any, any>>;
   /** The run output from the outputs of all steps. */
   resolveOutput(steps: Record<string, unknown>, input: unknown): RunOutput<R, S, F>;
 }
@@ -150,6 +152,8 @@ interface StepEntry {
   name: string;
   spec: StepSpec;
   functions: Map<string, StepFunction>;
+  /** The child pipeline defined in code that a `pipeline` step runs. */
+  child?: TypedPipeline<any, any, any, any, any>;
 }
 
 interface State {
@@ -193,6 +197,7 @@ function create(state: State): TypedPipeline<any, any, any, any, any> {
     toYaml: () => stringify(toSpec(state)),
     normalize: (stepTypes: StepRegistry) => normalizePipeline(toSpec(state), { stepTypes, file: `pipeline ${state.name} (TypeScript)` }),
     parseInput: (input: unknown) => parseInput(state, input),
+    children: () => childrenOf(state),
     resolveOutput: (steps: Record<string, unknown>, input: unknown) => (state.output ? state.output({ steps, input }) : finalOutputs(state, steps)),
   };
   return self as unknown as TypedPipeline<any, any, any, any, any>;
@@ -214,7 +219,7 @@ function makeStep(state: State, name: string, second: unknown, third: unknown): 
   for (const [fnName, fn] of bound.functions) registerCodeFunction(fnName, fn);
   const spec = stepSpec(bound.uses, bound.with, options, where);
   if (def.output && spec.output === undefined) spec.output = def.output;
-  return { name, spec, functions: bound.functions };
+  return { name, spec, functions: bound.functions, ...(isTypedPipeline(def.child) ? { child: def.child } : {}) };
 }
 
 type UserFunction = (ctx: FunctionContext) => unknown;
@@ -281,6 +286,17 @@ function finalOutputs(state: State, steps: Record<string, unknown>): Record<stri
   const finals: Record<string, unknown> = {};
   for (const s of state.steps) if (!needed.has(s.name)) finals[s.name] = steps[s.name] ?? null;
   return finals;
+}
+
+function childrenOf(state: State, seen = new Set<string>()): Array<TypedPipeline<any, any, any, any, any>> {
+  const out: Array<TypedPipeline<any, any, any, any, any>> = [];
+  for (const { child } of state.steps) {
+    if (!child || seen.has(child.name)) continue;
+    seen.add(child.name);
+    out.push(...child.children().filter((c) => !seen.has(c.name)), child);
+    for (const c of child.children()) seen.add(c.name);
+  }
+  return out;
 }
 
 function describe(value: unknown): string {

@@ -30,6 +30,8 @@ type RunHost = Pick<Engine, 'registerPipeline' | 'startRun' | 'waitForRun' | 'ca
 export async function runTypedPipeline<P extends TypedPipeline<any, any, any, any, any>>(host: RunHost, p: P, input: PipelineInput<P>, options: RunPipelineOptions = {}): Promise<PipelineOutput<P>> {
   options.signal?.throwIfAborted();
   const parsed = await p.parseInput(input);
+  // Children first: a parent's `pipeline` step must find its child registered.
+  for (const child of p.children()) await host.registerPipeline(child);
   const stored = await host.registerPipeline(p);
   const { run } = await host.startRun(stored, {
     input: parsed,

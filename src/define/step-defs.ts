@@ -37,6 +37,8 @@ export interface StepDef<Out = unknown> {
   readonly with: Record<string, unknown>;
   /** JSON Schema the output must match, checked by the engine (the `output` key of YAML). */
   readonly output?: JsonSchema;
+  /** A pipeline defined in code that this step runs as a child: registered before the pipeline holding the step. */
+  readonly child?: object;
   /** Names this step's inline functions after `prefix` (`pipeline.step`); absent when it has none. */
   readonly bind?: (prefix: string) => BoundStep;
   readonly [OUTPUT]?: Out;
@@ -53,7 +55,7 @@ export function isStepDef(value: unknown): value is StepDef {
 }
 
 /** A {@link StepDef} of step type `uses` with `with` (undefined values left out, as YAML would not have them). */
-export function stepDef<Out>(uses: string, config: object, extra: Partial<Pick<StepDef, 'output' | 'bind'>> = {}): StepDef<Out> {
+export function stepDef<Out>(uses: string, config: object, extra: Partial<Pick<StepDef, 'output' | 'bind' | 'child'>> = {}): StepDef<Out> {
   const withValue = Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined));
   return { [STEP_DEF]: true, uses, with: withValue, ...extra } as StepDef<Out>;
 }
@@ -154,13 +156,14 @@ export interface ChildPipelineRef<I = unknown, Finals = unknown> {
 
 /**
  * A `pipeline` step: runs `child` (a pipeline defined in code, or a registered pipeline's name) as a child run,
- * with `input` (default: this run's input). The output is typed by the child's final steps.
+ * with `input` (default: this run's input). The output is typed by the child's final steps. A child defined in
+ * code is registered with its parent (by `engine.run` and `--load`).
  */
 export function childPipeline<P extends ChildPipelineRef | string>(
   child: P,
   options: { input?: P extends ChildPipelineRef<infer I> ? Template<I> : unknown } = {},
 ): StepDef<ChildRunOutput<P extends ChildPipelineRef<unknown, infer F> ? F : Record<string, unknown>>> {
-  return stepDef('pipeline', { pipeline: typeof child === 'string' ? child : child.name, input: options.input });
+  return stepDef('pipeline', { pipeline: typeof child === 'string' ? child : child.name, input: options.input }, typeof child === 'string' ? {} : { child });
 }
 
 /** What a `map` step outputs: per item its output (null when it failed), the failures and how many succeeded. */

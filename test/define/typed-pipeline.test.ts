@@ -80,13 +80,14 @@ describe('typed pipelines in code', () => {
     const engine = await engineOnSqlite();
     const child = pipeline<{ word: string }>('child').step('len', ({ input }) => input.word.length);
     const big = 'x'.repeat(300 * 1024);
-    const parent = pipeline<{ words: string[] }>('parent')
+    const parent = pipeline<{ word: string; words: string[] }>('parent')
       .step('blob', () => ({ big }))
       .step('lengths', map<string, number>({ items: '${{ input.words }}', step: (word, index) => word.length + index }))
       .step('child', childPipeline(child, { input: { word: 'abc' } }), { needs: ['lengths'] })
-      .output(({ steps }) => ({ size: steps.blob.big.length, lengths: steps.lengths.items, childLen: steps.child.outputs.len }));
-    await engine.registerPipeline(child);
-    expect(await engine.run(parent, { words: ['a', 'bb', 'ccc'] })).toEqual({ size: big.length, lengths: [1, 3, 5], childLen: 3 });
+      .step('sameInput', child)
+      .output(({ steps }) => ({ size: steps.blob.big.length, lengths: steps.lengths.items, childLen: steps.child.outputs.len, sameLen: steps.sameInput.outputs.len }));
+    // The child is registered with its parent.
+    expect(await engine.run(parent, { word: 'four', words: ['a', 'bb', 'ccc'] })).toEqual({ size: big.length, lengths: [1, 3, 5], childLen: 3, sameLen: 4 });
   });
 
   it('cancels the run when the signal aborts or the timeout passes', async () => {
