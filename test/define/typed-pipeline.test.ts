@@ -65,10 +65,13 @@ describe('typed pipelines in code', () => {
     await expect(engine.run(p, undefined)).rejects.toMatchObject({ code: 'OUTPUT_INVALID', message: expect.stringMatching(/step make: OUTPUT_INVALID: output of step make of pipeline bad-output is invalid:\s+total:/) });
   });
 
-  it('refuses at registration a needs naming no step, a cycle-free typo and a bad option, naming pipeline, step and key', async () => {
+  it('refuses at registration a needs naming no step, a needs cycle and a bad option, naming pipeline, step and key', async () => {
     const engine = await engineOnSqlite();
     const typo = pipeline('typo').step('a', () => 1).step('b', { needs: ['c' as never] }, () => 2);
     await expect(engine.registerPipeline(typo)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringMatching(/pipeline typo \(TypeScript\).*steps\.b\.needs/) });
+    // Only JavaScript (or a cast) can write a cycle: TypeScript lets needs name earlier steps only.
+    const cycle = pipeline('cycle').step('a', { needs: ['b' as never] }, () => 1).step('b', { needs: ['a'] }, () => 2);
+    await expect(engine.registerPipeline(cycle)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringMatching(/pipeline cycle \(TypeScript\).*cycle/s) });
     const badRetry = pipeline('bad-retry').step('a', { retry: { attempts: -1 } }, () => 1);
     await expect(engine.registerPipeline(badRetry)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('steps.a.retry.attempts') });
     expect(() => pipeline('unknown-option').step('a', { retries: 3 } as never, () => 1)).toThrow(/pipeline unknown-option, step "a": unknown option "retries"/);
