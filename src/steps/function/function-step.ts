@@ -123,7 +123,9 @@ function findRegistered(functions: Record<string, StepFunction>, name: string): 
   const fn = Object.hasOwn(functions, name) ? functions[name] : findCodeFunction(name);
   if (typeof fn === 'function') return fn;
   const known = Object.keys(functions).join(', ') || 'none';
-  throw loadFailure(`no function registered under name "${name}" (registered: ${known})`);
+  // Names of inline functions of pipelines defined in code end in @ and a hash of their source.
+  const hint = /@[0-9a-f]{12}$/.test(name) ? '; this step belongs to a pipeline defined in code: load its module in this process (sluice worker --load FILE)' : '';
+  throw loadFailure(`no function registered under name "${name}" (registered: ${known})${hint}`);
 }
 
 /**
