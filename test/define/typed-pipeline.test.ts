@@ -1,20 +1,22 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import * as v from 'valibot';
 import { z } from 'zod';
 import { childPipeline, code, command, createEngine, map, openStore, pipeline, type Engine } from '../../src/index.js';
+import { storeTargets } from '../support/store-targets.js';
 
-describe('typed pipelines in code', () => {
+describe.each(storeTargets())('typed pipelines in code on $name', (target) => {
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
+  afterAll(() => target.cleanup());
 
-  async function engineOnSqlite(): Promise<Engine> {
+  async function engineOnStore(): Promise<Engine> {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-typed-'));
-    const store = await openStore(`sqlite:${join(dir, 'sluice.db')}`);
+    const store = await openStore(await target.url(dir));
     const engine = createEngine({ store, artifacts: join(dir, 'artifacts'), onError: () => undefined });
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     cleanups.push(() => engine.close());
@@ -22,7 +24,7 @@ describe('typed pipelines in code', () => {
   }
 
   it('runs inline functions and built-in steps and returns the final steps outputs', async () => {
-    const engine = await engineOnSqlite();
+    const engine = await engineOnStore();
     const users = pipeline('users', { input: z.object({ team: z.string(), size: z.number().default(3) }) })
       .step('fetch', async ({ input }) => ({ users: Array.from({ length: input.size }, (_, i) => `${input.team}-${i}`) }))
       .step('score', { needs: ['fetch'] }, async ({ steps }) => steps.fetch.users.length * 10)
@@ -33,7 +35,7 @@ describe('typed pipelines in code', () => {
   });
 
   it('gives a new version when a step function source changes, and the same one when nothing changed', async () => {
-    const engine = await engineOnSqlite();
+    const engine = await engineOnStore();
     const a = pipeline<{ n: number }>('versions').step('double', ({ input }) => input.n * 2);
     const same = pipeline<{ n: number }>('versions').step('double', ({ input }) => input.n * 2);
     const edited = pipeline<{ n: number }>('versions').step('double', ({ input }) => input.n * 3);
@@ -48,7 +50,7 @@ describe('typed pipelines in code', () => {
   });
 
   it('checks the input with a Standard Schema (valibot) before a run starts, naming the key', async () => {
-    const engine = await engineOnSqlite();
+    const engine = await engineOnStore();
     let ran = 0;
     const p = pipeline('valibot-input', { input: v.object({ id: v.pipe(v.string(), v.minLength(2)) }) }).step('use', ({ input }) => {
       ran += 1;
@@ -60,13 +62,13 @@ describe('typed pipelines in code', () => {
   });
 
   it('fails a step whose output does not match its output schema, with the step failure as the error', async () => {
-    const engine = await engineOnSqlite();
+    const engine = await engineOnStore();
     const p = pipeline('bad-output').step('make', { output: v.object({ total: v.number() }) }, () => ({ total: 'many' }) as never);
     await expect(engine.run(p, undefined)).rejects.toMatchObject({ code: 'OUTPUT_INVALID', message: expect.stringMatching(/step make: OUTPUT_INVALID: output of step make of pipeline bad-output is invalid:\s+total:/) });
   });
 
   it('refuses at registration a needs naming no step, a needs cycle and a bad option, naming pipeline, step and key', async () => {
-    const engine = await engineOnSqlite();
+    const engine = await engineOnStore();
     const typo = pipeline('typo').step('a', () => 1).step('b', { needs: ['c' as never] }, () => 2);
     await expect(engine.registerPipeline(typo)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringMatching(/pipeline typo \(TypeScript\).*steps\.b\.needs/) });
     // Only JavaScript (or a cast) can write a cycle: TypeScript lets needs name earlier steps only.
@@ -80,7 +82,7 @@ describe('typed pipelines in code', () => {
   });
 
   it('returns a declared output, resolves artifacts, maps over items and runs a child pipeline', async () => {
-    const engine = await engineOnSqlite();
+    const engine = await engineOnStore();
     const child = pipeline<{ word: string }>('child').step('len', ({ input }) => input.word.length);
     const big = 'x'.repeat(300 * 1024);
     const parent = pipeline<{ word: string; words: string[] }>('parent')
@@ -94,7 +96,7 @@ describe('typed pipelines in code', () => {
   });
 
   it('cancels the run when the signal aborts or the timeout passes', async () => {
-    const engine = await engineOnSqlite();
+    const engine = await engineOnStore();
     const slow = pipeline('slow').step('wait', ({ signal }) => new Promise((resolve) => signal.addEventListener('abort', resolve)));
     await expect(engine.run(slow, undefined, { timeout: 200 })).rejects.toMatchObject({ code: 'RUN_TIMEOUT' });
     const controller = new AbortController();
