@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { SluiceError, ValidationError, type ErrorCode } from '../core/errors.js';
 import type { PipelineSource } from '../store/store.js';
 import type { StepRegistry } from '../steps/step-type.js';
+import type { Pipeline } from '../core/model.js';
 import { isTypedPipeline, type TypedPipeline } from './pipeline-builder.js';
 
 type AnyTypedPipeline = TypedPipeline<any, any, any, any, any>;
@@ -98,8 +99,13 @@ export async function registerModules(engine: { registerPipeline(p: AnyTypedPipe
  * wrappers give them back as this copy's errors, with the same code, message and details.
  */
 export function normalizeLoaded(p: AnyTypedPipeline, steps: StepRegistry): void {
+  normalizedLoaded(p, steps);
+}
+
+/** The normalized definition of a loaded pipeline, its errors as this copy's (see {@link normalizeLoaded}). */
+export function normalizedLoaded(p: AnyTypedPipeline, steps: StepRegistry): Pipeline {
   try {
-    p.normalize(steps);
+    return p.normalize(steps);
   } catch (err) {
     throw rehome(err);
   }

@@ -11,7 +11,7 @@ import { usePostgresCli } from '../support/postgres-cli.js';
 
 const FIXTURE = join(REPO_ROOT, 'test', 'fixtures', 'typed', 'pipelines.ts');
 
-describe('sluice run FILE.ts#NAME', () => {
+describe('sluice run|graph FILE.ts#NAME', () => {
   afterEach(() => killSpawned());
 
   it('runs a typed pipeline of a module, checking its input with the zod schema', async () => {
@@ -29,6 +29,8 @@ describe('sluice run FILE.ts#NAME', () => {
       const bad = await runCli(['--store', store, 'run', `${FIXTURE}#typed-greet`, '--input', '{"name":""}']);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toContain('INPUT_INVALID: input of pipeline typed-greet is invalid:\n  name: ');
+      const graph = await runCli(['graph', `${FIXTURE}#typed-greet`]);
+      expect(graph.stdout).toContain('count  function  <- hello');
       const unknown = await runCli(['--store', store, 'run', `${FIXTURE}#typed-nope`]);
       expect(unknown.code).not.toBe(0);
       expect(unknown.stderr).toContain('exports no pipeline named typed-nope (it exports: typed-greet, typed-shell)');
