@@ -16,21 +16,21 @@ const TYPED_PIPELINE = Symbol.for('sluice.typedPipeline');
  * Options of a step written in code: the keys of a YAML step besides `uses` and `with`, with `needs` limited to
  * the steps defined before it (a misspelled name does not compile).
  */
-export interface StepOptions<Needs extends readonly string[] = readonly string[], Output = undefined> {
+export interface StepOptions<Needs extends readonly string[] = readonly string[], Output = undefined, If extends string | undefined = string, OnFailure extends 'abort' | 'continue' = 'abort' | 'continue', Disabled extends boolean = boolean> {
   /** Steps that must succeed first; their outputs are `steps.<name>`. Default: none. */
   needs?: Needs;
   /** JSONata condition over `input`, `steps`, `run`; the step is skipped (output null) when falsy. Default: none. */
-  if?: string;
+  if?: If;
   /** Default: one try (the pipeline's `defaults.retry` when set). */
   retry?: RetrySpec;
   /** Per attempt: milliseconds or a duration such as `30s`. Default: none. */
   timeout?: string | number;
   /** `continue`: a failure leaves this step's output null and the run goes on. Default: `abort`. */
-  on_failure?: 'abort' | 'continue';
+  on_failure?: OnFailure;
   /** The step cache, or what its key covers beyond the step's settings. Default: true. */
   cache?: boolean | CacheSpec;
   /** Default: false. */
-  disabled?: boolean;
+  disabled?: Disabled;
   /** Higher runs first. Default: 0. */
   priority?: number;
   /** `${{ expr }}` over `input` and `run`: attempts with one rendered key run at most `concurrency_limit` at once. */
@@ -84,6 +84,10 @@ type NoSteps = Record<never, never>;
 type NewName<K extends string, S> = K extends keyof S ? never : K;
 type Names<S> = keyof S & string;
 type Needed<N extends readonly string[]> = N[number];
+/** A step that may be skipped (`if`, `disabled`) or fail without failing the run (`on_failure: continue`) may output null. */
+type MaybeNull<O, C, OF, DIS> = [C] extends [string] ? O | null : [OF] extends ['continue'] ? O | null : [DIS] extends [true] ? O | null : O;
+type Cond = string | undefined;
+type OnFail = 'abort' | 'continue';
 
 /** The outputs of the final steps `F` of a pipeline whose step outputs are `S`. */
 export type FinalsOf<S, F extends string> = Flatten<{ [K in F & keyof S]: S[K] }>;
@@ -104,23 +108,23 @@ export interface TypedPipeline<I = unknown, S = NoSteps, F extends string = neve
   /** Adds a step running `fn` with no upstream steps. */
   step<const K extends string, O>(name: NewName<K, S>, fn: InlineStep<I, NoSteps, O>): TypedPipeline<I, AddStep<S, K, Awaited<O>>, F | K, R, In>;
   /** Adds a step running `fn` whose output is checked (and typed) by `options.output`. */
-  step<const K extends string, OS extends StandardSchemaV1, const N extends readonly Names<S>[] = []>(
+  step<const K extends string, OS extends StandardSchemaV1, const N extends readonly Names<S>[] = [], const C extends Cond = undefined, const OF extends OnFail = 'abort', const DIS extends boolean = false>(
     name: NewName<K, S>,
-    options: StepOptions<N, OS> & { output: OS },
+    options: StepOptions<N, OS, C, OF, DIS> & { output: OS },
     fn: InlineStep<I, Pick<S, Needed<N>>, SchemaInput<OS>>,
-  ): TypedPipeline<I, AddStep<S, K, SchemaOutput<OS>>, Exclude<F, Needed<N>> | K, R, In>;
+  ): TypedPipeline<I, AddStep<S, K, MaybeNull<SchemaOutput<OS>, C, OF, DIS>>, Exclude<F, Needed<N>> | K, R, In>;
   /** Adds a step running `fn` after the steps in `options.needs`; `ctx.steps` holds their outputs. */
-  step<const K extends string, O, const N extends readonly Names<S>[] = []>(
+  step<const K extends string, O, const N extends readonly Names<S>[] = [], const C extends Cond = undefined, const OF extends OnFail = 'abort', const DIS extends boolean = false>(
     name: NewName<K, S>,
-    options: StepOptions<N, JsonSchema>,
+    options: StepOptions<N, JsonSchema, C, OF, DIS>,
     fn: InlineStep<I, Pick<S, Needed<N>>, O>,
-  ): TypedPipeline<I, AddStep<S, K, Awaited<O>>, Exclude<F, Needed<N>> | K, R, In>;
+  ): TypedPipeline<I, AddStep<S, K, MaybeNull<Awaited<O>, C, OF, DIS>>, Exclude<F, Needed<N>> | K, R, In>;
   /** Adds a step of a built-in or custom step type (`command(...)`, `llm(...)`...), or runs another typed pipeline as a child run. */
-  step<const K extends string, D extends StepDef | TypedPipeline<any, any, any, any, any>, const N extends readonly Names<S>[] = [], OS = undefined>(
+  step<const K extends string, D extends StepDef | TypedPipeline<any, any, any, any, any>, const N extends readonly Names<S>[] = [], OS = undefined, const C extends Cond = undefined, const OF extends OnFail = 'abort', const DIS extends boolean = false>(
     name: NewName<K, S>,
     def: D,
-    options?: StepOptions<N, OS>,
-  ): TypedPipeline<I, AddStep<S, K, OS extends StandardSchemaV1 ? SchemaOutput<OS> : DefOutput<D>>, Exclude<F, Needed<N>> | K, R, In>;
+    options?: StepOptions<N, OS, C, OF, DIS>,
+  ): TypedPipeline<I, AddStep<S, K, MaybeNull<OS extends StandardSchemaV1 ? SchemaOutput<OS> : DefOutput<D>, C, OF, DIS>>, Exclude<F, Needed<N>> | K, R, In>;
 
   /** Declares what `engine.run` returns, computed from the step outputs and input once the run succeeded. */
   output<R2>(fn: (result: { steps: S; input: I }) => R2): TypedPipeline<I, S, F, R2, In>;

@@ -81,6 +81,20 @@ describe('pipeline() inference', () => {
     expectTypeOf<PipelineOutput<typeof mapped>>().toEqualTypeOf<{ team: string; score: number }>();
   });
 
+  it('adds null to the output of a step that may be skipped or may fail without failing the run', () => {
+    pipeline<{ go: boolean }>('p')
+      .step('maybe', { if: 'input.go' }, () => 1)
+      .step('tolerant', { on_failure: 'continue' }, () => 'x')
+      .step('off', command({ run: 'true' }), { disabled: true })
+      .step('strict', { on_failure: 'abort', disabled: false }, () => true)
+      .step('all', { needs: ['maybe', 'tolerant', 'off', 'strict'] }, ({ steps }) => {
+        expectTypeOf(steps.maybe).toEqualTypeOf<number | null>();
+        expectTypeOf(steps.tolerant).toEqualTypeOf<string | null>();
+        expectTypeOf(steps.off).toEqualTypeOf<{ exit_code: number; stdout: string } | null>();
+        expectTypeOf(steps.strict).toEqualTypeOf<boolean>();
+      });
+  });
+
   it('types a step output by its output schema, and the function must return what the schema accepts', () => {
     pipeline('p')
       .step('n', { output: z.object({ total: z.number() }) }, () => ({ total: 1 }))
