@@ -41,3 +41,4 @@ import { builtinStepTypes } from './steps/builtin.js';
 export function createEngine(options: Omit<EngineOptions, 'steps'> & { steps?: EngineOptions['steps'] }): Engine {
   return new Engine({ ...options, steps: options.steps ?? builtinStepTypes() });
 }
+export * from './define/index.js';

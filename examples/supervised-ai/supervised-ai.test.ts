@@ -6,11 +6,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Engine } from '../../src/engine/engine.js';
-import { createServer } from '../../src/server/create-server.js';
-import { builtinStepTypes } from '../../src/steps/builtin.js';
-import { openStore } from '../../src/store/open-store.js';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { builtinStepTypes, createServer, Engine, openStore, SqliteStore } from 'sluice';
 import { jsonReply, startChatServer, type ChatServer } from '../../test/support/chat-server.js';
 import { killSpawned, runCli, runCliJson, stepStatuses, tempDir, type CliResult } from '../../test/support/cli.js';
 

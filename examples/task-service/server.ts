@@ -1,6 +1,7 @@
 /**
- * The task service: `sluice serve`'s HTTP API plus a small page (public/index.html) that starts a task over
- * REST with an idempotency key and follows its run over SSE.
+ * The task service embedded in a program: `sluice serve`'s HTTP API running the typed pipeline of pipelines.ts,
+ * plus a small page (public/index.html) that starts a task over REST with an idempotency key and follows its run
+ * over SSE. Without the page, `npx sluice serve --load examples/task-service/pipelines.ts` serves the same API.
  *
  *   npx tsx examples/task-service/server.ts        # then open http://127.0.0.1:8080/
  *
@@ -10,11 +11,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { loadPipelineFile } from '../../src/core/load-pipeline.js';
-import { Engine } from '../../src/engine/engine.js';
-import { createServer } from '../../src/server/create-server.js';
-import { builtinStepTypes } from '../../src/steps/builtin.js';
-import { openStore } from '../../src/store/open-store.js';
+import { createEngine, createServer, openStore, type Engine } from 'sluice';
+import { taskService } from './pipelines.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -28,9 +26,8 @@ export interface TaskService {
 
 export async function startTaskService(options: { store?: string; port?: number; host?: string } = {}): Promise<TaskService> {
   const store = await openStore(options.store ?? process.env['SLUICE_STORE'] ?? 'sqlite:.sluice/task-service.db');
-  const engine = new Engine({ store, steps: builtinStepTypes() });
-  const loaded = await loadPipelineFile(join(here, 'pipeline.yaml'), engine.steps);
-  await engine.registerPipeline(loaded.pipeline, { text: loaded.source, file: loaded.file });
+  const engine = createEngine({ store });
+  await engine.registerPipeline(taskService);
   engine.startWorker({ concurrency: 8 });
   const app = await createServer({ engine });
   const page = readFileSync(join(here, 'public', 'index.html'), 'utf8');

@@ -7,6 +7,7 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { killSpawned, startCli, waitFor } from '../../test/support/cli.js';
 import { startTaskService, type TaskService } from './server.js';
 
 /** Reads SSE event types of one stream until `last` arrives. */
@@ -82,3 +83,35 @@ describe('example: task service', () => {
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('INPUT_INVALID');
   });
 });
+
+describe('example: task service served by sluice serve --load', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-task-serve-'));
+  });
+  afterEach(async () => {
+    await killSpawned();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('registers the typed pipeline of pipelines.ts and runs a task over the API (needs dist/)', async () => {
+    const serve = startCli(['--store', `sqlite:${join(dir, 's.db')}`, 'serve', '--port', '0', '--load', 'examples/task-service/pipelines.ts']);
+    let stderr = '';
+    serve.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const address = await waitFor('sluice serve to listen', () => /sluice serve on (http:\/\/\S+)/.exec(stderr)?.[1], 60_000);
+    expect(stderr).toContain('loaded task-service from examples/task-service/pipelines.ts');
+    const started = await fetch(`${address}/api/pipelines/task-service/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input: { title: 'search', stack: ['Go'] } }),
+    });
+    expect(started.status).toBe(201);
+    const { id } = (await started.json()) as { id: string };
+    const done = await waitFor('the run to succeed', async () => {
+      const run = (await (await fetch(`${address}/api/runs/${id}`)).json()) as { status: string; steps: Array<{ name: string; output: any }> };
+      return run.status === 'succeeded' ? run : undefined;
+    });
+    expect(done.steps.find((s) => s.name === 'prompts')!.output.prompts[1]).toContain('Service layer for search. Stack: Go.');
+  });
+});
+

@@ -1,12 +1,7 @@
 /**
- * The three phases of the task service as plain functions (the `function` step type loads this module).
+ * The three phases of the task service as plain, typed functions (pipelines.ts calls them from its steps).
  * They are deterministic so the example's test can check their output; a real service would call a model.
  */
-
-interface FunctionCtx {
-  args: unknown;
-  log(stream: 'info', line: string): void;
-}
 
 export interface Subtask {
   id: string;
@@ -35,31 +30,25 @@ const PRACTICES: Record<Subtask['category'], string[]> = {
 };
 
 /** Splits a task into one subtask per layer; each layer depends on the one before. */
-export function decompose(ctx: FunctionCtx): { subtasks: Subtask[] } {
-  const { title } = ctx.args as { title: string };
-  const subtasks = CATEGORIES.map(([category, prefix], i) => ({
+export function decompose(title: string): Subtask[] {
+  return CATEGORIES.map(([category, prefix], i) => ({
     id: `t${i + 1}`,
     category,
     title: `${prefix} ${title}`,
     dependsOn: i === 0 ? [] : [`t${i}`],
   }));
-  ctx.log('info', `decomposed "${title}" into ${subtasks.length} subtasks`);
-  return { subtasks };
 }
 
 /** Adds the tech stack and the practices of each subtask's category. */
-export function enrich(ctx: FunctionCtx): { subtasks: EnrichedSubtask[] } {
-  const { subtasks, stack } = ctx.args as { subtasks: Subtask[]; stack?: string[] | null };
-  return { subtasks: subtasks.map((s) => ({ ...s, stack: stack ?? ['TypeScript', 'PostgreSQL'], practices: PRACTICES[s.category] })) };
+export function enrich(subtasks: Subtask[], stack: string[] | undefined): EnrichedSubtask[] {
+  return subtasks.map((s) => ({ ...s, stack: stack ?? ['TypeScript', 'PostgreSQL'], practices: PRACTICES[s.category] }));
 }
 
 /** One implementation prompt per subtask. */
-export function generatePrompts(ctx: FunctionCtx): { prompts: string[] } {
-  const { title, subtasks } = ctx.args as { title: string; subtasks: EnrichedSubtask[] };
-  const prompts = subtasks.map(
+export function generatePrompts(title: string, subtasks: EnrichedSubtask[]): string[] {
+  return subtasks.map(
     (s) =>
       `Task "${title}", step ${s.id} (${s.category}): ${s.title}. Stack: ${s.stack.join(', ')}. ` +
       `Follow: ${s.practices.join('; ')}.${s.dependsOn.length > 0 ? ` Builds on ${s.dependsOn.join(', ')}.` : ''}`,
   );
-  return { prompts };
 }

@@ -1,3 +1,4 @@
+import { loadTypedTarget, normalizeLoaded } from '../define/load-pipelines.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { SluiceError } from '../core/errors.js';
@@ -88,6 +89,12 @@ export function looksLikeFile(arg: string): boolean {
  * a name must already be registered. Validation happens before anything is written.
  */
 export async function resolvePipeline(engine: Engine, arg: string): Promise<StoredPipeline> {
+  // FILE.ts#NAME: a pipeline defined in code, registered as a file is.
+  const typed = await loadTypedTarget(arg);
+  if (typed) {
+    normalizeLoaded(typed, engine.steps);
+    return engine.registerPipeline(typed);
+  }
   if (!looksLikeFile(arg)) return engine.requirePipeline(arg);
   const file = resolve(arg);
   const loaded = await loadPipelineFile(file, engine.steps);

@@ -57,7 +57,7 @@ export function buildProgram(): Command {
 
   program
     .command('run')
-    .argument('[pipeline]', 'pipeline FILE (YAML, JSON, TS) or registered NAME')
+    .argument('[pipeline]', 'pipeline FILE (YAML, JSON, TS), FILE.ts#NAME (a pipeline defined in code) or registered NAME')
     .description('start a run and work it here until it ends; exit 0 only when it succeeded')
     .option('--input <json>', 'run input as JSON, or @file')
     .option('--steps <names>', 'comma-separated steps to run (plus their dependencies)')
@@ -115,6 +115,7 @@ export function buildProgram(): Command {
     .command('worker')
     .description('execute queued attempts of every run until stopped')
     .option('--concurrency <n>', 'attempts at once', '16')
+    .option('--load <file>', 'register and run the pipelines a JS/TS module exports (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .action(action((opts) => workerCommand(opts)));
   program
     .command('serve')
@@ -126,6 +127,7 @@ export function buildProgram(): Command {
     .option('--body-limit <bytes>', 'largest request body', String(1024 * 1024))
     .option('--no-cron', 'do not fire cron triggers (nor the nightly evals) in this process')
     .option('--evals-cron <pattern>', "when every pipeline's evals run again ('off' for never)", '0 3 * * *')
+    .option('--load <file>', 'register and run the pipelines a JS/TS module exports (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .action(action((opts) => serveCommand(opts)));
   const token = program.command('token').description('API tokens');
   token.command('list').description('every token: id, name, role, created, expires, revoked (never the token itself)').action(action((opts) => tokenListCommand(opts)));

@@ -23,6 +23,9 @@ import { parseByteSize } from '../steps/code/byte-size.js';
 import { endOrphanedCommands } from '../steps/command/command-registry.js';
 import { endSupervisedCommands } from '../steps/command/supervised-process.js';
 import { Worker, type WorkerOptions } from './worker.js';
+import { isTypedPipeline, type PipelineInput, type PipelineOutput, type TypedPipeline } from '../define/pipeline-builder.js';
+import { codePipelineSource } from '../define/load-pipelines.js';
+import { runTypedPipeline, type RunPipelineOptions } from '../define/run-pipeline.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -140,9 +143,23 @@ export class Engine {
    * attribute pipeline is refused (TARGET_TAKEN, PIPELINE_CYCLE) when another pipeline of its dataset writes
    * its target or when the pipelines would read each other's fields in a cycle.
    */
-  async registerPipeline(pipeline: Pipeline, source?: PipelineSource): Promise<StoredPipeline> {
+  async registerPipeline(written: Pipeline | TypedPipeline<any, any, any, any, any>, source?: PipelineSource): Promise<StoredPipeline> {
+    // A pipeline defined in code normalizes as YAML does; its stored source is that YAML.
+    if (isTypedPipeline(written)) source ??= codePipelineSource(written);
+    const pipeline = isTypedPipeline(written) ? written.normalize(this.steps) : written;
     if (pipeline.attribute && !pipeline.disabled) checkAttributeGraph(pipeline, await this.store.listPipelines());
     return this.store.savePipeline(pipeline, pipelineVersionHash(pipeline), source);
+  }
+
+  /**
+   * Runs a pipeline defined in code and returns its typed output (the declared `output`, else the final steps'
+   * outputs by name, artifacts resolved): registers it (a new version only when it changed), checks `input`,
+   * starts the in-process worker if none runs, and waits. `signal` and `timeout` (ms) cancel the run and reject;
+   * a failed run rejects with its failed steps' codes and messages.
+   */
+  run<P extends TypedPipeline<any, any, any, any, any>>(pipeline: P, input: PipelineInput<P>, options: RunPipelineOptions = {}): Promise<PipelineOutput<P>> {
+    if (!this.worker) this.startWorker();
+    return runTypedPipeline(this, pipeline, input, options);
   }
 
   async requirePipeline(name: string, version?: number): Promise<StoredPipeline> {
@@ -338,9 +355,9 @@ export class Engine {
   /**
    * Resolves when the run reaches a terminal state (or, with `untilSettled`, also when it waits for a
    * human or is paused). Events of this process wake it at once; runs worked elsewhere are polled. Rejects with
-   * the abort reason when `signal` aborts.
+   * the abort reason when `signal` aborts, and with `WAIT_TIMEOUT` after `timeout` ms (the run goes on either way).
    */
-  waitForRun(runId: string, options: { pollMs?: number; untilSettled?: boolean; signal?: AbortSignal } = {}): Promise<RunRecord> {
+  waitForRun(runId: string, options: { pollMs?: number; untilSettled?: boolean; signal?: AbortSignal; timeout?: number } = {}): Promise<RunRecord> {
     const done = (run: RunRecord) => isTerminalRun(run.status) || (options.untilSettled === true && (run.status === 'paused' || run.status === 'waiting'));
     return new Promise((resolve, reject) => {
       let checking = false;
@@ -376,9 +393,14 @@ export class Engine {
         cleanup();
         reject(options.signal?.reason);
       };
+      const deadline = options.timeout === undefined ? undefined : setTimeout(() => {
+        cleanup();
+        reject(new SluiceError('WAIT_TIMEOUT', `run ${runId} did not finish within ${options.timeout} ms`, { details: { runId } }));
+      }, options.timeout);
       const cleanup = () => {
         unsubscribe();
         clearInterval(timer);
+        clearTimeout(deadline);
         options.signal?.removeEventListener('abort', onAbort);
       };
       if (options.signal?.aborted) return onAbort();

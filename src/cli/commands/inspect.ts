@@ -1,3 +1,4 @@
+import { loadTypedTarget, normalizedLoaded } from '../../define/load-pipelines.js';
 import { SluiceError } from '../../core/errors.js';
 import { renderGraph, writtenSteps } from '../../core/graph.js';
 import { loadPipelineFile } from '../../core/load-pipeline.js';
@@ -142,7 +143,9 @@ export async function logsCommand(runId: string, step: string | undefined, opts:
 
 /** `sluice validate FILE`: exit 0 when valid; every problem printed with file:line:column and key path. */
 export async function validateCommand(file: string, opts: GlobalOptions): Promise<number> {
-  const loaded = await loadPipelineFile(file, builtinStepTypes());
+  // A pipeline defined in code (FILE.ts#NAME, or a module exporting one) validates as its YAML form does.
+  const typed = await loadTypedTarget(file);
+  const loaded = typed ? { pipeline: normalizedLoaded(typed, builtinStepTypes()) } : await loadPipelineFile(file, builtinStepTypes());
   if (opts.json) printJson({ valid: true, pipeline: loaded.pipeline });
   else process.stdout.write(`${file}: pipeline ${loaded.pipeline.name} is valid (${writtenSteps(loaded.pipeline).steps.length} steps${loaded.pipeline.attribute ? `, writes ${loaded.pipeline.attribute.target} of dataset ${loaded.pipeline.attribute.dataset}` : ''})\n`);
   return 0;
@@ -152,8 +155,9 @@ export async function validateCommand(file: string, opts: GlobalOptions): Promis
 export async function graphCommand(target: string, opts: GlobalOptions & { format?: string; run?: string }): Promise<number> {
   const format = (opts.format ?? 'ascii') as 'ascii' | 'mermaid' | 'dot';
   if (!['ascii', 'mermaid', 'dot'].includes(format)) throw new SluiceError('VALIDATION_FAILED', `--format must be ascii, mermaid or dot, got ${format}`);
-  if (looksLikeFile(target)) {
-    const loaded = await loadPipelineFile(target, builtinStepTypes());
+  const typed = await loadTypedTarget(target);
+  if (typed || looksLikeFile(target)) {
+    const loaded = typed ? { pipeline: normalizedLoaded(typed, builtinStepTypes()) } : await loadPipelineFile(target, builtinStepTypes());
     printGraph(loaded.pipeline, format, opts);
     return 0;
   }

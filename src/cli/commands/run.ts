@@ -10,6 +10,8 @@ import { explainRun, formatExplanations } from '../explain.js';
 import { formatEventLine, LiveProgress } from '../progress.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
 import { runEvals } from '../../evals/run-evals.js';
+import { loadTypedTarget, normalizeLoaded, parseLoadedInput } from '../../define/load-pipelines.js';
+import type { TypedPipeline } from '../../define/pipeline-builder.js';
 
 export interface RunOptions extends GlobalOptions {
   input?: string;
@@ -25,12 +27,15 @@ export interface RunOptions extends GlobalOptions {
 
 /** `sluice run FILE|NAME`: starts (or resumes) a run and works it in this process until it ends. */
 export async function runCommand(target: string | undefined, opts: RunOptions): Promise<number> {
+  // A pipeline defined in code (`FILE.ts#NAME`) is normalized before the store is opened, as a file is validated.
+  const typed = !opts.resume && target ? await loadTypedTarget(target) : undefined;
+  if (typed) normalizeLoaded(typed, builtinStepTypes());
   // A pipeline file is validated before the store is opened: a bad file touches nothing.
-  const loaded = !opts.resume && target && looksLikeFile(target) ? await loadPipelineFile(resolve(target), builtinStepTypes()) : undefined;
+  const loaded = !typed && !opts.resume && target && looksLikeFile(target) ? await loadPipelineFile(resolve(target), builtinStepTypes()) : undefined;
   const engine = await openEngine(opts);
   try {
     const since = opts.resume ? await lastEventId(engine, opts.resume) : 0;
-    const run = opts.resume ? await resumeRun(engine, opts.resume) : await startRun(engine, target, loaded, opts);
+    const run = opts.resume ? await resumeRun(engine, opts.resume) : await startRun(engine, target, loaded, opts, typed);
     if (opts.detach) {
       if (opts.json) printJson(run);
       else process.stdout.write(`${run.id}\n`);
@@ -55,15 +60,18 @@ async function lastEventId(engine: Engine, runId: string): Promise<number> {
   }
 }
 
-async function startRun(engine: Engine, target: string | undefined, loaded: LoadedPipeline | undefined, opts: RunOptions): Promise<RunRecord> {
+async function startRun(engine: Engine, target: string | undefined, loaded: LoadedPipeline | undefined, opts: RunOptions, typed?: TypedPipeline<any, any, any, any, any>): Promise<RunRecord> {
   if (!target) throw new SluiceError('VALIDATION_FAILED', 'sluice run needs a pipeline FILE or NAME (or --resume RUN)');
-  const pipeline = loaded
+  const pipeline = typed
+    ? await engine.registerPipeline(typed)
+    : loaded
     ? await engine.registerPipeline(loaded.pipeline, { text: loaded.source, file: loaded.file })
     : await resolvePipeline(engine, target);
   const steps = opts.steps ? opts.steps.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
   const maxParallel = opts.maxParallel === undefined ? undefined : positiveInt(opts.maxParallel, '--max-parallel');
   const created = await engine.startRun(pipeline, {
-    input: parseInput(opts.input),
+    // A Standard Schema of a code pipeline checks (and completes, with its defaults) the input here.
+    input: typed ? await parseLoadedInput(typed, parseInput(opts.input)) : parseInput(opts.input),
     ...(steps ? { steps } : {}),
     ...(opts.force ? { force: true } : {}),
     ...(maxParallel === undefined ? {} : { maxParallel }),

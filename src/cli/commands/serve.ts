@@ -6,6 +6,7 @@ import { DEFAULT_EVALS_CRON } from '../../evals/eval-scheduler.js';
 import { openEngine, type GlobalOptions } from '../context.js';
 import { maskStoreUrl } from '../../store/store-url.js';
 import { positiveInt } from './run.js';
+import { loadModules } from './worker.js';
 
 export interface ServeOptions extends GlobalOptions {
   port?: string;
@@ -15,6 +16,8 @@ export interface ServeOptions extends GlobalOptions {
   bodyLimit?: string;
   cron?: boolean;
   evalsCron?: string;
+  /** JS/TS modules whose exported pipelines are registered and run here. */
+  load?: string[];
 }
 
 /**
@@ -28,6 +31,7 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
   const host = opts.host ?? '127.0.0.1';
   const workers = opts.workers === undefined ? 16 : nonNegativeInt(opts.workers, '--workers');
   const engine = await openEngine(opts);
+  await loadModules(engine, opts.load);
   const auth: AuthMode = opts.auth ? 'on' : 'auto';
   const app = await createServer({
     engine,

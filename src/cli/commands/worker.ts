@@ -4,13 +4,15 @@ import { maskStoreUrl } from '../../store/store-url.js';
 import { positiveInt } from './run.js';
 import { EvalScheduler } from '../../evals/eval-scheduler.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
+import { registerModules } from '../../define/load-pipelines.js';
 
 /**
  * `sluice worker`: claims and executes attempts of every run in the store until SIGINT/SIGTERM. After a run it
  * finished succeeds, the pipeline's evals run again (summary on stderr).
  */
-export async function workerCommand(opts: GlobalOptions & { concurrency?: string }): Promise<number> {
+export async function workerCommand(opts: GlobalOptions & { concurrency?: string; load?: string[] }): Promise<number> {
   const engine = await openEngine(opts);
+  await loadModules(engine, opts.load);
   const concurrency = opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, '--concurrency');
   // On a store shared by several processes (PostgreSQL), one worker leads: it reaps expired leases.
   const onLeadership = (leading: boolean) => process.stderr.write(`sluice worker ${worker.owner} ${leading ? 'leads' : 'no longer leads'}\n`);
@@ -37,4 +39,20 @@ export async function migrateCommand(opts: GlobalOptions): Promise<number> {
   if (opts.json) process.stdout.write(`${JSON.stringify({ store: maskStoreUrl(store.url), migrated: true })}\n`);
   else process.stdout.write(`${maskStoreUrl(store.url)} is up to date\n`);
   return 0;
+}
+
+/**
+ * `--load FILE` (repeatable): registers the pipelines each JS/TS module exports (TypeScript without a build step),
+ * so this process can run their inline functions. A module that fails to load or a pipeline that does not validate
+ * stops the command before it works anything.
+ */
+export async function loadModules(engine: Parameters<typeof registerModules>[0] & { close(): Promise<void> }, files: string[] | undefined): Promise<void> {
+  if (!files || files.length === 0) return;
+  try {
+    const names = await registerModules(engine, files);
+    process.stderr.write(`sluice: loaded ${names.join(', ')} from ${files.join(', ')}\n`);
+  } catch (err) {
+    await engine.close();
+    throw err;
+  }
 }

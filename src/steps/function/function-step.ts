@@ -7,6 +7,7 @@ import type { JsonSchema } from '../../core/model.js';
 import { sha256 } from '../../core/hash.js';
 import type { StepCacheInputs, StepContext, StepType } from '../step-type.js';
 import { moduleFingerprint } from './module-fingerprint.js';
+import { findCodeFunction } from './code-functions.js';
 
 /** What a `function` step's function receives: the step context plus `with.args`. */
 export type FunctionContext = StepContext & {
@@ -97,7 +98,7 @@ async function loadFunction(loadModule: (target: ModuleTarget) => Promise<Module
 /** A function's code: its source when registered in code, its module file and local imports when loaded. */
 async function functionCode(functions: Record<string, StepFunction>, config: FunctionConfig, baseDir: string): Promise<StepCacheInputs> {
   if (config.name !== undefined) {
-    const fn = Object.hasOwn(functions, config.name) ? functions[config.name] : undefined;
+    const fn = Object.hasOwn(functions, config.name) ? functions[config.name] : findCodeFunction(config.name);
     return typeof fn === 'function' ? { code: sourceHash(fn) } : {};
   }
   if (config.module === undefined) return {};
@@ -119,10 +120,12 @@ function sourceHash(fn: StepFunction): string {
 
 function findRegistered(functions: Record<string, StepFunction>, name: string): StepFunction {
   // hasOwn keeps names like `toString` from reaching Object.prototype.
-  const fn = Object.hasOwn(functions, name) ? functions[name] : undefined;
+  const fn = Object.hasOwn(functions, name) ? functions[name] : findCodeFunction(name);
   if (typeof fn === 'function') return fn;
   const known = Object.keys(functions).join(', ') || 'none';
-  throw loadFailure(`no function registered under name "${name}" (registered: ${known})`);
+  // Names of inline functions of pipelines defined in code end in @ and a hash of their source.
+  const hint = /@[0-9a-f]{12}$/.test(name) ? '; this step belongs to a pipeline defined in code: load its module in this process (sluice worker --load FILE)' : '';
+  throw loadFailure(`no function registered under name "${name}" (registered: ${known})${hint}`);
 }
 
 /**

@@ -1,0 +1,37 @@
+/**
+ * Job 2 as a typed pipeline in code: a task is decomposed into subtasks, each subtask is enriched with project
+ * context, and an implementation prompt is generated per subtask. `steps.<name>` and `input` are typed; a
+ * misspelled `needs` does not compile.
+ *
+ *   npx sluice serve --load examples/task-service/pipelines.ts     # API + dashboard, runs the pipeline
+ *   npx sluice run examples/task-service/pipelines.ts#task-service --input '{"title":"user registration"}'
+ *   npx tsx examples/task-service/server.ts                         # the same, plus the page in public/
+ */
+import { pipeline } from 'sluice';
+import { z } from 'zod';
+import { decompose, enrich, generatePrompts } from './tasks.js';
+
+export const Task = z.object({
+  title: z.string().min(3),
+  description: z.string().optional(),
+  stack: z.array(z.string()).optional(),
+});
+
+export const taskService = pipeline('task-service', {
+  description: 'Decomposition -> enrichment -> prompt generation',
+  input: Task,
+  max_parallel: 2,
+  defaults: { retry: { attempts: 3, backoff: 'exponential', delay: '200ms', max_delay: '2s', jitter: true }, timeout: '30s' },
+  triggers: [{ event: 'task.created' }],
+})
+  .step('decompose', ({ input, log }) => {
+    const subtasks = decompose(input.title);
+    log('info', `decomposed "${input.title}" into ${subtasks.length} subtasks`);
+    return { subtasks };
+  })
+  .step('enrich', { needs: ['decompose'], concurrency_key: 'enrichment', concurrency_limit: 4 }, ({ input, steps }) => ({
+    subtasks: enrich(steps.decompose.subtasks, input.stack),
+  }))
+  .step('prompts', { needs: ['enrich'], output: z.object({ prompts: z.array(z.string()).min(1) }) }, ({ input, steps }) => ({
+    prompts: generatePrompts(input.title, steps.enrich.subtasks),
+  }));
