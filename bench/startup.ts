@@ -11,7 +11,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -44,12 +44,19 @@ const cases: Case[] = [
   { name: 'sluice --help', args: [bin, '--help'] },
 ];
 
-function timeOnce(args: string[]): number {
+/** Prints the process's CPU time (user + system, ms) on stderr as it exits. */
+const CPU_REPORT = `process.on('exit', () => { const u = process.cpuUsage(); process.stderr.write('CPU ' + (u.user + u.system) / 1000 + '\\n'); });`;
+
+/** One cold start: wall time from spawn to exit, and the CPU time the process used (less sensitive to load). */
+function timeOnce(args: string[], dir: string): { wall: number; cpu: number } {
+  const report = join(dir, 'cpu-report.mjs');
+  writeFileSync(report, CPU_REPORT);
   const started = performance.now();
-  const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
-  const ms = performance.now() - started;
+  const r = spawnSync(process.execPath, ['--import', pathToFileURL(report).href, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+  const wall = performance.now() - started;
   if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status}: ${r.stderr.toString()}`);
-  return ms;
+  const cpu = Number(/^CPU (\S+)$/m.exec(r.stderr.toString())?.[1]);
+  return { wall, cpu };
 }
 
 function heavyLoaded(args: string[], dir: string): string[] {
@@ -69,14 +76,17 @@ function median(xs: number[]): number {
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-startup-'));
 try {
-  console.log(`cold starts of ${dist} (${repeat} each, median [min-max])`);
+  console.log(`cold starts of ${dist} (${repeat} each; wall time median [min-max], CPU time median)`);
   for (const c of cases) {
-    timeOnce(c.args); // warms the OS file cache, as a second start by a user would find it
-    const times = Array.from({ length: repeat }, () => timeOnce(c.args));
+    timeOnce(c.args, dir); // warms the OS file cache, as a second start by a user would find it
+    const runs = Array.from({ length: repeat }, () => timeOnce(c.args, dir));
+    const walls = runs.map((r) => r.wall);
     const heavy = c.args[0] === '-e' ? [] : heavyLoaded(c.args, dir);
-    const range = `[${Math.round(Math.min(...times))}-${Math.round(Math.max(...times))}]`;
-    console.log(`${c.name.padEnd(24)} ${String(Math.round(median(times))).padStart(5)} ms ${range.padEnd(12)} heavy packages loaded: ${heavy.join(', ') || 'none'}`);
+    const range = `[${Math.round(Math.min(...walls))}-${Math.round(Math.max(...walls))}]`;
+    const cpu = `cpu ${Math.round(median(runs.map((r) => r.cpu)))} ms`;
+    console.log(`${c.name.padEnd(24)} ${String(Math.round(median(walls))).padStart(5)} ms ${range.padEnd(12)} ${cpu.padEnd(13)} heavy packages loaded: ${heavy.join(', ') || 'none'}`);
   }
+  console.log(`load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -221,8 +221,9 @@ function concurrencyIssues(step: Record<string, unknown>, path: KeyPath): RawIss
 
 // Plugins may use keywords and formats this Ajv does not know; ignore them rather than reject the plugin.
 const configAjvOptions = { allErrors: true, verbose: true, strict: false, logger: false } as const;
-const configAjv = new Ajv(configAjvOptions);
-const configAjv2020 = new Ajv2020(configAjvOptions);
+// Made at first use: each instance compiles its meta-schemas, which would slow every import of the library.
+let configAjv: Ajv | undefined;
+let configAjv2020: Ajv2020 | undefined;
 const configValidators = new WeakMap<StepType<any>, ValidateFunction | Error>();
 
 function configIssues(step: Record<string, unknown>, path: KeyPath, stepTypes: StepRegistry): RawIssue[] {
@@ -245,7 +246,7 @@ function configValidator(type: StepType<any>): ValidateFunction | Error {
     try {
       // Draft-07 unless the schema asks for 2020-12, the two drafts plugin authors reach for.
       const draft2020 = String(type.configSchema.$schema ?? '').includes('2020-12');
-      validate = (draft2020 ? configAjv2020 : configAjv).compile(type.configSchema);
+      validate = (draft2020 ? (configAjv2020 ??= new Ajv2020(configAjvOptions)) : (configAjv ??= new Ajv(configAjvOptions))).compile(type.configSchema);
     } catch (err) {
       validate = err instanceof Error ? err : new Error(String(err));
     }

@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'RECORD_FAILED'
   | 'CACHE_INPUTS_TOO_LARGE'
   | 'IDEMPOTENCY_CONFLICT'
+  | 'DEPENDENCY_MISSING'
   | 'INTERNAL';
 
 /** Where in a source file a problem sits. Lines and columns are 1-based. */

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
+import { tsImport } from '../optional-package.js';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { SluiceError, ValidationError, type ValidationIssue } from './errors.js';
 import { MAX_JSON_DEPTH } from './json-depth.js';
