@@ -1,15 +1,35 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { SluiceError, ValidationError } from '../core/errors.js';
-import { datasetApproveCommand, datasetOverrideCommand, datasetRunCommand } from './commands/attributes.js';
-import { datasetCreateCommand, datasetExportCommand, datasetGetCommand, datasetImportCommand, datasetListCommand } from './commands/dataset.js';
-import { evalCommand } from './commands/eval.js';
-import { controlCommand, decideCommand, resetCommand, rollbackCommand } from './commands/control.js';
-import { dlqCommand, graphCommand, logsCommand, runsCommand, statusCommand, validateCommand } from './commands/inspect.js';
-import { runCommand } from './commands/run.js';
-import { serveCommand } from './commands/serve.js';
-import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/token.js';
-import { migrateCommand, workerCommand } from './commands/worker.js';
+// Each verb's module loads when that verb runs, so help, --version and usage errors stay fast.
+import {
+  controlCommand,
+  datasetApproveCommand,
+  datasetCreateCommand,
+  datasetExportCommand,
+  datasetGetCommand,
+  datasetImportCommand,
+  datasetListCommand,
+  datasetOverrideCommand,
+  datasetRunCommand,
+  decideCommand,
+  dlqCommand,
+  evalCommand,
+  graphCommand,
+  logsCommand,
+  migrateCommand,
+  resetCommand,
+  rollbackCommand,
+  runCommand,
+  runsCommand,
+  serveCommand,
+  statusCommand,
+  tokenCreateCommand,
+  tokenListCommand,
+  tokenRevokeCommand,
+  validateCommand,
+  workerCommand,
+} from './verbs.js';
 import type { GlobalOptions } from './context.js';
 
 type Handler = (...args: any[]) => Promise<number>;
