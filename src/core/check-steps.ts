@@ -1,5 +1,6 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
+import { ajv2020Package, ajvPackage } from './lazy-packages.js';
 import { checkExpression, parseTemplate, referencedSteps, visitStrings } from './expressions.js';
 import { findCycle } from './graph.js';
 import { globProblem } from './glob.js';
@@ -246,7 +247,7 @@ function configValidator(type: StepType<any>): ValidateFunction | Error {
     try {
       // Draft-07 unless the schema asks for 2020-12, the two drafts plugin authors reach for.
       const draft2020 = String(type.configSchema.$schema ?? '').includes('2020-12');
-      validate = (draft2020 ? (configAjv2020 ??= new Ajv2020(configAjvOptions)) : (configAjv ??= new Ajv(configAjvOptions))).compile(type.configSchema);
+      validate = (draft2020 ? (configAjv2020 ??= new (ajv2020Package().Ajv2020)(configAjvOptions)) : (configAjv ??= new (ajvPackage().Ajv)(configAjvOptions))).compile(type.configSchema);
     } catch (err) {
       validate = err instanceof Error ? err : new Error(String(err));
     }

@@ -1,4 +1,5 @@
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
+import { ajvPackage } from './lazy-packages.js';
 import { stepIssues, unwrapCondition } from './check-steps.js';
 import { parseDuration } from './duration.js';
 import { ValidationError, type ValidationIssue } from './errors.js';
@@ -35,7 +36,7 @@ let specValidator: ValidateFunction | undefined;
 
 /** The pipeline schema's validator, compiled at first use: compiling it costs more than loading the library. */
 function validateSpec(spec: unknown): ValidateFunction['errors'] {
-  specValidator ??= new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true }).compile(pipelineJsonSchema);
+  specValidator ??= new (ajvPackage().Ajv)({ allErrors: true, verbose: true, allowUnionTypes: true }).compile(pipelineJsonSchema);
   return specValidator(spec) ? null : (specValidator.errors ?? []);
 }
 

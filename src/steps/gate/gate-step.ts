@@ -1,4 +1,5 @@
-import { Ajv } from 'ajv';
+import type { Ajv } from 'ajv';
+import { ajvPackage } from '../../core/lazy-packages.js';
 import { evaluateCondition } from '../../core/expressions.js';
 import type { ExpressionContext, JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
@@ -75,7 +76,7 @@ function targetOf(ctx: StepContext, config: GateConfig): unknown {
 
 function checkSchema(ctx: StepContext, config: GateConfig): Failure[] {
   if (!config.schema) return [];
-  const validate = (ajv ??= new Ajv({ allErrors: true, strict: false })).compile(config.schema);
+  const validate = (ajv ??= new (ajvPackage().Ajv)({ allErrors: true, strict: false })).compile(config.schema);
   if (validate(targetOf(ctx, config))) return [];
   return (validate.errors ?? []).map((e) => ({
     kind: 'schema' as const,
