@@ -23,7 +23,7 @@ function arg(name: string, fallback: string): string {
 const repeat = Number(arg('repeat', '7'));
 const dist = resolve(arg('dist', join(import.meta.dirname, '..', 'dist')));
 const bin = join(dist, '..', 'bin', 'sluice.js');
-const HEAVY = ['fastify', '@fastify/swagger', '@fastify/swagger-ui', '@fastify/websocket', 'pg', 'openai', 'tsx', 'esbuild', 'quickjs-emscripten'];
+const HEAVY = ['fastify', '@fastify/swagger', '@fastify/swagger-ui', '@fastify/websocket', 'pg', 'openai', 'tsx', 'esbuild', 'quickjs-emscripten-core'];
 
 /** A resolve hook that names every package an ESM import reaches, on stderr. */
 const HOOK = `export async function resolve(spec, ctx, next) {
