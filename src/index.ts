@@ -12,8 +12,7 @@ export type { StepType, StepContext, StepRegistry, LogStream, ArtifactAccess } f
 export { isArtifactRef, DEFAULT_INLINE_LIMIT, type ArtifactRef, type ArtifactContent } from './artifacts/artifact-store.js';
 export type { ArtifactStore } from './artifacts/artifact-store.js';
 export { FolderArtifactStore } from './artifacts/folder-artifact-store.js';
-// PostgresStore and PostgresArtifactStore: `sluice/postgres` (they need the optional peer `pg`).
-export type { PostgresArtifactStoreOptions } from './artifacts/postgres-artifact-store.js';
+// PostgresStore, PostgresArtifactStore and their options: `sluice/postgres` (they need the optional peer `pg`).
 export { S3ArtifactStore, type S3ArtifactStoreOptions } from './artifacts/s3-artifact-store.js';
 export { openArtifactStore } from './artifacts/open-artifact-store.js';
 export { builtinStepTypes } from './steps/builtin.js';
