@@ -31,6 +31,7 @@ import {
   workerCommand,
 } from './verbs.js';
 import type { GlobalOptions } from './context.js';
+import { addExamples } from './help-examples.js';
 
 type Handler = (...args: any[]) => Promise<number>;
 
@@ -73,6 +74,8 @@ export function buildProgram(): Command {
     .exitOverride()
     .option('--store <url>', 'store URL (sqlite:PATH or postgres://...); default $SLUICE_STORE or sqlite:.sluice/sluice.db')
     .option('--json', 'machine-readable output')
+    // Every verb's help lists --store, --json, ... under "Global Options" (inherited by the verbs made below).
+    .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError();
 
   program
@@ -216,6 +219,7 @@ export function buildProgram(): Command {
     .description("run a pipeline's evals and print each case; exit 1 when one fails")
     .action(action(evalCommand));
   program.command('migrate').description('apply pending store migrations').action(action((opts) => migrateCommand(opts)));
+  addExamples(program);
   return program;
 }
 
