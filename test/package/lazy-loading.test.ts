@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine, createServer, openStore } from '../../src/index.js';
 import { importOptional } from '../../src/optional-package.js';
 import { REPO_ROOT, SLUICE_BIN } from '../support/cli.js';
 
@@ -44,6 +45,18 @@ describe('what loading Sluice costs', () => {
     const loaded = packagesLoaded([SLUICE_BIN, '--help']);
     expect(loaded).toContain('commander');
     expect(loaded.filter((p) => HEAVY.includes(p) || p === 'better-sqlite3')).toEqual([]);
+  });
+
+  it('createServer from sluice loads the server at its first call and serves', async () => {
+    const engine = createEngine({ store: await openStore('sqlite::memory:') });
+    try {
+      const app = await createServer({ engine, auth: 'off' });
+      const res = await app.inject({ method: 'GET', url: '/healthz' });
+      expect(res.statusCode).toBe(200);
+      await app.close();
+    } finally {
+      await engine.close();
+    }
   });
 
   it('names a missing optional package, what needs it and how to install it', async () => {
