@@ -12,14 +12,16 @@ export type { StepType, StepContext, StepRegistry, LogStream, ArtifactAccess } f
 export { isArtifactRef, DEFAULT_INLINE_LIMIT, type ArtifactRef, type ArtifactContent } from './artifacts/artifact-store.js';
 export type { ArtifactStore } from './artifacts/artifact-store.js';
 export { FolderArtifactStore } from './artifacts/folder-artifact-store.js';
-export { PostgresArtifactStore, type PostgresArtifactStoreOptions } from './artifacts/postgres-artifact-store.js';
+// PostgresStore, PostgresArtifactStore and their options: `sluice/postgres` (they need the optional peer `pg`).
 export { S3ArtifactStore, type S3ArtifactStoreOptions } from './artifacts/s3-artifact-store.js';
 export { openArtifactStore } from './artifacts/open-artifact-store.js';
 export { builtinStepTypes } from './steps/builtin.js';
 export { openStore, DEFAULT_STORE_URL } from './store/open-store.js';
 export { SqliteStore } from './store/sqlite/sqlite-store.js';
 export type * from './store/store.js';
-export { createServer, type ServerOptions } from './server/create-server.js';
+// Loads the server on its first call; `sluice/server` exports it directly.
+export { createServer } from './server/load-server.js';
+export type { ServerOptions } from './server/create-server.js';
 export { createApiToken } from './server/auth.js';
 export { simulatePipeline, type SimulateOptions, type SimulatedRun } from './engine/simulate.js';
 export { putDataset, requireDataset, streamRecords, writeRecords } from './datasets/datasets.js';

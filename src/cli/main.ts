@@ -1,16 +1,37 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { SluiceError, ValidationError } from '../core/errors.js';
-import { datasetApproveCommand, datasetOverrideCommand, datasetRunCommand } from './commands/attributes.js';
-import { datasetCreateCommand, datasetExportCommand, datasetGetCommand, datasetImportCommand, datasetListCommand } from './commands/dataset.js';
-import { evalCommand } from './commands/eval.js';
-import { controlCommand, decideCommand, resetCommand, rollbackCommand } from './commands/control.js';
-import { dlqCommand, graphCommand, logsCommand, runsCommand, statusCommand, validateCommand } from './commands/inspect.js';
-import { runCommand } from './commands/run.js';
-import { serveCommand } from './commands/serve.js';
-import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/token.js';
-import { migrateCommand, workerCommand } from './commands/worker.js';
+// Each verb's module loads when that verb runs, so help, --version and usage errors stay fast.
+import {
+  controlCommand,
+  datasetApproveCommand,
+  datasetCreateCommand,
+  datasetExportCommand,
+  datasetGetCommand,
+  datasetImportCommand,
+  datasetListCommand,
+  datasetOverrideCommand,
+  datasetRunCommand,
+  decideCommand,
+  dlqCommand,
+  evalCommand,
+  graphCommand,
+  logsCommand,
+  migrateCommand,
+  resetCommand,
+  rollbackCommand,
+  runCommand,
+  runsCommand,
+  serveCommand,
+  statusCommand,
+  tokenCreateCommand,
+  tokenListCommand,
+  tokenRevokeCommand,
+  validateCommand,
+  workerCommand,
+} from './verbs.js';
 import type { GlobalOptions } from './context.js';
+import { addExamples } from './help-examples.js';
 
 type Handler = (...args: any[]) => Promise<number>;
 
@@ -53,6 +74,8 @@ export function buildProgram(): Command {
     .exitOverride()
     .option('--store <url>', 'store URL (sqlite:PATH or postgres://...); default $SLUICE_STORE or sqlite:.sluice/sluice.db')
     .option('--json', 'machine-readable output')
+    // Every verb's help lists --store, --json, ... under "Global Options" (inherited by the verbs made below).
+    .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError();
 
   program
@@ -198,6 +221,7 @@ export function buildProgram(): Command {
     .description("run a pipeline's evals and print each case; exit 1 when one fails")
     .action(action(evalCommand));
   program.command('migrate').description('apply pending store migrations').action(action((opts) => migrateCommand(opts)));
+  addExamples(program);
   return program;
 }
 

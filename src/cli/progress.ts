@@ -14,7 +14,7 @@ const SYMBOL: Record<string, string> = {
   cancelled: '⊘',
 };
 
-/** One plain line per transition, for logs and pipes. */
+/** One plain ASCII line per transition, for logs, pipes and terminals that want plain output. */
 export function formatEventLine(e: RunEvent): string {
   const time = new Date(e.at).toISOString().slice(11, 23);
   const data = e.data ?? {};
@@ -30,11 +30,11 @@ export function formatEventLine(e: RunEvent): string {
 
 function firstLine(text: string): string {
   const i = text.indexOf('\n');
-  return i < 0 ? text : `${text.slice(0, i)} …`;
+  return i < 0 ? text : `${text.slice(0, i)} ...`;
 }
 
 /**
- * Live view for a terminal: a table of steps redrawn in place as events arrive.
+ * Live view for a rich terminal (see `isRichTerminal`): a table of steps redrawn in place as events arrive.
  */
 export class LiveProgress {
   private readonly states = new Map<string, { status: string; startedAt?: number; finishedAt?: number }>();

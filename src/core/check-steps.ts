@@ -1,5 +1,6 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
+import { ajv2020Package, ajvPackage } from './lazy-packages.js';
 import { checkExpression, parseTemplate, referencedSteps, visitStrings } from './expressions.js';
 import { findCycle } from './graph.js';
 import { globProblem } from './glob.js';
@@ -221,8 +222,9 @@ function concurrencyIssues(step: Record<string, unknown>, path: KeyPath): RawIss
 
 // Plugins may use keywords and formats this Ajv does not know; ignore them rather than reject the plugin.
 const configAjvOptions = { allErrors: true, verbose: true, strict: false, logger: false } as const;
-const configAjv = new Ajv(configAjvOptions);
-const configAjv2020 = new Ajv2020(configAjvOptions);
+// Made at first use: each instance compiles its meta-schemas, which would slow every import of the library.
+let configAjv: Ajv | undefined;
+let configAjv2020: Ajv2020 | undefined;
 const configValidators = new WeakMap<StepType<any>, ValidateFunction | Error>();
 
 function configIssues(step: Record<string, unknown>, path: KeyPath, stepTypes: StepRegistry): RawIssue[] {
@@ -245,7 +247,7 @@ function configValidator(type: StepType<any>): ValidateFunction | Error {
     try {
       // Draft-07 unless the schema asks for 2020-12, the two drafts plugin authors reach for.
       const draft2020 = String(type.configSchema.$schema ?? '').includes('2020-12');
-      validate = (draft2020 ? configAjv2020 : configAjv).compile(type.configSchema);
+      validate = (draft2020 ? (configAjv2020 ??= new (ajv2020Package().Ajv2020)(configAjvOptions)) : (configAjv ??= new (ajvPackage().Ajv)(configAjvOptions))).compile(type.configSchema);
     } catch (err) {
       validate = err instanceof Error ? err : new Error(String(err));
     }

@@ -38,6 +38,7 @@ export type ErrorCode =
   | 'CACHE_INPUTS_TOO_LARGE'
   | 'IDEMPOTENCY_CONFLICT'
   | 'WAIT_TIMEOUT'
+  | 'DEPENDENCY_MISSING'
   | 'INTERNAL';
 
 /** Where in a source file a problem sits. Lines and columns are 1-based. */

@@ -1,5 +1,6 @@
 import { redactSecrets } from './redact.js';
-import jsonata from 'jsonata';
+import type jsonata from 'jsonata';
+import { jsonataPackage } from './lazy-packages.js';
 import { SluiceError } from './errors.js';
 import { backtrackingRisk } from './regex-risk.js';
 import { isRecord } from './key-path.js';
@@ -35,7 +36,7 @@ const YIELD_EVERY_MS = 10;
 // Evaluation steps between two looks at the clock.
 const STEPS_PER_CHECK = 256;
 const compiled = new Map<string, jsonata.Expression>();
-const truthiness = jsonata('$boolean($v)');
+let truthiness: jsonata.Expression | undefined;
 
 /** Every expression inside `${{ ... }}` in any string nested in `value`, in document order. */
 export function findTemplates(value: unknown): string[] {
@@ -95,7 +96,7 @@ export function templateText(value: unknown): string {
 /** Evaluates a bare JSONata condition with JSONata's truthiness (`$boolean`); undefined is false. */
 export async function evaluateCondition(expr: string, ctx: ExpressionContext): Promise<boolean> {
   const value = await evaluate(expr, ctx);
-  return (await truthiness.evaluate(undefined, { v: value })) === true;
+  return (await (truthiness ??= jsonataPackage()('$boolean($v)')).evaluate(undefined, { v: value })) === true;
 }
 
 /** The syntax error of a JSONata expression, with its position, or null when it compiles. */
@@ -232,7 +233,7 @@ async function evaluate(expr: string, ctx: ExpressionContext): Promise<unknown> 
 function compile(expr: string): jsonata.Expression {
   const cached = compiled.get(expr);
   if (cached) return cached;
-  const expression = jsonata(expr, { stack: MAX_EVALUATION_DEPTH });
+  const expression = jsonataPackage()(expr, { stack: MAX_EVALUATION_DEPTH });
   assertSafeRegexes(expression.ast(), expr);
   expression.assign(EVALUATE_ENTRY as unknown as string, onEvaluationStep);
   if (compiled.size >= MAX_CACHED) compiled.delete(compiled.keys().next().value!);

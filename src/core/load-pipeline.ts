@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
+import { tsImport } from '../optional-package.js';
+import type { Document, YAMLMap } from 'yaml';
+import { yamlPackage } from './lazy-packages.js';
 import { SluiceError, ValidationError, type ValidationIssue } from './errors.js';
 import { MAX_JSON_DEPTH } from './json-depth.js';
 import { formatKeyPath, isRecord, type KeyPath, type Locate } from './key-path.js';
@@ -34,7 +35,7 @@ const MODULE_EXTENSIONS = new Set(['.ts', '.mts', '.js', '.mjs']);
  * step names) throw one `ValidationError` listing each with `file`, `line` and `column`.
  */
 export function parsePipelineText(text: string, file: string): ParsedPipelineText {
-  const lineCounter = new LineCounter();
+  const lineCounter = new (yamlPackage().LineCounter)();
   const toPosition: ToPosition = (offset) => {
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };
@@ -42,7 +43,7 @@ export function parsePipelineText(text: string, file: string): ParsedPipelineTex
   assertFlowDepth(text, file);
   // Duplicate keys are found below instead of by the parser, so the issue can carry the key path.
   // `merge` lets users share step settings with `<<: *anchor`.
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false, merge: true });
+  const doc = yamlPackage().parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false, merge: true });
   const locate = makeLocate(doc, toPosition);
   // Errors found at the end of input (an unclosed quote or bracket) point at the last character written,
   // not at an empty line past it.
@@ -148,8 +149,8 @@ function toPlainData(doc: Document, file: string): unknown {
 }
 
 function duplicateKeyIssues(node: unknown, path: KeyPath, file: string, toPosition: ToPosition): ValidationIssue[] {
-  if (isSeq(node)) return node.items.flatMap((item, i) => duplicateKeyIssues(item, [...path, i], file, toPosition));
-  if (!isMap(node)) return [];
+  if (yamlPackage().isSeq(node)) return node.items.flatMap((item, i) => duplicateKeyIssues(item, [...path, i], file, toPosition));
+  if (!yamlPackage().isMap(node)) return [];
   const seen = new Set<string>();
   const issues: ValidationIssue[] = [];
   for (const pair of node.items) {
@@ -178,14 +179,14 @@ function makeLocate(doc: Document, toPosition: ToPosition): Locate {
     let node: unknown = doc.contents;
     let offset = startOf(node);
     for (const [i, segment] of path.entries()) {
-      if (isAlias(node)) node = node.resolve(doc);
-      const pair = isMap(node) ? pairOf(node, String(segment)) : undefined;
+      if (yamlPackage().isAlias(node)) node = node.resolve(doc);
+      const pair = yamlPackage().isMap(node) ? pairOf(node, String(segment)) : undefined;
       if (pair) {
         if (i === path.length - 1 && target === 'key') return optionalPosition(startOf(pair.key), toPosition);
         // Should the path end deeper than the file goes (a missing key), the key found last is the best anchor.
         offset = isEmptyNode(pair.value) || i < path.length - 1 ? startOf(pair.key) : startOf(pair.value);
         node = pair.value;
-      } else if (isSeq(node) && typeof segment === 'number' && segment < node.items.length) {
+      } else if (yamlPackage().isSeq(node) && typeof segment === 'number' && segment < node.items.length) {
         node = node.items[segment];
         offset = startOf(node);
       } else break;
@@ -233,5 +234,5 @@ function isEmptyNode(node: unknown): boolean {
 }
 
 function keyText(key: unknown): string {
-  return isScalar(key) ? String(key.value) : String(key);
+  return yamlPackage().isScalar(key) ? String(key.value) : String(key);
 }

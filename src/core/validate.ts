@@ -1,4 +1,5 @@
-import { Ajv } from 'ajv';
+import type { ValidateFunction } from 'ajv';
+import { ajvPackage } from './lazy-packages.js';
 import { stepIssues, unwrapCondition } from './check-steps.js';
 import { parseDuration } from './duration.js';
 import { ValidationError, type ValidationIssue } from './errors.js';
@@ -31,8 +32,13 @@ export const DEFAULT_RETRY: Readonly<RetryPolicy> = {
 /** Steps of one run at once, when `max_parallel` is not given. */
 export const DEFAULT_MAX_PARALLEL = 4;
 
-const ajv = new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true });
-const validateSpec = ajv.compile(pipelineJsonSchema);
+let specValidator: ValidateFunction | undefined;
+
+/** The pipeline schema's validator, compiled at first use: compiling it costs more than loading the library. */
+function validateSpec(spec: unknown): ValidateFunction['errors'] {
+  specValidator ??= new (ajvPackage().Ajv)({ allErrors: true, verbose: true, allowUnionTypes: true }).compile(pipelineJsonSchema);
+  return specValidator(spec) ? null : (specValidator.errors ?? []);
+}
 
 /**
  * Validates a pipeline definition (as parsed from YAML/JSON or exported by a module) and fills in every
@@ -63,7 +69,8 @@ function collectIssues(spec: unknown, stepTypes: StepRegistry): RawIssue[] {
     return [{ path: [], target: 'value', message }];
   }
   const issues = nonJsonIssues(spec, []);
-  if (!validateSpec(spec)) issues.push(...schemaIssues(validateSpec.errors ?? [], spec));
+  const schemaErrors = validateSpec(spec);
+  if (schemaErrors) issues.push(...schemaIssues(schemaErrors, spec));
   issues.push(...triggerIssues(spec.triggers), ...attributeIssues(spec));
   if (isRecord(spec.steps)) issues.push(...stepIssues(spec.steps, stepTypes), ...internalStepIssues(spec.steps));
   return issues;

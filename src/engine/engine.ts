@@ -4,7 +4,8 @@ import { depthMessage, tooDeepPath } from '../core/json-depth.js';
 import type { Pipeline } from '../core/model.js';
 import { isTerminalRun } from '../core/state-machine.js';
 import { pipelineVersionHash } from '../core/validate.js';
-import { Ajv } from 'ajv';
+import type { Ajv } from 'ajv';
+import { ajvPackage } from '../core/lazy-packages.js';
 import { DEFAULT_INLINE_LIMIT, type ArtifactStore } from '../artifacts/artifact-store.js';
 import { openArtifactStore } from '../artifacts/open-artifact-store.js';
 import type { StepRegistry } from '../steps/step-type.js';
@@ -93,7 +94,7 @@ export class Engine {
   private readonly executor: Executor;
   private readonly onError: (err: unknown) => void;
   private readonly inputValidators = new Map<string, ReturnType<Ajv['compile']>>();
-  private readonly ajv = new Ajv({ allErrors: true, strict: false });
+  private readonly ajv: Ajv = new (ajvPackage().Ajv)({ allErrors: true, strict: false });
   private worker: Worker | null = null;
   /** Content-addressed blobs shared by this engine's steps. */
   readonly artifacts: ArtifactStore;

@@ -1,4 +1,5 @@
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { Ajv, ValidateFunction } from 'ajv';
+import { ajvPackage } from '../core/lazy-packages.js';
 import { SluiceError } from '../core/errors.js';
 import type { Step } from '../core/model.js';
 
@@ -57,14 +58,15 @@ export function abortReasonError(reason: unknown): unknown {
 
 /** Checks step outputs against their `output` JSON Schema; compiled schemas are kept per schema object. */
 export class OutputChecker {
-  private readonly ajv = new Ajv({ allErrors: true, strict: false });
+  // Made at the first step with an `output` schema: module-level checkers exist before any engine does.
+  private ajv: Ajv | undefined;
   private readonly validators = new WeakMap<object, ValidateFunction>();
 
   check(step: Step, output: unknown): void {
     if (step.output === null) return;
     let validate = this.validators.get(step.output);
     if (!validate) {
-      validate = this.ajv.compile(step.output);
+      validate = (this.ajv ??= new (ajvPackage().Ajv)({ allErrors: true, strict: false })).compile(step.output);
       this.validators.set(step.output, validate);
     }
     if (!validate(output)) {

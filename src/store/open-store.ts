@@ -4,7 +4,7 @@ import { SluiceError } from '../core/errors.js';
 import type { Store } from './store.js';
 import { maskStoreUrl } from './store-url.js';
 import { storeFailureOf, toStoreError } from './store-errors.js';
-import { PostgresStore } from './postgres/postgres-store.js';
+import { importOptional } from '../optional-package.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 
 /** Default store URL: a SQLite file under the working directory. */
@@ -21,6 +21,8 @@ export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store>
     return openSqlite(path === ':memory:' ? path : resolve(path));
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    // Loaded here, not at import: SQLite users need neither the PostgreSQL store nor `pg` (an optional peer).
+    const { PostgresStore } = await importOptional('pg', `the store ${maskStoreUrl(url)}`, () => import('./postgres/postgres-store.js'));
     const store = new PostgresStore({ url });
     try {
       await store.migrate();

@@ -8,6 +8,7 @@ import { builtinStepTypes } from '../../steps/builtin.js';
 import { looksLikeFile, openEngine, parseInput, printJson, resolvePipeline, type GlobalOptions } from '../context.js';
 import { explainRun, formatExplanations } from '../explain.js';
 import { formatEventLine, LiveProgress } from '../progress.js';
+import { isRichTerminal } from '../terminal.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
 import { runEvals } from '../../evals/run-evals.js';
 import { loadTypedTarget, normalizeLoaded, parseLoadedInput } from '../../define/load-pipelines.js';
@@ -90,7 +91,7 @@ async function resumeRun(engine: Engine, runId: string): Promise<RunRecord> {
 }
 
 async function follow(engine: Engine, run: RunRecord, since: number, opts: RunOptions): Promise<RunRecord | { interrupted: InterruptSignal }> {
-  const live = !opts.json && process.stdout.isTTY === true;
+  const live = !opts.json && isRichTerminal(process.stdout);
   const progress = live ? new LiveProgress(process.stdout, `${run.pipeline} v${run.version}  run ${run.id}`, await engine.store.listSteps(run.id)) : null;
   const onEvent = (e: RunEvent) => {
     if (e.runId !== run.id) return;

@@ -1,14 +1,20 @@
+// The core and the one build used (release, sync), not `quickjs-emscripten`, which installs all four builds.
+import releaseSyncModule from '@jitl/quickjs-wasmfile-release-sync';
 import {
   newQuickJSWASMModuleFromVariant,
   newVariant,
-  RELEASE_SYNC,
   type QuickJSContext,
   type QuickJSHandle,
   type QuickJSRuntime,
+  type QuickJSSyncVariant,
   type QuickJSWASMModule,
-} from 'quickjs-emscripten';
+} from 'quickjs-emscripten-core';
 import type { LogStream } from '../step-type.js';
 import { HOST_LOG_STREAMS, MAX_LOG_LINE_CHARS, MAX_MESSAGE_CHARS, SETUP_FILE, SETUP_SOURCE } from './guest-source.js';
+
+// Node imports the package's ES module build, whose default export is the variant; its typings describe the
+// CommonJS build instead, so TypeScript sees the whole module there.
+const RELEASE_SYNC = releaseSyncModule as unknown as QuickJSSyncVariant;
 
 /**
  * Largest QuickJS stack. QuickJS checks its own stack (in WASM linear memory), but every interpreter frame

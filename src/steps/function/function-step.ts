@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
+import { tsImport } from '../../optional-package.js';
 import { SluiceError } from '../../core/errors.js';
 import type { JsonSchema } from '../../core/model.js';
 import { sha256 } from '../../core/hash.js';

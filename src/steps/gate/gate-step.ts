@@ -1,4 +1,5 @@
-import { Ajv } from 'ajv';
+import type { Ajv } from 'ajv';
+import { ajvPackage } from '../../core/lazy-packages.js';
 import { evaluateCondition } from '../../core/expressions.js';
 import type { ExpressionContext, JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
@@ -32,7 +33,8 @@ export interface GateConfig {
   decide?: Partial<DecisionRules>;
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+// Made at the first gate with a schema, not at import.
+let ajv: Ajv | undefined;
 
 /**
  * `gate`: a supervisor. Validates upstream outputs against a JSON Schema and rule expressions with
@@ -74,7 +76,7 @@ function targetOf(ctx: StepContext, config: GateConfig): unknown {
 
 function checkSchema(ctx: StepContext, config: GateConfig): Failure[] {
   if (!config.schema) return [];
-  const validate = ajv.compile(config.schema);
+  const validate = (ajv ??= new (ajvPackage().Ajv)({ allErrors: true, strict: false })).compile(config.schema);
   if (validate(targetOf(ctx, config))) return [];
   return (validate.errors ?? []).map((e) => ({
     kind: 'schema' as const,

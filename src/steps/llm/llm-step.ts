@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
-import OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming, ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { parseDuration } from '../../core/duration.js';
 import { SluiceError } from '../../core/errors.js';
 import type { JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
-import { captureErrorBodies, toLlmFailure } from './api-failures.js';
+import { importOptional } from '../../optional-package.js';
 import { RateLimiter, type RateTicket } from './rate-limiter.js';
 import {
   createValidatorCache,
@@ -206,7 +205,19 @@ function estimateTokens(plan: LlmPlan): number {
   return Math.ceil(chars * TOKENS_PER_CHAR) + (plan.body.max_tokens ?? 0);
 }
 
+/**
+ * The OpenAI SDK and the failure mapping built on it, loaded at the first call: most programs that import Sluice
+ * run no `llm` step, and `openai` is an optional peer dependency.
+ */
+async function loadClient() {
+  return importOptional('openai', 'the llm step', async () => {
+    const [sdk, failures] = await Promise.all([import('openai'), import('./api-failures.js')]);
+    return { OpenAI: sdk.default, ...failures };
+  });
+}
+
 async function complete(ctx: StepContext, plan: LlmPlan, apiKey: string): Promise<ChatCompletion> {
+  const { OpenAI, captureErrorBodies, toLlmFailure } = await loadClient();
   const capture = captureErrorBodies();
   const client = new OpenAI({ baseURL: plan.baseUrl, apiKey, maxRetries: 0, timeout: plan.timeoutMs, fetch: capture.fetch });
   try {

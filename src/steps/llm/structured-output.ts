@@ -1,5 +1,5 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { ajv2020Package, ajvPackage } from '../../core/lazy-packages.js';
 import { SluiceError } from '../../core/errors.js';
 import { stableStringify } from '../../core/hash.js';
 import type { JsonSchema } from '../../core/model.js';
@@ -59,8 +59,8 @@ function everyObjectClosed(node: unknown): boolean {
 /** Compiles and caches validators by the schema's stable JSON (schemas come from pipeline definitions). */
 export function createValidatorCache() {
   const options = { allErrors: true, strict: false, logger: false } as const;
-  const ajv = new Ajv(options);
-  const ajv2020 = new Ajv2020(options);
+  const ajv = new (ajvPackage().Ajv)(options);
+  const ajv2020 = new (ajv2020Package().Ajv2020)(options);
   const cache = new Map<string, ValidateFunction>();
   return (schema: JsonSchema): ValidateFunction => {
     const key = stableStringify(schema);
