@@ -22,7 +22,8 @@ import { configureSandboxPool } from '../steps/code/sandbox-pool.js';
 import { parseByteSize } from '../steps/code/byte-size.js';
 import { endOrphanedCommands } from '../steps/command/command-registry.js';
 import { endSupervisedCommands } from '../steps/command/supervised-process.js';
-import { Worker, type WorkerOptions } from './worker.js';
+import { logReap, Worker, type WorkerOptions } from './worker.js';
+import { logRunEvents, silentLogger, type EngineLogger } from './engine-log.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -63,6 +64,11 @@ export interface EngineOptions {
    * `SLUICE_MAX_LOG_BYTES` (bytes, or a size such as `20MiB`), else 10 MiB.
    */
   maxLogBytesPerAttempt?: number;
+  /**
+   * Structured logs of the engine (a pino logger fits): failures, retries, lease expiries, reaps, leadership
+   * changes, dead letters, shutdown; errors of background work too, when no `onError` is given. Default: none.
+   */
+  logger?: EngineLogger;
 }
 
 export interface StartRunOptions {
@@ -100,9 +106,13 @@ export class Engine {
   readonly attributeTriggers: AttributeTriggers;
   /** Values visible to steps as `secrets.<NAME>` (also to in-memory executions: simulate, ingest, evals). */
   readonly secrets: Readonly<Record<string, string>>;
+  /** Where the engine logs. Default: nowhere. */
+  readonly logger: EngineLogger;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
+    this.logger = options.logger ?? silentLogger;
+    if (options.logger) this.bus.subscribeBatches((events) => logRunEvents(this.logger, events));
     this.secrets = options.secrets ?? {};
     this.attributeTriggers = new AttributeTriggers(
       {
@@ -119,7 +129,7 @@ export class Engine {
     });
     this.steps = withStepType(options.steps, attributeStep);
     this.clock = options.clock ?? { now: () => Date.now() };
-    this.onError = options.onError ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
+    this.onError = options.onError ?? (options.logger ? (err) => this.logger.error({ err }, 'background work failed') : undefined) ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
     this.artifacts = typeof options.artifacts === 'object' ? options.artifacts : openArtifactStore(options.artifacts ?? options.artifactsDir, { store: this.store });
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
@@ -276,6 +286,7 @@ export class Engine {
     await endOrphanedCommands();
     const result = await this.store.reap(this.clock.now(), isOwnerDead);
     this.bus.publish(result.events);
+    logReap(this.logger, 'this host', result);
   }
 
   /** Listens to events committed by this process. */
@@ -299,6 +310,7 @@ export class Engine {
         now: () => this.clock.now(),
         publish: (events) => this.bus.publish(events),
         onError: this.onError,
+        logger: this.logger,
       },
       { ...(this.maxLogBytesPerAttempt === undefined ? {} : { maxLogBytesPerAttempt: this.maxLogBytesPerAttempt }), ...options },
     );
@@ -313,26 +325,31 @@ export class Engine {
   }
 
   /**
-   * Stops the in-process worker at once (the process was told to stop, by SIGINT or SIGTERM): its steps are
-   * aborted, the processes of its `command` steps are ended (SIGTERM, then SIGKILL after their `kill_grace`) and,
-   * once they are gone, its unfinished attempts are handed back: claimable at once by any worker, the run goes
-   * on where it stopped.
+   * Stops the in-process worker (the process was told to stop, by SIGINT or SIGTERM): it claims nothing more, its
+   * attempts may finish for up to `graceMs` (default: 0, at once), then the rest are aborted, the processes of
+   * their `command` steps are ended (SIGTERM, then SIGKILL after their `kill_grace`) and, once they are gone, the
+   * attempts are handed back: claimable at once by any worker, the run goes on where it stopped. Resolves with
+   * how many attempts were handed back.
    */
-  async interruptWorker(): Promise<void> {
+  async interruptWorker(graceMs = 0): Promise<{ handedBack: number }> {
     const w = this.worker;
     this.worker = null;
-    if (!w) return;
-    await w.stop(0);
+    if (!w) return { handedBack: 0 };
+    await w.stop(graceMs);
     await endSupervisedCommands();
     // The reaper's path, with this worker declared dead: its attempts are re-queued without waiting out the lease.
     // A store with several processes lets one reaper at a time through, so a busy reaper means: try again shortly.
     let held = w.activeCount;
+    let handedBack = 0;
     for (let tries = 0; held > 0 && tries < HAND_BACK_TRIES; tries += 1) {
       if (tries > 0) await new Promise((r) => setTimeout(r, HAND_BACK_RETRY_MS));
       const result = await this.store.reap(this.clock.now(), (owner) => owner === w.owner);
       this.bus.publish(result.events);
       held -= result.expired;
+      handedBack += result.expired;
     }
+    if (held > 0) this.logger.warn({ owner: w.owner, attempts: held }, 'attempts not handed back; another worker takes them over when their lease expires');
+    return { handedBack };
   }
 
   /**

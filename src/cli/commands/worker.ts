@@ -4,13 +4,17 @@ import { maskStoreUrl } from '../../store/store-url.js';
 import { positiveInt } from './run.js';
 import { EvalScheduler } from '../../evals/eval-scheduler.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
+import { createCommandLogger } from '../log.js';
+import { loggedShutdown, parseGrace, untilSignal } from '../shutdown.js';
 
 /**
  * `sluice worker`: claims and executes attempts of every run in the store until SIGINT/SIGTERM. After a run it
  * finished succeeds, the pipeline's evals run again (summary on stderr).
  */
-export async function workerCommand(opts: GlobalOptions & { concurrency?: string }): Promise<number> {
-  const engine = await openEngine(opts);
+export async function workerCommand(opts: GlobalOptions & { concurrency?: string; grace?: string }): Promise<number> {
+  const graceMs = parseGrace(opts.grace);
+  const logger = createCommandLogger('info');
+  const engine = await openEngine(opts, { logger });
   const concurrency = opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, '--concurrency');
   // On a store shared by several processes (PostgreSQL), one worker leads: it reaps expired leases.
   const onLeadership = (leading: boolean) => process.stderr.write(`sluice worker ${worker.owner} ${leading ? 'leads' : 'no longer leads'}\n`);
@@ -21,12 +25,14 @@ export async function workerCommand(opts: GlobalOptions & { concurrency?: string
   });
   evals.start();
   process.stderr.write(`sluice worker ${worker.owner} on ${maskStoreUrl(engine.store.url)}\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  logger.info({ owner: worker.owner, concurrency: concurrency ?? 16, grace_ms: graceMs }, 'worker started');
+  const signal = await untilSignal();
+  await loggedShutdown(logger, { signal, owner: worker.owner, grace_ms: graceMs, running: worker.activeCount }, async () => {
+    await evals.stop();
+    const { handedBack } = await engine.interruptWorker(graceMs);
+    await engine.close();
+    return { handed_back: handedBack };
   });
-  await evals.stop();
-  await engine.close();
   return 0;
 }
 
