@@ -14,12 +14,17 @@ export function parseGrace(value: string | undefined): number {
   }
 }
 
-/** Resolves with the name of the first SIGINT or SIGTERM the process receives. */
+/**
+ * Resolves with the name of the first SIGINT or SIGTERM the process receives. A second one exits at once (code
+ * 130 or 143): whatever is still running is then left to lease expiry.
+ */
 export function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
+    let received = false;
+    // The listeners stay: removing them would let a second signal kill the process before its last log line.
     const on = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
+      if (received) process.exit(signal === 'SIGINT' ? 130 : 143);
+      received = true;
       resolve(signal);
     };
     process.on('SIGINT', on);

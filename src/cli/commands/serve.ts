@@ -32,6 +32,8 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
   const host = opts.host ?? '127.0.0.1';
   const workers = opts.workers === undefined ? 16 : nonNegativeInt(opts.workers, '--workers');
   const graceMs = parseGrace(opts.grace);
+  // Listening before any attempt is claimed: a signal that comes right after the first claim is a shutdown too.
+  const stopping = untilSignal();
   // One logger for the engine and the HTTP server: JSON lines on stderr, request URLs without `?token=`.
   const logger = createCommandLogger('info', requestSerializers);
   const engine = await openEngine(opts, { logger });
@@ -52,7 +54,7 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
     await cron?.start();
     const address = await app.listen({ port, host });
     process.stderr.write(`sluice serve on ${address} (store ${maskStoreUrl(engine.store.url)}, workers ${workers})\n`);
-    const signal = await untilSignal();
+    const signal = await stopping;
     await loggedShutdown(logger, { signal, grace_ms: graceMs }, async () => {
       cron?.stop();
       await app.close();

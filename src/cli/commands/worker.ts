@@ -13,6 +13,8 @@ import { loggedShutdown, parseGrace, untilSignal } from '../shutdown.js';
  */
 export async function workerCommand(opts: GlobalOptions & { concurrency?: string; grace?: string }): Promise<number> {
   const graceMs = parseGrace(opts.grace);
+  // Listening before any attempt is claimed: a signal that comes right after the first claim is a shutdown too.
+  const stopping = untilSignal();
   const logger = createCommandLogger('info');
   const engine = await openEngine(opts, { logger });
   const concurrency = opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, '--concurrency');
@@ -26,7 +28,7 @@ export async function workerCommand(opts: GlobalOptions & { concurrency?: string
   evals.start();
   process.stderr.write(`sluice worker ${worker.owner} on ${maskStoreUrl(engine.store.url)}\n`);
   logger.info({ owner: worker.owner, concurrency: concurrency ?? 16, grace_ms: graceMs }, 'worker started');
-  const signal = await untilSignal();
+  const signal = await stopping;
   await loggedShutdown(logger, { signal, owner: worker.owner, grace_ms: graceMs, running: worker.activeCount }, async () => {
     await evals.stop();
     const { handedBack } = await engine.interruptWorker(graceMs);
