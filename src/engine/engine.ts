@@ -24,6 +24,9 @@ import { endOrphanedCommands } from '../steps/command/command-registry.js';
 import { endSupervisedCommands } from '../steps/command/supervised-process.js';
 import { logReap, Worker, type WorkerOptions } from './worker.js';
 import { logRunEvents, silentLogger, type EngineLogger } from './engine-log.js';
+import { RunTracing } from './run-tracing.js';
+import { tracerFromEnv, tracingEnabled, type RunTracer } from '../telemetry/tracing.js';
+import { formatTraceParent, parseTraceParent } from '../telemetry/trace-context.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -69,6 +72,11 @@ export interface EngineOptions {
    * changes, dead letters, shutdown; errors of background work too, when no `onError` is given. Default: none.
    */
   logger?: EngineLogger;
+  /**
+   * OpenTelemetry tracing: a trace per run, a span per step attempt. Default: on when the standard `OTEL_*`
+   * variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_TRACES_EXPORTER`), else off and the SDK not loaded.
+   */
+  tracer?: RunTracer | false;
 }
 
 export interface StartRunOptions {
@@ -82,6 +90,11 @@ export interface StartRunOptions {
   /** Bypass the step cache. */
   force?: boolean;
   maxParallel?: number;
+  /**
+   * The W3C `traceparent` of the caller (an HTTP request, an event): the run's spans join its trace. A malformed
+   * value is ignored, as the W3C spec says. Default: none (the run's trace id is derived from its id).
+   */
+  traceparent?: string;
 }
 
 /**
@@ -108,6 +121,8 @@ export class Engine {
   readonly secrets: Readonly<Record<string, string>>;
   /** Where the engine logs. Default: nowhere. */
   readonly logger: EngineLogger;
+  /** Spans of runs and attempts, when tracing is on. */
+  private readonly tracing: RunTracing | undefined;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -134,6 +149,7 @@ export class Engine {
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
     this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt ?? logLimitFromEnv();
+    this.tracing = this.startTracing(options.tracer);
     this.executor = new Executor({
       store: this.store,
       steps: this.steps,
@@ -142,7 +158,17 @@ export class Engine {
       secrets: this.secrets,
       now: () => this.clock.now(),
       log: (attempt, stream, line) => this.worker?.log(attempt, stream, line),
+      ...(this.tracing ? { tracing: this.tracing } : {}),
     });
+  }
+
+  /** Tracing as `tracer` (or the environment) asks; the SDK is imported only when it is on. */
+  private startTracing(tracer: RunTracer | false | undefined): RunTracing | undefined {
+    if (tracer === false || (tracer === undefined && !tracingEnabled())) return undefined;
+    const loaded = tracer === undefined ? tracerFromEnv() : Promise.resolve(tracer);
+    const tracing = new RunTracing(loaded, this.store, (err) => this.onError(err));
+    this.bus.subscribeBatches((events) => tracing.runsEnded(events));
+    return tracing;
   }
 
   /**
@@ -184,6 +210,7 @@ export class Engine {
         ...(selection === undefined ? {} : { selection }),
         ...(o.force === undefined ? {} : { force: o.force }),
         ...(o.maxParallel === undefined ? {} : { maxParallel: o.maxParallel }),
+        ...traceparentOf(o),
       };
     });
     if (stored.definition.steps.some((s) => s.concurrencyKey !== null)) await this.renderKeys(stored, requests);
@@ -408,6 +435,7 @@ export class Engine {
   async close(): Promise<void> {
     await this.attributeTriggers.flush().catch((err) => this.onError(err));
     await this.stopWorker();
+    await this.tracing?.shutdown().catch((err) => this.onError(err));
     await this.store.close();
   }
 }
@@ -447,6 +475,12 @@ function logLimitFromEnv(): number | undefined {
   } catch (err) {
     throw new SluiceError('VALIDATION_FAILED', `SLUICE_MAX_LOG_BYTES: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/** The run's `traceparent` in its normal form, when the caller's is well formed. */
+function traceparentOf(o: StartRunOptions): { traceparent?: string } {
+  const parsed = parseTraceParent(o.traceparent);
+  return parsed ? { traceparent: formatTraceParent(parsed) } : {};
 }
 
 /** Stores keep a run's priority in a 32-bit integer column. */

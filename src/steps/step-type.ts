@@ -33,6 +33,11 @@ export interface StepContext {
   /** Per-minute budgets shared by every worker of the store (an LLM provider's rpm/tpm); absent outside the engine. */
   rateLimit?: SharedRateLimit;
   /** The run was started with `force`: nothing is reused (the step cache, an attribute pipeline's input hashes). */
+  /**
+   * The W3C `traceparent` of this attempt's span, when tracing is on: `http` and `llm` steps send it as a header,
+   * `command` steps as `TRACEPARENT` in the process environment. Default: none.
+   */
+  traceparent?: string;
   force?: boolean;
 }
 

@@ -66,6 +66,7 @@ import { SqliteDatasets } from './datasets.js';
 import { SqliteAttributeValues } from './attribute-values.js';
 import { SqliteEvals } from './evals.js';
 import { listRunsStatement } from './run-list.js';
+import { RUN_TRACE_SQL } from './run-traces.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
@@ -582,6 +583,7 @@ export class SqliteStore implements Store {
     const keys = runConcurrencyKeys(p.definition, req.concurrencyKeys);
     if (keys !== null) this.stmt('setRunConcurrencyKeys').run({ id: row.id, keys });
     if (requestHash !== null) this.stmt('setIdempotencyHash').run({ id: row.id, hash: requestHash });
+    if (req.traceparent !== undefined) this.prepared(RUN_TRACE_SQL.set).run({ id: row.id, traceparent: req.traceparent });
     const events: RunEvent[] = [];
     const run: RunRow = { ...row, status: 'queued', failed: 0, error: null, started_at: null, finished_at: null };
     this.remember(run);
@@ -605,6 +607,17 @@ export class SqliteStore implements Store {
   async getRun(id: string): Promise<RunRecord | undefined> {
     const row = this.stmt('run').get({ id }) as RunRow | undefined;
     return row ? toRunRecord(row) : undefined;
+  }
+
+  async runTraceparent(runId: string): Promise<string | null> {
+    return (this.prepared(RUN_TRACE_SQL.get).get({ id: runId }) as { traceparent: string | null } | undefined)?.traceparent ?? null;
+  }
+
+  /** A statement prepared once per store. */
+  private prepared(sql: string): Database.Statement {
+    let statement = this.stmts.get(sql);
+    if (!statement) this.stmts.set(sql, (statement = this.db.prepare(sql)));
+    return statement;
   }
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
