@@ -3,7 +3,7 @@ import { withRedactedRequests } from './log-redaction.js';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Engine } from '../engine/engine.js';
 import { EvalScheduler, type EvalSchedulerOptions } from '../evals/eval-scheduler.js';
@@ -83,7 +83,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   // `__proto__` keys are parsed as plain data and refused, with their path, by assertBodyShape.
   const logging = options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: withRedactedRequests(options.logger ?? false) };
   // Probes (/healthz, /readyz, /metrics) are answered every few seconds: they are logged at debug, below.
-  const app = Fastify({ ...logging, disableRequestLogging: (req) => isProbe(req.url), bodyLimit, forceCloseConnections: true, onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
+  const app = Fastify({ ...logging, logController: new LogController({ disableRequestLogging: (req: { url?: string }) => isProbe(req.url) }), bodyLimit, forceCloseConnections: true, onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
   const live = new LiveEvents(options.engine, { pollMs: options.pollMs ?? 250, onError: (err) => app.log.warn({ err }, 'event poll failed') });
   const ctx: ServerContext = {
     engine: options.engine,
