@@ -11,7 +11,7 @@ import type { ApiRole, ApiToken } from '../store/store.js';
 import { Authenticator, roleFor, type AuthMode } from './auth.js';
 import { assertBodyShape, HttpError, sendError } from './http-errors.js';
 import { LiveEvents } from './live-events.js';
-import { Metrics } from './metrics.js';
+import { Metrics, type MetricsOptions } from './metrics.js';
 import { RunBatcher } from './run-batcher.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
 import { registerEvalRoutes } from './routes/evals.js';
@@ -43,6 +43,8 @@ export interface ServerOptions {
   evals?: EvalSchedulerOptions;
   /** Folder of the built dashboard served at `/`; false serves none. Default: the package's `dist/web`. */
   webRoot?: string | false;
+  /** Bounds of the metrics' label sets. Default: 200 pipelines, 100 steps per pipeline (more count as `other`). */
+  metrics?: MetricsOptions;
 }
 
 /** What route modules share. */
@@ -88,7 +90,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const ctx: ServerContext = {
     engine: options.engine,
     live,
-    metrics: new Metrics(),
+    metrics: new Metrics(options.engine.store, () => options.engine.clock.now(), options.metrics),
     auth: new Authenticator(options.engine.store, options.auth ?? 'auto'),
     batcher: new RunBatcher(options.engine),
     heartbeatMs: options.heartbeatMs ?? 15_000,
@@ -111,7 +113,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   });
   // Before schema checks and handlers, which walk bodies recursively: a too-deep body gets a 400 naming where.
   app.addHook('preValidation', async (request) => assertBodyShape(request.body));
-  app.addHook('onResponse', async (_request, reply) => ctx.metrics.countRequest(reply.statusCode));
+  app.addHook('onResponse', async (request, reply) => ctx.metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000));
   app.addHook('onResponse', async (request) => closeRefusedUpgrade(request.raw));
   app.addHook('onResponse', async (request, reply) => {
     if (isProbe(request.url)) request.log.debug({ req: request, res: reply, responseTime: reply.elapsedTime }, 'probe answered');

@@ -152,6 +152,11 @@ export interface Store extends AttributeValueStore, EvalStore {
   latestEventId?(): Promise<number>;
   /** Attempts queued and available now or later (not held by a paused run). */
   queueDepth?(): Promise<number>;
+  /**
+   * Optional: attempts queued per pipeline (pipelines with none are left out), and when the oldest of them that
+   * is ready (not delayed) became claimable, epoch ms (null when all are delayed).
+   */
+  queueStats?(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>>;
   /** Optional: the W3C `traceparent` a run was started with, null when none (or no such run). */
   runTraceparent?(runId: string): Promise<string | null>;
   /**

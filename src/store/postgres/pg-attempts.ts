@@ -442,11 +442,11 @@ export async function recordFailure(tx: Tx, run: RunRow, step: string, number: n
     const [row] = await sql<{ attempts: number; force: number; feedback: string | null }>(client, 'failStep', [run.id, step, 'retrying', errorText, now]);
     const delay = r.retryDelayMs ?? 0;
     await t.insertAttempt(run, step, row!.attempts, now, now + delay, def?.priority ?? 0, row!.force === 1, row!.feedback);
-    t.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row!.attempts, delay_ms: delay, error: errorData });
+    t.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row!.attempts, delay_ms: delay, error: errorData, duration_ms: r.processingMs });
     return;
   }
   await sql(client, 'failStep', [run.id, step, 'failed', errorText, now]);
-  t.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData });
+  t.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData, duration_ms: r.processingMs });
   if (def?.onFailure === 'continue') await t.settle(events, run, step, now);
   else await t.abort(events, run, step, now);
 }

@@ -67,6 +67,7 @@ import { SqliteAttributeValues } from './attribute-values.js';
 import { SqliteEvals } from './evals.js';
 import { listRunsStatement } from './run-list.js';
 import { RUN_TRACE_SQL } from './run-traces.js';
+import { QUEUE_STATS_SQL } from './queue-stats.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
@@ -609,6 +610,11 @@ export class SqliteStore implements Store {
     return row ? toRunRecord(row) : undefined;
   }
 
+  async queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>> {
+    const rows = this.prepared(QUEUE_STATS_SQL).all({ now }) as Array<{ pipeline: string; depth: number; oldest_ready_at: number | null }>;
+    return rows.map((r) => ({ pipeline: r.pipeline, depth: r.depth, oldestReadyAt: r.oldest_ready_at }));
+  }
+
   async runTraceparent(runId: string): Promise<string | null> {
     return (this.prepared(RUN_TRACE_SQL.get).get({ id: runId }) as { traceparent: string | null } | undefined)?.traceparent ?? null;
   }
@@ -942,11 +948,11 @@ export class SqliteStore implements Store {
       const row = this.stmt('failStep').get({ run_id: run.id, name: step, status: 'retrying', error: errorText, now }) as { attempts: number; force: number; feedback: string | null };
       const delay = r.retryDelayMs ?? 0;
       this.transitions.insertAttempt(run, step, row.attempts, now, now + delay, def?.priority ?? 0, row.force === 1, row.feedback);
-      this.transitions.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row.attempts, delay_ms: delay, error: errorData });
+      this.transitions.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row.attempts, delay_ms: delay, error: errorData, duration_ms: r.processingMs });
       return;
     }
     this.stmt('failStep').get({ run_id: run.id, name: step, status: 'failed', error: errorText, now });
-    this.transitions.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData });
+    this.transitions.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData, duration_ms: r.processingMs });
     if (def?.onFailure === 'continue') this.transitions.settle(events, run, step, now);
     else this.transitions.abort(events, run, step, now);
   }
