@@ -41,3 +41,5 @@ import { builtinStepTypes } from './steps/builtin.js';
 export function createEngine(options: Omit<EngineOptions, 'steps'> & { steps?: EngineOptions['steps'] }): Engine {
   return new Engine({ ...options, steps: options.steps ?? builtinStepTypes() });
 }
+export type { EngineLogger } from './engine/engine-log.js';
+export { tracerFromEnv, tracingEnabled, type RunTracer } from './telemetry/tracing.js';

@@ -61,7 +61,6 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  process.env['OTEL_EXPORTER_OTLP_PROTOCOL'] = 'http/json';
   process.env['OTEL_BSP_SCHEDULE_DELAY'] = '50';
   chat = await startChatServer();
   probe = await startProbeServer();
