@@ -31,8 +31,8 @@ interface Worker {
 }
 
 /** Starts `sluice worker`; TMPDIR (where the machine-wide record of command process groups lives) is the test's own. */
-function startWorker(store: string, args: string[], env: Record<string, string>): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), '--store', store, 'worker', ...args], {
+function startWorker(store: string, args: string[], env: Record<string, string>, verb = 'worker'): Worker {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), '--store', store, verb, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -95,6 +95,21 @@ describe('sluice worker logs and shutdown', () => {
     expect(lines.find((l) => l['msg'] === 'shutdown started')).toMatchObject({ level: 30, signal: 'SIGTERM', grace_ms: 300, running: 1 });
     expect(lines.find((l) => l['msg'] === 'shutdown finished')).toMatchObject({ level: 30, handed_back: 1 });
     // Handed back, not left running until its 30 s lease expires: queued for its next attempt now.
+    const [step] = await engine.store.listSteps(run.id);
+    expect(step).toMatchObject({ name: 'work', status: 'queued', attempts: 2 });
+  }, 60_000);
+
+  it('sluice serve: on SIGTERM logs the shutdown and hands the attempt still running after --grace back at once', async () => {
+    const { store, engine, dir } = await setUp('slow', { with: { run: 'sleep 60' } });
+    const { run } = await engine.startRun('slow');
+    const server = startWorker(store, ['--port', '0', '--grace', '300ms'], { TMPDIR: dir }, 'serve');
+    await waitFor('the step to run', async () => (await engine.store.listSteps(run.id)).find((s) => s.status === 'running'), 45_000);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+
+    const lines = server.lines();
+    expect(lines.find((l) => l['msg'] === 'shutdown started')).toMatchObject({ level: 30, signal: 'SIGTERM', grace_ms: 300 });
+    expect(lines.find((l) => l['msg'] === 'shutdown finished')).toMatchObject({ level: 30, handed_back: 1 });
     const [step] = await engine.store.listSteps(run.id);
     expect(step).toMatchObject({ name: 'work', status: 'queued', attempts: 2 });
   }, 60_000);
