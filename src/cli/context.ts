@@ -32,7 +32,7 @@ export function secretsFromEnv(env: NodeJS.ProcessEnv = process.env): Record<str
  */
 export async function openEngine(opts: GlobalOptions, extra: Pick<EngineOptions, 'logger'> = {}): Promise<Engine> {
   const url = storeUrl(opts);
-  const logger = extra.logger ?? (logLevel('silent') === 'silent' ? undefined : createCommandLogger('silent'));
+  const logger = extra.logger ?? (logLevel('silent') === 'silent' ? undefined : await createCommandLogger('silent'));
   const store = await openStore(url);
   const prices = llmPricesFromEnv();
   try {

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { SluiceError } from '../core/errors.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -20,6 +20,9 @@ export function logLevel(fallback: string, env: NodeJS.ProcessEnv = process.env)
  * `info` for the long-running `serve` and `worker`, `silent` for the others, which report on the terminal
  * themselves.
  */
-export function createCommandLogger(fallback: string, serializers: Record<string, (value: any) => unknown> = {}): Logger {
-  return pino({ level: logLevel(fallback), serializers }, pino.destination({ fd: 2, sync: true }));
+export async function createCommandLogger(fallback: string, serializers: Record<string, (value: any) => unknown> = {}): Promise<Logger> {
+  const level = logLevel(fallback);
+  // Loaded only by a command that logs: the others start without it.
+  const { pino } = await import('pino');
+  return pino({ level, serializers }, pino.destination({ fd: 2, sync: true }));
 }

@@ -11,7 +11,7 @@ import type { ApiRole, ApiToken } from '../store/store.js';
 import { Authenticator, roleFor, type AuthMode } from './auth.js';
 import { assertBodyShape, HttpError, sendError } from './http-errors.js';
 import { LiveEvents } from './live-events.js';
-import { Metrics, type MetricsOptions } from './metrics.js';
+import type { Metrics, MetricsOptions } from './metrics.js';
 import { RunBatcher } from './run-batcher.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
 import { registerEvalRoutes } from './routes/evals.js';
@@ -90,7 +90,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const ctx: ServerContext = {
     engine: options.engine,
     live,
-    metrics: new Metrics(options.engine.store, () => options.engine.clock.now(), options.metrics),
+    metrics: new (await loadMetrics())(options.engine.store, () => options.engine.clock.now(), options.metrics),
     auth: new Authenticator(options.engine.store, options.auth ?? 'auto'),
     batcher: new RunBatcher(options.engine),
     heartbeatMs: options.heartbeatMs ?? 15_000,
@@ -146,6 +146,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     app.addHook('onClose', async () => evals.stop());
   }
   return app;
+}
+
+/** The metrics module, loaded with the first server: prom-client costs a program that only uses the library nothing. */
+async function loadMetrics(): Promise<typeof Metrics> {
+  return (await import('./metrics.js')).Metrics;
 }
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics']);

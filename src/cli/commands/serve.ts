@@ -35,7 +35,7 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
   // Listening before any attempt is claimed: a signal that comes right after the first claim is a shutdown too.
   const stopping = untilSignal();
   // One logger for the engine and the HTTP server: JSON lines on stderr, request URLs without `?token=`.
-  const logger = createCommandLogger('info', requestSerializers);
+  const logger = await createCommandLogger('info', requestSerializers);
   const engine = await openEngine(opts, { logger });
   const auth: AuthMode = opts.auth ? 'on' : 'auto';
   const app = await createServer({

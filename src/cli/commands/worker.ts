@@ -15,7 +15,7 @@ export async function workerCommand(opts: GlobalOptions & { concurrency?: string
   const graceMs = parseGrace(opts.grace);
   // Listening before any attempt is claimed: a signal that comes right after the first claim is a shutdown too.
   const stopping = untilSignal();
-  const logger = createCommandLogger('info');
+  const logger = await createCommandLogger('info');
   const engine = await openEngine(opts, { logger });
   const concurrency = opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, '--concurrency');
   // On a store shared by several processes (PostgreSQL), one worker leads: it reaps expired leases.
