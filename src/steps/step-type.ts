@@ -169,6 +169,8 @@ export interface SpawnRequest {
   /** Name of the pipeline to run (its latest version). */
   pipeline: string;
   input: unknown;
+  /** The spawning attempt's span: the child run joins the parent's trace under it. Default: none. */
+  traceparent?: string;
 }
 
 export interface RewindRequest {

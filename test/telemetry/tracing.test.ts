@@ -163,4 +163,23 @@ describe('tracing over OTLP/HTTP', () => {
     expect(Object.keys(byStep).sort()).toEqual(['after', 'before', 'ok']);
     for (const s of Object.values(byStep)) expect(s).toMatchObject({ traceId: runSpan.traceId, parentSpanId: runSpan.spanId });
   }, 60_000);
+
+  it('puts a child run started by a pipeline step in its parent\'s trace, under the spawning attempt', async () => {
+    const engine = await openEngine(tempDb());
+    await engine.registerPipeline(normalizePipeline({ name: 'child', steps: { inner: { uses: 'command', with: { run: 'true' } } } }, { stepTypes: engine.steps }));
+    await engine.registerPipeline(normalizePipeline({ name: 'parent', steps: { call: { uses: 'pipeline', with: { pipeline: 'child' } } } }, { stepTypes: engine.steps }));
+    engine.startWorker();
+    const { run } = await engine.startRun('parent');
+    expect((await engine.waitForRun(run.id)).status).toBe('succeeded');
+    const childId = ((await engine.store.listSteps(run.id))[0]?.output as { child_run: string }).child_run;
+    await engine.close();
+
+    const parentRun = spans.find((s) => s.name === 'run parent' && s.attributes['sluice.run.id'] === run.id)!;
+    const call = spans.find((s) => s.attributes['sluice.run.id'] === run.id && s.attributes['sluice.step'] === 'call')!;
+    const childRun = spans.find((s) => s.name === 'run child' && s.attributes['sluice.run.id'] === childId)!;
+    const inner = spans.find((s) => s.attributes['sluice.run.id'] === childId && s.attributes['sluice.step'] === 'inner')!;
+    expect(call).toMatchObject({ traceId: parentRun.traceId, parentSpanId: parentRun.spanId });
+    expect(childRun).toMatchObject({ traceId: parentRun.traceId, parentSpanId: call.spanId });
+    expect(inner).toMatchObject({ traceId: parentRun.traceId, parentSpanId: childRun.spanId });
+  }, 60_000);
 });

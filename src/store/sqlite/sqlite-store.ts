@@ -885,7 +885,8 @@ export class SqliteStore implements Store {
       this.recordFailure(run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events);
       return;
     }
-    const created = this.createRun({ pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step } }, now);
+    const traced = request.traceparent === undefined ? {} : { traceparent: request.traceparent };
+    const created = this.createRun({ pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step }, ...traced }, now);
     this.stmt('setStepOutput').run({ run_id: run.id, name: step, output: JSON.stringify({ child_run: created.run.id }) });
     events.push(...created.events);
   }
