@@ -44,3 +44,5 @@ export function createEngine(options: Omit<EngineOptions, 'steps'> & { steps?: E
   return new Engine({ ...options, steps: options.steps ?? builtinStepTypes() });
 }
 export * from './define/index.js';
+export type { EngineLogger } from './engine/engine-log.js';
+export { tracerFromEnv, tracingEnabled, type RunTracer } from './telemetry/tracing.js';

@@ -3,7 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { SluiceError } from '../core/errors.js';
 import { loadPipelineFile } from '../core/load-pipeline.js';
-import { Engine } from '../engine/engine.js';
+import { Engine, type EngineOptions } from '../engine/engine.js';
+import { createCommandLogger, logLevel } from './log.js';
 import { builtinStepTypes, type ModelPrice } from '../steps/builtin.js';
 import { DEFAULT_STORE_URL, openStore } from '../store/open-store.js';
 import type { StoredPipeline } from '../store/store.js';
@@ -26,13 +27,17 @@ export function secretsFromEnv(env: NodeJS.ProcessEnv = process.env): Record<str
   return out;
 }
 
-/** Opens the store and an engine on it; the caller closes the engine. */
-export async function openEngine(opts: GlobalOptions): Promise<Engine> {
+/**
+ * Opens the store and an engine on it; the caller closes the engine. The engine logs (JSON lines on stderr) at
+ * `SLUICE_LOG_LEVEL`; unless `extra` brings its own logger, a command logs nothing when that is unset.
+ */
+export async function openEngine(opts: GlobalOptions, extra: Pick<EngineOptions, 'logger'> = {}): Promise<Engine> {
   const url = storeUrl(opts);
+  const logger = extra.logger ?? (logLevel('silent') === 'silent' ? undefined : await createCommandLogger('silent'));
   const store = await openStore(url);
   const prices = llmPricesFromEnv();
   try {
-    return new Engine({ store, steps: builtinStepTypes(prices ? { llm: { prices } } : {}), secrets: secretsFromEnv(), artifacts: artifactsSetting(url) });
+    return new Engine({ store, steps: builtinStepTypes(prices ? { llm: { prices } } : {}), secrets: secretsFromEnv(), artifacts: artifactsSetting(url), ...(logger ? { logger } : {}) });
   } catch (err) {
     // A bad SLUICE_ARTIFACTS is refused before anything runs; the store's connections go with it.
     await store.close();

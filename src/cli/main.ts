@@ -139,6 +139,7 @@ export function buildProgram(): Command {
     .description('execute queued attempts of every run until stopped')
     .option('--concurrency <n>', 'attempts at once', '16')
     .option('--load <file>', 'register and run the pipelines a JS/TS module exports (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--grace <duration>', 'on SIGTERM/SIGINT, how long running attempts may finish before they are handed back', '10s')
     .action(action((opts) => workerCommand(opts)));
   program
     .command('serve')
@@ -151,6 +152,7 @@ export function buildProgram(): Command {
     .option('--no-cron', 'do not fire cron triggers (nor the nightly evals) in this process')
     .option('--evals-cron <pattern>', "when every pipeline's evals run again ('off' for never)", '0 3 * * *')
     .option('--load <file>', 'register and run the pipelines a JS/TS module exports (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--grace <duration>', 'on SIGTERM/SIGINT, how long running attempts may finish before they are handed back', '10s')
     .action(action((opts) => serveCommand(opts)));
   const token = program.command('token').description('API tokens');
   token.command('list').description('every token: id, name, role, created, expires, revoked (never the token itself)').action(action((opts) => tokenListCommand(opts)));

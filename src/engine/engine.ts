@@ -23,10 +23,14 @@ import { configureSandboxPool } from '../steps/code/sandbox-pool.js';
 import { parseByteSize } from '../steps/code/byte-size.js';
 import { endOrphanedCommands } from '../steps/command/command-registry.js';
 import { endSupervisedCommands } from '../steps/command/supervised-process.js';
-import { Worker, type WorkerOptions } from './worker.js';
 import { isTypedPipeline, type PipelineInput, type PipelineOutput, type TypedPipeline } from '../define/pipeline-builder.js';
 import { codePipelineSource } from '../define/load-pipelines.js';
 import { runTypedPipeline, type RunPipelineOptions } from '../define/run-pipeline.js';
+import { logReap, Worker, type WorkerOptions } from './worker.js';
+import { logRunEvents, silentLogger, type EngineLogger } from './engine-log.js';
+import { RunTracing } from './run-tracing.js';
+import { tracerFromEnv, tracingEnabled, type RunTracer } from '../telemetry/tracing.js';
+import { formatTraceParent, parseTraceParent } from '../telemetry/trace-context.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -67,6 +71,16 @@ export interface EngineOptions {
    * `SLUICE_MAX_LOG_BYTES` (bytes, or a size such as `20MiB`), else 10 MiB.
    */
   maxLogBytesPerAttempt?: number;
+  /**
+   * Structured logs of the engine (a pino logger fits): failures, retries, lease expiries, reaps, leadership
+   * changes, dead letters, shutdown; errors of background work too, when no `onError` is given. Default: none.
+   */
+  logger?: EngineLogger;
+  /**
+   * OpenTelemetry tracing: a trace per run, a span per step attempt. Default: on when the standard `OTEL_*`
+   * variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_TRACES_EXPORTER`), else off and the SDK not loaded.
+   */
+  tracer?: RunTracer | false;
 }
 
 export interface StartRunOptions {
@@ -80,6 +94,11 @@ export interface StartRunOptions {
   /** Bypass the step cache. */
   force?: boolean;
   maxParallel?: number;
+  /**
+   * The W3C `traceparent` of the caller (an HTTP request, an event): the run's spans join its trace. A malformed
+   * value is ignored, as the W3C spec says. Default: none (the run's trace id is derived from its id).
+   */
+  traceparent?: string;
 }
 
 /**
@@ -104,9 +123,15 @@ export class Engine {
   readonly attributeTriggers: AttributeTriggers;
   /** Values visible to steps as `secrets.<NAME>` (also to in-memory executions: simulate, ingest, evals). */
   readonly secrets: Readonly<Record<string, string>>;
+  /** Where the engine logs. Default: nowhere. */
+  readonly logger: EngineLogger;
+  /** Spans of runs and attempts, when tracing is on. */
+  private readonly tracing: RunTracing | undefined;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
+    this.logger = options.logger ?? silentLogger;
+    if (options.logger) this.bus.subscribeBatches((events) => logRunEvents(this.logger, events));
     this.secrets = options.secrets ?? {};
     this.attributeTriggers = new AttributeTriggers(
       {
@@ -123,11 +148,12 @@ export class Engine {
     });
     this.steps = withStepType(options.steps, attributeStep);
     this.clock = options.clock ?? { now: () => Date.now() };
-    this.onError = options.onError ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
+    this.onError = options.onError ?? (options.logger ? (err) => this.logger.error({ err }, 'background work failed') : undefined) ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
     this.artifacts = typeof options.artifacts === 'object' ? options.artifacts : openArtifactStore(options.artifacts ?? options.artifactsDir, { store: this.store });
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
     this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt ?? logLimitFromEnv();
+    this.tracing = this.startTracing(options.tracer);
     this.executor = new Executor({
       store: this.store,
       steps: this.steps,
@@ -136,7 +162,17 @@ export class Engine {
       secrets: this.secrets,
       now: () => this.clock.now(),
       log: (attempt, stream, line) => this.worker?.log(attempt, stream, line),
+      ...(this.tracing ? { tracing: this.tracing } : {}),
     });
+  }
+
+  /** Tracing as `tracer` (or the environment) asks; the SDK is imported only when it is on. */
+  private startTracing(tracer: RunTracer | false | undefined): RunTracing | undefined {
+    if (tracer === false || (tracer === undefined && !tracingEnabled())) return undefined;
+    const loaded = tracer === undefined ? tracerFromEnv() : Promise.resolve(tracer);
+    const tracing = new RunTracing(loaded, this.store, (err) => this.onError(err));
+    this.bus.subscribeBatches((events) => tracing.runsEnded(events));
+    return tracing;
   }
 
   /**
@@ -192,6 +228,7 @@ export class Engine {
         ...(selection === undefined ? {} : { selection }),
         ...(o.force === undefined ? {} : { force: o.force }),
         ...(o.maxParallel === undefined ? {} : { maxParallel: o.maxParallel }),
+        ...traceparentOf(o),
       };
     });
     if (stored.definition.steps.some((s) => s.concurrencyKey !== null)) await this.renderKeys(stored, requests);
@@ -294,6 +331,7 @@ export class Engine {
     await endOrphanedCommands();
     const result = await this.store.reap(this.clock.now(), isOwnerDead);
     this.bus.publish(result.events);
+    logReap(this.logger, 'this host', result);
   }
 
   /** Listens to events committed by this process. */
@@ -317,6 +355,7 @@ export class Engine {
         now: () => this.clock.now(),
         publish: (events) => this.bus.publish(events),
         onError: this.onError,
+        logger: this.logger,
       },
       { ...(this.maxLogBytesPerAttempt === undefined ? {} : { maxLogBytesPerAttempt: this.maxLogBytesPerAttempt }), ...options },
     );
@@ -331,26 +370,31 @@ export class Engine {
   }
 
   /**
-   * Stops the in-process worker at once (the process was told to stop, by SIGINT or SIGTERM): its steps are
-   * aborted, the processes of its `command` steps are ended (SIGTERM, then SIGKILL after their `kill_grace`) and,
-   * once they are gone, its unfinished attempts are handed back: claimable at once by any worker, the run goes
-   * on where it stopped.
+   * Stops the in-process worker (the process was told to stop, by SIGINT or SIGTERM): it claims nothing more, its
+   * attempts may finish for up to `graceMs` (default: 0, at once), then the rest are aborted, the processes of
+   * their `command` steps are ended (SIGTERM, then SIGKILL after their `kill_grace`) and, once they are gone, the
+   * attempts are handed back: claimable at once by any worker, the run goes on where it stopped. Resolves with
+   * how many attempts were handed back.
    */
-  async interruptWorker(): Promise<void> {
+  async interruptWorker(graceMs = 0): Promise<{ handedBack: number }> {
     const w = this.worker;
     this.worker = null;
-    if (!w) return;
-    await w.stop(0);
+    if (!w) return { handedBack: 0 };
+    await w.stop(graceMs);
     await endSupervisedCommands();
     // The reaper's path, with this worker declared dead: its attempts are re-queued without waiting out the lease.
     // A store with several processes lets one reaper at a time through, so a busy reaper means: try again shortly.
     let held = w.activeCount;
+    let handedBack = 0;
     for (let tries = 0; held > 0 && tries < HAND_BACK_TRIES; tries += 1) {
       if (tries > 0) await new Promise((r) => setTimeout(r, HAND_BACK_RETRY_MS));
       const result = await this.store.reap(this.clock.now(), (owner) => owner === w.owner);
       this.bus.publish(result.events);
       held -= result.expired;
+      handedBack += result.expired;
     }
+    if (held > 0) this.logger.warn({ owner: w.owner, attempts: held }, 'attempts not handed back; another worker takes them over when their lease expires');
+    return { handedBack };
   }
 
   /**
@@ -414,6 +458,7 @@ export class Engine {
   async close(): Promise<void> {
     await this.attributeTriggers.flush().catch((err) => this.onError(err));
     await this.stopWorker();
+    await this.tracing?.shutdown().catch((err) => this.onError(err));
     await this.store.close();
   }
 }
@@ -453,6 +498,12 @@ function logLimitFromEnv(): number | undefined {
   } catch (err) {
     throw new SluiceError('VALIDATION_FAILED', `SLUICE_MAX_LOG_BYTES: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/** The run's `traceparent` in its normal form, when the caller's is well formed. */
+function traceparentOf(o: StartRunOptions): { traceparent?: string } {
+  const parsed = parseTraceParent(o.traceparent);
+  return parsed ? { traceparent: formatTraceParent(parsed) } : {};
 }
 
 /** Stores keep a run's priority in a 32-bit integer column. */

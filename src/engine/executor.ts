@@ -13,6 +13,7 @@ import { retryDelay } from '../core/retry.js';
 import { renderStepConfig } from '../steps/render-config.js';
 import { StepDirective, type LogStream, type SharedRateLimit, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
 import type { AttemptResult, CacheHit, ClaimedAttempt, GateDecision, Store, StoredPipeline } from '../store/store.js';
+import type { RunTracing } from './run-tracing.js';
 
 /** What executing one attempt needs from its surroundings. */
 export interface ExecutorDeps {
@@ -25,6 +26,8 @@ export interface ExecutorDeps {
   now(): number;
   log(attempt: ClaimedAttempt, stream: LogStream, line: string): void;
   random?: () => number;
+  /** Spans of attempts, when tracing is on. */
+  tracing?: RunTracing;
 }
 
 /** Compiled pieces of a pipeline version, cached for the life of the executor. */
@@ -47,6 +50,8 @@ export class Executor {
   /** The pipelines of {@link pipelines} once loaded, read without awaiting. */
   private readonly loaded = new Map<string, PreparedPipeline>();
   private readonly outputs = new OutputChecker();
+  /** The `traceparent` of each attempt running under a span, which its step passes on. */
+  private readonly traceparents = new Map<number, string>();
 
   constructor(private readonly deps: ExecutorDeps) {}
 
@@ -55,6 +60,22 @@ export class Executor {
    * `cancel` aborts it.
    */
   async execute(attempt: ClaimedAttempt, owner: string, cancel: AttemptCancel): Promise<AttemptResult> {
+    if (!this.deps.tracing) return this.executeUntraced(attempt, owner, cancel);
+    const startMs = this.deps.now();
+    const uses = (await this.prepare(attempt).catch(() => undefined))?.byName.get(attempt.step)?.uses ?? 'unknown';
+    const traced = { runId: attempt.runId, pipeline: attempt.pipeline, version: attempt.version, step: attempt.step, uses, attempt: attempt.number };
+    const span = await this.deps.tracing.startAttempt(traced, startMs);
+    if (span) this.traceparents.set(attempt.id, span.traceparent);
+    try {
+      const result = await this.executeUntraced(attempt, owner, cancel);
+      span?.end({ outcome: result.outcome, error: result.error, usage: result.usage, endMs: this.deps.now() });
+      return result;
+    } finally {
+      this.traceparents.delete(attempt.id);
+    }
+  }
+
+  private async executeUntraced(attempt: ClaimedAttempt, owner: string, cancel: AttemptCancel): Promise<AttemptResult> {
     const started = this.deps.now();
     const usage: StepUsage[] = [];
     const base = { attemptId: attempt.id, fence: attempt.fence, owner };
@@ -191,6 +212,7 @@ export class Executor {
       rateLimit: this.rateLimit,
       force: attempt.force,
       ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
+      ...(this.traceparents.has(attempt.id) ? { traceparent: this.traceparents.get(attempt.id)! } : {}),
     });
     const result =
       step.timeoutMs === null

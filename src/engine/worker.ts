@@ -7,6 +7,7 @@ import type { Executor } from './executor.js';
 import { isOwnerDead } from './owner.js';
 import { capErrorRecord, DEFAULT_MAX_LOG_BYTES, LogBudget } from './output-caps.js';
 import { endOrphanedCommands } from '../steps/command/command-registry.js';
+import { silentLogger, type EngineLogger } from './engine-log.js';
 
 export interface WorkerOptions {
   /** Attempts executed at once. Default: 16. */
@@ -34,6 +35,8 @@ export interface WorkerDeps {
   now(): number;
   publish(events: readonly RunEvent[]): void;
   onError(err: unknown): void;
+  /** Where leadership changes and reaps are logged. Default: nowhere. */
+  logger?: EngineLogger;
 }
 
 interface Active {
@@ -114,6 +117,7 @@ export class Worker {
     if (subscribed) this.unsubscribe = subscribed.catch((err: unknown) => void this.deps.onError(err));
     const campaign = this.deps.store.campaign?.((leading) => {
       this.leader = leading;
+      (this.deps.logger ?? silentLogger).info({ owner: this.deps.owner, leading }, leading ? 'leads the store: reaps expired leases' : 'no longer leads the store');
       this.opts.onLeadership?.(leading);
       if (leading) void this.reap();
     });
@@ -412,6 +416,7 @@ export class Worker {
       await endOrphanedCommands();
       const result = await this.deps.store.reap(this.deps.now(), isOwnerDead);
       this.publish(result.events);
+      logReap(this.deps.logger ?? silentLogger, this.deps.owner, result);
       if (result.expired > 0) this.wake();
     } catch (err) {
       this.deps.onError(err);
@@ -452,6 +457,12 @@ function outputInvalid(r: AttemptResult, err: unknown): AttemptResult {
   const reason = err instanceof Error ? err.message : String(err);
   const error = { code: 'OUTPUT_INVALID', message: `the ${r.outcome} result of this attempt could not be recorded: ${reason}` };
   return { attemptId: r.attemptId, fence: r.fence, owner: r.owner, outcome: 'failed', error, processingMs: r.processingMs };
+}
+
+/** One line per reap that re-queued attempts or failed overdue runs (each attempt and run has its own line too). */
+export function logReap(logger: EngineLogger, owner: string, result: { expired: number; timedOutRuns: number }): void {
+  if (result.expired === 0 && result.timedOutRuns === 0) return;
+  logger.info({ owner, expired: result.expired, timed_out_runs: result.timedOutRuns }, 'reaped expired leases and overdue runs');
 }
 
 function delay(ms: number): Promise<void> {

@@ -3,7 +3,7 @@ import { withRedactedRequests } from './log-redaction.js';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Engine } from '../engine/engine.js';
 import { EvalScheduler, type EvalSchedulerOptions } from '../evals/eval-scheduler.js';
@@ -11,7 +11,7 @@ import type { ApiRole, ApiToken } from '../store/store.js';
 import { Authenticator, roleFor, type AuthMode } from './auth.js';
 import { assertBodyShape, HttpError, sendError } from './http-errors.js';
 import { LiveEvents } from './live-events.js';
-import { Metrics } from './metrics.js';
+import type { Metrics, MetricsOptions } from './metrics.js';
 import { RunBatcher } from './run-batcher.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
 import { registerEvalRoutes } from './routes/evals.js';
@@ -34,6 +34,8 @@ export interface ServerOptions {
   heartbeatMs?: number;
   /** Fastify logger option (pino). Default: off. `sluice serve` turns on JSON logs. */
   logger?: FastifyServerOptions['logger'];
+  /** A pino logger the server logs to instead of `logger` (`sluice serve` shares its engine's). Default: none. */
+  loggerInstance?: FastifyBaseLogger;
   /**
    * Re-run a pipeline's evals after each of its runs that this process sees succeed, and every pipeline's evals
    * on `cron` (`sluice serve` passes `--evals-cron`, default 03:00 nightly). Default: off.
@@ -41,6 +43,8 @@ export interface ServerOptions {
   evals?: EvalSchedulerOptions;
   /** Folder of the built dashboard served at `/`; false serves none. Default: the package's `dist/web`. */
   webRoot?: string | false;
+  /** Bounds of the metrics' label sets. Default: 200 pipelines, 100 steps per pipeline (more count as `other`). */
+  metrics?: MetricsOptions;
 }
 
 /** What route modules share. */
@@ -79,12 +83,14 @@ const textAjv = new Ajv({ allErrors: false, useDefaults: true, coerceTypes: 'arr
 export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   // `__proto__` keys are parsed as plain data and refused, with their path, by assertBodyShape.
-  const app = Fastify({ logger: withRedactedRequests(options.logger ?? false), bodyLimit, forceCloseConnections: true, onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
+  const logging = options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: withRedactedRequests(options.logger ?? false) };
+  // Probes (/healthz, /readyz, /metrics) are answered every few seconds: they are logged at debug, below.
+  const app = Fastify({ ...logging, logController: new LogController({ disableRequestLogging: (req: { url?: string }) => isProbe(req.url) }), bodyLimit, forceCloseConnections: true, onProtoPoisoning: 'ignore', onConstructorPoisoning: 'ignore' });
   const live = new LiveEvents(options.engine, { pollMs: options.pollMs ?? 250, onError: (err) => app.log.warn({ err }, 'event poll failed') });
   const ctx: ServerContext = {
     engine: options.engine,
     live,
-    metrics: new Metrics(),
+    metrics: new (await loadMetrics())(options.engine.store, () => options.engine.clock.now(), options.metrics),
     auth: new Authenticator(options.engine.store, options.auth ?? 'auto'),
     batcher: new RunBatcher(options.engine),
     heartbeatMs: options.heartbeatMs ?? 15_000,
@@ -107,8 +113,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   });
   // Before schema checks and handlers, which walk bodies recursively: a too-deep body gets a 400 naming where.
   app.addHook('preValidation', async (request) => assertBodyShape(request.body));
-  app.addHook('onResponse', async (_request, reply) => ctx.metrics.countRequest(reply.statusCode));
+  app.addHook('onResponse', async (request, reply) => ctx.metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000));
   app.addHook('onResponse', async (request) => closeRefusedUpgrade(request.raw));
+  app.addHook('onResponse', async (request, reply) => {
+    if (isProbe(request.url)) request.log.debug({ req: request, res: reply, responseTime: reply.elapsedTime }, 'probe answered');
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -137,6 +146,18 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     app.addHook('onClose', async () => evals.stop());
   }
   return app;
+}
+
+/** The metrics module, loaded with the first server: prom-client costs a program that only uses the library nothing. */
+async function loadMetrics(): Promise<typeof Metrics> {
+  return (await import('./metrics.js')).Metrics;
+}
+
+const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/** Whether a request URL is one of the probes monitoring systems poll. */
+function isProbe(url: string | undefined): boolean {
+  return PROBES.has((url ?? '').split('?')[0]!);
 }
 
 /**

@@ -16,12 +16,15 @@ interface LoggedRequest {
   socket?: { remotePort?: number };
 }
 
+/** pino serializers of a server's logger: `req` keeps tokens out of logged URLs. */
+export const requestSerializers = {
+  req: (req: LoggedRequest) => ({ method: req.method, url: redactUrlToken(req.url), host: req.hostname, remoteAddress: req.ip, remotePort: req.socket?.remotePort }),
+};
+
 /** Fastify's logger option with a request serializer that keeps tokens out of logged URLs. */
 export function withRedactedRequests(logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
   if (logger === false || logger === undefined) return logger;
-  const serializers = {
-    req: (req: LoggedRequest) => ({ method: req.method, url: redactUrlToken(req.url), host: req.hostname, remoteAddress: req.ip, remotePort: req.socket?.remotePort }),
-  };
+  const serializers = requestSerializers;
   if (logger === true) return { serializers };
   const options = logger as { serializers?: Record<string, unknown> };
   return { ...logger, serializers: { ...options.serializers, ...serializers } } as FastifyServerOptions['logger'];

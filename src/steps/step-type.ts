@@ -33,6 +33,11 @@ export interface StepContext {
   /** Per-minute budgets shared by every worker of the store (an LLM provider's rpm/tpm); absent outside the engine. */
   rateLimit?: SharedRateLimit;
   /** The run was started with `force`: nothing is reused (the step cache, an attribute pipeline's input hashes). */
+  /**
+   * The W3C `traceparent` of this attempt's span, when tracing is on: `http` and `llm` steps send it as a header,
+   * `command` steps as `TRACEPARENT` in the process environment. Default: none.
+   */
+  traceparent?: string;
   force?: boolean;
 }
 
@@ -164,6 +169,8 @@ export interface SpawnRequest {
   /** Name of the pipeline to run (its latest version). */
   pipeline: string;
   input: unknown;
+  /** The spawning attempt's span: the child run joins the parent's trace under it. Default: none. */
+  traceparent?: string;
 }
 
 export interface RewindRequest {

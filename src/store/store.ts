@@ -153,6 +153,13 @@ export interface Store extends AttributeValueStore, EvalStore {
   /** Attempts queued and available now or later (not held by a paused run). */
   queueDepth?(): Promise<number>;
   /**
+   * Optional: attempts queued per pipeline (pipelines with none are left out), and when the oldest of them that
+   * is ready (not delayed) became claimable, epoch ms (null when all are delayed).
+   */
+  queueStats?(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>>;
+  /** Optional: the W3C `traceparent` a run was started with, null when none (or no such run). */
+  runTraceparent?(runId: string): Promise<string | null>;
+  /**
    * Counts and durations of runs and steps of a pipeline created at or after `since` (epoch ms); with
    * `series`, also per time bucket (for charts).
    */
@@ -287,6 +294,8 @@ export interface CreateRunRequest {
    * key's text unrendered, which only limits more (every run then shares one key).
    */
   concurrencyKeys?: Record<string, string>;
+  /** The W3C `traceparent` the run was started with (see Store.runTraceparent). Default: none. */
+  traceparent?: string;
 }
 
 export interface CreatedRun {

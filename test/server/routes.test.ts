@@ -247,9 +247,9 @@ describe('HTTP API routes', () => {
     await startAndFinish();
     const metrics = await h.app.inject({ url: '/metrics' });
     expect(metrics.headers['content-type']).toContain('text/plain');
-    expect(metrics.body).toContain('sluice_runs_total{status="succeeded"} 1');
-    expect(metrics.body).toContain('sluice_steps_total{status="succeeded"} 2');
-    expect(metrics.body).toMatch(/sluice_step_duration_seconds_count 2/);
-    expect(metrics.body).toContain('sluice_queue_depth 0');
+    expect(metrics.body).toContain('sluice_runs_total{pipeline="tasks",status="succeeded"} 1');
+    expect(metrics.body).toContain('sluice_steps_total{pipeline="tasks",step="split",status="succeeded"} 1');
+    expect(metrics.body).toContain('sluice_step_duration_seconds_count{pipeline="tasks",step="enrich",status="succeeded"} 1');
+    expect(metrics.body).toContain('sluice_queue_depth{pipeline="tasks"} 0');
   });
 });

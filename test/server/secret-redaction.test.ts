@@ -213,13 +213,14 @@ describe('passwords and tokens', () => {
     const quiet = new Engine({ store, steps: builtinStepTypes(), onError: () => {} });
     const server = await createServer({ engine: quiet, logger: { level: 'info', stream } });
     try {
-      await server.inject({ url: '/healthz?run=r1&token=sluice_abcdefSECRET' });
+      // Not a probe: probes are logged at debug only.
+      await server.inject({ url: '/api/runs?limit=1&token=sluice_abcdefSECRET' });
     } finally {
       await server.close();
       await quiet.close();
     }
     const logged = lines.join('');
-    expect(logged).toContain('/healthz?run=r1&token=***');
+    expect(logged).toContain('/api/runs?limit=1&token=***');
     expect(logged).not.toContain('sluice_abcdefSECRET');
   });
 

@@ -7,6 +7,9 @@ import { openEngine, type GlobalOptions } from '../context.js';
 import { maskStoreUrl } from '../../store/store-url.js';
 import { positiveInt } from './run.js';
 import { loadModules } from './worker.js';
+import { createCommandLogger } from '../log.js';
+import { loggedShutdown, parseGrace, untilSignal } from '../shutdown.js';
+import { requestSerializers } from '../../server/log-redaction.js';
 
 export interface ServeOptions extends GlobalOptions {
   port?: string;
@@ -18,6 +21,7 @@ export interface ServeOptions extends GlobalOptions {
   evalsCron?: string;
   /** JS/TS modules whose exported pipelines are registered and run here. */
   load?: string[];
+  grace?: string;
 }
 
 /**
@@ -30,13 +34,18 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
   const port = opts.port === undefined ? 8080 : nonNegativeInt(opts.port, '--port');
   const host = opts.host ?? '127.0.0.1';
   const workers = opts.workers === undefined ? 16 : nonNegativeInt(opts.workers, '--workers');
-  const engine = await openEngine(opts);
+  const graceMs = parseGrace(opts.grace);
+  // Listening before any attempt is claimed: a signal that comes right after the first claim is a shutdown too.
+  const stopping = untilSignal();
+  // One logger for the engine and the HTTP server: JSON lines on stderr, request URLs without `?token=`.
+  const logger = await createCommandLogger('info', requestSerializers);
+  const engine = await openEngine(opts, { logger });
   await loadModules(engine, opts.load);
   const auth: AuthMode = opts.auth ? 'on' : 'auto';
   const app = await createServer({
     engine,
     auth,
-    logger: { level: process.env['SLUICE_LOG_LEVEL'] ?? 'info' },
+    loggerInstance: logger,
     ...(opts.bodyLimit === undefined ? {} : { bodyLimit: positiveInt(opts.bodyLimit, '--body-limit') }),
     evals: { cron: opts.cron === false || opts.evalsCron === 'off' ? null : (opts.evalsCron ?? DEFAULT_EVALS_CRON) },
   });
@@ -49,9 +58,12 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
     await cron?.start();
     const address = await app.listen({ port, host });
     process.stderr.write(`sluice serve on ${address} (store ${maskStoreUrl(engine.store.url)}, workers ${workers})\n`);
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
+    const signal = await stopping;
+    await loggedShutdown(logger, { signal, grace_ms: graceMs }, async () => {
+      cron?.stop();
+      await app.close();
+      const { handedBack } = await engine.interruptWorker(graceMs);
+      return { handed_back: handedBack };
     });
     return 0;
   } finally {

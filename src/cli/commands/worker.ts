@@ -5,13 +5,19 @@ import { positiveInt } from './run.js';
 import { EvalScheduler } from '../../evals/eval-scheduler.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
 import { registerModules } from '../../define/load-pipelines.js';
+import { createCommandLogger } from '../log.js';
+import { loggedShutdown, parseGrace, untilSignal } from '../shutdown.js';
 
 /**
  * `sluice worker`: claims and executes attempts of every run in the store until SIGINT/SIGTERM. After a run it
  * finished succeeds, the pipeline's evals run again (summary on stderr).
  */
-export async function workerCommand(opts: GlobalOptions & { concurrency?: string; load?: string[] }): Promise<number> {
-  const engine = await openEngine(opts);
+export async function workerCommand(opts: GlobalOptions & { concurrency?: string; load?: string[]; grace?: string }): Promise<number> {
+  const graceMs = parseGrace(opts.grace);
+  // Listening before any attempt is claimed: a signal that comes right after the first claim is a shutdown too.
+  const stopping = untilSignal();
+  const logger = await createCommandLogger('info');
+  const engine = await openEngine(opts, { logger });
   await loadModules(engine, opts.load);
   const concurrency = opts.concurrency === undefined ? undefined : positiveInt(opts.concurrency, '--concurrency');
   // On a store shared by several processes (PostgreSQL), one worker leads: it reaps expired leases.
@@ -23,12 +29,14 @@ export async function workerCommand(opts: GlobalOptions & { concurrency?: string
   });
   evals.start();
   process.stderr.write(`sluice worker ${worker.owner} on ${maskStoreUrl(engine.store.url)}\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  logger.info({ owner: worker.owner, concurrency: concurrency ?? 16, grace_ms: graceMs }, 'worker started');
+  const signal = await stopping;
+  await loggedShutdown(logger, { signal, owner: worker.owner, grace_ms: graceMs, running: worker.activeCount }, async () => {
+    await evals.stop();
+    const { handedBack } = await engine.interruptWorker(graceMs);
+    await engine.close();
+    return { handed_back: handedBack };
   });
-  await evals.stop();
-  await engine.close();
   return 0;
 }
 

@@ -29,7 +29,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
     '/api/pipelines/:name/runs',
     { schema: { tags, summary: 'Start a run (idempotent with idempotency_key)', params: pipelineParams, body: startRunBody } },
     async (request, reply) => {
-      const { run, created } = await ctx.batcher.start(request.params.name, startOptions(request.body ?? {})).catch((err: unknown) => {
+      const { run, created } = await ctx.batcher.start(request.params.name, { ...startOptions(request.body ?? {}), ...traceparentHeader(request.headers) }).catch((err: unknown) => {
         // An unknown name in `steps` is a bad request, not a missing resource.
         throw err instanceof SluiceError && err.code === 'STEP_NOT_FOUND' ? new HttpError('REQUEST_INVALID', err.message) : err;
       });
@@ -120,7 +120,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
       const key = request.query.idempotency_key;
       const runs = [];
       for (const p of pipelines) {
-        const { run, created } = await engine.startRun(p, { input: request.body ?? null, ...(key ? { idempotencyKey: key } : {}) });
+        const { run, created } = await engine.startRun(p, { input: request.body ?? null, ...(key ? { idempotencyKey: key } : {}), ...traceparentHeader(request.headers) });
         runs.push({ ...runView(run), created });
       }
       return reply.status(runs.some((r) => r.created) ? 201 : 200).send({ event: request.params.name, runs });
@@ -146,4 +146,10 @@ export function parseTime(value: number | string, field: string): number {
   }
   if (!Number.isFinite(ms)) throw new HttpError('REQUEST_INVALID', `${field} must be epoch milliseconds or an ISO 8601 time, got ${JSON.stringify(value)}`);
   return ms;
+}
+
+/** The caller's W3C `traceparent` header: the run's spans join the caller's trace. */
+function traceparentHeader(headers: Record<string, string | string[] | undefined>): { traceparent?: string } {
+  const value = headers['traceparent'];
+  return typeof value === 'string' ? { traceparent: value } : {};
 }

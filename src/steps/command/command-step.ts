@@ -187,6 +187,8 @@ function buildEnv(ctx: StepContext, config: CommandConfig): NodeJS.ProcessEnv {
     SLUICE_ATTEMPT: String(ctx.run.attempt),
     SLUICE_PIPELINE: ctx.run.pipeline,
   });
+  // The attempt's span, for a process that traces too (W3C Trace Context over the environment).
+  if (ctx.traceparent !== undefined) env['TRACEPARENT'] = ctx.traceparent;
   for (const [name, value] of Object.entries(config.env ?? {})) {
     env[name] = typeof value === 'string' ? value : JSON.stringify(value);
   }

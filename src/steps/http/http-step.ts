@@ -90,6 +90,8 @@ export function createHttpStep(): StepType<HttpConfig> {
     templateEncoder: () => encodeUrlValues,
     async execute(ctx, config) {
       const plan = planRequest(config);
+      // The attempt's span is the parent of the server's, unless the step sends a traceparent of its own.
+      if (ctx.traceparent !== undefined && !plan.headers.has('traceparent')) plan.headers.set('traceparent', ctx.traceparent);
       const deadline = startDeadline(ctx.signal, plan.timeoutMs);
       try {
         const response = await fetch(plan.url, { method: plan.method, headers: plan.headers, body: plan.body, signal: deadline.signal });

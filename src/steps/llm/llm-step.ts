@@ -219,7 +219,9 @@ async function loadClient() {
 async function complete(ctx: StepContext, plan: LlmPlan, apiKey: string): Promise<ChatCompletion> {
   const { OpenAI, captureErrorBodies, toLlmFailure } = await loadClient();
   const capture = captureErrorBodies();
-  const client = new OpenAI({ baseURL: plan.baseUrl, apiKey, maxRetries: 0, timeout: plan.timeoutMs, fetch: capture.fetch });
+  // The attempt's span is the parent of the provider's (W3C Trace Context).
+  const defaultHeaders = ctx.traceparent === undefined ? {} : { defaultHeaders: { traceparent: ctx.traceparent } };
+  const client = new OpenAI({ baseURL: plan.baseUrl, apiKey, maxRetries: 0, timeout: plan.timeoutMs, fetch: capture.fetch, ...defaultHeaders });
   try {
     return await client.chat.completions.create(plan.body, { signal: ctx.signal });
   } catch (err) {

@@ -24,7 +24,8 @@ export function createPipelineStep(): StepType<PipelineStepConfig> {
       properties: { pipeline: { type: 'string', minLength: 1 }, input: {} },
     },
     async execute(ctx, config) {
-      return StepDirective.spawn({ pipeline: config.pipeline, input: config.input === undefined ? ctx.input : config.input });
+      const input = config.input === undefined ? ctx.input : config.input;
+      return StepDirective.spawn({ pipeline: config.pipeline, input, ...(ctx.traceparent === undefined ? {} : { traceparent: ctx.traceparent }) });
     },
   };
 }

@@ -14,6 +14,7 @@ import { PgSupervision } from './pg-supervision.js';
 import { runConcurrencyKeys } from '../concurrency-keys.js';
 import { checkSameRequest, IDEMPOTENCY_WINDOW_MS, runRequestHash } from '../idempotency.js';
 import { pgJson } from './pg-json.js';
+import { PG_RUN_TRACE_SQL } from './pg-run-traces.js';
 
 /** One transaction's view: its client and its run transitions (which buffer its events). */
 export interface Tx {
@@ -134,7 +135,7 @@ function collectRows(rows: NewRows, { run, runValues, planned, ready, statuses }
 export function planPlainRuns(requests: CreateRunRequest[], now: number): PlannedRun[] | null {
   const plans: PlannedRun[] = [];
   for (const req of requests) {
-    if (req.idempotencyKey !== undefined) return null;
+    if (req.idempotencyKey !== undefined || req.traceparent !== undefined) return null;
     const plan = planNewRun(req, now);
     if (plan.keys !== null || plan.run.remaining === 0) return null;
     plans.push(plan);
@@ -187,13 +188,14 @@ export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, la
   const plan = planNewRun(req, now);
   const { run, planned, ready, statuses, keys } = plan;
   // The attempts of keyed steps read the run's keys when they are inserted: such a run is written at once.
-  const defer = later !== undefined && req.idempotencyKey === undefined && keys === null;
+  const defer = later !== undefined && req.idempotencyKey === undefined && keys === null && req.traceparent === undefined;
   if (defer) {
     collectRows(later, plan);
   } else {
     await sql(client, 'insertRun', plan.runValues);
     if (keys !== null) await sql(client, 'setRunConcurrencyKeys', [run.id, keys]);
     if (req.idempotencyKey !== undefined) await sql(client, 'setIdempotencyHash', [run.id, runRequestHash(req)]);
+    if (req.traceparent !== undefined) await client.query(PG_RUN_TRACE_SQL.set, [run.id, req.traceparent]);
     await sql(
       client,
       'insertSteps',
@@ -440,11 +442,11 @@ export async function recordFailure(tx: Tx, run: RunRow, step: string, number: n
     const [row] = await sql<{ attempts: number; force: number; feedback: string | null }>(client, 'failStep', [run.id, step, 'retrying', errorText, now]);
     const delay = r.retryDelayMs ?? 0;
     await t.insertAttempt(run, step, row!.attempts, now, now + delay, def?.priority ?? 0, row!.force === 1, row!.feedback);
-    t.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row!.attempts, delay_ms: delay, error: errorData });
+    t.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row!.attempts, delay_ms: delay, error: errorData, duration_ms: r.processingMs });
     return;
   }
   await sql(client, 'failStep', [run.id, step, 'failed', errorText, now]);
-  t.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData });
+  t.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData, duration_ms: r.processingMs });
   if (def?.onFailure === 'continue') await t.settle(events, run, step, now);
   else await t.abort(events, run, step, now);
 }

@@ -18,7 +18,8 @@ export async function spawnChild(tx: Tx, run: RunRow, step: string, number: numb
     await recordFailure(tx, run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events);
     return;
   }
-  const created = await createRunIn(tx, { pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step } }, now);
+  const traced = request.traceparent === undefined ? {} : { traceparent: request.traceparent };
+  const created = await createRunIn(tx, { pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step }, ...traced }, now);
   await sql(tx.client, 'setStepOutput', [run.id, step, pgJson({ child_run: created.run.id })]);
   events.push(...created.events);
   tx.wake = true;

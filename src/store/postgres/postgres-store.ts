@@ -60,6 +60,8 @@ import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWork
 import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { PgRunTransitions } from './pg-run-transitions.js';
 import { listRunsStatement } from './pg-run-list.js';
+import { PG_RUN_TRACE_SQL } from './pg-run-traces.js';
+import { PG_QUEUE_STATS_SQL } from './pg-queue-stats.js';
 import { PgSupervision } from './pg-supervision.js';
 import { endChild } from './pg-children.js';
 import { claimAlone, claimIn, claimKeyed, completeBatch, createRunIn, createRunsAlone, insertNewRows, NewRows, planPlainRuns, type RunHeader, type Tx } from './pg-attempts.js';
@@ -377,6 +379,16 @@ export class PostgresStore implements Store {
   async getRun(id: string): Promise<RunRecord | undefined> {
     const [row] = await this.q<RunRow>('run', [id]);
     return row ? toRunRecord(row) : undefined;
+  }
+
+  async queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>> {
+    const rows = await this.query<{ pipeline: string; depth: number; oldest_ready_at: string | number | null }>(PG_QUEUE_STATS_SQL, [now]);
+    return rows.map((r) => ({ pipeline: r.pipeline, depth: r.depth, oldestReadyAt: r.oldest_ready_at === null ? null : Number(r.oldest_ready_at) }));
+  }
+
+  async runTraceparent(runId: string): Promise<string | null> {
+    const [row] = await this.query<{ traceparent: string | null }>(PG_RUN_TRACE_SQL.get, [runId]);
+    return row?.traceparent ?? null;
   }
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {

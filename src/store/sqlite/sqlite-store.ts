@@ -66,6 +66,8 @@ import { SqliteDatasets } from './datasets.js';
 import { SqliteAttributeValues } from './attribute-values.js';
 import { SqliteEvals } from './evals.js';
 import { listRunsStatement } from './run-list.js';
+import { RUN_TRACE_SQL } from './run-traces.js';
+import { QUEUE_STATS_SQL } from './queue-stats.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
@@ -582,6 +584,7 @@ export class SqliteStore implements Store {
     const keys = runConcurrencyKeys(p.definition, req.concurrencyKeys);
     if (keys !== null) this.stmt('setRunConcurrencyKeys').run({ id: row.id, keys });
     if (requestHash !== null) this.stmt('setIdempotencyHash').run({ id: row.id, hash: requestHash });
+    if (req.traceparent !== undefined) this.prepared(RUN_TRACE_SQL.set).run({ id: row.id, traceparent: req.traceparent });
     const events: RunEvent[] = [];
     const run: RunRow = { ...row, status: 'queued', failed: 0, error: null, started_at: null, finished_at: null };
     this.remember(run);
@@ -605,6 +608,22 @@ export class SqliteStore implements Store {
   async getRun(id: string): Promise<RunRecord | undefined> {
     const row = this.stmt('run').get({ id }) as RunRow | undefined;
     return row ? toRunRecord(row) : undefined;
+  }
+
+  async queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>> {
+    const rows = this.prepared(QUEUE_STATS_SQL).all({ now }) as Array<{ pipeline: string; depth: number; oldest_ready_at: number | null }>;
+    return rows.map((r) => ({ pipeline: r.pipeline, depth: r.depth, oldestReadyAt: r.oldest_ready_at }));
+  }
+
+  async runTraceparent(runId: string): Promise<string | null> {
+    return (this.prepared(RUN_TRACE_SQL.get).get({ id: runId }) as { traceparent: string | null } | undefined)?.traceparent ?? null;
+  }
+
+  /** A statement prepared once per store. */
+  private prepared(sql: string): Database.Statement {
+    let statement = this.stmts.get(sql);
+    if (!statement) this.stmts.set(sql, (statement = this.db.prepare(sql)));
+    return statement;
   }
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
@@ -866,7 +885,8 @@ export class SqliteStore implements Store {
       this.recordFailure(run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events);
       return;
     }
-    const created = this.createRun({ pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step } }, now);
+    const traced = request.traceparent === undefined ? {} : { traceparent: request.traceparent };
+    const created = this.createRun({ pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step }, ...traced }, now);
     this.stmt('setStepOutput').run({ run_id: run.id, name: step, output: JSON.stringify({ child_run: created.run.id }) });
     events.push(...created.events);
   }
@@ -929,11 +949,11 @@ export class SqliteStore implements Store {
       const row = this.stmt('failStep').get({ run_id: run.id, name: step, status: 'retrying', error: errorText, now }) as { attempts: number; force: number; feedback: string | null };
       const delay = r.retryDelayMs ?? 0;
       this.transitions.insertAttempt(run, step, row.attempts, now, now + delay, def?.priority ?? 0, row.force === 1, row.feedback);
-      this.transitions.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row.attempts, delay_ms: delay, error: errorData });
+      this.transitions.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row.attempts, delay_ms: delay, error: errorData, duration_ms: r.processingMs });
       return;
     }
     this.stmt('failStep').get({ run_id: run.id, name: step, status: 'failed', error: errorText, now });
-    this.transitions.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData });
+    this.transitions.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData, duration_ms: r.processingMs });
     if (def?.onFailure === 'continue') this.transitions.settle(events, run, step, now);
     else this.transitions.abort(events, run, step, now);
   }
