@@ -1,6 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { stringify } from 'yaml';
 import { SluiceError } from '../core/errors.js';
+import { yamlPackage } from '../core/lazy-packages.js';
 import type { CacheSpec, JsonSchema, Pipeline, PipelineSpec, RetrySpec, StepSpec } from '../core/model.js';
 import { normalizePipeline } from '../core/validate.js';
 import { registerCodeFunction } from '../steps/function/code-functions.js';
@@ -198,7 +198,7 @@ function create(state: State): TypedPipeline<any, any, any, any, any> {
     step: (name: string, second: unknown, third?: unknown) => create({ ...state, steps: [...state.steps, makeStep(state, name, second, third)] }),
     output: (fn: State['output']) => create({ ...state, output: fn }),
     toSpec: () => toSpec(state),
-    toYaml: () => stringify(toSpec(state)),
+    toYaml: () => yamlPackage().stringify(toSpec(state)),
     normalize: (stepTypes: StepRegistry) => normalizePipeline(toSpec(state), { stepTypes, file: `pipeline ${state.name} (TypeScript)` }),
     parseInput: (input: unknown) => parseInput(state, input),
     children: () => childrenOf(state),
