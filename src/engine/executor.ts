@@ -1,7 +1,7 @@
 import { isArtifactRef, type ArtifactStore } from '../artifacts/artifact-store.js';
 import { abortError, abortReasonError, invokeWithTimeout, OutputChecker } from './step-invocation.js';
 import type { AttemptCancel } from './attempt-cancel.js';
-import { SluiceError, toErrorRecord } from '../core/errors.js';
+import { isSluiceError, SluiceError, toErrorRecord } from '../core/errors.js';
 import { evaluateCondition, parseTemplate, referencedSteps, renderTemplate, visitStrings } from '../core/expressions.js';
 import { isRecord } from '../core/key-path.js';
 import { redactDeep, redactJson, redactSecrets } from '../core/redact.js';
@@ -9,7 +9,7 @@ import { cacheKeyOfParts, explainMiss, hashValue, type CacheExplain, type CacheP
 import { compileGlob, matchesAny } from '../core/glob.js';
 import { checkOutputs, hashFiles, relativeTo } from './cache-files.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
-import { retryDelay } from '../core/retry.js';
+import { retryDelayAfter } from '../core/step-policy.js';
 import { renderStepConfig } from '../steps/render-config.js';
 import { StepDirective, type LogStream, type SharedRateLimit, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
 import type { AttemptResult, CacheHit, ClaimedAttempt, GateDecision, Store, StoredPipeline } from '../store/store.js';
@@ -62,12 +62,12 @@ export class Executor {
       const outcome = await this.run(attempt, owner, cancel, usage);
       return { ...base, ...outcome, ...usageOf(usage), processingMs: this.deps.now() - started };
     } catch (err) {
-      const thrown = cancel.aborted && cancel.reason instanceof SluiceError ? cancel.reason : err;
+      const thrown = cancel.aborted && isSluiceError(cancel.reason) ? cancel.reason : err;
       const error = redactDeep(toErrorRecord(thrown), this.deps.secrets);
       const prepared = await this.prepare(attempt).catch(() => undefined);
       const step = prepared?.byName.get(attempt.step);
       // A server that said when to come back (Retry-After) is not retried sooner.
-      const delay = Math.max(step ? retryDelay(step.retry, attempt.number, this.deps.random) : 0, retryAfterOf(thrown));
+      const delay = step ? retryDelayAfter(step.retry, attempt.number, retryAfterOf(thrown), this.deps.random) : retryAfterOf(thrown);
       return { ...base, outcome: 'failed', error, retryable: error.retryable !== false, retryDelayMs: delay, ...usageOf(usage), processingMs: this.deps.now() - started };
     }
   }
@@ -337,7 +337,7 @@ function usageOf(reports: StepUsage[]): { usage?: StepUsage } {
 
 /** `details.retryAfterMs` of a thrown SluiceError (set by steps that read a Retry-After header), else 0. */
 function retryAfterOf(err: unknown): number {
-  const details = err instanceof SluiceError ? (err.details as { retryAfterMs?: unknown } | undefined) : undefined;
+  const details = isSluiceError(err) ? (err.details as { retryAfterMs?: unknown } | undefined) : undefined;
   return typeof details?.retryAfterMs === 'number' && details.retryAfterMs > 0 ? details.retryAfterMs : 0;
 }
 
