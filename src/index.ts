@@ -4,6 +4,26 @@
 export { Engine, type EngineOptions, type StartRunOptions, type Clock } from './engine/engine.js';
 export type { WorkerOptions } from './engine/worker.js';
 export { SluiceError, ValidationError, formatIssue, type ErrorCode, type ValidationIssue } from './core/errors.js';
+export { isSluiceError, errorCodeOf, hasErrorCode, type ErrorRecord } from './core/errors.js';
+export type { EmitOptions, EmittedEvent } from './engine/engine.js';
+export { pipelinesTriggeredBy } from './core/event-triggers.js';
+export {
+  afterFailure,
+  failedForGood,
+  mayRetry,
+  retryDelayAfter,
+  afterRewindRequest,
+  gateFailedError,
+  renderWith,
+  startVerdict,
+  type FailureAction,
+  type FailureFacts,
+  type RewindBudget,
+  type RewindVerdict,
+  type RenderRules,
+  type StartFacts,
+  type StartVerdict,
+} from './core/step-policy.js';
 export type * from './core/model.js';
 export { normalizePipeline, pipelineVersionHash } from './core/validate.js';
 export { loadPipelineFile, parsePipelineText } from './core/load-pipeline.js';

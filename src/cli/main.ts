@@ -4,6 +4,7 @@ import { SluiceError, ValidationError } from '../core/errors.js';
 import { datasetApproveCommand, datasetOverrideCommand, datasetRunCommand } from './commands/attributes.js';
 import { datasetCreateCommand, datasetExportCommand, datasetGetCommand, datasetImportCommand, datasetListCommand } from './commands/dataset.js';
 import { evalCommand } from './commands/eval.js';
+import { emitCommand } from './commands/emit.js';
 import { controlCommand, decideCommand, resetCommand, rollbackCommand } from './commands/control.js';
 import { dlqCommand, graphCommand, logsCommand, runsCommand, statusCommand, validateCommand } from './commands/inspect.js';
 import { runCommand } from './commands/run.js';
@@ -68,6 +69,14 @@ export function buildProgram(): Command {
     .option('--detach', 'only queue the run and print its id')
     .option('--explain', 'say per step why it ran or was cached')
     .action(action((target: string | undefined, opts) => runCommand(target, opts)));
+
+  program
+    .command('emit')
+    .argument('<event>', 'event NAME, as pipelines name it in `triggers: [{ event: NAME }]`')
+    .description('fire an event: start a run of every enabled pipeline whose triggers name it (queued for the workers)')
+    .option('--data <json>', 'the event payload, each run\'s input, as JSON, or @file')
+    .option('--idempotency-key <key>', 'emitting again with this key starts nothing new')
+    .action(action((event: string, opts) => emitCommand(event, opts)));
 
   program.command('status').argument('[run]').description('a run and its steps (default: the newest run)').action(action(statusCommand));
   program

@@ -23,6 +23,7 @@ import { parseByteSize } from '../steps/code/byte-size.js';
 import { endOrphanedCommands } from '../steps/command/command-registry.js';
 import { endSupervisedCommands } from '../steps/command/supervised-process.js';
 import { Worker, type WorkerOptions } from './worker.js';
+import { checkEventName, pipelinesTriggeredBy } from '../core/event-triggers.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -82,6 +83,18 @@ export interface StartRunOptions {
  * The engine: registers pipelines, starts and controls runs, and runs a worker in this process.
  * It is a value: several engines may share one process (tests do).
  */
+/** Options of {@link Engine.emit}. */
+export interface EmitOptions {
+  /** Makes emitting idempotent per pipeline: a second emit with this key returns the runs the first started. */
+  idempotencyKey?: string;
+}
+
+/** What {@link Engine.emit} started: one entry per pipeline whose trigger names the event. */
+export interface EmittedEvent {
+  event: string;
+  runs: CreatedRun[];
+}
+
 export class Engine {
   readonly store: Store;
   readonly steps: StepRegistry;
@@ -181,6 +194,20 @@ export class Engine {
     for (const c of created.runs) this.bus.publish(c.events);
     this.worker?.adopt(created.claimed);
     return created.runs;
+  }
+
+  /**
+   * Fires the event `event`: starts one run of every enabled pipeline whose triggers name it, each with `payload`
+   * as its input (default null). With `idempotencyKey`, emitting again with the same key starts nothing new (each
+   * run says `created: false`). No pipeline listening is not an error: `runs` is empty.
+   */
+  async emit(event: string, payload: unknown = null, options: EmitOptions = {}): Promise<EmittedEvent> {
+    checkEventName(event);
+    const runs: CreatedRun[] = [];
+    for (const pipeline of pipelinesTriggeredBy(await this.store.listPipelines(), event)) {
+      runs.push(await this.startRun(pipeline, { input: payload ?? null, ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }) }));
+    }
+    return { event, runs };
   }
 
   /** Gives each new run its id now, so that its steps' concurrency keys can read `run.id`, and renders them. */

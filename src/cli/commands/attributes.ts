@@ -7,7 +7,7 @@ import { loadPipelineFile, type LoadedPipeline } from '../../core/load-pipeline.
 import { requireDataset } from '../../datasets/datasets.js';
 import type { Engine } from '../../engine/engine.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
-import { runEvals } from '../../evals/run-evals.js';
+import { evalsAfterRun } from '../../evals/evals-after-run.js';
 import type { EvalSummary } from '../../store/evals.js';
 import type { RunRecord } from '../../store/store.js';
 import type { AttributeValue } from '../../store/attributes.js';
@@ -78,8 +78,7 @@ export async function datasetRunCommand(name: string, files: string[], opts: Glo
 async function evalsAfter(engine: Engine, run: RunRecord): Promise<EvalSummary | undefined> {
   if (run.status !== 'succeeded') return undefined;
   try {
-    if ((await engine.store.evalSummary(run.pipeline)).total === 0) return undefined;
-    return (await runEvals(engine, run.pipeline)).summary;
+    return (await evalsAfterRun(engine, run.pipeline))?.summary;
   } catch (err) {
     process.stderr.write(`sluice: evals of ${run.pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`);
     return undefined;

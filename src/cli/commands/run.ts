@@ -9,7 +9,7 @@ import { looksLikeFile, openEngine, parseInput, printJson, resolvePipeline, type
 import { explainRun, formatExplanations } from '../explain.js';
 import { formatEventLine, LiveProgress } from '../progress.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
-import { runEvals } from '../../evals/run-evals.js';
+import { evalsAfterRun } from '../../evals/evals-after-run.js';
 
 export interface RunOptions extends GlobalOptions {
   input?: string;
@@ -202,8 +202,8 @@ async function reportAttributeRun(engine: Engine, run: RunRecord): Promise<void>
  */
 async function runEvalsAfter(pipeline: string, engine: Engine, opts: RunOptions): Promise<void> {
   try {
-    if ((await engine.store.evalSummary(pipeline)).total === 0) return;
-    const report = await runEvals(engine, pipeline);
+    const report = await evalsAfterRun(engine, pipeline);
+    if (report === null) return;
     (opts.json ? process.stderr : process.stdout).write(`${formatEvalSummary(pipeline, report.summary)}\n`);
   } catch (err) {
     process.stderr.write(`sluice: evals of ${pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`);
