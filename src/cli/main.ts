@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
-import { SluiceError, ValidationError } from '../core/errors.js';
+import { isSluiceError, isValidationError } from '../core/errors.js';
 import { datasetApproveCommand, datasetOverrideCommand, datasetRunCommand } from './commands/attributes.js';
 import { datasetCreateCommand, datasetExportCommand, datasetGetCommand, datasetImportCommand, datasetListCommand } from './commands/dataset.js';
 import { evalCommand } from './commands/eval.js';
@@ -31,16 +31,16 @@ function action(handler: Handler) {
 
 function reportError(err: unknown, opts: GlobalOptions): number {
   if (opts.json) {
-    const body = err instanceof SluiceError ? err.toJSON() : { code: 'INTERNAL', message: String(err) };
+    const body = isSluiceError(err) ? err.toJSON() : { code: 'INTERNAL', message: String(err) };
     process.stderr.write(`${JSON.stringify({ error: body })}\n`);
-  } else if (err instanceof ValidationError) {
+  } else if (isValidationError(err)) {
     process.stderr.write(`${err.message}\n`);
-  } else if (err instanceof SluiceError) {
+  } else if (isSluiceError(err)) {
     process.stderr.write(`sluice: ${err.code}: ${err.message}\n`);
   } else {
     process.stderr.write(`sluice: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   }
-  return err instanceof SluiceError && ['VALIDATION_FAILED', 'INPUT_INVALID', 'INPUT_TOO_LARGE', 'RECORD_INVALID'].includes(err.code) ? 2 : 1;
+  return isSluiceError(err) && ['VALIDATION_FAILED', 'INPUT_INVALID', 'INPUT_TOO_LARGE', 'RECORD_INVALID'].includes(err.code) ? 2 : 1;
 }
 
 /** The package's version (src/cli and dist/cli both sit two folders below package.json). */

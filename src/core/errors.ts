@@ -149,6 +149,11 @@ export class ValidationError extends SluiceError {
   }
 }
 
+/** Whether `e` is a {@link ValidationError} (by brand and code, not `instanceof`): it lists `issues`. */
+export function isValidationError(e: unknown): e is ValidationError {
+  return isSluiceError(e) && e.code === 'VALIDATION_FAILED' && Array.isArray((e as { issues?: unknown }).issues);
+}
+
 /** Serializable error shape stored on attempts and events. */
 export interface ErrorRecord {
   code: string;

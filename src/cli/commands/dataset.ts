@@ -1,6 +1,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { SluiceError } from '../../core/errors.js';
+import { isSluiceError, SluiceError } from '../../core/errors.js';
 import { putDataset, requireDataset, streamRecords, writeRecords } from '../../datasets/datasets.js';
 import { DEFAULT_ID_FIELD, readJsonlFile } from '../../datasets/jsonl.js';
 import type { Engine } from '../../engine/engine.js';
@@ -92,7 +92,7 @@ async function importBatches(engine: Engine, name: string, file: string, idField
     try {
       written += await writeRecords(engine, name, batch);
     } catch (err) {
-      if (!(err instanceof SluiceError)) throw err;
+      if (!isSluiceError(err)) throw err;
       const message = `${err.message} (batch starting at line ${firstLine} rejected; ${written} record(s) of earlier batches stored)`;
       throw new SluiceError(err.code, message, { details: err.details, cause: err });
     }
