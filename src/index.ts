@@ -6,6 +6,9 @@ export type { WorkerOptions } from './engine/worker.js';
 export { SluiceError, ValidationError, formatIssue, type ErrorCode, type ValidationIssue } from './core/errors.js';
 export { isSluiceError, errorCodeOf, hasErrorCode, type ErrorRecord } from './core/errors.js';
 export type { EmitOptions, EmittedEvent } from './engine/engine.js';
+export type { EngineExtension, ExtensionHost, InstalledExtension } from './engine/extension.js';
+export { attributePipelines, attributeTriggersOf, ATTRIBUTE_EXTENSION, type AttributeExtension } from './attributes/extension.js';
+export type { AttemptFence } from './steps/step-type.js';
 export { pipelinesTriggeredBy } from './core/event-triggers.js';
 export {
   afterFailure,
@@ -56,8 +59,12 @@ export { parseComparator, matches as evalMatches } from './evals/comparators.js'
 
 import { Engine, type EngineOptions } from './engine/engine.js';
 import { builtinStepTypes } from './steps/builtin.js';
+import { attributePipelines } from './attributes/extension.js';
 
-/** Creates an engine; `steps` defaults to the built-in step types. */
+/**
+ * Creates an engine; `steps` defaults to the built-in step types, and attribute pipelines are installed (before
+ * any `extensions` given).
+ */
 export function createEngine(options: Omit<EngineOptions, 'steps'> & { steps?: EngineOptions['steps'] }): Engine {
-  return new Engine({ ...options, steps: options.steps ?? builtinStepTypes() });
+  return new Engine({ ...options, steps: options.steps ?? builtinStepTypes(), extensions: [attributePipelines(), ...(options.extensions ?? [])] });
 }

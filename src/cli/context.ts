@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { SluiceError } from '../core/errors.js';
 import { loadPipelineFile } from '../core/load-pipeline.js';
 import { Engine } from '../engine/engine.js';
+import { attributePipelines } from '../attributes/extension.js';
 import { builtinStepTypes, type ModelPrice } from '../steps/builtin.js';
 import { DEFAULT_STORE_URL, openStore } from '../store/open-store.js';
 import type { StoredPipeline } from '../store/store.js';
@@ -31,7 +32,7 @@ export async function openEngine(opts: GlobalOptions): Promise<Engine> {
   const store = await openStore(url);
   const prices = llmPricesFromEnv();
   try {
-    return new Engine({ store, steps: builtinStepTypes(prices ? { llm: { prices } } : {}), secrets: secretsFromEnv(), artifacts: artifactsSetting(url) });
+    return new Engine({ store, steps: builtinStepTypes(prices ? { llm: { prices } } : {}), secrets: secretsFromEnv(), artifacts: artifactsSetting(url), extensions: [attributePipelines()] });
   } catch (err) {
     // A bad SLUICE_ARTIFACTS is refused before anything runs; the store's connections go with it.
     await store.close();

@@ -190,6 +190,15 @@ export class Executor {
       },
       rateLimit: this.rateLimit,
       force: attempt.force,
+      lease: {
+        attemptId: attempt.id,
+        fence: attempt.fence,
+        owner,
+        // The worker cancels an attempt whose lease it lost (or that was cancelled): from then on it writes nothing.
+        check: () => {
+          if (cancel.aborted) throw abortReasonError(cancel.reason);
+        },
+      },
       ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
     });
     const result =

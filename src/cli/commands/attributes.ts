@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { attributeTriggersOf } from '../../attributes/extension.js';
 import type { AttributeRunStats } from '../../attributes/attribute-step.js';
 import { absorbTriggeredRuns, runDatasetPipelines } from '../../attributes/dataset-runs.js';
 import { attributeWarnings } from '../../attributes/warnings.js';
@@ -103,7 +104,7 @@ export async function datasetOverrideCommand(name: string, id: string, field: st
   return withEngine(opts, async (engine) => {
     await requireDataset(engine, name);
     const stored = await engine.store.overrideAttributeValue(name, id, field, { value: parsed, note: opts.note }, engine.clock.now());
-    await engine.attributeTriggers.valuesChanged(name, field, [id]);
+    await attributeTriggersOf(engine)?.valuesChanged(name, field, [id]);
     if (opts.json) printJson(stored);
     else process.stdout.write(`${name}/${id}.${field} = ${JSON.stringify(stored.value)} (overridden)\n`);
     return 0;

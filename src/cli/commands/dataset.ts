@@ -1,4 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { attributeTriggersOf } from '../../attributes/extension.js';
 import { once } from 'node:events';
 import { isSluiceError, SluiceError } from '../../core/errors.js';
 import { putDataset, requireDataset, streamRecords, writeRecords } from '../../datasets/datasets.js';
@@ -73,8 +74,9 @@ export async function datasetImportCommand(name: string, file: string, opts: Glo
     let lines = 0;
     for await (const _ of readJsonlFile(file, idField)) lines += 1;
     const written = await importBatches(engine, name, file, idField);
-    const triggered = engine.attributeTriggers.waiting;
-    await engine.attributeTriggers.flush();
+    const triggers = attributeTriggersOf(engine);
+    const triggered = triggers?.waiting ?? [];
+    await triggers?.flush();
     if (opts.json) printJson({ dataset: name, written, triggered });
     else {
       process.stdout.write(`dataset ${name}: ${written} record(s) imported from ${lines} line(s)\n`);
