@@ -7,7 +7,7 @@ import { SluiceError, ValidationError, type ValidationIssue } from './errors.js'
 import { MAX_JSON_DEPTH } from './json-depth.js';
 import { formatKeyPath, isRecord, type KeyPath, type Locate } from './key-path.js';
 import type { Pipeline } from './model.js';
-import type { StepRegistry } from '../steps/step-type.js';
+import type { StepSchemas } from './step-schemas.js';
 import { normalizePipeline } from './validate.js';
 
 /** A parsed definition and a way back from key paths to positions in its text. */
@@ -84,7 +84,7 @@ function assertFlowDepth(text: string, file: string): void {
  * Throws `SluiceError('PIPELINE_NOT_FOUND')` for a missing file, `MODULE_LOAD_FAILED` when a module throws
  * while loading, and a `ValidationError` for everything wrong with the definition.
  */
-export async function loadPipelineFile(file: string, stepTypes: StepRegistry): Promise<LoadedPipeline> {
+export async function loadPipelineFile(file: string, stepTypes: StepSchemas): Promise<LoadedPipeline> {
   const absolute = resolve(file);
   const extension = extname(file).toLowerCase();
   if (!DATA_EXTENSIONS.has(extension) && !MODULE_EXTENSIONS.has(extension)) {

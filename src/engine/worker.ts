@@ -2,7 +2,7 @@ import { SluiceError, toErrorRecord } from '../core/errors.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, ClaimRequest, LogLine, RunEvent, Store } from '../store/store.js';
 import { isValueRefused } from '../store/store-errors.js';
 import { AttemptCancel } from './attempt-cancel.js';
-import { crashPoint } from './crash-points.js';
+import { crashPoint } from '../steps/crash-points.js';
 import type { Executor } from './executor.js';
 import { isOwnerDead } from './owner.js';
 import { capErrorRecord, DEFAULT_MAX_LOG_BYTES, LogBudget } from './output-caps.js';
