@@ -1,6 +1,6 @@
 import { SluiceError } from '../core/errors.js';
 import type { AttemptFence } from '../steps/step-type.js';
-import type { AttributeValueStore, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../store/attributes.js';
+import type { AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../store/attributes.js';
 import type { Store, StoredPipeline } from '../store/store.js';
 
 /**
@@ -13,7 +13,7 @@ export interface AttributeRecordsPort {
   listPipelines(): Promise<StoredPipeline[]>;
   countRecords(dataset: string): Promise<number>;
   loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]>;
-  /** As {@link AttributeValueStore.saveAttributeValues}, after checking the lease. */
+  /** As the store's `saveAttributeValues`, after checking the lease. */
   saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number, unchanged?: Array<{ recordId: string; sourceRev: number }>): Promise<string[]>;
 }
 
