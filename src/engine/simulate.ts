@@ -73,6 +73,8 @@ interface RunState {
   failed: boolean;
   blocked: boolean;
   rewinds: Map<string, number>;
+  /** Tries made of each step in this run: a step run again after a rewind goes on counting, as a run's attempts do. */
+  tries: Map<string, number>;
   feedback: Map<string, unknown>;
 }
 
@@ -83,7 +85,7 @@ async function simulateOne(p: Pipeline, input: unknown, options: Options): Promi
   const started = now();
   const { order, dependents } = buildGraph(p);
   const byName = new Map(p.steps.map((s) => [s.name, s]));
-  const state: RunState = { outputs: {}, results: {}, failed: false, blocked: false, rewinds: new Map(), feedback: new Map() };
+  const state: RunState = { outputs: {}, results: {}, failed: false, blocked: false, rewinds: new Map(), feedback: new Map(), tries: new Map() };
   for (let i = 0; i < order.length; i++) {
     const step = byName.get(order[i]!)!;
     // After a rewind the walk resumes at the rewound step; what the rewind did not reset keeps its result.
@@ -159,12 +161,15 @@ async function runStep(p: Pipeline, step: Step, input: unknown, state: RunState,
   const logs: Array<{ stream: LogStream; line: string }> = [];
   let config: unknown;
   const usage: StepUsage[] = [];
-  // Each try evaluates `if` and renders `with` again, as a run's attempts do; the step policy decides what a failure leads to.
-  for (let attempts = 1; ; attempts++) {
+  // Each try evaluates `if` and renders `with` again, as a run's attempts do; the step policy decides what a failure
+  // leads to. Failures count from this (re)start of the step; attempt numbers go on across rewinds.
+  for (let failures = 0; ; ) {
+    const attempts = (state.tries.get(step.name) ?? 0) + 1;
+    state.tries.set(step.name, attempts);
     const ctx: ExpressionContext = { input, steps, run: { id: 'simulate', attempt: attempts, pipeline: p.name, version: options.version ?? 0 }, secrets: options.secrets ?? {} };
     try {
       if (step.if !== null && !(await evaluateCondition(step.if, ctx))) {
-        record({ status: 'skipped', attempts: 0, error: null });
+        record({ status: 'skipped', attempts, error: null });
         state.outputs[step.name] = null;
         return null;
       }
@@ -173,7 +178,8 @@ async function runStep(p: Pipeline, step: Step, input: unknown, state: RunState,
       return finish(step, state, record, { attempts, output, config, logs, usage }, options.verbose === true);
     } catch (err) {
       const error = toErrorRecord(err);
-      const action = afterFailure({ step, failFast: p.failFast, failures: attempts, retryable: error.retryable });
+      failures += 1;
+      const action = afterFailure({ step, failFast: p.failFast, failures, retryable: error.retryable });
       if (action.kind === 'retry') continue;
       record({ status: 'failed', attempts, error: stripStack(error), ...verboseOf(options.verbose === true, config, undefined, logs) });
       applyFailure(state, step.name, action);

@@ -89,6 +89,10 @@ const cases: Array<{ name: string; spec: Omit<PipelineSpec, 'name'> }> = [
     spec: { steps: { a: fn('flaky', { retry: { attempts: 2, delay: 1 } }), b: fn('ok', { needs: ['a'] }) } },
   },
   {
+    name: 'if-skips',
+    spec: { steps: { a: fn('ok', { if: '${{ false }}' }), b: fn('ok', { needs: ['a'] }), off: fn('boom', { disabled: true }) } },
+  },
+  {
     name: 'timeout',
     spec: { fail_fast: false, steps: { a: fn('hang', { timeout: 50, retry: { attempts: 2, delay: 1 } }), b: fn('ok', { needs: ['a'] }), c: fn('ok') } },
   },
@@ -96,7 +100,7 @@ const cases: Array<{ name: string; spec: Omit<PipelineSpec, 'name'> }> = [
 
 interface Outcome {
   run: string;
-  steps: Record<string, { status: string; code: string | null }>;
+  steps: Record<string, { status: string; code: string | null; attempts: number }>;
 }
 
 describe('the step policy: simulate and the engine agree', () => {
@@ -120,7 +124,7 @@ describe('the step policy: simulate and the engine agree', () => {
     const { run } = await engine.startRun(stored, { input: null });
     const done = await engine.waitForRun(run.id, { untilSettled: true });
     const records = await untilQuiet(run.id);
-    return { run: done.status, steps: Object.fromEntries(records.map((s) => [s.name, { status: s.status, code: s.error?.code ?? null }])) };
+    return { run: done.status, steps: Object.fromEntries(records.map((s) => [s.name, { status: s.status, code: s.error?.code ?? null, attempts: s.attempts }])) };
   }
 
   /** The run's steps once none is queued or running: a waiting run goes on with its other branches. */
@@ -134,7 +138,7 @@ describe('the step policy: simulate and the engine agree', () => {
 
   async function viaSimulate(spec: PipelineSpec): Promise<Outcome> {
     const [sim] = await simulatePipeline(normalizePipeline(spec, { stepTypes: steps }), [null], { steps });
-    return { run: sim!.status, steps: Object.fromEntries(Object.entries(sim!.steps).map(([name, s]) => [name, { status: s.status, code: s.error?.code ?? null }])) };
+    return { run: sim!.status, steps: Object.fromEntries(Object.entries(sim!.steps).map(([name, s]) => [name, { status: s.status, code: s.error?.code ?? null, attempts: s.attempts }])) };
   }
 
   it.each(cases)('$name', async ({ name, spec }) => {
@@ -147,8 +151,8 @@ describe('the step policy: simulate and the engine agree', () => {
   it('a gate whose budget is spent fails with GATE_FAILED in both', async () => {
     const spec: PipelineSpec = { name: 'diff-gate-code', max_parallel: 1, ...cases[0]!.spec };
     const [engineOutcome, simulated] = [await viaEngine(spec), await viaSimulate(spec)];
-    expect(engineOutcome.steps['check']).toEqual({ status: 'failed', code: 'GATE_FAILED' });
-    expect(simulated.steps['check']).toEqual({ status: 'failed', code: 'GATE_FAILED' });
+    expect(engineOutcome.steps['check']).toMatchObject({ status: 'failed', code: 'GATE_FAILED' });
+    expect(simulated.steps['check']).toMatchObject({ status: 'failed', code: 'GATE_FAILED' });
   });
 
   it("a map step's per-item template sees each item in both", async () => {
