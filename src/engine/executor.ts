@@ -10,6 +10,7 @@ import { compileGlob, matchesAny } from '../core/glob.js';
 import { checkOutputs, hashFiles, relativeTo } from './cache-files.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
 import { retryDelayAfter } from '../core/step-policy.js';
+import { ATTRIBUTE_STEP_TYPE } from '../core/validate.js';
 import { renderStepConfig } from '../steps/render-config.js';
 import { StepDirective, type LogStream, type SharedRateLimit, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
 import type { AttemptResult, CacheHit, ClaimedAttempt, GateDecision, Store, StoredPipeline } from '../store/store.js';
@@ -166,7 +167,7 @@ export class Executor {
     usage: StepUsage[],
   ): Promise<unknown> {
     const type = this.deps.steps.get(step.uses);
-    if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', `no step type ${step.uses} is registered`, { retryable: false });
+    if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', unknownTypeMessage(step.uses), { retryable: false });
     // The attempt may have been cancelled while its context was loading.
     if (cancel.aborted) throw abortReasonError(cancel.reason);
     const context = (signal: () => AbortSignal): StepContext => ({
@@ -329,6 +330,12 @@ function withoutOutputs(files: string[], outputs: string[], baseDir: string): st
   if (files.length === 0 || outputs.length === 0) return files;
   const globs = outputs.flatMap((p) => compileGlob(p));
   return files.filter((f) => !matchesAny(globs, relativeTo(baseDir, f)));
+}
+
+/** Why a step type is missing; attribute pipelines say how to install them (an engine built without them). */
+function unknownTypeMessage(uses: string): string {
+  if (uses === ATTRIBUTE_STEP_TYPE) return 'attribute pipelines are not installed in this engine: create it with createEngine, or pass extensions: [attributePipelines()]';
+  return `no step type ${uses} is registered`;
 }
 
 /** Sums the usage a step reported; the model is the last one named. */

@@ -6,6 +6,7 @@ import { fencedAttributePort } from '../../src/attributes/attribute-port.js';
 import { SluiceError } from '../../src/core/errors.js';
 import type { AttemptFence } from '../../src/steps/step-type.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { builtinStepTypes, createEngine, Engine, normalizePipeline, openStore, type PipelineSpec } from '../../src/index.js';
 
 /** The attribute step's access to values: writes are fenced by the attempt's lease, on a real SQLite store. */
 describe('the fenced attribute port', () => {
@@ -46,5 +47,35 @@ describe('the fenced attribute port', () => {
 
   it('refuses to run outside an attempt (no lease to fence by)', () => {
     expect(() => fencedAttributePort(store, undefined)).toThrow(expect.objectContaining({ code: 'STEP_FAILED' }));
+  });
+});
+
+describe('an engine without attribute pipelines', () => {
+  it('fails an attribute run saying how to install them, and createEngine has them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-attr-none-'));
+    const spec: PipelineSpec = { name: 'band', dataset: 'items', target: 'band', source: { fields: ['n'] }, steps: { b: { uses: 'code', with: { code: 'return $json.n > 1 ? "high" : "low";' } } } };
+    const bare = new Engine({ store: await openStore(`sqlite:${join(dir, 's.db')}`), steps: builtinStepTypes(), onError: () => undefined, artifactsDir: join(dir, 'a') });
+    try {
+      await bare.store.putDataset('items', {}, 1);
+      await bare.store.putRecords('items', [{ id: 'a', data: { n: 2 } }], 1);
+      await bare.registerPipeline(normalizePipeline(spec, { stepTypes: bare.steps }));
+      bare.startWorker({ pollMs: 5 });
+      const { run } = await bare.startRun('band', { input: {} });
+      const done = await bare.waitForRun(run.id, { pollMs: 10 });
+      expect(done.status).toBe('failed');
+      expect(done.error?.message).toContain('attributePipelines()');
+    } finally {
+      await bare.close();
+    }
+    const full = createEngine({ store: await openStore(`sqlite:${join(dir, 's.db')}`), artifactsDir: join(dir, 'a'), onError: () => undefined });
+    try {
+      full.startWorker({ pollMs: 5 });
+      const { run } = await full.startRun('band', { input: {} });
+      expect((await full.waitForRun(run.id, { pollMs: 10 })).status).toBe('succeeded');
+      expect((await full.store.getAttributeValues('items', 'a'))['band']?.value).toBe('high');
+    } finally {
+      await full.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
