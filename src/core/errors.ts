@@ -122,6 +122,15 @@ export function errorCodeOf(e: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/**
+ * The message of anything thrown: an Error's (also one from another realm, such as a `code` step's sandbox, where
+ * `instanceof Error` is false) or any object's string `message`; else the value as text.
+ */
+export function errorMessage(e: unknown): string {
+  const message = typeof e === 'object' && e !== null ? (e as { message?: unknown }).message : undefined;
+  return typeof message === 'string' ? message : String(e);
+}
+
 /** Whether `e` carries the error code `code` (a thrown SluiceError, or a plain error record from elsewhere). */
 export function hasErrorCode(e: unknown, code: ErrorCode): boolean {
   return errorCodeOf(e) === code;

@@ -3,7 +3,7 @@ import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type YAMLMap } from 'yaml';
-import { SluiceError, ValidationError, type ValidationIssue } from './errors.js';
+import { SluiceError, ValidationError, type ValidationIssue, errorMessage } from './errors.js';
 import { MAX_JSON_DEPTH } from './json-depth.js';
 import { formatKeyPath, isRecord, type KeyPath, type Locate } from './key-path.js';
 import type { Pipeline } from './model.js';
@@ -117,7 +117,7 @@ async function importSpec(absolute: string, file: string): Promise<unknown> {
   try {
     exports = (await tsImport(pathToFileURL(absolute).href, import.meta.url)) as Record<string, unknown>;
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = errorMessage(err);
     throw new SluiceError('MODULE_LOAD_FAILED', `could not load pipeline module ${file}: ${reason}`, { cause: err });
   }
   const spec = pickSpec(exports);
@@ -143,7 +143,7 @@ function toPlainData(doc: Document, file: string): unknown {
     return doc.toJS();
   } catch (err) {
     // e.g. an alias bomb ("Excessive alias count"), which the parser accepts but refuses to expand
-    throw new ValidationError([{ file, message: err instanceof Error ? err.message : String(err) }]);
+    throw new ValidationError([{ file, message: errorMessage(err) }]);
   }
 }
 

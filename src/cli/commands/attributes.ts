@@ -3,7 +3,7 @@ import { attributeTriggersOf } from '../../attributes/extension.js';
 import type { AttributeRunStats } from '../../attributes/attribute-step.js';
 import { absorbTriggeredRuns, runDatasetPipelines } from '../../attributes/dataset-runs.js';
 import { attributeWarnings } from '../../attributes/warnings.js';
-import { SluiceError } from '../../core/errors.js';
+import { SluiceError, errorMessage } from '../../core/errors.js';
 import { loadPipelineFile, type LoadedPipeline } from '../../core/load-pipeline.js';
 import { requireDataset } from '../../datasets/datasets.js';
 import type { Engine } from '../../engine/engine.js';
@@ -81,7 +81,7 @@ async function evalsAfter(engine: Engine, run: RunRecord): Promise<EvalSummary |
   try {
     return (await evalsAfterRun(engine, run.pipeline))?.summary;
   } catch (err) {
-    process.stderr.write(`sluice: evals of ${run.pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`sluice: evals of ${run.pipeline} failed: ${errorMessage(err)}\n`);
     return undefined;
   }
 }

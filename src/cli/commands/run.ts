@@ -1,4 +1,4 @@
-import { SluiceError } from '../../core/errors.js';
+import { SluiceError, errorMessage } from '../../core/errors.js';
 import type { Engine } from '../../engine/engine.js';
 import type { AttributeRunStats } from '../../attributes/attribute-step.js';
 import type { RunEvent, RunRecord } from '../../store/store.js';
@@ -206,7 +206,7 @@ async function runEvalsAfter(pipeline: string, engine: Engine, opts: RunOptions)
     if (report === null) return;
     (opts.json ? process.stderr : process.stdout).write(`${formatEvalSummary(pipeline, report.summary)}\n`);
   } catch (err) {
-    process.stderr.write(`sluice: evals of ${pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`sluice: evals of ${pipeline} failed: ${errorMessage(err)}\n`);
   }
 }
 

@@ -4,6 +4,7 @@ import { maskStoreUrl } from '../../store/store-url.js';
 import { positiveInt } from './run.js';
 import { EvalScheduler } from '../../evals/eval-scheduler.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
+import { errorMessage } from '../../core/errors.js';
 
 /**
  * `sluice worker`: claims and executes attempts of every run in the store until SIGINT/SIGTERM. After a run it
@@ -17,7 +18,7 @@ export async function workerCommand(opts: GlobalOptions & { concurrency?: string
   const worker = engine.startWorker({ ...(concurrency === undefined ? {} : { concurrency }), onLeadership });
   const evals = new EvalScheduler(engine, {
     onReport: (r) => process.stderr.write(`${formatEvalSummary(r.pipeline, r.summary)}\n`),
-    onError: (err, pipeline) => process.stderr.write(`sluice: evals of ${pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`),
+    onError: (err, pipeline) => process.stderr.write(`sluice: evals of ${pipeline} failed: ${errorMessage(err)}\n`),
   });
   evals.start();
   process.stderr.write(`sluice worker ${worker.owner} on ${maskStoreUrl(engine.store.url)}\n`);

@@ -9,6 +9,7 @@ import {
 } from 'quickjs-emscripten';
 import type { LogStream } from '../step-type.js';
 import { HOST_LOG_STREAMS, MAX_LOG_LINE_CHARS, MAX_MESSAGE_CHARS, SETUP_FILE, SETUP_SOURCE } from './guest-source.js';
+import { errorMessage } from '../../core/errors.js';
 
 /**
  * Largest QuickJS stack. QuickJS checks its own stack (in WASM linear memory), but every interpreter frame
@@ -152,7 +153,7 @@ export async function runInSandbox(task: SandboxTask, host: SandboxHost): Promis
     return result;
   } catch (err) {
     forgetModule(loading);
-    return { status: 'crashed', message: err instanceof Error ? err.message : String(err) };
+    return { status: 'crashed', message: errorMessage(err) };
   }
 }
 
