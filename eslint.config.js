@@ -1,6 +1,12 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** Import paths of a layer (a folder under src/), as relative imports name them from anywhere in src/. */
+const layer = (name) => [`../${name}/*`, `../${name}/**`, `../../${name}/*`, `../../${name}/**`, `../../../${name}/*`, `../../../${name}/**`];
+
+/** A `no-restricted-imports` rule refusing the given layers, with why. */
+const refuse = (message, ...layers) => ['error', { patterns: [{ group: layers.flatMap(layer), message }] }];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'web/dist/**', '.sluice/**', 'examples/**/.sluice/**'] },
   js.configs.recommended,
@@ -13,4 +19,43 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'off',
     },
   },
+  // The layers (docs/architecture.md). A later block for the same files replaces an earlier one's rule.
+  {
+    // core: the model, validation, expressions, the step policy; no I/O and nothing outside core.
+    files: ['src/core/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['../*', '../**'], message: 'src/core imports only src/core.' }] }] },
+  },
+  {
+    // steps: the step contract (step-type.ts) and the built-in types; they never touch the engine or the store.
+    files: ['src/steps/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [...['engine', 'store', 'attributes', 'evals', 'datasets', 'server', 'cli', 'artifacts'].flatMap(layer), '!**/artifacts/artifact-store.js'],
+              message: 'src/steps imports only src/core, the step contract and the artifact contract (artifacts/artifact-store.ts).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // engine: runs pipelines over the store port; features such as attribute pipelines plug in as extensions.
+    files: ['src/engine/**/*.ts'],
+    rules: { 'no-restricted-imports': refuse('src/engine does not import attribute pipelines: they plug in as an extension (engine/extension.ts).', 'attributes') },
+  },
+  // The store rules below are on once the shared run-state layer lands; each note names a file that still breaks it.
+  // {
+  //   // store: imports only core and store. Still broken by src/store/store.ts (steps/step-type, evals/eval-cases).
+  //   files: ['src/store/**/*.ts'],
+  //   rules: { 'no-restricted-imports': refuse('src/store imports only src/core and src/store.', 'steps', 'engine', 'attributes', 'evals', 'datasets', 'artifacts', 'server', 'cli') },
+  // },
+  // {
+  //   // postgres never imports sqlite (plus the store rule). Still broken by src/store/postgres/pg-run-transitions.ts.
+  //   files: ['src/store/postgres/**/*.ts'],
+  //   rules: { 'no-restricted-imports': refuse('src/store/postgres imports neither src/store/sqlite nor anything outside src/core and src/store.', 'sqlite', 'steps', 'engine', 'attributes', 'evals', 'datasets', 'artifacts', 'server', 'cli') },
+  // },
 );

@@ -4,6 +4,29 @@
 export { Engine, type EngineOptions, type StartRunOptions, type Clock } from './engine/engine.js';
 export type { WorkerOptions } from './engine/worker.js';
 export { SluiceError, ValidationError, formatIssue, type ErrorCode, type ValidationIssue } from './core/errors.js';
+export { isSluiceError, errorCodeOf, hasErrorCode, type ErrorRecord } from './core/errors.js';
+export type { EmitOptions, EmittedEvent } from './engine/engine.js';
+export type { EngineExtension, ExtensionHost, InstalledExtension } from './engine/extension.js';
+export { attributePipelines, attributeTriggersOf, ATTRIBUTE_EXTENSION, type AttributeExtension } from './attributes/extension.js';
+export type { AttemptFence } from './steps/step-type.js';
+export { pipelinesTriggeredBy } from './core/event-triggers.js';
+export {
+  afterFailure,
+  failedForGood,
+  mayRetry,
+  retryDelayAfter,
+  afterRewindRequest,
+  gateFailedError,
+  renderWith,
+  startVerdict,
+  type FailureAction,
+  type FailureFacts,
+  type RewindBudget,
+  type RewindVerdict,
+  type RenderRules,
+  type StartFacts,
+  type StartVerdict,
+} from './core/step-policy.js';
 export type * from './core/model.js';
 export { normalizePipeline, pipelineVersionHash } from './core/validate.js';
 export { loadPipelineFile, parsePipelineText } from './core/load-pipeline.js';
@@ -38,10 +61,14 @@ export { parseComparator, matches as evalMatches } from './evals/comparators.js'
 
 import { Engine, type EngineOptions } from './engine/engine.js';
 import { builtinStepTypes } from './steps/builtin.js';
+import { attributePipelines } from './attributes/extension.js';
 
-/** Creates an engine; `steps` defaults to the built-in step types. */
+/**
+ * Creates an engine; `steps` defaults to the built-in step types, and attribute pipelines are installed (before
+ * any `extensions` given).
+ */
 export function createEngine(options: Omit<EngineOptions, 'steps'> & { steps?: EngineOptions['steps'] }): Engine {
-  return new Engine({ ...options, steps: options.steps ?? builtinStepTypes() });
+  return new Engine({ ...options, steps: options.steps ?? builtinStepTypes(), extensions: [attributePipelines(), ...(options.extensions ?? [])] });
 }
 export * from './define/index.js';
 export type { EngineLogger } from './engine/engine-log.js';

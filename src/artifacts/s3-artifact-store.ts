@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { SluiceError } from '../core/errors.js';
+import { SluiceError, errorMessage } from '../core/errors.js';
 import type { ArtifactContent, ArtifactRef } from './artifact-store.js';
 import { addressOf, BaseArtifactStore, ContentDigest, chunksOf, missingArtifact, sha256Hex, verifiedStream, wholeContent } from './artifact-content.js';
 import { EMPTY_SHA256, encodeRfc3986, signRequest, type AwsCredentials } from './sigv4.js';
@@ -144,7 +144,7 @@ export class S3ArtifactStore extends BaseArtifactStore {
     try {
       return await fetch(url, init);
     } catch (err) {
-      throw new SluiceError('STORE_ERROR', `${method} ${this.location}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, retryable: true });
+      throw new SluiceError('STORE_ERROR', `${method} ${this.location}: ${errorMessage(err)}`, { cause: err, retryable: true });
     }
   }
 

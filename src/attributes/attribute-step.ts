@@ -7,6 +7,7 @@ import type { AttributeWorkItem, ComputedAttributeValue } from '../store/attribu
 import type { Store } from '../store/store.js';
 import type { StepContext, StepRegistry, StepType } from '../steps/step-type.js';
 import { runBatch, type BatchItem } from './batch.js';
+import type { AttributeRecordsPort } from './attribute-port.js';
 
 /** Input of an attribute run. Everything is optional: `{}` computes every record whose input changed. */
 export interface AttributeRunInput {
@@ -34,7 +35,8 @@ export interface AttributeRunStats {
 }
 
 export interface AttributeStepDeps {
-  store: Store;
+  /** The attempt's fenced access to records and values (see attribute-port.ts); the step holds nothing else of the store. */
+  port: (ctx: StepContext) => AttributeRecordsPort;
   /** The step types the written steps use (read when a run starts, so custom types registered later count). */
   steps: () => StepRegistry;
   /** Told which records got a new value of `field`, after each batch is stored (record-save triggers of readers). */
@@ -68,14 +70,15 @@ export function createAttributeStep(deps: AttributeStepDeps): StepType<Record<st
     type: ATTRIBUTE_STEP_TYPE,
     configSchema: { type: 'object' },
     async execute(ctx) {
-      const stored = await deps.store.getPipeline(ctx.run.pipeline, ctx.run.version);
+      const port = deps.port(ctx);
+      const stored = await port.getPipeline(ctx.run.pipeline, ctx.run.version);
       const attr = stored?.definition.attribute;
       if (!stored || !attr) throw new SluiceError('STEP_FAILED', `pipeline ${ctx.run.pipeline} v${ctx.run.version} is not an attribute pipeline`, { retryable: false });
       const input = readInput(ctx.input);
-      const derived = await derivedFields(deps.store, attr, stored.name);
+      const derived = await derivedFields(port, attr, stored.name);
       // A dataset run starts every reader itself, in order: its runs tell nobody of new values.
       const notify = input.trigger === DATASET_TRIGGER ? undefined : deps.onValuesChanged;
-      const run = new AttributeRun({ ...deps, onValuesChanged: notify }, ctx, attr, stored.name, stored.version, input.force === true || ctx.force === true);
+      const run = new AttributeRun({ port, steps: deps.steps, onValuesChanged: notify }, ctx, attr, stored.name, stored.version, input.force === true || ctx.force === true);
       return run.execute(input.records, derived);
     },
   };
@@ -97,7 +100,7 @@ function readInput(input: unknown): AttributeRunInput {
 }
 
 /** Source fields that other attribute pipelines of the dataset write: read from their stored values. */
-export async function derivedFields(store: Store, attr: AttributeConfig, self: string): Promise<string[]> {
+export async function derivedFields(store: Pick<Store, 'listPipelines'>, attr: AttributeConfig, self: string): Promise<string[]> {
   const targets = new Set(
     (await store.listPipelines())
       .filter((p) => p.name !== self && p.definition.attribute?.dataset === attr.dataset)
@@ -125,6 +128,9 @@ export function sourceFields(attr: AttributeConfig, item: Pick<AttributeWorkItem
   return out;
 }
 
+/** What one attribute run works with: the attempt's port, not the port factory. */
+type RunDeps = Omit<AttributeStepDeps, 'port'> & { port: AttributeRecordsPort };
+
 class AttributeRun {
   private readonly stats: AttributeRunStats = {
     processed: 0,
@@ -147,7 +153,7 @@ class AttributeRun {
   private derivedList: string[] = [];
 
   constructor(
-    private readonly deps: AttributeStepDeps,
+    private readonly deps: RunDeps,
     ctx: StepContext,
     private readonly attr: AttributeConfig,
     private readonly pipeline: string,
@@ -174,17 +180,17 @@ class AttributeRun {
     // Records whose value is current by rev stay in the store, unread: unless forced, or when a source field
     // is another pipeline's value (those change without the record being written).
     const changedOnly = !this.force && derivedList.length === 0 ? { version: this.version } : undefined;
-    const total = ids !== undefined ? ids.length : changedOnly ? await this.deps.store.countRecords(dataset) : 0;
+    const total = ids !== undefined ? ids.length : changedOnly ? await this.deps.port.countRecords(dataset) : 0;
     let read = 0;
     if (ids !== undefined) {
       for (let i = 0; i < ids.length; i += PAGE_SIZE) {
-        const page = await this.deps.store.loadAttributeWork(dataset, target, derivedList, { ids: ids.slice(i, i + PAGE_SIZE), changedOnly });
+        const page = await this.deps.port.loadAttributeWork(dataset, target, derivedList, { ids: ids.slice(i, i + PAGE_SIZE), changedOnly });
         read += page.length;
         await this.consider(page, derived);
       }
     } else {
       for (let after: string | undefined; ; ) {
-        const page = await this.deps.store.loadAttributeWork(dataset, target, derivedList, { after, limit: PAGE_SIZE, changedOnly });
+        const page = await this.deps.port.loadAttributeWork(dataset, target, derivedList, { after, limit: PAGE_SIZE, changedOnly });
         read += page.length;
         await this.consider(page, derived);
         if (page.length < PAGE_SIZE) break;
@@ -234,7 +240,7 @@ class AttributeRun {
    */
   private async stillDue(batch: Array<BatchItem & { inputHash: string; rev: number }>): Promise<Array<BatchItem & { inputHash: string; rev: number }>> {
     if (this.force || this.attr.steps.every((s) => s.uses === 'code')) return batch;
-    const now = await this.deps.store.loadAttributeWork(this.attr.dataset, this.attr.target, this.derivedList, { ids: batch.map((b) => b.id) });
+    const now = await this.deps.port.loadAttributeWork(this.attr.dataset, this.attr.target, this.derivedList, { ids: batch.map((b) => b.id) });
     const current = new Map(now.map((w) => [w.id, w.current]));
     const due = batch.filter((b) => {
       const value = current.get(b.id);
@@ -248,7 +254,7 @@ class AttributeRun {
   private async flush(): Promise<void> {
     const batch = this.pending.length === 0 ? [] : await this.stillDue(this.pending.splice(0));
     if (batch.length === 0) {
-      if (this.unchanged.length > 0) await this.deps.store.saveAttributeValues(this.attr.dataset, this.attr.target, this.pipeline, [], this.ctx.now(), this.unchanged.splice(0));
+      if (this.unchanged.length > 0) await this.deps.port.saveAttributeValues(this.attr.dataset, this.attr.target, this.pipeline, [], this.ctx.now(), this.unchanged.splice(0));
       return;
     }
     const outcomes = await runBatch(this.attr, { name: this.pipeline }, batch, { steps: this.deps.steps(), ctx: this.ctx, concurrency: this.attr.concurrency });
@@ -275,7 +281,7 @@ class AttributeRun {
       if (this.stats.failures.length < MAX_LISTED_FAILURES) this.stats.failures.push(failure);
       if (this.attr.onRecordFailure === 'continue') this.ctx.log('warn', `record "${item.id}" failed in step ${o.step}: ${o.error.message}`);
     });
-    const written = await this.deps.store.saveAttributeValues(this.attr.dataset, this.attr.target, this.pipeline, values, this.ctx.now(), this.unchanged.splice(0));
+    const written = await this.deps.port.saveAttributeValues(this.attr.dataset, this.attr.target, this.pipeline, values, this.ctx.now(), this.unchanged.splice(0));
     this.stats.processed += values.length;
     this.stats.batches += 1;
     const changed = new Set(batch.filter((b, i) => outcomes[i]!.ok && stableStringify((outcomes[i] as { value: unknown }).value) !== stableStringify(b.value)).map((b) => b.id));

@@ -1,9 +1,9 @@
 import { SluiceError, toErrorRecord, type ErrorRecord } from '../core/errors.js';
-import { evaluateCondition, renderTemplate } from '../core/expressions.js';
+import { evaluateCondition } from '../core/expressions.js';
 import { isRecord } from '../core/key-path.js';
 import { redactJson } from '../core/redact.js';
 import type { AttributeConfig, ExpressionContext, Pipeline, Step } from '../core/model.js';
-import { retryDelay } from '../core/retry.js';
+import { failedForGood, mayRetry, retryDelayAfter } from '../core/step-policy.js';
 import { buildGraph } from '../core/graph.js';
 import { invokeWithTimeout, OutputChecker } from '../engine/step-invocation.js';
 import { runCodeItems, type CodeConfig } from '../steps/code/code-step.js';
@@ -61,7 +61,9 @@ export async function runBatch(attr: AttributeConfig, pipeline: Pick<Pipeline, '
     results.forEach((r, k) => {
       const i = alive[k]!;
       if (r.ok) outputs[i]![name] = r.output;
-      else if (step.onFailure === 'continue') outputs[i]![name] = null;
+      // Retries are spent by now; the step policy says whether the record goes on. Records are independent, so
+      // an abort fails this record only (fail_fast has nothing else to stop).
+      else if (failedForGood(step, false).kind === 'continue') outputs[i]![name] = null;
       else failures[i] = { step: name, error: toErrorRecord(r.error) };
     });
   }
@@ -113,7 +115,8 @@ async function runCodeStep(step: Step, work: Work[], env: BatchEnv): Promise<Ste
     }
   }
   if (run.length === 0) return results;
-  const config = (await renderTemplate(step.with, { input: null, steps: {}, run: env.ctx.run, secrets: env.ctx.secrets })) as unknown as CodeConfig;
+  // Rendered once for the batch (no record's fields), the way the step type asks.
+  const config = (await renderStepConfig(env.steps.get(step.uses), step.with, { input: null, steps: {}, run: env.ctx.run, secrets: env.ctx.secrets })) as unknown as CodeConfig;
   // Per-item `steps` and `$value` cross into the sandbox only when some item has them.
   const values = run.map((k) => work[k]!.item.value);
   const steps = run.map((k) => work[k]!.steps);
@@ -218,16 +221,15 @@ function checked(step: Step, output: unknown): StepResult {
   }
 }
 
-/** The step's retry policy, with its delays; a cancelled run stops waiting at once. */
+/** The step's retry policy (the step policy's), with its delays; a cancelled run stops waiting at once. */
 async function withRetries<T>(step: Step, signal: AbortSignal, work: () => Promise<T>): Promise<T> {
   for (let failures = 0; ; ) {
     try {
       return await work();
     } catch (err) {
       failures += 1;
-      const record = toErrorRecord(err);
-      if (signal.aborted || failures >= step.retry.attempts || record.retryable === false) throw err;
-      await sleep(retryDelay(step.retry, failures), signal);
+      if (!mayRetry(step.retry, failures, toErrorRecord(err).retryable, !signal.aborted)) throw err;
+      await sleep(retryDelayAfter(step.retry, failures), signal);
     }
   }
 }

@@ -5,6 +5,7 @@ import { SluiceError } from '../core/errors.js';
 import { loadPipelineFile } from '../core/load-pipeline.js';
 import { Engine, type EngineOptions } from '../engine/engine.js';
 import { createCommandLogger, logLevel } from './log.js';
+import { attributePipelines } from '../attributes/extension.js';
 import { builtinStepTypes, type ModelPrice } from '../steps/builtin.js';
 import { DEFAULT_STORE_URL, openStore } from '../store/open-store.js';
 import type { StoredPipeline } from '../store/store.js';
@@ -37,7 +38,7 @@ export async function openEngine(opts: GlobalOptions, extra: Pick<EngineOptions,
   const store = await openStore(url);
   const prices = llmPricesFromEnv();
   try {
-    return new Engine({ store, steps: builtinStepTypes(prices ? { llm: { prices } } : {}), secrets: secretsFromEnv(), artifacts: artifactsSetting(url), ...(logger ? { logger } : {}) });
+    return new Engine({ store, steps: builtinStepTypes(prices ? { llm: { prices } } : {}), secrets: secretsFromEnv(), artifacts: artifactsSetting(url), ...(logger ? { logger } : {}), extensions: [attributePipelines()] });
   } catch (err) {
     // A bad SLUICE_ARTIFACTS is refused before anything runs; the store's connections go with it.
     await store.close();

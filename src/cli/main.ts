@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
-import { SluiceError, ValidationError } from '../core/errors.js';
+import { isSluiceError, isValidationError } from '../core/errors.js';
 // Each verb's module loads when that verb runs, so help, --version and usage errors stay fast.
 import {
   controlCommand,
@@ -14,6 +14,7 @@ import {
   datasetRunCommand,
   decideCommand,
   dlqCommand,
+  emitCommand,
   evalCommand,
   graphCommand,
   logsCommand,
@@ -51,16 +52,16 @@ function action(handler: Handler) {
 
 function reportError(err: unknown, opts: GlobalOptions): number {
   if (opts.json) {
-    const body = err instanceof SluiceError ? err.toJSON() : { code: 'INTERNAL', message: String(err) };
+    const body = isSluiceError(err) ? err.toJSON() : { code: 'INTERNAL', message: String(err) };
     process.stderr.write(`${JSON.stringify({ error: body })}\n`);
-  } else if (err instanceof ValidationError) {
+  } else if (isValidationError(err)) {
     process.stderr.write(`${err.message}\n`);
-  } else if (err instanceof SluiceError) {
+  } else if (isSluiceError(err)) {
     process.stderr.write(`sluice: ${err.code}: ${err.message}\n`);
   } else {
     process.stderr.write(`sluice: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   }
-  return err instanceof SluiceError && ['VALIDATION_FAILED', 'INPUT_INVALID', 'INPUT_TOO_LARGE', 'RECORD_INVALID'].includes(err.code) ? 2 : 1;
+  return isSluiceError(err) && ['VALIDATION_FAILED', 'INPUT_INVALID', 'INPUT_TOO_LARGE', 'RECORD_INVALID'].includes(err.code) ? 2 : 1;
 }
 
 /** The package's version (src/cli and dist/cli both sit two folders below package.json). */
@@ -91,6 +92,14 @@ export function buildProgram(): Command {
     .option('--detach', 'only queue the run and print its id')
     .option('--explain', 'say per step why it ran or was cached')
     .action(action((target: string | undefined, opts) => runCommand(target, opts)));
+
+  program
+    .command('emit')
+    .argument('<event>', 'event NAME, as pipelines name it in `triggers: [{ event: NAME }]`')
+    .description('fire an event: start a run of every enabled pipeline whose triggers name it (queued for the workers)')
+    .option('--data <json>', 'the event payload, each run\'s input, as JSON, or @file')
+    .option('--idempotency-key <key>', 'emitting again with this key starts nothing new')
+    .action(action((event: string, opts) => emitCommand(event, opts)));
 
   program.command('status').argument('[run]').description('a run and its steps (default: the newest run)').action(action(statusCommand));
   program

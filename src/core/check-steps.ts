@@ -6,13 +6,13 @@ import { findCycle } from './graph.js';
 import { globProblem } from './glob.js';
 import { isRecord, type KeyPath } from './key-path.js';
 import { closest, schemaIssues, type RawIssue } from './schema-issues.js';
-import type { StepRegistry, StepType } from '../steps/step-type.js';
+import type { StepSchemas, StepTypeSchema } from './step-schemas.js';
 
 /**
  * Checks of the `steps` mapping that JSON Schema cannot express: step types, needs, cycles, expressions,
  * `with` against the step type's schema. Runs on raw (possibly invalid) input, so every check guards types.
  */
-export function stepIssues(steps: Record<string, unknown>, stepTypes: StepRegistry): RawIssue[] {
+export function stepIssues(steps: Record<string, unknown>, stepTypes: StepSchemas): RawIssue[] {
   const issues: RawIssue[] = [];
   const needs = new Map<string, string[]>();
   // Each expression is compiled once: the valid ones are checked for the steps they read afterwards.
@@ -42,7 +42,7 @@ export function unwrapCondition(text: string): string {
   return error === undefined && only !== undefined && 'expr' in only ? only.expr : text;
 }
 
-function usesIssues(step: Record<string, unknown>, path: KeyPath, stepTypes: StepRegistry): RawIssue[] {
+function usesIssues(step: Record<string, unknown>, path: KeyPath, stepTypes: StepSchemas): RawIssue[] {
   if (typeof step.uses !== 'string' || step.uses === '' || stepTypes.has(step.uses)) return [];
   const known = [...stepTypes.keys()].sort();
   const guess = closest(step.uses, known);
@@ -225,9 +225,9 @@ const configAjvOptions = { allErrors: true, verbose: true, strict: false, logger
 // Made at first use: each instance compiles its meta-schemas, which would slow every import of the library.
 let configAjv: Ajv | undefined;
 let configAjv2020: Ajv2020 | undefined;
-const configValidators = new WeakMap<StepType<any>, ValidateFunction | Error>();
+const configValidators = new WeakMap<StepTypeSchema, ValidateFunction | Error>();
 
-function configIssues(step: Record<string, unknown>, path: KeyPath, stepTypes: StepRegistry): RawIssue[] {
+function configIssues(step: Record<string, unknown>, path: KeyPath, stepTypes: StepSchemas): RawIssue[] {
   const type = typeof step.uses === 'string' ? stepTypes.get(step.uses) : undefined;
   const config = step.with ?? {};
   if (!type || !isRecord(config)) return [];
@@ -241,7 +241,7 @@ function configIssues(step: Record<string, unknown>, path: KeyPath, stepTypes: S
   return schemaIssues(errors, config, [...path, 'with'], {});
 }
 
-function configValidator(type: StepType<any>): ValidateFunction | Error {
+function configValidator(type: StepTypeSchema): ValidateFunction | Error {
   let validate = configValidators.get(type);
   if (!validate) {
     try {

@@ -39,6 +39,12 @@ export type ErrorCode =
   | 'IDEMPOTENCY_CONFLICT'
   | 'WAIT_TIMEOUT'
   | 'DEPENDENCY_MISSING'
+  /** A gate's rewind budget is spent and its `on_fail.then` is `fail`. */
+  | 'GATE_FAILED'
+  /** The child run a `pipeline` step started failed or was cancelled. */
+  | 'CHILD_RUN_FAILED'
+  /** A human rejected a blocked step. */
+  | 'REJECTED'
   | 'INTERNAL';
 
 /** Where in a source file a problem sits. Lines and columns are 1-based. */
@@ -61,7 +67,13 @@ export interface SluiceErrorOptions {
   recordDetails?: boolean;
 }
 
-/** The one error base of Sluice. */
+/**
+ * The brand every {@link SluiceError} carries. A registered symbol, so it is the same in every realm and in every
+ * copy of this package loaded at once, where `instanceof` against one copy's class would miss the others.
+ */
+const SLUICE_ERROR = Symbol.for('sluice.error');
+
+/** The one error base of Sluice. Check for it with {@link isSluiceError}, not `instanceof`. */
 export class SluiceError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
@@ -78,6 +90,11 @@ export class SluiceError extends Error {
     this.recordDetails = options.recordDetails ?? false;
   }
 
+  /** The brand {@link isSluiceError} reads. */
+  get [SLUICE_ERROR](): true {
+    return true;
+  }
+
   toJSON(): { code: ErrorCode; message: string; retryable: boolean; details?: unknown } {
     const out: { code: ErrorCode; message: string; retryable: boolean; details?: unknown } = {
       code: this.code,
@@ -87,6 +104,38 @@ export class SluiceError extends Error {
     if (this.details !== undefined) out.details = this.details;
     return out;
   }
+}
+
+/**
+ * Whether `e` is a {@link SluiceError} thrown in this process: by its brand, so it holds across realms (a
+ * `vm` context, another copy of the package) where `instanceof` does not.
+ */
+export function isSluiceError(e: unknown): e is SluiceError {
+  return typeof e === 'object' && e !== null && (e as { [SLUICE_ERROR]?: unknown })[SLUICE_ERROR] === true;
+}
+
+/**
+ * The stable code of anything thrown or received: a {@link SluiceError}'s, or the string `code` of a plain object
+ * (an error that crossed a process or was read back from the store). Undefined when there is none.
+ */
+export function errorCodeOf(e: unknown): string | undefined {
+  if (typeof e !== 'object' || e === null) return undefined;
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * The message of anything thrown: an Error's (also one from another realm, such as a `code` step's sandbox, where
+ * `instanceof Error` is false) or any object's string `message`; else the value as text.
+ */
+export function errorMessage(e: unknown): string {
+  const message = typeof e === 'object' && e !== null ? (e as { message?: unknown }).message : undefined;
+  return typeof message === 'string' ? message : String(e);
+}
+
+/** Whether `e` carries the error code `code` (a thrown SluiceError, or a plain error record from elsewhere). */
+export function hasErrorCode(e: unknown, code: ErrorCode): boolean {
+  return errorCodeOf(e) === code;
 }
 
 /** One problem found while validating a pipeline definition. */
@@ -111,6 +160,11 @@ export class ValidationError extends SluiceError {
   }
 }
 
+/** Whether `e` is a {@link ValidationError} (by brand and code, not `instanceof`): it lists `issues`. */
+export function isValidationError(e: unknown): e is ValidationError {
+  return isSluiceError(e) && e.code === 'VALIDATION_FAILED' && Array.isArray((e as { issues?: unknown }).issues);
+}
+
 /** Serializable error shape stored on attempts and events. */
 export interface ErrorRecord {
   code: string;
@@ -127,7 +181,7 @@ export interface ErrorRecord {
  * {@link userStack}).
  */
 export function toErrorRecord(err: unknown): ErrorRecord {
-  if (err instanceof SluiceError) {
+  if (isSluiceError(err)) {
     const rec: ErrorRecord = { code: err.code, message: err.message, retryable: err.retryable };
     if (err.recordDetails && err.details !== undefined) rec.details = err.details;
     return rec;

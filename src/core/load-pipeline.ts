@@ -1,14 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tsImport } from '../optional-package.js';
+import { tsImport } from './optional-package.js';
 import type { Document, YAMLMap } from 'yaml';
 import { yamlPackage } from './lazy-packages.js';
-import { SluiceError, ValidationError, type ValidationIssue } from './errors.js';
+import { SluiceError, ValidationError, type ValidationIssue, errorMessage } from './errors.js';
 import { MAX_JSON_DEPTH } from './json-depth.js';
 import { formatKeyPath, isRecord, type KeyPath, type Locate } from './key-path.js';
 import type { Pipeline } from './model.js';
-import type { StepRegistry } from '../steps/step-type.js';
+import type { StepSchemas } from './step-schemas.js';
 import { normalizePipeline } from './validate.js';
 
 /** A parsed definition and a way back from key paths to positions in its text. */
@@ -85,7 +85,7 @@ function assertFlowDepth(text: string, file: string): void {
  * Throws `SluiceError('PIPELINE_NOT_FOUND')` for a missing file, `MODULE_LOAD_FAILED` when a module throws
  * while loading, and a `ValidationError` for everything wrong with the definition.
  */
-export async function loadPipelineFile(file: string, stepTypes: StepRegistry): Promise<LoadedPipeline> {
+export async function loadPipelineFile(file: string, stepTypes: StepSchemas): Promise<LoadedPipeline> {
   const absolute = resolve(file);
   const extension = extname(file).toLowerCase();
   if (!DATA_EXTENSIONS.has(extension) && !MODULE_EXTENSIONS.has(extension)) {
@@ -118,7 +118,7 @@ async function importSpec(absolute: string, file: string): Promise<unknown> {
   try {
     exports = (await tsImport(pathToFileURL(absolute).href, import.meta.url)) as Record<string, unknown>;
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = errorMessage(err);
     throw new SluiceError('MODULE_LOAD_FAILED', `could not load pipeline module ${file}: ${reason}`, { cause: err });
   }
   const spec = pickSpec(exports);
@@ -144,7 +144,7 @@ function toPlainData(doc: Document, file: string): unknown {
     return doc.toJS();
   } catch (err) {
     // e.g. an alias bomb ("Excessive alias count"), which the parser accepts but refuses to expand
-    throw new ValidationError([{ file, message: err instanceof Error ? err.message : String(err) }]);
+    throw new ValidationError([{ file, message: errorMessage(err) }]);
   }
 }
 

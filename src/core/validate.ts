@@ -8,12 +8,12 @@ import { formatKeyPath, isRecord, type KeyPath, type Locate } from './key-path.j
 import type { AttributeConfig, CacheFiles, CacheSpec, Pipeline, PipelineSpec, RetryPolicy, RetrySpec, Step, StepSpec, Trigger } from './model.js';
 import { pipelineJsonSchema } from './pipeline-schema.js';
 import { describeValue, schemaIssues, type RawIssue } from './schema-issues.js';
-import type { StepRegistry } from '../steps/step-type.js';
+import type { StepSchemas } from './step-schemas.js';
 
 /** Options of {@link normalizePipeline}. */
 export interface NormalizeOptions {
   /** Step types that `uses` may name; `with` is checked against their config schema. */
-  stepTypes: StepRegistry;
+  stepTypes: StepSchemas;
   /** Named in every issue. */
   file?: string;
   /** Maps a key path to its position in `file`, e.g. from `parsePipelineText`. Without it, issues carry no line. */
@@ -63,7 +63,7 @@ export function pipelineVersionHash(p: Pipeline): string {
   return sha256(stableStringify(p));
 }
 
-function collectIssues(spec: unknown, stepTypes: StepRegistry): RawIssue[] {
+function collectIssues(spec: unknown, stepTypes: StepSchemas): RawIssue[] {
   if (!isRecord(spec)) {
     const message = `expected a pipeline definition (a mapping with name and steps), got ${describeValue(spec)}`;
     return [{ path: [], target: 'value', message }];

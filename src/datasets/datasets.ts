@@ -1,4 +1,5 @@
 import { attributePipelinesOf } from '../attributes/ordering.js';
+import { attributeTriggersOf } from '../attributes/extension.js';
 import { SluiceError } from '../core/errors.js';
 import { stableStringify } from '../core/hash.js';
 import type { Engine } from '../engine/engine.js';
@@ -35,7 +36,7 @@ export async function writeRecords(engine: Engine, dataset: string, records: New
   if (target.ingestPipeline !== undefined) checked = await ingest(engine, await engine.requirePipeline(target.ingestPipeline), checked);
   const changed = await changedFields(engine, dataset, checked);
   await engine.store.putRecords(dataset, checked, engine.clock.now());
-  if (changed) await engine.attributeTriggers.recordsWritten(dataset, changed);
+  if (changed) await attributeTriggersOf(engine)?.recordsWritten(dataset, changed);
   return checked.length;
 }
 

@@ -13,9 +13,7 @@ import { newRunId } from '../store/ids.js';
 import { renderConcurrencyKeys } from './concurrency-keys.js';
 import type { CreateRunRequest, CreatedRun, HumanDecision, PipelineSource, RunEvent, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
 import { EventBus, type BatchListener, type EventListener } from './event-bus.js';
-import { createAttributeStep } from '../attributes/attribute-step.js';
-import { checkAttributeGraph } from '../attributes/ordering.js';
-import { AttributeTriggers } from '../attributes/triggers.js';
+import type { EngineExtension, InstalledExtension } from './extension.js';
 import type { StepType } from '../steps/step-type.js';
 import { Executor } from './executor.js';
 import { newOwnerId } from './owner.js';
@@ -31,6 +29,7 @@ import { logRunEvents, silentLogger, type EngineLogger } from './engine-log.js';
 import { RunTracing } from './run-tracing.js';
 import { tracerFromEnv, tracingEnabled, type RunTracer } from '../telemetry/tracing.js';
 import { formatTraceParent, parseTraceParent } from '../telemetry/trace-context.js';
+import { checkEventName, pipelinesTriggeredBy } from '../core/event-triggers.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -59,8 +58,13 @@ export interface EngineOptions {
   inlineOutputLimit?: number;
   /** Run inputs whose JSON is larger are refused; pass large data as artifacts. Default: 1 MiB. */
   maxInputBytes?: number;
-  /** How long record saves gather before their attribute pipelines run. Default: 1 s. */
+  /** How long record saves gather before their attribute pipelines run (read by that extension). Default: 1 s. */
   triggerDebounceMs?: number;
+  /**
+   * Features that plug in through the step contract (see extension.ts), e.g. `attributePipelines()`. `createEngine`
+   * and the CLI add attribute pipelines; a bare `new Engine` has only what is listed here. Default: none.
+   */
+  extensions?: EngineExtension[];
   /**
    * Worker threads that run `code` step sandboxes, shared by the whole process (the last engine that sets it
    * wins). Default: env `SLUICE_CODE_WORKERS`, else min(4, cores).
@@ -105,6 +109,20 @@ export interface StartRunOptions {
  * The engine: registers pipelines, starts and controls runs, and runs a worker in this process.
  * It is a value: several engines may share one process (tests do).
  */
+/** Options of {@link Engine.emit}. */
+export interface EmitOptions {
+  /** Makes emitting idempotent per pipeline: a second emit with this key returns the runs the first started. */
+  idempotencyKey?: string;
+  /** A W3C trace context the started runs join (the caller's span becomes their parent). */
+  traceparent?: string;
+}
+
+/** What {@link Engine.emit} started: one entry per pipeline whose trigger names the event. */
+export interface EmittedEvent {
+  event: string;
+  runs: CreatedRun[];
+}
+
 export class Engine {
   readonly store: Store;
   readonly steps: StepRegistry;
@@ -119,8 +137,8 @@ export class Engine {
   readonly artifacts: ArtifactStore;
   private readonly maxInputBytes: number;
   private readonly maxLogBytesPerAttempt: number | undefined;
-  /** Record-save triggers of attribute pipelines (debounced). */
-  readonly attributeTriggers: AttributeTriggers;
+  /** The installed extensions by name. */
+  private readonly extensions = new Map<string, InstalledExtension>();
   /** Values visible to steps as `secrets.<NAME>` (also to in-memory executions: simulate, ingest, evals). */
   readonly secrets: Readonly<Record<string, string>>;
   /** Where the engine logs. Default: nowhere. */
@@ -133,22 +151,9 @@ export class Engine {
     this.logger = options.logger ?? silentLogger;
     if (options.logger) this.bus.subscribeBatches((events) => logRunEvents(this.logger, events));
     this.secrets = options.secrets ?? {};
-    this.attributeTriggers = new AttributeTriggers(
-      {
-        listPipelines: () => this.store.listPipelines(),
-        startAttributeRun: (pipeline, input) => this.startRun(pipeline, { input }),
-        onError: (err) => this.onError(err),
-      },
-      options.triggerDebounceMs,
-    );
-    const attributeStep = createAttributeStep({
-      store: this.store,
-      steps: () => this.steps,
-      onValuesChanged: (dataset, field, ids) => void this.attributeTriggers.valuesChanged(dataset, field, ids).catch((err) => this.onError(err)),
-    });
-    this.steps = withStepType(options.steps, attributeStep);
     this.clock = options.clock ?? { now: () => Date.now() };
     this.onError = options.onError ?? (options.logger ? (err) => this.logger.error({ err }, 'background work failed') : undefined) ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
+    this.steps = this.installExtensions(options);
     this.artifacts = typeof options.artifacts === 'object' ? options.artifacts : openArtifactStore(options.artifacts ?? options.artifactsDir, { store: this.store });
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
@@ -184,7 +189,9 @@ export class Engine {
     // A pipeline defined in code normalizes as YAML does; its stored source is that YAML.
     if (isTypedPipeline(written)) source ??= codePipelineSource(written);
     const pipeline = isTypedPipeline(written) ? written.normalize(this.steps) : written;
-    if (pipeline.attribute && !pipeline.disabled) checkAttributeGraph(pipeline, await this.store.listPipelines());
+    let registered: Promise<StoredPipeline[]> | undefined;
+    const list = () => (registered ??= this.store.listPipelines());
+    for (const extension of this.extensions.values()) await extension.checkPipeline?.(pipeline, list);
     return this.store.savePipeline(pipeline, pipelineVersionHash(pipeline), source);
   }
 
@@ -236,6 +243,26 @@ export class Engine {
     for (const c of created.runs) this.bus.publish(c.events);
     this.worker?.adopt(created.claimed);
     return created.runs;
+  }
+
+  /**
+   * Fires the event `event`: starts one run of every enabled pipeline whose triggers name it, each with `payload`
+   * as its input (default null). With `idempotencyKey`, emitting again with the same key starts nothing new (each
+   * run says `created: false`). No pipeline listening is not an error: `runs` is empty.
+   */
+  async emit(event: string, payload: unknown = null, options: EmitOptions = {}): Promise<EmittedEvent> {
+    checkEventName(event);
+    const runs: CreatedRun[] = [];
+    for (const pipeline of pipelinesTriggeredBy(await this.store.listPipelines(), event)) {
+      runs.push(
+        await this.startRun(pipeline, {
+          input: payload ?? null,
+          ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+          ...(options.traceparent === undefined ? {} : { traceparent: options.traceparent }),
+        }),
+      );
+    }
+    return { event, runs };
   }
 
   /** Gives each new run its id now, so that its steps' concurrency keys can read `run.id`, and renders them. */
@@ -454,9 +481,32 @@ export class Engine {
     });
   }
 
-  /** Starts the runs that record saves are waiting to trigger, then stops the worker and closes the store. */
+  /** The extension installed under `name` (what its `install` returned), or undefined. */
+  extension<T extends InstalledExtension = InstalledExtension>(name: string): T | undefined {
+    return this.extensions.get(name) as T | undefined;
+  }
+
+  /** Installs `options.extensions`; returns the step registry with the step types they add. */
+  private installExtensions(options: EngineOptions): StepRegistry {
+    let steps = options.steps;
+    for (const extension of options.extensions ?? []) {
+      if (this.extensions.has(extension.name)) throw new SluiceError('VALIDATION_FAILED', `engine extension ${extension.name} is listed twice`);
+      const installed = extension.install({
+        store: this.store,
+        steps: () => this.steps,
+        startRun: (pipeline, input) => this.startRun(pipeline, { input }),
+        onError: (err) => this.onError(err),
+        options: { ...(options.triggerDebounceMs === undefined ? {} : { triggerDebounceMs: options.triggerDebounceMs }) },
+      });
+      this.extensions.set(extension.name, installed);
+      for (const type of installed.stepTypes ?? []) steps = withStepType(steps, type);
+    }
+    return steps;
+  }
+
+  /** Lets extensions finish what is pending (record saves waiting to trigger runs), then stops the worker and closes the store. */
   async close(): Promise<void> {
-    await this.attributeTriggers.flush().catch((err) => this.onError(err));
+    for (const extension of this.extensions.values()) await extension.close?.().catch((err) => this.onError(err));
     await this.stopWorker();
     await this.tracing?.shutdown().catch((err) => this.onError(err));
     await this.store.close();

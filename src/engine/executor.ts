@@ -1,7 +1,7 @@
 import { isArtifactRef, type ArtifactStore } from '../artifacts/artifact-store.js';
 import { abortError, abortReasonError, invokeWithTimeout, OutputChecker } from './step-invocation.js';
 import type { AttemptCancel } from './attempt-cancel.js';
-import { SluiceError, toErrorRecord } from '../core/errors.js';
+import { isSluiceError, SluiceError, toErrorRecord } from '../core/errors.js';
 import { evaluateCondition, parseTemplate, referencedSteps, renderTemplate, visitStrings } from '../core/expressions.js';
 import { isRecord } from '../core/key-path.js';
 import { redactDeep, redactJson, redactSecrets } from '../core/redact.js';
@@ -9,7 +9,8 @@ import { cacheKeyOfParts, explainMiss, hashValue, type CacheExplain, type CacheP
 import { compileGlob, matchesAny } from '../core/glob.js';
 import { checkOutputs, hashFiles, relativeTo } from './cache-files.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
-import { retryDelay } from '../core/retry.js';
+import { retryDelayAfter } from '../core/step-policy.js';
+import { ATTRIBUTE_STEP_TYPE } from '../core/validate.js';
 import { renderStepConfig } from '../steps/render-config.js';
 import { StepDirective, type LogStream, type SharedRateLimit, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
 import type { AttemptResult, CacheHit, ClaimedAttempt, GateDecision, Store, StoredPipeline } from '../store/store.js';
@@ -83,12 +84,12 @@ export class Executor {
       const outcome = await this.run(attempt, owner, cancel, usage);
       return { ...base, ...outcome, ...usageOf(usage), processingMs: this.deps.now() - started };
     } catch (err) {
-      const thrown = cancel.aborted && cancel.reason instanceof SluiceError ? cancel.reason : err;
+      const thrown = cancel.aborted && isSluiceError(cancel.reason) ? cancel.reason : err;
       const error = redactDeep(toErrorRecord(thrown), this.deps.secrets);
       const prepared = await this.prepare(attempt).catch(() => undefined);
       const step = prepared?.byName.get(attempt.step);
       // A server that said when to come back (Retry-After) is not retried sooner.
-      const delay = Math.max(step ? retryDelay(step.retry, attempt.number, this.deps.random) : 0, retryAfterOf(thrown));
+      const delay = step ? retryDelayAfter(step.retry, attempt.number, retryAfterOf(thrown), this.deps.random) : retryAfterOf(thrown);
       return { ...base, outcome: 'failed', error, retryable: error.retryable !== false, retryDelayMs: delay, ...usageOf(usage), processingMs: this.deps.now() - started };
     }
   }
@@ -187,7 +188,7 @@ export class Executor {
     usage: StepUsage[],
   ): Promise<unknown> {
     const type = this.deps.steps.get(step.uses);
-    if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', `no step type ${step.uses} is registered`, { retryable: false });
+    if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', unknownTypeMessage(step.uses), { retryable: false });
     // The attempt may have been cancelled while its context was loading.
     if (cancel.aborted) throw abortReasonError(cancel.reason);
     const context = (signal: () => AbortSignal): StepContext => ({
@@ -211,6 +212,15 @@ export class Executor {
       },
       rateLimit: this.rateLimit,
       force: attempt.force,
+      lease: {
+        attemptId: attempt.id,
+        fence: attempt.fence,
+        owner,
+        // The worker cancels an attempt whose lease it lost (or that was cancelled): from then on it writes nothing.
+        check: () => {
+          if (cancel.aborted) throw abortReasonError(cancel.reason);
+        },
+      },
       ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
       ...(this.traceparents.has(attempt.id) ? { traceparent: this.traceparents.get(attempt.id)! } : {}),
     });
@@ -344,6 +354,12 @@ function withoutOutputs(files: string[], outputs: string[], baseDir: string): st
   return files.filter((f) => !matchesAny(globs, relativeTo(baseDir, f)));
 }
 
+/** Why a step type is missing; attribute pipelines say how to install them (an engine built without them). */
+function unknownTypeMessage(uses: string): string {
+  if (uses === ATTRIBUTE_STEP_TYPE) return 'attribute pipelines are not installed in this engine: create it with createEngine, or pass extensions: [attributePipelines()]';
+  return `no step type ${uses} is registered`;
+}
+
 /** Sums the usage a step reported; the model is the last one named. */
 function usageOf(reports: StepUsage[]): { usage?: StepUsage } {
   if (reports.length === 0) return {};
@@ -359,7 +375,7 @@ function usageOf(reports: StepUsage[]): { usage?: StepUsage } {
 
 /** `details.retryAfterMs` of a thrown SluiceError (set by steps that read a Retry-After header), else 0. */
 function retryAfterOf(err: unknown): number {
-  const details = err instanceof SluiceError ? (err.details as { retryAfterMs?: unknown } | undefined) : undefined;
+  const details = isSluiceError(err) ? (err.details as { retryAfterMs?: unknown } | undefined) : undefined;
   return typeof details?.retryAfterMs === 'number' && details.retryAfterMs > 0 ? details.retryAfterMs : 0;
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { currentProcess, livenessOf } from './process-identity.js';
+import { currentProcess, livenessOf } from '../steps/command/process-identity.js';
 
 /**
  * A worker identity: `host:pid:random:bootId:pidNamespace:startTicks` (see {@link ProcessIdentity}). Host and

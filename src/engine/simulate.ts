@@ -1,4 +1,5 @@
 import { SluiceError, toErrorRecord, type ErrorRecord } from '../core/errors.js';
+import { afterFailure, afterRewindRequest, failedForGood, startVerdict, type FailureAction } from '../core/step-policy.js';
 import { evaluateCondition } from '../core/expressions.js';
 import { renderStepConfig } from '../steps/render-config.js';
 import { buildGraph } from '../core/graph.js';
@@ -22,7 +23,8 @@ export interface SimulateOptions {
   artifacts?: Pick<ArtifactAccess, 'get'>;
 }
 
-export type SimulatedStepStatus = 'succeeded' | 'skipped' | 'failed' | 'blocked' | 'cancelled';
+/** `pending`: the step waits on a step that waits for a human (a blocked approval or gate), as in a run. */
+export type SimulatedStepStatus = 'succeeded' | 'skipped' | 'failed' | 'blocked' | 'cancelled' | 'pending';
 
 export interface SimulatedStep {
   status: SimulatedStepStatus;
@@ -52,8 +54,10 @@ export interface SimulatedRun {
  * Executes a pipeline inline on each sample input, in memory: nothing is written to any store (no run, no
  * event, no cache). Semantics follow the engine: `if` skips a step, `with` templates see `input`, `steps`
  * and `run`, `disabled` steps are skipped, `on_failure: continue` passes null downstream, `fail_fast` stops
- * starting steps after a failure, retries follow the step's policy (without waiting), output schemas are
- * checked. Steps run one at a time in topological order; the step cache is not consulted.
+ * starting steps after a failure, retries follow the step's policy (without waiting), a gate whose rewind budget
+ * is spent blocks or fails with GATE_FAILED, steps that need a blocked step stay pending while other branches
+ * go on, output schemas are checked: the decisions are the step policy's (core/step-policy.ts), as in a run.
+ * Steps run one at a time in topological order; the step cache is not consulted.
  */
 export async function simulatePipeline(pipeline: Pipeline, inputs: unknown[], options: SimulateOptions): Promise<SimulatedRun[]> {
   const out: SimulatedRun[] = [];
@@ -69,6 +73,8 @@ interface RunState {
   failed: boolean;
   blocked: boolean;
   rewinds: Map<string, number>;
+  /** Tries made of each step in this run: a step run again after a rewind goes on counting, as a run's attempts do. */
+  tries: Map<string, number>;
   feedback: Map<string, unknown>;
 }
 
@@ -79,17 +85,20 @@ async function simulateOne(p: Pipeline, input: unknown, options: Options): Promi
   const started = now();
   const { order, dependents } = buildGraph(p);
   const byName = new Map(p.steps.map((s) => [s.name, s]));
-  const state: RunState = { outputs: {}, results: {}, failed: false, blocked: false, rewinds: new Map(), feedback: new Map() };
+  const state: RunState = { outputs: {}, results: {}, failed: false, blocked: false, rewinds: new Map(), feedback: new Map(), tries: new Map() };
   for (let i = 0; i < order.length; i++) {
     const step = byName.get(order[i]!)!;
-    const upstreamStopped = step.needs.some((n) => ['cancelled', 'blocked'].includes(state.results[n]?.status ?? '') || abortedFailure(byName.get(n), state.results[n]));
-    if (upstreamStopped || ((state.failed && p.failFast) || state.blocked)) {
-      state.results[step.name] = { status: 'cancelled', attempts: 0, duration_ms: 0, error: null };
+    // After a rewind the walk resumes at the rewound step; what the rewind did not reset keeps its result.
+    if (state.results[step.name] !== undefined) continue;
+    const needs = step.needs.map((n) => ({ onFailure: byName.get(n)?.onFailure ?? 'abort', status: state.results[n]?.status ?? ('pending' as const) }));
+    const verdict = startVerdict({ needs, failFast: p.failFast, runFailed: state.failed });
+    if (verdict !== 'start') {
+      state.results[step.name] = { status: verdict === 'cancel' ? 'cancelled' : 'pending', attempts: 0, duration_ms: 0, error: null };
       continue;
     }
     const result = await runStep(p, step, input, state, options);
     if (result instanceof StepDirective && result.kind === 'rewind' && result.rewind) {
-      const jump = rewind(order, step.name, result, state, dependents);
+      const jump = rewind(p, order, step, result, state, dependents);
       if (jump !== null) {
         i = jump - 1;
         continue;
@@ -101,33 +110,41 @@ async function simulateOne(p: Pipeline, input: unknown, options: Options): Promi
   return { input, status, output: Object.fromEntries(sinks.map((n) => [n, state.outputs[n] ?? null])), steps: state.results, duration_ms: now() - started };
 }
 
-function abortedFailure(step: Step | undefined, result: SimulatedStep | undefined): boolean {
-  return step !== undefined && result?.status === 'failed' && step.onFailure === 'abort';
-}
-
 /** Applies a gate's rewind: the index to continue from, or null when the budget is spent (the gate then blocks or fails). */
-function rewind(order: string[], gate: string, directive: StepDirective, state: RunState, dependents: Map<string, string[]>): number | null {
+function rewind(p: Pipeline, order: string[], gate: Step, directive: StepDirective, state: RunState, dependents: Map<string, string[]>): number | null {
   const request = directive.rewind!;
-  const used = state.rewinds.get(gate) ?? 0;
-  const result = state.results[gate]!;
-  if (used >= request.budget) {
-    if (request.then === 'block') {
-      result.status = 'blocked';
-      state.blocked = true;
-    } else {
-      result.status = 'failed';
-      result.error = { code: 'STEP_FAILED', message: `gate ${gate} spent its retry budget of ${request.budget}` };
-      state.failed = true;
-    }
+  const used = state.rewinds.get(gate.name) ?? 0;
+  const result = state.results[gate.name]!;
+  const verdict = afterRewindRequest(gate.name, request, used);
+  if (verdict.kind === 'block') {
+    result.status = 'blocked';
+    state.blocked = true;
     return null;
   }
-  state.rewinds.set(gate, used + 1);
-  state.feedback.set(request.to, request.feedback);
-  const again = new Set([request.to]);
-  for (const name of order) if ([...again].some((a) => (dependents.get(a) ?? []).includes(name))) again.add(name);
-  for (const name of again) delete state.outputs[name];
+  if (verdict.kind === 'fail') {
+    result.status = 'failed';
+    result.error = verdict.error;
+    applyFailure(state, gate.name, failedForGood(gate, p.failFast));
+    return null;
+  }
   const index = order.indexOf(request.to);
-  return index < 0 ? null : index;
+  if (index < 0) return null;
+  state.rewinds.set(gate.name, used + 1);
+  state.feedback.set(request.to, request.feedback);
+  // The rewound step, what follows from it, and the gate run again; nothing else does.
+  const again = new Set([request.to, gate.name]);
+  for (const name of order) if ([...again].some((a) => (dependents.get(a) ?? []).includes(name))) again.add(name);
+  for (const name of again) {
+    delete state.outputs[name];
+    delete state.results[name];
+  }
+  return index;
+}
+
+/** A step failed for good: `continue` hands null downstream; `abort` fails the run (what is cancelled follows from it). */
+function applyFailure(state: RunState, step: string, action: FailureAction): void {
+  if (action.kind === 'continue') state.outputs[step] = null;
+  else if (action.kind === 'abort') state.failed = true;
 }
 
 async function runStep(p: Pipeline, step: Step, input: unknown, state: RunState, options: Options): Promise<unknown> {
@@ -141,33 +158,33 @@ async function runStep(p: Pipeline, step: Step, input: unknown, state: RunState,
   }
   const steps: Record<string, unknown> = {};
   for (const s of p.steps) if (s.name in state.outputs) steps[s.name] = state.outputs[s.name];
-  const ctx: ExpressionContext = { input, steps, run: { id: 'simulate', attempt: 1, pipeline: p.name, version: options.version ?? 0 }, secrets: options.secrets ?? {} };
   const logs: Array<{ stream: LogStream; line: string }> = [];
   let config: unknown;
-  let attempts = 0;
   const usage: StepUsage[] = [];
-  try {
-    if (step.if !== null && !(await evaluateCondition(step.if, ctx))) {
-      record({ status: 'skipped', attempts: 0, error: null });
-      state.outputs[step.name] = null;
+  // Each try evaluates `if` and renders `with` again, as a run's attempts do; the step policy decides what a failure
+  // leads to. Failures count from this (re)start of the step; attempt numbers go on across rewinds.
+  for (let failures = 0; ; ) {
+    const attempts = (state.tries.get(step.name) ?? 0) + 1;
+    state.tries.set(step.name, attempts);
+    const ctx: ExpressionContext = { input, steps, run: { id: 'simulate', attempt: attempts, pipeline: p.name, version: options.version ?? 0 }, secrets: options.secrets ?? {} };
+    try {
+      if (step.if !== null && !(await evaluateCondition(step.if, ctx))) {
+        record({ status: 'skipped', attempts, error: null });
+        state.outputs[step.name] = null;
+        return null;
+      }
+      config = await renderStepConfig(options.steps.get(step.uses), step.with, ctx);
+      const output = await invoke(step, config as Record<string, unknown>, ctx, state.feedback.get(step.name), logs, usage, options);
+      return finish(step, state, record, { attempts, output, config, logs, usage }, options.verbose === true);
+    } catch (err) {
+      const error = toErrorRecord(err);
+      failures += 1;
+      const action = afterFailure({ step, failFast: p.failFast, failures, retryable: error.retryable });
+      if (action.kind === 'retry') continue;
+      record({ status: 'failed', attempts, error: stripStack(error), ...verboseOf(options.verbose === true, config, undefined, logs) });
+      applyFailure(state, step.name, action);
       return null;
     }
-    config = await renderStepConfig(options.steps.get(step.uses), step.with, ctx);
-    for (;;) {
-      attempts += 1;
-      try {
-        const output = await invoke(step, config as Record<string, unknown>, ctx, state.feedback.get(step.name), logs, usage, options);
-        return finish(step, state, record, { attempts, output, config, logs, usage }, options.verbose === true);
-      } catch (err) {
-        const error = toErrorRecord(err);
-        if (attempts >= step.retry.attempts || error.retryable === false) throw err;
-      }
-    }
-  } catch (err) {
-    record({ status: 'failed', attempts, error: stripStack(toErrorRecord(err)), ...verboseOf(options.verbose === true, config, undefined, logs) });
-    if (step.onFailure === 'continue') state.outputs[step.name] = null;
-    else state.failed = true;
-    return null;
   }
 }
 

@@ -1,8 +1,8 @@
-import { SluiceError, toErrorRecord } from '../core/errors.js';
+import { SluiceError, toErrorRecord, errorMessage } from '../core/errors.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, ClaimRequest, LogLine, RunEvent, Store } from '../store/store.js';
 import { isValueRefused } from '../store/store-errors.js';
 import { AttemptCancel } from './attempt-cancel.js';
-import { crashPoint } from './crash-points.js';
+import { crashPoint } from '../steps/crash-points.js';
 import type { Executor } from './executor.js';
 import { isOwnerDead } from './owner.js';
 import { capErrorRecord, DEFAULT_MAX_LOG_BYTES, LogBudget } from './output-caps.js';
@@ -454,7 +454,7 @@ function logChunkLength(logs: readonly LogLine[]): number {
 
 /** `r` as a failed attempt whose result the store refused; the retry policy of its step applies as to any failure. */
 function outputInvalid(r: AttemptResult, err: unknown): AttemptResult {
-  const reason = err instanceof Error ? err.message : String(err);
+  const reason = errorMessage(err);
   const error = { code: 'OUTPUT_INVALID', message: `the ${r.outcome} result of this attempt could not be recorded: ${reason}` };
   return { attemptId: r.attemptId, fence: r.fence, owner: r.owner, outcome: 'failed', error, processingMs: r.processingMs };
 }

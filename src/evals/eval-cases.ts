@@ -1,4 +1,4 @@
-import { SluiceError, type ErrorRecord } from '../core/errors.js';
+import { isSluiceError, SluiceError, type ErrorRecord } from '../core/errors.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../store/evals.js';
 import { checkComparator, deepEqual, DEFAULT_COMPARATOR, matches } from './comparators.js';
 
@@ -89,7 +89,7 @@ function checkCaseComparator(text: unknown, desired: unknown, label: string): st
   try {
     checkComparator(comparator, desired);
   } catch (err) {
-    if (err instanceof SluiceError) throw invalid(label, err.message, { comparator });
+    if (isSluiceError(err)) throw invalid(label, err.message, { comparator });
     throw err;
   }
   return comparator.trim();

@@ -1,7 +1,8 @@
 import { Cron } from 'croner';
 import { SluiceError } from '../core/errors.js';
 import type { Engine } from '../engine/engine.js';
-import { runEvals, type EvalReport } from './run-evals.js';
+import type { EvalReport } from './run-evals.js';
+import { evalsAfterRun, runsEvalsAfter } from './evals-after-run.js';
 
 /** When the nightly pass runs by default (`sluice serve --evals-cron`): 03:00 server time. */
 export const DEFAULT_EVALS_CRON = '0 3 * * *';
@@ -47,7 +48,7 @@ export class EvalScheduler {
 
   start(): void {
     this.unsubscribe = this.engine.subscribe((e) => {
-      if (e.type === 'run.succeeded') this.request(e.pipeline);
+      if (runsEvalsAfter(e)) this.request(e.pipeline);
     });
     if (this.cron) {
       this.checkedUntil = this.engine.clock.now();
@@ -122,8 +123,8 @@ export class EvalScheduler {
 
   private async pass(pipeline: string): Promise<void> {
     try {
-      const report = await runEvals(this.engine, pipeline, { signal: this.abort.signal });
-      if (report.summary.total > 0) this.options.onReport?.(report);
+      const report = await evalsAfterRun(this.engine, pipeline, { signal: this.abort.signal });
+      if (report !== null && report.summary.total > 0) this.options.onReport?.(report);
     } catch (err) {
       if (!this.abort.signal.aborted) this.options.onError?.(err, pipeline);
     }

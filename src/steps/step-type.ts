@@ -39,6 +39,20 @@ export interface StepContext {
    */
   traceparent?: string;
   force?: boolean;
+  /**
+   * The lease this attempt runs under; absent outside the engine. A step that writes through a port of its own
+   * (an attribute pipeline's values) checks it before each write, so an attempt that lost its lease writes nothing.
+   */
+  lease?: AttemptFence;
+}
+
+/** Proof that this attempt holds its lease, as fenced writes check it. */
+export interface AttemptFence {
+  readonly attemptId: number;
+  readonly fence: number;
+  readonly owner: string;
+  /** Throws (LEASE_LOST, or the reason the attempt was cancelled) once the attempt may no longer write. */
+  check(): void;
 }
 
 /** A turn granted by a rate limit; `settle` replaces the estimated tokens with the counted ones. */

@@ -4,7 +4,7 @@ import { SluiceError } from '../core/errors.js';
 import type { Store } from './store.js';
 import { maskStoreUrl } from './store-url.js';
 import { storeFailureOf, toStoreError } from './store-errors.js';
-import { importOptional } from '../optional-package.js';
+import { importOptional } from '../core/optional-package.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 
 /** Default store URL: a SQLite file under the working directory. */

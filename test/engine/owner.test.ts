@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isOwnerDead, newOwnerId } from '../../src/engine/owner.js';
-import { currentProcess, readStartTicks } from '../../src/engine/process-identity.js';
+import { currentProcess, readStartTicks } from '../../src/steps/command/process-identity.js';
 
 const hasProc = existsSync('/proc/sys/kernel/random/boot_id') && existsSync('/proc/self/ns/pid');
 const children: ChildProcess[] = [];

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, createServer, openStore } from '../../src/index.js';
-import { importOptional } from '../../src/optional-package.js';
+import { importOptional } from '../../src/core/optional-package.js';
 import { REPO_ROOT, SLUICE_BIN } from '../support/cli.js';
 
 /** Packages the engine and SQLite do without: the server, PostgreSQL, the model client, the TS loader, QuickJS. */

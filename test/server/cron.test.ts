@@ -7,6 +7,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { CronTriggers } from '../../src/server/cron-triggers.js';
 import { builtinStepTypes } from '../../src/steps/builtin.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { attributePipelines } from '../../src/attributes/extension.js';
 
 describe('cron triggers', () => {
   const dirs: string[] = [];
@@ -19,7 +20,7 @@ describe('cron triggers', () => {
   async function engineOn(path: string, clock: { now(): number }): Promise<Engine> {
     const store = new SqliteStore({ path });
     await store.migrate();
-    const engine = new Engine({ store, steps: builtinStepTypes({ functions: { noop: () => null } }), clock });
+    const engine = new Engine({ store, steps: builtinStepTypes({ functions: { noop: () => null } }), clock, extensions: [attributePipelines()] });
     engines.push(engine);
     return engine;
   }
@@ -60,7 +61,7 @@ describe('cron triggers of attribute pipelines', () => {
     const store = new SqliteStore({ path: join(dir, 's.db') });
     await store.migrate();
     let now = Date.parse('2026-01-01T00:00:30Z');
-    const engine = new Engine({ store, steps: builtinStepTypes(), clock: { now: () => now }, artifactsDir: join(dir, 'artifacts') });
+    const engine = new Engine({ store, steps: builtinStepTypes(), clock: { now: () => now }, artifactsDir: join(dir, 'artifacts'), extensions: [attributePipelines()] });
     try {
       await store.putDataset('items', {}, now);
       await store.putRecords('items', [{ id: 'a', data: { n: 2 } }, { id: 'b', data: { n: 5 } }], now);

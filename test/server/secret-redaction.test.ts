@@ -18,6 +18,7 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { REPO_ROOT } from '../support/cli.js';
 import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from '../support/postgres.js';
 import { startProbeServer, type ProbeServer } from '../support/probe-server.js';
+import { attributePipelines } from '../../src/attributes/extension.js';
 
 // `/` and `+` make the percent-encoded form (in URLs) differ from the value.
 const API_KEY = 'sk-live/Q9x+7ZpLw3';
@@ -94,7 +95,7 @@ beforeAll(async () => {
       throw new Error(`bad key ${ctx.secrets['API_KEY']}`);
     },
   };
-  engine = new Engine({ store, steps: builtinStepTypes({ functions }), secrets: secretsFromEnv(), onError: () => {}, artifactsDir: join(dir, 'artifacts') });
+  engine = new Engine({ store, steps: builtinStepTypes({ functions }), secrets: secretsFromEnv(), onError: () => {}, artifactsDir: join(dir, 'artifacts'), extensions: [attributePipelines()] });
   engine.startWorker({ concurrency: 4 });
   app = await createServer({ engine, pollMs: 50 });
   const yaml = { 'content-type': 'application/yaml' };
@@ -210,7 +211,7 @@ describe('passwords and tokens', () => {
     });
     const store = new SqliteStore({ path: join(dir, 'log.db') });
     await store.migrate();
-    const quiet = new Engine({ store, steps: builtinStepTypes(), onError: () => {} });
+    const quiet = new Engine({ store, steps: builtinStepTypes(), onError: () => {}, extensions: [attributePipelines()] });
     const server = await createServer({ engine: quiet, logger: { level: 'info', stream } });
     try {
       // Not a probe: probes are logged at debug only.
@@ -235,7 +236,7 @@ describe('passwords and tokens', () => {
     url.searchParams.set('password', password);
     const store = new PostgresStore({ url: url.toString(), poolSize: 1 });
     await store.migrate();
-    const pg = new Engine({ store, steps: builtinStepTypes(), onError: () => {} });
+    const pg = new Engine({ store, steps: builtinStepTypes(), onError: () => {}, extensions: [attributePipelines()] });
     const api = await createServer({ engine: pg });
     try {
       const ready = (await api.inject({ url: '/readyz' })).json();

@@ -8,6 +8,7 @@ import { builtinStepTypes } from '../../src/steps/builtin.js';
 import type { StepFunction } from '../../src/steps/builtin.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Backend } from '../support/backends.js';
+import { attributePipelines } from '../../src/attributes/extension.js';
 
 export interface Harness {
   engine: Engine;
@@ -24,7 +25,7 @@ export async function startHarness(
   const dir = mkdtempSync(join(tmpdir(), 'sluice-server-'));
   const store = options.backend ? await options.backend.create() : new SqliteStore({ path: join(dir, 'sluice.db') });
   if (!options.backend) await store.migrate();
-  const engine = new Engine({ store, steps: builtinStepTypes({ functions }), onError: () => {}, artifactsDir: join(dir, 'artifacts') });
+  const engine = new Engine({ store, steps: builtinStepTypes({ functions }), onError: () => {}, artifactsDir: join(dir, 'artifacts'), extensions: [attributePipelines()] });
   if (options.worker !== false) engine.startWorker({ concurrency: 8 });
   const { worker: _worker, backend, ...serverOptions } = options;
   const app = await createServer({ engine, pollMs: 50, ...serverOptions });

@@ -14,6 +14,7 @@ import { createServer } from '../../src/server/create-server.js';
 import { builtinStepTypes } from '../../src/steps/builtin.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { startProbeServer, type ProbeServer } from '../support/probe-server.js';
+import { attributePipelines } from '../../src/attributes/extension.js';
 
 let dir: string;
 let marker: string;
@@ -89,7 +90,7 @@ beforeAll(async () => {
   const store = new SqliteStore({ path: join(dir, 'sluice.db') });
   await store.migrate();
   const functions = { pass: (ctx: { args?: unknown }) => ({ v: ctx.args }) };
-  engine = new Engine({ store, steps: builtinStepTypes({ functions }), onError: () => {}, artifactsDir: join(dir, 'artifacts') });
+  engine = new Engine({ store, steps: builtinStepTypes({ functions }), onError: () => {}, artifactsDir: join(dir, 'artifacts'), extensions: [attributePipelines()] });
   engine.startWorker({ concurrency: 8 });
   app = await createServer({ engine, pollMs: 50 });
   const put = await app.inject({ method: 'PUT', url: '/api/pipelines/probe', payload: pipelineYaml(probe.base), headers: { 'content-type': 'application/yaml' } });

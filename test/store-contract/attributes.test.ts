@@ -12,6 +12,7 @@ import { builtinStepTypes } from '../../src/steps/builtin.js';
 import type { PipelineSpec } from '../../src/core/model.js';
 import type { StepType } from '../../src/steps/step-type.js';
 import { backends } from '../support/backends.js';
+import { attributePipelines } from '../../src/attributes/extension.js';
 
 const steps = builtinStepTypes();
 
@@ -42,7 +43,7 @@ for (const backend of backends()) {
       const store = await backend.create();
       const registry = new Map(steps);
       for (const t of extraSteps) registry.set(t.type, t);
-      const engine = new Engine({ store, steps: registry, artifactsDir: '/tmp/sluice-test-artifacts', triggerDebounceMs });
+      const engine = new Engine({ store, steps: registry, artifactsDir: '/tmp/sluice-test-artifacts', triggerDebounceMs, extensions: [attributePipelines()] });
       await store.putDataset('products', {}, 1);
       const register = (s: PipelineSpec) => engine.registerPipeline(normalizePipeline(s, { stepTypes: engine.steps }));
       const run = async (pipeline: string, input: unknown = {}) => {

@@ -18,6 +18,7 @@ import pg from 'pg';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import type { Store } from '../../src/store/store.js';
 import { backends } from '../support/backends.js';
+import { attributePipelines } from '../../src/attributes/extension.js';
 
 const NUL = 'a\u0000b';
 const LONE = 'x\ud800y';
@@ -72,7 +73,7 @@ for (const backend of backends()) {
           },
         },
       });
-      engine = new Engine({ store, steps, onError: () => undefined, artifactsDir: dir });
+      engine = new Engine({ store, steps, onError: () => undefined, artifactsDir: dir, extensions: [attributePipelines()] });
       const register = (spec: PipelineSpec) => engine.registerPipeline(normalizePipeline(spec, { stepTypes: steps }));
       await register({
         name: 'poison',
@@ -152,7 +153,7 @@ for (const backend of backends()) {
       for (let i = 0; i < 2000; i++) deep = [deep];
       const refusing = await refusingStore(await backend.create());
       const steps = builtinStepTypes({ functions: { deep: () => deep } });
-      const worker = new Engine({ store: refusing.store, steps, onError: () => undefined, artifactsDir: dir });
+      const worker = new Engine({ store: refusing.store, steps, onError: () => undefined, artifactsDir: dir, extensions: [attributePipelines()] });
       try {
         const register = (spec: PipelineSpec) => worker.registerPipeline(normalizePipeline(spec, { stepTypes: steps }));
         await register({ name: 'deep', steps: { nest: { uses: 'function', with: { name: 'deep' } } } });

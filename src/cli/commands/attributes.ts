@@ -1,13 +1,14 @@
 import { resolve } from 'node:path';
+import { attributeTriggersOf } from '../../attributes/extension.js';
 import type { AttributeRunStats } from '../../attributes/attribute-step.js';
 import { absorbTriggeredRuns, runDatasetPipelines } from '../../attributes/dataset-runs.js';
 import { attributeWarnings } from '../../attributes/warnings.js';
-import { SluiceError } from '../../core/errors.js';
+import { SluiceError, errorMessage } from '../../core/errors.js';
 import { loadPipelineFile, type LoadedPipeline } from '../../core/load-pipeline.js';
 import { requireDataset } from '../../datasets/datasets.js';
 import type { Engine } from '../../engine/engine.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
-import { runEvals } from '../../evals/run-evals.js';
+import { evalsAfterRun } from '../../evals/evals-after-run.js';
 import type { EvalSummary } from '../../store/evals.js';
 import type { RunRecord } from '../../store/store.js';
 import type { AttributeValue } from '../../store/attributes.js';
@@ -78,10 +79,9 @@ export async function datasetRunCommand(name: string, files: string[], opts: Glo
 async function evalsAfter(engine: Engine, run: RunRecord): Promise<EvalSummary | undefined> {
   if (run.status !== 'succeeded') return undefined;
   try {
-    if ((await engine.store.evalSummary(run.pipeline)).total === 0) return undefined;
-    return (await runEvals(engine, run.pipeline)).summary;
+    return (await evalsAfterRun(engine, run.pipeline))?.summary;
   } catch (err) {
-    process.stderr.write(`sluice: evals of ${run.pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`sluice: evals of ${run.pipeline} failed: ${errorMessage(err)}\n`);
     return undefined;
   }
 }
@@ -104,7 +104,7 @@ export async function datasetOverrideCommand(name: string, id: string, field: st
   return withEngine(opts, async (engine) => {
     await requireDataset(engine, name);
     const stored = await engine.store.overrideAttributeValue(name, id, field, { value: parsed, note: opts.note }, engine.clock.now());
-    await engine.attributeTriggers.valuesChanged(name, field, [id]);
+    await attributeTriggersOf(engine)?.valuesChanged(name, field, [id]);
     if (opts.json) printJson(stored);
     else process.stdout.write(`${name}/${id}.${field} = ${JSON.stringify(stored.value)} (overridden)\n`);
     return 0;

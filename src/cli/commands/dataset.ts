@@ -1,6 +1,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { attributeTriggersOf } from '../../attributes/extension.js';
 import { once } from 'node:events';
-import { SluiceError } from '../../core/errors.js';
+import { isSluiceError, SluiceError } from '../../core/errors.js';
 import { putDataset, requireDataset, streamRecords, writeRecords } from '../../datasets/datasets.js';
 import { DEFAULT_ID_FIELD, readJsonlFile } from '../../datasets/jsonl.js';
 import type { Engine } from '../../engine/engine.js';
@@ -73,8 +74,9 @@ export async function datasetImportCommand(name: string, file: string, opts: Glo
     let lines = 0;
     for await (const _ of readJsonlFile(file, idField)) lines += 1;
     const written = await importBatches(engine, name, file, idField);
-    const triggered = engine.attributeTriggers.waiting;
-    await engine.attributeTriggers.flush();
+    const triggers = attributeTriggersOf(engine);
+    const triggered = triggers?.waiting ?? [];
+    await triggers?.flush();
     if (opts.json) printJson({ dataset: name, written, triggered });
     else {
       process.stdout.write(`dataset ${name}: ${written} record(s) imported from ${lines} line(s)\n`);
@@ -92,7 +94,7 @@ async function importBatches(engine: Engine, name: string, file: string, idField
     try {
       written += await writeRecords(engine, name, batch);
     } catch (err) {
-      if (!(err instanceof SluiceError)) throw err;
+      if (!isSluiceError(err)) throw err;
       const message = `${err.message} (batch starting at line ${firstLine} rejected; ${written} record(s) of earlier batches stored)`;
       throw new SluiceError(err.code, message, { details: err.details, cause: err });
     }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { SluiceError } from '../../core/errors.js';
+import { isSluiceError, SluiceError } from '../../core/errors.js';
 import type { Engine } from '../../engine/engine.js';
 import { setEvals } from '../../evals/evals.js';
 import { evalCaseFromJson, evalReportView, formatEvalSummary } from '../../evals/eval-views.js';
@@ -89,7 +89,7 @@ async function replaceFromFile(engine: Engine, name: string, file: EvalFile): Pr
   try {
     await setEvals(engine, name, file.cases);
   } catch (err) {
-    if (!(err instanceof SluiceError) || err.code !== 'VALIDATION_FAILED') throw err;
+    if (!isSluiceError(err) || err.code !== 'VALIDATION_FAILED') throw err;
     // Name the file, and for JSONL the line of the case.
     const message = err.message.replace(/^eval case (\d+)/, (m, i: string) => (file.lines?.[Number(i)] === undefined ? m : `${m} (line ${file.lines[Number(i)]})`));
     throw new SluiceError('VALIDATION_FAILED', `${file.path}: ${message}`, { details: err.details });
@@ -139,7 +139,7 @@ function withFile<T>(path: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof SluiceError) throw new SluiceError(err.code, `${path}: ${err.message}`, { details: err.details });
+    if (isSluiceError(err)) throw new SluiceError(err.code, `${path}: ${err.message}`, { details: err.details });
     throw err;
   }
 }

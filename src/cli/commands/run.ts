@@ -1,4 +1,4 @@
-import { SluiceError } from '../../core/errors.js';
+import { SluiceError, errorMessage } from '../../core/errors.js';
 import type { Engine } from '../../engine/engine.js';
 import type { AttributeRunStats } from '../../attributes/attribute-step.js';
 import type { RunEvent, RunRecord } from '../../store/store.js';
@@ -10,9 +10,9 @@ import { explainRun, formatExplanations } from '../explain.js';
 import { formatEventLine, LiveProgress } from '../progress.js';
 import { isRichTerminal } from '../terminal.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
-import { runEvals } from '../../evals/run-evals.js';
 import { loadTypedTarget, normalizeLoaded, parseLoadedInput } from '../../define/load-pipelines.js';
 import type { TypedPipeline } from '../../define/pipeline-builder.js';
+import { evalsAfterRun } from '../../evals/evals-after-run.js';
 
 export interface RunOptions extends GlobalOptions {
   input?: string;
@@ -211,11 +211,11 @@ async function reportAttributeRun(engine: Engine, run: RunRecord): Promise<void>
  */
 async function runEvalsAfter(pipeline: string, engine: Engine, opts: RunOptions): Promise<void> {
   try {
-    if ((await engine.store.evalSummary(pipeline)).total === 0) return;
-    const report = await runEvals(engine, pipeline);
+    const report = await evalsAfterRun(engine, pipeline);
+    if (report === null) return;
     (opts.json ? process.stderr : process.stdout).write(`${formatEvalSummary(pipeline, report.summary)}\n`);
   } catch (err) {
-    process.stderr.write(`sluice: evals of ${pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`sluice: evals of ${pipeline} failed: ${errorMessage(err)}\n`);
   }
 }
 

@@ -7,6 +7,7 @@ import { formatEvalSummary } from '../../evals/eval-views.js';
 import { registerModules } from '../../define/load-pipelines.js';
 import { createCommandLogger } from '../log.js';
 import { loggedShutdown, parseGrace, untilSignal } from '../shutdown.js';
+import { errorMessage } from '../../core/errors.js';
 
 /**
  * `sluice worker`: claims and executes attempts of every run in the store until SIGINT/SIGTERM. After a run it
@@ -25,7 +26,7 @@ export async function workerCommand(opts: GlobalOptions & { concurrency?: string
   const worker = engine.startWorker({ ...(concurrency === undefined ? {} : { concurrency }), onLeadership });
   const evals = new EvalScheduler(engine, {
     onReport: (r) => process.stderr.write(`${formatEvalSummary(r.pipeline, r.summary)}\n`),
-    onError: (err, pipeline) => process.stderr.write(`sluice: evals of ${pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`),
+    onError: (err, pipeline) => process.stderr.write(`sluice: evals of ${pipeline} failed: ${errorMessage(err)}\n`),
   });
   evals.start();
   process.stderr.write(`sluice worker ${worker.owner} on ${maskStoreUrl(engine.store.url)}\n`);

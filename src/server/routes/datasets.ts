@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { attributeTriggersOf } from '../../attributes/extension.js';
 import { SluiceError } from '../../core/errors.js';
 import { putDataset, requireDataset, writeRecords } from '../../datasets/datasets.js';
 import { recordsFromArray, recordsFromJsonl } from '../../datasets/jsonl.js';
@@ -81,7 +82,7 @@ export function registerDatasetRoutes(app: FastifyInstance, ctx: ServerContext):
       const { name, id, field } = request.params;
       await requireDataset(engine, name);
       const value = await engine.store.overrideAttributeValue(name, id, field, { value: request.body.value, note: request.body.note }, engine.clock.now());
-      await engine.attributeTriggers.valuesChanged(name, field, [id]);
+      await attributeTriggersOf(engine)?.valuesChanged(name, field, [id]);
       return attributeValueView(value);
     },
   );

@@ -114,15 +114,9 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
     '/api/events/:name',
     { schema: { tags: ['events'], summary: 'Start every enabled pipeline whose triggers name this event; the body is the input', params: eventNameParams, querystring: eventTriggerQuery } },
     async (request, reply) => {
-      const pipelines = (await engine.store.listPipelines()).filter(
-        (p) => !p.definition.disabled && p.definition.triggers.some((t) => t.kind === 'event' && t.event === request.params.name),
-      );
       const key = request.query.idempotency_key;
-      const runs = [];
-      for (const p of pipelines) {
-        const { run, created } = await engine.startRun(p, { input: request.body ?? null, ...(key ? { idempotencyKey: key } : {}), ...traceparentHeader(request.headers) });
-        runs.push({ ...runView(run), created });
-      }
+      const emitted = await engine.emit(request.params.name, request.body ?? null, { ...(key ? { idempotencyKey: key } : {}), ...traceparentHeader(request.headers) });
+      const runs = emitted.runs.map(({ run, created }) => ({ ...runView(run), created }));
       return reply.status(runs.some((r) => r.created) ? 201 : 200).send({ event: request.params.name, runs });
     },
   );

@@ -1,5 +1,5 @@
 import { parseDuration } from '../../core/duration.js';
-import { SluiceError } from '../../core/errors.js';
+import { SluiceError, errorMessage } from '../../core/errors.js';
 import type { JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
 import { parseByteSize } from './byte-size.js';
@@ -192,7 +192,7 @@ function parseLimit(
   try {
     return parse(value);
   } catch (err) {
-    throw invalidConfig(`\`${name}\`: ${err instanceof Error ? err.message : String(err)}`);
+    throw invalidConfig(`\`${name}\`: ${errorMessage(err)}`);
   }
 }
 

@@ -7,6 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { LogBatch } from './log-batch.js';
 import { runInSandbox, wasmBytes } from './sandbox.js';
 import type { ThreadReply, ThreadRequest } from './sandbox-protocol.js';
+import { errorMessage } from '../../core/errors.js';
 
 if (parentPort === null) throw new Error('sandbox-thread must run in a worker thread');
 const port = parentPort;
@@ -25,7 +26,7 @@ async function handle({ id, task, cancel }: ThreadRequest): Promise<void> {
       return Atomics.load(flag, 0) !== 0;
     },
     started: () => post({ id, type: 'started' }),
-  }).catch((err: unknown) => ({ status: 'crashed' as const, message: err instanceof Error ? err.message : String(err) }));
+  }).catch((err: unknown) => ({ status: 'crashed' as const, message: errorMessage(err) }));
   logs.flush();
   post({ id, type: 'done', result, wasmBytes: await wasmBytes() });
 }

@@ -11,6 +11,7 @@ import {
 } from 'quickjs-emscripten-core';
 import type { LogStream } from '../step-type.js';
 import { HOST_LOG_STREAMS, MAX_LOG_LINE_CHARS, MAX_MESSAGE_CHARS, SETUP_FILE, SETUP_SOURCE } from './guest-source.js';
+import { errorMessage } from '../../core/errors.js';
 
 // Node imports the package's ES module build, whose default export is the variant; its typings describe the
 // CommonJS build instead, so TypeScript sees the whole module there.
@@ -158,7 +159,7 @@ export async function runInSandbox(task: SandboxTask, host: SandboxHost): Promis
     return result;
   } catch (err) {
     forgetModule(loading);
-    return { status: 'crashed', message: err instanceof Error ? err.message : String(err) };
+    return { status: 'crashed', message: errorMessage(err) };
   }
 }
 

@@ -1,7 +1,7 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { currentProcess, livenessOf, readStartTicks, type ProcessIdentity } from '../../engine/process-identity.js';
+import { currentProcess, livenessOf, readStartTicks, type ProcessIdentity } from './process-identity.js';
 import { signalGroup, terminateGroup } from './kill-tree.js';
 
 /**

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { SluiceError } from '../../core/errors.js';
+import { SluiceError, errorMessage } from '../../core/errors.js';
 import { templateText, visitStrings, type TemplateSpot } from '../../core/expressions.js';
 import type { JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
@@ -405,7 +405,7 @@ function stderrTail(lines: string[]): string {
 function spawnFailure(plan: CommandPlan, err: unknown): SluiceError {
   const code = (err as NodeJS.ErrnoException).code;
   const reason = code === 'ENOENT' ? 'executable not found' : code === 'EACCES' ? 'permission denied' : 'spawn failed';
-  const detail = err instanceof Error ? err.message : String(err);
+  const detail = errorMessage(err);
   return new SluiceError('COMMAND_FAILED', `cannot start "${plan.file}": ${reason} (${detail})`, {
     retryable: code !== 'ENOENT' && code !== 'EACCES',
     cause: err,

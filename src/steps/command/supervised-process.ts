@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { readStartTicks } from '../../engine/process-identity.js';
+import { readStartTicks } from './process-identity.js';
 import { registerGroup, registerWorker, unregisterGroup, untilGone } from './command-registry.js';
 import { terminateGroup } from './kill-tree.js';
 

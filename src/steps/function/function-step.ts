@@ -1,8 +1,8 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tsImport } from '../../optional-package.js';
-import { SluiceError } from '../../core/errors.js';
+import { tsImport } from '../../core/optional-package.js';
+import { SluiceError, errorMessage } from '../../core/errors.js';
 import type { JsonSchema } from '../../core/model.js';
 import { sha256 } from '../../core/hash.js';
 import type { StepCacheInputs, StepContext, StepType } from '../step-type.js';
@@ -257,8 +257,4 @@ function abortError(signal: AbortSignal): Error {
 
 function loadFailure(message: string, cause?: unknown): SluiceError {
   return new SluiceError('MODULE_LOAD_FAILED', message, { retryable: false, cause });
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

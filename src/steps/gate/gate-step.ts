@@ -5,6 +5,7 @@ import type { ExpressionContext, JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
 import { StepDirective } from '../step-type.js';
 import { decide, DEFAULT_DECISION_RULES, type DecisionRules, type Failure, type Severity } from './decide.js';
+import { errorMessage } from '../../core/errors.js';
 
 export interface GateRule {
   name: string;
@@ -103,7 +104,7 @@ async function checkRules(ctx: StepContext, rules: GateRule[]): Promise<RuleResu
     try {
       passed = await evaluateCondition(rule.expr, exprCtx);
     } catch (err) {
-      message = `rule ${rule.name} could not be evaluated: ${err instanceof Error ? err.message : String(err)}`;
+      message = `rule ${rule.name} could not be evaluated: ${errorMessage(err)}`;
     }
     const severity = rule.severity ?? 'high';
     results.push(passed ? { name: rule.name, passed, severity } : { name: rule.name, passed, severity, message });

@@ -1,5 +1,5 @@
 import { parseDuration } from '../../core/duration.js';
-import { SluiceError } from '../../core/errors.js';
+import { isSluiceError, SluiceError } from '../../core/errors.js';
 import { templateText, type TemplateSpot } from '../../core/expressions.js';
 import type { JsonSchema } from '../../core/model.js';
 import { redactJson } from '../../core/redact.js';
@@ -280,7 +280,7 @@ function statusFailure(ctx: StepContext, plan: HttpPlan, response: Response, tex
 }
 
 function toFailure(err: unknown, ctx: StepContext, plan: HttpPlan, timedOut: boolean): Error {
-  if (err instanceof SluiceError) return err;
+  if (isSluiceError(err)) return err;
   if (ctx.signal.aborted) return abortError(ctx.signal);
   const what = redact(describe(plan), ctx.secrets);
   if (timedOut) return new SluiceError('STEP_TIMEOUT', `${what} timed out after ${plan.timeoutMs} ms`, { retryable: true });

@@ -1,5 +1,5 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError, OpenAIError } from 'openai';
-import { SluiceError } from '../../core/errors.js';
+import { isSluiceError, SluiceError } from '../../core/errors.js';
 import type { StepContext } from '../step-type.js';
 import { abortError, excerpt, isRetryableStatus, redact, retryAfterMs } from '../http/failures.js';
 
@@ -22,7 +22,7 @@ const MESSAGE_EXCERPT_CHARS = 500;
  * `ctx.signal` rejects with its reason.
  */
 export function toLlmFailure(err: unknown, ctx: StepContext, target: RequestTarget): Error {
-  if (err instanceof SluiceError) return err;
+  if (isSluiceError(err)) return err;
   if (ctx.signal.aborted || err instanceof APIUserAbortError) return abortError(ctx.signal);
   const where = `${target.baseUrl} (model ${target.model})`;
   if (err instanceof APIConnectionTimeoutError) {

@@ -4,7 +4,7 @@ import { parseDuration } from '../../core/duration.js';
 import { SluiceError } from '../../core/errors.js';
 import type { JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
-import { importOptional } from '../../optional-package.js';
+import { importOptional } from '../../core/optional-package.js';
 import { RateLimiter, type RateTicket } from './rate-limiter.js';
 import {
   createValidatorCache,

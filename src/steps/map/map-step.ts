@@ -1,6 +1,6 @@
 import { SluiceError, toErrorRecord } from '../../core/errors.js';
 import type { ExpressionContext } from '../../core/model.js';
-import { crashPoint } from '../../engine/crash-points.js';
+import { crashPoint } from '../crash-points.js';
 import { renderStepConfig } from '../render-config.js';
 import { StepDirective, type StepContext, type StepItem, type StepRegistry, type StepType } from '../step-type.js';
 

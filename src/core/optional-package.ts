@@ -1,4 +1,4 @@
-import { SluiceError } from './core/errors.js';
+import { SluiceError } from './errors.js';
 
 /**
  * Loads a package Sluice needs only for one feature (e.g. `pg` for a PostgreSQL store, `openai` for `llm`
