@@ -9,6 +9,7 @@ import { normalizePipeline } from '../../core/validate.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ServerContext } from '../create-server.js';
 import { graphQuery, pipelineBodyDoc, pipelineParams } from '../schemas.js';
+import { definitionView } from '../contract-views.js';
 import { pipelineView } from '../views.js';
 import { registerSimulateRoutes } from './simulate.js';
 
@@ -84,7 +85,7 @@ export function registerPipelineRoutes(app: FastifyInstance, ctx: ServerContext)
       { ...accept, config: { role: 'viewer' }, schema: { tags, summary: 'Validate a definition without storing it', params: pipelineParams, body: pipelineBodyDoc } },
       async (request) => {
         try {
-          return { valid: true, issues: [], definition: definitionOf(engine, request.params.name, request.body) };
+          return { valid: true, issues: [], definition: definitionView(definitionOf(engine, request.params.name, request.body)) };
         } catch (err) {
           if (err instanceof ValidationError) return { valid: false, issues: err.issues };
           throw err;

@@ -7,6 +7,7 @@ import type { RunAction } from '../../store/store.js';
 import type { ServerContext } from '../create-server.js';
 import { HttpError } from '../http-errors.js';
 import { MAX_TIME_MS, approvalBody, eventNameParams, eventsQuery, eventTriggerQuery, limitQuery, listRunsQuery, pipelineParams, rollbackBody, runParams, startRunBody, stepParams } from '../schemas.js';
+import { decisionView } from '../contract-views.js';
 import { eventView, logView, runView, stepView } from '../views.js';
 
 interface StartRunBody {
@@ -101,7 +102,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.get<{ Params: { id: string } }>('/api/runs/:id/decisions', { schema: { tags, summary: 'Gate and human decisions of a run (audit)', params: runParams } }, async (request) => {
     const run = await engine.requireRun(request.params.id);
-    return { decisions: await engine.store.listDecisions(run.id) };
+    return { decisions: (await engine.store.listDecisions(run.id)).map(decisionView) };
   });
 
   app.get<{ Querystring: { limit: number } }>(

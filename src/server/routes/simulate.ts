@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { attributeStats } from '../../attributes/stats.js';
-import { simulatePipeline } from '../../engine/simulate.js';
+import { simulatePipeline, type SimulatedRun } from '../../engine/simulate.js';
 import type { ServerContext } from '../create-server.js';
 import { HttpError } from '../http-errors.js';
 import { pipelineParams, simulateBody, statsQuery } from '../schemas.js';
 import { parseTime } from './runs.js';
+import { statsView, usageView } from '../contract-views.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -30,7 +31,7 @@ export function registerSimulateRoutes(app: FastifyInstance, ctx: ServerContext)
         now: () => engine.clock.now(),
         artifacts: engine.artifacts,
       });
-      return { pipeline: stored.name, version: stored.version, runs };
+      return { pipeline: stored.name, version: stored.version, runs: runs.map(simulatedRunView) };
     },
   );
 
@@ -48,7 +49,18 @@ export function registerSimulateRoutes(app: FastifyInstance, ctx: ServerContext)
       if (buckets !== undefined && since >= now) throw new HttpError('REQUEST_INVALID', `since must be in the past to split it into buckets, got ${new Date(since).toISOString()}`);
       const stats = await store.pipelineStats(request.params.name, since, buckets === undefined ? undefined : { buckets, until: now + 1 });
       const attributes = await attributeStats(engine, stored);
-      return attributes ? { ...stats, attributes } : stats;
+      return attributes ? { ...statsView(stats), attributes } : statsView(stats);
     },
   );
+}
+
+/** A simulated run with each step's usage in snake_case. */
+function simulatedRunView(run: SimulatedRun): Record<string, unknown> {
+  const steps = Object.fromEntries(
+    Object.entries(run.steps).map(([name, step]) => {
+      const { usage, ...rest } = step;
+      return [name, usage === undefined ? rest : { ...rest, usage: usageView(usage) }];
+    }),
+  );
+  return { ...run, steps };
 }
