@@ -93,6 +93,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const evals = options.evals && new EvalScheduler(options.engine, { onError: (err, pipeline) => app.log.error({ err, pipeline }, 'eval pass failed'), ...options.evals });
 
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
+  // Answers are JSON.stringify'd as they are: the response schemas document the API (and a test checks real
+  // answers against them) but never drop or coerce a field.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler(sendError);
   app.setNotFoundHandler((request, reply) => sendError(new HttpError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`), request, reply));
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
@@ -112,7 +115,9 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Sluice API', version: '0.1.0', description: 'Durable pipelines: registry, runs, live events, operations.' },
+      openapi: '3.1.0',
+      info: { title: 'Sluice API', version: '0.1.0', description: 'Durable pipelines: registry, runs, live events, operations.', license: { name: 'MIT', identifier: 'MIT' } },
+      servers: [{ url: '/', description: 'This server' }],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },

@@ -6,6 +6,7 @@ import { HttpError } from '../http-errors.js';
 import { pipelineParams, simulateBody, statsQuery } from '../schemas.js';
 import { parseTime } from './runs.js';
 import { statsView, usageView } from '../contract-views.js';
+import { apiResponses, ok, simulateAnswer, statsAnswer } from '../response-schemas.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -16,7 +17,7 @@ export function registerSimulateRoutes(app: FastifyInstance, ctx: ServerContext)
 
   app.post<{ Params: { name: string }; Body: { inputs?: unknown[]; docs?: unknown[]; verbose: boolean } }>(
     '/api/pipelines/:name/simulate',
-    { config: { role: 'admin' }, schema: { tags, summary: 'Execute the pipeline inline on sample inputs; nothing is stored', params: pipelineParams, body: simulateBody } },
+    { config: { role: 'admin' }, schema: { tags, operationId: 'simulatePipeline', summary: 'Execute the pipeline inline on sample inputs; nothing is stored', params: pipelineParams, body: simulateBody, response: apiResponses({ 200: ok(simulateAnswer, 'Each sample run: status, outputs, steps') }, 400, 404, 413, 415) } },
     async (request) => {
       const stored = await engine.requirePipeline(request.params.name);
       const inputs = [...(request.body.inputs ?? []), ...(request.body.docs ?? [])];
@@ -37,7 +38,7 @@ export function registerSimulateRoutes(app: FastifyInstance, ctx: ServerContext)
 
   app.get<{ Params: { name: string }; Querystring: { since?: number | string; buckets?: number } }>(
     '/api/pipelines/:name/stats',
-    { schema: { tags, summary: 'Counts by status, p50/p95/p99 durations, tokens and cost per pipeline and step', params: pipelineParams, querystring: statsQuery } },
+    { schema: { tags, operationId: 'getPipelineStats', summary: 'Counts by status, p50/p95/p99 durations, tokens and cost per pipeline and step', params: pipelineParams, querystring: statsQuery, response: apiResponses({ 200: ok(statsAnswer, 'The stats of the window') }, 400, 404, 501) } },
     async (request) => {
       const store = engine.store;
       if (!store.pipelineStats) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not compute stats`);
