@@ -4,7 +4,6 @@ import { putDataset, requireDataset, writeRecords } from '../../datasets/dataset
 import { recordsFromArray, recordsFromJsonl } from '../../datasets/jsonl.js';
 import { isJsonObject } from '../../datasets/record-checks.js';
 import type { ServerContext } from '../create-server.js';
-import { HttpError } from '../http-errors.js';
 import { approveBody, bulkQuery, datasetBody, datasetParams, datasetRunBody, listRecordsQuery, overrideBody, recordBody, recordParams, valueParams } from '../schemas.js';
 import { apiResponses, attributeValueSchema, datasetList, datasetRunStarted, datasetSchema, ok, recordDeleted, recordPage, recordSchema, recordsWritten } from '../response-schemas.js';
 import { attributeValueView, datasetView, recordView } from '../views.js';
@@ -144,7 +143,7 @@ export function registerDatasetRoutes(app: FastifyInstance, ctx: ServerContext):
       let records;
       if (typeof body === 'string') records = recordsFromJsonl(body, idField);
       else if (Array.isArray(body)) records = recordsFromArray(body, idField);
-      else throw new HttpError('REQUEST_INVALID', 'the body must be a JSON array of records or JSONL (one record per line)');
+      else throw new SluiceError('REQUEST_INVALID', 'the body must be a JSON array of records or JSONL (one record per line)');
       return { written: await writeRecords(engine, request.params.name, records) };
     },
   );

@@ -3,7 +3,8 @@ import type { ApiRole, ApiToken } from '../../store/store.js';
 import { maskStoreUrl } from '../../store/store-url.js';
 import { createApiToken } from '../auth.js';
 import type { ServerContext } from '../create-server.js';
-import { HttpError, toHttpError } from '../http-errors.js';
+import { SluiceError } from '../../core/errors.js';
+import { toHttpError } from '../http-errors.js';
 import { apiResponses, healthAnswer, probeResponses, ok, readyAnswer, textAnswer, tokenCreated, tokenList, tokenSchema } from '../response-schemas.js';
 import { createTokenBody } from '../schemas.js';
 
@@ -43,7 +44,7 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServerContext
 
   app.get('/api/tokens', { config: { role: 'admin' }, schema: { tags: ['auth'], operationId: 'listTokens', summary: 'List API tokens (never their secret)', response: apiResponses({ 200: ok(tokenList, 'Every token') }, 501) } }, async () => {
     const store = ctx.engine.store;
-    if (!store.listTokens) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
+    if (!store.listTokens) throw new SluiceError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
     return { tokens: (await store.listTokens()).map(tokenView) };
   });
 
@@ -52,10 +53,10 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServerContext
     { config: { role: 'admin' }, schema: { tags: ['auth'], operationId: 'revokeToken', summary: 'Revoke an API token: it gets 401 TOKEN_REVOKED from then on', params: tokenParams, response: apiResponses({ 200: ok(tokenSchema, 'The revoked token') }, 400, 404, 501) } },
     async (request) => {
       const store = ctx.engine.store;
-      if (!store.revokeToken) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
+      if (!store.revokeToken) throw new SluiceError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
       const id = Number(request.params.id);
       const token = await store.revokeToken(id, ctx.engine.clock.now());
-      if (!token) throw new HttpError('TOKEN_NOT_FOUND', `no token with id ${request.params.id}`);
+      if (!token) throw new SluiceError('TOKEN_NOT_FOUND', `no token with id ${request.params.id}`);
       ctx.auth.forget(id);
       return tokenView(token);
     },

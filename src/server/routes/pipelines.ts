@@ -8,6 +8,7 @@ import type { Pipeline } from '../../core/model.js';
 import { normalizePipeline } from '../../core/validate.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ServerContext } from '../create-server.js';
+import { isSluiceError } from '../http-errors.js';
 import { graphQuery, pipelineBodyDoc, pipelineParams } from '../schemas.js';
 import { definitionView } from '../contract-views.js';
 import { apiResponses, graphAnswer, ok, pipelineDetail, pipelineList, pipelineRegistered, pipelineSummary, pipelineVersions, validateAnswer } from '../response-schemas.js';
@@ -97,7 +98,7 @@ export function registerPipelineRoutes(app: FastifyInstance, ctx: ServerContext)
         try {
           return { valid: true, issues: [], definition: definitionView(definitionOf(engine, request.params.name, request.body)) };
         } catch (err) {
-          if (err instanceof ValidationError) return { valid: false, issues: err.issues };
+          if (isSluiceError(err) && err.code === 'VALIDATION_FAILED') return { valid: false, issues: err.details };
           throw err;
         }
       },

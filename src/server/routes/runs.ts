@@ -5,7 +5,7 @@ import type { StartRunOptions } from '../../engine/engine.js';
 import { listRunPage } from '../../store/run-cursor.js';
 import type { RunAction } from '../../store/store.js';
 import type { ServerContext } from '../create-server.js';
-import { HttpError } from '../http-errors.js';
+import { isSluiceError } from '../http-errors.js';
 import { MAX_TIME_MS, approvalBody, eventNameParams, eventsQuery, eventTriggerQuery, limitQuery, listRunsQuery, pipelineParams, rollbackBody, runParams, startRunBody, stepParams } from '../schemas.js';
 import { decisionView } from '../contract-views.js';
 import { apiResponses, decisionList, eventList, eventTriggered, logList, ok, runCreated, runDetail, runList, runPage, runSchema } from '../response-schemas.js';
@@ -40,7 +40,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
     async (request, reply) => {
       const { run, created } = await ctx.batcher.start(request.params.name, startOptions(request.body ?? {})).catch((err: unknown) => {
         // An unknown name in `steps` is a bad request, not a missing resource.
-        throw err instanceof SluiceError && err.code === 'STEP_NOT_FOUND' ? new HttpError('REQUEST_INVALID', err.message) : err;
+        throw isSluiceError(err) && err.code === 'STEP_NOT_FOUND' ? new SluiceError('REQUEST_INVALID', err.message) : err;
       });
       return reply.status(created ? 201 : 200).send({ ...runView(run), created });
     },
@@ -151,8 +151,8 @@ function startOptions(body: StartRunBody): StartRunOptions {
 export function parseTime(value: number | string, field: string): number {
   const ms = typeof value === 'number' ? value : Date.parse(value);
   if (Number.isFinite(ms) && Math.abs(ms) > MAX_TIME_MS) {
-    throw new HttpError('REQUEST_INVALID', `${field} must be a time between -${MAX_TIME_MS} and ${MAX_TIME_MS} epoch ms (the years -271821 to 275760), got ${JSON.stringify(value)}`);
+    throw new SluiceError('REQUEST_INVALID', `${field} must be a time between -${MAX_TIME_MS} and ${MAX_TIME_MS} epoch ms (the years -271821 to 275760), got ${JSON.stringify(value)}`);
   }
-  if (!Number.isFinite(ms)) throw new HttpError('REQUEST_INVALID', `${field} must be epoch milliseconds or an ISO 8601 time, got ${JSON.stringify(value)}`);
+  if (!Number.isFinite(ms)) throw new SluiceError('REQUEST_INVALID', `${field} must be epoch milliseconds or an ISO 8601 time, got ${JSON.stringify(value)}`);
   return ms;
 }
