@@ -88,7 +88,7 @@ export const pipelineRegistered = {
   properties: { ...pipelineDetail.properties, created: { ...bool, description: 'A new version was stored.' }, warnings: strings },
 } as const;
 
-export const pipelineList = obj({ pipelines: { type: 'array', items: pipelineSummary } });
+
 export const pipelineVersions = obj({ versions: { type: 'array', items: pipelineSummary } });
 
 const issue = {
@@ -130,6 +130,21 @@ export const runSchema = obj({
   started_at: timeOrNull,
   finished_at: timeOrNull,
 });
+
+const evalCounts = obj({ total: int, passed: int, failed: int, not_run: int }, 'Eval cases by their last result.');
+
+/** A pipeline of GET /api/pipelines; with `?summary=true` also its newest run, eval counts and mean confidence. */
+const pipelineListItem = {
+  ...pipelineSummary,
+  properties: {
+    ...pipelineSummary.properties,
+    last_run: { anyOf: [runSchema, { type: 'null' }], description: 'The newest run; null when it never ran (summary only).' },
+    evals: evalCounts,
+    avg_confidence: { ...numOrNull, description: "Mean confidence of an attribute pipeline's values; null for others or when none has one (summary only)." },
+  },
+} as const;
+
+export const pipelineList = obj({ pipelines: { type: 'array', items: pipelineListItem } });
 
 export const runCreated = {
   ...runSchema,

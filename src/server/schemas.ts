@@ -200,3 +200,12 @@ export const listRecordsQuery = {
     limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
   },
 } as const;
+
+export const listPipelinesQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    summary: { type: 'boolean', default: false, description: "Add each pipeline's newest run (`last_run`), eval counts (`evals`) and mean confidence (`avg_confidence`)." },
+    name: { ...NAME, description: 'Only this pipeline (an empty list when there is none).' },
+  },
+} as const;

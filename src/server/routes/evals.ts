@@ -4,7 +4,7 @@ import { evalCaseFromJson, evalCaseView, evalReportView } from '../../evals/eval
 import { loadEvalReport, runEvals } from '../../evals/run-evals.js';
 import type { EvalPatch } from '../../store/evals.js';
 import type { ServerContext } from '../create-server.js';
-import { apiResponses, ok } from '../response-schemas.js';
+import { apiResponses, ok, storedError } from '../response-schemas.js';
 import { pipelineParams } from '../schemas.js';
 
 type NameParams = { name: string };
@@ -63,6 +63,7 @@ const fromOverrideBody = {
 const evalCaseResponse = {
   type: 'object',
   additionalProperties: true,
+  required: ['id', 'record_id', 'input', 'desired_output', 'comparator', 'notes', 'actual_output', 'justification', 'confidence', 'passed', 'error', 'last_ran_at', 'created_at', 'updated_at'],
   properties: {
     id: { type: 'integer' },
     record_id: { type: ['string', 'null'] },
@@ -74,7 +75,7 @@ const evalCaseResponse = {
     justification: { type: ['string', 'null'] },
     confidence: { type: ['number', 'null'] },
     passed: { type: ['boolean', 'null'], description: 'null until the case ran.' },
-    error: { type: ['object', 'null'], additionalProperties: true, description: 'Why the pipeline failed on the case (counts as failed).' },
+    error: { ...storedError, description: 'Why the pipeline failed on the case (counts as failed).' },
     last_ran_at: { type: ['integer', 'null'] },
     created_at: { type: 'integer' },
     updated_at: { type: 'integer' },
@@ -83,11 +84,13 @@ const evalCaseResponse = {
 
 const evalReportResponse = {
   type: 'object',
+  required: ['pipeline', 'evals', 'summary'],
   properties: {
     pipeline: { type: 'string' },
     evals: { type: 'array', items: evalCaseResponse },
     summary: {
       type: 'object',
+      required: ['total', 'passed', 'failed', 'not_run'],
       properties: { total: { type: 'integer' }, passed: { type: 'integer' }, failed: { type: 'integer' }, not_run: { type: 'integer' } },
     },
   },

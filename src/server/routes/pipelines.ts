@@ -9,7 +9,8 @@ import { normalizePipeline } from '../../core/validate.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ServerContext } from '../create-server.js';
 import { isSluiceError } from '../http-errors.js';
-import { graphQuery, pipelineBodyDoc, pipelineParams } from '../schemas.js';
+import { graphQuery, listPipelinesQuery, pipelineBodyDoc, pipelineParams } from '../schemas.js';
+import { pipelineSummary as summaryOf } from '../pipeline-summaries.js';
 import { definitionView } from '../contract-views.js';
 import { apiResponses, graphAnswer, ok, pipelineDetail, pipelineList, pipelineRegistered, pipelineSummary, pipelineVersions, validateAnswer } from '../response-schemas.js';
 import { pipelineView } from '../views.js';
@@ -28,9 +29,26 @@ export function registerPipelineRoutes(app: FastifyInstance, ctx: ServerContext)
   const { engine } = ctx;
   const tags = ['pipelines'];
 
-  app.get('/api/pipelines', { schema: { tags, operationId: 'listPipelines', summary: 'Latest version of every pipeline', response: apiResponses({ 200: ok(pipelineList, 'Every pipeline, latest version') }) } }, async () => ({
-    pipelines: (await engine.store.listPipelines()).map((p) => pipelineView(p)),
-  }));
+  app.get<{ Querystring: { summary: boolean; name?: string } }>(
+    '/api/pipelines',
+    {
+      schema: {
+        tags,
+        operationId: 'listPipelines',
+        summary: 'Latest version of every pipeline; with summary=true also its newest run, eval counts and mean confidence',
+        querystring: listPipelinesQuery,
+        response: apiResponses({ 200: ok(pipelineList, 'Every pipeline, latest version') }, 400),
+      },
+    },
+    async (request) => {
+      const { summary, name } = request.query;
+      const all = name === undefined ? await engine.store.listPipelines() : [await engine.store.getPipeline(name)].filter((p) => p !== undefined);
+      const pipelines = all.map((p) => pipelineView(p));
+      if (!summary) return { pipelines };
+      const extras = await Promise.all(all.map((p) => summaryOf(engine, p)));
+      return { pipelines: pipelines.map((p, i) => ({ ...p, ...extras[i] })) };
+    },
+  );
 
   app.get<{ Params: NameParams }>('/api/pipelines/:name', { schema: { tags, operationId: 'getPipeline', summary: 'Latest version of a pipeline with its definition and source', params: pipelineParams, response: apiResponses({ 200: ok(pipelineDetail, 'The pipeline') }, 400, 404) } }, async (request) =>
     pipelineView(await engine.requirePipeline(request.params.name), true),
