@@ -71,6 +71,7 @@ describe('the OpenAPI document', () => {
     await h.engine.waitForRun(run['id'] as string, { pollMs: 20 });
     const id = run['id'] as string;
     await check('GET', '/api/pipelines', '/api/pipelines');
+    await check('GET', '/api/pipelines?summary=true', '/api/pipelines');
     await check('GET', '/api/pipelines/tasks', '/api/pipelines/{name}');
     await check('GET', '/api/pipelines/tasks/versions', '/api/pipelines/{name}/versions');
     await check('GET', '/api/pipelines/tasks/graph', '/api/pipelines/{name}/graph');
