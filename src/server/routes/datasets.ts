@@ -31,8 +31,12 @@ export function registerDatasetRoutes(app: FastifyInstance, ctx: ServerContext):
 
   app.put<{ Params: NameParams; Body: { ingest_pipeline?: string } }>(
     '/api/datasets/:name',
-    { config: { role: 'admin' }, schema: { tags, operationId: 'putDataset', summary: 'Create a dataset or set its ingest pipeline', params: datasetParams, body: datasetBody, response: apiResponses({ 200: ok(datasetSchema, 'The dataset') }, 400, 404, 409, 413, 415) } },
-    async (request) => datasetView(await putDataset(engine, request.params.name, { ingestPipeline: request.body?.ingest_pipeline })),
+    { config: { role: 'admin' }, schema: { tags, operationId: 'putDataset', summary: 'Create a dataset or set its ingest pipeline', params: datasetParams, body: datasetBody, response: apiResponses({ 200: ok(datasetSchema, 'The dataset, updated'), 201: ok(datasetSchema, 'The dataset, created') }, 400, 404, 409, 413, 415) } },
+    async (request, reply) => {
+      const existed = (await engine.store.getDataset(request.params.name)) !== undefined;
+      const dataset = await putDataset(engine, request.params.name, { ingestPipeline: request.body?.ingest_pipeline });
+      return reply.status(existed ? 200 : 201).send(datasetView(dataset));
+    },
   );
 
   app.get<{ Params: NameParams }>('/api/datasets/:name', { schema: { tags, operationId: 'getDataset', summary: 'A dataset with its record count', params: datasetParams, response: apiResponses({ 200: ok(datasetSchema, 'The dataset') }, 400, 404) } }, async (request) => {
