@@ -14,6 +14,7 @@ import { assertBodyShape, sendError } from './http-errors.js';
 import { LiveEvents } from './live-events.js';
 import { Metrics } from './metrics.js';
 import { RunBatcher } from './run-batcher.js';
+import { SHARED_SCHEMAS } from './response-schemas.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
 import { registerEvalRoutes } from './routes/evals.js';
 import { registerMeRoutes } from './routes/me.js';
@@ -114,7 +115,10 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   app.addHook('onResponse', async (_request, reply) => ctx.metrics.countRequest(reply.statusCode));
   app.addHook('onResponse', async (request) => closeRefusedUpgrade(request.raw));
 
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   await app.register(swagger, {
+    // Shared schemas keep their `$id` as their name under components.schemas.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Sluice API', version: '0.1.0', description: 'Durable pipelines: registry, runs, live events, operations.', license: { name: 'MIT', identifier: 'MIT' } },

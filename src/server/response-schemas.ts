@@ -27,6 +27,7 @@ function obj<P extends Record<string, unknown>>(properties: P, description?: str
 
 /** The error envelope of every failed request: `{error: {code, message, details?}}`. */
 export const errorEnvelope = {
+  $id: 'ErrorEnvelope',
   type: 'object',
   required: ['error'],
   properties: {
@@ -340,6 +341,12 @@ export const readyAnswer = obj({ status: { type: 'string', enum: ['ready'] }, st
 
 export const textAnswer = (description: string, type = 'text/plain') => ({ description, content: { [type]: { schema: { type: 'string' } } } }) as const;
 
+/**
+ * Schemas published once under `components.schemas` (by their `$id`) and referenced from the routes, so that
+ * clients generated from the document get one named type for each.
+ */
+export const SHARED_SCHEMAS = [errorEnvelope] as const;
+
 /** What each error status means, for the document. */
 const ERROR_MEANING: Record<number | string, string> = {
   400: 'The request is invalid (REQUEST_INVALID, MALFORMED_JSON, VALIDATION_FAILED, ...); the message names what and where.',
@@ -359,7 +366,7 @@ const ERROR_MEANING: Record<number | string, string> = {
 
 /** `{ status: error envelope }` for each status, with what it means. */
 export function errorResponses(...statuses: Array<number | '4xx' | '5xx'>): Record<string, unknown> {
-  return Object.fromEntries(statuses.map((s) => [String(s), { ...errorEnvelope, description: ERROR_MEANING[s] ?? 'Error.' }]));
+  return Object.fromEntries(statuses.map((s) => [String(s), { $ref: 'ErrorEnvelope#', description: ERROR_MEANING[s] ?? 'Error.' }]));
 }
 
 /** Error statuses of every `/api` route: auth, role, and a store that is down, read-only or full. */

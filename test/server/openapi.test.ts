@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildOpenApiDocument } from '../../src/server/openapi-document.js';
 import { startHarness, TASK_YAML, taskFunctions, type Harness } from './server-harness.js';
 
-type Doc = { paths: Record<string, Record<string, Operation>> };
+type Doc = { paths: Record<string, Record<string, Operation>>; components?: Record<string, unknown> };
 type Operation = { operationId?: string; summary?: string; responses?: Record<string, { description?: string; content?: Record<string, { schema?: Record<string, unknown> }> }> };
 
 const METHODS = ['get', 'put', 'post', 'patch', 'delete'];
@@ -45,8 +45,8 @@ describe('the OpenAPI document', () => {
         if (s !== '101' && !Object.values(r.content ?? {}).some((c) => c.schema && Object.keys(c.schema).length > 0)) problems.push(`${at} ${s}: no schema`);
       }
       for (const s of statuses.filter((x) => /^[45]/.test(x))) {
-        const schema = op.responses![s]!.content?.['application/json']?.schema as { required?: string[] } | undefined;
-        if (!schema?.required?.includes('error')) problems.push(`${at} ${s}: not the error envelope`);
+        const schema = op.responses![s]!.content?.['application/json']?.schema as { $ref?: string } | undefined;
+        if (schema?.$ref !== '#/components/schemas/ErrorEnvelope') problems.push(`${at} ${s}: not the error envelope`);
       }
       if (path.startsWith('/api/') && !statuses.includes('401')) problems.push(`${at}: no 401`);
     }
@@ -62,7 +62,8 @@ describe('the OpenAPI document', () => {
       const response = doc.paths[route]?.[method.toLowerCase()]?.responses?.[String(res.statusCode)];
       const schema = response?.content?.['application/json']?.schema;
       if (!schema) return void mismatches.push(`${method} ${url}: ${res.statusCode} is not documented`);
-      const validate = ajv.compile(schema);
+      // With the document's components beside it, so that its `#/components/schemas/...` references resolve.
+      const validate = ajv.compile({ ...schema, components: doc.components });
       if (!validate(res.json())) mismatches.push(`${method} ${url} ${res.statusCode}: ${ajv.errorsText(validate.errors)}`);
       return res.json() as Record<string, unknown>;
     }
