@@ -25,6 +25,11 @@ function obj<P extends Record<string, unknown>>(properties: P, description?: str
   return { type: 'object', required: Object.keys(properties), properties, ...(description ? { description } : {}) } as const;
 }
 
+/** A reference to a schema of {@link SHARED_SCHEMAS} by its `$id`. */
+export function ref(id: 'ErrorEnvelope' | 'StoredError' | 'Run' | 'Step' | 'Pipeline') {
+  return { $ref: `${id}#` } as const;
+}
+
 /** The error envelope of every failed request: `{error: {code, message, details?}}`. */
 export const errorEnvelope = {
   $id: 'ErrorEnvelope',
@@ -45,6 +50,7 @@ export const errorEnvelope = {
 
 /** A stored error (of a run, step or attempt). */
 export const storedError = {
+  $id: 'StoredError',
   type: ['object', 'null'],
   required: ['code', 'message'],
   properties: { code: str, message: str, stack: str, retryable: bool, details: any },
@@ -63,7 +69,7 @@ const attributeSummary = {
   description: 'What makes it an attribute pipeline; null for other pipelines.',
 } as const;
 
-export const pipelineSummary = obj({
+const pipelineBase = obj({
   name: str,
   version: int,
   hash: str,
@@ -77,20 +83,19 @@ export const pipelineSummary = obj({
 
 const definition = { type: 'object', additionalProperties: true, description: 'The normalized definition (every default filled in), keys snake_case.' } as const;
 
+/** A pipeline of the registry (latest or one version). */
+export const pipelineSummary = { $id: 'Pipeline', ...pipelineBase } as const;
+
 export const pipelineDetail = {
-  ...pipelineSummary,
-  required: [...pipelineSummary.required, 'definition', 'source'],
-  properties: { ...pipelineSummary.properties, definition, source: { ...strOrNull, description: 'The text it was registered from.' } },
+  allOf: [ref('Pipeline'), { type: 'object', required: ['definition', 'source'], properties: { definition, source: { ...strOrNull, description: 'The text it was registered from.' } } }],
 } as const;
 
 export const pipelineRegistered = {
-  ...pipelineDetail,
-  required: [...pipelineDetail.required, 'created', 'warnings'],
-  properties: { ...pipelineDetail.properties, created: { ...bool, description: 'A new version was stored.' }, warnings: strings },
+  allOf: [...pipelineDetail.allOf, { type: 'object', required: ['created', 'warnings'], properties: { created: { ...bool, description: 'A new version was stored.' }, warnings: strings } }],
 } as const;
 
 
-export const pipelineVersions = obj({ versions: { type: 'array', items: pipelineSummary } });
+export const pipelineVersions = obj({ versions: { type: 'array', items: ref('Pipeline') } });
 
 const issue = {
   type: 'object',
@@ -111,7 +116,7 @@ export const graphAnswer = obj({
   edges: { type: 'array', items: obj({ from: str, to: str }) },
 });
 
-export const runSchema = obj({
+const runBase = obj({
   id: str,
   pipeline: str,
   version: int,
@@ -124,7 +129,7 @@ export const runSchema = obj({
   parent_run_id: { ...strOrNull, description: 'The run whose `pipeline` step started this one.' },
   parent_step: strOrNull,
   idempotency_key: strOrNull,
-  error: storedError,
+  error: ref('StoredError'),
   run_at: time,
   deadline_at: timeOrNull,
   created_at: time,
@@ -135,22 +140,27 @@ export const runSchema = obj({
 const evalCounts = obj({ total: int, passed: int, failed: int, not_run: int }, 'Eval cases by their last result.');
 
 /** A pipeline of GET /api/pipelines; with `?summary=true` also its newest run, eval counts and mean confidence. */
+/** A run: its request, state and times (GET /api/runs/{id} adds its steps). */
+export const runSchema = { $id: 'Run', ...runBase } as const;
+
 const pipelineListItem = {
-  ...pipelineSummary,
-  properties: {
-    ...pipelineSummary.properties,
-    last_run: { anyOf: [runSchema, { type: 'null' }], description: 'The newest run; null when it never ran (summary only).' },
-    evals: evalCounts,
-    avg_confidence: { ...numOrNull, description: "Mean confidence of an attribute pipeline's values; null for others or when none has one (summary only)." },
-  },
+  allOf: [
+    ref('Pipeline'),
+    {
+      type: 'object',
+      properties: {
+        last_run: { anyOf: [ref('Run'), { type: 'null' }], description: 'The newest run; null when it never ran (summary only).' },
+        evals: evalCounts,
+        avg_confidence: { ...numOrNull, description: "Mean confidence of an attribute pipeline's values; null for others or when none has one (summary only)." },
+      },
+    },
+  ],
 } as const;
 
 export const pipelineList = obj({ pipelines: { type: 'array', items: pipelineListItem } });
 
 export const runCreated = {
-  ...runSchema,
-  required: [...runSchema.required, 'created'],
-  properties: { ...runSchema.properties, created: { ...bool, description: 'False when an idempotency key answered an existing run.' } },
+  allOf: [ref('Run'), { type: 'object', required: ['created'], properties: { created: { ...bool, description: 'False when an idempotency key answered an existing run.' } } }],
 } as const;
 
 const usage = {
@@ -166,7 +176,7 @@ const attempt = obj({
   started_at: timeOrNull,
   finished_at: timeOrNull,
   processing_time_ms: intOrNull,
-  error: storedError,
+  error: ref('StoredError'),
   usage,
 });
 
@@ -183,12 +193,12 @@ const cacheExplain = {
   },
 } as const;
 
-const step = obj({
+const stepBase = obj({
   name: str,
   status: { type: 'string', enum: [...STEP_STATES] },
   attempts: int,
   output: any,
-  error: storedError,
+  error: ref('StoredError'),
   cache_explain: cacheExplain,
   cache_reason: strOrNull,
   started_at: timeOrNull,
@@ -196,14 +206,15 @@ const step = obj({
   history: { type: 'array', items: attempt },
 });
 
+/** A step of a run with its attempts. */
+export const stepSchema = { $id: 'Step', ...stepBase } as const;
+
 export const runDetail = {
-  ...runSchema,
-  properties: { ...runSchema.properties, steps: { type: 'array', items: step } },
-  required: [...runSchema.required, 'steps'],
+  allOf: [ref('Run'), { type: 'object', required: ['steps'], properties: { steps: { type: 'array', items: ref('Step') } } }],
 } as const;
 
-export const runPage = obj({ runs: { type: 'array', items: runSchema }, next_cursor: { ...strOrNull, description: 'Pass as `cursor` for the next page; null on the last.' } });
-export const runList = obj({ runs: { type: 'array', items: runSchema } });
+export const runPage = obj({ runs: { type: 'array', items: ref('Run') }, next_cursor: { ...strOrNull, description: 'Pass as `cursor` for the next page; null on the last.' } });
+export const runList = obj({ runs: { type: 'array', items: ref('Run') } });
 
 export const eventSchema = obj({ id: int, type: str, run_id: str, pipeline: str, step: strOrNull, data: any, at: time });
 export const eventList = obj({ events: { type: 'array', items: eventSchema } });
@@ -271,7 +282,7 @@ const simulatedStep = {
     status: str,
     attempts: int,
     duration_ms: num,
-    error: storedError,
+    error: ref('StoredError'),
     input: any,
     output: any,
     logs: { type: 'array', items: obj({ stream: str, line: str }) },
@@ -345,7 +356,7 @@ export const textAnswer = (description: string, type = 'text/plain') => ({ descr
  * Schemas published once under `components.schemas` (by their `$id`) and referenced from the routes, so that
  * clients generated from the document get one named type for each.
  */
-export const SHARED_SCHEMAS = [errorEnvelope] as const;
+export const SHARED_SCHEMAS = [errorEnvelope, storedError, runSchema, stepSchema, pipelineSummary] as const;
 
 /** What each error status means, for the document. */
 const ERROR_MEANING: Record<number | string, string> = {
@@ -387,5 +398,7 @@ export function probeResponses(success: Record<number, unknown>, ...errors: Arra
 
 /** Success schema with its description. */
 export function ok<S extends object>(schema: S, description: string): S & { description: string } {
+  // A shared schema is referenced, not copied: its `$id` must stay unique.
+  if ('$id' in schema && typeof schema.$id === 'string') return { $ref: `${schema.$id}#`, description } as unknown as S & { description: string };
   return { ...schema, description };
 }

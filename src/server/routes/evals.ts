@@ -4,7 +4,7 @@ import { evalCaseFromJson, evalCaseView, evalReportView } from '../../evals/eval
 import { loadEvalReport, runEvals } from '../../evals/run-evals.js';
 import type { EvalPatch } from '../../store/evals.js';
 import type { ServerContext } from '../create-server.js';
-import { apiResponses, ok, storedError } from '../response-schemas.js';
+import { apiResponses, ok, ref } from '../response-schemas.js';
 import { pipelineParams } from '../schemas.js';
 
 type NameParams = { name: string };
@@ -75,7 +75,7 @@ const evalCaseResponse = {
     justification: { type: ['string', 'null'] },
     confidence: { type: ['number', 'null'] },
     passed: { type: ['boolean', 'null'], description: 'null until the case ran.' },
-    error: { ...storedError, description: 'Why the pipeline failed on the case (counts as failed).' },
+    error: { ...ref('StoredError'), description: 'Why the pipeline failed on the case (counts as failed).' },
     last_ran_at: { type: ['integer', 'null'] },
     created_at: { type: 'integer' },
     updated_at: { type: 'integer' },
