@@ -45,6 +45,18 @@ export type ErrorCode =
   | 'CHILD_RUN_FAILED'
   /** A human rejected a blocked step. */
   | 'REJECTED'
+  // Raised by the HTTP layer (request shape, routing, auth); each maps to a status in src/server/http-errors.ts.
+  | 'REQUEST_INVALID'
+  | 'MALFORMED_JSON'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'ROUTE_NOT_FOUND'
+  | 'UNAUTHORIZED'
+  | 'TOKEN_EXPIRED'
+  | 'TOKEN_REVOKED'
+  | 'TOKEN_NOT_FOUND'
+  | 'FORBIDDEN'
+  | 'NOT_SUPPORTED'
   | 'INTERNAL';
 
 /** Where in a source file a problem sits. Lines and columns are 1-based. */

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { HttpError } from './http-errors.js';
+import { SluiceError } from '../core/errors.js';
 import type { ApiRole, ApiToken, Store } from '../store/store.js';
 
 /**
@@ -23,7 +23,7 @@ export function hashToken(token: string): string {
 
 /** Creates a token with `role`; returns the token text, which is not stored anywhere. */
 export async function createApiToken(store: Store, role: ApiRole, name: string | null, now = Date.now(), expiresAt: number | null = null): Promise<{ token: string; record: ApiToken }> {
-  if (!store.createToken) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
+  if (!store.createToken) throw new SluiceError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
   const token = `sluice_${randomBytes(24).toString('base64url')}`;
   const record = await store.createToken({ hash: hashToken(token), role, name, expiresAt }, now);
   return { token, record };
@@ -60,16 +60,16 @@ export class Authenticator {
   async check(request: FastifyRequest, needed: ApiRole): Promise<ApiToken | undefined> {
     if (!(await this.isEnabled())) return undefined;
     const presented = bearerOf(request);
-    if (!presented) throw new HttpError('UNAUTHORIZED', 'this server requires a token: Authorization: Bearer <token>');
+    if (!presented) throw new SluiceError('UNAUTHORIZED', 'this server requires a token: Authorization: Bearer <token>');
     const token = await this.lookup(presented);
-    if (!token) throw new HttpError('UNAUTHORIZED', 'the token is unknown');
+    if (!token) throw new SluiceError('UNAUTHORIZED', 'the token is unknown');
     if (token.revokedAt !== null) {
-      throw new HttpError('TOKEN_REVOKED', `token ${token.id} was revoked at ${new Date(token.revokedAt).toISOString()}; create a new one with sluice token create`);
+      throw new SluiceError('TOKEN_REVOKED', `token ${token.id} was revoked at ${new Date(token.revokedAt).toISOString()}; create a new one with sluice token create`);
     }
     if (token.expiresAt !== null && token.expiresAt <= Date.now()) {
-      throw new HttpError('TOKEN_EXPIRED', `the token expired at ${new Date(token.expiresAt).toISOString()}; create a new one with sluice token create`);
+      throw new SluiceError('TOKEN_EXPIRED', `the token expired at ${new Date(token.expiresAt).toISOString()}; create a new one with sluice token create`);
     }
-    if (RANK[token.role] < RANK[needed]) throw new HttpError('FORBIDDEN', `this needs the ${needed} role; the token has ${token.role}`);
+    if (RANK[token.role] < RANK[needed]) throw new SluiceError('FORBIDDEN', `this needs the ${needed} role; the token has ${token.role}`);
     return token;
   }
 
@@ -77,7 +77,7 @@ export class Authenticator {
     const hash = hashToken(presented);
     const hit = this.cache.get(hash);
     if (hit && hit.until > Date.now()) return hit.token;
-    if (!this.store.findToken) throw new HttpError('NOT_SUPPORTED', `the store ${this.store.url} does not support API tokens`);
+    if (!this.store.findToken) throw new SluiceError('NOT_SUPPORTED', `the store ${this.store.url} does not support API tokens`);
     const token = await this.store.findToken(hash);
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(hash, { token, until: Date.now() + TOKEN_CACHE_MS });

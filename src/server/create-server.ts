@@ -9,10 +9,12 @@ import type { Engine } from '../engine/engine.js';
 import { EvalScheduler, type EvalSchedulerOptions } from '../evals/eval-scheduler.js';
 import type { ApiRole, ApiToken } from '../store/store.js';
 import { Authenticator, roleFor, type AuthMode } from './auth.js';
-import { assertBodyShape, HttpError, sendError } from './http-errors.js';
+import { SluiceError } from '../core/errors.js';
+import { assertBodyShape, sendError } from './http-errors.js';
 import { LiveEvents } from './live-events.js';
 import type { Metrics, MetricsOptions } from './metrics.js';
 import { RunBatcher } from './run-batcher.js';
+import { SHARED_SCHEMAS } from './response-schemas.js';
 import { registerDatasetRoutes } from './routes/datasets.js';
 import { registerEvalRoutes } from './routes/evals.js';
 import { registerMeRoutes } from './routes/me.js';
@@ -99,8 +101,11 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
   const evals = options.evals && new EvalScheduler(options.engine, { onError: (err, pipeline) => app.log.error({ err, pipeline }, 'eval pass failed'), ...options.evals });
 
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
+  // Answers are JSON.stringify'd as they are: the response schemas document the API (and a test checks real
+  // answers against them) but never drop or coerce a field.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler(sendError);
-  app.setNotFoundHandler((request, reply) => sendError(new HttpError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`), request, reply));
+  app.setNotFoundHandler((request, reply) => sendError(new SluiceError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`), request, reply));
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
   app.decorateRequest('apiToken', null);
   app.addHook('onRequest', async (request) => {
@@ -119,9 +124,14 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     if (isProbe(request.url)) request.log.debug({ req: request, res: reply, responseTime: reply.elapsedTime }, 'probe answered');
   });
 
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   await app.register(swagger, {
+    // Shared schemas keep their `$id` as their name under components.schemas.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
-      info: { title: 'Sluice API', version: '0.1.0', description: 'Durable pipelines: registry, runs, live events, operations.' },
+      openapi: '3.1.0',
+      info: { title: 'Sluice API', version: '0.1.0', description: 'Durable pipelines: registry, runs, live events, operations.', license: { name: 'MIT', identifier: 'MIT' } },
+      servers: [{ url: '/', description: 'This server' }],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },

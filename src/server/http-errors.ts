@@ -1,27 +1,12 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError, type ErrorCode } from '../core/errors.js';
+import { describeSchemaErrors, type SchemaError } from './schema-errors.js';
 import { depthMessage, MAX_JSON_DEPTH, prototypeKeyPath, tooDeepPath } from '../core/json-depth.js';
 import { formatKeyPath } from '../core/key-path.js';
 import { toStoreError } from '../store/store-errors.js';
 
-/** Codes only the HTTP layer produces, next to the library's {@link ErrorCode}s. */
-export type HttpOnlyCode =
-  | 'REQUEST_INVALID'
-  | 'MALFORMED_JSON'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'ROUTE_NOT_FOUND'
-  | 'UNAUTHORIZED'
-  | 'TOKEN_EXPIRED'
-  | 'TOKEN_REVOKED'
-  | 'TOKEN_NOT_FOUND'
-  | 'FORBIDDEN'
-  | 'NOT_SUPPORTED';
-
-export type ApiErrorCode = ErrorCode | HttpOnlyCode;
-
 /** The one table from error codes to HTTP statuses. Codes not listed are 500. */
-export const HTTP_STATUS: Readonly<Partial<Record<ApiErrorCode, number>>> = {
+export const HTTP_STATUS: Readonly<Partial<Record<ErrorCode, number>>> = {
   VALIDATION_FAILED: 400,
   INPUT_INVALID: 400,
   REQUEST_INVALID: 400,
@@ -59,17 +44,8 @@ export const HTTP_STATUS: Readonly<Partial<Record<ApiErrorCode, number>>> = {
   STORE_FULL: 507,
 };
 
-/** An error raised by the HTTP layer itself (auth, request shape). */
-export class HttpError extends Error {
-  constructor(
-    readonly code: HttpOnlyCode,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = 'HttpError';
-  }
-}
+export { isSluiceError } from '../core/errors.js';
+import { isSluiceError } from '../core/errors.js';
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -78,7 +54,7 @@ export interface ErrorBody {
 /** Maps anything thrown by a route (or by Fastify while parsing) to a status and an `{error}` body. */
 export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
   const { code, message, details } = classify(err);
-  const status = HTTP_STATUS[code as ApiErrorCode] ?? 500;
+  const status = HTTP_STATUS[code as ErrorCode] ?? 500;
   const error: ErrorBody['error'] = { code, message };
   if (details !== undefined) error.details = details;
   return { status, body: { error } };
@@ -87,10 +63,9 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
 function classify(thrown: unknown): { code: string; message: string; details?: unknown } {
   // A driver's error the store did not wrap (a lost connection, a full disk) still gets its store code.
   const err = toStoreError(thrown);
-  if (err instanceof SluiceError) return { code: err.code, message: err.message, details: err.details };
-  if (err instanceof HttpError) return { code: err.code, message: err.message, details: err.details };
-  const fe = err as Partial<FastifyError> & { validation?: unknown[]; validationContext?: string };
-  if (fe.validation) return { code: 'REQUEST_INVALID', message: fe.message ?? 'the request is invalid', details: fe.validation };
+  if (isSluiceError(err)) return { code: err.code, message: err.message, details: err.details };
+  const fe = err as Partial<FastifyError> & { validation?: SchemaError[]; validationContext?: string };
+  if (fe.validation) return { code: 'REQUEST_INVALID', message: describeSchemaErrors(fe.validation, fe.validationContext ?? 'request') ?? fe.message ?? 'the request is invalid', details: fe.validation };
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { code: 'PAYLOAD_TOO_LARGE', message: 'the request body is larger than the server accepts' };
@@ -115,11 +90,11 @@ function classify(thrown: unknown): { code: string; message: string; details?: u
  */
 export function assertBodyShape(body: unknown): void {
   const deep = tooDeepPath(body, MAX_JSON_DEPTH);
-  if (deep) throw new HttpError('REQUEST_INVALID', `the body is ${depthMessage('', deep)}`);
+  if (deep) throw new SluiceError('REQUEST_INVALID', `the body is ${depthMessage('', deep)}`);
   const proto = prototypeKeyPath(body);
   if (proto) {
     const at = formatKeyPath(proto);
-    throw new HttpError('REQUEST_INVALID', `the body has a "${String(proto.at(-1) === 'prototype' ? 'constructor.prototype' : '__proto__')}" key at ${at}, which is refused: such keys change the prototype of objects copied from them; rename the key`);
+    throw new SluiceError('REQUEST_INVALID', `the body has a "${String(proto.at(-1) === 'prototype' ? 'constructor.prototype' : '__proto__')}" key at ${at}, which is refused: such keys change the prototype of objects copied from them; rename the key`);
   }
 }
 

@@ -2,21 +2,11 @@ import { RUN_STATES } from '../core/model.js';
 
 /**
  * JSON Schemas of the HTTP API: Fastify validates requests with them (unknown body fields are rejected, body
- * types are not coerced) and @fastify/swagger publishes the same objects at /openapi.json.
+ * types are not coerced) and @fastify/swagger publishes the same objects at /openapi.json. What the API answers
+ * is in response-schemas.ts.
  */
 
 const NAME = { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]*$', maxLength: 200 } as const;
-
-export const errorResponse = {
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      required: ['code', 'message'],
-      properties: { code: { type: 'string' }, message: { type: 'string' }, details: {} },
-    },
-  },
-} as const;
 
 export const pipelineParams = { type: 'object', required: ['name'], properties: { name: NAME } } as const;
 export const runParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 200 } } } as const;
@@ -198,5 +188,14 @@ export const listRecordsQuery = {
   properties: {
     after: { type: 'string', maxLength: 500, description: 'Only records whose id sorts after this one (the last id of the previous page).' },
     limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+  },
+} as const;
+
+export const listPipelinesQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    summary: { type: 'boolean', default: false, description: "Add each pipeline's newest run (`last_run`), eval counts (`evals`) and mean confidence (`avg_confidence`)." },
+    name: { ...NAME, description: 'Only this pipeline (an empty list when there is none).' },
   },
 } as const;

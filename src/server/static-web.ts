@@ -2,7 +2,8 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { HttpError, sendError } from './http-errors.js';
+import { SluiceError } from '../core/errors.js';
+import { sendError } from './http-errors.js';
 
 /** The built dashboard: `dist/web` of the package (this file is `src/server/` or `dist/server/`, two levels deep). */
 export const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../dist/web/', import.meta.url));
@@ -41,11 +42,11 @@ export function registerStaticWeb(app: FastifyInstance, root: string = DEFAULT_W
   const base = resolve(root);
   app.get('/*', { schema: { hide: true } }, async (request, reply) => {
     const path = decodeURIComponent(request.url.split('?')[0] ?? '/');
-    if (RESERVED.test(path)) return sendError(new HttpError('ROUTE_NOT_FOUND', `no route ${request.method} ${path}`), request, reply);
+    if (RESERVED.test(path)) return sendError(new SluiceError('ROUTE_NOT_FOUND', `no route ${request.method} ${path}`), request, reply);
     const file = fileUnder(base, path);
     if (file) return sendFile(reply, file, path.startsWith('/assets/') ? IMMUTABLE : 'no-cache');
     // A missing asset is a 404; any other path is a client route of the app.
-    if (extname(path) !== '' && path !== '/index.html') return sendError(new HttpError('ROUTE_NOT_FOUND', `no file ${path}`), request, reply);
+    if (extname(path) !== '' && path !== '/index.html') return sendError(new SluiceError('ROUTE_NOT_FOUND', `no file ${path}`), request, reply);
     const index = join(base, 'index.html');
     if (!existsSync(index)) return reply.status(503).type(TYPES['.html']!).header('cache-control', 'no-store').send(MISSING_PAGE);
     return sendFile(reply, index, 'no-cache');

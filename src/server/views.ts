@@ -2,6 +2,7 @@ import { describeExplain } from '../core/cache-key.js';
 import { userStack, type ErrorRecord } from '../core/errors.js';
 import type { AttributeConfig } from '../core/model.js';
 import type { AttributeValue } from '../store/attributes.js';
+import { definitionView, usageView } from './contract-views.js';
 import type { AttemptRecord, DataRecord, DatasetRecord, LogLine, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store/store.js';
 
 /**
@@ -21,7 +22,7 @@ export function pipelineView(p: StoredPipeline, withSource = false): Record<stri
     created_at: p.createdAt,
   };
   if (withSource) {
-    view['definition'] = p.definition;
+    view['definition'] = definitionView(p.definition);
     view['source'] = p.source;
   }
   return view;
@@ -37,7 +38,10 @@ export function runView(r: RunRecord): Record<string, unknown> {
     priority: r.priority,
     force: r.force,
     max_parallel: r.maxParallel,
-    steps: r.selection,
+    // The steps the run was asked for (with their dependencies), or null for all; `steps` is the step list of GET /api/runs/:id.
+    selected_steps: r.selection,
+    parent_run_id: r.parentRunId,
+    parent_step: r.parentStep,
     idempotency_key: r.idempotencyKey,
     error: errorView(r.error),
     run_at: r.runAt,
@@ -73,7 +77,7 @@ export function attemptView(a: AttemptRecord): Record<string, unknown> {
     finished_at: a.finishedAt,
     processing_time_ms: a.processingMs,
     error: errorView(a.error),
-    usage: a.usage,
+    usage: usageView(a.usage),
   };
 }
 

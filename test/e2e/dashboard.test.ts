@@ -130,6 +130,33 @@ suite('dashboard in Chromium (admin, no auth)', () => {
     await screenshot(page, 'pipelines');
   });
 
+  it('loads the pipelines page with one request and follows new runs row by row', async () => {
+    const requests: string[] = [];
+    const onRequest = (r: { url(): string }) => {
+      const url = new URL(r.url());
+      if (url.pathname.startsWith('/api/') && url.pathname !== '/api/stream') requests.push(`${url.pathname}${url.search}`);
+    };
+    page.on('request', onRequest);
+    try {
+      // A pipeline of its own, so the runs of the other tests stay as they are.
+      await http(served.url, 'PUT', '/api/pipelines/watched', GATED_YAML.replace('name: gated', 'name: watched'), undefined, yaml);
+      await page.goto(`${served.url}/`);
+      await page.locator('tr[data-pipeline="watched"]').waitFor();
+      expect(requests.filter((r) => r.startsWith('/api/pipelines') || r.startsWith('/api/runs'))).toEqual(['/api/pipelines?summary=true']);
+      await page.evaluate('window.noReload = true');
+      requests.length = 0;
+      const run = await http(served.url, 'POST', '/api/pipelines/watched/runs', { input: {} });
+      // The new run shows up from the event stream; only its pipeline's row is asked for again.
+      await page.locator(`tr[data-pipeline="watched"] a[href="/runs/${run.id}"]`).waitFor({ timeout: 15_000 });
+      await page.locator('tr[data-pipeline="watched"] .badge', { hasText: 'waiting' }).waitFor({ timeout: 15_000 });
+      expect(await page.evaluate('window.noReload')).toBe(true);
+      expect(requests.length).toBeGreaterThan(0);
+      expect(requests.every((r) => r === '/api/pipelines?summary=true&name=watched')).toBe(true);
+    } finally {
+      page.off('request', onRequest);
+    }
+  });
+
   it('approves a blocked step with a comment and sees the run finish', async () => {
     const run = await http(served.url, 'POST', '/api/pipelines/gated/runs', { input: {} });
     await page.goto(`${served.url}/runs/${run.id}`);

@@ -78,7 +78,7 @@ describe('dashboard routes', () => {
     const since = Date.now() - 3600_000;
     const stats = (await h.app.inject({ url: `/api/pipelines/tasks/stats?since=${since}&buckets=6` })).json();
     expect(stats.series).toHaveLength(6);
-    expect(stats.series.at(-1).byStatus).toEqual({ succeeded: 1 });
+    expect(stats.series.at(-1).by_status).toEqual({ succeeded: 1 });
     expect((await h.app.inject({ url: '/api/pipelines/tasks/stats' })).json().series).toBeUndefined();
     expect((await h.app.inject({ url: '/api/pipelines/tasks/stats?buckets=0' })).statusCode).toBe(400);
     expect((await h.app.inject({ url: `/api/pipelines/tasks/stats?since=${Date.now() + 60_000}&buckets=2` })).json().error.code).toBe('REQUEST_INVALID');

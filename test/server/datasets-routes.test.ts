@@ -33,7 +33,7 @@ describe('dataset routes', () => {
 
   it('creates a dataset, puts, gets, lists and deletes records', async () => {
     const created = await createDataset('products');
-    expect(created.statusCode).toBe(200);
+    expect(created.statusCode).toBe(201);
     expect(created.json()).toMatchObject({ name: 'products', ingest_pipeline: null });
     const put = await h.app.inject({ method: 'PUT', url: '/api/datasets/products/records/p1', payload: { title: 'Lamp' } });
     expect(put.statusCode).toBe(200);
@@ -131,6 +131,7 @@ describe('dataset routes', () => {
     const [admin, operator, viewer] = [await token('admin'), await token('operator'), await token('viewer')];
     const create = (headers: Record<string, string>) => h.app.inject({ method: 'PUT', url: '/api/datasets/products', headers, payload: {} });
     expect((await create(operator)).statusCode).toBe(403);
+    expect((await create(admin)).statusCode).toBe(201);
     expect((await create(admin)).statusCode).toBe(200);
     const write = (headers: Record<string, string>) => h.app.inject({ method: 'PUT', url: '/api/datasets/products/records/p1', headers, payload: { a: 1 } });
     expect((await write(viewer)).statusCode).toBe(403);

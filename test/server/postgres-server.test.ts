@@ -43,7 +43,7 @@ describe.skipIf(postgresDisabled())('server on PostgreSQL', () => {
     ws.terminate();
     expect(got.filter((t) => t === 'step.succeeded')).toHaveLength(2);
     const stats = (await h.app.inject({ url: '/api/pipelines/tasks/stats' })).json();
-    expect(stats.runs.byStatus).toEqual({ succeeded: 1 });
+    expect(stats.runs.by_status).toEqual({ succeeded: 1 });
     expect(stats.steps.map((s: { name: string }) => s.name)).toEqual(['split', 'enrich']);
   });
 

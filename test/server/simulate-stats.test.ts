@@ -77,7 +77,7 @@ describe('simulate and stats', () => {
     expect(res.statusCode).toBe(200);
     const [long, short] = res.json().runs;
     expect(long.status).toBe('succeeded');
-    expect(long.steps.clean).toMatchObject({ status: 'succeeded', input: { args: '  Hello Big World ' }, output: { text: 'hello big world' }, usage: { tokensIn: 10 } });
+    expect(long.steps.clean).toMatchObject({ status: 'succeeded', input: { args: '  Hello Big World ' }, output: { text: 'hello big world' }, usage: { tokens_in: 10 } });
     expect(long.steps.clean.logs).toEqual([{ stream: 'info', line: 'cleaning' }]);
     expect(long.steps.count).toMatchObject({ status: 'succeeded', input: { args: { text: 'hello big world', min: 2 } }, output: { words: 3 } });
     expect(long.steps.shout).toMatchObject({ status: 'succeeded', output: 'HELLO BIG WORLD' });
@@ -120,19 +120,19 @@ describe('simulate and stats', () => {
       await h.engine.waitForRun(run.id, { pollMs: 20 });
     }
     const stats = (await h.app.inject({ url: '/api/pipelines/docs/stats' })).json();
-    expect(stats.runs.byStatus).toEqual({ succeeded: 3 });
+    expect(stats.runs.by_status).toEqual({ succeeded: 3 });
     expect(stats.runs.duration.count).toBe(3);
     expect(stats.runs.duration.p50).toBeGreaterThanOrEqual(0);
     const byName = Object.fromEntries(stats.steps.map((s: { name: string }) => [s.name, s]));
     expect(stats.steps.map((s: { name: string }) => s.name)).toEqual(['clean', 'count', 'shout', 'flaky', 'off', 'after']);
-    expect(byName.shout.byStatus).toEqual({ succeeded: 2, skipped: 1 });
-    expect(byName.flaky.byStatus).toEqual({ failed: 3 });
-    expect(byName.clean).toMatchObject({ tokensIn: 30, tokensOut: 12, cost: 1.5 });
+    expect(byName.shout.by_status).toEqual({ succeeded: 2, skipped: 1 });
+    expect(byName.flaky.by_status).toEqual({ failed: 3 });
+    expect(byName.clean).toMatchObject({ tokens_in: 30, tokens_out: 12, cost: 1.5 });
     expect(byName.clean.duration).toMatchObject({ count: 3 });
-    expect(stats).toMatchObject({ tokensIn: 30, tokensOut: 12, cost: 1.5 });
+    expect(stats).toMatchObject({ tokens_in: 30, tokens_out: 12, cost: 1.5 });
     const later = (await h.app.inject({ url: `/api/pipelines/docs/stats?since=${Date.now() + 60_000}` })).json();
-    expect(later.runs.byStatus).toEqual({});
+    expect(later.runs.by_status).toEqual({});
     const iso = await h.app.inject({ url: `/api/pipelines/docs/stats?since=2020-01-01T00:00:00Z` });
-    expect(iso.json().runs.byStatus).toEqual({ succeeded: 3 });
+    expect(iso.json().runs.by_status).toEqual({ succeeded: 3 });
   });
 });

@@ -1,6 +1,6 @@
 /** The dashboard's only way to data: the HTTP API, with the bearer token kept in localStorage. */
 
-export type Role = 'viewer' | 'operator' | 'admin';
+import type { operations } from './api-types.gen';
 
 const TOKEN_KEY = 'sluice.token';
 
@@ -88,207 +88,36 @@ function safeJson(text: string): unknown {
 
 export const enc = encodeURIComponent;
 
-// JSON shapes of the API (snake_case, epoch ms).
+// JSON shapes of the API (snake_case, epoch ms), taken from the types generated from /openapi.json
+// (api-types.gen.ts, written by `npm run build:web`): nothing here is copied by hand.
 
-export interface Me {
-  role: Role;
-  name: string | null;
-  auth: boolean;
-}
+type Operations = operations;
+/** The JSON body of an operation's answer with `status`. */
+type Answer<Op extends keyof Operations, Status extends number = 200> = Operations[Op]['responses'] extends Record<Status, { content: { 'application/json': infer T } }> ? T : never;
+type Item<T> = T extends ReadonlyArray<infer U> ? U : never;
 
-export interface AttributeConfig {
-  dataset: string;
-  target: string;
-  fields: string[];
-  batch_size: number;
-  on_record_failure: string;
-}
-
-export interface PipelineSummary {
-  name: string;
-  version: number;
-  hash: string;
-  description?: string;
-  disabled?: boolean;
-  steps: string[];
-  created_at: number;
-  attribute?: AttributeConfig | null;
-}
-
-export interface PipelineDetail extends PipelineSummary {
-  definition: Record<string, unknown>;
-  source: string | null;
-}
-
-export interface GraphJson {
-  name: string;
-  order: string[];
-  nodes: Array<{ name: string; uses: string; needs: string[]; disabled?: boolean }>;
-  edges: Array<{ from: string; to: string }>;
-}
-
-export type RunStatus = 'queued' | 'running' | 'paused' | 'waiting' | 'succeeded' | 'failed' | 'cancelled';
-
-export interface Run {
-  id: string;
-  pipeline: string;
-  version: number;
-  status: RunStatus;
-  input: unknown;
-  priority: number;
-  error: ErrorInfo | null;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-}
-
-export interface ErrorInfo {
-  code?: string;
-  message?: string;
-  stack?: string;
-  [key: string]: unknown;
-}
-
-export interface Attempt {
-  number: number;
-  status: string;
-  queued_at: number | null;
-  started_at: number | null;
-  finished_at: number | null;
-  processing_time_ms: number | null;
-  error: ErrorInfo | null;
-  usage: { model?: string; tokensIn?: number; tokensOut?: number; cost?: number } | null;
-}
-
-export interface Step {
-  name: string;
-  status: string;
-  attempts: number;
-  output: unknown;
-  error: ErrorInfo | null;
-  /** Why the step ran or was cached (steps whose cache is on, once settled). */
-  cache_explain: CacheExplain | null;
-  /** The same in words, e.g. "ran: input files changed (phases/typing.mjs)". */
-  cache_reason: string | null;
-  started_at: number | null;
-  finished_at: number | null;
-  history: Attempt[];
-}
-
-export interface CacheExplain {
-  decision: 'cached' | 'ran';
-  reason: 'unchanged' | 'first_run' | 'forced' | 'changed' | 'output_missing' | 'output_changed';
-  changed?: string[];
-  files?: { changed: string[]; added: string[]; removed: string[] };
-  outputs?: string[];
-  run_id?: string;
-}
-
-export interface RunDetail extends Run {
-  steps: Step[];
-}
-
-export interface LiveEvent {
-  id: number;
-  type: string;
-  run_id: string;
-  pipeline: string;
-  step: string | null;
-  data: unknown;
-  at: number;
-}
-
-export interface LogLine {
-  step: string;
-  attempt: number;
-  stream: string;
-  line: string;
-  at: number;
-}
-
-export interface DurationStats {
-  count: number;
-  p50: number | null;
-  p95: number | null;
-  p99: number | null;
-}
-
-export interface StatsBucket {
-  start: number;
-  end: number;
-  byStatus: Record<string, number>;
-  duration: DurationStats;
-  tokensIn: number;
-  tokensOut: number;
-  cost: number;
-}
-
-export interface PipelineStats {
-  pipeline: string;
-  since: number;
-  runs: { byStatus: Record<string, number>; duration: DurationStats };
-  steps: Array<{ name: string; byStatus: Record<string, number>; duration: DurationStats; attempts: number; tokensIn: number; tokensOut: number; cost: number }>;
-  tokensIn: number;
-  tokensOut: number;
-  cost: number;
-  series?: StatsBucket[];
-  attributes?: { avg_confidence: number | null; values: number; last_run: unknown } | null;
-}
-
-export interface EvalCase {
-  id: string | number;
-  record_id: string | null;
-  input: unknown;
-  desired_output: unknown;
-  comparator?: unknown;
-  notes: string | null;
-  actual_output: unknown;
-  justification: string | null;
-  confidence: number | null;
-  passed: boolean | null;
-  error?: ErrorInfo | null;
-  last_ran_at: number | null;
-  created_at: number;
-  updated_at: number;
-}
-
-export interface EvalSet {
-  evals: EvalCase[];
-  summary: { total: number; passed: number; failed: number; not_run: number };
-}
-
-export interface Dataset {
-  name: string;
-  ingest_pipeline: string | null;
-  created_at: number;
-  records?: number;
-}
-
-export interface AttributeValue {
-  value: unknown;
-  confidence: number | null;
-  justification: string | null;
-  input_hash?: string;
-  /** Null once a person overrode the value (nothing of the pipeline's answer is kept). */
-  pipeline: string | null;
-  pipeline_version: number | null;
-  run_id: string | null;
-  status: 'proposed' | 'approved' | 'overridden';
-  note?: string | null;
-  updated_at: number;
-}
-
-export interface DataRecord {
-  id: string;
-  data: Record<string, unknown>;
-  created_at: number;
-  updated_at: number;
-  attributes?: Record<string, AttributeValue>;
-}
-
-export interface ValidationIssue {
-  path?: string;
-  line?: number;
-  column?: number;
-  message: string;
-}
+export type Me = Answer<'getMe'>;
+export type Role = Me['role'];
+/** A pipeline of GET /api/pipelines (with `?summary=true`, also `last_run`, `evals` and `avg_confidence`). */
+export type PipelineSummary = Item<Answer<'listPipelines'>['pipelines']>;
+export type AttributeConfig = NonNullable<PipelineSummary['attribute']>;
+export type PipelineDetail = Answer<'getPipeline'>;
+export type GraphJson = Answer<'getPipelineGraph'>;
+export type Run = Item<Answer<'listRuns'>['runs']>;
+export type RunStatus = Run['status'];
+export type RunDetail = Answer<'getRun'>;
+export type Step = Item<RunDetail['steps']>;
+export type Attempt = Item<Step['history']>;
+export type ErrorInfo = NonNullable<Step['error']>;
+export type CacheExplain = NonNullable<Step['cache_explain']>;
+export type LiveEvent = Item<Answer<'listRunEvents'>['events']>;
+export type LogLine = Item<Answer<'listStepLogs'>['logs']>;
+export type PipelineStats = Answer<'getPipelineStats'>;
+export type StatsBucket = Item<NonNullable<PipelineStats['series']>>;
+export type DurationStats = PipelineStats['runs']['duration'];
+export type EvalSet = Answer<'listEvals'>;
+export type EvalCase = Item<EvalSet['evals']>;
+export type Dataset = Answer<'getDataset'>;
+export type DataRecord = Answer<'getRecord'>;
+export type AttributeValue = Answer<'overrideValue'>;
+export type ValidationIssue = Item<Answer<'validatePipeline'>['issues']>;

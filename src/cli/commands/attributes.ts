@@ -14,6 +14,7 @@ import type { RunRecord } from '../../store/store.js';
 import type { AttributeValue } from '../../store/attributes.js';
 import { builtinStepTypes } from '../../steps/builtin.js';
 import { formatDuration, formatTime, openEngine, printJson, table, type GlobalOptions } from '../context.js';
+import { attributeValueView } from '../../server/views.js';
 
 async function withEngine<T>(opts: GlobalOptions, fn: (engine: Engine) => Promise<T>): Promise<T> {
   const engine = await openEngine(opts);
@@ -105,7 +106,7 @@ export async function datasetOverrideCommand(name: string, id: string, field: st
     await requireDataset(engine, name);
     const stored = await engine.store.overrideAttributeValue(name, id, field, { value: parsed, note: opts.note }, engine.clock.now());
     await attributeTriggersOf(engine)?.valuesChanged(name, field, [id]);
-    if (opts.json) printJson(stored);
+    if (opts.json) printJson(attributeValueView(stored));
     else process.stdout.write(`${name}/${id}.${field} = ${JSON.stringify(stored.value)} (overridden)\n`);
     return 0;
   });
@@ -116,7 +117,7 @@ export async function datasetApproveCommand(name: string, id: string, field: str
   return withEngine(opts, async (engine) => {
     await requireDataset(engine, name);
     const stored = await engine.store.approveAttributeValue(name, id, field, opts.note, engine.clock.now());
-    if (opts.json) printJson(stored);
+    if (opts.json) printJson(attributeValueView(stored));
     else process.stdout.write(`${name}/${id}.${field} = ${JSON.stringify(stored.value)} (${stored.status})\n`);
     return 0;
   });

@@ -1,5 +1,6 @@
 import { userInfo } from 'node:os';
 import { openEngine, printJson, resolvePipeline, type GlobalOptions } from '../context.js';
+import { runView } from '../../server/views.js';
 import type { TransitionResult } from '../../store/store.js';
 import type { Engine } from '../../engine/engine.js';
 
@@ -53,7 +54,7 @@ export async function resetCommand(target: string, opts: GlobalOptions): Promise
 }
 
 function print(result: TransitionResult, opts: GlobalOptions): void {
-  if (opts.json) printJson(result.run);
+  if (opts.json) printJson(runView(result.run));
   else process.stdout.write(`run ${result.run.id} is ${result.run.status}\n`);
 }
 

@@ -8,6 +8,7 @@ import type { Engine } from '../../engine/engine.js';
 import type { DataRecord, NewDataRecord } from '../../store/store.js';
 import { formatTime, openEngine, printJson, table, type GlobalOptions } from '../context.js';
 import { valuesTable } from './attributes.js';
+import { datasetView, recordView } from '../../server/views.js';
 
 /** Records per write transaction of `dataset import`, and per page of `dataset export`. */
 export const IMPORT_BATCH = 1000;
@@ -25,7 +26,7 @@ async function withEngine<T>(opts: GlobalOptions, fn: (engine: Engine) => Promis
 export async function datasetCreateCommand(name: string, opts: GlobalOptions & { ingest?: string }): Promise<number> {
   return withEngine(opts, async (engine) => {
     const dataset = await putDataset(engine, name, { ingestPipeline: opts.ingest });
-    if (opts.json) printJson(dataset);
+    if (opts.json) printJson(datasetView(dataset));
     else process.stdout.write(`dataset ${dataset.name}${dataset.ingestPipeline ? ` (ingest pipeline ${dataset.ingestPipeline})` : ''}\n`);
     return 0;
   });
@@ -36,7 +37,7 @@ export async function datasetListCommand(opts: GlobalOptions): Promise<number> {
   return withEngine(opts, async (engine) => {
     const rows = [];
     for (const d of await engine.store.listDatasets()) rows.push({ ...d, records: await engine.store.countRecords(d.name) });
-    if (opts.json) printJson(rows);
+    if (opts.json) printJson(rows.map((d) => datasetView(d, d.records)));
     else if (rows.length === 0) process.stdout.write('no datasets yet\n');
     else process.stdout.write(`${table(['DATASET', 'RECORDS', 'INGEST', 'CREATED'], rows.map((d) => [d.name, String(d.records), d.ingestPipeline ?? '-', formatTime(d.createdAt)]))}\n`);
     return 0;
@@ -51,7 +52,7 @@ export async function datasetGetCommand(name: string, id: string, opts: GlobalOp
     if (!record) throw new SluiceError('RECORD_NOT_FOUND', `dataset ${name} has no record ${id}`);
     const values = await engine.store.getAttributeValues(name, id);
     if (opts.json) {
-      printJson({ ...record, attributes: values });
+      printJson(recordView(record, values));
       return 0;
     }
     printJson(record.data);

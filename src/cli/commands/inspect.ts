@@ -5,6 +5,9 @@ import { loadPipelineFile } from '../../core/load-pipeline.js';
 import { builtinStepTypes } from '../../steps/builtin.js';
 import { listRunPage } from '../../store/run-cursor.js';
 import type { AttemptRecord, GateDecisionRecord, Pipeline, RunRecord, RunStatus } from '../../index.js';
+import { definitionView } from '../../server/contract-views.js';
+import { logView, runView } from '../../server/views.js';
+import { runJson } from '../json-views.js';
 import { formatDuration, formatTime, looksLikeFile, openEngine, printJson, table, type GlobalOptions } from '../context.js';
 
 /** `sluice status [RUN]`: a run and its steps (the newest run when none is named). */
@@ -17,11 +20,11 @@ export async function statusCommand(runId: string | undefined, opts: GlobalOptio
       else process.stdout.write('no runs yet\n');
       return 0;
     }
-    const [steps, decisions] = await Promise.all([engine.store.listSteps(run.id), engine.store.listDecisions(run.id)]);
     if (opts.json) {
-      printJson({ ...run, steps, decisions });
+      printJson(await runJson(engine, run, { decisions: true }));
       return 0;
     }
+    const [steps, decisions] = await Promise.all([engine.store.listSteps(run.id), engine.store.listDecisions(run.id)]);
     process.stdout.write(`run ${run.id}  ${run.pipeline} v${run.version}  ${run.status}\n`);
     process.stdout.write(`created ${formatTime(run.createdAt)}  started ${formatTime(run.startedAt)}  finished ${formatTime(run.finishedAt)}\n`);
     if (run.error) process.stdout.write(`error: ${run.error.message}\n`);
@@ -114,7 +117,7 @@ function nextPageArgs(opts: { pipeline?: string; status?: string; limit?: string
 
 /** Prints runs as a table; `withError` adds the run's error (first line), as dead letters need. */
 function printRuns(runs: RunRecord[], opts: GlobalOptions, withError = false): void {
-  if (opts.json) return printJson(runs);
+  if (opts.json) return printJson(runs.map(runView));
   const rows = runs.map((r) => [
     r.id,
     `${r.pipeline} v${r.version}`,
@@ -133,7 +136,7 @@ export async function logsCommand(runId: string, step: string | undefined, opts:
   try {
     await engine.requireRun(runId);
     const lines = await engine.store.listLogs(runId, step);
-    if (opts.json) printJson(lines);
+    if (opts.json) printJson(lines.map(logView));
     else for (const l of lines) process.stdout.write(`${l.step}#${l.attempt} ${l.stream === 'stdout' ? '' : `[${l.stream}] `}${l.line}\n`);
     return 0;
   } finally {
@@ -146,7 +149,7 @@ export async function validateCommand(file: string, opts: GlobalOptions): Promis
   // A pipeline defined in code (FILE.ts#NAME, or a module exporting one) validates as its YAML form does.
   const typed = await loadTypedTarget(file);
   const loaded = typed ? { pipeline: normalizedLoaded(typed, builtinStepTypes()) } : await loadPipelineFile(file, builtinStepTypes());
-  if (opts.json) printJson({ valid: true, pipeline: loaded.pipeline });
+  if (opts.json) printJson({ valid: true, pipeline: definitionView(loaded.pipeline) });
   else process.stdout.write(`${file}: pipeline ${loaded.pipeline.name} is valid (${writtenSteps(loaded.pipeline).steps.length} steps${loaded.pipeline.attribute ? `, writes ${loaded.pipeline.attribute.target} of dataset ${loaded.pipeline.attribute.dataset}` : ''})\n`);
   return 0;
 }

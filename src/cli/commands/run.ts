@@ -1,12 +1,12 @@
 import { SluiceError, errorMessage } from '../../core/errors.js';
 import type { Engine } from '../../engine/engine.js';
-import type { AttributeRunStats } from '../../attributes/attribute-step.js';
 import type { RunEvent, RunRecord } from '../../store/store.js';
 import { resolve } from 'node:path';
 import { loadPipelineFile, type LoadedPipeline } from '../../core/load-pipeline.js';
 import { builtinStepTypes } from '../../steps/builtin.js';
 import { looksLikeFile, openEngine, parseInput, printJson, resolvePipeline, type GlobalOptions } from '../context.js';
 import { explainRun, formatExplanations } from '../explain.js';
+import { attributeRunStats, runJson } from '../json-views.js';
 import { formatEventLine, LiveProgress } from '../progress.js';
 import { isRichTerminal } from '../terminal.js';
 import { formatEvalSummary } from '../../evals/eval-views.js';
@@ -38,7 +38,7 @@ export async function runCommand(target: string | undefined, opts: RunOptions): 
     const since = opts.resume ? await lastEventId(engine, opts.resume) : 0;
     const run = opts.resume ? await resumeRun(engine, opts.resume) : await startRun(engine, target, loaded, opts, typed);
     if (opts.detach) {
-      if (opts.json) printJson(run);
+      if (opts.json) printJson(await runJson(engine, run));
       else process.stdout.write(`${run.id}\n`);
       return 0;
     }
@@ -117,7 +117,7 @@ async function follow(engine: Engine, run: RunRecord, since: number, opts: RunOp
     await engine.stopWorker(final.status === 'paused' || final.status === 'waiting' ? Number.POSITIVE_INFINITY : 0);
     progress?.stop();
     if (opts.explain) await reportExplained(engine, final, opts);
-    else report(engine, final, opts);
+    else await report(engine, final, opts);
     if (!opts.json) await reportAttributeRun(engine, final);
     return final;
   } finally {
@@ -170,9 +170,9 @@ async function handBack(engine: Engine, run: RunRecord, signal: InterruptSignal,
   return { interrupted: signal };
 }
 
-function report(_engine: Engine, run: RunRecord, opts: RunOptions): void {
+async function report(engine: Engine, run: RunRecord, opts: RunOptions): Promise<void> {
   if (opts.json) {
-    printJson(run);
+    printJson(await runJson(engine, run));
     return;
   }
   const took = run.finishedAt !== null && run.startedAt !== null ? ` in ${run.finishedAt - run.startedAt} ms` : '';
@@ -188,17 +188,14 @@ function report(_engine: Engine, run: RunRecord, opts: RunOptions): void {
 /** `--explain`: the run's outcome, then per step why it ran or was cached (in the JSON as `explain`). */
 async function reportExplained(engine: Engine, run: RunRecord, opts: RunOptions): Promise<void> {
   const rows = await explainRun(engine, run);
-  if (opts.json) return printJson({ ...run, explain: rows });
-  report(engine, run, opts);
+  if (opts.json) return printJson({ ...(await runJson(engine, run)), explain: rows });
+  await report(engine, run, opts);
   process.stdout.write(formatExplanations(rows));
 }
 
 /** An attribute pipeline's run: what it computed, skipped and failed (its step's output, or its error's). */
 async function reportAttributeRun(engine: Engine, run: RunRecord): Promise<void> {
-  const [step] = await engine.store.listSteps(run.id);
-  if (step?.name !== 'attribute' || (await engine.store.getPipeline(run.pipeline, run.version))?.definition.attribute === undefined) return;
-  const output = (await engine.store.getStepOutputs(run.id, ['attribute']))['attribute'];
-  const stats = (output ?? (step.error as { details?: { stats?: unknown } } | null)?.details?.stats) as AttributeRunStats | undefined;
+  const stats = await attributeRunStats(engine, run);
   if (!stats) return;
   const tokens = stats.tokens_in + stats.tokens_out > 0 ? `, tokens ${stats.tokens_in} in / ${stats.tokens_out} out` : '';
   process.stdout.write(`${stats.processed} processed, ${stats.failed} failed, ${stats.skipped} skipped${tokens}\n`);

@@ -4,7 +4,8 @@ import { evalCaseFromJson, evalCaseView, evalReportView } from '../../evals/eval
 import { loadEvalReport, runEvals } from '../../evals/run-evals.js';
 import type { EvalPatch } from '../../store/evals.js';
 import type { ServerContext } from '../create-server.js';
-import { errorResponse, pipelineParams } from '../schemas.js';
+import { apiResponses, ok, ref } from '../response-schemas.js';
+import { pipelineParams } from '../schemas.js';
 
 type NameParams = { name: string };
 type EvalParams = { name: string; id: number };
@@ -62,6 +63,7 @@ const fromOverrideBody = {
 const evalCaseResponse = {
   type: 'object',
   additionalProperties: true,
+  required: ['id', 'record_id', 'input', 'desired_output', 'comparator', 'notes', 'actual_output', 'justification', 'confidence', 'passed', 'error', 'last_ran_at', 'created_at', 'updated_at'],
   properties: {
     id: { type: 'integer' },
     record_id: { type: ['string', 'null'] },
@@ -73,7 +75,7 @@ const evalCaseResponse = {
     justification: { type: ['string', 'null'] },
     confidence: { type: ['number', 'null'] },
     passed: { type: ['boolean', 'null'], description: 'null until the case ran.' },
-    error: { type: ['object', 'null'], additionalProperties: true, description: 'Why the pipeline failed on the case (counts as failed).' },
+    error: { ...ref('StoredError'), description: 'Why the pipeline failed on the case (counts as failed).' },
     last_ran_at: { type: ['integer', 'null'] },
     created_at: { type: 'integer' },
     updated_at: { type: 'integer' },
@@ -82,17 +84,22 @@ const evalCaseResponse = {
 
 const evalReportResponse = {
   type: 'object',
+  required: ['pipeline', 'evals', 'summary'],
   properties: {
     pipeline: { type: 'string' },
     evals: { type: 'array', items: evalCaseResponse },
     summary: {
       type: 'object',
+      required: ['total', 'passed', 'failed', 'not_run'],
       properties: { total: { type: 'integer' }, passed: { type: 'integer' }, failed: { type: 'integer' }, not_run: { type: 'integer' } },
     },
   },
 } as const;
 
-const errors = { 400: errorResponse, 404: errorResponse, 409: errorResponse };
+const READ_ERRORS = [400, 404];
+const WRITE_ERRORS = [400, 404, 409, 413, 415];
+const report = ok(evalReportResponse, 'The cases with their last results, and counts');
+const oneCase = ok(evalCaseResponse, 'The case with its last result');
 
 /**
  * Eval cases of a pipeline: read (viewer), replace, edit, run, and add a record's current value as a case
@@ -104,7 +111,7 @@ export function registerEvalRoutes(app: FastifyInstance, ctx: ServerContext): vo
 
   app.get<{ Params: NameParams }>(
     '/api/pipelines/:name/evals',
-    { schema: { tags, summary: 'Eval cases with their last results, and counts', params: pipelineParams, response: { 200: evalReportResponse, ...errors } } },
+    { schema: { tags, operationId: 'listEvals', summary: 'Eval cases with their last results, and counts', params: pipelineParams, response: apiResponses({ 200: report }, ...READ_ERRORS) } },
     async (request) => {
       const pipeline = await engine.requirePipeline(request.params.name);
       return evalReportView(await loadEvalReport(engine, pipeline.name));
@@ -115,7 +122,7 @@ export function registerEvalRoutes(app: FastifyInstance, ctx: ServerContext): vo
     '/api/pipelines/:name/evals',
     {
       config: { role: 'operator' },
-      schema: { tags, summary: 'Replace the eval cases (all or nothing); kept ids keep their last result', params: pipelineParams, body: putEvalsBody, response: { 200: evalReportResponse, ...errors } },
+      schema: { tags, operationId: 'putEvals', summary: 'Replace the eval cases (all or nothing); kept ids keep their last result', params: pipelineParams, body: putEvalsBody, response: apiResponses({ 200: report }, ...WRITE_ERRORS) },
     },
     async (request) => {
       const cases = request.body.evals.map((c, i) => evalCaseFromJson(c, `eval case ${i}`));
@@ -128,7 +135,7 @@ export function registerEvalRoutes(app: FastifyInstance, ctx: ServerContext): vo
     '/api/pipelines/:name/evals/:id',
     {
       config: { role: 'operator' },
-      schema: { tags, summary: 'Edit one case; passed is recomputed from its stored output', params: evalParams, body: patchEvalBody, response: { 200: evalCaseResponse, ...errors } },
+      schema: { tags, operationId: 'patchEval', summary: 'Edit one case; passed is recomputed from its stored output', params: evalParams, body: patchEvalBody, response: apiResponses({ 200: oneCase }, ...WRITE_ERRORS) },
     },
     async (request) => {
       const patch: EvalPatch = {};
@@ -143,7 +150,7 @@ export function registerEvalRoutes(app: FastifyInstance, ctx: ServerContext): vo
     '/api/pipelines/:name/evals/run',
     {
       config: { role: 'operator' },
-      schema: { tags, summary: 'Run every case now (in memory, no run recorded) and store the results', params: pipelineParams, response: { 200: evalReportResponse, ...errors } },
+      schema: { tags, operationId: 'runEvals', summary: 'Run every case now (in memory, no run recorded) and store the results', params: pipelineParams, response: apiResponses({ 200: report }, ...WRITE_ERRORS) },
     },
     async (request) => evalReportView(await runEvals(engine, request.params.name)),
   );
@@ -154,11 +161,12 @@ export function registerEvalRoutes(app: FastifyInstance, ctx: ServerContext): vo
       config: { role: 'operator' },
       schema: {
         tags,
+        operationId: 'evalFromOverride',
         summary: "Make a record's current value of a field (an override) the desired output of that record's case",
         description: 'Creates the case, or updates the one the pipeline has for the record. VALUE_NOT_FOUND (404) when the record has no value for the field.',
         params: pipelineParams,
         body: fromOverrideBody,
-        response: { 200: evalCaseResponse, ...errors },
+        response: apiResponses({ 200: oneCase }, ...WRITE_ERRORS),
       },
     },
     async (request) => {

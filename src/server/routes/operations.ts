@@ -3,7 +3,9 @@ import type { ApiRole, ApiToken } from '../../store/store.js';
 import { maskStoreUrl } from '../../store/store-url.js';
 import { createApiToken } from '../auth.js';
 import type { ServerContext } from '../create-server.js';
-import { HttpError, toHttpError } from '../http-errors.js';
+import { SluiceError } from '../../core/errors.js';
+import { toHttpError } from '../http-errors.js';
+import { apiResponses, healthAnswer, probeResponses, ok, readyAnswer, textAnswer, tokenCreated, tokenList, tokenSchema } from '../response-schemas.js';
 import { createTokenBody } from '../schemas.js';
 
 /**
@@ -12,9 +14,9 @@ import { createTokenBody } from '../schemas.js';
  * tokens (never their secret or hash), revokes one.
  */
 export function registerOperationRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/healthz', { schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { schema: { tags: ['operations'], operationId: 'healthz', summary: 'Liveness', security: [], response: probeResponses({ 200: ok(healthAnswer, 'The process answers') }, '4xx', '5xx') } }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', { schema: { tags: ['operations'], summary: 'Readiness: the store is reachable' } }, async (_request, reply) => {
+  app.get('/readyz', { schema: { tags: ['operations'], operationId: 'readyz', summary: 'Readiness: the store is reachable', security: [], response: probeResponses({ 200: ok(readyAnswer, 'The store answers') }, '4xx', 503, '5xx') } }, async (_request, reply) => {
     const store = ctx.engine.store;
     try {
       // One try, no retries: a probe must answer while the store is down, not wait for it to come back.
@@ -26,35 +28,35 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ServerContext
     }
   });
 
-  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics' } }, async (_request, reply) => {
+  app.get('/metrics', { schema: { tags: ['operations'], operationId: 'metrics', summary: 'Prometheus metrics', security: [], response: probeResponses({ 200: textAnswer('Prometheus text exposition format') }, '4xx', '5xx') } }, async (_request, reply) => {
     await ctx.live.poll();
     return reply.type('text/plain; version=0.0.4').send(await ctx.metrics.render(ctx.engine.store));
   });
 
   app.post<{ Body: { role: ApiRole; name?: string } }>(
     '/api/tokens',
-    { config: { role: 'admin' }, schema: { tags: ['auth'], summary: 'Create an API token; the answer is the only time it is shown', body: createTokenBody } },
+    { config: { role: 'admin' }, schema: { tags: ['auth'], operationId: 'createToken', summary: 'Create an API token; the answer is the only time it is shown', body: createTokenBody, response: apiResponses({ 201: ok(tokenCreated, 'The token, shown this once') }, 400, 413, 415, 501) } },
     async (request, reply) => {
       const { token, record } = await createApiToken(ctx.engine.store, request.body.role, request.body.name ?? null, ctx.engine.clock.now());
       return reply.status(201).send({ token, id: record.id, role: record.role, name: record.name, created_at: record.createdAt });
     },
   );
 
-  app.get('/api/tokens', { config: { role: 'admin' }, schema: { tags: ['auth'], summary: 'List API tokens (never their secret)' } }, async () => {
+  app.get('/api/tokens', { config: { role: 'admin' }, schema: { tags: ['auth'], operationId: 'listTokens', summary: 'List API tokens (never their secret)', response: apiResponses({ 200: ok(tokenList, 'Every token') }, 501) } }, async () => {
     const store = ctx.engine.store;
-    if (!store.listTokens) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
+    if (!store.listTokens) throw new SluiceError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
     return { tokens: (await store.listTokens()).map(tokenView) };
   });
 
   app.delete<{ Params: { id: string } }>(
     '/api/tokens/:id',
-    { config: { role: 'admin' }, schema: { tags: ['auth'], summary: 'Revoke an API token: it gets 401 TOKEN_REVOKED from then on', params: tokenParams } },
+    { config: { role: 'admin' }, schema: { tags: ['auth'], operationId: 'revokeToken', summary: 'Revoke an API token: it gets 401 TOKEN_REVOKED from then on', params: tokenParams, response: apiResponses({ 200: ok(tokenSchema, 'The revoked token') }, 400, 404, 501) } },
     async (request) => {
       const store = ctx.engine.store;
-      if (!store.revokeToken) throw new HttpError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
+      if (!store.revokeToken) throw new SluiceError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
       const id = Number(request.params.id);
       const token = await store.revokeToken(id, ctx.engine.clock.now());
-      if (!token) throw new HttpError('TOKEN_NOT_FOUND', `no token with id ${request.params.id}`);
+      if (!token) throw new SluiceError('TOKEN_NOT_FOUND', `no token with id ${request.params.id}`);
       ctx.auth.forget(id);
       return tokenView(token);
     },

@@ -8,7 +8,11 @@ import type { Pipeline } from '../../core/model.js';
 import { normalizePipeline } from '../../core/validate.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ServerContext } from '../create-server.js';
-import { graphQuery, pipelineBodyDoc, pipelineParams } from '../schemas.js';
+import { isSluiceError } from '../http-errors.js';
+import { graphQuery, listPipelinesQuery, pipelineBodyDoc, pipelineParams } from '../schemas.js';
+import { pipelineSummary as summaryOf } from '../pipeline-summaries.js';
+import { definitionView } from '../contract-views.js';
+import { apiResponses, graphAnswer, ok, pipelineDetail, pipelineList, pipelineRegistered, pipelineSummary, pipelineVersions, validateAnswer } from '../response-schemas.js';
 import { pipelineView } from '../views.js';
 import { registerSimulateRoutes } from './simulate.js';
 
@@ -25,22 +29,39 @@ export function registerPipelineRoutes(app: FastifyInstance, ctx: ServerContext)
   const { engine } = ctx;
   const tags = ['pipelines'];
 
-  app.get('/api/pipelines', { schema: { tags, summary: 'Latest version of every pipeline' } }, async () => ({
-    pipelines: (await engine.store.listPipelines()).map((p) => pipelineView(p)),
-  }));
+  app.get<{ Querystring: { summary: boolean; name?: string } }>(
+    '/api/pipelines',
+    {
+      schema: {
+        tags,
+        operationId: 'listPipelines',
+        summary: 'Latest version of every pipeline; with summary=true also its newest run, eval counts and mean confidence',
+        querystring: listPipelinesQuery,
+        response: apiResponses({ 200: ok(pipelineList, 'Every pipeline, latest version') }, 400),
+      },
+    },
+    async (request) => {
+      const { summary, name } = request.query;
+      const all = name === undefined ? await engine.store.listPipelines() : [await engine.store.getPipeline(name)].filter((p) => p !== undefined);
+      const pipelines = all.map((p) => pipelineView(p));
+      if (!summary) return { pipelines };
+      const extras = await Promise.all(all.map((p) => summaryOf(engine, p)));
+      return { pipelines: pipelines.map((p, i) => ({ ...p, ...extras[i] })) };
+    },
+  );
 
-  app.get<{ Params: NameParams }>('/api/pipelines/:name', { schema: { tags, params: pipelineParams } }, async (request) =>
+  app.get<{ Params: NameParams }>('/api/pipelines/:name', { schema: { tags, operationId: 'getPipeline', summary: 'Latest version of a pipeline with its definition and source', params: pipelineParams, response: apiResponses({ 200: ok(pipelineDetail, 'The pipeline') }, 400, 404) } }, async (request) =>
     pipelineView(await engine.requirePipeline(request.params.name), true),
   );
 
-  app.get<{ Params: NameParams }>('/api/pipelines/:name/versions', { schema: { tags, params: pipelineParams } }, async (request) => {
+  app.get<{ Params: NameParams }>('/api/pipelines/:name/versions', { schema: { tags, operationId: 'listPipelineVersions', summary: 'Every version of a pipeline, newest first', params: pipelineParams, response: apiResponses({ 200: ok(pipelineVersions, 'The versions') }, 400, 404) } }, async (request) => {
     await engine.requirePipeline(request.params.name);
     return { versions: (await engine.store.listPipelineVersions(request.params.name)).map((p) => pipelineView(p)) };
   });
 
   app.delete<{ Params: NameParams }>(
     '/api/pipelines/:name',
-    { config: { role: 'admin' }, schema: { tags, summary: 'Disable a pipeline (kept with its versions and runs)', params: pipelineParams } },
+    { config: { role: 'admin' }, schema: { tags, operationId: 'disablePipeline', summary: 'Disable a pipeline (kept with its versions and runs)', params: pipelineParams, response: apiResponses({ 200: ok(pipelineSummary, 'The disabled pipeline') }, 400, 404) } },
     async (request) => {
       const current = await engine.requirePipeline(request.params.name);
       if (current.definition.disabled) return pipelineView(current);
@@ -50,7 +71,16 @@ export function registerPipelineRoutes(app: FastifyInstance, ctx: ServerContext)
 
   app.get<{ Params: NameParams; Querystring: { format: GraphFormat | 'json' } }>(
     '/api/pipelines/:name/graph',
-    { schema: { tags, params: pipelineParams, querystring: graphQuery } },
+    {
+      schema: {
+        tags,
+        operationId: 'getPipelineGraph',
+        summary: 'The DAG as JSON (nodes, edges, order) or as text (ascii, mermaid, dot)',
+        params: pipelineParams,
+        querystring: graphQuery,
+        response: apiResponses({ 200: { description: 'The graph', content: { 'application/json': { schema: graphAnswer }, 'text/plain': { schema: { type: 'string' } } } } }, 400, 404),
+      },
+    },
     async (request, reply) => {
       const p = await engine.requirePipeline(request.params.name);
       const written = writtenSteps(p.definition);
@@ -67,7 +97,7 @@ export function registerPipelineRoutes(app: FastifyInstance, ctx: ServerContext)
 
     scoped.put<{ Params: NameParams; Body: unknown }>(
       '/api/pipelines/:name',
-      { ...accept, config: { role: 'admin' }, schema: { tags, summary: 'Register a pipeline (new version only when it changed)', params: pipelineParams, body: pipelineBodyDoc } },
+      { ...accept, config: { role: 'admin' }, schema: { tags, operationId: 'putPipeline', summary: 'Register a pipeline (new version only when it changed)', params: pipelineParams, body: pipelineBodyDoc, response: apiResponses({ 200: ok(pipelineRegistered, 'Unchanged: the current version'), 201: ok(pipelineRegistered, 'A new version was stored') }, 400, 413, 415) } },
       async (request, reply) => {
         const name = request.params.name;
         const pipeline = definitionOf(engine, name, request.body);
@@ -81,12 +111,12 @@ export function registerPipelineRoutes(app: FastifyInstance, ctx: ServerContext)
 
     scoped.post<{ Params: NameParams; Body: unknown }>(
       '/api/pipelines/:name/validate',
-      { ...accept, config: { role: 'viewer' }, schema: { tags, summary: 'Validate a definition without storing it', params: pipelineParams, body: pipelineBodyDoc } },
+      { ...accept, config: { role: 'viewer' }, schema: { tags, operationId: 'validatePipeline', summary: 'Validate a definition without storing it', params: pipelineParams, body: pipelineBodyDoc, response: apiResponses({ 200: ok(validateAnswer, 'Whether it is valid, every issue with its line, and the normalized definition') }, 400, 413, 415) } },
       async (request) => {
         try {
-          return { valid: true, issues: [], definition: definitionOf(engine, request.params.name, request.body) };
+          return { valid: true, issues: [], definition: definitionView(definitionOf(engine, request.params.name, request.body)) };
         } catch (err) {
-          if (err instanceof ValidationError) return { valid: false, issues: err.issues };
+          if (isSluiceError(err) && err.code === 'VALIDATION_FAILED') return { valid: false, issues: err.details };
           throw err;
         }
       },

@@ -5,8 +5,10 @@ import type { StartRunOptions } from '../../engine/engine.js';
 import { listRunPage } from '../../store/run-cursor.js';
 import type { RunAction } from '../../store/store.js';
 import type { ServerContext } from '../create-server.js';
-import { HttpError } from '../http-errors.js';
+import { isSluiceError } from '../http-errors.js';
 import { MAX_TIME_MS, approvalBody, eventNameParams, eventsQuery, eventTriggerQuery, limitQuery, listRunsQuery, pipelineParams, rollbackBody, runParams, startRunBody, stepParams } from '../schemas.js';
+import { decisionView } from '../contract-views.js';
+import { apiResponses, decisionList, eventList, eventTriggered, logList, ok, runCreated, runDetail, runList, runPage, runSchema } from '../response-schemas.js';
 import { eventView, logView, runView, stepView } from '../views.js';
 
 interface StartRunBody {
@@ -20,6 +22,13 @@ interface StartRunBody {
 
 const ACTIONS: readonly RunAction[] = ['pause', 'resume', 'cancel', 'retry'];
 
+const ACTION_SUMMARIES: Record<RunAction, string> = {
+  pause: 'Pause a run: running steps finish, nothing new starts',
+  resume: 'Resume a paused run',
+  cancel: 'Cancel a run',
+  retry: 'Retry a failed or cancelled run from its failed steps',
+};
+
 /** Runs: start, list, read (with steps and attempts), events, logs, control, rollback; dead letters; events. */
 export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { engine } = ctx;
@@ -27,11 +36,11 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.post<{ Params: { name: string }; Body: StartRunBody | undefined }>(
     '/api/pipelines/:name/runs',
-    { schema: { tags, summary: 'Start a run (idempotent with idempotency_key)', params: pipelineParams, body: startRunBody } },
+    { schema: { tags, operationId: 'startRun', summary: 'Start a run (idempotent with idempotency_key)', params: pipelineParams, body: startRunBody, response: apiResponses({ 200: ok(runCreated, 'The run an idempotency key already started'), 201: ok(runCreated, 'The run, started') }, 400, 404, 409, 413, 415) } },
     async (request, reply) => {
       const { run, created } = await ctx.batcher.start(request.params.name, { ...startOptions(request.body ?? {}), ...traceparentHeader(request.headers) }).catch((err: unknown) => {
         // An unknown name in `steps` is a bad request, not a missing resource.
-        throw err instanceof SluiceError && err.code === 'STEP_NOT_FOUND' ? new HttpError('REQUEST_INVALID', err.message) : err;
+        throw isSluiceError(err) && err.code === 'STEP_NOT_FOUND' ? new SluiceError('REQUEST_INVALID', err.message) : err;
       });
       return reply.status(created ? 201 : 200).send({ ...runView(run), created });
     },
@@ -39,7 +48,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.get<{ Querystring: { pipeline?: string; status?: RunStatus; limit: number; cursor?: string } }>(
     '/api/runs',
-    { schema: { tags, summary: 'Runs, newest first, a page at a time: pass next_cursor as cursor for the next page', querystring: listRunsQuery } },
+    { schema: { tags, operationId: 'listRuns', summary: 'Runs, newest first, a page at a time: pass next_cursor as cursor for the next page', querystring: listRunsQuery, response: apiResponses({ 200: ok(runPage, 'A page of runs') }, 400) } },
     async (request) => {
       const { pipeline, status, limit, cursor } = request.query;
       const page = await listRunPage(engine.store, { limit, cursor, ...(pipeline ? { pipeline } : {}), ...(status ? { status } : {}) });
@@ -47,7 +56,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
     },
   );
 
-  app.get<{ Params: { id: string } }>('/api/runs/:id', { schema: { tags, summary: 'A run with its steps and attempts', params: runParams } }, async (request) => {
+  app.get<{ Params: { id: string } }>('/api/runs/:id', { schema: { tags, operationId: 'getRun', summary: 'A run with its steps and attempts', params: runParams, response: apiResponses({ 200: ok(runDetail, 'The run') }, 400, 404) } }, async (request) => {
     const run = await engine.requireRun(request.params.id);
     const [steps, attempts] = await Promise.all([engine.store.listSteps(run.id), engine.store.listAttempts(run.id)]);
     return { ...runView(run), steps: steps.map((s) => stepView(s, attempts)) };
@@ -55,7 +64,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.get<{ Params: { id: string }; Querystring: { after: number; limit: number } }>(
     '/api/runs/:id/events',
-    { schema: { tags, summary: 'The event history of a run', params: runParams, querystring: eventsQuery } },
+    { schema: { tags, operationId: 'listRunEvents', summary: 'The event history of a run', params: runParams, querystring: eventsQuery, response: apiResponses({ 200: ok(eventList, 'Events in id order') }, 400, 404) } },
     async (request) => {
       const run = await engine.requireRun(request.params.id);
       const events = await engine.store.listEvents({ runId: run.id, afterId: request.query.after, limit: request.query.limit });
@@ -65,7 +74,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.get<{ Params: { id: string; step: string } }>(
     '/api/runs/:id/steps/:step/logs',
-    { schema: { tags, summary: 'Log lines of a step', params: stepParams } },
+    { schema: { tags, operationId: 'listStepLogs', summary: 'Log lines of a step', params: stepParams, response: apiResponses({ 200: ok(logList, 'The log lines, oldest first') }, 400, 404) } },
     async (request) => {
       const run = await engine.requireRun(request.params.id);
       const steps = await engine.store.listSteps(run.id);
@@ -75,7 +84,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
   );
 
   for (const action of ACTIONS) {
-    app.post<{ Params: { id: string } }>(`/api/runs/:id/${action}`, { schema: { tags, summary: `${action} a run`, params: runParams } }, async (request) => {
+    app.post<{ Params: { id: string } }>(`/api/runs/:id/${action}`, { schema: { tags, operationId: `${action}Run`, summary: ACTION_SUMMARIES[action], params: runParams, response: apiResponses({ 200: ok(runSchema, 'The run after the change') }, 400, 404, 409) } }, async (request) => {
       const result = await engine[action](request.params.id);
       return runView(result.run);
     });
@@ -83,13 +92,13 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.post<{ Params: { id: string }; Body: { to: string } }>(
     '/api/runs/:id/rollback',
-    { schema: { tags, summary: 'Discard a step and its descendants and run them again', params: runParams, body: rollbackBody } },
+    { schema: { tags, operationId: 'rollbackRun', summary: 'Discard a step and its descendants and run them again', params: runParams, body: rollbackBody, response: apiResponses({ 200: ok(runSchema, 'The run after the change') }, 400, 404, 409, 413, 415) } },
     async (request) => runView((await engine.rollback(request.params.id, request.body.to)).run),
   );
 
   app.post<{ Params: { id: string; step: string }; Body: { decision: 'approve' | 'reject'; comment?: string } }>(
     '/api/runs/:id/steps/:step/approval',
-    { schema: { tags, summary: 'Approve or reject a step waiting for a human (approval step, or a gate that blocked)', params: stepParams, body: approvalBody } },
+    { schema: { tags, operationId: 'decideStep', summary: 'Approve or reject a step waiting for a human (approval step, or a gate that blocked)', params: stepParams, body: approvalBody, response: apiResponses({ 200: ok(runSchema, 'The run after the decision') }, 400, 404, 409, 413, 415) } },
     async (request) => {
       const { decision, comment } = request.body;
       // Without auth there is no one to name: the audit says the decision came over the API.
@@ -99,20 +108,20 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
     },
   );
 
-  app.get<{ Params: { id: string } }>('/api/runs/:id/decisions', { schema: { tags, summary: 'Gate and human decisions of a run (audit)', params: runParams } }, async (request) => {
+  app.get<{ Params: { id: string } }>('/api/runs/:id/decisions', { schema: { tags, operationId: 'listRunDecisions', summary: 'Gate and human decisions of a run (audit)', params: runParams, response: apiResponses({ 200: ok(decisionList, 'The decisions, oldest first') }, 400, 404) } }, async (request) => {
     const run = await engine.requireRun(request.params.id);
-    return { decisions: await engine.store.listDecisions(run.id) };
+    return { decisions: (await engine.store.listDecisions(run.id)).map(decisionView) };
   });
 
   app.get<{ Querystring: { limit: number } }>(
     '/api/dead-letters',
-    { schema: { tags, summary: 'Runs failed for good, newest first (re-drive with POST /api/runs/:id/retry)', querystring: limitQuery } },
+    { schema: { tags, operationId: 'listDeadLetters', summary: 'Runs failed for good, newest first (re-drive with POST /api/runs/{id}/retry)', querystring: limitQuery, response: apiResponses({ 200: ok(runList, 'The dead letters') }, 400) } },
     async (request) => ({ runs: (await engine.store.listDeadLetters(request.query.limit)).map(runView) }),
   );
 
   app.post<{ Params: { name: string }; Querystring: { idempotency_key?: string }; Body: unknown }>(
     '/api/events/:name',
-    { schema: { tags: ['events'], summary: 'Start every enabled pipeline whose triggers name this event; the body is the input', params: eventNameParams, querystring: eventTriggerQuery } },
+    { schema: { tags: ['events'], operationId: 'postEvent', summary: 'Start every enabled pipeline whose triggers name this event; the body is the input', params: eventNameParams, querystring: eventTriggerQuery, response: apiResponses({ 200: ok(eventTriggered, 'No new run: none triggered, or idempotency keys answered existing runs'), 201: ok(eventTriggered, 'At least one run started') }, 400, 409, 413, 415) } },
     async (request, reply) => {
       const key = request.query.idempotency_key;
       const emitted = await engine.emit(request.params.name, request.body ?? null, { ...(key ? { idempotencyKey: key } : {}), ...traceparentHeader(request.headers) });
@@ -136,9 +145,9 @@ function startOptions(body: StartRunBody): StartRunOptions {
 export function parseTime(value: number | string, field: string): number {
   const ms = typeof value === 'number' ? value : Date.parse(value);
   if (Number.isFinite(ms) && Math.abs(ms) > MAX_TIME_MS) {
-    throw new HttpError('REQUEST_INVALID', `${field} must be a time between -${MAX_TIME_MS} and ${MAX_TIME_MS} epoch ms (the years -271821 to 275760), got ${JSON.stringify(value)}`);
+    throw new SluiceError('REQUEST_INVALID', `${field} must be a time between -${MAX_TIME_MS} and ${MAX_TIME_MS} epoch ms (the years -271821 to 275760), got ${JSON.stringify(value)}`);
   }
-  if (!Number.isFinite(ms)) throw new HttpError('REQUEST_INVALID', `${field} must be epoch milliseconds or an ISO 8601 time, got ${JSON.stringify(value)}`);
+  if (!Number.isFinite(ms)) throw new SluiceError('REQUEST_INVALID', `${field} must be epoch milliseconds or an ISO 8601 time, got ${JSON.stringify(value)}`);
   return ms;
 }
 

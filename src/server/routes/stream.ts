@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RunEvent } from '../../store/store.js';
 import type { ServerContext } from '../create-server.js';
 import type { EventSelector, LiveBatch } from '../live-events.js';
+import { apiResponses, textAnswer } from '../response-schemas.js';
 import { streamQuery } from '../schemas.js';
 import { eventView } from '../views.js';
 
@@ -19,7 +20,7 @@ interface StreamQuery {
 export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get<{ Querystring: StreamQuery }>(
     '/api/stream',
-    { schema: { tags: ['events'], summary: 'Server-sent events (id, event type, JSON data); resumes from Last-Event-ID', querystring: streamQuery } },
+    { schema: { tags: ['events'], operationId: 'streamEvents', summary: 'Server-sent events (id, event type, JSON data); resumes from Last-Event-ID', querystring: streamQuery, response: apiResponses({ 200: textAnswer('One SSE frame per event: `id`, `event` (its type) and `data` (the event as JSON, as in GET /api/runs/{id}/events)', 'text/event-stream') }, 400) } },
     async (request, reply) => {
       const raw = reply.raw;
       reply.hijack();
@@ -52,7 +53,7 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: ServerContext): 
 
   app.get<{ Querystring: StreamQuery }>(
     '/api/ws',
-    { websocket: true, schema: { tags: ['events'], summary: 'WebSocket: one JSON message per event', querystring: streamQuery } },
+    { websocket: true, schema: { tags: ['events'], operationId: 'websocketEvents', summary: 'WebSocket: one JSON message per event', querystring: streamQuery, response: apiResponses({ 101: { description: 'Switching to the WebSocket protocol; each message is one event as JSON' } }, 400) } },
     (socket, request) => {
       let unsubscribe: (() => void) | undefined;
       let closed = false;

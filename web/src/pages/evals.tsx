@@ -14,7 +14,7 @@ export function EvalsTab({ name }: { name: string }) {
   const { summary } = evals.data;
   const update = (changed: EvalCase) => {
     const list = evals.data!.evals.map((e) => (e.id === changed.id ? changed : e));
-    evals.set({ evals: list, summary: summarize(list) });
+    evals.set({ ...evals.data!, evals: list, summary: summarize(list) });
   };
   return (
     <div>

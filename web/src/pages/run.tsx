@@ -133,7 +133,7 @@ function graphOf(graph: GraphJson | undefined, steps: Step[]) {
   const shared = steps.length === 0 || steps.some((s) => declared.some((n) => n.name === s.name));
   const nodes = shared ? declared : [];
   const known = new Set(nodes.map((n) => n.name));
-  for (const s of steps) if (!known.has(s.name)) nodes.push({ name: s.name, uses: '', needs: [] });
+  for (const s of steps) if (!known.has(s.name)) nodes.push({ name: s.name, uses: '', needs: [], if: null, disabled: false });
   return { nodes, edges: shared ? (graph?.edges ?? []) : [] };
 }
 
@@ -189,7 +189,7 @@ function StepPanel({ runId, step, status, onDecided }: { runId: string; step: St
       <p className="muted">
         {step.attempts} attempt{step.attempts === 1 ? '' : 's'}
         {last?.processing_time_ms != null ? ` · last took ${duration(last.processing_time_ms)}` : ''}
-        {last?.usage?.model ? ` · ${last.usage.model} ${last.usage.tokensIn ?? 0}/${last.usage.tokensOut ?? 0} tokens` : ''}
+        {last?.usage?.model ? ` · ${last.usage.model} ${last.usage.tokens_in ?? 0}/${last.usage.tokens_out ?? 0} tokens` : ''}
       </p>
       {step.cache_reason ? (
         <p className="muted" data-testid="cache-reason">

@@ -50,16 +50,16 @@ export function StatsTab({ name }: { name: string }) {
 }
 
 function StatsView({ s }: { s: PipelineStats }) {
-  const runCount = Object.values(s.runs.byStatus).reduce((a, b) => a + b, 0);
+  const runCount = Object.values(s.runs.by_status).reduce((a, b) => a + b, 0);
   const series = s.series ?? [];
   const times = series.map((b) => b.start);
-  const statuses = Object.keys(STATUS_COLORS).filter((st) => series.some((b) => b.byStatus[st]));
+  const statuses = Object.keys(STATUS_COLORS).filter((st) => series.some((b) => b.by_status[st]));
   return (
     <div className="stats">
       <div className="cards">
-        <Card label="Runs" value={String(runCount)} sub={Object.entries(s.runs.byStatus).map(([k, v]) => `${v} ${k}`).join(' · ') || 'none'} />
+        <Card label="Runs" value={String(runCount)} sub={Object.entries(s.runs.by_status).map(([k, v]) => `${v} ${k}`).join(' · ') || 'none'} />
         <Card label="p50 / p95 / p99" value={`${duration(s.runs.duration.p50)}`} sub={`${duration(s.runs.duration.p95)} / ${duration(s.runs.duration.p99)}`} />
-        <Card label="Tokens in / out" value={`${count(s.tokensIn)} / ${count(s.tokensOut)}`} />
+        <Card label="Tokens in / out" value={`${count(s.tokens_in)} / ${count(s.tokens_out)}`} />
         <Card label="Cost" value={money(s.cost)} />
         {s.attributes ? (
           <Card
@@ -83,14 +83,14 @@ function StatsView({ s }: { s: PipelineStats }) {
               { name: 'p99', color: '#dc2626', values: series.map((b) => b.duration.p99) },
             ]}
           />
-          <BarChart title="Runs by status" times={times} format={count} series={statuses.map((st) => ({ name: st, color: STATUS_COLORS[st]!, values: series.map((b) => b.byStatus[st] ?? 0) }))} />
+          <BarChart title="Runs by status" times={times} format={count} series={statuses.map((st) => ({ name: st, color: STATUS_COLORS[st]!, values: series.map((b) => b.by_status[st] ?? 0) }))} />
           <BarChart
             title="Tokens"
             times={times}
             format={count}
             series={[
-              { name: 'in', color: '#0891b2', values: series.map((b) => b.tokensIn) },
-              { name: 'out', color: '#7c3aed', values: series.map((b) => b.tokensOut) },
+              { name: 'in', color: '#0891b2', values: series.map((b) => b.tokens_in) },
+              { name: 'out', color: '#7c3aed', values: series.map((b) => b.tokens_out) },
             ]}
           />
           <LineChart title="Cost" times={times} format={money} series={[{ name: 'cost', color: '#059669', values: series.map((b) => b.cost) }]} />
@@ -114,13 +114,13 @@ function StatsView({ s }: { s: PipelineStats }) {
             {s.steps.map((st) => (
               <tr key={st.name}>
                 <td>{st.name}</td>
-                <td>{Object.entries(st.byStatus).map(([k, v]) => `${v} ${k}`).join(' · ')}</td>
+                <td>{Object.entries(st.by_status).map(([k, v]) => `${v} ${k}`).join(' · ')}</td>
                 <td>{st.attempts}</td>
                 <td>{duration(st.duration.p50)}</td>
                 <td>{duration(st.duration.p95)}</td>
                 <td>{duration(st.duration.p99)}</td>
                 <td>
-                  {count(st.tokensIn)} / {count(st.tokensOut)}
+                  {count(st.tokens_in)} / {count(st.tokens_out)}
                 </td>
                 <td>{money(st.cost)}</td>
               </tr>
