@@ -24,7 +24,8 @@ const KILL_EVERY_MS = 300;
 const CHAOS_MS = 6000;
 
 describe.skipIf(postgresDisabled())('sluice worker on postgres', () => {
-  const pgCli = usePostgresCli('sluice-pg-chaos-');
+  // Empty: the first test is several `sluice migrate` at once on a database never migrated.
+  const pgCli = usePostgresCli('sluice-pg-chaos-', { empty: true });
 
   it('sluice migrate from several processes at once: one migrates, all succeed', async () => {
     const results = await Promise.all(Array.from({ length: 3 }, () => runCli(['migrate', '--json', '--store', pgCli.url], { cwd: pgCli.dir })));

@@ -8,7 +8,7 @@ import { Engine } from '../../src/engine/engine.js';
 import type { PipelineSpec } from '../../src/core/model.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import type { AttemptResult, ClaimedAttempt } from '../../src/store/store.js';
-import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres, type PostgresServer } from '../support/postgres.js';
+import { acquirePrivatePostgres, createDatabase, postgresDisabled, releasePrivatePostgres, type PostgresServer } from '../support/postgres.js';
 import { sleep, testSteps, type TestFn } from '../support/test-steps.js';
 
 describe.skipIf(postgresDisabled())('postgres faults', () => {
@@ -17,15 +17,16 @@ describe.skipIf(postgresDisabled())('postgres faults', () => {
   const drops: Array<() => Promise<void>> = [];
   const engines: Engine[] = [];
 
+  // A server of this file alone: one test restarts it.
   beforeAll(async () => {
-    server = await acquirePostgres();
+    server = await acquirePrivatePostgres();
   });
   afterEach(async () => {
     for (const e of engines.splice(0)) await e.close();
     for (const s of stores.splice(0)) await s.close();
     for (const d of drops.splice(0)) await d();
   });
-  afterAll(() => releasePostgres());
+  afterAll(() => releasePrivatePostgres());
 
   /** A fresh database and `n` stores on it, as if opened by `n` processes. */
   async function openStores(n: number, onError: (err: unknown) => void = () => undefined): Promise<PostgresStore[]> {

@@ -34,8 +34,8 @@ export function sqliteBackend(): Backend {
 }
 
 /**
- * PostgreSQL: the test process's embedded server (see ./postgres.ts), a fresh database per store. Stores are
- * closed and databases dropped by cleanup(); the server stops when its last backend is cleaned up.
+ * PostgreSQL: the test run's server (see ./postgres.ts), a fresh clone of the migrated template per store (its
+ * migrate() finds nothing to do). Stores are closed and databases dropped by cleanup().
  */
 export function postgresBackend(): Backend {
   let server: ReturnType<typeof acquirePostgres> | null = null;
