@@ -12,7 +12,7 @@
  *   cannot hit another test's database.
  */
 import { inject } from 'vitest';
-import { createDatabase, startServer, type PostgresServer, type SharedPostgres } from './postgres-server.js';
+import { startServer, type PostgresServer, type SharedPostgres } from './postgres-server.js';
 
 export { createDatabase, postgresDisabled, type PostgresServer } from './postgres-server.js';
 
