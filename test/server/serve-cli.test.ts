@@ -69,7 +69,7 @@ describe('sluice serve and sluice token', () => {
     const run = await fetch(`${address}/api/pipelines/hello/runs`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
     const id = ((await run.json()) as { id: string }).id;
     let status = '';
-    for (let i = 0; i < 100 && status !== 'succeeded'; i++) {
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline && status !== 'succeeded'; ) {
       await new Promise((r) => setTimeout(r, 100));
       status = ((await (await fetch(`${address}/api/runs/${id}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string }).status;
     }
