@@ -108,7 +108,8 @@ describe.skipIf(postgresDisabled())('sluice worker leadership on postgres', () =
       const leadsBefore = followers.map(leads).reduce((a, b) => a + b, 0);
       await c.query('SELECT pg_terminate_backend($1)', [holder!.pid]);
       await waitFor('a worker to say it no longer leads', () => followers.some((w) => w.stderr().includes('no longer leads')), TAKEOVER_BOUND_MS, 50);
-      await waitFor('a worker to lead again', () => followers.map(leads).reduce((a, b) => a + b, 0) === leadsBefore + 1, TAKEOVER_BOUND_MS, 50);
+      // At least once: on a loaded machine a session may also be ended as idle, and a worker lead once more.
+      await waitFor('a worker to lead again', () => followers.map(leads).reduce((a, b) => a + b, 0) >= leadsBefore + 1, TAKEOVER_BOUND_MS, 50);
       const [again] = (await c.query<{ pid: number }>(`SELECT pid ${holding}`)).rows;
       expect(again?.pid).not.toBe(holder!.pid);
 
