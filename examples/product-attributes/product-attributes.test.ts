@@ -1,6 +1,6 @@
 /**
  * End to end: 1,000 products through a `code` attribute pipeline and an `llm` attribute pipeline that reads
- * the first one's field, run by the real CLI against a local OpenAI-compatible server; evals of both;
+ * the first one's field, run by the CLI (in this process) against a local OpenAI-compatible server; evals of both;
  * re-runs skip unchanged products; an override and an edited record recompute exactly what depends on them.
  */
 import { writeFileSync } from 'node:fs';
@@ -8,7 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChatServer, type ChatServer } from '../../test/support/chat-server.js';
-import { killSpawned, runCli, runCliJson, tempDir, type CliResult } from '../../test/support/cli.js';
+import { killSpawned, tempDir, type CliResult } from '../../test/support/cli.js';
+import { runCliInProcess, runCliJsonInProcess } from '../../test/support/cli-in-process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const file = (name: string) => path.join(here, name);
@@ -18,8 +19,8 @@ let chat: ChatServer;
 let store: string;
 
 const env = () => ({ OPENAI_BASE_URL: chat.baseUrl, SLUICE_SECRET_OPENAI_API_KEY: 'test-key' });
-const sluice = (args: string[]): Promise<CliResult> => runCli([...args, '--store', `sqlite:${store}`], { cwd: tmp.dir, env: env(), timeoutMs: 120_000 });
-const sluiceJson = <T = any>(args: string[]): Promise<T> => runCliJson<T>([...args, '--store', `sqlite:${store}`], { cwd: tmp.dir, env: env(), timeoutMs: 120_000 });
+const sluice = (args: string[]): Promise<CliResult> => runCliInProcess([...args, '--store', `sqlite:${store}`], { cwd: tmp.dir, env: env() });
+const sluiceJson = <T = any>(args: string[]): Promise<T> => runCliJsonInProcess<T>([...args, '--store', `sqlite:${store}`], { cwd: tmp.dir, env: env() });
 
 type RunRow = { pipeline: string; status: string; processed: number; failed: number; skipped: number; tokens_in: number; tokens_out: number };
 const byPipeline = (rows: RunRow[]) => Object.fromEntries(rows.map((r) => [r.pipeline, r]));

@@ -1,14 +1,15 @@
 /**
- * End to end: the 13-phase script DAG run by the real CLI on real processes, on a temporary copy of the
- * example (its phases write work/ beside the pipeline, and some tests edit its scripts). Each phase
- * (phases/lib.mjs) appends an execution line to $SCRIPT_DAG_MARKERS/<phase> and a `start end` span to
- * <phase>.spans.
+ * End to end: the 13-phase script DAG run by the CLI (in this process, see test/support/cli-in-process.ts) with
+ * real processes for its phases, on a temporary copy of the example (its phases write work/ beside the pipeline,
+ * and some tests edit its scripts). Each phase (phases/lib.mjs) appends an execution line to
+ * $SCRIPT_DAG_MARKERS/<phase> and a `start end` span to <phase>.spans.
  */
 import { appendFileSync, cpSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { countLines, killSpawned, runCli, runCliJson, stepStatuses, tempDir, type CliResult } from '../../test/support/cli.js';
+import { countLines, killSpawned, stepStatuses, tempDir, type CliResult } from '../../test/support/cli.js';
+import { runCliInProcess as runCli, runCliJsonInProcess as runCliJson } from '../../test/support/cli-in-process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PHASES = [
@@ -36,7 +37,7 @@ let example: string;
 let pipelineFile: string;
 
 function sluice(args: string[], delayMs = 300): Promise<CliResult> {
-  return runCli([...args, '--store', `sqlite:${store}`], { cwd: tmp.dir, env: { ...env, SCRIPT_DAG_DELAY_MS: String(delayMs) }, timeoutMs: 120_000 });
+  return runCli([...args, '--store', `sqlite:${store}`], { cwd: tmp.dir, env: { ...env, SCRIPT_DAG_DELAY_MS: String(delayMs) } });
 }
 
 function executions(): Record<string, number> {

@@ -1,5 +1,5 @@
 /**
- * End to end: the supervised AI job run by the real CLI against a local OpenAI-compatible server. The
+ * End to end: the supervised AI job run by the CLI (in this process) against a local OpenAI-compatible server. The
  * gate sends a weak analysis back with feedback, blocks on a critical finding, and the run waits for a
  * human at the approval step; decisions are released with `sluice approve`.
  */
@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { builtinStepTypes, createServer, Engine, openStore, SqliteStore } from 'sluice';
 import { jsonReply, startChatServer, type ChatServer } from '../../test/support/chat-server.js';
-import { killSpawned, runCli, runCliJson, stepStatuses, tempDir, type CliResult } from '../../test/support/cli.js';
+import { killSpawned, stepStatuses, tempDir, type CliResult } from '../../test/support/cli.js';
+import { runCliInProcess, runCliJsonInProcess as runCliJson } from '../../test/support/cli-in-process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(here, 'pipeline.yaml');
@@ -29,7 +30,7 @@ let store: string;
 
 function sluice(args: string[]): Promise<CliResult> {
   const env = { OPENAI_BASE_URL: chat.baseUrl, SLUICE_SECRET_OPENAI_API_KEY: 'test-key' };
-  return runCli([...args, '--store', `sqlite:${store}`], { cwd: tmp.dir, env, timeoutMs: 60_000 });
+  return runCliInProcess([...args, '--store', `sqlite:${store}`], { cwd: tmp.dir, env });
 }
 
 async function runIdOf(result: CliResult): Promise<string> {

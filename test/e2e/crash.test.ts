@@ -1,7 +1,8 @@
 /**
  * Crash safety on real processes: the CLI working a run is killed with SIGKILL (by the test, or by itself at
  * a named crash point) and `sluice run --resume RUN` finishes the run. Completed steps never run again;
- * a step in flight may run twice (at-least-once execution).
+ * a step in flight may run twice (at-least-once execution). The CLI that is killed is the real binary; the
+ * commands that inspect and resume afterwards run in this process (see test/support/cli-in-process.ts).
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,6 @@ import {
   killSpawned,
   REPO_ROOT,
   runCli,
-  runCliJson,
   startCli,
   stepStatuses,
   tempDir,
@@ -21,6 +21,7 @@ import {
   waitFor,
   type CliResult,
 } from '../support/cli.js';
+import { runCliInProcess, runCliJsonInProcess } from '../support/cli-in-process.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let store: string;
@@ -45,12 +46,18 @@ afterEach(async () => {
 
 const storeArgs = () => ['--store', `sqlite:${store}`];
 
-function sluice(args: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<CliResult> {
-  return runCli([...args, ...storeArgs()], { cwd: tmp.dir, env: { MARKERS: markers, ...env }, timeoutMs });
+/** `sluice ...args` in this process. */
+function sluice(args: string[]): Promise<CliResult> {
+  return runCliInProcess([...args, ...storeArgs()], { cwd: tmp.dir, env: { MARKERS: markers } });
+}
+
+/** The `sluice` binary, for a run that kills itself at a crash point. */
+function sluiceBinary(args: string[], env: Record<string, string>): Promise<CliResult> {
+  return runCli([...args, ...storeArgs()], { cwd: tmp.dir, env: { MARKERS: markers, ...env }, timeoutMs: 90_000 });
 }
 
 function status(id: string): Promise<{ id: string; status: string; steps: Array<{ name: string; status: string; attempts: number }> }> {
-  return runCliJson(['status', id, ...storeArgs()], { cwd: tmp.dir });
+  return runCliJsonInProcess(['status', id, ...storeArgs()], { cwd: tmp.dir });
 }
 
 function describeResult(r: CliResult): string {
@@ -82,7 +89,7 @@ function executions(names: string[]): Record<string, number> {
 
 /** The id of the only run in the store. */
 async function onlyRunId(): Promise<string> {
-  const runs = await runCliJson<Array<{ id: string }>>(['runs', ...storeArgs()], { cwd: tmp.dir });
+  const runs = await runCliJsonInProcess<Array<{ id: string }>>(['runs', ...storeArgs()], { cwd: tmp.dir });
   expect(runs).toHaveLength(1);
   return runs[0]!.id;
 }
@@ -116,7 +123,6 @@ describe('crash safety', () => {
 
     const resumed = await sluice(['run', '--resume', id]);
     expect(resumed.code, describeResult(resumed)).toBe(0);
-    expect(resumed.ms).toBeLessThan(30_000);
     const after = await status(id);
     expect(after.status).toBe('succeeded');
     expect(stepStatuses(after)).toEqual(Object.fromEntries(names.map((n) => [n, 'succeeded'])));
@@ -140,7 +146,7 @@ describe('crash safety', () => {
       const names = ['a', 'b', 'c', 'd'];
       // Sequential, so nothing else is in flight when b's result commits.
       const file = writePipeline('points', { a: step('a', [], 0.05), b: step('b', ['a'], 0.05), c: step('c', ['b'], 0.05), d: step('d', ['c'], 0.05) });
-      const crashed = await sluice(['run', file], { SLUICE_CRASH_POINT: `${point}:b` });
+      const crashed = await sluiceBinary(['run', file], { SLUICE_CRASH_POINT: `${point}:b` });
       expect(crashed.signal, describeResult(crashed)).toBe('SIGKILL');
       expect(crashed.code).toBeNull();
       expect(crashed.stdout).not.toContain('run.succeeded');
@@ -177,10 +183,11 @@ describe('crash safety', () => {
 
     const id = await onlyRunId();
     expect(stepStatuses(await status(id))).toMatchObject({ first: 'succeeded', long: 'running', last: 'pending' });
-    const resumed = await sluice(['run', '--resume', id], {}, 60_000);
+    const resumed = await sluice(['run', '--resume', id]);
     expect(resumed.code, describeResult(resumed)).toBe(0);
-    // The dead worker's lease (30 s) is not waited out: its PID is gone, so the attempt is reaped at once.
-    expect(resumed.ms).toBeLessThan(15_000);
+    // The dead worker's lease (30 s) is not waited out: its PID is gone, so the attempt is reaped at once. (Under
+    // the lease by a margin a loaded machine cannot eat: resuming takes well under a second on a quiet one.)
+    expect(resumed.ms).toBeLessThan(25_000);
     expect(resumed.stdout).toMatch(/step\.queued +long {2}\(lease expired\)|step\.started +long {2}attempt 2/);
     const after = await status(id);
     expect(after.status).toBe('succeeded');

@@ -1,8 +1,9 @@
-/** `sluice dataset ...` as a user runs it (the built CLI as a subprocess, SQLite in a temp folder). */
+/** `sluice dataset ...` as a user runs it (the CLI program in this process, SQLite in a temp folder). */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { REPO_ROOT, runCli, tempDir, type CliResult } from '../support/cli.js';
+import { REPO_ROOT, tempDir, type CliResult } from '../support/cli.js';
+import { runCliInProcess } from '../support/cli-in-process.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -17,7 +18,7 @@ beforeEach(() => {
 afterEach(() => tmp.cleanup());
 
 function sluice(...args: string[]): Promise<CliResult> {
-  return runCli([...args, '--store', `sqlite:${path.join(tmp.dir, 's.db')}`], { cwd: tmp.dir });
+  return runCliInProcess([...args, '--store', `sqlite:${path.join(tmp.dir, 's.db')}`], { cwd: tmp.dir });
 }
 
 describe('sluice dataset', () => {

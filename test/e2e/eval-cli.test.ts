@@ -1,8 +1,12 @@
-/** `sluice eval` as a user runs it (the built CLI as a subprocess, SQLite in a temp folder). */
+/**
+ * `sluice eval` as a user runs it (the CLI program in this process, and `sluice worker` as the built binary, SQLite
+ * in a temp folder).
+ */
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { killSpawned, REPO_ROOT, runCli, startCli, tempDir, waitCli, type CliResult } from '../support/cli.js';
+import { killSpawned, REPO_ROOT, startCli, tempDir, waitCli, waitFor, type CliResult } from '../support/cli.js';
+import { runCliInProcess } from '../support/cli-in-process.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -20,7 +24,7 @@ afterEach(async () => {
 });
 
 function sluice(...args: string[]): Promise<CliResult> {
-  return runCli([...args, '--store', `sqlite:${path.join(tmp.dir, 's.db')}`], { cwd: tmp.dir });
+  return runCliInProcess([...args, '--store', `sqlite:${path.join(tmp.dir, 's.db')}`], { cwd: tmp.dir });
 }
 
 const DOUBLE = `
@@ -71,7 +75,7 @@ describe('sluice eval', () => {
     const output = waitCli(worker);
     let stderr = '';
     worker.stderr?.on('data', (d: string) => (stderr += d));
-    for (let i = 0; i < 300 && !stderr.includes('evals of double'); i++) await new Promise((r) => setTimeout(r, 50));
+    await waitFor('the worker to run the evals', () => stderr.includes('evals of double'), 60_000, 50);
     worker.kill('SIGTERM');
     const done = await output;
     expect(done.code, done.stderr).toBe(0);

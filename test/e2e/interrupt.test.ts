@@ -3,12 +3,14 @@
  * hands their attempts back at once; killed by SIGKILL, its steps' processes die with it; either way a
  * `--resume` right after never starts a second copy of a step while the first still runs. Each step appends
  * `start PID` and `end PID` marks to a file, in the order they happen, and the marks of one step must never nest.
+ * The CLI that is stopped is the real binary; `status` and the `--resume` after it run in this process.
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { isRunning, killSpawned, REPO_ROOT, runCli, runCliJson, startCli, tempDir, trackGroup, waitCli, waitFor, type CliResult } from '../support/cli.js';
+import { isRunning, killSpawned, REPO_ROOT, startCli, tempDir, trackGroup, waitCli, waitFor, type CliResult } from '../support/cli.js';
+import { runCliInProcess, runCliJsonInProcess } from '../support/cli-in-process.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let store: string;
@@ -102,7 +104,7 @@ function intervals(): Array<[number, number]> {
 }
 
 function status(id: string): Promise<{ id: string; status: string; steps: Array<{ name: string; status: string }> }> {
-  return runCliJson(['status', id, ...storeArgs()], { cwd: tmp.dir });
+  return runCliJsonInProcess(['status', id, ...storeArgs()], { cwd: tmp.dir });
 }
 
 /**
@@ -121,7 +123,7 @@ async function startStopping(file: string) {
 }
 
 async function resume(id: string): Promise<CliResult> {
-  return runCli(['run', '--resume', id, ...storeArgs()], { cwd: tmp.dir, env: env(), timeoutMs: 90_000 });
+  return runCliInProcess(['run', '--resume', id, ...storeArgs()], { cwd: tmp.dir, env: env() });
 }
 
 describe('sluice run stopped by a signal', () => {

@@ -1,11 +1,13 @@
 /**
  * A map step killed in the middle of a batch (after its items ran, before their results were recorded)
- * loses no item: the resumed run re-runs that batch and records every item.
+ * loses no item: the resumed run re-runs that batch and records every item. The CLI that crashes is the real
+ * binary; the commands after it run in this process.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { killSpawned, runCli, runCliJson, tempDir } from '../support/cli.js';
+import { killSpawned, runCli, tempDir } from '../support/cli.js';
+import { runCliInProcess, runCliJsonInProcess as runCliJson } from '../support/cli-in-process.js';
 
 let tmp: ReturnType<typeof tempDir>;
 
@@ -45,7 +47,7 @@ describe('map step crash safety', () => {
     expect(before.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
 
     const [run] = await runCliJson(['runs', '--json', '--store', store], { cwd: tmp.dir });
-    const resumed = await runCli(['run', '--resume', run.id, '--store', store], { cwd: tmp.dir });
+    const resumed = await runCliInProcess(['run', '--resume', run.id, '--store', store], { cwd: tmp.dir });
     expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
 
     const counts = new Map<number, number>();

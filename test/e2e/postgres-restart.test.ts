@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { killSpawned, REPO_ROOT, sleep, startCli, tempDir, waitFor } from '../support/cli.js';
-import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres, type PostgresServer } from '../support/postgres.js';
+import { acquirePrivatePostgres, createDatabase, postgresDisabled, releasePrivatePostgres, type PostgresServer } from '../support/postgres.js';
 
 const PIPELINE = `name: restart
 steps:
@@ -39,7 +39,8 @@ describe.skipIf(postgresDisabled() || process.env['SLUICE_TEST_POSTGRES_URL'] !=
   const tmp = tempDir('sluice-pg-restart-');
   beforeAll(async () => {
     if (!existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first');
-    server = await acquirePostgres();
+    // A server of this file alone: the test restarts it.
+    server = await acquirePrivatePostgres();
     const db = await createDatabase(server);
     url = db.url;
     drop = db.drop;
@@ -47,7 +48,7 @@ describe.skipIf(postgresDisabled() || process.env['SLUICE_TEST_POSTGRES_URL'] !=
   afterEach(() => killSpawned());
   afterAll(async () => {
     await drop?.().catch(() => undefined);
-    await releasePostgres();
+    await releasePrivatePostgres();
     tmp.cleanup();
   });
 

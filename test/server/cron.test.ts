@@ -75,7 +75,7 @@ describe('cron triggers of attribute pipelines', () => {
       triggers.stop();
       now = Date.parse('2026-01-01T01:00:05Z');
       expect(await triggers.tick(now)).toBe(1);
-      for (let i = 0; i < 200 && (await store.listRuns({ pipeline: 'quadruple', status: 'succeeded' })).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline && (await store.listRuns({ pipeline: 'quadruple', status: 'succeeded' })).length === 0; ) await new Promise((r) => setTimeout(r, 25));
       const [double] = await store.listRuns({ pipeline: 'double' });
       const [quadruple] = await store.listRuns({ pipeline: 'quadruple' });
       expect(double!.input).toMatchObject({ trigger: 'cron' });

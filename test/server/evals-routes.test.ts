@@ -141,7 +141,7 @@ describe('eval routes', () => {
     const started = await h.app.inject({ method: 'POST', url: '/api/pipelines/double/runs', payload: { input: { n: 1 } } });
     expect(started.statusCode).toBeLessThan(300);
     let report = (await h.app.inject({ url: evalsUrl('double') })).json();
-    for (let i = 0; i < 200 && report.summary.not_run > 0; i++) {
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline && report.summary.not_run > 0; ) {
       await new Promise((r) => setTimeout(r, 25));
       report = (await h.app.inject({ url: evalsUrl('double') })).json();
     }

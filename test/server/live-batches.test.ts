@@ -32,7 +32,12 @@ describe('live event batches', () => {
     await live.subscribe({ pipeline: 'beta' }, (b) => got.beta.push(b));
     await engine.startRuns('alpha', [{ input: 1 }, { input: 2 }]);
     await engine.startRun('beta', { input: 3 });
-    await new Promise((r) => setTimeout(r, 50));
+    // Until the queued events of all three runs arrived (a loaded machine may take a while), then exactly those.
+    const count = (batches: LiveBatch[]) => batches.reduce((n, b) => n + b.events.length, 0);
+    for (const deadline = Date.now() + 30_000; count(got.first) < 4 || count(got.beta) < 2; ) {
+      if (Date.now() > deadline) throw new Error(`live batches did not arrive: ${JSON.stringify(got)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
 
     expect(got.first.length).toBeGreaterThan(0);
     expect(got.second).toEqual(got.first);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -9,6 +9,7 @@ import type { StepFunction } from '../../src/steps/builtin.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Backend } from '../support/backends.js';
 import { attributePipelines } from '../../src/attributes/extension.js';
+import { sqliteTemplate } from '../support/sqlite-template.js';
 
 export interface Harness {
   engine: Engine;
@@ -23,6 +24,8 @@ export async function startHarness(
   options: Omit<ServerOptions, 'engine'> & { worker?: boolean; backend?: Backend } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-server-'));
+  // Without a backend: a copy of the run's migrated SQLite file (test/support/sqlite-template.ts).
+  if (!options.backend) copyFileSync(sqliteTemplate(), join(dir, 'sluice.db'));
   const store = options.backend ? await options.backend.create() : new SqliteStore({ path: join(dir, 'sluice.db') });
   if (!options.backend) await store.migrate();
   const engine = new Engine({ store, steps: builtinStepTypes({ functions }), onError: () => {}, artifactsDir: join(dir, 'artifacts'), extensions: [attributePipelines()] });

@@ -14,8 +14,12 @@ function run(config: CodeConfig): Promise<unknown> {
   return step.execute(createTestContext(process.cwd(), { input: { secret: 'only data' } }).ctx, config);
 }
 
+/**
+ * The error `config` fails with. Unless the test sets one, the time limit is far beyond the default 1 s: the
+ * caps under test must stop the code, not a loaded machine's clock.
+ */
 async function failure(config: CodeConfig): Promise<SluiceError> {
-  const outcome = await run(config).then(
+  const outcome = await run({ timeout: '30s', ...config }).then(
     (value) => ({ value }),
     (error: unknown) => ({ error }),
   );
@@ -152,7 +156,8 @@ describe('code sandbox: resource exhaustion', () => {
     ['a string doubling', 'let s = "x"; for (;;) s = s + s'],
   ])('contains a memory bomb: %s', async (_name, code) => {
     const before = process.memoryUsage().rss;
-    const error = await failure({ code, timeout: '5s' });
+    // A time limit a loaded machine does not reach first: the memory limit is what must stop these.
+    const error = await failure({ code, timeout: '30s' });
     // The WASM memory is capped at the limit (64 MiB) plus overhead; uncapped, these reach 2 GiB.
     expect(process.memoryUsage().rss - before).toBeLessThan(256 * 1024 * 1024);
     expect(error.code).toBe('STEP_FAILED');
@@ -160,7 +165,7 @@ describe('code sandbox: resource exhaustion', () => {
   });
 
   it('refuses a huge output with a clear error', async () => {
-    const error = await failure({ code: 'return "z".repeat(5 * 1024 * 1024)' });
+    const error = await failure({ code: 'return "z".repeat(5 * 1024 * 1024)', timeout: '30s' });
     expect(error.details).toMatchObject({ reason: 'output_too_large' });
     expect(error.message).toContain('exceeds max_output of 1048576 bytes');
   });
@@ -173,7 +178,7 @@ describe('code sandbox: resource exhaustion', () => {
   it('floods no more than the capped console lines', async () => {
     const logs: string[] = [];
     const ctx = createTestContext(process.cwd(), { log: (_stream, line) => logs.push(line) }).ctx;
-    await step.execute(ctx, { code: 'for (let i = 0; i < 2000; i++) console.log("x".repeat(100000)); return 1', timeout: '5s' });
+    await step.execute(ctx, { code: 'for (let i = 0; i < 2000; i++) console.log("x".repeat(100000)); return 1', timeout: '30s' });
     expect(logs.length).toBeLessThanOrEqual(1001);
     expect(Math.max(...logs.map((line) => line.length))).toBeLessThanOrEqual(8 * 1024);
   });

@@ -146,12 +146,11 @@ describe('http step', () => {
       const timer = setTimeout(() => res.end('late'), 10_000);
       res.on('close', () => clearTimeout(timer));
     });
-    const started = Date.now();
+    // The server answers after 10 s; a STEP_TIMEOUT shows the step gave up before.
     const err = await failure(run({ url, timeout: '200ms' }).result);
     expect(err.code).toBe('STEP_TIMEOUT');
     expect(err.retryable).toBe(true);
     expect(err.message).toContain('timed out after 200 ms');
-    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('stops at once when ctx.signal aborts', async () => {

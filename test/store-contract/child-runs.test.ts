@@ -77,7 +77,7 @@ for (const backend of backends()) {
       );
       const { run } = await engine.startRun('slow-parent');
       let childId: string | undefined;
-      for (let i = 0; i < 200 && !childId; i++) {
+      for (const deadline = Date.now() + 30_000; !childId && Date.now() < deadline; ) {
         childId = (await engine.store.listRuns({ pipeline: 'slow-child' }))[0]?.id;
         await new Promise((r) => setTimeout(r, 10));
       }

@@ -475,7 +475,7 @@ for (const backend of backends()) {
   });
 }
 
-async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
+async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');

