@@ -61,7 +61,7 @@ describe('examples/product-attributes', () => {
     expect(chat.requests[0]!.body).toMatchObject({ model: 'gpt-4o-mini', temperature: 0, response_format: { type: 'json_schema' } });
 
     const chair = await sluiceJson(['dataset', 'get', 'products', 'p0002']);
-    expect(chair.attributes.category).toMatchObject({ value: 'seating', pipeline: 'product-category', pipelineVersion: 1, status: 'proposed' });
+    expect(chair.attributes.category).toMatchObject({ value: 'seating', pipeline: 'product-category', pipeline_version: 1, status: 'proposed' });
     expect(chair.attributes.audience).toMatchObject({ value: 'premium', confidence: 0.9, justification: 'priced at 908.46 EUR', pipeline: 'product-audience' });
 
     const category = await sluice(['eval', 'product-category', '--set', file('category-evals.yaml')]);

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 const EXAMPLES: Record<string, string[]> = {
   run: [
     'sluice run pipeline.yaml --input \'{"url": "https://example.com"}\'',
+    'sluice run ./pipelines.ts#users',
     'sluice run nightly-report --detach',
     'sluice run --resume RUN_ID',
   ],
@@ -24,7 +25,9 @@ const EXAMPLES: Record<string, string[]> = {
   approve: ['sluice approve RUN_ID review --comment "looks right" --by alice'],
   reject: ['sluice reject RUN_ID review --comment "wrong totals"'],
   dlq: ['sluice dlq --limit 20'],
-  worker: ['sluice --store postgres://localhost/sluice worker --concurrency 32'],
+  emit: ['sluice emit order.paid --data \'{"order_id": "o-17"}\'', 'sluice emit supplier.file --data @event.json --json'],
+
+  worker: ['sluice --store postgres://localhost/sluice worker --concurrency 32', 'sluice worker --load ./pipelines.ts --grace 30s'],
   serve: ['sluice serve --port 8080', 'sluice --store postgres://localhost/sluice serve --host 0.0.0.0 --auth'],
   token: ['sluice token create --role operator --name ci --expires 30d', 'sluice token list'],
   'token list': ['sluice token list --json'],

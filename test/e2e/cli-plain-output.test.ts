@@ -65,7 +65,7 @@ describe('sluice run output', () => {
       const out = runOnTerminal(env);
       expect(out, JSON.stringify(env)).not.toMatch(CURSOR_MOVES);
       expect(out, JSON.stringify(env)).not.toMatch(NON_ASCII);
-      expect(out).toMatch(/step\.failed +fail +attempt 1 +COMMAND_FAILED: .*\.\.\.\r?\n/);
+      expect(out).toMatch(/step\.failed +fail +attempt 1 +\d+ms +COMMAND_FAILED: .*\.\.\.\r?\n/);
     }
   });
 
@@ -75,6 +75,6 @@ describe('sluice run output', () => {
     expect(r.code, r.stderr).toBe(1);
     expect(r.stdout).not.toMatch(CURSOR_MOVES);
     expect(r.stdout).not.toMatch(NON_ASCII);
-    expect(r.stdout).toMatch(/step\.failed +fail +attempt 1 +COMMAND_FAILED: .*\.\.\.\n/);
+    expect(r.stdout).toMatch(/step\.failed +fail +attempt 1 +\d+ms +COMMAND_FAILED: .*\.\.\.\n/);
   });
 });

@@ -211,7 +211,7 @@ describe('failures, retry, rollback', () => {
     const r = await sluice(['run', file], env);
     expectExit(r, 1);
     const id = runIdOf(r);
-    expect(r.stdout).toMatch(/step\.failed +b {2}attempt 1 {2}COMMAND_FAILED: command exited with code 3/);
+    expect(r.stdout).toMatch(/step\.failed +b {2}attempt 1 {2}\d+ms {2}COMMAND_FAILED: command exited with code 3/);
     expect(r.stdout).toContain(`run ${id} failed`);
 
     const text = await sluice(['status', id]);
@@ -477,7 +477,7 @@ describe('timeouts', () => {
     const r = await sluice(['run', file]);
     trackGroupsFrom(pids);
     expectExit(r, 1);
-    expect(r.stdout).toMatch(/step\.failed +slow {2}attempt 1 {2}STEP_TIMEOUT: step slow timed out after 2000 ms/);
+    expect(r.stdout).toMatch(/step\.failed +slow {2}attempt 1 {2}[\d.]+m?s {2}STEP_TIMEOUT: step slow timed out after 2000 ms/);
     const status = await sluiceJson(['status', runIdOf(r)]);
     expect(status.steps[0]).toMatchObject({ name: 'slow', status: 'failed', error: { code: 'STEP_TIMEOUT' } });
 

@@ -34,8 +34,8 @@ describe('request errors name the offending property', () => {
   it('maps SluiceErrors to statuses by code, also those made by another copy of the library', () => {
     expect(toHttpError(new SluiceError('FORBIDDEN', 'needs admin'))).toMatchObject({ status: 403, body: { error: { code: 'FORBIDDEN', message: 'needs admin' } } });
     expect(toHttpError(new SluiceError('REQUEST_INVALID', 'bad'))).toMatchObject({ status: 400 });
-    // Not an instance of this module's SluiceError, but one by its brand: a string code and `retryable`.
-    const foreign = Object.assign(new Error('no run r9'), { name: 'SluiceError', code: 'RUN_NOT_FOUND', retryable: false });
+    // Not an instance of this module's SluiceError, but one by its brand, as another copy of the package makes it.
+    const foreign = Object.assign(new Error('no run r9'), { name: 'SluiceError', code: 'RUN_NOT_FOUND', retryable: false, [Symbol.for('sluice.error')]: true });
     expect(toHttpError(foreign)).toMatchObject({ status: 404, body: { error: { code: 'RUN_NOT_FOUND', message: 'no run r9' } } });
     expect(toHttpError(new Error('oops'))).toMatchObject({ status: 500, body: { error: { code: 'INTERNAL' } } });
   });
