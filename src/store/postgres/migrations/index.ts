@@ -8,6 +8,7 @@ import { sql as cacheExplain } from './008-cache-explain.js';
 import { sql as artifacts } from './011-artifacts.js';
 import { sql as audit } from './009-audit.js';
 import { sql as runsList } from './010-runs-list.js';
+import { sql as retention } from './013-retention.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -22,4 +23,6 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 9, name: 'audit', sql: audit },
   { id: 10, name: 'runs-list', sql: runsList },
   { id: 11, name: 'artifacts', sql: artifacts },
+  // 12 is kept for another change; ids need not be applied in order (the ledger records each one by id).
+  { id: 13, name: 'retention', sql: retention },
 ];

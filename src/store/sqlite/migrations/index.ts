@@ -8,6 +8,7 @@ import { sql as packedEvents } from './007-packed-events.js';
 import { sql as cacheExplain } from './008-cache-explain.js';
 import { sql as audit } from './009-audit.js';
 import { sql as runsList } from './010-runs-list.js';
+import { sql as retention } from './012-retention.js';
 
 /** Numbered, append-only migrations of the SQLite backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -21,4 +22,6 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 8, name: 'cache-explain', sql: cacheExplain },
   { id: 9, name: 'audit', sql: audit },
   { id: 10, name: 'runs-list', sql: runsList },
+  // 11 is kept for another change; ids need not be applied in order (the ledger records each one by id).
+  { id: 12, name: 'retention', sql: retention },
 ];
