@@ -7,6 +7,8 @@ import { pipelineVersionHash } from '../core/validate.js';
 import { Ajv } from 'ajv';
 import { DEFAULT_INLINE_LIMIT, type ArtifactStore } from '../artifacts/artifact-store.js';
 import { openArtifactStore } from '../artifacts/open-artifact-store.js';
+import { CronTriggers } from './cron-triggers.js';
+import { parseRetention, PeriodicPrune, pruneRuns, type PruneOptions, type PruneReport } from './retention.js';
 import type { StepRegistry } from '../steps/step-type.js';
 import { newRunId } from '../store/ids.js';
 import { renderConcurrencyKeys } from './concurrency-keys.js';
@@ -63,6 +65,11 @@ export interface EngineOptions {
    * `SLUICE_MAX_LOG_BYTES` (bytes, or a size such as `20MiB`), else 10 MiB.
    */
   maxLogBytesPerAttempt?: number;
+  /**
+   * Store-wide retention: finished runs of pipelines without their own `retention` are pruned once older than
+   * this (a duration such as `30d`, or ms). Default: env `SLUICE_RETENTION`, else kept.
+   */
+  retention?: string | number;
 }
 
 export interface StartRunOptions {
@@ -100,6 +107,8 @@ export class Engine {
   readonly attributeTriggers: AttributeTriggers;
   /** Values visible to steps as `secrets.<NAME>` (also to in-memory executions: simulate, ingest, evals). */
   readonly secrets: Readonly<Record<string, string>>;
+  /** Store-wide retention in ms (EngineOptions.retention); undefined: runs of pipelines without `retention` are kept. */
+  readonly defaultRetentionMs: number | undefined;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -122,6 +131,8 @@ export class Engine {
     this.onError = options.onError ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
     this.artifacts = typeof options.artifacts === 'object' ? options.artifacts : openArtifactStore(options.artifacts ?? options.artifactsDir, { store: this.store });
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
+    this.defaultRetentionMs =
+      options.retention === undefined ? parseRetention(process.env['SLUICE_RETENTION'], 'SLUICE_RETENTION') : parseRetention(String(options.retention), 'retention');
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
     this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt ?? logLimitFromEnv();
     this.executor = new Executor({
@@ -304,6 +315,37 @@ export class Engine {
     );
     this.worker.start();
     return this.worker;
+  }
+
+  /** Whether this process leads the store: its worker's say, else true (a process with no worker claims slots alone). */
+  isLeading(): boolean {
+    return this.worker?.leading ?? true;
+  }
+
+  /**
+   * Prunes finished runs older than each pipeline's `retention` (else the store-wide default; `olderThanMs`
+   * overrides both) with everything they own and the artifacts only they named. See src/engine/retention.ts.
+   */
+  prune(options: PruneOptions = {}): Promise<PruneReport> {
+    return pruneRuns({ store: this.store, artifacts: this.artifacts, now: () => this.clock.now(), defaultRetentionMs: this.defaultRetentionMs }, options);
+  }
+
+  /**
+   * Starts what the leading process of the store does besides reaping: firing cron triggers and pruning on a
+   * timer (`pruneEveryMs`, default 1 h), each only while {@link isLeading}. Returns a function that stops them.
+   */
+  startSchedules(options: { cron?: boolean; pruneEveryMs?: number; onError?: (err: unknown) => void; onPruned?: (report: PruneReport) => void } = {}): () => Promise<void> {
+    const onError = options.onError ?? this.onError;
+    const isLeading = () => this.isLeading();
+    const cron = options.cron === false ? undefined : new CronTriggers(this, { onError, isLeading });
+    const deps = { store: this.store, artifacts: this.artifacts, now: () => this.clock.now(), defaultRetentionMs: this.defaultRetentionMs };
+    const prune = new PeriodicPrune(deps, { isLeading, onError, ...(options.pruneEveryMs === undefined ? {} : { everyMs: options.pruneEveryMs }), ...(options.onPruned ? { onPruned: options.onPruned } : {}) });
+    void cron?.start();
+    prune.start();
+    return async () => {
+      cron?.stop();
+      await prune.stop();
+    };
   }
 
   async stopWorker(graceMs?: number): Promise<void> {

@@ -20,11 +20,14 @@ export async function workerCommand(opts: GlobalOptions & { concurrency?: string
     onError: (err, pipeline) => process.stderr.write(`sluice: evals of ${pipeline} failed: ${err instanceof Error ? err.message : String(err)}\n`),
   });
   evals.start();
+  // While this worker leads the store: cron triggers and the periodic prune, as in `sluice serve`.
+  const stopSchedules = engine.startSchedules({ onError: (err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`) });
   process.stderr.write(`sluice worker ${worker.owner} on ${maskStoreUrl(engine.store.url)}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  await stopSchedules();
   await evals.stop();
   await engine.close();
   return 0;
