@@ -31,10 +31,10 @@ export function formatReport(r: PruneReport): string {
   if (r.pipelines.length === 0) return 'nothing to prune: no pipeline has a retention (set retention: in a pipeline, SLUICE_RETENTION, or pass --older-than)\n';
   const lines = r.pipelines.map((p) => `${p.pipeline}: ${verb} ${p.runs} run${p.runs === 1 ? '' : 's'} finished more than ${days(p.olderThanMs)} ago`);
   const rows = Object.entries(r.rows)
-    .filter(([, n]) => n > 0)
+    .filter(([t, n]) => n > 0 && t !== 'runs')
     .map(([t, n]) => `${n} ${t}`)
     .join(', ');
-  lines.push(`total: ${verb} ${r.runs} runs${rows ? ` (${rows})` : ''} and ${r.artifacts.length} artifact${r.artifacts.length === 1 ? '' : 's'}`);
+  lines.push(`total: ${verb} ${r.runs} run${r.runs === 1 ? '' : 's'}${rows ? ` (${rows})` : ''} and ${r.artifacts.length} artifact${r.artifacts.length === 1 ? '' : 's'}`);
   if (r.reclaimedBytes !== undefined) lines.push(`the database file gave back ${r.reclaimedBytes} bytes`);
   return `${lines.join('\n')}\n`;
 }
