@@ -4,9 +4,11 @@
  * PostgreSQL database (created on `SLUICE_TEST_POSTGRES_URL`, else on an embedded server), then asked for the
  * stats of the last day (every run), with and without a 24-bucket series. Prints the median of `--repeat` calls.
  *
- *   npx tsx bench/stats.ts [--runs 200000] [--repeat 5] [--only sqlite|postgres]
+ *   npx tsx bench/stats.ts [--runs 200000] [--repeat 5] [--only sqlite|postgres] [--file PATH]
+ *
+ * `--file` keeps the SQLite file at PATH (and reuses it when it exists) instead of a temporary one.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -24,6 +26,7 @@ function arg(name: string, fallback: string): string {
 const RUNS = Number(arg('runs', '200000'));
 const REPEAT = Number(arg('repeat', '5'));
 const ONLY = arg('only', '');
+const FILE = arg('file', '');
 const STEPS = ['fetch', 'parse', 'enrich', 'score', 'store'];
 const NOW = Date.now();
 const DAY = 86_400_000;
@@ -124,13 +127,15 @@ console.log(`pipelineStats over ${RUNS.toLocaleString('en-US')} runs x ${STEPS.l
 if (ONLY !== 'postgres') {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-stats-'));
   try {
-    const path = join(dir, 'sluice.db');
-    const store = new SqliteStore({ path });
-    await store.migrate();
-    await store.close();
-    const t0 = performance.now();
-    await loadSqlite(path);
-    console.log(`sqlite     loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const path = FILE || join(dir, 'sluice.db');
+    if (!existsSync(path)) {
+      const store = new SqliteStore({ path });
+      await store.migrate();
+      await store.close();
+      const t0 = performance.now();
+      await loadSqlite(path);
+      console.log(`sqlite     loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
     const reopened = new SqliteStore({ path });
     await reopened.migrate();
     await time(reopened, 'sqlite');

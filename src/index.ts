@@ -41,3 +41,5 @@ import { builtinStepTypes } from './steps/builtin.js';
 export function createEngine(options: Omit<EngineOptions, 'steps'> & { steps?: EngineOptions['steps'] }): Engine {
   return new Engine({ ...options, steps: options.steps ?? builtinStepTypes() });
 }
+export { CronTriggers, type CronTriggersOptions } from './engine/cron-triggers.js';
+export { type PruneOptions, type PruneReport } from './engine/retention.js';
