@@ -99,6 +99,8 @@ export class Engine {
   private readonly inputValidators = new Map<string, ReturnType<Ajv['compile']>>();
   private readonly ajv = new Ajv({ allErrors: true, strict: false });
   private worker: Worker | null = null;
+  /** Stops what {@link startSchedules} started; close() calls each. */
+  private readonly scheduleStops: Array<() => Promise<void>> = [];
   /** Content-addressed blobs shared by this engine's steps. */
   readonly artifacts: ArtifactStore;
   private readonly maxInputBytes: number;
@@ -342,10 +344,14 @@ export class Engine {
     const prune = new PeriodicPrune(deps, { isLeading, onError, ...(options.pruneEveryMs === undefined ? {} : { everyMs: options.pruneEveryMs }), ...(options.onPruned ? { onPruned: options.onPruned } : {}) });
     void cron?.start();
     prune.start();
-    return async () => {
+    const stop = async () => {
+      const i = this.scheduleStops.indexOf(stop);
+      if (i >= 0) this.scheduleStops.splice(i, 1);
       cron?.stop();
       await prune.stop();
     };
+    this.scheduleStops.push(stop);
+    return stop;
   }
 
   async stopWorker(graceMs?: number): Promise<void> {
@@ -431,6 +437,7 @@ export class Engine {
 
   /** Starts the runs that record saves are waiting to trigger, then stops the worker and closes the store. */
   async close(): Promise<void> {
+    for (const stop of this.scheduleStops.splice(0)) await stop();
     await this.attributeTriggers.flush().catch((err) => this.onError(err));
     await this.stopWorker();
     await this.store.close();
