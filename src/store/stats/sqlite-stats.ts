@@ -1,11 +1,11 @@
 import type Database from 'better-sqlite3';
-import type { PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
+import type { DurationStats, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
 import { noDurations, percentilesOf, type HistogramRow } from './percentiles.js';
 
 /**
  * Pipeline stats on SQLite with bounded memory: counts and sums are aggregated by SQLite, and percentiles come
  * from a histogram (one row per distinct duration, sorted by SQLite's sorter, which spills to disk) walked once
- * in order; no list of durations is ever held in JavaScript.
+ * in order; JavaScript holds at most the distinct durations of one step, never one value per attempt.
  */
 const SQL = {
   // @pipeline @since
@@ -16,16 +16,13 @@ const SQL = {
   // @pipeline @since
   stepStatuses: `SELECT s.name, s.status, MIN(s.seq) AS seq, COUNT(*) AS n FROM steps s JOIN runs r ON r.id = s.run_id
                  WHERE r.pipeline = @pipeline AND r.created_at >= @since GROUP BY s.name, s.status`,
-  // @pipeline @since: finished attempts per step, those with a duration, and their usage
-  attemptTotals: `SELECT a.step, COUNT(*) AS attempts, COUNT(a.processing_ms) AS timed,
-                         TOTAL(json_extract(a.usage, '$.tokensIn')) AS tokens_in, TOTAL(json_extract(a.usage, '$.tokensOut')) AS tokens_out,
-                         TOTAL(json_extract(a.usage, '$.cost')) AS cost
-                  FROM attempts a JOIN runs r ON r.id = a.run_id
-                  WHERE r.pipeline = @pipeline AND r.created_at >= @since AND a.finished_at IS NOT NULL GROUP BY a.step`,
-  // @pipeline @since: one row per step and distinct attempt duration
-  attemptHistogram: `SELECT a.step AS key, a.processing_ms AS ms, COUNT(*) AS n FROM attempts a JOIN runs r ON r.id = a.run_id
-                     WHERE r.pipeline = @pipeline AND r.created_at >= @since AND a.finished_at IS NOT NULL AND a.processing_ms IS NOT NULL
-                     GROUP BY a.step, a.processing_ms ORDER BY a.step, a.processing_ms`,
+  // @pipeline @since: finished attempts per step and distinct duration (NULL first), with their usage; one pass
+  attempts: `SELECT a.step AS key, a.processing_ms AS ms, COUNT(*) AS n,
+                    TOTAL(json_extract(a.usage, '$.tokensIn')) AS tokens_in, TOTAL(json_extract(a.usage, '$.tokensOut')) AS tokens_out,
+                    TOTAL(json_extract(a.usage, '$.cost')) AS cost
+             FROM attempts a JOIN runs r ON r.id = a.run_id
+             WHERE r.pipeline = @pipeline AND r.created_at >= @since AND a.finished_at IS NOT NULL
+             GROUP BY a.step, a.processing_ms ORDER BY a.step, a.processing_ms`,
   // @pipeline @since @until @width @last: runs per bucket and status, with how many finished
   seriesRuns: `SELECT MIN(@last, MAX(0, CAST((created_at - @since) / @width AS INTEGER))) AS bucket, status, COUNT(*) AS n, COUNT(finished_at) AS finished
                FROM runs WHERE pipeline = @pipeline AND created_at >= @since AND created_at < @until GROUP BY bucket, status`,
@@ -50,6 +47,45 @@ interface AttemptTotals {
   tokens_in: number;
   tokens_out: number;
   cost: number;
+}
+
+/** Finished attempts of one step with one duration (null: none recorded). */
+interface AttemptGroup extends Usage {
+  key: string;
+  ms: number | null;
+  n: number;
+}
+
+/**
+ * Per-step totals and duration percentiles from attempt groups sorted by (step, duration): one step's distinct
+ * durations are held at a time (their count is needed before their ranks), never the attempts themselves.
+ */
+function stepDurations(groups: Iterable<AttemptGroup>): { totals: AttemptTotals[]; durations: Map<string | number, DurationStats> } {
+  const totals: AttemptTotals[] = [];
+  const durations = new Map<string | number, DurationStats>();
+  let timed: HistogramRow[] = [];
+  let current: AttemptTotals | undefined;
+  const flush = () => {
+    if (!current) return;
+    for (const [k, d] of percentilesOf(timed, new Map([[current.step, current.timed]]))) durations.set(k, d);
+    timed = [];
+  };
+  for (const g of groups) {
+    if (current?.step !== g.key) {
+      flush();
+      current = { step: g.key, attempts: 0, timed: 0, tokens_in: 0, tokens_out: 0, cost: 0 };
+      totals.push(current);
+    }
+    current.attempts += g.n;
+    current.tokens_in += g.tokens_in;
+    current.tokens_out += g.tokens_out;
+    current.cost += g.cost;
+    if (g.ms === null) continue;
+    current.timed += g.n;
+    timed.push({ key: g.key, ms: g.ms, n: g.n });
+  }
+  flush();
+  return { totals, durations };
 }
 
 interface Usage {
@@ -87,8 +123,7 @@ export class SqliteStats {
     const byStatus = Object.fromEntries(statuses.map((r) => [r.status, r.n]));
     const finished = statuses.reduce((a, r) => a + r.finished, 0);
     const runs = percentilesOf(this.stmt('runHistogram').iterate(params) as Iterable<HistogramRow>, new Map([[0, finished]]));
-    const totals = this.stmt('attemptTotals').all(params) as AttemptTotals[];
-    const durations = percentilesOf(this.stmt('attemptHistogram').iterate(params) as Iterable<HistogramRow>, new Map(totals.map((t) => [t.step, t.timed])));
+    const { totals, durations } = stepDurations(this.stmt('attempts').iterate(params) as Iterable<AttemptGroup>);
     const steps = this.stepRows(pipeline, since, totals, durations);
     const sum = (k: keyof Usage) => totals.reduce((a, t) => a + t[k], 0);
     return { pipeline, since, runs: { byStatus, duration: runs.get(0) ?? noDurations() }, steps, tokensIn: sum('tokens_in'), tokensOut: sum('tokens_out'), cost: sum('cost') };
