@@ -73,3 +73,5 @@ export function createEngine(options: Omit<EngineOptions, 'steps'> & { steps?: E
 export * from './define/index.js';
 export type { EngineLogger } from './engine/engine-log.js';
 export { tracerFromEnv, tracingEnabled, type RunTracer } from './telemetry/tracing.js';
+export { CronTriggers, type CronTriggersOptions } from './engine/cron-triggers.js';
+export { type PruneOptions, type PruneReport } from './engine/retention.js';

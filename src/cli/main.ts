@@ -15,6 +15,7 @@ import {
   decideCommand,
   dlqCommand,
   emitCommand,
+  pruneCommand,
   evalCommand,
   graphCommand,
   logsCommand,
@@ -232,6 +233,14 @@ export function buildProgram(): Command {
     .description("run a pipeline's evals and print each case; exit 1 when one fails")
     .action(action(evalCommand));
   program.command('migrate').description('apply pending store migrations').action(action((opts) => migrateCommand(opts)));
+  program
+    .command('prune')
+    .description("remove finished runs older than each pipeline's retention (else SLUICE_RETENTION), with everything they own")
+    .option('--older-than <duration>', 'prune runs that finished longer ago than this (e.g. 30d), whatever the pipelines say')
+    .option('--pipeline <name>', 'only runs of this pipeline')
+    .option('--dead-letters', 'also prune failed runs (dead letters), kept otherwise until re-driven')
+    .option('--dry-run', 'print what would be removed, remove nothing')
+    .action(action((opts) => pruneCommand(opts)));
   addExamples(program);
   return program;
 }

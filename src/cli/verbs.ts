@@ -26,6 +26,7 @@ export const datasetImportCommand = lazy(dataset, 'datasetImportCommand');
 export const datasetListCommand = lazy(dataset, 'datasetListCommand');
 export const evalCommand = lazy(() => import('./commands/eval.js'), 'evalCommand');
 export const emitCommand = lazy(() => import('./commands/emit.js'), 'emitCommand');
+export const pruneCommand = lazy(() => import('./commands/prune.js'), 'pruneCommand');
 export const controlCommand = lazy(control, 'controlCommand');
 export const decideCommand = lazy(control, 'decideCommand');
 export const resetCommand = lazy(control, 'resetCommand');

@@ -28,8 +28,25 @@ export interface RetryPolicy {
 }
 
 export type Trigger =
-  | { kind: 'cron'; cron: string; timezone: string }
+  | {
+      kind: 'cron';
+      cron: string;
+      timezone: string;
+      /**
+       * Slots missed while no process fired schedules: `none` skips them, `latest` fires the last one, `all`
+       * fires each (at most {@link MAX_CATCHUP_SLOTS}, the latest ones). Absent means `latest`.
+       */
+      catchup?: CronCatchup;
+    }
   | { kind: 'event'; event: string };
+
+export type CronCatchup = 'none' | 'latest' | 'all';
+
+/** Default catch-up of a cron trigger. */
+export const DEFAULT_CATCHUP: CronCatchup = 'latest';
+
+/** The most missed slots `catchup: all` fires at once (the latest ones). */
+export const MAX_CATCHUP_SLOTS = 100;
 
 /** A normalized step: every default filled in. */
 export interface Step {
@@ -104,6 +121,8 @@ export interface Pipeline {
    * selects, batches and writes records); the steps the user wrote are in `attribute.steps`.
    */
   steps: Step[];
+  /** Finished runs older than this many ms are pruned; absent: the store-wide default (absent keeps the version hash of other pipelines as it was). */
+  retentionMs?: number;
   /** Present only when the pipeline computes one field of every record of a dataset (absent keeps the version hash of other pipelines as it was). */
   attribute?: AttributeConfig;
 }
@@ -135,7 +154,9 @@ export interface PipelineSpec {
   disabled?: boolean;
   input?: JsonSchema;
   defaults?: { retry?: RetrySpec; timeout?: string | number };
-  triggers?: Array<{ cron: string; timezone?: string } | { event: string }>;
+  triggers?: Array<{ cron: string; timezone?: string; catchup?: CronCatchup } | { event: string }>;
+  /** Finished runs older than this are pruned (e.g. `30d`). Default: the store-wide default, else kept. */
+  retention?: string | number;
   steps: Record<string, StepSpec>;
   // Attribute pipelines: all of dataset, target and source, or none.
   dataset?: string;

@@ -93,6 +93,11 @@ const definitions = {
             default: 'UTC',
             description: 'IANA time zone the cron expression is read in, e.g. Europe/Berlin. Default: UTC.',
           },
+          catchup: {
+            enum: ['none', 'latest', 'all'],
+            default: 'latest',
+            description: 'Slots missed while no server or worker ran: none skips them, latest fires the last one, all fires each (at most the latest 100). Default: latest.',
+          },
         },
       },
       {
@@ -225,6 +230,10 @@ export const pipelineJsonSchema = {
     },
     timeout: { $ref: '#/definitions/duration', description: 'Timeout of the whole run. Default: none.' },
     disabled: { type: 'boolean', default: false, description: 'A disabled pipeline starts no runs. Default: false.' },
+    retention: {
+      $ref: '#/definitions/duration',
+      description: 'Finished runs older than this are pruned by `sluice prune` and by the leading worker or server, e.g. 30d. Default: the store-wide default (SLUICE_RETENTION), else kept.',
+    },
     input: { $ref: '#/definitions/jsonSchema', description: 'JSON Schema the run input must match.' },
     defaults: {
       type: 'object',

@@ -192,6 +192,7 @@ function buildPipeline(spec: PipelineSpec, locate: Locate | undefined): Pipeline
     input: spec.input === undefined ? null : cloneJson(spec.input),
     triggers: (spec.triggers ?? []).map(buildTrigger),
     steps: writtenOrder(Object.keys(spec.steps), locate).map((name) => buildStep(name, spec.steps[name]!, retry, timeoutMs)),
+    ...(spec.retention === undefined ? {} : { retentionMs: parseDuration(spec.retention) }),
   };
 }
 
@@ -270,7 +271,7 @@ function buildCacheFiles(spec: CacheSpec): CacheFiles {
 
 function buildTrigger(spec: NonNullable<PipelineSpec['triggers']>[number]): Trigger {
   return 'cron' in spec
-    ? { kind: 'cron', cron: spec.cron, timezone: spec.timezone ?? 'UTC' }
+    ? { kind: 'cron', cron: spec.cron, timezone: spec.timezone ?? 'UTC', ...(spec.catchup === undefined ? {} : { catchup: spec.catchup }) }
     : { kind: 'event', event: spec.event };
 }
 

@@ -8,6 +8,8 @@ import type { Ajv } from 'ajv';
 import { ajvPackage } from '../core/lazy-packages.js';
 import { DEFAULT_INLINE_LIMIT, type ArtifactStore } from '../artifacts/artifact-store.js';
 import { openArtifactStore } from '../artifacts/open-artifact-store.js';
+import { CronTriggers } from './cron-triggers.js';
+import { parseRetention, PeriodicPrune, pruneRuns, type PruneOptions, type PruneReport } from './retention.js';
 import type { StepRegistry } from '../steps/step-type.js';
 import { newRunId } from '../store/ids.js';
 import { renderConcurrencyKeys } from './concurrency-keys.js';
@@ -85,6 +87,11 @@ export interface EngineOptions {
    * variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_TRACES_EXPORTER`), else off and the SDK not loaded.
    */
   tracer?: RunTracer | false;
+  /**
+   * Store-wide retention: finished runs of pipelines without their own `retention` are pruned once older than
+   * this (a duration such as `30d`, or ms). Default: env `SLUICE_RETENTION`, else kept.
+   */
+  retention?: string | number;
 }
 
 export interface StartRunOptions {
@@ -133,6 +140,8 @@ export class Engine {
   private readonly inputValidators = new Map<string, ReturnType<Ajv['compile']>>();
   private readonly ajv: Ajv = new (ajvPackage().Ajv)({ allErrors: true, strict: false });
   private worker: Worker | null = null;
+  /** Stops what {@link startSchedules} started; close() calls each. */
+  private readonly scheduleStops: Array<() => Promise<void>> = [];
   /** Content-addressed blobs shared by this engine's steps. */
   readonly artifacts: ArtifactStore;
   private readonly maxInputBytes: number;
@@ -145,6 +154,8 @@ export class Engine {
   readonly logger: EngineLogger;
   /** Spans of runs and attempts, when tracing is on. */
   private readonly tracing: RunTracing | undefined;
+  /** Store-wide retention in ms (EngineOptions.retention); undefined: runs of pipelines without `retention` are kept. */
+  readonly defaultRetentionMs: number | undefined;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -156,6 +167,8 @@ export class Engine {
     this.steps = this.installExtensions(options);
     this.artifacts = typeof options.artifacts === 'object' ? options.artifacts : openArtifactStore(options.artifacts ?? options.artifactsDir, { store: this.store });
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
+    this.defaultRetentionMs =
+      options.retention === undefined ? parseRetention(process.env['SLUICE_RETENTION'], 'SLUICE_RETENTION') : parseRetention(String(options.retention), 'retention');
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
     this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt ?? logLimitFromEnv();
     this.tracing = this.startTracing(options.tracer);
@@ -390,6 +403,41 @@ export class Engine {
     return this.worker;
   }
 
+  /** Whether this process leads the store: its worker's say, else true (a process with no worker claims slots alone). */
+  isLeading(): boolean {
+    return this.worker?.leading ?? true;
+  }
+
+  /**
+   * Prunes finished runs older than each pipeline's `retention` (else the store-wide default; `olderThanMs`
+   * overrides both) with everything they own and the artifacts only they named. See src/engine/retention.ts.
+   */
+  prune(options: PruneOptions = {}): Promise<PruneReport> {
+    return pruneRuns({ store: this.store, artifacts: this.artifacts, now: () => this.clock.now(), defaultRetentionMs: this.defaultRetentionMs }, options);
+  }
+
+  /**
+   * Starts what the leading process of the store does besides reaping: firing cron triggers and pruning on a
+   * timer (`pruneEveryMs`, default 1 h), each only while {@link isLeading}. Returns a function that stops them.
+   */
+  startSchedules(options: { cron?: boolean; pruneEveryMs?: number; onError?: (err: unknown) => void; onPruned?: (report: PruneReport) => void } = {}): () => Promise<void> {
+    const onError = options.onError ?? this.onError;
+    const isLeading = () => this.isLeading();
+    const cron = options.cron === false ? undefined : new CronTriggers(this, { onError, isLeading });
+    const deps = { store: this.store, artifacts: this.artifacts, now: () => this.clock.now(), defaultRetentionMs: this.defaultRetentionMs };
+    const prune = new PeriodicPrune(deps, { isLeading, onError, ...(options.pruneEveryMs === undefined ? {} : { everyMs: options.pruneEveryMs }), ...(options.onPruned ? { onPruned: options.onPruned } : {}) });
+    void cron?.start();
+    prune.start();
+    const stop = async () => {
+      const i = this.scheduleStops.indexOf(stop);
+      if (i >= 0) this.scheduleStops.splice(i, 1);
+      cron?.stop();
+      await prune.stop();
+    };
+    this.scheduleStops.push(stop);
+    return stop;
+  }
+
   async stopWorker(graceMs?: number): Promise<void> {
     const w = this.worker;
     this.worker = null;
@@ -506,6 +554,7 @@ export class Engine {
 
   /** Lets extensions finish what is pending (record saves waiting to trigger runs), then stops the worker and closes the store. */
   async close(): Promise<void> {
+    for (const stop of this.scheduleStops.splice(0)) await stop();
     for (const extension of this.extensions.values()) await extension.close?.().catch((err) => this.onError(err));
     await this.stopWorker();
     await this.tracing?.shutdown().catch((err) => this.onError(err));

@@ -5,6 +5,7 @@ import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
 import type { RewindRequest, SpawnRequest, StepItem, StepUsage } from '../steps/step-type.js';
 import type { AttributeValueStore } from './attributes.js';
 import type { EvalStore } from './evals.js';
+import type { PruneRequest, PruneResult } from './retention/prune.js';
 
 /**
  * The store port: every piece of durable state goes through these methods. Each backend owns its
@@ -182,6 +183,19 @@ export interface Store extends AttributeValueStore, EvalStore {
    * caller per (pipeline, slot) across every process sharing the store.
    */
   claimTriggerSlot?(pipeline: string, slot: number, now: number): Promise<boolean>;
+  /**
+   * Claims one slot of a cron trigger (`trigger`: its time zone and pattern; `slot`: the scheduled time, epoch
+   * ms). True for exactly one caller per (pipeline, trigger, slot) across every process sharing the store.
+   */
+  claimCronSlot?(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean>;
+  /** The latest slot of the cron trigger that a process claimed, where catch-up starts; undefined when none. */
+  lastCronSlot?(pipeline: string, trigger: string): Promise<number | undefined>;
+  /**
+   * Removes finished top-level runs that ended before `request.before`, with their child runs and everything
+   * they own (steps, attempts, events, logs, item results, decisions, cached outputs), in batches; failed runs
+   * only with `deadLetters`. Returns the artifacts only removed runs named, for the engine to delete.
+   */
+  pruneRuns?(request: PruneRequest): Promise<PruneResult>;
 }
 
 export type ApiRole = 'viewer' | 'operator' | 'admin';
@@ -604,3 +618,5 @@ export interface RecordPage {
   /** Default: 100. */
   limit?: number | undefined;
 }
+
+export type { PruneRequest, PruneResult } from './retention/prune.js';

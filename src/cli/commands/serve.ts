@@ -1,7 +1,6 @@
 import { createServer } from '../../server/create-server.js';
 import { isLoopback, type AuthMode } from '../../server/auth.js';
 import { SluiceError } from '../../core/errors.js';
-import { CronTriggers } from '../../server/cron-triggers.js';
 import { DEFAULT_EVALS_CRON } from '../../evals/eval-scheduler.js';
 import { openEngine, type GlobalOptions } from '../context.js';
 import { maskStoreUrl } from '../../store/store-url.js';
@@ -49,25 +48,27 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
     ...(opts.bodyLimit === undefined ? {} : { bodyLimit: positiveInt(opts.bodyLimit, '--body-limit') }),
     evals: { cron: opts.cron === false || opts.evalsCron === 'off' ? null : (opts.evalsCron ?? DEFAULT_EVALS_CRON) },
   });
-  const cron = opts.cron === false ? undefined : new CronTriggers(engine, { onError: (err) => app.log.error({ err }, 'cron trigger failed') });
+  let stopSchedules: (() => Promise<void>) | undefined;
   try {
     if (!isLoopback(host) && auth !== 'on' && !((await engine.store.countTokens?.()) ?? 0)) {
       throw new SluiceError('VALIDATION_FAILED', `refusing to listen on ${host} without auth: create a token (sluice token create --role admin) or pass --auth`);
     }
     if (workers > 0) engine.startWorker({ concurrency: workers });
-    await cron?.start();
+    // While this process leads the store: cron triggers (unless --no-cron) and the periodic prune.
+    stopSchedules = engine.startSchedules({ cron: opts.cron !== false, onError: (err) => app.log.error({ err }, 'cron trigger or prune failed') });
     const address = await app.listen({ port, host });
     process.stderr.write(`sluice serve on ${address} (store ${maskStoreUrl(engine.store.url)}, workers ${workers})\n`);
     const signal = await stopping;
     await loggedShutdown(logger, { signal, grace_ms: graceMs }, async () => {
-      cron?.stop();
+      await stopSchedules?.();
+      stopSchedules = undefined;
       await app.close();
       const { handedBack } = await engine.interruptWorker(graceMs);
       return { handed_back: handedBack };
     });
     return 0;
   } finally {
-    cron?.stop();
+    await stopSchedules?.();
     await app.close();
     await engine.close();
   }

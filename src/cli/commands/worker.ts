@@ -29,10 +29,13 @@ export async function workerCommand(opts: GlobalOptions & { concurrency?: string
     onError: (err, pipeline) => process.stderr.write(`sluice: evals of ${pipeline} failed: ${errorMessage(err)}\n`),
   });
   evals.start();
+  // While this worker leads the store: cron triggers and the periodic prune, as in `sluice serve`.
+  const stopSchedules = engine.startSchedules({ onError: (err) => process.stderr.write(`sluice: ${errorMessage(err)}\n`) });
   process.stderr.write(`sluice worker ${worker.owner} on ${maskStoreUrl(engine.store.url)}\n`);
   logger.info({ owner: worker.owner, concurrency: concurrency ?? 16, grace_ms: graceMs }, 'worker started');
   const signal = await stopping;
   await loggedShutdown(logger, { signal, owner: worker.owner, grace_ms: graceMs, running: worker.activeCount }, async () => {
+    await stopSchedules();
     await evals.stop();
     const { handedBack } = await engine.interruptWorker(graceMs);
     await engine.close();

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { SluiceError } from '../../core/errors.js';
 import type { StepItem } from '../../steps/step-type.js';
-import { bucketStats, durationStats } from '../sqlite/operations.js';
+import { pgPipelineStats } from '../stats/pg-stats.js';
 import type { ApiRole, ApiToken, AttemptLease, NewApiToken, PipelineStats, SeriesOptions } from '../store.js';
 import { sql } from './pg-store-sql.js';
 import { pgJson } from './pg-json.js';
@@ -12,23 +12,6 @@ const SQL = {
   latestEventId: `SELECT COALESCE(MAX(id), 0) AS id FROM events`,
   // (none)
   queueDepth: `SELECT count(*) AS n FROM attempts WHERE status = 'queued'`,
-  // $1 pipeline $2 since
-  runStatuses: `SELECT status, count(*) AS n FROM runs WHERE pipeline = $1 AND created_at >= $2 GROUP BY status`,
-  // $1 pipeline $2 since
-  runDurations: `SELECT finished_at - COALESCE(started_at, created_at) AS ms FROM runs
-                 WHERE pipeline = $1 AND created_at >= $2 AND finished_at IS NOT NULL`,
-  // $1 pipeline $2 since
-  stepStatuses: `SELECT s.name, s.status, MIN(s.seq) AS seq, count(*) AS n FROM steps s JOIN runs r ON r.id = s.run_id
-                 WHERE r.pipeline = $1 AND r.created_at >= $2 GROUP BY s.name, s.status`,
-  // $1 pipeline $2 since
-  attempts: `SELECT a.step, a.processing_ms, a.usage FROM attempts a JOIN runs r ON r.id = a.run_id
-             WHERE r.pipeline = $1 AND r.created_at >= $2 AND a.finished_at IS NOT NULL`,
-  // $1 pipeline $2 since $3 until
-  seriesRuns: `SELECT created_at, status, CASE WHEN finished_at IS NULL THEN NULL ELSE finished_at - COALESCE(started_at, created_at) END AS ms
-               FROM runs WHERE pipeline = $1 AND created_at >= $2 AND created_at < $3`,
-  // $1 pipeline $2 since $3 until
-  seriesUsage: `SELECT r.created_at, a.usage FROM attempts a JOIN runs r ON r.id = a.run_id
-                WHERE r.pipeline = $1 AND r.created_at >= $2 AND r.created_at < $3 AND a.usage IS NOT NULL`,
   // $1 hash $2 role $3 name $4 created_at
   insertToken: `INSERT INTO api_tokens (hash, role, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
   // $1 hash
@@ -59,8 +42,6 @@ function toApiToken(row: TokenRow): ApiToken {
   return { id: row.id, hash: row.hash, role: row.role, name: row.name, createdAt: Number(row.created_at), expiresAt: msOrNull(row.expires_at), revokedAt: msOrNull(row.revoked_at) };
 }
 
-type StepStats = PipelineStats['steps'][number] & { seq: number; durations: number[] };
-
 /**
  * The server features of the PostgreSQL store (tokens, trigger slots, stats). Each method is one statement,
  * so one implicit transaction; `run` is the store's retrying statement runner.
@@ -80,50 +61,9 @@ export class PgOperations {
     return (await this.rows<{ n: number }>('queueDepth'))[0]!.n;
   }
 
-  async pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
-    const stats = await this.totalStats(pipeline, since);
-    if (!series) return stats;
-    const params = [pipeline, since, series.until];
-    const runs = await this.rows<{ created_at: number; status: string; ms: number | null }>('seriesRuns', params);
-    const usage = await this.rows<{ created_at: number; usage: string | object }>('seriesUsage', params);
-    const parsed = usage.map((u) => ({ created_at: Number(u.created_at), usage: typeof u.usage === 'string' ? JSON.parse(u.usage) : u.usage }));
-    const numeric = runs.map((r) => ({ created_at: Number(r.created_at), status: r.status, ms: r.ms === null ? null : Number(r.ms) }));
-    return { ...stats, series: bucketStats(since, series, numeric, parsed) };
-  }
-
-  private async totalStats(pipeline: string, since: number): Promise<PipelineStats> {
-    const params = [pipeline, since];
-    const runStatuses = await this.rows<{ status: string; n: number }>('runStatuses', params);
-    const runDurations = (await this.rows<{ ms: number }>('runDurations', params)).map((r) => r.ms);
-    const steps = new Map<string, StepStats>();
-    const stepOf = (name: string, seq = Number.MAX_SAFE_INTEGER) => {
-      let s = steps.get(name);
-      if (!s) {
-        s = { name, seq, byStatus: {}, duration: durationStats([]), attempts: 0, tokensIn: 0, tokensOut: 0, cost: 0, durations: [] };
-        steps.set(name, s);
-      }
-      return s;
-    };
-    for (const r of await this.rows<{ name: string; status: string; seq: number; n: number }>('stepStatuses', params)) {
-      const s = stepOf(r.name, r.seq);
-      s.seq = Math.min(s.seq, r.seq);
-      s.byStatus[r.status] = r.n;
-    }
-    const total = { tokensIn: 0, tokensOut: 0, cost: 0 };
-    for (const a of await this.rows<{ step: string; processing_ms: number | null; usage: string | null }>('attempts', params)) {
-      const s = stepOf(a.step);
-      s.attempts += 1;
-      if (a.processing_ms !== null) s.durations.push(a.processing_ms);
-      const usage = a.usage === null ? null : (JSON.parse(a.usage) as { tokensIn?: number; tokensOut?: number; cost?: number });
-      for (const target of [s, total]) {
-        target.tokensIn += usage?.tokensIn ?? 0;
-        target.tokensOut += usage?.tokensOut ?? 0;
-        target.cost += usage?.cost ?? 0;
-      }
-    }
-    const stepList = [...steps.values()].sort((a, b) => a.seq - b.seq).map(({ seq: _seq, durations, ...rest }) => ({ ...rest, duration: durationStats(durations) }));
-    const byStatus = Object.fromEntries(runStatuses.map((r) => [r.status, r.n]));
-    return { pipeline, since, runs: { byStatus, duration: durationStats(runDurations) }, steps: stepList, ...total };
+  /** Counts, sums and percentiles computed by the server (../stats/pg-stats.ts). */
+  pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
+    return pgPipelineStats(this.run, pipeline, since, series);
   }
 
   async createToken(token: NewApiToken, now: number): Promise<ApiToken> {

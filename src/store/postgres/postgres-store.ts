@@ -1,3 +1,6 @@
+import { PgCronSlots } from '../cron/cron-slots.js';
+import { pgPrune } from '../retention/pg-prune.js';
+import type { PruneRequest, PruneResult } from '../retention/prune.js';
 import type pg from 'pg';
 import type { CacheParts, FileHashes } from '../../core/cache-key.js';
 import { SluiceError } from '../../core/errors.js';
@@ -648,6 +651,18 @@ export class PostgresStore implements Store {
 
   claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean> {
     return this.ops.claimTriggerSlot(pipeline, slot, now);
+  }
+
+  claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
+    return new PgCronSlots((text, values) => transaction(this.pool, this.retryPolicy(), (c) => c.query(text, values))).claim(pipeline, trigger, slot, now);
+  }
+
+  lastCronSlot(pipeline: string, trigger: string): Promise<number | undefined> {
+    return new PgCronSlots((text, values) => transaction(this.pool, this.retryPolicy(), (c) => c.query(text, values))).last(pipeline, trigger);
+  }
+
+  pruneRuns(request: PruneRequest): Promise<PruneResult> {
+    return pgPrune((fn) => transaction(this.pool, this.retryPolicy(), fn), request);
   }
 
   putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord> {

@@ -1,28 +1,12 @@
 import type Database from 'better-sqlite3';
 import { Statements } from './statements.js';
+import { SqliteStats } from '../stats/sqlite-stats.js';
 import type { ApiRole, ApiToken, DurationStats, NewApiToken, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
 
 /** SQL of the server features; each statement lists its named parameters. */
 const SQL = {
   latestEventId: `SELECT COALESCE(MAX(id), 0) AS id FROM events`,
   queueDepth: `SELECT COUNT(*) AS n FROM attempts WHERE status = 'queued'`,
-  // @pipeline @since
-  runStatuses: `SELECT status, COUNT(*) AS n FROM runs WHERE pipeline = @pipeline AND created_at >= @since GROUP BY status`,
-  // @pipeline @since
-  runDurations: `SELECT finished_at - COALESCE(started_at, created_at) AS ms FROM runs
-                 WHERE pipeline = @pipeline AND created_at >= @since AND finished_at IS NOT NULL`,
-  // @pipeline @since
-  stepStatuses: `SELECT s.name, s.status, MIN(s.seq) AS seq, COUNT(*) AS n FROM steps s JOIN runs r ON r.id = s.run_id
-                 WHERE r.pipeline = @pipeline AND r.created_at >= @since GROUP BY s.name, s.status`,
-  // @pipeline @since
-  attempts: `SELECT a.step, a.processing_ms, a.usage FROM attempts a JOIN runs r ON r.id = a.run_id
-             WHERE r.pipeline = @pipeline AND r.created_at >= @since AND a.finished_at IS NOT NULL`,
-  // @pipeline @since @until
-  seriesRuns: `SELECT created_at, status, CASE WHEN finished_at IS NULL THEN NULL ELSE finished_at - COALESCE(started_at, created_at) END AS ms
-               FROM runs WHERE pipeline = @pipeline AND created_at >= @since AND created_at < @until`,
-  // @pipeline @since @until
-  seriesUsage: `SELECT r.created_at, a.usage FROM attempts a JOIN runs r ON r.id = a.run_id
-                WHERE r.pipeline = @pipeline AND r.created_at >= @since AND r.created_at < @until AND a.usage IS NOT NULL`,
   // @hash @role @name @created_at
   insertToken: `INSERT INTO api_tokens (hash, role, name, created_at, expires_at) VALUES (@hash, @role, @name, @created_at, @expires_at) RETURNING id`,
   // @hash
@@ -52,6 +36,7 @@ function toApiToken(row: TokenRow): ApiToken {
 /** The server features of the SQLite store (tokens, trigger slots, stats), over the store's connection. */
 export class SqliteOperations {
   private readonly statements: Statements<keyof typeof SQL>;
+  private readonly stats: SqliteStats;
 
   constructor(
     private readonly db: Database.Database,
@@ -59,6 +44,7 @@ export class SqliteOperations {
     private readonly write: <T>(fn: () => T) => T,
   ) {
     this.statements = new Statements(db, SQL);
+    this.stats = new SqliteStats(db);
   }
 
   private stmt(key: keyof typeof SQL): Database.Statement {
@@ -73,55 +59,9 @@ export class SqliteOperations {
     return (this.stmt('queueDepth').get() as { n: number }).n;
   }
 
+  /** Counts, sums and percentiles computed by SQLite with bounded memory (../stats/sqlite-stats.ts). */
   pipelineStats(pipeline: string, since: number, series?: SeriesOptions): PipelineStats {
-    const stats = this.totalStats(pipeline, since);
-    if (!series) return stats;
-    const params = { pipeline, since, until: series.until };
-    const runs = this.stmt('seriesRuns').all(params) as SeriesRun[];
-    const usage = (this.stmt('seriesUsage').all(params) as Array<{ created_at: number; usage: string }>).map((u) => ({ created_at: u.created_at, usage: JSON.parse(u.usage) as Usage }));
-    return { ...stats, series: bucketStats(since, series, runs, usage) };
-  }
-
-  private totalStats(pipeline: string, since: number): PipelineStats {
-    const params = { pipeline, since };
-    const runStatuses = this.stmt('runStatuses').all(params) as Array<{ status: string; n: number }>;
-    const runDurations = (this.stmt('runDurations').all(params) as Array<{ ms: number }>).map((r) => r.ms);
-    const steps = new Map<string, PipelineStats['steps'][number] & { seq: number; durations: number[] }>();
-    const stepOf = (name: string, seq = Number.MAX_SAFE_INTEGER) => {
-      let s = steps.get(name);
-      if (!s) {
-        s = { name, seq, byStatus: {}, duration: emptyDuration(), attempts: 0, tokensIn: 0, tokensOut: 0, cost: 0, durations: [] };
-        steps.set(name, s);
-      }
-      return s;
-    };
-    for (const r of this.stmt('stepStatuses').all(params) as Array<{ name: string; status: string; seq: number; n: number }>) {
-      const s = stepOf(r.name, r.seq);
-      s.seq = Math.min(s.seq, r.seq);
-      s.byStatus[r.status] = r.n;
-    }
-    const total = { tokensIn: 0, tokensOut: 0, cost: 0 };
-    for (const a of this.stmt('attempts').all(params) as Array<{ step: string; processing_ms: number | null; usage: string | null }>) {
-      const s = stepOf(a.step);
-      s.attempts += 1;
-      if (a.processing_ms !== null) s.durations.push(a.processing_ms);
-      const usage = a.usage === null ? null : (JSON.parse(a.usage) as { tokensIn?: number; tokensOut?: number; cost?: number });
-      for (const target of [s, total]) {
-        target.tokensIn += usage?.tokensIn ?? 0;
-        target.tokensOut += usage?.tokensOut ?? 0;
-        target.cost += usage?.cost ?? 0;
-      }
-    }
-    const stepList = [...steps.values()]
-      .sort((a, b) => a.seq - b.seq)
-      .map(({ seq: _seq, durations, ...rest }) => ({ ...rest, duration: durationStats(durations) }));
-    return {
-      pipeline,
-      since,
-      runs: { byStatus: Object.fromEntries(runStatuses.map((r) => [r.status, r.n])), duration: durationStats(runDurations) },
-      steps: stepList,
-      ...total,
-    };
+    return this.stats.pipelineStats(pipeline, since, series);
   }
 
   createToken(token: NewApiToken, now: number): ApiToken {

@@ -1,3 +1,6 @@
+import { SqliteCronSlots } from '../cron/cron-slots.js';
+import { SqlitePruner } from '../retention/sqlite-prune.js';
+import type { PruneRequest, PruneResult } from '../retention/prune.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -422,6 +425,18 @@ export class SqliteStore implements Store {
 
   async claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean> {
     return this.ops.claimTriggerSlot(pipeline, slot, now);
+  }
+
+  async claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
+    return new SqliteCronSlots(this.db, (fn) => this.write(fn)).claim(pipeline, trigger, slot, now);
+  }
+
+  async lastCronSlot(pipeline: string, trigger: string): Promise<number | undefined> {
+    return new SqliteCronSlots(this.db, (fn) => this.write(fn)).last(pipeline, trigger);
+  }
+
+  async pruneRuns(request: PruneRequest): Promise<PruneResult> {
+    return new SqlitePruner(this.db, (fn) => this.write(fn)).prune(request);
   }
 
   /** The immutable fields of a run, cached. */

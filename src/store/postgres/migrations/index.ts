@@ -9,6 +9,7 @@ import { sql as artifacts } from './011-artifacts.js';
 import { sql as audit } from './009-audit.js';
 import { sql as runsList } from './010-runs-list.js';
 import { sql as runTraces } from './012-run-traces.js';
+import { sql as retention } from './013-retention.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -24,4 +25,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 10, name: 'runs-list', sql: runsList },
   { id: 11, name: 'artifacts', sql: artifacts },
   { id: 12, name: 'run-traces', sql: runTraces },
+  { id: 13, name: 'retention', sql: retention },
 ];
