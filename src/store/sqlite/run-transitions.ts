@@ -97,9 +97,9 @@ const SQL = {
                   VALUES (@run_id, @step, @number, @status, @priority, @force, @available_at, @queued_at, @feedback,
                     COALESCE((SELECT json_extract(concurrency_keys, @key_path) FROM runs WHERE id = @run_id), @template), @limit)`,
   // @run_id
-  unstartedSteps: `SELECT name, status FROM steps WHERE run_id = @run_id AND status IN ('pending', 'queued', 'retrying')`,
+  unstartedSteps: `SELECT name, status FROM steps WHERE run_id = @run_id AND status IN ('pending', 'queued', 'retrying') ORDER BY seq`,
   // @run_id
-  liveSteps: `SELECT name, status FROM steps WHERE run_id = @run_id AND status IN ('pending', 'queued', 'retrying', 'running', 'blocked')`,
+  liveSteps: `SELECT name, status FROM steps WHERE run_id = @run_id AND status IN ('pending', 'queued', 'retrying', 'running', 'blocked') ORDER BY seq`,
   // @run_id @name @at
   cancelStep: `UPDATE steps SET status = 'cancelled', finished_at = @at
                WHERE run_id = @run_id AND name = @name AND status IN (${inList(stepStatesInto('cancelled'))})`,
