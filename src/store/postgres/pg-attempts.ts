@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { initiallyReady, planRun } from '../../core/scheduler.js';
 import { newRunId } from '../ids.js';
-import { toRunRecord, type RunRow, type StepRow } from '../sqlite/rows.js';
+import { toRunRecord, type RunRow, type StepRow } from '../rows.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, EventType, RunEvent } from '../store.js';
 import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';

@@ -1,4 +1,4 @@
-import { toStoredPipeline, type PipelineRow, type RunRow, type StepRow } from '../sqlite/rows.js';
+import { toStoredPipeline, type PipelineRow, type RunRow, type StepRow } from '../rows.js';
 import type { AttemptResult, RunEvent } from '../store.js';
 import { createRunIn, recordFailure, type Tx } from './pg-attempts.js';
 import { sql } from './pg-store-sql.js';

@@ -1,7 +1,7 @@
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import { stepStatesInto } from '../../core/state-machine.js';
-import { parseJson, toGateDecisionRecord, type DecisionRow, type RunRow, type StepRow } from '../sqlite/rows.js';
+import { parseJson, toGateDecisionRecord, type DecisionRow, type RunRow, type StepRow } from '../rows.js';
 import type { AttemptResult, GateDecision, GateDecisionRecord, HumanDecision, RunEvent } from '../store.js';
 import type pg from 'pg';
 import { approvedOutput, humanVerdict } from '../human-decision.js';

@@ -16,8 +16,8 @@ import {
   type PipelineRow,
   type RunRow,
   type StepRow,
-} from '../sqlite/rows.js';
-import { compilePipeline, type CompiledPipeline } from '../sqlite/run-transitions.js';
+} from '../rows.js';
+import { compilePipeline, type CompiledPipeline } from '../ledger/ledger-tx.js';
 import type {
   CacheHit,
   AttemptRecord,

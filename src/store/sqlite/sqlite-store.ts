@@ -60,7 +60,7 @@ import {
   type PipelineRow,
   type RunRow,
   type StepRow,
-} from './rows.js';
+} from '../rows.js';
 import { SqliteOperations } from './operations.js';
 import { SqliteDatasets } from './datasets.js';
 import { SqliteAttributeValues } from './attribute-values.js';
@@ -68,7 +68,8 @@ import { SqliteEvals } from './evals.js';
 import { listRunsStatement } from './run-list.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
-import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
+import { RunTransitions } from './run-transitions.js';
+import { compilePipeline, type CompiledPipeline } from '../ledger/ledger-tx.js';
 import { Supervision } from './supervision.js';
 import { AttemptBatches, isPlainOutcome, type FinishedAttempt, type FinishedStep } from './attempt-batches.js';
 import { excessKeyedClaims, runConcurrencyKeys } from '../concurrency-keys.js';

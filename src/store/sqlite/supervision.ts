@@ -3,7 +3,7 @@ import { SluiceError, type ErrorRecord } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import { stepStatesInto } from '../../core/state-machine.js';
 import type { AttemptResult, GateDecision, GateDecisionRecord, HumanDecision, RunEvent } from '../store.js';
-import { parseJson, toGateDecisionRecord, toJson, type DecisionRow, type RunRow, type StepRow } from './rows.js';
+import { parseJson, toGateDecisionRecord, toJson, type DecisionRow, type RunRow, type StepRow } from '../rows.js';
 import { approvedOutput, humanVerdict } from '../human-decision.js';
 import type { RunTransitions } from './run-transitions.js';
 
