@@ -37,7 +37,10 @@ export type ErrorCode =
   | 'RECORD_FAILED'
   | 'CACHE_INPUTS_TOO_LARGE'
   | 'IDEMPOTENCY_CONFLICT'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'GATE_FAILED'
+  | 'CHILD_RUN_FAILED'
+  | 'REJECTED';
 
 /** Where in a source file a problem sits. Lines and columns are 1-based. */
 export interface SourceLocation {

@@ -1,3 +1,4 @@
+import type { ErrorCode, ErrorRecord } from '../../core/errors.js';
 import type { Pipeline, Step } from '../../core/model.js';
 import type { RunRow } from '../rows.js';
 import type { EventType, RunEvent } from '../store.js';
@@ -16,6 +17,9 @@ export function compilePipeline(definition: Pipeline): CompiledPipeline {
   return { definition, byName, dependents };
 }
 
+/** An error the ledger stores on a step or run: its code is one of the {@link ErrorCode}s users can match on. */
+export type StoredError = ErrorRecord & { code: ErrorCode };
+
 /** How a run ended. */
 export type EndStatus = 'succeeded' | 'failed' | 'cancelled';
 
@@ -30,6 +34,8 @@ export interface LedgerTx {
   pipelineOf(run: Pick<RunRow, 'pipeline' | 'version'>): CompiledPipeline | Promise<CompiledPipeline>;
   /** A run that has a parent (a `pipeline` step's child) ended: the parent's step completes. */
   childEnded(out: RunEvent[], runId: string, status: EndStatus, at: number): void | Promise<void>;
+  /** Work became ready for workers in other processes (PostgreSQL notifies them at commit; SQLite needs nothing). */
+  wake(): void;
   /** A value as a JSON column parameter. */
   json(value: unknown): string;
   /** JSON text (as read from a row, or made by JSON.stringify) as a JSON column parameter. */

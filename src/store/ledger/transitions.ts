@@ -12,9 +12,9 @@ import type { RunRow, StepRow } from '../rows.js';
 import { stepsFailedError, type FailedStepRow } from '../run-failure.js';
 import type { EventType, RunEvent } from '../store.js';
 import { all, call, get, run as exec, sql, type Rule, type Statement } from './effects.js';
-import type { CompiledPipeline, EndStatus, LedgerTx } from './ledger-tx.js';
+import type { CompiledPipeline, EndStatus, LedgerTx, StoredError } from './ledger-tx.js';
 
-const STEPS_FAILED: ErrorRecord = { code: 'STEP_FAILED', message: 'one or more steps failed' };
+const STEPS_FAILED: StoredError = { code: 'STEP_FAILED', message: 'one or more steps failed' };
 
 /** The run error of a run that ends because steps failed, as stored until the rules name the step. */
 export const STEPS_FAILED_JSON = JSON.stringify(STEPS_FAILED);

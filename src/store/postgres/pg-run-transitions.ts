@@ -80,6 +80,13 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
     return (await this.client.query({ name: `l_${stmt.key}`, text: stmt.pg, values: args as unknown[] })).rowCount ?? 0;
   }
 
+  /** Whether a rule made work ready for other processes' workers (the store notifies them at commit). */
+  woken = false;
+
+  wake(): void {
+    this.woken = true;
+  }
+
   json(value: unknown): string {
     return pgJson(value);
   }

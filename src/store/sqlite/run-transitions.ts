@@ -62,6 +62,8 @@ export class RunTransitions implements LedgerTx, SyncExecutor {
     return this.prepare(stmt).run(stmt.sqliteArgs(args)).changes;
   }
 
+  wake(): void {}
+
   json(value: unknown): string {
     return JSON.stringify(value === undefined ? null : value);
   }
