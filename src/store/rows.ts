@@ -1,7 +1,7 @@
 import type { CacheExplain } from '../core/cache-key.js';
 import type { ErrorRecord } from '../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
-import type { StepUsage } from '../steps/step-type.js';
+import type { StepUsage } from '../core/step-results.js';
 import type { GateDecisionRecord } from './store.js';
 import type { AttemptRecord, AttemptStatus, EventType, RunEvent, RunRecord, StepRecord, StoredPipeline } from './store.js';
 

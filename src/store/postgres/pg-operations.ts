@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { SluiceError } from '../../core/errors.js';
-import type { StepItem } from '../../steps/step-type.js';
+import type { StepItem } from '../../core/step-results.js';
+// eslint-disable-next-line no-restricted-imports -- the stats helpers stay in sqlite/operations.ts while the stats queries are reworked
 import { bucketStats, durationStats } from '../sqlite/operations.js';
 import type { ApiRole, ApiToken, AttemptLease, NewApiToken, PipelineStats, SeriesOptions } from '../store.js';
 import { sql } from './pg-store-sql.js';

@@ -47,7 +47,7 @@ import type {
   TransitionResult,
 } from '../store.js';
 import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
-import type { StepItem } from '../../steps/step-type.js';
+import type { StepItem } from '../../core/step-results.js';
 import { migrations } from './migrations/index.js';
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
 import { PgDatasets } from './pg-datasets.js';

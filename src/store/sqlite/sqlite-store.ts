@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { toStoreError } from '../store-errors.js';
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
 import type { Pipeline } from '../../core/model.js';
-import type { StepItem } from '../../steps/step-type.js';
+import type { StepItem } from '../../core/step-results.js';
 import { initiallyReady, planRun } from '../../core/scheduler.js';
 import { stepStatesInto } from '../../core/state-machine.js';
 import { newRunId } from '../ids.js';
