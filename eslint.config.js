@@ -47,15 +47,19 @@ export default tseslint.config(
     files: ['src/engine/**/*.ts'],
     rules: { 'no-restricted-imports': refuse('src/engine does not import attribute pipelines: they plug in as an extension (engine/extension.ts).', 'attributes') },
   },
-  // The store rules below are on once the shared run-state layer lands; each note names a file that still breaks it.
-  // {
-  //   // store: imports only core and store. Still broken by src/store/store.ts (steps/step-type, evals/eval-cases).
-  //   files: ['src/store/**/*.ts'],
-  //   rules: { 'no-restricted-imports': refuse('src/store imports only src/core and src/store.', 'steps', 'engine', 'attributes', 'evals', 'datasets', 'artifacts', 'server', 'cli') },
-  // },
-  // {
-  //   // postgres never imports sqlite (plus the store rule). Still broken by src/store/postgres/pg-run-transitions.ts.
-  //   files: ['src/store/postgres/**/*.ts'],
-  //   rules: { 'no-restricted-imports': refuse('src/store/postgres imports neither src/store/sqlite nor anything outside src/core and src/store.', 'sqlite', 'steps', 'engine', 'attributes', 'evals', 'datasets', 'artifacts', 'server', 'cli') },
-  // },
+  {
+    // store: the run-state rules (store/ledger) over two dialect drivers; it imports core and store only (plus the
+    // artifact, dataset and eval contracts it persists).
+    files: ['src/store/**/*.ts'],
+    rules: { 'no-restricted-imports': refuse('src/store imports only src/core and src/store.', 'steps', 'engine', 'attributes', 'server', 'cli', 'define', 'telemetry') },
+  },
+  {
+    // Neither driver reaches into the other: what both need lives in src/store.
+    files: ['src/store/postgres/**/*.ts'],
+    rules: { 'no-restricted-imports': refuse('src/store/postgres imports neither src/store/sqlite nor anything outside src/core and src/store.', 'sqlite', 'steps', 'engine', 'attributes', 'server', 'cli', 'define', 'telemetry') },
+  },
+  {
+    files: ['src/store/sqlite/**/*.ts'],
+    rules: { 'no-restricted-imports': refuse('src/store/sqlite imports neither src/store/postgres nor anything outside src/core and src/store.', 'postgres', 'steps', 'engine', 'attributes', 'server', 'cli', 'define', 'telemetry') },
+  },
 );

@@ -1,6 +1,9 @@
 import type { ArtifactStore } from '../artifacts/artifact-store.js';
 import type { TemplateEncoder } from '../core/expressions.js';
 import type { JsonSchema } from '../core/model.js';
+import type { RewindRequest, SpawnRequest, StepItem, StepUsage } from '../core/step-results.js';
+
+export type { RewindRequest, SpawnRequest, StepItem, StepUsage } from '../core/step-results.js';
 
 export type LogStream = 'stdout' | 'stderr' | 'info' | 'warn' | 'error';
 
@@ -65,14 +68,6 @@ export interface SharedRateLimit {
   acquire(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, signal: AbortSignal, onWait?: (ms: number) => void): Promise<RateTurn>;
 }
 
-/** The recorded result of one item of a fan-out step. */
-export interface StepItem {
-  index: number;
-  status: 'succeeded' | 'failed';
-  output?: unknown;
-  error?: { code: string; message: string };
-}
-
 /** Durable per-item results of a step: what a retry or a resumed run does not redo. */
 export interface ItemCheckpoints {
   load(): Promise<StepItem[]>;
@@ -85,15 +80,6 @@ export interface ItemCheckpoints {
  * sha256, and ask whether one is stored; see {@link ArtifactStore}. Deleting is not a step's business.
  */
 export type ArtifactAccess = Pick<ArtifactStore, 'put' | 'putJson' | 'get' | 'getJson' | 'stream' | 'has'>;
-
-/** Model usage a step reports: recorded on the attempt and summed on the run. */
-export interface StepUsage {
-  model?: string;
-  tokensIn?: number;
-  tokensOut?: number;
-  /** In the currency of the user's price table. */
-  cost?: number;
-}
 
 /**
  * The plugin contract of a step type: a name, a JSON Schema for its resolved `with`, and `execute`.
@@ -177,23 +163,4 @@ export class StepDirective {
   static rewind(request: RewindRequest, detail: Record<string, unknown>): StepDirective {
     return new StepDirective('rewind', detail, request);
   }
-}
-
-export interface SpawnRequest {
-  /** Name of the pipeline to run (its latest version). */
-  pipeline: string;
-  input: unknown;
-  /** The spawning attempt's span: the child run joins the parent's trace under it. Default: none. */
-  traceparent?: string;
-}
-
-export interface RewindRequest {
-  /** The upstream step to run again. */
-  to: string;
-  /** Visible to that step as `feedback` in expressions and `ctx.feedback`. */
-  feedback: unknown;
-  /** How many rewinds this step may ask for in one run. */
-  budget: number;
-  /** What happens when the budget is spent. */
-  then: 'block' | 'fail';
 }

@@ -6,6 +6,7 @@ import { maskStoreUrl } from './store-url.js';
 import { storeFailureOf, toStoreError } from './store-errors.js';
 import { importOptional } from '../core/optional-package.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
+import { isErrorLike, isSluiceError, messageOf } from './error-brand.js';
 
 /** Default store URL: a SQLite file under the working directory. */
 export const DEFAULT_STORE_URL = 'sqlite:.sluice/sluice.db';
@@ -28,7 +29,7 @@ export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Store>
       await store.migrate();
     } catch (err) {
       await store.close();
-      throw new SluiceError('STORE_ERROR', `cannot open ${maskStoreUrl(store.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new SluiceError('STORE_ERROR', `cannot open ${maskStoreUrl(store.url)}: ${messageOf(err)}`, { cause: err });
     }
     return store;
   }
@@ -77,10 +78,10 @@ function readOnly(path: string, reason: string, cause: unknown): SluiceError {
 function sqliteOpenError(err: unknown, path: string): unknown {
   const code = (err as { code?: unknown }).code;
   // The driver's own words, not a wrapper's: the message names the path once.
-  const driver = err instanceof SluiceError && err.cause instanceof Error ? err.cause : err;
-  const reason = driver instanceof Error ? driver.message : String(driver);
+  const driver = isSluiceError(err) && isErrorLike(err.cause) ? err.cause : err;
+  const reason = messageOf(driver);
   if (storeFailureOf(err) === 'STORE_READONLY' || code === 'EACCES' || code === 'EPERM') return readOnly(path, reason, err);
-  if (err instanceof SluiceError) return err;
+  if (isSluiceError(err)) return err;
   if (typeof code === 'string' && code.startsWith('SQLITE_')) return new SluiceError('STORE_ERROR', `cannot open the store ${path}: ${reason}`, { cause: err });
   return toStoreError(err, path);
 }

@@ -1,4 +1,5 @@
 import { SluiceError, type ErrorCode } from '../core/errors.js';
+import { isErrorLike, isSluiceError, messageOf } from './error-brand.js';
 
 /**
  * What a store failure means to its caller, in one place for both backends. Drivers throw their own errors
@@ -22,7 +23,7 @@ const LOST_CONNECTION = /Connection terminated|connection timeout|Client has enc
 
 /** The stable code of a driver error that has one; undefined for anything else (a bug, a constraint). */
 export function storeFailureOf(err: unknown): StoreFailure | undefined {
-  if (!(err instanceof Error)) return undefined;
+  if (!isErrorLike(err)) return undefined;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
     if (code === 'STORE_UNAVAILABLE' || code === 'STORE_FULL' || code === 'STORE_READONLY' || code === 'VALUE_REFUSED') return code;
@@ -33,7 +34,7 @@ export function storeFailureOf(err: unknown): StoreFailure | undefined {
     if (code === 'SQLITE_TOOBIG' || PG_REFUSED.has(code) || code.startsWith('54')) return 'VALUE_REFUSED';
     if (code.startsWith('08') || PG_UNAVAILABLE.has(code) || NODE_UNAVAILABLE.has(code)) return 'STORE_UNAVAILABLE';
   }
-  if (!(err instanceof SluiceError) && LOST_CONNECTION.test(err.message)) return 'STORE_UNAVAILABLE';
+  if (!isSluiceError(err) && LOST_CONNECTION.test(err.message)) return 'STORE_UNAVAILABLE';
   return undefined;
 }
 
@@ -49,10 +50,10 @@ const WHAT: Record<StoreFailure, string> = {
  * store (a path or a URL without password) for the message.
  */
 export function toStoreError(err: unknown, where?: string): unknown {
-  if (err instanceof SluiceError) return err;
+  if (isSluiceError(err)) return err;
   const failure = storeFailureOf(err);
   if (failure === undefined) return err;
-  const message = `the store${where === undefined ? '' : ` ${where}`} ${WHAT[failure]}: ${err instanceof Error ? err.message : String(err)}`;
+  const message = `the store${where === undefined ? '' : ` ${where}`} ${WHAT[failure]}: ${messageOf(err)}`;
   return new SluiceError(failure, message, { retryable: failure !== 'VALUE_REFUSED' && failure !== 'STORE_READONLY', cause: err });
 }
 

@@ -5,12 +5,13 @@
 import type pg from 'pg';
 import { initiallyReady, planRun } from '../../core/scheduler.js';
 import { newRunId } from '../ids.js';
-import { toRunRecord, type RunRow, type StepRow } from '../sqlite/rows.js';
+import { toRunRecord, type RunRow } from '../rows.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, EventType, RunEvent } from '../store.js';
 import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';
 import { spawnChild } from './pg-children.js';
-import { PgSupervision } from './pg-supervision.js';
+import { completeSupervised, recordFailure } from '../ledger/outcomes.js';
+import { recordDecision } from '../ledger/supervision.js';
 import { runConcurrencyKeys } from '../concurrency-keys.js';
 import { checkSameRequest, IDEMPOTENCY_WINDOW_MS, runRequestHash } from '../idempotency.js';
 import { pgJson } from './pg-json.js';
@@ -331,7 +332,7 @@ export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: 
     if (!fin) return false;
     const run = runs.get(fin.run_id) ?? (await t.getRun(fin.run_id))!;
     // A gate that decided `proceed` succeeds; its decision goes to the audit table first.
-    if (r.decision) await new PgSupervision(client, t).recordDecision(run, fin.step, fin.number, r.decision, null, now, events);
+    if (r.decision) await t.run(recordDecision(t, run, fin.step, fin.number, r.decision, null, now, events));
     await recordCache(client, run, fin.step, r, output, now);
     t.emit(events, run, `step.${status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
     await t.settle(events, run, fin.step, now);
@@ -340,9 +341,9 @@ export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: 
   const [fin] = await sql<{ run_id: string; step: string; number: number }>(client, 'finishAttempt', attemptValues);
   if (!fin) return false;
   const run = (await t.getRun(fin.run_id))!;
-  if (status === 'failed') await recordFailure(tx, run, fin.step, fin.number, r, now, events);
+  if (status === 'failed') await tx.t.run(recordFailure(tx.t, run, fin.step, fin.number, r, now, events));
   else if (status === 'spawned') await spawnChild(tx, run, fin.step, fin.number, r, now, events);
-  else await completeSupervised(tx, run, fin.step, fin.number, r, now, events);
+  else await tx.t.run(completeSupervised(tx.t, run, fin.step, fin.number, r, now, events));
   return true;
 }
 
@@ -409,44 +410,4 @@ async function completeSettling(tx: Tx, results: AttemptResult[], now: number, e
   }
   await t.settleMany(events, settled, now);
   return new Set(done.keys());
-}
-
-/** A gate or approval steered the run: block it for a human, or rewind it to an upstream step. */
-async function completeSupervised(tx: Tx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): Promise<void> {
-  const supervision = new PgSupervision(tx.client, tx.t);
-  if (r.outcome === 'blocked') return supervision.block(run, step, number, r, now, events);
-  const result = await supervision.rewind(run, step, number, r, now, events);
-  if (result === 'rewound') {
-    tx.wake = true;
-    return;
-  }
-  const reason = `retry budget of ${r.rewind?.budget ?? 0} spent`;
-  const decision = { ...(r.decision ?? { validations: [], rules: [] }), decision: 'block' as const, reason };
-  if (result === 'block') return supervision.block(run, step, number, { ...r, outcome: 'blocked', decision }, now, events);
-  await supervision.recordDecision(run, step, number, { ...decision, reason: `${reason}; failing` }, 0, now, events);
-  const error = { code: 'GATE_FAILED', message: `gate ${step}: ${reason}`, retryable: false };
-  await recordFailure(tx, run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events);
-}
-
-export async function recordFailure(tx: Tx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): Promise<void> {
-  const { client, t } = tx;
-  const def = (await t.pipelineOf(run)).byName.get(step);
-  const policy = def?.retry;
-  const [stepRow] = await sql<StepRow>(client, 'step', [run.id, step]);
-  const failures = stepRow!.failures + 1;
-  const live = run.status === 'running' || run.status === 'queued' || run.status === 'paused';
-  const retry = live && r.retryable !== false && policy !== undefined && failures < policy.attempts;
-  const errorText = r.error ? pgJson(r.error) : null;
-  const errorData = r.error ? { code: r.error.code, message: r.error.message } : undefined;
-  if (retry) {
-    const [row] = await sql<{ attempts: number; force: number; feedback: string | null }>(client, 'failStep', [run.id, step, 'retrying', errorText, now]);
-    const delay = r.retryDelayMs ?? 0;
-    await t.insertAttempt(run, step, row!.attempts, now, now + delay, def?.priority ?? 0, row!.force === 1, row!.feedback);
-    t.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row!.attempts, delay_ms: delay, error: errorData, duration_ms: r.processingMs });
-    return;
-  }
-  await sql(client, 'failStep', [run.id, step, 'failed', errorText, now]);
-  t.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData, duration_ms: r.processingMs });
-  if (def?.onFailure === 'continue') await t.settle(events, run, step, now);
-  else await t.abort(events, run, step, now);
 }

@@ -10,7 +10,7 @@ import {
   valueNotFound,
   type AttributeValueRow,
   type WorkRow,
-} from '../sqlite/attribute-values.js';
+} from '../attribute-rows.js';
 import type { RunTransaction } from './pg-datasets.js';
 import { pgJson, toPgText } from './pg-json.js';
 

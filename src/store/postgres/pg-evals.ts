@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { checkEvalCases, planPatch, planRecordEval, planReplace, planResult, type EvalCaseDraft } from '../../evals/eval-cases.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
-import { evalColumns, toEvalCase, type EvalRow } from '../sqlite/evals.js';
+import { evalColumns, toEvalCase, type EvalRow } from '../eval-rows.js';
 import type { RunTransaction } from './pg-datasets.js';
 import { encodePgJson, toPgText } from './pg-json.js';
 

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { SluiceError } from '../../core/errors.js';
-import type { StepItem } from '../../steps/step-type.js';
+import type { StepItem } from '../../core/step-results.js';
 import { pgPipelineStats } from '../stats/pg-stats.js';
 import type { ApiRole, ApiToken, AttemptLease, NewApiToken, PipelineStats, SeriesOptions } from '../store.js';
 import { sql } from './pg-store-sql.js';

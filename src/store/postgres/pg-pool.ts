@@ -2,6 +2,7 @@ import pg from 'pg';
 import { SluiceError } from '../../core/errors.js';
 import { toStoreError } from '../store-errors.js';
 import { decodePgJson } from './pg-json.js';
+import { isErrorLike, messageOf } from '../error-brand.js';
 
 /** A connection that queries run on; the pool or a client inside a transaction. */
 export type Queryable = pg.Pool | pg.PoolClient;
@@ -52,7 +53,7 @@ const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ET
 
 /** Whether `err` may go away if the transaction is tried again. */
 export function isTransient(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
+  if (!isErrorLike(err)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (TRANSIENT_CODES.has(code) || code.startsWith('08') || TRANSIENT_NODE_CODES.has(code))) return true;
   return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable|terminating connection/i.test(err.message);
@@ -92,7 +93,19 @@ export interface RetryPolicy {
   onSuccess?(): void;
 }
 
-class UnknownCommit extends Error {}
+/** A COMMIT whose outcome is unknown (the connection failed during it); `cause` is the driver's error. */
+interface UnknownCommit {
+  unknownCommit: true;
+  cause: unknown;
+}
+
+function unknownCommit(message: string, cause: unknown): Error & UnknownCommit {
+  return Object.assign(new Error(message, { cause }), { unknownCommit: true as const, cause });
+}
+
+function isUnknownCommit(err: unknown): err is UnknownCommit {
+  return typeof err === 'object' && err !== null && (err as { unknownCommit?: unknown }).unknownCommit === true;
+}
 
 /**
  * Runs `fn` in one transaction (BEGIN ... COMMIT, ROLLBACK on error). Transient errors (a lost connection, a
@@ -106,8 +119,8 @@ export async function transaction<T>(pool: pg.Pool, policy: RetryPolicy, fn: (cl
       policy.onSuccess?.();
       return result;
     } catch (err) {
-      const unknown = err instanceof UnknownCommit;
-      const cause = unknown ? (err.cause as unknown) : err;
+      const unknown = isUnknownCommit(err);
+      const cause = unknown ? err.cause : err;
       const retry = isTransient(cause) && (!unknown || options.retryUnknownCommit === true) && Date.now() < deadline;
       if (!retry) throw unknown ? wrapUnknown(cause) : toStoreError(cause);
       policy.onRetry(cause);
@@ -139,7 +152,7 @@ async function once<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>,
       await client.query('COMMIT');
     } catch (err) {
       broken = err as Error;
-      throw new UnknownCommit('COMMIT failed', { cause: err });
+      throw unknownCommit('COMMIT failed', err);
     }
     return result;
   } finally {
@@ -159,7 +172,7 @@ async function alone<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>
     broken = err as Error;
     // An error the server sent means the statement did not commit; a lost connection leaves it unknown.
     if (isServerError(err)) throw err;
-    throw new UnknownCommit('the statement failed', { cause: err });
+    throw unknownCommit('the statement failed', err);
   } finally {
     client.release(broken);
   }
@@ -171,7 +184,7 @@ function isServerError(err: unknown): boolean {
 }
 
 function wrapUnknown(cause: unknown): SluiceError {
-  return new SluiceError('STORE_UNAVAILABLE', `the connection was lost while committing; the outcome is unknown: ${cause instanceof Error ? cause.message : String(cause)}`, {
+  return new SluiceError('STORE_UNAVAILABLE', `the connection was lost while committing; the outcome is unknown: ${messageOf(cause)}`, {
     retryable: true,
     cause,
   });

@@ -182,8 +182,6 @@ export const SQL = {
   steps: `SELECT * FROM steps WHERE run_id = $1 ORDER BY seq`,
   // $1 run_id $2 names
   stepOutputs: `SELECT name, output FROM steps WHERE run_id = $1 AND name = ANY($2::text[]) AND output IS NOT NULL`,
-  // $1 run_id $2 name
-  step: `SELECT * FROM steps WHERE run_id = $1 AND name = $2`,
   // $1 run_id
   attempts: `SELECT * FROM attempts WHERE run_id = $1 ORDER BY id`,
   // $1 run_id $2 step
@@ -266,15 +264,6 @@ export const SQL = {
                   FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
                   RETURNING s.name)
                 SELECT id, run_id, step, number FROM fin`,
-  // $1 run_id $2 name $3 status $4 output $5 cache_key $6 now
-  finishStep: `UPDATE steps SET status = $3, output = $4, cache_key = $5, error = NULL, finished_at = $6
-               WHERE run_id = $1 AND name = $2 AND status = 'running'`,
-  // $1 run_id $2 name $3 status $4 error $5 now
-  failStep: `UPDATE steps SET status = $3, failures = failures + 1, error = $4,
-               finished_at = CASE WHEN $3 = 'failed' THEN $5::bigint ELSE NULL END,
-               attempts = attempts + CASE WHEN $3 = 'retrying' THEN 1 ELSE 0 END
-             WHERE run_id = $1 AND name = $2 AND status = 'running'
-             RETURNING failures, attempts, force, feedback`,
   // $1 now
   expiredLeases: `SELECT id, run_id, step, number, fence, owner FROM attempts WHERE status = 'running' AND lease_expires_at < $1`,
   // (none)
@@ -285,25 +274,8 @@ export const SQL = {
   expireAttempt: `UPDATE attempts SET status = 'expired', finished_at = $2, lease_expires_at = NULL,
                     error = '{"code":"LEASE_LOST","message":"the worker lost its lease"}'
                   WHERE id = $1 AND status = 'running' AND fence = $3 AND ($4::boolean OR lease_expires_at < $2)`,
-  // $1 run_id $2 name
-  requeueStep: `UPDATE steps SET status = 'queued', attempts = attempts + 1 WHERE run_id = $1 AND name = $2 AND status = 'running'
-                RETURNING attempts, force, feedback`,
   // $1 now
   overdueRuns: `SELECT id FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < $1 AND status IN ('queued', 'running', 'paused', 'waiting')`,
-  // $1 run_id
-  holdAttempts: `UPDATE attempts SET status = 'held' WHERE run_id = $1 AND status = 'queued'`,
-  // $1 run_id
-  releaseAttempts: `UPDATE attempts SET status = 'queued' WHERE run_id = $1 AND status = 'held'`,
-  // $1 run_id
-  resetFailedSteps: `UPDATE steps SET status = 'pending', error = NULL, finished_at = NULL, failures = 0
-                     WHERE run_id = $1 AND status IN ('failed', 'cancelled')`,
-  // $1 run_id $2 name
-  resetStep: `UPDATE steps SET status = 'pending', output = NULL, error = NULL, cache_key = NULL, cache_explain = NULL, finished_at = NULL,
-                started_at = NULL, failures = 0, force = 1
-              WHERE run_id = $1 AND name = $2 AND status IN (${inList(stepStatesInto('pending'))})`,
-  // $1 run_id $2 step $3 now
-  cancelStepAttempts: `UPDATE attempts SET status = 'cancelled', finished_at = $3, lease_expires_at = NULL
-                       WHERE run_id = $1 AND step = $2 AND status IN ('queued', 'held', 'running')`,
   // $1 key $2 window
   rateWindow: `SELECT requests, tokens FROM rate_windows WHERE key = $1 AND "window" = $2`,
   // $1 key $2 window $3 tokens
@@ -319,8 +291,6 @@ export const SQL = {
   putStepItem: `INSERT INTO step_items (run_id, step, idx, status, output, error, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
                 ON CONFLICT (run_id, step, idx) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,
                   error = EXCLUDED.error, updated_at = EXCLUDED.updated_at`,
-  // $1 run_id $2 step
-  clearStepItems: `DELETE FROM step_items WHERE run_id = $1 AND step = $2`,
   // $1 id $2 fence $3 owner: locks the attempt row, so the lease cannot be taken over until commit
   holdsLease: `SELECT 1 AS held FROM attempts WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running' FOR SHARE`,
   // $1 run_id $2 name $3 output

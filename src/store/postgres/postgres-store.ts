@@ -4,9 +4,7 @@ import type { PruneRequest, PruneResult } from '../retention/prune.js';
 import type pg from 'pg';
 import type { CacheParts, FileHashes } from '../../core/cache-key.js';
 import { SluiceError } from '../../core/errors.js';
-import { descendants } from '../../core/graph.js';
 import type { Pipeline } from '../../core/model.js';
-import { assertRunTransition } from '../../core/state-machine.js';
 import {
   parseJson,
   toAttemptRecord,
@@ -19,8 +17,8 @@ import {
   type PipelineRow,
   type RunRow,
   type StepRow,
-} from '../sqlite/rows.js';
-import { compilePipeline, type CompiledPipeline } from '../sqlite/run-transitions.js';
+} from '../rows.js';
+import { compilePipeline, type CompiledPipeline } from '../ledger/ledger-tx.js';
 import type {
   CacheHit,
   AttemptRecord,
@@ -52,7 +50,7 @@ import type {
   TransitionResult,
 } from '../store.js';
 import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
-import type { StepItem } from '../../steps/step-type.js';
+import type { StepItem } from '../../core/step-results.js';
 import { migrations } from './migrations/index.js';
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
 import { PgDatasets } from './pg-datasets.js';
@@ -65,8 +63,8 @@ import { PgRunTransitions } from './pg-run-transitions.js';
 import { listRunsStatement } from './pg-run-list.js';
 import { PG_RUN_TRACE_SQL } from './pg-run-traces.js';
 import { PG_QUEUE_STATS_SQL } from './pg-queue-stats.js';
-import { PgSupervision } from './pg-supervision.js';
-import { endChild } from './pg-children.js';
+import { controlRun, endChild, requeueExpired, rollbackRun } from '../ledger/outcomes.js';
+import { decide, listDecisions } from '../ledger/supervision.js';
 import { claimAlone, claimIn, claimKeyed, completeBatch, createRunIn, createRunsAlone, insertNewRows, NewRows, planPlainRuns, type RunHeader, type Tx } from './pg-attempts.js';
 import { MIGRATION_LOCK_KEY, REAPER_LOCK_KEY, SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
@@ -220,10 +218,10 @@ export class PostgresStore implements Store {
       this.retryPolicy(),
       async (client) => {
         const tx: Tx = { client, t: new PgRunTransitions(client, (name, version) => this.compiled(client, name, version)), wake: false };
-        tx.t.onRunEnded = (out, runId, status, at) => endChild(tx, runId, status, at, out);
+        tx.t.onRunEnded = (out, runId, status, at) => tx.t.run(endChild(tx.t, runId, status, at, out));
         const result = await fn(tx);
         await tx.t.flushEvents();
-        if (tx.wake) await client.query(SQL.notify);
+        if (tx.wake || tx.t.woken) await client.query(SQL.notify);
         return result;
       },
       options,
@@ -505,12 +503,7 @@ export class PostgresStore implements Store {
         if (seen.has(a.id) || ((await client.query(SQL.expireAttempt, [a.id, now, a.fence, a.dead])).rowCount ?? 0) === 0) continue;
         seen.add(a.id);
         result.expired += 1;
-        const run = (await t.getRun(a.run_id))!;
-        const [row] = await this.q<{ attempts: number; force: number; feedback: string | null }>('requeueStep', [a.run_id, a.step], client);
-        if (!row) continue;
-        await t.insertAttempt(run, a.step, row.attempts, now, now, (await t.pipelineOf(run)).byName.get(a.step)?.priority ?? 0, row.force === 1, row.feedback);
-        t.emit(result.events, run, 'step.queued', a.step, now, { attempt: row.attempts, reason: 'lease expired' });
-        tx.wake = true;
+        await t.run(requeueExpired(t, a.run_id, a.step, now, result.events));
       }
       for (const id of overdue) {
         const run = (await t.getRun(id))!;
@@ -524,63 +517,17 @@ export class PostgresStore implements Store {
   }
 
   async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
-    return this.tx(async (tx) => {
-      const { client, t } = tx;
-      const run = await this.lockRun(t, runId);
+    return this.tx(async ({ t }) => {
       const events: RunEvent[] = [];
-      if (action === 'pause') {
-        assertRunTransition(runId, run.status, 'paused');
-        await t.setRunStatus(events, run, 'paused', now);
-        await this.q('holdAttempts', [runId], client);
-      } else if (action === 'resume') {
-        if (run.status !== 'paused') throw new SluiceError('ILLEGAL_TRANSITION', `run ${runId} is ${run.status}; only a paused run can be resumed`);
-        await t.setRunStatus(events, run, 'running', now, { event: 'run.resumed' });
-        await this.q('releaseAttempts', [runId], client);
-        await t.finishIfDone(events, await t.promote(events, (await t.getRun(runId))!, now), now);
-        tx.wake = true;
-      } else if (action === 'cancel') {
-        assertRunTransition(runId, run.status, 'cancelled');
-        await t.terminate(events, run, 'cancelled', now);
-      } else {
-        await this.retryRun(tx, run, now, events);
-      }
+      await t.run(controlRun(t, await this.lockRun(t, runId), action, now, events));
       return { run: toRunRecord((await t.getRun(runId))!), events };
     });
   }
 
-  /** Re-runs the failed, cancelled and never-started steps of a failed or cancelled run. */
-  private async retryRun(tx: Tx, run: RunRow, now: number, events: RunEvent[]): Promise<void> {
-    if (run.status !== 'failed' && run.status !== 'cancelled') {
-      throw new SluiceError('ILLEGAL_TRANSITION', `run ${run.id} is ${run.status}; only a failed or cancelled run can be retried`);
-    }
-    await this.q('resetFailedSteps', [run.id], tx.client);
-    await tx.t.setRunStatus(events, run, 'running', now, { event: 'run.resumed', data: { action: 'retry' } });
-    await tx.t.rebuild(events, run.id, now);
-    tx.wake = true;
-  }
-
   async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
-    return this.tx(async (tx) => {
-      const { client, t } = tx;
-      const run = await this.lockRun(t, runId);
-      const compiled = await t.pipelineOf(run);
-      if (!compiled.byName.has(step)) throw new SluiceError('STEP_NOT_FOUND', `pipeline ${run.pipeline} has no step ${step}`);
+    return this.tx(async ({ t }) => {
       const events: RunEvent[] = [];
-      const affected = [...descendants(compiled.definition, step)];
-      const selected = run.selection ? new Set(JSON.parse(run.selection) as string[]) : null;
-      for (const name of affected) {
-        if (selected && !selected.has(name)) continue;
-        await this.q('cancelStepAttempts', [runId, name, now], client);
-        await this.q('resetStep', [runId, name], client);
-        await this.q('clearStepItems', [runId, name], client);
-      }
-      if (run.status !== 'running' && run.status !== 'queued') {
-        assertRunTransition(runId, run.status, 'running');
-        await t.setRunStatus(events, run, 'running', now, { event: 'run.resumed', data: { action: 'rollback', to: step } });
-      }
-      t.emit(events, run, 'checkpoint.created', step, now, { rollback_to: step, steps: affected });
-      await t.rebuild(events, runId, now);
-      tx.wake = true;
+      await t.run(rollbackRun(t, await this.lockRun(t, runId), step, now, events));
       return { run: toRunRecord((await t.getRun(runId))!), events };
     });
   }
@@ -588,7 +535,7 @@ export class PostgresStore implements Store {
   async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
     return this.tx(async (tx) => {
       const events: RunEvent[] = [];
-      await new PgSupervision(tx.client, tx.t).decide(await this.lockRun(tx.t, runId), step, decision, now, events);
+      await tx.t.run(decide(tx.t, await this.lockRun(tx.t, runId), step, decision, now, events));
       tx.wake = events.some((e) => e.type === 'step.queued');
       return { run: toRunRecord((await tx.t.getRun(runId))!), events };
     });
@@ -597,7 +544,7 @@ export class PostgresStore implements Store {
   async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
     const client = await this.pool.connect();
     try {
-      return await new PgSupervision(client, new PgRunTransitions(client, (n, v) => this.compiled(client, n, v))).listDecisions(runId);
+      return await new PgRunTransitions(client, (n, v) => this.compiled(client, n, v)).run(listDecisions(runId));
     } finally {
       client.release();
     }

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { stepStatesInto } from '../../core/state-machine.js';
 import type { AttemptResult } from '../store.js';
-import { COUNTER_COLUMNS, finishingWhen, STEPS_FAILED_JSON, type RunCounters } from './run-transitions.js';
+import { finishingWhen, RUN_STATE, STEPS_FAILED_JSON, type RunState } from '../ledger/transitions.js';
 
 const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
 
@@ -39,11 +39,11 @@ const SQL = {
       error = CASE WHEN ${FINISHING} AND failed > 0 THEN '${STEPS_FAILED_JSON}' ELSE error END,
       finished_at = CASE WHEN ${FINISHING} THEN @now ELSE finished_at END
     WHERE id IN (SELECT value FROM json_each(@ids))
-    RETURNING ${COUNTER_COLUMNS}, (remaining = 0 AND active = 0 AND finished_at = @now AND status IN ('succeeded', 'failed')) AS finished`,
+    RETURNING ${RUN_STATE}, (remaining = 0 AND active = 0 AND finished_at = @now AND status IN ('succeeded', 'failed')) AS finished`,
 } as const;
 
-/** A row of settleRuns: the columns of {@link COUNTER_COLUMNS} in order, then `finished`. */
-type SettledRow = [string, string, number, RunCounters['status'], number, number, number, number, number, number, number, number];
+/** A row of settleRuns: the columns of {@link RUN_STATE} in order, then `finished`. */
+type SettledRow = [string, string, number, RunState['status'], number, number, number, number, number, number, number, string | null, number];
 
 /** An attempt whose result was recorded. */
 export interface FinishedAttempt {
@@ -122,12 +122,12 @@ export class AttemptBatches {
   }
 
   /** Settles one active step in each of `runIds` (each at most once); returns the counters after, by run id. */
-  settleRuns(runIds: readonly string[], now: number): Map<string, RunCounters & { finished: number }> {
+  settleRuns(runIds: readonly string[], now: number): Map<string, RunState & { finished: number }> {
     if (runIds.length === 0) return new Map();
-    const settled = new Map<string, RunCounters & { finished: number }>();
+    const settled = new Map<string, RunState & { finished: number }>();
     for (const row of this.stmts.settleRuns.all({ now, ids: JSON.stringify(runIds) }) as SettledRow[]) {
-      const [id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at, finished] = row;
-      settled.set(id, { id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at, finished });
+      const [id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at, parent_run_id, finished] = row;
+      settled.set(id, { id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at, parent_run_id, finished });
     }
     return settled;
   }

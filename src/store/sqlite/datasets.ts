@@ -3,6 +3,7 @@ import { Statements } from './statements.js';
 import { SluiceError } from '../../core/errors.js';
 import { assertDatasetName, checkRecords } from '../../datasets/record-checks.js';
 import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
+import { DEFAULT_RECORD_PAGE, toDataRecord, toDatasetRecord, type DatasetRow, type RecordRow } from '../dataset-rows.js';
 
 /** SQL of datasets and records; each statement lists its named parameters. */
 const SQL = {
@@ -29,33 +30,6 @@ const SQL = {
   // @dataset
   countRecords: `SELECT COUNT(*) AS n FROM dataset_records WHERE dataset = @dataset`,
 } as const;
-
-export interface DatasetRow {
-  name: string;
-  ingest_pipeline: string | null;
-  created_at: number;
-}
-
-export interface RecordRow {
-  dataset: string;
-  id: string;
-  data: string;
-  created_at: number;
-  updated_at: number;
-}
-
-/** Default page size of {@link SqliteDatasets.listRecords}. */
-export const DEFAULT_RECORD_PAGE = 100;
-
-export function toDatasetRecord(row: DatasetRow): DatasetRecord {
-  const out: DatasetRecord = { name: row.name, createdAt: row.created_at };
-  if (row.ingest_pipeline !== null) out.ingestPipeline = row.ingest_pipeline;
-  return out;
-}
-
-export function toDataRecord(row: RecordRow): DataRecord {
-  return { id: row.id, data: JSON.parse(row.data) as Record<string, unknown>, createdAt: row.created_at, updatedAt: row.updated_at };
-}
 
 /** Datasets and records of the SQLite store, over the store's connection and write transactions. */
 export class SqliteDatasets {

@@ -6,11 +6,9 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { toStoreError } from '../store-errors.js';
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
-import { descendants } from '../../core/graph.js';
 import type { Pipeline } from '../../core/model.js';
-import type { StepItem } from '../../steps/step-type.js';
+import type { StepItem } from '../../core/step-results.js';
 import { initiallyReady, planRun } from '../../core/scheduler.js';
-import { assertRunTransition, stepStatesInto } from '../../core/state-machine.js';
 import { newRunId } from '../ids.js';
 import type { CacheParts, FileHashes } from '../../core/cache-key.js';
 import type {
@@ -63,7 +61,7 @@ import {
   type PipelineRow,
   type RunRow,
   type StepRow,
-} from './rows.js';
+} from '../rows.js';
 import { SqliteOperations } from './operations.js';
 import { SqliteDatasets } from './datasets.js';
 import { SqliteAttributeValues } from './attribute-values.js';
@@ -73,8 +71,11 @@ import { RUN_TRACE_SQL } from './run-traces.js';
 import { QUEUE_STATS_SQL } from './queue-stats.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
-import { compilePipeline, RunTransitions, type CompiledPipeline } from './run-transitions.js';
-import { Supervision } from './supervision.js';
+import { RunTransitions } from './run-transitions.js';
+import { SQL } from './store-sql.js';
+import { compilePipeline, type CompiledPipeline } from '../ledger/ledger-tx.js';
+import { completeSupervised, controlRun, endChild, recordFailure, requeueExpired, rollbackRun } from '../ledger/outcomes.js';
+import { decide, listDecisions, recordDecision } from '../ledger/supervision.js';
 import { AttemptBatches, isPlainOutcome, type FinishedAttempt, type FinishedStep } from './attempt-batches.js';
 import { excessKeyedClaims, runConcurrencyKeys } from '../concurrency-keys.js';
 
@@ -90,160 +91,6 @@ interface RunHeader {
   parentRunId: string | null;
 }
 
-/** Claim condition over attempt `a`: it has no concurrency key, or fewer than its limit with its key are running. */
-const KEY_HAS_ROOM = `(a.concurrency_key IS NULL OR
-  (SELECT count(*) FROM attempts k WHERE k.concurrency_key = a.concurrency_key AND k.status = 'running') < a.concurrency_limit)`;
-
-/** SQL of the SQLite backend; each statement lists its named parameters. */
-const SQL = {
-  // @name @version
-  pipeline: `SELECT * FROM pipelines WHERE name = @name AND version = @version`,
-  // @name
-  latestPipeline: `SELECT * FROM pipelines WHERE name = @name ORDER BY version DESC LIMIT 1`,
-  latestPipelines: `SELECT p.* FROM pipelines p
-                    JOIN (SELECT name, MAX(version) AS version FROM pipelines GROUP BY name) l
-                      ON l.name = p.name AND l.version = p.version ORDER BY p.name`,
-  // @name
-  pipelineVersions: `SELECT * FROM pipelines WHERE name = @name ORDER BY version DESC`,
-  // @name @version @hash @definition @source @source_file @created_at
-  insertPipeline: `INSERT INTO pipelines (name, version, hash, definition, source, source_file, created_at)
-                   VALUES (@name, @version, @hash, @definition, @source, @source_file, @created_at)`,
-  // @pipeline
-  resetCache: `DELETE FROM step_cache WHERE pipeline = @pipeline`,
-  // @pipeline @key
-  idempotent: `SELECT * FROM runs WHERE pipeline = @pipeline AND idempotency_key = @key`,
-  // @id
-  clearIdempotency: `UPDATE runs SET idempotency_key = NULL WHERE id = @id`,
-  // @id @hash
-  setIdempotencyHash: `UPDATE runs SET idempotency_hash = @hash WHERE id = @id`,
-  // all run columns
-  insertRun: `INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
-                idempotency_key, parent_run_id, parent_step, remaining, active, failed, run_at, deadline_at, created_at)
-              VALUES (@id, @pipeline, @version, 'queued', @input, @priority, @force, @max_parallel, @selection,
-                @idempotency_key, @parent_run_id, @parent_step, @remaining, @active, 0, @run_at, @deadline_at, @created_at)`,
-  // @run_id @name @seq @status @waiting_on @priority @attempts
-  insertStep: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
-               VALUES (@run_id, @name, @seq, @status, @waiting_on, @priority, @attempts)`,
-  // @id
-  run: `SELECT * FROM runs WHERE id = @id`,
-  // @id: the fields of a run that never change (see RunHeader)
-  runHeader: `SELECT id, pipeline, version, input, parent_run_id FROM runs WHERE id = @id`,
-  // @run_id
-  steps: `SELECT * FROM steps WHERE run_id = @run_id ORDER BY seq`,
-  // @run_id @name
-  step: `SELECT * FROM steps WHERE run_id = @run_id AND name = @name`,
-  // @run_id
-  attempts: `SELECT * FROM attempts WHERE run_id = @run_id ORDER BY id`,
-  // @run_id @step
-  stepAttempts: `SELECT * FROM attempts WHERE run_id = @run_id AND step = @step ORDER BY id`,
-  // @run_id @step @attempt @stream @line @at
-  insertLog: `INSERT INTO logs (run_id, step, attempt, stream, line, at) VALUES (@run_id, @step, @attempt, @stream, @line, @at)`,
-  // @run_id
-  logs: `SELECT * FROM logs WHERE run_id = @run_id ORDER BY id`,
-  // @run_id @step
-  stepLogs: `SELECT * FROM logs WHERE run_id = @run_id AND step = @step ORDER BY id`,
-  // @pipeline @key
-  cache: `SELECT output, run_id, outputs FROM step_cache WHERE pipeline = @pipeline AND cache_key = @key`,
-  // @pipeline @step: the latest cached result of a step, what a miss is explained against
-  latestCache: `SELECT run_id, parts FROM step_cache WHERE pipeline = @pipeline AND step = @step ORDER BY created_at DESC LIMIT 1`,
-  // @pipeline @key @output @run_id @step @created_at @parts @outputs
-  putCache: `INSERT OR REPLACE INTO step_cache (pipeline, cache_key, output, run_id, step, created_at, parts, outputs)
-             VALUES (@pipeline, @key, @output, @run_id, @step, @created_at, @parts, @outputs)`,
-  // @run_id @name @explain
-  setCacheExplain: `UPDATE steps SET cache_explain = @explain WHERE run_id = @run_id AND name = @name`,
-  // @owner @now @lease_until @limit: an attempt with a concurrency key is a candidate only while fewer than its limit
-  // with that key run (several of one key in one claim are trimmed by claimInTransaction)
-  claim: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
-            lease_expires_at = @lease_until
-          WHERE id IN (SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND ${KEY_HAS_ROOM}
-                       ORDER BY priority DESC, available_at, id LIMIT @limit)
-          RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit`,
-  // @id @now
-  startRun: `UPDATE runs SET status = 'running', started_at = @now WHERE id = @id AND status = 'queued'`,
-  // @run_id @name @now
-  startStep: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, @now)
-              WHERE run_id = @run_id AND name = @name AND status IN (${stepStatesInto('running').map((s) => `'${s}'`).join(', ')})`,
-  // @owner @now @lease_until @limit @run_id
-  claimForRun: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
-            lease_expires_at = @lease_until
-          WHERE id IN (SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id AND ${KEY_HAS_ROOM}
-                       ORDER BY priority DESC, available_at, id LIMIT @limit)
-          RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit`,
-  // @key
-  runningWithKey: `SELECT count(*) AS n FROM attempts WHERE concurrency_key = @key AND status = 'running'`,
-  // @id: gives back a keyed attempt this claim took beyond its key's limit
-  unclaim: `UPDATE attempts SET status = 'queued', owner = NULL, started_at = NULL, lease_expires_at = NULL WHERE id = @id`,
-  // @id @keys
-  setRunConcurrencyKeys: `UPDATE runs SET concurrency_keys = @keys WHERE id = @id`,
-  // @owner @lease_until
-  heartbeat: `UPDATE attempts SET lease_expires_at = @lease_until WHERE owner = @owner AND status = 'running' RETURNING id`,
-  // @id @fence @owner @status @now @processing_ms @error @usage
-  finishAttempt: `UPDATE attempts SET status = @status, finished_at = @now, processing_ms = @processing_ms, error = @error,
-                    usage = @usage, lease_expires_at = NULL
-                  WHERE id = @id AND fence = @fence AND owner = @owner AND status = 'running'
-                  RETURNING run_id, step, number`,
-  // @key @window
-  rateWindow: `SELECT requests, tokens FROM rate_windows WHERE key = @key AND window = @window`,
-  // @key @window @tokens
-  takeRate: `INSERT INTO rate_windows (key, window, requests, tokens) VALUES (@key, @window, 1, @tokens)
-             ON CONFLICT (key, window) DO UPDATE SET requests = requests + 1, tokens = tokens + excluded.tokens`,
-  // @key @window @delta
-  settleRate: `UPDATE rate_windows SET tokens = MAX(0, tokens + @delta) WHERE key = @key AND window = @window`,
-  // @before
-  pruneRates: `DELETE FROM rate_windows WHERE window < @before`,
-  // @run_id @step
-  stepItems: `SELECT idx, status, output, error FROM step_items WHERE run_id = @run_id AND step = @step ORDER BY idx`,
-  // @run_id @step @idx @status @output @error @now
-  putStepItem: `INSERT INTO step_items (run_id, step, idx, status, output, error, updated_at)
-                VALUES (@run_id, @step, @idx, @status, @output, @error, @now)
-                ON CONFLICT (run_id, step, idx) DO UPDATE SET status = excluded.status, output = excluded.output,
-                  error = excluded.error, updated_at = excluded.updated_at`,
-  // @run_id @step
-  clearStepItems: `DELETE FROM step_items WHERE run_id = @run_id AND step = @step`,
-  // @id @fence @owner
-  holdsLease: `SELECT 1 AS held FROM attempts WHERE id = @id AND fence = @fence AND owner = @owner AND status = 'running'`,
-  // @run_id @name @output
-  setStepOutput: `UPDATE steps SET output = @output WHERE run_id = @run_id AND name = @name`,
-  // @run_id @name @status @output @cache_key @now
-  finishStep: `UPDATE steps SET status = @status, output = @output, cache_key = @cache_key, error = NULL, finished_at = @now
-               WHERE run_id = @run_id AND name = @name AND status = 'running'`,
-  // @run_id @name @status @error @now
-  failStep: `UPDATE steps SET status = @status, failures = failures + 1, error = @error,
-               finished_at = CASE WHEN @status = 'failed' THEN @now ELSE NULL END,
-               attempts = attempts + CASE WHEN @status = 'retrying' THEN 1 ELSE 0 END
-             WHERE run_id = @run_id AND name = @name AND status = 'running'
-             RETURNING failures, attempts, force, feedback`,
-  // @now
-  expiredLeases: `SELECT id, run_id, step, number, owner FROM attempts WHERE status = 'running' AND lease_expires_at < @now`,
-  runningOwners: `SELECT DISTINCT owner FROM attempts WHERE status = 'running'`,
-  // @owner
-  ownerAttempts: `SELECT id, run_id, step, number, owner FROM attempts WHERE status = 'running' AND owner = @owner`,
-  // @id @now
-  expireAttempt: `UPDATE attempts SET status = 'expired', finished_at = @now, lease_expires_at = NULL,
-                    error = '{"code":"LEASE_LOST","message":"the worker lost its lease"}'
-                  WHERE id = @id AND status = 'running'`,
-  // @run_id @name
-  requeueStep: `UPDATE steps SET status = 'queued', attempts = attempts + 1 WHERE run_id = @run_id AND name = @name AND status = 'running'
-                RETURNING attempts, force, feedback`,
-  // @now
-  overdueRuns: `SELECT * FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < @now AND status IN ('queued', 'running', 'paused', 'waiting')`,
-  // @run_id
-  holdAttempts: `UPDATE attempts SET status = 'held' WHERE run_id = @run_id AND status = 'queued'`,
-  // @run_id
-  releaseAttempts: `UPDATE attempts SET status = 'queued' WHERE run_id = @run_id AND status = 'held'`,
-  // @run_id
-  resetFailedSteps: `UPDATE steps SET status = 'pending', error = NULL, finished_at = NULL, failures = 0
-                     WHERE run_id = @run_id AND status IN ('failed', 'cancelled')`,
-  // @run_id @name
-  resetStep: `UPDATE steps SET status = 'pending', output = NULL, error = NULL, cache_key = NULL, cache_explain = NULL, finished_at = NULL,
-                started_at = NULL, failures = 0, force = 1
-              WHERE run_id = @run_id AND name = @name AND status IN (${stepStatesInto('pending').map((s) => `'${s}'`).join(', ')})`,
-  // @run_id @step @now
-  cancelStepAttempts: `UPDATE attempts SET status = 'cancelled', finished_at = @now, lease_expires_at = NULL
-                       WHERE run_id = @run_id AND step = @step AND status IN ('queued', 'held', 'running')`,
-  // @limit
-  deadLetters: `SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC LIMIT @limit`,
-} as const;
 
 export interface SqliteStoreOptions {
   /** `:memory:` or a file path; parent folders are created. */
@@ -262,7 +109,6 @@ export class SqliteStore implements Store {
   /** Fields of a run that never change after creation, so hot paths need not read the row again. */
   private readonly headers = new Map<string, RunHeader>();
   private runTransitions: RunTransitions | undefined;
-  private runSupervision: Supervision | undefined;
   private attemptBatches: AttemptBatches | undefined;
   /** Server features: tokens, trigger slots, stats (operations.ts). */
   private readonly ops: SqliteOperations;
@@ -272,11 +118,6 @@ export class SqliteStore implements Store {
   private readonly attributeValues: SqliteAttributeValues;
   /** Eval cases of pipelines (evals.ts). */
   private readonly evals: SqliteEvals;
-
-  private get supervision(): Supervision {
-    if (!this.runSupervision) this.runSupervision = new Supervision(this.db, this.transitions);
-    return this.runSupervision;
-  }
 
   private get batches(): AttemptBatches {
     if (!this.attemptBatches) this.attemptBatches = new AttemptBatches(this.db);
@@ -494,7 +335,7 @@ export class SqliteStore implements Store {
       }
     });
     this.runTransitions = new RunTransitions(this.db, (name, version) => this.compiled(name, version));
-    this.runTransitions.onRunEnded = (out, runId, status, at) => this.endChild(runId, status, at, out);
+    this.runTransitions.onRunEnded = (out, runId, status, at) => this.transitions.run(endChild(this.transitions, runId, status, at, out));
   }
 
   async close(): Promise<void> {
@@ -867,18 +708,18 @@ export class SqliteStore implements Store {
       | undefined;
     if (!fin) return false;
     if (status === 'failed') {
-      this.recordFailure(this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events);
+      this.transitions.run(recordFailure(this.transitions, this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events));
       return true;
     }
     if (status === 'blocked' || status === 'rewound') {
-      this.completeSupervised(this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events);
+      this.transitions.run(completeSupervised(this.transitions, this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events));
       return true;
     }
     if (status === 'spawned') {
       this.spawnChild(this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events);
       return true;
     }
-    if (r.decision) this.supervision.recordDecision(this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r.decision, null, now, events);
+    if (r.decision) this.transitions.run(recordDecision(this.transitions, this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r.decision, null, now, events));
     const run = this.header(fin.run_id);
     const output = toJson(r.output);
     this.stmt('finishStep').run({ run_id: run.id, name: fin.step, status, output, cache_key: r.cacheKey ?? null, now });
@@ -897,80 +738,13 @@ export class SqliteStore implements Store {
     const child = this.stmt('latestPipeline').get({ name: request.pipeline }) as PipelineRow | undefined;
     if (!child) {
       const error = { code: 'PIPELINE_NOT_FOUND', message: `step ${step} runs pipeline ${request.pipeline}, which is not registered`, retryable: false };
-      this.recordFailure(run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events);
+      this.transitions.run(recordFailure(this.transitions, run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events));
       return;
     }
     const traced = request.traceparent === undefined ? {} : { traceparent: request.traceparent };
     const created = this.createRun({ pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step }, ...traced }, now);
     this.stmt('setStepOutput').run({ run_id: run.id, name: step, output: JSON.stringify({ child_run: created.run.id }) });
     events.push(...created.events);
-  }
-
-  /** A child run ended: its parent's `pipeline` step succeeds with the child's outputs, or fails. */
-  private endChild(childId: string, status: 'succeeded' | 'failed' | 'cancelled', now: number, events: RunEvent[]): void {
-    if (this.header(childId).parentRunId === null) return;
-    const child = this.transitions.getRun(childId);
-    if (!child?.parent_run_id || !child.parent_step) return;
-    const parent = this.transitions.getRun(child.parent_run_id);
-    const step = this.stmt('step').get({ run_id: child.parent_run_id, name: child.parent_step }) as StepRow | undefined;
-    if (!parent || step?.status !== 'running') return;
-    const attempt = step.attempts;
-    if (status === 'succeeded') {
-      const output = { child_run: childId, status, outputs: this.leafOutputs(child) };
-      this.stmt('finishStep').run({ run_id: parent.id, name: step.name, status: 'succeeded', output: JSON.stringify(output), cache_key: null, now });
-      this.transitions.emit(events, parent, 'step.succeeded', step.name, now, { attempt, child_run: childId });
-      this.transitions.settle(events, parent, step.name, now);
-      return;
-    }
-    const error = { code: 'CHILD_RUN_FAILED', message: `child run ${childId} of pipeline ${child.pipeline} ${status}`, retryable: status === 'failed' };
-    this.recordFailure(parent, step.name, attempt, { attemptId: 0, fence: 0, owner: '', outcome: 'failed', error, retryable: error.retryable, processingMs: 0, retryDelayMs: 0 }, now, events);
-  }
-
-  /** The outputs of a run's final steps (those nothing else needs), by step name. */
-  private leafOutputs(run: RunRow): Record<string, unknown> {
-    const { definition, dependents } = this.transitions.pipelineOf(run);
-    const out: Record<string, unknown> = {};
-    for (const s of definition.steps) {
-      if ((dependents.get(s.name) ?? []).length > 0) continue;
-      const row = this.stmt('step').get({ run_id: run.id, name: s.name }) as StepRow | undefined;
-      out[s.name] = row?.output ? JSON.parse(row.output) : null;
-    }
-    return out;
-  }
-
-  /** A gate or approval steered the run: block it for a human, or rewind it to an upstream step. */
-  private completeSupervised(run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): void {
-    if (r.outcome === 'blocked') return this.supervision.block(run, step, number, r, now, events);
-    const result = this.supervision.rewind(run, step, number, r, now, events);
-    if (result === 'rewound') return;
-    const reason = `retry budget of ${r.rewind?.budget ?? 0} spent`;
-    const decision = { ...(r.decision ?? { validations: [], rules: [] }), decision: 'block' as const, reason };
-    if (result === 'block') return this.supervision.block(run, step, number, { ...r, outcome: 'blocked', decision }, now, events);
-    this.supervision.recordDecision(run, step, number, { ...decision, reason: `${reason}; failing` }, 0, now, events);
-    const error = { code: 'GATE_FAILED', message: `gate ${step}: ${reason}`, retryable: false };
-    this.recordFailure(run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events);
-  }
-
-  private recordFailure(run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): void {
-    const def = this.transitions.pipelineOf(run).byName.get(step);
-    const policy = def?.retry;
-    const stepRow = this.stmt('step').get({ run_id: run.id, name: step }) as StepRow;
-    const failures = stepRow.failures + 1;
-    const live = run.status === 'running' || run.status === 'queued' || run.status === 'paused';
-    const retry = live && r.retryable !== false && policy !== undefined && failures < policy.attempts;
-    const errorText = r.error ? JSON.stringify(r.error) : null;
-    const errorData = r.error ? { code: r.error.code, message: r.error.message } : undefined;
-    if (retry) {
-      const row = this.stmt('failStep').get({ run_id: run.id, name: step, status: 'retrying', error: errorText, now }) as { attempts: number; force: number; feedback: string | null };
-      const delay = r.retryDelayMs ?? 0;
-      this.transitions.insertAttempt(run, step, row.attempts, now, now + delay, def?.priority ?? 0, row.force === 1, row.feedback);
-      this.transitions.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row.attempts, delay_ms: delay, error: errorData, duration_ms: r.processingMs });
-      return;
-    }
-    this.stmt('failStep').get({ run_id: run.id, name: step, status: 'failed', error: errorText, now });
-    this.transitions.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData, duration_ms: r.processingMs });
-    if (def?.onFailure === 'continue') this.transitions.settle(events, run, step, now);
-    else this.transitions.abort(events, run, step, now);
   }
 
   async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
@@ -987,11 +761,7 @@ export class SqliteStore implements Store {
         if (seen.has(a.id) || this.stmt('expireAttempt').run({ id: a.id, now }).changes === 0) continue;
         seen.add(a.id);
         result.expired += 1;
-        const run = this.transitions.getRun(a.run_id)!;
-        const row = this.stmt('requeueStep').get({ run_id: a.run_id, name: a.step }) as { attempts: number; force: number; feedback: string | null } | undefined;
-        if (!row) continue;
-        this.transitions.insertAttempt(run, a.step, row.attempts, now, now, this.transitions.pipelineOf(run).byName.get(a.step)?.priority ?? 0, row.force === 1, row.feedback);
-        this.transitions.emit(result.events, run, 'step.queued', a.step, now, { attempt: row.attempts, reason: 'lease expired' });
+        this.transitions.run(requeueExpired(this.transitions, a.run_id, a.step, now, result.events));
       }
       for (const run of this.stmt('overdueRuns').all({ now }) as RunRow[]) {
         result.timedOutRuns += 1;
@@ -1003,57 +773,16 @@ export class SqliteStore implements Store {
 
   async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
     return this.write(() => {
-      const run = this.requireRun(runId);
       const events: RunEvent[] = [];
-      if (action === 'pause') {
-        assertRunTransition(runId, run.status, 'paused');
-        this.transitions.setRunStatus(events, run, 'paused', now);
-        this.stmt('holdAttempts').run({ run_id: runId });
-      } else if (action === 'resume') {
-        if (run.status !== 'paused') throw new SluiceError('ILLEGAL_TRANSITION', `run ${runId} is ${run.status}; only a paused run can be resumed`);
-        this.transitions.setRunStatus(events, run, 'running', now, { event: 'run.resumed' });
-        this.stmt('releaseAttempts').run({ run_id: runId });
-        this.transitions.finishIfDone(events, this.transitions.promote(events, this.requireRun(runId), now), now);
-      } else if (action === 'cancel') {
-        assertRunTransition(runId, run.status, 'cancelled');
-        this.transitions.terminate(events, run, 'cancelled', now);
-      } else {
-        this.retryRun(run, now, events);
-      }
+      this.transitions.run(controlRun(this.transitions, this.requireRun(runId), action, now, events));
       return { run: toRunRecord(this.transitions.getRun(runId)!), events };
     });
   }
 
-  /** Re-runs the failed, cancelled and never-started steps of a failed or cancelled run. */
-  private retryRun(run: RunRow, now: number, events: RunEvent[]): void {
-    if (run.status !== 'failed' && run.status !== 'cancelled') {
-      throw new SluiceError('ILLEGAL_TRANSITION', `run ${run.id} is ${run.status}; only a failed or cancelled run can be retried`);
-    }
-    this.stmt('resetFailedSteps').run({ run_id: run.id });
-    this.transitions.setRunStatus(events, run, 'running', now, { event: 'run.resumed', data: { action: 'retry' } });
-    this.transitions.rebuild(events, run.id, now);
-  }
-
   async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
     return this.write(() => {
-      const run = this.requireRun(runId);
-      const compiled = this.transitions.pipelineOf(run);
-      if (!compiled.byName.has(step)) throw new SluiceError('STEP_NOT_FOUND', `pipeline ${run.pipeline} has no step ${step}`);
       const events: RunEvent[] = [];
-      const affected = [...descendants(compiled.definition, step)];
-      const selected = run.selection ? new Set(JSON.parse(run.selection) as string[]) : null;
-      for (const name of affected) {
-        if (selected && !selected.has(name)) continue;
-        this.stmt('cancelStepAttempts').run({ run_id: runId, step: name, now });
-        this.stmt('resetStep').run({ run_id: runId, name });
-        this.stmt('clearStepItems').run({ run_id: runId, step: name });
-      }
-      if (run.status !== 'running' && run.status !== 'queued') {
-        assertRunTransition(runId, run.status, 'running');
-        this.transitions.setRunStatus(events, run, 'running', now, { event: 'run.resumed', data: { action: 'rollback', to: step } });
-      }
-      this.transitions.emit(events, run, 'checkpoint.created', step, now, { rollback_to: step, steps: affected });
-      this.transitions.rebuild(events, runId, now);
+      this.transitions.run(rollbackRun(this.transitions, this.requireRun(runId), step, now, events));
       return { run: toRunRecord(this.transitions.getRun(runId)!), events };
     });
   }
@@ -1061,13 +790,13 @@ export class SqliteStore implements Store {
   async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
     return this.write(() => {
       const events: RunEvent[] = [];
-      this.supervision.decide(this.requireRun(runId), step, decision, now, events);
+      this.transitions.run(decide(this.transitions, this.requireRun(runId), step, decision, now, events));
       return { run: toRunRecord(this.transitions.getRun(runId)!), events };
     });
   }
 
   async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
-    return this.supervision.listDecisions(runId);
+    return this.transitions.run(listDecisions(runId));
   }
 
   async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {

@@ -1,9 +1,9 @@
-import type { CacheExplain } from '../../core/cache-key.js';
-import type { ErrorRecord } from '../../core/errors.js';
-import type { Pipeline, RunStatus, StepStatus } from '../../core/model.js';
-import type { StepUsage } from '../../steps/step-type.js';
-import type { GateDecisionRecord } from '../store.js';
-import type { AttemptRecord, AttemptStatus, EventType, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store.js';
+import type { CacheExplain } from '../core/cache-key.js';
+import type { ErrorRecord } from '../core/errors.js';
+import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
+import type { StepUsage } from '../core/step-results.js';
+import type { GateDecisionRecord } from './store.js';
+import type { AttemptRecord, AttemptStatus, EventType, RunEvent, RunRecord, StepRecord, StoredPipeline } from './store.js';
 
 /** Row shapes as SQLite returns them; they never leave src/store. */
 export interface PipelineRow {

@@ -1,0 +1,45 @@
+import type { ErrorCode, ErrorRecord } from '../../core/errors.js';
+import type { Pipeline, Step } from '../../core/model.js';
+import type { RunRow } from '../rows.js';
+import type { EventType, RunEvent } from '../store.js';
+
+/** A pipeline version as the scheduler needs it: the definition plus lookups. */
+export interface CompiledPipeline {
+  definition: Pipeline;
+  byName: Map<string, Step>;
+  dependents: Map<string, string[]>;
+}
+
+export function compilePipeline(definition: Pipeline): CompiledPipeline {
+  const byName = new Map(definition.steps.map((s) => [s.name, s]));
+  const dependents = new Map<string, string[]>(definition.steps.map((s) => [s.name, []]));
+  for (const step of definition.steps) for (const need of step.needs) dependents.get(need)?.push(step.name);
+  return { definition, byName, dependents };
+}
+
+/** An error the ledger stores on a step or run: its code is one of the {@link ErrorCode}s users can match on. */
+export type StoredError = ErrorRecord & { code: ErrorCode };
+
+/** How a run ended. */
+export type EndStatus = 'succeeded' | 'failed' | 'cancelled';
+
+/**
+ * What the ledger's rules need from the driver of the transaction they run in, besides statements: where events
+ * go, pipeline definitions, what to do when a child run ends, and how values are encoded for its columns.
+ */
+export interface LedgerTx {
+  /** Records an event: handed to the in-process bus and written before the transaction commits. */
+  emit(out: RunEvent[], run: Pick<RunRow, 'id' | 'pipeline'>, type: EventType, step: string | null, at: number, data?: Record<string, unknown>): void;
+  /** The compiled definition of a pipeline version (a cache lookup; asynchronous on PostgreSQL). */
+  pipelineOf(run: Pick<RunRow, 'pipeline' | 'version'>): CompiledPipeline | Promise<CompiledPipeline>;
+  /** A run that has a parent (a `pipeline` step's child) ended: the parent's step completes. */
+  childEnded(out: RunEvent[], runId: string, status: EndStatus, at: number): void | Promise<void>;
+  /** Work became ready for workers in other processes (PostgreSQL notifies them at commit; SQLite needs nothing). */
+  wake(): void;
+  /** A value as a JSON column parameter. */
+  json(value: unknown): string;
+  /** JSON text (as read from a row, or made by JSON.stringify) as a JSON column parameter. */
+  jsonText(text: string | null): string | null;
+  /** Text as a text column parameter. */
+  text(text: string | null): string | null;
+}

@@ -1,0 +1,297 @@
+/**
+ * The scheduling rules of one run, written once for both backends: settling a step, queueing what became ready,
+ * failing fast, cancelling and finishing, rebuilding counters after a rewind. Each rule runs inside the caller's
+ * transaction (which holds the run) and appends an event for every transition.
+ */
+import type { ErrorRecord } from '../../core/errors.js';
+import { descendants } from '../../core/graph.js';
+import type { RunStatus, StepStatus } from '../../core/model.js';
+import { needIsSettled } from '../../core/scheduler.js';
+import { runStatesInto, stepStatesInto } from '../../core/state-machine.js';
+import type { RunRow, StepRow } from '../rows.js';
+import { stepsFailedError, type FailedStepRow } from '../run-failure.js';
+import type { EventType, RunEvent } from '../store.js';
+import { all, call, get, run as exec, sql, type Rule, type Statement } from './effects.js';
+import type { CompiledPipeline, EndStatus, LedgerTx, StoredError } from './ledger-tx.js';
+
+const STEPS_FAILED: StoredError = { code: 'STEP_FAILED', message: 'one or more steps failed' };
+
+/** The run error of a run that ends because steps failed, as stored until the rules name the step. */
+export const STEPS_FAILED_JSON = JSON.stringify(STEPS_FAILED);
+
+/** A run in these states ends when its last step settles (a paused run ends on resume). */
+const ENDABLE = ['queued', 'running'].filter((s) => runStatesInto('succeeded').includes(s as RunStatus) && runStatesInto('failed').includes(s as RunStatus));
+
+export const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
+
+/**
+ * SQL condition, over the row before the update, that a settle update adding `active` and `remaining` (SQL
+ * expressions) ends the run. RETURNING sees the row after it; a run whose remaining count just reached 0
+ * cannot have ended before (it had a step left).
+ */
+export function finishingWhen(active: string, remaining: string): string {
+  return `remaining + ${remaining} = 0 AND active + ${active} = 0 AND status IN (${inList(ENDABLE)})`;
+}
+
+/** The columns of a run that scheduling reads back after changing its counters (not its input or error). */
+export const RUN_STATE = 'id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at, parent_run_id';
+
+/** A run as {@link RUN_STATE} returns it. */
+export type RunState = Pick<RunRow, 'id' | 'pipeline' | 'version' | 'status' | 'priority' | 'force' | 'max_parallel' | 'remaining' | 'active' | 'failed' | 'run_at' | 'parent_run_id'>;
+
+/** A run's state after a settle update, and whether that update ended it (0/1 on SQLite, a boolean on PostgreSQL). */
+export type SettledRun = RunState & { finished: number | boolean };
+
+/** Frees a step's slot and counts it done in the runs matching `where`; ends a run whose last step this was. */
+export const settleCountersWhere = (where: string, active: string, remaining: string, at: string) => {
+  const finishing = finishingWhen(active, remaining);
+  return `UPDATE runs SET active = active + ${active}, remaining = remaining + ${remaining},
+      status = CASE WHEN ${finishing} THEN (CASE WHEN failed > 0 THEN 'failed' ELSE 'succeeded' END) ELSE status END,
+      error = CASE WHEN ${finishing} AND failed > 0 THEN '${STEPS_FAILED_JSON}'::jsonb ELSE error END,
+      finished_at = CASE WHEN ${finishing} THEN ${at} ELSE finished_at END
+    WHERE ${where}
+    RETURNING ${RUN_STATE}, (remaining = 0 AND active = 0 AND finished_at = ${at} AND status IN ('succeeded', 'failed')) AS finished`;
+};
+
+const S = {
+  run: sql('run', `SELECT * FROM runs WHERE id = $1`),
+  addCounters: sql('addCounters', `UPDATE runs SET active = active + $2, remaining = remaining + $3, failed = failed + $4 WHERE id = $1 RETURNING ${RUN_STATE}`),
+  settleCounters: sql('settleCounters', settleCountersWhere('id = $1', '$2', '$3', '$4::bigint')),
+  decrementWaiting: sql('decrementWaiting', `UPDATE steps SET waiting_on = waiting_on - 1 WHERE run_id = $1 AND name = $2 AND status = 'pending'`),
+  readySteps: sql('readySteps', `SELECT name FROM steps WHERE run_id = $1 AND status = 'pending' AND waiting_on = 0 ORDER BY priority DESC, seq LIMIT $2`),
+  queueStep: sql(
+    'queueStep',
+    `UPDATE steps SET status = 'queued', attempts = attempts + 1
+     WHERE run_id = $1 AND name = $2 AND status IN (${inList(stepStatesInto('queued'))}) RETURNING attempts, force, feedback`,
+  ),
+  insertAttempt: sql(
+    'insertAttempt',
+    `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+  ),
+  // An attempt of a step with a concurrency_key takes the key its run rendered (the key's text when it has none).
+  insertKeyedAttempt: sql('insertKeyedAttempt', {
+    sqlite: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback, concurrency_key, concurrency_limit)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE((SELECT json_extract(concurrency_keys, '$.' || json_quote($2)) FROM runs WHERE id = $1), $10), $11)`,
+    pg: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback, concurrency_key, concurrency_limit)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE((SELECT concurrency_keys ->> $2 FROM runs WHERE id = $1), $10), $11)`,
+  }),
+  // Steps in step order, so that their `step.cancelled` events come out alike on every backend.
+  unstartedSteps: sql('unstartedSteps', `SELECT name, status FROM steps WHERE run_id = $1 AND status IN ('pending', 'queued', 'retrying') ORDER BY seq`),
+  liveSteps: sql('liveSteps', `SELECT name, status FROM steps WHERE run_id = $1 AND status IN ('pending', 'queued', 'retrying', 'running', 'blocked') ORDER BY seq`),
+  cancelStep: sql('cancelStep', `UPDATE steps SET status = 'cancelled', finished_at = $3 WHERE run_id = $1 AND name = $2 AND status IN (${inList(stepStatesInto('cancelled'))})`),
+  cancelAttempts: sql(
+    'cancelAttempts',
+    `UPDATE attempts SET status = 'cancelled', finished_at = $3, lease_expires_at = NULL WHERE run_id = $1 AND step = $2 AND status IN ('queued', 'held', 'running')`,
+  ),
+  // Live child runs (of `pipeline` steps); PostgreSQL locks them, in id order.
+  liveChildren: sql('liveChildren', {
+    sqlite: `SELECT * FROM runs WHERE parent_run_id = $1 AND status IN ('queued', 'running', 'paused', 'waiting') ORDER BY id`,
+    pg: `SELECT * FROM runs WHERE parent_run_id = $1 AND status IN ('queued', 'running', 'paused', 'waiting') ORDER BY id FOR UPDATE`,
+  }),
+  allSteps: sql('allSteps', `SELECT * FROM steps WHERE run_id = $1 ORDER BY seq`),
+  setWaiting: sql('setWaiting', `UPDATE steps SET waiting_on = $3 WHERE run_id = $1 AND name = $2`),
+  // The steps that failed, in the order they failed.
+  failedSteps: sql('failedSteps', `SELECT name, error FROM steps WHERE run_id = $1 AND status = 'failed' ORDER BY finished_at, seq`),
+  setRunError: sql('setRunError', `UPDATE runs SET error = $2::jsonb WHERE id = $1`),
+  setCounters: sql('setCounters', `UPDATE runs SET active = $2, remaining = $3, failed = $4 WHERE id = $1 RETURNING ${RUN_STATE}`),
+};
+
+const setRunStatusStmts = new Map<RunStatus, Statement>();
+
+/** Moves a run to `to`, only from states that may enter it. */
+function setRunStatusStmt(to: RunStatus): Statement {
+  let s = setRunStatusStmts.get(to);
+  if (!s) {
+    s = sql(
+      `setRunStatus_${to}`,
+      `UPDATE runs SET status = '${to}', error = COALESCE($2::jsonb, error),
+         finished_at = CASE WHEN '${to}' IN ('succeeded','failed','cancelled') THEN $3::bigint ELSE NULL END
+       WHERE id = $1 AND status IN (${inList(runStatesInto(to))})`,
+    );
+    setRunStatusStmts.set(to, s);
+  }
+  return s;
+}
+
+type RunRef = Pick<RunRow, 'id' | 'pipeline' | 'version'>;
+
+export function* pipelineOf(tx: LedgerTx, run: Pick<RunRow, 'pipeline' | 'version'>): Rule<CompiledPipeline> {
+  return yield* call(() => tx.pipelineOf(run));
+}
+
+export function* getRun(id: string): Rule<RunRow | undefined> {
+  return yield* get<RunRow>(S.run, [id]);
+}
+
+export function* addCounters(id: string, delta: { active?: number; remaining?: number; failed?: number }): Rule<RunState> {
+  return (yield* get<RunState>(S.addCounters, [id, delta.active ?? 0, delta.remaining ?? 0, delta.failed ?? 0]))!;
+}
+
+/** Options of {@link setRunStatus}: the run's error, and the event to emit instead of `run.<to>`. */
+export interface StatusOptions {
+  error?: ErrorRecord;
+  event?: EventType;
+  data?: Record<string, unknown>;
+}
+
+/** Moves the run to `to` if the transition table allows it; emits `run.<to>` (or the given event). */
+export function* setRunStatus(tx: LedgerTx, out: RunEvent[], run: Pick<RunRow, 'id' | 'pipeline'>, to: RunStatus, at: number, opts: StatusOptions = {}): Rule<boolean> {
+  const changed = (yield* exec(setRunStatusStmt(to), [run.id, opts.error ? tx.json(opts.error) : null, at])) > 0;
+  if (changed) tx.emit(out, run, opts.event ?? (`run.${to}` as EventType), null, at, opts.data ?? (opts.error ? { error: opts.error } : undefined));
+  return changed;
+}
+
+/** Inserts the next attempt of a step that is already marked queued/retrying. */
+export function* insertAttempt(
+  tx: LedgerTx,
+  run: RunState,
+  step: string,
+  attempt: { number: number; at: number; availableAt: number; priority: number; force?: boolean; feedback?: string | null },
+): Rule<void> {
+  const status = run.status === 'paused' ? 'held' : 'queued';
+  const forced = attempt.force || run.force === 1 ? 1 : 0;
+  const values = [run.id, step, attempt.number, status, run.priority + attempt.priority, forced, attempt.availableAt, attempt.at, tx.jsonText(attempt.feedback ?? null)];
+  const def = (yield* pipelineOf(tx, run)).byName.get(step);
+  if (!def || def.concurrencyKey === null) yield* exec(S.insertAttempt, values);
+  else yield* exec(S.insertKeyedAttempt, [...values, def.concurrencyKey, def.concurrencyLimit ?? 1]);
+}
+
+/** Queues ready steps up to the run's max_parallel; returns the run with its counters updated. */
+export function* promote(tx: LedgerTx, out: RunEvent[], run: RunState, at: number): Rule<RunState> {
+  // A waiting run (a step awaits a human) goes on with its independent branches.
+  if (run.status !== 'running' && run.status !== 'queued' && run.status !== 'waiting') return run;
+  const slots = run.max_parallel - run.active;
+  // remaining counts every unfinished step; when all of them are active, none is pending.
+  if (slots <= 0 || run.remaining <= run.active) return run;
+  const compiled = yield* pipelineOf(tx, run);
+  if (run.failed > 0 && compiled.definition.failFast) return run;
+  const ready = yield* all<{ name: string }>(S.readySteps, [run.id, slots]);
+  if (ready.length === 0) return run;
+  for (const { name } of ready) {
+    const row = yield* get<{ attempts: number; force: number; feedback: string | null }>(S.queueStep, [run.id, name]);
+    if (!row) continue;
+    const priority = compiled.byName.get(name)?.priority ?? 0;
+    yield* insertAttempt(tx, run, name, { number: row.attempts, at, availableAt: Math.max(at, run.run_at), priority, force: row.force === 1, feedback: row.feedback });
+    tx.emit(out, run, 'step.queued', name, at, { attempt: row.attempts });
+  }
+  return yield* addCounters(run.id, { active: ready.length });
+}
+
+/** One need of each step that needs `step` is settled. */
+export function* releaseDependents(tx: LedgerTx, run: RunRef, step: string): Rule<void> {
+  const dependents = (yield* pipelineOf(tx, run)).dependents.get(step);
+  if (dependents) for (const dependent of dependents) yield* exec(S.decrementWaiting, [run.id, dependent]);
+}
+
+/**
+ * A step reached a state that lets dependents proceed (succeeded, cached, skipped, or failed with
+ * on_failure: continue): free its slot, count it done, release dependents, queue what is ready.
+ */
+export function* settle(tx: LedgerTx, out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true): Rule<void> {
+  yield* releaseDependents(tx, run, step);
+  const row = (yield* get<SettledRun>(S.settleCounters, [run.id, wasActive ? -1 : 0, -1, at]))!;
+  yield* afterSettle(tx, out, row, at);
+}
+
+/** After a step settled (`row`: the run's counters after): ends the run, or queues what became ready. */
+export function* afterSettle(tx: LedgerTx, out: RunEvent[], row: SettledRun, at: number): Rule<void> {
+  if (!row.finished) {
+    yield* promote(tx, out, row, at);
+    return;
+  }
+  let data: Record<string, unknown> | undefined;
+  if (row.failed > 0) {
+    // The settle statement stored a generic error; the run's error names the step that failed it.
+    const error = yield* failureOf(tx, row);
+    yield* exec(S.setRunError, [row.id, tx.json(error)]);
+    data = { error };
+  }
+  tx.emit(out, row, `run.${row.status}` as EventType, null, at, data);
+  yield* ended(tx, out, row, row.status as 'succeeded' | 'failed', at);
+}
+
+/** A step failed for good with on_failure: abort. */
+export function* abort(tx: LedgerTx, out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true): Rule<void> {
+  const compiled = yield* pipelineOf(tx, run);
+  let row = yield* addCounters(run.id, { active: wasActive ? -1 : 0, remaining: -1, failed: 1 });
+  if (compiled.definition.failFast) {
+    row = yield* cancelSteps(tx, out, row, null, at);
+  } else {
+    const downstream = descendants(compiled.definition, step);
+    downstream.delete(step);
+    row = yield* promote(tx, out, yield* cancelSteps(tx, out, row, downstream, at), at);
+  }
+  yield* finishIfDone(tx, out, row, at);
+}
+
+/** Cancels steps that have not started (all of them, or those in `only`), in step order. */
+export function* cancelSteps(tx: LedgerTx, out: RunEvent[], run: RunState, only: Set<string> | null, at: number, includeRunning = false): Rule<RunState> {
+  const rows = yield* all<{ name: string; status: StepStatus }>(includeRunning ? S.liveSteps : S.unstartedSteps, [run.id]);
+  let active = 0;
+  let remaining = 0;
+  for (const { name, status } of rows) {
+    if (only && !only.has(name)) continue;
+    if ((yield* exec(S.cancelStep, [run.id, name, at])) === 0) continue;
+    yield* exec(S.cancelAttempts, [run.id, name, at]);
+    remaining += 1;
+    if (status !== 'pending' && status !== 'blocked') active += 1;
+    tx.emit(out, run, 'step.cancelled', name, at);
+  }
+  return remaining > 0 ? yield* addCounters(run.id, { active: -active, remaining: -remaining }) : run;
+}
+
+/** Ends the run when no step is left: failed if any step failed with abort, succeeded otherwise. */
+export function* finishIfDone(tx: LedgerTx, out: RunEvent[], run: RunState, at: number): Rule<void> {
+  if (run.remaining > 0 || run.active > 0) return;
+  if (run.status !== 'running' && run.status !== 'queued') return;
+  const to = run.failed > 0 ? 'failed' : 'succeeded';
+  const opts = run.failed > 0 ? { error: yield* failureOf(tx, run) } : {};
+  if (yield* setRunStatus(tx, out, run, to, at, opts)) yield* ended(tx, out, run, to, at);
+}
+
+/** The error of a run that failed because steps failed: names the first one and its error. */
+export function* failureOf(tx: LedgerTx, run: RunRef): Rule<ErrorRecord> {
+  const failed = yield* all<FailedStepRow>(S.failedSteps, [run.id]);
+  return stepsFailedError(failed, (yield* pipelineOf(tx, run)).byName);
+}
+
+/** Ends a run now as cancelled or failed: every live step and attempt is cancelled, and its live child runs. */
+export function* terminate(tx: LedgerTx, out: RunEvent[], run: RunState, to: 'cancelled' | 'failed', at: number, error?: ErrorRecord): Rule<void> {
+  yield* cancelSteps(tx, out, run, null, at, true);
+  if (!(yield* setRunStatus(tx, out, run, to, at, error ? { error } : {}))) return;
+  // Child runs of `pipeline` steps end with their parent.
+  for (const child of yield* all<RunRow>(S.liveChildren, [run.id])) yield* terminate(tx, out, child as RunState, 'cancelled', at);
+  yield* ended(tx, out, run, to, at);
+}
+
+/** Tells the driver that a child run ended (a run without a parent needs nothing; a row without the column still tells). */
+function* ended(tx: LedgerTx, out: RunEvent[], run: Pick<RunRow, 'id' | 'parent_run_id'>, status: EndStatus, at: number): Rule<void> {
+  if (run.parent_run_id !== null) yield* call(() => tx.childEnded(out, run.id, status, at));
+}
+
+/**
+ * Recomputes waiting counts and run counters from the step rows, after steps were put back to pending by
+ * retry, rollback or a gate's rewind; then queues what is ready.
+ */
+export function* rebuild(tx: LedgerTx, out: RunEvent[], runId: string, at: number): Rule<void> {
+  const run = (yield* getRun(runId))!;
+  const { byName } = yield* pipelineOf(tx, run);
+  const rows = yield* all<StepRow>(S.allSteps, [runId]);
+  const statusOf = new Map(rows.map((r) => [r.name, r.status]));
+  let active = 0;
+  let remaining = 0;
+  let failed = 0;
+  for (const row of rows) {
+    const step = byName.get(row.name);
+    if (row.status === 'pending' && step) {
+      const waiting = step.needs.filter((n) => !needIsSettled(statusOf.get(n) ?? 'pending', byName.get(n))).length;
+      yield* exec(S.setWaiting, [runId, row.name, waiting]);
+    }
+    if (['queued', 'running', 'retrying'].includes(row.status)) active += 1;
+    if (!['succeeded', 'cached', 'skipped', 'failed', 'cancelled'].includes(row.status)) remaining += 1;
+    if (row.status === 'failed' && step?.onFailure !== 'continue') failed += 1;
+  }
+  const updated = (yield* get<RunState>(S.setCounters, [runId, active, remaining, failed]))!;
+  yield* finishIfDone(tx, out, yield* promote(tx, out, updated, at), at);
+}
