@@ -1,3 +1,4 @@
+import { importOptional } from '../core/optional-package.js';
 import type { StepUsage } from '../steps/step-type.js';
 import type { ErrorRecord } from '../core/errors.js';
 import type { AttemptOutcome } from '../store/store.js';
@@ -70,6 +71,27 @@ export function tracingEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
  */
 export async function tracerFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<RunTracer | undefined> {
   if (!tracingEnabled(env)) return undefined;
-  const { createOtelTracer } = await import('./otel-tracer.js');
+  const { createOtelTracer } = await loadOtelSdk();
   return createOtelTracer(env);
+}
+
+/** The OpenTelemetry SDK packages tracing needs (optional peer dependencies of Sluice). */
+const OTEL_SDK_PACKAGES = [
+  '@opentelemetry/core',
+  '@opentelemetry/resources',
+  '@opentelemetry/sdk-trace-base',
+  '@opentelemetry/exporter-trace-otlp-http',
+  '@opentelemetry/semantic-conventions',
+];
+
+/** The module that builds the tracer; a missing SDK package is `DEPENDENCY_MISSING` naming what to install. */
+async function loadOtelSdk(): Promise<typeof import('./otel-tracer.js')> {
+  let loaded: Promise<typeof import('./otel-tracer.js')> = import('./otel-tracer.js');
+  // importOptional names one package; each SDK package is checked in turn, so the error names the one missing
+  // and the install command lists them all.
+  for (const name of OTEL_SDK_PACKAGES) {
+    const attempt = loaded;
+    loaded = importOptional(name, `tracing (OTEL_* is set; it needs ${OTEL_SDK_PACKAGES.join(', ')})`, () => attempt);
+  }
+  return loaded;
 }
