@@ -40,10 +40,11 @@ interface Term {
 /**
  * Why `source` (a regex pattern, without slashes and flags) may backtrack catastrophically, or null when the
  * screen finds nothing. A heuristic (see the module comment): it may refuse a pattern that is fast in practice,
- * and it does not catch every slow one (e.g. `\d*\d*\d*x` is slow polynomially, not exponentially).
+ * and it does not catch every slow one (e.g. `\d*\d*\d*x` is slow polynomially, not exponentially). `flags`
+ * (default none): only `i` matters, for which characters overlap.
  */
-export function backtrackingRisk(source: string): string | null {
-  const parser = new Parser(source);
+export function backtrackingRisk(source: string, flags = ''): string | null {
+  const parser = new Parser(source, flags.includes('i') ? 'i' : '');
   return riskIn(parser.alternatives());
 }
 
@@ -154,7 +155,10 @@ function groupText(group: Term): string {
 /** A small recursive-descent reader of JavaScript regex syntax, enough for the screen. */
 class Parser {
   private i = 0;
-  constructor(private readonly source: string) {}
+  constructor(
+    private readonly source: string,
+    private readonly flags: string,
+  ) {}
 
   /** Alternatives up to the end or a `)` (left unread). */
   alternatives(): Term[][] {
@@ -201,7 +205,7 @@ class Parser {
       const long = /^\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|u\{[0-9a-fA-F]+\}|c[A-Za-z]|[pP]\{[^}]*\})/.exec(s.slice(this.i));
       this.i += long ? long[0].length : 2;
     } else this.i++;
-    return { first: matchedSample(s.slice(start, this.i)), empty: false, backreference: false };
+    return { first: matchedSample(s.slice(start, this.i), this.flags), empty: false, backreference: false };
   }
 
   private group(): Omit<Term, 'text' | 'min' | 'max'> {
@@ -241,10 +245,12 @@ class Parser {
 }
 
 /** Which sample characters the single-character matcher `atom` (a literal, escape, class or `.`) matches. */
-function matchedSample(atom: string): CharSet {
+function matchedSample(atom: string, flags: string): CharSet {
+  // A Unicode property class is read literally without the u flag; assume it may match anything.
+  if (/^\\[pP]\{/.test(atom)) return new Set(SAMPLE);
   let re: RegExp;
   try {
-    re = new RegExp(`^(?:${atom})$`);
+    re = new RegExp(`^(?:${atom})$`, flags);
   } catch {
     // Unknown to the plain syntax (e.g. `\p{L}` without the u flag): assume it may match anything.
     return new Set(SAMPLE);
