@@ -108,7 +108,7 @@ function ambiguousRepetition(alternatives: Term[][], after: Continuation, wrap: 
     for (let i = 0; i < sequence.length; i++) {
       const term = sequence[i]!;
       const rest: Continuation = [{ sequence, from: i + 1 }, ...after];
-      if (term.max > 1 && term.min !== term.max && intersects(term.first, followOf(rest, wrap))) return term.text;
+      if (term.min !== term.max && intersects(term.first, followOf(rest, wrap))) return term.text;
       // A repeated group inside is screened on its own; a group matched once continues this sequence.
       if (term.alternatives && term.max <= 1) {
         const inner = ambiguousRepetition(term.alternatives, rest, wrap);

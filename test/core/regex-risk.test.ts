@@ -13,6 +13,7 @@ const slow: { pattern: string; unit: string; tail: string; part: string }[] = [
   { pattern: '^(a+)+$', unit: 'a', tail: '!', part: 'repetition "a+"' },
   { pattern: '^(\\w+\\s?)+$', unit: 'a', tail: '!', part: 'repetition "\\w+"' },
   { pattern: '^(?:(\\d+)-?)+$', unit: '1', tail: '!', part: 'repetition "\\d+"' },
+  { pattern: '^(a?a?a)+$', unit: 'a', tail: '!', part: 'repetition "a?"' },
   { pattern: '^(a|a)*$', unit: 'a', tail: '!', part: 'alternatives "a" and "a"' },
   { pattern: '^(?:[a-z]|\\w)+$', unit: 'a', tail: '!', part: 'alternatives "[a-z]" and "\\w"' },
   { pattern: '^(\\w|\\d)+$', unit: '1', tail: '!', part: 'alternatives "\\w" and "\\d"' },
