@@ -12,7 +12,8 @@
  * - alternatives that may start with the same character (`(a|a)*`, `(\w|\d)+`, `(.|\s)*`, and `(a|ab)*`, which
  *   is cheap only until another alternative such as `b` joins it);
  * - a backreference (`\1`, `\k<name>`), whose text changes between rounds.
- * Characters are compared on a sample (ASCII and a few others), without the pattern's flags.
+ * Alternatives of a group inside, matched once per round, count too (`(?:(a|a)b)+`). Characters are compared on
+ * a sample (ASCII and a few others), as the `i` flag does when given.
  */
 
 /** Sample characters the first-character sets are computed on. */
@@ -85,8 +86,20 @@ function containsBackreference(alternatives: Term[][]): boolean {
   return alternatives.some((sequence) => sequence.some((t) => t.backreference || (t.alternatives !== undefined && containsBackreference(t.alternatives))));
 }
 
-/** Two alternatives of `group` whose first characters overlap, as texts. */
+/** Two alternatives of `group`, or of a group inside matched once per round, whose first characters overlap. */
 function overlappingAlternatives(group: Term): [string, string] | null {
+  const own = overlappingOwnAlternatives(group);
+  if (own) return own;
+  for (const sequence of group.alternatives!) {
+    for (const term of sequence) {
+      const inner = term.alternatives && term.max <= 1 ? overlappingAlternatives(term) : null;
+      if (inner) return inner;
+    }
+  }
+  return null;
+}
+
+function overlappingOwnAlternatives(group: Term): [string, string] | null {
   const firsts = group.alternatives!.map((sequence) => firstOf(sequence, 0).first);
   for (let a = 0; a < firsts.length; a++) {
     for (let b = a + 1; b < firsts.length; b++) {

@@ -16,6 +16,7 @@ const slow: { pattern: string; unit: string; tail: string; part: string }[] = [
   { pattern: '^(a?a?a)+$', unit: 'a', tail: '!', part: 'repetition "a?"' },
   { pattern: '^(a|a)*$', unit: 'a', tail: '!', part: 'alternatives "a" and "a"' },
   { pattern: '^(?:[a-z]|\\w)+$', unit: 'a', tail: '!', part: 'alternatives "[a-z]" and "\\w"' },
+  { pattern: '^(?:(a|a)b?)+$', unit: 'a', tail: '!', part: 'alternatives "a" and "a"' },
   { pattern: '^(\\w|\\d)+$', unit: '1', tail: '!', part: 'alternatives "\\w" and "\\d"' },
   { pattern: '^(.|\\s)*!$', unit: ' ', tail: '', part: 'alternatives "." and "\\s"' },
   { pattern: '^(?:(a)|\\1a)*$', unit: 'a', tail: '!', part: 'backreference' },
@@ -74,7 +75,7 @@ describe('backtrackingRisk', () => {
       const regex = new RegExp(pattern);
       let input = '';
       let ms = 0;
-      for (let n = 4; n + tail.length <= 30 && ms <= 50; n++) {
+      for (let n = 4; unit.length * n + tail.length <= 30 && ms <= 50; n++) {
         input = `${unit.repeat(n)}${tail}`;
         const start = performance.now();
         regex.test(input);
