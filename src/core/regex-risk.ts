@@ -46,8 +46,13 @@ interface Term {
  */
 export function backtrackingRisk(source: string, flags = ''): string | null {
   const parser = new Parser(source, flags.includes('i') ? 'i' : '');
-  return riskIn(parser.alternatives());
+  const alternatives = parser.alternatives();
+  if (parser.tooDeep) return `it nests groups more than ${MAX_GROUP_DEPTH} deep, too deep to screen; flatten the pattern`;
+  return riskIn(alternatives);
 }
+
+/** Deepest group nesting the screen reads (its walks recurse per level). */
+const MAX_GROUP_DEPTH = 100;
 
 function riskIn(alternatives: Term[][]): string | null {
   for (const sequence of alternatives) {
@@ -146,13 +151,33 @@ function followOf(rest: Continuation, wrap: CharSet): CharSet {
 
 /** First characters of `sequence` from `from`, and whether that rest may match nothing. */
 function firstOf(sequence: Term[], from: number): { first: CharSet; empty: boolean } {
-  const first = new Set<string>();
-  for (let i = from; i < sequence.length; i++) {
+  return suffixes(sequence)[from]!;
+}
+
+// Every suffix of a sequence, computed once from the right: the screen stays linear on long patterns.
+const suffixCache = new WeakMap<Term[], { first: CharSet; empty: boolean }[]>();
+
+function suffixes(sequence: Term[]): { first: CharSet; empty: boolean }[] {
+  const cached = suffixCache.get(sequence);
+  if (cached) return cached;
+  const out: { first: CharSet; empty: boolean }[] = new Array(sequence.length + 1);
+  out[sequence.length] = { first: new Set(), empty: true };
+  for (let i = sequence.length - 1; i >= 0; i--) {
     const term = sequence[i]!;
-    for (const c of term.first) first.add(c);
-    if (term.min > 0 && !term.empty) return { first, empty: false };
+    const next = out[i + 1]!;
+    const required = term.min > 0 && !term.empty;
+    out[i] = required ? { first: term.first, empty: false } : { first: union(term.first, next.first), empty: next.empty };
   }
-  return { first, empty: true };
+  suffixCache.set(sequence, out);
+  return out;
+}
+
+function union(a: CharSet, b: CharSet): CharSet {
+  if (a.size === 0) return b;
+  if (b.size === 0) return a;
+  const out = new Set(a);
+  for (const c of b) out.add(c);
+  return out;
 }
 
 function intersects(a: CharSet, b: CharSet): boolean {
@@ -168,6 +193,9 @@ function groupText(group: Term): string {
 /** A small recursive-descent reader of JavaScript regex syntax, enough for the screen. */
 class Parser {
   private i = 0;
+  private depth = 0;
+  /** A group nested deeper than {@link MAX_GROUP_DEPTH} was met; the rest was skipped. */
+  tooDeep = false;
   constructor(
     private readonly source: string,
     private readonly flags: string,
@@ -226,7 +254,12 @@ class Parser {
     const prefix = /^\?(?::|=|!|<=|<!|<[A-Za-z_$][\w$]*>)/.exec(this.source.slice(this.i, this.i + 40));
     const lookaround = prefix !== null && /^\?(?:=|!|<=|<!)$/.test(prefix[0]);
     if (prefix) this.i += prefix[0].length;
+    if (++this.depth > MAX_GROUP_DEPTH) {
+      this.tooDeep = true;
+      this.i = this.source.length;
+    }
     const alternatives = this.alternatives();
+    this.depth--;
     const alternativeTexts = alternatives.map((sequence) => sequence.map((t) => t.text).join(''));
     if (this.source[this.i] === ')') this.i++;
     if (lookaround) return { first: new Set(), empty: true, backreference: containsBackreference(alternatives) };

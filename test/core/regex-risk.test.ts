@@ -66,6 +66,13 @@ describe('backtrackingRisk', () => {
     expect(backtrackingRisk('(a|A)+', 'i')).toMatch(/alternatives "a" and "A"/);
   });
 
+  it('screens long patterns and refuses groups nested too deep to screen', () => {
+    expect(backtrackingRisk(`(?:${'x?'.repeat(5000)})+`)).toMatch(/repetition "x\?"/);
+    const deep = `${'('.repeat(2000)}a${')'.repeat(2000)}`;
+    expect(() => new RegExp(deep)).not.toThrow();
+    expect(backtrackingRisk(deep)).toMatch(/nests groups more than 100 deep/);
+  });
+
   it('accepts everyday patterns', () => {
     for (const pattern of safe) expect(backtrackingRisk(pattern), pattern).toBeNull();
   });
