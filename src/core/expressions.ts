@@ -244,7 +244,7 @@ function compile(expr: string): jsonata.Expression {
 /** Throws EXPRESSION_FAILED when a regex literal of the expression may backtrack catastrophically. */
 function assertSafeRegexes(ast: unknown, expr: string): void {
   for (const regex of regexLiterals(ast)) {
-    const risk = backtrackingRisk(regex.source);
+    const risk = backtrackingRisk(regex.source, regex.flags);
     if (risk !== null) throw new SluiceError('EXPRESSION_FAILED', `regex /${regex.source}/ may backtrack: ${risk}`, { details: { expression: expr } });
   }
 }
