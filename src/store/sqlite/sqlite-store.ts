@@ -281,8 +281,6 @@ export class SqliteStore implements Store {
     return new SqlitePruner(this.db, (fn) => this.write(fn)).prune(request);
   }
 
-
-
   private stmt(key: keyof typeof SQL): Database.Statement {
     let s = this.stmts.get(key);
     if (!s) {
@@ -439,7 +437,6 @@ export class SqliteStore implements Store {
     const held = this.write(() => new Set((this.stmt('heartbeat').all({ owner, lease_until: now + leaseMs }) as Array<{ id: number }>).map((r) => r.id)));
     return attemptIds.filter((id) => !held.has(id));
   }
-
 
   async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
     return transitionRun(this.ctx, runId, (run, events) => controlRun(this.transitions, run, action, now, events));
