@@ -26,6 +26,7 @@ import { tracerFromEnv, tracingEnabled, type RunTracer } from '../telemetry/trac
 import { checkEventName, pipelinesTriggeredBy } from '../core/event-triggers.js';
 import { InputChecks, renderConcurrencyKeysOf, runRequest, type StartRunOptions } from './run-start.js';
 import { waitForRun, type WaitOptions } from './wait-for-run.js';
+import type { RunPort } from '../store/ports.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -110,6 +111,8 @@ export interface EmittedEvent {
 
 export class Engine {
   readonly store: Store;
+  /** The run paths' view of {@link store}: what registering, starting, controlling and reaping runs needs. */
+  private readonly runs: RunPort;
   readonly steps: StepRegistry;
   readonly clock: Clock;
   private readonly bus = new EventBus();
@@ -136,6 +139,7 @@ export class Engine {
 
   constructor(options: EngineOptions) {
     this.store = options.store;
+    this.runs = options.store;
     this.logger = options.logger ?? silentLogger;
     if (options.logger) this.bus.subscribeBatches((events) => logRunEvents(this.logger, events));
     this.secrets = options.secrets ?? {};
@@ -150,7 +154,7 @@ export class Engine {
     this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt ?? logLimitFromEnv();
     this.tracing = this.startTracing(options.tracer);
     this.executor = new Executor({
-      store: this.store,
+      store: this.runs,
       steps: this.steps,
       artifacts: this.artifacts,
       inlineLimit: options.inlineOutputLimit ?? DEFAULT_INLINE_LIMIT,
@@ -182,7 +186,7 @@ export class Engine {
     let registered: Promise<StoredPipeline[]> | undefined;
     const list = () => (registered ??= this.store.listPipelines());
     for (const extension of this.extensions.values()) await extension.checkPipeline?.(pipeline, list);
-    return this.store.savePipeline(pipeline, pipelineVersionHash(pipeline), source);
+    return this.runs.savePipeline(pipeline, pipelineVersionHash(pipeline), source);
   }
 
   /**
@@ -197,7 +201,7 @@ export class Engine {
   }
 
   async requirePipeline(name: string, version?: number): Promise<StoredPipeline> {
-    const p = await this.store.getPipeline(name, version);
+    const p = await this.runs.getPipeline(name, version);
     if (!p) throw new SluiceError('PIPELINE_NOT_FOUND', `no pipeline named ${name}${version === undefined ? '' : ` with version ${version}`}`);
     return p;
   }
@@ -214,7 +218,7 @@ export class Engine {
     if (stored.definition.disabled) throw new SluiceError('PIPELINE_DISABLED', `pipeline ${stored.name} is disabled`);
     const requests = runs.map((o) => runRequest(stored, o, this.inputChecks));
     if (stored.definition.steps.some((s) => s.concurrencyKey !== null)) await renderConcurrencyKeysOf(stored, requests, () => this.clock.now());
-    const created = await this.store.createRuns(requests, this.clock.now(), this.worker?.claimRequest());
+    const created = await this.runs.createRuns(requests, this.clock.now(), this.worker?.claimRequest());
     for (const c of created.runs) this.bus.publish(c.events);
     this.worker?.adopt(created.claimed);
     return created.runs;
@@ -241,11 +245,11 @@ export class Engine {
   }
 
   getRun(id: string): Promise<RunRecord | undefined> {
-    return this.store.getRun(id);
+    return this.runs.getRun(id);
   }
 
   async requireRun(id: string): Promise<RunRecord> {
-    const run = await this.store.getRun(id);
+    const run = await this.runs.getRun(id);
     if (!run) throw new SluiceError('RUN_NOT_FOUND', `no run ${id}`);
     return run;
   }
@@ -269,20 +273,20 @@ export class Engine {
 
   /** Discards the outputs of `step` and its descendants and runs them again. */
   async rollback(runId: string, step: string): Promise<TransitionResult> {
-    const result = await this.store.rollbackRun(runId, step, this.clock.now());
+    const result = await this.runs.rollbackRun(runId, step, this.clock.now());
     this.afterTransition(result);
     return result;
   }
 
   /** A human's decision on a blocked step (an `approval`, or a `gate` that blocked). */
   async decide(runId: string, step: string, decision: HumanDecision): Promise<TransitionResult> {
-    const result = await this.store.decideStep(runId, step, decision, this.clock.now());
+    const result = await this.runs.decideStep(runId, step, decision, this.clock.now());
     this.afterTransition(result);
     return result;
   }
 
   private async control(runId: string, action: 'pause' | 'resume' | 'cancel' | 'retry'): Promise<TransitionResult> {
-    const result = await this.store.controlRun(runId, action, this.clock.now());
+    const result = await this.runs.controlRun(runId, action, this.clock.now());
     this.afterTransition(result);
     return result;
   }
@@ -300,7 +304,7 @@ export class Engine {
   async reapNow(): Promise<void> {
     const { isOwnerDead } = await import('./owner.js');
     await endOrphanedCommands();
-    const result = await this.store.reap(this.clock.now(), isOwnerDead);
+    const result = await this.runs.reap(this.clock.now(), isOwnerDead);
     this.bus.publish(result.events);
     logReap(this.logger, 'this host', result);
   }
@@ -320,7 +324,7 @@ export class Engine {
     if (this.worker) throw new SluiceError('INTERNAL', 'this engine already runs a worker');
     this.worker = new Worker(
       {
-        store: this.store,
+        store: this.runs,
         executor: this.executor,
         owner: newOwnerId(),
         now: () => this.clock.now(),
@@ -394,7 +398,7 @@ export class Engine {
     let handedBack = 0;
     for (let tries = 0; held > 0 && tries < HAND_BACK_TRIES; tries += 1) {
       if (tries > 0) await new Promise((r) => setTimeout(r, HAND_BACK_RETRY_MS));
-      const result = await this.store.reap(this.clock.now(), (owner) => owner === w.owner);
+      const result = await this.runs.reap(this.clock.now(), (owner) => owner === w.owner);
       this.bus.publish(result.events);
       held -= result.expired;
       handedBack += result.expired;
