@@ -1,19 +1,12 @@
-import { SluiceError, ValidationError } from '../core/errors.js';
-import { withDependencies } from '../core/graph.js';
-import { depthMessage, tooDeepPath } from '../core/json-depth.js';
+import { SluiceError } from '../core/errors.js';
 import type { Pipeline } from '../core/model.js';
-import { isTerminalRun } from '../core/state-machine.js';
 import { pipelineVersionHash } from '../core/validate.js';
-import type { Ajv } from 'ajv';
-import { ajvPackage } from '../core/lazy-packages.js';
 import { DEFAULT_INLINE_LIMIT, type ArtifactStore } from '../artifacts/artifact-store.js';
 import { openArtifactStore } from '../artifacts/open-artifact-store.js';
 import { CronTriggers } from './cron-triggers.js';
 import { parseRetention, PeriodicPrune, pruneRuns, type PruneOptions, type PruneReport } from './retention.js';
 import type { StepRegistry } from '../steps/step-type.js';
-import { newRunId } from '../store/ids.js';
-import { renderConcurrencyKeys } from './concurrency-keys.js';
-import type { CreateRunRequest, CreatedRun, HumanDecision, PipelineSource, RunEvent, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
+import type { CreatedRun, HumanDecision, PipelineSource, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
 import { EventBus, type BatchListener, type EventListener } from './event-bus.js';
 import type { EngineExtension, InstalledExtension } from './extension.js';
 import type { StepType } from '../steps/step-type.js';
@@ -30,8 +23,10 @@ import { logReap, Worker, type WorkerOptions } from './worker.js';
 import { logRunEvents, silentLogger, type EngineLogger } from './engine-log.js';
 import { RunTracing } from './run-tracing.js';
 import { tracerFromEnv, tracingEnabled, type RunTracer } from '../telemetry/tracing.js';
-import { formatTraceParent, parseTraceParent } from '../telemetry/trace-context.js';
 import { checkEventName, pipelinesTriggeredBy } from '../core/event-triggers.js';
+import { InputChecks, renderConcurrencyKeysOf, runRequest, type StartRunOptions } from './run-start.js';
+import { waitForRun, type WaitOptions } from './wait-for-run.js';
+import type { RunPort } from '../store/ports.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -94,23 +89,7 @@ export interface EngineOptions {
   retention?: string | number;
 }
 
-export interface StartRunOptions {
-  input?: unknown;
-  idempotencyKey?: string;
-  priority?: number;
-  /** Delayed start, epoch ms. */
-  runAt?: number;
-  /** Run these steps plus their dependencies only. */
-  steps?: string[];
-  /** Bypass the step cache. */
-  force?: boolean;
-  maxParallel?: number;
-  /**
-   * The W3C `traceparent` of the caller (an HTTP request, an event): the run's spans join its trace. A malformed
-   * value is ignored, as the W3C spec says. Default: none (the run's trace id is derived from its id).
-   */
-  traceparent?: string;
-}
+export type { StartRunOptions } from './run-start.js';
 
 /**
  * The engine: registers pipelines, starts and controls runs, and runs a worker in this process.
@@ -132,19 +111,20 @@ export interface EmittedEvent {
 
 export class Engine {
   readonly store: Store;
+  /** The run paths' view of {@link store}: what registering, starting, controlling and reaping runs needs. */
+  private readonly runs: RunPort;
   readonly steps: StepRegistry;
   readonly clock: Clock;
   private readonly bus = new EventBus();
   private readonly executor: Executor;
   private readonly onError: (err: unknown) => void;
-  private readonly inputValidators = new Map<string, ReturnType<Ajv['compile']>>();
-  private readonly ajv: Ajv = new (ajvPackage().Ajv)({ allErrors: true, strict: false });
   private worker: Worker | null = null;
   /** Stops what {@link startSchedules} started; close() calls each. */
   private readonly scheduleStops: Array<() => Promise<void>> = [];
   /** Content-addressed blobs shared by this engine's steps. */
   readonly artifacts: ArtifactStore;
-  private readonly maxInputBytes: number;
+  /** Checks of run inputs: depth, size and the pipeline's input schema. */
+  private readonly inputChecks: InputChecks;
   private readonly maxLogBytesPerAttempt: number | undefined;
   /** The installed extensions by name. */
   private readonly extensions = new Map<string, InstalledExtension>();
@@ -159,6 +139,7 @@ export class Engine {
 
   constructor(options: EngineOptions) {
     this.store = options.store;
+    this.runs = options.store;
     this.logger = options.logger ?? silentLogger;
     if (options.logger) this.bus.subscribeBatches((events) => logRunEvents(this.logger, events));
     this.secrets = options.secrets ?? {};
@@ -166,14 +147,14 @@ export class Engine {
     this.onError = options.onError ?? (options.logger ? (err) => this.logger.error({ err }, 'background work failed') : undefined) ?? ((err) => process.stderr.write(`sluice: ${err instanceof Error ? err.message : String(err)}\n`));
     this.steps = this.installExtensions(options);
     this.artifacts = typeof options.artifacts === 'object' ? options.artifacts : openArtifactStore(options.artifacts ?? options.artifactsDir, { store: this.store });
-    this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
+    this.inputChecks = new InputChecks(options.maxInputBytes ?? 1024 * 1024);
     this.defaultRetentionMs =
       options.retention === undefined ? parseRetention(process.env['SLUICE_RETENTION'], 'SLUICE_RETENTION') : parseRetention(String(options.retention), 'retention');
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
     this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt ?? logLimitFromEnv();
     this.tracing = this.startTracing(options.tracer);
     this.executor = new Executor({
-      store: this.store,
+      store: this.runs,
       steps: this.steps,
       artifacts: this.artifacts,
       inlineLimit: options.inlineOutputLimit ?? DEFAULT_INLINE_LIMIT,
@@ -205,7 +186,7 @@ export class Engine {
     let registered: Promise<StoredPipeline[]> | undefined;
     const list = () => (registered ??= this.store.listPipelines());
     for (const extension of this.extensions.values()) await extension.checkPipeline?.(pipeline, list);
-    return this.store.savePipeline(pipeline, pipelineVersionHash(pipeline), source);
+    return this.runs.savePipeline(pipeline, pipelineVersionHash(pipeline), source);
   }
 
   /**
@@ -220,7 +201,7 @@ export class Engine {
   }
 
   async requirePipeline(name: string, version?: number): Promise<StoredPipeline> {
-    const p = await this.store.getPipeline(name, version);
+    const p = await this.runs.getPipeline(name, version);
     if (!p) throw new SluiceError('PIPELINE_NOT_FOUND', `no pipeline named ${name}${version === undefined ? '' : ` with version ${version}`}`);
     return p;
   }
@@ -235,24 +216,9 @@ export class Engine {
   async startRuns(pipeline: string | StoredPipeline, runs: StartRunOptions[]): Promise<CreatedRun[]> {
     const stored = typeof pipeline === 'string' ? await this.requirePipeline(pipeline) : pipeline;
     if (stored.definition.disabled) throw new SluiceError('PIPELINE_DISABLED', `pipeline ${stored.name} is disabled`);
-    const requests: CreateRunRequest[] = runs.map((o) => {
-      this.checkInput(stored, o.input ?? null);
-      checkRunTiming(o);
-      const selection = o.steps && o.steps.length > 0 ? [...withDependencies(stored.definition, o.steps)] : undefined;
-      return {
-        pipeline: stored,
-        input: o.input ?? null,
-        ...(o.idempotencyKey === undefined ? {} : { idempotencyKey: o.idempotencyKey }),
-        ...(o.priority === undefined ? {} : { priority: o.priority }),
-        ...(o.runAt === undefined ? {} : { runAt: o.runAt }),
-        ...(selection === undefined ? {} : { selection }),
-        ...(o.force === undefined ? {} : { force: o.force }),
-        ...(o.maxParallel === undefined ? {} : { maxParallel: o.maxParallel }),
-        ...traceparentOf(o),
-      };
-    });
-    if (stored.definition.steps.some((s) => s.concurrencyKey !== null)) await this.renderKeys(stored, requests);
-    const created = await this.store.createRuns(requests, this.clock.now(), this.worker?.claimRequest());
+    const requests = runs.map((o) => runRequest(stored, o, this.inputChecks));
+    if (stored.definition.steps.some((s) => s.concurrencyKey !== null)) await renderConcurrencyKeysOf(stored, requests, () => this.clock.now());
+    const created = await this.runs.createRuns(requests, this.clock.now(), this.worker?.claimRequest());
     for (const c of created.runs) this.bus.publish(c.events);
     this.worker?.adopt(created.claimed);
     return created.runs;
@@ -278,43 +244,12 @@ export class Engine {
     return { event, runs };
   }
 
-  /** Gives each new run its id now, so that its steps' concurrency keys can read `run.id`, and renders them. */
-  private async renderKeys(stored: StoredPipeline, requests: CreateRunRequest[]): Promise<void> {
-    for (const req of requests) {
-      req.id = newRunId(this.clock.now());
-      const keys = await renderConcurrencyKeys(stored.definition, { id: req.id, pipeline: stored.name, version: stored.version, input: req.input });
-      if (keys) req.concurrencyKeys = keys;
-    }
-  }
-
-  private checkInput(stored: StoredPipeline, input: unknown): void {
-    const deep = tooDeepPath(input);
-    if (deep) throw new SluiceError('INPUT_INVALID', `input of pipeline ${stored.name} is ${depthMessage('input', deep)}`);
-    const size = Buffer.byteLength(JSON.stringify(input ?? null));
-    if (size > this.maxInputBytes) {
-      throw new SluiceError('INPUT_TOO_LARGE', `input of pipeline ${stored.name} is ${size} bytes, more than the ${this.maxInputBytes} allowed; store large data as an artifact and pass its reference`);
-    }
-    const schema = stored.definition.input;
-    if (schema === null) return;
-    const key = `${stored.name}@${stored.version}`;
-    let validate = this.inputValidators.get(key);
-    if (!validate) {
-      validate = this.ajv.compile(schema);
-      this.inputValidators.set(key, validate);
-    }
-    if (!validate(input)) {
-      const issues = (validate.errors ?? []).map((e) => ({ path: `input${e.instancePath.replace(/\//g, '.')}`, message: e.message ?? 'is invalid' }));
-      const err = new ValidationError(issues);
-      throw new SluiceError('INPUT_INVALID', `input of pipeline ${stored.name} is invalid:\n${err.message}`, { details: issues });
-    }
-  }
-
   getRun(id: string): Promise<RunRecord | undefined> {
-    return this.store.getRun(id);
+    return this.runs.getRun(id);
   }
 
   async requireRun(id: string): Promise<RunRecord> {
-    const run = await this.store.getRun(id);
+    const run = await this.runs.getRun(id);
     if (!run) throw new SluiceError('RUN_NOT_FOUND', `no run ${id}`);
     return run;
   }
@@ -338,20 +273,20 @@ export class Engine {
 
   /** Discards the outputs of `step` and its descendants and runs them again. */
   async rollback(runId: string, step: string): Promise<TransitionResult> {
-    const result = await this.store.rollbackRun(runId, step, this.clock.now());
+    const result = await this.runs.rollbackRun(runId, step, this.clock.now());
     this.afterTransition(result);
     return result;
   }
 
   /** A human's decision on a blocked step (an `approval`, or a `gate` that blocked). */
   async decide(runId: string, step: string, decision: HumanDecision): Promise<TransitionResult> {
-    const result = await this.store.decideStep(runId, step, decision, this.clock.now());
+    const result = await this.runs.decideStep(runId, step, decision, this.clock.now());
     this.afterTransition(result);
     return result;
   }
 
   private async control(runId: string, action: 'pause' | 'resume' | 'cancel' | 'retry'): Promise<TransitionResult> {
-    const result = await this.store.controlRun(runId, action, this.clock.now());
+    const result = await this.runs.controlRun(runId, action, this.clock.now());
     this.afterTransition(result);
     return result;
   }
@@ -369,7 +304,7 @@ export class Engine {
   async reapNow(): Promise<void> {
     const { isOwnerDead } = await import('./owner.js');
     await endOrphanedCommands();
-    const result = await this.store.reap(this.clock.now(), isOwnerDead);
+    const result = await this.runs.reap(this.clock.now(), isOwnerDead);
     this.bus.publish(result.events);
     logReap(this.logger, 'this host', result);
   }
@@ -389,7 +324,7 @@ export class Engine {
     if (this.worker) throw new SluiceError('INTERNAL', 'this engine already runs a worker');
     this.worker = new Worker(
       {
-        store: this.store,
+        store: this.runs,
         executor: this.executor,
         owner: newOwnerId(),
         now: () => this.clock.now(),
@@ -463,7 +398,7 @@ export class Engine {
     let handedBack = 0;
     for (let tries = 0; held > 0 && tries < HAND_BACK_TRIES; tries += 1) {
       if (tries > 0) await new Promise((r) => setTimeout(r, HAND_BACK_RETRY_MS));
-      const result = await this.store.reap(this.clock.now(), (owner) => owner === w.owner);
+      const result = await this.runs.reap(this.clock.now(), (owner) => owner === w.owner);
       this.bus.publish(result.events);
       held -= result.expired;
       handedBack += result.expired;
@@ -477,56 +412,8 @@ export class Engine {
    * human or is paused). Events of this process wake it at once; runs worked elsewhere are polled. Rejects with
    * the abort reason when `signal` aborts, and with `WAIT_TIMEOUT` after `timeout` ms (the run goes on either way).
    */
-  waitForRun(runId: string, options: { pollMs?: number; untilSettled?: boolean; signal?: AbortSignal; timeout?: number } = {}): Promise<RunRecord> {
-    const done = (run: RunRecord) => isTerminalRun(run.status) || (options.untilSettled === true && (run.status === 'paused' || run.status === 'waiting'));
-    return new Promise((resolve, reject) => {
-      let checking = false;
-      let again = false;
-      const check = async (): Promise<void> => {
-        if (checking) {
-          again = true;
-          return;
-        }
-        checking = true;
-        try {
-          const run = await this.requireRun(runId);
-          if (done(run)) {
-            cleanup();
-            resolve(run);
-          }
-        } catch (err) {
-          cleanup();
-          reject(err);
-        } finally {
-          checking = false;
-        }
-        if (again) {
-          again = false;
-          await check();
-        }
-      };
-      const unsubscribe = this.subscribe((e: RunEvent) => {
-        if (e.runId === runId && e.step === null) void check();
-      });
-      const timer = setInterval(() => void check(), options.pollMs ?? 200);
-      const onAbort = () => {
-        cleanup();
-        reject(options.signal?.reason);
-      };
-      const deadline = options.timeout === undefined ? undefined : setTimeout(() => {
-        cleanup();
-        reject(new SluiceError('WAIT_TIMEOUT', `run ${runId} did not finish within ${options.timeout} ms`, { details: { runId } }));
-      }, options.timeout);
-      const cleanup = () => {
-        unsubscribe();
-        clearInterval(timer);
-        clearTimeout(deadline);
-        options.signal?.removeEventListener('abort', onAbort);
-      };
-      if (options.signal?.aborted) return onAbort();
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      void check();
-    });
+  waitForRun(runId: string, options: WaitOptions = {}): Promise<RunRecord> {
+    return waitForRun({ requireRun: (id) => this.requireRun(id), subscribe: (listener) => this.subscribe(listener) }, runId, options);
   }
 
   /** The extension installed under `name` (what its `install` returned), or undefined. */
@@ -596,27 +483,5 @@ function logLimitFromEnv(): number | undefined {
     return parseByteSize(raw);
   } catch (err) {
     throw new SluiceError('VALIDATION_FAILED', `SLUICE_MAX_LOG_BYTES: ${err instanceof Error ? err.message : String(err)}`);
-  }
-}
-
-/** The run's `traceparent` in its normal form, when the caller's is well formed. */
-function traceparentOf(o: StartRunOptions): { traceparent?: string } {
-  const parsed = parseTraceParent(o.traceparent);
-  return parsed ? { traceparent: formatTraceParent(parsed) } : {};
-}
-
-/** Stores keep a run's priority in a 32-bit integer column. */
-const PRIORITY_RANGE = [-2_147_483_648, 2_147_483_647] as const;
-/** The largest epoch milliseconds a JavaScript `Date` holds (year 275760). */
-const MAX_DATE_MS = 8.64e15;
-
-/** Throws INPUT_INVALID naming `priority` or `runAt` when the store could not hold it or it could never come. */
-function checkRunTiming(o: StartRunOptions): void {
-  const [min, max] = PRIORITY_RANGE;
-  if (o.priority !== undefined && !(Number.isInteger(o.priority) && o.priority >= min && o.priority <= max)) {
-    throw new SluiceError('INPUT_INVALID', `priority must be an integer from ${min} to ${max}, got ${o.priority}`);
-  }
-  if (o.runAt !== undefined && !(Number.isFinite(o.runAt) && Math.abs(o.runAt) <= MAX_DATE_MS)) {
-    throw new SluiceError('INPUT_INVALID', `runAt must be epoch milliseconds within ±${MAX_DATE_MS} (the range of dates), got ${o.runAt}`);
   }
 }

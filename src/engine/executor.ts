@@ -13,12 +13,13 @@ import { retryDelayAfter } from '../core/step-policy.js';
 import { ATTRIBUTE_STEP_TYPE } from '../core/validate.js';
 import { renderStepConfig } from '../steps/render-config.js';
 import { StepDirective, type LogStream, type SharedRateLimit, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
-import type { AttemptResult, CacheHit, ClaimedAttempt, GateDecision, Store, StoredPipeline } from '../store/store.js';
+import type { AttemptResult, CacheHit, ClaimedAttempt, GateDecision, StoredPipeline } from '../store/store.js';
+import type { RunPort } from '../store/ports.js';
 import type { RunTracing } from './run-tracing.js';
 
 /** What executing one attempt needs from its surroundings. */
 export interface ExecutorDeps {
-  store: Store;
+  store: RunPort;
   steps: StepRegistry;
   artifacts: ArtifactStore;
   /** Outputs whose JSON is larger are stored as artifacts. */

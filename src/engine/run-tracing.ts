@@ -1,4 +1,5 @@
-import type { RunEvent, Store } from '../store/store.js';
+import type { RunEvent } from '../store/store.js';
+import type { ReadPort, RunPort } from '../store/ports.js';
 import { runTrace, type RunTrace } from '../telemetry/trace-context.js';
 import type { AttemptSpan, RunTracer, TracedAttempt } from '../telemetry/tracing.js';
 
@@ -19,7 +20,7 @@ export class RunTracing {
 
   constructor(
     private readonly tracer: Promise<RunTracer | undefined>,
-    private readonly store: Store,
+    private readonly store: RunPort & Pick<ReadPort, 'runTraceparent'>,
     private readonly onError: (err: unknown) => void,
   ) {}
 

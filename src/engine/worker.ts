@@ -1,5 +1,6 @@
 import { SluiceError, toErrorRecord, errorMessage } from '../core/errors.js';
-import type { AttemptResult, ClaimBatch, ClaimedAttempt, ClaimRequest, LogLine, RunEvent, Store } from '../store/store.js';
+import type { AttemptResult, ClaimBatch, ClaimedAttempt, ClaimRequest, LogLine, RunEvent } from '../store/store.js';
+import type { RunPort } from '../store/ports.js';
 import { isValueRefused } from '../store/store-errors.js';
 import { AttemptCancel } from './attempt-cancel.js';
 import { crashPoint } from '../steps/crash-points.js';
@@ -29,7 +30,7 @@ export interface WorkerOptions {
 }
 
 export interface WorkerDeps {
-  store: Store;
+  store: RunPort;
   executor: Executor;
   owner: string;
   now(): number;

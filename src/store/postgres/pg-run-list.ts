@@ -1,4 +1,4 @@
-import type { RunFilter } from '../store.js';
+import type { EventFilter, LogLine, RunFilter } from '../store.js';
 
 /**
  * The statement of `listRuns`: runs newest first, optionally of one pipeline and/or status, after a keyset
@@ -15,4 +15,21 @@ export function listRunsStatement(filter: RunFilter): { sql: string; values: unk
   const limit = `$${values.push(filter.limit ?? 50)}`;
   const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit}`;
   return { sql, values };
+}
+
+/** The statement of `listEvents`: events after `afterId` in id order, optionally of one run and/or pipeline. */
+export function listEventsStatement(filter: EventFilter): { sql: string; values: unknown[] } {
+  const values: unknown[] = [filter.afterId ?? 0];
+  const where = ['id > $1'];
+  if (filter.runId) where.push(`run_id = $${values.push(filter.runId)}`);
+  if (filter.pipeline) where.push(`pipeline = $${values.push(filter.pipeline)}`);
+  const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${values.push(filter.limit ?? 1000)}`;
+  return { sql, values };
+}
+
+/** A row of `logs`, as `listLogs` reads it. */
+export type LogRow = { run_id: string; step: string; attempt: number; stream: string; line: string; at: number };
+
+export function toLogLine(r: LogRow): LogLine {
+  return { runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at };
 }

@@ -3,7 +3,6 @@ import { pgPrune } from '../retention/pg-prune.js';
 import type { PruneRequest, PruneResult } from '../retention/prune.js';
 import type pg from 'pg';
 import type { CacheParts, FileHashes } from '../../core/cache-key.js';
-import { SluiceError } from '../../core/errors.js';
 import type { Pipeline } from '../../core/model.js';
 import {
   parseJson,
@@ -18,7 +17,6 @@ import {
   type RunRow,
   type StepRow,
 } from '../rows.js';
-import { compilePipeline, type CompiledPipeline } from '../ledger/ledger-tx.js';
 import type {
   CacheHit,
   AttemptRecord,
@@ -27,7 +25,6 @@ import type {
   ClaimRequest,
   CompletionBatch,
   CreateRunRequest,
-  CreatedRun,
   CreatedRuns,
   ApiToken,
   AttemptLease,
@@ -51,27 +48,28 @@ import type {
 } from '../store.js';
 import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
 import type { StepItem } from '../../core/step-results.js';
-import { migrations } from './migrations/index.js';
-import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
+import { migrateDatabase } from './pg-migrate.js';
+import { TxOpener } from './pg-tx.js';
+import { completeAttemptsIn, createRunsIn, reapIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
+import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
 import { PgDatasets } from './pg-datasets.js';
 import { PgAttributeValues } from './pg-attribute-values.js';
 import { PgEvals } from './pg-evals.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
-import { PgRunTransitions } from './pg-run-transitions.js';
-import { listRunsStatement } from './pg-run-list.js';
+import { listEventsStatement, listRunsStatement, toLogLine, type LogRow } from './pg-run-list.js';
 import { PG_RUN_TRACE_SQL } from './pg-run-traces.js';
 import { PG_QUEUE_STATS_SQL } from './pg-queue-stats.js';
-import { controlRun, endChild, requeueExpired, rollbackRun } from '../ledger/outcomes.js';
+import { controlRun, rollbackRun } from '../ledger/outcomes.js';
 import { decide, listDecisions } from '../ledger/supervision.js';
-import { claimAlone, claimIn, claimKeyed, completeBatch, createRunIn, createRunsAlone, insertNewRows, NewRows, planPlainRuns, type RunHeader, type Tx } from './pg-attempts.js';
-import { MIGRATION_LOCK_KEY, REAPER_LOCK_KEY, SQL, sql, type SqlKey } from './pg-store-sql.js';
+import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type Tx } from './pg-attempts.js';
+import { SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
 import { PostgresArtifactStore } from '../../artifacts/postgres-artifact-store.js';
-import { pgJson, toPgText } from './pg-json.js';
-import { storeFailureOf, toStoreError } from '../store-errors.js';
+import { toPgText } from './pg-json.js';
+import { ConnectionHealth } from './pg-health.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database`. */
@@ -96,19 +94,19 @@ export class PostgresStore implements Store {
   readonly url: string;
   private readonly connectionString: string;
   private readonly pool: pg.Pool;
-  private readonly compiledCache = new Map<string, CompiledPipeline>();
+  private readonly txs = new TxOpener();
   private readonly listeners = new Set<WakeupListener | LeaderElection>();
-  private readonly retryForMs: number;
+  private readonly health: ConnectionHealth;
   private readonly onError: (err: unknown) => void;
   private closed = false;
   /** Server features: tokens, trigger slots, stats (pg-operations.ts). */
-  private readonly ops = new PgOperations((text, values) => transaction(this.pool, this.retryPolicy(), (c) => c.query(text, values)));
+  private readonly ops = new PgOperations((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values)));
   /** Datasets and records (pg-datasets.ts). */
-  private readonly datasets = new PgDatasets((fn) => transaction(this.pool, this.retryPolicy(), fn));
+  private readonly datasets = new PgDatasets((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
   /** Derived values of attribute pipelines (pg-attribute-values.ts). */
-  private readonly attributeValues = new PgAttributeValues((fn) => transaction(this.pool, this.retryPolicy(), fn));
+  private readonly attributeValues = new PgAttributeValues((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
   /** Eval cases of pipelines (pg-evals.ts). */
-  private readonly evals = new PgEvals((fn) => transaction(this.pool, this.retryPolicy(), fn));
+  private readonly evals = new PgEvals((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
 
   listEvals(pipeline: string): Promise<EvalCase[]> {
     return this.evals.listEvals(pipeline);
@@ -171,13 +169,13 @@ export class PostgresStore implements Store {
     const display = new URL(options.url);
     if (display.password) display.password = '***';
     this.url = display.toString();
-    this.retryForMs = options.retryForMs ?? 60_000;
     this.onError = options.onError ?? (() => undefined);
+    this.health = new ConnectionHealth(options.retryForMs ?? 60_000, this.onError);
     this.pool = createPool({
       connectionString: options.url,
       max: options.poolSize ?? 10,
       onError: (err) => {
-        this.sawError(err);
+        this.health.sawError(err);
         this.onError(err);
       },
     });
@@ -185,40 +183,21 @@ export class PostgresStore implements Store {
 
   /** Artifacts in this database (tables `artifacts` and `artifact_chunks`; src/artifacts/postgres-artifact-store.ts). */
   artifactStore(): PostgresArtifactStore {
-    return new PostgresArtifactStore({ pool: this.pool, retry: this.retryPolicy(), location: this.url });
-  }
-
-  private retryPolicy(): RetryPolicy {
-    return { retryForMs: this.retryForMs, onRetry: this.onRetry, onSuccess: this.onSuccess };
-  }
-
-  /** When a lost or refused connection was last seen with no success since; null while the server answers. */
-  private unreachableSince: number | null = null;
-  private readonly onRetry = (err: unknown): void => {
-    this.sawError(err);
-    this.onError(err);
-  };
-  private readonly onSuccess = (): void => {
-    this.unreachableSince = null;
-  };
-
-  private sawError(err: unknown): void {
-    if (storeFailureOf(err) === 'STORE_UNAVAILABLE') this.unreachableSince ??= Date.now();
+    return new PostgresArtifactStore({ pool: this.pool, retry: this.health.retryPolicy(), location: this.url });
   }
 
   /** Whether the last contact with the server failed for want of a connection, with no success since. */
   isUnreachable(): boolean {
-    return this.unreachableSince !== null;
+    return this.health.isUnreachable();
   }
 
   /** Runs one port method as one transaction, retrying transient failures. */
   private tx<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     return transaction(
       this.pool,
-      this.retryPolicy(),
+      this.health.retryPolicy(),
       async (client) => {
-        const tx: Tx = { client, t: new PgRunTransitions(client, (name, version) => this.compiled(client, name, version)), wake: false };
-        tx.t.onRunEnded = (out, runId, status, at) => tx.t.run(endChild(tx.t, runId, status, at, out));
+        const tx = this.txs.open(client);
         const result = await fn(tx);
         await tx.t.flushEvents();
         if (tx.wake || tx.t.woken) await client.query(SQL.notify);
@@ -230,43 +209,17 @@ export class PostgresStore implements Store {
 
   /** Runs a single statement (its own implicit transaction), retrying transient failures. */
   private async q<R extends pg.QueryResultRow>(key: SqlKey, values: unknown[] = [], on?: pg.ClientBase): Promise<R[]> {
-    if (on) return (await on.query<R>({ name: `s_${key}`, text: SQL[key], values })).rows;
-    return transaction(this.pool, this.retryPolicy(), async (c) => (await c.query<R>({ name: `s_${key}`, text: SQL[key], values })).rows, {
-      retryUnknownCommit: true,
-    });
+    if (on) return sql<R>(on, key, values);
+    return transaction(this.pool, this.health.retryPolicy(), (c) => sql<R>(c, key, values), { retryUnknownCommit: true });
   }
 
   /** Runs one dynamic read statement, retrying transient failures. */
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
-    return transaction(this.pool, this.retryPolicy(), async (c) => (await c.query<R>(text, values)).rows, { retryUnknownCommit: true });
+    return transaction(this.pool, this.health.retryPolicy(), async (c) => (await c.query<R>(text, values)).rows, { retryUnknownCommit: true });
   }
 
   async migrate(): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      // Several processes may start at once: one migrates, the others wait and then find nothing to do.
-      await client.query('SELECT pg_advisory_lock($1)', [String(MIGRATION_LOCK_KEY)]);
-      try {
-        await client.query(SQL.ledger);
-        const done = new Set((await client.query<{ id: number }>(SQL.appliedMigrations)).rows.map((r) => r.id));
-        for (const m of migrations) {
-          if (done.has(m.id)) continue;
-          await client.query('BEGIN');
-          try {
-            await client.query(m.sql);
-            await client.query(SQL.recordMigration, [m.id, m.name, Date.now()]);
-            await client.query('COMMIT');
-          } catch (err) {
-            await client.query('ROLLBACK');
-            throw err;
-          }
-        }
-      } finally {
-        await client.query('SELECT pg_advisory_unlock($1)', [String(MIGRATION_LOCK_KEY)]);
-      }
-    } finally {
-      client.release();
-    }
+    await migrateDatabase(this.pool);
   }
 
   async close(): Promise<void> {
@@ -282,7 +235,19 @@ export class PostgresStore implements Store {
    * that reconnects with backoff). Resolves to an unsubscribe function.
    */
   async subscribeWakeups(listener: () => void): Promise<() => Promise<void>> {
-    const l = new WakeupListener(this.connectionString, listener, this.onError);
+    return this.listen(new WakeupListener(this.connectionString, listener, this.onError));
+  }
+
+  /**
+   * Campaigns for leadership on a dedicated connection holding a session-level advisory lock (pg-leader.ts): one
+   * process of the database leads at a time; followers try again every second.
+   */
+  async campaign(onChange: (leading: boolean) => void): Promise<() => Promise<void>> {
+    return this.listen(new LeaderElection(this.connectionString, onChange, this.onError));
+  }
+
+  /** Starts a connection of its own (closed with the store); resolves to a function that closes it sooner. */
+  private async listen(l: WakeupListener | LeaderElection): Promise<() => Promise<void>> {
     this.listeners.add(l);
     await l.start();
     return async () => {
@@ -291,50 +256,8 @@ export class PostgresStore implements Store {
     };
   }
 
-  /**
-   * Campaigns for leadership on a dedicated connection holding a session-level advisory lock (pg-leader.ts): one
-   * process of the database leads at a time; followers try again every second.
-   */
-  async campaign(onChange: (leading: boolean) => void): Promise<() => Promise<void>> {
-    const election = new LeaderElection(this.connectionString, onChange, this.onError);
-    this.listeners.add(election);
-    await election.start();
-    return async () => {
-      this.listeners.delete(election);
-      await election.close();
-    };
-  }
-
-  private async compiled(client: pg.ClientBase, name: string, version: number): Promise<CompiledPipeline> {
-    const key = `${name}@${version}`;
-    let c = this.compiledCache.get(key);
-    if (!c) {
-      const [row] = await this.q<PipelineRow>('pipeline', [name, version], client);
-      if (!row) throw new SluiceError('PIPELINE_NOT_FOUND', `pipeline ${name} version ${version} is not stored`);
-      c = compilePipeline(JSON.parse(row.definition) as Pipeline);
-      this.compiledCache.set(key, c);
-    }
-    return c;
-  }
-
   async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
-    return this.tx(async ({ client }) => {
-      // Two processes saving the same pipeline at once must not both take the next version number.
-      await this.q('xactLock', [`pipeline:${pipeline.name}`], client);
-      const [latest] = await this.q<PipelineRow>('latestPipeline', [pipeline.name], client);
-      if (latest && latest.hash === hash) return toStoredPipeline(latest);
-      const row: PipelineRow = {
-        name: pipeline.name,
-        version: (latest?.version ?? 0) + 1,
-        hash,
-        definition: pgJson(pipeline),
-        source: source.text ?? null,
-        source_file: source.file ?? null,
-        created_at: Date.now(),
-      };
-      await this.q('insertPipeline', [row.name, row.version, row.hash, row.definition, row.source, row.source_file, row.created_at], client);
-      return toStoredPipeline(row);
-    });
+    return this.tx((tx) => savePipelineIn(tx, pipeline, hash, source));
   }
 
   async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
@@ -358,23 +281,10 @@ export class PostgresStore implements Store {
     // Plain runs for workers elsewhere: one statement writes them, their events and the wake-up.
     const plain = claimNext && claimNext.limit > 0 ? null : planPlainRuns(requests, now);
     if (plain && plain.length > 0) {
-      const runs = await transaction(this.pool, this.retryPolicy(), (c) => createRunsAlone(c, plain, true), { single: true });
+      const runs = await transaction(this.pool, this.health.retryPolicy(), (c) => createRunsAlone(c, plain, true), { single: true });
       return { runs, claimed: { attempts: [], events: [] } };
     }
-    return this.tx(async (tx) => {
-      const runs: CreatedRun[] = [];
-      const later = new NewRows();
-      for (const req of requests) {
-        // A request with an idempotency key must see the runs before it: write those first.
-        if (req.idempotencyKey !== undefined) await insertNewRows(tx, later);
-        runs.push(await createRunIn(tx, req, now, later));
-      }
-      await insertNewRows(tx, later);
-      const queued = runs.reduce((n, r) => n + r.events.filter((e) => e.type === 'step.queued').length, 0);
-      const claimed = claimNext && claimNext.limit > 0 ? await claimIn(tx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {}) : { attempts: [], events: [] };
-      tx.wake = queued > claimed.attempts.length;
-      return { runs, claimed };
-    });
+    return this.tx((tx) => createRunsIn(tx, requests, now, claimNext));
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
@@ -414,11 +324,7 @@ export class PostgresStore implements Store {
   }
 
   async listEvents(filter: EventFilter): Promise<RunEvent[]> {
-    const values: unknown[] = [filter.afterId ?? 0];
-    const where = ['id > $1'];
-    if (filter.runId) where.push(`run_id = $${values.push(filter.runId)}`);
-    if (filter.pipeline) where.push(`pipeline = $${values.push(filter.pipeline)}`);
-    const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${values.push(filter.limit ?? 1000)}`;
+    const { sql, values } = listEventsStatement(filter);
     return (await this.query<EventRow>(sql, values)).map(toRunEvent);
   }
 
@@ -429,9 +335,8 @@ export class PostgresStore implements Store {
   }
 
   async listLogs(runId: string, step?: string): Promise<LogLine[]> {
-    type LogRow = { run_id: string; step: string; attempt: number; stream: string; line: string; at: number };
     const rows = step === undefined ? await this.q<LogRow>('logs', [runId]) : await this.q<LogRow>('stepLogs', [runId, step]);
-    return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at }));
+    return rows.map(toLogLine);
   }
 
   async lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined> {
@@ -447,7 +352,7 @@ export class PostgresStore implements Store {
   async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {
     // A claim whose commit is lost is harmless to repeat (its leases simply expire), and so is a claim lost in a
     // server crash (its attempts are claimable again): one statement, which does not wait for its WAL flush.
-    const { batch, keyed } = await transaction(this.pool, this.retryPolicy(), (c) => claimAlone(c, owner, limit, leaseMs, now, only), { retryUnknownCommit: true, single: true });
+    const { batch, keyed } = await transaction(this.pool, this.health.retryPolicy(), (c) => claimAlone(c, owner, limit, leaseMs, now, only), { retryUnknownCommit: true, single: true });
     if (keyed.length === 0) return batch;
     const more = await this.tx((tx) => claimKeyed(tx, owner, keyed, leaseMs, now), { retryUnknownCommit: true, relaxed: true });
     return { attempts: [...batch.attempts, ...more.attempts], events: [...batch.events, ...more.events] };
@@ -460,108 +365,37 @@ export class PostgresStore implements Store {
 
   async completeAttempts(results: AttemptResult[], now: number, claimNext?: ClaimRequest): Promise<CompletionBatch> {
     // Fenced results are safe to apply twice (the second is rejected), so an unknown commit is retried too.
-    return this.tx(
-      async (tx) => {
-        const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
-        const ids = results.map((r) => r.attemptId);
-        const locked = await this.q<RunHeader & { attempt_id: number; keyed: boolean }>('lockAttemptRuns', [ids], tx.client);
-        const applied = await completeBatch(tx, results, now, batch.events, new Map(locked.map((r) => [r.attempt_id, r])));
-        for (const r of results) (applied.has(r.attemptId) ? batch.accepted : batch.rejected).push(r.attemptId);
-        batch.queued = batch.events.filter((e) => e.type === 'step.queued' || e.type === 'step.retrying').length;
-        if (claimNext && claimNext.limit > 0) {
-          const next = await claimIn(tx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {});
-          batch.claimed = next.attempts;
-          batch.events.push(...next.events);
-        }
-        // A finished attempt with a concurrency key frees a slot that attempts waiting on its key may take.
-        const freedKey = locked.some((r) => r.keyed);
-        tx.wake = (batch.queued > 0 || freedKey) && (!claimNext || batch.claimed.length >= claimNext.limit || freedKey);
-        return batch;
-      },
-      { retryUnknownCommit: true, indexOrder: claimNext !== undefined && claimNext.limit > 0 },
-    );
+    const options = { retryUnknownCommit: true, indexOrder: claimNext !== undefined && claimNext.limit > 0 };
+    return this.tx((tx) => completeAttemptsIn(tx, results, now, claimNext), options);
   }
 
   async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
-    return this.tx(async (tx) => {
-      const { client, t } = tx;
-      const result: ReapResult = { expired: 0, timedOutRuns: 0, events: [] };
-      // One reaper at a time across all processes; the others skip this round instead of queueing behind it.
-      const [lock] = await this.q<{ locked: boolean }>('tryXactLock', [String(REAPER_LOCK_KEY)], client);
-      if (!lock?.locked) return result;
-      type Lease = { id: number; run_id: string; step: string; number: number; fence: number; owner: string };
-      const expired = (await this.q<Lease>('expiredLeases', [now], client)).map((a) => ({ ...a, dead: false }));
-      if (isOwnerDead) {
-        const dead = (await this.q<{ owner: string }>('runningOwners', [], client)).map((r) => r.owner).filter(isOwnerDead);
-        if (dead.length > 0) expired.push(...(await this.q<Lease>('ownerAttempts', [dead], client)).map((a) => ({ ...a, dead: true })));
-      }
-      const overdue = (await this.q<{ id: string }>('overdueRuns', [now], client)).map((r) => r.id);
-      if (expired.length === 0 && overdue.length === 0) return result;
-      await t.lockRuns([...expired.map((a) => a.run_id), ...overdue]);
-      const seen = new Set<number>();
-      for (const a of expired) {
-        if (seen.has(a.id) || ((await client.query(SQL.expireAttempt, [a.id, now, a.fence, a.dead])).rowCount ?? 0) === 0) continue;
-        seen.add(a.id);
-        result.expired += 1;
-        await t.run(requeueExpired(t, a.run_id, a.step, now, result.events));
-      }
-      for (const id of overdue) {
-        const run = (await t.getRun(id))!;
-        // Another reaper may have ended it between the select and the lock.
-        if (!['queued', 'running', 'paused', 'waiting'].includes(run.status) || run.deadline_at === null || run.deadline_at >= now) continue;
-        result.timedOutRuns += 1;
-        await t.terminate(result.events, run, 'failed', now, { code: 'RUN_TIMEOUT', message: 'the run exceeded its timeout' });
-      }
-      return result;
-    });
+    return this.tx((tx) => reapIn(tx, now, isOwnerDead));
   }
 
   async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
-    return this.tx(async ({ t }) => {
-      const events: RunEvent[] = [];
-      await t.run(controlRun(t, await this.lockRun(t, runId), action, now, events));
-      return { run: toRunRecord((await t.getRun(runId))!), events };
-    });
+    return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => controlRun(t, run, action, now, events)));
   }
 
   async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
-    return this.tx(async ({ t }) => {
-      const events: RunEvent[] = [];
-      await t.run(rollbackRun(t, await this.lockRun(t, runId), step, now, events));
-      return { run: toRunRecord((await t.getRun(runId))!), events };
-    });
+    return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => rollbackRun(t, run, step, now, events)));
   }
 
   async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
-    return this.tx(async (tx) => {
-      const events: RunEvent[] = [];
-      await tx.t.run(decide(tx.t, await this.lockRun(tx.t, runId), step, decision, now, events));
-      tx.wake = events.some((e) => e.type === 'step.queued');
-      return { run: toRunRecord((await tx.t.getRun(runId))!), events };
-    });
+    return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => decide(t, run, step, decision, now, events), true));
   }
 
   async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
     const client = await this.pool.connect();
     try {
-      return await new PgRunTransitions(client, (n, v) => this.compiled(client, n, v)).run(listDecisions(runId));
+      return await this.txs.open(client).t.run(listDecisions(runId));
     } finally {
       client.release();
     }
   }
 
   async ping(): Promise<void> {
-    let client: pg.PoolClient | undefined;
-    try {
-      client = await this.pool.connect();
-      await client.query('SELECT 1');
-      client.release();
-      this.onSuccess();
-    } catch (err) {
-      client?.release(err as Error);
-      this.sawError(err);
-      throw toStoreError(err, this.url);
-    }
+    await this.health.ping(this.pool, this.url);
   }
 
   latestEventId(): Promise<number> {
@@ -601,15 +435,15 @@ export class PostgresStore implements Store {
   }
 
   claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
-    return new PgCronSlots((text, values) => transaction(this.pool, this.retryPolicy(), (c) => c.query(text, values))).claim(pipeline, trigger, slot, now);
+    return new PgCronSlots((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values))).claim(pipeline, trigger, slot, now);
   }
 
   lastCronSlot(pipeline: string, trigger: string): Promise<number | undefined> {
-    return new PgCronSlots((text, values) => transaction(this.pool, this.retryPolicy(), (c) => c.query(text, values))).last(pipeline, trigger);
+    return new PgCronSlots((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values))).last(pipeline, trigger);
   }
 
   pruneRuns(request: PruneRequest): Promise<PruneResult> {
-    return pgPrune((fn) => transaction(this.pool, this.retryPolicy(), fn), request);
+    return pgPrune((fn) => transaction(this.pool, this.health.retryPolicy(), fn), request);
   }
 
   putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord> {
@@ -662,11 +496,5 @@ export class PostgresStore implements Store {
 
   async listDeadLetters(limit: number): Promise<RunRecord[]> {
     return (await this.q<RunRow>('deadLetters', [limit])).map(toRunRecord);
-  }
-
-  private async lockRun(t: PgRunTransitions, runId: string): Promise<RunRow> {
-    const run = await t.lockRun(runId);
-    if (!run) throw new SluiceError('RUN_NOT_FOUND', `no run ${runId}`);
-    return run;
   }
 }

@@ -8,8 +8,6 @@ import { toStoreError } from '../store-errors.js';
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
 import type { Pipeline } from '../../core/model.js';
 import type { StepItem } from '../../core/step-results.js';
-import { initiallyReady, planRun } from '../../core/scheduler.js';
-import { newRunId } from '../ids.js';
 import type { CacheParts, FileHashes } from '../../core/cache-key.js';
 import type {
   AttemptLease,
@@ -18,10 +16,8 @@ import type {
   AttemptResult,
   ClaimBatch,
   ClaimRequest,
-  ClaimedAttempt,
   CompletionBatch,
   CreateRunRequest,
-  CreatedRun,
   CreatedRuns,
   EventFilter,
   GateDecisionRecord,
@@ -46,18 +42,13 @@ import type {
   NewDataRecord,
   RecordPage,
 } from '../store.js';
-import { checkSameRequest, IDEMPOTENCY_WINDOW_MS, runRequestHash } from '../idempotency.js';
-import { migrations } from './migrations/index.js';
 import {
   parseJson,
   toAttemptRecord,
-  toJson,
-  toRunEvents,
   toRunRecord,
   toStepRecord,
   toStoredPipeline,
   type AttemptRow,
-  type EventRow,
   type PipelineRow,
   type RunRow,
   type StepRow,
@@ -74,23 +65,15 @@ import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWork
 import { RunTransitions } from './run-transitions.js';
 import { SQL } from './store-sql.js';
 import { compilePipeline, type CompiledPipeline } from '../ledger/ledger-tx.js';
-import { completeSupervised, controlRun, endChild, recordFailure, requeueExpired, rollbackRun } from '../ledger/outcomes.js';
-import { decide, listDecisions, recordDecision } from '../ledger/supervision.js';
-import { AttemptBatches, isPlainOutcome, type FinishedAttempt, type FinishedStep } from './attempt-batches.js';
-import { excessKeyedClaims, runConcurrencyKeys } from '../concurrency-keys.js';
-
-const HEADER_CACHE_SIZE = 50_000;
-
-interface RunHeader {
-  id: string;
-  pipeline: string;
-  version: number;
-  /** JSON text: parsed per claim so that no two attempts share (and could mutate) one object. */
-  input: string;
-  /** The run whose `pipeline` step started this one. */
-  parentRunId: string | null;
-}
-
+import { controlRun, endChild, rollbackRun } from '../ledger/outcomes.js';
+import { decide, listDecisions } from '../ledger/supervision.js';
+import { AttemptBatches } from './attempt-batches.js';
+import { RunHeaders, type HeaderRow, type SqliteCtx } from './sqlite-context.js';
+import { applyMigrations, createRun, savePipeline } from './run-create.js';
+import { claimInTransaction } from './claims.js';
+import { completeAttempts } from './completions.js';
+import { listEvents, listLogs, loadStepItems } from './run-reads.js';
+import { reapExpired, saveStepItems, takeRate, transitionRun } from './run-upkeep.js';
 
 export interface SqliteStoreOptions {
   /** `:memory:` or a file path; parent folders are created. */
@@ -107,7 +90,7 @@ export class SqliteStore implements Store {
   private readonly stmts = new Map<string, Database.Statement>();
   private readonly compiledCache = new Map<string, CompiledPipeline>();
   /** Fields of a run that never change after creation, so hot paths need not read the row again. */
-  private readonly headers = new Map<string, RunHeader>();
+  private readonly headers = new RunHeaders((id) => this.stmt('runHeader').get({ id }) as HeaderRow | undefined);
   private runTransitions: RunTransitions | undefined;
   private attemptBatches: AttemptBatches | undefined;
   /** Server features: tokens, trigger slots, stats (operations.ts). */
@@ -118,6 +101,8 @@ export class SqliteStore implements Store {
   private readonly attributeValues: SqliteAttributeValues;
   /** Eval cases of pipelines (evals.ts). */
   private readonly evals: SqliteEvals;
+  /** What the run functions of this folder work with. */
+  private readonly ctx: SqliteCtx;
 
   private get batches(): AttemptBatches {
     if (!this.attemptBatches) this.attemptBatches = new AttemptBatches(this.db);
@@ -142,6 +127,22 @@ export class SqliteStore implements Store {
     this.datasets = new SqliteDatasets(this.db, (fn) => this.write(fn));
     this.attributeValues = new SqliteAttributeValues(this.db, (fn) => this.write(fn));
     this.evals = new SqliteEvals(this.db, (fn) => this.write(fn));
+    const transitions = () => this.transitions;
+    const batches = () => this.batches;
+    this.ctx = {
+      db: this.db,
+      get transitions() {
+        return transitions();
+      },
+      get batches() {
+        return batches();
+      },
+      stmt: (key) => this.stmt(key),
+      prepared: (sql) => this.prepared(sql),
+      write: (fn) => this.write(fn),
+      header: (id) => this.headers.get(id),
+      remember: (row) => this.headers.remember(row),
+    };
   }
 
   async listEvals(pipeline: string): Promise<EvalCase[]> {
@@ -280,24 +281,6 @@ export class SqliteStore implements Store {
     return new SqlitePruner(this.db, (fn) => this.write(fn)).prune(request);
   }
 
-  /** The immutable fields of a run, cached. */
-  private header(id: string): RunHeader {
-    let h = this.headers.get(id);
-    if (!h) {
-      const row = this.stmt('runHeader').get({ id }) as Pick<RunRow, 'id' | 'pipeline' | 'version' | 'input' | 'parent_run_id'> | undefined;
-      if (!row) throw new SluiceError('RUN_NOT_FOUND', `no run ${id}`);
-      h = this.remember(row);
-    }
-    return h;
-  }
-
-  private remember(row: Pick<RunRow, 'id' | 'pipeline' | 'version' | 'input' | 'parent_run_id'>): RunHeader {
-    if (this.headers.size >= HEADER_CACHE_SIZE) this.headers.clear();
-    const h: RunHeader = { id: row.id, pipeline: row.pipeline, version: row.version, input: row.input, parentRunId: row.parent_run_id ?? null };
-    this.headers.set(row.id, h);
-    return h;
-  }
-
   private stmt(key: keyof typeof SQL): Database.Statement {
     let s = this.stmts.get(key);
     if (!s) {
@@ -325,15 +308,7 @@ export class SqliteStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    this.write(() => {
-      this.db.exec(`CREATE TABLE IF NOT EXISTS sluice_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
-      const done = new Set((this.db.prepare('SELECT id FROM sluice_migrations').all() as Array<{ id: number }>).map((r) => r.id));
-      for (const m of migrations) {
-        if (done.has(m.id)) continue;
-        this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO sluice_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, Date.now());
-      }
-    });
+    this.write(() => applyMigrations(this.db));
     this.runTransitions = new RunTransitions(this.db, (name, version) => this.compiled(name, version));
     this.runTransitions.onRunEnded = (out, runId, status, at) => this.transitions.run(endChild(this.transitions, runId, status, at, out));
   }
@@ -355,21 +330,7 @@ export class SqliteStore implements Store {
   }
 
   async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
-    return this.write(() => {
-      const latest = this.stmt('latestPipeline').get({ name: pipeline.name }) as PipelineRow | undefined;
-      if (latest && latest.hash === hash) return toStoredPipeline(latest);
-      const row: PipelineRow = {
-        name: pipeline.name,
-        version: (latest?.version ?? 0) + 1,
-        hash,
-        definition: JSON.stringify(pipeline),
-        source: source.text ?? null,
-        source_file: source.file ?? null,
-        created_at: Date.now(),
-      };
-      this.stmt('insertPipeline').run(row);
-      return toStoredPipeline(row);
-    });
+    return savePipeline(this.ctx, pipeline, hash, source);
   }
 
   async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
@@ -393,72 +354,13 @@ export class SqliteStore implements Store {
 
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
     return this.write(() => {
-      const runs = requests.map((req) => this.createRun(req, now));
+      const runs = requests.map((req) => createRun(this.ctx, req, now));
       const claimed =
         claimNext && claimNext.limit > 0
-          ? this.claimInTransaction(claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {})
+          ? claimInTransaction(this.ctx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {})
           : { attempts: [], events: [] };
       return { runs, claimed };
     });
-  }
-
-  private createRun(req: CreateRunRequest, now: number): CreatedRun {
-    const p = req.pipeline;
-    const requestHash = req.idempotencyKey === undefined ? null : runRequestHash(req);
-    if (req.idempotencyKey !== undefined) {
-      const existing = this.stmt('idempotent').get({ pipeline: p.name, key: req.idempotencyKey }) as RunRow | undefined;
-      if (existing && existing.created_at > now - IDEMPOTENCY_WINDOW_MS) {
-        checkSameRequest(existing, req, requestHash!);
-        return { run: toRunRecord(existing), created: false, events: [] };
-      }
-      if (existing) this.stmt('clearIdempotency').run({ id: existing.id });
-    }
-    const planned = planRun(p.definition, req.selection ? new Set(req.selection) : null);
-    const maxParallel = req.maxParallel ?? p.definition.maxParallel;
-    const ready = initiallyReady(planned).slice(0, maxParallel);
-    const readyNames = new Set(ready.map((s) => s.name));
-    const runAt = Math.max(req.runAt ?? now, now);
-    const row = {
-      id: req.id ?? newRunId(now),
-      pipeline: p.name,
-      version: p.version,
-      input: toJson(req.input),
-      priority: req.priority ?? 0,
-      force: req.force ? 1 : 0,
-      max_parallel: maxParallel,
-      selection: req.selection ? JSON.stringify(req.selection) : null,
-      idempotency_key: req.idempotencyKey ?? null,
-      parent_run_id: req.parent?.runId ?? null,
-      parent_step: req.parent?.step ?? null,
-      remaining: planned.filter((s) => s.status === 'pending').length,
-      active: ready.length,
-      run_at: runAt,
-      deadline_at: p.definition.timeoutMs === null ? null : runAt + p.definition.timeoutMs,
-      created_at: now,
-    };
-    this.stmt('insertRun').run(row);
-    const keys = runConcurrencyKeys(p.definition, req.concurrencyKeys);
-    if (keys !== null) this.stmt('setRunConcurrencyKeys').run({ id: row.id, keys });
-    if (requestHash !== null) this.stmt('setIdempotencyHash').run({ id: row.id, hash: requestHash });
-    if (req.traceparent !== undefined) this.prepared(RUN_TRACE_SQL.set).run({ id: row.id, traceparent: req.traceparent });
-    const events: RunEvent[] = [];
-    const run: RunRow = { ...row, status: 'queued', failed: 0, error: null, started_at: null, finished_at: null };
-    this.remember(run);
-    this.transitions.emit(events, run, 'run.queued', null, now);
-    for (const s of planned) {
-      const queued = readyNames.has(s.name);
-      const status = queued ? 'queued' : s.status;
-      this.stmt('insertStep').run({ run_id: row.id, name: s.name, seq: s.seq, status, waiting_on: s.waitingOn, priority: s.priority, attempts: queued ? 1 : 0 });
-      if (s.status === 'skipped') this.transitions.emit(events, run, 'step.skipped', s.name, now, { reason: 'not selected or disabled' });
-    }
-    for (const s of ready) {
-      this.transitions.insertAttempt(run, s.name, 1, now, runAt, s.priority);
-      this.transitions.emit(events, run, 'step.queued', s.name, now, { attempt: 1 });
-    }
-    if (run.remaining > 0) return { run: toRunRecord(run), created: true, events };
-    // Nothing to run (every step skipped): the run ends at once.
-    this.transitions.finishIfDone(events, run, now);
-    return { run: toRunRecord(this.transitions.getRun(row.id)!), created: true, events };
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
@@ -485,9 +387,7 @@ export class SqliteStore implements Store {
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
     const { sql, params } = listRunsStatement(filter);
     // Eight forms of the statement at most (pipeline, status, cursor, each there or not): prepare each once.
-    let statement = this.stmts.get(sql);
-    if (!statement) this.stmts.set(sql, (statement = this.db.prepare(sql)));
-    return (statement.all(params) as RunRow[]).map(toRunRecord);
+    return (this.prepared(sql).all(params) as RunRow[]).map(toRunRecord);
   }
 
   async listSteps(runId: string): Promise<StepRecord[]> {
@@ -508,43 +408,11 @@ export class SqliteStore implements Store {
     return out;
   }
 
-  async listEvents(filter: EventFilter): Promise<RunEvent[]> {
-    const where = ['id > @after'];
-    const params: Record<string, unknown> = { after: filter.afterId ?? 0, limit: filter.limit ?? 1000 };
-    if (filter.runId) {
-      where.push('run_id = @run_id');
-      params['run_id'] = filter.runId;
-    }
-    if (filter.pipeline) {
-      where.push('pipeline = @pipeline');
-      params['pipeline'] = filter.pipeline;
-    }
-    const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`;
-    // A row holds at least one event past `after` (its last): `limit` rows hold enough.
-    const events: RunEvent[] = [];
-    for (const row of this.db.prepare(sql).all(params) as EventRow[]) {
-      for (const e of toRunEvents(row)) if (e.id > (params['after'] as number)) events.push(e);
-    }
-    return events.slice(0, params['limit'] as number);
-  }
-
   async appendLogs(lines: LogLine[]): Promise<void> {
     if (lines.length === 0) return;
     this.write(() => {
       for (const l of lines) this.stmt('insertLog').run({ run_id: l.runId, step: l.step, attempt: l.attempt, stream: l.stream, line: l.line, at: l.at });
     });
-  }
-
-  async listLogs(runId: string, step?: string): Promise<LogLine[]> {
-    const rows = (step === undefined ? this.stmt('logs').all({ run_id: runId }) : this.stmt('stepLogs').all({ run_id: runId, step })) as Array<{
-      run_id: string;
-      step: string;
-      attempt: number;
-      stream: string;
-      line: string;
-      at: number;
-    }>;
-    return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at }));
   }
 
   async lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined> {
@@ -557,77 +425,12 @@ export class SqliteStore implements Store {
     return row ? { runId: row.run_id, parts: parseJson<CacheParts>(row.parts) } : undefined;
   }
 
-  /** Stores a succeeded step's output under its cache key, and why a step ran or was cached. */
-  private recordCache(run: RunHeader, step: string, r: AttemptResult, status: string, output: string | null, now: number): void {
-    if (status === 'succeeded' && r.cacheable && r.cacheKey) {
-      const parts = r.cacheParts ? JSON.stringify(r.cacheParts) : null;
-      const outputs = r.cacheOutputs ? JSON.stringify(r.cacheOutputs) : null;
-      this.stmt('putCache').run({ pipeline: run.pipeline, key: r.cacheKey, output, run_id: run.id, step, created_at: now, parts, outputs });
-    }
-    if (r.cacheExplain) this.stmt('setCacheExplain').run({ run_id: run.id, name: step, explain: JSON.stringify(r.cacheExplain) });
-  }
-
   async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {
-    return this.write(() => this.claimInTransaction(owner, limit, leaseMs, now, only));
+    return this.write(() => claimInTransaction(this.ctx, owner, limit, leaseMs, now, only));
   }
 
-  private claimInTransaction(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): ClaimBatch {
-    const params = { owner, now, lease_until: now + leaseMs, limit };
-    const claimed = only.runId === undefined ? this.stmt('claim').all(params) : this.stmt('claimForRun').all({ ...params, run_id: only.runId });
-    const rows = claimed as Array<{
-      id: number;
-      run_id: string;
-      step: string;
-      number: number;
-      fence: number;
-      force: number;
-      feedback: string | null;
-      concurrency_key: string | null;
-      concurrency_limit: number | null;
-    }>;
-    const excess = rows.some((r) => r.concurrency_key !== null) ? this.trimKeyedClaims(rows) : null;
-    const kept = excess ? rows.filter((r) => !excess.has(r.id)) : rows;
-    const events: RunEvent[] = [];
-    const attempts: ClaimedAttempt[] = [];
-    if (kept.length === 0) return { attempts, events };
-    const started = kept.length > 1 ? this.batches.startClaimed(kept, now) : this.startClaimed(kept[0]!, now);
-    for (const r of kept) {
-      const run = this.header(r.run_id);
-      if (started.delete(r.run_id)) this.transitions.emit(events, run, 'run.started', null, now);
-      this.transitions.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
-      attempts.push({
-        id: r.id,
-        runId: r.run_id,
-        step: r.step,
-        number: r.number,
-        fence: r.fence,
-        pipeline: run.pipeline,
-        version: run.version,
-        input: JSON.parse(run.input),
-        force: r.force === 1,
-        leaseExpiresAt: now + leaseMs,
-        ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }),
-      });
-    }
-    return { attempts, events };
-  }
-
-  /** Starts the run and step of one claimed attempt; returns the run's id when it was queued until now. */
-  private startClaimed(claimed: { run_id: string; step: string }, now: number): Set<string> {
-    const started = this.stmt('startRun').run({ id: claimed.run_id, now }).changes > 0;
-    this.stmt('startStep').run({ run_id: claimed.run_id, name: claimed.step, now });
-    return new Set(started ? [claimed.run_id] : []);
-  }
-
-  /**
-   * Several attempts of one key may pass the claim's condition together: those beyond the key's limit go back
-   * to the queue, untouched but for their fence. Returns their ids.
-   */
-  private trimKeyedClaims(rows: Array<{ id: number; concurrency_key: string | null; concurrency_limit: number | null }>): Set<number> {
-    const running = (key: string) => (this.stmt('runningWithKey').get({ key }) as { n: number }).n;
-    const excess = excessKeyedClaims(rows, running, (r) => r.concurrency_limit ?? 1);
-    for (const id of excess) this.stmt('unclaim').run({ id });
-    return excess;
+  async completeAttempts(results: AttemptResult[], now: number, claimNext?: ClaimRequest): Promise<CompletionBatch> {
+    return completeAttempts(this.ctx, results, now, claimNext);
   }
 
   async heartbeat(owner: string, attemptIds: number[], leaseMs: number, now: number): Promise<number[]> {
@@ -635,219 +438,52 @@ export class SqliteStore implements Store {
     return attemptIds.filter((id) => !held.has(id));
   }
 
-  async completeAttempts(results: AttemptResult[], now: number, claimNext?: ClaimRequest): Promise<CompletionBatch> {
-    return this.write(() => {
-      const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
-      // One result (a chain's next step) costs fewer statements one by one.
-      if (results.length > 1 && results.every(isPlainOutcome)) this.completePlain(results, now, batch);
-      else {
-        for (const r of results) {
-          if (this.completeOne(r, now, batch.events)) batch.accepted.push(r.attemptId);
-          else batch.rejected.push(r.attemptId);
-        }
-      }
-      batch.queued = batch.events.filter((e) => e.type === 'step.queued' || e.type === 'step.retrying').length;
-      if (claimNext && claimNext.limit > 0) {
-        const next = this.claimInTransaction(claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {});
-        batch.claimed = next.attempts;
-        batch.events.push(...next.events);
-      }
-      return batch;
-    });
-  }
-
-  /**
-   * Results that only finish their steps (succeeded, cached, skipped), recorded with a few statements per batch:
-   * attempts, steps and (for runs with one result in the batch) run counters are each updated by one statement,
-   * then each result is settled in order as {@link completeOne} would. Finishing every attempt and step first
-   * changes nothing: settling one of these touches neither running attempts nor running steps.
-   */
-  private completePlain(results: AttemptResult[], now: number, batch: CompletionBatch): void {
-    const finished = this.batches.finishAttempts(results, now);
-    const done: Array<{ r: AttemptResult; fin: FinishedAttempt; run: RunHeader; step: FinishedStep }> = [];
-    const resultsOfRun = new Map<string, number>();
-    let children = false;
-    for (const r of results) {
-      const fin = finished.get(r.attemptId);
-      if (!fin) {
-        batch.rejected.push(r.attemptId);
-        continue;
-      }
-      // A result given twice is recorded once, as one by one: the second finds its attempt finished.
-      finished.delete(r.attemptId);
-      batch.accepted.push(r.attemptId);
-      const run = this.header(fin.run_id);
-      if (run.parentRunId !== null) children = true;
-      resultsOfRun.set(run.id, (resultsOfRun.get(run.id) ?? 0) + 1);
-      const status = r.outcome as FinishedStep['status'];
-      done.push({ r, fin, run, step: { runId: run.id, step: fin.step, status, output: toJson(r.output), cacheKey: r.cacheKey ?? null } });
-    }
-    this.batches.finishSteps(done.map((d) => d.step), now);
-    // A child run that ends settles its parent's step in between: then every run settles on its own, in order.
-    const once = children ? [] : [...resultsOfRun].filter(([, n]) => n === 1).map(([id]) => id);
-    const settled = this.batches.settleRuns(once, now);
-    for (const { r, fin, run, step } of done) {
-      this.recordCache(run, fin.step, r, step.status, step.output, now);
-      this.transitions.emit(batch.events, run, `step.${step.status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
-      const counters = settled.get(run.id);
-      if (!counters) {
-        this.transitions.settle(batch.events, run, fin.step, now);
-        continue;
-      }
-      this.transitions.releaseDependents(run, fin.step);
-      this.transitions.afterSettle(batch.events, counters, now);
-    }
-  }
-
-  private completeOne(r: AttemptResult, now: number, events: RunEvent[]): boolean {
-    const status = r.outcome;
-    const error = r.error ? JSON.stringify(r.error) : null;
-    const usage = r.usage ? JSON.stringify(r.usage) : null;
-    const fin = this.stmt('finishAttempt').get({ id: r.attemptId, fence: r.fence, owner: r.owner, status, now, processing_ms: r.processingMs, error, usage }) as
-      | { run_id: string; step: string; number: number }
-      | undefined;
-    if (!fin) return false;
-    if (status === 'failed') {
-      this.transitions.run(recordFailure(this.transitions, this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events));
-      return true;
-    }
-    if (status === 'blocked' || status === 'rewound') {
-      this.transitions.run(completeSupervised(this.transitions, this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events));
-      return true;
-    }
-    if (status === 'spawned') {
-      this.spawnChild(this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events);
-      return true;
-    }
-    if (r.decision) this.transitions.run(recordDecision(this.transitions, this.transitions.getRun(fin.run_id)!, fin.step, fin.number, r.decision, null, now, events));
-    const run = this.header(fin.run_id);
-    const output = toJson(r.output);
-    this.stmt('finishStep').run({ run_id: run.id, name: fin.step, status, output, cache_key: r.cacheKey ?? null, now });
-    this.recordCache(run, fin.step, r, status, output, now);
-    this.transitions.emit(events, run, `step.${status as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
-    this.transitions.settle(events, run, fin.step, now);
-    return true;
-  }
-
-  /**
-   * A `pipeline` step starts its child run in the same transaction; the step stays running (holding no
-   * lease) until the child ends, see {@link endChild}.
-   */
-  private spawnChild(run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): void {
-    const request = r.spawn!;
-    const child = this.stmt('latestPipeline').get({ name: request.pipeline }) as PipelineRow | undefined;
-    if (!child) {
-      const error = { code: 'PIPELINE_NOT_FOUND', message: `step ${step} runs pipeline ${request.pipeline}, which is not registered`, retryable: false };
-      this.transitions.run(recordFailure(this.transitions, run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events));
-      return;
-    }
-    const traced = request.traceparent === undefined ? {} : { traceparent: request.traceparent };
-    const created = this.createRun({ pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step }, ...traced }, now);
-    this.stmt('setStepOutput').run({ run_id: run.id, name: step, output: JSON.stringify({ child_run: created.run.id }) });
-    events.push(...created.events);
-  }
-
-  async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
-    return this.write(() => {
-      const result: ReapResult = { expired: 0, timedOutRuns: 0, events: [] };
-      const expired = this.stmt('expiredLeases').all({ now }) as Array<{ id: number; run_id: string; step: string; number: number }>;
-      if (isOwnerDead) {
-        for (const { owner } of this.stmt('runningOwners').all() as Array<{ owner: string }>) {
-          if (isOwnerDead(owner)) expired.push(...(this.stmt('ownerAttempts').all({ owner }) as typeof expired));
-        }
-      }
-      const seen = new Set<number>();
-      for (const a of expired) {
-        if (seen.has(a.id) || this.stmt('expireAttempt').run({ id: a.id, now }).changes === 0) continue;
-        seen.add(a.id);
-        result.expired += 1;
-        this.transitions.run(requeueExpired(this.transitions, a.run_id, a.step, now, result.events));
-      }
-      for (const run of this.stmt('overdueRuns').all({ now }) as RunRow[]) {
-        result.timedOutRuns += 1;
-        this.transitions.terminate(result.events, run, 'failed', now, { code: 'RUN_TIMEOUT', message: 'the run exceeded its timeout' });
-      }
-      return result;
-    });
-  }
-
   async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
-    return this.write(() => {
-      const events: RunEvent[] = [];
-      this.transitions.run(controlRun(this.transitions, this.requireRun(runId), action, now, events));
-      return { run: toRunRecord(this.transitions.getRun(runId)!), events };
-    });
+    return transitionRun(this.ctx, runId, (run, events) => controlRun(this.transitions, run, action, now, events));
   }
 
   async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
-    return this.write(() => {
-      const events: RunEvent[] = [];
-      this.transitions.run(rollbackRun(this.transitions, this.requireRun(runId), step, now, events));
-      return { run: toRunRecord(this.transitions.getRun(runId)!), events };
-    });
+    return transitionRun(this.ctx, runId, (run, events) => rollbackRun(this.transitions, run, step, now, events));
   }
 
   async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
-    return this.write(() => {
-      const events: RunEvent[] = [];
-      this.transitions.run(decide(this.transitions, this.requireRun(runId), step, decision, now, events));
-      return { run: toRunRecord(this.transitions.getRun(runId)!), events };
-    });
+    return transitionRun(this.ctx, runId, (run, events) => decide(this.transitions, run, step, decision, now, events));
   }
 
   async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
     return this.transitions.run(listDecisions(runId));
   }
 
-  async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
-    const window = Math.floor(now / 60_000);
-    return this.write(() => {
-      const used = (this.stmt('rateWindow').get({ key, window }) as { requests: number; tokens: number } | undefined) ?? { requests: 0, tokens: 0 };
-      const overRequests = limits.rpm !== undefined && used.requests + 1 > limits.rpm;
-      // A request larger than the whole token budget goes alone into an empty window rather than never.
-      const overTokens = limits.tpm !== undefined && used.tokens > 0 && used.tokens + tokens > limits.tpm;
-      if (overRequests || overTokens) return (window + 1) * 60_000 - now;
-      this.stmt('takeRate').run({ key, window, tokens });
-      if (used.requests === 0) this.stmt('pruneRates').run({ before: window - 5 });
-      return 0;
-    });
-  }
-
   async settleRate(key: string, at: number, delta: number): Promise<void> {
     this.write(() => this.stmt('settleRate').run({ key, window: Math.floor(at / 60_000), delta }));
   }
 
+  async listEvents(filter: EventFilter): Promise<RunEvent[]> {
+    return listEvents(this.ctx, filter);
+  }
+
+  async listLogs(runId: string, step?: string): Promise<LogLine[]> {
+    return listLogs(this.ctx, runId, step);
+  }
+
+  async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
+    return reapExpired(this.ctx, now, isOwnerDead);
+  }
+
+  async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
+    return takeRate(this.ctx, key, limits, tokens, now);
+  }
+
   async loadStepItems(runId: string, step: string): Promise<StepItem[]> {
-    const rows = this.stmt('stepItems').all({ run_id: runId, step }) as Array<{ idx: number; status: StepItem['status']; output: string | null; error: string | null }>;
-    return rows.map((r) => ({
-      index: r.idx,
-      status: r.status,
-      ...(r.output === null ? {} : { output: JSON.parse(r.output) as unknown }),
-      ...(r.error === null ? {} : { error: JSON.parse(r.error) as StepItem['error'] }),
-    }));
+    return loadStepItems(this.ctx, runId, step);
   }
 
   async saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void> {
-    this.write(() => {
-      if (!this.stmt('holdsLease').get({ id: lease.attemptId, fence: lease.fence, owner: lease.owner })) {
-        throw new SluiceError('LEASE_LOST', `attempt ${lease.attemptId} of step ${step} no longer holds its lease; its item results are not recorded`);
-      }
-      for (const item of items) {
-        const output = item.output === undefined ? null : toJson(item.output);
-        const error = item.error === undefined ? null : JSON.stringify(item.error);
-        this.stmt('putStepItem').run({ run_id: runId, step, idx: item.index, status: item.status, output, error, now });
-      }
-    });
+    saveStepItems(this.ctx, lease, runId, step, items, now);
   }
 
   async listDeadLetters(limit: number): Promise<RunRecord[]> {
     return (this.stmt('deadLetters').all({ limit }) as RunRow[]).map(toRunRecord);
-  }
-
-  private requireRun(runId: string): RunRow {
-    const run = this.transitions.getRun(runId);
-    if (!run) throw new SluiceError('RUN_NOT_FOUND', `no run ${runId}`);
-    return run;
   }
 }
 

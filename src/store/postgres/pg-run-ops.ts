@@ -1,0 +1,124 @@
+import { SluiceError } from '../../core/errors.js';
+import type { Pipeline } from '../../core/model.js';
+import { toRunRecord, toStoredPipeline, type PipelineRow, type RunRow } from '../rows.js';
+import type {
+  AttemptResult,
+  ClaimRequest,
+  CompletionBatch,
+  CreateRunRequest,
+  CreatedRun,
+  CreatedRuns,
+  PipelineSource,
+  ReapResult,
+  RunEvent,
+  StoredPipeline,
+  TransitionResult,
+} from '../store.js';
+import type { Rule } from '../ledger/effects.js';
+import { requeueExpired } from '../ledger/outcomes.js';
+import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type RunHeader, type Tx } from './pg-attempts.js';
+import { pgJson } from './pg-json.js';
+import type { PgRunTransitions } from './pg-run-transitions.js';
+import { REAPER_LOCK_KEY, SQL, sql } from './pg-store-sql.js';
+
+// The run paths of the PostgreSQL store, each the body of one transaction (`tx`) that PostgresStore opens.
+
+/** Stores the pipeline; a new version is created only when its hash differs from the latest. */
+export async function savePipelineIn({ client }: Tx, pipeline: Pipeline, hash: string, source: PipelineSource): Promise<StoredPipeline> {
+  // Two processes saving the same pipeline at once must not both take the next version number.
+  await sql(client, 'xactLock', [`pipeline:${pipeline.name}`]);
+  const [latest] = await sql<PipelineRow>(client, 'latestPipeline', [pipeline.name]);
+  if (latest && latest.hash === hash) return toStoredPipeline(latest);
+  const row: PipelineRow = {
+    name: pipeline.name,
+    version: (latest?.version ?? 0) + 1,
+    hash,
+    definition: pgJson(pipeline),
+    source: source.text ?? null,
+    source_file: source.file ?? null,
+    created_at: Date.now(),
+  };
+  await sql(client, 'insertPipeline', [row.name, row.version, row.hash, row.definition, row.source, row.source_file, row.created_at]);
+  return toStoredPipeline(row);
+}
+
+/** Creates runs one by one (each sees the idempotency keys of those before it), then leases with `claimNext`. */
+export async function createRunsIn(tx: Tx, requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
+  const runs: CreatedRun[] = [];
+  const later = new NewRows();
+  for (const req of requests) {
+    // A request with an idempotency key must see the runs before it: write those first.
+    if (req.idempotencyKey !== undefined) await insertNewRows(tx, later);
+    runs.push(await createRunIn(tx, req, now, later));
+  }
+  await insertNewRows(tx, later);
+  const queued = runs.reduce((n, r) => n + r.events.filter((e) => e.type === 'step.queued').length, 0);
+  const claimed = claimNext && claimNext.limit > 0 ? await claimIn(tx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {}) : { attempts: [], events: [] };
+  tx.wake = queued > claimed.attempts.length;
+  return { runs, claimed };
+}
+
+/** Records a batch of results, then (with `claimNext`) leases the next attempts. */
+export async function completeAttemptsIn(tx: Tx, results: AttemptResult[], now: number, claimNext?: ClaimRequest): Promise<CompletionBatch> {
+  const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
+  const ids = results.map((r) => r.attemptId);
+  const locked = await sql<RunHeader & { attempt_id: number; keyed: boolean }>(tx.client, 'lockAttemptRuns', [ids]);
+  const applied = await completeBatch(tx, results, now, batch.events, new Map(locked.map((r) => [r.attempt_id, r])));
+  for (const r of results) (applied.has(r.attemptId) ? batch.accepted : batch.rejected).push(r.attemptId);
+  batch.queued = batch.events.filter((e) => e.type === 'step.queued' || e.type === 'step.retrying').length;
+  if (claimNext && claimNext.limit > 0) {
+    const next = await claimIn(tx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {});
+    batch.claimed = next.attempts;
+    batch.events.push(...next.events);
+  }
+  // A finished attempt with a concurrency key frees a slot that attempts waiting on its key may take.
+  const freedKey = locked.some((r) => r.keyed);
+  tx.wake = (batch.queued > 0 || freedKey) && (!claimNext || batch.claimed.length >= claimNext.limit || freedKey);
+  return batch;
+}
+
+/** Re-queues attempts whose lease expired or whose owner is dead, and fails runs past their deadline. */
+export async function reapIn(tx: Tx, now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
+  const { client, t } = tx;
+  const result: ReapResult = { expired: 0, timedOutRuns: 0, events: [] };
+  // One reaper at a time across all processes; the others skip this round instead of queueing behind it.
+  const [lock] = await sql<{ locked: boolean }>(client, 'tryXactLock', [String(REAPER_LOCK_KEY)]);
+  if (!lock?.locked) return result;
+  type Lease = { id: number; run_id: string; step: string; number: number; fence: number; owner: string };
+  const expired = (await sql<Lease>(client, 'expiredLeases', [now])).map((a) => ({ ...a, dead: false }));
+  if (isOwnerDead) {
+    const dead = (await sql<{ owner: string }>(client, 'runningOwners', [])).map((r) => r.owner).filter(isOwnerDead);
+    if (dead.length > 0) expired.push(...(await sql<Lease>(client, 'ownerAttempts', [dead])).map((a) => ({ ...a, dead: true })));
+  }
+  const overdue = (await sql<{ id: string }>(client, 'overdueRuns', [now])).map((r) => r.id);
+  if (expired.length === 0 && overdue.length === 0) return result;
+  await t.lockRuns([...expired.map((a) => a.run_id), ...overdue]);
+  const seen = new Set<number>();
+  for (const a of expired) {
+    if (seen.has(a.id) || ((await client.query(SQL.expireAttempt, [a.id, now, a.fence, a.dead])).rowCount ?? 0) === 0) continue;
+    seen.add(a.id);
+    result.expired += 1;
+    await t.run(requeueExpired(t, a.run_id, a.step, now, result.events));
+  }
+  for (const id of overdue) {
+    const run = (await t.getRun(id))!;
+    // Another reaper may have ended it between the select and the lock.
+    if (!['queued', 'running', 'paused', 'waiting'].includes(run.status) || run.deadline_at === null || run.deadline_at >= now) continue;
+    result.timedOutRuns += 1;
+    await t.terminate(result.events, run, 'failed', now, { code: 'RUN_TIMEOUT', message: 'the run exceeded its timeout' });
+  }
+  return result;
+}
+
+/**
+ * Locks run `runId` and runs a ledger rule on it; throws RUN_NOT_FOUND when there is no such run. With
+ * `wakeOnQueued`, a step it queues wakes idle workers.
+ */
+export async function transitionIn(tx: Tx, runId: string, rule: (t: PgRunTransitions, run: RunRow, events: RunEvent[]) => Rule<unknown>, wakeOnQueued = false): Promise<TransitionResult> {
+  const run = await tx.t.lockRun(runId);
+  if (!run) throw new SluiceError('RUN_NOT_FOUND', `no run ${runId}`);
+  const events: RunEvent[] = [];
+  await tx.t.run(rule(tx.t, run, events));
+  if (wakeOnQueued) tx.wake = events.some((e) => e.type === 'step.queued');
+  return { run: toRunRecord((await tx.t.getRun(runId))!), events };
+}

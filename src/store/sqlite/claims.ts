@@ -1,0 +1,64 @@
+import type { ClaimBatch, ClaimedAttempt, RunEvent } from '../store.js';
+import { excessKeyedClaims } from '../concurrency-keys.js';
+import type { SqliteCtx } from './sqlite-context.js';
+
+// Claims of the SQLite store: leasing available attempts and starting their runs and steps.
+
+export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): ClaimBatch {
+  const params = { owner, now, lease_until: now + leaseMs, limit };
+  const claimed = only.runId === undefined ? c.stmt('claim').all(params) : c.stmt('claimForRun').all({ ...params, run_id: only.runId });
+  const rows = claimed as Array<{
+    id: number;
+    run_id: string;
+    step: string;
+    number: number;
+    fence: number;
+    force: number;
+    feedback: string | null;
+    concurrency_key: string | null;
+    concurrency_limit: number | null;
+  }>;
+  const excess = rows.some((r) => r.concurrency_key !== null) ? trimKeyedClaims(c, rows) : null;
+  const kept = excess ? rows.filter((r) => !excess.has(r.id)) : rows;
+  const events: RunEvent[] = [];
+  const attempts: ClaimedAttempt[] = [];
+  if (kept.length === 0) return { attempts, events };
+  const started = kept.length > 1 ? c.batches.startClaimed(kept, now) : startClaimed(c, kept[0]!, now);
+  for (const r of kept) {
+    const run = c.header(r.run_id);
+    if (started.delete(r.run_id)) c.transitions.emit(events, run, 'run.started', null, now);
+    c.transitions.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
+    attempts.push({
+      id: r.id,
+      runId: r.run_id,
+      step: r.step,
+      number: r.number,
+      fence: r.fence,
+      pipeline: run.pipeline,
+      version: run.version,
+      input: JSON.parse(run.input),
+      force: r.force === 1,
+      leaseExpiresAt: now + leaseMs,
+      ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }),
+    });
+  }
+  return { attempts, events };
+}
+
+/** Starts the run and step of one claimed attempt; returns the run's id when it was queued until now. */
+export function startClaimed(c: SqliteCtx, claimed: { run_id: string; step: string }, now: number): Set<string> {
+  const started = c.stmt('startRun').run({ id: claimed.run_id, now }).changes > 0;
+  c.stmt('startStep').run({ run_id: claimed.run_id, name: claimed.step, now });
+  return new Set(started ? [claimed.run_id] : []);
+}
+
+/**
+ * Several attempts of one key may pass the claim's condition together: those beyond the key's limit go back
+ * to the queue, untouched but for their fence. Returns their ids.
+ */
+export function trimKeyedClaims(c: SqliteCtx, rows: Array<{ id: number; concurrency_key: string | null; concurrency_limit: number | null }>): Set<number> {
+  const running = (key: string) => (c.stmt('runningWithKey').get({ key }) as { n: number }).n;
+  const excess = excessKeyedClaims(rows, running, (r) => r.concurrency_limit ?? 1);
+  for (const id of excess) c.stmt('unclaim').run({ id });
+  return excess;
+}

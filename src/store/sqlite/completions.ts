@@ -1,0 +1,133 @@
+import type { AttemptResult, ClaimRequest, CompletionBatch, RunEvent } from '../store.js';
+import { claimInTransaction } from './claims.js';
+import { toJson, toStoredPipeline, type PipelineRow, type RunRow } from '../rows.js';
+import { completeSupervised, recordFailure } from '../ledger/outcomes.js';
+import { recordDecision } from '../ledger/supervision.js';
+import { isPlainOutcome, type FinishedAttempt, type FinishedStep } from './attempt-batches.js';
+import type { RunHeader, SqliteCtx } from './sqlite-context.js';
+import { createRun } from './run-create.js';
+
+// Completions of the SQLite store: recording attempt results, the cache, and child runs of `pipeline` steps.
+
+/** Stores a succeeded step's output under its cache key, and why a step ran or was cached. */
+export function recordCache(c: SqliteCtx, run: RunHeader, step: string, r: AttemptResult, status: string, output: string | null, now: number): void {
+  if (status === 'succeeded' && r.cacheable && r.cacheKey) {
+    const parts = r.cacheParts ? JSON.stringify(r.cacheParts) : null;
+    const outputs = r.cacheOutputs ? JSON.stringify(r.cacheOutputs) : null;
+    c.stmt('putCache').run({ pipeline: run.pipeline, key: r.cacheKey, output, run_id: run.id, step, created_at: now, parts, outputs });
+  }
+  if (r.cacheExplain) c.stmt('setCacheExplain').run({ run_id: run.id, name: step, explain: JSON.stringify(r.cacheExplain) });
+}
+
+/**
+ * Results that only finish their steps (succeeded, cached, skipped), recorded with a few statements per batch:
+ * attempts, steps and (for runs with one result in the batch) run counters are each updated by one statement,
+ * then each result is settled in order as {@link completeOne} would. Finishing every attempt and step first
+ * changes nothing: settling one of these touches neither running attempts nor running steps.
+ */
+export function completePlain(c: SqliteCtx, results: AttemptResult[], now: number, batch: CompletionBatch): void {
+  const finished = c.batches.finishAttempts(results, now);
+  const done: Array<{ r: AttemptResult; fin: FinishedAttempt; run: RunHeader; step: FinishedStep }> = [];
+  const resultsOfRun = new Map<string, number>();
+  let children = false;
+  for (const r of results) {
+    const fin = finished.get(r.attemptId);
+    if (!fin) {
+      batch.rejected.push(r.attemptId);
+      continue;
+    }
+    // A result given twice is recorded once, as one by one: the second finds its attempt finished.
+    finished.delete(r.attemptId);
+    batch.accepted.push(r.attemptId);
+    const run = c.header(fin.run_id);
+    if (run.parentRunId !== null) children = true;
+    resultsOfRun.set(run.id, (resultsOfRun.get(run.id) ?? 0) + 1);
+    const status = r.outcome as FinishedStep['status'];
+    done.push({ r, fin, run, step: { runId: run.id, step: fin.step, status, output: toJson(r.output), cacheKey: r.cacheKey ?? null } });
+  }
+  c.batches.finishSteps(done.map((d) => d.step), now);
+  // A child run that ends settles its parent's step in between: then every run settles on its own, in order.
+  const once = children ? [] : [...resultsOfRun].filter(([, n]) => n === 1).map(([id]) => id);
+  const settled = c.batches.settleRuns(once, now);
+  for (const { r, fin, run, step } of done) {
+    recordCache(c, run, fin.step, r, step.status, step.output, now);
+    c.transitions.emit(batch.events, run, `step.${step.status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
+    const counters = settled.get(run.id);
+    if (!counters) {
+      c.transitions.settle(batch.events, run, fin.step, now);
+      continue;
+    }
+    c.transitions.releaseDependents(run, fin.step);
+    c.transitions.afterSettle(batch.events, counters, now);
+  }
+}
+
+export function completeOne(c: SqliteCtx, r: AttemptResult, now: number, events: RunEvent[]): boolean {
+  const status = r.outcome;
+  const error = r.error ? JSON.stringify(r.error) : null;
+  const usage = r.usage ? JSON.stringify(r.usage) : null;
+  const fin = c.stmt('finishAttempt').get({ id: r.attemptId, fence: r.fence, owner: r.owner, status, now, processing_ms: r.processingMs, error, usage }) as
+    | { run_id: string; step: string; number: number }
+    | undefined;
+  if (!fin) return false;
+  if (status === 'failed') {
+    c.transitions.run(recordFailure(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events));
+    return true;
+  }
+  if (status === 'blocked' || status === 'rewound') {
+    c.transitions.run(completeSupervised(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events));
+    return true;
+  }
+  if (status === 'spawned') {
+    spawnChild(c, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events);
+    return true;
+  }
+  if (r.decision) c.transitions.run(recordDecision(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r.decision, null, now, events));
+  const run = c.header(fin.run_id);
+  const output = toJson(r.output);
+  c.stmt('finishStep').run({ run_id: run.id, name: fin.step, status, output, cache_key: r.cacheKey ?? null, now });
+  recordCache(c, run, fin.step, r, status, output, now);
+  c.transitions.emit(events, run, `step.${status as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
+  c.transitions.settle(events, run, fin.step, now);
+  return true;
+}
+
+/**
+ * A `pipeline` step starts its child run in the same transaction; the step stays running (holding no
+ * lease) until the child ends, see {@link endChild}.
+ */
+export function spawnChild(c: SqliteCtx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): void {
+  const request = r.spawn!;
+  const child = c.stmt('latestPipeline').get({ name: request.pipeline }) as PipelineRow | undefined;
+  if (!child) {
+    const error = { code: 'PIPELINE_NOT_FOUND', message: `step ${step} runs pipeline ${request.pipeline}, which is not registered`, retryable: false };
+    c.transitions.run(recordFailure(c.transitions, run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events));
+    return;
+  }
+  const traced = request.traceparent === undefined ? {} : { traceparent: request.traceparent };
+  const created = createRun(c, { pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step }, ...traced }, now);
+  c.stmt('setStepOutput').run({ run_id: run.id, name: step, output: JSON.stringify({ child_run: created.run.id }) });
+  events.push(...created.events);
+}
+
+/** Records a batch of results in one transaction, then (with `claimNext`) leases the next attempts. */
+export function completeAttempts(c: SqliteCtx, results: AttemptResult[], now: number, claimNext?: ClaimRequest): CompletionBatch {
+  return c.write(() => {
+    const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
+    // One result (a chain's next step) costs fewer statements one by one.
+    if (results.length > 1 && results.every(isPlainOutcome)) completePlain(c, results, now, batch);
+    else {
+      for (const r of results) {
+        if (completeOne(c, r, now, batch.events)) batch.accepted.push(r.attemptId);
+        else batch.rejected.push(r.attemptId);
+      }
+    }
+    batch.queued = batch.events.filter((e) => e.type === 'step.queued' || e.type === 'step.retrying').length;
+    if (claimNext && claimNext.limit > 0) {
+      const next = claimInTransaction(c, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {});
+      batch.claimed = next.attempts;
+      batch.events.push(...next.events);
+    }
+    return batch;
+  });
+}

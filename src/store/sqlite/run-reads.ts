@@ -1,0 +1,48 @@
+import type { StepItem } from '../../core/step-results.js';
+import type { EventFilter, LogLine, RunEvent } from '../store.js';
+import { toRunEvents, type EventRow } from '../rows.js';
+import type { SqliteCtx } from './sqlite-context.js';
+
+// Reads of run events, logs and item checkpoints of the SQLite store.
+
+export function listEvents(c: SqliteCtx, filter: EventFilter): RunEvent[] {
+  const where = ['id > @after'];
+  const params: Record<string, unknown> = { after: filter.afterId ?? 0, limit: filter.limit ?? 1000 };
+  if (filter.runId) {
+    where.push('run_id = @run_id');
+    params['run_id'] = filter.runId;
+  }
+  if (filter.pipeline) {
+    where.push('pipeline = @pipeline');
+    params['pipeline'] = filter.pipeline;
+  }
+  const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT @limit`;
+  // A row holds at least one event past `after` (its last): `limit` rows hold enough.
+  const events: RunEvent[] = [];
+  for (const row of c.db.prepare(sql).all(params) as EventRow[]) {
+    for (const e of toRunEvents(row)) if (e.id > (params['after'] as number)) events.push(e);
+  }
+  return events.slice(0, params['limit'] as number);
+}
+
+export function listLogs(c: SqliteCtx, runId: string, step?: string): LogLine[] {
+  const rows = (step === undefined ? c.stmt('logs').all({ run_id: runId }) : c.stmt('stepLogs').all({ run_id: runId, step })) as Array<{
+    run_id: string;
+    step: string;
+    attempt: number;
+    stream: string;
+    line: string;
+    at: number;
+  }>;
+  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at }));
+}
+
+export function loadStepItems(c: SqliteCtx, runId: string, step: string): StepItem[] {
+  const rows = c.stmt('stepItems').all({ run_id: runId, step }) as Array<{ idx: number; status: StepItem['status']; output: string | null; error: string | null }>;
+  return rows.map((r) => ({
+    index: r.idx,
+    status: r.status,
+    ...(r.output === null ? {} : { output: JSON.parse(r.output) as unknown }),
+    ...(r.error === null ? {} : { error: JSON.parse(r.error) as StepItem['error'] }),
+  }));
+}
