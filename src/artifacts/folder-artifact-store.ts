@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import type { ArtifactContent, ArtifactRef } from './artifact-store.js';
@@ -67,14 +68,18 @@ export class FolderArtifactStore extends BaseArtifactStore {
   private async putStream(content: ArtifactContent): Promise<{ hash: string; size: number }> {
     const tmp = await this.tempPath();
     const digest = new ContentDigest();
+    const out = createWriteStream(tmp);
     try {
       await pipeline(
         (async function* () {
           for await (const chunk of chunksOf(content)) yield digest.add(chunk);
         })(),
-        createWriteStream(tmp),
+        out,
       );
     } catch (err) {
+      // The file stream opens asynchronously: when the content fails before that, the file appears only after
+      // pipeline() has rejected. Removed once the destroyed stream has closed, so no temp file is left behind.
+      if (!out.closed) await once(out, 'close').catch(() => undefined);
       await rm(tmp, { force: true });
       throw err;
     }
