@@ -77,6 +77,20 @@ export interface AttemptRow {
   usage: string | null;
 }
 
+/** An attempt a claim leased, as both drivers' claim statements return it. */
+export interface ClaimedAttemptRow {
+  id: number;
+  run_id: string;
+  step: string;
+  number: number;
+  fence: number;
+  force: number;
+  feedback: string | null;
+  /** The step's concurrency key and limit, when it has one (the claim then checks the limit). */
+  concurrency_key: string | null;
+  concurrency_limit: number | null;
+}
+
 export interface EventRow {
   id: number;
   run_id: string;

@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { initiallyReady, planRun } from '../../core/scheduler.js';
 import { newRunId } from '../ids.js';
-import { toRunRecord, type RunRow } from '../rows.js';
+import { toRunRecord, type ClaimedAttemptRow, type RunRow } from '../rows.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, EventType, RunEvent } from '../store.js';
 import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';
@@ -25,21 +25,15 @@ export interface Tx {
   wake: boolean;
 }
 
-export interface ClaimedRow {
-  id: number;
-  run_id: string;
-  step: string;
-  number: number;
-  fence: number;
-  force: number;
-  feedback: string | null;
+/**
+ * A claimed row with its run. A picked attempt with a concurrency key, not leased yet, has `concurrency_key` set and
+ * every other column but `id` null.
+ */
+export interface ClaimedRow extends ClaimedAttemptRow {
   pipeline: string;
   version: number;
   input: string;
   run_started: boolean;
-  /** Set (and every other column but id null) for a picked attempt with a concurrency key, not leased yet. */
-  concurrency_key: string | null;
-  concurrency_limit: number | null;
 }
 
 /** A row of a claim that writes its events: a claimed or picked row, or (id null) the ids of the events. */

@@ -1,4 +1,5 @@
 import type { ClaimBatch, ClaimedAttempt, RunEvent } from '../store.js';
+import type { ClaimedAttemptRow } from '../rows.js';
 import { excessKeyedClaims } from '../concurrency-keys.js';
 import type { SqliteCtx } from './sqlite-context.js';
 
@@ -7,17 +8,7 @@ import type { SqliteCtx } from './sqlite-context.js';
 export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): ClaimBatch {
   const params = { owner, now, lease_until: now + leaseMs, limit };
   const claimed = only.runId === undefined ? c.stmt('claim').all(params) : c.stmt('claimForRun').all({ ...params, run_id: only.runId });
-  const rows = claimed as Array<{
-    id: number;
-    run_id: string;
-    step: string;
-    number: number;
-    fence: number;
-    force: number;
-    feedback: string | null;
-    concurrency_key: string | null;
-    concurrency_limit: number | null;
-  }>;
+  const rows = claimed as ClaimedAttemptRow[];
   const excess = rows.some((r) => r.concurrency_key !== null) ? trimKeyedClaims(c, rows) : null;
   const kept = excess ? rows.filter((r) => !excess.has(r.id)) : rows;
   const events: RunEvent[] = [];
