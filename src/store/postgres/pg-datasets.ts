@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { SluiceError } from '../../core/errors.js';
-import { assertDatasetName, checkRecords } from '../../datasets/record-checks.js';
+import { assertDatasetName, checkRecords } from '../../core/record-checks.js';
 import { DEFAULT_RECORD_PAGE, toDataRecord, toDatasetRecord, type DatasetRow, type RecordRow } from '../dataset-rows.js';
 import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
 import { pgJson } from './pg-json.js';

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { checkEvalCases, planPatch, planRecordEval, planReplace, planResult, type EvalCaseDraft } from '../../evals/eval-cases.js';
+import { checkEvalCases, planPatch, planRecordEval, planReplace, planResult, type EvalCaseDraft } from '../../core/eval-cases.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import { evalColumns, toEvalCase, type EvalRow } from '../eval-rows.js';
 import type { RunTransaction } from './pg-datasets.js';

@@ -51,7 +51,7 @@ import type { StepItem } from '../../core/step-results.js';
 import { migrateDatabase } from './pg-migrate.js';
 import { TxOpener } from './pg-tx.js';
 import { completeAttemptsIn, createRunsIn, reapIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
-import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
+import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
 import { PgDatasets } from './pg-datasets.js';
 import { PgAttributeValues } from './pg-attribute-values.js';
 import { PgEvals } from './pg-evals.js';
@@ -67,7 +67,6 @@ import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type Tx } from 
 import { SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
-import { PostgresArtifactStore } from '../../artifacts/postgres-artifact-store.js';
 import { toPgText } from './pg-json.js';
 import { ConnectionHealth } from './pg-health.js';
 
@@ -90,7 +89,7 @@ export interface PostgresStoreOptions {
  * should re-read a short window behind the last id it saw.
  */
 export class PostgresStore implements Store {
-  readonly capabilities = { listenNotify: true, skipLocked: true, concurrentWriters: true };
+  readonly capabilities = { listenNotify: true, skipLocked: true, concurrentWriters: true, leaderElection: true, artifactTables: true };
   readonly url: string;
   private readonly connectionString: string;
   private readonly pool: pg.Pool;
@@ -181,9 +180,12 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** Artifacts in this database (tables `artifacts` and `artifact_chunks`; src/artifacts/postgres-artifact-store.ts). */
-  artifactStore(): PostgresArtifactStore {
-    return new PostgresArtifactStore({ pool: this.pool, retry: this.health.retryPolicy(), location: this.url });
+  /**
+   * The store's connection pool and how its transactions retry, for what keeps data in the same database beside
+   * the store (its artifact tables: `capabilities.artifactTables`). The store closes the pool.
+   */
+  sharedPool(): { pool: pg.Pool; retry: RetryPolicy } {
+    return { pool: this.pool, retry: this.health.retryPolicy() };
   }
 
   /** Whether the last contact with the server failed for want of a connection, with no success since. */

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { Statements } from './statements.js';
 import { SluiceError } from '../../core/errors.js';
-import { assertDatasetName, checkRecords } from '../../datasets/record-checks.js';
+import { assertDatasetName, checkRecords } from '../../core/record-checks.js';
 import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
 import { DEFAULT_RECORD_PAGE, toDataRecord, toDatasetRecord, type DatasetRow, type RecordRow } from '../dataset-rows.js';
 

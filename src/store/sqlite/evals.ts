@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { Statements } from './statements.js';
-import { checkEvalCases, planPatch, planRecordEval, planReplace, planResult, type EvalCaseDraft } from '../../evals/eval-cases.js';
+import { checkEvalCases, planPatch, planRecordEval, planReplace, planResult, type EvalCaseDraft } from '../../core/eval-cases.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import { evalColumns, toEvalCase, type EvalRow } from '../eval-rows.js';
 

@@ -84,7 +84,7 @@ export interface SqliteStoreOptions {
 
 /** The embedded backend: one SQLite file in WAL mode with synchronous=NORMAL. */
 export class SqliteStore implements Store {
-  readonly capabilities = { listenNotify: false, skipLocked: false, concurrentWriters: false };
+  readonly capabilities = { listenNotify: false, skipLocked: false, concurrentWriters: false, leaderElection: false, artifactTables: false };
   readonly url: string;
   private readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
@@ -315,6 +315,27 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+
+  /** No other process can wake this one (`capabilities.listenNotify` is false): the listener is never called. */
+  async subscribeWakeups(_listener: () => void): Promise<() => Promise<void>> {
+    return async () => undefined;
+  }
+
+  /** One process uses the file (`capabilities.leaderElection` is false): it leads at once, until it stops. */
+  async campaign(onChange: (leading: boolean) => void): Promise<() => Promise<void>> {
+    onChange(true);
+    return async () => onChange(false);
+  }
+
+  /** A small read: the file answers or the error says why. */
+  async ping(): Promise<void> {
+    await this.listRuns({ limit: 1 });
+  }
+
+  /** Never: a file needs no connection. */
+  isUnreachable(): boolean {
+    return false;
   }
 
   private compiled(name: string, version: number): CompiledPipeline {
