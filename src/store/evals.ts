@@ -3,7 +3,7 @@ import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '
 export type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../core/eval-model.js';
 
 /**
- * Eval cases (SQLite: sqlite/evals.ts, PostgreSQL: postgres/pg-evals.ts). Cases are checked before anything is
+ * Eval cases (written once for both backends in features/evals.ts). Cases are checked before anything is
  * written (VALIDATION_FAILED naming the case and its comparator); `passed` is always computed by the store from
  * the case's comparator, desired output and last actual output, in the transaction that changes any of them.
  */

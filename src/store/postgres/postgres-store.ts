@@ -52,9 +52,10 @@ import { migrateDatabase } from './pg-migrate.js';
 import { TxOpener } from './pg-tx.js';
 import { completeAttemptsIn, createRunsIn, reapIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
-import { PgDatasets } from './pg-datasets.js';
-import { PgAttributeValues } from './pg-attribute-values.js';
-import { PgEvals } from './pg-evals.js';
+import { Datasets } from '../features/datasets.js';
+import { AttributeValues } from '../features/attribute-values.js';
+import { EvalCases } from '../features/evals.js';
+import { PgFeatureRunner } from './pg-features.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
 import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
@@ -100,12 +101,14 @@ export class PostgresStore implements Store {
   private closed = false;
   /** Server features: tokens, trigger slots, stats (pg-operations.ts). */
   private readonly ops = new PgOperations((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values)));
-  /** Datasets and records (pg-datasets.ts). */
-  private readonly datasets = new PgDatasets((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
-  /** Derived values of attribute pipelines (pg-attribute-values.ts). */
-  private readonly attributeValues = new PgAttributeValues((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
-  /** Eval cases of pipelines (pg-evals.ts). */
-  private readonly evals = new PgEvals((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
+  /** Datasets, eval cases and derived values: rules written once (../features), run here (pg-features.ts). */
+  private readonly features = new PgFeatureRunner((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
+  /** Datasets and records (../features/datasets.ts). */
+  private readonly datasets = new Datasets(this.features);
+  /** Derived values of attribute pipelines (../features/attribute-values.ts). */
+  private readonly attributeValues = new AttributeValues(this.features);
+  /** Eval cases of pipelines (../features/evals.ts). */
+  private readonly evals = new EvalCases(this.features);
 
   listEvals(pipeline: string): Promise<EvalCase[]> {
     return this.evals.listEvals(pipeline);

@@ -54,9 +54,10 @@ import {
   type StepRow,
 } from '../rows.js';
 import { SqliteOperations } from './operations.js';
-import { SqliteDatasets } from './datasets.js';
-import { SqliteAttributeValues } from './attribute-values.js';
-import { SqliteEvals } from './evals.js';
+import { Datasets } from '../features/datasets.js';
+import { AttributeValues } from '../features/attribute-values.js';
+import { EvalCases } from '../features/evals.js';
+import { SqliteFeatureRunner } from './sqlite-features.js';
 import { listRunsStatement } from './run-list.js';
 import { RUN_TRACE_SQL } from './run-traces.js';
 import { QUEUE_STATS_SQL } from './queue-stats.js';
@@ -95,12 +96,12 @@ export class SqliteStore implements Store {
   private attemptBatches: AttemptBatches | undefined;
   /** Server features: tokens, trigger slots, stats (operations.ts). */
   private readonly ops: SqliteOperations;
-  /** Datasets and records (datasets.ts). */
-  private readonly datasets: SqliteDatasets;
-  /** Derived values of attribute pipelines (attribute-values.ts). */
-  private readonly attributeValues: SqliteAttributeValues;
-  /** Eval cases of pipelines (evals.ts). */
-  private readonly evals: SqliteEvals;
+  /** Datasets and records (../features/datasets.ts). */
+  private readonly datasets: Datasets;
+  /** Derived values of attribute pipelines (../features/attribute-values.ts). */
+  private readonly attributeValues: AttributeValues;
+  /** Eval cases of pipelines (../features/evals.ts). */
+  private readonly evals: EvalCases;
   /** What the run functions of this folder work with. */
   private readonly ctx: SqliteCtx;
 
@@ -124,9 +125,10 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     for (const extra of (process.env['SLUICE_SQLITE_PRAGMAS'] ?? '').split(';').filter(Boolean)) this.db.pragma(extra);
     this.ops = new SqliteOperations(this.db, (fn) => this.write(fn));
-    this.datasets = new SqliteDatasets(this.db, (fn) => this.write(fn));
-    this.attributeValues = new SqliteAttributeValues(this.db, (fn) => this.write(fn));
-    this.evals = new SqliteEvals(this.db, (fn) => this.write(fn));
+    const features = new SqliteFeatureRunner(this.db, (fn) => this.write(fn));
+    this.datasets = new Datasets(features);
+    this.attributeValues = new AttributeValues(features);
+    this.evals = new EvalCases(features);
     const transitions = () => this.transitions;
     const batches = () => this.batches;
     this.ctx = {
