@@ -109,7 +109,7 @@ type ValueRow = AttributeValueRow & { record_id: string; field: string };
 export class AttributeValues {
   constructor(private readonly r: FeatureRunner) {}
 
-  loadWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {
+  async loadWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {
     return this.r.read(loadWork(this.r, dataset, field, derivedFields, selection));
   }
 
@@ -127,7 +127,7 @@ export class AttributeValues {
     return groupValues(await this.r.read(all<ValueRow>(S.manyValues, [dataset, this.r.list(recordIds)])));
   }
 
-  override(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): Promise<AttributeValue> {
+  async override(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): Promise<AttributeValue> {
     const value = this.r.jsonText(JSON.stringify(override.value ?? null));
     const note = this.r.text(override.note ?? null);
     return this.r.write(
@@ -139,7 +139,7 @@ export class AttributeValues {
     );
   }
 
-  approve(dataset: string, recordId: string, field: string, note: string | undefined, now: number): Promise<AttributeValue> {
+  async approve(dataset: string, recordId: string, field: string, note: string | undefined, now: number): Promise<AttributeValue> {
     const text = this.r.text(note ?? null);
     return this.r.write(
       (function* () {

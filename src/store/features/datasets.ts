@@ -59,7 +59,7 @@ const PUT_CHUNK = 5000;
 export class Datasets {
   constructor(private readonly r: FeatureRunner) {}
 
-  putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord> {
+  async putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord> {
     assertDatasetName(name);
     return this.r.write(putDataset(name, options.ingestPipeline ?? null, now));
   }
@@ -83,7 +83,7 @@ export class Datasets {
     return row && toDataRecord(row);
   }
 
-  deleteRecord(dataset: string, id: string): Promise<boolean> {
+  async deleteRecord(dataset: string, id: string): Promise<boolean> {
     return this.r.write(deleteRecord(dataset, id));
   }
 

@@ -48,11 +48,11 @@ const S = {
 export class EvalCases implements EvalStore {
   constructor(private readonly r: FeatureRunner) {}
 
-  listEvals(pipeline: string): Promise<EvalCase[]> {
+  async listEvals(pipeline: string): Promise<EvalCase[]> {
     return this.r.read(list(pipeline));
   }
 
-  replaceEvals(pipeline: string, cases: NewEvalCase[], now: number): Promise<EvalCase[]> {
+  async replaceEvals(pipeline: string, cases: NewEvalCase[], now: number): Promise<EvalCase[]> {
     const checked = checkEvalCases(cases);
     const r = this.r;
     return r.write(
@@ -67,7 +67,7 @@ export class EvalCases implements EvalStore {
     );
   }
 
-  putRecordEval(pipeline: string, recordEval: NewEvalCase & { recordId: string }, now: number): Promise<EvalCase> {
+  async putRecordEval(pipeline: string, recordEval: NewEvalCase & { recordId: string }, now: number): Promise<EvalCase> {
     const r = this.r;
     return r.write(
       (function* () {
@@ -81,7 +81,7 @@ export class EvalCases implements EvalStore {
     );
   }
 
-  updateEval(pipeline: string, id: number, patch: EvalPatch, now: number): Promise<EvalCase | undefined> {
+  async updateEval(pipeline: string, id: number, patch: EvalPatch, now: number): Promise<EvalCase | undefined> {
     const r = this.r;
     return r.write(
       (function* () {

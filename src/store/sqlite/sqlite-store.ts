@@ -164,7 +164,7 @@ export class SqliteStore implements Store {
   }
 
   async saveEvalResults(pipeline: string, results: EvalResult[], now: number): Promise<void> {
-    this.evals.saveEvalResults(pipeline, results, now);
+    return this.evals.saveEvalResults(pipeline, results, now);
   }
 
   async evalSummary(pipeline: string): Promise<EvalSummary> {
@@ -216,7 +216,7 @@ export class SqliteStore implements Store {
   }
 
   async putRecords(dataset: string, records: NewDataRecord[], now: number): Promise<void> {
-    this.datasets.putRecords(dataset, records, now);
+    return this.datasets.putRecords(dataset, records, now);
   }
 
   async getRecord(dataset: string, id: string): Promise<DataRecord | undefined> {
