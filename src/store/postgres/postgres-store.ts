@@ -100,7 +100,10 @@ export class PostgresStore implements Store {
   private readonly onError: (err: unknown) => void;
   private closed = false;
   /** Server features: tokens, trigger slots, stats (pg-operations.ts). */
-  private readonly ops = new PgOperations((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values)));
+  private readonly ops = new PgOperations(
+    (text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values)),
+    (fn) => transaction(this.pool, this.health.retryPolicy(), fn),
+  );
   /** Datasets, eval cases and derived values: rules written once (../features), run here (pg-features.ts). */
   private readonly features = new PgFeatureRunner((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
   /** Datasets and records (../features/datasets.ts). */
