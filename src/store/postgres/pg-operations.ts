@@ -2,24 +2,16 @@ import type pg from 'pg';
 import { SluiceError } from '../../core/errors.js';
 import type { StepItem } from '../../core/step-results.js';
 import { pgPipelineStats } from '../stats/pg-stats.js';
-import { Operations } from '../features/operations.js';
 import type { AttemptLease, PipelineStats, SeriesOptions } from '../store.js';
-import { PgFeatureRunner, type RunTransaction } from './pg-features.js';
 import { sql } from './pg-store-sql.js';
 import { pgJson } from './pg-json.js';
 
 /**
- * The server features of the PostgreSQL store: tokens, trigger slots and the rest written once
- * (../features/operations.ts), and stats computed by the server. `run` is the store's retrying statement runner,
- * `tx` its retrying transaction.
+ * Pipeline stats of the PostgreSQL store, over its retrying statement runner; the other server features are written
+ * once (../features/operations.ts).
  */
-export class PgOperations extends Operations {
-  constructor(
-    private readonly run: <R extends pg.QueryResultRow>(sql: string, values: unknown[]) => Promise<pg.QueryResult<R>>,
-    tx: RunTransaction,
-  ) {
-    super(new PgFeatureRunner(tx));
-  }
+export class PgOperations {
+  constructor(private readonly run: <R extends pg.QueryResultRow>(sql: string, values: unknown[]) => Promise<pg.QueryResult<R>>) {}
 
   /** Counts, sums and percentiles computed by the server (../stats/pg-stats.ts). */
   pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {

@@ -1,22 +1,12 @@
 import type Database from 'better-sqlite3';
 import { SqliteStats } from '../stats/sqlite-stats.js';
-import { Operations } from '../features/operations.js';
 import type { DurationStats, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
-import { SqliteFeatureRunner } from './sqlite-features.js';
 
-/**
- * The server features of the SQLite store: tokens, trigger slots and the rest written once (../features/operations.ts),
- * and stats computed by SQLite.
- */
-export class SqliteOperations extends Operations {
+/** Pipeline stats of the SQLite store; the other server features are written once (../features/operations.ts). */
+export class SqliteOperations {
   private readonly stats: SqliteStats;
 
-  constructor(
-    db: Database.Database,
-    /** The store's BEGIN IMMEDIATE transaction wrapper. */
-    write: <T>(fn: () => T) => T,
-  ) {
-    super(new SqliteFeatureRunner(db, write));
+  constructor(db: Database.Database) {
     this.stats = new SqliteStats(db);
   }
 
