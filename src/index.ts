@@ -57,7 +57,7 @@ export type * from './store/attributes.js';
 export { runEvals, loadEvalReport, type EvalReport } from './evals/run-evals.js';
 export { EvalScheduler } from './evals/eval-scheduler.js';
 export { setEvals, patchEval, evalFromValue } from './evals/evals.js';
-export { parseComparator, matches as evalMatches } from './evals/comparators.js';
+export { parseComparator, matches as evalMatches } from './core/comparators.js';
 
 import { Engine, type EngineOptions } from './engine/engine.js';
 import { builtinStepTypes } from './steps/builtin.js';

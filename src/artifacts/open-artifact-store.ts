@@ -4,6 +4,7 @@ import type { Store } from '../store/store.js';
 import type { ArtifactStore } from './artifact-store.js';
 import { FolderArtifactStore } from './folder-artifact-store.js';
 import { S3ArtifactStore } from './s3-artifact-store.js';
+import { storeArtifacts } from './store-artifacts.js';
 
 /**
  * Where artifacts live, as `SLUICE_ARTIFACTS` and the engine's `artifacts` option say it:
@@ -15,9 +16,9 @@ import { S3ArtifactStore } from './s3-artifact-store.js';
  */
 export function openArtifactStore(setting: string | undefined, where: { store: Store; defaultDir?: string; env?: NodeJS.ProcessEnv }): ArtifactStore {
   const value = setting?.trim();
-  if (!value) return where.store.artifactStore?.() ?? new FolderArtifactStore(where.defaultDir ?? resolve('.sluice', 'artifacts'));
+  if (!value) return storeArtifacts(where.store) ?? new FolderArtifactStore(where.defaultDir ?? resolve('.sluice', 'artifacts'));
   if (value === 'store') {
-    const own = where.store.artifactStore?.();
+    const own = storeArtifacts(where.store);
     if (!own) {
       throw new SluiceError('VALIDATION_FAILED', `artifacts "store": the store ${where.store.url} keeps no artifacts in its database; use a folder path or s3://bucket/prefix`);
     }

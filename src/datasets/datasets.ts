@@ -5,7 +5,7 @@ import { stableStringify } from '../core/hash.js';
 import type { Engine } from '../engine/engine.js';
 import { simulatePipeline, type SimulatedRun } from '../engine/simulate.js';
 import type { DataRecord, DatasetRecord, NewDataRecord, Store, StoredPipeline } from '../store/store.js';
-import { assertDatasetName, checkRecords, isJsonObject } from './record-checks.js';
+import { assertDatasetName, checkRecords, isJsonObject } from '../core/record-checks.js';
 
 /**
  * Datasets over an engine: what the HTTP routes and the CLI call. Writes go through the dataset's ingest

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { SluiceError } from '../core/errors.js';
 import type { NewDataRecord } from '../store/store.js';
-import { assertShallow, isJsonObject } from './record-checks.js';
+import { assertShallow, isJsonObject } from '../core/record-checks.js';
 
 /** Default field that holds a record's id in bulk bodies and JSONL files. */
 export const DEFAULT_ID_FIELD = 'id';

@@ -121,7 +121,7 @@ export class CronTriggers {
    * A trigger never fired before has missed nothing.
    */
   private async missedSlots(p: StoredPipeline, pattern: string, timezone: string, catchup: CronCatchup, until: number): Promise<number[]> {
-    const last = await this.engine.store.lastCronSlot?.(p.name, triggerKey(pattern, timezone));
+    const last = await this.engine.store.lastCronSlot(p.name, triggerKey(pattern, timezone));
     if (last === undefined || catchup === 'none') return [];
     return this.slotsBetween(pattern, timezone, last, until, catchup === 'all' ? MAX_CATCHUP_SLOTS : 1);
   }
@@ -131,12 +131,7 @@ export class CronTriggers {
     const store = this.engine.store;
     const out: Due[] = [];
     for (const slot of slots) {
-      const claimed = store.claimCronSlot
-        ? await store.claimCronSlot(p.name, triggerKey(pattern, timezone), slot, now)
-        : store.claimTriggerSlot
-          ? await store.claimTriggerSlot(p.name, slot, now)
-          : true;
-      if (claimed) out.push({ pipeline: p, pattern, timezone, slot });
+      if (await store.claimCronSlot(p.name, triggerKey(pattern, timezone), slot, now)) out.push({ pipeline: p, pattern, timezone, slot });
     }
     return out;
   }

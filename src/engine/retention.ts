@@ -47,7 +47,6 @@ export function parseRetention(value: string | undefined, where: string): number
  * overrides both), then deletes the artifacts that only pruned runs named. Dead letters only with `deadLetters`.
  */
 export async function pruneRuns(deps: PruneDeps, options: PruneOptions = {}): Promise<PruneReport> {
-  if (!deps.store.pruneRuns) throw new SluiceError('STORE_ERROR', `the store ${deps.store.url} does not prune runs`);
   const report: PruneReport = { dryRun: options.dryRun === true, runs: 0, rows: {}, artifacts: [], pipelines: [] };
   const artifacts = new Set<string>();
   for (const { name, olderThanMs } of await cutoffs(deps, options)) {
@@ -112,7 +111,7 @@ export class PeriodicPrune {
 
   /** One prune, when leading; resolves to its report (undefined when not leading). */
   async tick(): Promise<PruneReport | undefined> {
-    if (!this.options.isLeading() || !this.deps.store.pruneRuns) return undefined;
+    if (!this.options.isLeading()) return undefined;
     const run = pruneRuns(this.deps).then(
       (r) => {
         if (r.runs > 0) this.options.onPruned?.(r);

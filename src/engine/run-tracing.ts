@@ -28,7 +28,7 @@ export class RunTracing {
     let t = this.traces.get(runId);
     if (!t) {
       if (this.traces.size >= TRACE_CACHE_SIZE) this.traces.clear();
-      t = (this.store.runTraceparent?.(runId) ?? Promise.resolve(null)).then((tp) => runTrace(runId, tp));
+      t = this.store.runTraceparent(runId).then((tp) => runTrace(runId, tp));
       t.catch(() => this.traces.delete(runId));
       this.traces.set(runId, t);
     }

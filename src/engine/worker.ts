@@ -92,7 +92,7 @@ export class Worker {
       ...(options.runId === undefined ? {} : { runId: options.runId }),
       ...(options.onLeadership === undefined ? {} : { onLeadership: options.onLeadership }),
     };
-    this.leader = deps.store.campaign === undefined;
+    this.leader = !deps.store.capabilities.leaderElection;
   }
 
   /** Whether this worker leads the store (and so reaps expired leases). */
@@ -114,15 +114,17 @@ export class Worker {
     this.loopDone = this.loop();
     void this.reap();
     // Wake-ups from other processes (LISTEN/NOTIFY); polling stays as the fallback.
-    const subscribed = this.deps.store.subscribeWakeups?.(() => this.wake());
-    if (subscribed) this.unsubscribe = subscribed.catch((err: unknown) => void this.deps.onError(err));
-    const campaign = this.deps.store.campaign?.((leading) => {
+    const { store } = this.deps;
+    if (store.capabilities.listenNotify) this.unsubscribe = store.subscribeWakeups(() => this.wake()).catch((err: unknown) => void this.deps.onError(err));
+    // Without elections this process leads from the start (see the constructor).
+    if (!store.capabilities.leaderElection) return;
+    const campaign = store.campaign((leading) => {
       this.leader = leading;
       (this.deps.logger ?? silentLogger).info({ owner: this.deps.owner, leading }, leading ? 'leads the store: reaps expired leases' : 'no longer leads the store');
       this.opts.onLeadership?.(leading);
       if (leading) void this.reap();
     });
-    if (campaign) this.resign = campaign.catch((err: unknown) => void this.deps.onError(err));
+    this.resign = campaign.catch((err: unknown) => void this.deps.onError(err));
   }
 
   /** Wakes the claim loop now (new work was queued in this process). */

@@ -84,7 +84,7 @@ export class EvalScheduler {
       this.checkedUntil = now;
       if (slot === undefined || slot > now) return 0;
       const store = this.engine.store;
-      if (store.claimTriggerSlot && !(await store.claimTriggerSlot(NIGHTLY_SLOT, slot, now))) return 0;
+      if (!(await store.claimTriggerSlot(NIGHTLY_SLOT, slot, now))) return 0;
       let requested = 0;
       for (const name of await store.listEvalPipelines()) {
         if (!(await store.getPipeline(name))) continue;

@@ -1,7 +1,7 @@
 import { computeValues, type ComputeCase, type ComputedValue } from '../attributes/compute.js';
 import type { Engine } from '../engine/engine.js';
 import type { EvalCase, EvalResult, EvalSummary } from '../store/evals.js';
-import { summarize } from './eval-cases.js';
+import { summarize } from '../core/eval-cases.js';
 
 /** The cases of a pipeline with their last results, and their counts. */
 export interface EvalReport {

@@ -23,7 +23,6 @@ export function hashToken(token: string): string {
 
 /** Creates a token with `role`; returns the token text, which is not stored anywhere. */
 export async function createApiToken(store: Store, role: ApiRole, name: string | null, now = Date.now(), expiresAt: number | null = null): Promise<{ token: string; record: ApiToken }> {
-  if (!store.createToken) throw new SluiceError('NOT_SUPPORTED', `the store ${store.url} does not support API tokens`);
   const token = `sluice_${randomBytes(24).toString('base64url')}`;
   const record = await store.createToken({ hash: hashToken(token), role, name, expiresAt }, now);
   return { token, record };
@@ -51,7 +50,7 @@ export class Authenticator {
   async isEnabled(): Promise<boolean> {
     if (this.mode !== 'auto' || this.enabled) return this.enabled;
     if (Date.now() < this.enabledUntil) return false;
-    this.enabled = this.store.countTokens ? (await this.store.countTokens()) > 0 : false;
+    this.enabled = (await this.store.countTokens()) > 0;
     this.enabledUntil = Date.now() + CACHE_MS;
     return this.enabled;
   }
@@ -77,7 +76,6 @@ export class Authenticator {
     const hash = hashToken(presented);
     const hit = this.cache.get(hash);
     if (hit && hit.until > Date.now()) return hit.token;
-    if (!this.store.findToken) throw new SluiceError('NOT_SUPPORTED', `the store ${this.store.url} does not support API tokens`);
     const token = await this.store.findToken(hash);
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(hash, { token, until: Date.now() + TOKEN_CACHE_MS });

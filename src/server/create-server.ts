@@ -113,7 +113,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
     if (!request.routeOptions.url?.startsWith('/api/')) return;
     // While the store is known to be down, one quick check answers 503 STORE_UNAVAILABLE now instead of waiting.
     const store = options.engine.store;
-    if (store.isUnreachable?.() && store.ping) await store.ping();
+    if (store.isUnreachable()) await store.ping();
     request.apiToken = (await ctx.auth.check(request, roleFor(request.method, request.routeOptions.config.role))) ?? null;
   });
   // Before schema checks and handlers, which walk bodies recursively: a too-deep body gets a 400 naming where.

@@ -212,12 +212,6 @@ export class LiveEvents {
 }
 
 /** The largest event id in the store (0 when empty). */
-async function latestEventId(store: Store): Promise<number> {
-  if (store.latestEventId) return store.latestEventId();
-  let after = 0;
-  for (;;) {
-    const page = await store.listEvents({ afterId: after, limit: 10_000 });
-    if (page.length === 0) return after;
-    after = page.at(-1)!.id;
-  }
+function latestEventId(store: Store): Promise<number> {
+  return store.latestEventId();
 }

@@ -143,7 +143,7 @@ export class Metrics {
   /** Queue depth and age per pipeline, read from the store (one grouped query); 0 for registered pipelines with none. */
   private async collectQueue(pipelines: StoredPipeline[]): Promise<void> {
     const now = this.now();
-    const stats = this.store.queueStats ? await this.store.queueStats(now) : [];
+    const stats = await this.store.queueStats(now);
     const depth = new Map<string, number>();
     const age = new Map<string, number>();
     for (const p of pipelines) depth.set(this.pipelineLabel(p.name), 0);

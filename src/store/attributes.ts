@@ -1,6 +1,6 @@
 /**
  * Derived values of attribute pipelines: per record and field, the value with its provenance (PRODUCT.md
- * "Attribute pipelines"). SQLite: sqlite/attribute-values.ts; PostgreSQL: postgres/pg-attribute-values.ts.
+ * "Attribute pipelines"), written once for both backends in features/attribute-values.ts.
  */
 
 /** proposed: written by a run. approved: a person confirmed it. overridden: a person set it; no run replaces it. */

@@ -16,7 +16,7 @@ export interface RecordRow {
   updated_at: number;
 }
 
-/** Default page size of {@link SqliteDatasets.listRecords}. */
+/** Default page size of `listRecords`. */
 export const DEFAULT_RECORD_PAGE = 100;
 
 export function toDatasetRecord(row: DatasetRow): DatasetRecord {

@@ -1,5 +1,5 @@
 import type { ErrorRecord } from '../core/errors.js';
-import type { EvalCaseDraft } from '../evals/eval-cases.js';
+import type { EvalCaseDraft } from '../core/eval-cases.js';
 import type { EvalCase } from './evals.js';
 
 /** A row of pipeline_evals; JSON columns are JSON text (SQLite) or parsed-later text (PostgreSQL). */

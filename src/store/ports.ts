@@ -1,5 +1,4 @@
 import type { CacheParts } from '../core/cache-key.js';
-import type { ArtifactStore } from '../artifacts/artifact-store.js';
 import type { Pipeline } from '../core/model.js';
 import type { StepItem } from '../core/step-results.js';
 import type { AttributeValueStore } from './attributes.js';
@@ -42,7 +41,7 @@ import type {
 /**
  * The port the engine runs pipelines through: pipelines, runs and their attempts, the run-state transitions
  * (which the ledger, src/store/ledger, decides once for every backend), logs, the cache, rate budgets, item
- * checkpoints, and the optional wake-ups, leadership and artifacts of shared backends.
+ * checkpoints, wake-ups and leadership (which only shared backends need: see {@link StoreCapabilities}).
  */
 export interface RunPort {
   readonly capabilities: StoreCapabilities;
@@ -125,27 +124,22 @@ export interface RunPort {
   saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void>;
 
   /**
-   * Optional (backends with `capabilities.listenNotify`): calls `listener` whenever a transaction of any
-   * process made attempts available, so idle workers claim at once instead of at their next poll. The
-   * subscription survives lost connections (it reconnects and then calls `listener` once, since wake-ups
-   * sent meanwhile are gone). Resolves to a function that unsubscribes. Workers keep polling as a fallback.
+   * Calls `listener` whenever a transaction of any process made attempts available, so idle workers claim at once
+   * instead of at their next poll; resolves to a function that unsubscribes. Only a backend with
+   * `capabilities.listenNotify` (PostgreSQL) hears other processes: the subscription survives lost connections (it
+   * reconnects and then calls `listener` once, since wake-ups sent meanwhile are gone). Without it (SQLite) there is
+   * nothing to hear and the listener is never called. Workers keep polling as a fallback.
    */
-  subscribeWakeups?(listener: () => void): Promise<() => Promise<void>>;
+  subscribeWakeups(listener: () => void): Promise<() => Promise<void>>;
 
   /**
-   * Optional (backends shared by several processes): campaigns for leadership of the store, which one process
-   * holds at a time; the leader reaps expired leases. `onChange` is called when this process starts or stops
-   * leading (leadership moves within seconds when the leader's process or connection dies). Resolves, after the
-   * first try, to a function that stops campaigning (and resigns). A backend without it has one process, which leads.
+   * Campaigns for leadership of the store, which one process holds at a time; the leader reaps expired leases.
+   * `onChange` is called when this process starts or stops leading. With `capabilities.leaderElection`
+   * (PostgreSQL) leadership moves within seconds when the leader's process or connection dies; without it
+   * (SQLite, one process) this process leads at once. Resolves, after the first try, to a function that stops
+   * campaigning (and resigns).
    */
-  campaign?(onChange: (leading: boolean) => void): Promise<() => Promise<void>>;
-
-  /**
-   * Optional (backends shared by processes on several hosts): artifacts kept in the store itself, which every
-   * worker of the store reads. The engine uses it unless told otherwise; a backend without it keeps artifacts
-   * in a folder (SQLite: beside its file).
-   */
-  artifactStore?(): ArtifactStore;
+  campaign(onChange: (leading: boolean) => void): Promise<() => Promise<void>>;
 }
 
 /**
@@ -175,17 +169,17 @@ export interface ReadPort {
   listDeadLetters(limit: number): Promise<RunRecord[]>;
 
   /** The largest event id (0 when there is none), where live streams start. */
-  latestEventId?(): Promise<number>;
+  latestEventId(): Promise<number>;
 
   /** Attempts queued and available now or later (not held by a paused run). */
-  queueDepth?(): Promise<number>;
+  queueDepth(): Promise<number>;
   /**
-   * Optional: attempts queued per pipeline (pipelines with none are left out), and when the oldest of them that
+   * Attempts queued per pipeline (pipelines with none are left out), and when the oldest of them that
    * is ready (not delayed) became claimable, epoch ms (null when all are delayed).
    */
-  queueStats?(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>>;
-  /** Optional: the W3C `traceparent` a run was started with, null when none (or no such run). */
-  runTraceparent?(runId: string): Promise<string | null>;
+  queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>>;
+  /** The W3C `traceparent` a run was started with, null when none (or no such run). */
+  runTraceparent(runId: string): Promise<string | null>;
 }
 
 /**
@@ -216,69 +210,70 @@ export interface DatasetPort {
 }
 
 /**
- * API tokens of the server (`sluice serve`). Optional: the server answers NOT_SUPPORTED (501) without them.
+ * API tokens of the server (`sluice serve`).
  */
 export interface TokenPort {
   /** Stores an API token by its sha256 hash (the token itself is never stored). */
-  createToken?(token: NewApiToken, now: number): Promise<ApiToken>;
+  createToken(token: NewApiToken, now: number): Promise<ApiToken>;
 
   /** The token with this sha256 hash, revoked or not (`revokedAt` says). */
-  findToken?(hash: string): Promise<ApiToken | undefined>;
+  findToken(hash: string): Promise<ApiToken | undefined>;
 
   /** Every token, revoked ones too, oldest first. */
-  listTokens?(): Promise<ApiToken[]>;
+  listTokens(): Promise<ApiToken[]>;
 
   /**
    * Revokes the token with this id: it is refused from then on (TOKEN_REVOKED). Revoking a revoked token keeps its
    * first revocation time. Undefined when no token has this id.
    */
-  revokeToken?(id: number, now: number): Promise<ApiToken | undefined>;
+  revokeToken(id: number, now: number): Promise<ApiToken | undefined>;
 
   /** How many tokens exist (not revoked); the server enables auth when there is at least one. */
-  countTokens?(): Promise<number>;
+  countTokens(): Promise<number>;
 }
 
 /**
- * Server operations (`sluice serve`): readiness, statistics, cron trigger slots. Optional, as {@link TokenPort}.
+ * Server operations (`sluice serve`): readiness, statistics, cron trigger slots, retention.
  */
 export interface OperationsPort {
   /**
    * Checks once, without retrying, that the store answers (for readiness probes); throws STORE_UNAVAILABLE when
-   * it does not. A backend without it is probed with a small read.
+   * it does not.
    */
-  ping?(): Promise<void>;
+  ping(): Promise<void>;
 
   /**
-   * Whether the store's last contact failed for want of a connection, with no success since (PostgreSQL). The
+   * Whether the store's last contact failed for want of a connection, with no success since (always false on
+   * SQLite, whose file needs no connection). The
    * server then checks with {@link ping} before serving a request, so requests are answered 503 at once while the
    * store is down instead of waiting for it.
    */
-  isUnreachable?(): boolean;
+  isUnreachable(): boolean;
 
   /**
    * Counts and durations of runs and steps of a pipeline created at or after `since` (epoch ms); with
    * `series`, also per time bucket (for charts).
    */
-  pipelineStats?(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats>;
+  pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats>;
 
   /**
    * Claims one firing slot of a cron trigger (`slot` = the scheduled time, epoch ms). True for exactly one
    * caller per (pipeline, slot) across every process sharing the store.
    */
-  claimTriggerSlot?(pipeline: string, slot: number, now: number): Promise<boolean>;
+  claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean>;
   /**
    * Claims one slot of a cron trigger (`trigger`: its time zone and pattern; `slot`: the scheduled time, epoch
    * ms). True for exactly one caller per (pipeline, trigger, slot) across every process sharing the store.
    */
-  claimCronSlot?(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean>;
+  claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean>;
   /** The latest slot of the cron trigger that a process claimed, where catch-up starts; undefined when none. */
-  lastCronSlot?(pipeline: string, trigger: string): Promise<number | undefined>;
+  lastCronSlot(pipeline: string, trigger: string): Promise<number | undefined>;
   /**
    * Removes finished top-level runs that ended before `request.before`, with their child runs and everything
    * they own (steps, attempts, events, logs, item results, decisions, cached outputs), in batches; failed runs
    * only with `deadLetters`. Returns the artifacts only removed runs named, for the engine to delete.
    */
-  pruneRuns?(request: PruneRequest): Promise<PruneResult>;
+  pruneRuns(request: PruneRequest): Promise<PruneResult>;
 }
 
 /**

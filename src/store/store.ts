@@ -75,6 +75,16 @@ export interface StoreCapabilities {
   skipLocked: boolean;
   /** Several processes may write at once without serializing on one lock. */
   concurrentWriters: boolean;
+  /**
+   * Several processes elect one leader among them ({@link RunPort.campaign}); without it the one process leads
+   * at once.
+   */
+  leaderElection: boolean;
+  /**
+   * The store's own database keeps artifacts (PostgreSQL: tables `artifacts` and `artifact_chunks`), read by
+   * every worker of the store; the artifact side opens them (src/artifacts/store-artifacts.ts).
+   */
+  artifactTables: boolean;
 }
 
 export interface PipelineSource {

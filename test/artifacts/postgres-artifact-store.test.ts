@@ -10,6 +10,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CHUNK_BYTES } from '../../src/artifacts/artifact-content.js';
 import { PostgresArtifactStore } from '../../src/artifacts/postgres-artifact-store.js';
 import { openArtifactStore } from '../../src/artifacts/open-artifact-store.js';
+import { StoreArtifacts } from '../../src/artifacts/store-artifacts.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from '../support/postgres.js';
 
@@ -43,7 +44,7 @@ describe.skipIf(postgresDisabled())('PostgreSQL artifact store', () => {
   });
   beforeEach(async () => {
     await pool.query('TRUNCATE artifacts, artifact_chunks');
-    artifacts = store.artifactStore();
+    artifacts = new PostgresArtifactStore({ ...store.sharedPool(), location: store.url });
   });
 
   const rows = async () => {
@@ -55,8 +56,9 @@ describe.skipIf(postgresDisabled())('PostgreSQL artifact store', () => {
   };
 
   it('is what the engine uses on a PostgreSQL store unless told otherwise', () => {
-    expect(openArtifactStore(undefined, { store })).toBeInstanceOf(PostgresArtifactStore);
-    expect(openArtifactStore('store', { store })).toBeInstanceOf(PostgresArtifactStore);
+    expect(openArtifactStore(undefined, { store })).toBeInstanceOf(StoreArtifacts);
+    expect(openArtifactStore('store', { store })).toBeInstanceOf(StoreArtifacts);
+    expect(openArtifactStore(undefined, { store }).location).toBe(store.url);
     expect(openArtifactStore('/tmp/elsewhere', { store }).location).toBe('/tmp/elsewhere');
   });
 

@@ -1,7 +1,7 @@
 /** Comparators of eval cases: each form, and the texts and desired outputs they refuse. */
 import { describe, expect, it } from 'vitest';
-import { checkComparator, matches, parseComparator } from '../../src/evals/comparators.js';
-import { checkEvalCases } from '../../src/evals/eval-cases.js';
+import { checkComparator, matches, parseComparator } from '../../src/core/comparators.js';
+import { checkEvalCases } from '../../src/core/eval-cases.js';
 
 describe('exact', () => {
   it('compares JSON deeply, ignoring object key order', () => {

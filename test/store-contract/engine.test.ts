@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
+import { storeArtifacts } from '../../src/artifacts/store-artifacts.js';
 import type { PipelineSpec } from '../../src/core/model.js';
 import type { RunEvent, Store } from '../../src/store/store.js';
 import { SluiceError } from '../../src/core/errors.js';
@@ -21,7 +22,7 @@ for (const backend of backends()) {
     async function setup(spec: PipelineSpec, fns: Record<string, TestFn>, opts: { store?: Store; worker?: boolean } = {}) {
       const store = opts.store ?? (await backend.create());
       const steps = testSteps(fns);
-      const engine = new Engine({ store, steps, onError: (e) => console.error(e), artifacts: store.artifactStore?.() ?? mkdtempSync(join(tmpdir(), 'sluice-artifacts-')) });
+      const engine = new Engine({ store, steps, onError: (e) => console.error(e), artifacts: storeArtifacts(store) ?? mkdtempSync(join(tmpdir(), 'sluice-artifacts-')) });
       engines.push(engine);
       const events: RunEvent[] = [];
       engine.subscribe((e) => events.push(e));

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { FolderArtifactStore } from '../../src/artifacts/folder-artifact-store.js';
 import { isArtifactRef, type ArtifactStore } from '../../src/artifacts/artifact-store.js';
+import { storeArtifacts } from '../../src/artifacts/store-artifacts.js';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { Store } from '../../src/store/store.js';
@@ -45,7 +46,7 @@ for (const backend of backends()) {
       const store = await backend.create();
       const dir = mkdtempSync(join(tmpdir(), 'sluice-retention-'));
       dirs.push(dir);
-      const artifacts: ArtifactStore = store.artifactStore?.() ?? new FolderArtifactStore(join(dir, 'artifacts'));
+      const artifacts: ArtifactStore = storeArtifacts(store) ?? new FolderArtifactStore(join(dir, 'artifacts'));
       let now = Date.parse('2026-01-01T00:00:00Z');
       const steps = testSteps({
         // A large output is kept as an artifact: one per run, and one every run shares.

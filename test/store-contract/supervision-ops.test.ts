@@ -7,7 +7,6 @@ import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { PipelineSpec } from '../../src/core/model.js';
 import { StepDirective } from '../../src/steps/step-type.js';
-import type { Store } from '../../src/store/store.js';
 import { backends } from '../support/backends.js';
 import { testSteps, type TestFn } from '../support/test-steps.js';
 
@@ -78,7 +77,7 @@ for (const backend of backends()) {
 
     it('stores tokens by hash, gives each cron slot to one caller, and reports stats', async () => {
       const { engine, store } = await setup({ name: 'ops', steps: { a: fnStep('ok') } }, { ok: () => 'ok' });
-      const ops = store as Required<Pick<Store, 'createToken' | 'findToken' | 'countTokens' | 'claimTriggerSlot' | 'queueDepth' | 'latestEventId' | 'pipelineStats'>>;
+      const ops = store;
       expect(await ops.countTokens()).toBe(0);
       const token = await ops.createToken({ hash: 'h1', role: 'admin', name: 'ci', expiresAt: null }, 1000);
       expect(await ops.findToken('h1')).toEqual(token);

@@ -50,7 +50,7 @@ export async function serveCommand(opts: ServeOptions): Promise<number> {
   });
   let stopSchedules: (() => Promise<void>) | undefined;
   try {
-    if (!isLoopback(host) && auth !== 'on' && !((await engine.store.countTokens?.()) ?? 0)) {
+    if (!isLoopback(host) && auth !== 'on' && (await engine.store.countTokens()) === 0) {
       throw new SluiceError('VALIDATION_FAILED', `refusing to listen on ${host} without auth: create a token (sluice token create --role admin) or pass --auth`);
     }
     if (workers > 0) engine.startWorker({ concurrency: workers });

@@ -25,7 +25,7 @@ export async function tokenCreateCommand(opts: GlobalOptions & { role: string; n
 /** `sluice token list`: every token with its id, name, role and times; never the token nor its hash. */
 export async function tokenListCommand(opts: GlobalOptions): Promise<number> {
   return withTokenStore(opts, async (store) => {
-    const tokens = await store.listTokens!();
+    const tokens = await store.listTokens();
     if (opts.json) printJson(tokens.map(tokenJson));
     else if (tokens.length === 0) process.stdout.write('no tokens; create one with sluice token create --role admin\n');
     else {
@@ -40,7 +40,7 @@ export async function tokenListCommand(opts: GlobalOptions): Promise<number> {
 export async function tokenRevokeCommand(id: string, opts: GlobalOptions): Promise<number> {
   if (!/^[0-9]{1,15}$/.test(id)) throw new SluiceError('INPUT_INVALID', `the token id must be a number as sluice token list shows it, got ${id}`);
   return withTokenStore(opts, async (store) => {
-    const token = await store.revokeToken!(Number(id), Date.now());
+    const token = await store.revokeToken(Number(id), Date.now());
     if (!token) throw new SluiceError('INPUT_INVALID', `no token with id ${id}; sluice token list shows them`);
     if (opts.json) printJson(tokenJson(token));
     else process.stdout.write(`token ${token.id} (${token.role}${token.name === null ? '' : `, ${token.name}`}) revoked at ${formatTime(token.revokedAt)}\n`);
@@ -51,7 +51,6 @@ export async function tokenRevokeCommand(id: string, opts: GlobalOptions): Promi
 async function withTokenStore(opts: GlobalOptions, fn: (store: Store) => Promise<number>): Promise<number> {
   const store = await openStore(storeUrl(opts));
   try {
-    if (!store.listTokens || !store.revokeToken) throw new SluiceError('INPUT_INVALID', `the store ${store.url} does not support API tokens`);
     return await fn(store);
   } finally {
     await store.close();

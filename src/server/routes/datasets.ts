@@ -3,7 +3,7 @@ import { attributeTriggersOf } from '../../attributes/extension.js';
 import { SluiceError } from '../../core/errors.js';
 import { putDataset, requireDataset, writeRecords } from '../../datasets/datasets.js';
 import { recordsFromArray, recordsFromJsonl } from '../../datasets/jsonl.js';
-import { isJsonObject } from '../../datasets/record-checks.js';
+import { isJsonObject } from '../../core/record-checks.js';
 import type { ServerContext } from '../create-server.js';
 import { approveBody, bulkQuery, datasetBody, datasetParams, datasetRunBody, listRecordsQuery, overrideBody, recordBody, recordParams, valueParams } from '../schemas.js';
 import { apiResponses, attributeValueSchema, datasetList, datasetRunStarted, datasetSchema, ok, recordDeleted, recordPage, recordSchema, recordsWritten } from '../response-schemas.js';

@@ -41,7 +41,6 @@ export function registerSimulateRoutes(app: FastifyInstance, ctx: ServerContext)
     { schema: { tags, operationId: 'getPipelineStats', summary: 'Counts by status, p50/p95/p99 durations, tokens and cost per pipeline and step', params: pipelineParams, querystring: statsQuery, response: apiResponses({ 200: ok(statsAnswer, 'The stats of the window') }, 400, 404, 501) } },
     async (request) => {
       const store = engine.store;
-      if (!store.pipelineStats) throw new SluiceError('NOT_SUPPORTED', `the store ${store.url} does not compute stats`);
       const stored = await engine.requirePipeline(request.params.name);
       const q = request.query.since;
       const since = q === undefined ? engine.clock.now() - DAY_MS : parseTime(typeof q === 'string' && /^\d+$/.test(q) ? Number(q) : q, 'since');

@@ -26,10 +26,8 @@ import type {
   CompletionBatch,
   CreateRunRequest,
   CreatedRuns,
-  ApiToken,
   AttemptLease,
   EventFilter,
-  NewApiToken,
   PipelineStats,
   SeriesOptions,
   GateDecisionRecord,
@@ -46,17 +44,13 @@ import type {
   StoredPipeline,
   TransitionResult,
 } from '../store.js';
-import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
 import type { StepItem } from '../../core/step-results.js';
 import { migrateDatabase } from './pg-migrate.js';
 import { TxOpener } from './pg-tx.js';
 import { completeAttemptsIn, createRunsIn, reapIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
-import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
-import { PgDatasets } from './pg-datasets.js';
-import { PgAttributeValues } from './pg-attribute-values.js';
-import { PgEvals } from './pg-evals.js';
-import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
-import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
+import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
+import { StoreFeatures } from '../features/store-features.js';
+import { PgFeatureRunner } from './pg-features.js';
 import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { listEventsStatement, listRunsStatement, toLogLine, type LogRow } from './pg-run-list.js';
 import { PG_RUN_TRACE_SQL } from './pg-run-traces.js';
@@ -67,7 +61,6 @@ import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type Tx } from 
 import { SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
-import { PostgresArtifactStore } from '../../artifacts/postgres-artifact-store.js';
 import { toPgText } from './pg-json.js';
 import { ConnectionHealth } from './pg-health.js';
 
@@ -89,8 +82,8 @@ export interface PostgresStoreOptions {
  * with concurrent writers an event may commit after one with a higher id, so a reader paging by `afterId`
  * should re-read a short window behind the last id it saw.
  */
-export class PostgresStore implements Store {
-  readonly capabilities = { listenNotify: true, skipLocked: true, concurrentWriters: true };
+export class PostgresStore extends StoreFeatures implements Store {
+  readonly capabilities = { listenNotify: true, skipLocked: true, concurrentWriters: true, leaderElection: true, artifactTables: true };
   readonly url: string;
   private readonly connectionString: string;
   private readonly pool: pg.Pool;
@@ -99,72 +92,13 @@ export class PostgresStore implements Store {
   private readonly health: ConnectionHealth;
   private readonly onError: (err: unknown) => void;
   private closed = false;
-  /** Server features: tokens, trigger slots, stats (pg-operations.ts). */
+  /** Pipeline stats (pg-operations.ts). */
   private readonly ops = new PgOperations((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values)));
-  /** Datasets and records (pg-datasets.ts). */
-  private readonly datasets = new PgDatasets((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
-  /** Derived values of attribute pipelines (pg-attribute-values.ts). */
-  private readonly attributeValues = new PgAttributeValues((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
-  /** Eval cases of pipelines (pg-evals.ts). */
-  private readonly evals = new PgEvals((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
-
-  listEvals(pipeline: string): Promise<EvalCase[]> {
-    return this.evals.listEvals(pipeline);
-  }
-
-  replaceEvals(pipeline: string, cases: NewEvalCase[], now: number): Promise<EvalCase[]> {
-    return this.evals.replaceEvals(pipeline, cases, now);
-  }
-
-  putRecordEval(pipeline: string, recordEval: NewEvalCase & { recordId: string }, now: number): Promise<EvalCase> {
-    return this.evals.putRecordEval(pipeline, recordEval, now);
-  }
-
-  updateEval(pipeline: string, id: number, patch: EvalPatch, now: number): Promise<EvalCase | undefined> {
-    return this.evals.updateEval(pipeline, id, patch, now);
-  }
-
-  saveEvalResults(pipeline: string, results: EvalResult[], now: number): Promise<void> {
-    return this.evals.saveEvalResults(pipeline, results, now);
-  }
-
-  evalSummary(pipeline: string): Promise<EvalSummary> {
-    return this.evals.evalSummary(pipeline);
-  }
-
-  listEvalPipelines(): Promise<string[]> {
-    return this.evals.listEvalPipelines();
-  }
-
-  async loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {
-    return this.attributeValues.loadWork(dataset, field, derivedFields, selection);
-  }
-
-  async saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number, unchanged?: Array<{ recordId: string; sourceRev: number }>): Promise<string[]> {
-    return this.attributeValues.save(dataset, field, pipeline, values, now, unchanged);
-  }
-
-  async getAttributeValues(dataset: string, recordId: string): Promise<Record<string, AttributeValue>> {
-    return this.attributeValues.recordValues(dataset, recordId);
-  }
-
-  async listAttributeValues(dataset: string, recordIds: string[]): Promise<Map<string, Record<string, AttributeValue>>> {
-    return this.attributeValues.manyValues(dataset, recordIds);
-  }
-
-  async overrideAttributeValue(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): Promise<AttributeValue> {
-    return this.attributeValues.override(dataset, recordId, field, override, now);
-  }
-
-  async approveAttributeValue(dataset: string, recordId: string, field: string, note: string | undefined, now: number): Promise<AttributeValue> {
-    return this.attributeValues.approve(dataset, recordId, field, note, now);
-  }
-
-  async attributeSummary(dataset: string, field: string): Promise<AttributeSummary> {
-    return this.attributeValues.summary(dataset, field);
-  }
+  /** Datasets, eval cases, derived values, tokens, trigger slots: rules written once (../features), run here. */
+  protected readonly features = new PgFeatureRunner((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
 
   constructor(options: PostgresStoreOptions) {
+    super();
     this.connectionString = options.url;
     const display = new URL(options.url);
     if (display.password) display.password = '***';
@@ -181,9 +115,12 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** Artifacts in this database (tables `artifacts` and `artifact_chunks`; src/artifacts/postgres-artifact-store.ts). */
-  artifactStore(): PostgresArtifactStore {
-    return new PostgresArtifactStore({ pool: this.pool, retry: this.health.retryPolicy(), location: this.url });
+  /**
+   * The store's connection pool and how its transactions retry, for what keeps data in the same database beside
+   * the store (its artifact tables: `capabilities.artifactTables`). The store closes the pool.
+   */
+  sharedPool(): { pool: pg.Pool; retry: RetryPolicy } {
+    return { pool: this.pool, retry: this.health.retryPolicy() };
   }
 
   /** Whether the last contact with the server failed for want of a connection, with no success since. */
@@ -398,40 +335,8 @@ export class PostgresStore implements Store {
     await this.health.ping(this.pool, this.url);
   }
 
-  latestEventId(): Promise<number> {
-    return this.ops.latestEventId();
-  }
-
-  queueDepth(): Promise<number> {
-    return this.ops.queueDepth();
-  }
-
   pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
     return this.ops.pipelineStats(pipeline, since, series);
-  }
-
-  createToken(token: NewApiToken, now: number): Promise<ApiToken> {
-    return this.ops.createToken(token, now);
-  }
-
-  findToken(hash: string): Promise<ApiToken | undefined> {
-    return this.ops.findToken(hash);
-  }
-
-  listTokens(): Promise<ApiToken[]> {
-    return this.ops.listTokens();
-  }
-
-  revokeToken(id: number, now: number): Promise<ApiToken | undefined> {
-    return this.ops.revokeToken(id, now);
-  }
-
-  countTokens(): Promise<number> {
-    return this.ops.countTokens();
-  }
-
-  claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean> {
-    return this.ops.claimTriggerSlot(pipeline, slot, now);
   }
 
   claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
@@ -444,38 +349,6 @@ export class PostgresStore implements Store {
 
   pruneRuns(request: PruneRequest): Promise<PruneResult> {
     return pgPrune((fn) => transaction(this.pool, this.health.retryPolicy(), fn), request);
-  }
-
-  putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord> {
-    return this.datasets.putDataset(name, options, now);
-  }
-
-  getDataset(name: string): Promise<DatasetRecord | undefined> {
-    return this.datasets.getDataset(name);
-  }
-
-  listDatasets(): Promise<DatasetRecord[]> {
-    return this.datasets.listDatasets();
-  }
-
-  putRecords(dataset: string, records: NewDataRecord[], now: number): Promise<void> {
-    return this.datasets.putRecords(dataset, records, now);
-  }
-
-  getRecord(dataset: string, id: string): Promise<DataRecord | undefined> {
-    return this.datasets.getRecord(dataset, id);
-  }
-
-  deleteRecord(dataset: string, id: string): Promise<boolean> {
-    return this.datasets.deleteRecord(dataset, id);
-  }
-
-  listRecords(dataset: string, page?: RecordPage): Promise<DataRecord[]> {
-    return this.datasets.listRecords(dataset, page);
-  }
-
-  countRecords(dataset: string): Promise<number> {
-    return this.datasets.countRecords(dataset);
   }
 
   async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {

@@ -1,96 +1,18 @@
 import type Database from 'better-sqlite3';
-import { Statements } from './statements.js';
 import { SqliteStats } from '../stats/sqlite-stats.js';
-import type { ApiRole, ApiToken, DurationStats, NewApiToken, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
+import type { DurationStats, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
 
-/** SQL of the server features; each statement lists its named parameters. */
-const SQL = {
-  latestEventId: `SELECT COALESCE(MAX(id), 0) AS id FROM events`,
-  queueDepth: `SELECT COUNT(*) AS n FROM attempts WHERE status = 'queued'`,
-  // @hash @role @name @created_at
-  insertToken: `INSERT INTO api_tokens (hash, role, name, created_at, expires_at) VALUES (@hash, @role, @name, @created_at, @expires_at) RETURNING id`,
-  // @hash
-  token: `SELECT * FROM api_tokens WHERE hash = @hash`,
-  listTokens: `SELECT * FROM api_tokens ORDER BY id`,
-  // @id @now
-  revokeToken: `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, @now) WHERE id = @id RETURNING *`,
-  countTokens: `SELECT COUNT(*) AS n FROM api_tokens WHERE revoked_at IS NULL`,
-  // @pipeline @slot @now
-  claimSlot: `INSERT INTO trigger_slots (pipeline, slot, claimed_at) VALUES (@pipeline, @slot, @now) ON CONFLICT DO NOTHING`,
-} as const;
-
-interface TokenRow {
-  id: number;
-  hash: string;
-  role: ApiRole;
-  name: string | null;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-}
-
-function toApiToken(row: TokenRow): ApiToken {
-  return { id: row.id, hash: row.hash, role: row.role, name: row.name, createdAt: row.created_at, expiresAt: row.expires_at, revokedAt: row.revoked_at };
-}
-
-/** The server features of the SQLite store (tokens, trigger slots, stats), over the store's connection. */
+/** Pipeline stats of the SQLite store; the other server features are written once (../features/operations.ts). */
 export class SqliteOperations {
-  private readonly statements: Statements<keyof typeof SQL>;
   private readonly stats: SqliteStats;
 
-  constructor(
-    private readonly db: Database.Database,
-    /** The store's BEGIN IMMEDIATE transaction wrapper. */
-    private readonly write: <T>(fn: () => T) => T,
-  ) {
-    this.statements = new Statements(db, SQL);
+  constructor(db: Database.Database) {
     this.stats = new SqliteStats(db);
-  }
-
-  private stmt(key: keyof typeof SQL): Database.Statement {
-    return this.statements.get(key);
-  }
-
-  latestEventId(): number {
-    return (this.stmt('latestEventId').get() as { id: number }).id;
-  }
-
-  queueDepth(): number {
-    return (this.stmt('queueDepth').get() as { n: number }).n;
   }
 
   /** Counts, sums and percentiles computed by SQLite with bounded memory (../stats/sqlite-stats.ts). */
   pipelineStats(pipeline: string, since: number, series?: SeriesOptions): PipelineStats {
     return this.stats.pipelineStats(pipeline, since, series);
-  }
-
-  createToken(token: NewApiToken, now: number): ApiToken {
-    return this.write(() => {
-      const row = this.stmt('insertToken').get({ hash: token.hash, role: token.role, name: token.name, created_at: now, expires_at: token.expiresAt }) as { id: number };
-      return { ...token, id: row.id, createdAt: now, revokedAt: null };
-    });
-  }
-
-  findToken(hash: string): ApiToken | undefined {
-    const row = this.stmt('token').get({ hash }) as TokenRow | undefined;
-    return row ? toApiToken(row) : undefined;
-  }
-
-  listTokens(): ApiToken[] {
-    return (this.stmt('listTokens').all() as TokenRow[]).map(toApiToken);
-  }
-
-  revokeToken(id: number, now: number): ApiToken | undefined {
-    const row = this.write(() => this.stmt('revokeToken').get({ id, now }) as TokenRow | undefined);
-    return row ? toApiToken(row) : undefined;
-  }
-
-  countTokens(): number {
-    return (this.stmt('countTokens').get() as { n: number }).n;
-  }
-
-  claimTriggerSlot(pipeline: string, slot: number, now: number): boolean {
-    return this.write(() => this.stmt('claimSlot').run({ pipeline, slot, now }).changes === 1);
   }
 }
 

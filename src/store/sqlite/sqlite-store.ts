@@ -33,14 +33,8 @@ import type {
   Store,
   StoredPipeline,
   TransitionResult,
-  ApiToken,
-  NewApiToken,
   PipelineStats,
   SeriesOptions,
-  DataRecord,
-  DatasetRecord,
-  NewDataRecord,
-  RecordPage,
 } from '../store.js';
 import {
   parseJson,
@@ -54,14 +48,11 @@ import {
   type StepRow,
 } from '../rows.js';
 import { SqliteOperations } from './operations.js';
-import { SqliteDatasets } from './datasets.js';
-import { SqliteAttributeValues } from './attribute-values.js';
-import { SqliteEvals } from './evals.js';
+import { StoreFeatures } from '../features/store-features.js';
+import { SqliteFeatureRunner } from './sqlite-features.js';
 import { listRunsStatement } from './run-list.js';
 import { RUN_TRACE_SQL } from './run-traces.js';
 import { QUEUE_STATS_SQL } from './queue-stats.js';
-import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../evals.js';
-import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { RunTransitions } from './run-transitions.js';
 import { SQL } from './store-sql.js';
 import { compilePipeline, type CompiledPipeline } from '../ledger/ledger-tx.js';
@@ -83,8 +74,8 @@ export interface SqliteStoreOptions {
 }
 
 /** The embedded backend: one SQLite file in WAL mode with synchronous=NORMAL. */
-export class SqliteStore implements Store {
-  readonly capabilities = { listenNotify: false, skipLocked: false, concurrentWriters: false };
+export class SqliteStore extends StoreFeatures implements Store {
+  readonly capabilities = { listenNotify: false, skipLocked: false, concurrentWriters: false, leaderElection: false, artifactTables: false };
   readonly url: string;
   private readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
@@ -93,14 +84,10 @@ export class SqliteStore implements Store {
   private readonly headers = new RunHeaders((id) => this.stmt('runHeader').get({ id }) as HeaderRow | undefined);
   private runTransitions: RunTransitions | undefined;
   private attemptBatches: AttemptBatches | undefined;
-  /** Server features: tokens, trigger slots, stats (operations.ts). */
+  /** Pipeline stats (operations.ts). */
   private readonly ops: SqliteOperations;
-  /** Datasets and records (datasets.ts). */
-  private readonly datasets: SqliteDatasets;
-  /** Derived values of attribute pipelines (attribute-values.ts). */
-  private readonly attributeValues: SqliteAttributeValues;
-  /** Eval cases of pipelines (evals.ts). */
-  private readonly evals: SqliteEvals;
+  /** Datasets, eval cases, derived values, tokens, trigger slots: rules written once (../features), run here. */
+  protected readonly features: SqliteFeatureRunner;
   /** What the run functions of this folder work with. */
   private readonly ctx: SqliteCtx;
 
@@ -115,6 +102,7 @@ export class SqliteStore implements Store {
   }
 
   constructor(options: SqliteStoreOptions) {
+    super();
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     this.url = `sqlite:${options.path}`;
     this.db = new Database(options.path);
@@ -123,10 +111,8 @@ export class SqliteStore implements Store {
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
     for (const extra of (process.env['SLUICE_SQLITE_PRAGMAS'] ?? '').split(';').filter(Boolean)) this.db.pragma(extra);
-    this.ops = new SqliteOperations(this.db, (fn) => this.write(fn));
-    this.datasets = new SqliteDatasets(this.db, (fn) => this.write(fn));
-    this.attributeValues = new SqliteAttributeValues(this.db, (fn) => this.write(fn));
-    this.evals = new SqliteEvals(this.db, (fn) => this.write(fn));
+    this.ops = new SqliteOperations(this.db);
+    this.features = new SqliteFeatureRunner(this.db, (fn) => this.write(fn));
     const transitions = () => this.transitions;
     const batches = () => this.batches;
     this.ctx = {
@@ -145,128 +131,8 @@ export class SqliteStore implements Store {
     };
   }
 
-  async listEvals(pipeline: string): Promise<EvalCase[]> {
-    return this.evals.listEvals(pipeline);
-  }
-
-  async replaceEvals(pipeline: string, cases: NewEvalCase[], now: number): Promise<EvalCase[]> {
-    return this.evals.replaceEvals(pipeline, cases, now);
-  }
-
-  async putRecordEval(pipeline: string, recordEval: NewEvalCase & { recordId: string }, now: number): Promise<EvalCase> {
-    return this.evals.putRecordEval(pipeline, recordEval, now);
-  }
-
-  async updateEval(pipeline: string, id: number, patch: EvalPatch, now: number): Promise<EvalCase | undefined> {
-    return this.evals.updateEval(pipeline, id, patch, now);
-  }
-
-  async saveEvalResults(pipeline: string, results: EvalResult[], now: number): Promise<void> {
-    this.evals.saveEvalResults(pipeline, results, now);
-  }
-
-  async evalSummary(pipeline: string): Promise<EvalSummary> {
-    return this.evals.evalSummary(pipeline);
-  }
-
-  async listEvalPipelines(): Promise<string[]> {
-    return this.evals.listEvalPipelines();
-  }
-
-  async loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {
-    return this.attributeValues.loadWork(dataset, field, derivedFields, selection);
-  }
-
-  async saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number, unchanged?: Array<{ recordId: string; sourceRev: number }>): Promise<string[]> {
-    return this.attributeValues.save(dataset, field, pipeline, values, now, unchanged);
-  }
-
-  async getAttributeValues(dataset: string, recordId: string): Promise<Record<string, AttributeValue>> {
-    return this.attributeValues.recordValues(dataset, recordId);
-  }
-
-  async listAttributeValues(dataset: string, recordIds: string[]): Promise<Map<string, Record<string, AttributeValue>>> {
-    return this.attributeValues.manyValues(dataset, recordIds);
-  }
-
-  async overrideAttributeValue(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): Promise<AttributeValue> {
-    return this.attributeValues.override(dataset, recordId, field, override, now);
-  }
-
-  async approveAttributeValue(dataset: string, recordId: string, field: string, note: string | undefined, now: number): Promise<AttributeValue> {
-    return this.attributeValues.approve(dataset, recordId, field, note, now);
-  }
-
-  async attributeSummary(dataset: string, field: string): Promise<AttributeSummary> {
-    return this.attributeValues.summary(dataset, field);
-  }
-
-  async putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord> {
-    return this.datasets.putDataset(name, options, now);
-  }
-
-  async getDataset(name: string): Promise<DatasetRecord | undefined> {
-    return this.datasets.getDataset(name);
-  }
-
-  async listDatasets(): Promise<DatasetRecord[]> {
-    return this.datasets.listDatasets();
-  }
-
-  async putRecords(dataset: string, records: NewDataRecord[], now: number): Promise<void> {
-    this.datasets.putRecords(dataset, records, now);
-  }
-
-  async getRecord(dataset: string, id: string): Promise<DataRecord | undefined> {
-    return this.datasets.getRecord(dataset, id);
-  }
-
-  async deleteRecord(dataset: string, id: string): Promise<boolean> {
-    return this.datasets.deleteRecord(dataset, id);
-  }
-
-  async listRecords(dataset: string, page?: RecordPage): Promise<DataRecord[]> {
-    return this.datasets.listRecords(dataset, page);
-  }
-
-  async countRecords(dataset: string): Promise<number> {
-    return this.datasets.countRecords(dataset);
-  }
-
-  async latestEventId(): Promise<number> {
-    return this.ops.latestEventId();
-  }
-
-  async queueDepth(): Promise<number> {
-    return this.ops.queueDepth();
-  }
-
   async pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
     return this.ops.pipelineStats(pipeline, since, series);
-  }
-
-  async createToken(token: NewApiToken, now: number): Promise<ApiToken> {
-    return this.ops.createToken(token, now);
-  }
-
-  async findToken(hash: string): Promise<ApiToken | undefined> {
-    return this.ops.findToken(hash);
-  }
-
-  async listTokens(): Promise<ApiToken[]> {
-    return this.ops.listTokens();
-  }
-
-  async revokeToken(id: number, now: number): Promise<ApiToken | undefined> {
-    return this.ops.revokeToken(id, now);
-  }
-
-  async countTokens(): Promise<number> {
-    return this.ops.countTokens();
-  }
-
-  async claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean> {
-    return this.ops.claimTriggerSlot(pipeline, slot, now);
   }
 
   async claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
@@ -315,6 +181,27 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+
+  /** No other process can wake this one (`capabilities.listenNotify` is false): the listener is never called. */
+  async subscribeWakeups(_listener: () => void): Promise<() => Promise<void>> {
+    return async () => undefined;
+  }
+
+  /** One process uses the file (`capabilities.leaderElection` is false): it leads at once, until it stops. */
+  async campaign(onChange: (leading: boolean) => void): Promise<() => Promise<void>> {
+    onChange(true);
+    return async () => onChange(false);
+  }
+
+  /** A small read: the file answers or the error says why. */
+  async ping(): Promise<void> {
+    await this.listRuns({ limit: 1 });
+  }
+
+  /** Never: a file needs no connection. */
+  isUnreachable(): boolean {
+    return false;
   }
 
   private compiled(name: string, version: number): CompiledPipeline {

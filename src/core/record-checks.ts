@@ -1,6 +1,5 @@
-import { SluiceError } from '../core/errors.js';
-import { depthMessage, MAX_JSON_DEPTH, tooDeepPath } from '../core/json-depth.js';
-import type { NewDataRecord } from '../store/store.js';
+import { SluiceError } from './errors.js';
+import { depthMessage, MAX_JSON_DEPTH, tooDeepPath } from './json-depth.js';
 
 /** Dataset names follow pipeline names: lower case, digits, `.`, `_`, `-`, starting with a letter or digit. */
 export const DATASET_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
@@ -30,8 +29,8 @@ export function assertRecordId(id: unknown, where: string): asserts id is string
  * Checks every record before anything is written and keeps the last of records sharing an id (a bulk write
  * is applied in order). Throws RECORD_INVALID naming the first bad record.
  */
-export function checkRecords(records: readonly NewDataRecord[]): NewDataRecord[] {
-  const byId = new Map<string, NewDataRecord>();
+export function checkRecords<R extends { id: string; data: Record<string, unknown> }>(records: readonly R[]): R[] {
+  const byId = new Map<string, R>();
   records.forEach((r, i) => {
     assertRecordId(r.id, `record ${i + 1}`);
     if (!isJsonObject(r.data)) throw new SluiceError('RECORD_INVALID', `record "${r.id}" is not a JSON object`);

@@ -1,5 +1,5 @@
-import { isSluiceError, SluiceError, type ErrorRecord } from '../core/errors.js';
-import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from '../store/evals.js';
+import { isSluiceError, SluiceError, type ErrorRecord } from './errors.js';
+import type { EvalCase, EvalPatch, EvalResult, EvalSummary, NewEvalCase } from './eval-model.js';
 import { checkComparator, deepEqual, DEFAULT_COMPARATOR, matches } from './comparators.js';
 
 /** A case as the stores write it: every default filled in, checked. */

@@ -1,4 +1,4 @@
-import { SluiceError } from '../core/errors.js';
+import { SluiceError } from './errors.js';
 
 /**
  * How an eval decides that an actual output matches the desired one. Written as text on a case:
