@@ -9,9 +9,9 @@
  * 6 MB expression, which the interrupt handler cannot stop), `flood` (console.log of 100 kB lines without end),
  * `throw` (an error with a 50-million-character message thrown from outside the function wrapper).
  * `--repeat N` runs each scenario N times and prints each run, then the medians of p50, p99 and max.
- * The server stops with SIGTERM (SIGKILL after 10 s), so `NODE_OPTIONS=--cpu-prof` profiles it.
+ * The server stops with SIGTERM (SIGKILL after 10 s), so `--node-args "--cpu-prof --cpu-prof-dir=DIR"` profiles it.
  *
- *   npm run build && npx tsx bench/code-isolation.ts [--steps 8] [--timeout 2s] [--scenarios spin,native,flood,throw] [--repeat 1] [--cli bin/sluice.js]
+ *   npm run build && npx tsx bench/code-isolation.ts [--steps 8] [--timeout 2s] [--scenarios spin,native,flood,throw] [--repeat 1] [--node-args ""] [--cli bin/sluice.js]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     timeout: { type: 'string', default: '2s' },
     scenarios: { type: 'string', default: 'spin,native,flood,throw' },
     repeat: { type: 'string', default: '1' },
+    'node-args': { type: 'string', default: '' },
     cli: { type: 'string', default: join(root, 'bin', 'sluice.js') },
   },
 });
@@ -139,7 +140,7 @@ async function baseline(base: string): Promise<void> {
 async function main(): Promise<void> {
   const steps = Number(values.steps);
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-isolation-'));
-  const server = spawn(process.execPath, [values.cli!, '--store', `sqlite:${join(dir, 's.db')}`, 'serve', '--port', '0', '--workers', String(steps * 2), '--no-cron'], {
+  const server = spawn(process.execPath, [...values['node-args']!.split(' ').filter(Boolean), values.cli!, '--store', `sqlite:${join(dir, 's.db')}`, 'serve', '--port', '0', '--workers', String(steps * 2), '--no-cron'], {
     env: { ...process.env, SLUICE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
