@@ -12,6 +12,8 @@ const port = parentPort;
 const post = (reply: ExpressionReply) => port.postMessage(reply);
 
 port.on('message', (request: ExpressionRequest) => void handle(request));
+// JSONata loads on first use: loaded here, its time does not count against the first expression's limit.
+await evaluateHere('"ready"', { input: null, steps: {}, run: { id: '', attempt: 0, pipeline: '', version: 0 }, secrets: {} });
 post({ type: 'ready' });
 
 async function handle({ id, expr, ctx }: ExpressionRequest): Promise<void> {
