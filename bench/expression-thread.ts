@@ -30,18 +30,32 @@ async function perCall(text: string, ctx: ReturnType<typeof context>): Promise<n
 }
 
 const us = (n: number) => `${n.toFixed(1)} µs`;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+installExpressionPool({ size: 1 });
+// Warm-up of both ways (JIT, the thread's start) before anything is measured.
+for (const on of [false, true]) {
+  if (on) installExpressionPool();
+  else useIsolatedEvaluator(null);
+  for (const text of [template, plain]) await perCall(text, context(1000));
+}
 for (const chars of [0, 100_000]) {
   const ctx = context(chars);
-  useIsolatedEvaluator(null);
-  const here = await perCall(template, ctx);
-  const plainHere = await perCall(plain, ctx);
-  installExpressionPool({ size: 1 });
-  await renderTemplate(template, ctx); // the thread starts once
-  const threaded = await perCall(template, ctx);
-  const plainThen = await perCall(plain, ctx);
+  const here: number[] = [];
+  const threaded: number[] = [];
+  const plainHere: number[] = [];
+  const plainThen: number[] = [];
+  // Rounds alternate between the two ways, so a busy spell of the machine weighs on both; medians of 5.
+  for (let round = 0; round < 5; round++) {
+    useIsolatedEvaluator(null);
+    here.push(await perCall(template, ctx));
+    plainHere.push(await perCall(plain, ctx));
+    installExpressionPool();
+    threaded.push(await perCall(template, ctx));
+    plainThen.push(await perCall(plain, ctx));
+  }
   process.stdout.write(
-    `context with ${chars} characters upstream: regex expression ${us(here)} on the calling thread, ${us(threaded)} in a thread (+${us(threaded - here)}); ` +
-      `plain expression ${us(plainHere)} before, ${us(plainThen)} with the pool installed\n`,
+    `context with ${chars} characters upstream: regex expression ${us(median(here))} on the calling thread, ${us(median(threaded))} in a thread ` +
+      `(+${us(median(threaded) - median(here))}); plain expression ${us(median(plainHere))} without the pool, ${us(median(plainThen))} with it (medians of 5 rounds of ${count})\n`,
   );
-  await expressionPool().close();
 }
+await expressionPool().close();
