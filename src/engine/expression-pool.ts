@@ -165,6 +165,8 @@ export class ExpressionPool {
     const job = thread.job;
     thread.job = null;
     job?.reject(error);
+    // A thread that died while loading would die again: fail what waits rather than start threads in a loop.
+    if (!thread.ready) for (const queued of this.queue.splice(0)) queued.reject(error);
     this.dispatch();
     await thread.worker.terminate();
   }
