@@ -8,8 +8,10 @@
  * Scenarios: `spin` (`while (true) {}` until the time limit), `native` (one long native call: `eval` of a
  * 6 MB expression, which the interrupt handler cannot stop), `flood` (console.log of 100 kB lines without end),
  * `throw` (an error with a 50-million-character message thrown from outside the function wrapper).
+ * `--repeat N` runs each scenario N times and prints each run, then the medians of p50, p99 and max.
+ * The server stops with SIGTERM (SIGKILL after 10 s), so `--node-args "--cpu-prof --cpu-prof-dir=DIR"` profiles it.
  *
- *   npm run build && npx tsx bench/code-isolation.ts [--steps 8] [--timeout 2s] [--scenarios spin,native,flood,throw] [--cli bin/sluice.js]
+ *   npm run build && npx tsx bench/code-isolation.ts [--steps 8] [--timeout 2s] [--scenarios spin,native,flood,throw] [--repeat 1] [--node-args ""] [--cli bin/sluice.js]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -24,6 +26,8 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '8' },
     timeout: { type: 'string', default: '2s' },
     scenarios: { type: 'string', default: 'spin,native,flood,throw' },
+    repeat: { type: 'string', default: '1' },
+    'node-args': { type: 'string', default: '' },
     cli: { type: 'string', default: join(root, 'bin', 'sluice.js') },
   },
 });
@@ -74,13 +78,16 @@ async function json(base: string, path: string, init?: RequestInit): Promise<{ s
   return { status: res.status, body, bytes: text.length };
 }
 
-async function scenario(base: string, server: ChildProcess, dir: string, name: string, steps: number, timeout: string): Promise<void> {
+/** /healthz latency of one scenario run: p50, p99 and max in ms. */
+type Latency = [p50: number, p99: number, max: number];
+
+async function scenario(base: string, server: ChildProcess, dir: string, name: string, steps: number, timeout: string, round = 0): Promise<Latency> {
   const { code, memory } = SCENARIOS[name]!;
   const lines = Array.from({ length: steps }, (_, i) => `  s${i}: { uses: code, with: { code: ${JSON.stringify(code)}, timeout: ${timeout}${memory ? `, memory_limit: ${memory}` : ''} } }`);
-  const put = await json(base, `/api/pipelines/iso-${name}`, { method: 'PUT', headers: { 'content-type': 'application/yaml' }, body: `max_parallel: ${steps}\nfail_fast: false\nsteps:\n${lines.join('\n')}\n` });
+  const put = await json(base, `/api/pipelines/iso-${name}-${round}`, { method: 'PUT', headers: { 'content-type': 'application/yaml' }, body: `max_parallel: ${steps}\nfail_fast: false\nsteps:\n${lines.join('\n')}\n` });
   if (put.status !== 201 && put.status !== 200) throw new Error(`could not register the pipeline: ${put.status} ${JSON.stringify(put.body)}`);
   const storeBefore = storeBytes(dir);
-  const created = await json(base, `/api/pipelines/iso-${name}/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const created = await json(base, `/api/pipelines/iso-${name}-${round}/runs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
   const runId = (created.body as { run?: { id?: string }; id?: string }).run?.id ?? (created.body as { id?: string }).id;
   if (!runId) throw new Error(`could not start a run: ${created.status} ${JSON.stringify(created.body)}`);
   const started = performance.now();
@@ -109,6 +116,12 @@ async function scenario(base: string, server: ChildProcess, dir: string, name: s
       `p99 ${f(percentile(latencies, 99))}, max ${f(latencies.at(-1)!)}; server peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB; ` +
       `store grew ${((storeBytes(dir) - storeBefore) / 2 ** 20).toFixed(1)} MiB; events answer ${(events.bytes / 1024).toFixed(0)} kB (HTTP ${events.status})\n`,
   );
+  return [percentile(latencies, 50), percentile(latencies, 99), latencies.at(-1)!];
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 /** The floor on this machine now: /healthz with nothing running, 100 checks 10 ms apart. */
@@ -127,7 +140,7 @@ async function baseline(base: string): Promise<void> {
 async function main(): Promise<void> {
   const steps = Number(values.steps);
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-isolation-'));
-  const server = spawn(process.execPath, [values.cli!, '--store', `sqlite:${join(dir, 's.db')}`, 'serve', '--port', '0', '--workers', String(steps * 2), '--no-cron'], {
+  const server = spawn(process.execPath, [...values['node-args']!.split(' ').filter(Boolean), values.cli!, '--store', `sqlite:${join(dir, 's.db')}`, 'serve', '--port', '0', '--workers', String(steps * 2), '--no-cron'], {
     env: { ...process.env, SLUICE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -135,10 +148,24 @@ async function main(): Promise<void> {
     const base = (await waitForLine(server, /sluice serve on (http:\/\/\S+)/))[1]!;
     process.stdout.write(`sluice serve (${values.cli}), ${steps} parallel code steps per run, SQLite; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
     await baseline(base);
-    for (const name of values.scenarios!.split(',')) await scenario(base, server, dir, name, steps, values.timeout!);
+    const repeat = Number(values.repeat);
+    const runs = new Map<string, Latency[]>();
+    for (let round = 0; round < repeat; round++) {
+      for (const name of values.scenarios!.split(',')) runs.set(name, [...(runs.get(name) ?? []), await scenario(base, server, dir, name, steps, values.timeout!, round)]);
+    }
+    if (repeat > 1) {
+      process.stdout.write(`medians of ${repeat} runs; load average now ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
+      for (const [name, list] of runs) {
+        const [p50, p99, max] = [0, 1, 2].map((i) => median(list.map((l) => l[i]!)).toFixed(1));
+        process.stdout.write(`${name.padEnd(7)} /healthz p50 ${p50} ms, p99 ${p99} ms, max ${max} ms\n`);
+      }
+    }
   } finally {
-    server.kill('SIGKILL');
-    await new Promise((resolve) => server.once('close', resolve));
+    const closed = new Promise((resolve) => server.once('close', resolve));
+    server.kill('SIGTERM');
+    const forced = setTimeout(() => server.kill('SIGKILL'), 10_000);
+    await closed;
+    clearTimeout(forced);
     rmSync(dir, { recursive: true, force: true });
   }
 }

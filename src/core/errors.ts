@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'RUN_TIMEOUT'
   | 'CANCELLED'
   | 'EXPRESSION_FAILED'
+  /** An expression that may run a regex ran past its time limit; the thread evaluating it was stopped. */
+  | 'EXPRESSION_TIMEOUT'
   | 'COMMAND_FAILED'
   | 'MODULE_LOAD_FAILED'
   | 'LEASE_LOST'

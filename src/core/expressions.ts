@@ -36,7 +36,37 @@ const YIELD_EVERY_MS = 10;
 // Evaluation steps between two looks at the clock.
 const STEPS_PER_CHECK = 256;
 const compiled = new Map<string, jsonata.Expression>();
+// Compiled expressions that may run a regex (see mayRunRegex); the rest never leave this thread.
+const runsRegex = new WeakSet<jsonata.Expression>();
 let truthiness: jsonata.Expression | undefined;
+
+/**
+ * Evaluates one expression where it can be stopped even inside a native regex (the host runs it in a worker
+ * thread it terminates past a time limit) and resolves with its plain JSON value. Rejects with a SluiceError:
+ * `EXPRESSION_FAILED` as in-process evaluation would, or `EXPRESSION_TIMEOUT`.
+ */
+export type IsolatedEvaluator = (expr: string, ctx: ExpressionContext) => Promise<unknown>;
+
+let isolated: IsolatedEvaluator | null = null;
+
+/**
+ * Sets where expressions that may run a regex are evaluated: regex literals (in `$match`, `$replace`, `$split`,
+ * `$contains`, ...) and `$eval`, whose text can build a regex the validation screen never saw. A regex cannot be
+ * interrupted once it runs, so on the host's event loop one that backtracks blocks everything. Default (null):
+ * in this thread, with only the validation screen (src/core/regex-risk.ts) in front. Other expressions always
+ * evaluate in this thread, bounded by JSONata's depth and time checks.
+ */
+export function useIsolatedEvaluator(evaluator: IsolatedEvaluator | null): void {
+  isolated = evaluator;
+}
+
+/**
+ * Evaluates `expr` in this thread (never through the {@link IsolatedEvaluator}) and returns its value as plain
+ * JSON; what an expression thread runs. Throws `SluiceError('EXPRESSION_FAILED')` naming the expression.
+ */
+export async function evaluateHere(expr: string, ctx: ExpressionContext): Promise<unknown> {
+  return toPlainJson(await evaluate(expr, ctx, false));
+}
 
 /** Every expression inside `${{ ... }}` in any string nested in `value`, in document order. */
 export function findTemplates(value: unknown): string[] {
@@ -199,18 +229,29 @@ async function renderString(text: string, ctx: ExpressionContext, encode: Templa
   if (expressions.length === 0) return text;
   const onlyExpression = expressions.length === 1 && parts.every((p) => 'expr' in p || p.text.trim() === '');
   if (onlyExpression) {
-    const value = toPlainJson(await evaluate(expressions[0]!.expr, ctx));
+    const value = toPlainJson(await evaluateAt(expressions[0]!.expr, ctx, path));
     return encode ? encode(value, { path, before: '', whole: true }) : value;
   }
   let out = '';
   for (const part of parts) {
     if ('text' in part) out += part.text;
     else {
-      const value = await evaluate(part.expr, ctx);
+      const value = await evaluateAt(part.expr, ctx, path);
       out += encode ? templateText(encode(value, { path, before: out, whole: false })) : templateText(value);
     }
   }
   return out;
+}
+
+/** {@link evaluate}; a timeout names the path of the string below the rendered value (e.g. a `with` key). */
+async function evaluateAt(expr: string, ctx: ExpressionContext, path: readonly (string | number)[]): Promise<unknown> {
+  try {
+    return await evaluate(expr, ctx);
+  } catch (err) {
+    const { code, message, details } = err as SluiceError;
+    if (code !== 'EXPRESSION_TIMEOUT' || path.length === 0) throw err;
+    throw new SluiceError(code, `${path.join('.')}: ${message}`, { cause: err, details: { ...(isRecord(details) ? details : {}), path: [...path] } });
+  }
 }
 
 /** Strips JSONata's sequence markers and anything JSON cannot hold (functions), so results are plain data. */
@@ -220,21 +261,35 @@ function toPlainJson(value: unknown): unknown {
   return text === undefined ? undefined : JSON.parse(text);
 }
 
-async function evaluate(expr: string, ctx: ExpressionContext): Promise<unknown> {
+async function evaluate(expr: string, ctx: ExpressionContext, mayIsolate = true): Promise<unknown> {
+  let expression: jsonata.Expression;
+  try {
+    expression = compile(expr);
+  } catch (err) {
+    throw evaluationFailure(expr, ctx, err);
+  }
+  // The isolated evaluator's errors are final: it ran this same function in its thread.
+  if (mayIsolate && isolated !== null && runsRegex.has(expression)) return isolated(expr, ctx);
   try {
     // Empty bindings give every call its own frame: a compiled expression is shared by concurrent runs.
-    return await compile(expr).evaluate(ctx, {});
+    return await expression.evaluate(ctx, {});
   } catch (err) {
-    const reason = redactSecrets(describeJsonataError(err), ctx.secrets);
-    throw new SluiceError('EXPRESSION_FAILED', `expression ${JSON.stringify(expr)} failed: ${reason}`, { cause: err });
+    throw evaluationFailure(expr, ctx, err);
   }
+}
+
+function evaluationFailure(expr: string, ctx: ExpressionContext, err: unknown): SluiceError {
+  const reason = redactSecrets(describeJsonataError(err), ctx.secrets);
+  return new SluiceError('EXPRESSION_FAILED', `expression ${JSON.stringify(expr)} failed: ${reason}`, { cause: err });
 }
 
 function compile(expr: string): jsonata.Expression {
   const cached = compiled.get(expr);
   if (cached) return cached;
   const expression = jsonataPackage()(expr, { stack: MAX_EVALUATION_DEPTH });
-  assertSafeRegexes(expression.ast(), expr);
+  const ast = expression.ast();
+  assertSafeRegexes(ast, expr);
+  if (mayRunRegex(ast)) runsRegex.add(expression);
   expression.assign(EVALUATE_ENTRY as unknown as string, onEvaluationStep);
   if (compiled.size >= MAX_CACHED) compiled.delete(compiled.keys().next().value!);
   compiled.set(expr, expression);
@@ -249,18 +304,35 @@ function assertSafeRegexes(ast: unknown, expr: string): void {
   }
 }
 
-/** Every RegExp in a JSONata AST (regex literals are the only way an expression makes one). */
+/** Every RegExp in a JSONata AST (regex literals are the only way an expression's own text makes one). */
 function regexLiterals(ast: unknown): RegExp[] {
   const found: RegExp[] = [];
+  visitAst(ast, (node) => {
+    if (node instanceof RegExp) found.push(node);
+  });
+  return found;
+}
+
+/** Whether an AST holds a regex literal, or reads `$eval` (which may compile a regex from data at run time). */
+function mayRunRegex(ast: unknown): boolean {
+  let found = false;
+  visitAst(ast, (node) => {
+    const { type, value } = node as { type?: unknown; value?: unknown };
+    if (node instanceof RegExp || (type === 'variable' && value === 'eval')) found = true;
+  });
+  return found;
+}
+
+/** Calls `visit` with every object of a JSONata AST, each once. */
+function visitAst(ast: unknown, visit: (node: object) => void): void {
   const seen = new Set<object>();
   const stack: unknown[] = [ast];
   for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
     if (typeof node !== 'object' || node === null || seen.has(node)) continue;
     seen.add(node);
-    if (node instanceof RegExp) found.push(node);
-    else for (const child of Object.values(node)) stack.push(child);
+    visit(node);
+    if (!(node instanceof RegExp)) for (const child of Object.values(node)) stack.push(child);
   }
-  return found;
 }
 
 // JSONata calls the function bound to this symbol before each evaluation step, and awaits it.

@@ -27,6 +27,7 @@ import { checkEventName, pipelinesTriggeredBy } from '../core/event-triggers.js'
 import { InputChecks, renderConcurrencyKeysOf, runRequest, type StartRunOptions } from './run-start.js';
 import { waitForRun, type WaitOptions } from './wait-for-run.js';
 import type { RunPort } from '../store/ports.js';
+import { installExpressionPool } from './expression-pool.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -148,6 +149,8 @@ export class Engine {
     this.steps = this.installExtensions(options);
     this.artifacts = typeof options.artifacts === 'object' ? options.artifacts : openArtifactStore(options.artifacts ?? options.artifactsDir, { store: this.store });
     this.inputChecks = new InputChecks(options.maxInputBytes ?? 1024 * 1024);
+    // Expressions that may run a regex evaluate in worker threads, off the event loop.
+    installExpressionPool();
     this.defaultRetentionMs =
       options.retention === undefined ? parseRetention(process.env['SLUICE_RETENTION'], 'SLUICE_RETENTION') : parseRetention(String(options.retention), 'retention');
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);

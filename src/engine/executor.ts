@@ -9,6 +9,7 @@ import { cacheKeyOfParts, explainMiss, hashValue, type CacheExplain, type CacheP
 import { compileGlob, matchesAny } from '../core/glob.js';
 import { checkOutputs, hashFiles, relativeTo } from './cache-files.js';
 import type { ExpressionContext, Pipeline, Step } from '../core/model.js';
+import { namingStep } from './expression-pool.js';
 import { retryDelayAfter } from '../core/step-policy.js';
 import { ATTRIBUTE_STEP_TYPE } from '../core/validate.js';
 import { renderStepConfig } from '../steps/render-config.js';
@@ -111,8 +112,8 @@ export class Executor {
       secrets: this.deps.secrets,
       ...(attempt.feedback === undefined ? {} : { feedback: attempt.feedback }),
     };
-    if (step.if !== null && !(await evaluateCondition(step.if, ctx))) return { outcome: 'skipped', output: null };
-    const config = prepared.literal.has(step.name) ? (copyLiteral(step.with) as Record<string, unknown>) : await this.resolveConfig(step, ctx);
+    if (step.if !== null && !(await namingStep(step.name, 'if', evaluateCondition(step.if, ctx)))) return { outcome: 'skipped', output: null };
+    const config = prepared.literal.has(step.name) ? (copyLiteral(step.with) as Record<string, unknown>) : await namingStep(step.name, 'with', this.resolveConfig(step, ctx));
     if (!step.cache) {
       const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, owner, cancel, usage);
       if (output instanceof StepDirective) return directiveResult(this.redact(output));

@@ -161,6 +161,17 @@ describe('code step: console', () => {
     expect(linesOf(logs, 'info')).toHaveLength(1000);
     expect(linesOf(logs, 'warn')).toEqual([expect.stringContaining('beyond 1000 lines dropped')]);
   });
+
+  it('caps how many characters one execution can log, before they leave the sandbox thread', async () => {
+    const { ctx, logs } = context();
+    // 500 lines of 8 KiB: 4 MiB, under the line cap; only the first 1 Mi characters cross, the last line cut.
+    await step.execute(ctx, { code: 'const l = "x".repeat(8192); for (let i = 0; i < 500; i++) console.log(l); return 1', timeout: '30s' });
+    const kept = linesOf(logs, 'info');
+    expect(kept).toHaveLength(128);
+    expect(kept.slice(0, 127).every((l) => l.length === 8192)).toBe(true);
+    expect(kept.join('').replace(/\.\.\. \(\d+ more characters cut\)$/, '')).toHaveLength(1024 * 1024);
+    expect(linesOf(logs, 'warn')).toEqual([expect.stringContaining('beyond 1048576 characters dropped')]);
+  });
 });
 
 describe('code step: promises', () => {

@@ -24,8 +24,13 @@ const RELEASE_SYNC = releaseSyncModule as unknown as QuickJSSyncVariant;
  * hundred KiB of headroom for the host's own frames and still allows ~160 levels of user recursion.
  */
 const MAX_STACK_BYTES = 32 * 1024;
-/** Console lines kept per execution; the rest are counted and dropped so a loop cannot flood the log. */
+/** Console lines kept per execution; the rest are dropped so a loop cannot flood the log. */
 const MAX_LOG_LINES = 1_000;
+/**
+ * Console characters kept per execution: 1,048,576 (1 Mi). Each line crossing to the main thread is stored there, so a
+ * step logging without end costs the server's event loop and store this much at most, not 1,000 full lines.
+ */
+const MAX_LOG_CHARS = 1024 * 1024;
 /** Longest stack text read out of the sandbox. */
 const MAX_STACK_CHARS = 2_000;
 
@@ -295,16 +300,22 @@ function createDriver(
  */
 function createHostLog(context: QuickJSContext, reader: GuestReader, log: SandboxHost['log']): (...args: QuickJSHandle[]) => void {
   let lines = 0;
+  let chars = 0;
+  let stopped = false;
+  const stop = (why: string) => {
+    stopped = true;
+    log('warn', `code step: console output beyond ${why} dropped`);
+  };
   return (streamHandle, lineHandle) => {
+    if (stopped || streamHandle === undefined || lineHandle === undefined) return;
+    if (lines === MAX_LOG_LINES) return stop(`${MAX_LOG_LINES} lines`);
+    if (chars >= MAX_LOG_CHARS) return stop(`${MAX_LOG_CHARS} characters`);
     lines += 1;
-    if (lines > MAX_LOG_LINES + 1 || streamHandle === undefined || lineHandle === undefined) return;
-    if (lines === MAX_LOG_LINES + 1) {
-      log('warn', `code step: console output beyond ${MAX_LOG_LINES} lines dropped`);
-      return;
-    }
     if (context.typeof(streamHandle) !== 'number') return;
-    const line = reader.string(lineHandle, MAX_LOG_LINE_CHARS);
+    // The last line that fits is cut to what is left, so no more than the cap ever crosses to the host.
+    const line = reader.string(lineHandle, Math.min(MAX_LOG_LINE_CHARS, MAX_LOG_CHARS - chars));
     if (line === undefined) return;
+    chars += line.length;
     log(HOST_LOG_STREAMS[context.getNumber(streamHandle)] ?? 'info', line);
   };
 }
