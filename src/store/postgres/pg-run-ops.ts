@@ -18,6 +18,7 @@ import type { Rule } from '../ledger/effects.js';
 import { requeueExpired } from '../ledger/outcomes.js';
 import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type RunHeader, type Tx } from './pg-attempts.js';
 import { pgJson } from './pg-json.js';
+import { createRunWithFlowPg } from '../flow/pg-flow.js';
 import type { PgRunTransitions } from './pg-run-transitions.js';
 import { REAPER_LOCK_KEY, SQL, sql } from './pg-store-sql.js';
 
@@ -48,8 +49,8 @@ export async function createRunsIn(tx: Tx, requests: CreateRunRequest[], now: nu
   const later = new NewRows();
   for (const req of requests) {
     // A request with an idempotency key must see the runs before it: write those first.
-    if (req.idempotencyKey !== undefined) await insertNewRows(tx, later);
-    runs.push(await createRunIn(tx, req, now, later));
+    if (req.idempotencyKey !== undefined || req.flow) await insertNewRows(tx, later);
+    runs.push(await createRunWithFlowPg(tx.client, req, now, (r) => createRunIn(tx, r, now, later)));
   }
   await insertNewRows(tx, later);
   const queued = runs.reduce((n, r) => n + r.events.filter((e) => e.type === 'step.queued').length, 0);

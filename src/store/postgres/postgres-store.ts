@@ -51,6 +51,8 @@ import type { StepItem } from '../../core/step-results.js';
 import { migrateDatabase } from './pg-migrate.js';
 import { TxOpener } from './pg-tx.js';
 import { completeAttemptsIn, createRunsIn, reapIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
+import { releaseHeldRunsPg, runFlowOfPg } from '../flow/pg-flow.js';
+import type { RunFlow } from '../flow/flow-port.js';
 import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
 import { PgDatasets } from './pg-datasets.js';
 import { PgAttributeValues } from './pg-attribute-values.js';
@@ -278,6 +280,8 @@ export class PostgresStore implements Store {
   }
 
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
+    // Flow rules lock their buckets in the transaction that creates the runs.
+    if (requests.some((r) => r.flow)) return this.tx((tx) => createRunsIn(tx, requests, now, claimNext));
     // Plain runs for workers elsewhere: one statement writes them, their events and the wake-up.
     const plain = claimNext && claimNext.limit > 0 ? null : planPlainRuns(requests, now);
     if (plain && plain.length > 0) {
@@ -285,6 +289,20 @@ export class PostgresStore implements Store {
       return { runs, claimed: { attempts: [], events: [] } };
     }
     return this.tx((tx) => createRunsIn(tx, requests, now, claimNext));
+  }
+
+  /** Flow control: starts the runs a singleton queue held behind a run that has ended. */
+  async releaseHeldRuns(now: number): Promise<string[]> {
+    return this.tx(async (tx) => {
+      const ids = await releaseHeldRunsPg(tx.client, now);
+      tx.wake = ids.length > 0;
+      return ids;
+    });
+  }
+
+  /** Flow control: what the flow rules did to run `id`. */
+  async runFlow(id: string): Promise<RunFlow | undefined> {
+    return runFlowOfPg(this.pool, id);
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
