@@ -26,6 +26,7 @@ import { tracerFromEnv, tracingEnabled, type RunTracer } from '../telemetry/trac
 import { checkEventName, pipelinesTriggeredBy } from '../core/event-triggers.js';
 import { InputChecks, renderConcurrencyKeysOf, runRequest, type StartRunOptions } from './run-start.js';
 import { waitForRun, type WaitOptions } from './wait-for-run.js';
+import { HeldRunReleaser, renderFlowKeys } from './flow-control.js';
 import type { RunPort } from '../store/ports.js';
 
 export interface Clock {
@@ -128,6 +129,8 @@ export class Engine {
   private readonly maxLogBytesPerAttempt: number | undefined;
   /** The installed extensions by name. */
   private readonly extensions = new Map<string, InstalledExtension>();
+  /** Starts runs a singleton queue held once the run they wait for ends. */
+  readonly heldRuns: HeldRunReleaser;
   /** Values visible to steps as `secrets.<NAME>` (also to in-memory executions: simulate, ingest, evals). */
   readonly secrets: Readonly<Record<string, string>>;
   /** Where the engine logs. Default: nowhere. */
@@ -153,6 +156,8 @@ export class Engine {
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
     this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt ?? logLimitFromEnv();
     this.tracing = this.startTracing(options.tracer);
+    this.heldRuns = new HeldRunReleaser(this.store, () => this.clock.now(), () => this.worker?.wake(), (err) => this.onError(err));
+    this.bus.subscribeBatches((events) => this.heldRuns.onEvents(events));
     this.executor = new Executor({
       store: this.runs,
       steps: this.steps,
@@ -218,9 +223,12 @@ export class Engine {
     if (stored.definition.disabled) throw new SluiceError('PIPELINE_DISABLED', `pipeline ${stored.name} is disabled`);
     const requests = runs.map((o) => runRequest(stored, o, this.inputChecks));
     if (stored.definition.steps.some((s) => s.concurrencyKey !== null)) await renderConcurrencyKeysOf(stored, requests, () => this.clock.now());
+    if (stored.definition.flow) await renderFlowKeys(stored, requests);
     const created = await this.runs.createRuns(requests, this.clock.now(), this.worker?.claimRequest());
     for (const c of created.runs) this.bus.publish(c.events);
     this.worker?.adopt(created.claimed);
+    // singleton cancel_running: the new run is stored; now the one it replaces ends.
+    for (const c of created.runs) if (c.flow?.cancels) await this.cancel(c.flow.cancels).catch((err: unknown) => this.onError(err));
     return created.runs;
   }
 

@@ -32,6 +32,8 @@ export const SQLITE_FLOW_SQL = {
             ON CONFLICT (run_id) DO UPDATE SET absorbed = excluded.absorbed, after_run_id = excluded.after_run_id`,
   // @run_id
   runFlow: `SELECT absorbed, after_run_id FROM flow_runs WHERE run_id = @run_id`,
+  // whether any run is held at all: a cheap read before taking the write lock
+  anyHeld: `SELECT 1 AS held FROM flow_runs WHERE after_run_id IS NOT NULL LIMIT 1`,
   // held runs whose predecessor ended or is gone
   releasable: `SELECT f.run_id FROM flow_runs f LEFT JOIN runs p ON p.id = f.after_run_id
                WHERE f.after_run_id IS NOT NULL AND (p.id IS NULL OR p.status IN ('succeeded', 'failed', 'cancelled'))`,
@@ -64,6 +66,7 @@ export const PG_FLOW_SQL = {
             ON CONFLICT (run_id) DO UPDATE SET absorbed = excluded.absorbed, after_run_id = excluded.after_run_id`,
   // $1 run_id
   runFlow: `SELECT absorbed, after_run_id FROM flow_runs WHERE run_id = $1`,
+  anyHeld: `SELECT 1 AS held FROM flow_runs WHERE after_run_id IS NOT NULL LIMIT 1`,
   releasable: `SELECT f.run_id FROM flow_runs f LEFT JOIN runs p ON p.id = f.after_run_id
                WHERE f.after_run_id IS NOT NULL AND (p.id IS NULL OR p.status IN ('succeeded', 'failed', 'cancelled'))
                FOR UPDATE OF f SKIP LOCKED`,

@@ -62,6 +62,11 @@ async function absorb(client: pg.ClientBase, id: string, input: unknown, runAt: 
   return { run: toRunRecord(row), created: false, events: [] };
 }
 
+/** Whether any run waits behind another (singleton queue): when none, releasing needs no transaction. */
+export async function anyHeldRunsPg(client: pg.ClientBase | pg.Pool): Promise<boolean> {
+  return (await client.query(SQL.anyHeld)).rows.length > 0;
+}
+
 /** Releases the runs a singleton queue held behind a run that has ended; returns their ids. */
 export async function releaseHeldRunsPg(client: pg.ClientBase, now: number): Promise<string[]> {
   const ids = (await client.query<{ run_id: string }>(SQL.releasable)).rows.map((r) => r.run_id);

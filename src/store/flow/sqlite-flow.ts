@@ -62,6 +62,11 @@ function absorb(c: SqliteCtx, id: string, input: unknown, runAt: number, absorbe
   return { run: toRunRecord(row), created: false, events: [] };
 }
 
+/** Whether any run waits behind another (singleton queue): when none, releasing needs no write lock. */
+export function anyHeldRuns(c: SqliteCtx): boolean {
+  return c.prepared(SQL.anyHeld).get() !== undefined;
+}
+
 /** Releases the runs a singleton queue held behind a run that has ended; returns their ids. */
 export function releaseHeldRuns(c: SqliteCtx, now: number): string[] {
   const ids = (c.prepared(SQL.releasable).all() as Array<{ run_id: string }>).map((r) => r.run_id);

@@ -51,7 +51,7 @@ import type { StepItem } from '../../core/step-results.js';
 import { migrateDatabase } from './pg-migrate.js';
 import { TxOpener } from './pg-tx.js';
 import { completeAttemptsIn, createRunsIn, reapIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
-import { releaseHeldRunsPg, runFlowOfPg } from '../flow/pg-flow.js';
+import { anyHeldRunsPg, releaseHeldRunsPg, runFlowOfPg } from '../flow/pg-flow.js';
 import type { RunFlow } from '../flow/flow-port.js';
 import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
 import { PgDatasets } from './pg-datasets.js';
@@ -293,6 +293,7 @@ export class PostgresStore implements Store {
 
   /** Flow control: starts the runs a singleton queue held behind a run that has ended. */
   async releaseHeldRuns(now: number): Promise<string[]> {
+    if (!(await anyHeldRunsPg(this.pool))) return [];
     return this.tx(async (tx) => {
       const ids = await releaseHeldRunsPg(tx.client, now);
       tx.wake = ids.length > 0;

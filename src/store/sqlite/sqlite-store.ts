@@ -70,7 +70,7 @@ import { decide, listDecisions } from '../ledger/supervision.js';
 import { AttemptBatches } from './attempt-batches.js';
 import { RunHeaders, type HeaderRow, type SqliteCtx } from './sqlite-context.js';
 import { applyMigrations, createRun, savePipeline } from './run-create.js';
-import { createRunWithFlow, releaseHeldRuns, runFlowOf } from '../flow/sqlite-flow.js';
+import { anyHeldRuns, createRunWithFlow, releaseHeldRuns, runFlowOf } from '../flow/sqlite-flow.js';
 import type { RunFlow } from '../flow/flow-port.js';
 import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
@@ -368,7 +368,7 @@ export class SqliteStore implements Store {
 
   /** Flow control: starts the runs a singleton queue held behind a run that has ended. */
   async releaseHeldRuns(now: number): Promise<string[]> {
-    return this.write(() => releaseHeldRuns(this.ctx, now));
+    return anyHeldRuns(this.ctx) ? this.write(() => releaseHeldRuns(this.ctx, now)) : [];
   }
 
   /** Flow control: what the flow rules did to run `id`. */
