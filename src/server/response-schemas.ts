@@ -1,4 +1,5 @@
 import { RUN_STATES, STEP_STATES } from '../core/model.js';
+import { flowViewSchema } from './flow-view.js';
 
 /**
  * JSON Schemas of what the HTTP API answers, published at /openapi.json (the dashboard's types are generated
@@ -160,7 +161,7 @@ const pipelineListItem = {
 export const pipelineList = obj({ pipelines: { type: 'array', items: pipelineListItem } });
 
 export const runCreated = {
-  allOf: [ref('Run'), { type: 'object', required: ['created'], properties: { created: { ...bool, description: 'False when an idempotency key answered an existing run.' } } }],
+  allOf: [ref('Run'), { type: 'object', required: ['created'], properties: { created: { ...bool, description: 'False when an idempotency key answered an existing run.' }, flow: flowViewSchema } }],
 } as const;
 
 const usage = {
@@ -366,6 +367,7 @@ const ERROR_MEANING: Record<number | string, string> = {
   404: 'Not found (PIPELINE_NOT_FOUND, RUN_NOT_FOUND, ...).',
   409: 'Conflicts with the current state (ILLEGAL_TRANSITION, PIPELINE_DISABLED, IDEMPOTENCY_CONFLICT, ...).',
   413: 'The body is larger than the server accepts.',
+  429: 'A rate_limit of the pipeline refused the start (RATE_LIMITED); the Retry-After header says when to retry, in seconds.',
   415: 'Unsupported content type.',
   422: 'A record failed its ingest pipeline (INGEST_FAILED).',
   501: 'The store does not support this (NOT_SUPPORTED).',
