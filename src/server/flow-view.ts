@@ -1,4 +1,5 @@
 import type { FlowOutcome } from '../store/flow/flow-start.js';
+import { hasFlowPort } from '../store/flow/flow-port.js';
 
 /**
  * `flow` of a start's answer: what the pipeline's flow rules did to it (snake_case), or nothing when it has no
@@ -27,5 +28,22 @@ export const flowViewSchema = {
     skipped: { type: 'boolean', description: 'singleton skip: nothing started; the run is the active one.' },
     after_run_id: { type: 'string', description: 'singleton queue: the run this one starts after.' },
     cancelled_run_id: { type: 'string', description: 'singleton cancel_running: the run this start cancelled.' },
+  },
+} as const;
+
+/** `flow` of a run read back: the requests a debounced run absorbed, the run a queued singleton waits for. */
+export async function storedFlowView(store: object, runId: string): Promise<{ flow?: Record<string, unknown> }> {
+  const flow = hasFlowPort(store) ? await store.runFlow(runId) : undefined;
+  if (!flow) return {};
+  return { flow: { absorbed: flow.absorbed, after_run_id: flow.afterRunId } };
+}
+
+/** JSON Schema of {@link storedFlowView}. */
+export const storedFlowSchema = {
+  type: 'object',
+  description: 'What flow rules did to the run; absent when none did.',
+  properties: {
+    absorbed: { type: ['integer', 'null'], description: 'debounce: the start requests this run stands for; null when not debounced.' },
+    after_run_id: { type: ['string', 'null'], description: 'singleton queue: the run this one waits for; null once released.' },
   },
 } as const;

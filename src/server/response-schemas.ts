@@ -1,5 +1,5 @@
 import { RUN_STATES, STEP_STATES } from '../core/model.js';
-import { flowViewSchema } from './flow-view.js';
+import { flowViewSchema, storedFlowSchema } from './flow-view.js';
 
 /**
  * JSON Schemas of what the HTTP API answers, published at /openapi.json (the dashboard's types are generated
@@ -211,7 +211,7 @@ const stepBase = obj({
 export const stepSchema = { $id: 'Step', ...stepBase } as const;
 
 export const runDetail = {
-  allOf: [ref('Run'), { type: 'object', required: ['steps'], properties: { steps: { type: 'array', items: ref('Step') } } }],
+  allOf: [ref('Run'), { type: 'object', required: ['steps'], properties: { steps: { type: 'array', items: ref('Step') }, flow: storedFlowSchema } }],
 } as const;
 
 export const runPage = obj({ runs: { type: 'array', items: ref('Run') }, next_cursor: { ...strOrNull, description: 'Pass as `cursor` for the next page; null on the last.' } });

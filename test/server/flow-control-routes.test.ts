@@ -53,5 +53,7 @@ describe('flow control over HTTP', () => {
     expect(third.json()).toMatchObject({ id: first.json().id, created: false, status: 'queued', input: { n: 3 }, flow: { absorbed: 3 } });
     expect(third.json().run_at).toBeGreaterThanOrEqual(second.json().run_at);
     expect(third.json().run_at - Date.now()).toBeGreaterThan(50 * 60_000);
+    const read = await h.app.inject({ url: `/api/runs/${first.json().id}` });
+    expect(read.json()).toMatchObject({ status: 'queued', input: { n: 3 }, flow: { absorbed: 3, after_run_id: null } });
   });
 });

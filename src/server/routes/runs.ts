@@ -10,7 +10,7 @@ import { MAX_TIME_MS, approvalBody, eventNameParams, eventsQuery, eventTriggerQu
 import { decisionView } from '../contract-views.js';
 import { apiResponses, decisionList, eventList, eventTriggered, logList, ok, runCreated, runDetail, runList, runPage, runSchema } from '../response-schemas.js';
 import { eventView, logView, runView, stepView } from '../views.js';
-import { flowView } from '../flow-view.js';
+import { flowView, storedFlowView } from '../flow-view.js';
 
 interface StartRunBody {
   input?: unknown;
@@ -59,8 +59,8 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.get<{ Params: { id: string } }>('/api/runs/:id', { schema: { tags, operationId: 'getRun', summary: 'A run with its steps and attempts', params: runParams, response: apiResponses({ 200: ok(runDetail, 'The run') }, 400, 404) } }, async (request) => {
     const run = await engine.requireRun(request.params.id);
-    const [steps, attempts] = await Promise.all([engine.store.listSteps(run.id), engine.store.listAttempts(run.id)]);
-    return { ...runView(run), steps: steps.map((s) => stepView(s, attempts)) };
+    const [steps, attempts, flow] = await Promise.all([engine.store.listSteps(run.id), engine.store.listAttempts(run.id), storedFlowView(engine.store, run.id)]);
+    return { ...runView(run), steps: steps.map((s) => stepView(s, attempts)), ...flow };
   });
 
   app.get<{ Params: { id: string }; Querystring: { after: number; limit: number } }>(
