@@ -76,6 +76,16 @@ for (const target of storeTargets()) {
       expect(created(await burst(engine!, 100))).toHaveLength(10);
     });
 
+    it('a repeated request with its idempotency key answers its run and is not counted nor refused by rate_limit', async () => {
+      const [engine] = await engines({ rate_limit: { limit: 2, period: '1m' } });
+      const first = await engine!.startRun('flowing', { input: { n: 1 }, idempotencyKey: 'order-1' });
+      for (let i = 0; i < 5; i++) {
+        const again = await engine!.startRun('flowing', { input: { n: 1 }, idempotencyKey: 'order-1' });
+        expect(again).toMatchObject({ created: false, run: { id: first.run.id } });
+      }
+      expect(created(await burst(engine!, 3))).toHaveLength(1);
+    });
+
     it('rate_limit queue: nothing is refused; each window of 1m gets exactly 10 start times', async () => {
       const [engine] = await engines({ rate_limit: { limit: 10, period: '1m', mode: 'queue' } });
       const runs = created(await burst(engine!, 100));

@@ -24,6 +24,10 @@ export const SQLITE_FLOW_SQL = {
   runState: `SELECT status, run_at FROM runs WHERE id = @id`,
   // @id @run_at: delays the queued attempts of a run that has not started
   delayAttempts: `UPDATE attempts AS a SET available_at = @run_at WHERE a.run_id = @id AND a.status = 'queued' AND EXISTS (${RUN_PENDING})`,
+  // @id @run_at
+  delayRun: `UPDATE runs SET deadline_at = deadline_at - run_at + @run_at, run_at = @run_at WHERE id = @id RETURNING *`,
+  // @id @run_at
+  delayNewAttempts: `UPDATE attempts SET available_at = @run_at WHERE run_id = @id AND status = 'queued'`,
   // @id @input @run_at
   absorbRun: `UPDATE runs SET input = @input, deadline_at = deadline_at - run_at + @run_at, run_at = @run_at
               WHERE id = @id AND status = 'queued' AND started_at IS NULL RETURNING *`,
@@ -58,6 +62,10 @@ export const PG_FLOW_SQL = {
   runState: `SELECT status, run_at FROM runs WHERE id = $1`,
   // $1 id, $2 run_at: locks the queued attempts first (as a claim does), so no claim takes them meanwhile
   delayAttempts: `UPDATE attempts a SET available_at = $2 WHERE a.run_id = $1 AND a.status = 'queued' AND EXISTS (${RUN_PENDING})`,
+  // $1 id, $2 run_at
+  delayRun: `UPDATE runs SET deadline_at = deadline_at - run_at + $2, run_at = $2 WHERE id = $1 RETURNING *`,
+  // $1 id, $2 run_at
+  delayNewAttempts: `UPDATE attempts SET available_at = $2 WHERE run_id = $1 AND status = 'queued'`,
   // $1 id, $2 input (jsonb), $3 run_at
   absorbRun: `UPDATE runs SET input = $2, deadline_at = deadline_at - run_at + $3, run_at = $3
               WHERE id = $1 AND status = 'queued' AND started_at IS NULL RETURNING *`,

@@ -36,8 +36,10 @@ export type FlowOp =
   | { op: 'save'; rule: FlowRuleName; key: string; state: BucketState } // -> void
   | { op: 'run'; id: string } // -> FlowRunState | undefined
   | { op: 'existing'; id: string } // -> CreatedRun of that run, created: false
+  | { op: 'idempotent'; req: CreateRunRequest } // -> CreatedRun of the run its idempotency key names, or undefined
   | { op: 'absorb'; id: string; input: unknown; runAt: number; absorbed: number } // -> CreatedRun | undefined (undefined: it had started)
   | { op: 'create'; req: CreateRunRequest } // -> CreatedRun
+  | { op: 'delay'; id: string; runAt: number } // -> RunRecord of the run, queued until runAt
   | { op: 'mark'; id: string; absorbed: number | null; after: string | null }; // -> void
 
 export type FlowSteps = Generator<FlowOp, CreatedRun, unknown>;
@@ -47,6 +49,11 @@ const ACTIVE = new Set(['queued', 'running', 'paused', 'waiting']);
 /** The flow rules of `req` (which must carry `flow`), then its creation; yields what it needs of the store. */
 export function* startWithFlow(req: CreateRunRequest, now: number): FlowSteps {
   const { rules, keys } = req.flow!;
+  // A repeated request answers its run as before: it is not a new start, so no rule counts or refuses it.
+  if (req.idempotencyKey !== undefined) {
+    const existing = (yield { op: 'idempotent', req }) as CreatedRun | undefined;
+    if (existing) return existing;
+  }
   const outcome: FlowOutcome = {};
   let after: string | null = null;
   if (rules.singleton) {
@@ -102,8 +109,10 @@ export function* startWithFlow(req: CreateRunRequest, now: number): FlowSteps {
     outcome.absorbed = 1;
   }
   if (after !== null) runAt = HELD_RUN_AT;
-  const created = (yield { op: 'create', req: { ...req, runAt } }) as CreatedRun;
+  // Created as requested (its idempotency hash is of the request as sent), then moved to the rules' start time.
+  const created = (yield { op: 'create', req }) as CreatedRun;
   const id = created.run.id;
+  if (runAt > created.run.runAt) created.run = (yield { op: 'delay', id, runAt }) as CreatedRun['run'];
   if (debounced) yield { op: 'save', rule: 'debounce', key: debounced.key, state: { ...debounced.bucket, runId: id, firstAt: now, count: 1 } };
   if (rules.singleton) yield { op: 'save', rule: 'singleton', key: keys.singleton ?? '', state: { windowStart: 0, count: 0, nextAt: 0, firstAt: now, runId: id } };
   if (debounced || after !== null) yield { op: 'mark', id, absorbed: debounced ? 1 : null, after };

@@ -5,7 +5,7 @@ import { pgJson } from '../postgres/pg-json.js';
 import { EMPTY_BUCKET, type BucketState } from './flow-decide.js';
 import { PG_FLOW_SQL as SQL, type BucketRow } from './flow-sql.js';
 import { runFlowAsync, startWithFlow, type FlowOp } from './flow-start.js';
-import { toBucketState } from './flow-rows.js';
+import { idempotentRun, toBucketState } from './flow-rows.js';
 
 // Flow control on PostgreSQL: the rules run inside the transaction that creates the run, holding the row lock of
 // each bucket they read (SELECT ... FOR UPDATE) until it commits, so concurrent starts of one bucket take turns
@@ -15,10 +15,10 @@ import { toBucketState } from './flow-rows.js';
 export async function createRunWithFlowPg(client: pg.ClientBase, req: CreateRunRequest, now: number, create: (req: CreateRunRequest) => Promise<CreatedRun>): Promise<CreatedRun> {
   if (!req.flow) return create(req);
   const pipeline = req.pipeline.name;
-  return runFlowAsync(startWithFlow(req, now), (op) => execOp(client, pipeline, op, create));
+  return runFlowAsync(startWithFlow(req, now), (op) => execOp(client, pipeline, op, create, now));
 }
 
-async function execOp(client: pg.ClientBase, pipeline: string, op: FlowOp, create: (req: CreateRunRequest) => Promise<CreatedRun>): Promise<unknown> {
+async function execOp(client: pg.ClientBase, pipeline: string, op: FlowOp, create: (req: CreateRunRequest) => Promise<CreatedRun>, now: number): Promise<unknown> {
   switch (op.op) {
     case 'bucket':
       return lockBucket(client, pipeline, op.rule, op.key);
@@ -34,8 +34,18 @@ async function execOp(client: pg.ClientBase, pipeline: string, op: FlowOp, creat
       return { run: toRunRecord(await runRow(client, op.id)), created: false, events: [] };
     case 'absorb':
       return absorb(client, op.id, op.input, op.runAt, op.absorbed);
+    case 'idempotent': {
+      // Concurrent requests with one key queue here (the lock run creation takes too), so the second sees the first's run.
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`idempotency:${pipeline}:${op.req.idempotencyKey}`]);
+      const [row] = (await client.query<RunRow>('SELECT * FROM runs WHERE pipeline = $1 AND idempotency_key = $2', [pipeline, op.req.idempotencyKey])).rows;
+      return idempotentRun(op.req, row, now);
+    }
     case 'create':
       return create(op.req);
+    case 'delay': {
+      await client.query(SQL.delayNewAttempts, [op.id, op.runAt]);
+      return toRunRecord((await client.query<RunRow>(SQL.delayRun, [op.id, op.runAt])).rows[0]!);
+    }
     case 'mark':
       return void (await client.query(SQL.markRun, [op.id, op.absorbed, op.after]));
   }

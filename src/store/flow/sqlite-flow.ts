@@ -4,7 +4,7 @@ import type { SqliteCtx } from '../sqlite/sqlite-context.js';
 import { EMPTY_BUCKET, type BucketState } from './flow-decide.js';
 import { SQLITE_FLOW_SQL as SQL, type BucketRow } from './flow-sql.js';
 import { runFlowSync, startWithFlow, type FlowOp } from './flow-start.js';
-import { toBucketState } from './flow-rows.js';
+import { idempotentRun, toBucketState } from './flow-rows.js';
 
 // Flow control on SQLite: the rules run inside the write transaction of createRuns, which BEGIN IMMEDIATE
 // serialises across every process sharing the file.
@@ -13,10 +13,10 @@ import { toBucketState } from './flow-rows.js';
 export function createRunWithFlow(c: SqliteCtx, req: CreateRunRequest, now: number, create: (req: CreateRunRequest) => CreatedRun): CreatedRun {
   if (!req.flow) return create(req);
   const pipeline = req.pipeline.name;
-  return runFlowSync(startWithFlow(req, now), (op) => execOp(c, pipeline, op, create));
+  return runFlowSync(startWithFlow(req, now), (op) => execOp(c, pipeline, op, create, now));
 }
 
-function execOp(c: SqliteCtx, pipeline: string, op: FlowOp, create: (req: CreateRunRequest) => CreatedRun): unknown {
+function execOp(c: SqliteCtx, pipeline: string, op: FlowOp, create: (req: CreateRunRequest) => CreatedRun, now: number): unknown {
   switch (op.op) {
     case 'bucket':
       return lockBucket(c, pipeline, op.rule, op.key);
@@ -30,11 +30,17 @@ function execOp(c: SqliteCtx, pipeline: string, op: FlowOp, create: (req: Create
       return { run: toRunRecord(c.prepared('SELECT * FROM runs WHERE id = @id').get({ id: op.id }) as RunRow), created: false, events: [] };
     case 'absorb':
       return absorb(c, op.id, op.input, op.runAt, op.absorbed);
+    case 'idempotent':
+      return idempotentRun(op.req, c.stmt('idempotent').get({ pipeline, key: op.req.idempotencyKey }) as RunRow | undefined, now);
     case 'create': {
       const created = create(op.req);
       // The run's input may still change (debounce): this process must read it again when it claims the run.
       c.forget?.(created.run.id);
       return created;
+    }
+    case 'delay': {
+      c.prepared(SQL.delayNewAttempts).run({ id: op.id, run_at: op.runAt });
+      return toRunRecord(c.prepared(SQL.delayRun).get({ id: op.id, run_at: op.runAt }) as RunRow);
     }
     case 'mark':
       return void c.prepared(SQL.markRun).run({ run_id: op.id, absorbed: op.absorbed, after_run_id: op.after });

@@ -50,7 +50,8 @@ export async function createRunsIn(tx: Tx, requests: CreateRunRequest[], now: nu
   for (const req of requests) {
     // A request with an idempotency key must see the runs before it: write those first.
     if (req.idempotencyKey !== undefined || req.flow) await insertNewRows(tx, later);
-    runs.push(await createRunWithFlowPg(tx.client, req, now, (r) => createRunIn(tx, r, now, later)));
+    // A run under flow rules is written at once: the rules may move it right after.
+    runs.push(await createRunWithFlowPg(tx.client, req, now, (r) => createRunIn(tx, r, now, req.flow ? undefined : later)));
   }
   await insertNewRows(tx, later);
   const queued = runs.reduce((n, r) => n + r.events.filter((e) => e.type === 'step.queued').length, 0);
