@@ -343,6 +343,8 @@ export class Engine {
       { ...(this.maxLogBytesPerAttempt === undefined ? {} : { maxLogBytesPerAttempt: this.maxLogBytesPerAttempt }), ...options },
     );
     this.worker.start();
+    // Runs held behind a run that ended while no process could release them (a crash) start now.
+    void this.heldRuns.release();
     return this.worker;
   }
 
@@ -453,6 +455,7 @@ export class Engine {
     for (const extension of this.extensions.values()) await extension.close?.().catch((err) => this.onError(err));
     await this.stopWorker();
     await this.tracing?.shutdown().catch((err) => this.onError(err));
+    await this.heldRuns.settled();
     await this.store.close();
   }
 }

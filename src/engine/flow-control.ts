@@ -79,6 +79,11 @@ export class HeldRunReleaser {
     return this.running;
   }
 
+  /** Resolves once no release is in flight (the engine waits for it before closing its store). */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
   private async loop(): Promise<void> {
     const store = this.store;
     if (!hasFlowPort(store)) return;
