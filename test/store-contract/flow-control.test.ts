@@ -191,6 +191,22 @@ for (const target of storeTargets()) {
       expect([...a, ...b].filter((x) => x === 'RATE_LIMITED')).toHaveLength(90);
     });
 
+    it('batches of starts over many keys from two stores, in opposite orders, neither deadlock nor exceed a key', async () => {
+      const [one, two] = await engines({ throttle: { limit: 60, period: '1m', key: '${{ input.customer }}' } }, 2);
+      const customers = Array.from({ length: 6 }, (_, i) => `c${i}`);
+      const batch = (order: string[]) => order.map((customer) => ({ input: { customer } }));
+      const rounds = await Promise.all([
+        ...Array.from({ length: 4 }, () => one!.startRuns('flowing', batch(customers))),
+        ...Array.from({ length: 4 }, () => two!.startRuns('flowing', batch([...customers].reverse()))),
+      ]);
+      const slots = new Map<string, number[]>();
+      for (const r of rounds.flat()) {
+        const c = (r.run.input as { customer: string }).customer;
+        slots.set(c, [...(slots.get(c) ?? []), r.run.runAt]);
+      }
+      for (const c of customers) expect(slots.get(c)!.sort((x, y) => x - y)).toEqual(Array.from({ length: 8 }, (_, i) => T0 + i * 1_000));
+    });
+
     it('two stores with throttle hand out distinct slots', async () => {
       const [one, two] = await engines({ throttle: { limit: 60, period: '1m' } }, 2);
       const [a, b] = await Promise.all([burst(one!, 20), burst(two!, 20)]);

@@ -18,6 +18,19 @@ export async function createRunWithFlowPg(client: pg.ClientBase, req: CreateRunR
   return runFlowAsync(startWithFlow(req, now), (op) => execOp(client, pipeline, op, create, now));
 }
 
+/**
+ * Locks, in one sorted order, every bucket the flow requests of a batch will read: two transactions that each
+ * create runs of several buckets then never wait for each other in a cycle (a deadlock). A lone request needs none.
+ */
+export async function lockBatchBuckets(client: pg.ClientBase, requests: CreateRunRequest[]): Promise<void> {
+  const buckets = new Map<string, [string, string, string]>();
+  for (const req of requests) {
+    for (const [rule, key] of Object.entries(req.flow?.keys ?? {})) buckets.set(JSON.stringify([req.pipeline.name, rule, key]), [req.pipeline.name, rule, key]);
+  }
+  if (requests.length < 2 || buckets.size < 2) return;
+  for (const id of [...buckets.keys()].sort()) await lockBucket(client, ...buckets.get(id)!);
+}
+
 async function execOp(client: pg.ClientBase, pipeline: string, op: FlowOp, create: (req: CreateRunRequest) => Promise<CreatedRun>, now: number): Promise<unknown> {
   switch (op.op) {
     case 'bucket':
