@@ -37,6 +37,11 @@ export interface DebounceRule {
   /** Default: none (a steady stream of requests keeps delaying the run). */
   maxWaitMs: number | null;
   key: string | null;
+  /**
+   * Template of the pending run's new input, over `previous` (its input so far) and `input` (this request's), e.g.
+   * `${{ $append(previous, input) }}`. Default: none (the last input wins).
+   */
+  merge: string | null;
 }
 
 /** `singleton`: at most one active (queued, running, paused or waiting) run per key. */
@@ -58,7 +63,7 @@ export interface FlowControl {
 export interface FlowSpec {
   rate_limit?: { limit: number; period: string | number; mode?: 'refuse' | 'queue'; key?: string };
   throttle?: { limit: number; period: string | number; key?: string };
-  debounce?: { period: string | number; max_wait?: string | number; key?: string };
+  debounce?: { period: string | number; max_wait?: string | number; key?: string; merge?: string };
   singleton?: { mode: 'skip' | 'queue' | 'cancel_running'; key?: string };
 }
 
@@ -71,6 +76,11 @@ export interface FlowRequest {
   rules: FlowControl;
   /** Rendered key of each rule present in `rules` ('' for a rule without `key`). */
   keys: Partial<Record<FlowRuleName, string>>;
+  /**
+   * debounce with `merge`: the input the pending run `runId` gets if this request joins it, computed from its input
+   * `previous` as read before the transaction; the store applies it only while that run's input is still `previous`.
+   */
+  merged?: { runId: string; previous: unknown; input: unknown };
 }
 
 /** Builds the normalized rules from a spec that passed {@link flowIssues} and the schema; undefined when none. */
@@ -81,7 +91,7 @@ export function buildFlowControl(spec: FlowSpec): FlowControl | undefined {
   const t = spec.throttle;
   if (t) flow.throttle = { limit: t.limit, periodMs: parseDuration(t.period), key: t.key ?? null };
   const d = spec.debounce;
-  if (d) flow.debounce = { periodMs: parseDuration(d.period), maxWaitMs: d.max_wait === undefined ? null : parseDuration(d.max_wait), key: d.key ?? null };
+  if (d) flow.debounce = { periodMs: parseDuration(d.period), maxWaitMs: d.max_wait === undefined ? null : parseDuration(d.max_wait), key: d.key ?? null, merge: d.merge ?? null };
   const s = spec.singleton;
   if (s) flow.singleton = { mode: s.mode, key: s.key ?? null };
   return Object.keys(flow).length > 0 ? flow : undefined;
@@ -97,6 +107,7 @@ export function flowIssues(spec: Record<string, unknown>): RawIssue[] {
     const value = spec[rule];
     if (!isRecord(value)) continue;
     issues.push(...positivePeriod(value, [rule, 'period']), ...keyIssues(value.key, [rule, 'key']));
+    if (rule === 'debounce') issues.push(...keyIssues(value.merge, [rule, 'merge']));
   }
   const debounce = spec.debounce;
   if (isRecord(debounce) && debounce.max_wait !== undefined) {
@@ -130,14 +141,14 @@ const UNKNOWN_AT_REQUEST = /(?:^|[^\w$.`])(steps|secrets)\s*[.[]/;
 function keyIssues(key: unknown, path: KeyPath): RawIssue[] {
   if (typeof key !== 'string') return [];
   const parsed = parseTemplate(key);
-  if (parsed.error) return [{ path, target: 'value', message: `key is not a valid template: ${parsed.error}` }];
+  if (parsed.error) return [{ path, target: 'value', message: `${String(path.at(-1))} is not a valid template: ${parsed.error}` }];
   for (const part of parsed.parts) {
     if (!('expr' in part)) continue;
     const problem = checkExpression(part.expr);
-    if (problem) return [{ path, target: 'value', message: `key has an invalid expression \${{ ${part.expr} }}: ${problem}` }];
+    if (problem) return [{ path, target: 'value', message: `${String(path.at(-1))} has an invalid expression \${{ ${part.expr} }}: ${problem}` }];
     const root = UNKNOWN_AT_REQUEST.exec(part.expr)?.[1];
     if (root !== undefined) {
-      return [{ path, target: 'value', message: `key reads ${root}: a flow key is rendered when the run is requested, from input and run only` }];
+      return [{ path, target: 'value', message: `${String(path.at(-1))} reads ${root}: a flow ${String(path.at(-1))} is rendered when the run is requested, from input and run only` }];
     }
   }
   return [];

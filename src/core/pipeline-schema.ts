@@ -330,6 +330,7 @@ export const pipelineJsonSchema = {
         period: { $ref: '#/definitions/duration', description: 'Quiet time after the last request, e.g. 30s.' },
         max_wait: { $ref: '#/definitions/duration', description: 'Longest delay after the first request of a burst. Default: none.' },
         key: { $ref: '#/definitions/flowKey' },
+        merge: { type: 'string', description: 'The pending run\'s new input, a template over `previous` (its input so far) and `input` (this request\'s), e.g. "${{ $append(previous, input) }}". Default: the last input wins.' },
       },
     },
     singleton: {

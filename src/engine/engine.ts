@@ -26,7 +26,7 @@ import { tracerFromEnv, tracingEnabled, type RunTracer } from '../telemetry/trac
 import { checkEventName, pipelinesTriggeredBy } from '../core/event-triggers.js';
 import { InputChecks, renderConcurrencyKeysOf, runRequest, type StartRunOptions } from './run-start.js';
 import { waitForRun, type WaitOptions } from './wait-for-run.js';
-import { HeldRunReleaser, renderFlowKeys } from './flow-control.js';
+import { createRunsUnderFlow, HeldRunReleaser } from './flow-control.js';
 import type { RunPort } from '../store/ports.js';
 
 export interface Clock {
@@ -223,8 +223,7 @@ export class Engine {
     if (stored.definition.disabled) throw new SluiceError('PIPELINE_DISABLED', `pipeline ${stored.name} is disabled`);
     const requests = runs.map((o) => runRequest(stored, o, this.inputChecks));
     if (stored.definition.steps.some((s) => s.concurrencyKey !== null)) await renderConcurrencyKeysOf(stored, requests, () => this.clock.now());
-    if (stored.definition.flow) await renderFlowKeys(stored, requests);
-    const created = await this.runs.createRuns(requests, this.clock.now(), this.worker?.claimRequest());
+    const created = await createRunsUnderFlow(stored, requests, this.store, (reqs) => this.runs.createRuns(reqs, this.clock.now(), this.worker?.claimRequest()));
     for (const c of created.runs) this.bus.publish(c.events);
     this.worker?.adopt(created.claimed);
     // singleton cancel_running: the new run is stored; now the one it replaces ends.

@@ -1,8 +1,8 @@
-import { SluiceError } from '../core/errors.js';
+import { errorCodeOf, SluiceError } from '../core/errors.js';
 import { renderTemplate } from '../core/expressions.js';
 import type { FlowControl, FlowRequest, FlowRuleName } from '../core/flow-control.js';
-import type { CreateRunRequest, RunEvent, StoredPipeline } from '../store/store.js';
-import { hasFlowPort } from '../store/flow/flow-port.js';
+import type { CreateRunRequest, CreatedRuns, RunEvent, StoredPipeline } from '../store/store.js';
+import { hasFlowPort, type FlowPort } from '../store/flow/flow-port.js';
 
 // The engine's part of flow control: it renders each rule's key for a run request (the store decides), and it
 // starts the runs a singleton queue held once the run they wait for has ended.
@@ -44,6 +44,52 @@ async function renderKey(stored: StoredPipeline, req: CreateRunRequest, rule: Fl
     throw new SluiceError('EXPRESSION_FAILED', `${rule}.key of pipeline ${stored.name} failed to render for this input: ${why}`, { retryable: false, cause: err, details: { field: `${rule}.key` } });
   }
   return typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value);
+}
+
+/** Tries of a start whose debounce `merge` raced another start of its bucket. */
+const MERGE_TRIES = 10;
+
+/**
+ * Creates the runs of `requests` (with `create`, the store's createRuns) under the pipeline's flow rules: renders
+ * their keys, and for a debounce with `merge` computes each request's merged input from the pending run's input,
+ * trying again (up to 10 times) when another start changed that input meanwhile. Requests that merge are created one
+ * per transaction, so each sees the input the one before it left.
+ */
+export async function createRunsUnderFlow(stored: StoredPipeline, requests: CreateRunRequest[], store: object, create: (requests: CreateRunRequest[]) => Promise<CreatedRuns>): Promise<CreatedRuns> {
+  if (!stored.definition.flow) return create(requests);
+  await renderFlowKeys(stored, requests);
+  if (!stored.definition.flow.debounce?.merge || !hasFlowPort(store)) return create(requests);
+  const out: CreatedRuns = { runs: [], claimed: { attempts: [], events: [] } };
+  for (const req of requests) {
+    const one = await createMerged(stored, req, store, create);
+    out.runs.push(...one.runs);
+    out.claimed.attempts.push(...one.claimed.attempts);
+    out.claimed.events.push(...one.claimed.events);
+  }
+  return out;
+}
+
+async function createMerged(stored: StoredPipeline, req: CreateRunRequest, store: FlowPort, create: (requests: CreateRunRequest[]) => Promise<CreatedRuns>): Promise<CreatedRuns> {
+  for (let attempt = 1; ; attempt++) {
+    const pending = await store.pendingDebounce(stored.name, req.flow!.keys.debounce ?? '');
+    if (pending) req.flow!.merged = { runId: pending.runId, previous: pending.input, input: await renderMerge(stored, req, pending.input) };
+    else delete req.flow!.merged;
+    try {
+      return await create([req]);
+    } catch (err) {
+      if (errorCodeOf(err) !== 'FLOW_CONFLICT' || attempt >= MERGE_TRIES) throw err;
+    }
+  }
+}
+
+async function renderMerge(stored: StoredPipeline, req: CreateRunRequest, previous: unknown): Promise<unknown> {
+  const ctx = { input: req.input, previous, steps: {}, run: { id: '', attempt: 1, pipeline: stored.name, version: stored.version }, secrets: {} };
+  try {
+    return await renderTemplate(stored.definition.flow!.debounce!.merge!, ctx);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new SluiceError('EXPRESSION_FAILED', `debounce.merge of pipeline ${stored.name} failed to render for this input: ${why}`, { retryable: false, cause: err, details: { field: 'debounce.merge' } });
+  }
 }
 
 const RUN_ENDS = new Set(['run.succeeded', 'run.failed', 'run.cancelled']);

@@ -29,7 +29,7 @@ describe('flow rules in a pipeline file', () => {
     expect(p.flow).toEqual({
       rateLimit: { limit: 100, periodMs: 60_000, mode: 'refuse', key: '${{ input.customer }}' },
       throttle: { limit: 5, periodMs: 10_000, key: null },
-      debounce: { periodMs: 30_000, maxWaitMs: 300_000, key: null },
+      debounce: { periodMs: 30_000, maxWaitMs: 300_000, key: null, merge: null },
       singleton: { mode: 'skip', key: null },
     });
   });

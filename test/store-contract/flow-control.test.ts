@@ -147,6 +147,18 @@ for (const target of storeTargets()) {
       expect((await engine!.getRun(results[0]!.run.id))!.runAt).toBe(T0 + MINUTE);
     });
 
+    it('debounce merge: concurrent starts from two stores merge every input into the one run, none lost', async () => {
+      const [one, two] = await engines({ debounce: { period: '1m', merge: '${{ $append(previous, [input]) }}' } }, 2);
+      const [a, b] = await Promise.all([burst(one!, 10, (i) => ({ from: 'one', i })), burst(two!, 10, (i) => ({ from: 'two', i }))]);
+      const runs = [...a, ...b] as CreatedRun[];
+      expect(runs.filter((r) => r.created)).toHaveLength(1);
+      const run = (await one!.getRun(runs[0]!.run.id))!;
+      const items = run.input as Array<{ from: string; i: number }>;
+      expect(items).toHaveLength(20);
+      expect(items.filter((x) => x.from === 'one').map((x) => x.i)).toEqual([...Array(10).keys()]);
+      expect(items.filter((x) => x.from === 'two').map((x) => x.i)).toEqual([...Array(10).keys()]);
+    });
+
     it('singleton skip: 100 starts give one run; the others answer it, flagged skipped; once it ends a start creates a new one', async () => {
       const [engine] = await engines({ singleton: { mode: 'skip', key: '${{ input.customer }}' } });
       const results = (await burst(engine!, 100, () => ({ customer: 'acme' }))) as CreatedRun[];

@@ -31,6 +31,12 @@ export const SQLITE_FLOW_SQL = {
   // @id @input @run_at
   absorbRun: `UPDATE runs SET input = @input, deadline_at = deadline_at - run_at + @run_at, run_at = @run_at
               WHERE id = @id AND status = 'queued' AND started_at IS NULL RETURNING *`,
+  // @id @input @run_at @previous: as absorbRun, only while the input is still @previous (debounce merge)
+  absorbRunIf: `UPDATE runs SET input = @input, deadline_at = deadline_at - run_at + @run_at, run_at = @run_at
+                WHERE id = @id AND status = 'queued' AND started_at IS NULL AND input = @previous RETURNING *`,
+  // @pipeline @key: the pending run of a debounce bucket and its input
+  pendingDebounce: `SELECT b.run_id, r.input FROM flow_buckets b JOIN runs r ON r.id = b.run_id
+                    WHERE b.pipeline = @pipeline AND b.rule = 'debounce' AND b.key = @key AND r.status = 'queued' AND r.started_at IS NULL`,
   // @run_id @absorbed @after_run_id
   markRun: `INSERT INTO flow_runs (run_id, absorbed, after_run_id) VALUES (@run_id, @absorbed, @after_run_id)
             ON CONFLICT (run_id) DO UPDATE SET absorbed = excluded.absorbed, after_run_id = excluded.after_run_id`,
@@ -69,6 +75,12 @@ export const PG_FLOW_SQL = {
   // $1 id, $2 input (jsonb), $3 run_at
   absorbRun: `UPDATE runs SET input = $2, deadline_at = deadline_at - run_at + $3, run_at = $3
               WHERE id = $1 AND status = 'queued' AND started_at IS NULL RETURNING *`,
+  // $1 id, $2 input (jsonb), $3 run_at, $4 previous (jsonb)
+  absorbRunIf: `UPDATE runs SET input = $2, deadline_at = deadline_at - run_at + $3, run_at = $3
+                WHERE id = $1 AND status = 'queued' AND started_at IS NULL AND input = $4::jsonb RETURNING *`,
+  // $1 pipeline, $2 key
+  pendingDebounce: `SELECT b.run_id, r.input FROM flow_buckets b JOIN runs r ON r.id = b.run_id
+                    WHERE b.pipeline = $1 AND b.rule = 'debounce' AND b.key = $2 AND r.status = 'queued' AND r.started_at IS NULL`,
   // $1 run_id, $2 absorbed, $3 after_run_id
   markRun: `INSERT INTO flow_runs (run_id, absorbed, after_run_id) VALUES ($1, $2, $3)
             ON CONFLICT (run_id) DO UPDATE SET absorbed = excluded.absorbed, after_run_id = excluded.after_run_id`,

@@ -37,7 +37,7 @@ export type FlowOp =
   | { op: 'run'; id: string } // -> FlowRunState | undefined
   | { op: 'existing'; id: string } // -> CreatedRun of that run, created: false
   | { op: 'idempotent'; req: CreateRunRequest } // -> CreatedRun of the run its idempotency key names, or undefined
-  | { op: 'absorb'; id: string; input: unknown; runAt: number; absorbed: number } // -> CreatedRun | undefined (undefined: it had started)
+  | { op: 'absorb'; id: string; input: unknown; runAt: number; absorbed: number; previous?: { input: unknown } } // -> CreatedRun | undefined (undefined: it had started, or its input is no longer `previous`)
   | { op: 'create'; req: CreateRunRequest } // -> CreatedRun
   | { op: 'delay'; id: string; runAt: number } // -> RunRecord of the run, queued until runAt
   | { op: 'mark'; id: string; absorbed: number | null; after: string | null }; // -> void
@@ -76,7 +76,16 @@ export function* startWithFlow(req: CreateRunRequest, now: number): FlowSteps {
     const bucket = (yield { op: 'bucket', rule: 'debounce', key }) as BucketState;
     const slot = debounceSlot(bucket, rules.debounce, now);
     if (slot.absorbInto !== null) {
-      const absorbed = (yield { op: 'absorb', id: slot.absorbInto, input: req.input, runAt: slot.runAt, absorbed: slot.state.count }) as CreatedRun | undefined;
+      const merged = rules.debounce.merge === null ? null : req.flow!.merged;
+      if (rules.debounce.merge !== null && merged?.runId !== slot.absorbInto) {
+        // The merge was computed against another run (or none): unless this one has started, compute it again.
+        const state = (yield { op: 'run', id: slot.absorbInto }) as FlowRunState | undefined;
+        if (state?.status === 'queued') throw flowConflict(req);
+      }
+      const input = merged && merged.runId === slot.absorbInto ? merged.input : req.input;
+      const previous = merged && merged.runId === slot.absorbInto ? { previous: { input: merged.previous } } : {};
+      const absorbed = (yield { op: 'absorb', id: slot.absorbInto, input, runAt: slot.runAt, absorbed: slot.state.count, ...previous }) as CreatedRun | undefined;
+      if (!absorbed && merged?.runId === slot.absorbInto) throw flowConflict(req);
       if (absorbed) {
         yield { op: 'save', rule: 'debounce', key, state: slot.state };
         return { ...absorbed, flow: { delayedBy: 'debounce', absorbed: slot.state.count } };
@@ -117,6 +126,10 @@ export function* startWithFlow(req: CreateRunRequest, now: number): FlowSteps {
   if (rules.singleton) yield { op: 'save', rule: 'singleton', key: keys.singleton ?? '', state: { windowStart: 0, count: 0, nextAt: 0, firstAt: now, runId: id } };
   if (debounced || after !== null) yield { op: 'mark', id, absorbed: debounced ? 1 : null, after };
   return { ...created, flow: outcome };
+}
+
+function flowConflict(req: CreateRunRequest): SluiceError {
+  return new SluiceError('FLOW_CONFLICT', `the pending debounced run of pipeline ${req.pipeline.name} changed while this start merged its input; try again`, { retryable: true });
 }
 
 function rateLimited(req: CreateRunRequest, key: string, retryAfterMs: number, limit: number, periodMs: number): SluiceError {

@@ -46,7 +46,7 @@ async function execOp(client: pg.ClientBase, pipeline: string, op: FlowOp, creat
     case 'existing':
       return { run: toRunRecord(await runRow(client, op.id)), created: false, events: [] };
     case 'absorb':
-      return absorb(client, op.id, op.input, op.runAt, op.absorbed);
+      return absorb(client, op.id, op.input, op.runAt, op.absorbed, op.previous);
     case 'idempotent': {
       // Concurrent requests with one key queue here (the lock run creation takes too), so the second sees the first's run.
       await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`idempotency:${pipeline}:${op.req.idempotencyKey}`]);
@@ -75,11 +75,15 @@ async function lockBucket(client: pg.ClientBase, pipeline: string, rule: string,
 }
 
 /** Gives a pending debounced run the latest input and start time; undefined when it has started meanwhile. */
-async function absorb(client: pg.ClientBase, id: string, input: unknown, runAt: number, absorbed: number): Promise<CreatedRun | undefined> {
+async function absorb(client: pg.ClientBase, id: string, input: unknown, runAt: number, absorbed: number, previous?: { input: unknown }): Promise<CreatedRun | undefined> {
   // The attempts first, in the order a claim locks rows: a claim holding them makes this wait, then find none.
   const delayed = (await client.query(SQL.delayAttempts, [id, runAt])).rowCount ?? 0;
   if (delayed === 0) return undefined;
-  const [row] = (await client.query<RunRow>(SQL.absorbRun, [id, pgJson(input), runAt])).rows;
+  const [row] = (
+    previous
+      ? await client.query<RunRow>(SQL.absorbRunIf, [id, pgJson(input), runAt, pgJson(previous.input)])
+      : await client.query<RunRow>(SQL.absorbRun, [id, pgJson(input), runAt])
+  ).rows;
   if (!row) return undefined;
   await client.query(SQL.markRun, [id, absorbed, null]);
   return { run: toRunRecord(row), created: false, events: [] };
@@ -99,6 +103,12 @@ export async function releaseHeldRunsPg(client: pg.ClientBase, now: number): Pro
     await client.query(SQL.clearAfter, [id]);
   }
   return ids;
+}
+
+/** The pending (not started) run of a debounce bucket, with its input. */
+export async function pendingDebounceOfPg(client: pg.ClientBase | pg.Pool, pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
+  const [row] = (await client.query<{ run_id: string; input: string }>(SQL.pendingDebounce, [pipeline, key])).rows;
+  return row && { runId: row.run_id, input: JSON.parse(row.input) as unknown };
 }
 
 /** What the flow rules did to run `id`: requests absorbed (debounce) and the run it waits for (singleton queue). */

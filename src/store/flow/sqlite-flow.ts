@@ -29,7 +29,7 @@ function execOp(c: SqliteCtx, pipeline: string, op: FlowOp, create: (req: Create
     case 'existing':
       return { run: toRunRecord(c.prepared('SELECT * FROM runs WHERE id = @id').get({ id: op.id }) as RunRow), created: false, events: [] };
     case 'absorb':
-      return absorb(c, op.id, op.input, op.runAt, op.absorbed);
+      return absorb(c, op.id, op.input, op.runAt, op.absorbed, op.previous);
     case 'idempotent':
       return idempotentRun(op.req, c.stmt('idempotent').get({ pipeline, key: op.req.idempotencyKey }) as RunRow | undefined, now);
     case 'create': {
@@ -58,10 +58,14 @@ function bucketParams(s: BucketState): Record<string, unknown> {
 }
 
 /** Gives a pending debounced run the latest input and start time; undefined when it has started meanwhile. */
-function absorb(c: SqliteCtx, id: string, input: unknown, runAt: number, absorbed: number): CreatedRun | undefined {
+function absorb(c: SqliteCtx, id: string, input: unknown, runAt: number, absorbed: number, previous?: { input: unknown }): CreatedRun | undefined {
   const delayed = c.prepared(SQL.delayAttempts).run({ id, run_at: runAt }).changes;
   if (delayed === 0) return undefined;
-  const row = c.prepared(SQL.absorbRun).get({ id, input: toJson(input), run_at: runAt }) as RunRow | undefined;
+  const row = (
+    previous
+      ? c.prepared(SQL.absorbRunIf).get({ id, input: toJson(input), run_at: runAt, previous: toJson(previous.input) })
+      : c.prepared(SQL.absorbRun).get({ id, input: toJson(input), run_at: runAt })
+  ) as RunRow | undefined;
   if (!row) return undefined;
   c.forget?.(id);
   c.prepared(SQL.markRun).run({ run_id: id, absorbed, after_run_id: null });
@@ -82,6 +86,12 @@ export function releaseHeldRuns(c: SqliteCtx, now: number): string[] {
     c.prepared(SQL.clearAfter).run({ id });
   }
   return ids;
+}
+
+/** The pending (not started) run of a debounce bucket, with its input. */
+export function pendingDebounceOf(c: SqliteCtx, pipeline: string, key: string): { runId: string; input: unknown } | undefined {
+  const row = c.prepared(SQL.pendingDebounce).get({ pipeline, key }) as { run_id: string; input: string } | undefined;
+  return row && { runId: row.run_id, input: JSON.parse(row.input) as unknown };
 }
 
 /** What the flow rules did to run `id`: requests absorbed (debounce) and the run it waits for (singleton queue). */

@@ -51,7 +51,7 @@ import type { StepItem } from '../../core/step-results.js';
 import { migrateDatabase } from './pg-migrate.js';
 import { TxOpener } from './pg-tx.js';
 import { completeAttemptsIn, createRunsIn, reapIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
-import { anyHeldRunsPg, releaseHeldRunsPg, runFlowOfPg } from '../flow/pg-flow.js';
+import { anyHeldRunsPg, pendingDebounceOfPg, releaseHeldRunsPg, runFlowOfPg } from '../flow/pg-flow.js';
 import type { RunFlow } from '../flow/flow-port.js';
 import { createPool, transaction, type TransactionOptions } from './pg-pool.js';
 import { PgDatasets } from './pg-datasets.js';
@@ -304,6 +304,11 @@ export class PostgresStore implements Store {
   /** Flow control: what the flow rules did to run `id`. */
   async runFlow(id: string): Promise<RunFlow | undefined> {
     return runFlowOfPg(this.pool, id);
+  }
+
+  /** Flow control: the pending run of a debounce bucket, with its input. */
+  async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
+    return pendingDebounceOfPg(this.pool, pipeline, key);
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {

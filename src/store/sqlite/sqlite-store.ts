@@ -70,7 +70,7 @@ import { decide, listDecisions } from '../ledger/supervision.js';
 import { AttemptBatches } from './attempt-batches.js';
 import { RunHeaders, type HeaderRow, type SqliteCtx } from './sqlite-context.js';
 import { applyMigrations, createRun, savePipeline } from './run-create.js';
-import { anyHeldRuns, createRunWithFlow, releaseHeldRuns, runFlowOf } from '../flow/sqlite-flow.js';
+import { anyHeldRuns, createRunWithFlow, pendingDebounceOf, releaseHeldRuns, runFlowOf } from '../flow/sqlite-flow.js';
 import type { RunFlow } from '../flow/flow-port.js';
 import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
@@ -374,6 +374,11 @@ export class SqliteStore implements Store {
   /** Flow control: what the flow rules did to run `id`. */
   async runFlow(id: string): Promise<RunFlow | undefined> {
     return runFlowOf(this.ctx, id);
+  }
+
+  /** Flow control: the pending run of a debounce bucket, with its input. */
+  async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
+    return pendingDebounceOf(this.ctx, pipeline, key);
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
