@@ -41,6 +41,10 @@ export type ErrorCode =
   | 'IDEMPOTENCY_CONFLICT'
   | 'WAIT_TIMEOUT'
   | 'DEPENDENCY_MISSING'
+  /** A pipeline's `rate_limit` (mode refuse) refused a run start; `details.retry_after_ms` says when to retry. */
+  | 'RATE_LIMITED'
+  /** A debounce `merge` read a pending run's input that another start changed meanwhile; the engine tries again. */
+  | 'FLOW_CONFLICT'
   /** A gate's rewind budget is spent and its `on_fail.then` is `fail`. */
   | 'GATE_FAILED'
   /** The child run a `pipeline` step started failed or was cancelled. */

@@ -1,3 +1,5 @@
+import type { FlowControl, FlowSpec } from './flow-control.js';
+
 /**
  * Glossary of the Sluice model.
  *
@@ -125,6 +127,8 @@ export interface Pipeline {
   retentionMs?: number;
   /** Present only when the pipeline computes one field of every record of a dataset (absent keeps the version hash of other pipelines as it was). */
   attribute?: AttributeConfig;
+  /** Flow control of run starts (rate_limit, throttle, debounce, singleton); absent when none is written. */
+  flow?: FlowControl;
 }
 
 /** What makes a pipeline an attribute pipeline (PRODUCT.md "Attribute pipelines"), every default filled in. */
@@ -165,6 +169,11 @@ export interface PipelineSpec {
   batch_size?: number;
   on_record_failure?: 'abort' | 'continue';
   concurrency?: number;
+  // Flow control of run starts (see flow-control.ts).
+  rate_limit?: FlowSpec['rate_limit'];
+  throttle?: FlowSpec['throttle'];
+  debounce?: FlowSpec['debounce'];
+  singleton?: FlowSpec['singleton'];
 }
 
 export interface RetrySpec {

@@ -43,6 +43,10 @@ const definitions = {
     minimum: 0,
     description: 'A duration: a number of milliseconds, or a string such as 500ms, 30s, 1.5s, 5m, 2h, 1d or 1m30s.',
   },
+  flowKey: {
+    type: 'string',
+    description: 'The bucket of a flow rule, a template rendered from input and run when the run is requested, e.g. "${{ input.customer }}". Default: one bucket per pipeline.',
+  },
   jsonSchema: {
     type: 'object',
     allOf: [{ $ref: JSON_SCHEMA_DRAFT_07 }],
@@ -293,6 +297,51 @@ export const pipelineJsonSchema = {
       maximum: 256,
       default: 8,
       description: 'Attribute pipelines: records of a batch in flight at once through a step other than code (llm, http). Default: 8.',
+    },
+    rate_limit: {
+      type: 'object',
+      required: ['limit', 'period'],
+      additionalProperties: false,
+      description: 'At most `limit` runs start per window of `period`, per pipeline or per rendered `key`; over it a start is refused (RATE_LIMITED, HTTP 429) or, with mode queue, delayed to the next window with room.',
+      properties: {
+        limit: { type: 'integer', minimum: 1, description: 'Runs per window.' },
+        period: { $ref: '#/definitions/duration', description: 'Length of a window, e.g. 1m.' },
+        mode: { enum: ['refuse', 'queue'], default: 'refuse', description: 'refuse: RATE_LIMITED with Retry-After. queue: start in the next window with room. Default: refuse.' },
+        key: { $ref: '#/definitions/flowKey' },
+      },
+    },
+    throttle: {
+      type: 'object',
+      required: ['limit', 'period'],
+      additionalProperties: false,
+      description: 'Starts are spaced evenly, one every period/limit, per pipeline or per rendered `key`; a run over it is delayed (queued with its start time), never dropped.',
+      properties: {
+        limit: { type: 'integer', minimum: 1, description: 'Runs per period.' },
+        period: { $ref: '#/definitions/duration', description: 'The period, e.g. 1m.' },
+        key: { $ref: '#/definitions/flowKey' },
+      },
+    },
+    debounce: {
+      type: 'object',
+      required: ['period'],
+      additionalProperties: false,
+      description: 'A burst of starts becomes one run with the last input; it starts `period` after the last request, or `max_wait` after the first.',
+      properties: {
+        period: { $ref: '#/definitions/duration', description: 'Quiet time after the last request, e.g. 30s.' },
+        max_wait: { $ref: '#/definitions/duration', description: 'Longest delay after the first request of a burst. Default: none.' },
+        key: { $ref: '#/definitions/flowKey' },
+        merge: { type: 'string', description: 'The pending run\'s new input, a template over `previous` (its input so far) and `input` (this request\'s), e.g. "${{ $append(previous, input) }}". Default: the last input wins.' },
+      },
+    },
+    singleton: {
+      type: 'object',
+      required: ['mode'],
+      additionalProperties: false,
+      description: 'At most one active run per pipeline or per rendered `key`.',
+      properties: {
+        mode: { enum: ['skip', 'queue', 'cancel_running'], description: 'skip: answer the active run. queue: start after it ends. cancel_running: cancel it and start.' },
+        key: { $ref: '#/definitions/flowKey' },
+      },
     },
     steps: {
       type: 'object',

@@ -2,6 +2,7 @@ import type { ValidateFunction } from 'ajv';
 import { ajvPackage } from './lazy-packages.js';
 import { stepIssues, unwrapCondition } from './check-steps.js';
 import { parseDuration } from './duration.js';
+import { buildFlowControl, flowIssues, type FlowControl } from './flow-control.js';
 import { ValidationError, type ValidationIssue } from './errors.js';
 import { sha256, stableStringify } from './hash.js';
 import { formatKeyPath, isRecord, type KeyPath, type Locate } from './key-path.js';
@@ -71,7 +72,7 @@ function collectIssues(spec: unknown, stepTypes: StepSchemas): RawIssue[] {
   const issues = nonJsonIssues(spec, []);
   const schemaErrors = validateSpec(spec);
   if (schemaErrors) issues.push(...schemaIssues(schemaErrors, spec));
-  issues.push(...triggerIssues(spec.triggers), ...attributeIssues(spec));
+  issues.push(...triggerIssues(spec.triggers), ...attributeIssues(spec), ...flowIssues(spec));
   if (isRecord(spec.steps)) issues.push(...stepIssues(spec.steps, stepTypes), ...internalStepIssues(spec.steps));
   return issues;
 }
@@ -193,7 +194,14 @@ function buildPipeline(spec: PipelineSpec, locate: Locate | undefined): Pipeline
     triggers: (spec.triggers ?? []).map(buildTrigger),
     steps: writtenOrder(Object.keys(spec.steps), locate).map((name) => buildStep(name, spec.steps[name]!, retry, timeoutMs)),
     ...(spec.retention === undefined ? {} : { retentionMs: parseDuration(spec.retention) }),
+    ...flowOf(spec),
   };
+}
+
+/** The pipeline's flow rules, as the `flow` field (absent when none, which keeps other pipelines' version hash). */
+function flowOf(spec: PipelineSpec): { flow?: FlowControl } {
+  const flow = buildFlowControl(spec);
+  return flow ? { flow } : {};
 }
 
 /** Name and type of the one engine step of an attribute pipeline. */

@@ -58,6 +58,17 @@ export interface PipelineOptions<Input = SchemaLike> {
   disabled?: boolean;
   defaults?: PipelineSpec['defaults'];
   triggers?: PipelineSpec['triggers'];
+  /**
+   * At most `limit` runs start per `period` (per rendered `key`, e.g. `'${{ input.customer }}'`); over it a start
+   * throws RATE_LIMITED (`mode: 'refuse'`, the default) or is delayed to the next window with room (`'queue'`).
+   */
+  rate_limit?: PipelineSpec['rate_limit'];
+  /** Starts are spaced evenly, one every `period / limit` (per `key`); a run over it is delayed, never dropped. */
+  throttle?: PipelineSpec['throttle'];
+  /** A burst becomes one run with the last input, starting `period` after the last start or `max_wait` after the first. */
+  debounce?: PipelineSpec['debounce'];
+  /** At most one active run per `key`: `skip` answers it, `queue` starts after it, `cancel_running` cancels it. */
+  singleton?: PipelineSpec['singleton'];
 }
 
 /** What an inline step function receives: the step context with `input` and `steps` typed. */

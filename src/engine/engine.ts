@@ -26,6 +26,7 @@ import { tracerFromEnv, tracingEnabled, type RunTracer } from '../telemetry/trac
 import { checkEventName, pipelinesTriggeredBy } from '../core/event-triggers.js';
 import { InputChecks, renderConcurrencyKeysOf, runRequest, type StartRunOptions } from './run-start.js';
 import { waitForRun, type WaitOptions } from './wait-for-run.js';
+import { createRunsUnderFlow, HeldRunReleaser } from './flow-control.js';
 import type { RunPort } from '../store/ports.js';
 import { installExpressionPool } from './expression-pool.js';
 
@@ -129,6 +130,8 @@ export class Engine {
   private readonly maxLogBytesPerAttempt: number | undefined;
   /** The installed extensions by name. */
   private readonly extensions = new Map<string, InstalledExtension>();
+  /** Starts runs a singleton queue held once the run they wait for ends. */
+  readonly heldRuns: HeldRunReleaser;
   /** Values visible to steps as `secrets.<NAME>` (also to in-memory executions: simulate, ingest, evals). */
   readonly secrets: Readonly<Record<string, string>>;
   /** Where the engine logs. Default: nowhere. */
@@ -156,6 +159,8 @@ export class Engine {
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
     this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt ?? logLimitFromEnv();
     this.tracing = this.startTracing(options.tracer);
+    this.heldRuns = new HeldRunReleaser(this.store, () => this.clock.now(), () => this.worker?.wake(), (err) => this.onError(err));
+    this.bus.subscribeBatches((events) => this.heldRuns.onEvents(events));
     this.executor = new Executor({
       store: this.runs,
       steps: this.steps,
@@ -221,9 +226,11 @@ export class Engine {
     if (stored.definition.disabled) throw new SluiceError('PIPELINE_DISABLED', `pipeline ${stored.name} is disabled`);
     const requests = runs.map((o) => runRequest(stored, o, this.inputChecks));
     if (stored.definition.steps.some((s) => s.concurrencyKey !== null)) await renderConcurrencyKeysOf(stored, requests, () => this.clock.now());
-    const created = await this.runs.createRuns(requests, this.clock.now(), this.worker?.claimRequest());
+    const created = await createRunsUnderFlow(stored, requests, this.store, (reqs) => this.runs.createRuns(reqs, this.clock.now(), this.worker?.claimRequest()));
     for (const c of created.runs) this.bus.publish(c.events);
     this.worker?.adopt(created.claimed);
+    // singleton cancel_running: the new run is stored; now the one it replaces ends.
+    for (const c of created.runs) if (c.flow?.cancels) await this.cancel(c.flow.cancels).catch((err: unknown) => this.onError(err));
     return created.runs;
   }
 
@@ -338,6 +345,8 @@ export class Engine {
       { ...(this.maxLogBytesPerAttempt === undefined ? {} : { maxLogBytesPerAttempt: this.maxLogBytesPerAttempt }), ...options },
     );
     this.worker.start();
+    // Runs held behind a run that ended while no process could release them (a crash) start now.
+    void this.heldRuns.release();
     return this.worker;
   }
 
@@ -448,6 +457,7 @@ export class Engine {
     for (const extension of this.extensions.values()) await extension.close?.().catch((err) => this.onError(err));
     await this.stopWorker();
     await this.tracing?.shutdown().catch((err) => this.onError(err));
+    await this.heldRuns.settled();
     await this.store.close();
   }
 }

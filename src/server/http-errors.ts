@@ -43,6 +43,7 @@ export const HTTP_STATUS: Readonly<Partial<Record<ErrorCode, number>>> = {
   STORE_UNAVAILABLE: 503,
   STORE_READONLY: 503,
   STORE_FULL: 507,
+  RATE_LIMITED: 429,
 };
 
 export { isSluiceError } from '../core/errors.js';
@@ -103,5 +104,14 @@ export function assertBodyShape(body: unknown): void {
 export function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const { status, body } = toHttpError(err);
   if (status >= 500) request.log.error({ err }, 'request failed');
+  const retryAfter = retryAfterSeconds(body.error);
+  if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter));
   return reply.status(status).send(body);
+}
+
+/** Whole seconds (at least 1) a refused start should wait, for the `Retry-After` header of a 429. */
+function retryAfterSeconds(error: ErrorBody['error']): number | undefined {
+  if (error.code !== 'RATE_LIMITED') return undefined;
+  const ms = (error.details as { retry_after_ms?: unknown } | undefined)?.retry_after_ms;
+  return typeof ms === 'number' && Number.isFinite(ms) ? Math.max(1, Math.ceil(ms / 1000)) : 1;
 }

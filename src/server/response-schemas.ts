@@ -1,4 +1,5 @@
 import { RUN_STATES, STEP_STATES } from '../core/model.js';
+import { flowViewSchema, storedFlowSchema } from './flow-view.js';
 
 /**
  * JSON Schemas of what the HTTP API answers, published at /openapi.json (the dashboard's types are generated
@@ -160,7 +161,7 @@ const pipelineListItem = {
 export const pipelineList = obj({ pipelines: { type: 'array', items: pipelineListItem } });
 
 export const runCreated = {
-  allOf: [ref('Run'), { type: 'object', required: ['created'], properties: { created: { ...bool, description: 'False when an idempotency key answered an existing run.' } } }],
+  allOf: [ref('Run'), { type: 'object', required: ['created'], properties: { created: { ...bool, description: 'False when an idempotency key answered an existing run.' }, flow: flowViewSchema } }],
 } as const;
 
 const usage = {
@@ -210,7 +211,7 @@ const stepBase = obj({
 export const stepSchema = { $id: 'Step', ...stepBase } as const;
 
 export const runDetail = {
-  allOf: [ref('Run'), { type: 'object', required: ['steps'], properties: { steps: { type: 'array', items: ref('Step') } } }],
+  allOf: [ref('Run'), { type: 'object', required: ['steps'], properties: { steps: { type: 'array', items: ref('Step') }, flow: storedFlowSchema } }],
 } as const;
 
 export const runPage = obj({ runs: { type: 'array', items: ref('Run') }, next_cursor: { ...strOrNull, description: 'Pass as `cursor` for the next page; null on the last.' } });
@@ -366,6 +367,7 @@ const ERROR_MEANING: Record<number | string, string> = {
   404: 'Not found (PIPELINE_NOT_FOUND, RUN_NOT_FOUND, ...).',
   409: 'Conflicts with the current state (ILLEGAL_TRANSITION, PIPELINE_DISABLED, IDEMPOTENCY_CONFLICT, ...).',
   413: 'The body is larger than the server accepts.',
+  429: 'A rate_limit of the pipeline refused the start (RATE_LIMITED); the Retry-After header says when to retry, in seconds.',
   415: 'Unsupported content type.',
   422: 'A record failed its ingest pipeline (INGEST_FAILED).',
   501: 'The store does not support this (NOT_SUPPORTED).',

@@ -1,5 +1,7 @@
 import type { CacheExplain, CacheParts, FileHashes } from '../core/cache-key.js';
 import type { ErrorRecord } from '../core/errors.js';
+import type { FlowRequest } from '../core/flow-control.js';
+import type { FlowOutcome } from './flow/flow-start.js';
 import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
 import type { RewindRequest, SpawnRequest, StepUsage } from '../core/step-results.js';
 
@@ -127,6 +129,8 @@ export interface CreateRunRequest {
   concurrencyKeys?: Record<string, string>;
   /** The W3C `traceparent` the run was started with (see Store.runTraceparent). Default: none. */
   traceparent?: string;
+  /** The pipeline's flow rules with their keys rendered for this run (see core/flow-control.ts). Default: none. */
+  flow?: FlowRequest;
 }
 
 export interface CreatedRun {
@@ -134,6 +138,8 @@ export interface CreatedRun {
   /** False when an idempotency key matched an existing run. */
   created: boolean;
   events: RunEvent[];
+  /** What the pipeline's flow rules did to this start (delayed, debounced, skipped...), when it has any. */
+  flow?: FlowOutcome;
 }
 
 export interface CreatedRuns {

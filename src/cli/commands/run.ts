@@ -13,6 +13,7 @@ import { formatEvalSummary } from '../../evals/eval-views.js';
 import { loadTypedTarget, normalizeLoaded, parseLoadedInput } from '../../define/load-pipelines.js';
 import type { TypedPipeline } from '../../define/pipeline-builder.js';
 import { evalsAfterRun } from '../../evals/evals-after-run.js';
+import { flowNote } from '../flow-note.js';
 
 export interface RunOptions extends GlobalOptions {
   input?: string;
@@ -77,6 +78,8 @@ async function startRun(engine: Engine, target: string | undefined, loaded: Load
     ...(opts.force ? { force: true } : {}),
     ...(maxParallel === undefined ? {} : { maxParallel }),
   });
+  const note = opts.json ? null : flowNote(created);
+  if (note) process.stderr.write(`${note}\n`);
   return created.run;
 }
 

@@ -10,6 +10,7 @@ import { MAX_TIME_MS, approvalBody, eventNameParams, eventsQuery, eventTriggerQu
 import { decisionView } from '../contract-views.js';
 import { apiResponses, decisionList, eventList, eventTriggered, logList, ok, runCreated, runDetail, runList, runPage, runSchema } from '../response-schemas.js';
 import { eventView, logView, runView, stepView } from '../views.js';
+import { flowView, storedFlowView } from '../flow-view.js';
 
 interface StartRunBody {
   input?: unknown;
@@ -36,13 +37,13 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.post<{ Params: { name: string }; Body: StartRunBody | undefined }>(
     '/api/pipelines/:name/runs',
-    { schema: { tags, operationId: 'startRun', summary: 'Start a run (idempotent with idempotency_key)', params: pipelineParams, body: startRunBody, response: apiResponses({ 200: ok(runCreated, 'The run an idempotency key already started'), 201: ok(runCreated, 'The run, started') }, 400, 404, 409, 413, 415) } },
+    { schema: { tags, operationId: 'startRun', summary: 'Start a run (idempotent with idempotency_key)', params: pipelineParams, body: startRunBody, response: apiResponses({ 200: ok(runCreated, 'The run an idempotency key already started'), 201: ok(runCreated, 'The run, started') }, 400, 404, 409, 413, 415, 429) } },
     async (request, reply) => {
-      const { run, created } = await ctx.batcher.start(request.params.name, { ...startOptions(request.body ?? {}), ...traceparentHeader(request.headers) }).catch((err: unknown) => {
+      const { run, created, flow } = await ctx.batcher.start(request.params.name, { ...startOptions(request.body ?? {}), ...traceparentHeader(request.headers) }).catch((err: unknown) => {
         // An unknown name in `steps` is a bad request, not a missing resource.
         throw isSluiceError(err) && err.code === 'STEP_NOT_FOUND' ? new SluiceError('REQUEST_INVALID', err.message) : err;
       });
-      return reply.status(created ? 201 : 200).send({ ...runView(run), created });
+      return reply.status(created ? 201 : 200).send({ ...runView(run), created, ...flowView(flow) });
     },
   );
 
@@ -58,8 +59,8 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.get<{ Params: { id: string } }>('/api/runs/:id', { schema: { tags, operationId: 'getRun', summary: 'A run with its steps and attempts', params: runParams, response: apiResponses({ 200: ok(runDetail, 'The run') }, 400, 404) } }, async (request) => {
     const run = await engine.requireRun(request.params.id);
-    const [steps, attempts] = await Promise.all([engine.store.listSteps(run.id), engine.store.listAttempts(run.id)]);
-    return { ...runView(run), steps: steps.map((s) => stepView(s, attempts)) };
+    const [steps, attempts, flow] = await Promise.all([engine.store.listSteps(run.id), engine.store.listAttempts(run.id), storedFlowView(engine.store, run.id)]);
+    return { ...runView(run), steps: steps.map((s) => stepView(s, attempts)), ...flow };
   });
 
   app.get<{ Params: { id: string }; Querystring: { after: number; limit: number } }>(
@@ -121,11 +122,11 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.post<{ Params: { name: string }; Querystring: { idempotency_key?: string }; Body: unknown }>(
     '/api/events/:name',
-    { schema: { tags: ['events'], operationId: 'postEvent', summary: 'Start every enabled pipeline whose triggers name this event; the body is the input', params: eventNameParams, querystring: eventTriggerQuery, response: apiResponses({ 200: ok(eventTriggered, 'No new run: none triggered, or idempotency keys answered existing runs'), 201: ok(eventTriggered, 'At least one run started') }, 400, 409, 413, 415) } },
+    { schema: { tags: ['events'], operationId: 'postEvent', summary: 'Start every enabled pipeline whose triggers name this event; the body is the input', params: eventNameParams, querystring: eventTriggerQuery, response: apiResponses({ 200: ok(eventTriggered, 'No new run: none triggered, or idempotency keys answered existing runs'), 201: ok(eventTriggered, 'At least one run started') }, 400, 409, 413, 415, 429) } },
     async (request, reply) => {
       const key = request.query.idempotency_key;
       const emitted = await engine.emit(request.params.name, request.body ?? null, { ...(key ? { idempotencyKey: key } : {}), ...traceparentHeader(request.headers) });
-      const runs = emitted.runs.map(({ run, created }) => ({ ...runView(run), created }));
+      const runs = emitted.runs.map(({ run, created, flow }) => ({ ...runView(run), created, ...flowView(flow) }));
       return reply.status(runs.some((r) => r.created) ? 201 : 200).send({ event: request.params.name, runs });
     },
   );

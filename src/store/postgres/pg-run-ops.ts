@@ -18,6 +18,7 @@ import type { Rule } from '../ledger/effects.js';
 import { requeueExpired } from '../ledger/outcomes.js';
 import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type RunHeader, type Tx } from './pg-attempts.js';
 import { pgJson } from './pg-json.js';
+import { createRunWithFlowPg, lockBatchBuckets } from '../flow/pg-flow.js';
 import type { PgRunTransitions } from './pg-run-transitions.js';
 import { REAPER_LOCK_KEY, SQL, sql } from './pg-store-sql.js';
 
@@ -46,10 +47,12 @@ export async function savePipelineIn({ client }: Tx, pipeline: Pipeline, hash: s
 export async function createRunsIn(tx: Tx, requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
   const runs: CreatedRun[] = [];
   const later = new NewRows();
+  await lockBatchBuckets(tx.client, requests);
   for (const req of requests) {
     // A request with an idempotency key must see the runs before it: write those first.
-    if (req.idempotencyKey !== undefined) await insertNewRows(tx, later);
-    runs.push(await createRunIn(tx, req, now, later));
+    if (req.idempotencyKey !== undefined || req.flow) await insertNewRows(tx, later);
+    // A run under flow rules is written at once: the rules may move it right after.
+    runs.push(await createRunWithFlowPg(tx.client, req, now, (r) => createRunIn(tx, r, now, req.flow ? undefined : later)));
   }
   await insertNewRows(tx, later);
   const queued = runs.reduce((n, r) => n + r.events.filter((e) => e.type === 'step.queued').length, 0);

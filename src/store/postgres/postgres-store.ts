@@ -51,6 +51,8 @@ import { completeAttemptsIn, createRunsIn, reapIn, savePipelineIn, transitionIn 
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
 import { StoreFeatures } from '../features/store-features.js';
 import { PgFeatureRunner } from './pg-features.js';
+import { anyHeldRunsPg, pendingDebounceOfPg, releaseHeldRunsPg, runFlowOfPg } from '../flow/pg-flow.js';
+import type { RunFlow } from '../flow/flow-port.js';
 import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { listEventsStatement, listRunsStatement, toLogLine, type LogRow } from './pg-run-list.js';
 import { PG_RUN_TRACE_SQL } from './pg-run-traces.js';
@@ -215,6 +217,8 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
+    // Flow rules lock their buckets in the transaction that creates the runs.
+    if (requests.some((r) => r.flow)) return this.tx((tx) => createRunsIn(tx, requests, now, claimNext));
     // Plain runs for workers elsewhere: one statement writes them, their events and the wake-up.
     const plain = claimNext && claimNext.limit > 0 ? null : planPlainRuns(requests, now);
     if (plain && plain.length > 0) {
@@ -222,6 +226,26 @@ export class PostgresStore extends StoreFeatures implements Store {
       return { runs, claimed: { attempts: [], events: [] } };
     }
     return this.tx((tx) => createRunsIn(tx, requests, now, claimNext));
+  }
+
+  /** Flow control: starts the runs a singleton queue held behind a run that has ended. */
+  async releaseHeldRuns(now: number): Promise<string[]> {
+    if (!(await anyHeldRunsPg(this.pool))) return [];
+    return this.tx(async (tx) => {
+      const ids = await releaseHeldRunsPg(tx.client, now);
+      tx.wake = ids.length > 0;
+      return ids;
+    });
+  }
+
+  /** Flow control: what the flow rules did to run `id`. */
+  async runFlow(id: string): Promise<RunFlow | undefined> {
+    return runFlowOfPg(this.pool, id);
+  }
+
+  /** Flow control: the pending run of a debounce bucket, with its input. */
+  async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
+    return pendingDebounceOfPg(this.pool, pipeline, key);
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {

@@ -32,6 +32,8 @@ export interface SqliteCtx {
   header(id: string): RunHeader;
   /** Caches the immutable fields of a run just read or written. */
   remember(row: HeaderRow): RunHeader;
+  /** Drops a run's cached header (a debounced run's input changes until it starts). */
+  forget?(id: string): void;
 }
 
 /** The columns a run header is made of. */
@@ -53,6 +55,10 @@ export class RunHeaders {
     const row = this.lookup(id);
     if (!row) throw new SluiceError('RUN_NOT_FOUND', `no run ${id}`);
     return this.remember(row);
+  }
+
+  forget(id: string): void {
+    this.headers.delete(id);
   }
 
   remember(row: HeaderRow): RunHeader {

@@ -61,6 +61,8 @@ import { decide, listDecisions } from '../ledger/supervision.js';
 import { AttemptBatches } from './attempt-batches.js';
 import { RunHeaders, type HeaderRow, type SqliteCtx } from './sqlite-context.js';
 import { applyMigrations, createRun, savePipeline } from './run-create.js';
+import { anyHeldRuns, createRunWithFlow, pendingDebounceOf, releaseHeldRuns, runFlowOf } from '../flow/sqlite-flow.js';
+import type { RunFlow } from '../flow/flow-port.js';
 import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
 import { listEvents, listLogs, loadStepItems } from './run-reads.js';
@@ -128,6 +130,7 @@ export class SqliteStore extends StoreFeatures implements Store {
       write: (fn) => this.write(fn),
       header: (id) => this.headers.get(id),
       remember: (row) => this.headers.remember(row),
+      forget: (id) => this.headers.forget(id),
     };
   }
 
@@ -241,13 +244,28 @@ export class SqliteStore extends StoreFeatures implements Store {
 
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
     return this.write(() => {
-      const runs = requests.map((req) => createRun(this.ctx, req, now));
+      const runs = requests.map((req) => createRunWithFlow(this.ctx, req, now, (r) => createRun(this.ctx, r, now)));
       const claimed =
         claimNext && claimNext.limit > 0
           ? claimInTransaction(this.ctx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {})
           : { attempts: [], events: [] };
       return { runs, claimed };
     });
+  }
+
+  /** Flow control: starts the runs a singleton queue held behind a run that has ended. */
+  async releaseHeldRuns(now: number): Promise<string[]> {
+    return anyHeldRuns(this.ctx) ? this.write(() => releaseHeldRuns(this.ctx, now)) : [];
+  }
+
+  /** Flow control: what the flow rules did to run `id`. */
+  async runFlow(id: string): Promise<RunFlow | undefined> {
+    return runFlowOf(this.ctx, id);
+  }
+
+  /** Flow control: the pending run of a debounce bucket, with its input. */
+  async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
+    return pendingDebounceOf(this.ctx, pipeline, key);
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
