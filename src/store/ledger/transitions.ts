@@ -7,6 +7,7 @@ import type { ErrorRecord } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import type { RunStatus, StepStatus } from '../../core/model.js';
 import { needIsSettled } from '../../core/scheduler.js';
+import { abortScope, failedForGood } from '../../core/step-policy.js';
 import { runStatesInto, stepStatesInto } from '../../core/state-machine.js';
 import type { RunRow, StepRow } from '../rows.js';
 import { stepsFailedError, type FailedStepRow } from '../run-failure.js';
@@ -211,11 +212,25 @@ export function* afterSettle(tx: LedgerTx, out: RunEvent[], row: SettledRun, at:
   yield* ended(tx, out, row, row.status as 'succeeded' | 'failed', at);
 }
 
-/** A step failed for good with on_failure: abort. */
-export function* abort(tx: LedgerTx, out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true): Rule<void> {
+/**
+ * A step failed for good (no retry left): per the step policy, its dependents go on (`on_failure: continue`) or
+ * it fails the run.
+ */
+export function* failedForGoodStep(tx: LedgerTx, out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true): Rule<void> {
+  const compiled = yield* pipelineOf(tx, run);
+  const action = failedForGood(compiled.byName.get(step) ?? { onFailure: 'abort' }, compiled.definition.failFast);
+  if (action.kind === 'continue') yield* settle(tx, out, run, step, at, wasActive);
+  else yield* abort(tx, out, run, step, at, wasActive, action.cancel);
+}
+
+/**
+ * A step failed for good with on_failure: abort. `cancel` says which unstarted steps are cancelled (default: the
+ * step policy's scope for the pipeline's `fail_fast`).
+ */
+export function* abort(tx: LedgerTx, out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true, cancel?: 'all' | 'downstream'): Rule<void> {
   const compiled = yield* pipelineOf(tx, run);
   let row = yield* addCounters(run.id, { active: wasActive ? -1 : 0, remaining: -1, failed: 1 });
-  if (compiled.definition.failFast) {
+  if ((cancel ?? abortScope(compiled.definition.failFast)) === 'all') {
     row = yield* cancelSteps(tx, out, row, null, at);
   } else {
     const downstream = descendants(compiled.definition, step);
