@@ -9,8 +9,8 @@ export const WAKEUP_CHANNEL = 'sluice_wakeup';
 /** Advisory lock key (pg_advisory_lock) taken while migrating: any 64-bit number unique to Sluice. */
 export const MIGRATION_LOCK_KEY = 7_361_020_411_935_117;
 
-/** Advisory lock key held (for one transaction) by the process that is reaping expired leases. */
-export const REAPER_LOCK_KEY = 7_361_020_411_935_118;
+/** Advisory lock key held (for one transaction) by the process that is reaping expired leases (the ledger's scan takes it). */
+export { REAPER_LOCK_KEY } from '../ledger/upkeep.js';
 
 /** Advisory lock key held (for a whole session, pg_try_advisory_lock) by the connection of the leading worker process. */
 export const LEADER_LOCK_KEY = 7_361_020_411_935_119;
@@ -133,8 +133,6 @@ export const SQL = {
   appliedMigrations: `SELECT id FROM sluice_migrations`,
   // $1 id $2 name $3 applied_at
   recordMigration: `INSERT INTO sluice_migrations (id, name, applied_at) VALUES ($1, $2, $3)`,
-  // $1 key (bigint as text): true when this transaction got the lock; released at commit
-  tryXactLock: `SELECT pg_try_advisory_xact_lock($1::bigint) AS locked`,
   // $1 key: serializes transactions on one key (pipeline name, idempotency key) until commit
   xactLock: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
   // $1 name $2 version
@@ -264,18 +262,6 @@ export const SQL = {
                   FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
                   RETURNING s.name)
                 SELECT id, run_id, step, number FROM fin`,
-  // $1 now
-  expiredLeases: `SELECT id, run_id, step, number, fence, owner FROM attempts WHERE status = 'running' AND lease_expires_at < $1`,
-  // (none)
-  runningOwners: `SELECT DISTINCT owner FROM attempts WHERE status = 'running'`,
-  // $1 owners
-  ownerAttempts: `SELECT id, run_id, step, number, fence, owner FROM attempts WHERE status = 'running' AND owner = ANY($1::text[])`,
-  // $1 id $2 now $3 fence $4 owner_dead: expires the lease that was seen, unless it was renewed or finished meanwhile
-  expireAttempt: `UPDATE attempts SET status = 'expired', finished_at = $2, lease_expires_at = NULL,
-                    error = '{"code":"LEASE_LOST","message":"the worker lost its lease"}'
-                  WHERE id = $1 AND status = 'running' AND fence = $3 AND ($4::boolean OR lease_expires_at < $2)`,
-  // $1 now
-  overdueRuns: `SELECT id FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < $1 AND status IN ('queued', 'running', 'paused', 'waiting')`,
   // $1 key $2 window
   rateWindow: `SELECT requests, tokens FROM rate_windows WHERE key = $1 AND "window" = $2`,
   // $1 key $2 window $3 tokens

@@ -115,17 +115,6 @@ export const SQL = {
   // @run_id @name @status @output @cache_key @now
   finishStep: `UPDATE steps SET status = @status, output = @output, cache_key = @cache_key, error = NULL, finished_at = @now
                WHERE run_id = @run_id AND name = @name AND status = 'running'`,
-  // @now
-  expiredLeases: `SELECT id, run_id, step, number, owner FROM attempts WHERE status = 'running' AND lease_expires_at < @now`,
-  runningOwners: `SELECT DISTINCT owner FROM attempts WHERE status = 'running'`,
-  // @owner
-  ownerAttempts: `SELECT id, run_id, step, number, owner FROM attempts WHERE status = 'running' AND owner = @owner`,
-  // @id @now
-  expireAttempt: `UPDATE attempts SET status = 'expired', finished_at = @now, lease_expires_at = NULL,
-                    error = '{"code":"LEASE_LOST","message":"the worker lost its lease"}'
-                  WHERE id = @id AND status = 'running'`,
-  // @now
-  overdueRuns: `SELECT * FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < @now AND status IN ('queued', 'running', 'paused', 'waiting')`,
   // @limit
   deadLetters: `SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC LIMIT @limit`,
 } as const;
