@@ -3,19 +3,14 @@
  * claiming attempts and recording results.
  */
 import type pg from 'pg';
-import { initiallyReady, planRun } from '../../core/scheduler.js';
-import { newRunId } from '../ids.js';
 import { toRunRecord, type ClaimedAttemptRow, type RunRow } from '../rows.js';
-import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, EventType, RunEvent } from '../store.js';
+import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, RunEvent } from '../store.js';
 import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';
-import { spawnChild } from './pg-children.js';
+import { createRun, planNewRun, spawnChild, type PlannedRun } from '../ledger/run-create.js';
 import { completeSupervised, recordFailure } from '../ledger/outcomes.js';
 import { recordDecision } from '../ledger/supervision.js';
-import { runConcurrencyKeys } from '../concurrency-keys.js';
-import { checkSameRequest, IDEMPOTENCY_WINDOW_MS, runRequestHash } from '../idempotency.js';
 import { pgJson } from './pg-json.js';
-import { PG_RUN_TRACE_SQL } from './pg-run-traces.js';
 
 /** One transaction's view: its client and its run transitions (which buffer its events). */
 export interface Tx {
@@ -62,57 +57,6 @@ export async function insertNewRows(tx: Tx, rows: NewRows): Promise<void> {
   rows.count = 0;
 }
 
-/** A new run planned in memory: its rows and its creation events (ids not known yet). */
-interface PlannedRun {
-  run: RunRow;
-  runValues: unknown[];
-  planned: ReturnType<typeof planRun>;
-  ready: ReturnType<typeof initiallyReady>;
-  statuses: string[];
-  keys: string | null;
-  events: RunEvent[];
-}
-
-function planNewRun(req: CreateRunRequest, now: number): PlannedRun {
-  const p = req.pipeline;
-  const planned = planRun(p.definition, req.selection ? new Set(req.selection) : null);
-  const maxParallel = req.maxParallel ?? p.definition.maxParallel;
-  const ready = initiallyReady(planned).slice(0, maxParallel);
-  const readyNames = new Set(ready.map((s) => s.name));
-  const runAt = Math.max(req.runAt ?? now, now);
-  const run: RunRow = {
-    id: req.id ?? newRunId(now),
-    pipeline: p.name,
-    version: p.version,
-    status: 'queued',
-    input: pgJson(req.input),
-    priority: req.priority ?? 0,
-    force: req.force ? 1 : 0,
-    max_parallel: maxParallel,
-    selection: req.selection ? pgJson(req.selection) : null,
-    idempotency_key: req.idempotencyKey ?? null,
-    remaining: planned.filter((s) => s.status === 'pending').length,
-    active: ready.length,
-    failed: 0,
-    error: null,
-    run_at: runAt,
-    deadline_at: p.definition.timeoutMs === null ? null : runAt + p.definition.timeoutMs,
-    created_at: now,
-    started_at: null,
-    finished_at: null,
-    parent_run_id: req.parent?.runId ?? null,
-    parent_step: req.parent?.step ?? null,
-  };
-  const r = run;
-  const runValues = [r.id, r.pipeline, r.version, r.input, r.priority, r.force, r.max_parallel, r.selection, r.idempotency_key, r.remaining, r.active, r.run_at, r.deadline_at, r.created_at, r.parent_run_id, r.parent_step];
-  const event = (type: EventType, step: string | null, data: Record<string, unknown> | null): RunEvent => ({ id: 0, runId: run.id, pipeline: run.pipeline, step, type, data, at: now });
-  const events = [event('run.queued', null, null)];
-  for (const s of planned) if (s.status === 'skipped') events.push(event('step.skipped', s.name, { reason: 'not selected or disabled' }));
-  for (const s of ready) events.push(event('step.queued', s.name, { attempt: 1 }));
-  const statuses = planned.map((s) => (readyNames.has(s.name) ? 'queued' : s.status));
-  return { run, runValues, planned, ready, statuses, keys: runConcurrencyKeys(p.definition, req.concurrencyKeys), events };
-}
-
 /** Collects the rows of a planned run (one without an idempotency key or concurrency keys) into `rows`. */
 function collectRows(rows: NewRows, { run, runValues, planned, ready, statuses }: PlannedRun): void {
   pushRow(rows.runs, runValues);
@@ -131,7 +75,7 @@ export function planPlainRuns(requests: CreateRunRequest[], now: number): Planne
   const plans: PlannedRun[] = [];
   for (const req of requests) {
     if (req.idempotencyKey !== undefined || req.traceparent !== undefined) return null;
-    const plan = planNewRun(req, now);
+    const plan = planNewRun(req, now, pgJson);
     if (plan.keys !== null || plan.run.remaining === 0) return null;
     plans.push(plan);
   }
@@ -164,46 +108,19 @@ export async function createRunsAlone(client: pg.PoolClient, plans: PlannedRun[]
 }
 
 /**
- * Inserts one run with its steps and first attempts (or returns the run its idempotency key names). With `later`,
- * a run without an idempotency key is only collected there; the caller writes it with {@link insertNewRows}.
+ * Creates one run (the ledger's rule), or returns the run its idempotency key names. With `later`, the rows of a
+ * run without an idempotency key, concurrency keys or trace are only collected there; the caller writes them with
+ * {@link insertNewRows}.
  */
-export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, later?: NewRows): Promise<CreatedRun> {
-  const { client, t } = tx;
-  const p = req.pipeline;
-  if (req.idempotencyKey !== undefined) {
-    // Concurrent requests with one key queue here, so the second sees the first's run.
-    await sql(client, 'xactLock', [`idempotency:${p.name}:${req.idempotencyKey}`]);
-    const [existing] = await sql<RunRow>(client, 'idempotent', [p.name, req.idempotencyKey]);
-    if (existing && existing.created_at > now - IDEMPOTENCY_WINDOW_MS) {
-      checkSameRequest(existing, req, runRequestHash(req));
-      return { run: toRunRecord(existing), created: false, events: [] };
-    }
-    if (existing) await sql(client, 'clearIdempotency', [existing.id]);
-  }
-  const plan = planNewRun(req, now);
-  const { run, planned, ready, statuses, keys } = plan;
-  // The attempts of keyed steps read the run's keys when they are inserted: such a run is written at once.
-  const defer = later !== undefined && req.idempotencyKey === undefined && keys === null && req.traceparent === undefined;
-  if (defer) {
-    collectRows(later, plan);
-  } else {
-    await sql(client, 'insertRun', plan.runValues);
-    if (keys !== null) await sql(client, 'setRunConcurrencyKeys', [run.id, keys]);
-    if (req.idempotencyKey !== undefined) await sql(client, 'setIdempotencyHash', [run.id, runRequestHash(req)]);
-    if (req.traceparent !== undefined) await client.query(PG_RUN_TRACE_SQL.set, [run.id, req.traceparent]);
-    await sql(
-      client,
-      'insertSteps',
-      [run.id, planned.map((s) => s.name), planned.map((s) => s.seq), statuses, planned.map((s) => s.waitingOn), planned.map((s) => s.priority), planned.map((s) => (ready.some((r) => r.name === s.name) ? 1 : 0))]);
-    for (const s of ready) await t.insertAttempt(run, s.name, 1, now, run.run_at, s.priority);
-  }
-  const events: RunEvent[] = [];
-  for (const e of plan.events) t.emit(events, run, e.type, e.step, now, e.data ?? undefined);
-  if (run.remaining > 0) return { run: toRunRecord(run), created: true, events };
-  // Nothing to run (every step skipped): the run ends at once.
-  if (later) await insertNewRows(tx, later);
-  await t.finishIfDone(events, run, now);
-  return { run: toRunRecord((await t.getRun(run.id))!), created: true, events };
+export function createRunIn(tx: Tx, req: CreateRunRequest, now: number, later?: NewRows): Promise<CreatedRun> {
+  if (!later) return tx.t.run(createRun(tx.t, req, now));
+  return tx.t.run(
+    createRun(tx.t, req, now, {
+      // The attempts of keyed steps read the run's keys when they are inserted: such a run is written at once.
+      defer: (plan, r) => r.idempotencyKey === undefined && plan.keys === null && r.traceparent === undefined && (collectRows(later, plan), true),
+      flush: () => insertNewRows(tx, later),
+    }),
+  );
 }
 
 /** Leases up to `limit` available attempts (SKIP LOCKED), starting their steps and runs. */
@@ -336,7 +253,7 @@ export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: 
   if (!fin) return false;
   const run = (await t.getRun(fin.run_id))!;
   if (status === 'failed') await tx.t.run(recordFailure(tx.t, run, fin.step, fin.number, r, now, events));
-  else if (status === 'spawned') await spawnChild(tx, run, fin.step, fin.number, r, now, events);
+  else if (status === 'spawned') await tx.t.run(spawnChild(tx.t, run, fin.step, fin.number, r, now, events));
   else await tx.t.run(completeSupervised(tx.t, run, fin.step, fin.number, r, now, events));
   return true;
 }

@@ -147,17 +147,6 @@ export const SQL = {
   insertPipeline: `INSERT INTO pipelines (name, version, hash, definition, source, source_file, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
   // $1 pipeline
   resetCache: `DELETE FROM step_cache WHERE pipeline = $1`,
-  // $1 pipeline $2 key
-  idempotent: `SELECT * FROM runs WHERE pipeline = $1 AND idempotency_key = $2`,
-  // $1 id
-  clearIdempotency: `UPDATE runs SET idempotency_key = NULL WHERE id = $1`,
-  // $1 id $2 hash
-  setIdempotencyHash: `UPDATE runs SET idempotency_hash = $2 WHERE id = $1`,
-  // $1 id $2 pipeline $3 version $4 input $5 priority $6 force $7 max_parallel $8 selection $9 idempotency_key
-  // $10 remaining $11 active $12 run_at $13 deadline_at $14 created_at $15 parent_run_id $16 parent_step
-  insertRun: `INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
-                idempotency_key, remaining, active, failed, run_at, deadline_at, created_at, parent_run_id, parent_step)
-              VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16)`,
   // Many runs with their steps and first attempts in one statement (arrays, one element per row; attempts are inserted
   // in array order). Foreign keys are checked at the end of the statement, when every row is in.
   // runs: $1 ids $2 pipelines $3 versions $4 inputs $5 priorities $6 forces $7 max_parallels $8 selections
@@ -171,9 +160,6 @@ export const SQL = {
   // the same, and NOTIFY the wake-up channel (one more row, with a null id)
   insertRunRowsNotify: `WITH ${NEW_RUN_ROWS}, new_attempts AS (${NEW_ATTEMPTS}), ${NEW_EVENTS}
                  SELECT id FROM logged UNION ALL SELECT NULL FROM (SELECT pg_notify('${WAKEUP_CHANNEL}', '')) n`,
-  // $1 run_id $2 names $3 seqs $4 statuses $5 waiting_ons $6 priorities $7 attempts (arrays, one element per step)
-  insertSteps: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
-                SELECT $1, n, s, st, w, p, a FROM unnest($2::text[], $3::int[], $4::text[], $5::int[], $6::int[], $7::int[]) AS u(n, s, st, w, p, a)`,
   // $1 id
   run: `SELECT * FROM runs WHERE id = $1`,
   // $1 run_id
@@ -220,8 +206,6 @@ export const SQL = {
   tryKeyLock: `SELECT pg_try_advisory_xact_lock(hashtextextended('concurrency:' || $1, 0)) AS locked`,
   // $1 key
   runningWithKey: `SELECT count(*)::integer AS n FROM attempts WHERE concurrency_key = $1 AND status = 'running'`,
-  // $1 id $2 keys (JSON text)
-  setRunConcurrencyKeys: `UPDATE runs SET concurrency_keys = $2::jsonb WHERE id = $1`,
   // $1 owner $2 lease_until: extends the owner's leases, skipping rows a transaction of this worker is finishing
   // (waiting on them could deadlock with it); returns every attempt the owner still holds
   heartbeat: `WITH renewed AS (
@@ -279,8 +263,6 @@ export const SQL = {
                   error = EXCLUDED.error, updated_at = EXCLUDED.updated_at`,
   // $1 id $2 fence $3 owner: locks the attempt row, so the lease cannot be taken over until commit
   holdsLease: `SELECT 1 AS held FROM attempts WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running' FOR SHARE`,
-  // $1 run_id $2 name $3 output
-  setStepOutput: `UPDATE steps SET output = $3 WHERE run_id = $1 AND name = $2`,
   // $1 limit
   deadLetters: `SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC LIMIT $1`,
   // (none): delivered at commit, to every listening worker

@@ -1,11 +1,12 @@
 import type { AttemptResult, ClaimRequest, CompletionBatch, RunEvent } from '../store.js';
 import { claimInTransaction } from './claims.js';
-import { toJson, toStoredPipeline, type PipelineRow, type RunRow } from '../rows.js';
+import { toJson } from '../rows.js';
 import { completeSupervised, recordFailure } from '../ledger/outcomes.js';
 import { recordDecision } from '../ledger/supervision.js';
 import { isPlainOutcome, type FinishedAttempt, type FinishedStep } from './attempt-batches.js';
 import type { RunHeader, SqliteCtx } from './sqlite-context.js';
-import { createRun } from './run-create.js';
+import { createHooks } from './run-create.js';
+import { spawnChild } from '../ledger/run-create.js';
 
 // Completions of the SQLite store: recording attempt results, the cache, and child runs of `pipeline` steps.
 
@@ -79,7 +80,7 @@ export function completeOne(c: SqliteCtx, r: AttemptResult, now: number, events:
     return true;
   }
   if (status === 'spawned') {
-    spawnChild(c, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events);
+    c.transitions.run(spawnChild(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events, createHooks(c)));
     return true;
   }
   if (r.decision) c.transitions.run(recordDecision(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r.decision, null, now, events));
@@ -90,24 +91,6 @@ export function completeOne(c: SqliteCtx, r: AttemptResult, now: number, events:
   c.transitions.emit(events, run, `step.${status as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
   c.transitions.settle(events, run, fin.step, now);
   return true;
-}
-
-/**
- * A `pipeline` step starts its child run in the same transaction; the step stays running (holding no
- * lease) until the child ends, see {@link endChild}.
- */
-export function spawnChild(c: SqliteCtx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): void {
-  const request = r.spawn!;
-  const child = c.stmt('latestPipeline').get({ name: request.pipeline }) as PipelineRow | undefined;
-  if (!child) {
-    const error = { code: 'PIPELINE_NOT_FOUND', message: `step ${step} runs pipeline ${request.pipeline}, which is not registered`, retryable: false };
-    c.transitions.run(recordFailure(c.transitions, run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events));
-    return;
-  }
-  const traced = request.traceparent === undefined ? {} : { traceparent: request.traceparent };
-  const created = createRun(c, { pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step }, ...traced }, now);
-  c.stmt('setStepOutput').run({ run_id: run.id, name: step, output: JSON.stringify({ child_run: created.run.id }) });
-  events.push(...created.events);
 }
 
 /** Records a batch of results in one transaction, then (with `claimNext`) leases the next attempts. */
