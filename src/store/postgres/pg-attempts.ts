@@ -8,6 +8,7 @@ import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, Creat
 import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';
 import { createRun, planNewRun, spawnChild, type PlannedRun } from '../ledger/run-create.js';
+import { claimedBatch, toClaimedAttempt, type ClaimedRun } from '../ledger/claims.js';
 import { completeSupervised, recordFailure } from '../ledger/outcomes.js';
 import { recordDecision } from '../ledger/supervision.js';
 import { pgJson } from './pg-json.js';
@@ -186,24 +187,17 @@ async function claimKeyedRows(client: pg.PoolClient, owner: string, picked: Clai
 }
 
 function toClaimed(r: ClaimedRow, until: number): ClaimedAttempt {
-  return { id: r.id, runId: r.run_id, step: r.step, number: r.number, fence: r.fence, pipeline: r.pipeline, version: r.version, input: JSON.parse(r.input), force: r.force === 1, leaseExpiresAt: until, ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }) };
+  return toClaimedAttempt(r, runOfClaimed(r), until);
 }
+
+const runOfClaimed = (r: ClaimedRow): ClaimedRun => ({ id: r.run_id, pipeline: r.pipeline, version: r.version, input: r.input });
 
 /** The claimed attempts and their events (emitted into the transaction, written at its end). */
 function toBatch(t: PgRunTransitions, rows: ClaimedRow[], until: number, now: number): ClaimBatch {
-  const events: RunEvent[] = [];
-  if (rows.length === 0) return { attempts: [], events };
   rows.sort((a, b) => a.id - b.id);
   // The claim statement started the queued runs and the steps of these attempts too.
   const started = new Set(rows.filter((r) => r.run_started).map((r) => r.run_id));
-  const attempts: ClaimedAttempt[] = [];
-  for (const r of rows) {
-    const run = { id: r.run_id, pipeline: r.pipeline };
-    if (started.delete(r.run_id)) t.emit(events, run, 'run.started', null, now);
-    t.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
-    attempts.push(toClaimed(r, until));
-  }
-  return { attempts, events };
+  return claimedBatch(t, rows, (r) => runOfClaimed(r as ClaimedRow), started, until, now);
 }
 
 /**
