@@ -91,15 +91,7 @@ export async function createRunsAlone(client: pg.PoolClient, plans: PlannedRun[]
   const rows = new NewRows();
   for (const plan of plans) collectRows(rows, plan);
   const events = plans.flatMap((p) => p.events);
-  const cols: unknown[][] = [[], [], [], [], [], []];
-  for (const e of events) {
-    cols[0]!.push(e.runId);
-    cols[1]!.push(e.pipeline);
-    cols[2]!.push(e.step);
-    cols[3]!.push(e.type);
-    cols[4]!.push(e.data === null ? null : pgJson(e.data));
-    cols[5]!.push(e.at);
-  }
+  const cols = eventColumns(events);
   const ids = (await sql<{ id: number | null }>(client, wake ? 'insertRunRowsNotify' : 'insertRunRowsLogged', [...rows.runs, ...rows.steps, ...rows.attempts, ...cols]))
     .map((r) => r.id)
     .filter((id): id is number => id !== null)
