@@ -8,6 +8,7 @@ import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, Creat
 import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';
 import { createRun, planNewRun, spawnChild, type PlannedRun } from '../ledger/run-create.js';
+import { recordCache, writesCache } from '../ledger/cache.js';
 import { claimedBatch, toClaimedAttempt, type ClaimedRun } from '../ledger/claims.js';
 import { completeSupervised, recordFailure } from '../ledger/outcomes.js';
 import { recordDecision } from '../ledger/supervision.js';
@@ -230,7 +231,7 @@ export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: 
     const run = runs.get(fin.run_id) ?? (await t.getRun(fin.run_id))!;
     // A gate that decided `proceed` succeeds; its decision goes to the audit table first.
     if (r.decision) await t.run(recordDecision(t, run, fin.step, fin.number, r.decision, null, now, events));
-    await recordCache(client, run, fin.step, r, output, now);
+    if (writesCache(r)) await t.run(recordCache(t, run, fin.step, r, output, now));
     t.emit(events, run, `step.${status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
     await t.settle(events, run, fin.step, now);
     return true;
@@ -242,16 +243,6 @@ export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: 
   else if (status === 'spawned') await tx.t.run(spawnChild(tx.t, run, fin.step, fin.number, r, now, events));
   else await tx.t.run(completeSupervised(tx.t, run, fin.step, fin.number, r, now, events));
   return true;
-}
-
-/** Stores a succeeded step's output under its cache key, and why a step ran or was cached. */
-async function recordCache(client: pg.ClientBase, run: RunHeader, step: string, r: AttemptResult, output: string | null, now: number): Promise<void> {
-  if (r.outcome === 'succeeded' && r.cacheable && r.cacheKey) {
-    const parts = r.cacheParts ? pgJson(r.cacheParts) : null;
-    const outputs = r.cacheOutputs ? pgJson(r.cacheOutputs) : null;
-    await sql(client, 'putCache', [run.pipeline, r.cacheKey, output, run.id, step, now, parts, outputs]);
-  }
-  if (r.cacheExplain) await sql(client, 'setCacheExplain', [run.id, step, pgJson(r.cacheExplain)]);
 }
 
 const SETTLING = new Set(['succeeded', 'cached', 'skipped']);
@@ -301,7 +292,7 @@ async function completeSettling(tx: Tx, results: AttemptResult[], now: number, e
     const fin = done.get(r.attemptId);
     if (!fin) continue;
     const run = runOf.get(r.attemptId)!;
-    await recordCache(client, run, fin.step, r, outputs[i] ?? null, now);
+    if (writesCache(r)) await t.run(recordCache(t, run, fin.step, r, outputs[i] ?? null, now));
     t.emit(events, run, `step.${r.outcome as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
     settled.push({ run, step: fin.step });
   }

@@ -182,12 +182,6 @@ export const SQL = {
   cache: `SELECT output, run_id, outputs FROM step_cache WHERE pipeline = $1 AND cache_key = $2`,
   // $1 pipeline $2 step: the latest cached result of a step, what a miss is explained against
   latestCache: `SELECT run_id, parts FROM step_cache WHERE pipeline = $1 AND step = $2 ORDER BY created_at DESC LIMIT 1`,
-  // $1 pipeline $2 key $3 output $4 run_id $5 step $6 created_at $7 parts $8 outputs
-  putCache: `INSERT INTO step_cache (pipeline, cache_key, output, run_id, step, created_at, parts, outputs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (pipeline, cache_key) DO UPDATE SET output = EXCLUDED.output, run_id = EXCLUDED.run_id,
-               step = EXCLUDED.step, created_at = EXCLUDED.created_at, parts = EXCLUDED.parts, outputs = EXCLUDED.outputs`,
-  // $1 run_id $2 name $3 explain
-  setCacheExplain: `UPDATE steps SET cache_explain = $3 WHERE run_id = $1 AND name = $2`,
   // $1 owner $2 now $3 lease_until $4 limit: leases the best available attempts, skipping rows another claimer holds,
   // and in the same statement starts their steps and their queued runs and writes the claim's events (see
   // claimLoggedPicked); one statement outside a transaction block, whose commit does not wait for the WAL flush

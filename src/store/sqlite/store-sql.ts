@@ -42,11 +42,6 @@ export const SQL = {
   cache: `SELECT output, run_id, outputs FROM step_cache WHERE pipeline = @pipeline AND cache_key = @key`,
   // @pipeline @step: the latest cached result of a step, what a miss is explained against
   latestCache: `SELECT run_id, parts FROM step_cache WHERE pipeline = @pipeline AND step = @step ORDER BY created_at DESC LIMIT 1`,
-  // @pipeline @key @output @run_id @step @created_at @parts @outputs
-  putCache: `INSERT OR REPLACE INTO step_cache (pipeline, cache_key, output, run_id, step, created_at, parts, outputs)
-             VALUES (@pipeline, @key, @output, @run_id, @step, @created_at, @parts, @outputs)`,
-  // @run_id @name @explain
-  setCacheExplain: `UPDATE steps SET cache_explain = @explain WHERE run_id = @run_id AND name = @name`,
   // @owner @now @lease_until @limit: an attempt with a concurrency key is a candidate only while fewer than its limit
   // with that key run (several of one key in one claim are trimmed by claimInTransaction)
   claim: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
