@@ -37,6 +37,11 @@ export interface FailureFacts {
   retryAfterMs?: number;
   /** Jitter source of the retry delay. Default: Math.random. */
   random?: () => number;
+  /**
+   * The retry delay already drawn for this failure (the executor draws it when the try fails, with its own
+   * jitter source): used as is, so the run store keeps the delay the executor reported. Default: drawn here.
+   */
+  delayMs?: number;
 }
 
 /**
@@ -45,7 +50,7 @@ export interface FailureFacts {
  */
 export function afterFailure(facts: FailureFacts): FailureAction {
   if (mayRetry(facts.step.retry, facts.failures, facts.retryable, facts.live ?? true)) {
-    return { kind: 'retry', delayMs: retryDelayAfter(facts.step.retry, facts.failures, facts.retryAfterMs ?? 0, facts.random) };
+    return { kind: 'retry', delayMs: facts.delayMs ?? retryDelayAfter(facts.step.retry, facts.failures, facts.retryAfterMs ?? 0, facts.random) };
   }
   return failedForGood(facts.step, facts.failFast);
 }
@@ -53,7 +58,12 @@ export function afterFailure(facts: FailureFacts): FailureAction {
 /** What a failure that is not retried leads to: `continue` or `abort` per the step's `on_failure`. */
 export function failedForGood(step: Pick<Step, 'onFailure'>, failFast: boolean): Exclude<FailureAction, { kind: 'retry' }> {
   if (step.onFailure === 'continue') return { kind: 'continue' };
-  return { kind: 'abort', cancel: failFast ? 'all' : 'downstream' };
+  return { kind: 'abort', cancel: abortScope(failFast) };
+}
+
+/** Which steps that have not started a step failing the run cancels: all under `fail_fast`, else its downstream. */
+export function abortScope(failFast: boolean): 'all' | 'downstream' {
+  return failFast ? 'all' : 'downstream';
 }
 
 /** Whether another try is allowed after `failures` failed tries. */

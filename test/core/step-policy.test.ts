@@ -16,6 +16,13 @@ describe('the step policy', () => {
     expect(afterFailure({ step: { ...step, onFailure: 'continue' }, failFast: true, failures: 3, retryable: true })).toEqual({ kind: 'continue' });
   });
 
+  it('keeps a retry delay the executor already drew, so the run store waits what the attempt reported', () => {
+    const step = { retry: { ...retry(3), jitter: true }, onFailure: 'abort' as const };
+    // The executor drew 37 ms with its jitter source; the store decides again and must not draw another delay.
+    expect(afterFailure({ step, failFast: true, failures: 1, retryable: true, delayMs: 37, random: () => 0.9 })).toEqual({ kind: 'retry', delayMs: 37 });
+    expect(afterFailure({ step, failFast: true, failures: 3, retryable: true, delayMs: 37 })).toEqual({ kind: 'abort', cancel: 'all' });
+  });
+
   it('rewinds a gate within its budget, then blocks or fails with GATE_FAILED', () => {
     expect(afterRewindRequest('check', { budget: 2, then: 'fail' }, 0)).toEqual({ kind: 'rewind', budgetLeft: 1 });
     expect(afterRewindRequest('check', { budget: 2, then: 'block' }, 2)).toEqual({ kind: 'block', reason: 'retry budget of 2 spent' });

@@ -31,7 +31,7 @@ function execOp(c: SqliteCtx, pipeline: string, op: FlowOp, create: (req: Create
     case 'absorb':
       return absorb(c, op.id, op.input, op.runAt, op.absorbed, op.previous);
     case 'idempotent':
-      return idempotentRun(op.req, c.stmt('idempotent').get({ pipeline, key: op.req.idempotencyKey }) as RunRow | undefined, now);
+      return idempotentRun(op.req, c.prepared('SELECT * FROM runs WHERE pipeline = @pipeline AND idempotency_key = @key').get({ pipeline, key: op.req.idempotencyKey }) as RunRow | undefined, now);
     case 'create': {
       const created = create(op.req);
       // The run's input may still change (debounce): this process must read it again when it claims the run.

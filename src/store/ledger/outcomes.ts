@@ -5,7 +5,9 @@
  */
 import { SluiceError } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
+import type { Step } from '../../core/model.js';
 import { assertRunTransition } from '../../core/state-machine.js';
+import { afterFailure } from '../../core/step-policy.js';
 import type { RunRow, StepRow } from '../rows.js';
 import type { AttemptResult, RunAction, RunEvent } from '../store.js';
 import { get, run as exec, sql, type Rule } from './effects.js';
@@ -43,39 +45,51 @@ const S = {
 
 type Requeued = { attempts: number; force: number; feedback: string | null };
 
-/** An attempt failed: retry the step within its policy, or fail it and continue or abort the run. */
+/** A step missing from its definition (it cannot be): no retry, and it fails the run. */
+const UNDEFINED_STEP: Pick<Step, 'retry' | 'onFailure' | 'priority'> = {
+  retry: { attempts: 0, backoff: 'fixed', delayMs: 0, maxDelayMs: 0, jitter: false },
+  onFailure: 'abort',
+  priority: 0,
+};
+
+/** An attempt failed: the step policy retries the step, or fails it and the run continues or aborts. */
 export function* recordFailure(tx: LedgerTx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): Rule<void> {
-  const def = (yield* pipelineOf(tx, run)).byName.get(step);
-  const policy = def?.retry;
+  const compiled = yield* pipelineOf(tx, run);
+  const def = compiled.byName.get(step) ?? UNDEFINED_STEP;
   const stepRow = (yield* get<StepRow>(S.step, [run.id, step]))!;
-  const failures = stepRow.failures + 1;
   const live = run.status === 'running' || run.status === 'queued' || run.status === 'paused';
-  const retry = live && r.retryable !== false && policy !== undefined && failures < policy.attempts;
+  const action = afterFailure({
+    step: def,
+    failFast: compiled.definition.failFast,
+    failures: stepRow.failures + 1,
+    retryable: r.retryable,
+    live,
+    // The executor drew the delay (its jitter source, at least a Retry-After) when the try failed.
+    delayMs: r.retryDelayMs ?? 0,
+  });
   const errorText = r.error ? tx.json(r.error) : null;
   const errorData = r.error ? { code: r.error.code, message: r.error.message } : undefined;
-  if (retry) {
+  if (action.kind === 'retry') {
     const row = (yield* get<Requeued>(S.failStep, [run.id, step, 'retrying', errorText, now]))!;
-    const delay = r.retryDelayMs ?? 0;
-    yield* insertAttempt(tx, run, step, { number: row.attempts, at: now, availableAt: now + delay, priority: def?.priority ?? 0, force: row.force === 1, feedback: row.feedback });
-    tx.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row.attempts, delay_ms: delay, error: errorData, duration_ms: r.processingMs });
+    yield* insertAttempt(tx, run, step, { number: row.attempts, at: now, availableAt: now + action.delayMs, priority: def.priority, force: row.force === 1, feedback: row.feedback });
+    tx.emit(events, run, 'step.retrying', step, now, { attempt: number, next_attempt: row.attempts, delay_ms: action.delayMs, error: errorData, duration_ms: r.processingMs });
     return;
   }
   yield* get(S.failStep, [run.id, step, 'failed', errorText, now]);
   tx.emit(events, run, 'step.failed', step, now, { attempt: number, error: errorData, duration_ms: r.processingMs });
-  if (def?.onFailure === 'continue') yield* settle(tx, events, run, step, now);
-  else yield* abort(tx, events, run, step, now);
+  if (action.kind === 'continue') yield* settle(tx, events, run, step, now);
+  else yield* abort(tx, events, run, step, now, true, action.cancel);
 }
 
-/** A gate or approval steered the run: block it for a human, or rewind it to an upstream step. */
+/** A gate or approval steered the run: block it for a human, or rewind it to an upstream step (the step policy weighs its budget). */
 export function* completeSupervised(tx: LedgerTx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): Rule<void> {
   if (r.outcome === 'blocked') return yield* block(tx, run, step, number, r, now, events);
-  const result = yield* rewind(tx, run, step, number, r, now, events);
-  if (result === 'rewound') return tx.wake();
-  const reason = `retry budget of ${r.rewind?.budget ?? 0} spent`;
-  const decision = { ...(r.decision ?? { validations: [], rules: [] }), decision: 'block' as const, reason };
-  if (result === 'block') return yield* block(tx, run, step, number, { ...r, outcome: 'blocked', decision }, now, events);
-  yield* recordDecision(tx, run, step, number, { ...decision, reason: `${reason}; failing` }, 0, now, events);
-  const error: StoredError = { code: 'GATE_FAILED', message: `gate ${step}: ${reason}`, retryable: false };
+  const verdict = yield* rewind(tx, run, step, number, r, now, events);
+  if (verdict.kind === 'rewind') return tx.wake();
+  const decision = { ...(r.decision ?? { validations: [], rules: [] }), decision: 'block' as const, reason: verdict.reason };
+  if (verdict.kind === 'block') return yield* block(tx, run, step, number, { ...r, outcome: 'blocked', decision }, now, events);
+  yield* recordDecision(tx, run, step, number, { ...decision, reason: `${verdict.reason}; failing` }, 0, now, events);
+  const error = verdict.error as StoredError;
   yield* recordFailure(tx, run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events);
 }
 

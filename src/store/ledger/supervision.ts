@@ -6,12 +6,13 @@
 import { SluiceError } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import { stepStatesInto } from '../../core/state-machine.js';
+import { afterRewindRequest, type RewindVerdict } from '../../core/step-policy.js';
 import { approvedOutput, humanVerdict } from '../human-decision.js';
 import { parseJson, toGateDecisionRecord, type DecisionRow, type RunRow, type StepRow } from '../rows.js';
 import type { AttemptResult, GateDecision, GateDecisionRecord, HumanDecision, RunEvent } from '../store.js';
 import { all, get, run as exec, sql, type Rule } from './effects.js';
 import type { LedgerTx, StoredError } from './ledger-tx.js';
-import { abort, addCounters, getRun, inList, pipelineOf, promote, rebuild, setRunStatus, settle } from './transitions.js';
+import { addCounters, failedForGoodStep, getRun, inList, pipelineOf, promote, rebuild, setRunStatus, settle } from './transitions.js';
 
 const S = {
   holdStep: sql('holdStep', `UPDATE steps SET status = $3, output = $4::jsonb, finished_at = NULL WHERE run_id = $1 AND name = $2 AND status = 'running'`),
@@ -64,12 +65,13 @@ export function* block(tx: LedgerTx, run: RunRow, step: string, attempt: number,
  * everything after it (the gate included) go back to pending, the step gets the feedback; past the budget, the
  * gate's `then` applies (block, or fail).
  */
-export function* rewind(tx: LedgerTx, run: RunRow, step: string, attempt: number, r: AttemptResult, now: number, events: RunEvent[]): Rule<'rewound' | 'block' | 'fail'> {
+export function* rewind(tx: LedgerTx, run: RunRow, step: string, attempt: number, r: AttemptResult, now: number, events: RunEvent[]): Rule<RewindVerdict> {
   const request = r.rewind!;
   const used = Number((yield* get<{ n: number }>(S.retriesSoFar, [run.id, step]))!.n);
-  if (used >= request.budget) return request.then;
+  const verdict = afterRewindRequest(step, request, used);
+  if (verdict.kind !== 'rewind') return verdict;
   const decision: GateDecision = r.decision ?? { decision: 'retry', validations: [], rules: [] };
-  yield* recordDecision(tx, run, step, attempt, { ...decision, decision: 'retry', retryStep: request.to }, request.budget - used - 1, now, events);
+  yield* recordDecision(tx, run, step, attempt, { ...decision, decision: 'retry', retryStep: request.to }, verdict.budgetLeft, now, events);
   const compiled = yield* pipelineOf(tx, run);
   if (!compiled.byName.has(request.to)) throw new SluiceError('STEP_NOT_FOUND', `gate ${step} asked to retry ${request.to}, which is not a step of ${run.pipeline}`);
   const affected = descendants(compiled.definition, request.to);
@@ -82,7 +84,7 @@ export function* rewind(tx: LedgerTx, run: RunRow, step: string, attempt: number
   yield* exec(S.setFeedback, [run.id, request.to, tx.json(request.feedback)]);
   tx.emit(events, run, 'checkpoint.created', request.to, now, { rollback_to: request.to, by: step, steps: [...affected] });
   yield* rebuild(tx, events, run.id, now);
-  return 'rewound';
+  return verdict;
 }
 
 /** Stores a gate decision in the audit table and emits `gate.decided`. */
@@ -123,9 +125,8 @@ export function* decide(tx: LedgerTx, run: RunRow, step: string, d: HumanDecisio
   const stillBlocked = Number((yield* get<{ n: number }>(S.blockedCount, [run.id]))!.n);
   if (run.status === 'waiting' && stillBlocked === 0) yield* setRunStatus(tx, events, run, 'running', now, { event: 'run.resumed', data: who });
   const current = (yield* getRun(run.id))!;
-  const continues = d.decision === 'approve' || (yield* pipelineOf(tx, run)).byName.get(step)?.onFailure === 'continue';
-  if (continues) yield* settle(tx, events, current, step, now, false);
-  else yield* abort(tx, events, current, step, now, false);
+  if (d.decision === 'approve') yield* settle(tx, events, current, step, now, false);
+  else yield* failedForGoodStep(tx, events, current, step, now, false);
 }
 
 /** The audit of a run's gate and human decisions, oldest first. */

@@ -7,6 +7,7 @@ import type { ErrorRecord } from '../../core/errors.js';
 import { descendants } from '../../core/graph.js';
 import type { RunStatus, StepStatus } from '../../core/model.js';
 import { needIsSettled } from '../../core/scheduler.js';
+import { abortScope, failedForGood } from '../../core/step-policy.js';
 import { runStatesInto, stepStatesInto } from '../../core/state-machine.js';
 import type { RunRow, StepRow } from '../rows.js';
 import { stepsFailedError, type FailedStepRow } from '../run-failure.js';
@@ -58,11 +59,14 @@ const S = {
   addCounters: sql('addCounters', `UPDATE runs SET active = active + $2, remaining = remaining + $3, failed = failed + $4 WHERE id = $1 RETURNING ${RUN_STATE}`),
   settleCounters: sql('settleCounters', settleCountersWhere('id = $1', '$2', '$3', '$4::bigint')),
   decrementWaiting: sql('decrementWaiting', `UPDATE steps SET waiting_on = waiting_on - 1 WHERE run_id = $1 AND name = $2 AND status = 'pending'`),
-  readySteps: sql('readySteps', `SELECT name FROM steps WHERE run_id = $1 AND status = 'pending' AND waiting_on = 0 ORDER BY priority DESC, seq LIMIT $2`),
-  queueStep: sql(
-    'queueStep',
+  // Queues the ready steps (waiting on nothing), the first `$2` by priority then step order, in one statement;
+  // RETURNING gives no order, so the caller sorts the rows.
+  queueReady: sql(
+    'queueReady',
     `UPDATE steps SET status = 'queued', attempts = attempts + 1
-     WHERE run_id = $1 AND name = $2 AND status IN (${inList(stepStatesInto('queued'))}) RETURNING attempts, force, feedback`,
+     WHERE run_id = $1 AND status IN (${inList(stepStatesInto('queued'))}) AND name IN (
+       SELECT name FROM steps WHERE run_id = $1 AND status = 'pending' AND waiting_on = 0 ORDER BY priority DESC, seq LIMIT $2)
+     RETURNING name, attempts, force, feedback, priority, seq`,
   ),
   insertAttempt: sql(
     'insertAttempt',
@@ -166,17 +170,19 @@ export function* promote(tx: LedgerTx, out: RunEvent[], run: RunState, at: numbe
   if (slots <= 0 || run.remaining <= run.active) return run;
   const compiled = yield* pipelineOf(tx, run);
   if (run.failed > 0 && compiled.definition.failFast) return run;
-  const ready = yield* all<{ name: string }>(S.readySteps, [run.id, slots]);
+  const ready = yield* all<QueuedStep>(S.queueReady, [run.id, slots]);
   if (ready.length === 0) return run;
-  for (const { name } of ready) {
-    const row = yield* get<{ attempts: number; force: number; feedback: string | null }>(S.queueStep, [run.id, name]);
-    if (!row) continue;
-    const priority = compiled.byName.get(name)?.priority ?? 0;
-    yield* insertAttempt(tx, run, name, { number: row.attempts, at, availableAt: Math.max(at, run.run_at), priority, force: row.force === 1, feedback: row.feedback });
-    tx.emit(out, run, 'step.queued', name, at, { attempt: row.attempts });
+  ready.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+  for (const row of ready) {
+    const priority = compiled.byName.get(row.name)?.priority ?? 0;
+    yield* insertAttempt(tx, run, row.name, { number: row.attempts, at, availableAt: Math.max(at, run.run_at), priority, force: row.force === 1, feedback: row.feedback });
+    tx.emit(out, run, 'step.queued', row.name, at, { attempt: row.attempts });
   }
   return yield* addCounters(run.id, { active: ready.length });
 }
+
+/** A step {@link promote} queued. */
+type QueuedStep = { name: string; attempts: number; force: number; feedback: string | null; priority: number; seq: number };
 
 /** One need of each step that needs `step` is settled. */
 export function* releaseDependents(tx: LedgerTx, run: RunRef, step: string): Rule<void> {
@@ -211,11 +217,25 @@ export function* afterSettle(tx: LedgerTx, out: RunEvent[], row: SettledRun, at:
   yield* ended(tx, out, row, row.status as 'succeeded' | 'failed', at);
 }
 
-/** A step failed for good with on_failure: abort. */
-export function* abort(tx: LedgerTx, out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true): Rule<void> {
+/**
+ * A step failed for good (no retry left): per the step policy, its dependents go on (`on_failure: continue`) or
+ * it fails the run.
+ */
+export function* failedForGoodStep(tx: LedgerTx, out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true): Rule<void> {
+  const compiled = yield* pipelineOf(tx, run);
+  const action = failedForGood(compiled.byName.get(step) ?? { onFailure: 'abort' }, compiled.definition.failFast);
+  if (action.kind === 'continue') yield* settle(tx, out, run, step, at, wasActive);
+  else yield* abort(tx, out, run, step, at, wasActive, action.cancel);
+}
+
+/**
+ * A step failed for good with on_failure: abort. `cancel` says which unstarted steps are cancelled (default: the
+ * step policy's scope for the pipeline's `fail_fast`).
+ */
+export function* abort(tx: LedgerTx, out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true, cancel?: 'all' | 'downstream'): Rule<void> {
   const compiled = yield* pipelineOf(tx, run);
   let row = yield* addCounters(run.id, { active: wasActive ? -1 : 0, remaining: -1, failed: 1 });
-  if (compiled.definition.failFast) {
+  if ((cancel ?? abortScope(compiled.definition.failFast)) === 'all') {
     row = yield* cancelSteps(tx, out, row, null, at);
   } else {
     const downstream = descendants(compiled.definition, step);

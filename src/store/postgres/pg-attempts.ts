@@ -3,19 +3,16 @@
  * claiming attempts and recording results.
  */
 import type pg from 'pg';
-import { initiallyReady, planRun } from '../../core/scheduler.js';
-import { newRunId } from '../ids.js';
 import { toRunRecord, type ClaimedAttemptRow, type RunRow } from '../rows.js';
-import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, EventType, RunEvent } from '../store.js';
+import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, RunEvent } from '../store.js';
 import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';
-import { spawnChild } from './pg-children.js';
+import { createRun, planNewRun, spawnChild, type PlannedRun } from '../ledger/run-create.js';
+import { recordCache, writesCache } from '../ledger/cache.js';
+import { claimedBatch, toClaimedAttempt, type ClaimedRun } from '../ledger/claims.js';
 import { completeSupervised, recordFailure } from '../ledger/outcomes.js';
 import { recordDecision } from '../ledger/supervision.js';
-import { runConcurrencyKeys } from '../concurrency-keys.js';
-import { checkSameRequest, IDEMPOTENCY_WINDOW_MS, runRequestHash } from '../idempotency.js';
 import { pgJson } from './pg-json.js';
-import { PG_RUN_TRACE_SQL } from './pg-run-traces.js';
 
 /** One transaction's view: its client and its run transitions (which buffer its events). */
 export interface Tx {
@@ -62,57 +59,6 @@ export async function insertNewRows(tx: Tx, rows: NewRows): Promise<void> {
   rows.count = 0;
 }
 
-/** A new run planned in memory: its rows and its creation events (ids not known yet). */
-interface PlannedRun {
-  run: RunRow;
-  runValues: unknown[];
-  planned: ReturnType<typeof planRun>;
-  ready: ReturnType<typeof initiallyReady>;
-  statuses: string[];
-  keys: string | null;
-  events: RunEvent[];
-}
-
-function planNewRun(req: CreateRunRequest, now: number): PlannedRun {
-  const p = req.pipeline;
-  const planned = planRun(p.definition, req.selection ? new Set(req.selection) : null);
-  const maxParallel = req.maxParallel ?? p.definition.maxParallel;
-  const ready = initiallyReady(planned).slice(0, maxParallel);
-  const readyNames = new Set(ready.map((s) => s.name));
-  const runAt = Math.max(req.runAt ?? now, now);
-  const run: RunRow = {
-    id: req.id ?? newRunId(now),
-    pipeline: p.name,
-    version: p.version,
-    status: 'queued',
-    input: pgJson(req.input),
-    priority: req.priority ?? 0,
-    force: req.force ? 1 : 0,
-    max_parallel: maxParallel,
-    selection: req.selection ? pgJson(req.selection) : null,
-    idempotency_key: req.idempotencyKey ?? null,
-    remaining: planned.filter((s) => s.status === 'pending').length,
-    active: ready.length,
-    failed: 0,
-    error: null,
-    run_at: runAt,
-    deadline_at: p.definition.timeoutMs === null ? null : runAt + p.definition.timeoutMs,
-    created_at: now,
-    started_at: null,
-    finished_at: null,
-    parent_run_id: req.parent?.runId ?? null,
-    parent_step: req.parent?.step ?? null,
-  };
-  const r = run;
-  const runValues = [r.id, r.pipeline, r.version, r.input, r.priority, r.force, r.max_parallel, r.selection, r.idempotency_key, r.remaining, r.active, r.run_at, r.deadline_at, r.created_at, r.parent_run_id, r.parent_step];
-  const event = (type: EventType, step: string | null, data: Record<string, unknown> | null): RunEvent => ({ id: 0, runId: run.id, pipeline: run.pipeline, step, type, data, at: now });
-  const events = [event('run.queued', null, null)];
-  for (const s of planned) if (s.status === 'skipped') events.push(event('step.skipped', s.name, { reason: 'not selected or disabled' }));
-  for (const s of ready) events.push(event('step.queued', s.name, { attempt: 1 }));
-  const statuses = planned.map((s) => (readyNames.has(s.name) ? 'queued' : s.status));
-  return { run, runValues, planned, ready, statuses, keys: runConcurrencyKeys(p.definition, req.concurrencyKeys), events };
-}
-
 /** Collects the rows of a planned run (one without an idempotency key or concurrency keys) into `rows`. */
 function collectRows(rows: NewRows, { run, runValues, planned, ready, statuses }: PlannedRun): void {
   pushRow(rows.runs, runValues);
@@ -131,7 +77,7 @@ export function planPlainRuns(requests: CreateRunRequest[], now: number): Planne
   const plans: PlannedRun[] = [];
   for (const req of requests) {
     if (req.idempotencyKey !== undefined || req.traceparent !== undefined) return null;
-    const plan = planNewRun(req, now);
+    const plan = planNewRun(req, now, pgJson);
     if (plan.keys !== null || plan.run.remaining === 0) return null;
     plans.push(plan);
   }
@@ -146,15 +92,7 @@ export async function createRunsAlone(client: pg.PoolClient, plans: PlannedRun[]
   const rows = new NewRows();
   for (const plan of plans) collectRows(rows, plan);
   const events = plans.flatMap((p) => p.events);
-  const cols: unknown[][] = [[], [], [], [], [], []];
-  for (const e of events) {
-    cols[0]!.push(e.runId);
-    cols[1]!.push(e.pipeline);
-    cols[2]!.push(e.step);
-    cols[3]!.push(e.type);
-    cols[4]!.push(e.data === null ? null : pgJson(e.data));
-    cols[5]!.push(e.at);
-  }
+  const cols = eventColumns(events);
   const ids = (await sql<{ id: number | null }>(client, wake ? 'insertRunRowsNotify' : 'insertRunRowsLogged', [...rows.runs, ...rows.steps, ...rows.attempts, ...cols]))
     .map((r) => r.id)
     .filter((id): id is number => id !== null)
@@ -164,46 +102,19 @@ export async function createRunsAlone(client: pg.PoolClient, plans: PlannedRun[]
 }
 
 /**
- * Inserts one run with its steps and first attempts (or returns the run its idempotency key names). With `later`,
- * a run without an idempotency key is only collected there; the caller writes it with {@link insertNewRows}.
+ * Creates one run (the ledger's rule), or returns the run its idempotency key names. With `later`, the rows of a
+ * run without an idempotency key, concurrency keys or trace are only collected there; the caller writes them with
+ * {@link insertNewRows}.
  */
-export async function createRunIn(tx: Tx, req: CreateRunRequest, now: number, later?: NewRows): Promise<CreatedRun> {
-  const { client, t } = tx;
-  const p = req.pipeline;
-  if (req.idempotencyKey !== undefined) {
-    // Concurrent requests with one key queue here, so the second sees the first's run.
-    await sql(client, 'xactLock', [`idempotency:${p.name}:${req.idempotencyKey}`]);
-    const [existing] = await sql<RunRow>(client, 'idempotent', [p.name, req.idempotencyKey]);
-    if (existing && existing.created_at > now - IDEMPOTENCY_WINDOW_MS) {
-      checkSameRequest(existing, req, runRequestHash(req));
-      return { run: toRunRecord(existing), created: false, events: [] };
-    }
-    if (existing) await sql(client, 'clearIdempotency', [existing.id]);
-  }
-  const plan = planNewRun(req, now);
-  const { run, planned, ready, statuses, keys } = plan;
-  // The attempts of keyed steps read the run's keys when they are inserted: such a run is written at once.
-  const defer = later !== undefined && req.idempotencyKey === undefined && keys === null && req.traceparent === undefined;
-  if (defer) {
-    collectRows(later, plan);
-  } else {
-    await sql(client, 'insertRun', plan.runValues);
-    if (keys !== null) await sql(client, 'setRunConcurrencyKeys', [run.id, keys]);
-    if (req.idempotencyKey !== undefined) await sql(client, 'setIdempotencyHash', [run.id, runRequestHash(req)]);
-    if (req.traceparent !== undefined) await client.query(PG_RUN_TRACE_SQL.set, [run.id, req.traceparent]);
-    await sql(
-      client,
-      'insertSteps',
-      [run.id, planned.map((s) => s.name), planned.map((s) => s.seq), statuses, planned.map((s) => s.waitingOn), planned.map((s) => s.priority), planned.map((s) => (ready.some((r) => r.name === s.name) ? 1 : 0))]);
-    for (const s of ready) await t.insertAttempt(run, s.name, 1, now, run.run_at, s.priority);
-  }
-  const events: RunEvent[] = [];
-  for (const e of plan.events) t.emit(events, run, e.type, e.step, now, e.data ?? undefined);
-  if (run.remaining > 0) return { run: toRunRecord(run), created: true, events };
-  // Nothing to run (every step skipped): the run ends at once.
-  if (later) await insertNewRows(tx, later);
-  await t.finishIfDone(events, run, now);
-  return { run: toRunRecord((await t.getRun(run.id))!), created: true, events };
+export function createRunIn(tx: Tx, req: CreateRunRequest, now: number, later?: NewRows): Promise<CreatedRun> {
+  if (!later) return tx.t.run(createRun(tx.t, req, now));
+  return tx.t.run(
+    createRun(tx.t, req, now, {
+      // The attempts of keyed steps read the run's keys when they are inserted: such a run is written at once.
+      defer: (plan, r) => r.idempotencyKey === undefined && plan.keys === null && r.traceparent === undefined && (collectRows(later, plan), true),
+      flush: () => insertNewRows(tx, later),
+    }),
+  );
 }
 
 /** Leases up to `limit` available attempts (SKIP LOCKED), starting their steps and runs. */
@@ -269,24 +180,17 @@ async function claimKeyedRows(client: pg.PoolClient, owner: string, picked: Clai
 }
 
 function toClaimed(r: ClaimedRow, until: number): ClaimedAttempt {
-  return { id: r.id, runId: r.run_id, step: r.step, number: r.number, fence: r.fence, pipeline: r.pipeline, version: r.version, input: JSON.parse(r.input), force: r.force === 1, leaseExpiresAt: until, ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }) };
+  return toClaimedAttempt(r, runOfClaimed(r), until);
 }
+
+const runOfClaimed = (r: ClaimedRow): ClaimedRun => ({ id: r.run_id, pipeline: r.pipeline, version: r.version, input: r.input });
 
 /** The claimed attempts and their events (emitted into the transaction, written at its end). */
 function toBatch(t: PgRunTransitions, rows: ClaimedRow[], until: number, now: number): ClaimBatch {
-  const events: RunEvent[] = [];
-  if (rows.length === 0) return { attempts: [], events };
   rows.sort((a, b) => a.id - b.id);
   // The claim statement started the queued runs and the steps of these attempts too.
   const started = new Set(rows.filter((r) => r.run_started).map((r) => r.run_id));
-  const attempts: ClaimedAttempt[] = [];
-  for (const r of rows) {
-    const run = { id: r.run_id, pipeline: r.pipeline };
-    if (started.delete(r.run_id)) t.emit(events, run, 'run.started', null, now);
-    t.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
-    attempts.push(toClaimed(r, until));
-  }
-  return { attempts, events };
+  return claimedBatch(t, rows, (r) => runOfClaimed(r as ClaimedRow), started, until, now);
 }
 
 /**
@@ -327,7 +231,7 @@ export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: 
     const run = runs.get(fin.run_id) ?? (await t.getRun(fin.run_id))!;
     // A gate that decided `proceed` succeeds; its decision goes to the audit table first.
     if (r.decision) await t.run(recordDecision(t, run, fin.step, fin.number, r.decision, null, now, events));
-    await recordCache(client, run, fin.step, r, output, now);
+    if (writesCache(r)) await t.run(recordCache(t, run, fin.step, r, output, now));
     t.emit(events, run, `step.${status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
     await t.settle(events, run, fin.step, now);
     return true;
@@ -336,19 +240,9 @@ export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: 
   if (!fin) return false;
   const run = (await t.getRun(fin.run_id))!;
   if (status === 'failed') await tx.t.run(recordFailure(tx.t, run, fin.step, fin.number, r, now, events));
-  else if (status === 'spawned') await spawnChild(tx, run, fin.step, fin.number, r, now, events);
+  else if (status === 'spawned') await tx.t.run(spawnChild(tx.t, run, fin.step, fin.number, r, now, events));
   else await tx.t.run(completeSupervised(tx.t, run, fin.step, fin.number, r, now, events));
   return true;
-}
-
-/** Stores a succeeded step's output under its cache key, and why a step ran or was cached. */
-async function recordCache(client: pg.ClientBase, run: RunHeader, step: string, r: AttemptResult, output: string | null, now: number): Promise<void> {
-  if (r.outcome === 'succeeded' && r.cacheable && r.cacheKey) {
-    const parts = r.cacheParts ? pgJson(r.cacheParts) : null;
-    const outputs = r.cacheOutputs ? pgJson(r.cacheOutputs) : null;
-    await sql(client, 'putCache', [run.pipeline, r.cacheKey, output, run.id, step, now, parts, outputs]);
-  }
-  if (r.cacheExplain) await sql(client, 'setCacheExplain', [run.id, step, pgJson(r.cacheExplain)]);
 }
 
 const SETTLING = new Set(['succeeded', 'cached', 'skipped']);
@@ -398,7 +292,7 @@ async function completeSettling(tx: Tx, results: AttemptResult[], now: number, e
     const fin = done.get(r.attemptId);
     if (!fin) continue;
     const run = runOf.get(r.attemptId)!;
-    await recordCache(client, run, fin.step, r, outputs[i] ?? null, now);
+    if (writesCache(r)) await t.run(recordCache(t, run, fin.step, r, outputs[i] ?? null, now));
     t.emit(events, run, `step.${r.outcome as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
     settled.push({ run, step: fin.step });
   }

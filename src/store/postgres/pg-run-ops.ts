@@ -15,12 +15,12 @@ import type {
   TransitionResult,
 } from '../store.js';
 import type { Rule } from '../ledger/effects.js';
-import { requeueExpired } from '../ledger/outcomes.js';
+import { reap } from '../ledger/upkeep.js';
 import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type RunHeader, type Tx } from './pg-attempts.js';
 import { pgJson } from './pg-json.js';
 import { createRunWithFlowPg, lockBatchBuckets } from '../flow/pg-flow.js';
 import type { PgRunTransitions } from './pg-run-transitions.js';
-import { REAPER_LOCK_KEY, SQL, sql } from './pg-store-sql.js';
+import { sql } from './pg-store-sql.js';
 
 // The run paths of the PostgreSQL store, each the body of one transaction (`tx`) that PostgresStore opens.
 
@@ -80,37 +80,9 @@ export async function completeAttemptsIn(tx: Tx, results: AttemptResult[], now: 
   return batch;
 }
 
-/** Re-queues attempts whose lease expired or whose owner is dead, and fails runs past their deadline. */
-export async function reapIn(tx: Tx, now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
-  const { client, t } = tx;
-  const result: ReapResult = { expired: 0, timedOutRuns: 0, events: [] };
-  // One reaper at a time across all processes; the others skip this round instead of queueing behind it.
-  const [lock] = await sql<{ locked: boolean }>(client, 'tryXactLock', [String(REAPER_LOCK_KEY)]);
-  if (!lock?.locked) return result;
-  type Lease = { id: number; run_id: string; step: string; number: number; fence: number; owner: string };
-  const expired = (await sql<Lease>(client, 'expiredLeases', [now])).map((a) => ({ ...a, dead: false }));
-  if (isOwnerDead) {
-    const dead = (await sql<{ owner: string }>(client, 'runningOwners', [])).map((r) => r.owner).filter(isOwnerDead);
-    if (dead.length > 0) expired.push(...(await sql<Lease>(client, 'ownerAttempts', [dead])).map((a) => ({ ...a, dead: true })));
-  }
-  const overdue = (await sql<{ id: string }>(client, 'overdueRuns', [now])).map((r) => r.id);
-  if (expired.length === 0 && overdue.length === 0) return result;
-  await t.lockRuns([...expired.map((a) => a.run_id), ...overdue]);
-  const seen = new Set<number>();
-  for (const a of expired) {
-    if (seen.has(a.id) || ((await client.query(SQL.expireAttempt, [a.id, now, a.fence, a.dead])).rowCount ?? 0) === 0) continue;
-    seen.add(a.id);
-    result.expired += 1;
-    await t.run(requeueExpired(t, a.run_id, a.step, now, result.events));
-  }
-  for (const id of overdue) {
-    const run = (await t.getRun(id))!;
-    // Another reaper may have ended it between the select and the lock.
-    if (!['queued', 'running', 'paused', 'waiting'].includes(run.status) || run.deadline_at === null || run.deadline_at >= now) continue;
-    result.timedOutRuns += 1;
-    await t.terminate(result.events, run, 'failed', now, { code: 'RUN_TIMEOUT', message: 'the run exceeded its timeout' });
-  }
-  return result;
+/** Re-queues attempts whose lease expired or whose owner is dead, and fails runs past their deadline (the ledger's scan). */
+export function reapIn(tx: Tx, now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
+  return tx.t.run(reap(tx.t, now, isOwnerDead));
 }
 
 /**

@@ -1,10 +1,8 @@
 import type pg from 'pg';
-import type { ErrorRecord } from '../../core/errors.js';
-import type { RunStatus } from '../../core/model.js';
 import { runAsync, sql, type AsyncExecutor, type Rule, type Statement } from '../ledger/effects.js';
 import type { CompiledPipeline, EndStatus, LedgerTx } from '../ledger/ledger-tx.js';
 import * as L from '../ledger/transitions.js';
-import { settleCountersWhere, type RunState, type SettledRun, type StatusOptions } from '../ledger/transitions.js';
+import { settleCountersWhere, type SettledRun } from '../ledger/transitions.js';
 import type { RunRow } from '../rows.js';
 import type { EventType, RunEvent } from '../store.js';
 import { encodePgJson, pgJson, toPgText } from './pg-json.js';
@@ -34,7 +32,6 @@ const PG = {
      RETURNING id`,
   ),
 };
-
 
 /** The columns of insertEvents (run_ids, pipelines, steps, types, data as JSON text, ats) for `events`, in order. */
 export function eventColumns(events: readonly RunEvent[]): unknown[][] {
@@ -145,22 +142,6 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
     return this.unwritten.splice(0);
   }
 
-  addCounters(id: string, delta: { active?: number; remaining?: number; failed?: number }): Promise<RunState> {
-    return this.run(L.addCounters(id, delta));
-  }
-
-  setRunStatus(out: RunEvent[], run: Pick<RunRow, 'id' | 'pipeline'>, to: RunStatus, at: number, opts: StatusOptions = {}): Promise<boolean> {
-    return this.run(L.setRunStatus(this, out, run, to, at, opts));
-  }
-
-  async insertAttempt(run: RunState, step: string, number: number, at: number, availableAt: number, priority: number, force = false, feedback: string | null = null): Promise<void> {
-    await this.run(L.insertAttempt(this, run, step, { number, at, availableAt, priority, force, feedback }));
-  }
-
-  promote(out: RunEvent[], run: RunState, at: number): Promise<RunState> {
-    return this.run(L.promote(this, out, run, at));
-  }
-
   settle(out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true): Promise<void> {
     return this.run(L.settle(this, out, run, step, at, wasActive));
   }
@@ -185,19 +166,4 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
     for (const { run } of settled) await this.run(L.afterSettle(this, out, byId.get(run.id)!, at));
   }
 
-  abort(out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true): Promise<void> {
-    return this.run(L.abort(this, out, run, step, at, wasActive));
-  }
-
-  finishIfDone(out: RunEvent[], run: RunState, at: number): Promise<void> {
-    return this.run(L.finishIfDone(this, out, run, at));
-  }
-
-  terminate(out: RunEvent[], run: RunState, to: 'cancelled' | 'failed', at: number, error?: ErrorRecord): Promise<void> {
-    return this.run(L.terminate(this, out, run, to, at, error));
-  }
-
-  rebuild(out: RunEvent[], runId: string, at: number): Promise<void> {
-    return this.run(L.rebuild(this, out, runId, at));
-  }
 }

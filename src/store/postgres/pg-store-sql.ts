@@ -9,8 +9,8 @@ export const WAKEUP_CHANNEL = 'sluice_wakeup';
 /** Advisory lock key (pg_advisory_lock) taken while migrating: any 64-bit number unique to Sluice. */
 export const MIGRATION_LOCK_KEY = 7_361_020_411_935_117;
 
-/** Advisory lock key held (for one transaction) by the process that is reaping expired leases. */
-export const REAPER_LOCK_KEY = 7_361_020_411_935_118;
+/** Advisory lock key held (for one transaction) by the process that is reaping expired leases (the ledger's scan takes it). */
+export { REAPER_LOCK_KEY } from '../ledger/upkeep.js';
 
 /** Advisory lock key held (for a whole session, pg_try_advisory_lock) by the connection of the leading worker process. */
 export const LEADER_LOCK_KEY = 7_361_020_411_935_119;
@@ -133,8 +133,6 @@ export const SQL = {
   appliedMigrations: `SELECT id FROM sluice_migrations`,
   // $1 id $2 name $3 applied_at
   recordMigration: `INSERT INTO sluice_migrations (id, name, applied_at) VALUES ($1, $2, $3)`,
-  // $1 key (bigint as text): true when this transaction got the lock; released at commit
-  tryXactLock: `SELECT pg_try_advisory_xact_lock($1::bigint) AS locked`,
   // $1 key: serializes transactions on one key (pipeline name, idempotency key) until commit
   xactLock: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
   // $1 name $2 version
@@ -149,17 +147,6 @@ export const SQL = {
   insertPipeline: `INSERT INTO pipelines (name, version, hash, definition, source, source_file, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
   // $1 pipeline
   resetCache: `DELETE FROM step_cache WHERE pipeline = $1`,
-  // $1 pipeline $2 key
-  idempotent: `SELECT * FROM runs WHERE pipeline = $1 AND idempotency_key = $2`,
-  // $1 id
-  clearIdempotency: `UPDATE runs SET idempotency_key = NULL WHERE id = $1`,
-  // $1 id $2 hash
-  setIdempotencyHash: `UPDATE runs SET idempotency_hash = $2 WHERE id = $1`,
-  // $1 id $2 pipeline $3 version $4 input $5 priority $6 force $7 max_parallel $8 selection $9 idempotency_key
-  // $10 remaining $11 active $12 run_at $13 deadline_at $14 created_at $15 parent_run_id $16 parent_step
-  insertRun: `INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
-                idempotency_key, remaining, active, failed, run_at, deadline_at, created_at, parent_run_id, parent_step)
-              VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16)`,
   // Many runs with their steps and first attempts in one statement (arrays, one element per row; attempts are inserted
   // in array order). Foreign keys are checked at the end of the statement, when every row is in.
   // runs: $1 ids $2 pipelines $3 versions $4 inputs $5 priorities $6 forces $7 max_parallels $8 selections
@@ -173,9 +160,6 @@ export const SQL = {
   // the same, and NOTIFY the wake-up channel (one more row, with a null id)
   insertRunRowsNotify: `WITH ${NEW_RUN_ROWS}, new_attempts AS (${NEW_ATTEMPTS}), ${NEW_EVENTS}
                  SELECT id FROM logged UNION ALL SELECT NULL FROM (SELECT pg_notify('${WAKEUP_CHANNEL}', '')) n`,
-  // $1 run_id $2 names $3 seqs $4 statuses $5 waiting_ons $6 priorities $7 attempts (arrays, one element per step)
-  insertSteps: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
-                SELECT $1, n, s, st, w, p, a FROM unnest($2::text[], $3::int[], $4::text[], $5::int[], $6::int[], $7::int[]) AS u(n, s, st, w, p, a)`,
   // $1 id
   run: `SELECT * FROM runs WHERE id = $1`,
   // $1 run_id
@@ -198,12 +182,6 @@ export const SQL = {
   cache: `SELECT output, run_id, outputs FROM step_cache WHERE pipeline = $1 AND cache_key = $2`,
   // $1 pipeline $2 step: the latest cached result of a step, what a miss is explained against
   latestCache: `SELECT run_id, parts FROM step_cache WHERE pipeline = $1 AND step = $2 ORDER BY created_at DESC LIMIT 1`,
-  // $1 pipeline $2 key $3 output $4 run_id $5 step $6 created_at $7 parts $8 outputs
-  putCache: `INSERT INTO step_cache (pipeline, cache_key, output, run_id, step, created_at, parts, outputs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (pipeline, cache_key) DO UPDATE SET output = EXCLUDED.output, run_id = EXCLUDED.run_id,
-               step = EXCLUDED.step, created_at = EXCLUDED.created_at, parts = EXCLUDED.parts, outputs = EXCLUDED.outputs`,
-  // $1 run_id $2 name $3 explain
-  setCacheExplain: `UPDATE steps SET cache_explain = $3 WHERE run_id = $1 AND name = $2`,
   // $1 owner $2 now $3 lease_until $4 limit: leases the best available attempts, skipping rows another claimer holds,
   // and in the same statement starts their steps and their queued runs and writes the claim's events (see
   // claimLoggedPicked); one statement outside a transaction block, whose commit does not wait for the WAL flush
@@ -222,8 +200,6 @@ export const SQL = {
   tryKeyLock: `SELECT pg_try_advisory_xact_lock(hashtextextended('concurrency:' || $1, 0)) AS locked`,
   // $1 key
   runningWithKey: `SELECT count(*)::integer AS n FROM attempts WHERE concurrency_key = $1 AND status = 'running'`,
-  // $1 id $2 keys (JSON text)
-  setRunConcurrencyKeys: `UPDATE runs SET concurrency_keys = $2::jsonb WHERE id = $1`,
   // $1 owner $2 lease_until: extends the owner's leases, skipping rows a transaction of this worker is finishing
   // (waiting on them could deadlock with it); returns every attempt the owner still holds
   heartbeat: `WITH renewed AS (
@@ -264,18 +240,6 @@ export const SQL = {
                   FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
                   RETURNING s.name)
                 SELECT id, run_id, step, number FROM fin`,
-  // $1 now
-  expiredLeases: `SELECT id, run_id, step, number, fence, owner FROM attempts WHERE status = 'running' AND lease_expires_at < $1`,
-  // (none)
-  runningOwners: `SELECT DISTINCT owner FROM attempts WHERE status = 'running'`,
-  // $1 owners
-  ownerAttempts: `SELECT id, run_id, step, number, fence, owner FROM attempts WHERE status = 'running' AND owner = ANY($1::text[])`,
-  // $1 id $2 now $3 fence $4 owner_dead: expires the lease that was seen, unless it was renewed or finished meanwhile
-  expireAttempt: `UPDATE attempts SET status = 'expired', finished_at = $2, lease_expires_at = NULL,
-                    error = '{"code":"LEASE_LOST","message":"the worker lost its lease"}'
-                  WHERE id = $1 AND status = 'running' AND fence = $3 AND ($4::boolean OR lease_expires_at < $2)`,
-  // $1 now
-  overdueRuns: `SELECT id FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < $1 AND status IN ('queued', 'running', 'paused', 'waiting')`,
   // $1 key $2 window
   rateWindow: `SELECT requests, tokens FROM rate_windows WHERE key = $1 AND "window" = $2`,
   // $1 key $2 window $3 tokens
@@ -293,8 +257,6 @@ export const SQL = {
                   error = EXCLUDED.error, updated_at = EXCLUDED.updated_at`,
   // $1 id $2 fence $3 owner: locks the attempt row, so the lease cannot be taken over until commit
   holdsLease: `SELECT 1 AS held FROM attempts WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running' FOR SHARE`,
-  // $1 run_id $2 name $3 output
-  setStepOutput: `UPDATE steps SET output = $3 WHERE run_id = $1 AND name = $2`,
   // $1 limit
   deadLetters: `SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC LIMIT $1`,
   // (none): delivered at commit, to every listening worker

@@ -1,4 +1,5 @@
-import type { ClaimBatch, ClaimedAttempt, RunEvent } from '../store.js';
+import type { ClaimBatch } from '../store.js';
+import { claimedBatch } from '../ledger/claims.js';
 import type { ClaimedAttemptRow } from '../rows.js';
 import { excessKeyedClaims } from '../concurrency-keys.js';
 import type { SqliteCtx } from './sqlite-context.js';
@@ -11,29 +12,9 @@ export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, l
   const rows = claimed as ClaimedAttemptRow[];
   const excess = rows.some((r) => r.concurrency_key !== null) ? trimKeyedClaims(c, rows) : null;
   const kept = excess ? rows.filter((r) => !excess.has(r.id)) : rows;
-  const events: RunEvent[] = [];
-  const attempts: ClaimedAttempt[] = [];
-  if (kept.length === 0) return { attempts, events };
+  if (kept.length === 0) return { attempts: [], events: [] };
   const started = kept.length > 1 ? c.batches.startClaimed(kept, now) : startClaimed(c, kept[0]!, now);
-  for (const r of kept) {
-    const run = c.header(r.run_id);
-    if (started.delete(r.run_id)) c.transitions.emit(events, run, 'run.started', null, now);
-    c.transitions.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
-    attempts.push({
-      id: r.id,
-      runId: r.run_id,
-      step: r.step,
-      number: r.number,
-      fence: r.fence,
-      pipeline: run.pipeline,
-      version: run.version,
-      input: JSON.parse(run.input),
-      force: r.force === 1,
-      leaseExpiresAt: now + leaseMs,
-      ...(r.feedback === null ? {} : { feedback: JSON.parse(r.feedback) as unknown }),
-    });
-  }
-  return { attempts, events };
+  return claimedBatch(c.transitions, kept, (r) => c.header(r.run_id), started, now + leaseMs, now);
 }
 
 /** Starts the run and step of one claimed attempt; returns the run's id when it was queued until now. */

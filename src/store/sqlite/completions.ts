@@ -1,23 +1,15 @@
 import type { AttemptResult, ClaimRequest, CompletionBatch, RunEvent } from '../store.js';
 import { claimInTransaction } from './claims.js';
-import { toJson, toStoredPipeline, type PipelineRow, type RunRow } from '../rows.js';
+import { toJson } from '../rows.js';
 import { completeSupervised, recordFailure } from '../ledger/outcomes.js';
 import { recordDecision } from '../ledger/supervision.js';
+import { recordCache, writesCache } from '../ledger/cache.js';
 import { isPlainOutcome, type FinishedAttempt, type FinishedStep } from './attempt-batches.js';
 import type { RunHeader, SqliteCtx } from './sqlite-context.js';
-import { createRun } from './run-create.js';
+import { createHooks } from './run-create.js';
+import { spawnChild } from '../ledger/run-create.js';
 
 // Completions of the SQLite store: recording attempt results, the cache, and child runs of `pipeline` steps.
-
-/** Stores a succeeded step's output under its cache key, and why a step ran or was cached. */
-export function recordCache(c: SqliteCtx, run: RunHeader, step: string, r: AttemptResult, status: string, output: string | null, now: number): void {
-  if (status === 'succeeded' && r.cacheable && r.cacheKey) {
-    const parts = r.cacheParts ? JSON.stringify(r.cacheParts) : null;
-    const outputs = r.cacheOutputs ? JSON.stringify(r.cacheOutputs) : null;
-    c.stmt('putCache').run({ pipeline: run.pipeline, key: r.cacheKey, output, run_id: run.id, step, created_at: now, parts, outputs });
-  }
-  if (r.cacheExplain) c.stmt('setCacheExplain').run({ run_id: run.id, name: step, explain: JSON.stringify(r.cacheExplain) });
-}
 
 /**
  * Results that only finish their steps (succeeded, cached, skipped), recorded with a few statements per batch:
@@ -50,7 +42,7 @@ export function completePlain(c: SqliteCtx, results: AttemptResult[], now: numbe
   const once = children ? [] : [...resultsOfRun].filter(([, n]) => n === 1).map(([id]) => id);
   const settled = c.batches.settleRuns(once, now);
   for (const { r, fin, run, step } of done) {
-    recordCache(c, run, fin.step, r, step.status, step.output, now);
+    if (writesCache(r)) c.transitions.run(recordCache(c.transitions, run, fin.step, r, step.output, now));
     c.transitions.emit(batch.events, run, `step.${step.status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
     const counters = settled.get(run.id);
     if (!counters) {
@@ -79,35 +71,17 @@ export function completeOne(c: SqliteCtx, r: AttemptResult, now: number, events:
     return true;
   }
   if (status === 'spawned') {
-    spawnChild(c, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events);
+    c.transitions.run(spawnChild(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events, createHooks(c)));
     return true;
   }
   if (r.decision) c.transitions.run(recordDecision(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r.decision, null, now, events));
   const run = c.header(fin.run_id);
   const output = toJson(r.output);
   c.stmt('finishStep').run({ run_id: run.id, name: fin.step, status, output, cache_key: r.cacheKey ?? null, now });
-  recordCache(c, run, fin.step, r, status, output, now);
+  if (writesCache(r)) c.transitions.run(recordCache(c.transitions, run, fin.step, r, output, now));
   c.transitions.emit(events, run, `step.${status as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
   c.transitions.settle(events, run, fin.step, now);
   return true;
-}
-
-/**
- * A `pipeline` step starts its child run in the same transaction; the step stays running (holding no
- * lease) until the child ends, see {@link endChild}.
- */
-export function spawnChild(c: SqliteCtx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): void {
-  const request = r.spawn!;
-  const child = c.stmt('latestPipeline').get({ name: request.pipeline }) as PipelineRow | undefined;
-  if (!child) {
-    const error = { code: 'PIPELINE_NOT_FOUND', message: `step ${step} runs pipeline ${request.pipeline}, which is not registered`, retryable: false };
-    c.transitions.run(recordFailure(c.transitions, run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events));
-    return;
-  }
-  const traced = request.traceparent === undefined ? {} : { traceparent: request.traceparent };
-  const created = createRun(c, { pipeline: toStoredPipeline(child), input: request.input, parent: { runId: run.id, step }, ...traced }, now);
-  c.stmt('setStepOutput').run({ run_id: run.id, name: step, output: JSON.stringify({ child_run: created.run.id }) });
-  events.push(...created.events);
 }
 
 /** Records a batch of results in one transaction, then (with `claimNext`) leases the next attempts. */

@@ -1,10 +1,8 @@
 import type Database from 'better-sqlite3';
-import type { ErrorRecord } from '../../core/errors.js';
-import type { RunStatus } from '../../core/model.js';
 import { runSync, type Rule, type Statement, type SyncExecutor } from '../ledger/effects.js';
 import type { CompiledPipeline, EndStatus, LedgerTx } from '../ledger/ledger-tx.js';
 import * as L from '../ledger/transitions.js';
-import type { RunState, SettledRun, StatusOptions } from '../ledger/transitions.js';
+import type { SettledRun } from '../ledger/transitions.js';
 import type { EventType, RunEvent } from '../store.js';
 import { type PackedEvent, type RunRow } from '../rows.js';
 
@@ -142,22 +140,6 @@ export class RunTransitions implements LedgerTx, SyncExecutor {
     return stmt;
   }
 
-  addCounters(id: string, delta: { active?: number; remaining?: number; failed?: number }): RunState {
-    return this.run(L.addCounters(id, delta));
-  }
-
-  setRunStatus(out: RunEvent[], run: Pick<RunRow, 'id' | 'pipeline'>, to: RunStatus, at: number, opts: StatusOptions = {}): boolean {
-    return this.run(L.setRunStatus(this, out, run, to, at, opts));
-  }
-
-  insertAttempt(run: RunState, step: string, number: number, at: number, availableAt: number, priority: number, force = false, feedback: string | null = null): void {
-    this.run(L.insertAttempt(this, run, step, { number, at, availableAt, priority, force, feedback }));
-  }
-
-  promote(out: RunEvent[], run: RunState, at: number): RunState {
-    return this.run(L.promote(this, out, run, at));
-  }
-
   settle(out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true): void {
     this.run(L.settle(this, out, run, step, at, wasActive));
   }
@@ -170,19 +152,4 @@ export class RunTransitions implements LedgerTx, SyncExecutor {
     this.run(L.afterSettle(this, out, row, at));
   }
 
-  abort(out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true): void {
-    this.run(L.abort(this, out, run, step, at, wasActive));
-  }
-
-  finishIfDone(out: RunEvent[], run: RunState, at: number): void {
-    this.run(L.finishIfDone(this, out, run, at));
-  }
-
-  terminate(out: RunEvent[], run: RunState, to: 'cancelled' | 'failed', at: number, error?: ErrorRecord): void {
-    this.run(L.terminate(this, out, run, to, at, error));
-  }
-
-  rebuild(out: RunEvent[], runId: string, at: number): void {
-    this.run(L.rebuild(this, out, runId, at));
-  }
 }

@@ -3,33 +3,14 @@ import type { StepItem } from '../../core/step-results.js';
 import type { AttemptLease, ReapResult, RunEvent, TransitionResult } from '../store.js';
 import type { Rule } from '../ledger/effects.js';
 import { toJson, toRunRecord, type RunRow } from '../rows.js';
-import { requeueExpired } from '../ledger/outcomes.js';
+import { reap } from '../ledger/upkeep.js';
 import type { SqliteCtx } from './sqlite-context.js';
 
 // Lease reaping, rate budgets and item checkpoints of the SQLite store.
 
+/** Re-queues attempts whose lease expired or whose owner is dead, and fails runs past their deadline (the ledger's scan). */
 export function reapExpired(c: SqliteCtx, now: number, isOwnerDead?: (owner: string) => boolean): ReapResult {
-  return c.write(() => {
-    const result: ReapResult = { expired: 0, timedOutRuns: 0, events: [] };
-    const expired = c.stmt('expiredLeases').all({ now }) as Array<{ id: number; run_id: string; step: string; number: number }>;
-    if (isOwnerDead) {
-      for (const { owner } of c.stmt('runningOwners').all() as Array<{ owner: string }>) {
-        if (isOwnerDead(owner)) expired.push(...(c.stmt('ownerAttempts').all({ owner }) as typeof expired));
-      }
-    }
-    const seen = new Set<number>();
-    for (const a of expired) {
-      if (seen.has(a.id) || c.stmt('expireAttempt').run({ id: a.id, now }).changes === 0) continue;
-      seen.add(a.id);
-      result.expired += 1;
-      c.transitions.run(requeueExpired(c.transitions, a.run_id, a.step, now, result.events));
-    }
-    for (const run of c.stmt('overdueRuns').all({ now }) as RunRow[]) {
-      result.timedOutRuns += 1;
-      c.transitions.terminate(result.events, run, 'failed', now, { code: 'RUN_TIMEOUT', message: 'the run exceeded its timeout' });
-    }
-    return result;
-  });
+  return c.write(() => c.transitions.run(reap(c.transitions, now, isOwnerDead)));
 }
 
 export function takeRate(c: SqliteCtx, key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): number {

@@ -20,20 +20,6 @@ export const SQL = {
                    VALUES (@name, @version, @hash, @definition, @source, @source_file, @created_at)`,
   // @pipeline
   resetCache: `DELETE FROM step_cache WHERE pipeline = @pipeline`,
-  // @pipeline @key
-  idempotent: `SELECT * FROM runs WHERE pipeline = @pipeline AND idempotency_key = @key`,
-  // @id
-  clearIdempotency: `UPDATE runs SET idempotency_key = NULL WHERE id = @id`,
-  // @id @hash
-  setIdempotencyHash: `UPDATE runs SET idempotency_hash = @hash WHERE id = @id`,
-  // all run columns
-  insertRun: `INSERT INTO runs (id, pipeline, version, status, input, priority, force, max_parallel, selection,
-                idempotency_key, parent_run_id, parent_step, remaining, active, failed, run_at, deadline_at, created_at)
-              VALUES (@id, @pipeline, @version, 'queued', @input, @priority, @force, @max_parallel, @selection,
-                @idempotency_key, @parent_run_id, @parent_step, @remaining, @active, 0, @run_at, @deadline_at, @created_at)`,
-  // @run_id @name @seq @status @waiting_on @priority @attempts
-  insertStep: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
-               VALUES (@run_id, @name, @seq, @status, @waiting_on, @priority, @attempts)`,
   // @id
   run: `SELECT * FROM runs WHERE id = @id`,
   // @id: the fields of a run that never change (see RunHeader)
@@ -56,11 +42,6 @@ export const SQL = {
   cache: `SELECT output, run_id, outputs FROM step_cache WHERE pipeline = @pipeline AND cache_key = @key`,
   // @pipeline @step: the latest cached result of a step, what a miss is explained against
   latestCache: `SELECT run_id, parts FROM step_cache WHERE pipeline = @pipeline AND step = @step ORDER BY created_at DESC LIMIT 1`,
-  // @pipeline @key @output @run_id @step @created_at @parts @outputs
-  putCache: `INSERT OR REPLACE INTO step_cache (pipeline, cache_key, output, run_id, step, created_at, parts, outputs)
-             VALUES (@pipeline, @key, @output, @run_id, @step, @created_at, @parts, @outputs)`,
-  // @run_id @name @explain
-  setCacheExplain: `UPDATE steps SET cache_explain = @explain WHERE run_id = @run_id AND name = @name`,
   // @owner @now @lease_until @limit: an attempt with a concurrency key is a candidate only while fewer than its limit
   // with that key run (several of one key in one claim are trimmed by claimInTransaction)
   claim: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
@@ -83,8 +64,6 @@ export const SQL = {
   runningWithKey: `SELECT count(*) AS n FROM attempts WHERE concurrency_key = @key AND status = 'running'`,
   // @id: gives back a keyed attempt this claim took beyond its key's limit
   unclaim: `UPDATE attempts SET status = 'queued', owner = NULL, started_at = NULL, lease_expires_at = NULL WHERE id = @id`,
-  // @id @keys
-  setRunConcurrencyKeys: `UPDATE runs SET concurrency_keys = @keys WHERE id = @id`,
   // @owner @lease_until
   heartbeat: `UPDATE attempts SET lease_expires_at = @lease_until WHERE owner = @owner AND status = 'running' RETURNING id`,
   // @id @fence @owner @status @now @processing_ms @error @usage
@@ -110,22 +89,9 @@ export const SQL = {
                   error = excluded.error, updated_at = excluded.updated_at`,
   // @id @fence @owner
   holdsLease: `SELECT 1 AS held FROM attempts WHERE id = @id AND fence = @fence AND owner = @owner AND status = 'running'`,
-  // @run_id @name @output
-  setStepOutput: `UPDATE steps SET output = @output WHERE run_id = @run_id AND name = @name`,
   // @run_id @name @status @output @cache_key @now
   finishStep: `UPDATE steps SET status = @status, output = @output, cache_key = @cache_key, error = NULL, finished_at = @now
                WHERE run_id = @run_id AND name = @name AND status = 'running'`,
-  // @now
-  expiredLeases: `SELECT id, run_id, step, number, owner FROM attempts WHERE status = 'running' AND lease_expires_at < @now`,
-  runningOwners: `SELECT DISTINCT owner FROM attempts WHERE status = 'running'`,
-  // @owner
-  ownerAttempts: `SELECT id, run_id, step, number, owner FROM attempts WHERE status = 'running' AND owner = @owner`,
-  // @id @now
-  expireAttempt: `UPDATE attempts SET status = 'expired', finished_at = @now, lease_expires_at = NULL,
-                    error = '{"code":"LEASE_LOST","message":"the worker lost its lease"}'
-                  WHERE id = @id AND status = 'running'`,
-  // @now
-  overdueRuns: `SELECT * FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < @now AND status IN ('queued', 'running', 'paused', 'waiting')`,
   // @limit
   deadLetters: `SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC LIMIT @limit`,
 } as const;
