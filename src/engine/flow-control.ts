@@ -46,13 +46,17 @@ async function renderKey(stored: StoredPipeline, req: CreateRunRequest, rule: Fl
   return typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value);
 }
 
-/** Tries of a start whose debounce `merge` raced another start of its bucket. */
-const MERGE_TRIES = 10;
+/**
+ * Tries of a start whose debounce `merge` raced another start of its bucket. Between tries it waits a random
+ * 0-20 ms, so two processes merging into one bucket in lockstep do not keep invalidating each other's merge.
+ */
+const MERGE_TRIES = 50;
+const MERGE_BACKOFF_MS = 20;
 
 /**
  * Creates the runs of `requests` (with `create`, the store's createRuns) under the pipeline's flow rules: renders
  * their keys, and for a debounce with `merge` computes each request's merged input from the pending run's input,
- * trying again (up to 10 times) when another start changed that input meanwhile. Requests that merge are created one
+ * trying again (up to 50 times, after a short random wait) when another start changed that input meanwhile. Requests that merge are created one
  * per transaction, so each sees the input the one before it left.
  */
 export async function createRunsUnderFlow(stored: StoredPipeline, requests: CreateRunRequest[], store: object, create: (requests: CreateRunRequest[]) => Promise<CreatedRuns>): Promise<CreatedRuns> {
@@ -79,6 +83,7 @@ async function createMerged(stored: StoredPipeline, req: CreateRunRequest, store
     } catch (err) {
       if (errorCodeOf(err) !== 'FLOW_CONFLICT' || attempt >= MERGE_TRIES) throw err;
     }
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * MERGE_BACKOFF_MS));
   }
 }
 
