@@ -27,6 +27,8 @@ import { checkEventName, pipelinesTriggeredBy } from '../core/event-triggers.js'
 import { InputChecks, renderConcurrencyKeysOf, runRequest, type StartRunOptions } from './run-start.js';
 import { waitForRun, type WaitOptions } from './wait-for-run.js';
 import type { RunPort } from '../store/ports.js';
+import { waitPortOf } from '../store/waits-port.js';
+import { deliverEvent, matchFailed } from './event-waits.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -162,6 +164,7 @@ export class Engine {
       now: () => this.clock.now(),
       log: (attempt, stream, line) => this.worker?.log(attempt, stream, line),
       ...(this.tracing ? { tracing: this.tracing } : {}),
+      ...(waitPortOf(this.store) ? { waits: waitPortOf(this.store)!, publish: (events: Parameters<EventBus['publish']>[0]) => this.bus.publish(events) } : {}),
     });
   }
 
@@ -241,6 +244,9 @@ export class Engine {
         }),
       );
     }
+    // The event is also kept for waits (`wait_for_event`) and wakes those it satisfies.
+    const waits = waitPortOf(this.store);
+    if (waits) await deliverEvent(waits, event, payload ?? null, this.clock.now(), (events) => this.bus.publish(events), (w, err) => this.onError(matchFailed(w, event, err)));
     return { event, runs };
   }
 

@@ -2,6 +2,7 @@ import type { CacheExplain, CacheParts, FileHashes } from '../core/cache-key.js'
 import type { ErrorRecord } from '../core/errors.js';
 import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
 import type { RewindRequest, SpawnRequest, StepUsage } from '../core/step-results.js';
+import type { WaitRequest } from '../core/waits.js';
 
 export type { DatasetPort, OperationsPort, ReadPort, RunPort, Store, TokenPort } from './ports.js';
 
@@ -180,6 +181,7 @@ export interface CacheHit {
 export type AttemptStatus =
   | 'spawned'
   | 'blocked'
+  | 'waiting'
   | 'rewound'
   | 'queued'
   | 'held'
@@ -240,6 +242,9 @@ export type EventType =
   | 'step.skipped'
   | 'step.failed'
   | 'step.blocked'
+  | 'step.waiting'
+  | 'step.woken'
+  | 'step.timed_out'
   | 'step.cancelled'
   | 'gate.decided'
   | 'checkpoint.created';
@@ -296,7 +301,7 @@ export interface ClaimBatch {
  * How an attempt ended. `blocked`: the run waits for a human on this step. `rewound`: the step asked for
  * an upstream step to run again (a gate's retry).
  */
-export type AttemptOutcome = 'succeeded' | 'cached' | 'skipped' | 'failed' | 'blocked' | 'rewound' | 'spawned';
+export type AttemptOutcome = 'succeeded' | 'cached' | 'skipped' | 'failed' | 'blocked' | 'rewound' | 'spawned' | 'waiting';
 
 export interface AttemptResult {
   attemptId: number;
@@ -327,6 +332,8 @@ export interface AttemptResult {
   spawn?: SpawnRequest;
   /** A gate's decision, stored in the audit table and emitted as `gate.decided`. */
   decision?: GateDecision;
+  /** For `waiting`: what the step waits for and until when; it is run again then, holding no lease meanwhile. */
+  wait?: WaitRequest;
 }
 
 /** Proof that a worker holds an attempt: what fenced writes check. */

@@ -10,6 +10,7 @@ import { sql as audit } from './009-audit.js';
 import { sql as runsList } from './010-runs-list.js';
 import { sql as runTraces } from './012-run-traces.js';
 import { sql as retention } from './013-retention.js';
+import { sql as waits } from './016-waits.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -26,4 +27,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 11, name: 'artifacts', sql: artifacts },
   { id: 12, name: 'run-traces', sql: runTraces },
   { id: 13, name: 'retention', sql: retention },
+  { id: 16, name: 'waits', sql: waits },
 ];

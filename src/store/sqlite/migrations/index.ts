@@ -10,6 +10,7 @@ import { sql as audit } from './009-audit.js';
 import { sql as runsList } from './010-runs-list.js';
 import { sql as runTraces } from './011-run-traces.js';
 import { sql as retention } from './012-retention.js';
+import { sql as waits } from './015-waits.js';
 
 /** Numbered, append-only migrations of the SQLite backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -25,4 +26,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 10, name: 'runs-list', sql: runsList },
   { id: 11, name: 'run-traces', sql: runTraces },
   { id: 12, name: 'retention', sql: retention },
+  { id: 15, name: 'waits', sql: waits },
 ];
