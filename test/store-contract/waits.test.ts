@@ -55,6 +55,8 @@ for (const backend of backends()) {
       const nap = (await store.listSteps(run.id)).find((s) => s.name === 'nap');
       expect(nap?.output).toMatchObject({ waiting_for: 'time', until: '2026-03-01T09:10:00.000Z' });
       expect(first.events.filter((e) => e.runId === run.id).map((e) => e.type)).toContain('step.waiting');
+      // The run stays running; `--status waiting` lists it by its waiting step.
+      expect((await store.listRuns({ status: 'waiting' })).map((r) => r.id)).toEqual([run.id]);
       // No attempt is leased while it sleeps: the first finished, the next is queued for 09:10.
       expect((await store.listAttempts(run.id, 'nap')).map((a) => [a.status, a.owner === null])).toEqual([
         ['waiting', false],
