@@ -4,6 +4,7 @@ import { getToken, type LiveEvent } from './api';
 export const EVENT_TYPES = [
   'run.queued', 'run.started', 'run.paused', 'run.resumed', 'run.waiting', 'run.succeeded', 'run.failed', 'run.cancelled',
   'step.queued', 'step.started', 'step.retrying', 'step.succeeded', 'step.cached', 'step.skipped', 'step.failed', 'step.blocked',
+  'step.waiting', 'step.woken', 'step.timed_out',
   'gate.decided', 'checkpoint.created',
 ] as const;
 
