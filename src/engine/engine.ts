@@ -232,6 +232,9 @@ export class Engine {
    * as its input (default null). With `idempotencyKey`, emitting again with the same key starts nothing new (each
    * run says `created: false`). No pipeline listening is not an error: `runs` is empty.
    */
+  /** Hands events of woken waits to the bus (one function per engine: event deliveries are batched per it). */
+  private readonly publishWaitEvents = (events: Parameters<EventBus['publish']>[0]): void => this.bus.publish(events);
+
   async emit(event: string, payload: unknown = null, options: EmitOptions = {}): Promise<EmittedEvent> {
     checkEventName(event);
     const runs: CreatedRun[] = [];
@@ -246,7 +249,7 @@ export class Engine {
     }
     // The event is also kept for waits (`wait_for_event`) and wakes those it satisfies.
     const waits = waitPortOf(this.store);
-    if (waits) await deliverEvent(waits, event, payload ?? null, this.clock.now(), (events) => this.bus.publish(events), (w, err) => this.onError(matchFailed(w, event, err)));
+    if (waits) await deliverEvent(waits, event, payload ?? null, this.clock.now(), this.publishWaitEvents, (w, err) => this.onError(matchFailed(w, event, err)));
     return { event, runs };
   }
 

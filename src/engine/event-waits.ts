@@ -1,5 +1,5 @@
 import { SluiceError } from '../core/errors.js';
-import { eventKey, waitMatches, type StepWait } from '../core/waits.js';
+import { waitMatches, type StepWait } from '../core/waits.js';
 import type { RunEvent } from '../store/store.js';
 import type { WaitPort } from '../store/waits-port.js';
 
@@ -28,18 +28,14 @@ export async function deliverEvent(
   publish: (events: RunEvent[]) => void,
   onMatchError: (wait: StepWait, err: unknown) => void,
 ): Promise<DeliveredEvent> {
-  const id = await port.recordEvent(name, payload, now);
-  const woke: DeliveredEvent['woke'] = [];
+  const keyed = await keyedDelivery(port, publish).deliver(name, payload, now);
+  const id = keyed.id;
+  const woke = keyed.woke;
   const take = async (w: StepWait) => {
     const { event, events } = await port.claimWait(w.runId, w.step, id, now);
     publish(events);
     if (event?.id === id) woke.push({ runId: w.runId, step: w.step });
   };
-  for (const path of await port.openKeyPaths(name)) {
-    const key = eventKey(payload, path);
-    if (key === undefined) continue;
-    for (const w of await port.openKeyedWaits(name, path, key)) await take(w);
-  }
   for (const w of await port.openUnkeyedWaits(name, UNKEYED_LIMIT)) {
     let matches: boolean;
     try {
@@ -60,4 +56,53 @@ export function matchFailed(w: StepWait, event: string, err: unknown): SluiceErr
     retryable: false,
     cause: err,
   });
+}
+
+type Keyed = { id: number; woke: Array<{ runId: string; step: string }> };
+
+/**
+ * Stores events and wakes their keyed waits, many events per transaction: events emitted while a transaction is
+ * under way wait for the next one, which takes them all (webhooks arrive many at once).
+ */
+class KeyedDelivery {
+  private queue: Array<{ name: string; payload: unknown; now: number; done: (r: Keyed) => void; fail: (e: unknown) => void }> = [];
+  private flushing = false;
+
+  constructor(
+    private readonly port: WaitPort,
+    private readonly publish: (events: RunEvent[]) => void,
+  ) {}
+
+  deliver(name: string, payload: unknown, now: number): Promise<Keyed> {
+    return new Promise((done, fail) => {
+      this.queue.push({ name, payload, now, done, fail });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, 500);
+      try {
+        const { delivered, events } = await this.port.deliverKeyedBatch(batch, Math.max(...batch.map((b) => b.now)));
+        this.publish(events);
+        batch.forEach((b, i) => b.done(delivered[i]!));
+      } catch (err) {
+        for (const b of batch) b.fail(err);
+      }
+    }
+    this.flushing = false;
+  }
+}
+
+// One batcher per publisher (an engine) and store.
+const deliveries = new WeakMap<(events: RunEvent[]) => void, WeakMap<WaitPort, KeyedDelivery>>();
+
+function keyedDelivery(port: WaitPort, publish: (events: RunEvent[]) => void): KeyedDelivery {
+  let byPort = deliveries.get(publish);
+  if (!byPort) deliveries.set(publish, (byPort = new WeakMap()));
+  let d = byPort.get(port);
+  if (!d) byPort.set(port, (d = new KeyedDelivery(port, publish)));
+  return d;
 }

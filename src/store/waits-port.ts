@@ -22,6 +22,10 @@ export interface WaitPort {
   claimWait(runId: string, step: string, eventId: number, now: number): Promise<{ event: ReceivedEvent | undefined; events: RunEvent[] }>;
   /** Marks a wait over; returns the events written. */
   finishWait(runId: string, step: string, now: number, emit?: 'step.woken' | 'step.timed_out'): Promise<RunEvent[]>;
+  /** Keeps an event and wakes the open waits that correlate on a key it has, in one transaction. */
+  deliverKeyed(name: string, payload: unknown, now: number): Promise<{ id: number; woke: Array<{ runId: string; step: string }>; events: RunEvent[] }>;
+  /** {@link deliverKeyed} for several events in one transaction, in order. */
+  deliverKeyedBatch(batch: ReadonlyArray<{ name: string; payload: unknown }>, now: number): Promise<{ delivered: Array<{ id: number; woke: Array<{ runId: string; step: string }> }>; events: RunEvent[] }>;
   /** Forgets events received before `before`. */
   pruneEvents(before: number): Promise<number>;
 }
@@ -53,6 +57,20 @@ export function createWaitPort(r: WaitRunner): WaitPort {
     },
     async finishWait(runId, step, now, emit) {
       return (await r.transition(runId, (tx, run, out) => waits.finishWait(tx, run, step, now, out, emit))).events;
+    },
+    async deliverKeyed(name, payload, now) {
+      const events: RunEvent[] = [];
+      const done = await r.write((tx) => waits.deliverKeyed(tx, name, payload, now, events));
+      return { ...done, events };
+    },
+    async deliverKeyedBatch(batch, now) {
+      const events: RunEvent[] = [];
+      const delivered = await r.write(function* (tx) {
+        const out = [];
+        for (const e of batch) out.push(yield* waits.deliverKeyed(tx, e.name, e.payload, now, events));
+        return out;
+      });
+      return { delivered, events };
     },
     pruneEvents: (before) => r.write(() => waits.pruneEvents(before)),
   };

@@ -51,10 +51,9 @@ export function createWaitForEventStep(): StepType<WaitForEventConfig> {
       // Without a wait port (simulate) the step only says what it would wait for.
       if (!waits || !current) return begin(ctx, config);
       const event = (await waits.matched()) ?? (await scan(ctx, waits, current));
-      if (event) {
-        await waits.finish();
-        return event.payload;
-      }
+      // A wait that holds its event is over for good: a run retry does not run a succeeded step again, and a
+      // rollback starts the step (and a new wait) afresh.
+      if (event) return event.payload;
       const now = ctx.now();
       if (current.wakeAt !== null && now >= current.wakeAt) return timedOut(ctx, config, waits);
       return StepDirective.wait({ kind: 'event', wakeAt: current.wakeAt, detail: detailOf(config, current.wakeAt), renew: true });

@@ -4,7 +4,7 @@
  * wake time, as a retry's does after its delay; an event that satisfies the wait makes that attempt available at
  * once. Each wait takes at most one event: the event is set by a conditional update.
  */
-import { NEVER, type ReceivedEvent, type StepWait } from '../../core/waits.js';
+import { eventKey, NEVER, type ReceivedEvent, type StepWait } from '../../core/waits.js';
 import type { RunRow } from '../rows.js';
 import type { AttemptResult, RunEvent } from '../store.js';
 import { all, get, run as exec, sql, type Rule } from './effects.js';
@@ -54,6 +54,7 @@ const S = {
      WHERE w.event = $1 AND w.key_path IS NULL AND w.event_id IS NULL AND w.done = 0 AND s.status IN ('waiting', 'running')
      ORDER BY w.began_at LIMIT $2`,
   ),
+  runRef: sql('waitRunRef', `SELECT id, pipeline FROM runs WHERE id = $1`),
   pruneEvents: sql('pruneReceivedEvents', `DELETE FROM events_received WHERE received_at < $1`),
   waitingSteps: sql('waitingStepsOfRun', `SELECT w.* FROM step_waits w ${CURRENT} WHERE w.run_id = $1 AND w.done = 0 AND s.status = 'waiting'`),
 };
@@ -197,6 +198,27 @@ export function* openKeyedWaits(name: string, path: string, value: string): Rule
 /** Open waits on `name` whose match is evaluated per event, oldest first, at most `limit`. */
 export function* openUnkeyedWaits(name: string, limit: number): Rule<StepWait[]> {
   return (yield* all<WaitRow>(S.unkeyedWaits, [name, limit])).map(toWait);
+}
+
+/**
+ * Keeps an event and gives it to every open wait that correlates on a key the event has (`event.PATH = VALUE`
+ * matches), in one transaction. Returns the event's id and the waits it took. Waits with other matches are
+ * evaluated by the caller, per event.
+ */
+export function* deliverKeyed(tx: LedgerTx, name: string, payload: unknown, now: number, events: RunEvent[]): Rule<{ id: number; woke: Array<{ runId: string; step: string }> }> {
+  const id = yield* recordEvent(tx, name, payload, now);
+  const woke: Array<{ runId: string; step: string }> = [];
+  for (const path of yield* openKeyPaths(name)) {
+    const key = eventKey(payload, path);
+    if (key === undefined) continue;
+    for (const w of yield* openKeyedWaits(name, path, key)) {
+      const run = yield* get<Pick<RunRow, 'id' | 'pipeline'>>(S.runRef, [w.runId]);
+      if (!run) continue;
+      const held = yield* claimWait(tx, run, w.step, id, now, events);
+      if (held?.id === id) woke.push({ runId: w.runId, step: w.step });
+    }
+  }
+  return { id, woke };
 }
 
 /** Forgets events received before `before`; returns how many. */
