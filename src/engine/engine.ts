@@ -29,6 +29,7 @@ import { waitForRun, type WaitOptions } from './wait-for-run.js';
 import type { RunPort } from '../store/ports.js';
 import { waitPortOf } from '../store/waits-port.js';
 import { deliverEvent, matchFailed } from './event-waits.js';
+import { checkApprovalResponse } from './approval-response.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -289,6 +290,7 @@ export class Engine {
 
   /** A human's decision on a blocked step (an `approval`, or a `gate` that blocked). */
   async decide(runId: string, step: string, decision: HumanDecision): Promise<TransitionResult> {
+    if (decision.decision === 'approve') checkApprovalResponse(runId, (await this.store.listSteps(runId)).find((s) => s.name === step), decision);
     const result = await this.runs.decideStep(runId, step, decision, this.clock.now());
     this.afterTransition(result);
     return result;

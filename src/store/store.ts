@@ -348,6 +348,8 @@ export interface HumanDecision {
   comment?: string;
   /** Who decided (a token name, a user). */
   by?: string;
+  /** The reviewer's data, checked against an approval's `with.response` schema; kept in the step output. */
+  response?: unknown;
 }
 
 /** What a gate decided and why. */

@@ -52,3 +52,46 @@ describe('waiting steps over HTTP', () => {
     expect(events.events.map((e: { type: string }) => e.type)).toEqual(expect.arrayContaining(['step.waiting', 'step.woken', 'step.succeeded']));
   });
 });
+
+describe('approval responses over HTTP', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness();
+    const spec = {
+      name: 'review',
+      steps: {
+        ok: {
+          uses: 'approval',
+          with: {
+            message: 'price ok?',
+            response: { type: 'object', required: ['price'], properties: { price: { type: 'number', minimum: 0 }, note: { type: 'string' } }, additionalProperties: false },
+          },
+        },
+      },
+    };
+    await h.engine.registerPipeline(normalizePipeline(spec, { stepTypes: builtinStepTypes() }));
+  });
+  afterEach(async () => h.close());
+
+  it('a response that breaks the schema is a 400 naming the field and the run keeps waiting; a good one is the step output', async () => {
+    const { run } = await h.engine.startRun('review');
+    expect((await h.engine.waitForRun(run.id, { untilSettled: true, pollMs: 20 })).status).toBe('waiting');
+    const url = `/api/runs/${run.id}/steps/ok/approval`;
+    const bad = await h.app.inject({ method: 'POST', url, payload: { decision: 'approve', response: { price: 'ten' } } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.code).toBe('VALIDATION_FAILED');
+    expect(bad.json().error.message).toContain('approval ok of run');
+    expect(bad.json().error.message).toContain('response.price');
+    const missing = await h.app.inject({ method: 'POST', url, payload: { decision: 'approve' } });
+    expect(missing.statusCode).toBe(400);
+    expect((await h.app.inject({ url: `/api/runs/${run.id}` })).json()).toMatchObject({ status: 'waiting', steps: [{ status: 'blocked' }] });
+    expect((await h.app.inject({ url: `/api/runs/${run.id}/decisions` })).json().decisions).toEqual([]);
+
+    const good = await h.app.inject({ method: 'POST', url, payload: { decision: 'approve', comment: 'fine', response: { price: 12.5 } } });
+    expect(good.statusCode).toBe(200);
+    expect((await h.engine.waitForRun(run.id, { pollMs: 20 })).status).toBe('succeeded');
+    const step = (await h.app.inject({ url: `/api/runs/${run.id}` })).json().steps[0];
+    expect(step.output).toMatchObject({ approved: true, response: { price: 12.5 }, by: 'api', human: { decision: 'approve', by: 'api', response: { price: 12.5 } } });
+    expect((await h.app.inject({ url: `/api/runs/${run.id}/decisions` })).json().decisions).toMatchObject([{ step: 'ok', kind: 'human', decision: 'approve', by: 'api' }]);
+  });
+});

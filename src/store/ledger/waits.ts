@@ -39,9 +39,10 @@ const S = {
   recordEvent: sql('recordEvent', `INSERT INTO events_received (name, payload, received_at) VALUES ($1, $2::jsonb, $3) RETURNING id`),
   event: sql('receivedEvent', `SELECT * FROM events_received WHERE id = $1`),
   eventsSince: sql('eventsSince', `SELECT * FROM events_received WHERE name = $1 AND received_at >= $2 ORDER BY id LIMIT $3`),
-  keyPaths: sql(
-    'openWaitKeyPaths',
-    `SELECT DISTINCT w.key_path FROM step_waits w WHERE w.event = $1 AND w.event_id IS NULL AND w.done = 0 AND w.key_path IS NOT NULL`,
+  // The next key path after $2 (one index probe: a DISTINCT would scan every open wait of the event).
+  nextKeyPath: sql(
+    'nextOpenWaitKeyPath',
+    `SELECT MIN(w.key_path) AS key_path FROM step_waits w WHERE w.event = $1 AND w.event_id IS NULL AND w.done = 0 AND w.key_path > $2`,
   ),
   keyedWaits: sql(
     'openKeyedWaits',
@@ -187,7 +188,13 @@ export function* eventsSince(name: string, since: number, limit: number): Rule<R
 
 /** The key paths that open waits on `name` correlate on. */
 export function* openKeyPaths(name: string): Rule<string[]> {
-  return (yield* all<{ key_path: string }>(S.keyPaths, [name])).map((r) => r.key_path);
+  const paths: string[] = [];
+  for (let after = ''; ; ) {
+    const next = (yield* get<{ key_path: string | null }>(S.nextKeyPath, [name, after]))?.key_path ?? null;
+    if (next === null) return paths;
+    paths.push(next);
+    after = next;
+  }
 }
 
 /** Open waits on `name` whose key at `path` is `value` (JSON). */
