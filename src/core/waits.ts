@@ -12,7 +12,8 @@ export const NEVER = 8_640_000_000_000_000;
 
 /** What a step asks when it begins (or goes on) waiting: the step is not leased while it waits. */
 export interface WaitRequest {
-  kind: 'sleep' | 'event';
+  /** `approval`: the deadline of a step blocked for a human (it has no attempt; the engine decides at the deadline). */
+  kind: 'sleep' | 'event' | 'approval';
   /** Epoch ms when the step is to be run again: a sleep's end, an event wait's deadline; null: no deadline. */
   wakeAt: number | null;
   /** The deadline stored with the wait when it differs from `wakeAt` (an event wait looking back first). */
@@ -37,7 +38,7 @@ export interface WaitRequest {
 export interface StepWait {
   runId: string;
   step: string;
-  kind: 'sleep' | 'event';
+  kind: 'sleep' | 'event' | 'approval';
   /** The attempt that wakes it. */
   attempt: number;
   beganAt: number;
@@ -50,6 +51,14 @@ export interface StepWait {
   eventId: number | null;
   matchedAt: number | null;
   done: boolean;
+}
+
+/** An approval whose deadline passed, still blocked: the engine records `decision` for it. */
+export interface DueApproval {
+  runId: string;
+  step: string;
+  decision: 'approve' | 'reject';
+  deadline: number;
 }
 
 /** An event kept by the store. */

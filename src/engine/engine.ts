@@ -30,6 +30,8 @@ import type { RunPort } from '../store/ports.js';
 import { waitPortOf } from '../store/waits-port.js';
 import { deliverEvent, matchFailed } from './event-waits.js';
 import { checkApprovalResponse } from './approval-response.js';
+import { startApprovalDeadlines } from './approval-deadlines.js';
+import type { DueApproval } from '../core/waits.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -346,7 +348,20 @@ export class Engine {
       { ...(this.maxLogBytesPerAttempt === undefined ? {} : { maxLogBytesPerAttempt: this.maxLogBytesPerAttempt }), ...options },
     );
     this.worker.start();
+    // Approvals past their deadline are decided by whichever process with a worker checks first.
+    const waits = waitPortOf(this.store);
+    if (waits) this.scheduleStops.push(async () => stopDeadlines());
+    const stopDeadlines = waits ? startApprovalDeadlines(waits, () => this.clock.now(), (due) => this.decideAtDeadline(due), this.onError, options.pollMs ?? 250) : () => {};
     return this.worker;
+  }
+
+  /** An approval's deadline passed: its `on_timeout` decides (`step.timed_out`, then the decision by `deadline`). */
+  private async decideAtDeadline(due: DueApproval): Promise<void> {
+    const waits = waitPortOf(this.store)!;
+    this.bus.publish(await waits.finishWait(due.runId, due.step, this.clock.now(), 'step.timed_out'));
+    // Not through decide(): an approval by deadline carries no response to check.
+    const decision = { decision: due.decision, comment: `no decision by ${new Date(due.deadline).toISOString()}`, by: 'deadline' };
+    this.afterTransition(await this.runs.decideStep(due.runId, due.step, decision, this.clock.now()));
   }
 
   /** Whether this process leads the store: its worker's say, else true (a process with no worker claims slots alone). */

@@ -395,7 +395,7 @@ function directiveResult(d: StepDirective): Omit<AttemptResult, 'attemptId' | 'f
   const gate = isGateDecision(decision) ? { decision } : {};
   if (d.kind === 'spawn') return { outcome: 'spawned', output: null, spawn: d.spawn! };
   if (d.kind === 'decided') return { outcome: 'succeeded', output: d.detail, ...gate };
-  if (d.kind === 'block') return { outcome: 'blocked', output: d.detail, ...gate };
+  if (d.kind === 'block') return { outcome: 'blocked', output: d.detail, ...gate, ...(d.wait ? { wait: d.wait } : {}) };
   if (d.kind === 'wait') return { outcome: 'waiting', output: d.detail, wait: d.wait! };
   return { outcome: 'rewound', output: d.detail, rewind: d.rewind!, ...gate };
 }

@@ -182,9 +182,9 @@ export class StepDirective {
     return new StepDirective('decided', detail);
   }
 
-  /** The run waits until a human approves or rejects this step. */
-  static block(detail: Record<string, unknown>): StepDirective {
-    return new StepDirective('block', detail);
+  /** The run waits until a human approves or rejects this step (or, with `deadline`, until that time passes). */
+  static block(detail: Record<string, unknown>, deadline?: WaitRequest): StepDirective {
+    return new StepDirective('block', detail, undefined, undefined, deadline);
   }
 
   /** Runs `request.to` and everything after it again, passing `request.feedback` to it. */

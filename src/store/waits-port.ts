@@ -1,4 +1,4 @@
-import type { ReceivedEvent, StepWait } from '../core/waits.js';
+import type { DueApproval, ReceivedEvent, StepWait } from '../core/waits.js';
 import type { Rule } from './ledger/effects.js';
 import type { LedgerTx } from './ledger/ledger-tx.js';
 import * as waits from './ledger/waits.js';
@@ -26,6 +26,8 @@ export interface WaitPort {
   deliverKeyed(name: string, payload: unknown, now: number): Promise<{ id: number; woke: Array<{ runId: string; step: string }>; events: RunEvent[] }>;
   /** {@link deliverKeyed} for several events in one transaction, in order. */
   deliverKeyedBatch(batch: ReadonlyArray<{ name: string; payload: unknown }>, now: number): Promise<{ delivered: Array<{ id: number; woke: Array<{ runId: string; step: string }> }>; events: RunEvent[] }>;
+  /** Approvals past their deadline, still blocked. */
+  dueApprovals(now: number, limit: number): Promise<DueApproval[]>;
   /** Forgets events received before `before`. */
   pruneEvents(before: number): Promise<number>;
 }
@@ -72,6 +74,7 @@ export function createWaitPort(r: WaitRunner): WaitPort {
       });
       return { delivered, events };
     },
+    dueApprovals: (now, limit) => r.read(waits.dueApprovals(now, limit)),
     pruneEvents: (before) => r.write(() => waits.pruneEvents(before)),
   };
 }

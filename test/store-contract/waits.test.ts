@@ -167,5 +167,24 @@ for (const backend of backends()) {
       expect((await engine.waitForRun(run.id)).status).toBe('succeeded');
       expect((await store.listSteps(run.id))[0]?.output).toEqual({ n: 2 });
     });
+
+    it('an approval past its deadline is decided as on_timeout says (reject by default), recorded as by deadline', async () => {
+      clock.t = T0;
+      const store = await backend.create();
+      const spec = (name: string, extra: Record<string, unknown>): PipelineSpec => ({ name, steps: { ok: { uses: 'approval', with: { message: 'ship?', timeout: '1h', ...extra } } } });
+      const { engine, events } = await engineOn(store, [spec('strict', {}), spec('lenient', { on_timeout: 'approve' })]);
+      const strict = await engine.startRun('strict');
+      const lenient = await engine.startRun('lenient');
+      for (const id of [strict.run.id, lenient.run.id]) expect((await engine.waitForRun(id, { untilSettled: true })).status).toBe('waiting');
+      expect((await store.listSteps(strict.run.id))[0]?.output).toMatchObject({ deadline: '2026-03-01T10:00:00.000Z', on_timeout: 'reject' });
+      await new Promise((r) => setTimeout(r, 50));
+      expect((await store.getRun(strict.run.id))?.status).toBe('waiting');
+      clock.t = T0 + 3_600_000;
+      expect((await engine.waitForRun(strict.run.id)).status).toBe('failed');
+      expect((await store.listSteps(strict.run.id))[0]?.error).toMatchObject({ code: 'REJECTED' });
+      expect((await engine.waitForRun(lenient.run.id)).status).toBe('succeeded');
+      expect(await store.listDecisions(lenient.run.id)).toMatchObject([{ kind: 'human', decision: 'approve', by: 'deadline' }]);
+      expect(events.filter((e) => e.type === 'step.timed_out').map((e) => e.runId).sort()).toEqual([strict.run.id, lenient.run.id].sort());
+    });
   });
 }

@@ -11,7 +11,7 @@ import type { AttemptResult, RunAction, RunEvent } from '../store.js';
 import { get, run as exec, sql, type Rule } from './effects.js';
 import type { EndStatus, LedgerTx, StoredError } from './ledger-tx.js';
 import { block, recordDecision, resetStepStmt, rewind } from './supervision.js';
-import { beginWait } from './waits.js';
+import { beginWait, recordDeadline } from './waits.js';
 import { abort, finishIfDone, getRun, insertAttempt, pipelineOf, promote, rebuild, setRunStatus, settle, terminate } from './transitions.js';
 
 const S = {
@@ -69,6 +69,7 @@ export function* recordFailure(tx: LedgerTx, run: RunRow, step: string, number: 
 
 /** A gate or approval steered the run: block it for a human, or rewind it to an upstream step. */
 export function* completeSupervised(tx: LedgerTx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): Rule<void> {
+  if (r.outcome === 'blocked' && r.wait) yield* recordDeadline(tx, run, step, r.wait, now);
   if (r.outcome === 'blocked') return yield* block(tx, run, step, number, r, now, events);
   if (r.outcome === 'waiting') return yield* beginWait(tx, run, step, number, r, now, events);
   const result = yield* rewind(tx, run, step, number, r, now, events);

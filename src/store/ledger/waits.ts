@@ -4,7 +4,7 @@
  * wake time, as a retry's does after its delay; an event that satisfies the wait makes that attempt available at
  * once. Each wait takes at most one event: the event is set by a conditional update.
  */
-import { eventKey, NEVER, type ReceivedEvent, type StepWait } from '../../core/waits.js';
+import { eventKey, NEVER, type DueApproval, type ReceivedEvent, type StepWait, type WaitRequest } from '../../core/waits.js';
 import type { RunRow } from '../rows.js';
 import type { AttemptResult, RunEvent } from '../store.js';
 import { all, get, run as exec, sql, type Rule } from './effects.js';
@@ -55,6 +55,12 @@ const S = {
      WHERE w.event = $1 AND w.key_path IS NULL AND w.event_id IS NULL AND w.done = 0 AND s.status IN ('waiting', 'running')
      ORDER BY w.began_at LIMIT $2`,
   ),
+  stepStart: sql('waitStepStart', `SELECT started_at, attempts FROM steps WHERE run_id = $1 AND name = $2`),
+  dueApprovals: sql(
+    'dueApprovals',
+    `SELECT w.* FROM step_waits w ${CURRENT}
+     WHERE w.kind = 'approval' AND w.done = 0 AND w.wake_at <= $1 AND s.status = 'blocked' ORDER BY w.wake_at LIMIT $2`,
+  ),
   runRef: sql('waitRunRef', `SELECT id, pipeline FROM runs WHERE id = $1`),
   pruneEvents: sql('pruneReceivedEvents', `DELETE FROM events_received WHERE received_at < $1`),
   waitingSteps: sql('waitingStepsOfRun', `SELECT w.* FROM step_waits w ${CURRENT} WHERE w.run_id = $1 AND w.done = 0 AND s.status = 'waiting'`),
@@ -91,7 +97,7 @@ function toWait(r: WaitRow): StepWait {
   return {
     runId: r.run_id,
     step: r.step,
-    kind: r.kind === 'event' ? 'event' : 'sleep',
+    kind: r.kind === 'event' || r.kind === 'approval' ? r.kind : 'sleep',
     attempt: Number(r.attempt),
     beganAt: Number(r.began_at),
     wakeAt: num(r.wake_at),
@@ -137,6 +143,22 @@ export function* beginWait(tx: LedgerTx, run: RunRow, step: string, number: numb
     tx.emit(events, run, 'step.waiting', step, now, data);
   }
   if (availableAt <= now) tx.wake();
+}
+
+/** A step blocked for a human until a deadline: the engine decides for it when the deadline passes. */
+export function* recordDeadline(tx: LedgerTx, run: RunRow, step: string, w: WaitRequest, now: number): Rule<void> {
+  const row = yield* get<{ started_at: number | string | null; attempts: number }>(S.stepStart, [run.id, step]);
+  if (!row) return;
+  const context = w.context === undefined ? null : tx.json(w.context);
+  yield* exec(S.beginWait, [run.id, step, 'approval', row.attempts, num(row.started_at), now, w.wakeAt, null, null, null, null, null, context]);
+}
+
+/** Approvals past their deadline and still blocked, oldest deadline first, with the decision their step asks for then. */
+export function* dueApprovals(now: number, limit: number): Rule<DueApproval[]> {
+  return (yield* all<WaitRow>(S.dueApprovals, [now, limit])).map((r) => {
+    const onTimeout = (parsed(r.context) as { on_timeout?: string } | null)?.on_timeout;
+    return { runId: r.run_id, step: r.step, decision: onTimeout === 'approve' ? 'approve' : 'reject', deadline: Number(r.wake_at) };
+  });
 }
 
 /** The wait a step was woken from, if it is current (not over, and of this start of the step). */
