@@ -28,8 +28,8 @@ export interface WaitPort {
   deliverKeyedBatch(batch: ReadonlyArray<{ name: string; payload: unknown }>, now: number): Promise<{ delivered: Array<{ id: number; woke: Array<{ runId: string; step: string }> }>; events: RunEvent[] }>;
   /** Approvals past their deadline, still blocked. */
   dueApprovals(now: number, limit: number): Promise<DueApproval[]>;
-  /** Forgets events received before `before`. */
-  pruneEvents(before: number): Promise<number>;
+  /** Forgets events received before `before`, and the waits of runs no longer stored. */
+  pruneEvents(before: number): Promise<{ events: number; waits: number }>;
 }
 
 /** How a driver runs the wait rules: a read, a write transaction, a transition that holds a run. */

@@ -186,5 +186,20 @@ for (const backend of backends()) {
       expect(await store.listDecisions(lenient.run.id)).toMatchObject([{ kind: 'human', decision: 'approve', by: 'deadline' }]);
       expect(events.filter((e) => e.type === 'step.timed_out').map((e) => e.runId).sort()).toEqual([strict.run.id, lenient.run.id].sort());
     });
+
+    it('a prune forgets received events older than a week', async () => {
+      clock.t = T0;
+      const store = await backend.create();
+      const { engine } = await engineOn(store, [], false);
+      await engine.emit('old', { n: 1 });
+      clock.t = T0 + 6 * 86_400_000;
+      await engine.emit('recent', { n: 2 });
+      clock.t = T0 + 8 * 86_400_000;
+      const report = await engine.prune();
+      expect(report.rows['events_received']).toBe(1);
+      const waits = (store as unknown as { waits: { eventsSince(n: string, s: number, l: number): Promise<unknown[]> } }).waits;
+      expect(await waits.eventsSince('old', 0, 10)).toEqual([]);
+      expect(await waits.eventsSince('recent', 0, 10)).toHaveLength(1);
+    });
   });
 }

@@ -63,6 +63,7 @@ const S = {
   ),
   runRef: sql('waitRunRef', `SELECT id, pipeline FROM runs WHERE id = $1`),
   pruneEvents: sql('pruneReceivedEvents', `DELETE FROM events_received WHERE received_at < $1`),
+  pruneOrphanWaits: sql('pruneOrphanWaits', `DELETE FROM step_waits WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = step_waits.run_id)`),
   waitingSteps: sql('waitingStepsOfRun', `SELECT w.* FROM step_waits w ${CURRENT} WHERE w.run_id = $1 AND w.done = 0 AND s.status = 'waiting'`),
 };
 
@@ -250,7 +251,9 @@ export function* deliverKeyed(tx: LedgerTx, name: string, payload: unknown, now:
   return { id, woke };
 }
 
-/** Forgets events received before `before`; returns how many. */
-export function* pruneEvents(before: number): Rule<number> {
-  return yield* exec(S.pruneEvents, [before]);
+/** Forgets events received before `before`, and the waits of runs pruned; returns how many of each. */
+export function* pruneEvents(before: number): Rule<{ events: number; waits: number }> {
+  const events = yield* exec(S.pruneEvents, [before]);
+  const waits = yield* exec(S.pruneOrphanWaits, []);
+  return { events, waits };
 }
