@@ -201,5 +201,24 @@ for (const backend of backends()) {
       expect(await waits.eventsSince('old', 0, 10)).toEqual([]);
       expect(await waits.eventsSince('recent', 0, 10)).toHaveLength(1);
     });
+
+    it('events emitted at once from two stores race for one wait: it takes exactly one', async () => {
+      clock.t = T0;
+      const store = await backend.create();
+      const spec: PipelineSpec = { name: 'race', steps: { w: { uses: 'wait_for_event', with: { event: 'go', match: 'event.n >= 0' } } } };
+      const { engine, events } = await engineOn(store, [spec]);
+      const { run } = await engine.startRun('race');
+      await waitingStep(store, run.id, 'w');
+      const otherStore = await backend.reopen(store);
+      opened.push(otherStore);
+      const other = await engineOn(otherStore, [], false);
+      await Promise.all(Array.from({ length: 10 }, (_, n) => (n % 2 === 0 ? engine : other.engine).emit('go', { n })));
+      expect((await engine.waitForRun(run.id)).status).toBe('succeeded');
+      const output = (await store.listSteps(run.id))[0]?.output as { n: number };
+      const woken = [...events, ...other.events].filter((e) => e.type === 'step.woken' && e.runId === run.id);
+      expect(woken).toHaveLength(1);
+      expect(woken[0]?.data).toMatchObject({ event_id: expect.any(Number) });
+      expect(output.n).toBeGreaterThanOrEqual(0);
+    });
   });
 }
