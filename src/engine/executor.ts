@@ -397,7 +397,7 @@ function directiveResult(d: StepDirective): Omit<AttemptResult, 'attemptId' | 'f
   if (d.kind === 'decided') return { outcome: 'succeeded', output: d.detail, ...gate };
   if (d.kind === 'block') return { outcome: 'blocked', output: d.detail, ...gate, ...(d.wait ? { wait: d.wait } : {}) };
   if (d.kind === 'wait') return { outcome: 'waiting', output: d.detail, wait: d.wait! };
-  return { outcome: 'rewound', output: d.detail, rewind: d.rewind!, ...gate };
+  return { outcome: 'rewound', output: d.detail, rewind: d.rewind!, ...gate, ...(d.wait ? { wait: d.wait } : {}) };
 }
 
 function isGateDecision(v: unknown): v is GateDecision {

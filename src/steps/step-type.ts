@@ -187,8 +187,8 @@ export class StepDirective {
     return new StepDirective('block', detail, undefined, undefined, deadline);
   }
 
-  /** Runs `request.to` and everything after it again, passing `request.feedback` to it. */
-  static rewind(request: RewindRequest, detail: Record<string, unknown>): StepDirective {
-    return new StepDirective('rewind', detail, request);
+  /** Runs `request.to` and everything after it again, passing `request.feedback` to it (`deadline`: for a block once the budget is spent). */
+  static rewind(request: RewindRequest, detail: Record<string, unknown>, deadline?: WaitRequest): StepDirective {
+    return new StepDirective('rewind', detail, request, undefined, deadline);
   }
 }

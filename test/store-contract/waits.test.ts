@@ -220,5 +220,24 @@ for (const backend of backends()) {
       expect(woken[0]?.data).toMatchObject({ event_id: expect.any(Number) });
       expect(output.n).toBeGreaterThanOrEqual(0);
     });
+
+    it('a gate that blocks gets the same deadline: on_timeout approve lets the run go on', async () => {
+      clock.t = T0;
+      const store = await backend.create();
+      const spec: PipelineSpec = {
+        name: 'gated',
+        steps: {
+          a: { uses: 'function', with: { name: 'echo' } },
+          check: { uses: 'gate', needs: ['a'], with: { rules: [{ name: 'never', expr: 'false', severity: 'critical' }], timeout: '30m', on_timeout: 'approve' } },
+        },
+      };
+      const { engine } = await engineOn(store, [spec]);
+      const { run } = await engine.startRun('gated');
+      expect((await engine.waitForRun(run.id, { untilSettled: true })).status).toBe('waiting');
+      expect((await store.listSteps(run.id))[1]).toMatchObject({ status: 'blocked', output: { deadline: '2026-03-01T09:30:00.000Z', on_timeout: 'approve' } });
+      clock.t = T0 + 30 * 60_000;
+      expect((await engine.waitForRun(run.id)).status).toBe('succeeded');
+      expect((await store.listDecisions(run.id)).filter((d) => d.kind === 'human')).toMatchObject([{ decision: 'approve', by: 'deadline' }]);
+    });
   });
 }

@@ -76,6 +76,7 @@ export function* completeSupervised(tx: LedgerTx, run: RunRow, step: string, num
   if (result === 'rewound') return tx.wake();
   const reason = `retry budget of ${r.rewind?.budget ?? 0} spent`;
   const decision = { ...(r.decision ?? { validations: [], rules: [] }), decision: 'block' as const, reason };
+  if (result === 'block' && r.wait) yield* recordDeadline(tx, run, step, r.wait, now);
   if (result === 'block') return yield* block(tx, run, step, number, { ...r, outcome: 'blocked', decision }, now, events);
   yield* recordDecision(tx, run, step, number, { ...decision, reason: `${reason}; failing` }, 0, now, events);
   const error: StoredError = { code: 'GATE_FAILED', message: `gate ${step}: ${reason}`, retryable: false };
