@@ -39,6 +39,8 @@ export function useLiveEvents(filter: { run?: string | undefined; pipeline?: str
 export function stepStatusOf(type: string): string | undefined {
   if (!type.startsWith('step.')) return undefined;
   const s = type.slice(5);
+  // A wait woken or timed out is run again: its next step.started (or its end) says the status.
+  if (s === 'woken' || s === 'timed_out') return undefined;
   return s === 'started' ? 'running' : s;
 }
 
