@@ -1,13 +1,14 @@
 /**
  * Job 2 as a typed pipeline in code: a task is decomposed into subtasks, each subtask is enriched with project
- * context, and an implementation prompt is generated per subtask. `steps.<name>` and `input` are typed; a
+ * context, and an implementation prompt is generated per subtask; the run then waits for an external
+ * confirmation (the event `task.confirmed` with the task's title). `steps.<name>` and `input` are typed; a
  * misspelled `needs` does not compile.
  *
  *   npx sluice serve --load examples/task-service/pipelines.ts     # API + dashboard, runs the pipeline
  *   npx sluice run examples/task-service/pipelines.ts#task-service --input '{"title":"user registration"}'
  *   npx tsx examples/task-service/server.ts                         # the same, plus the page in public/
  */
-import { pipeline } from 'sluice';
+import { pipeline, waitForEvent } from 'sluice';
 import { z } from 'zod';
 import { decompose, enrich, generatePrompts } from './tasks.js';
 
@@ -34,4 +35,7 @@ export const taskService = pipeline('task-service', {
   }))
   .step('prompts', { needs: ['enrich'], output: z.object({ prompts: z.array(z.string()).min(1) }) }, ({ input, steps }) => ({
     prompts: generatePrompts(input.title, steps.enrich.subtasks),
-  }));
+  }))
+  // The task is done once someone outside confirms it (`POST /api/events/task.confirmed` with its title, or
+  // `sluice emit task.confirmed --data '{"title":"..."}'`); the run waits a week for that, holding no worker.
+  .step('confirmed', waitForEvent<{ title: string; by?: string }>({ event: 'task.confirmed', match: 'event.title = input.title', timeout: '7d' }), { needs: ['prompts'] });

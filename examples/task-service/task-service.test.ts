@@ -56,9 +56,16 @@ describe('example: task service', () => {
     const first = await start();
     expect(first.status).toBe(201);
     const run = (await first.json()) as { id: string };
+    // The confirmation may come before the run waits for it: events are kept for the wait's lookback.
+    const confirm = await fetch(`${service.address}/api/events/task.confirmed`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ title: 'user registration', by: 'ana' }),
+    });
+    expect(confirm.status).toBe(200);
     const types = await followRun(`${service.address}/api/stream?run=${run.id}`, 'run.succeeded');
     expect(types[0]).toBe('run.queued');
-    expect(types.filter((t) => t === 'step.succeeded')).toHaveLength(3);
+    expect(types.filter((t) => t === 'step.succeeded')).toHaveLength(4);
 
     const again = await start();
     expect(again.status).toBe(200);
@@ -66,6 +73,7 @@ describe('example: task service', () => {
 
     const done = (await (await fetch(`${service.address}/api/runs/${run.id}`)).json()) as { status: string; steps: Array<{ name: string; output: any }> };
     expect(done.status).toBe('succeeded');
+    expect(done.steps.find((s) => s.name === 'confirmed')!.output).toEqual({ title: 'user registration', by: 'ana' });
     const prompts = done.steps.find((s) => s.name === 'prompts')!.output.prompts as string[];
     expect(prompts).toHaveLength(4);
     expect(prompts[2]).toContain('HTTP API for user registration');
@@ -107,6 +115,7 @@ describe('example: task service served by sluice serve --load', () => {
     });
     expect(started.status).toBe(201);
     const { id } = (await started.json()) as { id: string };
+    await fetch(`${address}/api/events/task.confirmed`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'search' }) });
     const done = await waitFor('the run to succeed', async () => {
       const run = (await (await fetch(`${address}/api/runs/${id}`)).json()) as { status: string; steps: Array<{ name: string; output: any }> };
       return run.status === 'succeeded' ? run : undefined;

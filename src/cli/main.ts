@@ -140,6 +140,7 @@ export function buildProgram(): Command {
       .argument('<step>')
       .option('--comment <text>', 'why')
       .option('--by <name>', 'who decides, recorded in the audit (default: the OS user, else "cli")')
+      .option('--response <json>', "the reviewer's data, checked against the approval's with.response schema")
       .description(`${verb} a blocked step (an approval, or a gate that blocked)`)
       .action(action((runId: string, step: string, opts) => decideCommand(verb, runId, step, opts)));
   }

@@ -11,6 +11,7 @@ const SYMBOL: Record<string, string> = {
   skipped: '–',
   failed: '✘',
   blocked: '■',
+  waiting: '◷',
   cancelled: '⊘',
 };
 

@@ -318,5 +318,6 @@ const STATE_COLOURS: Record<KnownState, string> = {
   skipped: '#f2f2f2',
   failed: '#ffc7ce',
   blocked: '#f8cbad',
+  waiting: '#e4d7f5',
   cancelled: '#d9d9d9',
 };

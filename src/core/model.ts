@@ -214,6 +214,8 @@ export const STEP_STATES = [
   'failed',
   'blocked',
   'cancelled',
+  // A `sleep` or `wait_for_event` step between attempts: it holds no lease until its wake time or its event.
+  'waiting',
 ] as const;
 export type StepStatus = (typeof STEP_STATES)[number];
 
@@ -226,4 +228,6 @@ export interface ExpressionContext {
   record?: unknown;
   /** What a downstream gate reported when it asked this step to run again. */
   feedback?: unknown;
+  /** The event a `wait_for_event` step's `match` is evaluated against (there only). */
+  event?: unknown;
 }

@@ -129,7 +129,7 @@ const definitions = {
       uses: {
         type: 'string',
         minLength: 1,
-        description: 'Step type: command, function, code, llm, http, gate, approval, pipeline, map or a custom one.',
+        description: 'Step type: command, function, code, llm, http, gate, approval, pipeline, map, sleep, wait_for_event or a custom one.',
       },
       needs: {
         type: 'array',

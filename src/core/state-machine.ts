@@ -20,9 +20,11 @@ const RUN_TRANSITIONS: Record<RunStatus, readonly RunStatus[]> = {
 const STEP_TRANSITIONS: Record<StepStatus, readonly StepStatus[]> = {
   pending: ['queued', 'skipped', 'cancelled', 'cached'],
   queued: ['running', 'cancelled', 'pending'],
-  running: ['succeeded', 'cached', 'skipped', 'failed', 'retrying', 'blocked', 'cancelled', 'queued', 'pending'],
+  running: ['succeeded', 'cached', 'skipped', 'failed', 'retrying', 'blocked', 'cancelled', 'queued', 'pending', 'waiting'],
   retrying: ['running', 'cancelled', 'pending'],
   blocked: ['queued', 'failed', 'cancelled', 'succeeded'],
+  // A waiting step runs again when its time comes or its event arrives; it holds no lease meanwhile.
+  waiting: ['running', 'cancelled', 'pending'],
   // Terminal states go back to pending only through resume, retry or rollback.
   succeeded: ['pending'],
   cached: ['pending'],

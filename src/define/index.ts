@@ -17,6 +17,9 @@ export type {
   DefaultOutput,
 } from './pipeline-builder.js';
 export { command, code, llm, http, gate, approval, map, childPipeline, defineStepType, isStepDef } from './step-defs.js';
+export { sleep, waitForEvent } from './step-defs.js';
+export type { SleepConfig, SleepOutput } from '../steps/sleep/sleep-step.js';
+export type { WaitForEventConfig } from '../steps/wait-for-event/wait-for-event-step.js';
 export type {
   StepDef,
   StepDefOutput,

@@ -1,4 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { SleepConfig, SleepOutput } from '../steps/sleep/sleep-step.js';
+import type { WaitForEventConfig } from '../steps/wait-for-event/wait-for-event-step.js';
 import type { JsonSchema } from '../core/model.js';
 import type { ApprovalConfig } from '../steps/approval/approval-step.js';
 import type { CodeConfig } from '../steps/code/code-step.js';
@@ -138,6 +140,20 @@ export interface ApprovalOutput {
 /** An `approval` step: the run waits until a person approves (the step succeeds) or rejects (it fails). */
 export function approval(config: ApprovalConfig = {}): StepDef<ApprovalOutput> {
   return stepDef('approval', config);
+}
+
+/** A `sleep` step: the run waits, holding no worker, for `for` or until `until` (see {@link SleepConfig}). */
+export function sleep(config: SleepConfig): StepDef<SleepOutput> {
+  return stepDef('sleep', config);
+}
+
+/**
+ * A `wait_for_event` step: the run waits, holding no worker, for an event matching `match` (see
+ * {@link WaitForEventConfig}); the output is the event's payload, typed `Payload` (null after a timeout with
+ * `on_timeout: continue`).
+ */
+export function waitForEvent<Payload = unknown>(config: WaitForEventConfig): StepDef<Payload> {
+  return stepDef('wait_for_event', config);
 }
 
 /** What a `pipeline` step outputs: the child run and the outputs of its final steps. */

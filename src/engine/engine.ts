@@ -29,6 +29,11 @@ import { waitForRun, type WaitOptions } from './wait-for-run.js';
 import { createRunsUnderFlow, HeldRunReleaser } from './flow-control.js';
 import type { RunPort } from '../store/ports.js';
 import { installExpressionPool } from './expression-pool.js';
+import { waitPortOf } from '../store/waits-port.js';
+import { deliverEvent, matchFailed } from './event-waits.js';
+import { checkApprovalResponse } from './approval-response.js';
+import { startApprovalDeadlines } from './approval-deadlines.js';
+import type { DueApproval } from '../core/waits.js';
 
 export interface Clock {
   /** Epoch milliseconds. */
@@ -170,6 +175,7 @@ export class Engine {
       now: () => this.clock.now(),
       log: (attempt, stream, line) => this.worker?.log(attempt, stream, line),
       ...(this.tracing ? { tracing: this.tracing } : {}),
+      ...(waitPortOf(this.store) ? { waits: waitPortOf(this.store)!, publish: (events: Parameters<EventBus['publish']>[0]) => this.bus.publish(events) } : {}),
     });
   }
 
@@ -239,6 +245,9 @@ export class Engine {
    * as its input (default null). With `idempotencyKey`, emitting again with the same key starts nothing new (each
    * run says `created: false`). No pipeline listening is not an error: `runs` is empty.
    */
+  /** Hands events of woken waits to the bus (one function per engine: event deliveries are batched per it). */
+  private readonly publishWaitEvents = (events: Parameters<EventBus['publish']>[0]): void => this.bus.publish(events);
+
   async emit(event: string, payload: unknown = null, options: EmitOptions = {}): Promise<EmittedEvent> {
     checkEventName(event);
     const runs: CreatedRun[] = [];
@@ -251,6 +260,9 @@ export class Engine {
         }),
       );
     }
+    // The event is also kept for waits (`wait_for_event`) and wakes those it satisfies.
+    const waits = waitPortOf(this.store);
+    if (waits) await deliverEvent(waits, event, payload ?? null, this.clock.now(), this.publishWaitEvents, (w, err) => this.onError(matchFailed(w, event, err)));
     return { event, runs };
   }
 
@@ -290,6 +302,7 @@ export class Engine {
 
   /** A human's decision on a blocked step (an `approval`, or a `gate` that blocked). */
   async decide(runId: string, step: string, decision: HumanDecision): Promise<TransitionResult> {
+    if (decision.decision === 'approve') checkApprovalResponse(runId, (await this.store.listSteps(runId)).find((s) => s.name === step), decision);
     const result = await this.runs.decideStep(runId, step, decision, this.clock.now());
     this.afterTransition(result);
     return result;
@@ -347,7 +360,20 @@ export class Engine {
     this.worker.start();
     // Runs held behind a run that ended while no process could release them (a crash) start now.
     void this.heldRuns.release();
+    // Approvals past their deadline are decided by whichever process with a worker checks first.
+    const waits = waitPortOf(this.store);
+    if (waits) this.scheduleStops.push(async () => stopDeadlines());
+    const stopDeadlines = waits ? startApprovalDeadlines(waits, () => this.clock.now(), (due) => this.decideAtDeadline(due), this.onError, options.pollMs ?? 250) : () => {};
     return this.worker;
+  }
+
+  /** An approval's deadline passed: its `on_timeout` decides (`step.timed_out`, then the decision by `deadline`). */
+  private async decideAtDeadline(due: DueApproval): Promise<void> {
+    const waits = waitPortOf(this.store)!;
+    this.bus.publish(await waits.finishWait(due.runId, due.step, this.clock.now(), 'step.timed_out'));
+    // Not through decide(): an approval by deadline carries no response to check.
+    const decision = { decision: due.decision, comment: `no decision by ${new Date(due.deadline).toISOString()}`, by: 'deadline' };
+    this.afterTransition(await this.runs.decideStep(due.runId, due.step, decision, this.clock.now()));
   }
 
   /** Whether this process leads the store: its worker's say, else true (a process with no worker claims slots alone). */

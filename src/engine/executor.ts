@@ -14,9 +14,11 @@ import { retryDelayAfter } from '../core/step-policy.js';
 import { ATTRIBUTE_STEP_TYPE } from '../core/validate.js';
 import { renderStepConfig } from '../steps/render-config.js';
 import { StepDirective, type LogStream, type SharedRateLimit, type StepContext, type StepRegistry, type StepUsage } from '../steps/step-type.js';
-import type { AttemptResult, CacheHit, ClaimedAttempt, GateDecision, StoredPipeline } from '../store/store.js';
+import type { AttemptResult, CacheHit, ClaimedAttempt, GateDecision, RunEvent, StoredPipeline } from '../store/store.js';
 import type { RunPort } from '../store/ports.js';
 import type { RunTracing } from './run-tracing.js';
+import type { WaitPort } from '../store/waits-port.js';
+import { waitAccess } from './wait-access.js';
 
 /** What executing one attempt needs from its surroundings. */
 export interface ExecutorDeps {
@@ -31,6 +33,10 @@ export interface ExecutorDeps {
   random?: () => number;
   /** Spans of attempts, when tracing is on. */
   tracing?: RunTracing;
+  /** Durable waits, for step types that wait (`sleep`, `wait_for_event`); absent: such steps cannot wait. */
+  waits?: WaitPort;
+  /** Hands events written outside a completion (a wait woken or timed out) to the event bus. */
+  publish?: (events: RunEvent[]) => void;
 }
 
 /** Compiled pieces of a pipeline version, cached for the life of the executor. */
@@ -114,7 +120,8 @@ export class Executor {
     };
     if (step.if !== null && !(await namingStep(step.name, 'if', evaluateCondition(step.if, ctx)))) return { outcome: 'skipped', output: null };
     const config = prepared.literal.has(step.name) ? (copyLiteral(step.with) as Record<string, unknown>) : await namingStep(step.name, 'with', this.resolveConfig(step, ctx));
-    if (!step.cache) {
+    // A step that waits is never taken from the cache: a cached result would skip the wait.
+    if (!step.cache || this.deps.steps.get(step.uses)?.waits === true) {
       const output = await this.invoke(step, config, ctx, prepared.baseDir, attempt, owner, cancel, usage);
       if (output instanceof StepDirective) return directiveResult(this.redact(output));
       this.outputs.check(step, output);
@@ -193,6 +200,7 @@ export class Executor {
     if (!type) throw new SluiceError('UNKNOWN_STEP_TYPE', unknownTypeMessage(step.uses), { retryable: false });
     // The attempt may have been cancelled while its context was loading.
     if (cancel.aborted) throw abortReasonError(cancel.reason);
+    const waits = type.waits === true && this.deps.waits ? await waitAccess(this.deps.waits, attempt, step.name, this.deps.now, this.deps.publish) : undefined;
     const context = (signal: () => AbortSignal): StepContext => ({
       run: ctx.run,
       step: step.name,
@@ -224,6 +232,7 @@ export class Executor {
         },
       },
       ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
+      ...(waits === undefined ? {} : { waits }),
       ...(this.traceparents.has(attempt.id) ? { traceparent: this.traceparents.get(attempt.id)! } : {}),
     });
     const result =
@@ -387,8 +396,9 @@ function directiveResult(d: StepDirective): Omit<AttemptResult, 'attemptId' | 'f
   const gate = isGateDecision(decision) ? { decision } : {};
   if (d.kind === 'spawn') return { outcome: 'spawned', output: null, spawn: d.spawn! };
   if (d.kind === 'decided') return { outcome: 'succeeded', output: d.detail, ...gate };
-  if (d.kind === 'block') return { outcome: 'blocked', output: d.detail, ...gate };
-  return { outcome: 'rewound', output: d.detail, rewind: d.rewind!, ...gate };
+  if (d.kind === 'block') return { outcome: 'blocked', output: d.detail, ...gate, ...(d.wait ? { wait: d.wait } : {}) };
+  if (d.kind === 'wait') return { outcome: 'waiting', output: d.detail, wait: d.wait! };
+  return { outcome: 'rewound', output: d.detail, rewind: d.rewind!, ...gate, ...(d.wait ? { wait: d.wait } : {}) };
 }
 
 function isGateDecision(v: unknown): v is GateDecision {

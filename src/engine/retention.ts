@@ -1,4 +1,5 @@
 import { parseDuration, DURATION_HINT } from '../core/duration.js';
+import { waitPortOf } from '../store/waits-port.js';
 import { SluiceError } from '../core/errors.js';
 import type { ArtifactStore } from '../artifacts/artifact-store.js';
 import type { PruneResult, Store } from '../store/store.js';
@@ -30,6 +31,9 @@ export interface PruneDeps {
   defaultRetentionMs: number | undefined;
 }
 
+/** How long received events are kept for the lookback of `wait_for_event` steps: 7 days. */
+export const RECEIVED_EVENTS_KEEP_MS = 7 * 24 * 3_600_000;
+
 /** Reads a retention setting (`30d`, ms); `where` names it in the error. Undefined or empty: none. */
 export function parseRetention(value: string | undefined, where: string): number | undefined {
   if (value === undefined || value.trim() === '') return undefined;
@@ -59,6 +63,13 @@ export async function pruneRuns(deps: PruneDeps, options: PruneOptions = {}): Pr
   }
   report.artifacts = [...artifacts];
   if (!options.dryRun) await deleteArtifacts(deps.artifacts, report.artifacts);
+  const waits = waitPortOf(deps.store);
+  if (waits && !options.dryRun) {
+    // Events are kept for waits' lookback (1 h by default): a week covers any lookback worth having.
+    const pruned = await waits.pruneEvents(deps.now() - RECEIVED_EVENTS_KEEP_MS);
+    if (pruned.events > 0) report.rows['events_received'] = pruned.events;
+    if (pruned.waits > 0) report.rows['step_waits'] = pruned.waits;
+  }
   return report;
 }
 

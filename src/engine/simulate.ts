@@ -24,7 +24,7 @@ export interface SimulateOptions {
 }
 
 /** `pending`: the step waits on a step that waits for a human (a blocked approval or gate), as in a run. */
-export type SimulatedStepStatus = 'succeeded' | 'skipped' | 'failed' | 'blocked' | 'cancelled' | 'pending';
+export type SimulatedStepStatus = 'succeeded' | 'skipped' | 'failed' | 'blocked' | 'cancelled' | 'pending' | 'waiting';
 
 export interface SimulatedStep {
   status: SimulatedStepStatus;
@@ -90,7 +90,8 @@ async function simulateOne(p: Pipeline, input: unknown, options: Options): Promi
     const step = byName.get(order[i]!)!;
     // After a rewind the walk resumes at the rewound step; what the rewind did not reset keeps its result.
     if (state.results[step.name] !== undefined) continue;
-    const needs = step.needs.map((n) => ({ onFailure: byName.get(n)?.onFailure ?? 'abort', status: state.results[n]?.status ?? ('pending' as const) }));
+    // A need that waits (for an event) holds its dependents back as a blocked one does.
+    const needs = step.needs.map((n) => ({ onFailure: byName.get(n)?.onFailure ?? 'abort', status: blockedIfWaiting(state.results[n]?.status ?? 'pending') }));
     const verdict = startVerdict({ needs, failFast: p.failFast, runFailed: state.failed });
     if (verdict !== 'start') {
       state.results[step.name] = { status: verdict === 'cancel' ? 'cancelled' : 'pending', attempts: 0, duration_ms: 0, error: null };
@@ -196,6 +197,7 @@ function finish(
   verbose: boolean,
 ): unknown {
   const usage = r.usage.length > 0 ? { usage: sumUsage(r.usage) } : {};
+  if (r.output instanceof StepDirective && r.output.kind === 'wait') return simulatedWait(step, state, record, r, verbose);
   if (r.output instanceof StepDirective) {
     const blocked = r.output.kind === 'block';
     record({ status: blocked ? 'blocked' : 'succeeded', attempts: r.attempts, error: null, ...usage, ...verboseOf(verbose, r.config, r.output.detail, r.logs) });
@@ -206,6 +208,34 @@ function finish(
   record({ status: 'succeeded', attempts: r.attempts, error: null, ...usage, ...verboseOf(verbose, r.config, r.output, r.logs) });
   state.outputs[step.name] = r.output;
   return r.output;
+}
+
+function blockedIfWaiting(status: SimulatedStepStatus): Exclude<SimulatedStepStatus, 'waiting'> {
+  return status === 'waiting' ? 'blocked' : status;
+}
+
+/**
+ * A step that would wait: a `sleep` completes at once (its output says the time it would wake); a
+ * `wait_for_event` is reported `waiting` (simulate has no events), and the steps after it stay pending.
+ */
+function simulatedWait(
+  step: Step,
+  state: RunState,
+  record: (r: Omit<SimulatedStep, 'duration_ms'>) => SimulatedStep,
+  r: { attempts: number; output: unknown; config: unknown; logs: Array<{ stream: LogStream; line: string }> },
+  verbose: boolean,
+): unknown {
+  const directive = r.output as StepDirective;
+  if (directive.wait?.kind === 'sleep') {
+    const until = new Date(directive.wait.wakeAt ?? 0).toISOString();
+    const output = { until, woke_at: until };
+    record({ status: 'succeeded', attempts: r.attempts, error: null, ...verboseOf(verbose, r.config, output, r.logs) });
+    state.outputs[step.name] = output;
+    return output;
+  }
+  record({ status: 'waiting', attempts: r.attempts, error: null, ...verboseOf(verbose, r.config, directive.detail, r.logs) });
+  state.blocked = true;
+  return directive;
 }
 
 async function invoke(

@@ -82,6 +82,7 @@ export const approvalBody = {
   properties: {
     decision: { type: 'string', enum: ['approve', 'reject'] },
     comment: { type: 'string', maxLength: 10_000 },
+    response: { description: "The reviewer's data, checked against the approval step's `with.response` schema" },
   },
 } as const;
 

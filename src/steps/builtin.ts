@@ -8,6 +8,8 @@ import { createPipelineStep } from './pipeline/pipeline-step.js';
 import { createHttpStep } from './http/http-step.js';
 import { createLlmStep, type LlmStepOptions } from './llm/llm-step.js';
 import type { StepType } from './step-type.js';
+import { createSleepStep } from './sleep/sleep-step.js';
+import { createWaitForEventStep } from './wait-for-event/wait-for-event-step.js';
 
 export type { FunctionContext, StepFunction } from './function/function-step.js';
 export type { HttpConfig, HttpOutput } from './http/http-step.js';
@@ -21,7 +23,7 @@ export interface BuiltinStepOptions {
   llm?: LlmStepOptions;
 }
 
-/** Returns a fresh registry of the built-in step types (`function`, `command`, `code`, `llm`, `http`, `gate`, `approval`, `pipeline`, `map`) keyed by type name. */
+/** Returns a fresh registry of the built-in step types (`function`, `command`, `code`, `llm`, `http`, `gate`, `approval`, `pipeline`, `map`, `sleep`, `wait_for_event`) keyed by type name. */
 export function builtinStepTypes(options: BuiltinStepOptions = {}): Map<string, StepType<any>> {
   const types: StepType<any>[] = [
     createFunctionStep(options.functions),
@@ -32,6 +34,8 @@ export function builtinStepTypes(options: BuiltinStepOptions = {}): Map<string, 
     createGateStep(),
     createApprovalStep(),
     createPipelineStep(),
+    createSleepStep(),
+    createWaitForEventStep(),
   ];
   const registry = new Map(types.map((stepType) => [stepType.type, stepType]));
   // map runs the other step types of this same registry, once per item.

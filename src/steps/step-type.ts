@@ -2,6 +2,7 @@ import type { ArtifactStore } from '../artifacts/artifact-store.js';
 import type { TemplateEncoder } from '../core/expressions.js';
 import type { JsonSchema } from '../core/model.js';
 import type { RewindRequest, SpawnRequest, StepItem, StepUsage } from '../core/step-results.js';
+import type { ReceivedEvent, StepWait, WaitRequest } from '../core/waits.js';
 
 export type { RewindRequest, SpawnRequest, StepItem, StepUsage } from '../core/step-results.js';
 
@@ -47,6 +48,22 @@ export interface StepContext {
    * (an attribute pipeline's values) checks it before each write, so an attempt that lost its lease writes nothing.
    */
   lease?: AttemptFence;
+  /** For step types that wait ({@link StepType.waits}): the wait this attempt was woken from, and the events. */
+  waits?: WaitAccess;
+}
+
+/** What a waiting step (`sleep`, `wait_for_event`) sees of its wait and of the events the store received. */
+export interface WaitAccess {
+  /** The wait this attempt was woken from; undefined when the step starts waiting now. */
+  readonly current: StepWait | undefined;
+  /** Events named `name` received from `since` on, oldest first, at most `limit`. */
+  eventsSince(name: string, since: number, limit: number): Promise<ReceivedEvent[]>;
+  /** Takes `eventId` for this wait unless it already took one; returns the event it holds. */
+  claim(eventId: number): Promise<ReceivedEvent | undefined>;
+  /** The event this wait took, when it took one. */
+  matched(): Promise<ReceivedEvent | undefined>;
+  /** Marks the wait over (the step returns its output now; `emit` names the event to record): a later start of the step waits anew. */
+  finish(emit?: 'step.woken' | 'step.timed_out'): Promise<void>;
 }
 
 /** Proof that this attempt holds its lease, as fenced writes check it. */
@@ -104,6 +121,11 @@ export interface StepType<Config = Record<string, unknown>> {
    * path and query. Applied wherever the engine renders this step's config (runs, simulate, map, attributes).
    */
   templateEncoder?(written: Record<string, unknown>): TemplateEncoder | undefined;
+  /**
+   * The type waits durably (`sleep`, `wait_for_event`): it gets {@link StepContext.waits} and may return
+   * {@link StepDirective.wait}; its results are never taken from the cache. Default: false.
+   */
+  waits?: boolean;
 }
 
 /** What {@link StepType.cacheInputs} gets. */
@@ -132,16 +154,22 @@ export type StepRegistry = ReadonlyMap<string, StepType<any>>;
  */
 export class StepDirective {
   private constructor(
-    readonly kind: 'block' | 'rewind' | 'decided' | 'spawn',
+    readonly kind: 'block' | 'rewind' | 'decided' | 'spawn' | 'wait',
     /** Stored as the step's output while it waits (block) or as the decision (rewind). */
     readonly detail: Record<string, unknown>,
     readonly rewind?: RewindRequest,
     readonly spawn?: SpawnRequest,
+    readonly wait?: WaitRequest,
   ) {}
 
   /** The same directive with another `detail` (e.g. with secret values blanked out). */
   withDetail(detail: Record<string, unknown>): StepDirective {
-    return new StepDirective(this.kind, detail, this.rewind, this.spawn);
+    return new StepDirective(this.kind, detail, this.rewind, this.spawn, this.wait === undefined ? undefined : { ...this.wait, detail });
+  }
+
+  /** The step waits (a time, an event) holding no lease; it is run again at `request.wakeAt` or when woken. */
+  static wait(request: WaitRequest): StepDirective {
+    return new StepDirective('wait', request.detail, undefined, undefined, request);
   }
 
   /** Starts a child run of another pipeline; this step ends when the child ends, with its outputs. */
@@ -154,13 +182,13 @@ export class StepDirective {
     return new StepDirective('decided', detail);
   }
 
-  /** The run waits until a human approves or rejects this step. */
-  static block(detail: Record<string, unknown>): StepDirective {
-    return new StepDirective('block', detail);
+  /** The run waits until a human approves or rejects this step (or, with `deadline`, until that time passes). */
+  static block(detail: Record<string, unknown>, deadline?: WaitRequest): StepDirective {
+    return new StepDirective('block', detail, undefined, undefined, deadline);
   }
 
-  /** Runs `request.to` and everything after it again, passing `request.feedback` to it. */
-  static rewind(request: RewindRequest, detail: Record<string, unknown>): StepDirective {
-    return new StepDirective('rewind', detail, request);
+  /** Runs `request.to` and everything after it again, passing `request.feedback` to it (`deadline`: for a block once the budget is spent). */
+  static rewind(request: RewindRequest, detail: Record<string, unknown>, deadline?: WaitRequest): StepDirective {
+    return new StepDirective('rewind', detail, request, undefined, deadline);
   }
 }

@@ -5,12 +5,14 @@ export interface HumanVerdict {
   decision: HumanDecision['decision'];
   comment?: string;
   by?: string;
+  /** The reviewer's data (an approval with `with.response`). */
+  response?: unknown;
   at: number;
 }
 
 /** The verdict of `d`, taken at `at` (epoch ms). */
 export function humanVerdict(d: HumanDecision, at: number): HumanVerdict {
-  return { decision: d.decision, ...(d.comment ? { comment: d.comment } : {}), ...(d.by ? { by: d.by } : {}), at };
+  return { decision: d.decision, ...(d.comment ? { comment: d.comment } : {}), ...(d.by ? { by: d.by } : {}), ...(d.response === undefined ? {} : { response: d.response }), at };
 }
 
 /**

@@ -4,6 +4,7 @@ import type { FlowRequest } from '../core/flow-control.js';
 import type { FlowOutcome } from './flow/flow-start.js';
 import type { Pipeline, RunStatus, StepStatus } from '../core/model.js';
 import type { RewindRequest, SpawnRequest, StepUsage } from '../core/step-results.js';
+import type { WaitRequest } from '../core/waits.js';
 
 export type { DatasetPort, OperationsPort, ReadPort, RunPort, Store, TokenPort } from './ports.js';
 
@@ -196,6 +197,7 @@ export interface CacheHit {
 export type AttemptStatus =
   | 'spawned'
   | 'blocked'
+  | 'waiting'
   | 'rewound'
   | 'queued'
   | 'held'
@@ -256,6 +258,9 @@ export type EventType =
   | 'step.skipped'
   | 'step.failed'
   | 'step.blocked'
+  | 'step.waiting'
+  | 'step.woken'
+  | 'step.timed_out'
   | 'step.cancelled'
   | 'gate.decided'
   | 'checkpoint.created';
@@ -312,7 +317,7 @@ export interface ClaimBatch {
  * How an attempt ended. `blocked`: the run waits for a human on this step. `rewound`: the step asked for
  * an upstream step to run again (a gate's retry).
  */
-export type AttemptOutcome = 'succeeded' | 'cached' | 'skipped' | 'failed' | 'blocked' | 'rewound' | 'spawned';
+export type AttemptOutcome = 'succeeded' | 'cached' | 'skipped' | 'failed' | 'blocked' | 'rewound' | 'spawned' | 'waiting';
 
 export interface AttemptResult {
   attemptId: number;
@@ -343,6 +348,8 @@ export interface AttemptResult {
   spawn?: SpawnRequest;
   /** A gate's decision, stored in the audit table and emitted as `gate.decided`. */
   decision?: GateDecision;
+  /** For `waiting`: what the step waits for and until when; it is run again then, holding no lease meanwhile. */
+  wait?: WaitRequest;
 }
 
 /** Proof that a worker holds an attempt: what fenced writes check. */
@@ -357,6 +364,8 @@ export interface HumanDecision {
   comment?: string;
   /** Who decided (a token name, a user). */
   by?: string;
+  /** The reviewer's data, checked against an approval's `with.response` schema; kept in the step output. */
+  response?: unknown;
 }
 
 /** What a gate decided and why. */

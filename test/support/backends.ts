@@ -14,6 +14,8 @@ export interface Backend {
   create(): Promise<Store>;
   /** Removes whatever create() made. */
   cleanup(): Promise<void>;
+  /** A new store on the same database as `store` (made by create()), as another process would open it. */
+  reopen(store: Store): Promise<Store>;
 }
 
 /** SQLite on a real file in a temp folder: a copy of the file the global setup migrated once for the run. */
@@ -34,6 +36,11 @@ export function sqliteBackend(): Backend {
     async cleanup() {
       for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
     },
+    async reopen(store) {
+      const again = new SqliteStore({ path: store.url.replace(/^sqlite:/, '') });
+      await again.migrate();
+      return again;
+    },
   };
 }
 
@@ -45,6 +52,7 @@ export function postgresBackend(): Backend {
   let server: ReturnType<typeof acquirePostgres> | null = null;
   const stores: Store[] = [];
   const drops: Array<() => Promise<void>> = [];
+  const urls = new Map<Store, string>();
   return {
     name: 'postgres',
     async create() {
@@ -53,6 +61,7 @@ export function postgresBackend(): Backend {
       drops.push(db.drop);
       const store = new PostgresStore({ url: db.url, poolSize: 4 });
       stores.push(store);
+      urls.set(store, db.url);
       await store.migrate();
       return store;
     },
@@ -62,6 +71,15 @@ export function postgresBackend(): Backend {
       for (const drop of drops.splice(0)) await drop().catch(() => undefined);
       if (server) await releasePostgres();
       server = null;
+    },
+    async reopen(store) {
+      const url = urls.get(store);
+      if (!url) throw new Error('reopen: this store was not made by this backend');
+      const again = new PostgresStore({ url, poolSize: 4 });
+      stores.push(again);
+      urls.set(again, url);
+      await again.migrate();
+      return again;
     },
   };
 }

@@ -4,6 +4,7 @@ import { getToken, type LiveEvent } from './api';
 export const EVENT_TYPES = [
   'run.queued', 'run.started', 'run.paused', 'run.resumed', 'run.waiting', 'run.succeeded', 'run.failed', 'run.cancelled',
   'step.queued', 'step.started', 'step.retrying', 'step.succeeded', 'step.cached', 'step.skipped', 'step.failed', 'step.blocked',
+  'step.waiting', 'step.woken', 'step.timed_out',
   'gate.decided', 'checkpoint.created',
 ] as const;
 
@@ -38,6 +39,8 @@ export function useLiveEvents(filter: { run?: string | undefined; pipeline?: str
 export function stepStatusOf(type: string): string | undefined {
   if (!type.startsWith('step.')) return undefined;
   const s = type.slice(5);
+  // A wait woken or timed out is run again: its next step.started (or its end) says the status.
+  if (s === 'woken' || s === 'timed_out') return undefined;
   return s === 'started' ? 'running' : s;
 }
 

@@ -1,3 +1,4 @@
+import { SluiceError } from '../../core/errors.js';
 import { userInfo } from 'node:os';
 import { openEngine, printJson, resolvePipeline, type GlobalOptions } from '../context.js';
 import { runView } from '../../server/views.js';
@@ -59,14 +60,24 @@ function print(result: TransitionResult, opts: GlobalOptions): void {
 }
 
 /** `sluice approve|reject RUN STEP [--comment TEXT]`: a human's decision on a blocked step. */
-export async function decideCommand(decision: 'approve' | 'reject', runId: string, step: string, opts: GlobalOptions & { comment?: string; by?: string }): Promise<number> {
+export async function decideCommand(decision: 'approve' | 'reject', runId: string, step: string, opts: GlobalOptions & { comment?: string; by?: string; response?: string }): Promise<number> {
+  const response = opts.response === undefined ? undefined : parseResponse(opts.response);
   const engine = await openEngine(opts);
   try {
-    const result = await engine.decide(runId, step, { decision, ...(opts.comment ? { comment: opts.comment } : {}), by: opts.by ?? osUser() });
+    const result = await engine.decide(runId, step, { decision, ...(opts.comment ? { comment: opts.comment } : {}), ...(response === undefined ? {} : { response }), by: opts.by ?? osUser() });
     print(result, opts);
     return 0;
   } finally {
     await engine.close();
+  }
+}
+
+/** `--response` as JSON; a clear error names the option otherwise. */
+function parseResponse(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new SluiceError('VALIDATION_FAILED', `--response is not JSON: ${(err as Error).message}`);
   }
 }
 

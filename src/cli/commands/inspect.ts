@@ -10,6 +10,13 @@ import { logView, runView } from '../../server/views.js';
 import { runJson } from '../json-views.js';
 import { formatDuration, formatTime, looksLikeFile, openEngine, printJson, table, type GlobalOptions } from '../context.js';
 
+/** What a waiting step waits for and until when, as `sluice status` prints it. */
+export function waitLine(step: string, output: unknown): string {
+  const w = (output ?? {}) as { waiting_for?: string; event?: string; match?: string; until?: string };
+  const what = w.waiting_for === 'event' ? `event ${w.event ?? '?'}${w.match ? ` matching ${w.match}` : ''}` : 'its time';
+  return `${step} waits for ${what}${w.until ? ` until ${w.until}` : ''}`;
+}
+
 /** `sluice status [RUN]`: a run and its steps (the newest run when none is named). */
 export async function statusCommand(runId: string | undefined, opts: GlobalOptions): Promise<number> {
   const engine = await openEngine(opts);
@@ -38,6 +45,7 @@ export async function statusCommand(runId: string | undefined, opts: GlobalOptio
       s.error ? `${s.error.code}: ${s.error.message.split('\n')[0]}` : '',
     ]);
     process.stdout.write(`\n${table(['STEP', 'STATUS', 'ATTEMPTS', 'DURATION', 'ERROR'], rows)}\n`);
+    for (const s of steps.filter((st) => st.status === 'waiting')) process.stdout.write(`\n${waitLine(s.name, s.output)}\n`);
     for (const s of steps.filter((st) => st.error && st.status === 'failed')) {
       process.stdout.write(`\n${s.name} failed: ${s.error!.code}\n${indent(s.error!.message)}\n`);
     }

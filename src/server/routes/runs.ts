@@ -97,14 +97,14 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ServerContext): voi
     async (request) => runView((await engine.rollback(request.params.id, request.body.to)).run),
   );
 
-  app.post<{ Params: { id: string; step: string }; Body: { decision: 'approve' | 'reject'; comment?: string } }>(
+  app.post<{ Params: { id: string; step: string }; Body: { decision: 'approve' | 'reject'; comment?: string; response?: unknown } }>(
     '/api/runs/:id/steps/:step/approval',
     { schema: { tags, operationId: 'decideStep', summary: 'Approve or reject a step waiting for a human (approval step, or a gate that blocked)', params: stepParams, body: approvalBody, response: apiResponses({ 200: ok(runSchema, 'The run after the decision') }, 400, 404, 409, 413, 415) } },
     async (request) => {
-      const { decision, comment } = request.body;
+      const { decision, comment, response } = request.body;
       // Without auth there is no one to name: the audit says the decision came over the API.
       const by = request.apiToken ? (request.apiToken.name ?? `token ${request.apiToken.id}`) : 'api';
-      const result = await engine.decide(request.params.id, request.params.step, { decision, ...(comment ? { comment } : {}), by });
+      const result = await engine.decide(request.params.id, request.params.step, { decision, ...(comment ? { comment } : {}), ...(response === undefined ? {} : { response }), by });
       return runView(result.run);
     },
   );

@@ -5,7 +5,9 @@ import type { ExpressionContext, JsonSchema } from '../../core/model.js';
 import type { StepContext, StepType } from '../step-type.js';
 import { StepDirective } from '../step-type.js';
 import { decide, DEFAULT_DECISION_RULES, type DecisionRules, type Failure, type Severity } from './decide.js';
-import { errorMessage } from '../../core/errors.js';
+import { errorMessage, SluiceError } from '../../core/errors.js';
+import { DURATION_HINT, parseDuration } from '../../core/duration.js';
+import type { WaitRequest } from '../../core/waits.js';
 
 export interface GateRule {
   name: string;
@@ -32,6 +34,10 @@ export interface GateConfig {
   };
   /** Overrides of the decision rules. */
   decide?: Partial<DecisionRules>;
+  /** How long a human has once the gate blocks. Default: no limit. */
+  timeout?: string | number;
+  /** What the deadline decides for a blocked gate: `reject` (default; the step fails) or `approve`. */
+  on_timeout?: 'approve' | 'reject';
 }
 
 // Made at the first gate with a schema, not at import.
@@ -62,9 +68,11 @@ export function createGateStep(): StepType<GateConfig> {
       };
       const report = { decision, failures, checked: (config.rules ?? []).length };
       if (verdict.decision === 'proceed') return StepDirective.decided(report);
-      if (verdict.decision === 'block') return StepDirective.block(report);
+      const deadline = blockDeadline(ctx.step, ctx.now(), config);
+      const held = deadline ? { ...report, ...deadline.detail } : report;
+      if (verdict.decision === 'block') return StepDirective.block(held, deadline?.wait);
       const feedback = { gate: ctx.step, reason: verdict.reason, failures };
-      return StepDirective.rewind({ to: config.on_fail!.retry!, feedback, budget: config.on_fail?.budget ?? 3, then: config.on_fail?.then ?? 'block' }, report);
+      return StepDirective.rewind({ to: config.on_fail!.retry!, feedback, budget: config.on_fail?.budget ?? 3, then: config.on_fail?.then ?? 'block' }, held, deadline?.wait);
     },
   };
 }
@@ -142,6 +150,8 @@ const gateConfigSchema: JsonSchema = {
         then: { enum: ['block', 'fail'] },
       },
     },
+    timeout: { type: ['string', 'number'] },
+    on_timeout: { enum: ['approve', 'reject'] },
     decide: {
       type: 'object',
       additionalProperties: false,
@@ -153,3 +163,17 @@ const gateConfigSchema: JsonSchema = {
     },
   },
 };
+
+/** The deadline of a human's decision on a gate that blocks (`with.timeout`), as the ledger keeps it. */
+function blockDeadline(step: string, now: number, config: GateConfig): { detail: Record<string, unknown>; wait: WaitRequest } | undefined {
+  if (config.timeout === undefined) return undefined;
+  let ms: number;
+  try {
+    ms = parseDuration(config.timeout);
+  } catch {
+    throw new SluiceError('VALIDATION_FAILED', `gate ${step}: with.timeout is ${JSON.stringify(config.timeout)}; expected ${DURATION_HINT}`, { retryable: false });
+  }
+  const onTimeout = config.on_timeout ?? 'reject';
+  const detail = { deadline: new Date(now + ms).toISOString(), on_timeout: onTimeout };
+  return { detail, wait: { kind: 'approval', wakeAt: now + ms, context: { input: null, steps: {}, on_timeout: onTimeout } as WaitRequest['context'], detail } };
+}

@@ -13,6 +13,7 @@ import type { AttemptResult, RunAction, RunEvent } from '../store.js';
 import { get, run as exec, sql, type Rule } from './effects.js';
 import type { EndStatus, LedgerTx, StoredError } from './ledger-tx.js';
 import { block, recordDecision, resetStepStmt, rewind } from './supervision.js';
+import { beginWait, recordDeadline } from './waits.js';
 import { abort, finishIfDone, getRun, insertAttempt, pipelineOf, promote, rebuild, setRunStatus, settle, terminate } from './transitions.js';
 
 const S = {
@@ -83,10 +84,13 @@ export function* recordFailure(tx: LedgerTx, run: RunRow, step: string, number: 
 
 /** A gate or approval steered the run: block it for a human, or rewind it to an upstream step (the step policy weighs its budget). */
 export function* completeSupervised(tx: LedgerTx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): Rule<void> {
+  if (r.outcome === 'blocked' && r.wait) yield* recordDeadline(tx, run, step, r.wait, now);
   if (r.outcome === 'blocked') return yield* block(tx, run, step, number, r, now, events);
+  if (r.outcome === 'waiting') return yield* beginWait(tx, run, step, number, r, now, events);
   const verdict = yield* rewind(tx, run, step, number, r, now, events);
   if (verdict.kind === 'rewind') return tx.wake();
   const decision = { ...(r.decision ?? { validations: [], rules: [] }), decision: 'block' as const, reason: verdict.reason };
+  if (verdict.kind === 'block' && r.wait) yield* recordDeadline(tx, run, step, r.wait, now);
   if (verdict.kind === 'block') return yield* block(tx, run, step, number, { ...r, outcome: 'blocked', decision }, now, events);
   yield* recordDecision(tx, run, step, number, { ...decision, reason: `${verdict.reason}; failing` }, 0, now, events);
   const error = verdict.error as StoredError;

@@ -81,8 +81,8 @@ const S = {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE((SELECT concurrency_keys ->> $2 FROM runs WHERE id = $1), $10), $11)`,
   }),
   // Steps in step order, so that their `step.cancelled` events come out alike on every backend.
-  unstartedSteps: sql('unstartedSteps', `SELECT name, status FROM steps WHERE run_id = $1 AND status IN ('pending', 'queued', 'retrying') ORDER BY seq`),
-  liveSteps: sql('liveSteps', `SELECT name, status FROM steps WHERE run_id = $1 AND status IN ('pending', 'queued', 'retrying', 'running', 'blocked') ORDER BY seq`),
+  unstartedSteps: sql('unstartedSteps', `SELECT name, status FROM steps WHERE run_id = $1 AND status IN ('pending', 'queued', 'retrying', 'waiting') ORDER BY seq`),
+  liveSteps: sql('liveSteps', `SELECT name, status FROM steps WHERE run_id = $1 AND status IN ('pending', 'queued', 'retrying', 'running', 'blocked', 'waiting') ORDER BY seq`),
   cancelStep: sql('cancelStep', `UPDATE steps SET status = 'cancelled', finished_at = $3 WHERE run_id = $1 AND name = $2 AND status IN (${inList(stepStatesInto('cancelled'))})`),
   cancelAttempts: sql(
     'cancelAttempts',
@@ -308,7 +308,7 @@ export function* rebuild(tx: LedgerTx, out: RunEvent[], runId: string, at: numbe
       const waiting = step.needs.filter((n) => !needIsSettled(statusOf.get(n) ?? 'pending', byName.get(n))).length;
       yield* exec(S.setWaiting, [runId, row.name, waiting]);
     }
-    if (['queued', 'running', 'retrying'].includes(row.status)) active += 1;
+    if (['queued', 'running', 'retrying', 'waiting'].includes(row.status)) active += 1;
     if (!['succeeded', 'cached', 'skipped', 'failed', 'cancelled'].includes(row.status)) remaining += 1;
     if (row.status === 'failed' && step?.onFailure !== 'continue') failed += 1;
   }

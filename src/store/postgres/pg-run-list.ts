@@ -1,4 +1,5 @@
 import type { EventFilter, LogLine, RunFilter } from '../store.js';
+import { waitingRunsCondition } from '../waiting-runs.js';
 
 /**
  * The statement of `listRuns`: runs newest first, optionally of one pipeline and/or status, after a keyset
@@ -10,7 +11,10 @@ export function listRunsStatement(filter: RunFilter): { sql: string; values: unk
   const where: string[] = [];
   const values: unknown[] = [];
   if (filter.pipeline) where.push(`pipeline = $${values.push(filter.pipeline)}`);
-  if (filter.status) where.push(`status = $${values.push(filter.status)}`);
+  if (filter.status) {
+    const param = `$${values.push(filter.status)}`;
+    where.push(filter.status === 'waiting' ? waitingRunsCondition(param) : `status = ${param}`);
+  }
   if (filter.after) where.push(`(created_at, id) < ($${values.push(filter.after.createdAt)}, $${values.push(filter.after.id)})`);
   const limit = `$${values.push(filter.limit ?? 50)}`;
   const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ${limit}`;

@@ -65,6 +65,7 @@ import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
 import { toPgText } from './pg-json.js';
 import { ConnectionHealth } from './pg-health.js';
+import { createWaitPort, type WaitPort } from '../waits-port.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database`. */
@@ -341,6 +342,16 @@ export class PostgresStore extends StoreFeatures implements Store {
   async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
     return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => rollbackRun(t, run, step, now, events)));
   }
+
+  /** Durable waits and received events (the ledger's wait rules, each in a transaction of its own). */
+  get waits(): WaitPort {
+    return (this.waitPort ??= createWaitPort({
+      read: (rule) => this.tx((tx) => tx.t.run(rule)),
+      write: (rule) => this.tx((tx) => tx.t.run(rule(tx.t))),
+      transition: (runId, rule) => this.tx((tx) => transitionIn(tx, runId, (t, run, events) => rule(t, run, events))),
+    }));
+  }
+  private waitPort: WaitPort | undefined;
 
   async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
     return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => decide(t, run, step, decision, now, events), true));

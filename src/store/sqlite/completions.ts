@@ -66,7 +66,7 @@ export function completeOne(c: SqliteCtx, r: AttemptResult, now: number, events:
     c.transitions.run(recordFailure(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events));
     return true;
   }
-  if (status === 'blocked' || status === 'rewound') {
+  if (status === 'blocked' || status === 'rewound' || status === 'waiting') {
     c.transitions.run(completeSupervised(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events));
     return true;
   }

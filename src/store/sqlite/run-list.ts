@@ -1,4 +1,5 @@
 import type { RunFilter } from '../store.js';
+import { waitingRunsCondition } from '../waiting-runs.js';
 
 /**
  * The statement of `listRuns`: runs newest first, optionally of one pipeline and/or status, after a keyset
@@ -13,7 +14,7 @@ export function listRunsStatement(filter: RunFilter): { sql: string; params: Rec
     params['pipeline'] = filter.pipeline;
   }
   if (filter.status) {
-    where.push('status = @status');
+    where.push(filter.status === 'waiting' ? waitingRunsCondition('@status') : 'status = @status');
     params['status'] = filter.status;
   }
   if (filter.after) {

@@ -67,6 +67,7 @@ import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
 import { listEvents, listLogs, loadStepItems } from './run-reads.js';
 import { reapExpired, saveStepItems, takeRate, transitionRun } from './run-upkeep.js';
+import { createWaitPort, type WaitPort } from '../waits-port.js';
 
 export interface SqliteStoreOptions {
   /** `:memory:` or a file path; parent folders are created. */
@@ -350,6 +351,16 @@ export class SqliteStore extends StoreFeatures implements Store {
   async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
     return transitionRun(this.ctx, runId, (run, events) => rollbackRun(this.transitions, run, step, now, events));
   }
+
+  /** Durable waits and received events (the ledger's wait rules, run synchronously). */
+  get waits(): WaitPort {
+    return (this.waitPort ??= createWaitPort({
+      read: async (rule) => this.transitions.run(rule),
+      write: async (rule) => this.ctx.write(() => this.transitions.run(rule(this.transitions))),
+      transition: async (runId, rule) => transitionRun(this.ctx, runId, (run, events) => rule(this.transitions, run, events)),
+    }));
+  }
+  private waitPort: WaitPort | undefined;
 
   async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
     return transitionRun(this.ctx, runId, (run, events) => decide(this.transitions, run, step, decision, now, events));

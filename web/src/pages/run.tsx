@@ -112,7 +112,7 @@ function useLiveStates(id: string, reloadRun: () => void, reloadDecisions: () =>
     pending.current.push(e);
     flush();
     refresh();
-    if (e.type === 'gate.decided' || e.type === 'step.blocked' || e.type === 'step.succeeded' || e.type === 'step.failed') refreshDecisions();
+    if (e.type === 'gate.decided' || e.type === 'step.blocked' || e.type === 'step.waiting' || e.type === 'step.succeeded' || e.type === 'step.failed') refreshDecisions();
   });
   return state;
 }
@@ -204,6 +204,7 @@ function StepPanel({ runId, step, status, onDecided }: { runId: string; step: St
         </p>
       ) : null}
       {status === 'blocked' ? <Approval runId={runId} step={step.name} onDecided={onDecided} /> : null}
+      {status === 'waiting' ? <WaitNotice output={step.output} /> : null}
       {step.error ? <ErrorDetail error={step.error} /> : null}
       <h3>Output</h3>
       {step.output === null || step.output === undefined ? <p className="muted">No output.</p> : <JsonView value={step.output} />}
@@ -251,6 +252,19 @@ function StepPanel({ runId, step, status, onDecided }: { runId: string; step: St
         </>
       ) : null}
     </div>
+  );
+}
+
+/** What a waiting step (`sleep`, `wait_for_event`) waits for, and until when. */
+function WaitNotice({ output }: { output: unknown }) {
+  const w = (output ?? {}) as { waiting_for?: string; event?: string; match?: string; until?: string };
+  const until = w.until ? ` until ${new Date(w.until).toLocaleString()}` : '';
+  const what = w.waiting_for === 'event' ? `event ${w.event ?? ''}${w.match ? ` matching ${w.match}` : ''}` : 'its time';
+  return (
+    <p className="notice" data-testid="wait-notice">
+      Waiting for {what}
+      {until}. No worker is held while it waits.
+    </p>
   );
 }
 

@@ -11,6 +11,7 @@ import { sql as runsList } from './010-runs-list.js';
 import { sql as runTraces } from './011-run-traces.js';
 import { sql as retention } from './012-retention.js';
 import { sql as flowControl } from './014-flow-control.js';
+import { sql as waits } from './015-waits.js';
 
 /** Numbered, append-only migrations of the SQLite backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -27,4 +28,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 11, name: 'run-traces', sql: runTraces },
   { id: 12, name: 'retention', sql: retention },
   { id: 14, name: 'flow-control', sql: flowControl },
+  { id: 15, name: 'waits', sql: waits },
 ];

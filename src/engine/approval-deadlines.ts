@@ -1,0 +1,39 @@
+import { errorCodeOf } from '../core/errors.js';
+import type { DueApproval } from '../core/waits.js';
+import type { WaitPort } from '../store/waits-port.js';
+
+/** Approvals decided per check at most. */
+const BATCH = 100;
+
+/**
+ * Decides approvals whose deadline passed (`with.timeout`), as their `on_timeout` says, every `everyMs`. Several
+ * processes may check at once: a decision is taken once (the step must still be blocked); the others find it
+ * decided and move on.
+ */
+export function startApprovalDeadlines(
+  port: WaitPort,
+  now: () => number,
+  decide: (due: DueApproval) => Promise<unknown>,
+  onError: (err: unknown) => void,
+  everyMs: number,
+): () => void {
+  let running = false;
+  const check = async () => {
+    if (running) return;
+    running = true;
+    try {
+      for (const due of await port.dueApprovals(now(), BATCH)) {
+        await decide(due).catch((err) => {
+          if (errorCodeOf(err) !== 'ILLEGAL_TRANSITION') onError(err);
+        });
+      }
+    } catch (err) {
+      onError(err);
+    } finally {
+      running = false;
+    }
+  };
+  const timer = setInterval(() => void check(), everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
