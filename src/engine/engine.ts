@@ -5,17 +5,17 @@ import { DEFAULT_INLINE_LIMIT, type ArtifactStore } from '../artifacts/artifact-
 import { openArtifactStore } from '../artifacts/open-artifact-store.js';
 import { CronTriggers } from './cron-triggers.js';
 import { parseRetention, PeriodicPrune, pruneRuns, type PruneOptions, type PruneReport } from './retention.js';
-import type { StepRegistry } from '../steps/step-type.js';
+import type { StepRegistry, StepType } from '../steps/step-type.js';
 import type { CreatedRun, HumanDecision, PipelineSource, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
 import { EventBus, type BatchListener, type EventListener } from './event-bus.js';
 import type { EngineExtension, InstalledExtension } from './extension.js';
-import type { StepType } from '../steps/step-type.js';
 import { Executor } from './executor.js';
 import { newOwnerId } from './owner.js';
 import { configureSandboxPool } from '../steps/code/sandbox-pool.js';
 import { parseByteSize } from '../steps/code/byte-size.js';
 import { endOrphanedCommands } from '../steps/command/command-registry.js';
 import { endSupervisedCommands } from '../steps/command/supervised-process.js';
+import { handBackAttempts } from './hand-back.js';
 import { isTypedPipeline, type PipelineInput, type PipelineOutput, type TypedPipeline } from '../define/pipeline-builder.js';
 import { codePipelineSource } from '../define/load-pipelines.js';
 import { runTypedPipeline, type RunPipelineOptions } from '../define/run-pipeline.js';
@@ -29,10 +29,9 @@ import { waitForRun, type WaitOptions } from './wait-for-run.js';
 import { createRunsUnderFlow, HeldRunReleaser } from './flow-control.js';
 import type { RunPort } from '../store/ports.js';
 import { installExpressionPool } from './expression-pool.js';
-import { waitPortOf } from '../store/waits-port.js';
 import { deliverEvent, matchFailed } from './event-waits.js';
 import { checkApprovalResponse } from './approval-response.js';
-import { startApprovalDeadlines } from './approval-deadlines.js';
+import { decideAtDeadline, startApprovalDeadlines } from './approval-deadlines.js';
 import type { DueApproval } from '../core/waits.js';
 
 export interface Clock {
@@ -175,7 +174,8 @@ export class Engine {
       now: () => this.clock.now(),
       log: (attempt, stream, line) => this.worker?.log(attempt, stream, line),
       ...(this.tracing ? { tracing: this.tracing } : {}),
-      ...(waitPortOf(this.store) ? { waits: waitPortOf(this.store)!, publish: (events: Parameters<EventBus['publish']>[0]) => this.bus.publish(events) } : {}),
+      waits: this.store.waits,
+      publish: (events) => this.bus.publish(events),
     });
   }
 
@@ -240,13 +240,15 @@ export class Engine {
     return created.runs;
   }
 
-  /**
-   * Fires the event `event`: starts one run of every enabled pipeline whose triggers name it, each with `payload`
-   * as its input (default null). With `idempotencyKey`, emitting again with the same key starts nothing new (each
-   * run says `created: false`). No pipeline listening is not an error: `runs` is empty.
-   */
   /** Hands events of woken waits to the bus (one function per engine: event deliveries are batched per it). */
   private readonly publishWaitEvents = (events: Parameters<EventBus['publish']>[0]): void => this.bus.publish(events);
+
+  /**
+   * Fires the event `event`: starts one run of every enabled pipeline whose triggers name it, each with `payload`
+   * as its input (default null), and wakes the `wait_for_event` steps it matches. With `idempotencyKey`, emitting
+   * again with the same key starts nothing new (each run says `created: false`). No pipeline listening is not an
+   * error: `runs` is empty.
+   */
 
   async emit(event: string, payload: unknown = null, options: EmitOptions = {}): Promise<EmittedEvent> {
     checkEventName(event);
@@ -261,8 +263,7 @@ export class Engine {
       );
     }
     // The event is also kept for waits (`wait_for_event`) and wakes those it satisfies.
-    const waits = waitPortOf(this.store);
-    if (waits) await deliverEvent(waits, event, payload ?? null, this.clock.now(), this.publishWaitEvents, (w, err) => this.onError(matchFailed(w, event, err)));
+    await deliverEvent(this.store.waits, event, payload ?? null, this.clock.now(), this.publishWaitEvents, (w, err) => this.onError(matchFailed(w, event, err)));
     return { event, runs };
   }
 
@@ -361,19 +362,11 @@ export class Engine {
     // Runs held behind a run that ended while no process could release them (a crash) start now.
     void this.heldRuns.release();
     // Approvals past their deadline are decided by whichever process with a worker checks first.
-    const waits = waitPortOf(this.store);
-    if (waits) this.scheduleStops.push(async () => stopDeadlines());
-    const stopDeadlines = waits ? startApprovalDeadlines(waits, () => this.clock.now(), (due) => this.decideAtDeadline(due), this.onError, options.pollMs ?? 250) : () => {};
+    const deadlines = { runs: this.runs, waits: this.store.waits, now: () => this.clock.now(), publish: this.publishWaitEvents };
+    const decide = async (due: DueApproval) => this.afterTransition(await decideAtDeadline(deadlines, due));
+    const stopDeadlines = startApprovalDeadlines(this.store.waits, deadlines.now, decide, this.onError, options.pollMs ?? 250);
+    this.scheduleStops.push(async () => stopDeadlines());
     return this.worker;
-  }
-
-  /** An approval's deadline passed: its `on_timeout` decides (`step.timed_out`, then the decision by `deadline`). */
-  private async decideAtDeadline(due: DueApproval): Promise<void> {
-    const waits = waitPortOf(this.store)!;
-    this.bus.publish(await waits.finishWait(due.runId, due.step, this.clock.now(), 'step.timed_out'));
-    // Not through decide(): an approval by deadline carries no response to check.
-    const decision = { decision: due.decision, comment: `no decision by ${new Date(due.deadline).toISOString()}`, by: 'deadline' };
-    this.afterTransition(await this.runs.decideStep(due.runId, due.step, decision, this.clock.now()));
   }
 
   /** Whether this process leads the store: its worker's say, else true (a process with no worker claims slots alone). */
@@ -430,19 +423,8 @@ export class Engine {
     if (!w) return { handedBack: 0 };
     await w.stop(graceMs);
     await endSupervisedCommands();
-    // The reaper's path, with this worker declared dead: its attempts are re-queued without waiting out the lease.
-    // A store with several processes lets one reaper at a time through, so a busy reaper means: try again shortly.
-    let held = w.activeCount;
-    let handedBack = 0;
-    for (let tries = 0; held > 0 && tries < HAND_BACK_TRIES; tries += 1) {
-      if (tries > 0) await new Promise((r) => setTimeout(r, HAND_BACK_RETRY_MS));
-      const result = await this.runs.reap(this.clock.now(), (owner) => owner === w.owner);
-      this.bus.publish(result.events);
-      held -= result.expired;
-      handedBack += result.expired;
-    }
-    if (held > 0) this.logger.warn({ owner: w.owner, attempts: held }, 'attempts not handed back; another worker takes them over when their lease expires');
-    return { handedBack };
+    const deps = { runs: this.runs, now: () => this.clock.now(), publish: this.publishWaitEvents, logger: this.logger };
+    return { handedBack: await handBackAttempts(deps, w.owner, w.activeCount) };
   }
 
   /**
@@ -487,14 +469,6 @@ export class Engine {
     await this.store.close();
   }
 }
-
-/**
- * How often {@link Engine.interruptWorker} tries to hand attempts back while another process is reaping, and how
- * long it waits between tries. What is left is taken over after lease expiry, or at once by a `--resume` on this
- * machine.
- */
-const HAND_BACK_TRIES = 20;
-const HAND_BACK_RETRY_MS = 50;
 
 /** `base` plus one more type, read through (types registered in `base` later are seen). */
 function withStepType(base: StepRegistry, extra: StepType<any>): StepRegistry {

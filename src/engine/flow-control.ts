@@ -2,7 +2,7 @@ import { errorCodeOf, SluiceError } from '../core/errors.js';
 import { renderTemplate } from '../core/expressions.js';
 import type { FlowControl, FlowRequest, FlowRuleName } from '../core/flow-control.js';
 import type { CreateRunRequest, CreatedRuns, RunEvent, StoredPipeline } from '../store/store.js';
-import { hasFlowPort, type FlowPort } from '../store/flow/flow-port.js';
+import type { FlowPort } from '../store/flow/flow-port.js';
 
 // The engine's part of flow control: it renders each rule's key for a run request (the store decides), and it
 // starts the runs a singleton queue held once the run they wait for has ended.
@@ -59,10 +59,10 @@ const MERGE_BACKOFF_MS = 20;
  * trying again (up to 50 times, after a short random wait) when another start changed that input meanwhile. Requests that merge are created one
  * per transaction, so each sees the input the one before it left.
  */
-export async function createRunsUnderFlow(stored: StoredPipeline, requests: CreateRunRequest[], store: object, create: (requests: CreateRunRequest[]) => Promise<CreatedRuns>): Promise<CreatedRuns> {
+export async function createRunsUnderFlow(stored: StoredPipeline, requests: CreateRunRequest[], store: FlowPort, create: (requests: CreateRunRequest[]) => Promise<CreatedRuns>): Promise<CreatedRuns> {
   if (!stored.definition.flow) return create(requests);
   await renderFlowKeys(stored, requests);
-  if (!stored.definition.flow.debounce?.merge || !hasFlowPort(store)) return create(requests);
+  if (!stored.definition.flow.debounce?.merge) return create(requests);
   const out: CreatedRuns = { runs: [], claimed: { attempts: [], events: [] } };
   for (const req of requests) {
     const one = await createMerged(stored, req, store, create);
@@ -108,7 +108,7 @@ export class HeldRunReleaser {
   private again = false;
 
   constructor(
-    private readonly store: object,
+    private readonly store: FlowPort,
     private readonly now: () => number,
     private readonly released: () => void,
     private readonly onError: (err: unknown) => void,
@@ -137,7 +137,6 @@ export class HeldRunReleaser {
 
   private async loop(): Promise<void> {
     const store = this.store;
-    if (!hasFlowPort(store)) return;
     do {
       this.again = false;
       try {

@@ -1,5 +1,4 @@
 import { parseDuration, DURATION_HINT } from '../core/duration.js';
-import { waitPortOf } from '../store/waits-port.js';
 import { SluiceError } from '../core/errors.js';
 import type { ArtifactStore } from '../artifacts/artifact-store.js';
 import type { PruneResult, Store } from '../store/store.js';
@@ -63,10 +62,9 @@ export async function pruneRuns(deps: PruneDeps, options: PruneOptions = {}): Pr
   }
   report.artifacts = [...artifacts];
   if (!options.dryRun) await deleteArtifacts(deps.artifacts, report.artifacts);
-  const waits = waitPortOf(deps.store);
-  if (waits && !options.dryRun) {
+  if (!options.dryRun) {
     // Events are kept for waits' lookback (1 h by default): a week covers any lookback worth having.
-    const pruned = await waits.pruneEvents(deps.now() - RECEIVED_EVENTS_KEEP_MS);
+    const pruned = await deps.store.waits.pruneEvents(deps.now() - RECEIVED_EVENTS_KEEP_MS);
     if (pruned.events > 0) report.rows['events_received'] = pruned.events;
     if (pruned.waits > 0) report.rows['step_waits'] = pruned.waits;
   }

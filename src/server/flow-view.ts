@@ -1,5 +1,5 @@
 import type { FlowOutcome } from '../store/flow/flow-start.js';
-import { hasFlowPort } from '../store/flow/flow-port.js';
+import type { FlowPort } from '../store/flow/flow-port.js';
 
 /**
  * `flow` of a start's answer: what the pipeline's flow rules did to it (snake_case), or nothing when it has no
@@ -32,8 +32,8 @@ export const flowViewSchema = {
 } as const;
 
 /** `flow` of a run read back: the requests a debounced run absorbed, the run a queued singleton waits for. */
-export async function storedFlowView(store: object, runId: string): Promise<{ flow?: Record<string, unknown> }> {
-  const flow = hasFlowPort(store) ? await store.runFlow(runId) : undefined;
+export async function storedFlowView(store: FlowPort, runId: string): Promise<{ flow?: Record<string, unknown> }> {
+  const flow = await store.runFlow(runId);
   if (!flow) return {};
   return { flow: { absorbed: flow.absorbed, after_run_id: flow.afterRunId } };
 }

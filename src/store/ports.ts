@@ -1,3 +1,5 @@
+import type { FlowPort } from './flow/flow-port.js';
+import type { WaitPort } from './waits-port.js';
 import type { CacheParts } from '../core/cache-key.js';
 import type { Pipeline } from '../core/model.js';
 import type { StepItem } from '../core/step-results.js';
@@ -280,4 +282,7 @@ export interface OperationsPort {
  * The whole store: every piece of durable state goes through these ports. Each backend owns its connections and
  * transactions; each method is one atomic unit of work.
  */
-export interface Store extends RunPort, ReadPort, DatasetPort, TokenPort, OperationsPort, AttributeValueStore, EvalStore {}
+export interface Store extends RunPort, ReadPort, DatasetPort, TokenPort, OperationsPort, AttributeValueStore, EvalStore, FlowPort {
+  /** Durable waits (sleep, wait_for_event, approval deadlines) and the events they wait for. */
+  readonly waits: WaitPort;
+}

@@ -79,8 +79,3 @@ export function createWaitPort(r: WaitRunner): WaitPort {
   };
 }
 
-/** The wait port of a store, when its backend has one. */
-export function waitPortOf(store: object): WaitPort | undefined {
-  const port = (store as { waits?: WaitPort }).waits;
-  return port && typeof port.currentWait === 'function' ? port : undefined;
-}

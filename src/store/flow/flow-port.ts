@@ -17,9 +17,3 @@ export interface FlowPort {
   /** The pending (not started) run of a debounce bucket, with its input: what a `merge` reads. */
   pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined>;
 }
-
-/** Whether `store` offers the {@link FlowPort} methods. */
-export function hasFlowPort(store: object): store is FlowPort {
-  const s = store as Partial<FlowPort>;
-  return typeof s.releaseHeldRuns === 'function' && typeof s.runFlow === 'function' && typeof s.pendingDebounce === 'function';
-}
