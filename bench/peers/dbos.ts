@@ -6,7 +6,7 @@
  * clock starts.
  *
  * - W1: `jobs` one-step workflows (one no-op `DBOS.runStep`), enqueued in bulk by this process with
- *   `DBOSClient.enqueue` onto the queue `bench`, then executed by the child: the clock runs from the
+ *   `DBOSClient.enqueueInTransaction` (1,000 per transaction) onto the queue `bench`, then executed by the child: the clock runs from the
  *   queue's registration (which starts its dispatch loop) until the system database holds no workflow
  *   that has not succeeded.
  * - W2: one workflow of `steps` sequential no-op steps, timed in the child from the call to its result.
@@ -36,10 +36,10 @@ export interface DbosW1Options {
   workerConcurrency?: number;
   /** The queue's `minPollingIntervalMs` (DBOS's default is 1000). Default 10. */
   pollMs?: number;
-  /** The child's `systemDatabasePoolSize` (DBOS's default is 10). Default 20. */
+  /** The child's `systemDatabasePoolSize` (DBOS's default is 10). Default 64. */
   poolSize?: number;
-  /** Enqueue calls in flight at once while creating the workflows. Default 32. */
-  enqueueConcurrency?: number;
+  /** Connections enqueueing at once (1,000 workflows per transaction) while creating the workflows. Default 4. */
+  enqueueLanes?: number;
   /** Use this (empty) database instead of starting one with startPostgres(). */
   url?: string;
   /** Bound on the timed run. Default 180 s. */
@@ -48,7 +48,7 @@ export interface DbosW1Options {
 
 export interface DbosW2Options {
   steps: number;
-  /** The child's `systemDatabasePoolSize`. Default 20. */
+  /** The child's `systemDatabasePoolSize`. Default 64. */
   poolSize?: number;
   url?: string;
   /** Bound on the timed run. Default 180 s. */
@@ -59,6 +59,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..');
 const childScript = path.join(here, 'dbos-child.ts');
 const POLL_MS = 20;
+const ENQUEUE_CHUNK = 1000;
 
 interface Child {
   proc: ChildProcess;
@@ -147,27 +148,37 @@ async function setup(url: string | undefined, poolSize: number) {
   }
 }
 
-/** Enqueues `jobs` W1 workflows with `concurrency` enqueue calls in flight. */
-async function enqueueAll(url: string, jobs: number, concurrency: number): Promise<void> {
+/**
+ * Enqueues `jobs` W1 workflows in bulk: `DBOSClient.enqueueInTransaction`, 1,000 per transaction, on
+ * `lanes` connections at once.
+ */
+async function enqueueAll(url: string, jobs: number, lanes: number): Promise<void> {
   const { DBOSClient } = await import('@dbos-inc/dbos-sdk');
-  const client = await DBOSClient.create({ systemDatabaseUrl: url, systemDatabasePoolSize: concurrency });
+  const client = await DBOSClient.create({ systemDatabaseUrl: url });
+  const options = {
+    queueName: DBOS_QUEUE,
+    workflowName: DBOS_W1_WORKFLOW,
+    appVersion: DBOS_APP_VERSION,
+    applicationName: DBOS_APP_NAME,
+  };
   try {
     let next = 0;
     const lane = async () => {
-      while (next < jobs) {
-        const i = next++;
-        await client.enqueue(
-          {
-            queueName: DBOS_QUEUE,
-            workflowName: DBOS_W1_WORKFLOW,
-            appVersion: DBOS_APP_VERSION,
-            applicationName: DBOS_APP_NAME,
-          },
-          i,
-        );
+      const conn = new pg.Client({ connectionString: url });
+      await conn.connect();
+      try {
+        while (next < jobs) {
+          const from = next;
+          next = Math.min(jobs, next + ENQUEUE_CHUNK);
+          await conn.query('BEGIN');
+          for (let i = from; i < Math.min(jobs, from + ENQUEUE_CHUNK); i++) await client.enqueueInTransaction(conn, options, i);
+          await conn.query('COMMIT');
+        }
+      } finally {
+        await conn.end();
       }
     };
-    await Promise.all(Array.from({ length: concurrency }, lane));
+    await Promise.all(Array.from({ length: lanes }, lane));
   } finally {
     await client.destroy();
   }
@@ -182,12 +193,12 @@ export async function measureDbosW1(opts: DbosW1Options): Promise<PeerResult> {
   const { jobs } = opts;
   const workerConcurrency = opts.workerConcurrency ?? 256;
   const pollMs = opts.pollMs ?? 10;
-  const poolSize = opts.poolSize ?? 20;
+  const poolSize = opts.poolSize ?? 64;
   const timeoutMs = opts.timeoutMs ?? 180_000;
   const env = await setup(opts.url, poolSize);
   let poller: pg.Client | undefined;
   try {
-    await withTimeout(enqueueAll(env.url, jobs, opts.enqueueConcurrency ?? 32), 300_000, 'DBOS enqueue');
+    await withTimeout(enqueueAll(env.url, jobs, opts.enqueueLanes ?? 4), 300_000, 'DBOS enqueue');
     poller = new pg.Client({ connectionString: env.url });
     await poller.connect();
     const queued = await poller.query<{ n: number }>(
@@ -225,7 +236,7 @@ export async function measureDbosW1(opts: DbosW1Options): Promise<PeerResult> {
 
 /** W2: one workflow of `steps` sequential no-op steps; `jobs` is the step count. */
 export async function measureDbosW2(opts: DbosW2Options): Promise<PeerResult> {
-  const poolSize = opts.poolSize ?? 20;
+  const poolSize = opts.poolSize ?? 64;
   const env = await setup(opts.url, poolSize);
   try {
     env.child.proc.send({ type: 'w2', steps: opts.steps });
