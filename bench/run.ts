@@ -16,7 +16,7 @@
  */
 import { formatPeerTable, runBullmqPeer, runGraphilePeer, runGraphileTwoProcessPeer, type PeerResult } from './peers/run-peers.js';
 import { latency, w1, w2, w3, type Figure } from './sluice-workloads.js';
-import { runDbosW1Peer, runDbosW2Peer, runLanggraphW1Peer, runLanggraphW2Peer } from './peers/run-peers.js';
+import { runDbosW1Peer, runDbosW2AsyncCommitPeer, runDbosW2Peer, runLanggraphW1Peer, runLanggraphW2Peer } from './peers/run-peers.js';
 
 interface Args {
   repeat: number;
@@ -77,6 +77,11 @@ async function main(): Promise<void> {
       name: 'DBOS Transact',
       w1: await tryPeer(() => runDbosW1Peer({ repeat: args.repeat })),
       w2: await tryPeer(() => runDbosW2Peer({ repeat: args.repeat })),
+    });
+    engines.push({
+      name: 'DBOS, async WAL',
+      w1: 'W1 not measured with synchronous_commit off',
+      w2: await tryPeer(() => runDbosW2AsyncCommitPeer({ repeat: args.repeat })),
     });
     engines.push({
       name: 'LangGraph.js',

@@ -34,7 +34,7 @@ export interface PeerRunOptions {
 }
 
 export interface PeerBenchmark {
-  key: 'bullmq' | 'graphile' | 'graphile-2p' | 'dbos-w1' | 'dbos-w2' | 'langgraph-w1' | 'langgraph-w2';
+  key: 'bullmq' | 'graphile' | 'graphile-2p' | 'dbos-w1' | 'dbos-w2' | 'dbos-w2-async' | 'langgraph-w1' | 'langgraph-w2';
   /** Short label for a side-by-side table. */
   label: string;
   run(opts?: PeerRunOptions): Promise<PeerResult>;
@@ -103,6 +103,13 @@ export function runDbosW2Peer(opts: PeerRunOptions = {}): Promise<PeerResult> {
   return median(opts.repeat ?? 3, () => measureDbosW2({ steps: W2_STEPS, timeoutMs: opts.timeoutMs ?? WORKFLOW_TIMEOUT_MS }));
 }
 
+/** As runDbosW2Peer with `synchronous_commit = off` on the system database (no WAL flush per step, as SQLite's synchronous=NORMAL). */
+export function runDbosW2AsyncCommitPeer(opts: PeerRunOptions = {}): Promise<PeerResult> {
+  return median(opts.repeat ?? 3, () =>
+    measureDbosW2({ steps: W2_STEPS, synchronousCommit: false, timeoutMs: opts.timeoutMs ?? WORKFLOW_TIMEOUT_MS }),
+  );
+}
+
 /** LangGraph.js, 20,000 one-node graph invocations (each its own thread), 256 in flight, SQLite checkpointer. */
 export function runLanggraphW1Peer(opts: PeerRunOptions = {}): Promise<PeerResult> {
   return median(opts.repeat ?? 3, () =>
@@ -123,6 +130,7 @@ export const PEER_BENCHMARKS: readonly PeerBenchmark[] = [
   { key: 'graphile-2p', label: 'graphile-worker batched, 2 processes', run: runGraphileTwoProcessPeer },
   { key: 'dbos-w1', label: 'DBOS Transact W1', run: runDbosW1Peer },
   { key: 'dbos-w2', label: 'DBOS Transact W2 (steps/s)', run: runDbosW2Peer },
+  { key: 'dbos-w2-async', label: 'DBOS Transact W2, synchronous_commit off (steps/s)', run: runDbosW2AsyncCommitPeer },
   { key: 'langgraph-w1', label: 'LangGraph.js W1', run: runLanggraphW1Peer },
   { key: 'langgraph-w2', label: 'LangGraph.js W2 (steps/s)', run: runLanggraphW2Peer },
 ];
@@ -193,7 +201,7 @@ function parseArgs(argv: string[]): PeerRunOptions & { only?: PeerBenchmark['key
       case '--help':
         process.stdout.write(
           'usage: npx tsx bench/peers/run-peers.ts [--jobs N] [--concurrency N] [--repeat N] ' +
-            '[--timeout SECONDS] [--only bullmq,graphile,graphile-2p,dbos-w1,dbos-w2,langgraph-w1,langgraph-w2]\n',
+            '[--timeout SECONDS] [--only bullmq,graphile,graphile-2p,dbos-w1,dbos-w2,dbos-w2-async,langgraph-w1,langgraph-w2]\n',
         );
         return process.exit(0);
       default:
