@@ -11,9 +11,12 @@
  * W2: one run of a chain of 1,000 dependent no-op steps: time per step transition.
  * W3: one run of N independent steps joined by one final step, N = 1,000 and 10,000: cost per step.
  * Latency: enqueue-to-start in-process, p50 and p99 over idle gaps.
+ * Durable workflow engines beside W1 and W2: DBOS Transact 5 (PostgreSQL, a child process) and LangGraph.js 1
+ *     (SQLite checkpointer, durability 'sync'); their figures and Sluice's ratio to each are printed last.
  */
 import { formatPeerTable, runBullmqPeer, runGraphilePeer, runGraphileTwoProcessPeer, type PeerResult } from './peers/run-peers.js';
 import { latency, w1, w2, w3, type Figure } from './sluice-workloads.js';
+import { runDbosW1Peer, runDbosW2AsyncCommitPeer, runDbosW2Peer, runLanggraphW1Peer, runLanggraphW2Peer } from './peers/run-peers.js';
 
 interface Args {
   repeat: number;
@@ -68,6 +71,24 @@ async function main(): Promise<void> {
     peers.push(await tryPeer(() => runGraphilePeer({ repeat: args.repeat })));
     peers.push(await tryPeer(() => runGraphileTwoProcessPeer({ repeat: args.repeat })));
   }
+  const engines: EngineFigures[] = [];
+  if (args.peers) {
+    engines.push({
+      name: 'DBOS Transact',
+      w1: await tryPeer(() => runDbosW1Peer({ repeat: args.repeat })),
+      w2: await tryPeer(() => runDbosW2Peer({ repeat: args.repeat })),
+    });
+    engines.push({
+      name: 'DBOS, async WAL',
+      w1: 'W1 not measured with synchronous_commit off',
+      w2: await tryPeer(() => runDbosW2AsyncCommitPeer({ repeat: args.repeat })),
+    });
+    engines.push({
+      name: 'LangGraph.js',
+      w1: await tryPeer(() => runLanggraphW1Peer({ repeat: args.repeat })),
+      w2: await tryPeer(() => runLanggraphW2Peer({ repeat: args.repeat })),
+    });
+  }
   const ours = [
     ...(await median(args.repeat, () => w1(20_000, args.concurrency))),
     ...(await median(args.repeat, () => w2(1000))),
@@ -103,6 +124,33 @@ async function main(): Promise<void> {
     const failed = peers.filter((p): p is string => typeof p === 'string');
     if (measured.length > 0) console.log(formatPeerTable(measured));
     for (const f of failed) console.log(f);
+    printEngines(engines, exec, ours.find((f) => f.name.startsWith('W2'))!);
+  }
+}
+
+/** A durable workflow engine's W1 and W2 figures (W2's `jobs` is its step count). */
+interface EngineFigures {
+  name: string;
+  w1: PeerResult | string;
+  w2: PeerResult | string;
+}
+
+/** The workflow engines next to Sluice: W1 per second and W2 per step, with Sluice's ratio per step transition. */
+function printEngines(engines: readonly EngineFigures[], w1exec: Figure, w2: Figure): void {
+  if (engines.length === 0) return;
+  console.log('\nDurable workflow engines, same machine, same run (ratio: Sluice / peer per step transition):\n');
+  console.log(`${'engine'.padEnd(16)} ${'W1 workflows/s'.padStart(16)} ${'Sluice / peer'.padStart(14)} ${'W2 ms/step'.padStart(12)} ${'Sluice / peer'.padStart(14)}`);
+  console.log(`${'Sluice'.padEnd(16)} ${fmt(w1exec.value).padStart(16)} ${''.padStart(14)} ${w2.value.toFixed(2).padStart(12)}`);
+  for (const e of engines) {
+    const w1 = typeof e.w1 === 'string' ? null : e.w1.perSecond;
+    const w2ms = typeof e.w2 === 'string' ? null : (e.w2.seconds * 1000) / e.w2.jobs;
+    console.log(
+      `${e.name.padEnd(16)} ${(w1 === null ? '-' : fmt(w1)).padStart(16)} ${(w1 === null ? '-' : `${(w1exec.value / w1).toFixed(1)}x`).padStart(14)} ` +
+        `${(w2ms === null ? '-' : w2ms.toFixed(2)).padStart(12)} ${(w2ms === null ? '-' : `${(w2ms / w2.value).toFixed(1)}x`).padStart(14)}`,
+    );
+  }
+  for (const e of engines) {
+    for (const r of [e.w1, e.w2]) console.log(typeof r === 'string' ? `${e.name}: ${r}` : `  ${r.name}: ${r.jobs} in ${r.seconds.toFixed(2)} s`);
   }
 }
 

@@ -124,6 +124,7 @@ export async function measureGraphileWorker(opts: GraphileOptions): Promise<Peer
   let db: PostgresDatabase | undefined;
   let poller: pg.Client | undefined;
   let runner: Runner | undefined;
+  let pool: pg.Pool | undefined;
   let succeeded = 0;
   const children: Child[] = [];
   try {
@@ -167,7 +168,14 @@ export async function measureGraphileWorker(opts: GraphileOptions): Promise<Peer
     if (processes > 1) {
       for (const c of children) c.proc.send({ type: 'go' });
     } else {
-      runner = await run(graphileRunnerOptions(url, concurrency));
+      // Our own pool, ended (awaited) before the server stops: graphile-worker ends the pool it makes
+      // without waiting and removes its error handlers first, so stopping PostgreSQL right after could
+      // raise an unhandled 'error' from a still-connected idle client.
+      const { connectionString: _unused, ...options } = graphileRunnerOptions(url, concurrency);
+      pool = new pg.Pool({ connectionString: url, max: options.maxPoolSize ?? 10 });
+      pool.on('error', () => undefined);
+      pool.on('connect', (client) => client.on('error', () => undefined));
+      runner = await run({ ...options, pgPool: pool });
       runner.events.on('job:success', () => {
         succeeded += 1;
       });
@@ -211,6 +219,7 @@ export async function measureGraphileWorker(opts: GraphileOptions): Promise<Peer
     }
     await Promise.all(children.map((c) => stopChild(c)));
     await poller?.end().catch(() => undefined);
+    await pool?.end().catch(() => undefined);
     await db?.stop();
   }
 }

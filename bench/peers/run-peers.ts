@@ -12,11 +12,15 @@
 import { pathToFileURL } from 'node:url';
 import { measureBullmq } from './bullmq.js';
 import { measureGraphileWorker } from './graphile.js';
+import { measureDbosW1, measureDbosW2 } from './dbos.js';
+import { measureLanggraphW1, measureLanggraphW2 } from './langgraph.js';
 import type { PeerResult } from './types.js';
 
 export type { PeerResult } from './types.js';
 export { measureBullmq } from './bullmq.js';
 export { measureGraphileWorker } from './graphile.js';
+export { measureDbosW1, measureDbosW2 } from './dbos.js';
+export { measureLanggraphW1, measureLanggraphW2 } from './langgraph.js';
 
 export interface PeerRunOptions {
   /** Jobs per run. Default 20,000. */
@@ -30,7 +34,7 @@ export interface PeerRunOptions {
 }
 
 export interface PeerBenchmark {
-  key: 'bullmq' | 'graphile' | 'graphile-2p';
+  key: 'bullmq' | 'graphile' | 'graphile-2p' | 'dbos-w1' | 'dbos-w2' | 'dbos-w2-async' | 'langgraph-w1' | 'langgraph-w2';
   /** Short label for a side-by-side table. */
   label: string;
   run(opts?: PeerRunOptions): Promise<PeerResult>;
@@ -82,10 +86,53 @@ export function runGraphileTwoProcessPeer(opts: PeerRunOptions = {}): Promise<Pe
   );
 }
 
+/** The durable workflow engines run far slower than the queues: a longer bound on each timed run. */
+const WORKFLOW_TIMEOUT_MS = 600_000;
+/** Steps of the W2 chain. */
+const W2_STEPS = 1000;
+
+/** DBOS Transact, 20,000 one-step workflows enqueued in bulk, then run by one DBOS process (queue worker concurrency 256). */
+export function runDbosW1Peer(opts: PeerRunOptions = {}): Promise<PeerResult> {
+  return median(opts.repeat ?? 3, () =>
+    measureDbosW1({ jobs: opts.jobs ?? DEFAULT_JOBS, timeoutMs: opts.timeoutMs ?? WORKFLOW_TIMEOUT_MS }),
+  );
+}
+
+/** DBOS Transact, one workflow of 1,000 sequential no-op steps; `jobs` of the result is the step count. */
+export function runDbosW2Peer(opts: PeerRunOptions = {}): Promise<PeerResult> {
+  return median(opts.repeat ?? 3, () => measureDbosW2({ steps: W2_STEPS, timeoutMs: opts.timeoutMs ?? WORKFLOW_TIMEOUT_MS }));
+}
+
+/** As runDbosW2Peer with `synchronous_commit = off` on the system database (no WAL flush per step, as SQLite's synchronous=NORMAL). */
+export function runDbosW2AsyncCommitPeer(opts: PeerRunOptions = {}): Promise<PeerResult> {
+  return median(opts.repeat ?? 3, () =>
+    measureDbosW2({ steps: W2_STEPS, synchronousCommit: false, timeoutMs: opts.timeoutMs ?? WORKFLOW_TIMEOUT_MS }),
+  );
+}
+
+/** LangGraph.js, 20,000 one-node graph invocations (each its own thread), 256 in flight, SQLite checkpointer. */
+export function runLanggraphW1Peer(opts: PeerRunOptions = {}): Promise<PeerResult> {
+  return median(opts.repeat ?? 3, () =>
+    measureLanggraphW1({ jobs: opts.jobs ?? DEFAULT_JOBS, timeoutMs: opts.timeoutMs ?? WORKFLOW_TIMEOUT_MS }),
+  );
+}
+
+/** LangGraph.js, one invocation of a chain of 1,000 nodes, SQLite checkpointer; `jobs` of the result is the step count. */
+export function runLanggraphW2Peer(opts: PeerRunOptions = {}): Promise<PeerResult> {
+  return median(opts.repeat ?? 3, () =>
+    measureLanggraphW2({ steps: W2_STEPS, timeoutMs: opts.timeoutMs ?? WORKFLOW_TIMEOUT_MS }),
+  );
+}
+
 export const PEER_BENCHMARKS: readonly PeerBenchmark[] = [
   { key: 'bullmq', label: 'BullMQ (Redis)', run: runBullmqPeer },
   { key: 'graphile', label: 'graphile-worker batched, 1 process', run: runGraphilePeer },
   { key: 'graphile-2p', label: 'graphile-worker batched, 2 processes', run: runGraphileTwoProcessPeer },
+  { key: 'dbos-w1', label: 'DBOS Transact W1', run: runDbosW1Peer },
+  { key: 'dbos-w2', label: 'DBOS Transact W2 (steps/s)', run: runDbosW2Peer },
+  { key: 'dbos-w2-async', label: 'DBOS Transact W2, synchronous_commit off (steps/s)', run: runDbosW2AsyncCommitPeer },
+  { key: 'langgraph-w1', label: 'LangGraph.js W1', run: runLanggraphW1Peer },
+  { key: 'langgraph-w2', label: 'LangGraph.js W2 (steps/s)', run: runLanggraphW2Peer },
 ];
 
 /** Runs the peer benchmarks in order (all, or those in `only`). */
@@ -154,7 +201,7 @@ function parseArgs(argv: string[]): PeerRunOptions & { only?: PeerBenchmark['key
       case '--help':
         process.stdout.write(
           'usage: npx tsx bench/peers/run-peers.ts [--jobs N] [--concurrency N] [--repeat N] ' +
-            '[--timeout SECONDS] [--only bullmq,graphile,graphile-2p]\n',
+            '[--timeout SECONDS] [--only bullmq,graphile,graphile-2p,dbos-w1,dbos-w2,dbos-w2-async,langgraph-w1,langgraph-w2]\n',
         );
         return process.exit(0);
       default:
