@@ -23,7 +23,7 @@ export async function emitCommand(name: string, opts: EmitCommandOptions): Promi
       printJson({ event: emitted.event, runs: emitted.runs.map(({ run, created }) => ({ id: run.id, pipeline: run.pipeline, version: run.version, status: run.status, created })) });
       return 0;
     }
-    if (emitted.runs.length === 0) process.stdout.write(`event ${name}: no enabled pipeline has a trigger for it; nothing started\n`);
+    if (emitted.runs.length === 0) process.stdout.write(`event ${name}: no enabled pipeline has a trigger for it; nothing started (the event is kept for steps that wait for it)\n`);
     for (const { run, created } of emitted.runs) {
       process.stdout.write(`${run.id}  ${run.pipeline} v${run.version}  ${created ? run.status : `${run.status} (already started with this key)`}\n`);
     }
