@@ -54,6 +54,10 @@ const S = {
     `SELECT w.*, r.pipeline AS run_pipeline FROM step_waits w ${CURRENT} JOIN runs r ON r.id = w.run_id
      WHERE w.event = $1 AND w.key_path = $2 AND w.key_value = $3 AND w.event_id IS NULL AND w.done = 0 AND s.status IN ('waiting', 'running')`,
   ),
+  anyUnkeyed: sql(
+    'anyOpenUnkeyedWait',
+    `SELECT 1 AS found FROM step_waits w WHERE w.event = $1 AND w.key_path IS NULL AND w.event_id IS NULL AND w.done = 0 LIMIT 1`,
+  ),
   unkeyedWaits: sql(
     'openUnkeyedWaits',
     `SELECT w.* FROM step_waits w ${CURRENT}
@@ -232,6 +236,13 @@ export function* openKeyedWaits(name: string, path: string, value: string): Rule
 /** Open waits on `name` whose match is evaluated per event, oldest first, at most `limit`. */
 export function* openUnkeyedWaits(name: string, limit: number): Rule<StepWait[]> {
   return (yield* all<WaitRow>(S.unkeyedWaits, [name, limit])).map(toWait);
+}
+
+/** Those of `names` that open waits with a match evaluated per event (not by key) wait on: one index probe each. */
+export function* namesWithUnkeyedWaits(names: readonly string[]): Rule<Set<string>> {
+  const found = new Set<string>();
+  for (const name of new Set(names)) if (yield* get(S.anyUnkeyed, [name])) found.add(name);
+  return found;
 }
 
 /**
