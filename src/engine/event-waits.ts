@@ -31,6 +31,7 @@ export async function deliverEvent(
   const keyed = await keyedDelivery(port, publish).deliver(name, payload, now);
   const id = keyed.id;
   const woke = keyed.woke;
+  if (!keyed.unkeyed) return { id, woke };
   const take = async (w: StepWait) => {
     const { event, events } = await port.claimWait(w.runId, w.step, id, now);
     publish(events);
@@ -58,7 +59,8 @@ export function matchFailed(w: StepWait, event: string, err: unknown): SluiceErr
   });
 }
 
-type Keyed = { id: number; woke: Array<{ runId: string; step: string }> };
+/** A keyed delivery; `unkeyed` says open waits with a per-event match wait on the event's name (read after commit). */
+type Keyed = { id: number; woke: Array<{ runId: string; step: string }>; unkeyed: boolean };
 
 /**
  * Stores events and wakes their keyed waits, many events per transaction: events emitted while a transaction is
@@ -87,7 +89,10 @@ class KeyedDelivery {
       try {
         const { delivered, events } = await this.port.deliverKeyedBatch(batch, Math.max(...batch.map((b) => b.now)));
         this.publish(events);
-        batch.forEach((b, i) => b.done(delivered[i]!));
+        // Read after the events are committed, once per batch: a wait stored after this read sees them in its lookback.
+        // Should that read fail, each event looks for such waits itself, as it would without this.
+        const unkeyed = await this.port.namesWithUnkeyedWaits(batch.map((b) => b.name)).catch(() => null);
+        batch.forEach((b, i) => b.done({ ...delivered[i]!, unkeyed: unkeyed?.has(b.name) ?? true }));
       } catch (err) {
         for (const b of batch) b.fail(err);
       }

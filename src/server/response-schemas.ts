@@ -131,7 +131,7 @@ const runBase = obj({
   parent_step: strOrNull,
   idempotency_key: strOrNull,
   error: ref('StoredError'),
-  run_at: time,
+  run_at: { type: ['integer', 'null'], description: 'Epoch milliseconds the run may start at; null while a singleton queue holds it (see flow.after_run_id).' },
   deadline_at: timeOrNull,
   created_at: time,
   started_at: timeOrNull,

@@ -4,6 +4,7 @@ import type { AttributeConfig } from '../core/model.js';
 import type { AttributeValue } from '../store/attributes.js';
 import { definitionView, usageView } from './contract-views.js';
 import type { AttemptRecord, DataRecord, DatasetRecord, LogLine, RunEvent, RunRecord, StepRecord, StoredPipeline } from '../store/store.js';
+import { isHeldRunAt } from '../store/flow/flow-start.js';
 
 /**
  * JSON shapes of the HTTP API. Keys are snake_case like the request bodies and the YAML; times are epoch ms.
@@ -44,7 +45,8 @@ export function runView(r: RunRecord): Record<string, unknown> {
     parent_step: r.parentStep,
     idempotency_key: r.idempotencyKey,
     error: errorView(r.error),
-    run_at: r.runAt,
+    // A run held by a singleton queue has no start time until it is released (stored as a far-future sentinel).
+    run_at: isHeldRunAt(r.runAt) ? null : r.runAt,
     deadline_at: r.deadlineAt,
     created_at: r.createdAt,
     started_at: r.startedAt,

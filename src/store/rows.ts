@@ -89,6 +89,8 @@ export interface ClaimedAttemptRow {
   /** The step's concurrency key and limit, when it has one (the claim then checks the limit). */
   concurrency_key: string | null;
   concurrency_limit: number | null;
+  /** Set (true, or 1 on SQLite) when the attempt is the wake-up of a sleep whose time has come: `step.woken` first. */
+  woke?: boolean | number;
 }
 
 export interface EventRow {

@@ -18,6 +18,8 @@ export interface WaitPort {
   openKeyPaths(name: string): Promise<string[]>;
   openKeyedWaits(name: string, path: string, value: string): Promise<StepWait[]>;
   openUnkeyedWaits(name: string, limit: number): Promise<StepWait[]>;
+  /** Those of `names` that open waits with a per-event match wait on. */
+  namesWithUnkeyedWaits(names: readonly string[]): Promise<Set<string>>;
   /** Gives an event to a wait unless it holds one; returns the event it holds and the events written. */
   claimWait(runId: string, step: string, eventId: number, now: number): Promise<{ event: ReceivedEvent | undefined; events: RunEvent[] }>;
   /** Marks a wait over; returns the events written. */
@@ -50,6 +52,7 @@ export function createWaitPort(r: WaitRunner): WaitPort {
     openKeyPaths: (name) => r.read(waits.openKeyPaths(name)),
     openKeyedWaits: (name, path, value) => r.read(waits.openKeyedWaits(name, path, value)),
     openUnkeyedWaits: (name, limit) => r.read(waits.openUnkeyedWaits(name, limit)),
+    namesWithUnkeyedWaits: (names) => r.read(waits.namesWithUnkeyedWaits(names)),
     async claimWait(runId, step, eventId, now) {
       let event: ReceivedEvent | undefined;
       const { events } = await r.transition(runId, function* (tx, run, out) {

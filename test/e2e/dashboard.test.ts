@@ -174,6 +174,17 @@ suite('dashboard in Chromium (admin, no auth)', () => {
     await screenshot(page, 'run-approved');
   });
 
+  it('shows a run held by a singleton queue as waiting for the active run', async () => {
+    const solo = `name: solo\nsingleton: { mode: queue }\nsteps:\n  review: { uses: approval }\n`;
+    await http(served.url, 'PUT', '/api/pipelines/solo', solo, undefined, yaml);
+    const active = await http(served.url, 'POST', '/api/pipelines/solo/runs', { input: {} });
+    const held = await http(served.url, 'POST', '/api/pipelines/solo/runs', { input: {} });
+    await page.goto(`${served.url}/runs/${held.id}`);
+    await page.locator('h1 .badge', { hasText: 'queued' }).waitFor();
+    await page.getByTestId('run-flow').waitFor({ timeout: 5_000 });
+    expect(await page.getByTestId('run-flow').textContent()).toBe(`waits for run ${active.id} to end`);
+  });
+
   it('validates a definition, marks the line an issue names, and saves a new version', async () => {
     await page.goto(`${served.url}/pipelines/demo?tab=definition`);
     const editor = page.getByTestId('definition');

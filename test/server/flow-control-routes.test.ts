@@ -44,6 +44,25 @@ describe('flow control over HTTP', () => {
     expect(second.json()).toMatchObject({ id: first.json().id, created: false, flow: { skipped: true } });
   });
 
+  it('a run held by a singleton queue shows no start time and the run it waits for, until it is released', async () => {
+    await serve('singleton: { mode: queue }');
+    const first = await start({ n: 1 });
+    const second = await start({ n: 2 });
+    expect(second.statusCode).toBe(201);
+    expect(second.json()).toMatchObject({ status: 'queued', run_at: null, flow: { after_run_id: first.json().id } });
+    const read = await h.app.inject({ url: `/api/runs/${second.json().id}` });
+    expect(read.json()).toMatchObject({ status: 'queued', run_at: null, flow: { after_run_id: first.json().id } });
+    const listed = (await h.app.inject({ url: '/api/runs' })).json().runs as Array<{ id: string; run_at: number | null }>;
+    expect(listed.find((r) => r.id === second.json().id)?.run_at).toBeNull();
+    expect(listed.find((r) => r.id === first.json().id)?.run_at).toEqual(expect.any(Number));
+    // Once the run it waits for ends, it is released with a start time of now.
+    expect((await h.app.inject({ method: 'POST', url: `/api/runs/${first.json().id}/cancel` })).statusCode).toBe(200);
+    await h.engine.heldRuns.settled();
+    const released = (await h.app.inject({ url: `/api/runs/${second.json().id}` })).json();
+    expect(released).toMatchObject({ status: 'queued', flow: { after_run_id: null } });
+    expect(released.run_at).toBeLessThanOrEqual(Date.now());
+  });
+
   it('a debounced start shows its run as queued with run_at and how many requests it absorbed', async () => {
     await serve('debounce: { period: 1h }');
     const first = await start({ n: 1 });

@@ -315,6 +315,16 @@ const scenarios: Record<string, Scenario> = {
       return [run.id];
     },
   },
+  // A sleep's end shows as step.woken, written with the claim that runs the step again.
+  sleep: {
+    specs: [{ name: 'nap', steps: { nap: { uses: 'sleep', with: { for: '20ms' } }, after: fn('ok', { needs: ['nap'] }) } }],
+    functions: () => ({ ok }),
+    async drive(engine) {
+      const { run } = await engine.startRun('nap');
+      await finish(engine, run.id, 'succeeded');
+      return [run.id];
+    },
+  },
 };
 
 describe(`golden event sequences on ${all.map((b) => b.name).join(' and ')}`, () => {

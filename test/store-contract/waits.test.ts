@@ -80,7 +80,7 @@ for (const backend of backends()) {
       expect(done.status).toBe('succeeded');
       const steps = await again.listSteps(run.id);
       expect(steps.find((s) => s.name === 'nap')?.output).toEqual({ until: '2026-03-01T09:10:00.000Z', woke_at: new Date(T0 + 10 * 60_000 + 1).toISOString() });
-      expect(second.events.filter((e) => e.runId === run.id && e.step === 'nap').map((e) => e.type)).toEqual(['step.started', 'step.succeeded']);
+      expect(second.events.filter((e) => e.runId === run.id && e.step === 'nap').map((e) => e.type)).toEqual(['step.woken', 'step.started', 'step.succeeded']);
     });
 
     it('a sleep until a time from an expression; a time already past does not wait', async () => {

@@ -8,6 +8,8 @@ import type { AttemptRecord, GateDecisionRecord, Pipeline, RunRecord, RunStatus 
 import { definitionView } from '../../server/contract-views.js';
 import { logView, runView } from '../../server/views.js';
 import { runJson } from '../json-views.js';
+import type { Engine } from '../../engine/engine.js';
+import { isHeldRunAt } from '../../store/flow/flow-start.js';
 import { formatDuration, formatTime, looksLikeFile, openEngine, printJson, table, type GlobalOptions } from '../context.js';
 
 /** What a waiting step waits for and until when, as `sluice status` prints it. */
@@ -34,6 +36,8 @@ export async function statusCommand(runId: string | undefined, opts: GlobalOptio
     const [steps, decisions] = await Promise.all([engine.store.listSteps(run.id), engine.store.listDecisions(run.id)]);
     process.stdout.write(`run ${run.id}  ${run.pipeline} v${run.version}  ${run.status}\n`);
     process.stdout.write(`created ${formatTime(run.createdAt)}  started ${formatTime(run.startedAt)}  finished ${formatTime(run.finishedAt)}\n`);
+    const held = await heldAfter(engine, run);
+    if (held) process.stdout.write(`waits for run ${held} to end (singleton queue); no start time until then\n`);
     if (run.error) process.stdout.write(`error: ${run.error.message}\n`);
     const usage = sumUsage(await engine.store.listAttempts(run.id));
     if (usage) process.stdout.write(`usage: ${usage}\n`);
@@ -99,7 +103,7 @@ export async function runsCommand(opts: GlobalOptions & { pipeline?: string; sta
       limit,
       cursor: opts.cursor,
     });
-    printRuns(page.runs, opts);
+    printRuns(page.runs, opts, false, await heldRuns(engine, page.runs));
     if (page.nextCursor) process.stderr.write(`more runs: sluice runs${nextPageArgs(opts)} --cursor ${page.nextCursor}\n`);
     return 0;
   } finally {
@@ -123,13 +127,32 @@ function nextPageArgs(opts: { pipeline?: string; status?: string; limit?: string
   return [opts.pipeline && ` --pipeline ${opts.pipeline}`, opts.status && ` --status ${opts.status}`, opts.limit && ` --limit ${opts.limit}`].filter(Boolean).join('');
 }
 
-/** Prints runs as a table; `withError` adds the run's error (first line), as dead letters need. */
-function printRuns(runs: RunRecord[], opts: GlobalOptions, withError = false): void {
+/** The run a run held by a singleton queue waits for, or undefined when it is not held. */
+async function heldAfter(engine: Engine, run: RunRecord): Promise<string | undefined> {
+  if (run.status !== 'queued' || !isHeldRunAt(run.runAt)) return undefined;
+  return (await engine.store.runFlow(run.id))?.afterRunId ?? undefined;
+}
+
+/** The runs of `runs` that a singleton queue holds, with the run each waits for (looked up for those only). */
+async function heldRuns(engine: Engine, runs: RunRecord[]): Promise<Map<string, string>> {
+  const held = new Map<string, string>();
+  for (const r of runs) {
+    const after = await heldAfter(engine, r);
+    if (after) held.set(r.id, after);
+  }
+  return held;
+}
+
+/**
+ * Prints runs as a table; `withError` adds the run's error (first line), as dead letters need. A run in `held`
+ * shows the run it waits for next to its status.
+ */
+function printRuns(runs: RunRecord[], opts: GlobalOptions, withError = false, held = new Map<string, string>()): void {
   if (opts.json) return printJson(runs.map(runView));
   const rows = runs.map((r) => [
     r.id,
     `${r.pipeline} v${r.version}`,
-    r.status,
+    held.has(r.id) ? `${r.status} (after ${held.get(r.id)})` : r.status,
     formatTime(r.createdAt),
     r.finishedAt !== null && r.startedAt !== null ? formatDuration(r.finishedAt - r.startedAt) : '-',
     ...(withError ? [r.error ? r.error.message.split('\n')[0]! : ''] : []),

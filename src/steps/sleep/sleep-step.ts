@@ -38,7 +38,7 @@ export function createSleepStep(): StepType<SleepConfig> {
       const until = current?.wakeAt ?? wakeTime(ctx, config, now);
       if (now >= until) {
         // No write to end the wait: a succeeded step is not run again (a rollback starts a new wait), and the
-        // wake-up shows as the attempt's step.started; one write per sleep halved the wake-ups a worker keeps up with.
+        // claim that ran this attempt wrote step.woken; one write per sleep halved the wake-ups a worker keeps up with.
         return { until: new Date(until).toISOString(), woke_at: new Date(now).toISOString() } satisfies SleepOutput;
       }
       const detail = { waiting_for: 'time', until: new Date(until).toISOString() };

@@ -10,6 +10,9 @@ import { debounceSlot, EMPTY_BUCKET, rateLimitSlot, throttleSlot, type BucketSta
 /** Start time of a run that waits for another to end (singleton queue): released by {@link FlowDriver}. */
 export const HELD_RUN_AT = 8.64e15;
 
+/** True when `runAt` is {@link HELD_RUN_AT}: the run has no start time until the run it waits for ends. */
+export const isHeldRunAt = (runAt: number): boolean => runAt >= HELD_RUN_AT;
+
 /** What a start became under its pipeline's flow rules, returned with the run. */
 export interface FlowOutcome {
   /** The rule that gave the run a later start time (its `run_at`), if any. */

@@ -30,7 +30,7 @@ export function toClaimedAttempt(r: ClaimedAttemptRow, run: ClaimedRun, until: n
 
 /**
  * The batch of leased `rows`, in their order: `run.started` before the first attempt of each run in `started`
- * (runs that were queued until this claim), `step.started` for each attempt, emitted into the transaction.
+ * (runs that were queued until this claim), `step.woken` for a sleep woken, `step.started` for each attempt, emitted into the transaction.
  */
 export function claimedBatch(tx: Pick<LedgerTx, 'emit'>, rows: readonly ClaimedAttemptRow[], runOf: (r: ClaimedAttemptRow) => ClaimedRun, started: Set<string>, until: number, now: number): ClaimBatch {
   const events: RunEvent[] = [];
@@ -38,6 +38,8 @@ export function claimedBatch(tx: Pick<LedgerTx, 'emit'>, rows: readonly ClaimedA
   for (const r of rows) {
     const run = runOf(r);
     if (started.delete(r.run_id)) tx.emit(events, run, 'run.started', null, now);
+    // A sleep's end, in the claim that runs the step again (one more event, no more statements).
+    if (r.woke) tx.emit(events, run, 'step.woken', r.step, now);
     tx.emit(events, run, 'step.started', r.step, now, { attempt: r.number });
     attempts.push(toClaimedAttempt(r, run, until));
   }

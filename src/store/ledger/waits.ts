@@ -39,15 +39,24 @@ const S = {
   recordEvent: sql('recordEvent', `INSERT INTO events_received (name, payload, received_at) VALUES ($1, $2::jsonb, $3) RETURNING id`),
   event: sql('receivedEvent', `SELECT * FROM events_received WHERE id = $1`),
   eventsSince: sql('eventsSince', `SELECT * FROM events_received WHERE name = $1 AND received_at >= $2 ORDER BY id LIMIT $3`),
-  // The next key path after $2 (one index probe: a DISTINCT would scan every open wait of the event).
-  nextKeyPath: sql(
-    'nextOpenWaitKeyPath',
-    `SELECT MIN(w.key_path) AS key_path FROM step_waits w WHERE w.event = $1 AND w.event_id IS NULL AND w.done = 0 AND w.key_path > $2`,
+  // The distinct key paths, one index probe each, in one statement (a DISTINCT would scan every open wait of the event).
+  keyPaths: sql(
+    'openWaitKeyPaths',
+    `WITH RECURSIVE p(key_path) AS (
+       SELECT (SELECT MIN(w.key_path) FROM step_waits w WHERE w.event = $1 AND w.event_id IS NULL AND w.done = 0 AND w.key_path > '')
+       UNION ALL
+       SELECT (SELECT MIN(w.key_path) FROM step_waits w WHERE w.event = $1 AND w.event_id IS NULL AND w.done = 0 AND w.key_path > p.key_path)
+       FROM p WHERE p.key_path IS NOT NULL)
+     SELECT key_path FROM p WHERE key_path IS NOT NULL`,
   ),
   keyedWaits: sql(
     'openKeyedWaits',
-    `SELECT w.* FROM step_waits w ${CURRENT}
+    `SELECT w.*, r.pipeline AS run_pipeline FROM step_waits w ${CURRENT} JOIN runs r ON r.id = w.run_id
      WHERE w.event = $1 AND w.key_path = $2 AND w.key_value = $3 AND w.event_id IS NULL AND w.done = 0 AND s.status IN ('waiting', 'running')`,
+  ),
+  anyUnkeyed: sql(
+    'anyOpenUnkeyedWait',
+    `SELECT 1 AS found FROM step_waits w WHERE w.event = $1 AND w.key_path IS NULL AND w.event_id IS NULL AND w.done = 0 LIMIT 1`,
   ),
   unkeyedWaits: sql(
     'openUnkeyedWaits',
@@ -61,7 +70,6 @@ const S = {
     `SELECT w.* FROM step_waits w ${CURRENT}
      WHERE w.kind = 'approval' AND w.done = 0 AND w.wake_at <= $1 AND s.status = 'blocked' ORDER BY w.wake_at LIMIT $2`,
   ),
-  runRef: sql('waitRunRef', `SELECT id, pipeline FROM runs WHERE id = $1`),
   pruneEvents: sql('pruneReceivedEvents', `DELETE FROM events_received WHERE received_at < $1`),
   pruneOrphanWaits: sql('pruneOrphanWaits', `DELETE FROM step_waits WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = step_waits.run_id)`),
   waitingSteps: sql('waitingStepsOfRun', `SELECT w.* FROM step_waits w ${CURRENT} WHERE w.run_id = $1 AND w.done = 0 AND s.status = 'waiting'`),
@@ -178,15 +186,21 @@ export function* waitsOfRun(runId: string): Rule<StepWait[]> {
  * (`step.woken`). Returns the event the wait holds after this.
  */
 export function* claimWait(tx: LedgerTx, run: Pick<RunRow, 'id' | 'pipeline'>, step: string, eventId: number, now: number, events: RunEvent[]): Rule<ReceivedEvent | undefined> {
+  yield* takeWait(tx, run, step, eventId, now, events);
+  const wait = yield* get<WaitRow>(S.current, [run.id, step]);
+  const held = wait ? num(wait.event_id) : null;
+  return held === null ? undefined : yield* eventById(held);
+}
+
+/** Gives event `eventId` to the wait of `step` unless it holds one already, waking its attempt; true when it took it. */
+function* takeWait(tx: LedgerTx, run: Pick<RunRow, 'id' | 'pipeline'>, step: string, eventId: number, now: number, events: RunEvent[]): Rule<boolean> {
   const took = (yield* exec(S.claim, [run.id, step, eventId, now])) > 0;
   if (took) {
     yield* exec(S.wakeAttempt, [run.id, step, now]);
     tx.emit(events, run, 'step.woken', step, now, { event_id: eventId });
     tx.wake();
   }
-  const wait = yield* get<WaitRow>(S.current, [run.id, step]);
-  const held = wait ? num(wait.event_id) : null;
-  return held === null ? undefined : yield* eventById(held);
+  return took;
 }
 
 /** The wait is over: its step returns its output now (`step.woken` or `step.timed_out` when `emit` says so). */
@@ -211,13 +225,7 @@ export function* eventsSince(name: string, since: number, limit: number): Rule<R
 
 /** The key paths that open waits on `name` correlate on. */
 export function* openKeyPaths(name: string): Rule<string[]> {
-  const paths: string[] = [];
-  for (let after = ''; ; ) {
-    const next = (yield* get<{ key_path: string | null }>(S.nextKeyPath, [name, after]))?.key_path ?? null;
-    if (next === null) return paths;
-    paths.push(next);
-    after = next;
-  }
+  return (yield* all<{ key_path: string }>(S.keyPaths, [name])).map((r) => r.key_path);
 }
 
 /** Open waits on `name` whose key at `path` is `value` (JSON). */
@@ -228,6 +236,13 @@ export function* openKeyedWaits(name: string, path: string, value: string): Rule
 /** Open waits on `name` whose match is evaluated per event, oldest first, at most `limit`. */
 export function* openUnkeyedWaits(name: string, limit: number): Rule<StepWait[]> {
   return (yield* all<WaitRow>(S.unkeyedWaits, [name, limit])).map(toWait);
+}
+
+/** Those of `names` that open waits with a match evaluated per event (not by key) wait on: one index probe each. */
+export function* namesWithUnkeyedWaits(names: readonly string[]): Rule<Set<string>> {
+  const found = new Set<string>();
+  for (const name of new Set(names)) if (yield* get(S.anyUnkeyed, [name])) found.add(name);
+  return found;
 }
 
 /**
@@ -241,11 +256,10 @@ export function* deliverKeyed(tx: LedgerTx, name: string, payload: unknown, now:
   for (const path of yield* openKeyPaths(name)) {
     const key = eventKey(payload, path);
     if (key === undefined) continue;
-    for (const w of yield* openKeyedWaits(name, path, key)) {
-      const run = yield* get<Pick<RunRow, 'id' | 'pipeline'>>(S.runRef, [w.runId]);
-      if (!run) continue;
-      const held = yield* claimWait(tx, run, w.step, id, now, events);
-      if (held?.id === id) woke.push({ runId: w.runId, step: w.step });
+    // The waits come with their run's pipeline, and the event just stored is the one a wait holds if it takes it:
+    // three statements per woken wait in all (find, take, wake its attempt).
+    for (const w of yield* all<WaitRow & { run_pipeline: string }>(S.keyedWaits, [name, path, key])) {
+      if (yield* takeWait(tx, { id: w.run_id, pipeline: w.run_pipeline }, w.step, id, now, events)) woke.push({ runId: w.run_id, step: w.step });
     }
   }
   return { id, woke };

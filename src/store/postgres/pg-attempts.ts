@@ -162,6 +162,7 @@ async function claimLogged(client: pg.PoolClient, pending: RunEvent[] | null, ow
   const events: RunEvent[] = [];
   for (const r of claimed) {
     if (r.run_started) events.push({ id: ids[next++]!, runId: r.run_id, pipeline: r.pipeline, step: null, type: 'run.started', data: null, at: now });
+    if (r.woke) events.push({ id: ids[next++]!, runId: r.run_id, pipeline: r.pipeline, step: r.step, type: 'step.woken', data: null, at: now });
     events.push({ id: ids[next++]!, runId: r.run_id, pipeline: r.pipeline, step: r.step, type: 'step.started', data: { attempt: r.number }, at: now });
     attempts.push(toClaimed(r, until));
   }

@@ -20,6 +20,13 @@ const KEY_HAS_ROOM = `(a.concurrency_key IS NULL OR
   (SELECT count(*) FROM attempts k WHERE k.concurrency_key = a.concurrency_key AND k.status = 'running') < a.concurrency_limit)`;
 
 /**
+ * True when claimed attempt `c` is the wake-up of a sleep whose time has come ($2 now): its step is still `waiting`
+ * in the statement's snapshot (the claim's own step update is not seen), on a sleep that is not over.
+ */
+const WOKE_SLEEP = `EXISTS (SELECT 1 FROM steps ws JOIN step_waits w ON w.run_id = ws.run_id AND w.step = ws.name
+              WHERE ws.run_id = c.run_id AND ws.name = c.step AND ws.status = 'waiting' AND w.kind = 'sleep' AND w.done = 0 AND w.wake_at <= $2)`;
+
+/**
  * Leases the attempts `picked` selects (locked; columns id, concurrency_key, concurrency_limit) that have no
  * concurrency key, and starts their steps and queued runs, in one statement. Picked attempts with a key are not
  * leased but returned too (every other column null) for claimIn to admit under the key's lock.
@@ -38,15 +45,15 @@ const claimPicked = (picked: string) => `WITH picked AS (${picked}),
             UPDATE steps s SET status = 'running', started_at = COALESCE(s.started_at, $2)
             FROM claimed c WHERE s.run_id = c.run_id AND s.name = c.step AND s.status IN (${inList(stepStatesInto('running'))}))
           SELECT c.*, r.pipeline, r.version, r.input, st.id IS NOT NULL AS run_started,
-            NULL::text AS concurrency_key, NULL::integer AS concurrency_limit
+            NULL::text AS concurrency_key, NULL::integer AS concurrency_limit, ${WOKE_SLEEP} AS woke
           FROM claimed c JOIN runs r ON r.id = c.run_id LEFT JOIN started st ON st.id = c.run_id
           UNION ALL
-          SELECT p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, p.concurrency_key, p.concurrency_limit
+          SELECT p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, p.concurrency_key, p.concurrency_limit, false
           FROM picked p WHERE p.concurrency_key IS NOT NULL`;
 
 /**
  * {@link claimPicked} that also writes the claim's events (`run.started` for the first attempt of each run it
- * started, then `step.started`, in attempt id order) and returns their ids, ascending, in one more row (event_ids;
+ * started, `step.woken` for a sleep's wake-up, then `step.started`, in attempt id order) and returns their ids, ascending, in one more row (event_ids;
  * every other column null). With `relaxed`, for a claim run alone outside a transaction block, its commit does not wait for the
  * WAL flush (synchronous_commit off, set before the first write): a claim lost in a crash leaves its attempts
  * claimable again.
@@ -65,7 +72,7 @@ const claimLoggedPicked = (picked: string, relaxed: boolean, pending = '') => `W
             FROM claimed c WHERE s.run_id = c.run_id AND s.name = c.step AND s.status IN (${inList(stepStatesInto('running'))})),
           out AS (
             SELECT c.*, r.pipeline, r.version, r.input,
-              st.id IS NOT NULL AND c.id = min(c.id) OVER (PARTITION BY c.run_id) AS run_started
+              st.id IS NOT NULL AND c.id = min(c.id) OVER (PARTITION BY c.run_id) AS run_started, ${WOKE_SLEEP} AS woke
             FROM claimed c JOIN runs r ON r.id = c.run_id LEFT JOIN started st ON st.id = c.run_id),
           logged AS (
             INSERT INTO events (run_id, pipeline, step, type, data, at)
@@ -73,16 +80,18 @@ const claimLoggedPicked = (picked: string, relaxed: boolean, pending = '') => `W
               SELECT 1 AS g, id AS k, 0 AS o, run_id, pipeline, NULL::text AS step, 'run.started' AS type, NULL::jsonb AS data, $2::bigint AS at
               FROM out WHERE run_started
               UNION ALL
-              SELECT 1, id, 1, run_id, pipeline, step, 'step.started', jsonb_build_object('attempt', number), $2 FROM out) e
+              SELECT 1, id, 1, run_id, pipeline, step, 'step.woken', NULL::jsonb, $2 FROM out WHERE woke
+              UNION ALL
+              SELECT 1, id, 2, run_id, pipeline, step, 'step.started', jsonb_build_object('attempt', number), $2 FROM out) e
             ORDER BY g, k, o
             RETURNING id)
           SELECT o.*, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit, NULL::bigint[] AS event_ids
           FROM out o
           UNION ALL
-          SELECT p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, p.concurrency_key, p.concurrency_limit, NULL
+          SELECT p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, false, p.concurrency_key, p.concurrency_limit, NULL
           FROM picked p WHERE p.concurrency_key IS NOT NULL
           UNION ALL
-          SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, (SELECT array_agg(id ORDER BY id) FROM logged)`;
+          SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, false, NULL, NULL, (SELECT array_agg(id ORDER BY id) FROM logged)`;
 
 /**
  * Events emitted earlier in the transaction, written first by claimLoggedPicked: $5 run_ids $6 pipelines $7 steps

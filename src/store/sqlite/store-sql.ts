@@ -1,6 +1,14 @@
 import { stepStatesInto } from '../../core/state-machine.js';
 
 /** Claim condition over attempt `a`: it has no concurrency key, or fewer than its limit with its key are running. */
+/**
+ * In a claim's RETURNING: 1 when the claimed attempt is the wake-up of a sleep whose time has come (its step is still
+ * `waiting`: the claim starts the step after), on a sleep that is not over.
+ */
+const WOKE_SLEEP = `EXISTS (SELECT 1 FROM steps ws JOIN step_waits w ON w.run_id = ws.run_id AND w.step = ws.name
+              WHERE ws.run_id = attempts.run_id AND ws.name = attempts.step AND ws.status = 'waiting' AND w.kind = 'sleep' AND w.done = 0
+                AND w.wake_at <= @now)`;
+
 const KEY_HAS_ROOM = `(a.concurrency_key IS NULL OR
   (SELECT count(*) FROM attempts k WHERE k.concurrency_key = a.concurrency_key AND k.status = 'running') < a.concurrency_limit)`;
 
@@ -48,7 +56,7 @@ export const SQL = {
             lease_expires_at = @lease_until
           WHERE id IN (SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND ${KEY_HAS_ROOM}
                        ORDER BY priority DESC, available_at, id LIMIT @limit)
-          RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit`,
+          RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit, ${WOKE_SLEEP} AS woke`,
   // @id @now
   startRun: `UPDATE runs SET status = 'running', started_at = @now WHERE id = @id AND status = 'queued'`,
   // @run_id @name @now
@@ -59,7 +67,7 @@ export const SQL = {
             lease_expires_at = @lease_until
           WHERE id IN (SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id AND ${KEY_HAS_ROOM}
                        ORDER BY priority DESC, available_at, id LIMIT @limit)
-          RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit`,
+          RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit, ${WOKE_SLEEP} AS woke`,
   // @key
   runningWithKey: `SELECT count(*) AS n FROM attempts WHERE concurrency_key = @key AND status = 'running'`,
   // @id: gives back a keyed attempt this claim took beyond its key's limit

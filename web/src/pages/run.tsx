@@ -49,6 +49,7 @@ export default function RunPage({ id }: { id: string }) {
         <h1>
           Run <code>{r.id}</code> <StatusBadge status={status} />
         </h1>
+        {status === 'queued' ? <FlowNote flow={r.flow} /> : null}
         <RunControls run={r} status={status} onDone={run.reload} />
       </div>
       <p className="muted">
@@ -256,6 +257,20 @@ function StepPanel({ runId, step, status, onDecided }: { runId: string; step: St
 }
 
 /** What a waiting step (`sleep`, `wait_for_event`) waits for, and until when. */
+/** What flow rules did to a queued run: the run a singleton queue holds it behind, the starts a debounce absorbed. */
+function FlowNote({ flow }: { flow: RunDetail['flow'] }) {
+  const after = flow?.after_run_id;
+  const absorbed = flow?.absorbed ?? 0;
+  if (!after && absorbed < 2) return null;
+  return (
+    <span className="muted" data-testid="run-flow">
+      {after ? <>waits for run <Link to={`/runs/${enc(after)}`}><code>{after}</code></Link> to end</> : null}
+      {after && absorbed > 1 ? ' · ' : null}
+      {absorbed > 1 ? `stands for ${absorbed} start requests` : null}
+    </span>
+  );
+}
+
 function WaitNotice({ output }: { output: unknown }) {
   const w = (output ?? {}) as { waiting_for?: string; event?: string; match?: string; until?: string };
   const until = w.until ? ` until ${new Date(w.until).toLocaleString()}` : '';
