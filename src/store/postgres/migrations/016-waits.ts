@@ -28,6 +28,8 @@ CREATE TABLE step_waits (
   PRIMARY KEY (run_id, step)
 );
 CREATE INDEX step_waits_open ON step_waits (event, key_path, key_value) WHERE event_id IS NULL AND done = 0 AND event IS NOT NULL;
+-- The approvals and gate blocks past their deadline, found without scanning steps (every worker polls this).
+CREATE INDEX step_waits_due ON step_waits (wake_at) WHERE kind = 'approval' AND done = 0;
 
 CREATE TABLE events_received (
   id          bigserial PRIMARY KEY,
