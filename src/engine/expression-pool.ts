@@ -1,7 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { startModuleThread } from '../steps/code/thread-start.js';
 import { SluiceError } from '../core/errors.js';
 import { EXPRESSION_TIME_LIMIT_MS, useIsolatedEvaluator } from '../core/expressions.js';
 import type { ExpressionContext } from '../core/model.js';
@@ -125,7 +124,7 @@ export class ExpressionPool {
   }
 
   private spawn(): void {
-    const worker = startThread();
+    const worker = startModuleThread(import.meta.url, 'expression-thread');
     const thread: Thread = { worker, ready: false, job: null, timer: null, dead: false };
     worker.on('message', (reply: ExpressionReply) => this.onReply(thread, reply));
     worker.on('error', (err) => void this.kill(thread, crashed(err.message)));
@@ -179,20 +178,6 @@ export class ExpressionPool {
 
 function crashed(message: string): SluiceError {
   return new SluiceError('EXPRESSION_FAILED', `the expression thread stopped: ${message}`);
-}
-
-/**
- * Starts an expression thread. Built code loads `expression-thread.js` directly; from TypeScript sources (tests,
- * `tsx`) the thread loads it through tsx, once per thread.
- */
-function startThread(): Worker {
-  const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL('./expression-thread.js', self));
-  // require.resolve gives the CommonJS build of tsx's API; its ES module build sits beside it.
-  const tsx = pathToFileURL(createRequire(self).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  const entry = new URL('./expression-thread.ts', self).href;
-  const boot = `import(${JSON.stringify(tsx)}).then((api) => api.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(self)}))`;
-  return new Worker(boot, { eval: true });
 }
 
 let shared: ExpressionPool | undefined;

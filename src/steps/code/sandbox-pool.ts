@@ -1,7 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { startModuleThread } from './thread-start.js';
 import { SluiceError } from '../../core/errors.js';
 import type { LogStream } from '../step-type.js';
 import type { SandboxResult, SandboxTask } from './sandbox.js';
@@ -141,7 +140,7 @@ export class SandboxPool {
   }
 
   private spawn(): Thread {
-    const worker = startThread();
+    const worker = startModuleThread(import.meta.url, 'sandbox-thread');
     const thread: Thread = { worker, cancel: new Int32Array(new SharedArrayBuffer(4)), job: null, timer: null, dead: false };
     worker.on('message', (reply: ThreadReply) => this.onReply(thread, reply));
     worker.on('error', (err) => this.onExit(thread, err.message));
@@ -217,20 +216,6 @@ export class SandboxPool {
     if (thread.timer !== null) clearTimeout(thread.timer);
     thread.timer = null;
   }
-}
-
-/**
- * Starts a sandbox thread. Built code loads `sandbox-thread.js` directly; from TypeScript sources (tests,
- * `tsx`) the thread loads it through tsx, which takes about half a second once per thread.
- */
-function startThread(): Worker {
-  const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL('./sandbox-thread.js', self));
-  // require.resolve gives the CommonJS build of tsx's API; its ES module build sits beside it.
-  const tsx = pathToFileURL(createRequire(self).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  const entry = new URL('./sandbox-thread.ts', self).href;
-  const boot = `import(${JSON.stringify(tsx)}).then((api) => api.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(self)}))`;
-  return new Worker(boot, { eval: true });
 }
 
 let shared: SandboxPool | undefined;

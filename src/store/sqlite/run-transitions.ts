@@ -1,10 +1,11 @@
 import type Database from 'better-sqlite3';
-import { runSync, type Rule, type Statement, type SyncExecutor } from '../ledger/effects.js';
+import { runSync, type Rule, type SyncExecutor } from '../ledger/effects.js';
 import type { CompiledPipeline, EndStatus, LedgerTx } from '../ledger/ledger-tx.js';
 import * as L from '../ledger/transitions.js';
 import type { SettledRun } from '../ledger/transitions.js';
 import type { EventType, RunEvent } from '../store.js';
 import { type PackedEvent, type RunRow } from '../rows.js';
+import { SharedStatements } from './statements.js';
 
 /** Event rows written per INSERT statement. */
 const EVENT_CHUNK = 64;
@@ -19,8 +20,7 @@ type RunRef = Pick<RunRow, 'id' | 'pipeline' | 'version'>;
  * The SQLite driver of the ledger: runs the shared run-state rules (../ledger) synchronously inside the
  * store's better-sqlite3 transaction, with statements prepared once, and writes the events they emit.
  */
-export class RunTransitions implements LedgerTx, SyncExecutor {
-  private readonly prepared = new Map<Statement, Database.Statement>();
+export class RunTransitions extends SharedStatements implements LedgerTx, SyncExecutor {
   private readonly eventStmts = new Map<number, Database.Statement>();
   private readonly lastEventId: Database.Statement;
   private readonly unwritten: RunEvent[] = [];
@@ -28,36 +28,16 @@ export class RunTransitions implements LedgerTx, SyncExecutor {
   onRunEnded: ((out: RunEvent[], runId: string, status: EndStatus, at: number) => void) | null = null;
 
   constructor(
-    private readonly db: Database.Database,
+    db: Database.Database,
     private readonly compiled: (pipeline: string, version: number) => CompiledPipeline,
   ) {
+    super(db);
     this.lastEventId = db.prepare(`SELECT COALESCE(MAX(id), 0) AS id FROM events`);
   }
 
   /** Runs a ledger rule in the current transaction. */
   run<T>(rule: Rule<T>): T {
     return runSync(rule, this);
-  }
-
-  private prepare(stmt: Statement): Database.Statement {
-    let p = this.prepared.get(stmt);
-    if (!p) {
-      p = this.db.prepare(stmt.sqlite);
-      this.prepared.set(stmt, p);
-    }
-    return p;
-  }
-
-  all(stmt: Statement, args: readonly unknown[]): unknown[] {
-    return this.prepare(stmt).all(stmt.sqliteArgs(args));
-  }
-
-  get(stmt: Statement, args: readonly unknown[]): unknown {
-    return this.prepare(stmt).get(stmt.sqliteArgs(args));
-  }
-
-  exec(stmt: Statement, args: readonly unknown[]): number {
-    return this.prepare(stmt).run(stmt.sqliteArgs(args)).changes;
   }
 
   wake(): void {}

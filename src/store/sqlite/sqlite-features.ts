@@ -1,19 +1,21 @@
 import type Database from 'better-sqlite3';
-import { runSync, type Rule, type Statement, type SyncExecutor } from '../ledger/effects.js';
+import { runSync, type Rule, type SyncExecutor } from '../ledger/effects.js';
 import type { FeatureRunner } from '../features/feature-runner.js';
+import { SharedStatements } from './statements.js';
 
 /**
  * The SQLite driver of the feature rules (../features): runs each synchronously, on the store's connection, with
  * statements prepared once; a write inside the store's write transaction.
  */
-export class SqliteFeatureRunner implements FeatureRunner, SyncExecutor {
+export class SqliteFeatureRunner extends SharedStatements implements FeatureRunner, SyncExecutor {
   readonly dialect = 'sqlite' as const;
-  private readonly prepared = new Map<Statement, Database.Statement>();
 
   constructor(
-    private readonly db: Database.Database,
+    db: Database.Database,
     private readonly writeTx: <T>(fn: () => T) => T,
-  ) {}
+  ) {
+    super(db);
+  }
 
   async read<T>(rule: Rule<T>): Promise<T> {
     return runSync(rule, this);
@@ -35,24 +37,4 @@ export class SqliteFeatureRunner implements FeatureRunner, SyncExecutor {
     return JSON.stringify(values);
   }
 
-  all(stmt: Statement, args: readonly unknown[]): unknown[] {
-    return this.prepare(stmt).all(stmt.sqliteArgs(args));
-  }
-
-  get(stmt: Statement, args: readonly unknown[]): unknown {
-    return this.prepare(stmt).get(stmt.sqliteArgs(args));
-  }
-
-  exec(stmt: Statement, args: readonly unknown[]): number {
-    return this.prepare(stmt).run(stmt.sqliteArgs(args)).changes;
-  }
-
-  private prepare(stmt: Statement): Database.Statement {
-    let p = this.prepared.get(stmt);
-    if (!p) {
-      p = this.db.prepare(stmt.sqlite);
-      this.prepared.set(stmt, p);
-    }
-    return p;
-  }
 }
