@@ -1,8 +1,8 @@
 /**
  * Job 2 as a typed pipeline in code: a task is decomposed into subtasks, each subtask is enriched with project
  * context, and an implementation prompt is generated per subtask; the run then waits for an external
- * confirmation (the event `task.confirmed` with the task's title). `steps.<name>` and `input` are typed; a
- * misspelled `needs` does not compile.
+ * confirmation (the event `task.confirmed` with the task's title). Each customer's runs are throttled on their own.
+ * `steps.<name>` and `input` are typed; a misspelled `needs` does not compile.
  *
  *   npx sluice serve --load examples/task-service/pipelines.ts     # API + dashboard, runs the pipeline
  *   npx sluice run examples/task-service/pipelines.ts#task-service --input '{"title":"user registration"}'
@@ -16,6 +16,8 @@ export const Task = z.object({
   title: z.string().min(3),
   description: z.string().optional(),
   stack: z.array(z.string()).optional(),
+  /** Who asked: each customer's tasks are throttled on their own. */
+  customer: z.string().optional(),
 });
 
 export const taskService = pipeline('task-service', {
@@ -24,6 +26,8 @@ export const taskService = pipeline('task-service', {
   max_parallel: 2,
   defaults: { retry: { attempts: 3, backoff: 'exponential', delay: '200ms', max_delay: '2s', jitter: true }, timeout: '30s' },
   triggers: [{ event: 'task.created' }],
+  // A burst from one customer is spread out (30 runs a minute each), never dropped; other customers are not held up.
+  throttle: { limit: 30, period: '1m', key: '${{ input.customer }}' },
 })
   .step('decompose', ({ input, log }) => {
     const subtasks = decompose(input.title);

@@ -10,7 +10,7 @@ import { z } from 'zod';
 
 describe('examples', () => {
   it('types the task service pipeline from its zod schema and steps', () => {
-    expectTypeOf<PipelineInput<typeof taskService>>().toEqualTypeOf<{ title: string; description?: string | undefined; stack?: string[] | undefined }>();
+    expectTypeOf<PipelineInput<typeof taskService>>().toEqualTypeOf<{ title: string; description?: string | undefined; stack?: string[] | undefined; customer?: string | undefined }>();
     expectTypeOf<PipelineOutput<typeof taskService>>().toEqualTypeOf<{ confirmed: { title: string; by?: string } }>();
     expectTypeOf<typeof startTaskService>().returns.resolves.toHaveProperty('address');
   });
