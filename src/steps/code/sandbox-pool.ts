@@ -1,6 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { startModuleThread } from './thread-start.js';
+
+/** Time between two thread terminations (see {@link SandboxPool} kill). */
+const TERMINATE_GAP_MS = 20;
 import { SluiceError } from '../../core/errors.js';
 import type { LogStream } from '../step-type.js';
 import type { SandboxResult, SandboxTask } from './sandbox.js';
@@ -191,6 +194,9 @@ export class SandboxPool {
     thread.timer.unref();
   }
 
+  /** The last termination queued: each waits for the one before it. */
+  private terminating: Promise<void> = Promise.resolve();
+
   private retire(thread: Thread): void {
     void this.kill(thread, { status: 'cancelled' });
   }
@@ -205,7 +211,15 @@ export class SandboxPool {
     thread.job = null;
     job?.resolve(result);
     this.dispatch();
-    await thread.worker.terminate();
+    // One at a time, a little apart: this thread waits while an ended thread's heap is freed, and several
+    // sandboxes that used much memory, ended at once, stalled it for their sum (/healthz included).
+    const worker = thread.worker;
+    const ended = this.terminating.then(async () => {
+      await worker.terminate();
+      await new Promise((resolve) => setTimeout(resolve, TERMINATE_GAP_MS));
+    });
+    this.terminating = ended;
+    await ended;
   }
 
   private onExit(thread: Thread, message: string): void {
