@@ -1,8 +1,7 @@
 import { errorCodeOf } from '../core/errors.js';
 import type { DueApproval } from '../core/waits.js';
 import type { WaitPort } from '../store/waits-port.js';
-import type { RunPort } from '../store/ports.js';
-import type { RunEvent, TransitionResult } from '../store/store.js';
+import type { RunEvent } from '../store/store.js';
 
 /** Approvals decided per check at most. */
 const BATCH = 100;
@@ -42,13 +41,10 @@ export function startApprovalDeadlines(
 
 /**
  * An approval's deadline passed: its `on_timeout` decides (`step.timed_out`, then the decision recorded as by
- * `deadline`). Not through the engine's `decide()`: a decision by deadline carries no response to check.
+ * `deadline`, in one transaction, so a person deciding at the same moment leaves no stray `step.timed_out`). Not
+ * through the engine's `decide()`: a decision by deadline carries no response to check.
  */
-export async function decideAtDeadline(
-  deps: { runs: RunPort; waits: WaitPort; now: () => number; publish: (events: RunEvent[]) => void },
-  due: DueApproval,
-): Promise<TransitionResult> {
-  deps.publish(await deps.waits.finishWait(due.runId, due.step, deps.now(), 'step.timed_out'));
+export function decideAtDeadline(deps: { waits: WaitPort; now: () => number }, due: DueApproval): Promise<{ events: RunEvent[] }> {
   const decision = { decision: due.decision, comment: `no decision by ${new Date(due.deadline).toISOString()}`, by: 'deadline' };
-  return deps.runs.decideStep(due.runId, due.step, decision, deps.now());
+  return deps.waits.timeOutApproval(due.runId, due.step, decision, deps.now());
 }

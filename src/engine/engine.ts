@@ -315,7 +315,7 @@ export class Engine {
     return result;
   }
 
-  private afterTransition(result: TransitionResult): void {
+  private afterTransition(result: Pick<TransitionResult, 'events'>): void {
     this.bus.publish(result.events);
     this.worker?.abortEnded(result.events);
     this.worker?.wake();
@@ -362,7 +362,7 @@ export class Engine {
     // Runs held behind a run that ended while no process could release them (a crash) start now.
     void this.heldRuns.release();
     // Approvals past their deadline are decided by whichever process with a worker checks first.
-    const deadlines = { runs: this.runs, waits: this.store.waits, now: () => this.clock.now(), publish: this.publishWaitEvents };
+    const deadlines = { waits: this.store.waits, now: () => this.clock.now() };
     const decide = async (due: DueApproval) => this.afterTransition(await decideAtDeadline(deadlines, due));
     const stopDeadlines = startApprovalDeadlines(this.store.waits, deadlines.now, decide, this.onError, options.pollMs ?? 250);
     this.scheduleStops.push(async () => stopDeadlines());

@@ -2,8 +2,9 @@ import type { DueApproval, ReceivedEvent, StepWait } from '../core/waits.js';
 import type { Rule } from './ledger/effects.js';
 import type { LedgerTx } from './ledger/ledger-tx.js';
 import * as waits from './ledger/waits.js';
+import { decide } from './ledger/supervision.js';
 import type { RunRow } from './rows.js';
-import type { RunEvent } from './store.js';
+import type { HumanDecision, RunEvent } from './store.js';
 
 /** Durable waits and received events, as the engine uses them (both backends run the same ledger rules). */
 export interface WaitPort {
@@ -28,6 +29,12 @@ export interface WaitPort {
   deliverKeyed(name: string, payload: unknown, now: number): Promise<{ id: number; woke: Array<{ runId: string; step: string }>; events: RunEvent[] }>;
   /** {@link deliverKeyed} for several events in one transaction, in order. */
   deliverKeyedBatch(batch: ReadonlyArray<{ name: string; payload: unknown }>, now: number): Promise<{ delivered: Array<{ id: number; woke: Array<{ runId: string; step: string }> }>; events: RunEvent[] }>;
+  /**
+   * Ends an approval whose deadline passed as `decision` says: `step.timed_out`, then the decision, in one
+   * transaction. Refused with ILLEGAL_TRANSITION, writing nothing, when the step is no longer blocked (a person
+   * decided first).
+   */
+  timeOutApproval(runId: string, step: string, decision: HumanDecision, now: number): Promise<{ events: RunEvent[] }>;
   /** Approvals past their deadline, still blocked. */
   dueApprovals(now: number, limit: number): Promise<DueApproval[]>;
   /** Forgets events received before `before`, and the waits of runs no longer stored. */
@@ -60,6 +67,11 @@ export function createWaitPort(r: WaitRunner): WaitPort {
       });
       return { event, events };
     },
+    timeOutApproval: (runId, step, decision, now) =>
+      r.transition(runId, function* (tx, run, out) {
+        yield* waits.finishWait(tx, run, step, now, out, 'step.timed_out');
+        yield* decide(tx, run, step, decision, now, out);
+      }),
     async finishWait(runId, step, now, emit) {
       return (await r.transition(runId, (tx, run, out) => waits.finishWait(tx, run, step, now, out, emit))).events;
     },

@@ -2,6 +2,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { PipelineSpec } from '../../src/core/model.js';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
+import { decideAtDeadline } from '../../src/engine/approval-deadlines.js';
 import { builtinStepTypes } from '../../src/steps/builtin.js';
 import type { RunEvent, Store } from '../../src/store/store.js';
 import { backends } from '../support/backends.js';
@@ -185,6 +186,26 @@ for (const backend of backends()) {
       expect((await engine.waitForRun(lenient.run.id)).status).toBe('succeeded');
       expect(await store.listDecisions(lenient.run.id)).toMatchObject([{ kind: 'human', decision: 'approve', by: 'deadline' }]);
       expect(events.filter((e) => e.type === 'step.timed_out').map((e) => e.runId).sort()).toEqual([strict.run.id, lenient.run.id].sort());
+    });
+
+    it('a person who decides between the deadline check\'s read and its decision wins: the check writes nothing, no step.timed_out', async () => {
+      clock.t = T0;
+      const store = await backend.create();
+      const spec: PipelineSpec = { name: 'close', steps: { ok: { uses: 'approval', with: { message: 'ship?', timeout: '1h' } } } };
+      const { engine } = await engineOn(store, [spec]);
+      const { run } = await engine.startRun('close');
+      expect((await engine.waitForRun(run.id, { untilSettled: true })).status).toBe('waiting');
+      // The check read the approval as due (the engine's own check does not, its clock is before the deadline) ...
+      const late = T0 + 3_600_000;
+      const [due] = await store.waits.dueApprovals(late, 10);
+      expect(due).toMatchObject({ runId: run.id, step: 'ok', decision: 'reject' });
+      // ... a person approves, then the check decides.
+      await engine.decide(run.id, 'ok', { decision: 'approve', by: 'ann' });
+      await expect(decideAtDeadline({ waits: store.waits, now: () => late }, due!)).rejects.toMatchObject({ code: 'ILLEGAL_TRANSITION' });
+      expect((await engine.waitForRun(run.id)).status).toBe('succeeded');
+      const types = (await store.listEvents({ runId: run.id })).map((e) => e.type);
+      expect(types).not.toContain('step.timed_out');
+      expect(await store.listDecisions(run.id)).toMatchObject([{ decision: 'approve', by: 'ann' }]);
     });
 
     it('a prune forgets received events older than a week', async () => {
