@@ -15,7 +15,6 @@
  * step, each in its own committed transaction, before the step's caller continues: every step's result
  * is durable in PostgreSQL before the next step starts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +22,7 @@ import pg from 'pg';
 import { startPostgres, type PostgresDatabase } from '../support/postgres.js';
 import { packageVersion } from '../support/versions.js';
 import { result, withTimeout, type PeerResult } from './types.js';
+import { spawnPeerChild, stopPeerChild, waitForMessage, type PeerChild } from './child-process.js';
 
 export const DBOS_APP_NAME = 'sluice-bench';
 export const DBOS_APP_VERSION = 'bench-1';
@@ -67,75 +67,12 @@ const childScript = path.join(here, 'dbos-child.ts');
 const POLL_MS = 20;
 const ENQUEUE_CHUNK = 1000;
 
-interface Child {
-  proc: ChildProcess;
-  stderr: string;
-  exited: Promise<void>;
-}
+type Child = PeerChild;
 
-function spawnChild(url: string, poolSize: number): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', childScript, url, String(poolSize)], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
-  const child: Child = {
-    proc,
-    stderr: '',
-    exited: new Promise((resolve) => {
-      proc.once('exit', () => resolve());
-      proc.once('error', () => resolve());
-    }),
-  };
-  proc.stderr?.on('data', (chunk: Buffer) => {
-    if (child.stderr.length < 8_000) child.stderr += chunk.toString();
-  });
-  return child;
-}
+const spawnChild = (url: string, poolSize: number): Child => spawnPeerChild(childScript, [url, String(poolSize)], repoRoot, 'DBOS child');
+const waitFor = waitForMessage;
+const stopChild = stopPeerChild;
 
-/** Resolves with the first IPC message of `type`; rejects on an 'error' message or exit. */
-function waitFor<T extends { type?: string }>(child: Child, type: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (msg: T & { message?: string }) => {
-      if (msg.type === type) {
-        cleanup();
-        resolve(msg);
-      } else if (msg.type === 'error') {
-        cleanup();
-        reject(new Error(`DBOS child failed: ${msg.message ?? ''}\n${child.stderr.trim()}`));
-      }
-    };
-    const onExit = (code: number | null) => {
-      cleanup();
-      reject(new Error(`DBOS child exited (code ${code}) before '${type}'\n${child.stderr.trim()}`));
-    };
-    const cleanup = () => {
-      child.proc.off('message', onMessage);
-      child.proc.off('exit', onExit);
-    };
-    child.proc.on('message', onMessage);
-    child.proc.once('exit', onExit);
-  });
-}
-
-async function stopChild(child: Child): Promise<void> {
-  const { proc } = child;
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  try {
-    if (proc.connected) proc.send({ type: 'stop' });
-  } catch {
-    // channel already closed
-  }
-  const stopped = await withTimeout(child.exited, 15_000, 'DBOS child stop').then(
-    () => true,
-    () => false,
-  );
-  if (!stopped) {
-    proc.kill('SIGKILL');
-    await withTimeout(child.exited, 5_000, 'DBOS child kill').catch(() => undefined);
-  }
-}
-
-/** Starts PostgreSQL (unless `url` is given) and a launched DBOS child on it; `close` stops both. */
 async function setup(url: string | undefined, poolSize: number, synchronousCommit = true) {
   const db: PostgresDatabase | undefined = url ? undefined : await startPostgres();
   const dbUrl = url ?? db!.url;

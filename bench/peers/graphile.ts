@@ -8,7 +8,6 @@
  * connected-ready before the clock starts. The clock stops when the jobs table
  * is empty (graphile-worker deletes a job when it completes).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +17,7 @@ import { startPostgres, type PostgresDatabase } from '../support/postgres.js';
 import { packageVersion } from '../support/versions.js';
 import { GRAPHILE_BATCHING_LABEL, graphileRunnerOptions, silentLogger } from './graphile-config.js';
 import { result, withTimeout, type PeerResult } from './types.js';
+import { spawnPeerChild, stopPeerChild, waitForMessage, type PeerChild } from './child-process.js';
 
 export interface GraphileOptions {
   jobs: number;
@@ -38,78 +38,21 @@ const repoRoot = path.resolve(here, '..', '..');
 const childScript = path.join(here, 'graphile-child.ts');
 const POLL_MS = 10;
 
-interface Child {
-  proc: ChildProcess;
-  stderr: string;
-  exited: Promise<void>;
+interface Child extends PeerChild {
   /** Jobs the child reported as run successfully when it stopped. */
   succeeded?: number;
 }
 
 function spawnChild(url: string, concurrency: number): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', childScript, url, String(concurrency)], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
-  const child: Child = {
-    proc,
-    stderr: '',
-    exited: new Promise((resolve) => {
-      proc.once('exit', () => resolve());
-      proc.once('error', () => resolve());
-    }),
-  };
-  proc.stderr?.on('data', (chunk: Buffer) => {
-    if (child.stderr.length < 8_000) child.stderr += chunk.toString();
-  });
-  proc.on('message', (msg: { type?: string; succeeded?: number }) => {
+  const child: Child = spawnPeerChild(childScript, [url, String(concurrency)], repoRoot, 'graphile-worker child');
+  child.proc.on('message', (msg: { type?: string; succeeded?: number }) => {
     if (msg.type === 'stopped') child.succeeded = msg.succeeded;
   });
   return child;
 }
 
-/** Resolves on the first IPC message of `type`; rejects on an 'error' message or exit. */
-function waitFor(child: Child, type: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (msg: { type?: string; message?: string }) => {
-      if (msg.type === type) {
-        cleanup();
-        resolve();
-      } else if (msg.type === 'error') {
-        cleanup();
-        reject(new Error(`graphile-worker child failed: ${msg.message ?? ''}`));
-      }
-    };
-    const onExit = (code: number | null) => {
-      cleanup();
-      reject(new Error(`graphile-worker child exited (code ${code}) before '${type}'\n${child.stderr.trim()}`));
-    };
-    const cleanup = () => {
-      child.proc.off('message', onMessage);
-      child.proc.off('exit', onExit);
-    };
-    child.proc.on('message', onMessage);
-    child.proc.once('exit', onExit);
-  });
-}
-
-async function stopChild(child: Child): Promise<void> {
-  const { proc } = child;
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  try {
-    if (proc.connected) proc.send({ type: 'stop' });
-  } catch {
-    // channel already closed
-  }
-  const stopped = await withTimeout(child.exited, 15_000, 'graphile-worker child stop').then(
-    () => true,
-    () => false,
-  );
-  if (!stopped) {
-    proc.kill('SIGKILL');
-    await withTimeout(child.exited, 5_000, 'graphile-worker child kill').catch(() => undefined);
-  }
-}
+const waitFor = (child: Child, type: string): Promise<unknown> => waitForMessage(child, type);
+const stopChild = stopPeerChild;
 
 export async function measureGraphileWorker(opts: GraphileOptions): Promise<PeerResult> {
   const { jobs, concurrency } = opts;
