@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { captureOutput } from '../support/capture-output.js';
 import { runsCommand, statusCommand } from '../../src/cli/commands/inspect.js';
 import { openEngine } from '../../src/cli/context.js';
 import { normalizePipeline } from '../../src/core/validate.js';
@@ -19,18 +20,7 @@ describe('sluice runs', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** stdout and stderr of one command. */
-  async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
-    let out = '';
-    let err = '';
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((err += String(chunk)), true));
-    try {
-      return { code: await fn(), out, err };
-    } finally {
-      vi.restoreAllMocks();
-    }
-  }
+  const capture = captureOutput;
 
   it('lists --limit runs at a time and prints the --cursor of the next page on stderr until the last', async () => {
     const engine = await openEngine({ store });

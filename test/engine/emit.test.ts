@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { captureOutput } from '../support/capture-output.js';
 import { emitCommand } from '../../src/cli/commands/emit.js';
 import { openEngine } from '../../src/cli/context.js';
 import { normalizePipeline, type Engine, type PipelineSpec } from '../../src/index.js';
@@ -39,17 +40,7 @@ describe('events', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
-    let out = '';
-    let err = '';
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((err += String(chunk)), true));
-    try {
-      return { code: await fn(), out, err };
-    } finally {
-      vi.restoreAllMocks();
-    }
-  }
+  const capture = captureOutput;
 
   it('engine.emit starts every enabled pipeline whose trigger names the event, with the payload as input', async () => {
     const engine = await openEngine({ store });
