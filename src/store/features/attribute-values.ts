@@ -1,6 +1,7 @@
 import { groupDerived, groupValues, recordNotFound, toAttributeValue, toSummary, toWorkItem, valueNotFound, type AttributeValueRow, type WorkRow } from '../attribute-rows.js';
-import type { AttributeSummary, AttributeValue, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
+import type { AttributeSummary, AttributeValue, AttributeValueStore, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { all, get, run, sql, type Rule } from '../ledger/effects.js';
+import { EvalCases } from './evals.js';
 import { inList, perDialect, type FeatureRunner } from './feature-runner.js';
 
 /** A record whose value may be out of date: none yet, another version's, or computed from an older rev. */
@@ -106,31 +107,29 @@ const BATCH = {
 type ValueRow = AttributeValueRow & { record_id: string; field: string };
 
 /** Derived values of attribute pipelines, written once for both backends over a driver's {@link FeatureRunner}. */
-export class AttributeValues {
-  constructor(private readonly r: FeatureRunner) {}
-
-  async loadWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {
-    return this.r.read(loadWork(this.r, dataset, field, derivedFields, selection));
+export abstract class AttributeValues extends EvalCases implements AttributeValueStore {
+  async loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {
+    return this.features.read(loadWork(this.features, dataset, field, derivedFields, selection));
   }
 
-  async save(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number, unchanged: Array<{ recordId: string; sourceRev: number }> = []): Promise<string[]> {
+  async saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number, unchanged: Array<{ recordId: string; sourceRev: number }> = []): Promise<string[]> {
     if (values.length === 0 && unchanged.length === 0) return [];
-    return this.r.write(save(this.r, { dataset, field, pipeline, now }, values, unchanged));
+    return this.features.write(save(this.features, { dataset, field, pipeline, now }, values, unchanged));
   }
 
-  async recordValues(dataset: string, recordId: string): Promise<Record<string, AttributeValue>> {
-    return groupValues(await this.r.read(all<ValueRow>(S.recordValues, [dataset, recordId]))).get(recordId) ?? {};
+  async getAttributeValues(dataset: string, recordId: string): Promise<Record<string, AttributeValue>> {
+    return groupValues(await this.features.read(all<ValueRow>(S.recordValues, [dataset, recordId]))).get(recordId) ?? {};
   }
 
-  async manyValues(dataset: string, recordIds: string[]): Promise<Map<string, Record<string, AttributeValue>>> {
+  async listAttributeValues(dataset: string, recordIds: string[]): Promise<Map<string, Record<string, AttributeValue>>> {
     if (recordIds.length === 0) return new Map();
-    return groupValues(await this.r.read(all<ValueRow>(S.manyValues, [dataset, this.r.list(recordIds)])));
+    return groupValues(await this.features.read(all<ValueRow>(S.manyValues, [dataset, this.features.list(recordIds)])));
   }
 
-  async override(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): Promise<AttributeValue> {
-    const value = this.r.jsonText(JSON.stringify(override.value ?? null));
-    const note = this.r.text(override.note ?? null);
-    return this.r.write(
+  async overrideAttributeValue(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): Promise<AttributeValue> {
+    const value = this.features.jsonText(JSON.stringify(override.value ?? null));
+    const note = this.features.text(override.note ?? null);
+    return this.features.write(
       (function* () {
         if (!(yield* get(S.recordExists, [dataset, recordId]))) throw recordNotFound(dataset, recordId);
         yield* run(S.addField, [dataset, field]);
@@ -139,9 +138,9 @@ export class AttributeValues {
     );
   }
 
-  async approve(dataset: string, recordId: string, field: string, note: string | undefined, now: number): Promise<AttributeValue> {
-    const text = this.r.text(note ?? null);
-    return this.r.write(
+  async approveAttributeValue(dataset: string, recordId: string, field: string, note: string | undefined, now: number): Promise<AttributeValue> {
+    const text = this.features.text(note ?? null);
+    return this.features.write(
       (function* () {
         yield* run(S.approve, [dataset, field, recordId, text, now]);
         const row = yield* get<ValueRow>(S.value, [dataset, field, recordId]);
@@ -151,8 +150,8 @@ export class AttributeValues {
     );
   }
 
-  async summary(dataset: string, field: string): Promise<AttributeSummary> {
-    return toSummary(await this.r.read(all<Parameters<typeof toSummary>[0][number]>(S.summary, [dataset, field])));
+  async attributeSummary(dataset: string, field: string): Promise<AttributeSummary> {
+    return toSummary(await this.features.read(all<Parameters<typeof toSummary>[0][number]>(S.summary, [dataset, field])));
   }
 }
 

@@ -2,6 +2,7 @@ import { checkEvalCases, planPatch, planRecordEval, planReplace, planResult, typ
 import { evalColumns, toEvalCase, type EvalRow } from '../eval-rows.js';
 import type { EvalCase, EvalPatch, EvalResult, EvalStore, EvalSummary, NewEvalCase } from '../evals.js';
 import { all, get, run, sql, type Rule } from '../ledger/effects.js';
+import { Datasets } from './datasets.js';
 import type { FeatureRunner } from './feature-runner.js';
 
 const S = {
@@ -45,16 +46,14 @@ const S = {
  * Eval cases, written once for both backends over a driver's {@link FeatureRunner}. Cases are checked and planned
  * by core/eval-cases.ts; `passed` is computed in the transaction that changes what it depends on.
  */
-export class EvalCases implements EvalStore {
-  constructor(private readonly r: FeatureRunner) {}
-
+export abstract class EvalCases extends Datasets implements EvalStore {
   async listEvals(pipeline: string): Promise<EvalCase[]> {
-    return this.r.read(list(pipeline));
+    return this.features.read(list(pipeline));
   }
 
   async replaceEvals(pipeline: string, cases: NewEvalCase[], now: number): Promise<EvalCase[]> {
     const checked = checkEvalCases(cases);
-    const r = this.r;
+    const r = this.features;
     return r.write(
       (function* () {
         yield* lock(r, pipeline);
@@ -68,7 +67,7 @@ export class EvalCases implements EvalStore {
   }
 
   async putRecordEval(pipeline: string, recordEval: NewEvalCase & { recordId: string }, now: number): Promise<EvalCase> {
-    const r = this.r;
+    const r = this.features;
     return r.write(
       (function* () {
         yield* lock(r, pipeline);
@@ -82,7 +81,7 @@ export class EvalCases implements EvalStore {
   }
 
   async updateEval(pipeline: string, id: number, patch: EvalPatch, now: number): Promise<EvalCase | undefined> {
-    const r = this.r;
+    const r = this.features;
     return r.write(
       (function* () {
         yield* lock(r, pipeline);
@@ -93,7 +92,7 @@ export class EvalCases implements EvalStore {
   }
 
   async saveEvalResults(pipeline: string, results: EvalResult[], now: number): Promise<void> {
-    const r = this.r;
+    const r = this.features;
     await r.write(
       (function* () {
         yield* lock(r, pipeline);
@@ -108,12 +107,12 @@ export class EvalCases implements EvalStore {
   }
 
   async evalSummary(pipeline: string): Promise<EvalSummary> {
-    const row = await this.r.read(get<{ total: number; passed: number; failed: number; not_run: number }>(S.summary, [pipeline]));
+    const row = await this.features.read(get<{ total: number; passed: number; failed: number; not_run: number }>(S.summary, [pipeline]));
     return { total: Number(row?.total ?? 0), passed: Number(row?.passed ?? 0), failed: Number(row?.failed ?? 0), notRun: Number(row?.not_run ?? 0) };
   }
 
   async listEvalPipelines(): Promise<string[]> {
-    return (await this.r.read(all<{ pipeline: string }>(S.pipelines, []))).map((row) => row.pipeline);
+    return (await this.features.read(all<{ pipeline: string }>(S.pipelines, []))).map((row) => row.pipeline);
   }
 }
 

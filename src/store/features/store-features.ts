@@ -1,152 +1,82 @@
-import type { AttributeSummary, AttributeValue, AttributeValueStore, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
-import type { EvalCase, EvalPatch, EvalResult, EvalStore, EvalSummary, NewEvalCase } from '../evals.js';
-import type { ApiToken, DataRecord, DatasetPort, DatasetRecord, NewApiToken, NewDataRecord, RecordPage, TokenPort } from '../store.js';
+import { all, get, run, sql, type Rule } from '../ledger/effects.js';
+import type { ApiRole, ApiToken, DatasetPort, NewApiToken, TokenPort } from '../store.js';
 import { AttributeValues } from './attribute-values.js';
-import { Datasets } from './datasets.js';
-import { EvalCases } from './evals.js';
-import type { FeatureRunner } from './feature-runner.js';
-import { Operations } from './operations.js';
 
-/** The feature objects of a store, made at the first call (after the driver has set up its runner). */
-interface Parts {
-  datasets: Datasets;
-  evals: EvalCases;
-  values: AttributeValues;
-  ops: Operations;
+const S = {
+  // With concurrent writers (PostgreSQL) a lower id may still commit after this answer.
+  latestEventId: sql('opLatestEventId', `SELECT COALESCE(MAX(id), 0) AS id FROM events`),
+  queueDepth: sql('opQueueDepth', `SELECT count(*) AS n FROM attempts WHERE status = 'queued'`),
+  // $1 hash $2 role $3 name $4 created_at $5 expires_at
+  insertToken: sql('opInsertToken', `INSERT INTO api_tokens (hash, role, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`),
+  token: sql('opToken', `SELECT * FROM api_tokens WHERE hash = $1`),
+  listTokens: sql('opListTokens', `SELECT * FROM api_tokens ORDER BY id`),
+  // $1 id $2 now: a second revocation keeps the first time
+  revokeToken: sql('opRevokeToken', `UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *`),
+  countTokens: sql('opCountTokens', `SELECT count(*) AS n FROM api_tokens WHERE revoked_at IS NULL`),
+  // $1 pipeline $2 slot $3 now
+  claimSlot: sql('opClaimSlot', `INSERT INTO trigger_slots (pipeline, slot, claimed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`),
+};
+
+interface TokenRow {
+  id: number;
+  hash: string;
+  role: ApiRole;
+  name: string | null;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
+const msOrNull = (v: number | null) => (v === null ? null : Number(v));
+
+function toApiToken(row: TokenRow): ApiToken {
+  return { id: Number(row.id), hash: row.hash, role: row.role, name: row.name, createdAt: Number(row.created_at), expiresAt: msOrNull(row.expires_at), revokedAt: msOrNull(row.revoked_at) };
 }
 
 /**
- * The `Store` methods both drivers answer with the same rules (datasets, eval cases, derived attribute values,
- * tokens, trigger slots, the latest event id, the queue depth): a driver extends this class and gives its
- * {@link FeatureRunner}.
+ * The `Store` methods both drivers answer with the same rules, over the driver's {@link FeatureRunner}: datasets,
+ * eval cases and derived attribute values (the classes this one extends), and what the server reads and writes
+ * besides runs (API tokens, cron trigger slots, the live stream's start, the queue depth). A driver extends this
+ * class and gives its runner as `features`.
  */
-export abstract class StoreFeatures implements DatasetPort, TokenPort, AttributeValueStore, EvalStore {
-  /** The driver's runner of the feature rules. */
-  protected abstract readonly features: FeatureRunner;
-  private made: Parts | undefined;
-
-  private get parts(): Parts {
-    this.made ??= { datasets: new Datasets(this.features), evals: new EvalCases(this.features), values: new AttributeValues(this.features), ops: new Operations(this.features) };
-    return this.made;
+export abstract class StoreFeatures extends AttributeValues implements DatasetPort, TokenPort {
+  async latestEventId(): Promise<number> {
+    return Number((await this.features.read(get<{ id: number }>(S.latestEventId, [])))!.id);
   }
 
-  listEvals(pipeline: string): Promise<EvalCase[]> {
-    return this.parts.evals.listEvals(pipeline);
+  async queueDepth(): Promise<number> {
+    return Number((await this.features.read(get<{ n: number }>(S.queueDepth, [])))!.n);
   }
 
-  replaceEvals(pipeline: string, cases: NewEvalCase[], now: number): Promise<EvalCase[]> {
-    return this.parts.evals.replaceEvals(pipeline, cases, now);
+  async createToken(token: NewApiToken, now: number): Promise<ApiToken> {
+    const row = await this.features.write(get<{ id: number }>(S.insertToken, [token.hash, token.role, token.name, now, token.expiresAt]));
+    return { ...token, id: Number(row!.id), createdAt: now, revokedAt: null };
   }
 
-  putRecordEval(pipeline: string, recordEval: NewEvalCase & { recordId: string }, now: number): Promise<EvalCase> {
-    return this.parts.evals.putRecordEval(pipeline, recordEval, now);
+  async findToken(hash: string): Promise<ApiToken | undefined> {
+    const row = await this.features.read(get<TokenRow>(S.token, [hash]));
+    return row ? toApiToken(row) : undefined;
   }
 
-  updateEval(pipeline: string, id: number, patch: EvalPatch, now: number): Promise<EvalCase | undefined> {
-    return this.parts.evals.updateEval(pipeline, id, patch, now);
+  async listTokens(): Promise<ApiToken[]> {
+    return (await this.features.read(all<TokenRow>(S.listTokens, []))).map(toApiToken);
   }
 
-  saveEvalResults(pipeline: string, results: EvalResult[], now: number): Promise<void> {
-    return this.parts.evals.saveEvalResults(pipeline, results, now);
+  async revokeToken(id: number, now: number): Promise<ApiToken | undefined> {
+    const row = await this.features.write(get<TokenRow>(S.revokeToken, [id, now]));
+    return row ? toApiToken(row) : undefined;
   }
 
-  evalSummary(pipeline: string): Promise<EvalSummary> {
-    return this.parts.evals.evalSummary(pipeline);
+  async countTokens(): Promise<number> {
+    return Number((await this.features.read(get<{ n: number }>(S.countTokens, [])))!.n);
   }
 
-  listEvalPipelines(): Promise<string[]> {
-    return this.parts.evals.listEvalPipelines();
+  /** True for exactly one caller per (pipeline, slot) across every process sharing the store. */
+  async claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean> {
+    return (await this.features.write(claimSlot(pipeline, slot, now))) === 1;
   }
+}
 
-  loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {
-    return this.parts.values.loadWork(dataset, field, derivedFields, selection);
-  }
-
-  saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number, unchanged?: Array<{ recordId: string; sourceRev: number }>): Promise<string[]> {
-    return this.parts.values.save(dataset, field, pipeline, values, now, unchanged);
-  }
-
-  getAttributeValues(dataset: string, recordId: string): Promise<Record<string, AttributeValue>> {
-    return this.parts.values.recordValues(dataset, recordId);
-  }
-
-  listAttributeValues(dataset: string, recordIds: string[]): Promise<Map<string, Record<string, AttributeValue>>> {
-    return this.parts.values.manyValues(dataset, recordIds);
-  }
-
-  overrideAttributeValue(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): Promise<AttributeValue> {
-    return this.parts.values.override(dataset, recordId, field, override, now);
-  }
-
-  approveAttributeValue(dataset: string, recordId: string, field: string, note: string | undefined, now: number): Promise<AttributeValue> {
-    return this.parts.values.approve(dataset, recordId, field, note, now);
-  }
-
-  attributeSummary(dataset: string, field: string): Promise<AttributeSummary> {
-    return this.parts.values.summary(dataset, field);
-  }
-
-  putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord> {
-    return this.parts.datasets.putDataset(name, options, now);
-  }
-
-  getDataset(name: string): Promise<DatasetRecord | undefined> {
-    return this.parts.datasets.getDataset(name);
-  }
-
-  listDatasets(): Promise<DatasetRecord[]> {
-    return this.parts.datasets.listDatasets();
-  }
-
-  putRecords(dataset: string, records: NewDataRecord[], now: number): Promise<void> {
-    return this.parts.datasets.putRecords(dataset, records, now);
-  }
-
-  getRecord(dataset: string, id: string): Promise<DataRecord | undefined> {
-    return this.parts.datasets.getRecord(dataset, id);
-  }
-
-  deleteRecord(dataset: string, id: string): Promise<boolean> {
-    return this.parts.datasets.deleteRecord(dataset, id);
-  }
-
-  listRecords(dataset: string, page?: RecordPage): Promise<DataRecord[]> {
-    return this.parts.datasets.listRecords(dataset, page);
-  }
-
-  countRecords(dataset: string): Promise<number> {
-    return this.parts.datasets.countRecords(dataset);
-  }
-
-  latestEventId(): Promise<number> {
-    return this.parts.ops.latestEventId();
-  }
-
-  queueDepth(): Promise<number> {
-    return this.parts.ops.queueDepth();
-  }
-
-  createToken(token: NewApiToken, now: number): Promise<ApiToken> {
-    return this.parts.ops.createToken(token, now);
-  }
-
-  findToken(hash: string): Promise<ApiToken | undefined> {
-    return this.parts.ops.findToken(hash);
-  }
-
-  listTokens(): Promise<ApiToken[]> {
-    return this.parts.ops.listTokens();
-  }
-
-  revokeToken(id: number, now: number): Promise<ApiToken | undefined> {
-    return this.parts.ops.revokeToken(id, now);
-  }
-
-  countTokens(): Promise<number> {
-    return this.parts.ops.countTokens();
-  }
-
-  claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean> {
-    return this.parts.ops.claimTriggerSlot(pipeline, slot, now);
-  }
+function* claimSlot(pipeline: string, slot: number, now: number): Rule<number> {
+  return yield* run(S.claimSlot, [pipeline, slot, now]);
 }
