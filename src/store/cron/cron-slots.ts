@@ -1,47 +1,39 @@
 import type Database from 'better-sqlite3';
-import type pg from 'pg';
+import { get, run, sql } from '../ledger/effects.js';
+import type { FeatureRunner } from '../features/feature-runner.js';
+import { SqliteFeatureRunner } from '../sqlite/sqlite-features.js';
 
-/** Statements of cron slot claims, written once for both dialects (`p(n)` is the n-th parameter). */
-function cronSql(p: (n: number) => string) {
-  return {
-    // pipeline, trigger, slot, now: one caller per (pipeline, trigger, slot) inserts the row
-    claim: `INSERT INTO cron_slots (pipeline, trigger, slot, claimed_at) VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}) ON CONFLICT DO NOTHING`,
-    // pipeline, trigger: the latest slot claimed
-    last: `SELECT MAX(slot) AS slot FROM cron_slots WHERE pipeline = ${p(1)} AND trigger = ${p(2)}`,
-  };
+const S = {
+  // $1 pipeline $2 trigger $3 slot $4 now: one caller per (pipeline, trigger, slot) inserts the row
+  claim: sql('cronClaim', `INSERT INTO cron_slots (pipeline, trigger, slot, claimed_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`),
+  // $1 pipeline $2 trigger: the latest slot claimed
+  last: sql('cronLast', `SELECT MAX(slot) AS slot FROM cron_slots WHERE pipeline = $1 AND trigger = $2`),
+};
+
+/** Claims one slot of a cron trigger: true for exactly one caller per (pipeline, trigger, slot). */
+export async function claimCronSlot(r: FeatureRunner, pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
+  return (await r.write(run(S.claim, [pipeline, trigger, slot, now]))) === 1;
 }
 
-const SQLITE = cronSql(() => '?');
-const PG = cronSql((n) => `$${n}`);
+/** The latest claimed slot of the cron trigger; undefined when none. */
+export async function lastCronSlot(r: FeatureRunner, pipeline: string, trigger: string): Promise<number | undefined> {
+  const slot = (await r.read(get<{ slot: number | null }>(S.last, [pipeline, trigger])))?.slot;
+  return slot === null || slot === undefined ? undefined : Number(slot);
+}
 
 /** Cron slot claims on SQLite; `write` is the store's BEGIN IMMEDIATE wrapper. */
 export class SqliteCronSlots {
-  constructor(
-    private readonly db: Database.Database,
-    private readonly write: <T>(fn: () => T) => T,
-  ) {}
+  private readonly r: FeatureRunner;
 
-  claim(pipeline: string, trigger: string, slot: number, now: number): boolean {
-    return this.write(() => this.db.prepare(SQLITE.claim).run(pipeline, trigger, slot, now).changes === 1);
+  constructor(db: Database.Database, write: <T>(fn: () => T) => T) {
+    this.r = new SqliteFeatureRunner(db, write);
   }
 
-  last(pipeline: string, trigger: string): number | undefined {
-    return (this.db.prepare(SQLITE.last).get(pipeline, trigger) as { slot: number | null }).slot ?? undefined;
-  }
-}
-
-type Run = <R extends pg.QueryResultRow>(sql: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
-
-/** Cron slot claims on PostgreSQL; `run` is the store's retrying statement runner. */
-export class PgCronSlots {
-  constructor(private readonly run: Run) {}
-
-  async claim(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
-    return ((await this.run(PG.claim, [pipeline, trigger, slot, now])).rowCount ?? 0) === 1;
+  claim(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
+    return claimCronSlot(this.r, pipeline, trigger, slot, now);
   }
 
-  async last(pipeline: string, trigger: string): Promise<number | undefined> {
-    const slot = (await this.run<{ slot: string | null }>(PG.last, [pipeline, trigger])).rows[0]?.slot;
-    return slot === null || slot === undefined ? undefined : Number(slot);
+  last(pipeline: string, trigger: string): Promise<number | undefined> {
+    return lastCronSlot(this.r, pipeline, trigger);
   }
 }

@@ -1,23 +1,9 @@
 import type pg from 'pg';
 import { SluiceError } from '../../core/errors.js';
 import type { StepItem } from '../../core/step-results.js';
-import { pgPipelineStats } from '../stats/pg-stats.js';
-import type { AttemptLease, PipelineStats, SeriesOptions } from '../store.js';
+import type { AttemptLease } from '../store.js';
 import { sql } from './pg-store-sql.js';
 import { pgJson } from './pg-json.js';
-
-/**
- * Pipeline stats of the PostgreSQL store, over its retrying statement runner; the other server features are written
- * once (../features/operations.ts).
- */
-export class PgOperations {
-  constructor(private readonly run: <R extends pg.QueryResultRow>(sql: string, values: unknown[]) => Promise<pg.QueryResult<R>>) {}
-
-  /** Counts, sums and percentiles computed by the server (../stats/pg-stats.ts). */
-  pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
-    return pgPipelineStats(this.run, pipeline, since, series);
-  }
-}
 
 /**
  * Takes one request (and `tokens` estimated tokens) from the shared per-minute budget of `key`, inside a

@@ -1,4 +1,4 @@
-import { PgCronSlots } from '../cron/cron-slots.js';
+import { claimCronSlot, lastCronSlot } from '../cron/cron-slots.js';
 import { pgPrune } from '../retention/pg-prune.js';
 import type { PruneRequest, PruneResult } from '../retention/prune.js';
 import type pg from 'pg';
@@ -53,7 +53,8 @@ import { StoreFeatures } from '../features/store-features.js';
 import { PgFeatureRunner } from './pg-features.js';
 import { anyHeldRunsPg, pendingDebounceOfPg, releaseHeldRunsPg, runFlowOfPg } from '../flow/pg-flow.js';
 import type { RunFlow } from '../flow/flow-port.js';
-import { PgOperations, saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
+import { pgPipelineStats } from '../stats/pg-stats.js';
+import { saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { listEventsStatement, listRunsStatement, toLogLine, type LogRow } from './pg-run-list.js';
 import { PG_RUN_TRACE_SQL } from './pg-run-traces.js';
 import { PG_QUEUE_STATS_SQL } from './pg-queue-stats.js';
@@ -95,8 +96,6 @@ export class PostgresStore extends StoreFeatures implements Store {
   private readonly health: ConnectionHealth;
   private readonly onError: (err: unknown) => void;
   private closed = false;
-  /** Pipeline stats (pg-operations.ts). */
-  private readonly ops = new PgOperations((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values)));
   /** Datasets, eval cases, derived values, tokens, trigger slots: rules written once (../features), run here. */
   protected readonly features = new PgFeatureRunner((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
 
@@ -371,15 +370,15 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
-    return this.ops.pipelineStats(pipeline, since, series);
+    return pgPipelineStats((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values)), pipeline, since, series);
   }
 
   claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
-    return new PgCronSlots((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values))).claim(pipeline, trigger, slot, now);
+    return claimCronSlot(this.features, pipeline, trigger, slot, now);
   }
 
   lastCronSlot(pipeline: string, trigger: string): Promise<number | undefined> {
-    return new PgCronSlots((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values))).last(pipeline, trigger);
+    return lastCronSlot(this.features, pipeline, trigger);
   }
 
   pruneRuns(request: PruneRequest): Promise<PruneResult> {
