@@ -1,13 +1,15 @@
 import { SluiceError } from '../../core/errors.js';
 import type { FlowRuleName } from '../../core/flow-control.js';
 import type { CreateRunRequest, CreatedRun } from '../store.js';
+import type { Rule } from '../ledger/effects.js';
 import { debounceSlot, EMPTY_BUCKET, rateLimitSlot, throttleSlot, type BucketState } from './flow-decide.js';
+import { absorbRun, createRun, delayRun, existingRun, idempotentRun, lockBucket, markRun, runState, saveBucket, type FlowDriver } from './flow-ops.js';
 
-// The flow rules of one run start, written once for both drivers: a generator that yields the operations it needs
-// (each driver runs them inside the transaction that creates the run, after locking the rule's bucket) and
-// decides with the pure functions of flow-decide.ts.
+// The flow rules of one run start, written once for both drivers: a ledger rule that each driver runs inside the
+// transaction that creates the run (flow-ops.ts has what it reads and writes); it decides with the pure functions
+// of flow-decide.ts.
 
-/** Start time of a run that waits for another to end (singleton queue): released by {@link FlowDriver}. */
+/** Start time of a run that waits for another to end (singleton queue): released by releaseHeldRuns (flow-ops.ts). */
 export const HELD_RUN_AT = 8.64e15;
 
 /** True when `runAt` is {@link HELD_RUN_AT}: the run has no start time until the run it waits for ends. */
@@ -27,43 +29,24 @@ export interface FlowOutcome {
   after?: string;
 }
 
-/** A run as the flow rules see it. */
-export interface FlowRunState {
-  status: string;
-  runAt: number;
-}
-
-/** The operations the flow rules ask of a driver, each with what it answers. */
-export type FlowOp =
-  | { op: 'bucket'; rule: FlowRuleName; key: string } // -> BucketState, locked until the transaction ends
-  | { op: 'save'; rule: FlowRuleName; key: string; state: BucketState } // -> void
-  | { op: 'run'; id: string } // -> FlowRunState | undefined
-  | { op: 'existing'; id: string } // -> CreatedRun of that run, created: false
-  | { op: 'idempotent'; req: CreateRunRequest } // -> CreatedRun of the run its idempotency key names, or undefined
-  | { op: 'absorb'; id: string; input: unknown; runAt: number; absorbed: number; previous?: { input: unknown } } // -> CreatedRun | undefined (undefined: it had started, or its input is no longer `previous`)
-  | { op: 'create'; req: CreateRunRequest } // -> CreatedRun
-  | { op: 'delay'; id: string; runAt: number } // -> RunRecord of the run, queued until runAt
-  | { op: 'mark'; id: string; absorbed: number | null; after: string | null }; // -> void
-
-export type FlowSteps = Generator<FlowOp, CreatedRun, unknown>;
-
 const ACTIVE = new Set(['queued', 'running', 'paused', 'waiting']);
 
-/** The flow rules of `req` (which must carry `flow`), then its creation; yields what it needs of the store. */
-export function* startWithFlow(req: CreateRunRequest, now: number): FlowSteps {
+/** The flow rules of `req` (which must carry `flow`), then its creation by the driver. */
+export function* startWithFlow(d: FlowDriver, req: CreateRunRequest, now: number): Rule<CreatedRun> {
   const { rules } = req.flow!;
+  const pipeline = req.pipeline.name;
   // A repeated request answers its run as before: it is not a new start, so no rule counts or refuses it.
   if (req.idempotencyKey !== undefined) {
-    const existing = (yield { op: 'idempotent', req }) as CreatedRun | undefined;
+    const existing = yield* idempotentRun(req, now);
     if (existing) return existing;
   }
   const outcome: FlowOutcome = {};
   const active = rules.singleton ? yield* singletonActive(req) : null;
-  if (active !== null && rules.singleton?.mode === 'skip') return { ...((yield { op: 'existing', id: active }) as CreatedRun), flow: { skipped: true } };
+  if (active !== null && rules.singleton?.mode === 'skip') return { ...(yield* existingRun(active)), flow: { skipped: true } };
   if (active !== null && rules.singleton?.mode === 'cancel_running') outcome.cancels = active;
   const after = active !== null && rules.singleton?.mode === 'queue' ? active : null;
   if (after !== null) Object.assign(outcome, { after, delayedBy: 'singleton' });
-  const joined = rules.debounce ? yield* joinDebounced(req, now) : null;
+  const joined = rules.debounce ? yield* joinDebounced(d, req, now) : null;
   if (joined && 'run' in joined) return joined.run;
   let runAt = Math.max(req.runAt ?? now, now);
   runAt = yield* rateLimitStart(req, runAt, outcome);
@@ -74,20 +57,20 @@ export function* startWithFlow(req: CreateRunRequest, now: number): FlowSteps {
   }
   if (after !== null) runAt = HELD_RUN_AT;
   // Created as requested (its idempotency hash is of the request as sent), then moved to the rules' start time.
-  const created = (yield { op: 'create', req }) as CreatedRun;
+  const created = yield* createRun(d, req);
   const id = created.run.id;
-  if (runAt > created.run.runAt) created.run = (yield { op: 'delay', id, runAt }) as CreatedRun['run'];
-  if (joined) yield { op: 'save', rule: 'debounce', key: joined.key, state: { ...joined.bucket, runId: id, firstAt: now, count: 1 } };
-  if (rules.singleton) yield { op: 'save', rule: 'singleton', key: req.flow!.keys.singleton ?? '', state: { ...EMPTY_BUCKET, firstAt: now, runId: id } };
-  if (joined || after !== null) yield { op: 'mark', id, absorbed: joined ? 1 : null, after };
+  if (runAt > created.run.runAt) created.run = yield* delayRun(id, runAt);
+  if (joined) yield* saveBucket(pipeline, 'debounce', joined.key, { ...joined.bucket, runId: id, firstAt: now, count: 1 });
+  if (rules.singleton) yield* saveBucket(pipeline, 'singleton', req.flow!.keys.singleton ?? '', { ...EMPTY_BUCKET, firstAt: now, runId: id });
+  if (joined || after !== null) yield* markRun(id, joined ? 1 : null, after);
   return { ...created, flow: outcome };
 }
 
 /** singleton: the key's active run (queued, running, paused or waiting), or null. */
-function* singletonActive(req: CreateRunRequest): Generator<FlowOp, string | null, unknown> {
-  const bucket = (yield { op: 'bucket', rule: 'singleton', key: req.flow!.keys.singleton ?? '' }) as BucketState;
+function* singletonActive(req: CreateRunRequest): Rule<string | null> {
+  const bucket = yield* lockBucket(req.pipeline.name, 'singleton', req.flow!.keys.singleton ?? '');
   if (bucket.runId === null) return null;
-  const state = (yield { op: 'run', id: bucket.runId }) as FlowRunState | undefined;
+  const state = yield* runState(bucket.runId);
   return state && ACTIVE.has(state.status) ? bucket.runId : null;
 }
 
@@ -96,49 +79,48 @@ function* singletonActive(req: CreateRunRequest): Generator<FlowOp, string | nul
  * a new run is due (`key` and `bucket` to record it under). With `merge`, the merged input is applied only to the
  * run it was computed from, while its input is unchanged; otherwise FLOW_CONFLICT asks the engine to merge again.
  */
-function* joinDebounced(req: CreateRunRequest, now: number): Generator<FlowOp, { run: CreatedRun } | { key: string; bucket: BucketState }, unknown> {
+function* joinDebounced(d: FlowDriver, req: CreateRunRequest, now: number): Rule<{ run: CreatedRun } | { key: string; bucket: BucketState }> {
   const rule = req.flow!.rules.debounce!;
   const key = req.flow!.keys.debounce ?? '';
-  const bucket = (yield { op: 'bucket', rule: 'debounce', key }) as BucketState;
+  const bucket = yield* lockBucket(req.pipeline.name, 'debounce', key);
   const slot = debounceSlot(bucket, rule, now);
   if (slot.absorbInto === null) return { key, bucket };
   const merged = rule.merge !== null && req.flow!.merged?.runId === slot.absorbInto ? req.flow!.merged : null;
   if (rule.merge !== null && !merged) {
     // The merge was computed against another run (or none): unless this one has started, compute it again.
-    const state = (yield { op: 'run', id: slot.absorbInto }) as FlowRunState | undefined;
+    const state = yield* runState(slot.absorbInto);
     if (state?.status === 'queued') throw flowConflict(req);
   }
   const input = merged ? merged.input : req.input;
-  const previous = merged ? { previous: { input: merged.previous } } : {};
-  const absorbed = (yield { op: 'absorb', id: slot.absorbInto, input, runAt: slot.runAt, absorbed: slot.state.count, ...previous }) as CreatedRun | undefined;
+  const absorbed = yield* absorbRun(d, slot.absorbInto, input, slot.runAt, slot.state.count, merged ? { input: merged.previous } : undefined);
   if (!absorbed && merged) throw flowConflict(req);
   if (!absorbed) return { key, bucket };
-  yield { op: 'save', rule: 'debounce', key, state: slot.state };
+  yield* saveBucket(req.pipeline.name, 'debounce', key, slot.state);
   return { run: { ...absorbed, flow: { delayedBy: 'debounce', absorbed: slot.state.count } } };
 }
 
 /** rate_limit: the run's start time in its window, or RATE_LIMITED (mode refuse). */
-function* rateLimitStart(req: CreateRunRequest, runAt: number, outcome: FlowOutcome): Generator<FlowOp, number, unknown> {
+function* rateLimitStart(req: CreateRunRequest, runAt: number, outcome: FlowOutcome): Rule<number> {
   const rule = req.flow!.rules.rateLimit;
   if (!rule) return runAt;
   const key = req.flow!.keys.rate_limit ?? '';
-  const bucket = (yield { op: 'bucket', rule: 'rate_limit', key }) as BucketState;
+  const bucket = yield* lockBucket(req.pipeline.name, 'rate_limit', key);
   const slot = rateLimitSlot(bucket, rule, runAt);
   if (slot.refuseForMs !== null) throw rateLimited(req, key, slot.refuseForMs, rule.limit, rule.periodMs);
   if (slot.runAt > runAt) outcome.delayedBy = 'rate_limit';
-  yield { op: 'save', rule: 'rate_limit', key, state: slot.state };
+  yield* saveBucket(req.pipeline.name, 'rate_limit', key, slot.state);
   return slot.runAt;
 }
 
 /** throttle: the run's evenly spaced start time. */
-function* throttleStart(req: CreateRunRequest, runAt: number, outcome: FlowOutcome): Generator<FlowOp, number, unknown> {
+function* throttleStart(req: CreateRunRequest, runAt: number, outcome: FlowOutcome): Rule<number> {
   const rule = req.flow!.rules.throttle;
   if (!rule) return runAt;
   const key = req.flow!.keys.throttle ?? '';
-  const bucket = (yield { op: 'bucket', rule: 'throttle', key }) as BucketState;
+  const bucket = yield* lockBucket(req.pipeline.name, 'throttle', key);
   const slot = throttleSlot(bucket, rule, runAt);
   if (slot.runAt > runAt) outcome.delayedBy = 'throttle';
-  yield { op: 'save', rule: 'throttle', key, state: slot.state };
+  yield* saveBucket(req.pipeline.name, 'throttle', key, slot.state);
   return slot.runAt;
 }
 
@@ -153,18 +135,4 @@ function rateLimited(req: CreateRunRequest, key: string, retryAfterMs: number, l
     `pipeline ${req.pipeline.name} is rate limited${bucket}: at most ${limit} runs per ${periodMs} ms (rate_limit); retry in ${Math.ceil(retryAfterMs / 1000)} s`,
     { retryable: true, details: { pipeline: req.pipeline.name, key, limit, period_ms: periodMs, retry_after_ms: retryAfterMs } },
   );
-}
-
-/** Runs the flow steps synchronously (SQLite: inside its write transaction). */
-export function runFlowSync(steps: FlowSteps, exec: (op: FlowOp) => unknown): CreatedRun {
-  let next = steps.next();
-  while (!next.done) next = steps.next(exec(next.value));
-  return next.value;
-}
-
-/** Runs the flow steps with an async driver (PostgreSQL: inside its transaction). */
-export async function runFlowAsync(steps: FlowSteps, exec: (op: FlowOp) => Promise<unknown>): Promise<CreatedRun> {
-  let next = steps.next();
-  while (!next.done) next = steps.next(await exec(next.value));
-  return next.value;
 }

@@ -18,7 +18,8 @@ import type { Rule } from '../ledger/effects.js';
 import { reap } from '../ledger/upkeep.js';
 import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type RunHeader, type Tx } from './pg-attempts.js';
 import { pgJson } from './pg-json.js';
-import { createRunWithFlowPg, lockBatchBuckets } from '../flow/pg-flow.js';
+import { lockBatchBuckets } from '../flow/flow-ops.js';
+import { startWithFlow } from '../flow/flow-start.js';
 import type { PgRunTransitions } from './pg-run-transitions.js';
 import { sql } from './pg-store-sql.js';
 
@@ -47,12 +48,13 @@ export async function savePipelineIn({ client }: Tx, pipeline: Pipeline, hash: s
 export async function createRunsIn(tx: Tx, requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
   const runs: CreatedRun[] = [];
   const later = new NewRows();
-  await lockBatchBuckets(tx.client, requests);
+  await tx.t.run(lockBatchBuckets(requests));
   for (const req of requests) {
     // A request with an idempotency key must see the runs before it: write those first.
     if (req.idempotencyKey !== undefined || req.flow) await insertNewRows(tx, later);
     // A run under flow rules is written at once: the rules may move it right after.
-    runs.push(await createRunWithFlowPg(tx.client, req, now, (r) => createRunIn(tx, r, now, req.flow ? undefined : later)));
+    const create = (r: CreateRunRequest) => createRunIn(tx, r, now, req.flow ? undefined : later);
+    runs.push(req.flow ? await tx.t.run(startWithFlow({ json: pgJson, create }, req, now)) : await create(req));
   }
   await insertNewRows(tx, later);
   const queued = runs.reduce((n, r) => n + r.events.filter((e) => e.type === 'step.queued').length, 0);

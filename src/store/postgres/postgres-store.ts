@@ -51,7 +51,8 @@ import { completeAttemptsIn, createRunsIn, reapIn, savePipelineIn, transitionIn 
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
 import { StoreFeatures } from '../features/store-features.js';
 import { PgFeatureRunner } from './pg-features.js';
-import { anyHeldRunsPg, pendingDebounceOfPg, releaseHeldRunsPg, runFlowOfPg } from '../flow/pg-flow.js';
+import { anyHeldRuns, pendingDebounce, releaseHeldRuns, runFlow } from '../flow/flow-ops.js';
+import type { Rule } from '../ledger/effects.js';
 import type { RunFlow } from '../flow/flow-port.js';
 import { pgPipelineStats } from '../stats/pg-stats.js';
 import { saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
@@ -152,6 +153,11 @@ export class PostgresStore extends StoreFeatures implements Store {
     return transaction(this.pool, this.health.retryPolicy(), (c) => sql<R>(c, key, values), { retryUnknownCommit: true });
   }
 
+  /** Runs a ledger rule that only reads, its statements outside a transaction block, retrying transient failures. */
+  private read<T>(rule: Rule<T>): Promise<T> {
+    return transaction(this.pool, this.health.retryPolicy(), (c) => this.txs.open(c).t.run(rule), { retryUnknownCommit: true, single: true });
+  }
+
   /** Runs one dynamic read statement, retrying transient failures. */
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
     return transaction(this.pool, this.health.retryPolicy(), async (c) => (await c.query<R>(text, values)).rows, { retryUnknownCommit: true });
@@ -230,9 +236,9 @@ export class PostgresStore extends StoreFeatures implements Store {
 
   /** Flow control: starts the runs a singleton queue held behind a run that has ended. */
   async releaseHeldRuns(now: number): Promise<string[]> {
-    if (!(await anyHeldRunsPg(this.pool))) return [];
+    if (!(await this.read(anyHeldRuns()))) return [];
     return this.tx(async (tx) => {
-      const ids = await releaseHeldRunsPg(tx.client, now);
+      const ids = await tx.t.run(releaseHeldRuns(now));
       tx.wake = ids.length > 0;
       return ids;
     });
@@ -240,12 +246,12 @@ export class PostgresStore extends StoreFeatures implements Store {
 
   /** Flow control: what the flow rules did to run `id`. */
   async runFlow(id: string): Promise<RunFlow | undefined> {
-    return runFlowOfPg(this.pool, id);
+    return this.read(runFlow(id));
   }
 
   /** Flow control: the pending run of a debounce bucket, with its input. */
   async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
-    return pendingDebounceOfPg(this.pool, pipeline, key);
+    return this.read(pendingDebounce(pipeline, key));
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
@@ -357,12 +363,7 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
-    const client = await this.pool.connect();
-    try {
-      return await this.txs.open(client).t.run(listDecisions(runId));
-    } finally {
-      client.release();
-    }
+    return this.read(listDecisions(runId));
   }
 
   async ping(): Promise<void> {
