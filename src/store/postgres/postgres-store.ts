@@ -1,6 +1,5 @@
 import { claimCronSlot, lastCronSlot } from '../cron/cron-slots.js';
-import { pgPrune } from '../retention/pg-prune.js';
-import type { PruneRequest, PruneResult } from '../retention/prune.js';
+import { pruneRuns, type PruneRequest, type PruneResult } from '../retention/prune.js';
 import type pg from 'pg';
 import type { CacheParts, FileHashes } from '../../core/cache-key.js';
 import type { Pipeline } from '../../core/model.js';
@@ -383,7 +382,7 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   pruneRuns(request: PruneRequest): Promise<PruneResult> {
-    return pgPrune((fn) => transaction(this.pool, this.health.retryPolicy(), fn), request);
+    return pruneRuns(this.features, request);
   }
 
   async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
