@@ -9,7 +9,7 @@ import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';
 import { createRun, planNewRun, spawnChild, type PlannedRun } from '../ledger/run-create.js';
 import { recordCache, writesCache } from '../ledger/cache.js';
-import { claimedBatch, toClaimedAttempt, type ClaimedRun } from '../ledger/claims.js';
+import { toClaimedAttempt } from '../ledger/claims.js';
 import { completeSupervised, recordFailure } from '../ledger/outcomes.js';
 import { recordDecision } from '../ledger/supervision.js';
 import { pgJson } from './pg-json.js';
@@ -86,14 +86,14 @@ export function planPlainRuns(requests: CreateRunRequest[], now: number): Planne
 
 /**
  * Creates planned runs with one statement outside a transaction block (one round trip): their rows, their events
- * and, with `wake`, the wake-up notification, all committed (durably) together.
+ * and the wake-up notification, all committed (durably) together.
  */
-export async function createRunsAlone(client: pg.PoolClient, plans: PlannedRun[], wake: boolean): Promise<CreatedRun[]> {
+export async function createRunsAlone(client: pg.PoolClient, plans: PlannedRun[]): Promise<CreatedRun[]> {
   const rows = new NewRows();
   for (const plan of plans) collectRows(rows, plan);
   const events = plans.flatMap((p) => p.events);
   const cols = eventColumns(events);
-  const ids = (await sql<{ id: number | null }>(client, wake ? 'insertRunRowsNotify' : 'insertRunRowsLogged', [...rows.runs, ...rows.steps, ...rows.attempts, ...cols]))
+  const ids = (await sql<{ id: number | null }>(client, 'insertRunRowsNotify', [...rows.runs, ...rows.steps, ...rows.attempts, ...cols]))
     .map((r) => r.id)
     .filter((id): id is number => id !== null)
     .sort((a, b) => a - b);
@@ -139,18 +139,17 @@ export function claimAlone(client: pg.PoolClient, owner: string, limit: number, 
  * Runs a claim that writes its events: alone (`pending` null), or inside a transaction, writing `pending` (events
  * emitted before it in the transaction) first and filling in their ids.
  */
-async function claimLogged(client: pg.PoolClient, pending: RunEvent[] | null, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): Promise<{ batch: ClaimBatch; keyed: ClaimedRow[] }> {
+async function claimLogged(client: pg.PoolClient, pending: RunEvent[] | null, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string; ids?: number[] }): Promise<{ batch: ClaimBatch; keyed: ClaimedRow[] }> {
   const until = now + leaseMs;
   const values: unknown[] = [owner, now, until, limit];
   let key: SqlKey;
   if (pending === null) {
     key = only.runId === undefined ? 'claimLogged' : 'claimLoggedForRun';
-    if (only.runId !== undefined) values.push(only.runId);
   } else {
-    key = only.runId === undefined ? 'claimLoggedIn' : 'claimLoggedInForRun';
+    key = only.ids ? 'claimLoggedInIds' : only.runId === undefined ? 'claimLoggedIn' : 'claimLoggedInForRun';
     values.push(...eventColumns(pending));
-    if (only.runId !== undefined) values.push(only.runId);
   }
+  if (only.ids ?? only.runId) values.push(only.ids ?? only.runId);
   const rows = await sql<LoggedRow>(client, key, values);
   const keyed = rows.filter((r) => r.concurrency_key !== null);
   const claimed = rows.filter((r) => r.id !== null && r.concurrency_key === null).sort((a, b) => a.id - b.id);
@@ -164,34 +163,19 @@ async function claimLogged(client: pg.PoolClient, pending: RunEvent[] | null, ow
     if (r.run_started) events.push({ id: ids[next++]!, runId: r.run_id, pipeline: r.pipeline, step: null, type: 'run.started', data: null, at: now });
     if (r.woke) events.push({ id: ids[next++]!, runId: r.run_id, pipeline: r.pipeline, step: r.step, type: 'step.woken', data: null, at: now });
     events.push({ id: ids[next++]!, runId: r.run_id, pipeline: r.pipeline, step: r.step, type: 'step.started', data: { attempt: r.number }, at: now });
-    attempts.push(toClaimed(r, until));
+    attempts.push(toClaimedAttempt(r, { id: r.run_id, pipeline: r.pipeline, version: r.version, input: r.input }, until));
   }
   return { batch: { attempts, events }, keyed };
 }
 
-/** Leases those of `picked` (attempts with a concurrency key, picked by {@link claimAlone}) that fit under their keys' limits. */
+/**
+ * Leases those of `picked` (attempts with a concurrency key, picked by {@link claimAlone}) that fit under their keys'
+ * limits, writing their events after those emitted before in the transaction.
+ */
 export async function claimKeyed(tx: Tx, owner: string, picked: ClaimedRow[], leaseMs: number, now: number): Promise<ClaimBatch> {
-  const until = now + leaseMs;
-  return toBatch(tx.t, await claimKeyedRows(tx.client, owner, picked, until, now), until, now);
-}
-
-async function claimKeyedRows(client: pg.PoolClient, owner: string, picked: ClaimedRow[], until: number, now: number): Promise<ClaimedRow[]> {
-  const admitted = await admitKeyed(client, picked);
-  return admitted.length > 0 ? sql<ClaimedRow>(client, 'claimIds', [owner, now, until, admitted.length, admitted]) : [];
-}
-
-function toClaimed(r: ClaimedRow, until: number): ClaimedAttempt {
-  return toClaimedAttempt(r, runOfClaimed(r), until);
-}
-
-const runOfClaimed = (r: ClaimedRow): ClaimedRun => ({ id: r.run_id, pipeline: r.pipeline, version: r.version, input: r.input });
-
-/** The claimed attempts and their events (emitted into the transaction, written at its end). */
-function toBatch(t: PgRunTransitions, rows: ClaimedRow[], until: number, now: number): ClaimBatch {
-  rows.sort((a, b) => a.id - b.id);
-  // The claim statement started the queued runs and the steps of these attempts too.
-  const started = new Set(rows.filter((r) => r.run_started).map((r) => r.run_id));
-  return claimedBatch(t, rows, (r) => runOfClaimed(r as ClaimedRow), started, until, now);
+  const ids = await admitKeyed(tx.client, picked);
+  if (ids.length === 0) return { attempts: [], events: [] };
+  return (await claimLogged(tx.client, tx.t.takeEvents(), owner, ids.length, leaseMs, now, { ids })).batch;
 }
 
 /**
@@ -219,7 +203,7 @@ async function admitKeyed(client: pg.PoolClient, picked: ClaimedRow[]): Promise<
 export type RunHeader = Pick<RunRow, 'id' | 'pipeline' | 'version'>;
 
 /** Applies one result if its fence still holds (the caller locked the run); false when it is stale. */
-export async function completeIn(tx: Tx, r: AttemptResult, now: number, events: RunEvent[], runs: ReadonlyMap<string, RunHeader>): Promise<boolean> {
+async function completeIn(tx: Tx, r: AttemptResult, now: number, events: RunEvent[], runs: ReadonlyMap<string, RunHeader>): Promise<boolean> {
   const { client, t } = tx;
   const status = r.outcome;
   const error = r.error ? pgJson(r.error) : null;

@@ -1,16 +1,12 @@
 import type pg from 'pg';
 import { stepStatesInto } from '../../core/state-machine.js';
-
-const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
+import { inList } from '../ledger/transitions.js';
 
 /** The channel that tells workers in other processes that attempts became available. */
 export const WAKEUP_CHANNEL = 'sluice_wakeup';
 
 /** Advisory lock key (pg_advisory_lock) taken while migrating: any 64-bit number unique to Sluice. */
 export const MIGRATION_LOCK_KEY = 7_361_020_411_935_117;
-
-/** Advisory lock key held (for one transaction) by the process that is reaping expired leases (the ledger's scan takes it). */
-export { REAPER_LOCK_KEY } from '../ledger/upkeep.js';
 
 /** Advisory lock key held (for a whole session, pg_try_advisory_lock) by the connection of the leading worker process. */
 export const LEADER_LOCK_KEY = 7_361_020_411_935_119;
@@ -28,33 +24,12 @@ const WOKE_SLEEP = `EXISTS (SELECT 1 FROM steps ws JOIN step_waits w ON w.run_id
 
 /**
  * Leases the attempts `picked` selects (locked; columns id, concurrency_key, concurrency_limit) that have no
- * concurrency key, and starts their steps and queued runs, in one statement. Picked attempts with a key are not
- * leased but returned too (every other column null) for claimIn to admit under the key's lock.
- * The final SELECT reads runs from the statement's snapshot, which is fine: pipeline, version and input never change.
- * PostgreSQL runs every data-modifying CTE to completion, whether or not the SELECT reads it.
- */
-const claimPicked = (picked: string) => `WITH picked AS (${picked}),
-          claimed AS (
-            UPDATE attempts a SET status = 'running', owner = $1, fence = a.fence + 1, started_at = $2, lease_expires_at = $3
-            FROM picked WHERE a.id = picked.id AND picked.concurrency_key IS NULL
-            RETURNING a.id, a.run_id, a.step, a.number, a.fence, a.force, a.feedback),
-          started AS (
-            UPDATE runs SET status = 'running', started_at = $2
-            WHERE id IN (SELECT run_id FROM claimed) AND status = 'queued' RETURNING id),
-          steps_started AS (
-            UPDATE steps s SET status = 'running', started_at = COALESCE(s.started_at, $2)
-            FROM claimed c WHERE s.run_id = c.run_id AND s.name = c.step AND s.status IN (${inList(stepStatesInto('running'))}))
-          SELECT c.*, r.pipeline, r.version, r.input, st.id IS NOT NULL AS run_started,
-            NULL::text AS concurrency_key, NULL::integer AS concurrency_limit, ${WOKE_SLEEP} AS woke
-          FROM claimed c JOIN runs r ON r.id = c.run_id LEFT JOIN started st ON st.id = c.run_id
-          UNION ALL
-          SELECT p.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, p.concurrency_key, p.concurrency_limit, false
-          FROM picked p WHERE p.concurrency_key IS NOT NULL`;
-
-/**
- * {@link claimPicked} that also writes the claim's events (`run.started` for the first attempt of each run it
- * started, `step.woken` for a sleep's wake-up, then `step.started`, in attempt id order) and returns their ids, ascending, in one more row (event_ids;
- * every other column null). With `relaxed`, for a claim run alone outside a transaction block, its commit does not wait for the
+ * concurrency key, starts their steps and queued runs, and writes the claim's events (`run.started` for the first
+ * attempt of each run it started, `step.woken` for a sleep's wake-up, then `step.started`, in attempt id order), in
+ * one statement. Returns the claimed rows with their runs; picked attempts with a key, not leased (every other column
+ * null), for claimKeyed to admit under the key's lock; and the events' ids, ascending, in one more row (event_ids;
+ * every other column null). PostgreSQL runs every data-modifying CTE to completion, whether or not the SELECT reads
+ * it. With `relaxed`, for a claim run alone outside a transaction block, its commit does not wait for the
  * WAL flush (synchronous_commit off, set before the first write): a claim lost in a crash leaves its attempts
  * claimable again.
  */
@@ -164,9 +139,7 @@ export const SQL = {
   // attempts: $24 run_ids $25 steps $26 numbers $27 statuses $28 priorities $29 forces $30 available_ats $31 queued_ats $32 feedbacks
   insertRunRows: `WITH ${NEW_RUN_ROWS} ${NEW_ATTEMPTS}`,
   // insertRunRows with the runs' events: $33 run_ids $34 pipelines $35 steps $36 types $37 data (jsonb text) $38 ats
-  // (rows in array order); returns the events' ids
-  insertRunRowsLogged: `WITH ${NEW_RUN_ROWS}, new_attempts AS (${NEW_ATTEMPTS}), ${NEW_EVENTS} SELECT id FROM logged`,
-  // the same, and NOTIFY the wake-up channel (one more row, with a null id)
+  // (rows in array order); returns the events' ids, and NOTIFY the wake-up channel (one more row, with a null id)
   insertRunRowsNotify: `WITH ${NEW_RUN_ROWS}, new_attempts AS (${NEW_ATTEMPTS}), ${NEW_EVENTS}
                  SELECT id FROM logged UNION ALL SELECT NULL FROM (SELECT pg_notify('${WAKEUP_CHANNEL}', '')) n`,
   // $1 id
@@ -202,9 +175,13 @@ export const SQL = {
   claimLoggedIn: claimLoggedPicked(available(''), false, PENDING_EVENTS),
   // the same, $11 run_id
   claimLoggedInForRun: claimLoggedPicked(available('AND run_id = $11'), false, PENDING_EVENTS),
-  // $1 owner $2 now $3 lease_until $4 limit $5 ids: leases these keyed attempts (admitted under their key's lock)
-  claimIds: claimPicked(`SELECT id, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit FROM attempts
-            WHERE id = ANY($5::bigint[]) AND status = 'queued' ORDER BY id LIMIT $4 FOR UPDATE`),
+  // the same, $11 ids: leases these keyed attempts (admitted under their key's lock)
+  claimLoggedInIds: claimLoggedPicked(
+    `SELECT id, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit FROM attempts
+     WHERE id = ANY($11::bigint[]) AND status = 'queued' ORDER BY id LIMIT $4 FOR UPDATE`,
+    false,
+    PENDING_EVENTS,
+  ),
   // $1 key: true when this transaction holds the lock of a concurrency key (until commit); false when another has it
   tryKeyLock: `SELECT pg_try_advisory_xact_lock(hashtextextended('concurrency:' || $1, 0)) AS locked`,
   // $1 key

@@ -227,7 +227,7 @@ export class PostgresStore extends StoreFeatures implements Store {
     // Plain runs for workers elsewhere: one statement writes them, their events and the wake-up.
     const plain = claimNext && claimNext.limit > 0 ? null : planPlainRuns(requests, now);
     if (plain && plain.length > 0) {
-      const runs = await transaction(this.pool, this.health.retryPolicy(), (c) => createRunsAlone(c, plain, true), { single: true });
+      const runs = await transaction(this.pool, this.health.retryPolicy(), (c) => createRunsAlone(c, plain), { single: true });
       return { runs, claimed: { attempts: [], events: [] } };
     }
     return this.tx((tx) => createRunsIn(tx, requests, now, claimNext));
