@@ -1,5 +1,5 @@
-import { groupDerived, groupValues, recordNotFound, toAttributeValue, toSummary, toWorkItem, valueNotFound, type AttributeValueRow, type WorkRow } from '../attribute-rows.js';
-import type { AttributeSummary, AttributeValue, AttributeValueStore, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
+import { SluiceError } from '../../core/errors.js';
+import type { AttributeStatus, AttributeSummary, AttributeValue, AttributeValueStore, AttributeWorkItem, AttributeWorkSelection, ComputedAttributeValue } from '../attributes.js';
 import { all, get, run, sql, type Rule } from '../ledger/effects.js';
 import { EvalCases } from './evals.js';
 import { inList, perDialect, type FeatureRunner } from './feature-runner.js';
@@ -197,4 +197,90 @@ function* save(r: FeatureRunner, t: Target, values: ComputedAttributeValue[], un
   const columns = [values.map((v) => v.recordId), values.map(json), values.map((v) => v.confidence), values.map((v) => r.text(v.justification))];
   columns.push(values.map((v) => v.inputHash), values.map((v) => v.pipelineVersion), values.map((v) => v.runId), values.map((v) => v.sourceRev));
   return (yield* all<{ record_id: string }>(BATCH.saveMany, [t.dataset, t.field, t.pipeline, t.now, ...columns])).map((row) => row.record_id);
+}
+
+/** A row of attribute_values; `value` is JSON text on both backends. */
+interface AttributeValueRow {
+  value: string;
+  confidence: number | null;
+  justification: string | null;
+  input_hash: string | null;
+  pipeline: string | null;
+  pipeline_version: number | null;
+  run_id: string | null;
+  status: AttributeStatus;
+  note: string | null;
+  updated_at: number;
+}
+
+function toAttributeValue(row: AttributeValueRow): AttributeValue {
+  return {
+    value: JSON.parse(row.value) as unknown,
+    confidence: row.confidence,
+    justification: row.justification,
+    inputHash: row.input_hash,
+    pipeline: row.pipeline,
+    pipelineVersion: row.pipeline_version,
+    runId: row.run_id,
+    status: row.status,
+    note: row.note,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** A work row: the record's id, rev and data, and the value columns (all null when the record has no value yet). */
+type WorkRow = { id: string; rev: number; data: string } & { [K in keyof AttributeValueRow]: AttributeValueRow[K] | null };
+
+function toWorkItem(row: WorkRow, derived: Map<string, Record<string, unknown>>): AttributeWorkItem {
+  return {
+    id: row.id,
+    rev: Number(row.rev),
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    derived: derived.get(row.id) ?? {},
+    current: row.status === null ? null : toAttributeValue(row as AttributeValueRow),
+  };
+}
+
+/** Groups `(record_id, field, value)` rows into record id -> field -> parsed value. */
+function groupDerived(rows: Array<{ record_id: string; field: string; value: string }>): Map<string, Record<string, unknown>> {
+  const out = new Map<string, Record<string, unknown>>();
+  for (const r of rows) {
+    let fields = out.get(r.record_id);
+    if (!fields) out.set(r.record_id, (fields = {}));
+    fields[r.field] = JSON.parse(r.value) as unknown;
+  }
+  return out;
+}
+
+function groupValues(rows: Array<AttributeValueRow & { record_id: string; field: string }>): Map<string, Record<string, AttributeValue>> {
+  const out = new Map<string, Record<string, AttributeValue>>();
+  for (const r of rows) {
+    let fields = out.get(r.record_id);
+    if (!fields) out.set(r.record_id, (fields = {}));
+    fields[r.field] = toAttributeValue(r);
+  }
+  return out;
+}
+
+function toSummary(rows: Array<{ status: AttributeStatus; n: number; avg_confidence: number | null; with_confidence: number }>): AttributeSummary {
+  const byStatus: Record<AttributeStatus, number> = { proposed: 0, approved: 0, overridden: 0 };
+  let weighted = 0;
+  let withConfidence = 0;
+  for (const r of rows) {
+    byStatus[r.status] = Number(r.n);
+    if (r.avg_confidence !== null) {
+      weighted += Number(r.avg_confidence) * Number(r.with_confidence);
+      withConfidence += Number(r.with_confidence);
+    }
+  }
+  const values = byStatus.proposed + byStatus.approved + byStatus.overridden;
+  return { values, avgConfidence: withConfidence === 0 ? null : weighted / withConfidence, byStatus };
+}
+
+function recordNotFound(dataset: string, recordId: string): SluiceError {
+  return new SluiceError('RECORD_NOT_FOUND', `dataset ${dataset} has no record "${recordId}"`);
+}
+
+function valueNotFound(dataset: string, recordId: string, field: string): SluiceError {
+  return new SluiceError('VALUE_NOT_FOUND', `record "${recordId}" of dataset ${dataset} has no value of ${field} to approve`);
 }

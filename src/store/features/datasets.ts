@@ -1,9 +1,35 @@
 import { SluiceError } from '../../core/errors.js';
 import { assertDatasetName, checkRecords } from '../../core/record-checks.js';
-import { DEFAULT_RECORD_PAGE, toDataRecord, toDatasetRecord, type DatasetRow, type RecordRow } from '../dataset-rows.js';
 import { all, get, run, sql, type Rule } from '../ledger/effects.js';
 import type { DataRecord, DatasetRecord, NewDataRecord, RecordPage } from '../store.js';
 import type { FeatureRunner } from './feature-runner.js';
+
+interface DatasetRow {
+  name: string;
+  ingest_pipeline: string | null;
+  created_at: number;
+}
+
+interface RecordRow {
+  dataset: string;
+  id: string;
+  data: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Default page size of `listRecords`. */
+const DEFAULT_RECORD_PAGE = 100;
+
+function toDatasetRecord(row: DatasetRow): DatasetRecord {
+  const out: DatasetRecord = { name: row.name, createdAt: row.created_at };
+  if (row.ingest_pipeline !== null) out.ingestPipeline = row.ingest_pipeline;
+  return out;
+}
+
+function toDataRecord(row: RecordRow): DataRecord {
+  return { id: row.id, data: JSON.parse(row.data) as Record<string, unknown>, createdAt: row.created_at, updatedAt: row.updated_at };
+}
 
 const S = {
   putDataset: sql(
