@@ -6,8 +6,6 @@
 /** proposed: written by a run. approved: a person confirmed it. overridden: a person set it; no run replaces it. */
 export type AttributeStatus = 'proposed' | 'approved' | 'overridden';
 
-export const ATTRIBUTE_STATUSES: readonly AttributeStatus[] = ['proposed', 'approved', 'overridden'];
-
 export interface AttributeValue {
   value: unknown;
   /** 0..1 when the step reported one. */

@@ -1,4 +1,4 @@
-import { all, get, run, sql, type Rule } from '../ledger/effects.js';
+import { all, get, run, sql } from '../ledger/effects.js';
 import type { ApiRole, ApiToken, DatasetPort, NewApiToken, TokenPort } from '../store.js';
 import { AttributeValues } from './attribute-values.js';
 
@@ -73,10 +73,6 @@ export abstract class StoreFeatures extends AttributeValues implements DatasetPo
 
   /** True for exactly one caller per (pipeline, slot) across every process sharing the store. */
   async claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean> {
-    return (await this.features.write(claimSlot(pipeline, slot, now))) === 1;
+    return (await this.features.write(run(S.claimSlot, [pipeline, slot, now]))) === 1;
   }
-}
-
-function* claimSlot(pipeline: string, slot: number, now: number): Rule<number> {
-  return yield* run(S.claimSlot, [pipeline, slot, now]);
 }

@@ -4,9 +4,6 @@ import { toStoreError } from '../store-errors.js';
 import { decodePgJson } from './pg-json.js';
 import { isErrorLike, messageOf } from '../error-brand.js';
 
-/** A connection that queries run on; the pool or a client inside a transaction. */
-export type Queryable = pg.Pool | pg.PoolClient;
-
 /** Type OIDs whose text form we parse ourselves. */
 const INT8 = 20;
 const NUMERIC = 1700;

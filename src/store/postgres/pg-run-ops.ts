@@ -9,13 +9,11 @@ import type {
   CreatedRun,
   CreatedRuns,
   PipelineSource,
-  ReapResult,
   RunEvent,
   StoredPipeline,
   TransitionResult,
 } from '../store.js';
 import type { Rule } from '../ledger/effects.js';
-import { reap } from '../ledger/upkeep.js';
 import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type RunHeader, type Tx } from './pg-attempts.js';
 import { pgJson } from './pg-json.js';
 import { lockBatchBuckets } from '../flow/flow-ops.js';
@@ -80,11 +78,6 @@ export async function completeAttemptsIn(tx: Tx, results: AttemptResult[], now: 
   const freedKey = locked.some((r) => r.keyed);
   tx.wake = (batch.queued > 0 || freedKey) && (!claimNext || batch.claimed.length >= claimNext.limit || freedKey);
   return batch;
-}
-
-/** Re-queues attempts whose lease expired or whose owner is dead, and fails runs past their deadline (the ledger's scan). */
-export function reapIn(tx: Tx, now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
-  return tx.t.run(reap(tx.t, now, isOwnerDead));
 }
 
 /**

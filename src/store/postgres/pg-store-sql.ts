@@ -243,6 +243,12 @@ export const SQL = {
                   error = EXCLUDED.error, updated_at = EXCLUDED.updated_at`,
   // $1 id $2 fence $3 owner: locks the attempt row, so the lease cannot be taken over until commit
   holdsLease: `SELECT 1 AS held FROM attempts WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running' FOR SHARE`,
+  // $1 id
+  runTraceparent: `SELECT traceparent FROM runs WHERE id = $1`,
+  // $1 now: attempts queued per pipeline (ready or delayed, not held by a paused run) and the availability time of the
+  // oldest ready one, from the partial index of queued attempts (attempts_queue) and each one's run by primary key
+  queueStats: `SELECT r.pipeline AS pipeline, count(*)::int AS depth, min(a.available_at) FILTER (WHERE a.available_at <= $1) AS oldest_ready_at
+               FROM attempts a JOIN runs r ON r.id = a.run_id WHERE a.status = 'queued' GROUP BY r.pipeline`,
   // $1 limit
   deadLetters: `SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC LIMIT $1`,
   // (none): delivered at commit, to every listening worker

@@ -46,7 +46,8 @@ import type {
 import type { StepItem } from '../../core/step-results.js';
 import { migrateDatabase } from './pg-migrate.js';
 import { TxOpener } from './pg-tx.js';
-import { completeAttemptsIn, createRunsIn, reapIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
+import { completeAttemptsIn, createRunsIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
+import { reap } from '../ledger/upkeep.js';
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
 import { StoreFeatures } from '../features/store-features.js';
 import { PgFeatureRunner } from './pg-features.js';
@@ -56,8 +57,6 @@ import type { RunFlow } from '../flow/flow-port.js';
 import { pgPipelineStats } from '../stats/pg-stats.js';
 import { saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { listEventsStatement, listRunsStatement, toLogLine, type LogRow } from './pg-run-list.js';
-import { PG_RUN_TRACE_SQL } from './pg-run-traces.js';
-import { PG_QUEUE_STATS_SQL } from './pg-queue-stats.js';
 import { controlRun, rollbackRun } from '../ledger/outcomes.js';
 import { decide, listDecisions } from '../ledger/supervision.js';
 import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type Tx } from './pg-attempts.js';
@@ -125,7 +124,6 @@ export class PostgresStore extends StoreFeatures implements Store {
     return { pool: this.pool, retry: this.health.retryPolicy() };
   }
 
-  /** Whether the last contact with the server failed for want of a connection, with no success since. */
   isUnreachable(): boolean {
     return this.health.isUnreachable();
   }
@@ -174,10 +172,7 @@ export class PostgresStore extends StoreFeatures implements Store {
     await this.pool.end();
   }
 
-  /**
-   * Calls `listener` whenever another transaction made attempts available (LISTEN on a dedicated connection
-   * that reconnects with backoff). Resolves to an unsubscribe function.
-   */
+  /** LISTENs on a dedicated connection that reconnects with backoff (pg-wakeups.ts). */
   async subscribeWakeups(listener: () => void): Promise<() => Promise<void>> {
     return this.listen(new WakeupListener(this.connectionString, listener, this.onError));
   }
@@ -233,7 +228,6 @@ export class PostgresStore extends StoreFeatures implements Store {
     return this.tx((tx) => createRunsIn(tx, requests, now, claimNext));
   }
 
-  /** Flow control: starts the runs a singleton queue held behind a run that has ended. */
   async releaseHeldRuns(now: number): Promise<string[]> {
     if (!(await this.read(anyHeldRuns()))) return [];
     return this.tx(async (tx) => {
@@ -243,12 +237,10 @@ export class PostgresStore extends StoreFeatures implements Store {
     });
   }
 
-  /** Flow control: what the flow rules did to run `id`. */
   async runFlow(id: string): Promise<RunFlow | undefined> {
     return this.read(runFlow(id));
   }
 
-  /** Flow control: the pending run of a debounce bucket, with its input. */
   async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
     return this.read(pendingDebounce(pipeline, key));
   }
@@ -259,12 +251,12 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>> {
-    const rows = await this.query<{ pipeline: string; depth: number; oldest_ready_at: string | number | null }>(PG_QUEUE_STATS_SQL, [now]);
+    const rows = await this.q<{ pipeline: string; depth: number; oldest_ready_at: string | number | null }>('queueStats', [now]);
     return rows.map((r) => ({ pipeline: r.pipeline, depth: r.depth, oldestReadyAt: r.oldest_ready_at === null ? null : Number(r.oldest_ready_at) }));
   }
 
   async runTraceparent(runId: string): Promise<string | null> {
-    const [row] = await this.query<{ traceparent: string | null }>(PG_RUN_TRACE_SQL.get, [runId]);
+    const [row] = await this.q<{ traceparent: string | null }>('runTraceparent', [runId]);
     return row?.traceparent ?? null;
   }
 
@@ -336,7 +328,7 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
-    return this.tx((tx) => reapIn(tx, now, isOwnerDead));
+    return this.tx((tx) => tx.t.run(reap(tx.t, now, isOwnerDead)));
   }
 
   async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
@@ -347,7 +339,7 @@ export class PostgresStore extends StoreFeatures implements Store {
     return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => rollbackRun(t, run, step, now, events)));
   }
 
-  /** Durable waits and received events (the ledger's wait rules, each in a transaction of its own). */
+  /** The ledger's wait rules, each in a transaction of its own. */
   get waits(): WaitPort {
     return (this.waitPort ??= createWaitPort({
       read: (rule) => this.tx((tx) => tx.t.run(rule)),
