@@ -1,13 +1,22 @@
 import type pg from 'pg';
 import { runAsync, sql, type AsyncExecutor, type Rule, type Statement } from '../ledger/effects.js';
-import type { CompiledPipeline, EndStatus, LedgerTx } from '../ledger/ledger-tx.js';
+import { SluiceError } from '../../core/errors.js';
+import type { Pipeline } from '../../core/model.js';
+import type { FeatureRunner } from '../features/feature-runner.js';
+import { compilePipeline, type CompiledPipeline, type EndStatus, type LedgerTx } from '../ledger/ledger-tx.js';
+import { endChild } from '../ledger/outcomes.js';
 import * as L from '../ledger/transitions.js';
 import { settleCountersWhere, type SettledRun } from '../ledger/transitions.js';
-import type { RunRow } from '../rows.js';
+import type { PipelineRow, RunRow } from '../rows.js';
 import type { EventType, RunEvent } from '../store.js';
+import type { Tx } from './pg-attempts.js';
 import { encodePgJson, pgJson, toPgText } from './pg-json.js';
+import { sql as keyed } from './pg-store-sql.js';
 
 export type { RunState } from '../ledger/transitions.js';
+
+/** Runs a shared statement on `client`, prepared once per connection under its key. */
+const query = (client: pg.ClientBase, stmt: Statement, args: readonly unknown[]) => client.query({ name: `l_${stmt.key}`, text: stmt.pg, values: args as unknown[] });
 
 /** Statements only this driver runs: row locks, and the batch fast paths. */
 const PG = {
@@ -56,8 +65,6 @@ type RunRef = Pick<RunRow, 'id' | 'pipeline' | 'version'>;
  */
 export class PgRunTransitions implements LedgerTx, AsyncExecutor {
   private readonly unwritten: RunEvent[] = [];
-  /** Called when a child run (one with a parent) reaches a terminal state: the store completes the parent's `pipeline` step. */
-  onRunEnded: ((out: RunEvent[], runId: string, status: EndStatus, at: number) => Promise<void>) | null = null;
 
   constructor(
     private readonly client: pg.PoolClient,
@@ -70,11 +77,11 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
   }
 
   async all(stmt: Statement, args: readonly unknown[]): Promise<unknown[]> {
-    return (await this.client.query({ name: `l_${stmt.key}`, text: stmt.pg, values: args as unknown[] })).rows;
+    return (await query(this.client, stmt, args)).rows;
   }
 
   async exec(stmt: Statement, args: readonly unknown[]): Promise<number> {
-    return (await this.client.query({ name: `l_${stmt.key}`, text: stmt.pg, values: args as unknown[] })).rowCount ?? 0;
+    return (await query(this.client, stmt, args)).rowCount ?? 0;
   }
 
   /** Whether a rule made work ready for other processes' workers (the store notifies them at commit). */
@@ -100,8 +107,9 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
     return this.compiled(run.pipeline, run.version);
   }
 
-  async childEnded(out: RunEvent[], runId: string, status: EndStatus, at: number): Promise<void> {
-    await this.onRunEnded?.(out, runId, status, at);
+  /** A child run (one with a parent) ended: the parent's `pipeline` step completes in this transaction. */
+  childEnded(out: RunEvent[], runId: string, status: EndStatus, at: number): Promise<void> {
+    return this.run(endChild(this, runId, status, at, out));
   }
 
   getRun(id: string): Promise<RunRow | undefined> {
@@ -166,4 +174,52 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
     for (const { run } of settled) await this.run(L.afterSettle(this, out, byId.get(run.id)!, at));
   }
 
+}
+
+/** Opens the run transitions of transactions, with the stored pipelines they need compiled once per store. */
+export class TxOpener {
+  private readonly compiledCache = new Map<string, CompiledPipeline>();
+
+  /** The transaction state of `client`: ledger rules and buffered events. */
+  open(client: pg.PoolClient): Tx {
+    return { client, t: new PgRunTransitions(client, (name, version) => this.compiled(client, name, version)), wake: false };
+  }
+
+  private async compiled(client: pg.ClientBase, name: string, version: number): Promise<CompiledPipeline> {
+    const key = `${name}@${version}`;
+    let c = this.compiledCache.get(key);
+    if (!c) {
+      const [row] = await keyed<PipelineRow>(client, 'pipeline', [name, version]);
+      if (!row) throw new SluiceError('PIPELINE_NOT_FOUND', `pipeline ${name} version ${version} is not stored`);
+      c = compilePipeline(JSON.parse(row.definition) as Pipeline);
+      this.compiledCache.set(key, c);
+    }
+    return c;
+  }
+}
+
+/**
+ * The PostgreSQL runner of the feature rules (../features): each rule in one transaction of `tx` (the store's,
+ * retrying transient failures), awaiting each statement on its client.
+ */
+export class PgFeatureRunner implements FeatureRunner {
+  readonly dialect = 'pg' as const;
+  readonly jsonText = encodePgJson;
+  readonly text = toPgText;
+
+  constructor(private readonly tx: <T>(fn: (client: pg.PoolClient) => Promise<T>) => Promise<T>) {}
+
+  read<T>(rule: Rule<T>): Promise<T> {
+    return this.tx((client) =>
+      runAsync(rule, { all: async (stmt, args) => (await query(client, stmt, args)).rows, exec: async (stmt, args) => (await query(client, stmt, args)).rowCount ?? 0 }),
+    );
+  }
+
+  write<T>(rule: Rule<T>): Promise<T> {
+    return this.read(rule);
+  }
+
+  list(values: readonly unknown[]): readonly unknown[] {
+    return values;
+  }
 }

@@ -45,12 +45,11 @@ import type {
 } from '../store.js';
 import type { StepItem } from '../../core/step-results.js';
 import { migrateDatabase } from './pg-migrate.js';
-import { TxOpener } from './pg-tx.js';
 import { completeAttemptsIn, createRunsIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
 import { reap } from '../ledger/upkeep.js';
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
 import { StoreFeatures } from '../features/store-features.js';
-import { PgFeatureRunner } from './pg-features.js';
+import { PgFeatureRunner, TxOpener } from './pg-run-transitions.js';
 import { anyHeldRuns, pendingDebounce, releaseHeldRuns, runFlow } from '../flow/flow-ops.js';
 import type { Rule } from '../ledger/effects.js';
 import type { RunFlow } from '../flow/flow-port.js';
