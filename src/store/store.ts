@@ -319,10 +319,8 @@ export interface ClaimBatch {
  */
 export type AttemptOutcome = 'succeeded' | 'cached' | 'skipped' | 'failed' | 'blocked' | 'rewound' | 'spawned' | 'waiting';
 
-export interface AttemptResult {
-  attemptId: number;
-  fence: number;
-  owner: string;
+/** A result carries the lease of its attempt: a result whose fence is stale is rejected. */
+export interface AttemptResult extends AttemptLease {
   outcome: AttemptOutcome;
   output?: unknown;
   error?: ErrorRecord;
