@@ -11,7 +11,7 @@ import type { PipelineRow, RunRow } from '../rows.js';
 import type { EventType, RunEvent } from '../store.js';
 import type { Tx } from './pg-attempts.js';
 import { encodePgJson, pgJson, toPgText } from './pg-json.js';
-import { sql as keyed } from './pg-store-sql.js';
+import { insertEventsFrom, sql as keyed } from './pg-store-sql.js';
 
 export type { RunState } from '../ledger/transitions.js';
 
@@ -32,14 +32,7 @@ const PG = {
      WHERE steps.run_id = u.run_id AND steps.name = u.name AND steps.status = 'pending'`,
   ),
   // $1 run_ids $2 pipelines $3 steps $4 types $5 data (jsonb text) $6 ats: rows in array order
-  insertEvents: sql(
-    'pgInsertEvents',
-    `INSERT INTO events (run_id, pipeline, step, type, data, at)
-     SELECT r, p, s, t, d::jsonb, a
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) WITH ORDINALITY AS u(r, p, s, t, d, a, n)
-     ORDER BY n
-     RETURNING id`,
-  ),
+  insertEvents: sql('pgInsertEvents', insertEventsFrom(1)),
 };
 
 /** The columns of insertEvents (run_ids, pipelines, steps, types, data as JSON text, ats) for `events`, in order. */

@@ -68,13 +68,21 @@ const claimLoggedPicked = (picked: string, relaxed: boolean, pending = '') => `W
           UNION ALL
           SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, false, NULL, NULL, (SELECT array_agg(id ORDER BY id) FROM logged)`;
 
+/** Rows of events from the arrays $n..$n+5 (run_ids, pipelines, steps, types, data as jsonb text, ats), numbered `n`. */
+const eventArrays = (n: number) =>
+  `unnest($${n}::text[], $${n + 1}::text[], $${n + 2}::text[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::bigint[]) WITH ORDINALITY AS u(r, p, s, t, d, a, n)`;
+
+/** Inserts the events of {@link eventArrays} in array order (their ids follow it); returns their ids. */
+export const insertEventsFrom = (n: number) =>
+  `INSERT INTO events (run_id, pipeline, step, type, data, at) SELECT r, p, s, t, d::jsonb, a FROM ${eventArrays(n)} ORDER BY n RETURNING id`;
+
 /**
  * Events emitted earlier in the transaction, written first by claimLoggedPicked: $5 run_ids $6 pipelines $7 steps
  * $8 types $9 data (jsonb text) $10 ats (rows in array order).
  */
 const PENDING_EVENTS = `
               SELECT 0 AS g, n AS k, 0 AS o, r AS run_id, p AS pipeline, s AS step, t AS type, d::jsonb AS data, a AS at
-              FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[]) WITH ORDINALITY AS u(r, p, s, t, d, a, n)
+              FROM ${eventArrays(5)}
               UNION ALL`;
 
 /** The attempts `claimLoggedPicked` picks: the best available (matching `extra` too), skipping rows another claimer holds. */
@@ -103,12 +111,7 @@ const NEW_ATTEMPTS = `INSERT INTO attempts (run_id, step, number, status, priori
                ORDER BY o`;
 
 /** Events from arrays $33-$38 (a CTE named logged returning their ids; ids follow array order). */
-const NEW_EVENTS = `logged AS (
-                 INSERT INTO events (run_id, pipeline, step, type, data, at)
-                 SELECT r, p, s, t, d::jsonb, a
-                 FROM unnest($33::text[], $34::text[], $35::text[], $36::text[], $37::text[], $38::bigint[]) WITH ORDINALITY AS u(r, p, s, t, d, a, n)
-                 ORDER BY n
-                 RETURNING id)`;
+const NEW_EVENTS = `logged AS (${insertEventsFrom(33)})`;
 
 /** SQL of the PostgreSQL backend outside the run transitions; each statement lists its parameters. */
 export const SQL = {
