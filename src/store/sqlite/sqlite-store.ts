@@ -310,7 +310,7 @@ export class SqliteStore extends StoreFeatures implements Store {
   async getStepOutputs(runId: string, names: string[]): Promise<Record<string, unknown>> {
     const out: Record<string, unknown> = {};
     for (const name of names) {
-      const row = this.stmt('step').get({ run_id: runId, name }) as StepRow | undefined;
+      const row = this.stmt('stepOutput').get({ run_id: runId, name }) as Pick<StepRow, 'output'> | undefined;
       if (row && row.output !== null) out[name] = JSON.parse(row.output);
     }
     return out;
