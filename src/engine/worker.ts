@@ -68,6 +68,12 @@ export class Worker {
   /** Ends the campaign for leadership, when the store holds elections. */
   private resign: Promise<(() => Promise<void>) | undefined> = Promise.resolve(undefined);
   private stopped = false;
+  /**
+   * Whether the last recorded batch may have left claimable work behind: its transaction claimed as many as it
+   * asked for, or asked for none. When its claim came back short, the loop need not claim again at once: the
+   * claim ran after the batch's own writes, in the same transaction, and saw all that was available.
+   */
+  private claimMayFindMore = false;
   private wakeUp: (() => void) | null = null;
   private pendingWake = false;
   private flushing: Promise<void> | null = null;
@@ -279,7 +285,10 @@ export class Worker {
     } finally {
       this.flushing = null;
       if (failed) this.retryFlush();
-      else this.wake();
+      else if (this.claimMayFindMore) {
+        this.claimMayFindMore = false;
+        this.wake();
+      }
     }
   }
 
@@ -361,7 +370,9 @@ export class Worker {
     if (crashPointsArmed) for (const r of results) crashPoint('before-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
     // Slots freed by these results are refilled in the same transaction.
     for (const r of results) this.finishedIds.add(r.attemptId);
-    const batch = await this.deps.store.completeAttempts(results, this.deps.now(), this.claimRequest());
+    const request = this.claimRequest();
+    const batch = await this.deps.store.completeAttempts(results, this.deps.now(), request);
+    if (request === undefined || batch.claimed.length >= request.limit) this.claimMayFindMore = true;
     if (crashPointsArmed) for (const r of results) crashPoint('after-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
     for (const r of results) {
       this.active.delete(r.attemptId);

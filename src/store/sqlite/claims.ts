@@ -7,9 +7,15 @@ import type { SqliteCtx } from './sqlite-context.js';
 // Claims of the SQLite store: leasing available attempts and starting their runs and steps.
 
 export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): ClaimBatch {
-  const params = { owner, now, lease_until: now + leaseMs, limit };
-  const claimed = only.runId === undefined ? c.stmt('claim').all(params) : c.stmt('claimForRun').all({ ...params, run_id: only.runId });
-  const rows = claimed as ClaimedAttemptRow[];
+  const picked = (only.runId === undefined ? c.stmt('claimable').all({ now, limit }) : c.stmt('claimableOfRun').all({ now, limit, run_id: only.runId })) as Array<{ id: number }>;
+  const lease = c.stmt('claimAttempt');
+  const rows: ClaimedAttemptRow[] = [];
+  for (const { id } of picked) {
+    const row = lease.get({ id, owner, now, lease_until: now + leaseMs }) as ClaimedAttemptRow | undefined;
+    if (row) rows.push(row);
+  }
+  // Events of a claim come in attempt id order, as on PostgreSQL.
+  rows.sort((a, b) => a.id - b.id);
   const excess = rows.some((r) => r.concurrency_key !== null) ? trimKeyedClaims(c, rows) : null;
   const kept = excess ? rows.filter((r) => !excess.has(r.id)) : rows;
   if (kept.length === 0) return { attempts: [], events: [] };

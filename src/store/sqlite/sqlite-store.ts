@@ -114,6 +114,11 @@ export class SqliteStore extends StoreFeatures implements Store {
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
     for (const extra of (process.env['SLUICE_SQLITE_PRAGMAS'] ?? '').split(';').filter(Boolean)) this.db.pragma(extra);
+    this.inTransaction = this.db.transaction((fn: () => unknown) => {
+      const result = fn();
+      this.runTransitions?.flushEvents();
+      return result;
+    });
     this.ops = new SqliteOperations(this.db);
     this.features = new SqliteFeatureRunner(this.db, (fn) => this.write(fn));
     const transitions = () => this.transitions;
@@ -160,16 +165,13 @@ export class SqliteStore extends StoreFeatures implements Store {
     return s;
   }
 
+  /** Runs its argument and writes the events it emitted; made once, as wrapping a function per write costs more than a short write. */
+  private readonly inTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
+
   /** Runs `fn` in a write transaction taken at once (BEGIN IMMEDIATE), so concurrent writers queue instead of failing. */
   private write<T>(fn: () => T): T {
     try {
-      return this.db
-        .transaction(() => {
-          const result = fn();
-          this.runTransitions?.flushEvents();
-          return result;
-        })
-        .immediate();
+      return this.inTransaction.immediate(fn) as T;
     } catch (err) {
       this.runTransitions?.discardEvents();
       // A full disk or a read-only file gets its stable code (STORE_FULL, STORE_READONLY) and the path.
@@ -308,7 +310,7 @@ export class SqliteStore extends StoreFeatures implements Store {
   async getStepOutputs(runId: string, names: string[]): Promise<Record<string, unknown>> {
     const out: Record<string, unknown> = {};
     for (const name of names) {
-      const row = this.stmt('step').get({ run_id: runId, name }) as StepRow | undefined;
+      const row = this.stmt('stepOutput').get({ run_id: runId, name }) as Pick<StepRow, 'output'> | undefined;
       if (row && row.output !== null) out[name] = JSON.parse(row.output);
     }
     return out;

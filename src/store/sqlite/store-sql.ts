@@ -36,6 +36,8 @@ export const SQL = {
   steps: `SELECT * FROM steps WHERE run_id = @run_id ORDER BY seq`,
   // @run_id @name
   step: `SELECT * FROM steps WHERE run_id = @run_id AND name = @name`,
+  // @run_id @name: what a dependent reads of a step (its output only, the row's other text stays on disk)
+  stepOutput: `SELECT output FROM steps WHERE run_id = @run_id AND name = @name`,
   // @run_id
   attempts: `SELECT * FROM attempts WHERE run_id = @run_id ORDER BY id`,
   // @run_id @step
@@ -50,13 +52,20 @@ export const SQL = {
   cache: `SELECT output, run_id, outputs FROM step_cache WHERE pipeline = @pipeline AND cache_key = @key`,
   // @pipeline @step: the latest cached result of a step, what a miss is explained against
   latestCache: `SELECT run_id, parts FROM step_cache WHERE pipeline = @pipeline AND step = @step ORDER BY created_at DESC LIMIT 1`,
-  // @owner @now @lease_until @limit: an attempt with a concurrency key is a candidate only while fewer than its limit
-  // with that key run (several of one key in one claim are trimmed by claimInTransaction)
-  claim: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
-            lease_expires_at = @lease_until
-          WHERE id IN (SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND ${KEY_HAS_ROOM}
-                       ORDER BY priority DESC, available_at, id LIMIT @limit)
-          RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit, ${WOKE_SLEEP} AS woke`,
+  // @now @limit: the attempts a claim takes, best first. An attempt with a concurrency key is a candidate only
+  // while fewer than its limit with that key run (several of one key in one claim are trimmed by claimInTransaction).
+  // Picked by a SELECT, then leased one by one (claimAttempt): an UPDATE ... WHERE id IN (this query) costs several
+  // times more per execution, which is most of a claim that takes one attempt (a chain's next step).
+  claimable: `SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND ${KEY_HAS_ROOM}
+              ORDER BY priority DESC, available_at, id LIMIT @limit`,
+  // @now @limit @run_id: the same, of one run
+  claimableOfRun: `SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id AND ${KEY_HAS_ROOM}
+                   ORDER BY priority DESC, available_at, id LIMIT @limit`,
+  // @id @owner @now @lease_until
+  claimAttempt: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
+                   lease_expires_at = @lease_until
+                 WHERE id = @id AND status = 'queued'
+                 RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit, ${WOKE_SLEEP} AS woke`,
   // @id @now
   startRun: `UPDATE runs SET status = 'running', started_at = @now WHERE id = @id AND status = 'queued'`,
   // @run_id @name @now
