@@ -125,6 +125,7 @@ export class Engine {
   private readonly executor: Executor;
   private readonly onError: (err: unknown) => void;
   private worker: Worker | null = null;
+  private stopDeadlines: (() => void) | null = null; // the approval-deadline checks of the running worker
   /** Stops what {@link startSchedules} started; close() calls each. */
   private readonly scheduleStops: Array<() => Promise<void>> = [];
   /** Content-addressed blobs shared by this engine's steps. */
@@ -361,11 +362,9 @@ export class Engine {
     this.worker.start();
     // Runs held behind a run that ended while no process could release them (a crash) start now.
     void this.heldRuns.release();
-    // Approvals past their deadline are decided by whichever process with a worker checks first.
+    // Approvals past their deadline are decided by whichever process with a worker checks first, while it has one.
     const deadlines = { waits: this.store.waits, now: () => this.clock.now() };
-    const decide = async (due: DueApproval) => this.afterTransition(await decideAtDeadline(deadlines, due));
-    const stopDeadlines = startApprovalDeadlines(this.store.waits, deadlines.now, decide, this.onError, options.pollMs ?? 250);
-    this.scheduleStops.push(async () => stopDeadlines());
+    this.stopDeadlines = startApprovalDeadlines(this.store.waits, deadlines.now, async (due: DueApproval) => this.afterTransition(await decideAtDeadline(deadlines, due)), this.onError, options.pollMs ?? 250);
     return this.worker;
   }
 
@@ -407,6 +406,7 @@ export class Engine {
   async stopWorker(graceMs?: number): Promise<void> {
     const w = this.worker;
     this.worker = null;
+    this.stopDeadlines?.();
     if (w) await w.stop(graceMs);
   }
 
