@@ -120,6 +120,19 @@ for (const backend of backends()) {
       await expect(engine!.startRun('late-key', { input: {} })).rejects.toMatchObject({ code: 'EXPRESSION_FAILED', message: expect.stringContaining('reads steps.a') });
     });
 
+    it('takes an attempt without a key from behind older ones whose key is full, even in a claim of one', async () => {
+      const spec: PipelineSpec = { name: 'single', steps: { call: { uses: 'function', with: { fn: 'work' }, concurrency_key: '${{ input.customer }}' } } };
+      const { engines: [engine], store } = await setup(spec, { work: () => 1 }, 0);
+      await engine!.registerPipeline(normalizePipeline({ name: 'free', steps: { call: { uses: 'function', with: { fn: 'work' } } } }, { stepTypes: engine!.steps }));
+      const first = (await engine!.startRun('single', { input: { customer: 'acme' } })).run;
+      await engine!.startRun('single', { input: { customer: 'acme' } });
+      const free = (await engine!.startRun('free', { input: {} })).run;
+      const now = Date.now() + 1000;
+      expect((await store.claimAttempts('worker', 1, 1000, now)).attempts.map((a) => a.runId)).toEqual([first.id]);
+      // The second acme attempt is older, but its key is full: a claim of one must not stop at it.
+      expect((await store.claimAttempts('worker', 1, 1000, now + 1)).attempts.map((a) => a.runId)).toEqual([free.id]);
+    });
+
     it('frees the slot of an attempt whose lease expired', async () => {
       const spec: PipelineSpec = { name: 'single', steps: { call: { uses: 'function', with: { fn: 'work' }, concurrency_key: '${{ input.customer }}' } } };
       const { engines: [engine], store } = await setup(spec, { work: () => 1 }, 0);

@@ -7,10 +7,9 @@ import type { SqliteCtx } from './sqlite-context.js';
 // Claims of the SQLite store: leasing available attempts and starting their runs and steps.
 
 export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): ClaimBatch {
-  const picked = (only.runId === undefined ? c.stmt('claimable').all({ now, limit }) : c.stmt('claimableOfRun').all({ now, limit, run_id: only.runId })) as Array<{ id: number }>;
   const lease = c.stmt('claimAttempt');
   const rows: ClaimedAttemptRow[] = [];
-  for (const { id } of picked) {
+  for (const { id } of pickClaimable(c, limit, now, only.runId)) {
     const row = lease.get({ id, owner, now, lease_until: now + leaseMs }) as ClaimedAttemptRow | undefined;
     if (row) rows.push(row);
   }
@@ -21,6 +20,16 @@ export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, l
   if (kept.length === 0) return { attempts: [], events: [] };
   const started = kept.length > 1 ? c.batches.startClaimed(kept, now) : startClaimed(c, kept[0]!, now);
   return claimedBatch(c.transitions, kept, (r) => c.header(r.run_id), started, now + leaseMs, now);
+}
+
+type Picked = { id: number; concurrency_key: string | null };
+
+/** The attempts a claim takes, best first: asked without the concurrency-key condition unless a keyed attempt is among them. */
+function pickClaimable(c: SqliteCtx, limit: number, now: number, runId: string | undefined): Picked[] {
+  const params = runId === undefined ? { now, limit } : { now, limit, run_id: runId };
+  const picked = c.stmt(runId === undefined ? 'claimable' : 'claimableOfRun').all(params) as Picked[];
+  if (picked.every((p) => p.concurrency_key === null)) return picked;
+  return c.stmt(runId === undefined ? 'claimableKeyed' : 'claimableKeyedOfRun').all(params) as Picked[];
 }
 
 /** Starts the run and step of one claimed attempt; returns the run's id when it was queued until now. */

@@ -52,15 +52,23 @@ export const SQL = {
   cache: `SELECT output, run_id, outputs FROM step_cache WHERE pipeline = @pipeline AND cache_key = @key`,
   // @pipeline @step: the latest cached result of a step, what a miss is explained against
   latestCache: `SELECT run_id, parts FROM step_cache WHERE pipeline = @pipeline AND step = @step ORDER BY created_at DESC LIMIT 1`,
-  // @now @limit: the attempts a claim takes, best first. An attempt with a concurrency key is a candidate only
-  // while fewer than its limit with that key run (several of one key in one claim are trimmed by claimInTransaction).
-  // Picked by a SELECT, then leased one by one (claimAttempt): an UPDATE ... WHERE id IN (this query) costs several
-  // times more per execution, which is most of a claim that takes one attempt (a chain's next step).
-  claimable: `SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND ${KEY_HAS_ROOM}
+  // @now @limit: the attempts a claim takes, best first, picked by a SELECT and then leased one by one
+  // (claimAttempt): an UPDATE ... WHERE id IN (this query) cost several times more per execution, most of a claim
+  // that takes one attempt (a chain's next step). First asked without the concurrency-key condition, whose
+  // correlated count made every execution several times dearer even with no keyed attempt queued; only when a keyed
+  // attempt is among those picked is the claim asked again with it (claimableKeyed).
+  claimable: `SELECT id, concurrency_key FROM attempts WHERE status = 'queued' AND available_at <= @now
               ORDER BY priority DESC, available_at, id LIMIT @limit`,
   // @now @limit @run_id: the same, of one run
-  claimableOfRun: `SELECT id FROM attempts a WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id AND ${KEY_HAS_ROOM}
+  claimableOfRun: `SELECT id, concurrency_key FROM attempts WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id
                    ORDER BY priority DESC, available_at, id LIMIT @limit`,
+  // @now @limit: an attempt with a concurrency key is a candidate only while fewer than its limit with that key run
+  // (several of one key in one claim are trimmed by claimInTransaction)
+  claimableKeyed: `SELECT id, concurrency_key FROM attempts a WHERE status = 'queued' AND available_at <= @now AND ${KEY_HAS_ROOM}
+                   ORDER BY priority DESC, available_at, id LIMIT @limit`,
+  // @now @limit @run_id
+  claimableKeyedOfRun: `SELECT id, concurrency_key FROM attempts a WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id AND ${KEY_HAS_ROOM}
+                        ORDER BY priority DESC, available_at, id LIMIT @limit`,
   // @id @owner @now @lease_until
   claimAttempt: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
                    lease_expires_at = @lease_until
