@@ -1,3 +1,5 @@
+import type { FoldOptions, FoldReport } from '../stats/rollup.js';
+import { PgStats } from '../stats/pg-stats.js';
 import { PgCronSlots } from '../cron/cron-slots.js';
 import { pgPrune } from '../retention/pg-prune.js';
 import type { PruneRequest, PruneResult } from '../retention/prune.js';
@@ -96,6 +98,7 @@ export class PostgresStore extends StoreFeatures implements Store {
   private readonly onError: (err: unknown) => void;
   private closed = false;
   /** Pipeline stats (pg-operations.ts). */
+  private readonly stats = new PgStats((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
   private readonly ops = new PgOperations((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values)));
   /** Datasets, eval cases, derived values, tokens, trigger slots: rules written once (../features), run here. */
   protected readonly features = new PgFeatureRunner((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
@@ -371,7 +374,15 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
-    return this.ops.pipelineStats(pipeline, since, series);
+    return this.stats.pipelineStats(pipeline, since, series);
+  }
+
+  foldStats(now: number, options?: FoldOptions): Promise<FoldReport> {
+    return this.stats.foldStats(now, options);
+  }
+
+  refoldStats(pipeline: string, before: number): Promise<number> {
+    return this.stats.refoldStats(pipeline, before);
   }
 
   claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {

@@ -12,6 +12,7 @@ import { sql as runTraces } from './012-run-traces.js';
 import { sql as retention } from './013-retention.js';
 import { sql as flowControl } from './015-flow-control.js';
 import { sql as waits } from './016-waits.js';
+import { sql as statsRollup } from './017-stats-rollup.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -30,4 +31,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 13, name: 'retention', sql: retention },
   { id: 15, name: 'flow-control', sql: flowControl },
   { id: 16, name: 'waits', sql: waits },
+  { id: 17, name: 'stats-rollup', sql: statsRollup },
 ];

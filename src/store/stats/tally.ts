@@ -1,0 +1,156 @@
+import type { DurationStats, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
+import { addEncoded, addTo, bucketOf, mergeInto, statsOf, type Histogram } from './histogram.js';
+import { noDurations } from './percentiles.js';
+
+/** What a rollup cell counts: runs (`r`), steps (`s`), finished attempts (`a`) or child runs (`c`, for prunes). */
+export type Kind = 'r' | 's' | 'a' | 'c';
+
+/**
+ * One group of contributions: `n` rows (runs, steps or finished attempts) of one kind, name and status; `hist`
+ * holds the durations of the finished runs or timed attempts among them. Runs have name '', attempts status ''.
+ */
+export interface Cell {
+  kind: Kind;
+  name: string;
+  status: string;
+  n: number;
+  seq: number | null;
+  tokensIn: number;
+  tokensOut: number;
+  cost: number;
+  hist: Histogram;
+}
+
+/** A rollup row as stored and read: one cell of one pipeline's runs created in one minute. */
+export interface RollupRow {
+  pipeline?: string;
+  minute: number | string;
+  kind: Kind;
+  name: string;
+  status: string;
+  n: number | string;
+  seq: number | string | null;
+  tokens_in: number | string;
+  tokens_out: number | string;
+  cost: number | string;
+  /** `encodeHistogram` bytes. */
+  hist: Uint8Array | null;
+}
+
+/** Raw rows grouped by run creation time: `n` rows of one kind, name, status and duration (null: none). */
+export interface RawRow {
+  pipeline: string;
+  /** The run's creation time. */
+  at: number | string;
+  kind: Kind;
+  name: string;
+  status: string;
+  seq: number | string | null;
+  ms: number | string | null;
+  n: number | string;
+  tokens_in?: number | string | null;
+  tokens_out?: number | string | null;
+  cost?: number | string | null;
+}
+
+/** Cells by kind, name and status. */
+export class Tally {
+  readonly cells = new Map<string, Cell>();
+
+  cell(kind: Kind, name: string, status: string): Cell {
+    const key = `${kind}\u0000${name}\u0000${status}`;
+    let c = this.cells.get(key);
+    if (!c) {
+      c = { kind, name, status, n: 0, seq: null, tokensIn: 0, tokensOut: 0, cost: 0, hist: new Map() };
+      this.cells.set(key, c);
+    }
+    return c;
+  }
+
+  /** Adds one raw row (its duration goes to its histogram bucket). */
+  addRaw(r: RawRow): void {
+    const c = this.cell(r.kind, r.name, r.status);
+    const n = Number(r.n);
+    addCounts(c, n, r.seq, r.tokens_in, r.tokens_out, r.cost);
+    if (r.ms !== null) addTo(c.hist, bucketOf(Number(r.ms)), n);
+  }
+
+  /** Adds one rollup row, its histogram decoded straight into the cell's. */
+  addRollup(r: RollupRow): void {
+    const c = this.cell(r.kind, r.name, r.status);
+    addCounts(c, Number(r.n), r.seq, r.tokens_in, r.tokens_out, r.cost);
+    if (r.hist) addEncoded(c.hist, r.hist);
+  }
+}
+
+function addCounts(c: Cell, n: number, seq: RawRow['seq'], tokensIn: RawRow['tokens_in'], tokensOut: RawRow['tokens_out'], cost: RawRow['cost']): void {
+  c.n += n;
+  if (seq !== null) c.seq = c.seq === null ? Number(seq) : Math.min(c.seq, Number(seq));
+  c.tokensIn += Number(tokensIn ?? 0);
+  c.tokensOut += Number(tokensOut ?? 0);
+  c.cost += Number(cost ?? 0);
+}
+
+function ofKind(t: Tally, kind: Kind): Cell[] {
+  return [...t.cells.values()].filter((c) => c.kind === kind && c.n !== 0);
+}
+
+function runsOf(t: Tally): { byStatus: Record<string, number>; duration: DurationStats } {
+  const hist: Histogram = new Map();
+  const byStatus: Record<string, number> = {};
+  for (const c of ofKind(t, 'r')) {
+    byStatus[c.status] = (byStatus[c.status] ?? 0) + c.n;
+    mergeInto(hist, c.hist);
+  }
+  return { byStatus, duration: statsOf(hist) };
+}
+
+function usageOf(t: Tally): { tokensIn: number; tokensOut: number; cost: number } {
+  const attempts = ofKind(t, 'a');
+  const sum = (k: 'tokensIn' | 'tokensOut' | 'cost') => attempts.reduce((acc, c) => acc + c[k], 0);
+  return { tokensIn: sum('tokensIn'), tokensOut: sum('tokensOut'), cost: sum('cost') };
+}
+
+/** Steps in definition order (least `seq` seen), with counts by status, attempts, durations, tokens and cost. */
+function stepsOf(t: Tally): PipelineStats['steps'] {
+  const steps = new Map<string, PipelineStats['steps'][number] & { seq: number }>();
+  const stepOf = (name: string) => {
+    let s = steps.get(name);
+    if (!s) {
+      s = { name, seq: Number.MAX_SAFE_INTEGER, byStatus: {}, duration: noDurations(), attempts: 0, tokensIn: 0, tokensOut: 0, cost: 0 };
+      steps.set(name, s);
+    }
+    return s;
+  };
+  for (const c of ofKind(t, 's')) {
+    const s = stepOf(c.name);
+    s.seq = Math.min(s.seq, c.seq ?? Number.MAX_SAFE_INTEGER);
+    s.byStatus[c.status] = (s.byStatus[c.status] ?? 0) + c.n;
+  }
+  for (const c of ofKind(t, 'a')) Object.assign(stepOf(c.name), { attempts: c.n, tokensIn: c.tokensIn, tokensOut: c.tokensOut, cost: c.cost, duration: statsOf(c.hist) });
+  return [...steps.values()].sort((a, b) => a.seq - b.seq).map(({ seq: _seq, ...rest }) => rest);
+}
+
+/** The totals part of `PipelineStats` from one tally. */
+export function statsOfTally(pipeline: string, since: number, t: Tally): PipelineStats {
+  return { pipeline, since, runs: runsOf(t), steps: stepsOf(t), ...usageOf(t) };
+}
+
+/** The series part of `PipelineStats`, one tally per bucket. */
+export function seriesOfTallies(since: number, series: SeriesOptions, tallies: Tally[]): StatsBucket[] {
+  const { width, count } = seriesShape(since, series);
+  return Array.from({ length: count }, (_, i) => ({
+    start: Math.round(since + i * width),
+    end: Math.round(since + (i + 1) * width),
+    ...runsOf(tallies[i]!),
+    ...usageOf(tallies[i]!),
+  }));
+}
+
+/** The bucket count and width of a series, as the stats have always cut it. */
+export function seriesShape(since: number, series: SeriesOptions): { width: number; count: number } {
+  const count = Math.max(1, Math.floor(series.buckets));
+  return { count, width: Math.max(1, (series.until - since) / count) };
+}
+
+export const MINUTE = 60_000;
