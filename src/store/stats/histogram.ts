@@ -10,10 +10,10 @@ const LOG_GROWTH = Math.log(GROWTH);
 /**
  * The histogram bucket of a duration: the duration itself below 256 ms, else a log-spaced bucket
  * [256·1.01^i, 256·1.01^(i+1)) numbered from 256. Every duration maps to one integer key, so histograms of
- * different minutes add up by key.
+ * different minutes add up by key. A negative duration (clocks that disagree) counts as 0 ms.
  */
 export function bucketOf(ms: number): number {
-  if (ms < EXACT_BELOW_MS) return Math.round(ms);
+  if (ms < EXACT_BELOW_MS) return Math.max(0, Math.round(ms));
   return EXACT_BELOW_MS + Math.floor(Math.log(ms / EXACT_BELOW_MS) / LOG_GROWTH);
 }
 
@@ -26,56 +26,60 @@ export function valueOf(bucket: number): number {
   return Math.round(EXACT_BELOW_MS * GROWTH ** (bucket - EXACT_BELOW_MS + 0.5));
 }
 
-/** Bucket -> how many durations. */
-export type Histogram = Map<number, number>;
+/**
+ * Durations by bucket, dense: a week is bucket 1,308, so an array indexed by bucket stays small and adding
+ * histograms up is a walk over numbers.
+ */
+export class Histogram {
+  readonly counts: number[] = [];
 
-/** Adds `n` (may be negative) durations of bucket `bucket`. */
-export function addTo(h: Histogram, bucket: number, n: number): void {
-  const next = (h.get(bucket) ?? 0) + n;
-  if (next === 0) h.delete(bucket);
-  else h.set(bucket, next);
-}
-
-/** Adds every bucket of `from` into `into`. */
-export function mergeInto(into: Histogram, from: Histogram | Record<string, number>): void {
-  const entries = from instanceof Map ? from.entries() : Object.entries(from);
-  for (const [k, n] of entries) addTo(into, Number(k), Number(n));
-}
-
-/** The number of durations in a histogram. */
-export function countOf(h: Histogram): number {
-  let n = 0;
-  for (const v of h.values()) n += v;
-  return n;
-}
-
-/** Nearest-rank p50/p95/p99 of a histogram (values within 1% of the exact ones, exact below 256 ms). */
-export function statsOf(h: Histogram): DurationStats {
-  const count = countOf(h);
-  if (count <= 0) return noDurations(Math.max(0, count));
-  const ranks = [50, 95, 99].map((p) => nearestRank(p, count));
-  const found: number[] = [];
-  let seen = 0;
-  for (const bucket of [...h.keys()].sort((a, b) => a - b)) {
-    seen += h.get(bucket)!;
-    while (found.length < ranks.length && seen >= ranks[found.length]!) found.push(valueOf(bucket));
+  /** Adds `n` durations of bucket `bucket`. */
+  add(bucket: number, n: number): void {
+    const c = this.counts;
+    while (c.length <= bucket) c.push(0);
+    c[bucket] = c[bucket]! + n;
   }
-  return { count, p50: found[0] ?? null, p95: found[1] ?? null, p99: found[2] ?? null };
+
+  /** Adds every bucket of `from`. */
+  merge(from: Histogram): void {
+    const f = from.counts;
+    for (let b = 0; b < f.length; b++) if (f[b] !== 0) this.add(b, f[b]!);
+  }
+
+  get empty(): boolean {
+    return this.counts.every((n) => n === 0);
+  }
+
+  /** The number of durations. */
+  count(): number {
+    let n = 0;
+    for (const v of this.counts) n += v;
+    return n;
+  }
+
+  /** Nearest-rank p50/p95/p99 (values within 1% of the exact ones, exact below 256 ms). */
+  stats(): DurationStats {
+    const count = this.count();
+    if (count <= 0) return noDurations(Math.max(0, count));
+    const ranks = [50, 95, 99].map((p) => nearestRank(p, count));
+    const found: number[] = [];
+    let seen = 0;
+    for (let b = 0; b < this.counts.length && found.length < ranks.length; b++) {
+      seen += this.counts[b]!;
+      while (found.length < ranks.length && seen >= ranks[found.length]! && this.counts[b]! > 0) found.push(valueOf(b));
+    }
+    return { count, p50: found[0] ?? null, p95: found[1] ?? null, p99: found[2] ?? null };
+  }
+
+  /** (bucket, count) pairs of the non-empty buckets, ascending. */
+  *pairs(): Generator<[number, number]> {
+    for (let b = 0; b < this.counts.length; b++) if (this.counts[b] !== 0) yield [b, this.counts[b]!];
+  }
 }
 
-/** A histogram as stored in a rollup row: (bucket, count) pairs of little-endian int32, buckets ascending. */
-export function encodeHistogram(h: Histogram): Buffer {
-  const keys = [...h.keys()].sort((a, b) => a - b);
-  const buf = Buffer.allocUnsafe(keys.length * 8);
-  keys.forEach((k, i) => {
-    buf.writeInt32LE(k, i * 8);
-    buf.writeInt32LE(h.get(k)!, i * 8 + 4);
-  });
-  return buf;
-}
-
-/** Adds a stored histogram (`encodeHistogram`) into `into`. */
-export function addEncoded(into: Histogram, buf: Uint8Array): void {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  for (let i = 0; i + 8 <= buf.byteLength; i += 8) addTo(into, view.getInt32(i, true), view.getInt32(i + 4, true));
+/** Nearest-rank p50/p95/p99 of a histogram given as bucket -> count. */
+export function statsOf(h: Map<number, number>): DurationStats {
+  const hist = new Histogram();
+  for (const [b, n] of h) hist.add(b, n);
+  return hist.stats();
 }

@@ -12,14 +12,23 @@ const SQL = statsSql('pg');
 /** Rollup rows per INSERT. */
 const INSERT_CHUNK = 5000;
 
+const used = new Map<string, number>();
+
+/** The parameters a statement uses (rules pass the same list to statements that use a prefix of it). */
+function fit(text: string, params: unknown[]): unknown[] {
+  let n = used.get(text);
+  if (n === undefined) used.set(text, (n = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])))));
+  return params.length > n ? params.slice(0, n) : params;
+}
+
 /** Runs a rule of ./rollup.ts over `query`, in whatever transaction the caller holds. */
 export async function runPgRule<T>(query: Query, rule: Rule<T>): Promise<T> {
   let step = rule.next(undefined as never);
   while (!step.done) {
     const op = step.value;
     let rows: Row[] = [];
-    if ('read' in op) rows = (await query(SQL.read[op.read], op.params)).rows;
-    else if ('write' in op) await query(SQL.write[op.write], op.params);
+    if ('read' in op) rows = (await query(SQL.read[op.read], fit(SQL.read[op.read], op.params))).rows;
+    else if ('write' in op) await query(SQL.write[op.write], fit(SQL.write[op.write], op.params));
     else for (let i = 0; i < op.insert.length; i += INSERT_CHUNK) await insert(query, op.insert.slice(i, i + INSERT_CHUNK));
     step = rule.next(rows);
   }
@@ -28,12 +37,12 @@ export async function runPgRule<T>(query: Query, rule: Rule<T>): Promise<T> {
 
 /** Rollup rows in one statement, one array per column. */
 async function insert(query: Query, rows: RollupRow[]): Promise<void> {
-  const cols = ['pipeline', 'minute', 'kind', 'name', 'status', 'n', 'seq', 'tokens_in', 'tokens_out', 'cost', 'hist'] as const;
-  const types = ['text', 'bigint', 'text', 'text', 'text', 'bigint', 'int', 'float8', 'float8', 'float8', 'bytea'];
-  await query(
-    `INSERT INTO stats_rollup (${cols.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
-    cols.map((c) => rows.map((r) => (c === 'hist' && r.hist ? Buffer.from(r.hist) : r[c]))),
-  );
+  await query(`INSERT INTO stats_rollup (pipeline, minute, children, cells) SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bytea[])`, [
+    rows.map((r) => r.pipeline),
+    rows.map((r) => r.minute),
+    rows.map((r) => r.children ?? 0),
+    rows.map((r) => Buffer.from(r.cells.buffer, r.cells.byteOffset, r.cells.byteLength)),
+  ]);
 }
 
 /** One fold at a time across processes: the fold's transactions take this advisory lock. */

@@ -1,5 +1,4 @@
 import type { PipelineStats, SeriesOptions } from '../store.js';
-import { encodeHistogram } from './histogram.js';
 import type { ReadKey, WriteKey } from './stats-sql.js';
 import { MINUTE, seriesShape, seriesOfTallies, statsOfTally, Tally, type Kind, type RawRow, type RollupRow } from './tally.js';
 
@@ -70,49 +69,50 @@ export const DEFAULT_FOLD_MAX_RUNS = 2_000;
 
 const key = (pipeline: string, minute: number) => `${pipeline}\u0000${minute}`;
 
-/** Raw rows of runs created in [from, to), of `pipeline` (null: every pipeline), and the minutes still open at `watermark`. */
-function* rawRows(pipeline: string | null, from: number, to: number, watermark: number): Rule<{ rows: RawRow[]; open: Set<string>; runs: number }> {
-  const scope = pipeline === null ? { runs: 'allRuns', steps: 'allSteps', attempts: 'allAttempts' } as const : { runs: 'rawRuns', steps: 'rawSteps', attempts: 'rawAttempts' } as const;
-  const params = [pipeline, from, to, watermark];
+/** Which runs a raw read takes: created in [from, to) of `pipeline` (null: every pipeline), or in whole minutes. */
+type RawScope = { pipeline: string | null; from: number; to: number } | { pipeline: string; minutes: number[] };
+
+/** Raw rows of the runs of `scope`, and the minutes with a run still open at `watermark`. */
+function* rawRows(scope: RawScope, watermark: number): Rule<{ rows: RawRow[]; open: Set<string>; runs: number }> {
+  const [keys, params] =
+    'minutes' in scope
+      ? [{ runs: 'minuteRuns', steps: 'minuteSteps', attempts: 'minuteAttempts' } as const, [scope.pipeline, scope.minutes, watermark]]
+      : scope.pipeline === null
+        ? [{ runs: 'allRuns', steps: 'allSteps', attempts: 'allAttempts' } as const, [null, scope.from, scope.to, watermark]]
+        : [{ runs: 'rawRuns', steps: 'rawSteps', attempts: 'rawAttempts' } as const, [scope.pipeline, scope.from, scope.to, watermark]];
   const rows: RawRow[] = [];
   const open = new Set<string>();
   let runs = 0;
-  for (const r of yield* read<RawRow & { open: number | string; children: number | string }>(scope.runs, params)) {
+  for (const r of yield* read<RawRow & { open: number | string; children: number | string }>(keys.runs, params)) {
     rows.push({ ...r, kind: 'r', name: '', seq: null });
-    if (Number(r.children) > 0) rows.push({ pipeline: r.pipeline, at: r.at, kind: 'c', name: '', status: '', seq: null, ms: null, n: r.children });
     runs += Number(r.n);
+    if (Number(r.children) > 0) rows.push({ pipeline: r.pipeline, at: r.at, kind: 'c', name: '', status: '', seq: null, ms: null, n: r.children });
     if (Number(r.open) > 0) open.add(key(r.pipeline, Math.floor(Number(r.at) / MINUTE)));
   }
-  for (const r of yield* read<RawRow>(scope.steps, params.slice(0, 3))) rows.push({ ...r, kind: 's', ms: null });
-  for (const r of yield* read<RawRow>(scope.attempts, params.slice(0, 3))) rows.push({ ...r, kind: 'a', status: '', seq: null });
+  for (const r of yield* read<RawRow>(keys.steps, params)) rows.push({ ...r, kind: 's', ms: null });
+  for (const r of yield* read<RawRow>(keys.attempts, params)) rows.push({ ...r, kind: 'a', status: '', seq: null });
   return { rows, open, runs };
 }
 
-/** The rollup rows of the minutes of `rows` that are not open. */
+/** The rollup rows (one per pipeline and minute) of the minutes of `rows` that are not open. */
 function rollupRows(rows: RawRow[], open: Set<string>): RollupRow[] {
-  const minutes = new Map<string, { pipeline: string; minute: number; tally: Tally }>();
+  const minutes = new Map<string, { pipeline: string; minute: number; children: number; tally: Tally }>();
   for (const r of rows) {
     const minute = Math.floor(Number(r.at) / MINUTE);
     const k = key(r.pipeline, minute);
     if (open.has(k)) continue;
     let m = minutes.get(k);
-    if (!m) minutes.set(k, (m = { pipeline: r.pipeline, minute, tally: new Tally() }));
-    m.tally.addRaw(r);
+    if (!m) minutes.set(k, (m = { pipeline: r.pipeline, minute, children: 0, tally: new Tally() }));
+    if (r.kind === 'c') m.children += Number(r.n);
+    else m.tally.addRaw(r);
   }
-  const out: RollupRow[] = [];
-  for (const { pipeline, minute, tally } of minutes.values()) {
-    for (const c of tally.cells.values()) {
-      const hist = c.hist.size > 0 ? encodeHistogram(c.hist) : null;
-      out.push({ pipeline, minute, kind: c.kind, name: c.name, status: c.status, n: c.n, seq: c.seq, tokens_in: c.tokensIn, tokens_out: c.tokensOut, cost: c.cost, hist });
-    }
-  }
-  return out;
+  return [...minutes.values()].map(({ pipeline, minute, children, tally }) => ({ pipeline, minute, children, cells: tally.encode() }));
 }
 
 /** Folds runs created in [from, to) minutes (of `pipeline`, null: all) from scratch: drops their rows, adds the closed minutes. */
 function* foldRange(pipeline: string | null, from: number, to: number, watermark: number): Rule<number> {
   yield* write('deleteRange', [pipeline, from, to]);
-  const raw = yield* rawRows(pipeline, from * MINUTE, to * MINUTE, watermark);
+  const raw = yield* rawRows({ pipeline, from: from * MINUTE, to: to * MINUTE }, watermark);
   const rows = rollupRows(raw.rows, raw.open);
   if (rows.length > 0) yield { insert: rows };
   return raw.runs;
@@ -222,15 +222,19 @@ export function* statsQuery(pipeline: string, since: number, series?: SeriesOpti
       else if (s.overlaps(minute)) cut.add(minute);
     }
   }
-  const addRaw = (rows: RawRow[], toTotals: boolean) => {
+  // Raw rows: before the first whole minute, from the frontier on, and the listed minutes (changed ones count in
+  // the totals and the series; minutes a series edge cuts only in the series).
+  const add = (rows: RawRow[], toTotals: (at: number) => boolean) => {
     for (const r of rows) {
-      if (toTotals) totals.addRaw(r);
-      s?.at(Number(r.at))?.addRaw(r);
+      const at = Number(r.at);
+      if (toTotals(at)) totals.addRaw(r);
+      s?.at(at)?.addRaw(r);
     }
   };
-  const raw = [{ from: since, to: first * MINUTE }, ...spans([...changed].map((minute) => ({ pipeline, minute }))).map((c) => ({ from: c.from * MINUTE, to: c.to * MINUTE })), { from: frontier * MINUTE, to: Number.MAX_SAFE_INTEGER }];
-  for (const span of raw) if (span.from < span.to) addRaw((yield* rawRows(pipeline, Math.max(since, span.from), span.to, state.watermark)).rows, true);
-  for (const c of spans([...cut].map((minute) => ({ pipeline, minute })))) addRaw((yield* rawRows(pipeline, Math.max(since, c.from * MINUTE), c.to * MINUTE, state.watermark)).rows, false);
+  if (since < first * MINUTE) add((yield* rawRows({ pipeline, from: since, to: first * MINUTE }, state.watermark)).rows, () => true);
+  add((yield* rawRows({ pipeline, from: frontier * MINUTE, to: Number.MAX_SAFE_INTEGER }, state.watermark)).rows, () => true);
+  const listed = [...new Set([...changed, ...cut])].sort((a, b) => a - b);
+  if (listed.length > 0) add((yield* rawRows({ pipeline, minutes: listed }, state.watermark)).rows, (at) => changed.has(Math.floor(at / MINUTE)));
   const stats = statsOfTally(pipeline, since, totals);
   return s && series ? { ...stats, series: seriesOfTallies(since, series, s.tallies) } : stats;
 }

@@ -22,7 +22,8 @@ function stmt(db: Database.Database, text: string, params: unknown[]): { stmt: D
     s = { stmt: db.prepare(text.replace(/\$\d+/g, '?')), order };
     cache.set(text, s);
   }
-  return { stmt: s.stmt, values: s.order.map((i) => params[i]) };
+  // A list parameter is read by json_each.
+  return { stmt: s.stmt, values: s.order.map((i) => (Array.isArray(params[i]) ? JSON.stringify(params[i]) : params[i])) };
 }
 
 const SQL = statsSql('sqlite');
@@ -41,7 +42,7 @@ export function runSqliteRule<T>(db: Database.Database, rule: Rule<T>): T {
       s.stmt.run(...s.values);
     } else {
       const insert = stmt(db, INSERT, []).stmt;
-      for (const r of op.insert) insert.run(r.pipeline, r.minute, r.kind, r.name, r.status, r.n, r.seq, r.tokens_in, r.tokens_out, r.cost, r.hist);
+      for (const r of op.insert) insert.run(r.pipeline, r.minute, r.children ?? 0, r.cells);
     }
     step = rule.next(rows);
   }
@@ -78,4 +79,4 @@ export class SqliteStats {
 
 }
 
-const INSERT = `INSERT INTO stats_rollup (pipeline, minute, kind, name, status, n, seq, tokens_in, tokens_out, cost, hist) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const INSERT = `INSERT INTO stats_rollup (pipeline, minute, children, cells) VALUES ($1, $2, $3, $4)`;

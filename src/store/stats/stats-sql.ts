@@ -24,26 +24,33 @@ function total(d: Dialect, col: string, key: string): string {
 }
 
 /**
- * Raw reads over runs created in [$2, $3) (of pipeline $1 when `byPipeline`, else every pipeline; $1 is then
- * ignored). `open` counts runs that may still change as of watermark $4: not finished, or finished at or after it;
- * `children` counts child runs (a prune of their parent's pipeline removes them).
+ * Raw reads of runs (and their steps and finished attempts) by creation time: `range` reads [$2, $3) of pipeline
+ * $1, `all` the same of every pipeline ($1 is NULL), `minutes` the whole minutes listed in $2 of pipeline $1.
+ * The watermark is the last parameter ($4, or $3 for `minutes`): `open` counts the runs that may still change as
+ * of it (not finished, or finished at or after it); `children` counts child runs (a prune of their parent's
+ * pipeline removes them).
  */
-function rawSql(d: Dialect, byPipeline: boolean) {
-  const where = `${byPipeline ? 'r.pipeline = $1' : 'CAST($1 AS TEXT) IS NULL'} AND r.created_at >= $2 AND r.created_at < $3`;
-  // CROSS JOIN: SQLite reads the runs first (by creation time), then their steps and attempts by key.
+function rawSql(d: Dialect, scope: 'range' | 'all' | 'minutes') {
+  const watermark = scope === 'minutes' ? '$3' : '$4';
+  const minutes = d === 'sqlite' ? 'json_each($2) m' : 'unnest($2::bigint[]) AS m(value)';
+  const where =
+    scope === 'minutes'
+      ? 'r.pipeline = $1 AND r.created_at >= m.value * 60000 AND r.created_at < m.value * 60000 + 60000'
+      : `${scope === 'range' ? 'r.pipeline = $1' : 'CAST($1 AS TEXT) IS NULL'} AND r.created_at >= $2 AND r.created_at < $3`;
   // Every pipeline: SQLite would rather scan the covering pipeline index whole than read a range of creation times.
-  const runs = !byPipeline && d === 'sqlite' ? 'runs r INDEXED BY runs_by_created' : 'runs r';
-  const join = (table: string, alias: string, on: string) => `FROM ${runs} CROSS JOIN ${table} ${alias} WHERE ${alias}.${on} = r.id AND ${where}`;
+  // CROSS JOIN: SQLite reads the runs first (by creation time), then their steps and attempts by key.
+  const runs = scope === 'minutes' ? `${minutes} CROSS JOIN runs r` : scope === 'all' && d === 'sqlite' ? 'runs r INDEXED BY runs_by_created' : 'runs r';
+  const join = (table: string, alias: string) => `FROM ${runs} CROSS JOIN ${table} ${alias} WHERE ${alias}.run_id = r.id AND ${where}`;
   const ms = `CASE WHEN r.finished_at IS NULL THEN NULL ELSE r.finished_at - COALESCE(r.started_at, r.created_at) END`;
   return {
     runs: `SELECT r.pipeline, r.created_at AS at, r.status, ${ms} AS ms, COUNT(*) AS n, COUNT(r.parent_run_id) AS children,
-                  SUM(CASE WHEN r.status IN (${OPEN}) OR r.finished_at >= $4 THEN 1 ELSE 0 END) AS open
+                  SUM(CASE WHEN r.status IN (${OPEN}) OR r.finished_at >= ${watermark} THEN 1 ELSE 0 END) AS open
            FROM ${runs} WHERE ${where} GROUP BY r.pipeline, r.created_at, r.status, ${ms}`,
     steps: `SELECT r.pipeline, r.created_at AS at, s.name, s.status, MIN(s.seq) AS seq, COUNT(*) AS n
-            ${join('steps', 's', 'run_id')} GROUP BY r.pipeline, r.created_at, s.name, s.status`,
+            ${join('steps', 's')} GROUP BY r.pipeline, r.created_at, s.name, s.status`,
     attempts: `SELECT r.pipeline, r.created_at AS at, a.step AS name, a.processing_ms AS ms, COUNT(*) AS n,
                       ${total(d, 'a.usage', 'tokensIn')} AS tokens_in, ${total(d, 'a.usage', 'tokensOut')} AS tokens_out, ${total(d, 'a.usage', 'cost')} AS cost
-               ${join('attempts', 'a', 'run_id')} AND a.finished_at IS NOT NULL
+               ${join('attempts', 'a')} AND a.finished_at IS NOT NULL
                GROUP BY r.pipeline, r.created_at, a.step, a.processing_ms`,
   };
 }
@@ -70,16 +77,20 @@ function changingSql(d: Dialect, byPipeline: boolean, only?: 'open' | 'finished'
 
 export function statsSql(d: Dialect) {
   const n = (text: string) => text;
-  const raw = rawSql(d, true);
-  const rawAll = rawSql(d, false);
+  const raw = rawSql(d, 'range');
+  const rawAll = rawSql(d, 'all');
+  const rawMinutes = rawSql(d, 'minutes');
   return {
     read: {
       state: n(`SELECT frontier, watermark FROM stats_fold WHERE id = 1`),
       // $1 pipeline $2 first minute $3 end minute (exclusive)
-      rollup: n(`SELECT minute, kind, name, status, n, seq, tokens_in, tokens_out, cost, hist FROM stats_rollup WHERE pipeline = $1 AND minute >= $2 AND minute < $3`),
+      rollup: n(`SELECT minute, cells FROM stats_rollup WHERE pipeline = $1 AND minute >= $2 AND minute < $3`),
       rawRuns: n(raw.runs),
       rawSteps: n(raw.steps),
       rawAttempts: n(raw.attempts),
+      minuteRuns: n(rawMinutes.runs),
+      minuteSteps: n(rawMinutes.steps),
+      minuteAttempts: n(rawMinutes.attempts),
       allRuns: n(rawAll.runs),
       allSteps: n(rawAll.steps),
       allAttempts: n(rawAll.attempts),
@@ -91,7 +102,7 @@ export function statsSql(d: Dialect) {
       // $1 pipeline: the first minute of its rollup
       firstMinute: n(`SELECT MIN(minute) AS minute FROM stats_rollup WHERE pipeline = $1`),
       // $1 end minute (exclusive): pipelines with child runs folded before it
-      childPipelines: n(`SELECT DISTINCT pipeline FROM stats_rollup WHERE kind = 'c' AND minute < $1`),
+      childPipelines: n(`SELECT DISTINCT pipeline FROM stats_rollup WHERE children > 0 AND minute < $1`),
     },
     write: {
       // $1 frontier $2 watermark

@@ -1,5 +1,5 @@
 import type { DurationStats, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
-import { addEncoded, addTo, bucketOf, mergeInto, statsOf, type Histogram } from './histogram.js';
+import { bucketOf, Histogram } from './histogram.js';
 import { noDurations } from './percentiles.js';
 
 /** What a rollup cell counts: runs (`r`), steps (`s`), finished attempts (`a`) or child runs (`c`, for prunes). */
@@ -21,20 +21,14 @@ export interface Cell {
   hist: Histogram;
 }
 
-/** A rollup row as stored and read: one cell of one pipeline's runs created in one minute. */
+/** A rollup row as stored and read: the cells of one pipeline's runs created in one minute. */
 export interface RollupRow {
   pipeline?: string;
   minute: number | string;
-  kind: Kind;
-  name: string;
-  status: string;
-  n: number | string;
-  seq: number | string | null;
-  tokens_in: number | string;
-  tokens_out: number | string;
-  cost: number | string;
-  /** `encodeHistogram` bytes. */
-  hist: Uint8Array | null;
+  /** Child runs among the minute's runs (a prune of their parent's pipeline removes them). */
+  children?: number | string;
+  /** `encodeCells` bytes. */
+  cells: Uint8Array;
 }
 
 /** Raw rows grouped by run creation time: `n` rows of one kind, name, status and duration (null: none). */
@@ -61,7 +55,7 @@ export class Tally {
     const key = `${kind}\u0000${name}\u0000${status}`;
     let c = this.cells.get(key);
     if (!c) {
-      c = { kind, name, status, n: 0, seq: null, tokensIn: 0, tokensOut: 0, cost: 0, hist: new Map() };
+      c = { kind, name, status, n: 0, seq: null, tokensIn: 0, tokensOut: 0, cost: 0, hist: new Histogram() };
       this.cells.set(key, c);
     }
     return c;
@@ -72,16 +66,68 @@ export class Tally {
     const c = this.cell(r.kind, r.name, r.status);
     const n = Number(r.n);
     addCounts(c, n, r.seq, r.tokens_in, r.tokens_out, r.cost);
-    if (r.ms !== null) addTo(c.hist, bucketOf(Number(r.ms)), n);
+    if (r.ms !== null) c.hist.add(bucketOf(Number(r.ms)), n);
   }
 
-  /** Adds one rollup row, its histogram decoded straight into the cell's. */
+  /** Adds the cells of one rollup row, their histograms decoded straight into the tally's. */
   addRollup(r: RollupRow): void {
-    const c = this.cell(r.kind, r.name, r.status);
-    addCounts(c, Number(r.n), r.seq, r.tokens_in, r.tokens_out, r.cost);
-    if (r.hist) addEncoded(c.hist, r.hist);
+    const buf = Buffer.from(r.cells.buffer, r.cells.byteOffset, r.cells.byteLength);
+    let at = 0;
+    const text = () => {
+      const len = buf.readUInt16LE(at);
+      at += 2 + len;
+      return buf.toString('utf8', at - len, at);
+    };
+    const cells = buf.readUInt16LE(at);
+    at += 2;
+    for (let i = 0; i < cells; i++) {
+      const kind = KINDS[buf.readUInt8(at++)]!;
+      const c = this.cell(kind, text(), text());
+      const seq = buf.readInt32LE(at + 8);
+      addCounts(c, buf.readDoubleLE(at), seq < 0 ? null : seq, buf.readDoubleLE(at + 12), buf.readDoubleLE(at + 20), buf.readDoubleLE(at + 28));
+      const pairs = buf.readUInt32LE(at + 36);
+      at += 40;
+      for (let k = 0; k < pairs; k++, at += 8) c.hist.add(buf.readInt32LE(at), buf.readInt32LE(at + 4));
+    }
+  }
+
+  /**
+   * The cells as stored in a rollup row: a u16 count, then per cell its kind (u8), name and status (u16 length,
+   * UTF-8), n (f64), seq (i32, -1: none), tokens in, tokens out and cost (f64), and its histogram's (bucket,
+   * count) pairs (u32 count, i32 pairs); little-endian.
+   */
+  encode(): Buffer {
+    const parts: Buffer[] = [];
+    const head = Buffer.alloc(2);
+    head.writeUInt16LE(this.cells.size);
+    parts.push(head);
+    for (const c of this.cells.values()) {
+      const pairs = [...c.hist.pairs()];
+      const name = Buffer.from(c.name, 'utf8');
+      const status = Buffer.from(c.status, 'utf8');
+      const b = Buffer.alloc(1 + 2 + name.length + 2 + status.length + 40 + pairs.length * 8);
+      let at = b.writeUInt8(KINDS.indexOf(c.kind));
+      at = b.writeUInt16LE(name.length, at);
+      at += name.copy(b, at);
+      at = b.writeUInt16LE(status.length, at);
+      at += status.copy(b, at);
+      at = b.writeDoubleLE(c.n, at);
+      at = b.writeInt32LE(c.seq ?? -1, at);
+      at = b.writeDoubleLE(c.tokensIn, at);
+      at = b.writeDoubleLE(c.tokensOut, at);
+      at = b.writeDoubleLE(c.cost, at);
+      at = b.writeUInt32LE(pairs.length, at);
+      for (const [bucket, n] of pairs) {
+        at = b.writeInt32LE(bucket, at);
+        at = b.writeInt32LE(n, at);
+      }
+      parts.push(b);
+    }
+    return Buffer.concat(parts);
   }
 }
+
+const KINDS: readonly Kind[] = ['r', 's', 'a', 'c'];
 
 function addCounts(c: Cell, n: number, seq: RawRow['seq'], tokensIn: RawRow['tokens_in'], tokensOut: RawRow['tokens_out'], cost: RawRow['cost']): void {
   c.n += n;
@@ -96,13 +142,13 @@ function ofKind(t: Tally, kind: Kind): Cell[] {
 }
 
 function runsOf(t: Tally): { byStatus: Record<string, number>; duration: DurationStats } {
-  const hist: Histogram = new Map();
+  const hist = new Histogram();
   const byStatus: Record<string, number> = {};
   for (const c of ofKind(t, 'r')) {
     byStatus[c.status] = (byStatus[c.status] ?? 0) + c.n;
-    mergeInto(hist, c.hist);
+    hist.merge(c.hist);
   }
-  return { byStatus, duration: statsOf(hist) };
+  return { byStatus, duration: hist.stats() };
 }
 
 function usageOf(t: Tally): { tokensIn: number; tokensOut: number; cost: number } {
@@ -127,7 +173,7 @@ function stepsOf(t: Tally): PipelineStats['steps'] {
     s.seq = Math.min(s.seq, c.seq ?? Number.MAX_SAFE_INTEGER);
     s.byStatus[c.status] = (s.byStatus[c.status] ?? 0) + c.n;
   }
-  for (const c of ofKind(t, 'a')) Object.assign(stepOf(c.name), { attempts: c.n, tokensIn: c.tokensIn, tokensOut: c.tokensOut, cost: c.cost, duration: statsOf(c.hist) });
+  for (const c of ofKind(t, 'a')) Object.assign(stepOf(c.name), { attempts: c.n, tokensIn: c.tokensIn, tokensOut: c.tokensOut, cost: c.cost, duration: c.hist.stats() });
   return [...steps.values()].sort((a, b) => a.seq - b.seq).map(({ seq: _seq, ...rest }) => rest);
 }
 
