@@ -4,7 +4,7 @@
  */
 import type Database from 'better-sqlite3';
 import type pg from 'pg';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, it } from 'vitest';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
 import { durationStats } from '../../src/store/sqlite/operations.js';
