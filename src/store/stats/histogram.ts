@@ -31,29 +31,36 @@ export function valueOf(bucket: number): number {
  * histograms up is a walk over numbers.
  */
 export class Histogram {
-  readonly counts: number[] = [];
+  private counts = new Float64Array(0);
+  /** One past the highest bucket used. */
+  private size = 0;
 
   /** Adds `n` durations of bucket `bucket`. */
   add(bucket: number, n: number): void {
-    const c = this.counts;
-    while (c.length <= bucket) c.push(0);
-    c[bucket] = c[bucket]! + n;
+    if (bucket >= this.counts.length) this.grow(bucket);
+    this.counts[bucket] = this.counts[bucket]! + n;
+    if (bucket >= this.size) this.size = bucket + 1;
+  }
+
+  private grow(bucket: number): void {
+    const next = new Float64Array(Math.max(512, 2 ** Math.ceil(Math.log2(bucket + 1))));
+    next.set(this.counts);
+    this.counts = next;
   }
 
   /** Adds every bucket of `from`. */
   merge(from: Histogram): void {
-    const f = from.counts;
-    for (let b = 0; b < f.length; b++) if (f[b] !== 0) this.add(b, f[b]!);
+    for (let b = 0; b < from.size; b++) if (from.counts[b] !== 0) this.add(b, from.counts[b]!);
   }
 
   get empty(): boolean {
-    return this.counts.every((n) => n === 0);
+    return this.count() === 0;
   }
 
   /** The number of durations. */
   count(): number {
     let n = 0;
-    for (const v of this.counts) n += v;
+    for (let b = 0; b < this.size; b++) n += this.counts[b]!;
     return n;
   }
 
@@ -64,16 +71,18 @@ export class Histogram {
     const ranks = [50, 95, 99].map((p) => nearestRank(p, count));
     const found: number[] = [];
     let seen = 0;
-    for (let b = 0; b < this.counts.length && found.length < ranks.length; b++) {
+    for (let b = 0; b < this.size && found.length < ranks.length; b++) {
       seen += this.counts[b]!;
-      while (found.length < ranks.length && seen >= ranks[found.length]! && this.counts[b]! > 0) found.push(valueOf(b));
+      while (found.length < ranks.length && seen >= ranks[found.length]!) found.push(valueOf(b));
     }
     return { count, p50: found[0] ?? null, p95: found[1] ?? null, p99: found[2] ?? null };
   }
 
   /** (bucket, count) pairs of the non-empty buckets, ascending. */
-  *pairs(): Generator<[number, number]> {
-    for (let b = 0; b < this.counts.length; b++) if (this.counts[b] !== 0) yield [b, this.counts[b]!];
+  pairs(): Array<[number, number]> {
+    const out: Array<[number, number]> = [];
+    for (let b = 0; b < this.size; b++) if (this.counts[b] !== 0) out.push([b, this.counts[b]!]);
+    return out;
   }
 }
 

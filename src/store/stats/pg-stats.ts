@@ -45,6 +45,13 @@ async function insert(query: Query, rows: RollupRow[]): Promise<void> {
   ]);
 }
 
+/**
+ * How the stats statements are planned: they read a few runs by creation time (listed minutes, a batch, the tail)
+ * and their steps and attempts by key. Without this the planner, which cannot estimate a list of minutes, may hash
+ * the whole attempts table, and JIT-compile the plan, to read a few thousand rows.
+ */
+const PLAN = 'SET LOCAL jit = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off';
+
 /** One fold at a time across processes: the fold's transactions take this advisory lock. */
 const FOLD_LOCK = `SELECT pg_advisory_xact_lock(hashtext('sluice:stats-fold'))`;
 
@@ -58,7 +65,7 @@ export class PgStats {
 
   pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
     return this.tx(async (c) => {
-      await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      await c.query(`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; ${PLAN}`);
       return runPgRule((text, values) => c.query(text, values), statsQuery(pipeline, since, series));
     });
   }
@@ -81,7 +88,7 @@ export class PgStats {
 
   private locked<T>(fn: (q: Query) => Promise<T>): Promise<T> {
     return this.tx(async (c) => {
-      await c.query(FOLD_LOCK);
+      await c.query(`${PLAN}; ${FOLD_LOCK}`);
       return fn((text, values) => c.query(text, values));
     });
   }

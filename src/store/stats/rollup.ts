@@ -70,13 +70,13 @@ export const DEFAULT_FOLD_MAX_RUNS = 2_000;
 const key = (pipeline: string, minute: number) => `${pipeline}\u0000${minute}`;
 
 /** Which runs a raw read takes: created in [from, to) of `pipeline` (null: every pipeline), or in whole minutes. */
-type RawScope = { pipeline: string | null; from: number; to: number } | { pipeline: string; minutes: number[] };
+type RawScope = { pipeline: string | null; from: number; to: number } | { pipeline: string; minutes: number[]; series?: boolean };
 
 /** Raw rows of the runs of `scope`, and the minutes with a run still open at `watermark`. */
 function* rawRows(scope: RawScope, watermark: number): Rule<{ rows: RawRow[]; open: Set<string>; runs: number }> {
   const [keys, params] =
     'minutes' in scope
-      ? [{ runs: 'minuteRuns', steps: 'minuteSteps', attempts: 'minuteAttempts' } as const, [scope.pipeline, scope.minutes, watermark]]
+      ? [{ runs: 'minuteRuns', steps: scope.series ? null : 'minuteSteps', attempts: scope.series ? 'minuteUsage' : 'minuteAttempts' } as const, [scope.pipeline, scope.minutes, watermark]]
       : scope.pipeline === null
         ? [{ runs: 'allRuns', steps: 'allSteps', attempts: 'allAttempts' } as const, [null, scope.from, scope.to, watermark]]
         : [{ runs: 'rawRuns', steps: 'rawSteps', attempts: 'rawAttempts' } as const, [scope.pipeline, scope.from, scope.to, watermark]];
@@ -89,7 +89,8 @@ function* rawRows(scope: RawScope, watermark: number): Rule<{ rows: RawRow[]; op
     if (Number(r.children) > 0) rows.push({ pipeline: r.pipeline, at: r.at, kind: 'c', name: '', status: '', seq: null, ms: null, n: r.children });
     if (Number(r.open) > 0) open.add(key(r.pipeline, Math.floor(Number(r.at) / MINUTE)));
   }
-  for (const r of yield* read<RawRow>(keys.steps, params)) rows.push({ ...r, kind: 's', ms: null });
+  // A series counts no steps.
+  if (keys.steps) for (const r of yield* read<RawRow>(keys.steps, params)) rows.push({ ...r, kind: 's', ms: null });
   for (const r of yield* read<RawRow>(keys.attempts, params)) rows.push({ ...r, kind: 'a', status: '', seq: null });
   return { rows, open, runs };
 }
@@ -215,11 +216,9 @@ export function* statsQuery(pipeline: string, since: number, series?: SeriesOpti
     for (const row of yield* read<RollupRow>('rollup', [pipeline, first, frontier])) {
       const minute = Number(row.minute);
       if (changed.has(minute)) continue;
-      totals.addRollup(row);
-      if (!s) continue;
-      const into = s.ofMinute(minute);
-      if (into) into.addRollup(row);
-      else if (s.overlaps(minute)) cut.add(minute);
+      const into = s?.ofMinute(minute);
+      totals.addRollup(row, into);
+      if (s && !into && s.overlaps(minute)) cut.add(minute);
     }
   }
   // Raw rows: before the first whole minute, from the frontier on, and the listed minutes (changed ones count in
@@ -233,8 +232,9 @@ export function* statsQuery(pipeline: string, since: number, series?: SeriesOpti
   };
   if (since < first * MINUTE) add((yield* rawRows({ pipeline, from: since, to: first * MINUTE }, state.watermark)).rows, () => true);
   add((yield* rawRows({ pipeline, from: frontier * MINUTE, to: Number.MAX_SAFE_INTEGER }, state.watermark)).rows, () => true);
-  const listed = [...new Set([...changed, ...cut])].sort((a, b) => a - b);
-  if (listed.length > 0) add((yield* rawRows({ pipeline, minutes: listed }, state.watermark)).rows, (at) => changed.has(Math.floor(at / MINUTE)));
+  const sorted = (minutes: Set<number>) => [...minutes].sort((a, b) => a - b);
+  if (changed.size > 0) add((yield* rawRows({ pipeline, minutes: sorted(changed) }, state.watermark)).rows, () => true);
+  if (cut.size > 0) add((yield* rawRows({ pipeline, minutes: sorted(cut), series: true }, state.watermark)).rows, () => false);
   const stats = statsOfTally(pipeline, since, totals);
   return s && series ? { ...stats, series: seriesOfTallies(since, series, s.tallies) } : stats;
 }

@@ -69,32 +69,44 @@ export class Tally {
     if (r.ms !== null) c.hist.add(bucketOf(Number(r.ms)), n);
   }
 
-  /** Adds the cells of one rollup row, their histograms decoded straight into the tally's. */
-  addRollup(r: RollupRow): void {
+  /** Adds the cells of one rollup row to this tally and to `also` (a series bucket), decoded once. */
+  addRollup(r: RollupRow, also?: Tally): void {
     const buf = Buffer.from(r.cells.buffer, r.cells.byteOffset, r.cells.byteLength);
     let at = 0;
     const text = () => {
       const len = buf.readUInt16LE(at);
       at += 2 + len;
-      return buf.toString('utf8', at - len, at);
+      return len === 0 ? '' : buf.toString('utf8', at - len, at);
     };
     const cells = buf.readUInt16LE(at);
     at += 2;
     for (let i = 0; i < cells; i++) {
       const kind = KINDS[buf.readUInt8(at++)]!;
-      const c = this.cell(kind, text(), text());
+      const name = text();
+      const status = text();
       const seq = buf.readInt32LE(at + 8);
-      addCounts(c, buf.readDoubleLE(at), seq < 0 ? null : seq, buf.readDoubleLE(at + 12), buf.readDoubleLE(at + 20), buf.readDoubleLE(at + 28));
+      const counts = [buf.readDoubleLE(at), seq < 0 ? null : seq, buf.readDoubleLE(at + 12), buf.readDoubleLE(at + 20), buf.readDoubleLE(at + 28)] as const;
       const pairs = buf.readUInt32LE(at + 36);
       at += 40;
-      for (let k = 0; k < pairs; k++, at += 8) c.hist.add(buf.readInt32LE(at), buf.readInt32LE(at + 4));
+      for (const t of also ? [this, also] : [this]) {
+        const c = t.cell(kind, name, status);
+        addCounts(c, ...counts);
+        let bucket = 0;
+        for (let k = 0, p = at; k < pairs; k++) {
+          [bucket, p] = [bucket + readVarint(buf, p), varintEnd(buf, p)];
+          c.hist.add(bucket, readVarint(buf, p));
+          p = varintEnd(buf, p);
+        }
+      }
+      for (let k = 0; k < 2 * pairs; k++) at = varintEnd(buf, at);
     }
   }
 
   /**
    * The cells as stored in a rollup row: a u16 count, then per cell its kind (u8), name and status (u16 length,
    * UTF-8), n (f64), seq (i32, -1: none), tokens in, tokens out and cost (f64), and its histogram's (bucket,
-   * count) pairs (u32 count, i32 pairs); little-endian.
+   * count) pairs (u32 count, then per pair the bucket's distance from the one before and the count, as unsigned
+   * LEB128 varints: a minute's histogram of a hundred durations takes about 200 bytes); little-endian.
    */
   encode(): Buffer {
     const parts: Buffer[] = [];
@@ -102,10 +114,10 @@ export class Tally {
     head.writeUInt16LE(this.cells.size);
     parts.push(head);
     for (const c of this.cells.values()) {
-      const pairs = [...c.hist.pairs()];
+      const pairs = c.hist.pairs();
       const name = Buffer.from(c.name, 'utf8');
       const status = Buffer.from(c.status, 'utf8');
-      const b = Buffer.alloc(1 + 2 + name.length + 2 + status.length + 40 + pairs.length * 8);
+      const b = Buffer.alloc(1 + 2 + name.length + 2 + status.length + 40 + pairs.length * 10);
       let at = b.writeUInt8(KINDS.indexOf(c.kind));
       at = b.writeUInt16LE(name.length, at);
       at += name.copy(b, at);
@@ -117,17 +129,45 @@ export class Tally {
       at = b.writeDoubleLE(c.tokensOut, at);
       at = b.writeDoubleLE(c.cost, at);
       at = b.writeUInt32LE(pairs.length, at);
+      let prev = 0;
       for (const [bucket, n] of pairs) {
-        at = b.writeInt32LE(bucket, at);
-        at = b.writeInt32LE(n, at);
+        at = writeVarint(b, at, bucket - prev);
+        at = writeVarint(b, at, n);
+        prev = bucket;
       }
-      parts.push(b);
+      parts.push(b.subarray(0, at));
     }
     return Buffer.concat(parts);
   }
 }
 
 const KINDS: readonly Kind[] = ['r', 's', 'a', 'c'];
+
+/** Writes `v` (a non-negative integer) as an unsigned LEB128 varint at `at`; answers the offset after it. */
+function writeVarint(b: Buffer, at: number, v: number): number {
+  while (v >= 0x80) {
+    b[at++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  b[at++] = v;
+  return at;
+}
+
+function readVarint(b: Buffer, at: number): number {
+  let v = 0;
+  let scale = 1;
+  for (;;) {
+    const byte = b[at++]!;
+    v += (byte & 0x7f) * scale;
+    if (byte < 0x80) return v;
+    scale *= 0x80;
+  }
+}
+
+function varintEnd(b: Buffer, at: number): number {
+  while (b[at++]! >= 0x80);
+  return at;
+}
 
 function addCounts(c: Cell, n: number, seq: RawRow['seq'], tokensIn: RawRow['tokens_in'], tokensOut: RawRow['tokens_out'], cost: RawRow['cost']): void {
   c.n += n;
