@@ -37,11 +37,13 @@ export async function runPgRule<T>(query: Query, rule: Rule<T>): Promise<T> {
 
 /** Rollup rows in one statement, one array per column. */
 async function insert(query: Query, rows: RollupRow[]): Promise<void> {
-  await query(`INSERT INTO stats_rollup (pipeline, minute, children, cells) SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bytea[])`, [
+  const bytes = (b: Uint8Array | undefined) => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength) : null);
+  await query(`INSERT INTO stats_rollup (pipeline, minute, children, cells, runs) SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bytea[], $5::bytea[])`, [
     rows.map((r) => r.pipeline),
     rows.map((r) => r.minute),
     rows.map((r) => r.children ?? 0),
-    rows.map((r) => Buffer.from(r.cells.buffer, r.cells.byteOffset, r.cells.byteLength)),
+    rows.map((r) => bytes(r.cells)),
+    rows.map((r) => bytes(r.runs)),
   ]);
 }
 

@@ -1,4 +1,5 @@
 import type { PipelineStats, SeriesOptions } from '../store.js';
+import { addRunDetail, encodeRunDetail } from './run-detail.js';
 import type { ReadKey, WriteKey } from './stats-sql.js';
 import { MINUTE, seriesShape, seriesOfTallies, statsOfTally, Tally, type Kind, type RawRow, type RollupRow } from './tally.js';
 
@@ -70,13 +71,13 @@ export const DEFAULT_FOLD_MAX_RUNS = 2_000;
 const key = (pipeline: string, minute: number) => `${pipeline}\u0000${minute}`;
 
 /** Which runs a raw read takes: created in [from, to) of `pipeline` (null: every pipeline), or in whole minutes. */
-type RawScope = { pipeline: string | null; from: number; to: number } | { pipeline: string; minutes: number[]; series?: boolean };
+type RawScope = { pipeline: string | null; from: number; to: number } | { pipeline: string; minutes: number[] };
 
 /** Raw rows of the runs of `scope`, and the minutes with a run still open at `watermark`. */
 function* rawRows(scope: RawScope, watermark: number): Rule<{ rows: RawRow[]; open: Set<string>; runs: number }> {
   const [keys, params] =
     'minutes' in scope
-      ? [{ runs: 'minuteRuns', steps: scope.series ? null : 'minuteSteps', attempts: scope.series ? 'minuteUsage' : 'minuteAttempts' } as const, [scope.pipeline, scope.minutes, watermark]]
+      ? [{ runs: 'minuteRuns', steps: 'minuteSteps', attempts: 'minuteAttempts' } as const, [scope.pipeline, scope.minutes, watermark]]
       : scope.pipeline === null
         ? [{ runs: 'allRuns', steps: 'allSteps', attempts: 'allAttempts' } as const, [null, scope.from, scope.to, watermark]]
         : [{ runs: 'rawRuns', steps: 'rawSteps', attempts: 'rawAttempts' } as const, [scope.pipeline, scope.from, scope.to, watermark]];
@@ -89,25 +90,25 @@ function* rawRows(scope: RawScope, watermark: number): Rule<{ rows: RawRow[]; op
     if (Number(r.children) > 0) rows.push({ pipeline: r.pipeline, at: r.at, kind: 'c', name: '', status: '', seq: null, ms: null, n: r.children });
     if (Number(r.open) > 0) open.add(key(r.pipeline, Math.floor(Number(r.at) / MINUTE)));
   }
-  // A series counts no steps.
-  if (keys.steps) for (const r of yield* read<RawRow>(keys.steps, params)) rows.push({ ...r, kind: 's', ms: null });
+  for (const r of yield* read<RawRow>(keys.steps, params)) rows.push({ ...r, kind: 's', ms: null });
   for (const r of yield* read<RawRow>(keys.attempts, params)) rows.push({ ...r, kind: 'a', status: '', seq: null });
   return { rows, open, runs };
 }
 
 /** The rollup rows (one per pipeline and minute) of the minutes of `rows` that are not open. */
 function rollupRows(rows: RawRow[], open: Set<string>): RollupRow[] {
-  const minutes = new Map<string, { pipeline: string; minute: number; children: number; tally: Tally }>();
+  const minutes = new Map<string, { pipeline: string; minute: number; children: number; tally: Tally; rows: RawRow[] }>();
   for (const r of rows) {
     const minute = Math.floor(Number(r.at) / MINUTE);
     const k = key(r.pipeline, minute);
     if (open.has(k)) continue;
     let m = minutes.get(k);
-    if (!m) minutes.set(k, (m = { pipeline: r.pipeline, minute, children: 0, tally: new Tally() }));
+    if (!m) minutes.set(k, (m = { pipeline: r.pipeline, minute, children: 0, tally: new Tally(), rows: [] }));
+    m.rows.push(r);
     if (r.kind === 'c') m.children += Number(r.n);
     else m.tally.addRaw(r);
   }
-  return [...minutes.values()].map(({ pipeline, minute, children, tally }) => ({ pipeline, minute, children, cells: tally.encode() }));
+  return [...minutes.values()].map(({ pipeline, minute, children, tally, rows: raw }) => ({ pipeline, minute, children, cells: tally.encode(), runs: encodeRunDetail(minute, raw) }));
 }
 
 /** Folds runs created in [from, to) minutes (of `pipeline`, null: all) from scratch: drops their rows, adds the closed minutes. */
@@ -221,8 +222,8 @@ export function* statsQuery(pipeline: string, since: number, series?: SeriesOpti
       if (s && !into && s.overlaps(minute)) cut.add(minute);
     }
   }
-  // Raw rows: before the first whole minute, from the frontier on, and the listed minutes (changed ones count in
-  // the totals and the series; minutes a series edge cuts only in the series).
+  // Raw rows: before the first whole minute, from the frontier on, and the minutes whose runs changed; a series
+  // takes the folded minutes its bucket edges cut run by run from their detail.
   const add = (rows: RawRow[], toTotals: (at: number) => boolean) => {
     for (const r of rows) {
       const at = Number(r.at);
@@ -234,7 +235,9 @@ export function* statsQuery(pipeline: string, since: number, series?: SeriesOpti
   add((yield* rawRows({ pipeline, from: frontier * MINUTE, to: Number.MAX_SAFE_INTEGER }, state.watermark)).rows, () => true);
   const sorted = (minutes: Set<number>) => [...minutes].sort((a, b) => a - b);
   if (changed.size > 0) add((yield* rawRows({ pipeline, minutes: sorted(changed) }, state.watermark)).rows, () => true);
-  if (cut.size > 0) add((yield* rawRows({ pipeline, minutes: sorted(cut), series: true }, state.watermark)).rows, () => false);
+  if (cut.size > 0 && s) {
+    for (const d of yield* read<{ minute: number | string; runs: Uint8Array }>('details', [pipeline, sorted(cut)])) addRunDetail(Number(d.minute), d.runs, s.at);
+  }
   const stats = statsOfTally(pipeline, since, totals);
   return s && series ? { ...stats, series: seriesOfTallies(since, series, s.tallies) } : stats;
 }

@@ -42,7 +42,7 @@ export function runSqliteRule<T>(db: Database.Database, rule: Rule<T>): T {
       s.stmt.run(...s.values);
     } else {
       const insert = stmt(db, INSERT, []).stmt;
-      for (const r of op.insert) insert.run(r.pipeline, r.minute, r.children ?? 0, r.cells);
+      for (const r of op.insert) insert.run(r.pipeline, r.minute, r.children ?? 0, r.cells, r.runs ?? null);
     }
     step = rule.next(rows);
   }
@@ -79,4 +79,4 @@ export class SqliteStats {
 
 }
 
-const INSERT = `INSERT INTO stats_rollup (pipeline, minute, children, cells) VALUES ($1, $2, $3, $4)`;
+const INSERT = `INSERT INTO stats_rollup (pipeline, minute, children, cells, runs) VALUES ($1, $2, $3, $4, $5)`;

@@ -52,11 +52,6 @@ function rawSql(d: Dialect, scope: 'range' | 'all' | 'minutes') {
                       ${total(d, 'a.usage', 'tokensIn')} AS tokens_in, ${total(d, 'a.usage', 'tokensOut')} AS tokens_out, ${total(d, 'a.usage', 'cost')} AS cost
                ${join('attempts', 'a')} AND a.finished_at IS NOT NULL
                GROUP BY r.pipeline, r.created_at, a.step, a.processing_ms`,
-    // What a series takes of attempts: tokens and cost, of the attempts with usage.
-    usage: `SELECT r.pipeline, r.created_at AS at, a.step AS name, NULL AS ms, COUNT(*) AS n,
-                   ${total(d, 'a.usage', 'tokensIn')} AS tokens_in, ${total(d, 'a.usage', 'tokensOut')} AS tokens_out, ${total(d, 'a.usage', 'cost')} AS cost
-            ${join('attempts', 'a')} AND a.finished_at IS NOT NULL AND a.usage IS NOT NULL
-            GROUP BY r.pipeline, r.created_at, a.step`,
   };
 }
 
@@ -96,7 +91,10 @@ export function statsSql(d: Dialect) {
       minuteRuns: n(rawMinutes.runs),
       minuteSteps: n(rawMinutes.steps),
       minuteAttempts: n(rawMinutes.attempts),
-      minuteUsage: n(rawMinutes.usage),
+      // $1 pipeline $2 minutes: the run detail of those folded
+      details: d === 'sqlite'
+        ? `SELECT minute, runs FROM stats_rollup WHERE pipeline = $1 AND minute IN (SELECT value FROM json_each($2))`
+        : `SELECT minute, runs FROM stats_rollup WHERE pipeline = $1 AND minute = ANY($2::bigint[])`,
       allRuns: n(rawAll.runs),
       allSteps: n(rawAll.steps),
       allAttempts: n(rawAll.attempts),

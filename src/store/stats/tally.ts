@@ -1,5 +1,6 @@
 import type { DurationStats, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
 import { bucketOf, Histogram } from './histogram.js';
+import { writeVarint } from './run-detail.js';
 import { noDurations } from './percentiles.js';
 
 /** What a rollup cell counts: runs (`r`), steps (`s`), finished attempts (`a`) or child runs (`c`, for prunes). */
@@ -27,8 +28,10 @@ export interface RollupRow {
   minute: number | string;
   /** Child runs among the minute's runs (a prune of their parent's pipeline removes them). */
   children?: number | string;
-  /** `encodeCells` bytes. */
+  /** `Tally.encode` bytes. */
   cells: Uint8Array;
+  /** `encodeRunDetail` bytes (written by the fold; read for the minutes a series edge cuts). */
+  runs?: Uint8Array;
 }
 
 /** Raw rows grouped by run creation time: `n` rows of one kind, name, status and duration (null: none). */
@@ -143,16 +146,6 @@ export class Tally {
 
 const KINDS: readonly Kind[] = ['r', 's', 'a', 'c'];
 
-/** Writes `v` (a non-negative integer) as an unsigned LEB128 varint at `at`; answers the offset after it. */
-function writeVarint(b: Buffer, at: number, v: number): number {
-  while (v >= 0x80) {
-    b[at++] = (v % 0x80) | 0x80;
-    v = Math.floor(v / 0x80);
-  }
-  b[at++] = v;
-  return at;
-}
-
 function readVarint(b: Buffer, at: number): number {
   let v = 0;
   let scale = 1;
@@ -192,7 +185,8 @@ function runsOf(t: Tally): { byStatus: Record<string, number>; duration: Duratio
 }
 
 function usageOf(t: Tally): { tokensIn: number; tokensOut: number; cost: number } {
-  const attempts = ofKind(t, 'a');
+  // Every attempt cell, also those a series made of usage alone (run-detail.ts), which count no attempts.
+  const attempts = [...t.cells.values()].filter((c) => c.kind === 'a');
   const sum = (k: 'tokensIn' | 'tokensOut' | 'cost') => attempts.reduce((acc, c) => acc + c[k], 0);
   return { tokensIn: sum('tokensIn'), tokensOut: sum('tokensOut'), cost: sum('cost') };
 }
