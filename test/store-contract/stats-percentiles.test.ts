@@ -4,13 +4,13 @@
  */
 import type Database from 'better-sqlite3';
 import type pg from 'pg';
-import { afterAll, afterEach, describe, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
 import { durationStats } from '../../src/store/sqlite/operations.js';
 import type { Store } from '../../src/store/store.js';
 import { backends } from '../support/backends.js';
-import { expectDurationClose } from '../support/stats-rows.js';
+import { expectDurationClose, sqlOn } from '../support/stats-rows.js';
 import { testSteps } from '../support/test-steps.js';
 
 /** Runs one UPDATE per row on the store's own connection. */
@@ -48,8 +48,11 @@ for (const backend of backends()) {
       expectDurationClose(stats.steps[0]!.duration, durationStats(ms), 'step');
       expectDurationClose(stats.runs.duration, durationStats(ms.map((v) => v * 2)), 'runs');
       expectDurationClose(stats.series!.at(-1)!.duration, durationStats(ms.map((v) => v * 2)), 'series');
+      // The run path wrote nothing to the rollup: only the fold does.
+      expect(Number((await sqlOn(store, 'SELECT COUNT(*) AS n FROM stats_rollup'))[0]!.n) + (await sqlOn(store, 'SELECT * FROM stats_fold')).length).toBe(0);
       // Folded into the rollup, the same answers.
       await store.foldStats!(Date.now() + 120_000);
+      expect(Number((await sqlOn(store, 'SELECT COUNT(*) AS n FROM stats_rollup'))[0]!.n)).toBeGreaterThan(0);
       const folded = await store.pipelineStats!('p', 0, { buckets: 3, until: Date.now() + 1 });
       expectDurationClose(folded.steps[0]!.duration, durationStats(ms), 'folded step');
       expectDurationClose(folded.runs.duration, durationStats(ms.map((v) => v * 2)), 'folded runs');
