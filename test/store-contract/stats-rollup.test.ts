@@ -162,15 +162,18 @@ for (const backend of backends()) {
       await expectAllWindows(store, ['p']);
     });
 
-    it('folds a store with history by itself on the leader, and a prune folds the pruned minutes again', async () => {
-      const store = await backend.create();
+    it('folds the history of an upgraded store by itself on the leader, and a prune folds the pruned minutes again', async () => {
+      // A store of the release before the rollup, with history.
+      const old = await backend.create();
+      for (const text of ['DROP TABLE stats_rollup', 'DROP TABLE stats_fold', 'DROP INDEX runs_finished_children', `DELETE FROM sluice_migrations WHERE name = 'stats-rollup'`]) await sqlOn(old, text);
+      for (const r of [...history('p', 120, T0, T0 + 50 * MIN), ...history('c', 30, T0 + 20_000, T0 + 50 * MIN)]) await insertRun(old, r);
+      // Children of p's runs, in pipeline c: a prune of p removes them too.
+      for (const r of history('c', 12, T0 + 30_000, T0 + 50 * MIN, 'pc')) await insertRun(old, { ...r, parent: `p-${String(r.id.slice(3)).padStart(4, '0')}` });
+      const store = await backend.reopen(old);
       const steps = testSteps({ noop: () => null });
       const engine = new Engine({ store, steps, onError: () => {} });
       try {
         for (const name of ['p', 'c']) await engine.registerPipeline(normalizePipeline({ name, steps: { a: { uses: 'function', with: { fn: 'noop' } } } }, { stepTypes: steps }));
-        for (const r of [...history('p', 120, T0, T0 + 50 * MIN), ...history('c', 30, T0 + 20_000, T0 + 50 * MIN)]) await insertRun(store, r);
-        // Children of p's runs, in pipeline c: a prune of p removes them too.
-        for (const r of history('c', 12, T0 + 30_000, T0 + 50 * MIN, 'pc')) await insertRun(store, { ...r, parent: `p-${String(r.id.slice(3)).padStart(4, '0')}` });
         const follower = new PeriodicStatsFold(store, { now: () => Date.now(), isLeading: () => false, onError: (err) => expect.fail(String(err)) });
         expect(await follower.tick()).toBeUndefined();
         expect(await rollupRows(store)).toBe(0);
