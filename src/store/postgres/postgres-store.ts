@@ -97,8 +97,9 @@ export class PostgresStore extends StoreFeatures implements Store {
   private readonly health: ConnectionHealth;
   private readonly onError: (err: unknown) => void;
   private closed = false;
-  /** Pipeline stats (pg-operations.ts). */
+  /** Pipeline stats from the stats rollup, and its fold (../stats/pg-stats.ts). */
   private readonly stats = new PgStats((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
+  /** Pipeline stats (pg-operations.ts). */
   private readonly ops = new PgOperations((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values)));
   /** Datasets, eval cases, derived values, tokens, trigger slots: rules written once (../features), run here. */
   protected readonly features = new PgFeatureRunner((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
