@@ -1,14 +1,14 @@
 import type { PipelineStats, SeriesOptions } from '../store.js';
 import { addRunDetail, encodeRunDetail } from './run-detail.js';
 import type { ReadKey, WriteKey } from './stats-sql.js';
-import { MINUTE, seriesShape, seriesOfTallies, statsOfTally, Tally, type Kind, type RawRow, type RollupRow } from './tally.js';
+import { MINUTE, seriesShape, seriesOfTallies, statsOfTally, Tally, type RawRow, type RollupRow } from './tally.js';
 
 /**
  * The stats rollup, written once as rules over the dialects' statements (./sqlite-stats.ts and ./pg-stats.ts run
  * them, each rule in one transaction).
  *
  * The rollup holds, per pipeline and minute of run creation, the counts, sums and duration histograms of that
- * minute's runs, their steps and their finished attempts. A minute is folded (has rows) only while every run
+ * minute's runs, their steps and their finished attempts. A minute is folded (has a row) only while every run
  * created in it is finished, and finished before the watermark. Nothing on the run path writes to it: the leader
  * folds (`foldBatch`), reading runs by creation time, and a stats question reads the rollup for the minutes before
  * the fold's frontier and the raw rows for the rest.
@@ -262,4 +262,3 @@ function seriesPlan(since: number, series: SeriesOptions) {
   };
 }
 
-export type { Kind };
