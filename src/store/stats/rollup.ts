@@ -261,4 +261,3 @@ function seriesPlan(since: number, series: SeriesOptions) {
     },
   };
 }
-
