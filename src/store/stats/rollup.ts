@@ -70,17 +70,13 @@ export const DEFAULT_FOLD_MAX_RUNS = 1_000;
 
 const key = (pipeline: string, minute: number) => `${pipeline}\u0000${minute}`;
 
-/** Which runs a raw read takes: created in [from, to) of `pipeline` (null: every pipeline), or in whole minutes. */
-type RawScope = { pipeline: string | null; from: number; to: number } | { pipeline: string; minutes: number[] };
+/** Which runs a raw read of the fold takes: created in [from, to) of `pipeline` (null: every pipeline). */
+type RawScope = { pipeline: string | null; from: number; to: number };
 
 /** Raw rows of the runs of `scope`, and the minutes with a run still open at `watermark`. */
 function* rawRows(scope: RawScope, watermark: number): Rule<{ rows: RawRow[]; open: Set<string>; runs: number }> {
-  const [keys, params] =
-    'minutes' in scope
-      ? [{ runs: 'minuteRuns', steps: 'minuteSteps', attempts: 'minuteAttempts' } as const, [scope.pipeline, scope.minutes, watermark]]
-      : scope.pipeline === null
-        ? [{ runs: 'allRuns', steps: 'allSteps', attempts: 'allAttempts' } as const, [null, scope.from, scope.to, watermark]]
-        : [{ runs: 'rawRuns', steps: 'rawSteps', attempts: 'rawAttempts' } as const, [scope.pipeline, scope.from, scope.to, watermark]];
+  const keys = scope.pipeline === null ? ({ runs: 'allRuns', steps: 'allSteps', attempts: 'allAttempts' } as const) : ({ runs: 'rawRuns', steps: 'rawSteps', attempts: 'rawAttempts' } as const);
+  const params = [scope.pipeline, scope.from, scope.to, watermark];
   const rows: RawRow[] = [];
   const open = new Set<string>();
   let runs = 0;
@@ -223,19 +219,30 @@ export function* statsQuery(pipeline: string, since: number, series?: SeriesOpti
       if (s && !into && s.overlaps(minute)) cut.add(minute);
     }
   }
-  // Raw rows: before the first whole minute, from the frontier on, and the minutes whose runs changed; a series
-  // takes the folded minutes its bucket edges cut run by run from their detail.
-  const add = (rows: RawRow[], toTotals: (at: number) => boolean) => {
-    for (const r of rows) {
-      const at = Number(r.at);
-      if (toTotals(at)) totals.addRaw(r);
-      s?.at(at)?.addRaw(r);
-    }
-  };
-  if (since < first * MINUTE) add((yield* rawRows({ pipeline, from: since, to: first * MINUTE }, state.watermark)).rows, () => true);
-  add((yield* rawRows({ pipeline, from: frontier * MINUTE, to: Number.MAX_SAFE_INTEGER }, state.watermark)).rows, () => true);
+  // Raw rows, aggregated by the database: before the first whole minute, from the frontier on, and the minutes
+  // whose runs changed; a series takes the folded minutes its bucket edges cut run by run from their detail.
+  const shape = series ? seriesShape(since, series) : undefined;
+  const buckets = shape && series ? [since, series.until, shape.width, shape.count - 1] : [0, 0, 1, 0];
   const sorted = (minutes: Set<number>) => [...minutes].sort((a, b) => a - b);
-  if (changed.size > 0) add((yield* rawRows({ pipeline, minutes: sorted(changed) }, state.watermark)).rows, () => true);
+  const spansRaw: Array<[string, unknown]> = [];
+  if (since < first * MINUTE) spansRaw.push(['q', [since, first * MINUTE]]);
+  spansRaw.push(['q', [frontier * MINUTE, Number.MAX_SAFE_INTEGER]]);
+  if (changed.size > 0) spansRaw.push(['qm', [sorted(changed), Number.MAX_SAFE_INTEGER]]);
+  for (const [scope, [from, to]] of spansRaw as Array<['q' | 'qm', [unknown, number]]>) {
+    const params = [pipeline, from, to, ...buckets];
+    for (const r of yield* read<{ bucket: number | string; status: string; ms: number | string | null; n: number | string }>(`${scope}Runs`, params)) {
+      const row: RawRow = { pipeline, at: 0, kind: 'r', name: '', status: r.status, seq: null, ms: r.ms, n: r.n };
+      totals.addRaw(row);
+      if (Number(r.bucket) >= 0) s?.tallies[Number(r.bucket)]?.addRaw(row);
+    }
+    for (const r of yield* read<RawRow>(`${scope}Steps`, params)) totals.addRaw(Object.assign(r, { pipeline, at: 0, kind: 's', ms: null } as const));
+    for (const r of yield* read<RawRow>(`${scope}Attempts`, params)) totals.addRaw(Object.assign(r, { pipeline, at: 0, kind: 'a', status: '', seq: null } as const));
+    if (!s) continue;
+    for (const u of yield* read<{ bucket: number | string; tokens_in: number | string; tokens_out: number | string; cost: number | string }>(`${scope}Usage`, params)) {
+      const c = s.tallies[Number(u.bucket)]?.cell('a', '', '');
+      if (c) Object.assign(c, { tokensIn: c.tokensIn + Number(u.tokens_in), tokensOut: c.tokensOut + Number(u.tokens_out), cost: c.cost + Number(u.cost) });
+    }
+  }
   if (cut.size > 0 && s) {
     for (const d of yield* read<{ minute: number | string; runs: Uint8Array }>('details', [pipeline, sorted(cut)])) addRunDetail(Number(d.minute), d.runs, s.at);
   }

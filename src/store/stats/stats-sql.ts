@@ -24,22 +24,17 @@ function total(d: Dialect, col: string, key: string): string {
 }
 
 /**
- * Raw reads of runs (and their steps and finished attempts) by creation time: `range` reads [$2, $3) of pipeline
- * $1, `all` the same of every pipeline ($1 is NULL), `minutes` the whole minutes listed in $2 of pipeline $1.
- * The watermark is the last parameter ($4, or $3 for `minutes`): `open` counts the runs that may still change as
- * of it (not finished, or finished at or after it); `children` counts child runs (a prune of their parent's
- * pipeline removes them).
+ * Raw reads of the fold: runs (with their steps and finished attempts) created in [$2, $3), of pipeline $1
+ * (`range`) or of every pipeline (`all`: $1 is NULL), row by row of creation time. `open` counts the runs that
+ * may still change as of watermark $4 (not finished, or finished at or after it); `children` counts child runs
+ * (a prune of their parent's pipeline removes them).
  */
-function rawSql(d: Dialect, scope: 'range' | 'all' | 'minutes') {
-  const watermark = scope === 'minutes' ? '$3' : '$4';
-  const minutes = d === 'sqlite' ? 'json_each($2) m' : 'unnest($2::bigint[]) AS m(value)';
-  const where =
-    scope === 'minutes'
-      ? 'r.pipeline = $1 AND r.created_at >= m.value * 60000 AND r.created_at < m.value * 60000 + 60000'
-      : `${scope === 'range' ? 'r.pipeline = $1' : 'CAST($1 AS TEXT) IS NULL'} AND r.created_at >= $2 AND r.created_at < $3`;
+function rawSql(d: Dialect, scope: 'range' | 'all') {
+  const watermark = '$4';
+  const where = `${scope === 'range' ? 'r.pipeline = $1' : 'CAST($1 AS TEXT) IS NULL'} AND r.created_at >= $2 AND r.created_at < $3`;
   // Every pipeline: SQLite would rather scan the covering pipeline index whole than read a range of creation times.
   // CROSS JOIN: SQLite reads the runs first (by creation time), then their steps and attempts by key.
-  const runs = scope === 'minutes' ? `${minutes} CROSS JOIN runs r` : scope === 'all' && d === 'sqlite' ? 'runs r INDEXED BY runs_by_created' : 'runs r';
+  const runs = scope === 'all' && d === 'sqlite' ? 'runs r INDEXED BY runs_by_created' : 'runs r';
   const join = (table: string, alias: string) => `FROM ${runs} CROSS JOIN ${table} ${alias} WHERE ${alias}.run_id = r.id AND ${where}`;
   const ms = `CASE WHEN r.finished_at IS NULL THEN NULL ELSE r.finished_at - COALESCE(r.started_at, r.created_at) END`;
   return {
@@ -52,6 +47,33 @@ function rawSql(d: Dialect, scope: 'range' | 'all' | 'minutes') {
                       ${total(d, 'a.usage', 'tokensIn')} AS tokens_in, ${total(d, 'a.usage', 'tokensOut')} AS tokens_out, ${total(d, 'a.usage', 'cost')} AS cost
                ${join('attempts', 'a')} AND a.finished_at IS NOT NULL
                GROUP BY r.pipeline, r.created_at, a.step, a.processing_ms`,
+  };
+}
+
+/**
+ * Raw reads for a stats question, aggregated by the database: runs created in [$2, $3) of pipeline $1 (or, with
+ * `minutes`, in the whole minutes listed in $2 and before $3). A series bucket is computed as the series computes
+ * it ($4 since, $5 until, $6 width, $7 last bucket; -1 outside the series, so since = until = 0 gives totals only):
+ * runs by bucket, status and duration, steps by name and status, finished attempts by step and duration, and the
+ * usage of attempts by bucket.
+ */
+function questionSql(d: Dialect, minutes: boolean) {
+  const list = d === 'sqlite' ? 'json_each($2) m' : 'unnest($2::bigint[]) AS m(value)';
+  const where = minutes
+    ? 'r.pipeline = $1 AND r.created_at >= m.value * 60000 AND r.created_at < m.value * 60000 + 60000 AND r.created_at < $3'
+    : 'r.pipeline = $1 AND r.created_at >= $2 AND r.created_at < $3';
+  const runs = minutes ? `${list} CROSS JOIN runs r` : 'runs r';
+  const join = (table: string, alias: string) => `FROM ${runs} CROSS JOIN ${table} ${alias} WHERE ${alias}.run_id = r.id AND ${where}`;
+  const index =
+    d === 'sqlite' ? 'MIN($7, MAX(0, CAST((r.created_at - $4) / $6 AS INTEGER)))' : 'LEAST($7::int, GREATEST(0, floor((r.created_at - $4) / $6::float8)::int))';
+  const bucket = `CASE WHEN r.created_at >= $4 AND r.created_at < $5 THEN ${index} ELSE -1 END`;
+  const ms = `CASE WHEN r.finished_at IS NULL THEN NULL ELSE r.finished_at - COALESCE(r.started_at, r.created_at) END`;
+  const usage = `${total(d, 'a.usage', 'tokensIn')} AS tokens_in, ${total(d, 'a.usage', 'tokensOut')} AS tokens_out, ${total(d, 'a.usage', 'cost')} AS cost`;
+  return {
+    runs: `SELECT ${bucket} AS bucket, r.status, ${ms} AS ms, COUNT(*) AS n FROM ${runs} WHERE ${where} GROUP BY ${bucket}, r.status, ${ms}`,
+    steps: `SELECT s.name, s.status, MIN(s.seq) AS seq, COUNT(*) AS n ${join('steps', 's')} GROUP BY s.name, s.status`,
+    attempts: `SELECT a.step AS name, a.processing_ms AS ms, COUNT(*) AS n, ${usage} ${join('attempts', 'a')} AND a.finished_at IS NOT NULL GROUP BY a.step, a.processing_ms`,
+    usage: `SELECT ${bucket} AS bucket, ${usage} ${join('attempts', 'a')} AND a.finished_at IS NOT NULL AND a.usage IS NOT NULL GROUP BY ${bucket}`,
   };
 }
 
@@ -79,7 +101,8 @@ export function statsSql(d: Dialect) {
   const n = (text: string) => text;
   const raw = rawSql(d, 'range');
   const rawAll = rawSql(d, 'all');
-  const rawMinutes = rawSql(d, 'minutes');
+  const q = questionSql(d, false);
+  const qm = questionSql(d, true);
   return {
     read: {
       state: n(`SELECT frontier, watermark FROM stats_fold WHERE id = 1`),
@@ -88,9 +111,14 @@ export function statsSql(d: Dialect) {
       rawRuns: n(raw.runs),
       rawSteps: n(raw.steps),
       rawAttempts: n(raw.attempts),
-      minuteRuns: n(rawMinutes.runs),
-      minuteSteps: n(rawMinutes.steps),
-      minuteAttempts: n(rawMinutes.attempts),
+      qRuns: n(q.runs),
+      qSteps: n(q.steps),
+      qAttempts: n(q.attempts),
+      qUsage: n(q.usage),
+      qmRuns: n(qm.runs),
+      qmSteps: n(qm.steps),
+      qmAttempts: n(qm.attempts),
+      qmUsage: n(qm.usage),
       // $1 pipeline $2 minutes: the run detail of those folded
       details: d === 'sqlite'
         ? `SELECT minute, runs FROM stats_rollup WHERE pipeline = $1 AND minute IN (SELECT value FROM json_each($2))`
