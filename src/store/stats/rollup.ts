@@ -196,8 +196,9 @@ export function* refoldRange(pipeline: string, from: number, to: number): Rule<n
 
 /**
  * The stats of `pipeline` for runs created since `since`: rollup rows for the folded minutes that did not change,
- * raw rows for the rest (the part of the first minute before it starts, minutes whose runs changed since the
- * last fold, minutes not folded yet) and, for a series, raw rows of the folded minutes a bucket edge cuts.
+ * raw rows aggregated by the database for the rest (the part of the first minute before it starts, minutes whose
+ * runs changed since the last fold, minutes not folded yet) and, for a series, the run detail of the folded
+ * minutes a bucket edge cuts.
  */
 export function* statsQuery(pipeline: string, since: number, series?: SeriesOptions): Rule<PipelineStats> {
   const state = (yield* stateOf()) ?? { frontier: 0, watermark: 0 };
