@@ -27,7 +27,11 @@ export async function runPgRule<T>(query: Query, rule: Rule<T>): Promise<T> {
   while (!step.done) {
     const op = step.value;
     let rows: Row[] = [];
-    if ('read' in op) rows = (await query(SQL.read[op.read], fit(SQL.read[op.read], op.params))).rows;
+    if ('read' in op && BY_KEY.has(op.read)) {
+      await query(JOINS_BY_KEY, ['off']);
+      rows = (await query(SQL.read[op.read], fit(SQL.read[op.read], op.params))).rows;
+      await query(JOINS_BY_KEY, ['on']);
+    } else if ('read' in op) rows = (await query(SQL.read[op.read], fit(SQL.read[op.read], op.params))).rows;
     else if ('write' in op) await query(SQL.write[op.write], fit(SQL.write[op.write], op.params));
     else for (let i = 0; i < op.insert.length; i += INSERT_CHUNK) await insert(query, op.insert.slice(i, i + INSERT_CHUNK));
     step = rule.next(rows);
@@ -47,12 +51,16 @@ async function insert(query: Query, rows: RollupRow[]): Promise<void> {
   ]);
 }
 
+/** No JIT: the stats statements are short, and compiling a plan took longer than running it. */
+const PLAN = 'SET LOCAL jit = off';
+
 /**
- * How the stats statements are planned: they read a few runs by creation time (listed minutes, a batch, the tail)
- * and their steps and attempts by key. Without this the planner, which cannot estimate a list of minutes, may hash
- * the whole attempts table, and JIT-compile the plan, to read a few thousand rows.
+ * Statements that read the runs of listed minutes, and their steps and attempts, by key. The planner cannot
+ * estimate a list of minutes and may hash the whole attempts table to read a few thousand rows: hash and merge
+ * joins are off for these statements only.
  */
-const PLAN = 'SET LOCAL jit = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off';
+const BY_KEY: ReadonlySet<string> = new Set(['qmRuns', 'qmSteps', 'qmAttempts', 'qmUsage']);
+const JOINS_BY_KEY = `SELECT set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $1, true)`;
 
 /** One fold at a time across processes: the fold's transactions take this advisory lock. */
 const FOLD_LOCK = `SELECT pg_advisory_xact_lock(hashtext('sluice:stats-fold'))`;
