@@ -1,4 +1,5 @@
-import type { RunStatus } from '../../core/model.js';
+import { RUN_STATES } from '../../core/model.js';
+import { isTerminalRun } from '../../core/state-machine.js';
 
 /**
  * The statements of the stats rollup, written once for both dialects ($n parameters; the SQLite driver binds them in order).
@@ -7,7 +8,7 @@ import type { RunStatus } from '../../core/model.js';
  */
 
 /** Run states that may still change; the others change only by going back to one of these (retry, rollback). */
-export const OPEN_RUN_STATES = ['queued', 'running', 'paused', 'waiting'] as const satisfies readonly RunStatus[];
+export const OPEN_RUN_STATES = RUN_STATES.filter((s) => !isTerminalRun(s));
 const OPEN = OPEN_RUN_STATES.map((s) => `'${s}'`).join(', ');
 
 export type Dialect = 'sqlite' | 'pg';
