@@ -1,10 +1,11 @@
 /**
  * `pipelineStats` (what `GET /api/pipelines/:name/stats` answers) over 1,000,000 finished attempts: 200,000
  * runs of one five-step pipeline, loaded in bulk with SQL straight into a fresh SQLite file and a fresh
- * PostgreSQL database (created on `SLUICE_TEST_POSTGRES_URL`, else on an embedded server), then asked for the
- * stats of the last day (every run), with and without a 24-bucket series. Prints the median of `--repeat` calls.
+ * PostgreSQL database (created on `SLUICE_TEST_POSTGRES_URL`, else on an embedded server), folded into the stats
+ * rollup as the leader does (`--no-fold`: not folded, every row read raw), then asked for the stats of the last
+ * day (every run), with and without a 24-bucket series. Prints the median of `--repeat` calls.
  *
- *   npx tsx bench/stats.ts [--runs 200000] [--repeat 5] [--only sqlite|postgres] [--file PATH]
+ *   npx tsx bench/stats.ts [--runs 200000] [--repeat 5] [--only sqlite|postgres] [--file PATH] [--no-fold]
  *
  * `--file` keeps the SQLite file at PATH (and reuses it when it exists) instead of a temporary one.
  */
@@ -27,6 +28,7 @@ const RUNS = Number(arg('runs', '200000'));
 const REPEAT = Number(arg('repeat', '5'));
 const ONLY = arg('only', '');
 const FILE = arg('file', '');
+const NO_FOLD = process.argv.includes('--no-fold');
 const STEPS = ['fetch', 'parse', 'enrich', 'score', 'store'];
 const NOW = Date.now();
 const DAY = 86_400_000;
@@ -107,6 +109,24 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
+/**
+ * What the leader does for a store with history: folds it into the stats rollup, one batch per transaction, until
+ * the watermark (now - 60 s). Prints the whole time and the longest batch (how long the store was held at most).
+ */
+async function fold(store: Store, label: string): Promise<void> {
+  let batches = 0;
+  let longest = 0;
+  const t0 = performance.now();
+  for (;;) {
+    const t = performance.now();
+    const r = await store.foldStats!(Date.now());
+    longest = Math.max(longest, performance.now() - t);
+    batches++;
+    if (r.done) break;
+  }
+  console.log(`${label.padEnd(10)} folded in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${batches} batches, longest ${longest.toFixed(0)} ms`);
+}
+
 async function time(store: Store, label: string): Promise<void> {
   const figures: string[] = [];
   for (const series of [undefined, { buckets: 24, until: NOW + 1 }]) {
@@ -138,6 +158,7 @@ if (ONLY !== 'postgres') {
     }
     const reopened = new SqliteStore({ path });
     await reopened.migrate();
+    if (!NO_FOLD) await fold(reopened, 'sqlite');
     await time(reopened, 'sqlite');
     await reopened.close();
   } finally {
@@ -152,6 +173,7 @@ if (ONLY !== 'sqlite') {
     const t0 = performance.now();
     await loadPostgres(db.url);
     console.log(`postgres   loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    if (!NO_FOLD) await fold(store, 'postgres');
     await time(store, 'postgres');
     await store.close();
   } finally {

@@ -4,6 +4,7 @@ import { pipelineVersionHash } from '../core/validate.js';
 import { DEFAULT_INLINE_LIMIT, type ArtifactStore } from '../artifacts/artifact-store.js';
 import { openArtifactStore } from '../artifacts/open-artifact-store.js';
 import { CronTriggers } from './cron-triggers.js';
+import { PeriodicStatsFold } from './stats-fold.js';
 import { parseRetention, PeriodicPrune, pruneRuns, type PruneOptions, type PruneReport } from './retention.js';
 import type { StepRegistry, StepType } from '../steps/step-type.js';
 import type { CreatedRun, HumanDecision, PipelineSource, RunRecord, Store, StoredPipeline, TransitionResult } from '../store/store.js';
@@ -383,9 +384,10 @@ export class Engine {
 
   /**
    * Starts what the leading process of the store does besides reaping: firing cron triggers and pruning on a
-   * timer (`pruneEveryMs`, default 1 h), each only while {@link isLeading}. Returns a function that stops them.
+   * timer (`pruneEveryMs`, default 1 h), folding finished runs into the stats rollup (`statsFoldEveryMs`, default
+   * 10 s), each only while {@link isLeading}. Returns a function that stops them.
    */
-  startSchedules(options: { cron?: boolean; pruneEveryMs?: number; onError?: (err: unknown) => void; onPruned?: (report: PruneReport) => void } = {}): () => Promise<void> {
+  startSchedules(options: { cron?: boolean; pruneEveryMs?: number; statsFoldEveryMs?: number; onError?: (err: unknown) => void; onPruned?: (report: PruneReport) => void } = {}): () => Promise<void> {
     const onError = options.onError ?? this.onError;
     const isLeading = () => this.isLeading();
     const cron = options.cron === false ? undefined : new CronTriggers(this, { onError, isLeading });
@@ -393,11 +395,14 @@ export class Engine {
     const prune = new PeriodicPrune(deps, { isLeading, onError, ...(options.pruneEveryMs === undefined ? {} : { everyMs: options.pruneEveryMs }), ...(options.onPruned ? { onPruned: options.onPruned } : {}) });
     void cron?.start();
     prune.start();
+    const statsFold = new PeriodicStatsFold(this.store, { now: deps.now, isLeading, onError, ...(options.statsFoldEveryMs === undefined ? {} : { everyMs: options.statsFoldEveryMs }) });
+    statsFold.start();
     const stop = async () => {
       const i = this.scheduleStops.indexOf(stop);
       if (i >= 0) this.scheduleStops.splice(i, 1);
       cron?.stop();
       await prune.stop();
+      await statsFold.stop();
     };
     this.scheduleStops.push(stop);
     return stop;

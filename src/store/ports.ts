@@ -1,3 +1,4 @@
+import type { FoldOptions, FoldReport } from './stats/rollup.js';
 import type { FlowPort } from './flow/flow-port.js';
 import type { WaitPort } from './waits-port.js';
 import type { CacheParts } from '../core/cache-key.js';
@@ -257,6 +258,13 @@ export interface OperationsPort {
    * `series`, also per time bucket (for charts).
    */
   pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats>;
+  /**
+   * One turn of the stats fold at `now` (the leader's clock): folds finished runs into the stats rollup up to
+   * `now - lagMs`, about `maxRuns` runs at a time (src/store/stats/rollup.ts). Call again while `done` is false.
+   */
+  foldStats?(now: number, options?: FoldOptions): Promise<FoldReport>;
+  /** Folds the stats rollup again up to `before` after a prune of `pipeline` removed runs (and their child runs). */
+  refoldStats?(pipeline: string, before: number): Promise<number>;
 
   /**
    * Claims one firing slot of a cron trigger (`slot` = the scheduled time, epoch ms). True for exactly one

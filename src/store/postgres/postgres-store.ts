@@ -1,5 +1,7 @@
 import { claimCronSlot, lastCronSlot } from '../cron/cron-slots.js';
 import { pruneRuns, type PruneRequest, type PruneResult } from '../retention/prune.js';
+import type { FoldOptions, FoldReport } from '../stats/rollup.js';
+import { PgStats } from '../stats/pg-stats.js';
 import type pg from 'pg';
 import type { CacheParts, FileHashes } from '../../core/cache-key.js';
 import type { Pipeline } from '../../core/model.js';
@@ -53,7 +55,6 @@ import { PgFeatureRunner, TxOpener } from './pg-run-transitions.js';
 import { anyHeldRuns, pendingDebounce, releaseHeldRuns, runFlow } from '../flow/flow-ops.js';
 import type { Rule } from '../ledger/effects.js';
 import type { RunFlow } from '../flow/flow-port.js';
-import { pgPipelineStats } from '../stats/pg-stats.js';
 import { saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { listEventsStatement, listRunsStatement, toLogLine, type LogRow } from './pg-run-list.js';
 import { controlRun, rollbackRun } from '../ledger/outcomes.js';
@@ -94,6 +95,8 @@ export class PostgresStore extends StoreFeatures implements Store {
   private readonly health: ConnectionHealth;
   private readonly onError: (err: unknown) => void;
   private closed = false;
+  /** Pipeline stats from the stats rollup, and its fold (../stats/pg-stats.ts). */
+  private readonly stats = new PgStats((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
   /** Datasets, eval cases, derived values, tokens, trigger slots: rules written once (../features), run here. */
   protected readonly features = new PgFeatureRunner((fn) => transaction(this.pool, this.health.retryPolicy(), fn));
 
@@ -361,7 +364,15 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
-    return pgPipelineStats((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values)), pipeline, since, series);
+    return this.stats.pipelineStats(pipeline, since, series);
+  }
+
+  foldStats(now: number, options?: FoldOptions): Promise<FoldReport> {
+    return this.stats.foldStats(now, options);
+  }
+
+  refoldStats(pipeline: string, before: number): Promise<number> {
+    return this.stats.refoldStats(pipeline, before);
   }
 
   claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import type { FoldOptions, FoldReport } from '../stats/rollup.js';
 import { SqliteStats } from '../stats/sqlite-stats.js';
 import type { DurationStats, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
 
@@ -13,6 +14,16 @@ export class SqliteOperations {
   /** Counts, sums and percentiles computed by SQLite with bounded memory (../stats/sqlite-stats.ts). */
   pipelineStats(pipeline: string, since: number, series?: SeriesOptions): PipelineStats {
     return this.stats.pipelineStats(pipeline, since, series);
+  }
+
+  /** One turn of the stats fold (../stats/rollup.ts). */
+  foldStats(now: number, options?: FoldOptions): FoldReport {
+    return this.stats.foldStats(now, options);
+  }
+
+  /** Folds the stats rollup again up to `before` after a prune. */
+  refoldStats(pipeline: string, before: number): number {
+    return this.stats.refoldStats(pipeline, before);
   }
 }
 

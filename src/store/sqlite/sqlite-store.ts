@@ -1,3 +1,4 @@
+import type { FoldOptions, FoldReport } from '../stats/rollup.js';
 import { SqliteCronSlots } from '../cron/cron-slots.js';
 import { SqlitePruner } from '../retention/sqlite-prune.js';
 import type { PruneRequest, PruneResult } from '../retention/prune.js';
@@ -142,6 +143,14 @@ export class SqliteStore extends StoreFeatures implements Store {
 
   async pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
     return this.ops.pipelineStats(pipeline, since, series);
+  }
+
+  async foldStats(now: number, options?: FoldOptions): Promise<FoldReport> {
+    return this.ops.foldStats(now, options);
+  }
+
+  async refoldStats(pipeline: string, before: number): Promise<number> {
+    return this.ops.refoldStats(pipeline, before);
   }
 
   async claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {

@@ -1,93 +1,110 @@
 import type pg from 'pg';
-import type { DurationStats, PipelineStats, SeriesOptions, StatsBucket } from '../store.js';
-import { noDurations } from './percentiles.js';
-import { assembleSteps, emptyBuckets, type StepStatusRow } from './sqlite-stats.js';
-
-/**
- * Pipeline stats on PostgreSQL, computed by the server: counts, sums and nearest-rank percentiles
- * (`percentile_disc`, which takes the first value whose rank reaches the fraction, as `durationStats` does).
- * Only aggregates cross the wire.
- */
-const SQL = {
-  // $1 pipeline $2 since
-  runs: `SELECT status, count(*) AS n FROM runs WHERE pipeline = $1 AND created_at >= $2 GROUP BY status`,
-  // $1 pipeline $2 since
-  runDurations: `SELECT count(*) AS count, percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY finished_at - COALESCE(started_at, created_at)) AS p
-                 FROM runs WHERE pipeline = $1 AND created_at >= $2 AND finished_at IS NOT NULL`,
-  // $1 pipeline $2 since
-  stepStatuses: `SELECT s.name, s.status, MIN(s.seq) AS seq, count(*) AS n FROM steps s JOIN runs r ON r.id = s.run_id
-                 WHERE r.pipeline = $1 AND r.created_at >= $2 GROUP BY s.name, s.status`,
-  // $1 pipeline $2 since: finished attempts per step, percentiles of those with a duration, and their usage
-  attempts: `SELECT a.step, count(*) AS attempts, count(a.processing_ms) AS timed,
-                    percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY a.processing_ms) AS p,
-                    COALESCE(sum((a.usage->>'tokensIn')::float8), 0) AS tokens_in, COALESCE(sum((a.usage->>'tokensOut')::float8), 0) AS tokens_out,
-                    COALESCE(sum((a.usage->>'cost')::float8), 0) AS cost
-             FROM attempts a JOIN runs r ON r.id = a.run_id
-             WHERE r.pipeline = $1 AND r.created_at >= $2 AND a.finished_at IS NOT NULL GROUP BY a.step`,
-  // $1 pipeline $2 since $3 until $4 width $5 last bucket: runs per bucket and status
-  seriesRuns: `SELECT LEAST($5::int, GREATEST(0, floor((created_at - $2) / $4::float8)::int)) AS bucket, status, count(*) AS n
-               FROM runs WHERE pipeline = $1 AND created_at >= $2 AND created_at < $3 GROUP BY bucket, status`,
-  // $1 pipeline $2 since $3 until $4 width $5 last bucket: run durations per bucket
-  seriesDurations: `SELECT LEAST($5::int, GREATEST(0, floor((created_at - $2) / $4::float8)::int)) AS bucket, count(*) AS count,
-                           percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY finished_at - COALESCE(started_at, created_at)) AS p
-                    FROM runs WHERE pipeline = $1 AND created_at >= $2 AND created_at < $3 AND finished_at IS NOT NULL GROUP BY bucket`,
-  // $1 pipeline $2 since $3 until $4 width $5 last bucket: usage per bucket of the attempt's run creation
-  seriesUsage: `SELECT LEAST($5::int, GREATEST(0, floor((r.created_at - $2) / $4::float8)::int)) AS bucket,
-                       COALESCE(sum((a.usage->>'tokensIn')::float8), 0) AS tokens_in, COALESCE(sum((a.usage->>'tokensOut')::float8), 0) AS tokens_out,
-                       COALESCE(sum((a.usage->>'cost')::float8), 0) AS cost
-                FROM attempts a JOIN runs r ON r.id = a.run_id
-                WHERE r.pipeline = $1 AND r.created_at >= $2 AND r.created_at < $3 AND a.usage IS NOT NULL GROUP BY bucket`,
-} as const;
+import type { PipelineStats, SeriesOptions } from '../store.js';
+import { foldBatch, refoldPlan, refoldRange, statsQuery, type FoldOptions, type FoldReport, type Row, type Rule } from './rollup.js';
+import { REFOLD_MINUTES } from './sqlite-stats.js';
+import { statsSql } from './stats-sql.js';
+import { type RollupRow } from './tally.js';
 
 type Query = <R extends pg.QueryResultRow>(sql: string, values: unknown[]) => Promise<pg.QueryResult<R>>;
+type Transaction = <T>(fn: (client: pg.ClientBase) => Promise<T>) => Promise<T>;
 
-interface PercentileRow {
-  count: string | number;
-  p: Array<string | number> | null;
+const SQL = statsSql('pg');
+/** Rollup rows per INSERT. */
+const INSERT_CHUNK = 5000;
+
+const used = new Map<string, number>();
+
+/** The parameters a statement uses (rules pass the same list to statements that use a prefix of it). */
+function fit(text: string, params: unknown[]): unknown[] {
+  let n = used.get(text);
+  if (n === undefined) used.set(text, (n = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])))));
+  return params.length > n ? params.slice(0, n) : params;
 }
 
-function toDuration(row: PercentileRow | undefined, count = Number(row?.count ?? 0)): DurationStats {
-  if (!row?.p || count === 0) return noDurations(count);
-  const [p50, p95, p99] = row.p.map(Number);
-  return { count, p50: p50 ?? null, p95: p95 ?? null, p99: p99 ?? null };
-}
-
-/** What `Store.pipelineStats` answers, over the store's statement runner. */
-export async function pgPipelineStats(query: Query, pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
-  const rows = async <R extends pg.QueryResultRow>(key: keyof typeof SQL, values: unknown[]) => (await query<R>(SQL[key], values)).rows;
-  const params = [pipeline, since];
-  const byStatus = Object.fromEntries((await rows<{ status: string; n: string }>('runs', params)).map((r) => [r.status, Number(r.n)]));
-  const [runDurations] = await rows<PercentileRow>('runDurations', params);
-  const statuses = await rows<StepStatusRow & pg.QueryResultRow>('stepStatuses', params);
-  const attempts = await rows<PercentileRow & { step: string; attempts: string; timed: string; tokens_in: number; tokens_out: number; cost: number }>('attempts', params);
-  const durations = new Map<string | number, DurationStats>(attempts.map((a) => [a.step, toDuration(a, Number(a.timed))]));
-  const sum = (k: 'tokens_in' | 'tokens_out' | 'cost') => attempts.reduce((acc, a) => acc + Number(a[k]), 0);
-  const stats: PipelineStats = {
-    pipeline,
-    since,
-    runs: { byStatus, duration: toDuration(runDurations) },
-    steps: assembleSteps(statuses, attempts, durations),
-    tokensIn: sum('tokens_in'),
-    tokensOut: sum('tokens_out'),
-    cost: sum('cost'),
-  };
-  return series ? { ...stats, series: await seriesOf(rows, pipeline, since, series) } : stats;
-}
-
-async function seriesOf(
-  rows: <R extends pg.QueryResultRow>(key: keyof typeof SQL, values: unknown[]) => Promise<R[]>,
-  pipeline: string,
-  since: number,
-  series: SeriesOptions,
-): Promise<StatsBucket[]> {
-  const count = Math.max(1, Math.floor(series.buckets));
-  const width = Math.max(1, (series.until - since) / count);
-  const params = [pipeline, since, series.until, width, count - 1];
-  const buckets = emptyBuckets(since, width, count);
-  for (const r of await rows<{ bucket: number; status: string; n: string }>('seriesRuns', params)) buckets[r.bucket]!.byStatus[r.status] = Number(r.n);
-  for (const r of await rows<PercentileRow & { bucket: number }>('seriesDurations', params)) buckets[r.bucket]!.duration = toDuration(r);
-  for (const u of await rows<{ bucket: number; tokens_in: number; tokens_out: number; cost: number }>('seriesUsage', params)) {
-    Object.assign(buckets[u.bucket]!, { tokensIn: Number(u.tokens_in), tokensOut: Number(u.tokens_out), cost: Number(u.cost) });
+/** Runs a rule of ./rollup.ts over `query`, in whatever transaction the caller holds. */
+export async function runPgRule<T>(query: Query, rule: Rule<T>): Promise<T> {
+  let step = rule.next(undefined as never);
+  while (!step.done) {
+    const op = step.value;
+    let rows: Row[] = [];
+    if ('read' in op && BY_KEY.has(op.read)) {
+      await query(JOINS_BY_KEY, ['off']);
+      rows = (await query(SQL.read[op.read], fit(SQL.read[op.read], op.params))).rows;
+      await query(JOINS_BY_KEY, ['on']);
+    } else if ('read' in op) rows = (await query(SQL.read[op.read], fit(SQL.read[op.read], op.params))).rows;
+    else if ('write' in op) await query(SQL.write[op.write], fit(SQL.write[op.write], op.params));
+    else for (let i = 0; i < op.insert.length; i += INSERT_CHUNK) await insert(query, op.insert.slice(i, i + INSERT_CHUNK));
+    step = rule.next(rows);
   }
-  return buckets;
+  return step.value;
+}
+
+/** Rollup rows in one statement, one array per column. */
+async function insert(query: Query, rows: RollupRow[]): Promise<void> {
+  const bytes = (b: Uint8Array | undefined) => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength) : null);
+  await query(`INSERT INTO stats_rollup (pipeline, minute, children, cells, runs) SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bytea[], $5::bytea[])`, [
+    rows.map((r) => r.pipeline),
+    rows.map((r) => r.minute),
+    rows.map((r) => r.children ?? 0),
+    rows.map((r) => bytes(r.cells)),
+    rows.map((r) => bytes(r.runs)),
+  ]);
+}
+
+/** No JIT: the stats statements are short, and compiling a plan took longer than running it. */
+const PLAN = 'SET LOCAL jit = off';
+
+/**
+ * Statements that read the runs of listed minutes, and their steps and attempts, by key. The planner cannot
+ * estimate a list of minutes and may hash the whole attempts table to read a few thousand rows: hash and merge
+ * joins are off for these statements only.
+ */
+const BY_KEY: ReadonlySet<string> = new Set(['qmRuns', 'qmSteps', 'qmAttempts', 'qmUsage']);
+const JOINS_BY_KEY = `SELECT set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $1, true)`;
+
+/** One fold at a time across processes: the fold's transactions take this advisory lock. */
+const FOLD_LOCK = `SELECT pg_advisory_xact_lock(hashtext('sluice:stats-fold'))`;
+
+/**
+ * Pipeline stats on PostgreSQL from the stats rollup (./rollup.ts): a question reads in one REPEATABLE READ
+ * transaction (one snapshot of the rollup and the raw rows); each turn of the fold, and each day folded again after
+ * a prune, is one transaction holding the fold lock.
+ */
+export class PgStats {
+  constructor(private readonly tx: Transaction) {}
+
+  pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
+    return this.tx(async (c) => {
+      await c.query(`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; ${PLAN}`);
+      return runPgRule((text, values) => c.query(text, values), statsQuery(pipeline, since, series));
+    });
+  }
+
+  foldStats(now: number, options?: FoldOptions): Promise<FoldReport> {
+    return this.locked((q) => runPgRule(q, foldBatch(now, options)));
+  }
+
+  /** Folds again what a prune of `pipeline` before `before` made stale (`refoldPlan`), a day per transaction. */
+  async refoldStats(pipeline: string, before: number): Promise<number> {
+    let runs = 0;
+    for (const { pipeline: p, first, end } of await this.tx((c) => runPgRule((text, values) => c.query(text, values), refoldPlan(pipeline, before)))) {
+      for (let from = first; from < end; from += REFOLD_MINUTES) {
+        runs += await this.locked((q) => runPgRule(q, refoldRange(p, from, Math.min(end, from + REFOLD_MINUTES))));
+      }
+    }
+    return runs;
+  }
+
+
+  private locked<T>(fn: (q: Query) => Promise<T>): Promise<T> {
+    return this.tx(async (c) => {
+      await c.query(`${PLAN}; ${FOLD_LOCK}`);
+      return fn((text, values) => c.query(text, values));
+    });
+  }
+}
+
+/** What `Store.pipelineStats` answers, over a runner of single statements (each its own transaction). */
+export function pgPipelineStats(query: Query, pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
+  return runPgRule(query, statsQuery(pipeline, since, series));
 }

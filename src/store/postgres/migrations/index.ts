@@ -12,6 +12,7 @@ import { sql as runTraces } from './012-run-traces.js';
 import { sql as retention } from './013-retention.js';
 import { sql as flowControl } from './015-flow-control.js';
 import { sql as waits } from './016-waits.js';
+import { sql as statsRollup } from './017-stats-rollup.js';
 import { sql as leanAttempts } from './018-lean-attempts.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
@@ -31,5 +32,6 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 13, name: 'retention', sql: retention },
   { id: 15, name: 'flow-control', sql: flowControl },
   { id: 16, name: 'waits', sql: waits },
+  { id: 17, name: 'stats-rollup', sql: statsRollup },
   { id: 18, name: 'lean-attempts', sql: leanAttempts },
 ];

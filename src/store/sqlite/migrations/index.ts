@@ -12,6 +12,7 @@ import { sql as runTraces } from './011-run-traces.js';
 import { sql as retention } from './012-retention.js';
 import { sql as flowControl } from './014-flow-control.js';
 import { sql as waits } from './015-waits.js';
+import { sql as statsRollup } from './016-stats-rollup.js';
 import { sql as leanAttempts } from './017-lean-attempts.js';
 
 /** Numbered, append-only migrations of the SQLite backend. */
@@ -30,5 +31,6 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 12, name: 'retention', sql: retention },
   { id: 14, name: 'flow-control', sql: flowControl },
   { id: 15, name: 'waits', sql: waits },
+  { id: 16, name: 'stats-rollup', sql: statsRollup },
   { id: 17, name: 'lean-attempts', sql: leanAttempts },
 ];
