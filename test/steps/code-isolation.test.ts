@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { SluiceError } from '../../src/core/errors.js';
 import { createCodeStep, type CodeConfig } from '../../src/steps/code/code-step.js';
+import { USER_FILE, wrapUserCode, wrappedFunctionText } from '../../src/steps/code/guest-source.js';
 import { configureSandboxPool, SandboxPool } from '../../src/steps/code/sandbox-pool.js';
+import type { SandboxTask } from '../../src/steps/code/sandbox.js';
 import type { StepContext } from '../../src/steps/step-type.js';
 import { createTestContext } from '../fixtures/steps/step-context.js';
 
@@ -108,4 +110,25 @@ describe('code sandbox: limits enforced from outside', () => {
     }
     expect(grown).toBeLessThan(150 * 1024 * 1024);
   });
+});
+
+describe('code sandbox: what crosses to the main thread', () => {
+  function task(code: string, memory = 256 * 1024 * 1024): SandboxTask {
+    return { functionSource: wrapUserCode(code), functionText: wrappedFunctionText(code), fileName: USER_FILE, payload: '{}', timeoutMs: 30_000, memoryBytes: memory, maxOutputChars: 1024 * 1024 };
+  }
+  const call = { signal: new AbortController().signal, log: () => undefined };
+
+  it('carries a huge thrown message and a huge output out of the sandbox thread already cut', async () => {
+    const pool = new SandboxPool({ size: 1 });
+    try {
+      // 50 million characters copied out and posted to the main thread stalled it for tens of ms per step.
+      const thrown = await pool.run(task('}); throw new Error("t".repeat(5e7)); (function () {'), call);
+      expect(thrown).toMatchObject({ status: 'threw', error: { message: expect.stringContaining('more characters cut') } });
+      expect(JSON.stringify(thrown).length).toBeLessThan(4_000);
+      const output = await pool.run(task('return "z".repeat(5e6)'), call);
+      expect(output).toEqual({ status: 'output_too_large', chars: expect.any(Number) });
+    } finally {
+      await pool.close();
+    }
+  }, 30_000);
 });

@@ -320,6 +320,21 @@ function createHostLog(context: QuickJSContext, reader: GuestReader, log: Sandbo
   };
 }
 
+/**
+ * Length of the primitive string in `handle` (the caller checked its type). `context.getLength` answers only for
+ * objects and gives undefined for a primitive string, which let every length check pass and copied strings of any
+ * size out (a 50-million-character error message crossed to the main thread). A primitive's `length` is its own
+ * and cannot be redefined by user code.
+ */
+function stringLength(context: QuickJSContext, handle: QuickJSHandle): number {
+  const length = context.getProp(handle, 'length');
+  try {
+    return context.typeof(length) === 'number' ? context.getNumber(length) : Number.POSITIVE_INFINITY;
+  } finally {
+    length.dispose();
+  }
+}
+
 /** Copies values out of the sandbox with their length checked first. */
 class GuestReader {
   slice: QuickJSHandle | undefined;
@@ -333,7 +348,7 @@ class GuestReader {
   string(handle: QuickJSHandle, maxChars: number): string | undefined {
     const { context } = this;
     if (context.typeof(handle) !== 'string') return undefined;
-    const chars = context.getLength(handle) ?? 0;
+    const chars = stringLength(context, handle);
     if (chars <= maxChars) return context.getString(handle);
     if (this.slice === undefined) return `(a string of ${chars} characters)`;
     const start = context.newNumber(0);
@@ -345,7 +360,7 @@ class GuestReader {
       cut.error.dispose();
       return `(a string of ${chars} characters)`;
     }
-    const head = context.typeof(cut.value) === 'string' && (context.getLength(cut.value) ?? 0) <= maxChars ? context.getString(cut.value) : '';
+    const head = context.typeof(cut.value) === 'string' && stringLength(context, cut.value) <= maxChars ? context.getString(cut.value) : '';
     cut.value.dispose();
     return `${head}... (${chars - head.length} more characters cut)`;
   }
@@ -405,7 +420,7 @@ function readOutput(reader: GuestReader, value: QuickJSHandle, maxChars: number)
     if (context.typeof(value) !== 'string') {
       return { status: 'threw', error: { name: 'Error', message: 'the sandbox driver was tampered with', stack: '' } };
     }
-    const chars = context.getLength(value) ?? 0;
+    const chars = stringLength(context, value);
     if (chars > maxChars) return { status: 'output_too_large', chars };
     return { status: 'returned', text: context.getString(value) };
   } finally {
