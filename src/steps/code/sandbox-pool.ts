@@ -1,13 +1,15 @@
-import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { startModuleThread } from './thread-start.js';
+import type { LogStream } from '../step-type.js';
+import { checkedSandboxOptions, checkedSize, defaultPoolSize, sandboxPoolSettings, type CodeSandboxOptions, type SandboxPoolSettings } from './sandbox-pool-options.js';
+import type { SandboxResult, SandboxTask } from './sandbox.js';
+import type { ThreadReply, ThreadRequest, ThreadSetup } from './sandbox-protocol.js';
+
+export { defaultPoolSize } from './sandbox-pool-options.js';
+export type { CodeSandboxOptions } from './sandbox-pool-options.js';
 
 /** Time between two thread terminations (see {@link SandboxPool} kill). */
 const TERMINATE_GAP_MS = 20;
-import { SluiceError } from '../../core/errors.js';
-import type { LogStream } from '../step-type.js';
-import type { SandboxResult, SandboxTask } from './sandbox.js';
-import type { ThreadReply, ThreadRequest } from './sandbox-protocol.js';
 
 /** Options of a {@link SandboxPool}. */
 export interface SandboxPoolOptions {
@@ -20,8 +22,10 @@ export interface SandboxPoolOptions {
   graceMs?: number;
   /** A thread whose WASM memory grew beyond this is replaced after its task, returning the memory. Default: 128 MiB. */
   recycleBytes?: number;
-  /** An idle thread exits after this long. Default: 30 s. */
+  /** An idle thread exits after this long; 0 ends each thread after its task. Default: 30 s. */
   idleMs?: number;
+  /** Niceness of the threads on Linux (see {@link CodeSandboxOptions}); 0 leaves it as it is. Default: 10. */
+  nice?: number;
 }
 
 /** What one execution needs from its caller while it runs. */
@@ -47,18 +51,6 @@ interface Thread {
   dead: boolean;
 }
 
-/** The pool's size from `SLUICE_CODE_WORKERS`, else min(4, cores). */
-export function defaultPoolSize(): number {
-  const configured = process.env['SLUICE_CODE_WORKERS'];
-  if (configured === undefined || configured.trim() === '') return Math.max(1, Math.min(4, availableParallelism()));
-  return checkedSize(Number(configured), 'SLUICE_CODE_WORKERS');
-}
-
-function checkedSize(size: number, name: string): number {
-  if (Number.isInteger(size) && size >= 1) return size;
-  throw new SluiceError('VALIDATION_FAILED', `${name} must be a positive integer (the number of code sandbox threads), got ${JSON.stringify(String(size))}`);
-}
-
 /**
  * Runs sandboxes in worker threads, so user code at its CPU limit never blocks the event loop that serves
  * HTTP, heartbeats and other runs. Tasks beyond `size` wait in order. A thread that overruns its deadline or
@@ -72,13 +64,15 @@ export class SandboxPool {
   private size: number;
   private readonly graceMs: number;
   private readonly recycleBytes: number;
-  private readonly idleMs: number;
+  private idleMs: number;
+  private nice: number;
 
   constructor(options: SandboxPoolOptions = {}) {
     this.size = options.size === undefined ? defaultPoolSize() : checkedSize(options.size, 'size');
     this.graceMs = options.graceMs ?? 250;
     this.recycleBytes = options.recycleBytes ?? 128 * 1024 * 1024;
     this.idleMs = options.idleMs ?? 30_000;
+    this.nice = options.nice ?? 10;
   }
 
   /** Threads started and not yet exited. */
@@ -91,6 +85,19 @@ export class SandboxPool {
     this.size = checkedSize(size, 'codeWorkers');
     for (const thread of this.threads) if (thread.job === null && this.threads.size > size) this.retire(thread);
     this.dispatch();
+  }
+
+  /**
+   * Applies the settings given (checked already): the size at once (threads beyond it exit when idle), the idle
+   * timeout from each thread's next rest; idle threads of another niceness exit, so the next task gets a new one.
+   */
+  configure(settings: Partial<SandboxPoolSettings>): void {
+    if (settings.idleMs !== undefined) this.idleMs = settings.idleMs;
+    if (settings.nice !== undefined && settings.nice !== this.nice) {
+      this.nice = settings.nice;
+      for (const thread of this.threads) if (thread.job === null) this.retire(thread);
+    }
+    if (settings.size !== undefined) this.resize(settings.size);
   }
 
   /** Runs `task` in a thread of the pool; resolves with how it ended (never rejects). */
@@ -143,7 +150,8 @@ export class SandboxPool {
   }
 
   private spawn(): Thread {
-    const worker = startModuleThread(import.meta.url, 'sandbox-thread');
+    const setup: ThreadSetup = { nice: this.nice };
+    const worker = startModuleThread(import.meta.url, 'sandbox-thread', setup);
     const thread: Thread = { worker, cancel: new Int32Array(new SharedArrayBuffer(4)), job: null, timer: null, dead: false };
     worker.on('message', (reply: ThreadReply) => this.onReply(thread, reply));
     worker.on('error', (err) => this.onExit(thread, err.message));
@@ -236,11 +244,18 @@ let shared: SandboxPool | undefined;
 
 /** The process's pool, shared by every `code` step of every engine (threads are a per-process resource). */
 export function sandboxPool(): SandboxPool {
-  shared ??= new SandboxPool();
+  shared ??= new SandboxPool(sandboxPoolSettings());
   return shared;
 }
 
-/** Sets the size of the process's pool (engine option `codeWorkers`). */
-export function configureSandboxPool(size: number): void {
-  sandboxPool().resize(size);
+/**
+ * Configures the process's pool: a number sets its size (engine option `codeWorkers`), options change what they
+ * name (engine option `codeSandbox`) and keep the rest. Either way the pool is created first if need be, from the
+ * environment, so bad `SLUICE_CODE_*` values are refused here too. Bad values throw `VALIDATION_FAILED`.
+ */
+export function configureSandboxPool(options?: number | CodeSandboxOptions): void {
+  if (typeof options === 'number') return sandboxPool().resize(options);
+  // Checked before the pool exists, so a bad option is named as itself even when the environment is bad too.
+  const settings = options === undefined ? {} : checkedSandboxOptions(options);
+  sandboxPool().configure(settings);
 }

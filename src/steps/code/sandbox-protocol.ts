@@ -14,3 +14,9 @@ export type ThreadReply =
   | { id: number; type: 'logs'; lines: SandboxLogLine[] }
   | { id: number; type: 'started' }
   | { id: number; type: 'done'; result: SandboxResult; wasmBytes: number };
+
+/** What a sandbox thread is started with (its `workerData`). */
+export interface ThreadSetup {
+  /** Niceness the thread gives itself before it runs anything (Linux); 0 keeps the process's. */
+  nice: number;
+}

@@ -3,14 +3,17 @@
  * are posted in batches (log-batch.ts), the start of user code as it happens; cancellation arrives through shared memory, because
  * the thread's own event loop is blocked while the sandbox runs.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { LogBatch } from './log-batch.js';
 import { runInSandbox, wasmBytes } from './sandbox.js';
-import type { ThreadReply, ThreadRequest } from './sandbox-protocol.js';
+import type { ThreadReply, ThreadRequest, ThreadSetup } from './sandbox-protocol.js';
+import { niceThisThread } from './thread-priority.js';
 import { errorMessage } from '../../core/errors.js';
 
 if (parentPort === null) throw new Error('sandbox-thread must run in a worker thread');
 const port = parentPort;
+// With the CPU short, the main thread's event loop (HTTP, heartbeats) goes before sandboxes.
+niceThisThread((workerData as ThreadSetup | undefined)?.nice ?? 0);
 const post = (reply: ThreadReply) => port.postMessage(reply);
 
 port.on('message', (request: ThreadRequest) => void handle(request));
