@@ -20,3 +20,17 @@ export interface ThreadSetup {
   /** Niceness the thread gives itself before it runs anything (Linux); 0 keeps the process's. */
   nice: number;
 }
+
+/** What the engine sends a sandbox process: a task to run, or the cancel of the one it runs. */
+export type ProcessRequest = { type: 'run'; id: number; task: SandboxTask } | { type: 'cancel'; id: number };
+
+/** What a sandbox process sends back: console lines as they come, then how the task ended. */
+export type ProcessReply = { id: number; type: 'logs'; lines: SandboxLogLine[] } | { id: number; type: 'done'; result: SandboxResult };
+
+/** What a sandbox process is started with (JSON in its one argument). */
+export interface ProcessSetup {
+  /** Niceness of the process and of its scheduling group (Linux); 0 keeps the engine's. */
+  nice: number;
+  /** How far past its time limit a task may go before its thread is terminated, in ms. */
+  graceMs: number;
+}
