@@ -59,18 +59,27 @@ describe.runIf(process.platform === 'linux')('code sandbox processes', () => {
     expect(await step.execute(createTestContext(process.cwd()).ctx, { code: 'return 40 + 2' })).toBe(42);
   }, 30_000);
 
-  it('ends its processes on close, and a cancelled step leaves no sandbox running', async () => {
+  it('ends the process of a cancelled step, and every process on close', async () => {
     const pool = sandboxPool();
-    const { ctx, controller } = createTestContext(process.cwd(), { log: () => controller.abort() });
+    let running: number[] = [];
+    const { ctx, controller } = createTestContext(process.cwd(), {
+      log: () => {
+        running = pool.pids;
+        controller.abort();
+      },
+    });
     const error = await step.execute(ctx, { code: 'console.log("go"); while (true) {}', timeout: '60s' }).then(
       () => undefined,
       (err: SluiceError) => err,
     );
     expect(error?.code).toBe('CANCELLED');
-    const pids = pool.pids;
-    expect(pids.length).toBeGreaterThan(0);
+    expect(running.length).toBeGreaterThan(0);
+    await waitFor(() => !running.some(isRunning), 'the cancelled sandbox process to end');
+    expect(await step.execute(createTestContext(process.cwd()).ctx, { code: 'return 7' })).toBe(7);
+    const idle = pool.pids;
+    expect(idle.length).toBeGreaterThan(0);
     await pool.close();
     expect(pool.processCount).toBe(0);
-    await waitFor(() => !pids.some(isRunning), 'the sandbox processes to end');
+    await waitFor(() => !idle.some(isRunning), 'the idle sandbox processes to end');
   }, 30_000);
 });

@@ -9,20 +9,22 @@ export { defaultPoolSize } from './sandbox-pool-options.js';
 export type { CodeSandboxOptions } from './sandbox-pool-options.js';
 
 /**
- * How long past its own watchdog a sandbox process may stay silent before it is killed. The process enforces the
- * time limit itself (its thread is terminated `graceMs` past it); this only catches a process that stopped answering.
+ * How long a task may wait for user code to start (the process starting, its WASM module loading) before the
+ * process is killed as stuck: generous, as a loaded machine is slow; it only catches a process that stopped answering.
  */
-const BACKSTOP_MS = 10_000;
+const START_LIMIT_MS = 30_000;
 
 /** Options of a {@link SandboxPool}. */
 export interface SandboxPoolOptions {
   /** Sandbox processes running at once. Default: `SLUICE_CODE_WORKERS`, else min(4, cores). */
   size?: number;
   /**
-   * How long past its time limit, or its cancel, a sandbox may go before its thread is terminated (one long native
-   * call, such as a huge `JSON.parse`, does not reach the interrupt handler). Default: 250 ms.
+   * How long past its time limit a sandbox may go before its process is killed (one long native call, such as a
+   * huge `JSON.parse`, does not reach the interrupt handler). Default: 250 ms.
    */
   graceMs?: number;
+  /** A process whose WASM memory grew beyond this is replaced after its task, returning the memory. Default: 128 MiB. */
+  recycleBytes?: number;
   /** An idle process exits after this long; 0 ends each process after its task. Default: 30 s. */
   idleMs?: number;
   /** Niceness of the processes (see {@link CodeSandboxOptions}); 0 leaves it as it is. Default: 10. */
@@ -46,17 +48,18 @@ interface Job {
 interface Sandbox {
   child: ChildProcess;
   job: Job | null;
-  /** Backstop of the running job, or the idle timer. */
+  /** Watchdog of the running job, or the idle timer. */
   timer: NodeJS.Timeout | null;
   dead: boolean;
 }
 
 /**
- * Runs sandboxes in child processes, so user code at its limits never blocks the event loop that serves HTTP,
- * heartbeats and other runs, nor shares its address space or (on Linux with autogrouping) its share of the CPU.
- * Tasks beyond `size` wait in order. Each process runs one task at a time in a thread of its own and enforces the
- * time limit, cancels and memory recycling itself; a process that exits is replaced by the next task, one that stops
- * answering is killed, and a process whose engine is gone exits. Idle processes do not keep the engine alive.
+ * Runs sandboxes in child processes (sandbox-process.ts), so user code at its limits never blocks the event loop
+ * that serves HTTP, heartbeats and other runs, nor shares its address space or (on Linux with autogrouping) its share
+ * of the CPU. Tasks beyond `size` wait in order. A process enforces the time limit itself; one that overruns it (one
+ * long native call) or whose task is cancelled is killed, and so is one whose WASM memory grew (it never shrinks
+ * while the process lives), after its task. The next task gets a fresh process. Idle processes do not keep the
+ * engine alive; a process whose engine is gone exits.
  */
 export class SandboxPool {
   private readonly sandboxes = new Set<Sandbox>();
@@ -64,12 +67,14 @@ export class SandboxPool {
   private nextId = 1;
   private size: number;
   private readonly graceMs: number;
+  private readonly recycleBytes: number;
   private idleMs: number;
   private nice: number;
 
   constructor(options: SandboxPoolOptions = {}) {
     this.size = options.size === undefined ? defaultPoolSize() : checkedSize(options.size, 'size');
     this.graceMs = options.graceMs ?? 250;
+    this.recycleBytes = options.recycleBytes ?? 128 * 1024 * 1024;
     this.idleMs = options.idleMs ?? 30_000;
     this.nice = options.nice ?? 10;
   }
@@ -148,12 +153,12 @@ export class SandboxPool {
     sandbox.job = job;
     // A busy process keeps the engine alive, as a pending step would.
     this.hold(sandbox, true);
-    sandbox.timer = setTimeout(() => void this.kill(sandbox, { status: 'timeout' }), job.task.timeoutMs + this.graceMs + BACKSTOP_MS);
-    this.send(sandbox, { type: 'run', id: job.id, task: job.task });
+    sandbox.timer = setTimeout(() => void this.kill(sandbox, { status: 'crashed', message: 'the sandbox process did not start the code' }), START_LIMIT_MS);
+    this.send(sandbox, { id: job.id, task: job.task });
   }
 
   private spawn(): Sandbox {
-    const setup: ProcessSetup = { nice: this.nice, graceMs: this.graceMs };
+    const setup: ProcessSetup = { nice: this.nice };
     const child = startModuleProcess(import.meta.url, 'sandbox-process', JSON.stringify(setup));
     const sandbox: Sandbox = { child, job: null, timer: null, dead: false };
     child.on('message', (reply: ProcessReply) => this.onReply(sandbox, reply));
@@ -177,15 +182,24 @@ export class SandboxPool {
       for (const { stream, line } of reply.lines) job.call.log(stream, line);
       return;
     }
+    if (reply.type === 'started') {
+      // The process enforces the deadline itself; this catches the one long native call it cannot interrupt.
+      this.clearTimer(sandbox);
+      sandbox.timer = setTimeout(() => void this.kill(sandbox, { status: 'timeout' }), job.task.timeoutMs + this.graceMs);
+      return;
+    }
     this.clearTimer(sandbox);
     sandbox.job = null;
     job.resolve(reply.result);
-    if (this.sandboxes.size > this.size) this.end(sandbox);
+    if (reply.wasmBytes > this.recycleBytes || this.sandboxes.size > this.size) this.end(sandbox);
     else this.rest(sandbox);
     this.dispatch();
   }
 
-  /** Cancels `job`: a queued one ends now; a running one is cancelled by its process, which is killed if it does not answer. */
+  /**
+   * Cancels `job`: a queued one ends now; a running one with its process, killed at once (its event loop is blocked
+   * while the sandbox runs, so it could not read a request to stop). Its console lines of the last 20 ms are lost.
+   */
   private abort(job: Job): void {
     const queued = this.queue.indexOf(job);
     if (queued >= 0) {
@@ -194,10 +208,7 @@ export class SandboxPool {
       return;
     }
     const sandbox = [...this.sandboxes].find((s) => s.job === job);
-    if (sandbox === undefined) return;
-    this.send(sandbox, { type: 'cancel', id: job.id });
-    this.clearTimer(sandbox);
-    sandbox.timer = setTimeout(() => void this.kill(sandbox, { status: 'cancelled' }), this.graceMs + BACKSTOP_MS);
+    if (sandbox !== undefined) void this.kill(sandbox, { status: 'cancelled' });
   }
 
   private rest(sandbox: Sandbox): void {

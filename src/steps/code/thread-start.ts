@@ -6,15 +6,15 @@ import { Worker } from 'node:worker_threads';
 /**
  * Starts a worker thread running the module `name` (without extension) that sits beside `self` (the caller's
  * `import.meta.url`). Built code loads `name.js` directly; from TypeScript sources (tests, `tsx`) the thread loads
- * `name.ts` through tsx, which takes about half a second once per thread. `workerData` is handed to the thread.
+ * `name.ts` through tsx, which takes about half a second once per thread.
  */
-export function startModuleThread(self: string, name: string, workerData?: unknown): Worker {
-  if (!self.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, self), { workerData });
+export function startModuleThread(self: string, name: string): Worker {
+  if (!self.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, self));
   // require.resolve gives the CommonJS build of tsx's API; its ES module build sits beside it.
   const tsx = pathToFileURL(createRequire(self).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
   const entry = new URL(`./${name}.ts`, self).href;
   const boot = `import(${JSON.stringify(tsx)}).then((api) => api.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(self)}))`;
-  return new Worker(boot, { eval: true, workerData });
+  return new Worker(boot, { eval: true });
 }
 
 /**
