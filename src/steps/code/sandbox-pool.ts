@@ -247,6 +247,8 @@ export class SandboxPool {
     const { child } = sandbox;
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
+    // Referenced again, so whoever awaits this sees the exit rather than an event loop left with nothing to do.
+    child.ref();
     child.kill('SIGKILL');
     await exited;
   }
