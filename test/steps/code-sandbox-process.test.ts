@@ -31,6 +31,16 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_00
 }
 
 describe.runIf(process.platform === 'linux')('code sandbox processes', () => {
+  it("start with none of the engine's environment variables but what a process needs", async () => {
+    process.env['SLUICE_PROBE_SECRET'] = 'hunter2';
+    let environ = '';
+    const { ctx } = createTestContext(process.cwd(), { log: () => (environ = readFileSync(`/proc/${sandboxPool().pids[0]}/environ`, 'utf8')) });
+    expect(await step.execute(ctx, { code: 'console.log("up"); return 1' })).toBe(1);
+    expect(environ).not.toBe('');
+    expect(environ).not.toContain('hunter2');
+    delete process.env['SLUICE_PROBE_SECRET'];
+  });
+
   it('kill -9 of the engine ends its sandbox process, even one running a step', async () => {
     const engine = spawn(process.execPath, ['--import', 'tsx', fixture], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {

@@ -20,7 +20,8 @@ export function startModuleThread(self: string, name: string): Worker {
 /**
  * Starts a Node process running the module `name` beside `self`, with an IPC channel and `arg` as its one argument,
  * in a session of its own (`detached`, except on Windows, where that would open a console). From TypeScript sources
- * it runs through tsx. It gets none of this process's Node flags (a profiler's, say) and inherits only stderr.
+ * it runs through tsx. It gets none of this process's Node flags (a profiler's, say), inherits only stderr, and of
+ * the environment only what a process needs to start and tell the time: no secret of the engine's is in its memory.
  */
 export function startModuleProcess(self: string, name: string, arg: string): ChildProcess {
   const typescript = self.endsWith('.ts');
@@ -30,6 +31,13 @@ export function startModuleProcess(self: string, name: string, arg: string): Chi
     execArgv,
     detached: process.platform !== 'win32',
     serialization: 'advanced',
+    env: pickEnv(['PATH', 'SYSTEMROOT', 'TZ', 'LANG']),
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
+}
+
+function pickEnv(names: string[]): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of names) if (process.env[name] !== undefined) env[name] = process.env[name];
+  return env;
 }
