@@ -70,7 +70,7 @@ export interface EngineOptions {
    */
   extensions?: EngineExtension[];
   /**
-   * Worker threads that run `code` step sandboxes, shared by the whole process (the last engine that sets it
+   * Processes that run `code` step sandboxes, shared by the whole process (the last engine that sets it
    * wins). Default: env `SLUICE_CODE_WORKERS`, else min(4, cores).
    */
   codeWorkers?: number;

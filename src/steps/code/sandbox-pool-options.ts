@@ -4,17 +4,17 @@ import { SluiceError, errorMessage } from '../../core/errors.js';
 
 /** How the process's pool of `code` sandboxes is set up (engine option `codeSandbox`). */
 export interface CodeSandboxOptions {
-  /** Sandboxes running at once, one worker thread each. Default: env `SLUICE_CODE_WORKERS`, else min(4, cores). */
+  /** Sandboxes running at once, one process each. Default: env `SLUICE_CODE_WORKERS`, else min(4, cores). */
   size?: number;
   /**
-   * How long an idle sandbox thread is kept for the next step before it exits, as a duration (`30s`, `2m`) or
-   * milliseconds; 0 ends each thread after its step. Default: env `SLUICE_CODE_IDLE_TIMEOUT`, else 30 s.
+   * How long an idle sandbox process is kept for the next step before it exits, as a duration (`30s`, `2m`) or
+   * milliseconds; 0 ends each process after its step. Default: env `SLUICE_CODE_IDLE_TIMEOUT`, else 30 s.
    */
   idleTimeout?: string | number;
   /**
-   * Niceness (0-19) of sandbox threads on Linux: with the CPU short, the event loop serving HTTP, heartbeats and
-   * other runs goes first and sandboxes take what is left; 0 runs them at the process's own priority. No effect
-   * elsewhere. Default: env `SLUICE_CODE_NICE`, else 10.
+   * Niceness (0-19) of sandbox processes: where the CPU is not shared by session first (cgroups, other systems),
+   * the event loop serving HTTP, heartbeats and other runs goes first and sandboxes take what is left; 0 runs them
+   * at the engine's own priority. Default: env `SLUICE_CODE_NICE`, else 10.
    */
   nice?: number;
 }
@@ -68,7 +68,7 @@ function sizeFromEnv(env: NodeJS.ProcessEnv): number {
 /** `size` if it is a positive integer, else `VALIDATION_FAILED` naming `name`. */
 export function checkedSize(size: unknown, name: string): number {
   if (typeof size === 'number' && Number.isInteger(size) && size >= 1) return size;
-  throw invalid(name, 'a positive integer (the number of code sandbox threads)', size);
+  throw invalid(name, 'a positive integer (the number of code sandbox processes)', size);
 }
 
 function checkedIdle(value: unknown, name: string): number {
@@ -82,7 +82,7 @@ function checkedIdle(value: unknown, name: string): number {
 
 function checkedNice(value: unknown, name: string): number {
   if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_NICE) return value;
-  throw invalid(name, `an integer from 0 to ${MAX_NICE} (the niceness of code sandbox threads)`, value);
+  throw invalid(name, `an integer from 0 to ${MAX_NICE} (the niceness of code sandbox processes)`, value);
 }
 
 function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
