@@ -3,7 +3,8 @@
  * on a SQLite file, then for each scenario starts one run of N parallel `code` steps and, until the run ends,
  * asks `GET /healthz` every 10 ms from this process (one request at a time). Prints the health-check latency
  * (p50, p99, max), how long the run took against the steps' time limit, the server's peak resident memory
- * and how much the store file grew.
+ * (its own, not its sandbox processes'), how many sandbox processes it had at most, and how much the store file
+ * grew. After the server stopped, it says how many of its sandbox processes were left (should be none).
  *
  * Scenarios: `spin` (`while (true) {}` until the time limit), `native` (one long native call: `eval` of a
  * 6 MB expression, which the interrupt handler cannot stop), `flood` (console.log of 100 kB lines without end),
@@ -14,7 +15,7 @@
  *   npm run build && npx tsx bench/code-isolation.ts [--steps 8] [--timeout 2s] [--scenarios spin,native,flood,throw] [--repeat 1] [--node-args ""] [--cli bin/sluice.js]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +61,28 @@ function rssBytes(pid: number): number {
   return match ? Number(match[1]) * 1024 : 0;
 }
 
+/** Child processes of `pid` (Linux), each thread's list read from /proc. */
+function childPids(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+  } catch {
+    return [];
+  }
+}
+
+/** Running and not a zombie. */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+/** Every sandbox process the server started, for the check that none is left after it stopped. */
+const sandboxes = new Set<number>();
+
 function storeBytes(dir: string): number {
   let total = 0;
   for (const name of ['s.db', 's.db-wal']) total += statSync(join(dir, name), { throwIfNoEntry: false })?.size ?? 0;
@@ -93,6 +116,7 @@ async function scenario(base: string, server: ChildProcess, dir: string, name: s
   const started = performance.now();
   const latencies: number[] = [];
   let peakRss = 0;
+  let peakSandboxes = 0;
   let status = '';
   let checks = 0;
   for (;;) {
@@ -100,6 +124,9 @@ async function scenario(base: string, server: ChildProcess, dir: string, name: s
     await fetch(`${base}/healthz`).then((res) => res.text());
     latencies.push(performance.now() - t0);
     peakRss = Math.max(peakRss, rssBytes(server.pid!));
+    const children = childPids(server.pid!);
+    for (const pid of children) sandboxes.add(pid);
+    peakSandboxes = Math.max(peakSandboxes, children.length);
     if (++checks % 10 === 0) {
       const run = await json(base, `/api/runs/${runId}`);
       status = run.status === 200 ? String((run.body as { status?: string; run?: { status?: string } }).run?.status ?? (run.body as { status?: string }).status) : `HTTP ${run.status}`;
@@ -113,7 +140,7 @@ async function scenario(base: string, server: ChildProcess, dir: string, name: s
   const f = (ms: number) => `${ms.toFixed(1)} ms`;
   process.stdout.write(
     `${name.padEnd(7)} ${steps} steps, timeout ${timeout}: run ${status} after ${wall.toFixed(2)} s; /healthz over ${latencies.length} checks p50 ${f(percentile(latencies, 50))}, ` +
-      `p99 ${f(percentile(latencies, 99))}, max ${f(latencies.at(-1)!)}; server peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB; ` +
+      `p99 ${f(percentile(latencies, 99))}, max ${f(latencies.at(-1)!)}; server peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB, ${peakSandboxes} sandbox processes; ` +
       `store grew ${((storeBytes(dir) - storeBefore) / 2 ** 20).toFixed(1)} MiB; events answer ${(events.bytes / 1024).toFixed(0)} kB (HTTP ${events.status})\n`,
   );
   return [percentile(latencies, 50), percentile(latencies, 99), latencies.at(-1)!];
@@ -166,6 +193,9 @@ async function main(): Promise<void> {
     const forced = setTimeout(() => server.kill('SIGKILL'), 10_000);
     await closed;
     clearTimeout(forced);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const left = [...sandboxes].filter(isRunning);
+    process.stdout.write(`server stopped; ${sandboxes.size} sandbox processes seen, ${left.length} left running${left.length > 0 ? ` (${left.join(' ')})` : ''}\n`);
     rmSync(dir, { recursive: true, force: true });
   }
 }

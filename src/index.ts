@@ -2,6 +2,7 @@
  * Sluice: durable pipelines for TypeScript. The public library API.
  */
 export { Engine, type EngineOptions, type StartRunOptions, type Clock } from './engine/engine.js';
+export type { CodeSandboxOptions } from './steps/code/sandbox-pool-options.js';
 export type { WorkerOptions } from './engine/worker.js';
 export { SluiceError, ValidationError, formatIssue, type ErrorCode, type ValidationIssue } from './core/errors.js';
 export { isSluiceError, errorCodeOf, hasErrorCode, type ErrorRecord } from './core/errors.js';

@@ -13,6 +13,7 @@ import type { EngineExtension, InstalledExtension } from './extension.js';
 import { Executor } from './executor.js';
 import { newOwnerId } from './owner.js';
 import { configureSandboxPool } from '../steps/code/sandbox-pool.js';
+import type { CodeSandboxOptions } from '../steps/code/sandbox-pool-options.js';
 import { parseByteSize } from '../steps/code/byte-size.js';
 import { endOrphanedCommands } from '../steps/command/command-registry.js';
 import { endSupervisedCommands } from '../steps/command/supervised-process.js';
@@ -70,10 +71,16 @@ export interface EngineOptions {
    */
   extensions?: EngineExtension[];
   /**
-   * Worker threads that run `code` step sandboxes, shared by the whole process (the last engine that sets it
+   * Processes that run `code` step sandboxes, shared by the whole process (the last engine that sets it
    * wins). Default: env `SLUICE_CODE_WORKERS`, else min(4, cores).
    */
   codeWorkers?: number;
+  /**
+   * The process's pool of `code` sandboxes: `size`, `idleTimeout`, `nice` (see {@link CodeSandboxOptions}); shared by
+   * the whole process (the last engine that sets it wins; its `size` over `codeWorkers`). Bad values, and bad
+   * `SLUICE_CODE_*` variables, are refused when the engine is created. Default: from the environment, else defaults.
+   */
+  codeSandbox?: CodeSandboxOptions;
   /**
    * Log bytes kept per attempt; the rest is dropped and counted in one marker line. Default: env
    * `SLUICE_MAX_LOG_BYTES` (bytes, or a size such as `20MiB`), else 10 MiB.
@@ -163,6 +170,7 @@ export class Engine {
     this.defaultRetentionMs =
       options.retention === undefined ? parseRetention(process.env['SLUICE_RETENTION'], 'SLUICE_RETENTION') : parseRetention(String(options.retention), 'retention');
     if (options.codeWorkers !== undefined) configureSandboxPool(options.codeWorkers);
+    configureSandboxPool(options.codeSandbox);
     this.maxLogBytesPerAttempt = options.maxLogBytesPerAttempt ?? logLimitFromEnv();
     this.tracing = this.startTracing(options.tracer);
     this.heldRuns = new HeldRunReleaser(this.store, () => this.clock.now(), () => this.worker?.wake(), (err) => this.onError(err));

@@ -48,7 +48,7 @@ export interface CodeConfig {
 const DEFAULT_TIMEOUT_MS = 1_000;
 const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
 const MIN_MEMORY_BYTES = 1024 * 1024;
-/** WASM32 memory tops out at 2 GiB here; a sandbox thread whose memory grew is replaced after its task. */
+/** WASM32 memory tops out at 2 GiB here; a sandbox process whose memory grew is replaced after its task. */
 const MAX_MEMORY_BYTES = 1024 * 1024 * 1024;
 const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 /**
@@ -96,8 +96,8 @@ const LOCATION = new RegExp(`${USER_FILE.replace('.', '\\.')}:(\\d+):(\\d+)`);
 
 /**
  * Creates the `code` step type: untrusted JavaScript in a QuickJS WASM sandbox with no I/O and no host
- * objects, only JSON data in and out. Each execution gets a fresh QuickJS runtime in a worker thread of the
- * process's sandbox pool (see {@link sandboxPool}), so code at its CPU limit never blocks the event loop. A body
+ * objects, only JSON data in and out. Each execution gets a fresh QuickJS runtime in a child process of the
+ * engine's sandbox pool (see {@link sandboxPool}), so code at its CPU limit never blocks the event loop. A body
  * that returns a promise (an async body) is awaited inside the sandbox, within the same limits.
  *
  * Failures: user code that throws, rejects or does not compile -> `STEP_FAILED` with the line and column in

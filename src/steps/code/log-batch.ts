@@ -1,6 +1,6 @@
 import type { LogStream } from '../step-type.js';
 
-/** One console line of a sandbox, as it crosses from its thread to the main thread. */
+/** One console line of a sandbox, as it crosses from its process to the engine. */
 export interface SandboxLogLine {
   stream: LogStream;
   line: string;

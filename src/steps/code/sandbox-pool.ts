@@ -1,27 +1,34 @@
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
-import { startModuleThread } from './thread-start.js';
-
-/** Time between two thread terminations (see {@link SandboxPool} kill). */
-const TERMINATE_GAP_MS = 20;
-import { SluiceError } from '../../core/errors.js';
+import type { ChildProcess } from 'node:child_process';
 import type { LogStream } from '../step-type.js';
+import { checkedSandboxOptions, checkedSize, defaultPoolSize, sandboxPoolSettings, type CodeSandboxOptions, type SandboxPoolSettings } from './sandbox-pool-options.js';
 import type { SandboxResult, SandboxTask } from './sandbox.js';
-import type { ThreadReply, ThreadRequest } from './sandbox-protocol.js';
+import type { ProcessReply, ProcessRequest, ProcessSetup } from './sandbox-protocol.js';
+import { startModuleProcess } from './thread-start.js';
+
+export { defaultPoolSize } from './sandbox-pool-options.js';
+export type { CodeSandboxOptions } from './sandbox-pool-options.js';
+
+/**
+ * How long a task may wait for user code to start (the process starting, its WASM module loading) before the
+ * process is killed as stuck: generous, as a loaded machine is slow; it only catches a process that stopped answering.
+ */
+const START_LIMIT_MS = 30_000;
 
 /** Options of a {@link SandboxPool}. */
 export interface SandboxPoolOptions {
-  /** Worker threads running sandboxes at once. Default: `SLUICE_CODE_WORKERS`, else min(4, cores). */
+  /** Sandbox processes running at once. Default: `SLUICE_CODE_WORKERS`, else min(4, cores). */
   size?: number;
   /**
-   * How long past its time limit a sandbox may go before its thread is terminated (one long native call,
-   * such as a huge `JSON.parse`, does not reach the interrupt handler). Default: 250 ms.
+   * How long past its time limit a sandbox may go before its process is killed (one long native call, such as a
+   * huge `JSON.parse`, does not reach the interrupt handler). Default: 250 ms.
    */
   graceMs?: number;
-  /** A thread whose WASM memory grew beyond this is replaced after its task, returning the memory. Default: 128 MiB. */
+  /** A process whose WASM memory grew beyond this is replaced after its task, returning the memory. Default: 128 MiB. */
   recycleBytes?: number;
-  /** An idle thread exits after this long. Default: 30 s. */
+  /** An idle process exits after this long; 0 ends each process after its task. Default: 30 s. */
   idleMs?: number;
+  /** Niceness of the processes (see {@link CodeSandboxOptions}); 0 leaves it as it is. Default: 10. */
+  nice?: number;
 }
 
 /** What one execution needs from its caller while it runs. */
@@ -38,62 +45,71 @@ interface Job {
   onAbort(): void;
 }
 
-interface Thread {
-  worker: Worker;
-  cancel: Int32Array;
+interface Sandbox {
+  child: ChildProcess;
   job: Job | null;
   /** Watchdog of the running job, or the idle timer. */
   timer: NodeJS.Timeout | null;
   dead: boolean;
 }
 
-/** The pool's size from `SLUICE_CODE_WORKERS`, else min(4, cores). */
-export function defaultPoolSize(): number {
-  const configured = process.env['SLUICE_CODE_WORKERS'];
-  if (configured === undefined || configured.trim() === '') return Math.max(1, Math.min(4, availableParallelism()));
-  return checkedSize(Number(configured), 'SLUICE_CODE_WORKERS');
-}
-
-function checkedSize(size: number, name: string): number {
-  if (Number.isInteger(size) && size >= 1) return size;
-  throw new SluiceError('VALIDATION_FAILED', `${name} must be a positive integer (the number of code sandbox threads), got ${JSON.stringify(String(size))}`);
-}
-
 /**
- * Runs sandboxes in worker threads, so user code at its CPU limit never blocks the event loop that serves
- * HTTP, heartbeats and other runs. Tasks beyond `size` wait in order. A thread that overruns its deadline or
- * does not stop when cancelled is terminated and replaced; so is one whose WASM memory grew (memory of a
- * WASM instance never shrinks until its thread exits). Idle threads do not keep the process alive.
+ * Runs sandboxes in child processes (sandbox-process.ts), so user code at its limits never blocks the event loop
+ * that serves HTTP, heartbeats and other runs, nor shares its address space or (on Linux with autogrouping) its share
+ * of the CPU. Tasks beyond `size` wait in order. A process enforces the time limit itself; one that overruns it (one
+ * long native call) or whose task is cancelled is killed, and so is one whose WASM memory grew (it never shrinks
+ * while the process lives), after its task. The next task gets a fresh process. Idle processes do not keep the
+ * engine alive; a process whose engine is gone exits.
  */
 export class SandboxPool {
-  private readonly threads = new Set<Thread>();
+  private readonly sandboxes = new Set<Sandbox>();
   private readonly queue: Job[] = [];
   private nextId = 1;
   private size: number;
   private readonly graceMs: number;
   private readonly recycleBytes: number;
-  private readonly idleMs: number;
+  private idleMs: number;
+  private nice: number;
 
   constructor(options: SandboxPoolOptions = {}) {
     this.size = options.size === undefined ? defaultPoolSize() : checkedSize(options.size, 'size');
     this.graceMs = options.graceMs ?? 250;
     this.recycleBytes = options.recycleBytes ?? 128 * 1024 * 1024;
     this.idleMs = options.idleMs ?? 30_000;
+    this.nice = options.nice ?? 10;
   }
 
-  /** Threads started and not yet exited. */
-  get threadCount(): number {
-    return this.threads.size;
+  /** Sandbox processes started and not yet ended. */
+  get processCount(): number {
+    return this.sandboxes.size;
   }
 
-  /** Changes how many threads may run at once; threads beyond it exit when idle. */
+  /** Process ids of the sandbox processes started and not yet ended. */
+  get pids(): number[] {
+    return [...this.sandboxes].flatMap((sandbox) => (sandbox.child.pid === undefined ? [] : [sandbox.child.pid]));
+  }
+
+  /** Changes how many processes may run at once; processes beyond it exit when idle. */
   resize(size: number): void {
     this.size = checkedSize(size, 'codeWorkers');
-    for (const thread of this.threads) if (thread.job === null && this.threads.size > size) this.retire(thread);
+    for (const sandbox of this.sandboxes) if (sandbox.job === null && this.sandboxes.size > size) this.end(sandbox);
     this.dispatch();
   }
 
-  /** Runs `task` in a thread of the pool; resolves with how it ended (never rejects). */
+  /**
+   * Applies the settings given (checked already): the size at once (processes beyond it exit when idle), the idle
+   * timeout from each process's next rest; idle processes of another niceness exit, so the next task gets a new one.
+   */
+  configure(settings: Partial<SandboxPoolSettings>): void {
+    if (settings.idleMs !== undefined) this.idleMs = settings.idleMs;
+    if (settings.nice !== undefined && settings.nice !== this.nice) {
+      this.nice = settings.nice;
+      for (const sandbox of this.sandboxes) if (sandbox.job === null) this.end(sandbox);
+    }
+    if (settings.size !== undefined) this.resize(settings.size);
+  }
+
+  /** Runs `task` in a process of the pool; resolves with how it ended (never rejects). */
   run(task: SandboxTask, call: SandboxCall): Promise<SandboxResult> {
     if (call.signal.aborted) return Promise.resolve({ status: 'cancelled' });
     return new Promise((resolve) => {
@@ -113,67 +129,77 @@ export class SandboxPool {
     });
   }
 
-  /** Terminates every thread; running tasks end as `cancelled`. */
+  /** Kills every process; running tasks end as `cancelled`. */
   async close(): Promise<void> {
     for (const job of this.queue.splice(0)) job.resolve({ status: 'cancelled' });
-    await Promise.all([...this.threads].map((thread) => this.kill(thread, { status: 'cancelled' })));
+    await Promise.all([...this.sandboxes].map((sandbox) => this.kill(sandbox, { status: 'cancelled' })));
   }
 
   private dispatch(): void {
     while (this.queue.length > 0) {
-      const thread = this.idleThread() ?? (this.threads.size < this.size ? this.spawn() : undefined);
-      if (thread === undefined) return;
-      this.assign(thread, this.queue.shift()!);
+      const sandbox = this.idleSandbox() ?? (this.sandboxes.size < this.size ? this.spawn() : undefined);
+      if (sandbox === undefined) return;
+      this.assign(sandbox, this.queue.shift()!);
     }
   }
 
-  private idleThread(): Thread | undefined {
-    for (const thread of this.threads) if (thread.job === null && !thread.dead) return thread;
+  private idleSandbox(): Sandbox | undefined {
+    for (const sandbox of this.sandboxes) if (sandbox.job === null && !sandbox.dead) return sandbox;
     return undefined;
   }
 
-  private assign(thread: Thread, job: Job): void {
-    this.clearTimer(thread);
-    thread.job = job;
-    Atomics.store(thread.cancel, 0, 0);
-    // A busy thread keeps the process alive, as a pending step would.
-    thread.worker.ref();
-    const request: ThreadRequest = { id: job.id, task: job.task, cancel: thread.cancel.buffer as SharedArrayBuffer };
-    thread.worker.postMessage(request);
+  private assign(sandbox: Sandbox, job: Job): void {
+    this.clearTimer(sandbox);
+    sandbox.job = job;
+    // A busy process keeps the engine alive, as a pending step would.
+    this.hold(sandbox, true);
+    sandbox.timer = setTimeout(() => void this.kill(sandbox, { status: 'crashed', message: 'the sandbox process did not start the code' }), START_LIMIT_MS);
+    this.send(sandbox, { id: job.id, task: job.task });
   }
 
-  private spawn(): Thread {
-    const worker = startModuleThread(import.meta.url, 'sandbox-thread');
-    const thread: Thread = { worker, cancel: new Int32Array(new SharedArrayBuffer(4)), job: null, timer: null, dead: false };
-    worker.on('message', (reply: ThreadReply) => this.onReply(thread, reply));
-    worker.on('error', (err) => this.onExit(thread, err.message));
-    worker.on('exit', (code) => this.onExit(thread, `the sandbox thread exited with code ${code}`));
-    this.threads.add(thread);
-    return thread;
+  private spawn(): Sandbox {
+    const setup: ProcessSetup = { nice: this.nice };
+    const child = startModuleProcess(import.meta.url, 'sandbox-process', JSON.stringify(setup));
+    const sandbox: Sandbox = { child, job: null, timer: null, dead: false };
+    child.on('message', (reply: ProcessReply) => this.onReply(sandbox, reply));
+    child.on('error', (err) => this.onExit(sandbox, `the sandbox process failed: ${err.message}`));
+    child.on('exit', (code, signal) => this.onExit(sandbox, `the sandbox process exited with ${signal ?? `code ${code}`}`));
+    this.sandboxes.add(sandbox);
+    return sandbox;
   }
 
-  private onReply(thread: Thread, reply: ThreadReply): void {
-    const job = thread.job;
+  private send(sandbox: Sandbox, request: ProcessRequest): void {
+    if (!sandbox.child.connected) return;
+    sandbox.child.send(request, (err) => {
+      if (err) this.onExit(sandbox, `the sandbox process could not be reached: ${err.message}`);
+    });
+  }
+
+  private onReply(sandbox: Sandbox, reply: ProcessReply): void {
+    const job = sandbox.job;
     if (job === null || reply.id !== job.id) return;
     if (reply.type === 'logs') {
       for (const { stream, line } of reply.lines) job.call.log(stream, line);
       return;
     }
     if (reply.type === 'started') {
-      if (thread.timer !== null) return;
-      // The thread enforces the deadline itself; this catches the one long native call it cannot interrupt.
-      thread.timer = setTimeout(() => void this.kill(thread, { status: 'timeout' }), job.task.timeoutMs + this.graceMs);
+      // The process enforces the deadline itself; this catches the one long native call it cannot interrupt.
+      this.clearTimer(sandbox);
+      sandbox.timer = setTimeout(() => void this.kill(sandbox, { status: 'timeout' }), job.task.timeoutMs + this.graceMs);
       return;
     }
-    this.clearTimer(thread);
-    thread.job = null;
+    this.clearTimer(sandbox);
+    sandbox.job = null;
     job.resolve(reply.result);
-    if (reply.wasmBytes > this.recycleBytes || this.threads.size > this.size) this.retire(thread);
-    else this.rest(thread);
+    if (reply.wasmBytes > this.recycleBytes || this.sandboxes.size > this.size) this.end(sandbox);
+    else this.rest(sandbox);
     this.dispatch();
   }
 
-  /** Cancels `job`: a queued one ends now; a running one is asked to stop, and terminated if it does not. */
+  /**
+   * Cancels `job`: a queued one ends now; a running one with its process, killed at once (its event loop is blocked
+   * while the sandbox runs, so it could not read a request to stop). Its console lines of the last 20 ms are lost.
+   */
   private abort(job: Job): void {
     const queued = this.queue.indexOf(job);
     if (queued >= 0) {
@@ -181,66 +207,78 @@ export class SandboxPool {
       job.resolve({ status: 'cancelled' });
       return;
     }
-    const thread = [...this.threads].find((t) => t.job === job);
-    if (thread === undefined) return;
-    Atomics.store(thread.cancel, 0, 1);
-    this.clearTimer(thread);
-    thread.timer = setTimeout(() => void this.kill(thread, { status: 'cancelled' }), this.graceMs);
+    const sandbox = [...this.sandboxes].find((s) => s.job === job);
+    if (sandbox !== undefined) void this.kill(sandbox, { status: 'cancelled' });
   }
 
-  private rest(thread: Thread): void {
-    thread.worker.unref();
-    thread.timer = setTimeout(() => this.retire(thread), this.idleMs);
-    thread.timer.unref();
+  private rest(sandbox: Sandbox): void {
+    this.hold(sandbox, false);
+    sandbox.timer = setTimeout(() => this.end(sandbox), this.idleMs);
+    sandbox.timer.unref();
   }
 
-  /** The last termination queued: each waits for the one before it. */
-  private terminating: Promise<void> = Promise.resolve();
-
-  private retire(thread: Thread): void {
-    void this.kill(thread, { status: 'cancelled' });
+  /** Whether the process (and its IPC channel) keeps the engine's event loop alive. */
+  private hold(sandbox: Sandbox, held: boolean): void {
+    const { child } = sandbox;
+    const channel = child.channel as { ref?(): void; unref?(): void } | null | undefined;
+    if (held) {
+      child.ref();
+      channel?.ref?.();
+    } else {
+      child.unref();
+      channel?.unref?.();
+    }
   }
 
-  /** Terminates the thread; its job, if any, ends with `result`. The next task gets a fresh thread. */
-  private async kill(thread: Thread, result: SandboxResult): Promise<void> {
-    if (thread.dead) return;
-    thread.dead = true;
-    this.clearTimer(thread);
-    this.threads.delete(thread);
-    const job = thread.job;
-    thread.job = null;
+  private end(sandbox: Sandbox): void {
+    void this.kill(sandbox, { status: 'cancelled' });
+  }
+
+  /** Kills the process; its job, if any, ends with `result`. The next task gets a fresh process. */
+  private async kill(sandbox: Sandbox, result: SandboxResult): Promise<void> {
+    if (sandbox.dead) return;
+    sandbox.dead = true;
+    this.clearTimer(sandbox);
+    this.sandboxes.delete(sandbox);
+    const job = sandbox.job;
+    sandbox.job = null;
     job?.resolve(result);
     this.dispatch();
-    // One at a time, a little apart: this thread waits while an ended thread's heap is freed, and several
-    // sandboxes that used much memory, ended at once, stalled it for their sum (/healthz included).
-    const worker = thread.worker;
-    const ended = this.terminating.then(async () => {
-      await worker.terminate();
-      await new Promise((resolve) => setTimeout(resolve, TERMINATE_GAP_MS));
-    });
-    this.terminating = ended;
-    await ended;
+    const { child } = sandbox;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    // Referenced again, so whoever awaits this sees the exit rather than an event loop left with nothing to do.
+    child.ref();
+    child.kill('SIGKILL');
+    await exited;
   }
 
-  private onExit(thread: Thread, message: string): void {
-    void this.kill(thread, { status: 'crashed', message });
+  private onExit(sandbox: Sandbox, message: string): void {
+    void this.kill(sandbox, { status: 'crashed', message });
   }
 
-  private clearTimer(thread: Thread): void {
-    if (thread.timer !== null) clearTimeout(thread.timer);
-    thread.timer = null;
+  private clearTimer(sandbox: Sandbox): void {
+    if (sandbox.timer !== null) clearTimeout(sandbox.timer);
+    sandbox.timer = null;
   }
 }
 
 let shared: SandboxPool | undefined;
 
-/** The process's pool, shared by every `code` step of every engine (threads are a per-process resource). */
+/** The process's pool, shared by every `code` step of every engine. */
 export function sandboxPool(): SandboxPool {
-  shared ??= new SandboxPool();
+  shared ??= new SandboxPool(sandboxPoolSettings());
   return shared;
 }
 
-/** Sets the size of the process's pool (engine option `codeWorkers`). */
-export function configureSandboxPool(size: number): void {
-  sandboxPool().resize(size);
+/**
+ * Configures the process's pool: a number sets its size (engine option `codeWorkers`), options change what they
+ * name (engine option `codeSandbox`) and keep the rest. Either way the pool is created first if need be, from the
+ * environment, so bad `SLUICE_CODE_*` values are refused here too. Bad values throw `VALIDATION_FAILED`.
+ */
+export function configureSandboxPool(options?: number | CodeSandboxOptions): void {
+  if (typeof options === 'number') return sandboxPool().resize(options);
+  // Checked before the pool exists, so a bad option is named as itself even when the environment is bad too.
+  const settings = options === undefined ? {} : checkedSandboxOptions(options);
+  sandboxPool().configure(settings);
 }

@@ -19,7 +19,7 @@ const RELEASE_SYNC = releaseSyncModule as unknown as QuickJSSyncVariant;
 
 /**
  * Largest QuickJS stack. QuickJS checks its own stack (in WASM linear memory), but every interpreter frame
- * also takes a frame on the thread's native stack, up to ~25x as much for the parser. Above ~40 KiB a deeply
+ * also takes a frame on the process's native stack, up to ~25x as much for the parser. Above ~40 KiB a deeply
  * nested literal (`((((...))))`) overflows a ~1 MB native stack before QuickJS notices; 32 KiB keeps a few
  * hundred KiB of headroom for the host's own frames and still allows ~160 levels of user recursion.
  */
@@ -27,14 +27,14 @@ const MAX_STACK_BYTES = 32 * 1024;
 /** Console lines kept per execution; the rest are dropped so a loop cannot flood the log. */
 const MAX_LOG_LINES = 1_000;
 /**
- * Console characters kept per execution: 1,048,576 (1 Mi). Each line crossing to the main thread is stored there, so a
+ * Console characters kept per execution: 1,048,576 (1 Mi). Each line crossing to the engine is stored there, so a
  * step logging without end costs the server's event loop and store this much at most, not 1,000 full lines.
  */
 const MAX_LOG_CHARS = 1024 * 1024;
 /** Longest stack text read out of the sandbox. */
 const MAX_STACK_CHARS = 2_000;
 
-/** One entry into the sandbox, as plain data (it crosses to a worker thread). */
+/** One entry into the sandbox, as plain data (it crosses to a sandbox process). */
 export interface SandboxTask {
   /** Source evaluated first, under `fileName`; must evaluate to the user function. */
   functionSource: string;
@@ -89,7 +89,7 @@ const WASM_PAGE_BYTES = 64 * 1024;
 const WASM_OVERHEAD_BYTES = 16 * 1024 * 1024;
 /** Emscripten's default initial memory. */
 const INITIAL_PAGES = 256;
-/** Distinct memory limits kept loaded at once in one thread; the least recently used beyond this is dropped. */
+/** Distinct memory limits kept loaded at once in one process; the least recently used beyond this is dropped. */
 const MAX_MODULES = 2;
 
 interface SandboxModule {
@@ -97,14 +97,14 @@ interface SandboxModule {
   memory: { buffer: ArrayBuffer };
 }
 
-/** Loaded modules of this thread by their maximum number of WASM pages, least recently used first. */
+/** Loaded modules of this process by their maximum number of WASM pages, least recently used first. */
 const modules = new Map<number, Promise<SandboxModule>>();
 
 /**
  * Returns the module whose linear memory is capped at `memoryBytes` plus overhead, loading it (~15 ms) on
  * first use. QuickJS's own limit (`setMemoryLimit`) does not count large strings and array buffers
  * (quickjs-emscripten#271), so the hard cap is the WASM memory itself: growing past its maximum fails and
- * QuickJS throws "out of memory". A WASM memory never shrinks: the pool recycles a thread whose memory grew
+ * QuickJS throws "out of memory". A WASM memory never shrinks: the pool recycles a process whose memory grew
  * (see {@link wasmBytes}), which frees it.
  */
 function loadModule(memoryBytes: number): Promise<SandboxModule> {
@@ -134,7 +134,7 @@ function forgetModule(loading: Promise<SandboxModule>): void {
   for (const [maxPages, entry] of modules) if (entry === loading) modules.delete(maxPages);
 }
 
-/** Bytes of WASM linear memory the loaded modules of this thread hold. */
+/** Bytes of WASM linear memory the loaded modules of this process hold. */
 export async function wasmBytes(): Promise<number> {
   let total = 0;
   for (const loading of modules.values()) total += (await loading.catch(() => undefined))?.memory.buffer.byteLength ?? 0;
@@ -143,7 +143,7 @@ export async function wasmBytes(): Promise<number> {
 
 /**
  * Runs `task.functionSource` and the driver in a fresh QuickJS runtime and context, then disposes both.
- * Everything inside is synchronous and blocks the calling thread (a worker thread of the pool) for at most
+ * Everything inside is synchronous and blocks the calling thread (the main thread of a sandbox process) for at most
  * about `timeoutMs`: the interrupt handler enforces that deadline and stops when the host cancels. One long
  * native call (a huge `JSON.parse`) is not interruptible; the pool enforces the deadline from outside.
  *
@@ -320,6 +320,21 @@ function createHostLog(context: QuickJSContext, reader: GuestReader, log: Sandbo
   };
 }
 
+/**
+ * Length of the primitive string in `handle` (the caller checked its type). `context.getLength` answers only for
+ * objects and gives undefined for a primitive string, which let every length check pass and copied strings of any
+ * size out (a 50-million-character error message crossed to the engine). A primitive's `length` is its own
+ * and cannot be redefined by user code.
+ */
+function stringLength(context: QuickJSContext, handle: QuickJSHandle): number {
+  const length = context.getProp(handle, 'length');
+  try {
+    return context.typeof(length) === 'number' ? context.getNumber(length) : Number.POSITIVE_INFINITY;
+  } finally {
+    length.dispose();
+  }
+}
+
 /** Copies values out of the sandbox with their length checked first. */
 class GuestReader {
   slice: QuickJSHandle | undefined;
@@ -333,7 +348,7 @@ class GuestReader {
   string(handle: QuickJSHandle, maxChars: number): string | undefined {
     const { context } = this;
     if (context.typeof(handle) !== 'string') return undefined;
-    const chars = context.getLength(handle) ?? 0;
+    const chars = stringLength(context, handle);
     if (chars <= maxChars) return context.getString(handle);
     if (this.slice === undefined) return `(a string of ${chars} characters)`;
     const start = context.newNumber(0);
@@ -345,7 +360,7 @@ class GuestReader {
       cut.error.dispose();
       return `(a string of ${chars} characters)`;
     }
-    const head = context.typeof(cut.value) === 'string' && (context.getLength(cut.value) ?? 0) <= maxChars ? context.getString(cut.value) : '';
+    const head = context.typeof(cut.value) === 'string' && stringLength(context, cut.value) <= maxChars ? context.getString(cut.value) : '';
     cut.value.dispose();
     return `${head}... (${chars - head.length} more characters cut)`;
   }
@@ -405,7 +420,7 @@ function readOutput(reader: GuestReader, value: QuickJSHandle, maxChars: number)
     if (context.typeof(value) !== 'string') {
       return { status: 'threw', error: { name: 'Error', message: 'the sandbox driver was tampered with', stack: '' } };
     }
-    const chars = context.getLength(value) ?? 0;
+    const chars = stringLength(context, value);
     if (chars > maxChars) return { status: 'output_too_large', chars };
     return { status: 'returned', text: context.getString(value) };
   } finally {
