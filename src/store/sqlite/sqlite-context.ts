@@ -32,8 +32,6 @@ export interface SqliteCtx {
   header(id: string): RunHeader;
   /** Caches the immutable fields of a run just read or written. */
   remember(row: HeaderRow): RunHeader;
-  /** Drops a run's cached header (a debounced run's input changes until it starts). */
-  forget?(id: string): void;
 }
 
 /** The columns a run header is made of. */

@@ -1,6 +1,5 @@
-import { SqliteCronSlots } from '../cron/cron-slots.js';
-import { SqlitePruner } from '../retention/sqlite-prune.js';
-import type { PruneRequest, PruneResult } from '../retention/prune.js';
+import { claimCronSlot, lastCronSlot } from '../cron/cron-slots.js';
+import { pruneRuns, type PruneRequest, type PruneResult } from '../retention/prune.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -61,8 +60,10 @@ import { decide, listDecisions } from '../ledger/supervision.js';
 import { AttemptBatches } from './attempt-batches.js';
 import { RunHeaders, type HeaderRow, type SqliteCtx } from './sqlite-context.js';
 import { applyMigrations, createRun, savePipeline } from './run-create.js';
-import { anyHeldRuns, createRunWithFlow, pendingDebounceOf, releaseHeldRuns, runFlowOf } from '../flow/sqlite-flow.js';
+import { anyHeldRuns, pendingDebounce, releaseHeldRuns, runFlow } from '../flow/flow-ops.js';
+import { startWithFlow } from '../flow/flow-start.js';
 import type { RunFlow } from '../flow/flow-port.js';
+import type { FlowDriver } from '../flow/flow-ops.js';
 import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
 import { listEvents, listLogs, loadStepItems } from './run-reads.js';
@@ -136,7 +137,6 @@ export class SqliteStore extends StoreFeatures implements Store {
       write: (fn) => this.write(fn),
       header: (id) => this.headers.get(id),
       remember: (row) => this.headers.remember(row),
-      forget: (id) => this.headers.forget(id),
     };
   }
 
@@ -144,16 +144,19 @@ export class SqliteStore extends StoreFeatures implements Store {
     return this.ops.pipelineStats(pipeline, since, series);
   }
 
-  async claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
-    return new SqliteCronSlots(this.db, (fn) => this.write(fn)).claim(pipeline, trigger, slot, now);
+  claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
+    return claimCronSlot(this.features, pipeline, trigger, slot, now);
   }
 
-  async lastCronSlot(pipeline: string, trigger: string): Promise<number | undefined> {
-    return new SqliteCronSlots(this.db, (fn) => this.write(fn)).last(pipeline, trigger);
+  lastCronSlot(pipeline: string, trigger: string): Promise<number | undefined> {
+    return lastCronSlot(this.features, pipeline, trigger);
   }
 
+  /** The shared prune (../retention/prune.ts), then the freed pages go back to the file system. */
   async pruneRuns(request: PruneRequest): Promise<PruneResult> {
-    return new SqlitePruner(this.db, (fn) => this.write(fn)).prune(request);
+    const result = await pruneRuns(this.features, request);
+    if (!request.dryRun && result.runs > 0) result.reclaimedBytes = reclaimSpace(this.db);
+    return result;
   }
 
   private stmt(key: keyof typeof SQL): Database.Statement {
@@ -247,7 +250,7 @@ export class SqliteStore extends StoreFeatures implements Store {
 
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
     return this.write(() => {
-      const runs = requests.map((req) => createRunWithFlow(this.ctx, req, now, (r) => createRun(this.ctx, r, now)));
+      const runs = requests.map((req) => (req.flow ? this.transitions.run(startWithFlow(this.flowDriver(now), req, now)) : createRun(this.ctx, req, now)));
       const claimed =
         claimNext && claimNext.limit > 0
           ? claimInTransaction(this.ctx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {})
@@ -256,19 +259,27 @@ export class SqliteStore extends StoreFeatures implements Store {
     });
   }
 
+  /**
+   * What the flow rules (../flow) run a start with, inside createRuns' write transaction, which BEGIN IMMEDIATE
+   * serialises across every process sharing the file.
+   */
+  private flowDriver(now: number): FlowDriver {
+    return { json: (v) => this.transitions.json(v), create: (r) => createRun(this.ctx, r, now), changed: (id) => this.headers.forget(id) };
+  }
+
   /** Flow control: starts the runs a singleton queue held behind a run that has ended. */
   async releaseHeldRuns(now: number): Promise<string[]> {
-    return anyHeldRuns(this.ctx) ? this.write(() => releaseHeldRuns(this.ctx, now)) : [];
+    return this.transitions.run(anyHeldRuns()) ? this.write(() => this.transitions.run(releaseHeldRuns(now))) : [];
   }
 
   /** Flow control: what the flow rules did to run `id`. */
   async runFlow(id: string): Promise<RunFlow | undefined> {
-    return runFlowOf(this.ctx, id);
+    return this.transitions.run(runFlow(id));
   }
 
   /** Flow control: the pending run of a debounce bucket, with its input. */
   async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
-    return pendingDebounceOf(this.ctx, pipeline, key);
+    return this.transitions.run(pendingDebounce(pipeline, key));
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
@@ -403,6 +414,24 @@ export class SqliteStore extends StoreFeatures implements Store {
   async listDeadLetters(limit: number): Promise<RunRecord[]> {
     return (this.stmt('deadLetters').all({ limit }) as RunRow[]).map(toRunRecord);
   }
+}
+
+/**
+ * Gives free pages back to the file system; returns the bytes given back. The first prune of a file created without
+ * incremental auto-vacuum switches it on, which takes one full VACUUM (a rewrite of the file); later prunes run
+ * `PRAGMA incremental_vacuum`.
+ */
+function reclaimSpace(db: Database.Database): number {
+  const size = () => (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+  const before = size();
+  if ((db.pragma('auto_vacuum', { simple: true }) as number) !== 2) {
+    // auto_vacuum changes on an existing file only with a VACUUM, which rewrites it once.
+    db.pragma('auto_vacuum = INCREMENTAL');
+    db.exec('VACUUM');
+  } else {
+    db.pragma('incremental_vacuum');
+  }
+  return Math.max(0, before - size());
 }
 
 export type { ErrorRecord };
