@@ -4,10 +4,18 @@ import type pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
-import { durationStats } from '../../src/store/sqlite/operations.js';
+import type { DurationStats } from '../../src/store/store.js';
 import type { Store } from '../../src/store/store.js';
 import { backends } from '../support/backends.js';
 import { testSteps } from '../support/test-steps.js';
+
+/** Nearest-rank percentiles of `values`: the reference the stores' answers must equal. */
+function durationStats(values: number[]): DurationStats {
+  if (values.length === 0) return { count: 0, p50: null, p95: null, p99: null };
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return { count: sorted.length, p50: at(50), p95: at(95), p99: at(99) };
+}
 
 /** Runs one UPDATE per row on the store's own connection. */
 async function exec(store: Store, sql: { sqlite: string; pg: string }, rows: unknown[][]): Promise<void> {

@@ -46,7 +46,7 @@ import {
   type RunRow,
   type StepRow,
 } from '../rows.js';
-import { SqliteOperations } from './operations.js';
+import { SqliteStats } from '../stats/sqlite-stats.js';
 import { StoreFeatures } from '../features/store-features.js';
 import { SqliteFeatureRunner } from './sqlite-features.js';
 import { listRunsStatement } from './run-list.js';
@@ -88,8 +88,8 @@ export class SqliteStore extends StoreFeatures implements Store {
   private readonly headers = new RunHeaders((id) => this.stmt('runHeader').get({ id }) as HeaderRow | undefined);
   private runTransitions: RunTransitions | undefined;
   private attemptBatches: AttemptBatches | undefined;
-  /** Pipeline stats (operations.ts). */
-  private readonly ops: SqliteOperations;
+  /** Counts, sums and percentiles computed by SQLite with bounded memory (../stats/sqlite-stats.ts). */
+  private readonly stats: SqliteStats;
   /** Datasets, eval cases, derived values, tokens, trigger slots: rules written once (../features), run here. */
   protected readonly features: SqliteFeatureRunner;
   /** What the run functions of this folder work with. */
@@ -120,7 +120,7 @@ export class SqliteStore extends StoreFeatures implements Store {
       this.runTransitions?.flushEvents();
       return result;
     });
-    this.ops = new SqliteOperations(this.db);
+    this.stats = new SqliteStats(this.db);
     this.features = new SqliteFeatureRunner(this.db, (fn) => this.write(fn));
     const transitions = () => this.transitions;
     const batches = () => this.batches;
@@ -141,7 +141,7 @@ export class SqliteStore extends StoreFeatures implements Store {
   }
 
   async pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
-    return this.ops.pipelineStats(pipeline, since, series);
+    return this.stats.pipelineStats(pipeline, since, series);
   }
 
   claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
