@@ -1,4 +1,4 @@
-import type { EventFilter, LogLine, RunFilter } from '../store.js';
+import type { EventFilter, RunFilter } from '../store.js';
 import { waitingRunsCondition } from '../waiting-runs.js';
 
 /**
@@ -29,11 +29,4 @@ export function listEventsStatement(filter: EventFilter): { sql: string; values:
   if (filter.pipeline) where.push(`pipeline = $${values.push(filter.pipeline)}`);
   const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${values.push(filter.limit ?? 1000)}`;
   return { sql, values };
-}
-
-/** A row of `logs`, as `listLogs` reads it. */
-export type LogRow = { run_id: string; step: string; attempt: number; stream: string; line: string; at: number };
-
-export function toLogLine(r: LogRow): LogLine {
-  return { runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at };
 }

@@ -11,12 +11,13 @@ import type { PipelineRow, RunRow } from '../rows.js';
 import type { EventType, RunEvent } from '../store.js';
 import type { Tx } from './pg-attempts.js';
 import { encodePgJson, pgJson, toPgText } from './pg-json.js';
-import { insertEventsFrom, sql as keyed } from './pg-store-sql.js';
+import { insertEventsFrom } from './pg-store-sql.js';
+import { SHARED } from '../shared-sql.js';
 
 export type { RunState } from '../ledger/transitions.js';
 
 /** Runs a shared statement on `client`, prepared once per connection under its key. */
-const query = (client: pg.ClientBase, stmt: Statement, args: readonly unknown[]) => client.query({ name: `l_${stmt.key}`, text: stmt.pg, values: args as unknown[] });
+export const query = (client: pg.ClientBase, stmt: Statement, args: readonly unknown[]) => client.query({ name: `l_${stmt.key}`, text: stmt.pg, values: args as unknown[] });
 
 /** Statements only this driver runs: row locks, and the batch fast paths. */
 const PG = {
@@ -182,7 +183,7 @@ export class TxOpener {
     const key = `${name}@${version}`;
     let c = this.compiledCache.get(key);
     if (!c) {
-      const [row] = await keyed<PipelineRow>(client, 'pipeline', [name, version]);
+      const row = (await query(client, SHARED.pipeline, [name, version])).rows[0] as PipelineRow | undefined;
       if (!row) throw new SluiceError('PIPELINE_NOT_FOUND', `pipeline ${name} version ${version} is not stored`);
       c = compilePipeline(JSON.parse(row.definition) as Pipeline);
       this.compiledCache.set(key, c);

@@ -49,13 +49,15 @@ import { completeAttemptsIn, createRunsIn, savePipelineIn, transitionIn } from '
 import { reap } from '../ledger/upkeep.js';
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
 import { StoreFeatures } from '../features/store-features.js';
-import { PgFeatureRunner, TxOpener } from './pg-run-transitions.js';
+import { PgFeatureRunner, query, TxOpener } from './pg-run-transitions.js';
+import { listLogs, SHARED } from '../shared-sql.js';
+import { getRun } from '../ledger/transitions.js';
 import { anyHeldRuns, pendingDebounce, releaseHeldRuns, runFlow } from '../flow/flow-ops.js';
-import type { Rule } from '../ledger/effects.js';
+import type { Rule, Statement } from '../ledger/effects.js';
 import type { RunFlow } from '../flow/flow-port.js';
 import { pgPipelineStats } from '../stats/pg-stats.js';
 import { saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
-import { listEventsStatement, listRunsStatement, toLogLine, type LogRow } from './pg-run-list.js';
+import { listEventsStatement, listRunsStatement } from './pg-run-list.js';
 import { controlRun, rollbackRun } from '../ledger/outcomes.js';
 import { decide, listDecisions } from '../ledger/supervision.js';
 import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type Tx } from './pg-attempts.js';
@@ -149,6 +151,11 @@ export class PostgresStore extends StoreFeatures implements Store {
     return transaction(this.pool, this.health.retryPolicy(), (c) => sql<R>(c, key, values), { retryUnknownCommit: true });
   }
 
+  /** Runs one shared statement (../shared-sql.ts; its own implicit transaction), retrying transient failures. */
+  private async rows<R>(stmt: Statement, values: unknown[] = []): Promise<R[]> {
+    return transaction(this.pool, this.health.retryPolicy(), async (c) => (await query(c, stmt, values)).rows as R[], { retryUnknownCommit: true });
+  }
+
   /** Runs a ledger rule that only reads, its statements outside a transaction block, retrying transient failures. */
   private read<T>(rule: Rule<T>): Promise<T> {
     return transaction(this.pool, this.health.retryPolicy(), (c) => this.txs.open(c).t.run(rule), { retryUnknownCommit: true, single: true });
@@ -199,20 +206,20 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
-    const [row] = version === undefined ? await this.q<PipelineRow>('latestPipeline', [name]) : await this.q<PipelineRow>('pipeline', [name, version]);
+    const [row] = version === undefined ? await this.rows<PipelineRow>(SHARED.latestPipeline, [name]) : await this.rows<PipelineRow>(SHARED.pipeline, [name, version]);
     return row ? toStoredPipeline(row) : undefined;
   }
 
   async listPipelines(): Promise<StoredPipeline[]> {
-    return (await this.q<PipelineRow>('latestPipelines')).map(toStoredPipeline);
+    return (await this.rows<PipelineRow>(SHARED.latestPipelines)).map(toStoredPipeline);
   }
 
   async listPipelineVersions(name: string): Promise<StoredPipeline[]> {
-    return (await this.q<PipelineRow>('pipelineVersions', [name])).map(toStoredPipeline);
+    return (await this.rows<PipelineRow>(SHARED.pipelineVersions, [name])).map(toStoredPipeline);
   }
 
   async resetPipelineCache(name: string): Promise<number> {
-    return this.tx(async ({ client }) => (await client.query(SQL.resetCache, [name])).rowCount ?? 0);
+    return this.tx(async ({ client }) => (await query(client, SHARED.resetCache, [name])).rowCount ?? 0);
   }
 
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
@@ -245,17 +252,17 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
-    const [row] = await this.q<RunRow>('run', [id]);
+    const row = await this.read(getRun(id));
     return row ? toRunRecord(row) : undefined;
   }
 
   async queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>> {
-    const rows = await this.q<{ pipeline: string; depth: number; oldest_ready_at: string | number | null }>('queueStats', [now]);
+    const rows = await this.rows<{ pipeline: string; depth: number; oldest_ready_at: string | number | null }>(SHARED.queueStats, [now]);
     return rows.map((r) => ({ pipeline: r.pipeline, depth: r.depth, oldestReadyAt: r.oldest_ready_at === null ? null : Number(r.oldest_ready_at) }));
   }
 
   async runTraceparent(runId: string): Promise<string | null> {
-    const [row] = await this.q<{ traceparent: string | null }>('runTraceparent', [runId]);
+    const [row] = await this.rows<{ traceparent: string | null }>(SHARED.runTraceparent, [runId]);
     return row?.traceparent ?? null;
   }
 
@@ -265,11 +272,11 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async listSteps(runId: string): Promise<StepRecord[]> {
-    return (await this.q<StepRow>('steps', [runId])).map(toStepRecord);
+    return (await this.rows<StepRow>(SHARED.steps, [runId])).map(toStepRecord);
   }
 
   async listAttempts(runId: string, step?: string): Promise<AttemptRecord[]> {
-    const rows = step === undefined ? await this.q<AttemptRow>('attempts', [runId]) : await this.q<AttemptRow>('stepAttempts', [runId, step]);
+    const rows = step === undefined ? await this.rows<AttemptRow>(SHARED.attempts, [runId]) : await this.rows<AttemptRow>(SHARED.stepAttempts, [runId, step]);
     return rows.map(toAttemptRecord);
   }
 
@@ -292,17 +299,16 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async listLogs(runId: string, step?: string): Promise<LogLine[]> {
-    const rows = step === undefined ? await this.q<LogRow>('logs', [runId]) : await this.q<LogRow>('stepLogs', [runId, step]);
-    return rows.map(toLogLine);
+    return this.read(listLogs(runId, step));
   }
 
   async lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined> {
-    const [row] = await this.q<{ output: string | null; run_id: string; outputs: string | null }>('cache', [pipeline, cacheKey]);
+    const [row] = await this.rows<{ output: string | null; run_id: string; outputs: string | null }>(SHARED.cache, [pipeline, cacheKey]);
     return row ? { output: parseJson(row.output), runId: row.run_id, outputs: parseJson<FileHashes>(row.outputs) } : undefined;
   }
 
   async latestCacheEntry(pipeline: string, step: string): Promise<{ runId: string; parts: CacheParts | null } | undefined> {
-    const [row] = await this.q<{ run_id: string; parts: string | null }>('latestCache', [pipeline, step]);
+    const [row] = await this.rows<{ run_id: string; parts: string | null }>(SHARED.latestCache, [pipeline, step]);
     return row ? { runId: row.run_id, parts: parseJson<CacheParts>(row.parts) } : undefined;
   }
 
@@ -381,7 +387,7 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async settleRate(key: string, at: number, delta: number): Promise<void> {
-    await this.tx(({ client }) => sql(client, 'settleRate', [key, Math.floor(at / 60_000), delta]));
+    await this.tx(({ client }) => query(client, SHARED.settleRate, [key, Math.floor(at / 60_000), delta]));
   }
 
   async loadStepItems(runId: string, step: string): Promise<StepItem[]> {
@@ -393,6 +399,6 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async listDeadLetters(limit: number): Promise<RunRecord[]> {
-    return (await this.q<RunRow>('deadLetters', [limit])).map(toRunRecord);
+    return (await this.rows<RunRow>(SHARED.deadLetters, [limit])).map(toRunRecord);
   }
 }

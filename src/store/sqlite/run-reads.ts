@@ -1,5 +1,5 @@
 import type { StepItem } from '../../core/step-results.js';
-import type { EventFilter, LogLine, RunEvent } from '../store.js';
+import type { EventFilter, RunEvent } from '../store.js';
 import { toRunEvents, type EventRow } from '../rows.js';
 import type { SqliteCtx } from './sqlite-context.js';
 
@@ -23,18 +23,6 @@ export function listEvents(c: SqliteCtx, filter: EventFilter): RunEvent[] {
     for (const e of toRunEvents(row)) if (e.id > (params['after'] as number)) events.push(e);
   }
   return events.slice(0, params['limit'] as number);
-}
-
-export function listLogs(c: SqliteCtx, runId: string, step?: string): LogLine[] {
-  const rows = (step === undefined ? c.stmt('logs').all({ run_id: runId }) : c.stmt('stepLogs').all({ run_id: runId, step })) as Array<{
-    run_id: string;
-    step: string;
-    attempt: number;
-    stream: string;
-    line: string;
-    at: number;
-  }>;
-  return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at }));
 }
 
 export function loadStepItems(c: SqliteCtx, runId: string, step: string): StepItem[] {

@@ -21,6 +21,11 @@ export class SqliteFeatureRunner extends SharedStatements implements FeatureRunn
     return runSync(rule, this);
   }
 
+  /** Runs a rule synchronously, in the current transaction if there is one. */
+  run<T>(rule: Rule<T>): T {
+    return runSync(rule, this);
+  }
+
   async write<T>(rule: Rule<T>): Promise<T> {
     return this.writeTx(() => runSync(rule, this));
   }

@@ -50,8 +50,8 @@ import { SqliteStats } from '../stats/sqlite-stats.js';
 import { StoreFeatures } from '../features/store-features.js';
 import { SqliteFeatureRunner } from './sqlite-features.js';
 import { listRunsStatement } from './run-list.js';
-import { RUN_TRACE_SQL } from './run-traces.js';
-import { QUEUE_STATS_SQL } from './queue-stats.js';
+import { listLogs, SHARED } from '../shared-sql.js';
+import { getRun } from '../ledger/transitions.js';
 import { RunTransitions } from './run-transitions.js';
 import { SQL } from './store-sql.js';
 import { compilePipeline, type CompiledPipeline } from '../ledger/ledger-tx.js';
@@ -66,7 +66,7 @@ import type { RunFlow } from '../flow/flow-port.js';
 import type { FlowDriver } from '../flow/flow-ops.js';
 import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
-import { listEvents, listLogs, loadStepItems } from './run-reads.js';
+import { listEvents, loadStepItems } from './run-reads.js';
 import { reapExpired, saveStepItems, takeRate, transitionRun } from './run-upkeep.js';
 import { createWaitPort, type WaitPort } from '../waits-port.js';
 
@@ -217,7 +217,7 @@ export class SqliteStore extends StoreFeatures implements Store {
     const key = `${name}@${version}`;
     let c = this.compiledCache.get(key);
     if (!c) {
-      const row = this.stmt('pipeline').get({ name, version }) as PipelineRow | undefined;
+      const row = this.features.get(SHARED.pipeline, [name, version]) as PipelineRow | undefined;
       if (!row) throw new SluiceError('PIPELINE_NOT_FOUND', `pipeline ${name} version ${version} is not stored`);
       c = compilePipeline(JSON.parse(row.definition) as Pipeline);
       this.compiledCache.set(key, c);
@@ -230,22 +230,20 @@ export class SqliteStore extends StoreFeatures implements Store {
   }
 
   async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
-    const row = (version === undefined ? this.stmt('latestPipeline').get({ name }) : this.stmt('pipeline').get({ name, version })) as
-      | PipelineRow
-      | undefined;
+    const row = (version === undefined ? this.features.get(SHARED.latestPipeline, [name]) : this.features.get(SHARED.pipeline, [name, version])) as PipelineRow | undefined;
     return row ? toStoredPipeline(row) : undefined;
   }
 
   async listPipelines(): Promise<StoredPipeline[]> {
-    return (this.stmt('latestPipelines').all() as PipelineRow[]).map(toStoredPipeline);
+    return (this.features.all(SHARED.latestPipelines, []) as PipelineRow[]).map(toStoredPipeline);
   }
 
   async listPipelineVersions(name: string): Promise<StoredPipeline[]> {
-    return (this.stmt('pipelineVersions').all({ name }) as PipelineRow[]).map(toStoredPipeline);
+    return (this.features.all(SHARED.pipelineVersions, [name]) as PipelineRow[]).map(toStoredPipeline);
   }
 
   async resetPipelineCache(name: string): Promise<number> {
-    return this.write(() => this.stmt('resetCache').run({ pipeline: name }).changes);
+    return this.write(() => this.features.exec(SHARED.resetCache, [name]));
   }
 
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
@@ -283,17 +281,17 @@ export class SqliteStore extends StoreFeatures implements Store {
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
-    const row = this.stmt('run').get({ id }) as RunRow | undefined;
+    const row = this.features.run(getRun(id));
     return row ? toRunRecord(row) : undefined;
   }
 
   async queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>> {
-    const rows = this.prepared(QUEUE_STATS_SQL).all({ now }) as Array<{ pipeline: string; depth: number; oldest_ready_at: number | null }>;
+    const rows = this.features.all(SHARED.queueStats, [now]) as Array<{ pipeline: string; depth: number; oldest_ready_at: number | null }>;
     return rows.map((r) => ({ pipeline: r.pipeline, depth: r.depth, oldestReadyAt: r.oldest_ready_at }));
   }
 
   async runTraceparent(runId: string): Promise<string | null> {
-    return (this.prepared(RUN_TRACE_SQL.get).get({ id: runId }) as { traceparent: string | null } | undefined)?.traceparent ?? null;
+    return (this.features.get(SHARED.runTraceparent, [runId]) as { traceparent: string | null } | undefined)?.traceparent ?? null;
   }
 
   /** A statement prepared once per store. */
@@ -310,11 +308,11 @@ export class SqliteStore extends StoreFeatures implements Store {
   }
 
   async listSteps(runId: string): Promise<StepRecord[]> {
-    return (this.stmt('steps').all({ run_id: runId }) as StepRow[]).map(toStepRecord);
+    return (this.features.all(SHARED.steps, [runId]) as StepRow[]).map(toStepRecord);
   }
 
   async listAttempts(runId: string, step?: string): Promise<AttemptRecord[]> {
-    const rows = step === undefined ? this.stmt('attempts').all({ run_id: runId }) : this.stmt('stepAttempts').all({ run_id: runId, step });
+    const rows = step === undefined ? this.features.all(SHARED.attempts, [runId]) : this.features.all(SHARED.stepAttempts, [runId, step]);
     return (rows as AttemptRow[]).map(toAttemptRecord);
   }
 
@@ -335,12 +333,12 @@ export class SqliteStore extends StoreFeatures implements Store {
   }
 
   async lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined> {
-    const row = this.stmt('cache').get({ pipeline, key: cacheKey }) as { output: string | null; run_id: string; outputs: string | null } | undefined;
+    const row = this.features.get(SHARED.cache, [pipeline, cacheKey]) as { output: string | null; run_id: string; outputs: string | null } | undefined;
     return row ? { output: parseJson(row.output), runId: row.run_id, outputs: parseJson<FileHashes>(row.outputs) } : undefined;
   }
 
   async latestCacheEntry(pipeline: string, step: string): Promise<{ runId: string; parts: CacheParts | null } | undefined> {
-    const row = this.stmt('latestCache').get({ pipeline, step }) as { run_id: string; parts: string | null } | undefined;
+    const row = this.features.get(SHARED.latestCache, [pipeline, step]) as { run_id: string; parts: string | null } | undefined;
     return row ? { runId: row.run_id, parts: parseJson<CacheParts>(row.parts) } : undefined;
   }
 
@@ -384,7 +382,7 @@ export class SqliteStore extends StoreFeatures implements Store {
   }
 
   async settleRate(key: string, at: number, delta: number): Promise<void> {
-    this.write(() => this.stmt('settleRate').run({ key, window: Math.floor(at / 60_000), delta }));
+    this.write(() => this.features.exec(SHARED.settleRate, [key, Math.floor(at / 60_000), delta]));
   }
 
   async listEvents(filter: EventFilter): Promise<RunEvent[]> {
@@ -392,7 +390,7 @@ export class SqliteStore extends StoreFeatures implements Store {
   }
 
   async listLogs(runId: string, step?: string): Promise<LogLine[]> {
-    return listLogs(this.ctx, runId, step);
+    return this.features.run(listLogs(runId, step));
   }
 
   async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
@@ -412,7 +410,7 @@ export class SqliteStore extends StoreFeatures implements Store {
   }
 
   async listDeadLetters(limit: number): Promise<RunRecord[]> {
-    return (this.stmt('deadLetters').all({ limit }) as RunRow[]).map(toRunRecord);
+    return (this.features.all(SHARED.deadLetters, [limit]) as RunRow[]).map(toRunRecord);
   }
 }
 
