@@ -1,5 +1,9 @@
-import { all, sql, type Rule } from './ledger/effects.js';
-import type { LogLine } from './store.js';
+import { SluiceError } from '../core/errors.js';
+import type { Pipeline } from '../core/model.js';
+import type { StepItem } from '../core/step-results.js';
+import { all, get, run, sql, type Rule } from './ledger/effects.js';
+import { toStoredPipeline, type PipelineRow } from './rows.js';
+import type { AttemptLease, LogLine, PipelineSource, StoredPipeline } from './store.js';
 
 /**
  * Statements both drivers run outside the ledger's rules (stored pipelines, a run's steps, attempts and logs, the
@@ -8,6 +12,8 @@ import type { LogLine } from './store.js';
  * statements. Each lists its parameters.
  */
 export const SHARED = {
+  // $1 key: on PostgreSQL, serializes transactions on one key until commit; SQLite's write transaction already does
+  keyLock: sql('storeKeyLock', { sqlite: `SELECT $1 AS locked`, pg: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))` }),
   // $1 name $2 version
   pipeline: sql('storePipeline', `SELECT * FROM pipelines WHERE name = $1 AND version = $2`),
   // $1 name
@@ -87,4 +93,67 @@ type LogRow = { run_id: string; step: string; attempt: number; stream: string; l
 export function* listLogs(runId: string, step?: string): Rule<LogLine[]> {
   const rows = step === undefined ? yield* all<LogRow>(SHARED.logs, [runId]) : yield* all<LogRow>(SHARED.stepLogs, [runId, step]);
   return rows.map((r) => ({ runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at }));
+}
+
+/** A value as a JSON column parameter (PostgreSQL encodes what jsonb refuses, see postgres/pg-json.ts). */
+type Json = (value: unknown) => string;
+
+/** Stores the pipeline; a new version is created only when its hash differs from the latest. */
+export function* savePipeline(json: Json, pipeline: Pipeline, hash: string, source: PipelineSource): Rule<StoredPipeline> {
+  // Two processes saving the same pipeline at once must not both take the next version number.
+  yield* get(SHARED.keyLock, [`pipeline:${pipeline.name}`]);
+  const latest = yield* get<PipelineRow>(SHARED.latestPipeline, [pipeline.name]);
+  if (latest && latest.hash === hash) return toStoredPipeline(latest);
+  const row: PipelineRow = {
+    name: pipeline.name,
+    version: (latest?.version ?? 0) + 1,
+    hash,
+    definition: json(pipeline),
+    source: source.text ?? null,
+    source_file: source.file ?? null,
+    created_at: Date.now(),
+  };
+  yield* run(SHARED.insertPipeline, [row.name, row.version, row.hash, row.definition, row.source, row.source_file, row.created_at]);
+  return toStoredPipeline(row);
+}
+
+/**
+ * Takes one request (and `tokens` estimated tokens) from the shared per-minute budget of `key`; returns 0 when
+ * granted, else the milliseconds until the budget renews. Run in a write transaction.
+ */
+export function* takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Rule<number> {
+  const window = Math.floor(now / 60_000);
+  // Workers of every process take from one budget: one taker per key at a time.
+  yield* get(SHARED.keyLock, [`rate:${key}`]);
+  const used = (yield* get<{ requests: number; tokens: number }>(SHARED.rateWindow, [key, window])) ?? { requests: 0, tokens: 0 };
+  const overRequests = limits.rpm !== undefined && used.requests + 1 > limits.rpm;
+  // A request larger than the whole token budget goes alone into an empty window rather than never.
+  const overTokens = limits.tpm !== undefined && used.tokens > 0 && used.tokens + tokens > limits.tpm;
+  if (overRequests || overTokens) return (window + 1) * 60_000 - now;
+  yield* run(SHARED.takeRate, [key, window, tokens]);
+  if (used.requests === 0) yield* run(SHARED.pruneRates, [window - 5]);
+  return 0;
+}
+
+/** The per-item results recorded for a step, by index. */
+export function* loadStepItems(runId: string, step: string): Rule<StepItem[]> {
+  const rows = yield* all<{ idx: number; status: StepItem['status']; output: string | null; error: string | null }>(SHARED.stepItems, [runId, step]);
+  return rows.map((r) => ({
+    index: r.idx,
+    status: r.status,
+    ...(r.output === null ? {} : { output: JSON.parse(r.output) as unknown }),
+    ...(r.error === null ? {} : { error: JSON.parse(r.error) as StepItem['error'] }),
+  }));
+}
+
+/** Records per-item results, in a write transaction; LEASE_LOST unless `lease` still holds the step's attempt. */
+export function* saveStepItems(json: Json, lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Rule<void> {
+  if (!(yield* get(SHARED.holdsLease, [lease.attemptId, lease.fence, lease.owner]))) {
+    throw new SluiceError('LEASE_LOST', `attempt ${lease.attemptId} of step ${step} no longer holds its lease; its item results are not recorded`);
+  }
+  for (const item of items) {
+    const output = item.output === undefined ? null : json(item.output);
+    const error = item.error === undefined ? null : json(item.error);
+    yield* run(SHARED.putStepItem, [runId, step, item.index, item.status, output, error, now]);
+  }
 }

@@ -120,12 +120,6 @@ export const SQL = {
   appliedMigrations: `SELECT id FROM sluice_migrations`,
   // $1 id $2 name $3 applied_at
   recordMigration: `INSERT INTO sluice_migrations (id, name, applied_at) VALUES ($1, $2, $3)`,
-  // $1 key: serializes transactions on one key (pipeline name, idempotency key) until commit
-  xactLock: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
-  // $1 name
-  latestPipeline: `SELECT * FROM pipelines WHERE name = $1 ORDER BY version DESC LIMIT 1`,
-  // $1 name $2 version $3 hash $4 definition $5 source $6 source_file $7 created_at
-  insertPipeline: `INSERT INTO pipelines (name, version, hash, definition, source, source_file, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
   // Many runs with their steps and first attempts in one statement (arrays, one element per row; attempts are inserted
   // in array order). Foreign keys are checked at the end of the statement, when every row is in.
   // runs: $1 ids $2 pipelines $3 versions $4 inputs $5 priorities $6 forces $7 max_parallels $8 selections
@@ -205,21 +199,6 @@ export const SQL = {
                   FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
                   RETURNING s.name)
                 SELECT id, run_id, step, number FROM fin`,
-  // $1 key $2 window
-  rateWindow: `SELECT requests, tokens FROM rate_windows WHERE key = $1 AND "window" = $2`,
-  // $1 key $2 window $3 tokens
-  takeRate: `INSERT INTO rate_windows (key, "window", requests, tokens) VALUES ($1, $2, 1, $3)
-             ON CONFLICT (key, "window") DO UPDATE SET requests = rate_windows.requests + 1, tokens = rate_windows.tokens + EXCLUDED.tokens`,
-  // $1 before
-  pruneRates: `DELETE FROM rate_windows WHERE "window" < $1`,
-  // $1 run_id $2 step
-  stepItems: `SELECT idx, status, output, error FROM step_items WHERE run_id = $1 AND step = $2 ORDER BY idx`,
-  // $1 run_id $2 step $3 idx $4 status $5 output $6 error $7 now
-  putStepItem: `INSERT INTO step_items (run_id, step, idx, status, output, error, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                ON CONFLICT (run_id, step, idx) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,
-                  error = EXCLUDED.error, updated_at = EXCLUDED.updated_at`,
-  // $1 id $2 fence $3 owner: locks the attempt row, so the lease cannot be taken over until commit
-  holdsLease: `SELECT 1 AS held FROM attempts WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running' FOR SHARE`,
   // (none): delivered at commit, to every listening worker
   notify: `SELECT pg_notify('${WAKEUP_CHANNEL}', '')`,
 } as const;

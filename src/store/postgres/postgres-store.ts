@@ -45,18 +45,18 @@ import type {
 } from '../store.js';
 import type { StepItem } from '../../core/step-results.js';
 import { migrateDatabase } from './pg-migrate.js';
-import { completeAttemptsIn, createRunsIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
+import { completeAttemptsIn, createRunsIn, transitionIn } from './pg-run-ops.js';
 import { reap } from '../ledger/upkeep.js';
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
 import { StoreFeatures } from '../features/store-features.js';
 import { PgFeatureRunner, query, TxOpener } from './pg-run-transitions.js';
-import { listLogs, SHARED } from '../shared-sql.js';
+import { listLogs, loadStepItems, savePipeline, saveStepItems, SHARED, takeRate } from '../shared-sql.js';
+import { pgJson } from './pg-json.js';
 import { getRun } from '../ledger/transitions.js';
 import { anyHeldRuns, pendingDebounce, releaseHeldRuns, runFlow } from '../flow/flow-ops.js';
 import type { Rule, Statement } from '../ledger/effects.js';
 import type { RunFlow } from '../flow/flow-port.js';
 import { pgPipelineStats } from '../stats/pg-stats.js';
-import { saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
 import { listEventsStatement, listRunsStatement } from './pg-run-list.js';
 import { controlRun, rollbackRun } from '../ledger/outcomes.js';
 import { decide, listDecisions } from '../ledger/supervision.js';
@@ -202,7 +202,7 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
-    return this.tx((tx) => savePipelineIn(tx, pipeline, hash, source));
+    return this.tx((tx) => tx.t.run(savePipeline(pgJson, pipeline, hash, source)));
   }
 
   async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
@@ -383,7 +383,7 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
-    return this.tx(({ client }) => takeRateIn(client, key, limits, tokens, now));
+    return this.tx((tx) => tx.t.run(takeRate(key, limits, tokens, now)));
   }
 
   async settleRate(key: string, at: number, delta: number): Promise<void> {
@@ -391,11 +391,11 @@ export class PostgresStore extends StoreFeatures implements Store {
   }
 
   async loadStepItems(runId: string, step: string): Promise<StepItem[]> {
-    return (await this.q<StepItemRow>('stepItems', [runId, step])).map(toStepItem);
+    return this.read(loadStepItems(runId, step));
   }
 
   async saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void> {
-    await this.tx(({ client }) => saveStepItemsIn(client, lease, runId, step, items, now));
+    await this.tx((tx) => tx.t.run(saveStepItems(pgJson, lease, runId, step, items, now)));
   }
 
   async listDeadLetters(limit: number): Promise<RunRecord[]> {

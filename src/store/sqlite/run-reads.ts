@@ -1,4 +1,3 @@
-import type { StepItem } from '../../core/step-results.js';
 import type { EventFilter, RunEvent } from '../store.js';
 import { toRunEvents, type EventRow } from '../rows.js';
 import type { SqliteCtx } from './sqlite-context.js';
@@ -23,14 +22,4 @@ export function listEvents(c: SqliteCtx, filter: EventFilter): RunEvent[] {
     for (const e of toRunEvents(row)) if (e.id > (params['after'] as number)) events.push(e);
   }
   return events.slice(0, params['limit'] as number);
-}
-
-export function loadStepItems(c: SqliteCtx, runId: string, step: string): StepItem[] {
-  const rows = c.stmt('stepItems').all({ run_id: runId, step }) as Array<{ idx: number; status: StepItem['status']; output: string | null; error: string | null }>;
-  return rows.map((r) => ({
-    index: r.idx,
-    status: r.status,
-    ...(r.output === null ? {} : { output: JSON.parse(r.output) as unknown }),
-    ...(r.error === null ? {} : { error: JSON.parse(r.error) as StepItem['error'] }),
-  }));
 }

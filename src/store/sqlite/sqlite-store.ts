@@ -37,6 +37,7 @@ import type {
 } from '../store.js';
 import {
   parseJson,
+  toJson,
   toAttemptRecord,
   toRunRecord,
   toStepRecord,
@@ -50,7 +51,7 @@ import { SqliteStats } from '../stats/sqlite-stats.js';
 import { StoreFeatures } from '../features/store-features.js';
 import { SqliteFeatureRunner } from './sqlite-features.js';
 import { listRunsStatement } from './run-list.js';
-import { listLogs, SHARED } from '../shared-sql.js';
+import { listLogs, loadStepItems, savePipeline, saveStepItems, SHARED, takeRate } from '../shared-sql.js';
 import { getRun } from '../ledger/transitions.js';
 import { RunTransitions } from './run-transitions.js';
 import { SQL } from './store-sql.js';
@@ -59,15 +60,15 @@ import { controlRun, endChild, rollbackRun } from '../ledger/outcomes.js';
 import { decide, listDecisions } from '../ledger/supervision.js';
 import { AttemptBatches } from './attempt-batches.js';
 import { RunHeaders, type HeaderRow, type SqliteCtx } from './sqlite-context.js';
-import { applyMigrations, createRun, savePipeline } from './run-create.js';
+import { applyMigrations, createRun } from './run-create.js';
 import { anyHeldRuns, pendingDebounce, releaseHeldRuns, runFlow } from '../flow/flow-ops.js';
 import { startWithFlow } from '../flow/flow-start.js';
 import type { RunFlow } from '../flow/flow-port.js';
 import type { FlowDriver } from '../flow/flow-ops.js';
 import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
-import { listEvents, loadStepItems } from './run-reads.js';
-import { reapExpired, saveStepItems, takeRate, transitionRun } from './run-upkeep.js';
+import { listEvents } from './run-reads.js';
+import { reapExpired, transitionRun } from './run-upkeep.js';
 import { createWaitPort, type WaitPort } from '../waits-port.js';
 
 export interface SqliteStoreOptions {
@@ -226,7 +227,7 @@ export class SqliteStore extends StoreFeatures implements Store {
   }
 
   async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
-    return savePipeline(this.ctx, pipeline, hash, source);
+    return this.features.write(savePipeline(toJson, pipeline, hash, source));
   }
 
   async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
@@ -398,15 +399,15 @@ export class SqliteStore extends StoreFeatures implements Store {
   }
 
   async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
-    return takeRate(this.ctx, key, limits, tokens, now);
+    return this.features.write(takeRate(key, limits, tokens, now));
   }
 
   async loadStepItems(runId: string, step: string): Promise<StepItem[]> {
-    return loadStepItems(this.ctx, runId, step);
+    return this.features.run(loadStepItems(runId, step));
   }
 
   async saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void> {
-    saveStepItems(this.ctx, lease, runId, step, items, now);
+    await this.features.write(saveStepItems(toJson, lease, runId, step, items, now));
   }
 
   async listDeadLetters(limit: number): Promise<RunRecord[]> {

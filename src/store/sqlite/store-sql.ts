@@ -14,11 +14,6 @@ const KEY_HAS_ROOM = `(a.concurrency_key IS NULL OR
 
 /** SQL of the SQLite backend; each statement lists its named parameters. */
 export const SQL = {
-  // @name
-  latestPipeline: `SELECT * FROM pipelines WHERE name = @name ORDER BY version DESC LIMIT 1`,
-  // @name @version @hash @definition @source @source_file @created_at
-  insertPipeline: `INSERT INTO pipelines (name, version, hash, definition, source, source_file, created_at)
-                   VALUES (@name, @version, @hash, @definition, @source, @source_file, @created_at)`,
   // @id: the fields of a run that never change (see RunHeader)
   runHeader: `SELECT id, pipeline, version, input, parent_run_id FROM runs WHERE id = @id`,
   // @run_id @name: what a dependent reads of a step (its output only, the row's other text stays on disk)
@@ -55,22 +50,6 @@ export const SQL = {
                     usage = @usage, lease_expires_at = NULL
                   WHERE id = @id AND fence = @fence AND owner = @owner AND status = 'running'
                   RETURNING run_id, step, number`,
-  // @key @window
-  rateWindow: `SELECT requests, tokens FROM rate_windows WHERE key = @key AND window = @window`,
-  // @key @window @tokens
-  takeRate: `INSERT INTO rate_windows (key, window, requests, tokens) VALUES (@key, @window, 1, @tokens)
-             ON CONFLICT (key, window) DO UPDATE SET requests = requests + 1, tokens = tokens + excluded.tokens`,
-  // @before
-  pruneRates: `DELETE FROM rate_windows WHERE window < @before`,
-  // @run_id @step
-  stepItems: `SELECT idx, status, output, error FROM step_items WHERE run_id = @run_id AND step = @step ORDER BY idx`,
-  // @run_id @step @idx @status @output @error @now
-  putStepItem: `INSERT INTO step_items (run_id, step, idx, status, output, error, updated_at)
-                VALUES (@run_id, @step, @idx, @status, @output, @error, @now)
-                ON CONFLICT (run_id, step, idx) DO UPDATE SET status = excluded.status, output = excluded.output,
-                  error = excluded.error, updated_at = excluded.updated_at`,
-  // @id @fence @owner
-  holdsLease: `SELECT 1 AS held FROM attempts WHERE id = @id AND fence = @fence AND owner = @owner AND status = 'running'`,
   // @run_id @name @status @output @cache_key @now
   finishStep: `UPDATE steps SET status = @status, output = @output, cache_key = @cache_key, error = NULL, finished_at = @now
                WHERE run_id = @run_id AND name = @name AND status = 'running'`,
