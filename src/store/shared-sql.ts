@@ -2,6 +2,7 @@ import { SluiceError } from '../core/errors.js';
 import type { Pipeline } from '../core/model.js';
 import type { StepItem } from '../core/step-results.js';
 import { all, get, run, sql, type Rule } from './ledger/effects.js';
+import { compilePipeline, type CompiledPipeline } from './ledger/ledger-tx.js';
 import { toStoredPipeline, type PipelineRow } from './rows.js';
 import type { AttemptLease, LogLine, PipelineSource, StoredPipeline } from './store.js';
 
@@ -155,5 +156,23 @@ export function* saveStepItems(json: Json, lease: AttemptLease, runId: string, s
     const output = item.output === undefined ? null : json(item.output);
     const error = item.error === undefined ? null : json(item.error);
     yield* run(SHARED.putStepItem, [runId, step, item.index, item.status, output, error, now]);
+  }
+}
+
+/** Compiled pipeline versions of one store: each read and compiled once (a stored version never changes). */
+export class CompiledPipelines {
+  private readonly compiled = new Map<string, CompiledPipeline>();
+
+  /** The compiled definition of pipeline `name` at `version`; PIPELINE_NOT_FOUND when it is not stored. */
+  *get(name: string, version: number): Rule<CompiledPipeline> {
+    const key = `${name}@${version}`;
+    let c = this.compiled.get(key);
+    if (!c) {
+      const row = yield* get<PipelineRow>(SHARED.pipeline, [name, version]);
+      if (!row) throw new SluiceError('PIPELINE_NOT_FOUND', `pipeline ${name} version ${version} is not stored`);
+      c = compilePipeline(JSON.parse(row.definition) as Pipeline);
+      this.compiled.set(key, c);
+    }
+    return c;
   }
 }

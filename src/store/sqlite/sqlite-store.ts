@@ -51,11 +51,10 @@ import { SqliteStats } from '../stats/sqlite-stats.js';
 import { StoreFeatures } from '../features/store-features.js';
 import { SqliteFeatureRunner } from './sqlite-features.js';
 import { listRunsStatement } from './run-list.js';
-import { listLogs, loadStepItems, savePipeline, saveStepItems, SHARED, takeRate } from '../shared-sql.js';
+import { CompiledPipelines, listLogs, loadStepItems, savePipeline, saveStepItems, SHARED, takeRate } from '../shared-sql.js';
 import { getRun } from '../ledger/transitions.js';
 import { RunTransitions } from './run-transitions.js';
 import { SQL } from './store-sql.js';
-import { compilePipeline, type CompiledPipeline } from '../ledger/ledger-tx.js';
 import { controlRun, endChild, rollbackRun } from '../ledger/outcomes.js';
 import { decide, listDecisions } from '../ledger/supervision.js';
 import { AttemptBatches } from './attempt-batches.js';
@@ -84,7 +83,7 @@ export class SqliteStore extends StoreFeatures implements Store {
   readonly url: string;
   private readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
-  private readonly compiledCache = new Map<string, CompiledPipeline>();
+  private readonly pipelines = new CompiledPipelines();
   /** Fields of a run that never change after creation, so hot paths need not read the row again. */
   private readonly headers = new RunHeaders((id) => this.stmt('runHeader').get({ id }) as HeaderRow | undefined);
   private runTransitions: RunTransitions | undefined;
@@ -185,7 +184,7 @@ export class SqliteStore extends StoreFeatures implements Store {
 
   async migrate(): Promise<void> {
     this.write(() => applyMigrations(this.db));
-    this.runTransitions = new RunTransitions(this.db, (name, version) => this.compiled(name, version));
+    this.runTransitions = new RunTransitions(this.db, (name, version) => this.features.run(this.pipelines.get(name, version)));
     this.runTransitions.onRunEnded = (out, runId, status, at) => this.transitions.run(endChild(this.transitions, runId, status, at, out));
   }
 
@@ -212,18 +211,6 @@ export class SqliteStore extends StoreFeatures implements Store {
   /** Never: a file needs no connection. */
   isUnreachable(): boolean {
     return false;
-  }
-
-  private compiled(name: string, version: number): CompiledPipeline {
-    const key = `${name}@${version}`;
-    let c = this.compiledCache.get(key);
-    if (!c) {
-      const row = this.features.get(SHARED.pipeline, [name, version]) as PipelineRow | undefined;
-      if (!row) throw new SluiceError('PIPELINE_NOT_FOUND', `pipeline ${name} version ${version} is not stored`);
-      c = compilePipeline(JSON.parse(row.definition) as Pipeline);
-      this.compiledCache.set(key, c);
-    }
-    return c;
   }
 
   async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
