@@ -57,7 +57,7 @@ import { anyHeldRuns, pendingDebounce, releaseHeldRuns, runFlow } from '../flow/
 import type { Rule, Statement } from '../ledger/effects.js';
 import type { RunFlow } from '../flow/flow-port.js';
 import { pgPipelineStats } from '../stats/pg-stats.js';
-import { listEventsStatement, listRunsStatement } from './pg-run-list.js';
+import { listEventsStatement, listRunsStatement } from '../run-list.js';
 import { controlRun, rollbackRun } from '../ledger/outcomes.js';
 import { decide, listDecisions } from '../ledger/supervision.js';
 import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type Tx } from './pg-attempts.js';

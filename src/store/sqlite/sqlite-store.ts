@@ -42,7 +42,9 @@ import {
   toRunRecord,
   toStepRecord,
   toStoredPipeline,
+  toRunEvents,
   type AttemptRow,
+  type EventRow,
   type PipelineRow,
   type RunRow,
   type StepRow,
@@ -50,7 +52,8 @@ import {
 import { SqliteStats } from '../stats/sqlite-stats.js';
 import { StoreFeatures } from '../features/store-features.js';
 import { SqliteFeatureRunner } from './sqlite-features.js';
-import { listRunsStatement } from './run-list.js';
+import { listEventsStatement, listRunsStatement } from '../run-list.js';
+import { Statement } from '../ledger/effects.js';
 import { CompiledPipelines, listLogs, loadStepItems, savePipeline, saveStepItems, SHARED, takeRate } from '../shared-sql.js';
 import { getRun } from '../ledger/transitions.js';
 import { RunTransitions } from './run-transitions.js';
@@ -66,7 +69,6 @@ import type { RunFlow } from '../flow/flow-port.js';
 import type { FlowDriver } from '../flow/flow-ops.js';
 import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
-import { listEvents } from './run-reads.js';
 import { reapExpired, transitionRun } from './run-upkeep.js';
 import { createWaitPort, type WaitPort } from '../waits-port.js';
 
@@ -125,7 +127,6 @@ export class SqliteStore extends StoreFeatures implements Store {
     const transitions = () => this.transitions;
     const batches = () => this.batches;
     this.ctx = {
-      db: this.db,
       get transitions() {
         return transitions();
       },
@@ -133,7 +134,6 @@ export class SqliteStore extends StoreFeatures implements Store {
         return batches();
       },
       stmt: (key) => this.stmt(key),
-      prepared: (sql) => this.prepared(sql),
       write: (fn) => this.write(fn),
       header: (id) => this.headers.get(id),
       remember: (row) => this.headers.remember(row),
@@ -282,17 +282,19 @@ export class SqliteStore extends StoreFeatures implements Store {
     return (this.features.get(SHARED.runTraceparent, [runId]) as { traceparent: string | null } | undefined)?.traceparent ?? null;
   }
 
-  /** A statement prepared once per store. */
-  private prepared(sql: string): Database.Statement {
-    let statement = this.stmts.get(sql);
-    if (!statement) this.stmts.set(sql, (statement = this.db.prepare(sql)));
-    return statement;
+  /**
+   * The rows of a statement built per call (../run-list.ts); each form (a few: filters there or not) is prepared
+   * once per store.
+   */
+  private dynamic({ sql, values }: { sql: string; values: unknown[] }): unknown[] {
+    const stmt = new Statement('dynamic', sql);
+    let prepared = this.stmts.get(stmt.sqlite);
+    if (!prepared) this.stmts.set(stmt.sqlite, (prepared = this.db.prepare(stmt.sqlite)));
+    return prepared.all(stmt.sqliteArgs(values));
   }
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
-    const { sql, params } = listRunsStatement(filter);
-    // Eight forms of the statement at most (pipeline, status, cursor, each there or not): prepare each once.
-    return (this.prepared(sql).all(params) as RunRow[]).map(toRunRecord);
+    return (this.dynamic(listRunsStatement(filter)) as RunRow[]).map(toRunRecord);
   }
 
   async listSteps(runId: string): Promise<StepRecord[]> {
@@ -374,7 +376,10 @@ export class SqliteStore extends StoreFeatures implements Store {
   }
 
   async listEvents(filter: EventFilter): Promise<RunEvent[]> {
-    return listEvents(this.ctx, filter);
+    // A row holds at least one event past `afterId` (its last): `limit` rows hold enough.
+    const after = filter.afterId ?? 0;
+    const events = (this.dynamic(listEventsStatement(filter)) as EventRow[]).flatMap(toRunEvents).filter((e) => e.id > after);
+    return events.slice(0, filter.limit ?? 1000);
   }
 
   async listLogs(runId: string, step?: string): Promise<LogLine[]> {

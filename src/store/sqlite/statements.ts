@@ -1,25 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Statement } from '../ledger/effects.js';
 
-/** A table of named SQL statements, each prepared on first use and kept for the connection's life. */
-export class Statements<K extends string> {
-  private readonly prepared = new Map<K, Database.Statement>();
-
-  constructor(
-    private readonly db: Database.Database,
-    private readonly sql: Readonly<Record<K, string>>,
-  ) {}
-
-  get(key: K): Database.Statement {
-    let s = this.prepared.get(key);
-    if (!s) {
-      s = this.db.prepare(this.sql[key]);
-      this.prepared.set(key, s);
-    }
-    return s;
-  }
-}
-
 /**
  * Runs shared statements (../ledger/effects.ts) on one connection, each prepared on first use and kept: the part
  * of a synchronous executor that the ledger's and the features' SQLite runners have in common.

@@ -1,10 +1,12 @@
-import type { EventFilter, RunFilter } from '../store.js';
-import { waitingRunsCondition } from '../waiting-runs.js';
+import type { EventFilter, RunFilter } from './store.js';
+import { waitingRunsCondition } from './waiting-runs.js';
+
+// Statements built per call, written in PostgreSQL's style; SQLite runs them converted (ledger/effects.ts Statement).
 
 /**
  * The statement of `listRuns`: runs newest first, optionally of one pipeline and/or status, after a keyset
  * position. The indexes runs_by_created (migration 1) and migration 10's (pipeline, ...), (status, ...) serve
- * each form without a sort. Positional parameters, in this order when present: pipeline, status, after's
+ * each form without a sort, on both backends. Positional parameters, in this order when present: pipeline, status, after's
  * created_at and id, limit.
  */
 export function listRunsStatement(filter: RunFilter): { sql: string; values: unknown[] } {
