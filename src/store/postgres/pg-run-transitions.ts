@@ -15,7 +15,7 @@ import { CompiledPipelines } from '../shared-sql.js';
 export type { RunState } from '../ledger/transitions.js';
 
 /** Runs a shared statement on `client`, prepared once per connection under its key. */
-export const query = (client: pg.ClientBase, stmt: Statement, args: readonly unknown[]) => client.query({ name: `l_${stmt.key}`, text: stmt.pg, values: args as unknown[] });
+const query = (client: pg.ClientBase, stmt: Statement, args: readonly unknown[]) => client.query({ name: `l_${stmt.key}`, text: stmt.pg, values: args as unknown[] });
 
 /** Statements only this driver runs: row locks, and the batch fast paths. */
 const PG = {

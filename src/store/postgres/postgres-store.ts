@@ -1,65 +1,42 @@
-import { claimCronSlot, lastCronSlot } from '../cron/cron-slots.js';
-import { pruneRuns, type PruneRequest, type PruneResult } from '../retention/prune.js';
 import type pg from 'pg';
-import type { CacheParts, FileHashes } from '../../core/cache-key.js';
-import type { Pipeline } from '../../core/model.js';
 import {
-  parseJson,
-  toAttemptRecord,
   toRunEvent,
   toRunRecord,
-  toStepRecord,
-  toStoredPipeline,
-  type AttemptRow,
   type EventRow,
-  type PipelineRow,
   type RunRow,
-  type StepRow,
 } from '../rows.js';
 import type {
-  CacheHit,
-  AttemptRecord,
   AttemptResult,
   ClaimBatch,
   ClaimRequest,
   CompletionBatch,
   CreateRunRequest,
   CreatedRuns,
-  AttemptLease,
   EventFilter,
   PipelineStats,
   SeriesOptions,
-  GateDecisionRecord,
   HumanDecision,
   LogLine,
-  PipelineSource,
   ReapResult,
   RunAction,
   RunEvent,
   RunFilter,
   RunRecord,
-  StepRecord,
   Store,
-  StoredPipeline,
   TransitionResult,
 } from '../store.js';
-import type { StepItem } from '../../core/step-results.js';
 import { migrateDatabase } from './pg-migrate.js';
 import { completeAttemptsIn, createRunsIn, transitionIn } from './pg-run-ops.js';
 import { reap } from '../ledger/upkeep.js';
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
-import { StoreFeatures } from '../features/store-features.js';
-import { PgFeatureRunner, query, TxOpener } from './pg-run-transitions.js';
-import { listLogs, loadStepItems, savePipeline, saveStepItems, SHARED, takeRate } from '../shared-sql.js';
-import { pgJson } from './pg-json.js';
-import { getRun } from '../ledger/transitions.js';
-import { anyHeldRuns, pendingDebounce, releaseHeldRuns, runFlow } from '../flow/flow-ops.js';
-import type { Rule, Statement } from '../ledger/effects.js';
-import type { RunFlow } from '../flow/flow-port.js';
+import { SharedStore } from '../shared-store.js';
+import { PgFeatureRunner, TxOpener } from './pg-run-transitions.js';
+import { anyHeldRuns, releaseHeldRuns } from '../flow/flow-ops.js';
+import type { Rule } from '../ledger/effects.js';
 import { pgPipelineStats } from '../stats/pg-stats.js';
 import { listEventsStatement, listRunsStatement } from '../run-list.js';
 import { controlRun, rollbackRun } from '../ledger/outcomes.js';
-import { decide, listDecisions } from '../ledger/supervision.js';
+import { decide } from '../ledger/supervision.js';
 import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type Tx } from './pg-attempts.js';
 import { SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
@@ -86,7 +63,7 @@ export interface PostgresStoreOptions {
  * with concurrent writers an event may commit after one with a higher id, so a reader paging by `afterId`
  * should re-read a short window behind the last id it saw.
  */
-export class PostgresStore extends StoreFeatures implements Store {
+export class PostgresStore extends SharedStore implements Store {
   readonly capabilities = { listenNotify: true, skipLocked: true, concurrentWriters: true, leaderElection: true, artifactTables: true };
   readonly url: string;
   private readonly connectionString: string;
@@ -151,11 +128,6 @@ export class PostgresStore extends StoreFeatures implements Store {
     return transaction(this.pool, this.health.retryPolicy(), (c) => sql<R>(c, key, values), { retryUnknownCommit: true });
   }
 
-  /** Runs one shared statement (../shared-sql.ts; its own implicit transaction), retrying transient failures. */
-  private async rows<R>(stmt: Statement, values: unknown[] = []): Promise<R[]> {
-    return transaction(this.pool, this.health.retryPolicy(), async (c) => (await query(c, stmt, values)).rows as R[], { retryUnknownCommit: true });
-  }
-
   /** Runs a ledger rule that only reads, its statements outside a transaction block, retrying transient failures. */
   private read<T>(rule: Rule<T>): Promise<T> {
     return transaction(this.pool, this.health.retryPolicy(), (c) => this.txs.open(c).t.run(rule), { retryUnknownCommit: true, single: true });
@@ -201,27 +173,6 @@ export class PostgresStore extends StoreFeatures implements Store {
     };
   }
 
-  async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
-    return this.tx((tx) => tx.t.run(savePipeline(pgJson, pipeline, hash, source)));
-  }
-
-  async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
-    const [row] = version === undefined ? await this.rows<PipelineRow>(SHARED.latestPipeline, [name]) : await this.rows<PipelineRow>(SHARED.pipeline, [name, version]);
-    return row ? toStoredPipeline(row) : undefined;
-  }
-
-  async listPipelines(): Promise<StoredPipeline[]> {
-    return (await this.rows<PipelineRow>(SHARED.latestPipelines)).map(toStoredPipeline);
-  }
-
-  async listPipelineVersions(name: string): Promise<StoredPipeline[]> {
-    return (await this.rows<PipelineRow>(SHARED.pipelineVersions, [name])).map(toStoredPipeline);
-  }
-
-  async resetPipelineCache(name: string): Promise<number> {
-    return this.tx(async ({ client }) => (await query(client, SHARED.resetCache, [name])).rowCount ?? 0);
-  }
-
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
     // Flow rules lock their buckets in the transaction that creates the runs.
     if (requests.some((r) => r.flow)) return this.tx((tx) => createRunsIn(tx, requests, now, claimNext));
@@ -243,41 +194,9 @@ export class PostgresStore extends StoreFeatures implements Store {
     });
   }
 
-  async runFlow(id: string): Promise<RunFlow | undefined> {
-    return this.read(runFlow(id));
-  }
-
-  async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
-    return this.read(pendingDebounce(pipeline, key));
-  }
-
-  async getRun(id: string): Promise<RunRecord | undefined> {
-    const row = await this.read(getRun(id));
-    return row ? toRunRecord(row) : undefined;
-  }
-
-  async queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>> {
-    const rows = await this.rows<{ pipeline: string; depth: number; oldest_ready_at: string | number | null }>(SHARED.queueStats, [now]);
-    return rows.map((r) => ({ pipeline: r.pipeline, depth: r.depth, oldestReadyAt: r.oldest_ready_at === null ? null : Number(r.oldest_ready_at) }));
-  }
-
-  async runTraceparent(runId: string): Promise<string | null> {
-    const [row] = await this.rows<{ traceparent: string | null }>(SHARED.runTraceparent, [runId]);
-    return row?.traceparent ?? null;
-  }
-
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
     const { sql, values } = listRunsStatement(filter);
     return (await this.query<RunRow>(sql, values)).map(toRunRecord);
-  }
-
-  async listSteps(runId: string): Promise<StepRecord[]> {
-    return (await this.rows<StepRow>(SHARED.steps, [runId])).map(toStepRecord);
-  }
-
-  async listAttempts(runId: string, step?: string): Promise<AttemptRecord[]> {
-    const rows = step === undefined ? await this.rows<AttemptRow>(SHARED.attempts, [runId]) : await this.rows<AttemptRow>(SHARED.stepAttempts, [runId, step]);
-    return rows.map(toAttemptRecord);
   }
 
   async getStepOutputs(runId: string, names: string[]): Promise<Record<string, unknown>> {
@@ -296,20 +215,6 @@ export class PostgresStore extends StoreFeatures implements Store {
     if (lines.length === 0) return;
     const cols = [lines.map((l) => l.runId), lines.map((l) => l.step), lines.map((l) => l.attempt), lines.map((l) => l.stream), lines.map((l) => toPgText(l.line)), lines.map((l) => l.at)];
     await this.q('insertLogs', cols);
-  }
-
-  async listLogs(runId: string, step?: string): Promise<LogLine[]> {
-    return this.read(listLogs(runId, step));
-  }
-
-  async lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined> {
-    const [row] = await this.rows<{ output: string | null; run_id: string; outputs: string | null }>(SHARED.cache, [pipeline, cacheKey]);
-    return row ? { output: parseJson(row.output), runId: row.run_id, outputs: parseJson<FileHashes>(row.outputs) } : undefined;
-  }
-
-  async latestCacheEntry(pipeline: string, step: string): Promise<{ runId: string; parts: CacheParts | null } | undefined> {
-    const [row] = await this.rows<{ run_id: string; parts: string | null }>(SHARED.latestCache, [pipeline, step]);
-    return row ? { runId: row.run_id, parts: parseJson<CacheParts>(row.parts) } : undefined;
   }
 
   async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {
@@ -358,10 +263,6 @@ export class PostgresStore extends StoreFeatures implements Store {
     return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => decide(t, run, step, decision, now, events), true));
   }
 
-  async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
-    return this.read(listDecisions(runId));
-  }
-
   async ping(): Promise<void> {
     await this.health.ping(this.pool, this.url);
   }
@@ -370,35 +271,8 @@ export class PostgresStore extends StoreFeatures implements Store {
     return pgPipelineStats((text, values) => transaction(this.pool, this.health.retryPolicy(), (c) => c.query(text, values)), pipeline, since, series);
   }
 
-  claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
-    return claimCronSlot(this.features, pipeline, trigger, slot, now);
+  protected readOne<T>(rule: Rule<T>): Promise<T> {
+    return this.read(rule);
   }
 
-  lastCronSlot(pipeline: string, trigger: string): Promise<number | undefined> {
-    return lastCronSlot(this.features, pipeline, trigger);
-  }
-
-  pruneRuns(request: PruneRequest): Promise<PruneResult> {
-    return pruneRuns(this.features, request);
-  }
-
-  async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
-    return this.tx((tx) => tx.t.run(takeRate(key, limits, tokens, now)));
-  }
-
-  async settleRate(key: string, at: number, delta: number): Promise<void> {
-    await this.tx(({ client }) => query(client, SHARED.settleRate, [key, Math.floor(at / 60_000), delta]));
-  }
-
-  async loadStepItems(runId: string, step: string): Promise<StepItem[]> {
-    return this.read(loadStepItems(runId, step));
-  }
-
-  async saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void> {
-    await this.tx((tx) => tx.t.run(saveStepItems(pgJson, lease, runId, step, items, now)));
-  }
-
-  async listDeadLetters(limit: number): Promise<RunRecord[]> {
-    return (await this.rows<RunRow>(SHARED.deadLetters, [limit])).map(toRunRecord);
-  }
 }

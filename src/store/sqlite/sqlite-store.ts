@@ -1,17 +1,10 @@
-import { claimCronSlot, lastCronSlot } from '../cron/cron-slots.js';
-import { pruneRuns, type PruneRequest, type PruneResult } from '../retention/prune.js';
+import type { PruneRequest, PruneResult } from '../retention/prune.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { toStoreError } from '../store-errors.js';
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
-import type { Pipeline } from '../../core/model.js';
-import type { StepItem } from '../../core/step-results.js';
-import type { CacheParts, FileHashes } from '../../core/cache-key.js';
 import type {
-  AttemptLease,
-  CacheHit,
-  AttemptRecord,
   AttemptResult,
   ClaimBatch,
   ClaimRequest,
@@ -19,53 +12,40 @@ import type {
   CreateRunRequest,
   CreatedRuns,
   EventFilter,
-  GateDecisionRecord,
   HumanDecision,
   LogLine,
-  PipelineSource,
   ReapResult,
   RunAction,
   RunEvent,
   RunFilter,
   RunRecord,
-  StepRecord,
   Store,
-  StoredPipeline,
   TransitionResult,
   PipelineStats,
   SeriesOptions,
 } from '../store.js';
 import {
-  parseJson,
-  toJson,
-  toAttemptRecord,
   toRunRecord,
-  toStepRecord,
-  toStoredPipeline,
   toRunEvents,
-  type AttemptRow,
   type EventRow,
-  type PipelineRow,
   type RunRow,
   type StepRow,
 } from '../rows.js';
 import { SqliteStats } from '../stats/sqlite-stats.js';
-import { StoreFeatures } from '../features/store-features.js';
+import { SharedStore } from '../shared-store.js';
 import { SqliteFeatureRunner } from './sqlite-features.js';
 import { listEventsStatement, listRunsStatement } from '../run-list.js';
-import { Statement } from '../ledger/effects.js';
-import { CompiledPipelines, listLogs, loadStepItems, savePipeline, saveStepItems, SHARED, takeRate } from '../shared-sql.js';
-import { getRun } from '../ledger/transitions.js';
+import { Statement, type Rule } from '../ledger/effects.js';
+import { CompiledPipelines } from '../shared-sql.js';
 import { RunTransitions } from './run-transitions.js';
 import { SQL } from './store-sql.js';
 import { controlRun, endChild, rollbackRun } from '../ledger/outcomes.js';
-import { decide, listDecisions } from '../ledger/supervision.js';
+import { decide } from '../ledger/supervision.js';
 import { AttemptBatches } from './attempt-batches.js';
 import { RunHeaders, type HeaderRow, type SqliteCtx } from './sqlite-context.js';
 import { applyMigrations, createRun } from './run-create.js';
-import { anyHeldRuns, pendingDebounce, releaseHeldRuns, runFlow } from '../flow/flow-ops.js';
+import { anyHeldRuns, releaseHeldRuns } from '../flow/flow-ops.js';
 import { startWithFlow } from '../flow/flow-start.js';
-import type { RunFlow } from '../flow/flow-port.js';
 import type { FlowDriver } from '../flow/flow-ops.js';
 import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
@@ -80,7 +60,7 @@ export interface SqliteStoreOptions {
 }
 
 /** The embedded backend: one SQLite file in WAL mode with synchronous=NORMAL. */
-export class SqliteStore extends StoreFeatures implements Store {
+export class SqliteStore extends SharedStore implements Store {
   readonly capabilities = { listenNotify: false, skipLocked: false, concurrentWriters: false, leaderElection: false, artifactTables: false };
   readonly url: string;
   private readonly db: Database.Database;
@@ -144,17 +124,9 @@ export class SqliteStore extends StoreFeatures implements Store {
     return this.stats.pipelineStats(pipeline, since, series);
   }
 
-  claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
-    return claimCronSlot(this.features, pipeline, trigger, slot, now);
-  }
-
-  lastCronSlot(pipeline: string, trigger: string): Promise<number | undefined> {
-    return lastCronSlot(this.features, pipeline, trigger);
-  }
-
   /** The shared prune (../retention/prune.ts), then the freed pages go back to the file system. */
-  async pruneRuns(request: PruneRequest): Promise<PruneResult> {
-    const result = await pruneRuns(this.features, request);
+  override async pruneRuns(request: PruneRequest): Promise<PruneResult> {
+    const result = await super.pruneRuns(request);
     if (!request.dryRun && result.runs > 0) result.reclaimedBytes = reclaimSpace(this.db);
     return result;
   }
@@ -213,27 +185,6 @@ export class SqliteStore extends StoreFeatures implements Store {
     return false;
   }
 
-  async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
-    return this.features.write(savePipeline(toJson, pipeline, hash, source));
-  }
-
-  async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
-    const row = (version === undefined ? this.features.get(SHARED.latestPipeline, [name]) : this.features.get(SHARED.pipeline, [name, version])) as PipelineRow | undefined;
-    return row ? toStoredPipeline(row) : undefined;
-  }
-
-  async listPipelines(): Promise<StoredPipeline[]> {
-    return (this.features.all(SHARED.latestPipelines, []) as PipelineRow[]).map(toStoredPipeline);
-  }
-
-  async listPipelineVersions(name: string): Promise<StoredPipeline[]> {
-    return (this.features.all(SHARED.pipelineVersions, [name]) as PipelineRow[]).map(toStoredPipeline);
-  }
-
-  async resetPipelineCache(name: string): Promise<number> {
-    return this.write(() => this.features.exec(SHARED.resetCache, [name]));
-  }
-
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
     return this.write(() => {
       const runs = requests.map((req) => (req.flow ? this.transitions.run(startWithFlow(this.flowDriver(now), req, now)) : createRun(this.ctx, req, now)));
@@ -258,30 +209,6 @@ export class SqliteStore extends StoreFeatures implements Store {
     return this.transitions.run(anyHeldRuns()) ? this.write(() => this.transitions.run(releaseHeldRuns(now))) : [];
   }
 
-  /** Flow control: what the flow rules did to run `id`. */
-  async runFlow(id: string): Promise<RunFlow | undefined> {
-    return this.transitions.run(runFlow(id));
-  }
-
-  /** Flow control: the pending run of a debounce bucket, with its input. */
-  async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
-    return this.transitions.run(pendingDebounce(pipeline, key));
-  }
-
-  async getRun(id: string): Promise<RunRecord | undefined> {
-    const row = this.features.run(getRun(id));
-    return row ? toRunRecord(row) : undefined;
-  }
-
-  async queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>> {
-    const rows = this.features.all(SHARED.queueStats, [now]) as Array<{ pipeline: string; depth: number; oldest_ready_at: number | null }>;
-    return rows.map((r) => ({ pipeline: r.pipeline, depth: r.depth, oldestReadyAt: r.oldest_ready_at }));
-  }
-
-  async runTraceparent(runId: string): Promise<string | null> {
-    return (this.features.get(SHARED.runTraceparent, [runId]) as { traceparent: string | null } | undefined)?.traceparent ?? null;
-  }
-
   /**
    * The rows of a statement built per call (../run-list.ts); each form (a few: filters there or not) is prepared
    * once per store.
@@ -295,15 +222,6 @@ export class SqliteStore extends StoreFeatures implements Store {
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
     return (this.dynamic(listRunsStatement(filter)) as RunRow[]).map(toRunRecord);
-  }
-
-  async listSteps(runId: string): Promise<StepRecord[]> {
-    return (this.features.all(SHARED.steps, [runId]) as StepRow[]).map(toStepRecord);
-  }
-
-  async listAttempts(runId: string, step?: string): Promise<AttemptRecord[]> {
-    const rows = step === undefined ? this.features.all(SHARED.attempts, [runId]) : this.features.all(SHARED.stepAttempts, [runId, step]);
-    return (rows as AttemptRow[]).map(toAttemptRecord);
   }
 
   async getStepOutputs(runId: string, names: string[]): Promise<Record<string, unknown>> {
@@ -320,16 +238,6 @@ export class SqliteStore extends StoreFeatures implements Store {
     this.write(() => {
       for (const l of lines) this.stmt('insertLog').run({ run_id: l.runId, step: l.step, attempt: l.attempt, stream: l.stream, line: l.line, at: l.at });
     });
-  }
-
-  async lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined> {
-    const row = this.features.get(SHARED.cache, [pipeline, cacheKey]) as { output: string | null; run_id: string; outputs: string | null } | undefined;
-    return row ? { output: parseJson(row.output), runId: row.run_id, outputs: parseJson<FileHashes>(row.outputs) } : undefined;
-  }
-
-  async latestCacheEntry(pipeline: string, step: string): Promise<{ runId: string; parts: CacheParts | null } | undefined> {
-    const row = this.features.get(SHARED.latestCache, [pipeline, step]) as { run_id: string; parts: string | null } | undefined;
-    return row ? { runId: row.run_id, parts: parseJson<CacheParts>(row.parts) } : undefined;
   }
 
   async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {
@@ -367,14 +275,6 @@ export class SqliteStore extends StoreFeatures implements Store {
     return transitionRun(this.ctx, runId, (run, events) => decide(this.transitions, run, step, decision, now, events));
   }
 
-  async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
-    return this.transitions.run(listDecisions(runId));
-  }
-
-  async settleRate(key: string, at: number, delta: number): Promise<void> {
-    this.write(() => this.features.exec(SHARED.settleRate, [key, Math.floor(at / 60_000), delta]));
-  }
-
   async listEvents(filter: EventFilter): Promise<RunEvent[]> {
     // A row holds at least one event past `afterId` (its last): `limit` rows hold enough.
     const after = filter.afterId ?? 0;
@@ -382,28 +282,12 @@ export class SqliteStore extends StoreFeatures implements Store {
     return events.slice(0, filter.limit ?? 1000);
   }
 
-  async listLogs(runId: string, step?: string): Promise<LogLine[]> {
-    return this.features.run(listLogs(runId, step));
-  }
-
   async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
     return reapExpired(this.ctx, now, isOwnerDead);
   }
 
-  async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
-    return this.features.write(takeRate(key, limits, tokens, now));
-  }
-
-  async loadStepItems(runId: string, step: string): Promise<StepItem[]> {
-    return this.features.run(loadStepItems(runId, step));
-  }
-
-  async saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void> {
-    await this.features.write(saveStepItems(toJson, lease, runId, step, items, now));
-  }
-
-  async listDeadLetters(limit: number): Promise<RunRecord[]> {
-    return (this.features.all(SHARED.deadLetters, [limit]) as RunRow[]).map(toRunRecord);
+  protected readOne<T>(rule: Rule<T>): Promise<T> {
+    return this.features.read(rule);
   }
 }
 
