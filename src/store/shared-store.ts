@@ -7,11 +7,39 @@ import { StoreFeatures } from './features/store-features.js';
 import { pendingDebounce, runFlow } from './flow/flow-ops.js';
 import type { RunFlow } from './flow/flow-port.js';
 import { all, get, run, type Rule } from './ledger/effects.js';
-import { listDecisions } from './ledger/supervision.js';
+import type { LedgerTx } from './ledger/ledger-tx.js';
+import { controlRun, rollbackRun } from './ledger/outcomes.js';
+import { reap } from './ledger/upkeep.js';
+import { createWaitPort, type WaitPort, type WaitRunner } from './waits-port.js';
+import { decide, listDecisions } from './ledger/supervision.js';
 import { getRun } from './ledger/transitions.js';
 import { parseJson, toAttemptRecord, toJson, toRunRecord, toStepRecord, toStoredPipeline, type AttemptRow, type PipelineRow, type RunRow, type StepRow } from './rows.js';
 import { listLogs, loadStepItems, savePipeline, saveStepItems, SHARED, takeRate } from './shared-sql.js';
-import type { AttemptLease, AttemptRecord, CacheHit, GateDecisionRecord, LogLine, PipelineSource, RunRecord, StepRecord, StoredPipeline } from './store.js';
+import type {
+  AttemptLease,
+  AttemptRecord,
+  CacheHit,
+  GateDecisionRecord,
+  HumanDecision,
+  LogLine,
+  PipelineSource,
+  ReapResult,
+  RunAction,
+  RunEvent,
+  RunRecord,
+  StepRecord,
+  StoredPipeline,
+  TransitionResult,
+} from './store.js';
+
+/** How a driver runs the ledger's rules (./ledger): reads, writes, and transitions of one run. */
+export interface LedgerRunner extends WaitRunner {
+  /**
+   * Runs `rule` on run `runId` in one write transaction that holds the run; RUN_NOT_FOUND when there is no such
+   * run. `wakeOnQueued`: when the rule queued a step, workers of other processes are woken (PostgreSQL).
+   */
+  transition(runId: string, rule: (tx: LedgerTx, run: RunRow, events: RunEvent[]) => Rule<unknown>, wakeOnQueued?: boolean): Promise<TransitionResult>;
+}
 
 /**
  * The `Store` methods both drivers answer with the same rules and statements (./shared-sql.ts), over the driver's
@@ -21,6 +49,32 @@ import type { AttemptLease, AttemptRecord, CacheHit, GateDecisionRecord, LogLine
 export abstract class SharedStore extends StoreFeatures {
   /** Runs a rule of one read statement (PostgreSQL: outside a transaction block, retried when the server is lost). */
   protected abstract readOne<T>(rule: Rule<T>): Promise<T>;
+
+  /** How this driver runs the ledger's rules. */
+  protected abstract readonly ledger: LedgerRunner;
+
+  /** Durable waits and received events (the ledger's wait rules). */
+  get waits(): WaitPort {
+    return (this.waitPort ??= createWaitPort(this.ledger));
+  }
+  private waitPort: WaitPort | undefined;
+
+  /** Re-queues attempts whose lease expired or whose owner is dead, and fails runs past their deadline (the ledger's scan). */
+  reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
+    return this.ledger.write((t) => reap(t, now, isOwnerDead));
+  }
+
+  controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
+    return this.ledger.transition(runId, (t, run, events) => controlRun(t, run, action, now, events));
+  }
+
+  rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
+    return this.ledger.transition(runId, (t, run, events) => rollbackRun(t, run, step, now, events));
+  }
+
+  decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
+    return this.ledger.transition(runId, (t, run, events) => decide(t, run, step, decision, now, events), true);
+  }
 
   /** A value as a JSON column parameter of this driver. */
   private readonly json = (value: unknown) => this.features.jsonText(toJson(value));

@@ -15,35 +15,27 @@ import type {
   EventFilter,
   PipelineStats,
   SeriesOptions,
-  HumanDecision,
   LogLine,
-  ReapResult,
-  RunAction,
   RunEvent,
   RunFilter,
   RunRecord,
   Store,
-  TransitionResult,
 } from '../store.js';
 import { migrateDatabase } from './pg-migrate.js';
 import { completeAttemptsIn, createRunsIn, transitionIn } from './pg-run-ops.js';
-import { reap } from '../ledger/upkeep.js';
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
-import { SharedStore } from '../shared-store.js';
+import { SharedStore, type LedgerRunner } from '../shared-store.js';
 import { PgFeatureRunner, TxOpener } from './pg-run-transitions.js';
 import { anyHeldRuns, releaseHeldRuns } from '../flow/flow-ops.js';
 import type { Rule } from '../ledger/effects.js';
 import { pgPipelineStats } from '../stats/pg-stats.js';
 import { listEventsStatement, listRunsStatement } from '../run-list.js';
-import { controlRun, rollbackRun } from '../ledger/outcomes.js';
-import { decide } from '../ledger/supervision.js';
 import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type Tx } from './pg-attempts.js';
 import { SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
 import { toPgText } from './pg-json.js';
 import { ConnectionHealth } from './pg-health.js';
-import { createWaitPort, type WaitPort } from '../waits-port.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database`. */
@@ -105,6 +97,12 @@ export class PostgresStore extends SharedStore implements Store {
   isUnreachable(): boolean {
     return this.health.isUnreachable();
   }
+
+  protected readonly ledger: LedgerRunner = {
+    read: (rule) => this.tx((tx) => tx.t.run(rule)),
+    write: (rule) => this.tx((tx) => tx.t.run(rule(tx.t))),
+    transition: (runId, rule, wakeOnQueued) => this.tx((tx) => transitionIn(tx, runId, rule, wakeOnQueued)),
+  };
 
   /** Runs one port method as one transaction, retrying transient failures. */
   private tx<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
@@ -235,32 +233,6 @@ export class PostgresStore extends SharedStore implements Store {
     // Fenced results are safe to apply twice (the second is rejected), so an unknown commit is retried too.
     const options = { retryUnknownCommit: true, indexOrder: claimNext !== undefined && claimNext.limit > 0 };
     return this.tx((tx) => completeAttemptsIn(tx, results, now, claimNext), options);
-  }
-
-  async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
-    return this.tx((tx) => tx.t.run(reap(tx.t, now, isOwnerDead)));
-  }
-
-  async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
-    return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => controlRun(t, run, action, now, events)));
-  }
-
-  async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
-    return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => rollbackRun(t, run, step, now, events)));
-  }
-
-  /** The ledger's wait rules, each in a transaction of its own. */
-  get waits(): WaitPort {
-    return (this.waitPort ??= createWaitPort({
-      read: (rule) => this.tx((tx) => tx.t.run(rule)),
-      write: (rule) => this.tx((tx) => tx.t.run(rule(tx.t))),
-      transition: (runId, rule) => this.tx((tx) => transitionIn(tx, runId, (t, run, events) => rule(t, run, events))),
-    }));
-  }
-  private waitPort: WaitPort | undefined;
-
-  async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
-    return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => decide(t, run, step, decision, now, events), true));
   }
 
   async ping(): Promise<void> {

@@ -12,15 +12,11 @@ import type {
   CreateRunRequest,
   CreatedRuns,
   EventFilter,
-  HumanDecision,
   LogLine,
-  ReapResult,
-  RunAction,
   RunEvent,
   RunFilter,
   RunRecord,
   Store,
-  TransitionResult,
   PipelineStats,
   SeriesOptions,
 } from '../store.js';
@@ -32,15 +28,14 @@ import {
   type StepRow,
 } from '../rows.js';
 import { SqliteStats } from '../stats/sqlite-stats.js';
-import { SharedStore } from '../shared-store.js';
+import { SharedStore, type LedgerRunner } from '../shared-store.js';
 import { SqliteFeatureRunner } from './sqlite-features.js';
 import { listEventsStatement, listRunsStatement } from '../run-list.js';
 import { Statement, type Rule } from '../ledger/effects.js';
 import { CompiledPipelines } from '../shared-sql.js';
 import { RunTransitions } from './run-transitions.js';
 import { SQL } from './store-sql.js';
-import { controlRun, endChild, rollbackRun } from '../ledger/outcomes.js';
-import { decide } from '../ledger/supervision.js';
+import { endChild } from '../ledger/outcomes.js';
 import { AttemptBatches } from './attempt-batches.js';
 import { RunHeaders, type HeaderRow, type SqliteCtx } from './sqlite-context.js';
 import { applyMigrations, createRun } from './run-create.js';
@@ -49,8 +44,6 @@ import { startWithFlow } from '../flow/flow-start.js';
 import type { FlowDriver } from '../flow/flow-ops.js';
 import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
-import { reapExpired, transitionRun } from './run-upkeep.js';
-import { createWaitPort, type WaitPort } from '../waits-port.js';
 
 export interface SqliteStoreOptions {
   /** `:memory:` or a file path; parent folders are created. */
@@ -139,6 +132,19 @@ export class SqliteStore extends SharedStore implements Store {
     }
     return s;
   }
+
+  protected readonly ledger: LedgerRunner = {
+    read: async (rule) => this.transitions.run(rule),
+    write: async (rule) => this.write(() => this.transitions.run(rule(this.transitions))),
+    transition: async (runId, rule) =>
+      this.write(() => {
+        const run = this.transitions.getRun(runId);
+        if (!run) throw new SluiceError('RUN_NOT_FOUND', `no run ${runId}`);
+        const events: RunEvent[] = [];
+        this.transitions.run(rule(this.transitions, run, events));
+        return { run: toRunRecord(this.transitions.getRun(runId)!), events };
+      }),
+  };
 
   /** Runs its argument and writes the events it emitted; made once, as wrapping a function per write costs more than a short write. */
   private readonly inTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
@@ -253,37 +259,11 @@ export class SqliteStore extends SharedStore implements Store {
     return attemptIds.filter((id) => !held.has(id));
   }
 
-  async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
-    return transitionRun(this.ctx, runId, (run, events) => controlRun(this.transitions, run, action, now, events));
-  }
-
-  async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
-    return transitionRun(this.ctx, runId, (run, events) => rollbackRun(this.transitions, run, step, now, events));
-  }
-
-  /** Durable waits and received events (the ledger's wait rules, run synchronously). */
-  get waits(): WaitPort {
-    return (this.waitPort ??= createWaitPort({
-      read: async (rule) => this.transitions.run(rule),
-      write: async (rule) => this.ctx.write(() => this.transitions.run(rule(this.transitions))),
-      transition: async (runId, rule) => transitionRun(this.ctx, runId, (run, events) => rule(this.transitions, run, events)),
-    }));
-  }
-  private waitPort: WaitPort | undefined;
-
-  async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
-    return transitionRun(this.ctx, runId, (run, events) => decide(this.transitions, run, step, decision, now, events));
-  }
-
   async listEvents(filter: EventFilter): Promise<RunEvent[]> {
     // A row holds at least one event past `afterId` (its last): `limit` rows hold enough.
     const after = filter.afterId ?? 0;
     const events = (this.dynamic(listEventsStatement(filter)) as EventRow[]).flatMap(toRunEvents).filter((e) => e.id > after);
     return events.slice(0, filter.limit ?? 1000);
-  }
-
-  async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
-    return reapExpired(this.ctx, now, isOwnerDead);
   }
 
   protected readOne<T>(rule: Rule<T>): Promise<T> {
