@@ -16,7 +16,7 @@ export interface RunHeader {
   parentRunId: string | null;
 }
 
-/** What the SQLite store's run functions (run-create, claims, completions, run-reads, run-upkeep) work with. */
+/** What the SQLite store's run functions (run-create, claims, completions) work with. */
 export interface SqliteCtx {
   /** The run-state transitions; throws until the store is migrated. */
   readonly transitions: RunTransitions;

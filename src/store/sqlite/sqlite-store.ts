@@ -71,8 +71,7 @@ export class SqliteStore extends SharedStore implements Store {
   private readonly ctx: SqliteCtx;
 
   private get batches(): AttemptBatches {
-    if (!this.attemptBatches) this.attemptBatches = new AttemptBatches(this.db);
-    return this.attemptBatches;
+    return (this.attemptBatches ??= new AttemptBatches(this.db));
   }
 
   private get transitions(): RunTransitions {
@@ -124,12 +123,10 @@ export class SqliteStore extends SharedStore implements Store {
     return result;
   }
 
+  /** A statement of store-sql.ts, prepared once. */
   private stmt(key: keyof typeof SQL): Database.Statement {
     let s = this.stmts.get(key);
-    if (!s) {
-      s = this.db.prepare(SQL[key]);
-      this.stmts.set(key, s);
-    }
+    if (!s) this.stmts.set(key, (s = this.db.prepare(SQL[key])));
     return s;
   }
 
