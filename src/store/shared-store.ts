@@ -13,12 +13,14 @@ import { reap } from './ledger/upkeep.js';
 import { createWaitPort, type WaitPort, type WaitRunner } from './waits-port.js';
 import { decide, listDecisions } from './ledger/supervision.js';
 import { getRun } from './ledger/transitions.js';
-import { parseJson, toAttemptRecord, toJson, toRunRecord, toStepRecord, toStoredPipeline, type AttemptRow, type PipelineRow, type RunRow, type StepRow } from './rows.js';
+import { parseJson, toAttemptRecord, toJson, toRunEvents, toRunRecord, toStepRecord, toStoredPipeline, type AttemptRow, type EventRow, type PipelineRow, type RunRow, type StepRow } from './rows.js';
+import { listEventsStatement, listRunsStatement } from './run-list.js';
 import { listLogs, loadStepItems, savePipeline, saveStepItems, SHARED, takeRate } from './shared-sql.js';
 import type {
   AttemptLease,
   AttemptRecord,
   CacheHit,
+  EventFilter,
   GateDecisionRecord,
   HumanDecision,
   LogLine,
@@ -26,6 +28,7 @@ import type {
   ReapResult,
   RunAction,
   RunEvent,
+  RunFilter,
   RunRecord,
   StepRecord,
   StoredPipeline,
@@ -49,6 +52,9 @@ export interface LedgerRunner extends WaitRunner {
 export abstract class SharedStore extends StoreFeatures {
   /** Runs a rule of one read statement (PostgreSQL: outside a transaction block, retried when the server is lost). */
   protected abstract readOne<T>(rule: Rule<T>): Promise<T>;
+
+  /** Runs one read statement built per call (./run-list.ts), written in PostgreSQL's style. */
+  protected abstract built<R>(statement: { sql: string; values: unknown[] }): Promise<R[]>;
 
   /** How this driver runs the ledger's rules. */
   protected abstract readonly ledger: LedgerRunner;
@@ -98,6 +104,17 @@ export abstract class SharedStore extends StoreFeatures {
 
   async resetPipelineCache(name: string): Promise<number> {
     return this.features.write(run(SHARED.resetCache, [name]));
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    return (await this.built<RunRow>(listRunsStatement(filter))).map(toRunRecord);
+  }
+
+  async listEvents(filter: EventFilter): Promise<RunEvent[]> {
+    // A SQLite row may pack several events and holds at least one past `afterId` (its last): `limit` rows hold enough.
+    const after = filter.afterId ?? 0;
+    const events = (await this.built<EventRow>(listEventsStatement(filter))).flatMap(toRunEvents).filter((e) => e.id > after);
+    return events.slice(0, filter.limit ?? 1000);
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {

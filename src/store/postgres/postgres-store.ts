@@ -1,10 +1,4 @@
 import type pg from 'pg';
-import {
-  toRunEvent,
-  toRunRecord,
-  type EventRow,
-  type RunRow,
-} from '../rows.js';
 import type {
   AttemptResult,
   ClaimBatch,
@@ -12,13 +6,9 @@ import type {
   CompletionBatch,
   CreateRunRequest,
   CreatedRuns,
-  EventFilter,
   PipelineStats,
   SeriesOptions,
   LogLine,
-  RunEvent,
-  RunFilter,
-  RunRecord,
   Store,
 } from '../store.js';
 import { migrateDatabase } from './pg-migrate.js';
@@ -29,7 +19,6 @@ import { PgFeatureRunner, TxOpener } from './pg-run-transitions.js';
 import { anyHeldRuns, releaseHeldRuns } from '../flow/flow-ops.js';
 import type { Rule } from '../ledger/effects.js';
 import { pgPipelineStats } from '../stats/pg-stats.js';
-import { listEventsStatement, listRunsStatement } from '../run-list.js';
 import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type Tx } from './pg-attempts.js';
 import { SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
@@ -131,9 +120,9 @@ export class PostgresStore extends SharedStore implements Store {
     return transaction(this.pool, this.health.retryPolicy(), (c) => this.txs.open(c).t.run(rule), { retryUnknownCommit: true, single: true });
   }
 
-  /** Runs one dynamic read statement, retrying transient failures. */
-  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
-    return transaction(this.pool, this.health.retryPolicy(), async (c) => (await c.query<R>(text, values)).rows, { retryUnknownCommit: true });
+  /** Runs one statement built per call (../run-list.ts), retrying transient failures. */
+  protected built<R>({ sql, values }: { sql: string; values: unknown[] }): Promise<R[]> {
+    return transaction(this.pool, this.health.retryPolicy(), async (c) => (await c.query(sql, values)).rows as R[], { retryUnknownCommit: true });
   }
 
   async migrate(): Promise<void> {
@@ -192,21 +181,11 @@ export class PostgresStore extends SharedStore implements Store {
     });
   }
 
-  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
-    const { sql, values } = listRunsStatement(filter);
-    return (await this.query<RunRow>(sql, values)).map(toRunRecord);
-  }
-
   async getStepOutputs(runId: string, names: string[]): Promise<Record<string, unknown>> {
     const out: Record<string, unknown> = {};
     if (names.length === 0) return out;
     for (const row of await this.q<{ name: string; output: string }>('stepOutputs', [runId, names])) out[row.name] = JSON.parse(row.output);
     return out;
-  }
-
-  async listEvents(filter: EventFilter): Promise<RunEvent[]> {
-    const { sql, values } = listEventsStatement(filter);
-    return (await this.query<EventRow>(sql, values)).map(toRunEvent);
   }
 
   async appendLogs(lines: LogLine[]): Promise<void> {

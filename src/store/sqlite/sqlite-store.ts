@@ -11,26 +11,19 @@ import type {
   CompletionBatch,
   CreateRunRequest,
   CreatedRuns,
-  EventFilter,
   LogLine,
   RunEvent,
-  RunFilter,
-  RunRecord,
   Store,
   PipelineStats,
   SeriesOptions,
 } from '../store.js';
 import {
   toRunRecord,
-  toRunEvents,
-  type EventRow,
-  type RunRow,
   type StepRow,
 } from '../rows.js';
 import { SqliteStats } from '../stats/sqlite-stats.js';
 import { SharedStore, type LedgerRunner } from '../shared-store.js';
 import { SqliteFeatureRunner } from './sqlite-features.js';
-import { listEventsStatement, listRunsStatement } from '../run-list.js';
 import { Statement, type Rule } from '../ledger/effects.js';
 import { CompiledPipelines } from '../shared-sql.js';
 import { RunTransitions } from './run-transitions.js';
@@ -216,15 +209,11 @@ export class SqliteStore extends SharedStore implements Store {
    * The rows of a statement built per call (../run-list.ts); each form (a few: filters there or not) is prepared
    * once per store.
    */
-  private dynamic({ sql, values }: { sql: string; values: unknown[] }): unknown[] {
-    const stmt = new Statement('dynamic', sql);
+  protected async built<R>({ sql, values }: { sql: string; values: unknown[] }): Promise<R[]> {
+    const stmt = new Statement('built', sql);
     let prepared = this.stmts.get(stmt.sqlite);
     if (!prepared) this.stmts.set(stmt.sqlite, (prepared = this.db.prepare(stmt.sqlite)));
-    return prepared.all(stmt.sqliteArgs(values));
-  }
-
-  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
-    return (this.dynamic(listRunsStatement(filter)) as RunRow[]).map(toRunRecord);
+    return prepared.all(stmt.sqliteArgs(values)) as R[];
   }
 
   async getStepOutputs(runId: string, names: string[]): Promise<Record<string, unknown>> {
@@ -254,13 +243,6 @@ export class SqliteStore extends SharedStore implements Store {
   async heartbeat(owner: string, attemptIds: number[], leaseMs: number, now: number): Promise<number[]> {
     const held = this.write(() => new Set((this.stmt('heartbeat').all({ owner, lease_until: now + leaseMs }) as Array<{ id: number }>).map((r) => r.id)));
     return attemptIds.filter((id) => !held.has(id));
-  }
-
-  async listEvents(filter: EventFilter): Promise<RunEvent[]> {
-    // A row holds at least one event past `afterId` (its last): `limit` rows hold enough.
-    const after = filter.afterId ?? 0;
-    const events = (this.dynamic(listEventsStatement(filter)) as EventRow[]).flatMap(toRunEvents).filter((e) => e.id > after);
-    return events.slice(0, filter.limit ?? 1000);
   }
 
   protected readOne<T>(rule: Rule<T>): Promise<T> {
