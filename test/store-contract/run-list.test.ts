@@ -7,10 +7,10 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { RunStatus } from '../../src/core/model.js';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
-import { listRunsStatement as pgListRuns } from '../../src/store/postgres/pg-run-list.js';
+import { Statement } from '../../src/store/ledger/effects.js';
+import { listRunsStatement } from '../../src/store/run-list.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { listRunPage } from '../../src/store/run-cursor.js';
-import { listRunsStatement as sqliteListRuns } from '../../src/store/sqlite/run-list.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { RunFilter, RunRecord } from '../../src/store/store.js';
 import { backends } from '../support/backends.js';
@@ -90,8 +90,9 @@ describe('run list query plans', () => {
     const db = new Database(join(dir, 'sluice.db'), { readonly: true });
     try {
       for (const filter of filters) {
-        const { sql, params } = sqliteListRuns(filter);
-        const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(params) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
+        const { sql, values } = listRunsStatement(filter);
+        const stmt = new Statement('listRuns', sql);
+        const plan = (db.prepare(`EXPLAIN QUERY PLAN ${stmt.sqlite}`).all(stmt.sqliteArgs(values)) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
         expect(plan, JSON.stringify(filter)).toMatch(/USING INDEX runs_by_(created|pipeline_created|status_created)/);
         expect(plan, JSON.stringify(filter)).not.toMatch(/TEMP B-TREE|SCAN runs$/);
       }
@@ -113,7 +114,7 @@ describe('run list query plans', () => {
       // index gives the order.
       await client.query('SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off');
       for (const filter of filters) {
-        const { sql, values } = pgListRuns(filter);
+        const { sql, values } = listRunsStatement(filter);
         const plan = (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, values)).rows.map((r) => r['QUERY PLAN']).join('\n');
         expect(plan, JSON.stringify(filter)).toMatch(/Index Scan using runs_by_(created|pipeline_created|status_created)/);
         expect(plan, JSON.stringify(filter)).not.toMatch(/Sort/);

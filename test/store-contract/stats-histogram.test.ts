@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { bucketOf, statsOf, valueOf } from '../../src/store/stats/histogram.js';
 import { addRunDetail, encodeRunDetail } from '../../src/store/stats/run-detail.js';
 import { Tally } from '../../src/store/stats/tally.js';
-import { durationStats } from '../../src/store/sqlite/operations.js';
+import { durationStats } from '../support/stats-rows.js';
 
 describe('stats duration histogram', () => {
   it('stands for every duration exactly below 256 ms and within 1% of it up to a week', () => {

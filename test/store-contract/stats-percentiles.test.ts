@@ -7,10 +7,9 @@ import type pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
-import { durationStats } from '../../src/store/sqlite/operations.js';
 import type { Store } from '../../src/store/store.js';
 import { backends } from '../support/backends.js';
-import { expectDurationClose, sqlOn } from '../support/stats-rows.js';
+import { durationStats, expectDurationClose, sqlOn } from '../support/stats-rows.js';
 import { testSteps } from '../support/test-steps.js';
 
 /** Runs one UPDATE per row on the store's own connection. */

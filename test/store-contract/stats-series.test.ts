@@ -2,7 +2,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
-import { bucketStats } from '../../src/store/sqlite/operations.js';
 import type { Store } from '../../src/store/store.js';
 import { backends } from '../support/backends.js';
 import { testSteps } from '../support/test-steps.js';
@@ -58,26 +57,3 @@ for (const backend of backends()) {
     });
   });
 }
-
-describe('bucketStats', () => {
-  it('puts each run in the bucket of its creation time, percentiles per bucket', () => {
-    const runs = [
-      { created_at: 0, status: 'succeeded', ms: 100 },
-      { created_at: 9, status: 'succeeded', ms: 300 },
-      { created_at: 10, status: 'failed', ms: null },
-      { created_at: 39, status: 'succeeded', ms: 50 },
-    ];
-    const usage = [{ created_at: 10, usage: { tokensIn: 3, cost: 0.25 } }, { created_at: 10, usage: null }];
-    const b = bucketStats(0, { buckets: 4, until: 40 }, runs, usage);
-    expect(b.map((x) => [x.start, x.end])).toEqual([
-      [0, 10],
-      [10, 20],
-      [20, 30],
-      [30, 40],
-    ]);
-    expect(b.map((x) => x.byStatus)).toEqual([{ succeeded: 2 }, { failed: 1 }, {}, { succeeded: 1 }]);
-    expect(b[0]!.duration).toEqual({ count: 2, p50: 100, p95: 300, p99: 300 });
-    expect(b[1]!.duration.count).toBe(0);
-    expect([b[1]!.tokensIn, b[1]!.cost]).toEqual([3, 0.25]);
-  });
-});

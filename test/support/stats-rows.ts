@@ -5,8 +5,15 @@
 import type Database from 'better-sqlite3';
 import type pg from 'pg';
 import { expect } from 'vitest';
-import { durationStats } from '../../src/store/sqlite/operations.js';
 import type { DurationStats, PipelineStats, SeriesOptions, Store } from '../../src/store/store.js';
+
+/** Exact nearest-rank percentiles of `values`: what the stats should answer within their stated bound. */
+export function durationStats(values: number[]): DurationStats {
+  if (values.length === 0) return { count: 0, p50: null, p95: null, p99: null };
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return { count: sorted.length, p50: at(50), p95: at(95), p99: at(99) };
+}
 
 /** Runs one statement ($n parameters) on the store's own connection; answers its rows. */
 export async function sqlOn(store: Store, text: string, params: unknown[] = []): Promise<Array<Record<string, unknown>>> {

@@ -1,7 +1,5 @@
-import type Database from 'better-sqlite3';
 import { get, run, sql } from '../ledger/effects.js';
 import type { FeatureRunner } from '../features/feature-runner.js';
-import { SqliteFeatureRunner } from '../sqlite/sqlite-features.js';
 
 const S = {
   // $1 pipeline $2 trigger $3 slot $4 now: one caller per (pipeline, trigger, slot) inserts the row
@@ -19,21 +17,4 @@ export async function claimCronSlot(r: FeatureRunner, pipeline: string, trigger:
 export async function lastCronSlot(r: FeatureRunner, pipeline: string, trigger: string): Promise<number | undefined> {
   const slot = (await r.read(get<{ slot: number | null }>(S.last, [pipeline, trigger])))?.slot;
   return slot === null || slot === undefined ? undefined : Number(slot);
-}
-
-/** Cron slot claims on SQLite; `write` is the store's BEGIN IMMEDIATE wrapper. */
-export class SqliteCronSlots {
-  private readonly r: FeatureRunner;
-
-  constructor(db: Database.Database, write: <T>(fn: () => T) => T) {
-    this.r = new SqliteFeatureRunner(db, write);
-  }
-
-  claim(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
-    return claimCronSlot(this.r, pipeline, trigger, slot, now);
-  }
-
-  last(pipeline: string, trigger: string): Promise<number | undefined> {
-    return lastCronSlot(this.r, pipeline, trigger);
-  }
 }

@@ -1,6 +1,5 @@
 import { SluiceError } from '../../core/errors.js';
-import type { Pipeline } from '../../core/model.js';
-import { toRunRecord, toStoredPipeline, type PipelineRow, type RunRow } from '../rows.js';
+import { toRunRecord, type RunRow } from '../rows.js';
 import type {
   AttemptResult,
   ClaimRequest,
@@ -8,9 +7,7 @@ import type {
   CreateRunRequest,
   CreatedRun,
   CreatedRuns,
-  PipelineSource,
   RunEvent,
-  StoredPipeline,
   TransitionResult,
 } from '../store.js';
 import type { Rule } from '../ledger/effects.js';
@@ -22,25 +19,6 @@ import type { PgRunTransitions } from './pg-run-transitions.js';
 import { sql } from './pg-store-sql.js';
 
 // The run paths of the PostgreSQL store, each the body of one transaction (`tx`) that PostgresStore opens.
-
-/** Stores the pipeline; a new version is created only when its hash differs from the latest. */
-export async function savePipelineIn({ client }: Tx, pipeline: Pipeline, hash: string, source: PipelineSource): Promise<StoredPipeline> {
-  // Two processes saving the same pipeline at once must not both take the next version number.
-  await sql(client, 'xactLock', [`pipeline:${pipeline.name}`]);
-  const [latest] = await sql<PipelineRow>(client, 'latestPipeline', [pipeline.name]);
-  if (latest && latest.hash === hash) return toStoredPipeline(latest);
-  const row: PipelineRow = {
-    name: pipeline.name,
-    version: (latest?.version ?? 0) + 1,
-    hash,
-    definition: pgJson(pipeline),
-    source: source.text ?? null,
-    source_file: source.file ?? null,
-    created_at: Date.now(),
-  };
-  await sql(client, 'insertPipeline', [row.name, row.version, row.hash, row.definition, row.source, row.source_file, row.created_at]);
-  return toStoredPipeline(row);
-}
 
 /** Creates runs one by one (each sees the idempotency keys of those before it), then leases with `claimNext`. */
 export async function createRunsIn(tx: Tx, requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {

@@ -1,17 +1,16 @@
 import type pg from 'pg';
 import { runAsync, sql, type AsyncExecutor, type Rule, type Statement } from '../ledger/effects.js';
-import { SluiceError } from '../../core/errors.js';
-import type { Pipeline } from '../../core/model.js';
 import type { FeatureRunner } from '../features/feature-runner.js';
-import { compilePipeline, type CompiledPipeline, type EndStatus, type LedgerTx } from '../ledger/ledger-tx.js';
+import { type CompiledPipeline, type EndStatus, type LedgerTx } from '../ledger/ledger-tx.js';
 import { endChild } from '../ledger/outcomes.js';
 import * as L from '../ledger/transitions.js';
 import { settleCountersWhere, type SettledRun } from '../ledger/transitions.js';
-import type { PipelineRow, RunRow } from '../rows.js';
+import type { RunRow } from '../rows.js';
 import type { EventType, RunEvent } from '../store.js';
 import type { Tx } from './pg-attempts.js';
 import { encodePgJson, pgJson, toPgText } from './pg-json.js';
-import { insertEventsFrom, sql as keyed } from './pg-store-sql.js';
+import { insertEventsFrom } from './pg-store-sql.js';
+import { CompiledPipelines } from '../shared-sql.js';
 
 export type { RunState } from '../ledger/transitions.js';
 
@@ -171,23 +170,12 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
 
 /** Opens the run transitions of transactions, with the stored pipelines they need compiled once per store. */
 export class TxOpener {
-  private readonly compiledCache = new Map<string, CompiledPipeline>();
+  private readonly pipelines = new CompiledPipelines();
 
   /** The transaction state of `client`: ledger rules and buffered events. */
   open(client: pg.PoolClient): Tx {
-    return { client, t: new PgRunTransitions(client, (name, version) => this.compiled(client, name, version)), wake: false };
-  }
-
-  private async compiled(client: pg.ClientBase, name: string, version: number): Promise<CompiledPipeline> {
-    const key = `${name}@${version}`;
-    let c = this.compiledCache.get(key);
-    if (!c) {
-      const [row] = await keyed<PipelineRow>(client, 'pipeline', [name, version]);
-      if (!row) throw new SluiceError('PIPELINE_NOT_FOUND', `pipeline ${name} version ${version} is not stored`);
-      c = compilePipeline(JSON.parse(row.definition) as Pipeline);
-      this.compiledCache.set(key, c);
-    }
-    return c;
+    const t: PgRunTransitions = new PgRunTransitions(client, (name, version) => t.run(this.pipelines.get(name, version)));
+    return { client, t, wake: false };
   }
 }
 

@@ -120,20 +120,6 @@ export const SQL = {
   appliedMigrations: `SELECT id FROM sluice_migrations`,
   // $1 id $2 name $3 applied_at
   recordMigration: `INSERT INTO sluice_migrations (id, name, applied_at) VALUES ($1, $2, $3)`,
-  // $1 key: serializes transactions on one key (pipeline name, idempotency key) until commit
-  xactLock: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
-  // $1 name $2 version
-  pipeline: `SELECT * FROM pipelines WHERE name = $1 AND version = $2`,
-  // $1 name
-  latestPipeline: `SELECT * FROM pipelines WHERE name = $1 ORDER BY version DESC LIMIT 1`,
-  // (none)
-  latestPipelines: `SELECT DISTINCT ON (name) * FROM pipelines ORDER BY name, version DESC`,
-  // $1 name
-  pipelineVersions: `SELECT * FROM pipelines WHERE name = $1 ORDER BY version DESC`,
-  // $1 name $2 version $3 hash $4 definition $5 source $6 source_file $7 created_at
-  insertPipeline: `INSERT INTO pipelines (name, version, hash, definition, source, source_file, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-  // $1 pipeline
-  resetCache: `DELETE FROM step_cache WHERE pipeline = $1`,
   // Many runs with their steps and first attempts in one statement (arrays, one element per row; attempts are inserted
   // in array order). Foreign keys are checked at the end of the statement, when every row is in.
   // runs: $1 ids $2 pipelines $3 versions $4 inputs $5 priorities $6 forces $7 max_parallels $8 selections
@@ -145,28 +131,12 @@ export const SQL = {
   // (rows in array order); returns the events' ids, and NOTIFY the wake-up channel (one more row, with a null id)
   insertRunRowsNotify: `WITH ${NEW_RUN_ROWS}, new_attempts AS (${NEW_ATTEMPTS}), ${NEW_EVENTS}
                  SELECT id FROM logged UNION ALL SELECT NULL FROM (SELECT pg_notify('${WAKEUP_CHANNEL}', '')) n`,
-  // $1 id
-  run: `SELECT * FROM runs WHERE id = $1`,
-  // $1 run_id
-  steps: `SELECT * FROM steps WHERE run_id = $1 ORDER BY seq`,
   // $1 run_id $2 names
   stepOutputs: `SELECT name, output FROM steps WHERE run_id = $1 AND name = ANY($2::text[]) AND output IS NOT NULL`,
-  // $1 run_id
-  attempts: `SELECT * FROM attempts WHERE run_id = $1 ORDER BY id`,
-  // $1 run_id $2 step
-  stepAttempts: `SELECT * FROM attempts WHERE run_id = $1 AND step = $2 ORDER BY id`,
   // $1 run_ids $2 steps $3 attempts $4 streams $5 lines $6 ats (arrays, one element per line)
   insertLogs: `INSERT INTO logs (run_id, step, attempt, stream, line, at)
                SELECT r, s, a, st, l, t FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[])
                  WITH ORDINALITY AS u(r, s, a, st, l, t, n) ORDER BY n`,
-  // $1 run_id
-  logs: `SELECT * FROM logs WHERE run_id = $1 ORDER BY id`,
-  // $1 run_id $2 step
-  stepLogs: `SELECT * FROM logs WHERE run_id = $1 AND step = $2 ORDER BY id`,
-  // $1 pipeline $2 key
-  cache: `SELECT output, run_id, outputs FROM step_cache WHERE pipeline = $1 AND cache_key = $2`,
-  // $1 pipeline $2 step: the latest cached result of a step, what a miss is explained against
-  latestCache: `SELECT run_id, parts FROM step_cache WHERE pipeline = $1 AND step = $2 ORDER BY created_at DESC LIMIT 1`,
   // $1 owner $2 now $3 lease_until $4 limit: leases the best available attempts, skipping rows another claimer holds,
   // and in the same statement starts their steps and their queued runs and writes the claim's events (see
   // claimLoggedPicked); one statement outside a transaction block, whose commit does not wait for the WAL flush
@@ -229,31 +199,6 @@ export const SQL = {
                   FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
                   RETURNING s.name)
                 SELECT id, run_id, step, number FROM fin`,
-  // $1 key $2 window
-  rateWindow: `SELECT requests, tokens FROM rate_windows WHERE key = $1 AND "window" = $2`,
-  // $1 key $2 window $3 tokens
-  takeRate: `INSERT INTO rate_windows (key, "window", requests, tokens) VALUES ($1, $2, 1, $3)
-             ON CONFLICT (key, "window") DO UPDATE SET requests = rate_windows.requests + 1, tokens = rate_windows.tokens + EXCLUDED.tokens`,
-  // $1 key $2 window $3 delta
-  settleRate: `UPDATE rate_windows SET tokens = GREATEST(0, tokens + $3) WHERE key = $1 AND "window" = $2`,
-  // $1 before
-  pruneRates: `DELETE FROM rate_windows WHERE "window" < $1`,
-  // $1 run_id $2 step
-  stepItems: `SELECT idx, status, output, error FROM step_items WHERE run_id = $1 AND step = $2 ORDER BY idx`,
-  // $1 run_id $2 step $3 idx $4 status $5 output $6 error $7 now
-  putStepItem: `INSERT INTO step_items (run_id, step, idx, status, output, error, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                ON CONFLICT (run_id, step, idx) DO UPDATE SET status = EXCLUDED.status, output = EXCLUDED.output,
-                  error = EXCLUDED.error, updated_at = EXCLUDED.updated_at`,
-  // $1 id $2 fence $3 owner: locks the attempt row, so the lease cannot be taken over until commit
-  holdsLease: `SELECT 1 AS held FROM attempts WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running' FOR SHARE`,
-  // $1 id
-  runTraceparent: `SELECT traceparent FROM runs WHERE id = $1`,
-  // $1 now: attempts queued per pipeline (ready or delayed, not held by a paused run) and the availability time of the
-  // oldest ready one, from the partial index of queued attempts (attempts_queue) and each one's run by primary key
-  queueStats: `SELECT r.pipeline AS pipeline, count(*)::int AS depth, min(a.available_at) FILTER (WHERE a.available_at <= $1) AS oldest_ready_at
-               FROM attempts a JOIN runs r ON r.id = a.run_id WHERE a.status = 'queued' GROUP BY r.pipeline`,
-  // $1 limit
-  deadLetters: `SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC LIMIT $1`,
   // (none): delivered at commit, to every listening worker
   notify: `SELECT pg_notify('${WAKEUP_CHANNEL}', '')`,
 } as const;

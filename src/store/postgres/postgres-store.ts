@@ -1,71 +1,31 @@
-import { claimCronSlot, lastCronSlot } from '../cron/cron-slots.js';
-import { pruneRuns, type PruneRequest, type PruneResult } from '../retention/prune.js';
 import type { FoldOptions, FoldReport } from '../stats/rollup.js';
 import { PgStats } from '../stats/pg-stats.js';
 import type pg from 'pg';
-import type { CacheParts, FileHashes } from '../../core/cache-key.js';
-import type { Pipeline } from '../../core/model.js';
-import {
-  parseJson,
-  toAttemptRecord,
-  toRunEvent,
-  toRunRecord,
-  toStepRecord,
-  toStoredPipeline,
-  type AttemptRow,
-  type EventRow,
-  type PipelineRow,
-  type RunRow,
-  type StepRow,
-} from '../rows.js';
 import type {
-  CacheHit,
-  AttemptRecord,
   AttemptResult,
   ClaimBatch,
   ClaimRequest,
   CompletionBatch,
   CreateRunRequest,
   CreatedRuns,
-  AttemptLease,
-  EventFilter,
   PipelineStats,
   SeriesOptions,
-  GateDecisionRecord,
-  HumanDecision,
   LogLine,
-  PipelineSource,
-  ReapResult,
-  RunAction,
-  RunEvent,
-  RunFilter,
-  RunRecord,
-  StepRecord,
   Store,
-  StoredPipeline,
-  TransitionResult,
 } from '../store.js';
-import type { StepItem } from '../../core/step-results.js';
 import { migrateDatabase } from './pg-migrate.js';
-import { completeAttemptsIn, createRunsIn, savePipelineIn, transitionIn } from './pg-run-ops.js';
-import { reap } from '../ledger/upkeep.js';
+import { completeAttemptsIn, createRunsIn, transitionIn } from './pg-run-ops.js';
 import { createPool, transaction, type RetryPolicy, type TransactionOptions } from './pg-pool.js';
-import { StoreFeatures } from '../features/store-features.js';
+import { SharedStore, type LedgerRunner } from '../shared-store.js';
 import { PgFeatureRunner, TxOpener } from './pg-run-transitions.js';
-import { anyHeldRuns, pendingDebounce, releaseHeldRuns, runFlow } from '../flow/flow-ops.js';
+import { anyHeldRuns, releaseHeldRuns } from '../flow/flow-ops.js';
 import type { Rule } from '../ledger/effects.js';
-import type { RunFlow } from '../flow/flow-port.js';
-import { saveStepItemsIn, takeRateIn, toStepItem, type StepItemRow } from './pg-operations.js';
-import { listEventsStatement, listRunsStatement, toLogLine, type LogRow } from './pg-run-list.js';
-import { controlRun, rollbackRun } from '../ledger/outcomes.js';
-import { decide, listDecisions } from '../ledger/supervision.js';
 import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type Tx } from './pg-attempts.js';
 import { SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
 import { toPgText } from './pg-json.js';
 import { ConnectionHealth } from './pg-health.js';
-import { createWaitPort, type WaitPort } from '../waits-port.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database`. */
@@ -85,7 +45,7 @@ export interface PostgresStoreOptions {
  * with concurrent writers an event may commit after one with a higher id, so a reader paging by `afterId`
  * should re-read a short window behind the last id it saw.
  */
-export class PostgresStore extends StoreFeatures implements Store {
+export class PostgresStore extends SharedStore implements Store {
   readonly capabilities = { listenNotify: true, skipLocked: true, concurrentWriters: true, leaderElection: true, artifactTables: true };
   readonly url: string;
   private readonly connectionString: string;
@@ -130,6 +90,12 @@ export class PostgresStore extends StoreFeatures implements Store {
     return this.health.isUnreachable();
   }
 
+  protected readonly ledger: LedgerRunner = {
+    read: (rule) => this.tx((tx) => tx.t.run(rule)),
+    write: (rule) => this.tx((tx) => tx.t.run(rule(tx.t))),
+    transition: (runId, rule, wakeOnQueued) => this.tx((tx) => transitionIn(tx, runId, rule, wakeOnQueued)),
+  };
+
   /** Runs one port method as one transaction, retrying transient failures. */
   private tx<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     return transaction(
@@ -157,9 +123,9 @@ export class PostgresStore extends StoreFeatures implements Store {
     return transaction(this.pool, this.health.retryPolicy(), (c) => this.txs.open(c).t.run(rule), { retryUnknownCommit: true, single: true });
   }
 
-  /** Runs one dynamic read statement, retrying transient failures. */
-  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
-    return transaction(this.pool, this.health.retryPolicy(), async (c) => (await c.query<R>(text, values)).rows, { retryUnknownCommit: true });
+  /** Runs one statement built per call (../run-list.ts), retrying transient failures. */
+  protected built<R>({ sql, values }: { sql: string; values: unknown[] }): Promise<R[]> {
+    return transaction(this.pool, this.health.retryPolicy(), async (c) => (await c.query(sql, values)).rows as R[], { retryUnknownCommit: true });
   }
 
   async migrate(): Promise<void> {
@@ -197,27 +163,6 @@ export class PostgresStore extends StoreFeatures implements Store {
     };
   }
 
-  async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
-    return this.tx((tx) => savePipelineIn(tx, pipeline, hash, source));
-  }
-
-  async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
-    const [row] = version === undefined ? await this.q<PipelineRow>('latestPipeline', [name]) : await this.q<PipelineRow>('pipeline', [name, version]);
-    return row ? toStoredPipeline(row) : undefined;
-  }
-
-  async listPipelines(): Promise<StoredPipeline[]> {
-    return (await this.q<PipelineRow>('latestPipelines')).map(toStoredPipeline);
-  }
-
-  async listPipelineVersions(name: string): Promise<StoredPipeline[]> {
-    return (await this.q<PipelineRow>('pipelineVersions', [name])).map(toStoredPipeline);
-  }
-
-  async resetPipelineCache(name: string): Promise<number> {
-    return this.tx(async ({ client }) => (await client.query(SQL.resetCache, [name])).rowCount ?? 0);
-  }
-
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
     // Flow rules lock their buckets in the transaction that creates the runs.
     if (requests.some((r) => r.flow)) return this.tx((tx) => createRunsIn(tx, requests, now, claimNext));
@@ -239,43 +184,6 @@ export class PostgresStore extends StoreFeatures implements Store {
     });
   }
 
-  async runFlow(id: string): Promise<RunFlow | undefined> {
-    return this.read(runFlow(id));
-  }
-
-  async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
-    return this.read(pendingDebounce(pipeline, key));
-  }
-
-  async getRun(id: string): Promise<RunRecord | undefined> {
-    const [row] = await this.q<RunRow>('run', [id]);
-    return row ? toRunRecord(row) : undefined;
-  }
-
-  async queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>> {
-    const rows = await this.q<{ pipeline: string; depth: number; oldest_ready_at: string | number | null }>('queueStats', [now]);
-    return rows.map((r) => ({ pipeline: r.pipeline, depth: r.depth, oldestReadyAt: r.oldest_ready_at === null ? null : Number(r.oldest_ready_at) }));
-  }
-
-  async runTraceparent(runId: string): Promise<string | null> {
-    const [row] = await this.q<{ traceparent: string | null }>('runTraceparent', [runId]);
-    return row?.traceparent ?? null;
-  }
-
-  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
-    const { sql, values } = listRunsStatement(filter);
-    return (await this.query<RunRow>(sql, values)).map(toRunRecord);
-  }
-
-  async listSteps(runId: string): Promise<StepRecord[]> {
-    return (await this.q<StepRow>('steps', [runId])).map(toStepRecord);
-  }
-
-  async listAttempts(runId: string, step?: string): Promise<AttemptRecord[]> {
-    const rows = step === undefined ? await this.q<AttemptRow>('attempts', [runId]) : await this.q<AttemptRow>('stepAttempts', [runId, step]);
-    return rows.map(toAttemptRecord);
-  }
-
   async getStepOutputs(runId: string, names: string[]): Promise<Record<string, unknown>> {
     const out: Record<string, unknown> = {};
     if (names.length === 0) return out;
@@ -283,30 +191,10 @@ export class PostgresStore extends StoreFeatures implements Store {
     return out;
   }
 
-  async listEvents(filter: EventFilter): Promise<RunEvent[]> {
-    const { sql, values } = listEventsStatement(filter);
-    return (await this.query<EventRow>(sql, values)).map(toRunEvent);
-  }
-
   async appendLogs(lines: LogLine[]): Promise<void> {
     if (lines.length === 0) return;
     const cols = [lines.map((l) => l.runId), lines.map((l) => l.step), lines.map((l) => l.attempt), lines.map((l) => l.stream), lines.map((l) => toPgText(l.line)), lines.map((l) => l.at)];
     await this.q('insertLogs', cols);
-  }
-
-  async listLogs(runId: string, step?: string): Promise<LogLine[]> {
-    const rows = step === undefined ? await this.q<LogRow>('logs', [runId]) : await this.q<LogRow>('stepLogs', [runId, step]);
-    return rows.map(toLogLine);
-  }
-
-  async lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined> {
-    const [row] = await this.q<{ output: string | null; run_id: string; outputs: string | null }>('cache', [pipeline, cacheKey]);
-    return row ? { output: parseJson(row.output), runId: row.run_id, outputs: parseJson<FileHashes>(row.outputs) } : undefined;
-  }
-
-  async latestCacheEntry(pipeline: string, step: string): Promise<{ runId: string; parts: CacheParts | null } | undefined> {
-    const [row] = await this.q<{ run_id: string; parts: string | null }>('latestCache', [pipeline, step]);
-    return row ? { runId: row.run_id, parts: parseJson<CacheParts>(row.parts) } : undefined;
   }
 
   async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {
@@ -329,36 +217,6 @@ export class PostgresStore extends StoreFeatures implements Store {
     return this.tx((tx) => completeAttemptsIn(tx, results, now, claimNext), options);
   }
 
-  async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
-    return this.tx((tx) => tx.t.run(reap(tx.t, now, isOwnerDead)));
-  }
-
-  async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
-    return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => controlRun(t, run, action, now, events)));
-  }
-
-  async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
-    return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => rollbackRun(t, run, step, now, events)));
-  }
-
-  /** The ledger's wait rules, each in a transaction of its own. */
-  get waits(): WaitPort {
-    return (this.waitPort ??= createWaitPort({
-      read: (rule) => this.tx((tx) => tx.t.run(rule)),
-      write: (rule) => this.tx((tx) => tx.t.run(rule(tx.t))),
-      transition: (runId, rule) => this.tx((tx) => transitionIn(tx, runId, (t, run, events) => rule(t, run, events))),
-    }));
-  }
-  private waitPort: WaitPort | undefined;
-
-  async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
-    return this.tx((tx) => transitionIn(tx, runId, (t, run, events) => decide(t, run, step, decision, now, events), true));
-  }
-
-  async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
-    return this.read(listDecisions(runId));
-  }
-
   async ping(): Promise<void> {
     await this.health.ping(this.pool, this.url);
   }
@@ -375,35 +233,8 @@ export class PostgresStore extends StoreFeatures implements Store {
     return this.stats.refoldStats(pipeline, before);
   }
 
-  claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
-    return claimCronSlot(this.features, pipeline, trigger, slot, now);
+  protected readOne<T>(rule: Rule<T>): Promise<T> {
+    return this.read(rule);
   }
 
-  lastCronSlot(pipeline: string, trigger: string): Promise<number | undefined> {
-    return lastCronSlot(this.features, pipeline, trigger);
-  }
-
-  pruneRuns(request: PruneRequest): Promise<PruneResult> {
-    return pruneRuns(this.features, request);
-  }
-
-  async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
-    return this.tx(({ client }) => takeRateIn(client, key, limits, tokens, now));
-  }
-
-  async settleRate(key: string, at: number, delta: number): Promise<void> {
-    await this.tx(({ client }) => sql(client, 'settleRate', [key, Math.floor(at / 60_000), delta]));
-  }
-
-  async loadStepItems(runId: string, step: string): Promise<StepItem[]> {
-    return (await this.q<StepItemRow>('stepItems', [runId, step])).map(toStepItem);
-  }
-
-  async saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void> {
-    await this.tx(({ client }) => saveStepItemsIn(client, lease, runId, step, items, now));
-  }
-
-  async listDeadLetters(limit: number): Promise<RunRecord[]> {
-    return (await this.q<RunRow>('deadLetters', [limit])).map(toRunRecord);
-  }
 }

@@ -1,10 +1,7 @@
 import type { CreateRunRequest, CreatedRun } from '../store.js';
 import { createRun as ledgerCreateRun, type CreateHooks } from '../ledger/run-create.js';
-import { toStoredPipeline, type PipelineRow } from '../rows.js';
 import type { SqliteCtx } from './sqlite-context.js';
 import type Database from 'better-sqlite3';
-import type { Pipeline } from '../../core/model.js';
-import type { PipelineSource, StoredPipeline } from '../store.js';
 import { migrations } from './migrations/index.js';
 // Run creation of the SQLite store: the ledger's rule, with the run's header cached.
 
@@ -27,23 +24,4 @@ export function applyMigrations(db: Database.Database): void {
     db.exec(m.sql);
     db.prepare('INSERT INTO sluice_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, Date.now());
   }
-}
-
-/** Stores the pipeline; a new version is created only when its hash differs from the latest. */
-export function savePipeline(c: SqliteCtx, pipeline: Pipeline, hash: string, source: PipelineSource): StoredPipeline {
-  return c.write(() => {
-    const latest = c.stmt('latestPipeline').get({ name: pipeline.name }) as PipelineRow | undefined;
-    if (latest && latest.hash === hash) return toStoredPipeline(latest);
-    const row: PipelineRow = {
-      name: pipeline.name,
-      version: (latest?.version ?? 0) + 1,
-      hash,
-      definition: JSON.stringify(pipeline),
-      source: source.text ?? null,
-      source_file: source.file ?? null,
-      created_at: Date.now(),
-    };
-    c.stmt('insertPipeline').run(row);
-    return toStoredPipeline(row);
-  });
 }

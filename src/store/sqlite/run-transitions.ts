@@ -5,7 +5,7 @@ import * as L from '../ledger/transitions.js';
 import type { SettledRun } from '../ledger/transitions.js';
 import type { EventType, RunEvent } from '../store.js';
 import { type PackedEvent, type RunRow } from '../rows.js';
-import { SharedStatements } from './statements.js';
+import { SharedStatements } from './sqlite-features.js';
 
 /** Event rows written per INSERT statement. */
 const EVENT_CHUNK = 64;

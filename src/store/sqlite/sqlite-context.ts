@@ -16,24 +16,19 @@ export interface RunHeader {
   parentRunId: string | null;
 }
 
-/** What the SQLite store's run functions (run-create, claims, completions, run-reads, run-upkeep) work with. */
+/** What the SQLite store's run functions (run-create, claims, completions) work with. */
 export interface SqliteCtx {
-  readonly db: Database.Database;
   /** The run-state transitions; throws until the store is migrated. */
   readonly transitions: RunTransitions;
   readonly batches: AttemptBatches;
   /** A named statement of store-sql.ts, prepared once. */
   stmt(key: keyof typeof SQL): Database.Statement;
-  /** A statement prepared once per store. */
-  prepared(sql: string): Database.Statement;
   /** Runs `fn` in a write transaction taken at once. */
   write<T>(fn: () => T): T;
   /** The immutable fields of a run, cached. */
   header(id: string): RunHeader;
   /** Caches the immutable fields of a run just read or written. */
   remember(row: HeaderRow): RunHeader;
-  /** Drops a run's cached header (a debounced run's input changes until it starts). */
-  forget?(id: string): void;
 }
 
 /** The columns a run header is made of. */

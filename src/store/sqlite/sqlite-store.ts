@@ -1,74 +1,43 @@
 import type { FoldOptions, FoldReport } from '../stats/rollup.js';
-import { SqliteCronSlots } from '../cron/cron-slots.js';
-import { SqlitePruner } from '../retention/sqlite-prune.js';
 import type { PruneRequest, PruneResult } from '../retention/prune.js';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { toStoreError } from '../store-errors.js';
 import { SluiceError, type ErrorRecord } from '../../core/errors.js';
-import type { Pipeline } from '../../core/model.js';
-import type { StepItem } from '../../core/step-results.js';
-import type { CacheParts, FileHashes } from '../../core/cache-key.js';
 import type {
-  AttemptLease,
-  CacheHit,
-  AttemptRecord,
   AttemptResult,
   ClaimBatch,
   ClaimRequest,
   CompletionBatch,
   CreateRunRequest,
   CreatedRuns,
-  EventFilter,
-  GateDecisionRecord,
-  HumanDecision,
   LogLine,
-  PipelineSource,
-  ReapResult,
-  RunAction,
   RunEvent,
-  RunFilter,
-  RunRecord,
-  StepRecord,
   Store,
-  StoredPipeline,
-  TransitionResult,
   PipelineStats,
   SeriesOptions,
 } from '../store.js';
 import {
-  parseJson,
-  toAttemptRecord,
   toRunRecord,
-  toStepRecord,
-  toStoredPipeline,
-  type AttemptRow,
-  type PipelineRow,
-  type RunRow,
   type StepRow,
 } from '../rows.js';
-import { SqliteOperations } from './operations.js';
-import { StoreFeatures } from '../features/store-features.js';
+import { SqliteStats } from '../stats/sqlite-stats.js';
+import { SharedStore, type LedgerRunner } from '../shared-store.js';
 import { SqliteFeatureRunner } from './sqlite-features.js';
-import { listRunsStatement } from './run-list.js';
-import { RUN_TRACE_SQL } from './run-traces.js';
-import { QUEUE_STATS_SQL } from './queue-stats.js';
+import { Statement, type Rule } from '../ledger/effects.js';
+import { CompiledPipelines } from '../shared-sql.js';
 import { RunTransitions } from './run-transitions.js';
 import { SQL } from './store-sql.js';
-import { compilePipeline, type CompiledPipeline } from '../ledger/ledger-tx.js';
-import { controlRun, endChild, rollbackRun } from '../ledger/outcomes.js';
-import { decide, listDecisions } from '../ledger/supervision.js';
+import { endChild } from '../ledger/outcomes.js';
 import { AttemptBatches } from './attempt-batches.js';
 import { RunHeaders, type HeaderRow, type SqliteCtx } from './sqlite-context.js';
-import { applyMigrations, createRun, savePipeline } from './run-create.js';
-import { anyHeldRuns, createRunWithFlow, pendingDebounceOf, releaseHeldRuns, runFlowOf } from '../flow/sqlite-flow.js';
-import type { RunFlow } from '../flow/flow-port.js';
+import { applyMigrations, createRun } from './run-create.js';
+import { anyHeldRuns, releaseHeldRuns } from '../flow/flow-ops.js';
+import { startWithFlow } from '../flow/flow-start.js';
+import type { FlowDriver } from '../flow/flow-ops.js';
 import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
-import { listEvents, listLogs, loadStepItems } from './run-reads.js';
-import { reapExpired, saveStepItems, takeRate, transitionRun } from './run-upkeep.js';
-import { createWaitPort, type WaitPort } from '../waits-port.js';
 
 export interface SqliteStoreOptions {
   /** `:memory:` or a file path; parent folders are created. */
@@ -78,26 +47,25 @@ export interface SqliteStoreOptions {
 }
 
 /** The embedded backend: one SQLite file in WAL mode with synchronous=NORMAL. */
-export class SqliteStore extends StoreFeatures implements Store {
+export class SqliteStore extends SharedStore implements Store {
   readonly capabilities = { listenNotify: false, skipLocked: false, concurrentWriters: false, leaderElection: false, artifactTables: false };
   readonly url: string;
   private readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
-  private readonly compiledCache = new Map<string, CompiledPipeline>();
+  private readonly pipelines = new CompiledPipelines();
   /** Fields of a run that never change after creation, so hot paths need not read the row again. */
   private readonly headers = new RunHeaders((id) => this.stmt('runHeader').get({ id }) as HeaderRow | undefined);
   private runTransitions: RunTransitions | undefined;
   private attemptBatches: AttemptBatches | undefined;
-  /** Pipeline stats (operations.ts). */
-  private readonly ops: SqliteOperations;
+  /** Counts, sums and percentiles computed by SQLite with bounded memory (../stats/sqlite-stats.ts). */
+  private readonly stats: SqliteStats;
   /** Datasets, eval cases, derived values, tokens, trigger slots: rules written once (../features), run here. */
   protected readonly features: SqliteFeatureRunner;
   /** What the run functions of this folder work with. */
   private readonly ctx: SqliteCtx;
 
   private get batches(): AttemptBatches {
-    if (!this.attemptBatches) this.attemptBatches = new AttemptBatches(this.db);
-    return this.attemptBatches;
+    return (this.attemptBatches ??= new AttemptBatches(this.db));
   }
 
   private get transitions(): RunTransitions {
@@ -120,12 +88,11 @@ export class SqliteStore extends StoreFeatures implements Store {
       this.runTransitions?.flushEvents();
       return result;
     });
-    this.ops = new SqliteOperations(this.db);
+    this.stats = new SqliteStats(this.db);
     this.features = new SqliteFeatureRunner(this.db, (fn) => this.write(fn));
     const transitions = () => this.transitions;
     const batches = () => this.batches;
     this.ctx = {
-      db: this.db,
       get transitions() {
         return transitions();
       },
@@ -133,46 +100,50 @@ export class SqliteStore extends StoreFeatures implements Store {
         return batches();
       },
       stmt: (key) => this.stmt(key),
-      prepared: (sql) => this.prepared(sql),
       write: (fn) => this.write(fn),
       header: (id) => this.headers.get(id),
       remember: (row) => this.headers.remember(row),
-      forget: (id) => this.headers.forget(id),
     };
   }
 
   async pipelineStats(pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
-    return this.ops.pipelineStats(pipeline, since, series);
+    return this.stats.pipelineStats(pipeline, since, series);
   }
 
   async foldStats(now: number, options?: FoldOptions): Promise<FoldReport> {
-    return this.ops.foldStats(now, options);
+    return this.stats.foldStats(now, options);
   }
 
   async refoldStats(pipeline: string, before: number): Promise<number> {
-    return this.ops.refoldStats(pipeline, before);
+    return this.stats.refoldStats(pipeline, before);
   }
 
-  async claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
-    return new SqliteCronSlots(this.db, (fn) => this.write(fn)).claim(pipeline, trigger, slot, now);
+  /** The shared prune (../retention/prune.ts), then the freed pages go back to the file system. */
+  override async pruneRuns(request: PruneRequest): Promise<PruneResult> {
+    const result = await super.pruneRuns(request);
+    if (!request.dryRun && result.runs > 0) result.reclaimedBytes = reclaimSpace(this.db);
+    return result;
   }
 
-  async lastCronSlot(pipeline: string, trigger: string): Promise<number | undefined> {
-    return new SqliteCronSlots(this.db, (fn) => this.write(fn)).last(pipeline, trigger);
-  }
-
-  async pruneRuns(request: PruneRequest): Promise<PruneResult> {
-    return new SqlitePruner(this.db, (fn) => this.write(fn)).prune(request);
-  }
-
+  /** A statement of store-sql.ts, prepared once. */
   private stmt(key: keyof typeof SQL): Database.Statement {
     let s = this.stmts.get(key);
-    if (!s) {
-      s = this.db.prepare(SQL[key]);
-      this.stmts.set(key, s);
-    }
+    if (!s) this.stmts.set(key, (s = this.db.prepare(SQL[key])));
     return s;
   }
+
+  protected readonly ledger: LedgerRunner = {
+    read: async (rule) => this.transitions.run(rule),
+    write: async (rule) => this.write(() => this.transitions.run(rule(this.transitions))),
+    transition: async (runId, rule) =>
+      this.write(() => {
+        const run = this.transitions.getRun(runId);
+        if (!run) throw new SluiceError('RUN_NOT_FOUND', `no run ${runId}`);
+        const events: RunEvent[] = [];
+        this.transitions.run(rule(this.transitions, run, events));
+        return { run: toRunRecord(this.transitions.getRun(runId)!), events };
+      }),
+  };
 
   /** Runs its argument and writes the events it emitted; made once, as wrapping a function per write costs more than a short write. */
   private readonly inTransaction: Database.Transaction<(fn: () => unknown) => unknown>;
@@ -190,7 +161,7 @@ export class SqliteStore extends StoreFeatures implements Store {
 
   async migrate(): Promise<void> {
     this.write(() => applyMigrations(this.db));
-    this.runTransitions = new RunTransitions(this.db, (name, version) => this.compiled(name, version));
+    this.runTransitions = new RunTransitions(this.db, (name, version) => this.features.run(this.pipelines.get(name, version)));
     this.runTransitions.onRunEnded = (out, runId, status, at) => this.transitions.run(endChild(this.transitions, runId, status, at, out));
   }
 
@@ -219,44 +190,9 @@ export class SqliteStore extends StoreFeatures implements Store {
     return false;
   }
 
-  private compiled(name: string, version: number): CompiledPipeline {
-    const key = `${name}@${version}`;
-    let c = this.compiledCache.get(key);
-    if (!c) {
-      const row = this.stmt('pipeline').get({ name, version }) as PipelineRow | undefined;
-      if (!row) throw new SluiceError('PIPELINE_NOT_FOUND', `pipeline ${name} version ${version} is not stored`);
-      c = compilePipeline(JSON.parse(row.definition) as Pipeline);
-      this.compiledCache.set(key, c);
-    }
-    return c;
-  }
-
-  async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
-    return savePipeline(this.ctx, pipeline, hash, source);
-  }
-
-  async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
-    const row = (version === undefined ? this.stmt('latestPipeline').get({ name }) : this.stmt('pipeline').get({ name, version })) as
-      | PipelineRow
-      | undefined;
-    return row ? toStoredPipeline(row) : undefined;
-  }
-
-  async listPipelines(): Promise<StoredPipeline[]> {
-    return (this.stmt('latestPipelines').all() as PipelineRow[]).map(toStoredPipeline);
-  }
-
-  async listPipelineVersions(name: string): Promise<StoredPipeline[]> {
-    return (this.stmt('pipelineVersions').all({ name }) as PipelineRow[]).map(toStoredPipeline);
-  }
-
-  async resetPipelineCache(name: string): Promise<number> {
-    return this.write(() => this.stmt('resetCache').run({ pipeline: name }).changes);
-  }
-
   async createRuns(requests: CreateRunRequest[], now: number, claimNext?: ClaimRequest): Promise<CreatedRuns> {
     return this.write(() => {
-      const runs = requests.map((req) => createRunWithFlow(this.ctx, req, now, (r) => createRun(this.ctx, r, now)));
+      const runs = requests.map((req) => (req.flow ? this.transitions.run(startWithFlow(this.flowDriver(now), req, now)) : createRun(this.ctx, req, now)));
       const claimed =
         claimNext && claimNext.limit > 0
           ? claimInTransaction(this.ctx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {})
@@ -265,55 +201,28 @@ export class SqliteStore extends StoreFeatures implements Store {
     });
   }
 
+  /**
+   * What the flow rules (../flow) run a start with, inside createRuns' write transaction, which BEGIN IMMEDIATE
+   * serialises across every process sharing the file.
+   */
+  private flowDriver(now: number): FlowDriver {
+    return { json: (v) => this.transitions.json(v), create: (r) => createRun(this.ctx, r, now), changed: (id) => this.headers.forget(id) };
+  }
+
   /** Flow control: starts the runs a singleton queue held behind a run that has ended. */
   async releaseHeldRuns(now: number): Promise<string[]> {
-    return anyHeldRuns(this.ctx) ? this.write(() => releaseHeldRuns(this.ctx, now)) : [];
+    return this.transitions.run(anyHeldRuns()) ? this.write(() => this.transitions.run(releaseHeldRuns(now))) : [];
   }
 
-  /** Flow control: what the flow rules did to run `id`. */
-  async runFlow(id: string): Promise<RunFlow | undefined> {
-    return runFlowOf(this.ctx, id);
-  }
-
-  /** Flow control: the pending run of a debounce bucket, with its input. */
-  async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
-    return pendingDebounceOf(this.ctx, pipeline, key);
-  }
-
-  async getRun(id: string): Promise<RunRecord | undefined> {
-    const row = this.stmt('run').get({ id }) as RunRow | undefined;
-    return row ? toRunRecord(row) : undefined;
-  }
-
-  async queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>> {
-    const rows = this.prepared(QUEUE_STATS_SQL).all({ now }) as Array<{ pipeline: string; depth: number; oldest_ready_at: number | null }>;
-    return rows.map((r) => ({ pipeline: r.pipeline, depth: r.depth, oldestReadyAt: r.oldest_ready_at }));
-  }
-
-  async runTraceparent(runId: string): Promise<string | null> {
-    return (this.prepared(RUN_TRACE_SQL.get).get({ id: runId }) as { traceparent: string | null } | undefined)?.traceparent ?? null;
-  }
-
-  /** A statement prepared once per store. */
-  private prepared(sql: string): Database.Statement {
-    let statement = this.stmts.get(sql);
-    if (!statement) this.stmts.set(sql, (statement = this.db.prepare(sql)));
-    return statement;
-  }
-
-  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
-    const { sql, params } = listRunsStatement(filter);
-    // Eight forms of the statement at most (pipeline, status, cursor, each there or not): prepare each once.
-    return (this.prepared(sql).all(params) as RunRow[]).map(toRunRecord);
-  }
-
-  async listSteps(runId: string): Promise<StepRecord[]> {
-    return (this.stmt('steps').all({ run_id: runId }) as StepRow[]).map(toStepRecord);
-  }
-
-  async listAttempts(runId: string, step?: string): Promise<AttemptRecord[]> {
-    const rows = step === undefined ? this.stmt('attempts').all({ run_id: runId }) : this.stmt('stepAttempts').all({ run_id: runId, step });
-    return (rows as AttemptRow[]).map(toAttemptRecord);
+  /**
+   * The rows of a statement built per call (../run-list.ts); each form (a few: filters there or not) is prepared
+   * once per store.
+   */
+  protected async built<R>({ sql, values }: { sql: string; values: unknown[] }): Promise<R[]> {
+    const stmt = new Statement('built', sql);
+    let prepared = this.stmts.get(stmt.sqlite);
+    if (!prepared) this.stmts.set(stmt.sqlite, (prepared = this.db.prepare(stmt.sqlite)));
+    return prepared.all(stmt.sqliteArgs(values)) as R[];
   }
 
   async getStepOutputs(runId: string, names: string[]): Promise<Record<string, unknown>> {
@@ -332,16 +241,6 @@ export class SqliteStore extends StoreFeatures implements Store {
     });
   }
 
-  async lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined> {
-    const row = this.stmt('cache').get({ pipeline, key: cacheKey }) as { output: string | null; run_id: string; outputs: string | null } | undefined;
-    return row ? { output: parseJson(row.output), runId: row.run_id, outputs: parseJson<FileHashes>(row.outputs) } : undefined;
-  }
-
-  async latestCacheEntry(pipeline: string, step: string): Promise<{ runId: string; parts: CacheParts | null } | undefined> {
-    const row = this.stmt('latestCache').get({ pipeline, step }) as { run_id: string; parts: string | null } | undefined;
-    return row ? { runId: row.run_id, parts: parseJson<CacheParts>(row.parts) } : undefined;
-  }
-
   async claimAttempts(owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string } = {}): Promise<ClaimBatch> {
     return this.write(() => claimInTransaction(this.ctx, owner, limit, leaseMs, now, only));
   }
@@ -355,63 +254,27 @@ export class SqliteStore extends StoreFeatures implements Store {
     return attemptIds.filter((id) => !held.has(id));
   }
 
-  async controlRun(runId: string, action: RunAction, now: number): Promise<TransitionResult> {
-    return transitionRun(this.ctx, runId, (run, events) => controlRun(this.transitions, run, action, now, events));
+  protected readOne<T>(rule: Rule<T>): Promise<T> {
+    return this.features.read(rule);
   }
+}
 
-  async rollbackRun(runId: string, step: string, now: number): Promise<TransitionResult> {
-    return transitionRun(this.ctx, runId, (run, events) => rollbackRun(this.transitions, run, step, now, events));
+/**
+ * Gives free pages back to the file system; returns the bytes given back. The first prune of a file created without
+ * incremental auto-vacuum switches it on, which takes one full VACUUM (a rewrite of the file); later prunes run
+ * `PRAGMA incremental_vacuum`.
+ */
+function reclaimSpace(db: Database.Database): number {
+  const size = () => (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+  const before = size();
+  if ((db.pragma('auto_vacuum', { simple: true }) as number) !== 2) {
+    // auto_vacuum changes on an existing file only with a VACUUM, which rewrites it once.
+    db.pragma('auto_vacuum = INCREMENTAL');
+    db.exec('VACUUM');
+  } else {
+    db.pragma('incremental_vacuum');
   }
-
-  /** Durable waits and received events (the ledger's wait rules, run synchronously). */
-  get waits(): WaitPort {
-    return (this.waitPort ??= createWaitPort({
-      read: async (rule) => this.transitions.run(rule),
-      write: async (rule) => this.ctx.write(() => this.transitions.run(rule(this.transitions))),
-      transition: async (runId, rule) => transitionRun(this.ctx, runId, (run, events) => rule(this.transitions, run, events)),
-    }));
-  }
-  private waitPort: WaitPort | undefined;
-
-  async decideStep(runId: string, step: string, decision: HumanDecision, now: number): Promise<TransitionResult> {
-    return transitionRun(this.ctx, runId, (run, events) => decide(this.transitions, run, step, decision, now, events));
-  }
-
-  async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
-    return this.transitions.run(listDecisions(runId));
-  }
-
-  async settleRate(key: string, at: number, delta: number): Promise<void> {
-    this.write(() => this.stmt('settleRate').run({ key, window: Math.floor(at / 60_000), delta }));
-  }
-
-  async listEvents(filter: EventFilter): Promise<RunEvent[]> {
-    return listEvents(this.ctx, filter);
-  }
-
-  async listLogs(runId: string, step?: string): Promise<LogLine[]> {
-    return listLogs(this.ctx, runId, step);
-  }
-
-  async reap(now: number, isOwnerDead?: (owner: string) => boolean): Promise<ReapResult> {
-    return reapExpired(this.ctx, now, isOwnerDead);
-  }
-
-  async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
-    return takeRate(this.ctx, key, limits, tokens, now);
-  }
-
-  async loadStepItems(runId: string, step: string): Promise<StepItem[]> {
-    return loadStepItems(this.ctx, runId, step);
-  }
-
-  async saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void> {
-    saveStepItems(this.ctx, lease, runId, step, items, now);
-  }
-
-  async listDeadLetters(limit: number): Promise<RunRecord[]> {
-    return (this.stmt('deadLetters').all({ limit }) as RunRow[]).map(toRunRecord);
-  }
+  return Math.max(0, before - size());
 }
 
 export type { ErrorRecord };

@@ -1,10 +1,12 @@
-import type { EventFilter, LogLine, RunFilter } from '../store.js';
-import { waitingRunsCondition } from '../waiting-runs.js';
+import type { EventFilter, RunFilter } from './store.js';
+import { waitingRunsCondition } from './waiting-runs.js';
+
+// Statements built per call, written in PostgreSQL's style; SQLite runs them converted (ledger/effects.ts Statement).
 
 /**
  * The statement of `listRuns`: runs newest first, optionally of one pipeline and/or status, after a keyset
  * position. The indexes runs_by_created (migration 1) and migration 10's (pipeline, ...), (status, ...) serve
- * each form without a sort. Positional parameters, in this order when present: pipeline, status, after's
+ * each form without a sort, on both backends. Positional parameters, in this order when present: pipeline, status, after's
  * created_at and id, limit.
  */
 export function listRunsStatement(filter: RunFilter): { sql: string; values: unknown[] } {
@@ -29,11 +31,4 @@ export function listEventsStatement(filter: EventFilter): { sql: string; values:
   if (filter.pipeline) where.push(`pipeline = $${values.push(filter.pipeline)}`);
   const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id LIMIT $${values.push(filter.limit ?? 1000)}`;
   return { sql, values };
-}
-
-/** A row of `logs`, as `listLogs` reads it. */
-export type LogRow = { run_id: string; step: string; attempt: number; stream: string; line: string; at: number };
-
-export function toLogLine(r: LogRow): LogLine {
-  return { runId: r.run_id, step: r.step, attempt: r.attempt, stream: r.stream, line: r.line, at: r.at };
 }
