@@ -6,12 +6,20 @@ import type { SqliteCtx } from './sqlite-context.js';
 
 // Claims of the SQLite store: leasing available attempts and starting their runs and steps.
 
+/** Claims of at most this many attempts lease them one statement each. */
+const LEASE_ONE_BY_ONE = 8;
+
 export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): ClaimBatch {
-  const lease = c.stmt('claimAttempt');
+  const picked = pickClaimable(c, limit, now, only.runId);
   const rows: ClaimedAttemptRow[] = [];
-  for (const { id } of pickClaimable(c, limit, now, only.runId)) {
-    const row = lease.get({ id, owner, now, lease_until: now + leaseMs }) as ClaimedAttemptRow | undefined;
-    if (row) rows.push(row);
+  const lease = { owner, now, lease_until: now + leaseMs };
+  // Few are leased one by one (cheapest for a chain's next step); many in one statement.
+  if (picked.length > LEASE_ONE_BY_ONE) rows.push(...(c.stmt('claimAttempts').all({ ...lease, ids: JSON.stringify(picked.map((p) => p.id)) }) as ClaimedAttemptRow[]));
+  else {
+    for (const { id } of picked) {
+      const row = c.stmt('claimAttempt').get({ ...lease, id }) as ClaimedAttemptRow | undefined;
+      if (row) rows.push(row);
+    }
   }
   // Events of a claim come in attempt id order, as on PostgreSQL.
   rows.sort((a, b) => a.id - b.id);

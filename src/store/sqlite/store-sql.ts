@@ -37,6 +37,11 @@ export const SQL = {
   // @now @limit @run_id
   claimableKeyedOfRun: `SELECT id, concurrency_key FROM attempts a WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id AND ${KEY_HAS_ROOM}
                         ORDER BY priority DESC, available_at, id LIMIT @limit`,
+  // @ids (a JSON array) @owner @now @lease_until: claimAttempt for a large batch, in one statement
+  claimAttempts: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
+                    lease_expires_at = @lease_until
+                  WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
+                  RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit, ${WOKE_SLEEP} AS woke`,
   // @id @owner @now @lease_until
   claimAttempt: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
                    lease_expires_at = @lease_until
