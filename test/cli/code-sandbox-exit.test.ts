@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../support/cli.js';
+import { isRunning, REPO_ROOT, waitFor } from '../support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-code-exit-'));
 const children: ChildProcess[] = [];
@@ -39,23 +39,6 @@ function childrenOf(pid: number): number[] {
     return readdirSync(`/proc/${pid}/task`).flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
   } catch {
     return [];
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
@@ -92,6 +75,6 @@ describe.runIf(process.platform === 'linux')('code steps and the CLI process', (
     worker.kill('SIGTERM');
     const { code, output } = await done;
     expect(code, output).toBe(0);
-    await waitFor(() => !sandboxes.some(isRunning), 'the sandbox process to end with its worker');
+    await waitFor('the sandbox process to end with its worker', () => !sandboxes.some(isRunning), 60_000);
   }, 90_000);
 });

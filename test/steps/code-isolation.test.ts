@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -9,27 +8,9 @@ import { configureSandboxPool, SandboxPool, sandboxPool } from '../../src/steps/
 import type { SandboxTask } from '../../src/steps/code/sandbox.js';
 import type { StepContext } from '../../src/steps/step-type.js';
 import { createTestContext } from '../fixtures/steps/step-context.js';
+import { isRunning, waitFor } from '../support/cli.js';
 
 const step = createCodeStep();
-
-/** Running and not a zombie (a dead process not reaped yet). */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 function run(config: CodeConfig, overrides: Partial<StepContext> = {}): Promise<unknown> {
   return step.execute(createTestContext(process.cwd(), overrides).ctx, config);
@@ -125,7 +106,7 @@ describe('code sandbox: limits enforced from outside', () => {
     expect(await run({ code, memory_limit: '600MiB', timeout: '30s' }, { log })).toBe(160 * 1024 * 1024);
     expect(used.length).toBeGreaterThan(0);
     // A WASM memory never shrinks while its process lives: the process that grew one exits after its task.
-    await waitFor(() => !used.some(isRunning), 'the grown sandbox process to exit');
+    await waitFor('the grown sandbox process to exit', () => !used.some(isRunning));
     expect(await run({ code: 'return 1 + 1' })).toBe(2);
   });
 });

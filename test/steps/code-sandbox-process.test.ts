@@ -7,28 +7,10 @@ import type { SluiceError } from '../../src/core/errors.js';
 import { createCodeStep } from '../../src/steps/code/code-step.js';
 import { sandboxPool } from '../../src/steps/code/sandbox-pool.js';
 import { createTestContext } from '../fixtures/steps/step-context.js';
+import { isRunning, waitFor } from '../support/cli.js';
 
 const fixture = join(fileURLToPath(new URL('.', import.meta.url)), '../fixtures/steps/code/engine-process.ts');
 const step = createCodeStep();
-
-/** Running and not a zombie (a dead process whose parent, an init here, has not reaped it yet). */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 describe.runIf(process.platform === 'linux')('code sandbox processes', () => {
   it("start with none of the engine's environment variables but what a process needs", async () => {
@@ -51,7 +33,7 @@ describe.runIf(process.platform === 'linux')('code sandbox processes', () => {
       const sandbox = Number(line.split(' ')[0]);
       expect(isRunning(sandbox)).toBe(true);
       engine.kill('SIGKILL');
-      await waitFor(() => !isRunning(sandbox), 'the sandbox process to end after its engine died');
+      await waitFor('the sandbox process to end after its engine died', () => !isRunning(sandbox));
     } finally {
       engine.kill('SIGKILL');
     }
@@ -84,12 +66,12 @@ describe.runIf(process.platform === 'linux')('code sandbox processes', () => {
     );
     expect(error?.code).toBe('CANCELLED');
     expect(running.length).toBeGreaterThan(0);
-    await waitFor(() => !running.some(isRunning), 'the cancelled sandbox process to end');
+    await waitFor('the cancelled sandbox process to end', () => !running.some(isRunning));
     expect(await step.execute(createTestContext(process.cwd()).ctx, { code: 'return 7' })).toBe(7);
     const idle = pool.pids;
     expect(idle.length).toBeGreaterThan(0);
     await pool.close();
     expect(pool.processCount).toBe(0);
-    await waitFor(() => !idle.some(isRunning), 'the idle sandbox processes to end');
+    await waitFor('the idle sandbox processes to end', () => !idle.some(isRunning));
   }, 30_000);
 });
