@@ -1,5 +1,5 @@
 import { bucketOf } from './histogram.js';
-import { MINUTE, type RawRow, type Tally } from './tally.js';
+import { MINUTE, readVarint, varintEnd, type RawRow, type Tally } from './tally.js';
 
 /**
  * What a series needs of the runs of one folded minute, run by run: when each was created, its status, its
@@ -56,14 +56,9 @@ export function addRunDetail(minute: number, detail: Uint8Array, place: (at: num
     at += 2 + len;
   }
   const next = () => {
-    let v = 0;
-    let scale = 1;
-    for (;;) {
-      const byte = b[at++]!;
-      v += (byte & 0x7f) * scale;
-      if (byte < 0x80) return v;
-      scale *= 0x80;
-    }
+    const v = readVarint(b, at);
+    at = varintEnd(b, at);
+    return v;
   };
   const groups = b.readUInt32LE(at);
   at += 4;

@@ -146,7 +146,8 @@ export class Tally {
 
 const KINDS: readonly Kind[] = ['r', 's', 'a', 'c'];
 
-function readVarint(b: Buffer, at: number): number {
+/** The unsigned LEB128 varint at `at`. */
+export function readVarint(b: Buffer, at: number): number {
   let v = 0;
   let scale = 1;
   for (;;) {
@@ -157,7 +158,8 @@ function readVarint(b: Buffer, at: number): number {
   }
 }
 
-function varintEnd(b: Buffer, at: number): number {
+/** The offset just after the varint at `at`. */
+export function varintEnd(b: Buffer, at: number): number {
   while (b[at++]! >= 0x80);
   return at;
 }
