@@ -1,7 +1,7 @@
 import { SluiceError } from '../core/errors.js';
 import type { Pipeline } from '../core/model.js';
 import type { StepItem } from '../core/step-results.js';
-import { all, get, run, sql, type Rule } from './ledger/effects.js';
+import { all, get, lockKey, run, sql, type Rule } from './ledger/effects.js';
 import { compilePipeline, type CompiledPipeline } from './ledger/ledger-tx.js';
 import { toStoredPipeline, type PipelineRow } from './rows.js';
 import type { AttemptLease, LogLine, PipelineSource, StoredPipeline } from './store.js';
@@ -14,7 +14,6 @@ import type { AttemptLease, LogLine, PipelineSource, StoredPipeline } from './st
  */
 export const SHARED = {
   // $1 key: on PostgreSQL, serializes transactions on one key until commit; SQLite's write transaction already does
-  keyLock: sql('storeKeyLock', { sqlite: `SELECT $1 AS locked`, pg: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))` }),
   // $1 name $2 version
   pipeline: sql('storePipeline', `SELECT * FROM pipelines WHERE name = $1 AND version = $2`),
   // $1 name
@@ -102,7 +101,7 @@ type Json = (value: unknown) => string;
 /** Stores the pipeline; a new version is created only when its hash differs from the latest. */
 export function* savePipeline(json: Json, pipeline: Pipeline, hash: string, source: PipelineSource): Rule<StoredPipeline> {
   // Two processes saving the same pipeline at once must not both take the next version number.
-  yield* get(SHARED.keyLock, [`pipeline:${pipeline.name}`]);
+  yield* lockKey(`pipeline:${pipeline.name}`);
   const latest = yield* get<PipelineRow>(SHARED.latestPipeline, [pipeline.name]);
   if (latest && latest.hash === hash) return toStoredPipeline(latest);
   const row: PipelineRow = {
@@ -125,7 +124,7 @@ export function* savePipeline(json: Json, pipeline: Pipeline, hash: string, sour
 export function* takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Rule<number> {
   const window = Math.floor(now / 60_000);
   // Workers of every process take from one budget: one taker per key at a time.
-  yield* get(SHARED.keyLock, [`rate:${key}`]);
+  yield* lockKey(`rate:${key}`);
   const used = (yield* get<{ requests: number; tokens: number }>(SHARED.rateWindow, [key, window])) ?? { requests: 0, tokens: 0 };
   const overRequests = limits.rpm !== undefined && used.requests + 1 > limits.rpm;
   // A request larger than the whole token budget goes alone into an empty window rather than never.

@@ -1,5 +1,5 @@
 import { IDEMPOTENCY_WINDOW_MS, checkSameRequest, runRequestHash } from '../idempotency.js';
-import { all, call, get, run, sql, type Rule } from '../ledger/effects.js';
+import { all, call, get, lockKey, run, sql, type Rule } from '../ledger/effects.js';
 import { getRun } from '../ledger/transitions.js';
 import { toRunRecord, type RunRow } from '../rows.js';
 import type { CreateRunRequest, CreatedRun, RunRecord } from '../store.js';
@@ -26,7 +26,6 @@ const S = {
   ),
   runState: sql('flowRunState', `SELECT status, run_at FROM runs WHERE id = $1`),
   // $1 key: concurrent requests with one key queue here (PostgreSQL; as run creation does), so the second sees the first's run
-  idempotencyLock: sql('flowIdempotencyLock', { sqlite: `SELECT $1 AS locked`, pg: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))` }),
   // $1 pipeline $2 key
   idempotent: sql('flowIdempotent', `SELECT * FROM runs WHERE pipeline = $1 AND idempotency_key = $2`),
   // $1 id $2 run_at: delays the queued attempts of a run that has not started (on PostgreSQL, locking them first, as
@@ -116,7 +115,7 @@ export function* existingRun(id: string): Rule<CreatedRun> {
 /** The run an idempotency key names (created in the last 24 h), as run creation answers it; undefined when none. */
 export function* idempotentRun(req: CreateRunRequest, now: number): Rule<CreatedRun | undefined> {
   const pipeline = req.pipeline.name;
-  yield* get(S.idempotencyLock, [`idempotency:${pipeline}:${req.idempotencyKey}`]);
+  yield* lockKey(`idempotency:${pipeline}:${req.idempotencyKey}`);
   const existing = yield* get<RunRow>(S.idempotent, [pipeline, req.idempotencyKey]);
   if (!existing || existing.created_at <= now - IDEMPOTENCY_WINDOW_MS) return undefined;
   checkSameRequest(existing, req, runRequestHash(req));

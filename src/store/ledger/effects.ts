@@ -73,6 +73,16 @@ export function* get<R>(stmt: Statement, args: readonly unknown[]): Rule<R | und
   return (yield { kind: 'get', stmt, args }) as R | undefined;
 }
 
+const keyLock = sql('keyLock', { sqlite: `SELECT $1 AS locked`, pg: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))` });
+
+/**
+ * Holds a lock on `key` until the transaction ends: an advisory lock on PostgreSQL, nothing more on SQLite, whose
+ * write transaction already holds the whole store.
+ */
+export function* lockKey(key: string): Rule<void> {
+  yield* get(keyLock, [key]);
+}
+
 /** Runs a statement; returns the number of rows it changed. */
 export function* run(stmt: Statement, args: readonly unknown[]): Rule<number> {
   return (yield { kind: 'run', stmt, args }) as number;

@@ -9,7 +9,7 @@ import { checkSameRequest, IDEMPOTENCY_WINDOW_MS, runRequestHash } from '../idem
 import { newRunId } from '../ids.js';
 import { toRunRecord, toStoredPipeline, type PipelineRow, type RunRow } from '../rows.js';
 import type { AttemptResult, CreatedRun, CreateRunRequest, EventType, RunEvent } from '../store.js';
-import { call, get, run as exec, sql, type Rule } from './effects.js';
+import { call, get, lockKey, run as exec, sql, type Rule } from './effects.js';
 import type { LedgerTx } from './ledger-tx.js';
 import { recordFailure } from './outcomes.js';
 import { finishIfDone, getRun, insertAttempt } from './transitions.js';
@@ -17,7 +17,6 @@ import { finishIfDone, getRun, insertAttempt } from './transitions.js';
 const S = {
   // Concurrent requests with one idempotency key queue here (PostgreSQL), so the second sees the first's run. A
   // SQLite write transaction is alone already.
-  idempotencyLock: sql('createIdempotencyLock', { sqlite: `SELECT $1 AS locked`, pg: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))` }),
   idempotent: sql('createIdempotent', `SELECT * FROM runs WHERE pipeline = $1 AND idempotency_key = $2`),
   clearIdempotency: sql('createClearIdempotency', `UPDATE runs SET idempotency_key = NULL WHERE id = $1`),
   setIdempotencyHash: sql('createSetIdempotencyHash', `UPDATE runs SET idempotency_hash = $2 WHERE id = $1`),
@@ -109,7 +108,7 @@ export interface CreateHooks {
 export function* createRun(tx: LedgerTx, req: CreateRunRequest, now: number, hooks: CreateHooks = {}): Rule<CreatedRun> {
   const p = req.pipeline;
   if (req.idempotencyKey !== undefined) {
-    yield* get(S.idempotencyLock, [`idempotency:${p.name}:${req.idempotencyKey}`]);
+    yield* lockKey(`idempotency:${p.name}:${req.idempotencyKey}`);
     const existing = yield* get<RunRow>(S.idempotent, [p.name, req.idempotencyKey]);
     if (existing && existing.created_at > now - IDEMPOTENCY_WINDOW_MS) {
       checkSameRequest(existing, req, runRequestHash(req));
