@@ -418,6 +418,21 @@ for (const backend of backends()) {
       expect((await store.getRun(run.id))?.status).toBe('succeeded');
     });
 
+    it('a claim of many leases each attempt once, oldest first, and starts its run, in attempt id order', async () => {
+      const { engine, store } = await setup({ name: 'many', steps: { a: fnStep('x') } }, { x: () => 1 }, { worker: false });
+      const runs = (await engine.startRuns('many', Array.from({ length: 12 }, (_, i) => ({ input: { i } })))).map((c) => c.run.id);
+      const now = Date.now() + 1000;
+      const first = await store.claimAttempts('worker', 10, 1000, now);
+      expect(first.attempts.map((a) => a.runId)).toEqual(runs.slice(0, 10));
+      expect(first.attempts.map((a) => a.id)).toEqual([...first.attempts.map((a) => a.id)].sort((x, y) => x - y));
+      expect(first.events.filter((e) => e.type === 'step.started').map((e) => e.runId)).toEqual(runs.slice(0, 10));
+      expect(first.events.filter((e) => e.type === 'run.started').map((e) => e.runId)).toEqual(runs.slice(0, 10));
+      const rest = await store.claimAttempts('worker', 10, 1000, now + 1);
+      expect(rest.attempts.map((a) => a.runId)).toEqual(runs.slice(10));
+      expect((await store.claimAttempts('worker', 10, 1000, now + 2)).attempts).toEqual([]);
+      expect((await store.getRun(runs[0]!))?.status).toBe('running');
+    });
+
     it('returns the existing run for a repeated idempotency key', async () => {
       const { engine } = await setup({ name: 'idem', steps: { a: fnStep('x') } }, { x: () => 1 }, { worker: false });
       const first = await engine.startRun('idem', { idempotencyKey: 'k1' });
