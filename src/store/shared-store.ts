@@ -50,8 +50,11 @@ export interface LedgerRunner extends WaitRunner {
  * prune.
  */
 export abstract class SharedStore extends StoreFeatures {
-  /** Runs a rule of one read statement (PostgreSQL: outside a transaction block, retried when the server is lost). */
-  protected abstract readOne<T>(rule: Rule<T>): Promise<T>;
+  /**
+   * Runs a rule of one read statement (PostgreSQL: outside a transaction block, retried when the server is lost;
+   * each try runs a new rule made by `make`).
+   */
+  protected abstract readOne<T>(make: () => Rule<T>): Promise<T>;
 
   /** Runs one read statement built per call (./run-list.ts), written in PostgreSQL's style. */
   protected abstract built<R>(statement: { sql: string; values: unknown[] }): Promise<R[]>;
@@ -86,24 +89,24 @@ export abstract class SharedStore extends StoreFeatures {
   private readonly json = (value: unknown) => this.features.jsonText(toJson(value));
 
   async savePipeline(pipeline: Pipeline, hash: string, source: PipelineSource = {}): Promise<StoredPipeline> {
-    return this.features.write(savePipeline(this.json, pipeline, hash, source));
+    return this.features.write(() => savePipeline(this.json, pipeline, hash, source));
   }
 
   async getPipeline(name: string, version?: number): Promise<StoredPipeline | undefined> {
-    const row = await this.readOne(version === undefined ? get<PipelineRow>(SHARED.latestPipeline, [name]) : get<PipelineRow>(SHARED.pipeline, [name, version]));
+    const row = await this.readOne(() => version === undefined ? get<PipelineRow>(SHARED.latestPipeline, [name]) : get<PipelineRow>(SHARED.pipeline, [name, version]));
     return row ? toStoredPipeline(row) : undefined;
   }
 
   async listPipelines(): Promise<StoredPipeline[]> {
-    return (await this.readOne(all<PipelineRow>(SHARED.latestPipelines, []))).map(toStoredPipeline);
+    return (await this.readOne(() => all<PipelineRow>(SHARED.latestPipelines, []))).map(toStoredPipeline);
   }
 
   async listPipelineVersions(name: string): Promise<StoredPipeline[]> {
-    return (await this.readOne(all<PipelineRow>(SHARED.pipelineVersions, [name]))).map(toStoredPipeline);
+    return (await this.readOne(() => all<PipelineRow>(SHARED.pipelineVersions, [name]))).map(toStoredPipeline);
   }
 
   async resetPipelineCache(name: string): Promise<number> {
-    return this.features.write(run(SHARED.resetCache, [name]));
+    return this.features.write(() => run(SHARED.resetCache, [name]));
   }
 
   async listRuns(filter: RunFilter): Promise<RunRecord[]> {
@@ -118,58 +121,58 @@ export abstract class SharedStore extends StoreFeatures {
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {
-    const row = await this.readOne(getRun(id));
+    const row = await this.readOne(() => getRun(id));
     return row ? toRunRecord(row) : undefined;
   }
 
   async queueStats(now: number): Promise<Array<{ pipeline: string; depth: number; oldestReadyAt: number | null }>> {
-    const rows = await this.readOne(all<{ pipeline: string; depth: number; oldest_ready_at: string | number | null }>(SHARED.queueStats, [now]));
+    const rows = await this.readOne(() => all<{ pipeline: string; depth: number; oldest_ready_at: string | number | null }>(SHARED.queueStats, [now]));
     return rows.map((r) => ({ pipeline: r.pipeline, depth: r.depth, oldestReadyAt: r.oldest_ready_at === null ? null : Number(r.oldest_ready_at) }));
   }
 
   async runTraceparent(runId: string): Promise<string | null> {
-    return (await this.readOne(get<{ traceparent: string | null }>(SHARED.runTraceparent, [runId])))?.traceparent ?? null;
+    return (await this.readOne(() => get<{ traceparent: string | null }>(SHARED.runTraceparent, [runId])))?.traceparent ?? null;
   }
 
   async listSteps(runId: string): Promise<StepRecord[]> {
-    return (await this.readOne(all<StepRow>(SHARED.steps, [runId]))).map(toStepRecord);
+    return (await this.readOne(() => all<StepRow>(SHARED.steps, [runId]))).map(toStepRecord);
   }
 
   async listAttempts(runId: string, step?: string): Promise<AttemptRecord[]> {
-    const rule = step === undefined ? all<AttemptRow>(SHARED.attempts, [runId]) : all<AttemptRow>(SHARED.stepAttempts, [runId, step]);
+    const rule = () => (step === undefined ? all<AttemptRow>(SHARED.attempts, [runId]) : all<AttemptRow>(SHARED.stepAttempts, [runId, step]));
     return (await this.readOne(rule)).map(toAttemptRecord);
   }
 
   async listLogs(runId: string, step?: string): Promise<LogLine[]> {
-    return this.readOne(listLogs(runId, step));
+    return this.readOne(() => listLogs(runId, step));
   }
 
   async lookupCache(pipeline: string, cacheKey: string): Promise<CacheHit | undefined> {
-    const row = await this.readOne(get<{ output: string | null; run_id: string; outputs: string | null }>(SHARED.cache, [pipeline, cacheKey]));
+    const row = await this.readOne(() => get<{ output: string | null; run_id: string; outputs: string | null }>(SHARED.cache, [pipeline, cacheKey]));
     return row ? { output: parseJson(row.output), runId: row.run_id, outputs: parseJson<FileHashes>(row.outputs) } : undefined;
   }
 
   async latestCacheEntry(pipeline: string, step: string): Promise<{ runId: string; parts: CacheParts | null } | undefined> {
-    const row = await this.readOne(get<{ run_id: string; parts: string | null }>(SHARED.latestCache, [pipeline, step]));
+    const row = await this.readOne(() => get<{ run_id: string; parts: string | null }>(SHARED.latestCache, [pipeline, step]));
     return row ? { runId: row.run_id, parts: parseJson<CacheParts>(row.parts) } : undefined;
   }
 
   async listDeadLetters(limit: number): Promise<RunRecord[]> {
-    return (await this.readOne(all<RunRow>(SHARED.deadLetters, [limit]))).map(toRunRecord);
+    return (await this.readOne(() => all<RunRow>(SHARED.deadLetters, [limit]))).map(toRunRecord);
   }
 
   /** Flow control: what the flow rules did to run `id`. */
   async runFlow(id: string): Promise<RunFlow | undefined> {
-    return this.readOne(runFlow(id));
+    return this.readOne(() => runFlow(id));
   }
 
   /** Flow control: the pending run of a debounce bucket, with its input. */
   async pendingDebounce(pipeline: string, key: string): Promise<{ runId: string; input: unknown } | undefined> {
-    return this.readOne(pendingDebounce(pipeline, key));
+    return this.readOne(() => pendingDebounce(pipeline, key));
   }
 
   async listDecisions(runId: string): Promise<GateDecisionRecord[]> {
-    return this.readOne(listDecisions(runId));
+    return this.readOne(() => listDecisions(runId));
   }
 
   claimCronSlot(pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
@@ -186,18 +189,18 @@ export abstract class SharedStore extends StoreFeatures {
   }
 
   async takeRate(key: string, limits: { rpm?: number | undefined; tpm?: number | undefined }, tokens: number, now: number): Promise<number> {
-    return this.features.write(takeRate(key, limits, tokens, now));
+    return this.features.write(() => takeRate(key, limits, tokens, now));
   }
 
   async settleRate(key: string, at: number, delta: number): Promise<void> {
-    await this.features.write(run(SHARED.settleRate, [key, Math.floor(at / 60_000), delta]));
+    await this.features.write(() => run(SHARED.settleRate, [key, Math.floor(at / 60_000), delta]));
   }
 
   async loadStepItems(runId: string, step: string): Promise<StepItem[]> {
-    return this.readOne(loadStepItems(runId, step));
+    return this.readOne(() => loadStepItems(runId, step));
   }
 
   async saveStepItems(lease: AttemptLease, runId: string, step: string, items: StepItem[], now: number): Promise<void> {
-    await this.features.write(saveStepItems(this.json, lease, runId, step, items, now));
+    await this.features.write(() => saveStepItems(this.json, lease, runId, step, items, now));
   }
 }

@@ -43,7 +43,7 @@ export interface WaitPort {
 
 /** How a driver runs the wait rules: a read, a write transaction, a transition that holds a run. */
 export interface WaitRunner {
-  read<T>(rule: Rule<T>): Promise<T>;
+  read<T>(make: () => Rule<T>): Promise<T>;
   write<T>(rule: (tx: LedgerTx) => Rule<T>): Promise<T>;
   transition(runId: string, rule: (tx: LedgerTx, run: RunRow, events: RunEvent[]) => Rule<unknown>): Promise<{ events: RunEvent[] }>;
 }
@@ -51,15 +51,15 @@ export interface WaitRunner {
 /** The wait port of a driver, over its runner. */
 export function createWaitPort(r: WaitRunner): WaitPort {
   return {
-    currentWait: (runId, step) => r.read(waits.currentWait(runId, step)),
-    waitsOfRun: (runId) => r.read(waits.waitsOfRun(runId)),
+    currentWait: (runId, step) => r.read(() => waits.currentWait(runId, step)),
+    waitsOfRun: (runId) => r.read(() => waits.waitsOfRun(runId)),
     recordEvent: (name, payload, now) => r.write((tx) => waits.recordEvent(tx, name, payload, now)),
-    eventById: (id) => r.read(waits.eventById(id)),
-    eventsSince: (name, since, limit) => r.read(waits.eventsSince(name, since, limit)),
-    openKeyPaths: (name) => r.read(waits.openKeyPaths(name)),
-    openKeyedWaits: (name, path, value) => r.read(waits.openKeyedWaits(name, path, value)),
-    openUnkeyedWaits: (name, limit) => r.read(waits.openUnkeyedWaits(name, limit)),
-    namesWithUnkeyedWaits: (names) => r.read(waits.namesWithUnkeyedWaits(names)),
+    eventById: (id) => r.read(() => waits.eventById(id)),
+    eventsSince: (name, since, limit) => r.read(() => waits.eventsSince(name, since, limit)),
+    openKeyPaths: (name) => r.read(() => waits.openKeyPaths(name)),
+    openKeyedWaits: (name, path, value) => r.read(() => waits.openKeyedWaits(name, path, value)),
+    openUnkeyedWaits: (name, limit) => r.read(() => waits.openUnkeyedWaits(name, limit)),
+    namesWithUnkeyedWaits: (names) => r.read(() => waits.namesWithUnkeyedWaits(names)),
     async claimWait(runId, step, eventId, now) {
       let event: ReceivedEvent | undefined;
       const { events } = await r.transition(runId, function* (tx, run, out) {
@@ -89,7 +89,7 @@ export function createWaitPort(r: WaitRunner): WaitPort {
       });
       return { delivered, events };
     },
-    dueApprovals: (now, limit) => r.read(waits.dueApprovals(now, limit)),
+    dueApprovals: (now, limit) => r.read(() => waits.dueApprovals(now, limit)),
     pruneEvents: (before) => r.write(() => waits.pruneEvents(before)),
   };
 }

@@ -10,11 +10,11 @@ const S = {
 
 /** Claims one slot of a cron trigger: true for exactly one caller per (pipeline, trigger, slot). */
 export async function claimCronSlot(r: FeatureRunner, pipeline: string, trigger: string, slot: number, now: number): Promise<boolean> {
-  return (await r.write(run(S.claim, [pipeline, trigger, slot, now]))) === 1;
+  return (await r.write(() => run(S.claim, [pipeline, trigger, slot, now]))) === 1;
 }
 
 /** The latest claimed slot of the cron trigger; undefined when none. */
 export async function lastCronSlot(r: FeatureRunner, pipeline: string, trigger: string): Promise<number | undefined> {
-  const slot = (await r.read(get<{ slot: number | null }>(S.last, [pipeline, trigger])))?.slot;
+  const slot = (await r.read(() => get<{ slot: number | null }>(S.last, [pipeline, trigger])))?.slot;
   return slot === null || slot === undefined ? undefined : Number(slot);
 }

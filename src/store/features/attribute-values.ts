@@ -109,27 +109,27 @@ type ValueRow = AttributeValueRow & { record_id: string; field: string };
 /** Derived values of attribute pipelines, written once for both backends over a driver's {@link FeatureRunner}. */
 export abstract class AttributeValues extends EvalCases implements AttributeValueStore {
   async loadAttributeWork(dataset: string, field: string, derivedFields: string[], selection: AttributeWorkSelection): Promise<AttributeWorkItem[]> {
-    return this.features.read(loadWork(this.features, dataset, field, derivedFields, selection));
+    return this.features.read(() => loadWork(this.features, dataset, field, derivedFields, selection));
   }
 
   async saveAttributeValues(dataset: string, field: string, pipeline: string, values: ComputedAttributeValue[], now: number, unchanged: Array<{ recordId: string; sourceRev: number }> = []): Promise<string[]> {
     if (values.length === 0 && unchanged.length === 0) return [];
-    return this.features.write(save(this.features, { dataset, field, pipeline, now }, values, unchanged));
+    return this.features.write(() => save(this.features, { dataset, field, pipeline, now }, values, unchanged));
   }
 
   async getAttributeValues(dataset: string, recordId: string): Promise<Record<string, AttributeValue>> {
-    return groupValues(await this.features.read(all<ValueRow>(S.recordValues, [dataset, recordId]))).get(recordId) ?? {};
+    return groupValues(await this.features.read(() => all<ValueRow>(S.recordValues, [dataset, recordId]))).get(recordId) ?? {};
   }
 
   async listAttributeValues(dataset: string, recordIds: string[]): Promise<Map<string, Record<string, AttributeValue>>> {
     if (recordIds.length === 0) return new Map();
-    return groupValues(await this.features.read(all<ValueRow>(S.manyValues, [dataset, this.features.list(recordIds)])));
+    return groupValues(await this.features.read(() => all<ValueRow>(S.manyValues, [dataset, this.features.list(recordIds)])));
   }
 
   async overrideAttributeValue(dataset: string, recordId: string, field: string, override: { value: unknown; note?: string | undefined }, now: number): Promise<AttributeValue> {
     const value = this.features.jsonText(JSON.stringify(override.value ?? null));
     const note = this.features.text(override.note ?? null);
-    return this.features.write(
+    return this.features.write(() =>
       (function* () {
         if (!(yield* get(S.recordExists, [dataset, recordId]))) throw recordNotFound(dataset, recordId);
         yield* run(S.addField, [dataset, field]);
@@ -140,7 +140,7 @@ export abstract class AttributeValues extends EvalCases implements AttributeValu
 
   async approveAttributeValue(dataset: string, recordId: string, field: string, note: string | undefined, now: number): Promise<AttributeValue> {
     const text = this.features.text(note ?? null);
-    return this.features.write(
+    return this.features.write(() =>
       (function* () {
         yield* run(S.approve, [dataset, field, recordId, text, now]);
         const row = yield* get<ValueRow>(S.value, [dataset, field, recordId]);
@@ -151,7 +151,7 @@ export abstract class AttributeValues extends EvalCases implements AttributeValu
   }
 
   async attributeSummary(dataset: string, field: string): Promise<AttributeSummary> {
-    return toSummary(await this.features.read(all<Parameters<typeof toSummary>[0][number]>(S.summary, [dataset, field])));
+    return toSummary(await this.features.read(() => all<Parameters<typeof toSummary>[0][number]>(S.summary, [dataset, field])));
   }
 }
 

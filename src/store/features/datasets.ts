@@ -91,38 +91,38 @@ export abstract class Datasets {
 
   async putDataset(name: string, options: { ingestPipeline?: string | undefined }, now: number): Promise<DatasetRecord> {
     assertDatasetName(name);
-    return this.features.write(putDataset(name, options.ingestPipeline ?? null, now));
+    return this.features.write(() => putDataset(name, options.ingestPipeline ?? null, now));
   }
 
   async getDataset(name: string): Promise<DatasetRecord | undefined> {
-    const row = await this.features.read(get<DatasetRow>(S.dataset, [name]));
+    const row = await this.features.read(() => get<DatasetRow>(S.dataset, [name]));
     return row && toDatasetRecord(row);
   }
 
   async listDatasets(): Promise<DatasetRecord[]> {
-    return (await this.features.read(all<DatasetRow>(S.datasets, []))).map(toDatasetRecord);
+    return (await this.features.read(() => all<DatasetRow>(S.datasets, []))).map(toDatasetRecord);
   }
 
   async putRecords(dataset: string, records: NewDataRecord[], now: number): Promise<void> {
     const checked = checkRecords(records);
-    await this.features.write(putRecords(this.features, dataset, checked, now));
+    await this.features.write(() => putRecords(this.features, dataset, checked, now));
   }
 
   async getRecord(dataset: string, id: string): Promise<DataRecord | undefined> {
-    const row = await this.features.read(get<RecordRow>(S.record, [dataset, id]));
+    const row = await this.features.read(() => get<RecordRow>(S.record, [dataset, id]));
     return row && toDataRecord(row);
   }
 
   async deleteRecord(dataset: string, id: string): Promise<boolean> {
-    return this.features.write(deleteRecord(dataset, id));
+    return this.features.write(() => deleteRecord(dataset, id));
   }
 
   async listRecords(dataset: string, page: RecordPage = {}): Promise<DataRecord[]> {
-    return (await this.features.read(all<RecordRow>(S.records, [dataset, page.after ?? '', page.limit ?? DEFAULT_RECORD_PAGE]))).map(toDataRecord);
+    return (await this.features.read(() => all<RecordRow>(S.records, [dataset, page.after ?? '', page.limit ?? DEFAULT_RECORD_PAGE]))).map(toDataRecord);
   }
 
   async countRecords(dataset: string): Promise<number> {
-    return Number((await this.features.read(get<{ n: number }>(S.countRecords, [dataset])))?.n ?? 0);
+    return Number((await this.features.read(() => get<{ n: number }>(S.countRecords, [dataset])))?.n ?? 0);
   }
 }
 

@@ -110,13 +110,13 @@ const S = {
  */
 export abstract class EvalCases extends Datasets implements EvalStore {
   async listEvals(pipeline: string): Promise<EvalCase[]> {
-    return this.features.read(list(pipeline));
+    return this.features.read(() => list(pipeline));
   }
 
   async replaceEvals(pipeline: string, cases: NewEvalCase[], now: number): Promise<EvalCase[]> {
     const checked = checkEvalCases(cases);
     const r = this.features;
-    return r.write(
+    return r.write(() =>
       (function* () {
         yield* lock(r, pipeline);
         const drafts = planReplace(pipeline, checked, yield* list(pipeline), now);
@@ -130,7 +130,7 @@ export abstract class EvalCases extends Datasets implements EvalStore {
 
   async putRecordEval(pipeline: string, recordEval: NewEvalCase & { recordId: string }, now: number): Promise<EvalCase> {
     const r = this.features;
-    return r.write(
+    return r.write(() =>
       (function* () {
         yield* lock(r, pipeline);
         const row = yield* get<EvalRow>(S.byRecord, [pipeline, recordEval.recordId]);
@@ -144,7 +144,7 @@ export abstract class EvalCases extends Datasets implements EvalStore {
 
   async updateEval(pipeline: string, id: number, patch: EvalPatch, now: number): Promise<EvalCase | undefined> {
     const r = this.features;
-    return r.write(
+    return r.write(() =>
       (function* () {
         yield* lock(r, pipeline);
         const row = yield* get<EvalRow>(S.get, [pipeline, id]);
@@ -155,7 +155,7 @@ export abstract class EvalCases extends Datasets implements EvalStore {
 
   async saveEvalResults(pipeline: string, results: EvalResult[], now: number): Promise<void> {
     const r = this.features;
-    await r.write(
+    await r.write(() =>
       (function* () {
         yield* lock(r, pipeline);
         const current = new Map((yield* list(pipeline)).map((c) => [c.id, c]));
@@ -169,12 +169,12 @@ export abstract class EvalCases extends Datasets implements EvalStore {
   }
 
   async evalSummary(pipeline: string): Promise<EvalSummary> {
-    const row = await this.features.read(get<{ total: number; passed: number; failed: number; not_run: number }>(S.summary, [pipeline]));
+    const row = await this.features.read(() => get<{ total: number; passed: number; failed: number; not_run: number }>(S.summary, [pipeline]));
     return { total: Number(row?.total ?? 0), passed: Number(row?.passed ?? 0), failed: Number(row?.failed ?? 0), notRun: Number(row?.not_run ?? 0) };
   }
 
   async listEvalPipelines(): Promise<string[]> {
-    return (await this.features.read(all<{ pipeline: string }>(S.pipelines, []))).map((row) => row.pipeline);
+    return (await this.features.read(() => all<{ pipeline: string }>(S.pipelines, []))).map((row) => row.pipeline);
   }
 }
 

@@ -14,10 +14,13 @@ export interface FeatureRunner {
   text(text: string | null): string | null;
   /** A list of values as one parameter (PostgreSQL: an array; SQLite: JSON text, read with json_each). */
   list(values: readonly unknown[]): unknown;
-  /** Runs a rule that only reads. */
-  read<T>(rule: Rule<T>): Promise<T>;
-  /** Runs a rule in one write transaction: all of it is applied or none. */
-  write<T>(rule: Rule<T>): Promise<T>;
+  /**
+   * Runs a rule that only reads. `make` makes the rule: a driver that retries after a lost connection runs a new
+   * one (a rule is a generator, spent once run).
+   */
+  read<T>(make: () => Rule<T>): Promise<T>;
+  /** Runs a rule in one write transaction: all of it is applied or none. `make` as for {@link read}. */
+  write<T>(make: () => Rule<T>): Promise<T>;
 }
 
 /** Statement text of both dialects from one template. */

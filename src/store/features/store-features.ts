@@ -41,38 +41,38 @@ function toApiToken(row: TokenRow): ApiToken {
  */
 export abstract class StoreFeatures extends AttributeValues implements DatasetPort, TokenPort {
   async latestEventId(): Promise<number> {
-    return Number((await this.features.read(get<{ id: number }>(S.latestEventId, [])))!.id);
+    return Number((await this.features.read(() => get<{ id: number }>(S.latestEventId, [])))!.id);
   }
 
   async queueDepth(): Promise<number> {
-    return Number((await this.features.read(get<{ n: number }>(S.queueDepth, [])))!.n);
+    return Number((await this.features.read(() => get<{ n: number }>(S.queueDepth, [])))!.n);
   }
 
   async createToken(token: NewApiToken, now: number): Promise<ApiToken> {
-    const row = await this.features.write(get<{ id: number }>(S.insertToken, [token.hash, token.role, token.name, now, token.expiresAt]));
+    const row = await this.features.write(() => get<{ id: number }>(S.insertToken, [token.hash, token.role, token.name, now, token.expiresAt]));
     return { ...token, id: Number(row!.id), createdAt: now, revokedAt: null };
   }
 
   async findToken(hash: string): Promise<ApiToken | undefined> {
-    const row = await this.features.read(get<TokenRow>(S.token, [hash]));
+    const row = await this.features.read(() => get<TokenRow>(S.token, [hash]));
     return row ? toApiToken(row) : undefined;
   }
 
   async listTokens(): Promise<ApiToken[]> {
-    return (await this.features.read(all<TokenRow>(S.listTokens, []))).map(toApiToken);
+    return (await this.features.read(() => all<TokenRow>(S.listTokens, []))).map(toApiToken);
   }
 
   async revokeToken(id: number, now: number): Promise<ApiToken | undefined> {
-    const row = await this.features.write(get<TokenRow>(S.revokeToken, [id, now]));
+    const row = await this.features.write(() => get<TokenRow>(S.revokeToken, [id, now]));
     return row ? toApiToken(row) : undefined;
   }
 
   async countTokens(): Promise<number> {
-    return Number((await this.features.read(get<{ n: number }>(S.countTokens, [])))!.n);
+    return Number((await this.features.read(() => get<{ n: number }>(S.countTokens, [])))!.n);
   }
 
   /** True for exactly one caller per (pipeline, slot) across every process sharing the store. */
   async claimTriggerSlot(pipeline: string, slot: number, now: number): Promise<boolean> {
-    return (await this.features.write(run(S.claimSlot, [pipeline, slot, now]))) === 1;
+    return (await this.features.write(() => run(S.claimSlot, [pipeline, slot, now]))) === 1;
   }
 }

@@ -128,8 +128,16 @@ export function runSync<T>(rule: Rule<T>, exec: SyncExecutor): T {
   return next.value;
 }
 
-/** Drives a rule, awaiting each effect (PostgreSQL). */
+/** The rules {@link runAsync} has driven: a second run of one would find it spent and answer `undefined`. */
+const driven = new WeakSet<Rule<unknown>>();
+
+/**
+ * Drives a rule, awaiting each effect (PostgreSQL). A rule is a generator, spent once run: a driver that tries a
+ * transaction again makes a new rule for each try, and running a spent one throws rather than answering nothing.
+ */
 export async function runAsync<T>(rule: Rule<T>, exec: AsyncExecutor): Promise<T> {
+  if (driven.has(rule)) throw new Error('a ledger rule was run twice: each try of a transaction needs a new rule');
+  driven.add(rule);
   let next = rule.next();
   while (!next.done) {
     const e = next.value;

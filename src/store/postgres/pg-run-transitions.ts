@@ -190,14 +190,14 @@ export class PgFeatureRunner implements FeatureRunner {
 
   constructor(private readonly tx: <T>(fn: (client: pg.PoolClient) => Promise<T>) => Promise<T>) {}
 
-  read<T>(rule: Rule<T>): Promise<T> {
+  read<T>(make: () => Rule<T>): Promise<T> {
     return this.tx((client) =>
-      runAsync(rule, { all: async (stmt, args) => (await query(client, stmt, args)).rows, exec: async (stmt, args) => (await query(client, stmt, args)).rowCount ?? 0 }),
+      runAsync(make(), { all: async (stmt, args) => (await query(client, stmt, args)).rows, exec: async (stmt, args) => (await query(client, stmt, args)).rowCount ?? 0 }),
     );
   }
 
-  write<T>(rule: Rule<T>): Promise<T> {
-    return this.read(rule);
+  write<T>(make: () => Rule<T>): Promise<T> {
+    return this.read(make);
   }
 
   list(values: readonly unknown[]): readonly unknown[] {

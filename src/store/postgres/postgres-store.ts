@@ -91,7 +91,7 @@ export class PostgresStore extends SharedStore implements Store {
   }
 
   protected readonly ledger: LedgerRunner = {
-    read: (rule) => this.tx((tx) => tx.t.run(rule)),
+    read: (make) => this.tx((tx) => tx.t.run(make())),
     write: (rule) => this.tx((tx) => tx.t.run(rule(tx.t))),
     transition: (runId, rule, wakeOnQueued) => this.tx((tx) => transitionIn(tx, runId, rule, wakeOnQueued)),
   };
@@ -118,9 +118,12 @@ export class PostgresStore extends SharedStore implements Store {
     return transaction(this.pool, this.health.retryPolicy(), (c) => sql<R>(c, key, values), { retryUnknownCommit: true });
   }
 
-  /** Runs a ledger rule that only reads, its statements outside a transaction block, retrying transient failures. */
-  private read<T>(rule: Rule<T>): Promise<T> {
-    return transaction(this.pool, this.health.retryPolicy(), (c) => this.txs.open(c).t.run(rule), { retryUnknownCommit: true, single: true });
+  /**
+   * Runs a ledger rule that only reads, its statements outside a transaction block, retrying transient failures
+   * (each try with a new rule made by `make`).
+   */
+  private read<T>(make: () => Rule<T>): Promise<T> {
+    return transaction(this.pool, this.health.retryPolicy(), (c) => this.txs.open(c).t.run(make()), { retryUnknownCommit: true, single: true });
   }
 
   /** Runs one statement built per call (../run-list.ts), retrying transient failures. */
@@ -176,7 +179,7 @@ export class PostgresStore extends SharedStore implements Store {
   }
 
   async releaseHeldRuns(now: number): Promise<string[]> {
-    if (!(await this.read(anyHeldRuns()))) return [];
+    if (!(await this.read(anyHeldRuns))) return [];
     return this.tx(async (tx) => {
       const ids = await tx.t.run(releaseHeldRuns(now));
       tx.wake = ids.length > 0;
@@ -233,8 +236,8 @@ export class PostgresStore extends SharedStore implements Store {
     return this.stats.refoldStats(pipeline, before);
   }
 
-  protected readOne<T>(rule: Rule<T>): Promise<T> {
-    return this.read(rule);
+  protected readOne<T>(make: () => Rule<T>): Promise<T> {
+    return this.read(make);
   }
 
 }

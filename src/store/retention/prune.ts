@@ -115,10 +115,11 @@ export async function pruneRuns(r: FeatureRunner, request: PruneRequest): Promis
   let after = { at: -1, id: '' };
   for (;;) {
     const params = [request.before, request.pipeline ?? null, request.deadLetters ? 1 : 0, after.at, after.id, PRUNE_BATCH];
-    const roots = await r.read(all<{ id: string; finished_at: number }>(S.roots, params));
+    const roots = await r.read(() => all<{ id: string; finished_at: number }>(S.roots, params));
     if (roots.length === 0) break;
     after = { at: Number(roots.at(-1)!.finished_at), id: roots.at(-1)!.id };
-    const rule = pruneBatch(r, roots.map((row) => row.id), request.dryRun === true);
+    const ids = roots.map((row) => row.id);
+    const rule = () => pruneBatch(r, ids, request.dryRun === true);
     const batch = request.dryRun ? await r.read(rule) : await r.write(rule);
     result.runs += batch.rows['runs'] ?? 0;
     addRows(result.rows, batch.rows);
@@ -126,8 +127,8 @@ export async function pruneRuns(r: FeatureRunner, request: PruneRequest): Promis
     if (request.dryRun) wouldRemove.push(...batch.ids);
     if (roots.length < PRUNE_BATCH) break;
   }
-  if (candidates.size > 0) result.artifacts = await r.read(unreferenced(r, candidates, wouldRemove));
-  if (!request.dryRun && result.runs > 0) await r.write(run(S.cronSlots, [request.before]));
+  if (candidates.size > 0) result.artifacts = await r.read(() => unreferenced(r, candidates, wouldRemove));
+  if (!request.dryRun && result.runs > 0) await r.write(() => run(S.cronSlots, [request.before]));
   return result;
 }
 

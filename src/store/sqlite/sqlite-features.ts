@@ -47,8 +47,8 @@ export class SqliteFeatureRunner extends SharedStatements implements FeatureRunn
     super(db);
   }
 
-  async read<T>(rule: Rule<T>): Promise<T> {
-    return runSync(rule, this);
+  async read<T>(make: () => Rule<T>): Promise<T> {
+    return runSync(make(), this);
   }
 
   /** Runs a rule synchronously, in the current transaction if there is one. */
@@ -56,8 +56,8 @@ export class SqliteFeatureRunner extends SharedStatements implements FeatureRunn
     return runSync(rule, this);
   }
 
-  async write<T>(rule: Rule<T>): Promise<T> {
-    return this.writeTx(() => runSync(rule, this));
+  async write<T>(make: () => Rule<T>): Promise<T> {
+    return this.writeTx(() => runSync(make(), this));
   }
 
   jsonText(text: string): string {

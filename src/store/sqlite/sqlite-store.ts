@@ -133,7 +133,7 @@ export class SqliteStore extends SharedStore implements Store {
   }
 
   protected readonly ledger: LedgerRunner = {
-    read: async (rule) => this.transitions.run(rule),
+    read: async (make) => this.transitions.run(make()),
     write: async (rule) => this.write(() => this.transitions.run(rule(this.transitions))),
     transition: async (runId, rule) =>
       this.write(() => {
@@ -254,8 +254,8 @@ export class SqliteStore extends SharedStore implements Store {
     return attemptIds.filter((id) => !held.has(id));
   }
 
-  protected readOne<T>(rule: Rule<T>): Promise<T> {
-    return this.features.read(rule);
+  protected readOne<T>(make: () => Rule<T>): Promise<T> {
+    return this.features.read(make);
   }
 }
 
