@@ -21,7 +21,12 @@ const S = {
   expiredLeases: sql('reapExpiredLeases', `SELECT id, run_id, step, number, fence, owner FROM attempts WHERE status = 'running' AND lease_expires_at < $1`),
   runningOwners: sql('reapRunningOwners', `SELECT DISTINCT owner FROM attempts WHERE status = 'running'`),
   ownerAttempts: sql('reapOwnerAttempts', `SELECT id, run_id, step, number, fence, owner FROM attempts WHERE status = 'running' AND owner = $1`),
-  overdueRuns: sql('reapOverdueRuns', `SELECT id FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < $1 AND status IN ${LIVE}`),
+  // Without statistics SQLite's planner prefers the status index and walks every queued run on each reap (783 ms
+  // a reap with 620,000 queued, against 3 ms through the partial deadline index).
+  overdueRuns: sql('reapOverdueRuns', {
+    sqlite: `SELECT id FROM runs INDEXED BY runs_deadline WHERE deadline_at IS NOT NULL AND deadline_at < $1 AND status IN ${LIVE}`,
+    pg: `SELECT id FROM runs WHERE deadline_at IS NOT NULL AND deadline_at < $1 AND status IN ${LIVE}`,
+  }),
   // Locks the runs in id order (PostgreSQL), so concurrent transactions never wait on each other in a cycle.
   lockRuns: sql('reapLockRuns', {
     sqlite: `SELECT id FROM runs WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id`,
@@ -35,6 +40,9 @@ const S = {
      WHERE id = $1 AND status = 'running' AND fence = $3 AND ($4::integer = 1 OR lease_expires_at < $2)`,
   ),
 };
+
+/** The reaper's scan for runs past their deadline, exported for the plan test. */
+export const OVERDUE_RUNS = S.overdueRuns;
 
 type Lease = { id: number; run_id: string; step: string; number: number; fence: number; owner: string; dead?: boolean };
 
