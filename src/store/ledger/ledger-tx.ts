@@ -2,6 +2,8 @@ import type { ErrorCode, ErrorRecord } from '../../core/errors.js';
 import type { Pipeline, Step } from '../../core/model.js';
 import type { RunRow } from '../rows.js';
 import type { EventType, RunEvent } from '../store.js';
+import type { Rule } from './effects.js';
+import type { QueueLimit, QueuedStep } from './queue-ready.js';
 
 /** A pipeline version as the scheduler needs it: the definition plus lookups. */
 export interface CompiledPipeline {
@@ -34,6 +36,11 @@ export interface LedgerTx {
   pipelineOf(run: Pick<RunRow, 'pipeline' | 'version'>): CompiledPipeline | Promise<CompiledPipeline>;
   /** A run that has a parent (a `pipeline` step's child) ended: the parent's step completes. */
   childEnded(out: RunEvent[], runId: string, status: EndStatus, at: number): void | Promise<void>;
+  /**
+   * Marks the ready steps of a run queued, as many as `limit` allows, and returns them by priority, then step order.
+   * Each driver runs the rule of ./queue-ready.ts that costs less on it.
+   */
+  queueReady(runId: string, limit: QueueLimit): Rule<QueuedStep[]>;
   /** Work became ready for workers in other processes (PostgreSQL notifies them at commit; SQLite needs nothing). */
   wake(): void;
   /** A value as a JSON column parameter. */

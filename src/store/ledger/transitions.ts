@@ -14,6 +14,7 @@ import { stepsFailedError, type FailedStepRow } from '../run-failure.js';
 import type { EventType, RunEvent } from '../store.js';
 import { all, call, get, run as exec, sql, type Rule, type Statement } from './effects.js';
 import type { CompiledPipeline, EndStatus, LedgerTx, StoredError } from './ledger-tx.js';
+import type { QueuedStep } from './queue-ready.js';
 
 const STEPS_FAILED: StoredError = { code: 'STEP_FAILED', message: 'one or more steps failed' };
 
@@ -59,15 +60,6 @@ const S = {
   addCounters: sql('addCounters', `UPDATE runs SET active = active + $2, remaining = remaining + $3, failed = failed + $4 WHERE id = $1 RETURNING ${RUN_STATE}`),
   settleCounters: sql('settleCounters', settleCountersWhere('id = $1', '$2', '$3', '$4::bigint')),
   decrementWaiting: sql('decrementWaiting', `UPDATE steps SET waiting_on = waiting_on - 1 WHERE run_id = $1 AND name = $2 AND status = 'pending'`),
-  // Queues the ready steps (waiting on nothing), the first `$2` by priority then step order, in one statement;
-  // RETURNING gives no order, so the caller sorts the rows.
-  queueReady: sql(
-    'queueReady',
-    `UPDATE steps SET status = 'queued', attempts = attempts + 1
-     WHERE run_id = $1 AND status IN (${inList(stepStatesInto('queued'))}) AND name IN (
-       SELECT name FROM steps WHERE run_id = $1 AND status = 'pending' AND waiting_on = 0 ORDER BY priority DESC, seq LIMIT $2)
-     RETURNING name, attempts, force, feedback, priority, seq`,
-  ),
   insertAttempt: sql(
     'insertAttempt',
     `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback)
@@ -170,19 +162,20 @@ export function* promote(tx: LedgerTx, out: RunEvent[], run: RunState, at: numbe
   if (slots <= 0 || run.remaining <= run.active) return run;
   const compiled = yield* pipelineOf(tx, run);
   if (run.failed > 0 && compiled.definition.failFast) return run;
-  const ready = yield* all<QueuedStep>(S.queueReady, [run.id, slots]);
+  const ready = yield* tx.queueReady(run.id, { slots });
   if (ready.length === 0) return run;
-  ready.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+  yield* queueAttempts(tx, out, run, compiled, ready, at);
+  return yield* addCounters(run.id, { active: ready.length });
+}
+
+/** Makes the first attempt (or the next) of steps just marked queued, in their order. */
+function* queueAttempts(tx: LedgerTx, out: RunEvent[], run: RunState, compiled: CompiledPipeline, ready: readonly QueuedStep[], at: number): Rule<void> {
   for (const row of ready) {
     const priority = compiled.byName.get(row.name)?.priority ?? 0;
     yield* insertAttempt(tx, run, row.name, { number: row.attempts, at, availableAt: Math.max(at, run.run_at), priority, force: row.force === 1, feedback: row.feedback });
     tx.emit(out, run, 'step.queued', row.name, at, { attempt: row.attempts });
   }
-  return yield* addCounters(run.id, { active: ready.length });
 }
-
-/** A step {@link promote} queued. */
-type QueuedStep = { name: string; attempts: number; force: number; feedback: string | null; priority: number; seq: number };
 
 /** One need of each step that needs `step` is settled. */
 export function* releaseDependents(tx: LedgerTx, run: RunRef, step: string): Rule<void> {
@@ -192,20 +185,28 @@ export function* releaseDependents(tx: LedgerTx, run: RunRef, step: string): Rul
 
 /**
  * A step reached a state that lets dependents proceed (succeeded, cached, skipped, or failed with
- * on_failure: continue): free its slot, count it done, release dependents, queue what is ready.
+ * on_failure: continue): release its dependents, queue what became ready into the run's free slots and the one this
+ * step frees, then free its slot, count it done and count what was queued, in one update of the run's counters.
  */
 export function* settle(tx: LedgerTx, out: RunEvent[], run: RunRef, step: string, at: number, wasActive = true): Rule<void> {
   yield* releaseDependents(tx, run, step);
-  const row = (yield* get<SettledRun>(S.settleCounters, [run.id, wasActive ? -1 : 0, -1, at]))!;
-  yield* afterSettle(tx, out, row, at);
+  const compiled = yield* pipelineOf(tx, run);
+  const freed = wasActive ? 1 : 0;
+  const ready = yield* tx.queueReady(run.id, { freed, failFast: compiled.definition.failFast });
+  const row = (yield* get<SettledRun>(S.settleCounters, [run.id, ready.length - freed, -1, at]))!;
+  // A run that queued a step has one left: it did not end.
+  if (ready.length > 0) yield* queueAttempts(tx, out, row, compiled, ready, at);
+  else if (row.finished) yield* endSettled(tx, out, row, at);
 }
 
-/** After a step settled (`row`: the run's counters after): ends the run, or queues what became ready. */
+/** After steps settled (`row`: the run's counters after): ends the run, or queues what became ready. */
 export function* afterSettle(tx: LedgerTx, out: RunEvent[], row: SettledRun, at: number): Rule<void> {
-  if (!row.finished) {
-    yield* promote(tx, out, row, at);
-    return;
-  }
+  if (row.finished) yield* endSettled(tx, out, row, at);
+  else yield* promote(tx, out, row, at);
+}
+
+/** The last step of a run settled (`row`: the run's state after, ended by the settle update): the run's end. */
+function* endSettled(tx: LedgerTx, out: RunEvent[], row: SettledRun, at: number): Rule<void> {
   let data: Record<string, unknown> | undefined;
   if (row.failed > 0) {
     // The settle statement stored a generic error; the run's error names the step that failed it.

@@ -5,6 +5,7 @@ import { type CompiledPipeline, type EndStatus, type LedgerTx } from '../ledger/
 import { endChild } from '../ledger/outcomes.js';
 import * as L from '../ledger/transitions.js';
 import { settleCountersWhere, type SettledRun } from '../ledger/transitions.js';
+import { queueReadyInOne, type QueueLimit, type QueuedStep } from '../ledger/queue-ready.js';
 import type { RunRow } from '../rows.js';
 import type { EventType, RunEvent } from '../store.js';
 import type { Tx } from './pg-attempts.js';
@@ -74,6 +75,11 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
 
   async exec(stmt: Statement, args: readonly unknown[]): Promise<number> {
     return (await query(this.client, stmt, args)).rowCount ?? 0;
+  }
+
+  /** One statement: a round trip costs more here than the UPDATE over a SELECT does. */
+  queueReady(runId: string, limit: QueueLimit): Rule<QueuedStep[]> {
+    return queueReadyInOne(runId, limit);
   }
 
   /** Whether a rule made work ready for other processes' workers (the store notifies them at commit). */

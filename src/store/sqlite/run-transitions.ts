@@ -3,6 +3,7 @@ import { runSync, type Rule, type SyncExecutor } from '../ledger/effects.js';
 import type { CompiledPipeline, EndStatus, LedgerTx } from '../ledger/ledger-tx.js';
 import * as L from '../ledger/transitions.js';
 import type { SettledRun } from '../ledger/transitions.js';
+import { pickThenQueue, type QueueLimit, type QueuedStep } from '../ledger/queue-ready.js';
 import type { EventType, RunEvent } from '../store.js';
 import { type PackedEvent, type RunRow } from '../rows.js';
 import { SharedStatements } from './sqlite-features.js';
@@ -38,6 +39,11 @@ export class RunTransitions extends SharedStatements implements LedgerTx, SyncEx
   /** Runs a ledger rule in the current transaction. */
   run<T>(rule: Rule<T>): T {
     return runSync(rule, this);
+  }
+
+  /** A SELECT of the ready steps, then an update by key: several times cheaper here than one UPDATE over the SELECT. */
+  queueReady(runId: string, limit: QueueLimit): Rule<QueuedStep[]> {
+    return pickThenQueue(this, runId, limit);
   }
 
   wake(): void {}
