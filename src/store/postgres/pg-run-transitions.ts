@@ -23,17 +23,23 @@ const PG = {
   lockRun: sql('pgLockRun', `SELECT * FROM runs WHERE id = $1 FOR UPDATE`),
   // Locks the runs in id order, so concurrent transactions never wait on each other in a cycle.
   lockRuns: sql('pgLockRuns', `SELECT id FROM runs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`),
-  // $1 ids (each run at most once): settles one active step of each run in one statement
-  settleMany: sql('pgSettleMany', settleCountersWhere('id = ANY($1::text[])', '$2', '$3', '$4::bigint')),
-  // $1 run_ids $2 names (one element per dependent; each (run, name) at most once)
+  // $1 ids (each run at most once): settles one active step of each run in one statement. ANY of an array whose
+  // length the planner does not guess: with the ids' count known and no statistics, it scanned every run.
+  settleMany: sql('pgSettleMany', settleCountersWhere('id = ANY (ARRAY(SELECT unnest($1::text[])))', '$2', '$3', '$4::bigint')),
+  // $1 run_ids $2 names (one element per dependent; each (run, name) at most once). The steps are reached through
+  // their primary key (run_id = ANY of an array whose length the planner does not guess).
   decrementWaitingMany: sql(
     'pgDecrementWaitingMany',
     `UPDATE steps SET waiting_on = waiting_on - 1 FROM unnest($1::text[], $2::text[]) AS u(run_id, name)
-     WHERE steps.run_id = u.run_id AND steps.name = u.name AND steps.status = 'pending'`,
+     WHERE steps.run_id = ANY (ARRAY(SELECT unnest($1::text[]))) AND steps.run_id = u.run_id AND steps.name = u.name
+       AND steps.status = 'pending'`,
   ),
   // $1 run_ids $2 pipelines $3 steps $4 types $5 data (jsonb text) $6 ats: rows in array order
   insertEvents: sql('pgInsertEvents', insertEventsFrom(1)),
 };
+
+/** The set-based statements of a completion batch, exported for the plan test. */
+export const BATCH_STATEMENTS = { settleMany: PG.settleMany, decrementWaitingMany: PG.decrementWaitingMany };
 
 /** The columns of insertEvents (run_ids, pipelines, steps, types, data as JSON text, ats) for `events`, in order. */
 export function eventColumns(events: readonly RunEvent[]): unknown[][] {

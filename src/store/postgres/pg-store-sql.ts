@@ -32,23 +32,32 @@ const WOKE_SLEEP = `EXISTS (SELECT 1 FROM steps ws JOIN step_waits w ON w.run_id
  * it. With `relaxed`, for a claim run alone outside a transaction block, its commit does not wait for the
  * WAL flush (synchronous_commit off, set before the first write): a claim lost in a crash leaves its attempts
  * claimable again.
+ *
+ * Every table is reached by key, whatever the planner knows of it: rows are matched with `= ANY (ARRAY(...))`,
+ * whose length the planner does not guess (a join with the claimed rows was planned as a hash join over a
+ * sequential scan of runs, steps and attempts once the tables had statistics), the runs read per claimed attempt
+ * through a LATERAL subquery with LIMIT 1 (one primary key probe each), and `(status = 'queued') IS TRUE` is a
+ * filter, not an index condition (without statistics the planner walked every queued run through the status
+ * index). test/store-contract/claim-plan.test.ts checks the plan.
  */
 const claimLoggedPicked = (picked: string, relaxed: boolean, pending = '') => `WITH picked AS (${picked}),
           claimed AS (
             UPDATE attempts a SET status = 'running', owner = $1, fence = a.fence + 1, started_at = $2, lease_expires_at = $3
-            FROM picked WHERE a.id = picked.id AND picked.concurrency_key IS NULL
+            WHERE a.id = ANY (ARRAY(SELECT id FROM picked WHERE concurrency_key IS NULL))
               ${relaxed ? `AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'` : ''}
             RETURNING a.id, a.run_id, a.step, a.number, a.fence, a.force, a.feedback),
           started AS (
             UPDATE runs SET status = 'running', started_at = $2
-            WHERE id IN (SELECT run_id FROM claimed) AND status = 'queued' RETURNING id),
+            WHERE id = ANY (ARRAY(SELECT run_id FROM claimed)) AND (status = 'queued') IS TRUE RETURNING id),
           steps_started AS (
             UPDATE steps s SET status = 'running', started_at = COALESCE(s.started_at, $2)
-            FROM claimed c WHERE s.run_id = c.run_id AND s.name = c.step AND s.status IN (${inList(stepStatesInto('running'))})),
+            FROM claimed c WHERE s.run_id = ANY (ARRAY(SELECT run_id FROM claimed)) AND s.run_id = c.run_id AND s.name = c.step
+              AND s.status IN (${inList(stepStatesInto('running'))})),
           out AS (
             SELECT c.*, r.pipeline, r.version, r.input,
               st.id IS NOT NULL AND c.id = min(c.id) OVER (PARTITION BY c.run_id) AS run_started, ${WOKE_SLEEP} AS woke
-            FROM claimed c JOIN runs r ON r.id = c.run_id LEFT JOIN started st ON st.id = c.run_id),
+            FROM claimed c CROSS JOIN LATERAL (SELECT pipeline, version, input FROM runs WHERE id = c.run_id LIMIT 1) r
+              LEFT JOIN started st ON st.id = c.run_id),
           logged AS (
             INSERT INTO events (run_id, pipeline, step, type, data, at)
             SELECT run_id, pipeline, step, type, data, at FROM (${pending}
@@ -165,10 +174,14 @@ export const SQL = {
                 UPDATE attempts SET lease_expires_at = $2
                 WHERE id IN (SELECT id FROM attempts WHERE owner = $1 AND status = 'running' FOR UPDATE SKIP LOCKED))
               SELECT id FROM attempts WHERE owner = $1 AND status = 'running'`,
-  // $1 attempt ids: locks the runs of these attempts in id order (concurrent transactions never wait in a cycle)
-  lockAttemptRuns: `SELECT a.id AS attempt_id, r.id, r.pipeline, r.version, a.concurrency_key IS NOT NULL AS keyed
-                    FROM attempts a JOIN runs r ON r.id = a.run_id
-                    WHERE a.id = ANY($1::bigint[]) ORDER BY r.id FOR UPDATE OF r`,
+  // $1 attempt ids: locks the runs of these attempts in id order (concurrent transactions never wait in a cycle);
+  // each attempt and run is reached by its primary key (a join was planned over a sequential scan of runs)
+  lockAttemptRuns: `WITH a AS (
+                      SELECT a.* FROM unnest($1::bigint[]) AS u(id)
+                      CROSS JOIN LATERAL (SELECT id, run_id, concurrency_key IS NOT NULL AS keyed FROM attempts WHERE id = u.id LIMIT 1) a)
+                    SELECT a.id AS attempt_id, r.id, r.pipeline, r.version, a.keyed
+                    FROM runs r JOIN a ON a.run_id = r.id
+                    WHERE r.id = ANY (ARRAY(SELECT run_id FROM a)) ORDER BY r.id FOR UPDATE OF r`,
   // $1 id $2 fence $3 owner $4 status $5 now $6 processing_ms $7 error $8 usage
   finishAttempt: `UPDATE attempts SET status = $4, finished_at = $5, processing_ms = $6, error = $7, usage = $8, lease_expires_at = NULL
                   WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running'
