@@ -88,6 +88,23 @@ for (const backend of backends()) {
       expect((await store.getRun(runId))?.status).toBe('succeeded');
     });
 
+    it('a step that blocks in a paused run queues nothing until the run is resumed', async () => {
+      const { store, runId } = await setup({ name: 'paused-block', max_parallel: 1, steps: { a: step(), b: step() } });
+      const [a] = await claim(store);
+      expect(a?.step).toBe('a');
+      await store.controlRun(runId, 'pause', ++clock);
+      // a waits for a person now; its slot is free, but a paused run starts nothing.
+      const blocked = await store.completeAttempts([{ attemptId: a!.id, fence: a!.fence, owner: 'w', outcome: 'blocked', output: null, processingMs: 1 }], ++clock);
+      expect(blocked.accepted).toEqual([a!.id]);
+      expect(blocked.events.filter((e) => e.type === 'step.queued')).toEqual([]);
+      expect(await claim(store)).toEqual([]);
+      expect((await store.getRun(runId))?.status).toBe('paused');
+      const resumed = await store.controlRun(runId, 'resume', ++clock);
+      expect(resumed.events.filter((e) => e.type === 'step.queued').map((e) => e.step)).toEqual(['b']);
+      const [b, ...extra] = await claim(store);
+      expect([b?.step, extra]).toEqual(['b', []]);
+    });
+
     it('a step that fails and continues settles like a success: its dependents go on', async () => {
       const { store, runId } = await setup({
         name: 'continue',

@@ -56,8 +56,10 @@ export function* block(tx: LedgerTx, run: RunRow, step: string, attempt: number,
   yield* exec(S.holdStep, [run.id, step, 'blocked', tx.json(r.output)]);
   tx.emit(events, run, 'step.blocked', step, now, { attempt, ...(r.decision?.reason ? { reason: r.decision.reason } : {}) });
   const counters = yield* addCounters(run.id, { active: -1 });
-  if (run.status === 'running' || run.status === 'queued') yield* setRunStatus(tx, events, run, 'waiting', now);
-  yield* promote(tx, events, { ...counters, status: 'waiting' }, now);
+  // A paused run stays paused (and starts nothing in the freed slot) until it is resumed.
+  const live = run.status === 'running' || run.status === 'queued';
+  if (live) yield* setRunStatus(tx, events, run, 'waiting', now);
+  yield* promote(tx, events, { ...counters, status: live ? 'waiting' : run.status }, now);
 }
 
 /**
