@@ -2,7 +2,7 @@
  * What W1 writes on PostgreSQL, per run: on a durable embedded PostgreSQL of its own (so that the server's WAL and
  * CPU are this run's only), one-step no-op runs are created in bulk, then executed by 2 worker processes
  * (bench/postgres-worker.ts, concurrency 256 each). Printed per run of the execution phase: WAL bytes and records
- * (pg_stat_wal) and CPU time of the server's processes (/proc); the table counters of runs, steps, attempts and
+ * (pg_walinspect) and CPU time of the server's processes (/proc); the table counters of runs, steps, attempts and
  * events (updates, HOT updates, sequential and index scans); and the WAL blocks per run by relation
  * (pg_walinspect), which names the tables and indexes the run path writes.
  *
@@ -89,15 +89,15 @@ async function startWorkers(url: string, runs: number): Promise<{ kids: ChildPro
 
 const stopWorkers = (kids: ChildProcess[]) => Promise.all(kids.map((k) => new Promise<void>((r) => (k.once('exit', () => r()), k.kill('SIGTERM')))));
 
-interface Wal {
-  lsn: string;
-  records: number;
-  bytes: number;
-}
+const lsn = async (c: pg.Client) => (await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn() AS lsn')).rows[0]!.lsn;
 
-async function wal(c: pg.Client): Promise<Wal> {
-  const { rows } = await c.query<{ lsn: string; records: string; bytes: string }>(`SELECT pg_current_wal_lsn() AS lsn, wal_records AS records, wal_bytes AS bytes FROM pg_stat_wal`);
-  return { lsn: rows[0]!.lsn, records: Number(rows[0]!.records), bytes: Number(rows[0]!.bytes) };
+/** WAL bytes and records between two positions (read from the WAL itself: pg_stat_wal lags behind busy backends). */
+async function walBetween(c: pg.Client, from: string, to: string): Promise<{ bytes: number; records: number }> {
+  const { rows } = await c.query<{ bytes: string; records: string }>(
+    `SELECT pg_wal_lsn_diff($2, $1) AS bytes, (SELECT sum(count) FROM pg_get_wal_stats($1, $2)) AS records`,
+    [from, to],
+  );
+  return { bytes: Number(rows[0]!.bytes), records: Number(rows[0]!.records) };
 }
 
 async function main(): Promise<void> {
@@ -117,18 +117,22 @@ async function main(): Promise<void> {
     await c.query('SELECT pg_stat_reset()');
     // The workers claim as soon as they start, before they say they are ready: WAL and the server's CPU are
     // counted from before they start. Their own CPU is not reported: most of it is loading the code.
-    const before = await wal(c);
+    await c.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+    const before = await lsn(c);
     const cpu0 = serverCpu(port);
     const t0 = performance.now();
     const { kids, done } = await startWorkers(db.url, runs);
     await done;
     const ms = performance.now() - t0;
     const cpu1 = serverCpu(port);
-    const after = await wal(c);
+    const after = await lsn(c);
+    // pg_walinspect reads only flushed WAL (claims commit without waiting for the flush).
+    while ((await c.query<{ behind: boolean }>('SELECT pg_current_wal_flush_lsn() < $1 AS behind', [after])).rows[0]!.behind) await new Promise((r) => setTimeout(r, 50));
     await stopWorkers(kids);
     const perRun = (x: number, d = 0) => (x / runs).toFixed(d);
     console.log(`${runs} runs in ${ms.toFixed(0)} ms from the workers' start`);
-    console.log(`per run: WAL ${perRun(after.bytes - before.bytes)} bytes, ${perRun(after.records - before.records, 1)} records; server CPU ${perRun((cpu1 - cpu0) * 1000, 3)} ms`);
+    const w = await walBetween(c, before, after);
+    console.log(`per run: WAL ${perRun(w.bytes)} bytes, ${perRun(w.records, 1)} records; server CPU ${perRun((cpu1 - cpu0) * 1000, 3)} ms`);
     // Counters reach pg_stat_user_tables when a backend's transaction ends (the workers are gone by now).
     await new Promise((r) => setTimeout(r, 700));
     const tables = await c.query<Record<string, string>>(
@@ -136,11 +140,10 @@ async function main(): Promise<void> {
        WHERE relname IN ('runs', 'steps', 'attempts', 'events') ORDER BY relname`,
     );
     for (const t of tables.rows) console.log(`${t.relname}: inserts ${t.n_tup_ins}, updates ${t.n_tup_upd} (HOT ${t.n_tup_hot_upd}), seq scans ${t.seq_scan}, index scans ${t.idx_scan}`);
-    await c.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
     const blocks = await c.query<{ rel: string; n: string }>(
       `SELECT coalesce(cl.relname, b.relfilenode::text) AS rel, count(*) AS n FROM pg_get_wal_block_info($1, $2) b
        LEFT JOIN pg_class cl ON cl.relfilenode = b.relfilenode GROUP BY 1 ORDER BY 2 DESC LIMIT 20`,
-      [before.lsn, after.lsn],
+      [before, after],
     );
     console.log(`WAL blocks per run: ${blocks.rows.map((r) => `${r.rel} ${perRun(Number(r.n), 2)}`).join(', ')}`);
   } finally {
