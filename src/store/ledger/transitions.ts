@@ -35,6 +35,14 @@ export function finishingWhen(active: string, remaining: string): string {
   return `remaining + ${remaining} = 0 AND active + ${active} = 0 AND status IN (${inList(ENDABLE)})`;
 }
 
+/**
+ * The same test as {@link finishingWhen}, in memory, over a run's state read under its lock: whether a settle that
+ * adds `active` and `remaining` ends the run.
+ */
+export function settleEnds(run: Pick<RunState, 'status' | 'active' | 'remaining'>, active: number, remaining: number): boolean {
+  return run.remaining + remaining === 0 && run.active + active === 0 && ENDABLE.includes(run.status);
+}
+
 /** The columns of a run that scheduling reads back after changing its counters (not its input or error). */
 export const RUN_STATE = 'id, pipeline, version, status, priority, force, max_parallel, remaining, active, failed, run_at, parent_run_id';
 
@@ -155,17 +163,25 @@ export function* insertAttempt(
 
 /** Queues ready steps up to the run's max_parallel; returns the run with its counters updated. */
 export function* promote(tx: LedgerTx, out: RunEvent[], run: RunState, at: number): Rule<RunState> {
+  const queued = yield* queueReadySteps(tx, out, run, at);
+  return queued === 0 ? run : yield* addCounters(run.id, { active: queued });
+}
+
+/**
+ * {@link promote} without its counter update: queues the ready steps that fit in `run` (its state as it stands)
+ * and returns how many it queued, which the caller adds to the run's active count.
+ */
+export function* queueReadySteps(tx: LedgerTx, out: RunEvent[], run: RunState, at: number): Rule<number> {
   // A waiting run (a step awaits a human) goes on with its independent branches.
-  if (run.status !== 'running' && run.status !== 'queued' && run.status !== 'waiting') return run;
+  if (run.status !== 'running' && run.status !== 'queued' && run.status !== 'waiting') return 0;
   const slots = run.max_parallel - run.active;
   // remaining counts every unfinished step; when all of them are active, none is pending.
-  if (slots <= 0 || run.remaining <= run.active) return run;
+  if (slots <= 0 || run.remaining <= run.active) return 0;
   const compiled = yield* pipelineOf(tx, run);
-  if (run.failed > 0 && compiled.definition.failFast) return run;
+  if (run.failed > 0 && compiled.definition.failFast) return 0;
   const ready = yield* tx.queueReady(run.id, { slots });
-  if (ready.length === 0) return run;
   yield* queueAttempts(tx, out, run, compiled, ready, at);
-  return yield* addCounters(run.id, { active: ready.length });
+  return ready.length;
 }
 
 /** Makes the first attempt (or the next) of steps just marked queued, in their order. */

@@ -3,7 +3,7 @@
  * claiming attempts and recording results.
  */
 import type pg from 'pg';
-import { toRunRecord, type ClaimedAttemptRow, type RunRow } from '../rows.js';
+import { toRunRecord, type ClaimedAttemptRow } from '../rows.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, RunEvent } from '../store.js';
 import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';
@@ -12,6 +12,7 @@ import { recordCache, writesCache } from '../ledger/cache.js';
 import { toClaimedAttempt } from '../ledger/claims.js';
 import { completeSupervised, recordFailure } from '../ledger/outcomes.js';
 import { recordDecision } from '../ledger/supervision.js';
+import type { RunState } from '../ledger/transitions.js';
 import { pgJson } from './pg-json.js';
 
 /** One transaction's view: its client and its run transitions (which buffer its events). */
@@ -199,8 +200,8 @@ async function admitKeyed(client: pg.PoolClient, picked: ClaimedRow[]): Promise<
   return admitted;
 }
 
-/** The fields of a locked run that settling a step needs. */
-export type RunHeader = Pick<RunRow, 'id' | 'pipeline' | 'version'>;
+/** A locked run as its lock read it: what settling a step needs. */
+export type RunHeader = RunState;
 
 /** Applies one result if its fence still holds (the caller locked the run); false when it is stale. */
 async function completeIn(tx: Tx, r: AttemptResult, now: number, events: RunEvent[], runs: ReadonlyMap<string, RunHeader>): Promise<boolean> {

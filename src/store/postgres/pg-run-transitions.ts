@@ -34,6 +34,13 @@ const PG = {
      WHERE steps.run_id = ANY (ARRAY(SELECT unnest($1::text[]))) AND steps.run_id = u.run_id AND steps.name = u.name
        AND steps.status = 'pending'`,
   ),
+  // $1 ids $2 active deltas (arrays; each run at most once): a settle of one active step of each run (remaining - 1)
+  // together with the steps it queued, in one update of each run
+  settleQueuedMany: sql(
+    'pgSettleQueuedMany',
+    `UPDATE runs SET active = active + u.d, remaining = remaining - 1 FROM unnest($1::text[], $2::int[]) AS u(id, d)
+     WHERE runs.id = ANY (ARRAY(SELECT unnest($1::text[]))) AND runs.id = u.id`,
+  ),
   // $1 run_ids $2 pipelines $3 steps $4 types $5 data (jsonb text) $6 ats: rows in array order
   insertEvents: sql('pgInsertEvents', insertEventsFrom(1)),
 };
@@ -159,10 +166,14 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
   }
 
   /**
-   * {@link settle} for many steps at once, each of a different run (the caller guarantees it): the waiting counts
-   * and the run counters are updated in one statement each; then each run that goes on queues what is ready.
+   * {@link settle} for many steps at once, each of a different run (the caller guarantees it), whose state `run`
+   * was read by the lock this transaction holds: the waiting counts are updated in one statement; the runs this
+   * settle ends in one more (then each ends as {@link settle} ends it); a run that goes on queues what is ready,
+   * and its counters take the settle and the queued steps in one update (one statement for all such runs), where
+   * {@link settle} updates them twice. When a run that ends is a child run, its parent (maybe in this batch too)
+   * changes as it ends, so the batch settles as {@link settle} does, each run's state read back from its update.
    */
-  async settleMany(out: RunEvent[], settled: ReadonlyArray<{ run: RunRef; step: string }>, at: number): Promise<void> {
+  async settleMany(out: RunEvent[], settled: ReadonlyArray<{ run: L.RunState; step: string }>, at: number): Promise<void> {
     if (settled.length === 0) return;
     const depRuns: string[] = [];
     const depNames: string[] = [];
@@ -173,6 +184,26 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
       }
     }
     if (depRuns.length > 0) await this.exec(PG.decrementWaitingMany, [depRuns, depNames]);
+    const ends = settled.filter(({ run }) => L.settleEnds(run, -1, -1));
+    if (ends.some(({ run }) => run.parent_run_id !== null)) return this.settleEach(out, settled, at);
+    const rows = ends.length === 0 ? [] : ((await this.all(PG.settleMany, [ends.map((s) => s.run.id), -1, -1, at])) as SettledRun[]);
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const goOn: { ids: string[]; deltas: number[] } = { ids: [], deltas: [] };
+    for (const { run } of settled) {
+      const ended = byId.get(run.id);
+      if (ended) {
+        await this.run(L.afterSettle(this, out, ended, at));
+        continue;
+      }
+      const queued = await this.run(L.queueReadySteps(this, out, { ...run, active: run.active - 1, remaining: run.remaining - 1 }, at));
+      goOn.ids.push(run.id);
+      goOn.deltas.push(queued - 1);
+    }
+    if (goOn.ids.length > 0) await this.exec(PG.settleQueuedMany, [goOn.ids, goOn.deltas]);
+  }
+
+  /** The runs' counters updated in one statement, then each run that goes on queues what is ready (and counts it). */
+  private async settleEach(out: RunEvent[], settled: ReadonlyArray<{ run: RunRef; step: string }>, at: number): Promise<void> {
     const rows = (await this.all(PG.settleMany, [settled.map((s) => s.run.id), -1, -1, at])) as SettledRun[];
     const byId = new Map(rows.map((r) => [r.id, r]));
     for (const { run } of settled) await this.run(L.afterSettle(this, out, byId.get(run.id)!, at));

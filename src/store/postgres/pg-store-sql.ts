@@ -174,12 +174,14 @@ export const SQL = {
                 UPDATE attempts SET lease_expires_at = $2
                 WHERE id IN (SELECT id FROM attempts WHERE owner = $1 AND status = 'running' FOR UPDATE SKIP LOCKED))
               SELECT id FROM attempts WHERE owner = $1 AND status = 'running'`,
-  // $1 attempt ids: locks the runs of these attempts in id order (concurrent transactions never wait in a cycle);
+  // $1 attempt ids: locks the runs of these attempts in id order (concurrent transactions never wait in a cycle) and
+  // returns their state (RUN_STATE), which the batch settle reads instead of a second counter update;
   // each attempt and run is reached by its primary key (a join was planned over a sequential scan of runs)
   lockAttemptRuns: `WITH a AS (
                       SELECT a.* FROM unnest($1::bigint[]) AS u(id)
                       CROSS JOIN LATERAL (SELECT id, run_id, concurrency_key IS NOT NULL AS keyed FROM attempts WHERE id = u.id LIMIT 1) a)
-                    SELECT a.id AS attempt_id, r.id, r.pipeline, r.version, a.keyed
+                    SELECT a.id AS attempt_id, r.id, r.pipeline, r.version, r.status, r.priority, r.force, r.max_parallel, r.remaining,
+                      r.active, r.failed, r.run_at, r.parent_run_id, a.keyed
                     FROM runs r JOIN a ON a.run_id = r.id
                     WHERE r.id = ANY (ARRAY(SELECT run_id FROM a)) ORDER BY r.id FOR UPDATE OF r`,
   // $1 id $2 fence $3 owner $4 status $5 now $6 processing_ms $7 error $8 usage
