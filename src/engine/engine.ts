@@ -340,6 +340,7 @@ export class Engine {
     const w = this.worker;
     this.worker = null;
     this.stopDeadlines?.();
+    this.stopDeadlines = null;
     if (w) await w.stop(graceMs);
   }
 
@@ -353,6 +354,8 @@ export class Engine {
   async interruptWorker(graceMs = 0): Promise<{ handedBack: number }> {
     const w = this.worker;
     this.worker = null;
+    this.stopDeadlines?.();
+    this.stopDeadlines = null;
     if (!w) return { handedBack: 0 };
     await w.stop(graceMs);
     await endSupervisedCommands();

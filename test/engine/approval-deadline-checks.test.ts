@@ -34,4 +34,33 @@ describe('approval-deadline checks', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('stop when the worker is interrupted, and a worker started again runs one set of checks, not two', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-deadline-checks-'));
+    const store = new SqliteStore({ path: join(dir, 's.db') });
+    await store.migrate();
+    let checks = 0;
+    const due = store.waits.dueApprovals.bind(store.waits);
+    store.waits.dueApprovals = async (now, limit) => {
+      checks += 1;
+      return due(now, limit);
+    };
+    const engine = new Engine({ store, steps: testSteps({}), artifactsDir: join(dir, 'a') });
+    try {
+      engine.startWorker({ pollMs: 5 });
+      for (let i = 0; i < 400 && checks === 0; i++) await pause(5);
+      await engine.interruptWorker();
+      const atInterrupt = checks;
+      await pause(100);
+      expect(checks).toBe(atInterrupt);
+      engine.startWorker({ pollMs: 5 });
+      for (let i = 0; i < 400 && checks === atInterrupt; i++) await pause(5);
+      await engine.stopWorker();
+      const atStop = checks;
+      await pause(100);
+      expect(checks).toBe(atStop);
+    } finally {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
