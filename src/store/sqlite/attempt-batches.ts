@@ -13,9 +13,11 @@ const FINISHING = finishingWhen('-1', '-1');
  * claims or results costs a few statements instead of a few per attempt. Rows are arrays read by position.
  */
 const SQL = {
-  // @now @ids (JSON array of run ids): runs of claimed attempts that start now
+  // @now @ids (JSON array of run ids): runs of claimed attempts that start now. The unary + keeps the planner off
+  // the status index: with `status = 'queued'` usable it walked every queued run and matched each against the ids
+  // (1,000,000 runs created in bulk: 624 µs per claimed run over the first 100,000 claimed).
   startRuns: `UPDATE runs SET status = 'running', started_at = @now
-              WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued' RETURNING id`,
+              WHERE id IN (SELECT value FROM json_each(@ids)) AND +status = 'queued' RETURNING id`,
   // @now @rows ([run_id, step] per claimed attempt)
   startSteps: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, @now)
                WHERE (run_id, name) IN (SELECT value ->> 0, value ->> 1 FROM json_each(@rows))
@@ -41,6 +43,9 @@ const SQL = {
     WHERE id IN (SELECT value FROM json_each(@ids))
     RETURNING ${RUN_STATE}, (remaining = 0 AND active = 0 AND finished_at = @now AND status IN ('succeeded', 'failed')) AS finished`,
 } as const;
+
+/** The batch start of claimed runs, exported for the plan test. */
+export const START_RUNS_SQL = SQL.startRuns;
 
 /** A row of settleRuns: the columns of {@link RUN_STATE} in order, then `finished`. */
 type SettledRow = [string, string, number, RunState['status'], number, number, number, number, number, number, number, string | null, number];
