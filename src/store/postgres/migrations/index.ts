@@ -14,7 +14,6 @@ import { sql as flowControl } from './015-flow-control.js';
 import { sql as waits } from './016-waits.js';
 import { sql as statsRollup } from './017-stats-rollup.js';
 import { sql as leanAttempts } from './018-lean-attempts.js';
-import { sql as hotSteps } from './019-hot-steps.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -35,5 +34,4 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 16, name: 'waits', sql: waits },
   { id: 17, name: 'stats-rollup', sql: statsRollup },
   { id: 18, name: 'lean-attempts', sql: leanAttempts },
-  { id: 19, name: 'hot-steps', sql: hotSteps },
 ];
