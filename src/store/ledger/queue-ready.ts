@@ -68,6 +68,9 @@ const S = {
   }),
 };
 
+/** The statements that find a run's ready steps (the one-statement queueing and the pick), for the plan tests. */
+export const READY_STEP_STATEMENTS = { queueInOne: S.queueInOne, pick: S.pick };
+
 /** Steps picked at most to be queued one UPDATE by key each; more are queued by one UPDATE over their names. */
 const QUEUE_ONE_BY_ONE = 8;
 
