@@ -1,14 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
 import { READY_STEP_STATEMENTS } from '../../src/store/ledger/queue-ready.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { withSqlitePlans } from '../support/sqlite-plan.js';
 import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from '../support/postgres.js';
 import { testSteps } from '../support/test-steps.js';
 
@@ -21,20 +20,9 @@ const statements = Object.entries(READY_STEP_STATEMENTS);
 
 describe('finding the ready steps of a run', () => {
   it('on SQLite, reads the ready-step index', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-ready-plan-'));
-    const store = new SqliteStore({ path: join(dir, 'sluice.db') });
-    await store.migrate();
-    await store.close();
-    const db = new Database(join(dir, 'sluice.db'), { readonly: true });
-    try {
-      for (const [name, stmt] of statements) {
-        const plan = (db.prepare(`EXPLAIN QUERY PLAN ${stmt.sqlite}`).all(stmt.sqliteArgs(['r1', 256])) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
-        expect(plan, name).toMatch(/USING INDEX steps_ready/);
-      }
-    } finally {
-      db.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await withSqlitePlans((plan) => {
+      for (const [name, stmt] of statements) expect(plan(stmt.sqlite, stmt.sqliteArgs(['r1', 256])), name).toMatch(/USING INDEX steps_ready/);
+    });
   });
 
   it.skipIf(postgresDisabled())(`on PostgreSQL, reads the ready-step index of a run of ${WIDTH} steps, before and after statistics`, async () => {

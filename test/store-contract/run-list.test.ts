@@ -1,7 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { RunStatus } from '../../src/core/model.js';
@@ -11,9 +10,9 @@ import { Statement } from '../../src/store/ledger/effects.js';
 import { listRunsStatement } from '../../src/store/run-list.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { listRunPage } from '../../src/store/run-cursor.js';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { RunFilter, RunRecord } from '../../src/store/store.js';
 import { backends } from '../support/backends.js';
+import { withSqlitePlans } from '../support/sqlite-plan.js';
 import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from '../support/postgres.js';
 import { testSteps } from '../support/test-steps.js';
 
@@ -83,23 +82,15 @@ describe('run list query plans', () => {
   const filters: RunFilter[] = FILTERS.flatMap((f) => [{ ...f, limit: 100 }, { ...f, limit: 100, after: { createdAt: 1, id: 'x' } }]);
 
   it('on SQLite, read an index in order: no scan of the table, no temporary sort', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-plan-'));
-    const store = new SqliteStore({ path: join(dir, 'sluice.db') });
-    await store.migrate();
-    await store.close();
-    const db = new Database(join(dir, 'sluice.db'), { readonly: true });
-    try {
+    await withSqlitePlans((planOf) => {
       for (const filter of filters) {
         const { sql, values } = listRunsStatement(filter);
         const stmt = new Statement('listRuns', sql);
-        const plan = (db.prepare(`EXPLAIN QUERY PLAN ${stmt.sqlite}`).all(stmt.sqliteArgs(values)) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
+        const plan = planOf(stmt.sqlite, stmt.sqliteArgs(values));
         expect(plan, JSON.stringify(filter)).toMatch(/USING INDEX runs_by_(created|pipeline_created|status_created)/);
         expect(plan, JSON.stringify(filter)).not.toMatch(/TEMP B-TREE|SCAN runs$/);
       }
-    } finally {
-      db.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it.skipIf(postgresDisabled())('on PostgreSQL, read an index in order: no Sort node', async () => {
