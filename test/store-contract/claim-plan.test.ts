@@ -1,39 +1,17 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { normalizePipeline } from '../../src/core/validate.js';
-import { Engine } from '../../src/engine/engine.js';
 import { BATCH_STATEMENTS } from '../../src/store/postgres/pg-run-transitions.js';
-import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { SQL } from '../../src/store/postgres/pg-store-sql.js';
-import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from '../support/postgres.js';
+import { postgresDisabled } from '../support/postgres.js';
+import { plans, withPostgresPlans } from '../support/postgres-plan.js';
 import { testSteps } from '../support/test-steps.js';
 
 const steps = testSteps({ noop: () => null });
 const BATCH = 64;
 
-/** The plan of `text` with `values`, as PostgreSQL would run it (custom) and as a prepared statement may (generic). */
-async function plans(client: pg.Client, text: string, values: unknown[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const mode of ['force_custom_plan', 'force_generic_plan']) {
-    await client.query(`SET plan_cache_mode = ${mode}`);
-    out.push((await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`, values)).rows.map((r) => r['QUERY PLAN']).join('\n'));
-  }
-  return out;
-}
-
 describe.skipIf(postgresDisabled())('the claim and the completion batch on PostgreSQL', () => {
   it('reach runs, steps and attempts by key, before and after the tables have statistics', async () => {
-    const server = await acquirePostgres();
-    const database = await createDatabase(server);
-    const store = new PostgresStore({ url: database.url, poolSize: 2 });
-    const engine = new Engine({ store, steps, artifactsDir: mkdtempSync(join(tmpdir(), 'sluice-artifacts-')) });
-    const client = new pg.Client({ connectionString: database.url });
-    try {
-      await store.migrate();
-      await client.connect();
+    await withPostgresPlans(steps, async (engine, client) => {
       // Thousands of queued runs: enough that a sequential scan of a table costs the planner more than its
       // statistics-free guesses of a few rows by key, as a backlog does after a bulk create.
       await engine.registerPipeline(normalizePipeline({ name: 'one', steps: { only: { uses: 'function', with: { fn: 'noop' } } } }, { stepTypes: steps }));
@@ -62,11 +40,6 @@ describe.skipIf(postgresDisabled())('the claim and the completion batch on Postg
           }
         }
       }
-    } finally {
-      await client.end().catch(() => undefined);
-      await engine.close();
-      await database.drop();
-      await releasePostgres();
-    }
+    });
   }, 120_000);
 });

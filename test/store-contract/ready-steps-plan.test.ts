@@ -1,14 +1,9 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { normalizePipeline } from '../../src/core/validate.js';
-import { Engine } from '../../src/engine/engine.js';
 import { READY_STEP_STATEMENTS } from '../../src/store/ledger/queue-ready.js';
-import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { withSqlitePlans } from '../support/sqlite-plan.js';
-import { acquirePostgres, createDatabase, postgresDisabled, releasePostgres } from '../support/postgres.js';
+import { postgresDisabled } from '../support/postgres.js';
+import { plans, withPostgresPlans } from '../support/postgres-plan.js';
 import { testSteps } from '../support/test-steps.js';
 
 // Queueing runs at every settle. Found through the run's primary key, the ready steps of a wide run are read
@@ -26,14 +21,7 @@ describe('finding the ready steps of a run', () => {
   });
 
   it.skipIf(postgresDisabled())(`on PostgreSQL, reads the ready-step index of a run of ${WIDTH} steps, before and after statistics`, async () => {
-    const server = await acquirePostgres();
-    const database = await createDatabase(server);
-    const store = new PostgresStore({ url: database.url, poolSize: 2 });
-    const engine = new Engine({ store, steps, artifactsDir: mkdtempSync(join(tmpdir(), 'sluice-artifacts-')) });
-    const client = new pg.Client({ connectionString: database.url });
-    try {
-      await store.migrate();
-      await client.connect();
+    await withPostgresPlans(steps, async (engine, client) => {
       const spec: { name: string; steps: Record<string, unknown> } = { name: 'wide', steps: {} };
       for (let i = 0; i < WIDTH; i++) spec.steps[`s${i}`] = { uses: 'function', with: { fn: 'noop' } };
       spec.steps['join'] = { uses: 'function', with: { fn: 'noop' }, needs: Object.keys(spec.steps) };
@@ -43,15 +31,9 @@ describe('finding the ready steps of a run', () => {
       for (const analyzed of [false, true]) {
         if (analyzed) await client.query('ANALYZE steps');
         for (const [name, stmt] of statements) {
-          const plan = (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${stmt.pg}`, [runId, 256])).rows.map((r) => r['QUERY PLAN']).join('\n');
-          expect(plan, `${name}${analyzed ? ' (analyzed)' : ''}:\n${plan}`).toMatch(/steps_ready/);
+          for (const plan of await plans(client, stmt.pg, [runId, 256])) expect(plan, `${name}${analyzed ? ' (analyzed)' : ''}:\n${plan}`).toMatch(/steps_ready/);
         }
       }
-    } finally {
-      await client.end().catch(() => undefined);
-      await engine.close();
-      await database.drop();
-      await releasePostgres();
-    }
+    });
   });
 });
