@@ -107,7 +107,7 @@ export class Executor {
     const step = prepared.byName.get(attempt.step);
     if (!step) throw new SluiceError('STEP_NOT_FOUND', `pipeline ${attempt.pipeline} v${attempt.version} has no step ${attempt.step}`);
     const reads = prepared.reads.get(step.name) ?? [];
-    const outputs = reads.length > 0 ? await this.deps.store.getStepOutputs(attempt.runId, reads) : {};
+    const outputs = reads.length > 0 ? await this.upstreamOutputs(attempt, reads) : {};
     // Run state holds references to large outputs; the step and its expressions see the values.
     const steps: Record<string, unknown> = {};
     for (const name of reads) steps[name] = await this.dereference(outputs[name] ?? null);
@@ -128,6 +128,18 @@ export class Executor {
       return { outcome: 'succeeded', output: await this.offload(this.redact(output)) };
     }
     return this.runCached(step, config, ctx, outputs, prepared.baseDir, attempt, owner, cancel, usage);
+  }
+
+  /** The outputs of the steps `reads` names: those the claim brought along, and the others read from the store. */
+  private async upstreamOutputs(attempt: ClaimedAttempt, reads: string[]): Promise<Record<string, unknown>> {
+    const known = attempt.upstream;
+    const missing = known ? reads.filter((name) => known[name] === undefined) : reads;
+    const outputs = missing.length > 0 ? await this.deps.store.getStepOutputs(attempt.runId, missing) : {};
+    for (const name of reads) {
+      const text = known?.[name];
+      if (text !== undefined) outputs[name] = JSON.parse(text);
+    }
+    return outputs;
   }
 
   /** A step whose cache is on: reuses a stored result with the same key, or runs and says why. */

@@ -299,6 +299,12 @@ export interface ClaimedAttempt {
   leaseExpiresAt: number;
   /** Feedback of the gate that asked for this attempt, if any. */
   feedback?: unknown;
+  /**
+   * Outputs of steps of this run, as stored JSON text by step name, that the transaction which leased this attempt
+   * had just recorded: the executor takes these instead of reading them from the store. Several attempts may share
+   * the object; it is only read.
+   */
+  upstream?: Readonly<Record<string, string>>;
 }
 
 export interface ClaimRequest {

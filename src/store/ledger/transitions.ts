@@ -66,7 +66,21 @@ export const settleCountersWhere = (where: string, active: string, remaining: st
 const S = {
   run: sql('run', `SELECT * FROM runs WHERE id = $1`),
   addCounters: sql('addCounters', `UPDATE runs SET active = active + $2, remaining = remaining + $3, failed = failed + $4 WHERE id = $1 RETURNING ${RUN_STATE}`),
-  settleCounters: sql('settleCounters', settleCountersWhere('id = $1', '$2', '$3', '$4::bigint')),
+  // SQLite rewrites the entries of every index over a column that an UPDATE assigns, changed or not: assigning
+  // `status` on every settle rewrote the run's entry in runs_by_status_created (a page written per step). There the
+  // counters are updated alone, and a run left with nothing to do is ended by finishRun.
+  settleCounters: sql('settleCounters', {
+    sqlite: `UPDATE runs SET active = active + $2, remaining = remaining + $3 WHERE id = $1 RETURNING ${RUN_STATE}, 0 AS finished`,
+    pg: settleCountersWhere('id = $1', '$2', '$3', '$4::bigint'),
+  }),
+  // $1 run id $2 now: ends a run whose steps all settled (on SQLite, after settleCounters)
+  finishRun: sql(
+    'finishRun',
+    `UPDATE runs SET status = CASE WHEN failed > 0 THEN 'failed' ELSE 'succeeded' END,
+       error = CASE WHEN failed > 0 THEN '${STEPS_FAILED_JSON}'::jsonb ELSE error END, finished_at = $2
+     WHERE id = $1 AND remaining = 0 AND active = 0 AND status IN (${inList(ENDABLE)})
+     RETURNING ${RUN_STATE}, TRUE AS finished`,
+  ),
   decrementWaiting: sql('decrementWaiting', `UPDATE steps SET waiting_on = waiting_on - 1 WHERE run_id = $1 AND name = $2 AND status = 'pending'`),
   insertAttempt: sql(
     'insertAttempt',
@@ -209,10 +223,15 @@ export function* settle(tx: LedgerTx, out: RunEvent[], run: RunRef, step: string
   const compiled = yield* pipelineOf(tx, run);
   const freed = wasActive ? 1 : 0;
   const ready = yield* tx.queueReady(run.id, { freed, failFast: compiled.definition.failFast });
-  const row = (yield* get<SettledRun>(S.settleCounters, [run.id, ready.length - freed, -1, at]))!;
+  let row = (yield* get<SettledRun>(S.settleCounters, [run.id, ready.length - freed, -1, at]))!;
   // A run that queued a step has one left: it did not end.
-  if (ready.length > 0) yield* queueAttempts(tx, out, row, compiled, ready, at);
-  else if (row.finished) yield* endSettled(tx, out, row, at);
+  if (ready.length > 0) {
+    yield* queueAttempts(tx, out, row, compiled, ready, at);
+    return;
+  }
+  // PostgreSQL's settle statement ends the run itself; SQLite's leaves that to finishRun.
+  if (!row.finished && settleEnds(row, 0, 0)) row = (yield* get<SettledRun>(S.finishRun, [run.id, at]))!;
+  if (row.finished) yield* endSettled(tx, out, row, at);
 }
 
 /** After steps settled (`row`: the run's counters after): ends the run, or queues what became ready. */

@@ -1,6 +1,6 @@
 import { stepStatesInto } from '../../core/state-machine.js';
+import { sqliteLimit } from '../ledger/effects.js';
 
-/** Claim condition over attempt `a`: it has no concurrency key, or fewer than its limit with its key are running. */
 /**
  * In a claim's RETURNING: 1 when the claimed attempt is the wake-up of a sleep whose time has come (its step is still
  * `waiting`: the claim starts the step after), on a sleep that is not over.
@@ -9,6 +9,7 @@ const WOKE_SLEEP = `EXISTS (SELECT 1 FROM steps ws JOIN step_waits w ON w.run_id
               WHERE ws.run_id = attempts.run_id AND ws.name = attempts.step AND ws.status = 'waiting' AND w.kind = 'sleep' AND w.done = 0
                 AND w.wake_at <= @now)`;
 
+/** Claim condition over attempt `a`: it has no concurrency key, or fewer than its limit with its key are running. */
 const KEY_HAS_ROOM = `(a.concurrency_key IS NULL OR
   (SELECT count(*) FROM attempts k WHERE k.concurrency_key = a.concurrency_key AND k.status = 'running') < a.concurrency_limit)`;
 
@@ -26,17 +27,17 @@ export const SQL = {
   // correlated count made every execution several times dearer even with no keyed attempt queued; only when a keyed
   // attempt is among those picked is the claim asked again with it (claimableKeyed).
   claimable: `SELECT id, concurrency_key FROM attempts WHERE status = 'queued' AND available_at <= @now
-              ORDER BY priority DESC, available_at, id LIMIT @limit`,
+              ORDER BY priority DESC, available_at, id ${sqliteLimit('@limit')}`,
   // @now @limit @run_id: the same, of one run
   claimableOfRun: `SELECT id, concurrency_key FROM attempts WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id
-                   ORDER BY priority DESC, available_at, id LIMIT @limit`,
+                   ORDER BY priority DESC, available_at, id ${sqliteLimit('@limit')}`,
   // @now @limit: an attempt with a concurrency key is a candidate only while fewer than its limit with that key run
   // (several of one key in one claim are trimmed by claimInTransaction)
   claimableKeyed: `SELECT id, concurrency_key FROM attempts a WHERE status = 'queued' AND available_at <= @now AND ${KEY_HAS_ROOM}
-                   ORDER BY priority DESC, available_at, id LIMIT @limit`,
+                   ORDER BY priority DESC, available_at, id ${sqliteLimit('@limit')}`,
   // @now @limit @run_id
   claimableKeyedOfRun: `SELECT id, concurrency_key FROM attempts a WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id AND ${KEY_HAS_ROOM}
-                        ORDER BY priority DESC, available_at, id LIMIT @limit`,
+                        ORDER BY priority DESC, available_at, id ${sqliteLimit('@limit')}`,
   // @ids (a JSON array) @owner @now @lease_until: claimAttempt for a large batch, in one statement
   claimAttempts: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
                     lease_expires_at = @lease_until
