@@ -4,6 +4,7 @@ import { normalizePipeline } from '../../src/core/validate.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { AttemptResult, ClaimedAttempt, Store } from '../../src/store/store.js';
 import { backends } from '../support/backends.js';
+import { startDrivenRun } from '../support/driven-run.js';
 import { testSteps } from '../support/test-steps.js';
 
 // A completion that leases the next attempts in its own transaction may hand each the outputs it has just written
@@ -25,14 +26,9 @@ for (const backend of backends()) {
     let clock = 0;
 
     async function setup(spec: PipelineSpec): Promise<{ store: Store; runId: string }> {
-      const store = await backend.create();
-      const steps = testSteps({ x: () => 1 });
-      const engine = new Engine({ store, steps, onError: (e) => console.error(e) });
-      engines.push(engine);
-      await engine.registerPipeline(normalizePipeline(spec, { stepTypes: steps }));
-      const { run } = await engine.startRun(spec.name);
+      const started = await startDrivenRun(backend, spec, engines);
       clock = Date.now() + 1000;
-      return { store, runId: run.id };
+      return started;
     }
 
     const result = (a: ClaimedAttempt, extra: Partial<AttemptResult>): AttemptResult => ({ attemptId: a.id, fence: a.fence, owner: 'w', outcome: 'succeeded', processingMs: 1, ...extra });

@@ -1,10 +1,9 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { PipelineSpec } from '../../src/core/model.js';
-import { normalizePipeline } from '../../src/core/validate.js';
-import { Engine } from '../../src/engine/engine.js';
+import type { Engine } from '../../src/engine/engine.js';
 import type { ClaimedAttempt, Store } from '../../src/store/store.js';
 import { backends } from '../support/backends.js';
-import { testSteps } from '../support/test-steps.js';
+import { startDrivenRun } from '../support/driven-run.js';
 
 // Settling a step queues what became ready into the slot it frees (and any other free slot) and counts both in the
 // run's counters. Driven through the store, one result at a time, with no worker: each claim shows exactly what
@@ -20,15 +19,10 @@ for (const backend of backends()) {
     const step = (extra: Record<string, unknown> = {}) => ({ uses: 'function', with: { fn: 'x' }, ...extra });
 
     async function setup(spec: PipelineSpec): Promise<{ engine: Engine; store: Store; runId: string }> {
-      const store = await backend.create();
-      const steps = testSteps({ x: () => 1 });
-      const engine = new Engine({ store, steps, onError: (e) => console.error(e) });
-      engines.push(engine);
-      await engine.registerPipeline(normalizePipeline(spec, { stepTypes: steps }));
-      const { run } = await engine.startRun(spec.name);
+      const started = await startDrivenRun(backend, spec, engines);
       // The store's clock from here on: after the run's creation, one millisecond a call.
       clock = Date.now() + 1000;
-      return { engine, store, runId: run.id };
+      return started;
     }
 
     let clock = 0;

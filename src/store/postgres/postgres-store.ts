@@ -112,10 +112,13 @@ export class PostgresStore extends SharedStore implements Store {
     );
   }
 
-  /** Runs a single statement (its own implicit transaction), retrying transient failures. */
+  /**
+   * Runs a single statement as its own transaction (one round trip, no BEGIN and COMMIT), retrying transient
+   * failures. Each statement run so is safe to repeat: a read, the heartbeat, a batch of log lines.
+   */
   private async q<R extends pg.QueryResultRow>(key: SqlKey, values: unknown[] = [], on?: pg.ClientBase): Promise<R[]> {
     if (on) return sql<R>(on, key, values);
-    return transaction(this.pool, this.health.retryPolicy(), (c) => sql<R>(c, key, values), { retryUnknownCommit: true });
+    return transaction(this.pool, this.health.retryPolicy(), (c) => sql<R>(c, key, values), { retryUnknownCommit: true, single: true });
   }
 
   /**
