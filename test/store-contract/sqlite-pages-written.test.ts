@@ -54,7 +54,7 @@ describe('pages a chain step writes on SQLite', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("settling a step that leaves its run running writes no page of the runs' status index; ending the run does", async () => {
+  it("settling a step that leaves its run running writes no page of the runs' status index or of the queue; ending the run does", async () => {
     store = new SqliteStore({ path });
     await store.migrate();
     const steps = testSteps({ x: () => 1 });
@@ -74,6 +74,9 @@ describe('pages a chain step writes on SQLite', () => {
     // The settle wrote the run's counters, and nothing of the status index: the status did not change.
     expect(settled.get('runs')).toBeGreaterThan(0);
     expect(settled.has('runs_by_status_created')).toBe(false);
+    // b was inserted leased, as the claim in the same transaction would take it: it never entered the queue's index.
+    expect(settled.get('attempts')).toBeGreaterThan(0);
+    expect(settled.has('attempts_queue')).toBe(false);
 
     from = readFileSync(`${path}-wal`).length;
     await store.completeAttempts([done(b!)], ++clock, claimNext);

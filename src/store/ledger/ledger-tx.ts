@@ -1,6 +1,6 @@
 import type { ErrorCode, ErrorRecord } from '../../core/errors.js';
 import type { Pipeline, Step } from '../../core/model.js';
-import type { RunRow } from '../rows.js';
+import type { ClaimedAttemptRow, RunRow } from '../rows.js';
 import type { EventType, RunEvent } from '../store.js';
 import type { Rule } from './effects.js';
 import type { QueueLimit, QueuedStep } from './queue-ready.js';
@@ -49,4 +49,22 @@ export interface LedgerTx {
   jsonText(text: string | null): string | null;
   /** Text as a text column parameter. */
   text(text: string | null): string | null;
+  /** Attempts queued from now on in this transaction are leased as they are inserted, while this says so. */
+  directLease: DirectLease | null;
+}
+
+/**
+ * Set by a driver for a completion whose claim, later in the same transaction, will take every attempt that becomes
+ * available in it: the claim asks for more than were available before. An attempt queued for now (no concurrency
+ * key, not held, of `runId` when the claim is for one run) is then inserted leased to `owner`, `room` at most, and
+ * its row added to `rows` for the claim, which leases the others as usual. Its attempt row is written once, and
+ * never enters the queue's index.
+ */
+export interface DirectLease {
+  owner: string;
+  now: number;
+  until: number;
+  room: number;
+  runId: string | undefined;
+  rows: ClaimedAttemptRow[];
 }

@@ -87,6 +87,13 @@ const S = {
     `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
   ),
+  // $1 run id $2 step $3 number $4 priority $5 force $6 available_at $7 queued_at $8 feedback $9 owner $10 now $11 lease
+  // until: an attempt inserted leased (see DirectLease), as a claim would lease it
+  insertLeasedAttempt: sql(
+    'insertLeasedAttempt',
+    `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback, owner, fence, started_at, lease_expires_at)
+     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, 1, $10, $11) RETURNING id`,
+  ),
   // An attempt of a step with a concurrency_key takes the key its run rendered (the key's text when it has none).
   insertKeyedAttempt: sql('insertKeyedAttempt', {
     sqlite: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback, concurrency_key, concurrency_limit)
@@ -169,9 +176,18 @@ export function* insertAttempt(
 ): Rule<void> {
   const status = run.status === 'paused' ? 'held' : 'queued';
   const forced = attempt.force || run.force === 1 ? 1 : 0;
-  const values = [run.id, step, attempt.number, status, run.priority + attempt.priority, forced, attempt.availableAt, attempt.at, tx.jsonText(attempt.feedback ?? null)];
+  const priority = run.priority + attempt.priority;
+  const feedback = tx.jsonText(attempt.feedback ?? null);
+  const values = [run.id, step, attempt.number, status, priority, forced, attempt.availableAt, attempt.at, feedback];
   const def = (yield* pipelineOf(tx, run)).byName.get(step);
-  if (!def || def.concurrencyKey === null) yield* exec(S.insertAttempt, values);
+  const keyed = def !== undefined && def.concurrencyKey !== null;
+  const lease = tx.directLease;
+  if (lease && lease.room > 0 && status === 'queued' && !keyed && attempt.availableAt <= lease.now && (lease.runId === undefined || lease.runId === run.id)) {
+    const leased = [run.id, step, attempt.number, priority, forced, attempt.availableAt, attempt.at, feedback, lease.owner, lease.now, lease.until];
+    const row = (yield* get<{ id: number }>(S.insertLeasedAttempt, leased))!;
+    lease.room -= 1;
+    lease.rows.push({ id: row.id, run_id: run.id, step, number: attempt.number, fence: 1, force: forced, feedback: attempt.feedback ?? null, concurrency_key: null, concurrency_limit: null });
+  } else if (!keyed) yield* exec(S.insertAttempt, values);
   else yield* exec(S.insertKeyedAttempt, [...values, def.concurrencyKey, def.concurrencyLimit ?? 1]);
 }
 

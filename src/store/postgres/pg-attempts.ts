@@ -7,6 +7,7 @@ import { toRunRecord, type ClaimedAttemptRow } from '../rows.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, RunEvent } from '../store.js';
 import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';
+import type { WrittenOutputs } from '../ledger/written-outputs.js';
 import { createRun, planNewRun, spawnChild, type PlannedRun } from '../ledger/run-create.js';
 import { recordCache, writesCache } from '../ledger/cache.js';
 import { toClaimedAttempt } from '../ledger/claims.js';
@@ -204,7 +205,7 @@ async function admitKeyed(client: pg.PoolClient, picked: ClaimedRow[]): Promise<
 export type RunHeader = RunState;
 
 /** Applies one result if its fence still holds (the caller locked the run); false when it is stale. */
-async function completeIn(tx: Tx, r: AttemptResult, now: number, events: RunEvent[], runs: ReadonlyMap<string, RunHeader>): Promise<boolean> {
+async function completeIn(tx: Tx, r: AttemptResult, now: number, events: RunEvent[], runs: ReadonlyMap<string, RunHeader>, written: WrittenOutputs): Promise<boolean> {
   const { client, t } = tx;
   const status = r.outcome;
   const error = r.error ? pgJson(r.error) : null;
@@ -212,8 +213,10 @@ async function completeIn(tx: Tx, r: AttemptResult, now: number, events: RunEven
   const attemptValues = [r.attemptId, r.fence, r.owner, status, now, r.processingMs, error, usage];
   if (status === 'succeeded' || status === 'cached' || status === 'skipped') {
     const output = pgJson(r.output);
-    const [fin] = await sql<{ run_id: string; step: string; number: number }>(client, 'finishAttemptAndStep', [...attemptValues, output, r.cacheKey ?? null]);
+    const [fin] = await sql<{ run_id: string; step: string; number: number; output: string | null }>(client, 'finishAttemptAndStep', [...attemptValues, output, r.cacheKey ?? null]);
     if (!fin) return false;
+    if (r.decision) written.spoil(fin.run_id);
+    else if (fin.output !== null) written.record(fin.run_id, fin.step, fin.output);
     const run = runs.get(fin.run_id) ?? (await t.getRun(fin.run_id))!;
     // A gate that decided `proceed` succeeds; its decision goes to the audit table first.
     if (r.decision) await t.run(recordDecision(t, run, fin.step, fin.number, r.decision, null, now, events));
@@ -224,6 +227,7 @@ async function completeIn(tx: Tx, r: AttemptResult, now: number, events: RunEven
   }
   const [fin] = await sql<{ run_id: string; step: string; number: number }>(client, 'finishAttempt', attemptValues);
   if (!fin) return false;
+  written.spoil(fin.run_id);
   const run = (await t.getRun(fin.run_id))!;
   if (status === 'failed') await tx.t.run(recordFailure(tx.t, run, fin.step, fin.number, r, now, events));
   else if (status === 'spawned') await tx.t.run(spawnChild(tx.t, run, fin.step, fin.number, r, now, events));
@@ -238,24 +242,24 @@ const SETTLING = new Set(['succeeded', 'cached', 'skipped']);
  * set-based statements; the others (failures, gates, several results of one run) one by one, as SQLite does.
  * The caller locked the runs; `runOf` maps attempt ids to their runs. Returns the ids applied.
  */
-export async function completeBatch(tx: Tx, results: AttemptResult[], now: number, events: RunEvent[], runOf: ReadonlyMap<number, RunHeader>): Promise<Set<number>> {
+export async function completeBatch(tx: Tx, results: AttemptResult[], now: number, events: RunEvent[], runOf: ReadonlyMap<number, RunHeader>, written: WrittenOutputs): Promise<Set<number>> {
   const perRun = new Map<string, number>();
   for (const r of results) {
     const run = runOf.get(r.attemptId);
     if (run) perRun.set(run.id, (perRun.get(run.id) ?? 0) + 1);
   }
   const together = results.filter((r) => SETTLING.has(r.outcome) && !r.decision && perRun.get(runOf.get(r.attemptId)?.id ?? '') === 1);
-  const accepted = await completeSettling(tx, together, now, events, runOf);
+  const accepted = await completeSettling(tx, together, now, events, runOf, written);
   const batched = new Set(together);
   const runs = new Map([...runOf.values()].map((r) => [r.id, r]));
   for (const r of results) {
     if (batched.has(r)) continue;
-    if (await completeIn(tx, r, now, events, runs)) accepted.add(r.attemptId);
+    if (await completeIn(tx, r, now, events, runs, written)) accepted.add(r.attemptId);
   }
   return accepted;
 }
 
-async function completeSettling(tx: Tx, results: AttemptResult[], now: number, events: RunEvent[], runOf: ReadonlyMap<number, RunHeader>): Promise<Set<number>> {
+async function completeSettling(tx: Tx, results: AttemptResult[], now: number, events: RunEvent[], runOf: ReadonlyMap<number, RunHeader>, written: WrittenOutputs): Promise<Set<number>> {
   if (results.length === 0) return new Set();
   const { client, t } = tx;
   const json = (v: unknown) => (v === undefined ? null : pgJson(v));
@@ -271,7 +275,8 @@ async function completeSettling(tx: Tx, results: AttemptResult[], now: number, e
     outputs,
     results.map((r) => r.cacheKey ?? null),
   ];
-  const rows = await sql<{ id: number; run_id: string; step: string; number: number }>(client, 'finishAttemptsAndSteps', [...cols, now]);
+  const rows = await sql<{ id: number; run_id: string; step: string; number: number; output: string | null }>(client, 'finishAttemptsAndSteps', [...cols, now]);
+  for (const row of rows) if (row.output !== null) written.record(row.run_id, row.step, row.output);
   const done = new Map(rows.map((row) => [row.id, row]));
   const settled: Array<{ run: RunHeader; step: string }> = [];
   for (const [i, r] of results.entries()) {

@@ -13,6 +13,7 @@ import type {
 import type { Rule } from '../ledger/effects.js';
 import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type RunHeader, type Tx } from './pg-attempts.js';
 import { pgJson } from './pg-json.js';
+import { WrittenOutputs } from '../ledger/written-outputs.js';
 import { lockBatchBuckets } from '../flow/flow-ops.js';
 import { startWithFlow } from '../flow/flow-start.js';
 import type { PgRunTransitions } from './pg-run-transitions.js';
@@ -44,13 +45,15 @@ export async function completeAttemptsIn(tx: Tx, results: AttemptResult[], now: 
   const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
   const ids = results.map((r) => r.attemptId);
   const locked = await sql<RunHeader & { attempt_id: number; keyed: boolean }>(tx.client, 'lockAttemptRuns', [ids]);
-  const applied = await completeBatch(tx, results, now, batch.events, new Map(locked.map((r) => [r.attempt_id, r])));
+  const written = new WrittenOutputs();
+  const applied = await completeBatch(tx, results, now, batch.events, new Map(locked.map((r) => [r.attempt_id, r])), written);
   for (const r of results) (applied.has(r.attemptId) ? batch.accepted : batch.rejected).push(r.attemptId);
   batch.queued = batch.events.filter((e) => e.type === 'step.queued' || e.type === 'step.retrying').length;
   if (claimNext && claimNext.limit > 0) {
     const next = await claimIn(tx, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {});
     batch.claimed = next.attempts;
     batch.events.push(...next.events);
+    written.attach(next.attempts);
   }
   // A finished attempt with a concurrency key frees a slot that attempts waiting on its key may take.
   const freedKey = locked.some((r) => r.keyed);

@@ -98,6 +98,9 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
   /** Whether a rule made work ready for other processes' workers (the store notifies them at commit). */
   woken = false;
 
+  /** Never: a claim here is one statement of its own, after the completion's. */
+  readonly directLease = null;
+
   wake(): void {
     this.woken = true;
   }

@@ -197,8 +197,8 @@ export const SQL = {
                 done AS (
                   UPDATE steps s SET status = $4, output = $9, cache_key = $10, error = NULL, finished_at = $5
                   FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
-                  RETURNING s.name)
-                SELECT run_id, step, number FROM fin`,
+                  RETURNING s.output)
+                SELECT run_id, step, number, (SELECT output FROM done) AS output FROM fin`,
   // $1 ids $2 fences $3 owners $4 statuses $5 processing_ms $6 errors $7 usages $8 outputs $9 cache_keys (arrays, one
   // element per result; each attempt at most once) $10 now: finishAttemptAndStep for many results in one statement
   finishAttemptsAndSteps: `WITH r AS (
@@ -212,8 +212,8 @@ export const SQL = {
                 done AS (
                   UPDATE steps s SET status = fin.status, output = fin.output::jsonb, cache_key = fin.cache_key, error = NULL, finished_at = $10
                   FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
-                  RETURNING s.name)
-                SELECT id, run_id, step, number FROM fin`,
+                  RETURNING s.run_id, s.name, s.output)
+                SELECT fin.id, fin.run_id, fin.step, fin.number, done.output FROM fin LEFT JOIN done ON done.run_id = fin.run_id AND done.name = fin.step`,
   // (none): delivered at commit, to every listening worker
   notify: `SELECT pg_notify('${WAKEUP_CHANNEL}', '')`,
 } as const;

@@ -9,9 +9,10 @@ import type { SqliteCtx } from './sqlite-context.js';
 /** Claims of at most this many attempts lease them one statement each. */
 const LEASE_ONE_BY_ONE = 8;
 
-export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }): ClaimBatch {
-  const picked = pickClaimable(c, limit, now, only.runId);
-  const rows: ClaimedAttemptRow[] = [];
+/** Leases up to `limit` available attempts, after `leased` (attempts this transaction inserted leased), and starts them all. */
+export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }, leased: ClaimedAttemptRow[] = []): ClaimBatch {
+  const picked = limit > 0 ? pickClaimable(c, limit, now, only.runId) : [];
+  const rows: ClaimedAttemptRow[] = [...leased];
   const lease = { owner, now, lease_until: now + leaseMs };
   // Few are leased one by one (cheapest for a chain's next step); many in one statement.
   if (picked.length > LEASE_ONE_BY_ONE) rows.push(...(c.stmt('claimAttempts').all({ ...lease, ids: JSON.stringify(picked.map((p) => p.id)) }) as ClaimedAttemptRow[]));
@@ -31,6 +32,12 @@ export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, l
 }
 
 type Picked = { id: number; concurrency_key: string | null };
+
+/** How many attempts a claim would find available now, up to `limit` (those with a concurrency key counted too). */
+export function countClaimable(c: SqliteCtx, limit: number, now: number, runId: string | undefined): number {
+  const params = runId === undefined ? { now, limit } : { now, limit, run_id: runId };
+  return c.stmt(runId === undefined ? 'claimable' : 'claimableOfRun').all(params).length;
+}
 
 /** The attempts a claim takes, best first: asked without the concurrency-key condition unless a keyed attempt is among them. */
 function pickClaimable(c: SqliteCtx, limit: number, now: number, runId: string | undefined): Picked[] {

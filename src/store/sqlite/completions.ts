@@ -1,5 +1,7 @@
-import type { AttemptResult, ClaimedAttempt, ClaimRequest, CompletionBatch, RunEvent } from '../store.js';
-import { claimInTransaction } from './claims.js';
+import type { AttemptResult, ClaimRequest, CompletionBatch, RunEvent } from '../store.js';
+import { WrittenOutputs } from '../ledger/written-outputs.js';
+import { claimInTransaction, countClaimable } from './claims.js';
+import type { DirectLease } from '../ledger/ledger-tx.js';
 import { toJson } from '../rows.js';
 import { completeSupervised, recordFailure } from '../ledger/outcomes.js';
 import { recordDecision } from '../ledger/supervision.js';
@@ -92,17 +94,24 @@ export function completeAttempts(c: SqliteCtx, results: AttemptResult[], now: nu
   return c.write(() => {
     const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
     const written = new WrittenOutputs();
-    // One result (a chain's next step) costs fewer statements one by one.
-    if (results.length > 1 && results.every(isPlainOutcome)) completePlain(c, results, now, batch, written);
-    else {
-      for (const r of results) {
-        if (completeOne(c, r, now, batch.events, written)) batch.accepted.push(r.attemptId);
-        else batch.rejected.push(r.attemptId);
+    const lease = directLease(c, results, now, claimNext);
+    c.transitions.directLease = lease;
+    try {
+      // One result (a chain's next step) costs fewer statements one by one.
+      if (results.length > 1 && results.every(isPlainOutcome)) completePlain(c, results, now, batch, written);
+      else {
+        for (const r of results) {
+          if (completeOne(c, r, now, batch.events, written)) batch.accepted.push(r.attemptId);
+          else batch.rejected.push(r.attemptId);
+        }
       }
+    } finally {
+      c.transitions.directLease = null;
     }
     batch.queued = batch.events.filter((e) => e.type === 'step.queued' || e.type === 'step.retrying').length;
     if (claimNext && claimNext.limit > 0) {
-      const next = claimInTransaction(c, claimNext.owner, claimNext.limit, claimNext.leaseMs, now, claimNext.only ?? {});
+      const leased = lease?.rows ?? [];
+      const next = claimInTransaction(c, claimNext.owner, claimNext.limit - leased.length, claimNext.leaseMs, now, claimNext.only ?? {}, leased);
       batch.claimed = next.attempts;
       batch.events.push(...next.events);
       written.attach(next.attempts);
@@ -112,33 +121,13 @@ export function completeAttempts(c: SqliteCtx, results: AttemptResult[], now: nu
 }
 
 /**
- * The outputs a completion transaction wrote, as the JSON text stored (SQLite keeps the text as written), by run
- * and step. An attempt the same transaction leases gets those of its run (`ClaimedAttempt.upstream`), so that its
- * executor need not read them back: a chain's next step reads its input from here. A run for which the transaction
- * recorded anything but a step's plain end (a failure, a rewind, a block, a child run, a decision) is left out,
- * as such a rule may change what other steps hold.
+ * For one result that ends its step (a chain's step): when its claim asks for more attempts than are available, what
+ * the settle queues for now will all be claimed, so it is inserted leased (DirectLease). Several results, or a
+ * failure, settle in an order in which an attempt queued early could be cancelled by a later rule, so they queue
+ * as usual.
  */
-class WrittenOutputs {
-  private readonly byRun = new Map<string, Record<string, string>>();
-  private readonly spoiled = new Set<string>();
-
-  record(runId: string, step: string, output: string): void {
-    if (this.spoiled.has(runId)) return;
-    let steps = this.byRun.get(runId);
-    if (!steps) this.byRun.set(runId, (steps = {}));
-    steps[step] = output;
-  }
-
-  spoil(runId: string): void {
-    this.spoiled.add(runId);
-    this.byRun.delete(runId);
-  }
-
-  attach(attempts: ClaimedAttempt[]): void {
-    if (this.byRun.size === 0) return;
-    for (const a of attempts) {
-      const steps = this.byRun.get(a.runId);
-      if (steps) a.upstream = steps;
-    }
-  }
+function directLease(c: SqliteCtx, results: AttemptResult[], now: number, claimNext: ClaimRequest | undefined): DirectLease | null {
+  if (!claimNext || results.length !== 1 || !isPlainOutcome(results[0]!)) return null;
+  const room = claimNext.limit - countClaimable(c, claimNext.limit, now, claimNext.only?.runId);
+  return room > 0 ? { owner: claimNext.owner, now, until: now + claimNext.leaseMs, room, runId: claimNext.only?.runId, rows: [] } : null;
 }

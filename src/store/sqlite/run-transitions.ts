@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { runSync, type Rule, type SyncExecutor } from '../ledger/effects.js';
-import type { CompiledPipeline, EndStatus, LedgerTx } from '../ledger/ledger-tx.js';
+import type { CompiledPipeline, DirectLease, EndStatus, LedgerTx } from '../ledger/ledger-tx.js';
 import * as L from '../ledger/transitions.js';
 import type { SettledRun } from '../ledger/transitions.js';
 import { pickThenQueue, type QueueLimit, type QueuedStep } from '../ledger/queue-ready.js';
@@ -25,6 +25,8 @@ export class RunTransitions extends SharedStatements implements LedgerTx, SyncEx
   private readonly eventStmts = new Map<number, Database.Statement>();
   private readonly lastEventId: Database.Statement;
   private readonly unwritten: RunEvent[] = [];
+  /** Set by a completion whose claim will take what it queues (../ledger/ledger-tx.ts). */
+  directLease: DirectLease | null = null;
   /** Called when a child run reaches a terminal state (the store completes the parent's `pipeline` step). */
   onRunEnded: ((out: RunEvent[], runId: string, status: EndStatus, at: number) => void) | null = null;
 
