@@ -103,8 +103,3 @@ export class PgStats {
     });
   }
 }
-
-/** What `Store.pipelineStats` answers, over a runner of single statements (each its own transaction). */
-export function pgPipelineStats(query: Query, pipeline: string, since: number, series?: SeriesOptions): Promise<PipelineStats> {
-  return runPgRule(query, statsQuery(pipeline, since, series));
-}
