@@ -275,8 +275,13 @@ async function completeSettling(tx: Tx, results: AttemptResult[], now: number, e
     outputs,
     results.map((r) => r.cacheKey ?? null),
   ];
-  const rows = await sql<{ id: number; run_id: string; step: string; number: number; output: string | null }>(client, 'finishAttemptsAndSteps', [...cols, now]);
-  for (const row of rows) if (row.output !== null) written.record(row.run_id, row.step, row.output);
+  // The stored outputs come back only where a step of the same run may need them: for runs of one-step pipelines
+  // (W1) they are not asked for.
+  const versions = new Map(results.map((r) => runOf.get(r.attemptId)!).map((run) => [`${run.pipeline}@${run.version}`, run]));
+  let needed = false;
+  for (const run of versions.values()) if (!needed) needed = [...(await t.pipelineOf(run)).dependents.values()].some((d) => d.length > 0);
+  const rows = await sql<{ id: number; run_id: string; step: string; number: number; output?: string | null }>(client, needed ? 'finishAttemptsAndStepsWithOutputs' : 'finishAttemptsAndSteps', [...cols, now]);
+  for (const row of rows) if (row.output != null) written.record(row.run_id, row.step, row.output);
   const done = new Map(rows.map((row) => [row.id, row]));
   const settled: Array<{ run: RunHeader; step: string }> = [];
   for (const [i, r] of results.entries()) {

@@ -212,6 +212,21 @@ export const SQL = {
                 done AS (
                   UPDATE steps s SET status = fin.status, output = fin.output::jsonb, cache_key = fin.cache_key, error = NULL, finished_at = $10
                   FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
+                  RETURNING s.name)
+                SELECT id, run_id, step, number FROM fin`,
+  // The same, returning the output each step stored (jsonb's text, as the store reads it back; null when the step
+  // was not running): for results whose dependents a claim in the same transaction may take
+  finishAttemptsAndStepsWithOutputs: `WITH r AS (
+                  SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[])
+                    AS u(id, fence, owner, status, processing_ms, error, usage, output, cache_key)),
+                fin AS (
+                  UPDATE attempts a SET status = r.status, finished_at = $10, processing_ms = r.processing_ms, error = r.error::jsonb,
+                    usage = r.usage::jsonb, lease_expires_at = NULL
+                  FROM r WHERE a.id = r.id AND a.fence = r.fence AND a.owner = r.owner AND a.status = 'running'
+                  RETURNING a.id, a.run_id, a.step, a.number, r.status, r.output, r.cache_key),
+                done AS (
+                  UPDATE steps s SET status = fin.status, output = fin.output::jsonb, cache_key = fin.cache_key, error = NULL, finished_at = $10
+                  FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
                   RETURNING s.run_id, s.name, s.output)
                 SELECT fin.id, fin.run_id, fin.step, fin.number, done.output FROM fin LEFT JOIN done ON done.run_id = fin.run_id AND done.name = fin.step`,
   // (none): delivered at commit, to every listening worker
