@@ -122,6 +122,28 @@ const NEW_ATTEMPTS = `INSERT INTO attempts (run_id, step, number, status, priori
 /** Events from arrays $33-$38 (a CTE named logged returning their ids; ids follow array order). */
 const NEW_EVENTS = `logged AS (${insertEventsFrom(33)})`;
 
+/**
+ * Finishes many results' attempts and steps in one statement (parameters at finishAttemptsAndSteps); with `outputs`,
+ * each row also carries the output its step stored.
+ */
+const finishMany = (outputs: boolean) => `WITH r AS (
+                  SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[])
+                    AS u(id, fence, owner, status, processing_ms, error, usage, output, cache_key)),
+                fin AS (
+                  UPDATE attempts a SET status = r.status, finished_at = $10, processing_ms = r.processing_ms, error = r.error::jsonb,
+                    usage = r.usage::jsonb, lease_expires_at = NULL
+                  FROM r WHERE a.id = r.id AND a.fence = r.fence AND a.owner = r.owner AND a.status = 'running'
+                  RETURNING a.id, a.run_id, a.step, a.number, r.status, r.output, r.cache_key),
+                done AS (
+                  UPDATE steps s SET status = fin.status, output = fin.output::jsonb, cache_key = fin.cache_key, error = NULL, finished_at = $10
+                  FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
+                  RETURNING ${outputs ? 's.run_id, s.name, s.output' : 's.name'})
+                ${
+                  outputs
+                    ? 'SELECT fin.id, fin.run_id, fin.step, fin.number, done.output FROM fin LEFT JOIN done ON done.run_id = fin.run_id AND done.name = fin.step'
+                    : 'SELECT id, run_id, step, number FROM fin'
+                }`;
+
 /** SQL of the PostgreSQL backend outside the run transitions; each statement lists its parameters. */
 export const SQL = {
   ledger: `CREATE TABLE IF NOT EXISTS sluice_migrations (id integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`,
@@ -201,34 +223,10 @@ export const SQL = {
                 SELECT run_id, step, number, (SELECT output FROM done) AS output FROM fin`,
   // $1 ids $2 fences $3 owners $4 statuses $5 processing_ms $6 errors $7 usages $8 outputs $9 cache_keys (arrays, one
   // element per result; each attempt at most once) $10 now: finishAttemptAndStep for many results in one statement
-  finishAttemptsAndSteps: `WITH r AS (
-                  SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[])
-                    AS u(id, fence, owner, status, processing_ms, error, usage, output, cache_key)),
-                fin AS (
-                  UPDATE attempts a SET status = r.status, finished_at = $10, processing_ms = r.processing_ms, error = r.error::jsonb,
-                    usage = r.usage::jsonb, lease_expires_at = NULL
-                  FROM r WHERE a.id = r.id AND a.fence = r.fence AND a.owner = r.owner AND a.status = 'running'
-                  RETURNING a.id, a.run_id, a.step, a.number, r.status, r.output, r.cache_key),
-                done AS (
-                  UPDATE steps s SET status = fin.status, output = fin.output::jsonb, cache_key = fin.cache_key, error = NULL, finished_at = $10
-                  FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
-                  RETURNING s.name)
-                SELECT id, run_id, step, number FROM fin`,
+  finishAttemptsAndSteps: finishMany(false),
   // The same, returning the output each step stored (jsonb's text, as the store reads it back; null when the step
   // was not running): for results whose dependents a claim in the same transaction may take
-  finishAttemptsAndStepsWithOutputs: `WITH r AS (
-                  SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[])
-                    AS u(id, fence, owner, status, processing_ms, error, usage, output, cache_key)),
-                fin AS (
-                  UPDATE attempts a SET status = r.status, finished_at = $10, processing_ms = r.processing_ms, error = r.error::jsonb,
-                    usage = r.usage::jsonb, lease_expires_at = NULL
-                  FROM r WHERE a.id = r.id AND a.fence = r.fence AND a.owner = r.owner AND a.status = 'running'
-                  RETURNING a.id, a.run_id, a.step, a.number, r.status, r.output, r.cache_key),
-                done AS (
-                  UPDATE steps s SET status = fin.status, output = fin.output::jsonb, cache_key = fin.cache_key, error = NULL, finished_at = $10
-                  FROM fin WHERE s.run_id = fin.run_id AND s.name = fin.step AND s.status = 'running'
-                  RETURNING s.run_id, s.name, s.output)
-                SELECT fin.id, fin.run_id, fin.step, fin.number, done.output FROM fin LEFT JOIN done ON done.run_id = fin.run_id AND done.name = fin.step`,
+  finishAttemptsAndStepsWithOutputs: finishMany(true),
   // (none): delivered at commit, to every listening worker
   notify: `SELECT pg_notify('${WAKEUP_CHANNEL}', '')`,
 } as const;

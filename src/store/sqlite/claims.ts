@@ -35,16 +35,20 @@ type Picked = { id: number; concurrency_key: string | null };
 
 /** How many attempts a claim would find available now, up to `limit` (those with a concurrency key counted too). */
 export function countClaimable(c: SqliteCtx, limit: number, now: number, runId: string | undefined): number {
-  const params = runId === undefined ? { now, limit } : { now, limit, run_id: runId };
-  return c.stmt(runId === undefined ? 'claimable' : 'claimableOfRun').all(params).length;
+  return pick(c, 'claimable', limit, now, runId).length;
+}
+
+/** The available attempts, best first; `claimableKeyed` asks with the concurrency-key condition. */
+function pick(c: SqliteCtx, query: 'claimable' | 'claimableKeyed', limit: number, now: number, runId: string | undefined): Picked[] {
+  if (runId === undefined) return c.stmt(query).all({ now, limit }) as Picked[];
+  return c.stmt(query === 'claimable' ? 'claimableOfRun' : 'claimableKeyedOfRun').all({ now, limit, run_id: runId }) as Picked[];
 }
 
 /** The attempts a claim takes, best first: asked without the concurrency-key condition unless a keyed attempt is among them. */
 function pickClaimable(c: SqliteCtx, limit: number, now: number, runId: string | undefined): Picked[] {
-  const params = runId === undefined ? { now, limit } : { now, limit, run_id: runId };
-  const picked = c.stmt(runId === undefined ? 'claimable' : 'claimableOfRun').all(params) as Picked[];
+  const picked = pick(c, 'claimable', limit, now, runId);
   if (picked.every((p) => p.concurrency_key === null)) return picked;
-  return c.stmt(runId === undefined ? 'claimableKeyed' : 'claimableKeyedOfRun').all(params) as Picked[];
+  return pick(c, 'claimableKeyed', limit, now, runId);
 }
 
 /** Starts the run and step of one claimed attempt; returns the run's id when it was queued until now. */
