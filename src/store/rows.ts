@@ -101,7 +101,7 @@ export interface EventRow {
   type: EventType;
   data: string | null;
   at: number;
-  /** SQLite: later events packed into this row (migration 7), JSON array of [step, type, data, at]; `id` is the last one's. */
+  /** Later events packed into this row (SQLite migration 7, PostgreSQL 19), JSON array of [step, type, data, at]; `id` is the last one's. */
   more?: string | null;
 }
 

@@ -114,7 +114,7 @@ export abstract class SharedStore extends StoreFeatures {
   }
 
   async listEvents(filter: EventFilter): Promise<RunEvent[]> {
-    // A SQLite row may pack several events and holds at least one past `afterId` (its last): `limit` rows hold enough.
+    // A row may pack several events and holds at least one past `afterId` (its last): `limit` rows hold enough.
     const after = filter.afterId ?? 0;
     const events = (await this.built<EventRow>(listEventsStatement(filter))).flatMap(toRunEvents).filter((e) => e.id > after);
     return events.slice(0, filter.limit ?? 1000);

@@ -23,7 +23,7 @@ describe.skipIf(postgresDisabled())('the claim and the completion batch on Postg
       const each = <T>(v: T) => ids.map(() => v);
       const statements: Array<[string, string, unknown[]]> = [
         ['claimLogged', SQL.claimLogged, ['w', now, now + 30_000, BATCH]],
-        ['claimLoggedIn', SQL.claimLoggedIn, ['w', now, now + 30_000, BATCH, [], [], [], [], [], []]],
+        ['claimLoggedIn', SQL.claimLoggedIn, ['w', now, now + 30_000, BATCH, [], [], [], [], [], [], []]],
         ['lockAttemptRuns', SQL.lockAttemptRuns, [ids]],
         ['finishAttemptsAndSteps', SQL.finishAttemptsAndSteps, [ids, each(1), each('w'), each('succeeded'), each(1), each(null), each(null), each('null'), each(null), now]],
         ['settleMany', BATCH_STATEMENTS.settleMany.pg, [runIds, -1, -1, now]],

@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { toRunRecord, type ClaimedAttemptRow } from '../rows.js';
 import type { AttemptResult, ClaimBatch, ClaimedAttempt, CreateRunRequest, CreatedRun, RunEvent } from '../store.js';
-import { eventColumns, type PgRunTransitions } from './pg-run-transitions.js';
+import { packEvents, type EventRows, type PgRunTransitions, type SettledStep } from './pg-run-transitions.js';
 import { sql, type SqlKey } from './pg-store-sql.js';
 import type { WrittenOutputs } from '../ledger/written-outputs.js';
 import { createRun, planNewRun, spawnChild, type PlannedRun } from '../ledger/run-create.js';
@@ -94,12 +94,12 @@ export async function createRunsAlone(client: pg.PoolClient, plans: PlannedRun[]
   const rows = new NewRows();
   for (const plan of plans) collectRows(rows, plan);
   const events = plans.flatMap((p) => p.events);
-  const cols = eventColumns(events);
-  const ids = (await sql<{ id: number | null }>(client, 'insertRunRowsNotify', [...rows.runs, ...rows.steps, ...rows.attempts, ...cols]))
-    .map((r) => r.id)
-    .filter((id): id is number => id !== null)
+  const packed = packEvents(events);
+  const ids = (await sql<{ id: number | null }>(client, 'insertRunRowsNotify', [...rows.runs, ...rows.steps, ...rows.attempts, ...packed.cols]))
+    .filter((r) => r.id !== null)
+    .map((r) => Number(r.id))
     .sort((a, b) => a - b);
-  events.forEach((e, i) => (e.id = ids[i]!));
+  packed.fill(ids);
   return plans.map((p) => ({ run: toRunRecord(p.run), created: true, events: p.events }));
 }
 
@@ -145,26 +145,30 @@ async function claimLogged(client: pg.PoolClient, pending: RunEvent[] | null, ow
   const until = now + leaseMs;
   const values: unknown[] = [owner, now, until, limit];
   let key: SqlKey;
+  let pendingRows: EventRows | null = null;
   if (pending === null) {
     key = only.runId === undefined ? 'claimLogged' : 'claimLoggedForRun';
   } else {
     key = only.ids ? 'claimLoggedInIds' : only.runId === undefined ? 'claimLoggedIn' : 'claimLoggedInForRun';
-    values.push(...eventColumns(pending));
+    pendingRows = packEvents(pending);
+    values.push(...pendingRows.cols);
   }
   if (only.ids ?? only.runId) values.push(only.ids ?? only.runId);
   const rows = await sql<LoggedRow>(client, key, values);
   const keyed = rows.filter((r) => r.concurrency_key !== null);
   const claimed = rows.filter((r) => r.id !== null && r.concurrency_key === null).sort((a, b) => a.id - b.id);
-  // The events' ids ascend in the order the statement wrote them: the pending events, then this claim's in this order.
+  // The event rows' ids ascend in the order the statement wrote them: the pending rows, then one row per claimed
+  // attempt in this order, holding its events (run.started, step.woken, step.started) with the ids up to the row's.
   const ids = (rows.find((r) => r.id === null)?.event_ids ?? []).map(Number);
-  let next = 0;
-  for (const e of pending ?? []) e.id = ids[next++]!;
+  pendingRows?.fill(ids);
+  let next = pendingRows?.cols[0]!.length ?? 0;
   const attempts: ClaimedAttempt[] = [];
   const events: RunEvent[] = [];
   for (const r of claimed) {
-    if (r.run_started) events.push({ id: ids[next++]!, runId: r.run_id, pipeline: r.pipeline, step: null, type: 'run.started', data: null, at: now });
-    if (r.woke) events.push({ id: ids[next++]!, runId: r.run_id, pipeline: r.pipeline, step: r.step, type: 'step.woken', data: null, at: now });
-    events.push({ id: ids[next++]!, runId: r.run_id, pipeline: r.pipeline, step: r.step, type: 'step.started', data: { attempt: r.number }, at: now });
+    let id = ids[next++]! - Number(r.run_started) - Number(r.woke);
+    if (r.run_started) events.push({ id: id++, runId: r.run_id, pipeline: r.pipeline, step: null, type: 'run.started', data: null, at: now });
+    if (r.woke) events.push({ id: id++, runId: r.run_id, pipeline: r.pipeline, step: r.step, type: 'step.woken', data: null, at: now });
+    events.push({ id, runId: r.run_id, pipeline: r.pipeline, step: r.step, type: 'step.started', data: { attempt: r.number }, at: now });
     attempts.push(toClaimedAttempt(r, { id: r.run_id, pipeline: r.pipeline, version: r.version, input: r.input }, until));
   }
   return { batch: { attempts, events }, keyed };
@@ -283,14 +287,14 @@ async function completeSettling(tx: Tx, results: AttemptResult[], now: number, e
   const rows = await sql<{ id: number; run_id: string; step: string; number: number; output?: string | null }>(client, needed ? 'finishAttemptsAndStepsWithOutputs' : 'finishAttemptsAndSteps', [...cols, now]);
   for (const row of rows) if (row.output != null) written.record(row.run_id, row.step, row.output);
   const done = new Map(rows.map((row) => [row.id, row]));
-  const settled: Array<{ run: RunHeader; step: string }> = [];
+  const settled: SettledStep[] = [];
   for (const [i, r] of results.entries()) {
     const fin = done.get(r.attemptId);
     if (!fin) continue;
     const run = runOf.get(r.attemptId)!;
     if (writesCache(r)) await t.run(recordCache(t, run, fin.step, r, outputs[i] ?? null, now));
-    t.emit(events, run, `step.${r.outcome as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
-    settled.push({ run, step: fin.step });
+    const type = `step.${r.outcome as 'succeeded' | 'cached' | 'skipped'}` as const;
+    settled.push({ run, step: fin.step, event: { type, data: { attempt: fin.number, duration_ms: r.processingMs } } });
   }
   await t.settleMany(events, settled, now);
   return new Set(done.keys());

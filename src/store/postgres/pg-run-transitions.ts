@@ -41,28 +41,65 @@ const PG = {
     `UPDATE runs SET active = active + u.d, remaining = remaining - 1 FROM unnest($1::text[], $2::int[]) AS u(id, d)
      WHERE runs.id = ANY (ARRAY(SELECT unnest($1::text[]))) AND runs.id = u.id`,
   ),
-  // $1 run_ids $2 pipelines $3 steps $4 types $5 data (jsonb text) $6 ats: rows in array order
+  // $1 run_ids $2 pipelines $3 steps $4 types $5 data (jsonb text) $6 ats $7 packed later events: rows in array order
   insertEvents: sql('pgInsertEvents', insertEventsFrom(1)),
 };
 
 /** The set-based statements of a completion batch, exported for the plan test. */
 export const BATCH_STATEMENTS = { settleMany: PG.settleMany, decrementWaitingMany: PG.decrementWaitingMany };
 
-/** The columns of insertEvents (run_ids, pipelines, steps, types, data as JSON text, ats) for `events`, in order. */
-export function eventColumns(events: readonly RunEvent[]): unknown[][] {
-  const cols: unknown[][] = [[], [], [], [], [], []];
-  for (const e of events) {
-    cols[0]!.push(e.runId);
-    cols[1]!.push(e.pipeline);
-    cols[2]!.push(e.step);
-    cols[3]!.push(e.type);
-    cols[4]!.push(e.data === null ? null : pgJson(e.data));
-    cols[5]!.push(e.at);
+/** Events a PostgreSQL events row holds at most: the id sequence steps by this many (migration 19). */
+const EVENTS_PER_ROW = 8;
+
+/** Event rows to insert: their columns (see {@link packEvents}) and how to give the events the ids the rows got. */
+export interface EventRows {
+  cols: unknown[][];
+  /** Gives each event its id, from the ids of the inserted rows in row order. */
+  fill(rowIds: readonly number[]): void;
+}
+
+/**
+ * `events` as the columns of insertEvents (run_ids, pipelines, steps, types, data as JSON text, ats, packed later
+ * events as JSON text), one element per row: consecutive events of one run share a row (migration 19), whose id is
+ * its last event's, the others taking the ids just below it.
+ */
+export function packEvents(events: readonly RunEvent[]): EventRows {
+  const cols: unknown[][] = [[], [], [], [], [], [], []];
+  const sizes: number[] = [];
+  for (let i = 0; i < events.length; ) {
+    const first = events[i]!;
+    let end = i + 1;
+    while (end < events.length && end - i < EVENTS_PER_ROW && events[end]!.runId === first.runId) end++;
+    cols[0]!.push(first.runId);
+    cols[1]!.push(first.pipeline);
+    cols[2]!.push(first.step);
+    cols[3]!.push(first.type);
+    cols[4]!.push(first.data === null ? null : pgJson(first.data));
+    cols[5]!.push(first.at);
+    cols[6]!.push(end - i === 1 ? null : JSON.stringify(events.slice(i + 1, end).map((e) => [e.step, e.type, e.data, e.at])));
+    sizes.push(end - i);
+    i = end;
   }
-  return cols;
+  return {
+    cols,
+    fill(rowIds) {
+      let next = 0;
+      sizes.forEach((size, row) => {
+        const last = rowIds[row]!;
+        for (let k = size - 1; k >= 0; k--) events[next++]!.id = last - k;
+      });
+    },
+  };
 }
 
 type RunRef = Pick<RunRow, 'id' | 'pipeline' | 'version'>;
+
+/** A step of {@link PgRunTransitions.settleMany}: its run's state, and the event that ends the step. */
+export interface SettledStep {
+  run: L.RunState;
+  step: string;
+  event: { type: EventType; data: Record<string, unknown> };
+}
 
 /**
  * The PostgreSQL driver of the ledger: runs the shared run-state rules (../ledger) inside one transaction,
@@ -149,14 +186,14 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
   }
 
   /**
-   * Writes the events emitted in this transaction in one INSERT and fills in their ids. Ids come from a
-   * sequence in insertion order, so the sorted ids belong to the events in emission order.
+   * Writes the events emitted in this transaction in one INSERT and fills in their ids. Row ids come from a
+   * sequence in insertion order, so the sorted ids belong to the rows in emission order.
    */
   async flushEvents(): Promise<void> {
     const events = this.takeEvents();
     if (events.length === 0) return;
-    const ids = ((await this.all(PG.insertEvents, eventColumns(events))) as Array<{ id: number }>).map((r) => r.id).sort((a, b) => a - b);
-    events.forEach((e, i) => (e.id = ids[i]!));
+    const rows = packEvents(events);
+    rows.fill(((await this.all(PG.insertEvents, rows.cols)) as Array<{ id: number }>).map((r) => Number(r.id)).sort((a, b) => a - b));
   }
 
   /** The events emitted and not written yet, which the caller now writes (and whose ids it fills in). */
@@ -175,8 +212,10 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
    * and its counters take the settle and the queued steps in one update (one statement for all such runs), where
    * {@link settle} updates them twice. When a run that ends is a child run, its parent (maybe in this batch too)
    * changes as it ends, so the batch settles as {@link settle} does, each run's state read back from its update.
+   * Each step's own event (`step.succeeded`, ...) is emitted just before what its settle emits, so that a run's
+   * events of the batch are consecutive and share an events row.
    */
-  async settleMany(out: RunEvent[], settled: ReadonlyArray<{ run: L.RunState; step: string }>, at: number): Promise<void> {
+  async settleMany(out: RunEvent[], settled: readonly SettledStep[], at: number): Promise<void> {
     if (settled.length === 0) return;
     const depRuns: string[] = [];
     const depNames: string[] = [];
@@ -192,7 +231,8 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
     const rows = ends.length === 0 ? [] : ((await this.all(PG.settleMany, [ends.map((s) => s.run.id), -1, -1, at])) as SettledRun[]);
     const byId = new Map(rows.map((r) => [r.id, r]));
     const goOn: { ids: string[]; deltas: number[] } = { ids: [], deltas: [] };
-    for (const { run } of settled) {
+    for (const { run, step, event } of settled) {
+      this.emit(out, run, event.type, step, at, event.data);
       const ended = byId.get(run.id);
       if (ended) {
         await this.run(L.afterSettle(this, out, ended, at));
@@ -206,10 +246,13 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
   }
 
   /** The runs' counters updated in one statement, then each run that goes on queues what is ready (and counts it). */
-  private async settleEach(out: RunEvent[], settled: ReadonlyArray<{ run: RunRef; step: string }>, at: number): Promise<void> {
+  private async settleEach(out: RunEvent[], settled: readonly SettledStep[], at: number): Promise<void> {
     const rows = (await this.all(PG.settleMany, [settled.map((s) => s.run.id), -1, -1, at])) as SettledRun[];
     const byId = new Map(rows.map((r) => [r.id, r]));
-    for (const { run } of settled) await this.run(L.afterSettle(this, out, byId.get(run.id)!, at));
+    for (const { run, step, event } of settled) {
+      this.emit(out, run, event.type, step, at, event.data);
+      await this.run(L.afterSettle(this, out, byId.get(run.id)!, at));
+    }
   }
 
 }

@@ -22,11 +22,15 @@ const KEY_HAS_ROOM = `(a.concurrency_key IS NULL OR
 const WOKE_SLEEP = `EXISTS (SELECT 1 FROM steps ws JOIN step_waits w ON w.run_id = ws.run_id AND w.step = ws.name
               WHERE ws.run_id = c.run_id AND ws.name = c.step AND ws.status = 'waiting' AND w.kind = 'sleep' AND w.done = 0 AND w.wake_at <= $2)`;
 
+/** A claimed attempt's `step.started`: its data, and the event as a packed row's later event ([step, type, data, at]). */
+const STARTED_DATA = `jsonb_build_object('attempt', number)`;
+const STARTED_PACKED = `jsonb_build_array(step, 'step.started', ${STARTED_DATA}, $2::bigint)`;
+
 /**
  * Leases the attempts `picked` selects (locked; columns id, concurrency_key, concurrency_limit) that have no
  * concurrency key, starts their steps and queued runs, and writes the claim's events (`run.started` for the first
- * attempt of each run it started, `step.woken` for a sleep's wake-up, then `step.started`, in attempt id order), in
- * one statement. Returns the claimed rows with their runs; picked attempts with a key, not leased (every other column
+ * attempt of each run it started, `step.woken` for a sleep's wake-up, then `step.started`, one row per attempt
+ * packed as migration 19 describes, in attempt id order), in one statement. Returns the claimed rows with their runs; picked attempts with a key, not leased (every other column
  * null), for claimKeyed to admit under the key's lock; and the events' ids, ascending, in one more row (event_ids;
  * every other column null). PostgreSQL runs every data-modifying CTE to completion, whether or not the SELECT reads
  * it. With `relaxed`, for a claim run alone outside a transaction block, its commit does not wait for the
@@ -59,15 +63,16 @@ const claimLoggedPicked = (picked: string, relaxed: boolean, pending = '') => `W
             FROM claimed c CROSS JOIN LATERAL (SELECT pipeline, version, input FROM runs WHERE id = c.run_id LIMIT 1) r
               LEFT JOIN started st ON st.id = c.run_id),
           logged AS (
-            INSERT INTO events (run_id, pipeline, step, type, data, at)
-            SELECT run_id, pipeline, step, type, data, at FROM (${pending}
-              SELECT 1 AS g, id AS k, 0 AS o, run_id, pipeline, NULL::text AS step, 'run.started' AS type, NULL::jsonb AS data, $2::bigint AS at
-              FROM out WHERE run_started
-              UNION ALL
-              SELECT 1, id, 1, run_id, pipeline, step, 'step.woken', NULL::jsonb, $2 FROM out WHERE woke
-              UNION ALL
-              SELECT 1, id, 2, run_id, pipeline, step, 'step.started', jsonb_build_object('attempt', number), $2 FROM out) e
-            ORDER BY g, k, o
+            INSERT INTO events (run_id, pipeline, step, type, data, at, more)
+            SELECT run_id, pipeline, step, type, data, at, more FROM (${pending}
+              SELECT 1 AS g, id AS k, run_id, pipeline,
+                CASE WHEN run_started THEN NULL ELSE step END AS step,
+                CASE WHEN run_started THEN 'run.started' WHEN woke THEN 'step.woken' ELSE 'step.started' END AS type,
+                CASE WHEN run_started OR woke THEN NULL ELSE ${STARTED_DATA} END AS data, $2::bigint AS at,
+                CASE WHEN run_started AND woke THEN jsonb_build_array(jsonb_build_array(step, 'step.woken', NULL::jsonb, $2::bigint), ${STARTED_PACKED})::text
+                  WHEN run_started OR woke THEN jsonb_build_array(${STARTED_PACKED})::text END AS more
+              FROM out) e
+            ORDER BY g, k
             RETURNING id)
           SELECT o.*, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit, NULL::bigint[] AS event_ids
           FROM out o
@@ -77,20 +82,24 @@ const claimLoggedPicked = (picked: string, relaxed: boolean, pending = '') => `W
           UNION ALL
           SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, false, NULL, NULL, (SELECT array_agg(id ORDER BY id) FROM logged)`;
 
-/** Rows of events from the arrays $n..$n+5 (run_ids, pipelines, steps, types, data as jsonb text, ats), numbered `n`. */
+/**
+ * Rows of events from the arrays $n..$n+6 (run_ids, pipelines, steps, types, data as jsonb text, ats, the packed
+ * later events as JSON text), numbered `n`: one element per row, see {@link packEvents}.
+ */
 const eventArrays = (n: number) =>
-  `unnest($${n}::text[], $${n + 1}::text[], $${n + 2}::text[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::bigint[]) WITH ORDINALITY AS u(r, p, s, t, d, a, n)`;
+  `unnest($${n}::text[], $${n + 1}::text[], $${n + 2}::text[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::bigint[], $${n + 6}::text[])
+     WITH ORDINALITY AS u(r, p, s, t, d, a, m, n)`;
 
-/** Inserts the events of {@link eventArrays} in array order (their ids follow it); returns their ids. */
+/** Inserts the event rows of {@link eventArrays} in array order (their ids follow it); returns their ids. */
 export const insertEventsFrom = (n: number) =>
-  `INSERT INTO events (run_id, pipeline, step, type, data, at) SELECT r, p, s, t, d::jsonb, a FROM ${eventArrays(n)} ORDER BY n RETURNING id`;
+  `INSERT INTO events (run_id, pipeline, step, type, data, at, more) SELECT r, p, s, t, d::jsonb, a, m FROM ${eventArrays(n)} ORDER BY n RETURNING id`;
 
 /**
- * Events emitted earlier in the transaction, written first by claimLoggedPicked: $5 run_ids $6 pipelines $7 steps
- * $8 types $9 data (jsonb text) $10 ats (rows in array order).
+ * Event rows emitted earlier in the transaction, written first by claimLoggedPicked: $5 run_ids $6 pipelines
+ * $7 steps $8 types $9 data (jsonb text) $10 ats $11 packed later events (rows in array order).
  */
 const PENDING_EVENTS = `
-              SELECT 0 AS g, n AS k, 0 AS o, r AS run_id, p AS pipeline, s AS step, t AS type, d::jsonb AS data, a AS at
+              SELECT 0 AS g, n AS k, r AS run_id, p AS pipeline, s AS step, t AS type, d::jsonb AS data, a AS at, m AS more
               FROM ${eventArrays(5)}
               UNION ALL`;
 
@@ -119,7 +128,7 @@ const NEW_ATTEMPTS = `INSERT INTO attempts (run_id, step, number, status, priori
                  WITH ORDINALITY AS u(r, s, n, st, p, f, a, q, fb, o)
                ORDER BY o`;
 
-/** Events from arrays $33-$38 (a CTE named logged returning their ids; ids follow array order). */
+/** Event rows from arrays $33-$39 (a CTE named logged returning their ids; ids follow array order). */
 const NEW_EVENTS = `logged AS (${insertEventsFrom(33)})`;
 
 /**
@@ -158,8 +167,8 @@ export const SQL = {
   // steps: $17 run_ids $18 names $19 seqs $20 statuses $21 waiting_ons $22 priorities $23 attempts
   // attempts: $24 run_ids $25 steps $26 numbers $27 statuses $28 priorities $29 forces $30 available_ats $31 queued_ats $32 feedbacks
   insertRunRows: `WITH ${NEW_RUN_ROWS} ${NEW_ATTEMPTS}`,
-  // insertRunRows with the runs' events: $33 run_ids $34 pipelines $35 steps $36 types $37 data (jsonb text) $38 ats
-  // (rows in array order); returns the events' ids, and NOTIFY the wake-up channel (one more row, with a null id)
+  // insertRunRows with the runs' event rows: $33 run_ids $34 pipelines $35 steps $36 types $37 data (jsonb text) $38 ats
+  // $39 packed later events (rows in array order); returns the events' ids, and NOTIFY the wake-up channel (one more row, with a null id)
   insertRunRowsNotify: `WITH ${NEW_RUN_ROWS}, new_attempts AS (${NEW_ATTEMPTS}), ${NEW_EVENTS}
                  SELECT id FROM logged UNION ALL SELECT NULL FROM (SELECT pg_notify('${WAKEUP_CHANNEL}', '')) n`,
   // $1 run_id $2 names
@@ -174,15 +183,15 @@ export const SQL = {
   claimLogged: claimLoggedPicked(available(''), true),
   // $1 owner $2 now $3 lease_until $4 limit $5 run_id: the same, for the attempts of one run
   claimLoggedForRun: claimLoggedPicked(available('AND run_id = $5'), true),
-  // claimLogged inside a transaction (durable with it), writing the transaction's pending events first (PENDING_EVENTS,
-  // $5-$10): the first ids returned are theirs
+  // claimLogged inside a transaction (durable with it), writing the transaction's pending event rows first
+  // (PENDING_EVENTS, $5-$11): the first ids returned are theirs
   claimLoggedIn: claimLoggedPicked(available(''), false, PENDING_EVENTS),
-  // the same, $11 run_id
-  claimLoggedInForRun: claimLoggedPicked(available('AND run_id = $11'), false, PENDING_EVENTS),
-  // the same, $11 ids: leases these keyed attempts (admitted under their key's lock)
+  // the same, $12 run_id
+  claimLoggedInForRun: claimLoggedPicked(available('AND run_id = $12'), false, PENDING_EVENTS),
+  // the same, $12 ids: leases these keyed attempts (admitted under their key's lock)
   claimLoggedInIds: claimLoggedPicked(
     `SELECT id, NULL::text AS concurrency_key, NULL::integer AS concurrency_limit FROM attempts
-     WHERE id = ANY($11::bigint[]) AND status = 'queued' ORDER BY id LIMIT $4 FOR UPDATE`,
+     WHERE id = ANY($12::bigint[]) AND status = 'queued' ORDER BY id LIMIT $4 FOR UPDATE`,
     false,
     PENDING_EVENTS,
   ),

@@ -14,6 +14,7 @@ import { sql as flowControl } from './015-flow-control.js';
 import { sql as waits } from './016-waits.js';
 import { sql as statsRollup } from './017-stats-rollup.js';
 import { sql as leanAttempts } from './018-lean-attempts.js';
+import { sql as packedEvents } from './019-packed-events.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -24,7 +25,7 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 5, name: 'evals', sql: evals },
   { id: 6, name: 'concurrency-keys', sql: concurrencyKeys },
   { id: 8, name: 'cache-explain', sql: cacheExplain },
-  // 7 is SQLite's packed events; PostgreSQL has no 7.
+  // 7 is SQLite's packed events; PostgreSQL's are 19.
   { id: 9, name: 'audit', sql: audit },
   { id: 10, name: 'runs-list', sql: runsList },
   { id: 11, name: 'artifacts', sql: artifacts },
@@ -34,4 +35,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 16, name: 'waits', sql: waits },
   { id: 17, name: 'stats-rollup', sql: statsRollup },
   { id: 18, name: 'lean-attempts', sql: leanAttempts },
+  { id: 19, name: 'packed-events', sql: packedEvents },
 ];
