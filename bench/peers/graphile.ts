@@ -31,6 +31,10 @@ export interface GraphileOptions {
   chunk?: number;
   /** Bound on the timed run. Default 180 s. */
   timeoutMs?: number;
+  /** Called once the jobs are queued and the worker processes loaded, just before the clock starts. */
+  beforeStart?: () => Promise<void>;
+  /** Called as soon as every job is done, before the workers stop. */
+  afterDone?: () => Promise<void>;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -107,6 +111,7 @@ export async function measureGraphileWorker(opts: GraphileOptions): Promise<Peer
       }
     }
 
+    await opts.beforeStart?.();
     const t0 = performance.now();
     if (processes > 1) {
       for (const c of children) c.proc.send({ type: 'go' });
@@ -145,6 +150,7 @@ export async function measureGraphileWorker(opts: GraphileOptions): Promise<Peer
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
     const seconds = (performance.now() - t0) / 1000;
+    await opts.afterDone?.();
 
     // Cross-check: every job ran (not just vanished from the table).
     if (runner) {
