@@ -71,7 +71,7 @@ function runsEnded(engine: Engine, count: number): Promise<number> {
 }
 
 /** W1: `runs` runs of a one-step no-op pipeline, created in bulk, then executed by one worker. */
-export async function w1(runs = 20_000, concurrency = 64): Promise<Figure[]> {
+export async function w1(runs = 20_000, concurrency = 64, onExecute?: (executing: boolean) => void): Promise<Figure[]> {
   const h = await harness();
   try {
     const p = await register(h.engine, { name: 'w1', max_parallel: 1, steps: { only: noop() } });
@@ -81,10 +81,12 @@ export async function w1(runs = 20_000, concurrency = 64): Promise<Figure[]> {
     }
     const createMs = performance.now() - createStart;
     const done = runsEnded(h.engine, runs);
+    onExecute?.(true);
     const execStart = performance.now();
     h.engine.startWorker({ concurrency });
     const failed = await done;
     const execMs = performance.now() - execStart;
+    onExecute?.(false);
     if (failed > 0) throw new Error(`W1: ${failed} runs failed`);
     return [
       { name: 'W1 create (bulk)', value: (runs / createMs) * 1000, unit: 'runs/s', detail: `${runs} runs in ${createMs.toFixed(0)} ms` },
