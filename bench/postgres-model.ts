@@ -24,6 +24,7 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { migrations } from '../src/store/postgres/migrations/index.js';
+import { printModelTable } from './support/model-table.js';
 import { startPostgres } from './support/postgres.js';
 
 const CLOCK_TICKS = 100;
@@ -181,8 +182,6 @@ async function measure(serverUrl: string, m: Model, runs: number, round: number)
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
 async function main(): Promise<void> {
   const runs = arg('runs', 10_000);
   const rounds = arg('rounds', 3);
@@ -192,21 +191,12 @@ async function main(): Promise<void> {
     const all = new Map<string, Figures[]>(MODELS.map((m) => [m.name, []]));
     // Models alternate within each round, so that the machine's drift falls on all of them alike.
     for (let r = 0; r < rounds; r++) for (const m of MODELS) all.get(m.name)!.push(await measure(db.url, m, runs, r));
-    const pad = (s: string) => s.padStart(20);
-    console.log(`${runs} one-step runs, 2 connections, batches of ${BATCH}; medians of ${rounds} (min-max)`);
-    console.log(''.padEnd(24) + MODELS.map((m) => pad(m.name)).join(''));
-    const row = (label: string, f: (x: Figures) => number, digits: number) =>
-      console.log(
-        label.padEnd(24) +
-          MODELS.map((m) => {
-            const xs = all.get(m.name)!.map(f);
-            return pad(`${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`);
-          }).join(''),
-      );
-    row('runs/s', (x) => (runs / x.ms) * 1000, 0);
-    row('WAL bytes per run', (x) => x.walBytes, 0);
-    row('WAL records per run', (x) => x.walRecords, 1);
-    row('backend CPU ms per run', (x) => x.cpuMs, 3);
+    printModelTable(`${runs} one-step runs, 2 connections, batches of ${BATCH}; medians of ${rounds} (min-max)`, all, [
+      { label: 'runs/s', value: (x) => (runs / x.ms) * 1000, digits: 0 },
+      { label: 'WAL bytes per run', value: (x) => x.walBytes, digits: 0 },
+      { label: 'WAL records per run', value: (x) => x.walRecords, digits: 1 },
+      { label: 'backend CPU ms per run', value: (x) => x.cpuMs, digits: 3 },
+    ]);
   } finally {
     await db.stop();
   }

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { migrations } from '../src/store/sqlite/migrations/index.js';
+import { printModelTable } from './support/model-table.js';
 
 const BATCH = 256;
 
@@ -170,8 +171,6 @@ function measure(dir: string, m: Model, runs: number, round: number): Figures {
   return { usPerRun: (timed.ms * 1000) / runs, framesPerRun: counted.frames / runs };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
 function main(): void {
   const runs = arg('runs', 20_000);
   const rounds = arg('rounds', 3);
@@ -180,19 +179,10 @@ function main(): void {
     const all = new Map<string, Figures[]>(MODELS.map((m) => [m.name, []]));
     // Models alternate within each round, so that the machine's drift falls on all of them alike.
     for (let r = 0; r < rounds; r++) for (const m of MODELS) all.get(m.name)!.push(measure(dir, m, runs, r));
-    const pad = (s: string) => s.padStart(20);
-    console.log(`${runs} one-step runs, one connection, batches of ${BATCH}; medians of ${rounds} (min-max)`);
-    console.log(''.padEnd(24) + MODELS.map((m) => pad(m.name)).join(''));
-    const row = (label: string, f: (x: Figures) => number, digits: number) =>
-      console.log(
-        label.padEnd(24) +
-          MODELS.map((m) => {
-            const xs = all.get(m.name)!.map(f);
-            return pad(`${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`);
-          }).join(''),
-      );
-    row('µs per run', (x) => x.usPerRun, 1);
-    row('WAL frames per run', (x) => x.framesPerRun, 2);
+    printModelTable(`${runs} one-step runs, one connection, batches of ${BATCH}; medians of ${rounds} (min-max)`, all, [
+      { label: 'µs per run', value: (x) => x.usPerRun, digits: 1 },
+      { label: 'WAL frames per run', value: (x) => x.framesPerRun, digits: 2 },
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
