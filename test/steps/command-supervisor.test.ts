@@ -2,8 +2,8 @@
  * A `command` step's processes never outlive the worker process that started them, even when that process is
  * killed with SIGKILL; and a worker taking over can wait until a dead worker's processes are gone.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,6 +106,17 @@ describe('command step: the worker process dies', () => {
     expect(pids.filter(isRunning)).toEqual([]);
     // Its record on this machine is gone with it.
     expect(readdirSync(path.join(dir, `sluice-${process.getuid!()}`, 'commands'))).toEqual([]);
+  });
+
+  it('a record that a killed worker left half-written is removed; one a live process is writing is kept', async () => {
+    const registry = path.join(dir, `sluice-${process.getuid!()}`, 'commands');
+    mkdirSync(registry, { recursive: true, mode: 0o700 });
+    // A process that has exited: its PID names no running process.
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    writeFileSync(path.join(registry, `4242.json.${gone}.tmp`), '', { mode: 0o600 });
+    writeFileSync(path.join(registry, `4243.json.${process.pid}.tmp`), '{"pgid":', { mode: 0o600 });
+    await endOrphanedCommands();
+    expect(readdirSync(registry)).toEqual([`4243.json.${process.pid}.tmp`]);
   });
 
   it('a group started too late to be reported is found by its mark and ended with the rest', async () => {

@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { currentProcess, livenessOf, readStartTicks, type ProcessIdentity } from './process-identity.js';
@@ -10,7 +10,7 @@ import { signalGroup, terminateGroup } from './kill-tree.js';
  * does so too, but within a grace period, and a resumed run must not start a second copy meanwhile).
  *
  * Files live in `$TMPDIR/sluice-<uid>/commands/<pgid>.json`, written when a group starts and removed once it is
- * gone. Default folder: from `os.tmpdir()`.
+ * gone. Default folder: from `os.tmpdir()`. Each is written whole or not at all (see {@link writeRecord}).
  */
 interface GroupEntry {
   /** The worker process that started the group. */
@@ -40,7 +40,7 @@ export function registerGroup(pgid: number, graceMs: number): void {
   try {
     const dir = registryDir();
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(path.join(dir, `${pgid}.json`), JSON.stringify(entry), { mode: 0o600 });
+    writeRecord(path.join(dir, `${pgid}.json`), JSON.stringify(entry));
   } catch {
     // Without the file the group still ends with its supervisor, only not before a resumed run may start.
   }
@@ -55,11 +55,23 @@ export function registerWorker(token: string): void {
   const file = path.join(registryDir(), `worker-${token}.json`);
   try {
     mkdirSync(registryDir(), { recursive: true, mode: 0o700 });
-    writeFileSync(file, JSON.stringify({ worker: currentProcess(), token }), { mode: 0o600 });
+    writeRecord(file, JSON.stringify({ worker: currentProcess(), token }));
     process.once('exit', () => removeFile(file));
   } catch {
     // Without the file the watchdog still ends such a group, only not before a resumed run may start.
   }
+}
+
+/**
+ * Writes a record under a temporary name, then renames it into place. A process killed between creating the file
+ * and filling it would otherwise leave an empty record that no one can read, and so no one removes; this way it
+ * leaves only the temporary file (`<record>.<pid>.tmp`), which the next {@link endOrphanedCommands} removes once that
+ * process is gone.
+ */
+function writeRecord(file: string, text: string): void {
+  const temp = `${file}.${process.pid}.tmp`;
+  writeFileSync(temp, text, { mode: 0o600 });
+  renameSync(temp, file);
 }
 
 /** Forgets a group of this process once it is gone. */
@@ -85,16 +97,31 @@ let ending: Promise<void> | undefined;
 async function endAll(): Promise<void> {
   const dir = registryDir();
   if (!isPrivate(path.dirname(dir)) || !isPrivate(dir)) return;
-  let names: string[];
+  let all: string[];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith('.json'));
+    all = readdirSync(dir);
   } catch {
     return;
   }
+  for (const name of all.filter((n) => n.endsWith('.tmp'))) if (!writerRuns(name)) removeFile(path.join(dir, name));
+  const names = all.filter((n) => n.endsWith('.json'));
   const workers = names.filter((n) => n.startsWith('worker-'));
   const groups = names.filter((n) => !n.startsWith('worker-'));
   await Promise.all(groups.map((name) => endIfOrphaned(path.join(dir, name))));
   await Promise.all(workers.map((name) => endMarkedIfOrphaned(path.join(dir, name))));
+}
+
+/** Whether the process writing the temporary record `name` (`<record>.<pid>.tmp`) still runs (a zombie does not). */
+function writerRuns(name: string): boolean {
+  const pid = Number(name.split('.').at(-2));
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const state = readProcStat(String(pid))?.state;
+  return state !== 'Z' && state !== 'X';
 }
 
 /** Waits until no process marked by a dead worker runs (its watchdog ends them), then SIGKILLs what is left. */
