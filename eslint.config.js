@@ -28,7 +28,18 @@ export default tseslint.config(
   {
     // No module of src/ over 500 lines: a longer one is split by concern.
     files: ['src/**/*.ts'],
-    rules: { 'max-lines': ['error', { max: 500, skipBlankLines: false, skipComments: false }] },
+    rules: {
+      'max-lines': ['error', { max: 500, skipBlankLines: false, skipComments: false }],
+      // Errors cross processes and sandboxes and are stored and read back: ask for the brand or the code
+      // (isSluiceError, hasErrorCode, errorCodeOf in core/errors.ts), not the class.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "BinaryExpression[operator='instanceof'][right.name=/^(SluiceError|ValidationError)$/]",
+          message: 'Match a Sluice error by its brand or code (isSluiceError, hasErrorCode, errorCodeOf), not with instanceof.',
+        },
+      ],
+    },
   },
   // The layers (docs/architecture.md). A later block for the same files replaces an earlier one's rule.
   {

@@ -121,6 +121,8 @@ export async function parseLoadedInput(p: AnyTypedPipeline, input: unknown): Pro
 }
 
 function rehome(err: unknown): unknown {
+  // Here the class itself is the question: an error of another copy of the package passes the brand check too.
+  // eslint-disable-next-line no-restricted-syntax
   if (err instanceof SluiceError || typeof err !== 'object' || err === null) return err;
   const { code, message, details, issues } = err as { code?: unknown; message?: unknown; details?: unknown; issues?: unknown };
   if (typeof code !== 'string' || typeof message !== 'string') return err;

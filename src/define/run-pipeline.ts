@@ -1,5 +1,5 @@
 import { isArtifactRef, type ArtifactStore } from '../artifacts/artifact-store.js';
-import { SluiceError } from '../core/errors.js';
+import { hasErrorCode, SluiceError } from '../core/errors.js';
 import type { Engine } from '../engine/engine.js';
 import type { RunRecord, StepRecord } from '../store/store.js';
 import type { PipelineInput, PipelineOutput, TypedPipeline } from './pipeline-builder.js';
@@ -53,7 +53,7 @@ async function waitOrCancel(host: RunHost, runId: string, options: RunPipelineOp
   } catch (err) {
     // The caller gave up on the run: it must not go on working unseen.
     await host.cancel(runId).catch(() => undefined);
-    if (err instanceof SluiceError && err.code === 'WAIT_TIMEOUT') {
+    if (hasErrorCode(err, 'WAIT_TIMEOUT')) {
       throw new SluiceError('RUN_TIMEOUT', `run ${runId} did not finish within ${options.timeout} ms; it was cancelled`, { details: { runId } });
     }
     throw err;
