@@ -55,7 +55,7 @@ export async function pruneRuns(deps: PruneDeps, options: PruneOptions = {}): Pr
   for (const { name, olderThanMs } of await cutoffs(deps, options)) {
     const r = await deps.store.pruneRuns({ before: deps.now() - olderThanMs, pipeline: name, dryRun: options.dryRun, deadLetters: options.deadLetters });
     // The stats rollup counts what the store holds: the minutes of the removed runs are folded again.
-    if (!options.dryRun && r.runs > 0) await deps.store.refoldStats?.(name, deps.now() - olderThanMs);
+    if (!options.dryRun && r.runs > 0) await deps.store.refoldStats(name, deps.now() - olderThanMs);
     report.pipelines.push({ pipeline: name, olderThanMs, runs: r.runs });
     report.runs += r.runs;
     for (const [t, n] of Object.entries(r.rows)) report.rows[t] = (report.rows[t] ?? 0) + n;

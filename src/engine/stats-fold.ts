@@ -8,7 +8,7 @@ export const DEFAULT_STATS_FOLD_EVERY_MS = 10_000;
  * Folds finished runs into the stats rollup on a timer while `isLeading()` says this process leads the store (at
  * start, then every `everyMs`). A turn folds until it reaches the watermark, one short transaction per batch with
  * a turn of the event loop between batches, so a store with a long history folds it without holding the store;
- * nothing on the run path writes to the rollup. Does nothing on a store without a rollup.
+ * nothing on the run path writes to the rollup.
  */
 export class PeriodicStatsFold {
   private timer: NodeJS.Timeout | undefined;
@@ -22,7 +22,6 @@ export class PeriodicStatsFold {
   ) {}
 
   start(): void {
-    if (!this.store.foldStats) return;
     this.timer = setInterval(() => void this.tick(), this.options.everyMs ?? DEFAULT_STATS_FOLD_EVERY_MS);
     this.timer.unref();
     void this.tick();
@@ -36,7 +35,7 @@ export class PeriodicStatsFold {
 
   /** One turn, when leading and no turn is running; resolves to its last batch's report. */
   async tick(): Promise<FoldReport | undefined> {
-    if (this.busy || !this.options.isLeading() || !this.store.foldStats) return undefined;
+    if (this.busy || !this.options.isLeading()) return undefined;
     this.busy = true;
     const turn = this.turn().then(
       (r) => r,
@@ -49,7 +48,7 @@ export class PeriodicStatsFold {
   private async turn(): Promise<FoldReport | undefined> {
     let report: FoldReport | undefined;
     do {
-      report = await this.store.foldStats!(this.options.now(), this.options.fold);
+      report = await this.store.foldStats(this.options.now(), this.options.fold);
       // Lets the run path in between batches of a long history.
       if (!report.done) await new Promise((resolve) => setImmediate(resolve));
     } while (!report.done && !this.stopped && this.options.isLeading());

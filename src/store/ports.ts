@@ -262,9 +262,9 @@ export interface OperationsPort {
    * One turn of the stats fold at `now` (the leader's clock): folds finished runs into the stats rollup up to
    * `now - lagMs`, about `maxRuns` runs at a time (src/store/stats/rollup.ts). Call again while `done` is false.
    */
-  foldStats?(now: number, options?: FoldOptions): Promise<FoldReport>;
+  foldStats(now: number, options?: FoldOptions): Promise<FoldReport>;
   /** Folds the stats rollup again up to `before` after a prune of `pipeline` removed runs (and their child runs). */
-  refoldStats?(pipeline: string, before: number): Promise<number>;
+  refoldStats(pipeline: string, before: number): Promise<number>;
 
   /**
    * Claims one firing slot of a cron trigger (`slot` = the scheduled time, epoch ms). True for exactly one

@@ -50,7 +50,7 @@ for (const backend of backends()) {
       // The run path wrote nothing to the rollup: only the fold does.
       expect(Number((await sqlOn(store, 'SELECT COUNT(*) AS n FROM stats_rollup'))[0]!.n) + (await sqlOn(store, 'SELECT * FROM stats_fold')).length).toBe(0);
       // Folded into the rollup, the same answers.
-      await store.foldStats!(Date.now() + 120_000);
+      await store.foldStats(Date.now() + 120_000);
       expect(Number((await sqlOn(store, 'SELECT COUNT(*) AS n FROM stats_rollup'))[0]!.n)).toBeGreaterThan(0);
       const folded = await store.pipelineStats!('p', 0, { buckets: 3, until: Date.now() + 1 });
       expectDurationClose(folded.steps[0]!.duration, durationStats(ms), 'folded step');
