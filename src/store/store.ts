@@ -74,8 +74,6 @@ export interface StatsBucket {
 export interface StoreCapabilities {
   /** Cross-process wake-ups without polling (LISTEN/NOTIFY). */
   listenNotify: boolean;
-  /** Row locks that other claimers skip. */
-  skipLocked: boolean;
   /** Several processes may write at once without serializing on one lock. */
   concurrentWriters: boolean;
   /**

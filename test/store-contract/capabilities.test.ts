@@ -13,7 +13,7 @@ for (const backend of backends()) {
 
     it('declares wake-ups across processes, elections and artifact tables only where the backend has them', async () => {
       const store = await backend.create();
-      expect(store.capabilities).toEqual({ listenNotify: shared, skipLocked: shared, concurrentWriters: shared, leaderElection: shared, artifactTables: shared });
+      expect(store.capabilities).toEqual({ listenNotify: shared, concurrentWriters: shared, leaderElection: shared, artifactTables: shared });
     });
 
     it('answers readiness, leadership and wake-up calls on every backend', async () => {

@@ -46,7 +46,7 @@ export interface PostgresStoreOptions {
  * should re-read a short window behind the last id it saw.
  */
 export class PostgresStore extends SharedStore implements Store {
-  readonly capabilities = { listenNotify: true, skipLocked: true, concurrentWriters: true, leaderElection: true, artifactTables: true };
+  readonly capabilities = { listenNotify: true, concurrentWriters: true, leaderElection: true, artifactTables: true };
   readonly url: string;
   private readonly connectionString: string;
   private readonly pool: pg.Pool;

@@ -48,7 +48,7 @@ export interface SqliteStoreOptions {
 
 /** The embedded backend: one SQLite file in WAL mode with synchronous=NORMAL. */
 export class SqliteStore extends SharedStore implements Store {
-  readonly capabilities = { listenNotify: false, skipLocked: false, concurrentWriters: false, leaderElection: false, artifactTables: false };
+  readonly capabilities = { listenNotify: false, concurrentWriters: false, leaderElection: false, artifactTables: false };
   readonly url: string;
   private readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
