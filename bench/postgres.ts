@@ -16,6 +16,7 @@ import type { PipelineSpec } from '../src/core/model.js';
 import { builtinStepTypes, Engine, normalizePipeline, PostgresStore } from './support/built.js';
 import { runGraphileTwoProcessPeer } from './peers/run-peers.js';
 import { startPostgres } from './support/postgres.js';
+import { loadLine } from './support/load.js';
 
 const childScript = fileURLToPath(new URL('./postgres-worker.ts', import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
@@ -183,6 +184,7 @@ async function main(): Promise<void> {
   const idleMs = arg('idle', 20);
   const only = (what: string) => !process.argv.includes(`--no-${what}`);
   const lines: string[] = [];
+  console.log(loadLine('at the start'));
   if (only('w1')) {
     const db = await startPostgres();
     try {
@@ -212,7 +214,7 @@ async function main(): Promise<void> {
       await db2.stop();
     }
   }
-  console.log(`\n${lines.join('\n')}`);
+  console.log(`\n${lines.join('\n')}\n${loadLine('at the end')}`);
 }
 
 await main();

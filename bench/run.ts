@@ -17,6 +17,7 @@
  */
 import { formatPeerTable, runBullmqPeer, runGraphilePeer, runGraphileTwoProcessPeer, type PeerResult } from './peers/run-peers.js';
 import { latency, w1, w2, w3, type Figure } from './sluice-workloads.js';
+import { loadLine } from './support/load.js';
 import { runDbosW1Peer, runDbosW2AsyncCommitPeer, runDbosW2Peer, runLanggraphW1Peer, runLanggraphW2Peer } from './peers/run-peers.js';
 
 interface Args {
@@ -72,7 +73,7 @@ function row(name: string, value: string, goal: string, detail = ''): string {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.only === 'w2') return w2Rounds(args);
-  console.log(`Sluice core benchmark (Node ${process.version}, ${process.platform}, medians of ${args.repeat})\n`);
+  console.log(`Sluice core benchmark (Node ${process.version}, ${process.platform}, medians of ${args.repeat}); ${loadLine('at the start')}\n`);
 
   const peers: Array<PeerResult | string> = [];
   if (args.peers) {
@@ -168,7 +169,7 @@ function printEngines(engines: readonly EngineFigures[], w1exec: Figure, w2: Fig
  * after the other, so that all of a round shares the machine's load; prints ms per step and Sluice's ratio.
  */
 async function w2Rounds(args: Args): Promise<void> {
-  console.log(`W2 (a chain of 1,000 no-op steps), ms per step, ${args.repeat} rounds (Node ${process.version})\n`);
+  console.log(`W2 (a chain of 1,000 no-op steps), ms per step, ${args.repeat} rounds (Node ${process.version}); ${loadLine('at the start')}\n`);
   const perStep = (r: PeerResult | string) => (typeof r === 'string' ? r : ((r.seconds * 1000) / r.jobs).toFixed(2));
   console.log(`${'round'.padEnd(6)} ${'Sluice'.padStart(8)} ${'DBOS'.padStart(8)} ${'DBOS async WAL'.padStart(15)} ${'LangGraph'.padStart(10)}`);
   for (let round = 1; round <= args.repeat; round++) {
@@ -184,3 +185,4 @@ async function w2Rounds(args: Args): Promise<void> {
 }
 
 await main();
+console.log(`\n${loadLine('at the end')}`);
