@@ -70,8 +70,14 @@ export function registerWorker(token: string): void {
  */
 function writeRecord(file: string, text: string): void {
   const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, text, { mode: 0o600 });
-  renameSync(temp, file);
+  try {
+    writeFileSync(temp, text, { mode: 0o600 });
+    renameSync(temp, file);
+  } catch (err) {
+    // A full disk: what was written of the temporary file goes too, not only once this process is gone.
+    removeFile(temp);
+    throw err;
+  }
 }
 
 /** Forgets a group of this process once it is gone. */
