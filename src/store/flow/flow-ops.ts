@@ -1,5 +1,4 @@
-import { IDEMPOTENCY_WINDOW_MS, checkSameRequest, runRequestHash } from '../idempotency.js';
-import { all, call, get, lockKey, run, sql, type Rule } from '../ledger/effects.js';
+import { all, call, get, run, sql, type Rule } from '../ledger/effects.js';
 import { getRun } from '../ledger/transitions.js';
 import { toRunRecord, type RunRow } from '../rows.js';
 import type { CreateRunRequest, CreatedRun, RunRecord } from '../store.js';
@@ -25,9 +24,6 @@ const S = {
     `UPDATE flow_buckets SET window_start = $4, count = $5, next_at = $6, first_at = $7, run_id = $8 WHERE pipeline = $1 AND rule = $2 AND key = $3`,
   ),
   runState: sql('flowRunState', `SELECT status, run_at FROM runs WHERE id = $1`),
-  // $1 key: concurrent requests with one key queue here (PostgreSQL; as run creation does), so the second sees the first's run
-  // $1 pipeline $2 key
-  idempotent: sql('flowIdempotent', `SELECT * FROM runs WHERE pipeline = $1 AND idempotency_key = $2`),
   // $1 id $2 run_at: delays the queued attempts of a run that has not started (on PostgreSQL, locking them first, as
   // a claim does, so that no claim takes them meanwhile)
   delayAttempts: sql('flowDelayAttempts', `UPDATE attempts AS a SET available_at = $2 WHERE a.run_id = $1 AND a.status = 'queued' AND EXISTS (${RUN_PENDING})`),
@@ -110,16 +106,6 @@ export function* runState(id: string): Rule<{ status: string; runAt: number } | 
 /** Run `id` as a start answers an existing run (created: false). */
 export function* existingRun(id: string): Rule<CreatedRun> {
   return { run: toRunRecord((yield* getRun(id))!), created: false, events: [] };
-}
-
-/** The run an idempotency key names (created in the last 24 h), as run creation answers it; undefined when none. */
-export function* idempotentRun(req: CreateRunRequest, now: number): Rule<CreatedRun | undefined> {
-  const pipeline = req.pipeline.name;
-  yield* lockKey(`idempotency:${pipeline}:${req.idempotencyKey}`);
-  const existing = yield* get<RunRow>(S.idempotent, [pipeline, req.idempotencyKey]);
-  if (!existing || existing.created_at <= now - IDEMPOTENCY_WINDOW_MS) return undefined;
-  checkSameRequest(existing, req, runRequestHash(req));
-  return { run: toRunRecord(existing), created: false, events: [] };
 }
 
 /** Creates the run of `req` with the driver. */

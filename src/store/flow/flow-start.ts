@@ -3,7 +3,8 @@ import type { FlowRuleName } from '../../core/flow-control.js';
 import type { CreateRunRequest, CreatedRun } from '../store.js';
 import type { Rule } from '../ledger/effects.js';
 import { debounceSlot, EMPTY_BUCKET, rateLimitSlot, throttleSlot, type BucketState } from './flow-decide.js';
-import { absorbRun, createRun, delayRun, existingRun, idempotentRun, lockBucket, markRun, runState, saveBucket, type FlowDriver } from './flow-ops.js';
+import { absorbRun, createRun, delayRun, existingRun, lockBucket, markRun, runState, saveBucket, type FlowDriver } from './flow-ops.js';
+import { idempotentRun } from '../ledger/run-create.js';
 
 // The flow rules of one run start, written once for both drivers: a ledger rule that each driver runs inside the
 // transaction that creates the run (flow-ops.ts has what it reads and writes); it decides with the pure functions
@@ -36,10 +37,8 @@ export function* startWithFlow(d: FlowDriver, req: CreateRunRequest, now: number
   const { rules } = req.flow!;
   const pipeline = req.pipeline.name;
   // A repeated request answers its run as before: it is not a new start, so no rule counts or refuses it.
-  if (req.idempotencyKey !== undefined) {
-    const existing = yield* idempotentRun(req, now);
-    if (existing) return existing;
-  }
+  const existing = yield* idempotentRun(req, now);
+  if (existing) return existing;
   const outcome: FlowOutcome = {};
   const active = rules.singleton ? yield* singletonActive(req) : null;
   if (active !== null && rules.singleton?.mode === 'skip') return { ...(yield* existingRun(active)), flow: { skipped: true } };

@@ -8,19 +8,16 @@ import { descendants } from '../../core/graph.js';
 import type { Step } from '../../core/model.js';
 import { assertRunTransition } from '../../core/state-machine.js';
 import { afterFailure } from '../../core/step-policy.js';
-import type { RunRow, StepRow } from '../rows.js';
+import type { RunRow } from '../rows.js';
 import type { AttemptResult, RunAction, RunEvent } from '../store.js';
 import { get, run as exec, sql, type Rule } from './effects.js';
 import type { EndStatus, LedgerTx, StoredError } from './ledger-tx.js';
 import { block, recordDecision, resetStepStmt, rewind } from './supervision.js';
 import { beginWait, recordDeadline } from './waits.js';
-import { abort, finishIfDone, getRun, insertAttempt, pipelineOf, promote, rebuild, setRunStatus, settle, terminate } from './transitions.js';
+import { abort, clearStepItems, finishIfDone, getRun, getStep, lockRun, pipelineOf, promote, rebuild, setRunStatus, settle, terminate } from './transitions.js';
+import { cancelStepAttempts, holdRunAttempts, insertAttempt, releaseRunAttempts } from './attempt-rows.js';
 
 const S = {
-  step: sql('outcomeStep', `SELECT * FROM steps WHERE run_id = $1 AND name = $2`),
-  // The parent's counters change after it: PostgreSQL holds its row (lock order child -> parent; a deadlock with a
-  // parent cancelling its children is detected and the transaction retried).
-  lockRun: sql('outcomeLockRun', { sqlite: `SELECT * FROM runs WHERE id = $1`, pg: `SELECT * FROM runs WHERE id = $1 FOR UPDATE` }),
   finishStep: sql(
     'outcomeFinishStep',
     `UPDATE steps SET status = $3, output = $4::jsonb, cache_key = $5, error = NULL, finished_at = $6 WHERE run_id = $1 AND name = $2 AND status = 'running'`,
@@ -33,14 +30,7 @@ const S = {
      WHERE run_id = $1 AND name = $2 AND status = 'running'
      RETURNING failures, attempts, force, feedback`,
   ),
-  holdAttempts: sql('outcomeHoldAttempts', `UPDATE attempts SET status = 'held' WHERE run_id = $1 AND status = 'queued'`),
-  releaseAttempts: sql('outcomeReleaseAttempts', `UPDATE attempts SET status = 'queued' WHERE run_id = $1 AND status = 'held'`),
   resetFailedSteps: sql('outcomeResetFailedSteps', `UPDATE steps SET status = 'pending', error = NULL, finished_at = NULL, failures = 0 WHERE run_id = $1 AND status IN ('failed', 'cancelled')`),
-  cancelStepAttempts: sql(
-    'outcomeCancelStepAttempts',
-    `UPDATE attempts SET status = 'cancelled', finished_at = $3, lease_expires_at = NULL WHERE run_id = $1 AND step = $2 AND status IN ('queued', 'held', 'running')`,
-  ),
-  clearStepItems: sql('outcomeClearStepItems', `DELETE FROM step_items WHERE run_id = $1 AND step = $2`),
   requeueStep: sql('outcomeRequeueStep', `UPDATE steps SET status = 'queued', attempts = attempts + 1 WHERE run_id = $1 AND name = $2 AND status = 'running' RETURNING attempts, force, feedback`),
 };
 
@@ -57,7 +47,7 @@ const UNDEFINED_STEP: Pick<Step, 'retry' | 'onFailure' | 'priority'> = {
 export function* recordFailure(tx: LedgerTx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[]): Rule<void> {
   const compiled = yield* pipelineOf(tx, run);
   const def = compiled.byName.get(step) ?? UNDEFINED_STEP;
-  const stepRow = (yield* get<StepRow>(S.step, [run.id, step]))!;
+  const stepRow = (yield* getStep(run.id, step))!;
   const live = run.status === 'running' || run.status === 'queued' || run.status === 'paused';
   const action = afterFailure({
     step: def,
@@ -101,8 +91,10 @@ export function* completeSupervised(tx: LedgerTx, run: RunRow, step: string, num
 export function* endChild(tx: LedgerTx, childId: string, status: EndStatus, now: number, events: RunEvent[]): Rule<void> {
   const child = yield* getRun(childId);
   if (!child?.parent_run_id || !child.parent_step) return;
-  const parent = yield* get<RunRow>(S.lockRun, [child.parent_run_id]);
-  const step = yield* get<StepRow>(S.step, [child.parent_run_id, child.parent_step]);
+  const parent = // The parent's counters change after it: PostgreSQL holds its row (lock order child -> parent; a deadlock with a
+  // parent cancelling its children is detected and the transaction retried).
+  yield* lockRun(child.parent_run_id);
+  const step = yield* getStep(child.parent_run_id, child.parent_step);
   if (!parent || step?.status !== 'running') return;
   const attempt = step.attempts;
   tx.wake();
@@ -124,7 +116,7 @@ function* leafOutputs(tx: LedgerTx, run: RunRow): Rule<Record<string, unknown>> 
   const out: Record<string, unknown> = {};
   for (const s of definition.steps) {
     if ((dependents.get(s.name) ?? []).length > 0) continue;
-    const row = yield* get<StepRow>(S.step, [run.id, s.name]);
+    const row = yield* getStep(run.id, s.name);
     out[s.name] = row?.output ? JSON.parse(row.output) : null;
   }
   return out;
@@ -136,11 +128,11 @@ export function* controlRun(tx: LedgerTx, run: RunRow, action: RunAction, now: n
   if (action === 'pause') {
     assertRunTransition(runId, run.status, 'paused');
     yield* setRunStatus(tx, events, run, 'paused', now);
-    yield* exec(S.holdAttempts, [runId]);
+    yield* holdRunAttempts(runId);
   } else if (action === 'resume') {
     if (run.status !== 'paused') throw new SluiceError('ILLEGAL_TRANSITION', `run ${runId} is ${run.status}; only a paused run can be resumed`);
     yield* setRunStatus(tx, events, run, 'running', now, { event: 'run.resumed' });
-    yield* exec(S.releaseAttempts, [runId]);
+    yield* releaseRunAttempts(runId);
     yield* finishIfDone(tx, events, yield* promote(tx, events, (yield* getRun(runId))!, now), now);
     tx.wake();
   } else if (action === 'cancel') {
@@ -165,9 +157,9 @@ export function* rollbackRun(tx: LedgerTx, run: RunRow, step: string, now: numbe
   const selected = run.selection ? new Set(JSON.parse(run.selection) as string[]) : null;
   for (const name of affected) {
     if (selected && !selected.has(name)) continue;
-    yield* exec(S.cancelStepAttempts, [run.id, name, now]);
+    yield* cancelStepAttempts(run.id, name, now);
     yield* exec(resetStepStmt, [run.id, name]);
-    yield* exec(S.clearStepItems, [run.id, name]);
+    yield* clearStepItems(run.id, name);
   }
   if (run.status !== 'running' && run.status !== 'queued') {
     assertRunTransition(run.id, run.status, 'running');

@@ -8,11 +8,13 @@ import { runConcurrencyKeys } from '../concurrency-keys.js';
 import { checkSameRequest, IDEMPOTENCY_WINDOW_MS, runRequestHash } from '../idempotency.js';
 import { newRunId } from '../ids.js';
 import { toRunRecord, toStoredPipeline, type PipelineRow, type RunRow } from '../rows.js';
+import { SHARED } from '../shared-sql.js';
 import type { AttemptResult, CreatedRun, CreateRunRequest, EventType, RunEvent } from '../store.js';
 import { call, get, lockKey, run as exec, sql, type Rule } from './effects.js';
 import type { LedgerTx } from './ledger-tx.js';
 import { recordFailure } from './outcomes.js';
-import { finishIfDone, getRun, insertAttempt } from './transitions.js';
+import { finishIfDone, getRun } from './transitions.js';
+import { insertAttempt } from './attempt-rows.js';
 
 const S = {
   // Concurrent requests with one idempotency key queue here (PostgreSQL), so the second sees the first's run. A
@@ -35,7 +37,6 @@ const S = {
     pg: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
          SELECT $1, r ->> 0, (r ->> 1)::int, r ->> 2, (r ->> 3)::int, (r ->> 4)::int, (r ->> 5)::int FROM jsonb_array_elements($2::jsonb) AS r`,
   }),
-  latestPipeline: sql('spawnLatestPipeline', `SELECT * FROM pipelines WHERE name = $1 ORDER BY version DESC LIMIT 1`),
   setStepOutput: sql('spawnSetStepOutput', `UPDATE steps SET output = $3::jsonb WHERE run_id = $1 AND name = $2`),
 };
 
@@ -104,18 +105,29 @@ export interface CreateHooks {
   created?(run: RunRow): void;
 }
 
+/**
+ * The run that the request's idempotency key names, if it was created within the idempotency window (it must be
+ * the same request: IDEMPOTENCY_CONFLICT otherwise). An older run with the key gives it up. Holds the key's lock
+ * until commit (PostgreSQL), so that a second request with the key sees the first one's run.
+ */
+export function* idempotentRun(req: CreateRunRequest, now: number): Rule<CreatedRun | undefined> {
+  if (req.idempotencyKey === undefined) return undefined;
+  const pipeline = req.pipeline.name;
+  yield* lockKey(`idempotency:${pipeline}:${req.idempotencyKey}`);
+  const existing = yield* get<RunRow>(S.idempotent, [pipeline, req.idempotencyKey]);
+  if (!existing) return undefined;
+  if (existing.created_at > now - IDEMPOTENCY_WINDOW_MS) {
+    checkSameRequest(existing, req, runRequestHash(req));
+    return { run: toRunRecord(existing), created: false, events: [] };
+  }
+  yield* exec(S.clearIdempotency, [existing.id]);
+  return undefined;
+}
+
 /** Creates a run with its steps and first attempts, or returns the run its idempotency key names. */
 export function* createRun(tx: LedgerTx, req: CreateRunRequest, now: number, hooks: CreateHooks = {}): Rule<CreatedRun> {
-  const p = req.pipeline;
-  if (req.idempotencyKey !== undefined) {
-    yield* lockKey(`idempotency:${p.name}:${req.idempotencyKey}`);
-    const existing = yield* get<RunRow>(S.idempotent, [p.name, req.idempotencyKey]);
-    if (existing && existing.created_at > now - IDEMPOTENCY_WINDOW_MS) {
-      checkSameRequest(existing, req, runRequestHash(req));
-      return { run: toRunRecord(existing), created: false, events: [] };
-    }
-    if (existing) yield* exec(S.clearIdempotency, [existing.id]);
-  }
+  const existing = yield* idempotentRun(req, now);
+  if (existing) return existing;
   const plan = planNewRun(req, now, (v) => tx.json(v));
   const { run } = plan;
   if (!hooks.defer?.(plan, req)) yield* writeRun(tx, req, plan, now);
@@ -148,7 +160,7 @@ function* writeRun(tx: LedgerTx, req: CreateRunRequest, plan: PlannedRun, now: n
  */
 export function* spawnChild(tx: LedgerTx, run: RunRow, step: string, number: number, r: AttemptResult, now: number, events: RunEvent[], hooks: CreateHooks = {}): Rule<void> {
   const request = r.spawn!;
-  const child = yield* get<PipelineRow>(S.latestPipeline, [request.pipeline]);
+  const child = yield* get<PipelineRow>(SHARED.latestPipeline, [request.pipeline]);
   if (!child) {
     const error = { code: 'PIPELINE_NOT_FOUND' as const, message: `step ${step} runs pipeline ${request.pipeline}, which is not registered`, retryable: false };
     yield* recordFailure(tx, run, step, number, { ...r, outcome: 'failed', error, retryable: false }, now, events);

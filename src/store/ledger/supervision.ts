@@ -8,29 +8,24 @@ import { descendants } from '../../core/graph.js';
 import { stepStatesInto } from '../../core/state-machine.js';
 import { afterRewindRequest, type RewindVerdict } from '../../core/step-policy.js';
 import { approvedOutput, humanVerdict } from '../human-decision.js';
-import { parseJson, toGateDecisionRecord, type DecisionRow, type RunRow, type StepRow } from '../rows.js';
+import { parseJson, toGateDecisionRecord, type DecisionRow, type RunRow } from '../rows.js';
 import type { AttemptResult, GateDecision, GateDecisionRecord, HumanDecision, RunEvent } from '../store.js';
 import { all, get, run as exec, sql, type Rule } from './effects.js';
 import type { LedgerTx, StoredError } from './ledger-tx.js';
-import { addCounters, failedForGoodStep, getRun, inList, pipelineOf, promote, rebuild, setRunStatus, settle } from './transitions.js';
+import { addCounters, clearStepItems, failedForGoodStep, getRun, getStep, inList, pipelineOf, promote, rebuild, setRunStatus, settle } from './transitions.js';
+import { cancelStepAttempts } from './attempt-rows.js';
 
 const S = {
   holdStep: sql('holdStep', `UPDATE steps SET status = $3, output = $4::jsonb, finished_at = NULL WHERE run_id = $1 AND name = $2 AND status = 'running'`),
-  step: sql('step', `SELECT * FROM steps WHERE run_id = $1 AND name = $2`),
   blockedCount: sql('blockedCount', `SELECT COUNT(*) AS n FROM steps WHERE run_id = $1 AND status = 'blocked'`),
   approveStep: sql('approveStep', `UPDATE steps SET status = 'succeeded', output = $3::jsonb, finished_at = $4 WHERE run_id = $1 AND name = $2 AND status = 'blocked'`),
   rejectStep: sql('rejectStep', `UPDATE steps SET status = 'failed', error = $3::jsonb, finished_at = $4 WHERE run_id = $1 AND name = $2 AND status = 'blocked'`),
-  clearItems: sql('clearItems', `DELETE FROM step_items WHERE run_id = $1 AND step = $2`),
   setFeedback: sql('setFeedback', `UPDATE steps SET feedback = $3::jsonb WHERE run_id = $1 AND name = $2`),
   resetStep: sql(
     'resetStep',
     `UPDATE steps SET status = 'pending', output = NULL, error = NULL, cache_key = NULL, cache_explain = NULL, finished_at = NULL,
        started_at = NULL, failures = 0, force = 1
      WHERE run_id = $1 AND name = $2 AND status IN (${inList(stepStatesInto('pending'))})`,
-  ),
-  cancelAttempts: sql(
-    'supervisionCancelAttempts',
-    `UPDATE attempts SET status = 'cancelled', finished_at = $3, lease_expires_at = NULL WHERE run_id = $1 AND step = $2 AND status IN ('queued', 'held', 'running')`,
   ),
   retriesSoFar: sql('retriesSoFar', `SELECT COUNT(*) AS n FROM gate_decisions WHERE run_id = $1 AND step = $2 AND decision = 'retry' AND kind = 'gate'`),
   insertDecision: sql(
@@ -79,9 +74,9 @@ export function* rewind(tx: LedgerTx, run: RunRow, step: string, attempt: number
   const affected = descendants(compiled.definition, request.to);
   affected.add(step);
   for (const name of affected) {
-    yield* exec(S.cancelAttempts, [run.id, name, now]);
+    yield* cancelStepAttempts(run.id, name, now);
     yield* exec(S.resetStep, [run.id, name]);
-    yield* exec(S.clearItems, [run.id, name]);
+    yield* clearStepItems(run.id, name);
   }
   yield* exec(S.setFeedback, [run.id, request.to, tx.json(request.feedback)]);
   tx.emit(events, run, 'checkpoint.created', request.to, now, { rollback_to: request.to, by: step, steps: [...affected] });
@@ -110,7 +105,7 @@ export function* recordDecision(
 
 /** A human approves or rejects a blocked step. */
 export function* decide(tx: LedgerTx, run: RunRow, step: string, d: HumanDecision, now: number, events: RunEvent[]): Rule<void> {
-  const row = yield* get<StepRow>(S.step, [run.id, step]);
+  const row = yield* getStep(run.id, step);
   if (!row) throw new SluiceError('STEP_NOT_FOUND', `run ${run.id} has no step ${step}`);
   if (row.status !== 'blocked') throw new SluiceError('ILLEGAL_TRANSITION', `step ${step} of run ${run.id} is ${row.status}; only a blocked step can be approved or rejected`);
   const who = { decision: d.decision, ...(d.comment ? { comment: d.comment } : {}), ...(d.by ? { by: d.by } : {}) };

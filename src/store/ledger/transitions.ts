@@ -10,11 +10,13 @@ import { needIsSettled } from '../../core/scheduler.js';
 import { abortScope, failedForGood } from '../../core/step-policy.js';
 import { runStatesInto, stepStatesInto } from '../../core/state-machine.js';
 import type { RunRow, StepRow } from '../rows.js';
+import { SHARED } from '../shared-sql.js';
 import { stepsFailedError, type FailedStepRow } from '../run-failure.js';
 import type { EventType, RunEvent } from '../store.js';
 import { all, call, get, run as exec, sql, type Rule, type Statement } from './effects.js';
 import type { CompiledPipeline, EndStatus, LedgerTx, StoredError } from './ledger-tx.js';
 import type { QueuedStep } from './queue-ready.js';
+import { cancelStepAttempts, insertAttempt } from './attempt-rows.js';
 
 const STEPS_FAILED: StoredError = { code: 'STEP_FAILED', message: 'one or more steps failed' };
 
@@ -65,6 +67,10 @@ export const settleCountersWhere = (where: string, active: string, remaining: st
 
 const S = {
   run: sql('run', `SELECT * FROM runs WHERE id = $1`),
+  // PostgreSQL holds the row until commit; a SQLite write transaction is alone already.
+  lockRun: sql('lockRun', { sqlite: `SELECT * FROM runs WHERE id = $1`, pg: `SELECT * FROM runs WHERE id = $1 FOR UPDATE` }),
+  step: sql('step', `SELECT * FROM steps WHERE run_id = $1 AND name = $2`),
+  clearStepItems: sql('clearStepItems', `DELETE FROM step_items WHERE run_id = $1 AND step = $2`),
   addCounters: sql('addCounters', `UPDATE runs SET active = active + $2, remaining = remaining + $3, failed = failed + $4 WHERE id = $1 RETURNING ${RUN_STATE}`),
   // SQLite rewrites the entries of every index over a column that an UPDATE assigns, changed or not: assigning
   // `status` on every settle rewrote the run's entry in runs_by_status_created (a page written per step). There the
@@ -82,39 +88,15 @@ const S = {
      RETURNING ${RUN_STATE}, TRUE AS finished`,
   ),
   decrementWaiting: sql('decrementWaiting', `UPDATE steps SET waiting_on = waiting_on - 1 WHERE run_id = $1 AND name = $2 AND status = 'pending'`),
-  insertAttempt: sql(
-    'insertAttempt',
-    `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-  ),
-  // $1 run id $2 step $3 number $4 priority $5 force $6 available_at $7 queued_at $8 feedback $9 owner $10 now $11 lease
-  // until: an attempt inserted leased (see DirectLease), as a claim would lease it
-  insertLeasedAttempt: sql(
-    'insertLeasedAttempt',
-    `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback, owner, fence, started_at, lease_expires_at)
-     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, 1, $10, $11) RETURNING id`,
-  ),
-  // An attempt of a step with a concurrency_key takes the key its run rendered (the key's text when it has none).
-  insertKeyedAttempt: sql('insertKeyedAttempt', {
-    sqlite: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback, concurrency_key, concurrency_limit)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE((SELECT json_extract(concurrency_keys, '$.' || json_quote($2)) FROM runs WHERE id = $1), $10), $11)`,
-    pg: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback, concurrency_key, concurrency_limit)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE((SELECT concurrency_keys ->> $2 FROM runs WHERE id = $1), $10), $11)`,
-  }),
   // Steps in step order, so that their `step.cancelled` events come out alike on every backend.
   unstartedSteps: sql('unstartedSteps', `SELECT name, status FROM steps WHERE run_id = $1 AND status IN ('pending', 'queued', 'retrying', 'waiting') ORDER BY seq`),
   liveSteps: sql('liveSteps', `SELECT name, status FROM steps WHERE run_id = $1 AND status IN ('pending', 'queued', 'retrying', 'running', 'blocked', 'waiting') ORDER BY seq`),
   cancelStep: sql('cancelStep', `UPDATE steps SET status = 'cancelled', finished_at = $3 WHERE run_id = $1 AND name = $2 AND status IN (${inList(stepStatesInto('cancelled'))})`),
-  cancelAttempts: sql(
-    'cancelAttempts',
-    `UPDATE attempts SET status = 'cancelled', finished_at = $3, lease_expires_at = NULL WHERE run_id = $1 AND step = $2 AND status IN ('queued', 'held', 'running')`,
-  ),
   // Live child runs (of `pipeline` steps); PostgreSQL locks them, in id order.
   liveChildren: sql('liveChildren', {
     sqlite: `SELECT * FROM runs WHERE parent_run_id = $1 AND status IN ('queued', 'running', 'paused', 'waiting') ORDER BY id`,
     pg: `SELECT * FROM runs WHERE parent_run_id = $1 AND status IN ('queued', 'running', 'paused', 'waiting') ORDER BY id FOR UPDATE`,
   }),
-  allSteps: sql('allSteps', `SELECT * FROM steps WHERE run_id = $1 ORDER BY seq`),
   setWaiting: sql('setWaiting', `UPDATE steps SET waiting_on = $3 WHERE run_id = $1 AND name = $2`),
   // The steps that failed, in the order they failed.
   failedSteps: sql('failedSteps', `SELECT name, error FROM steps WHERE run_id = $1 AND status = 'failed' ORDER BY finished_at, seq`),
@@ -149,6 +131,20 @@ export function* getRun(id: string): Rule<RunRow | undefined> {
   return yield* get<RunRow>(S.run, [id]);
 }
 
+/** The run's row, locked until commit on PostgreSQL. */
+export function* lockRun(id: string): Rule<RunRow | undefined> {
+  return yield* get<RunRow>(S.lockRun, [id]);
+}
+
+export function* getStep(runId: string, name: string): Rule<StepRow | undefined> {
+  return yield* get<StepRow>(S.step, [runId, name]);
+}
+
+/** Forgets a step's per-item results (it runs again from the first item). */
+export function* clearStepItems(runId: string, name: string): Rule<void> {
+  yield* exec(S.clearStepItems, [runId, name]);
+}
+
 export function* addCounters(id: string, delta: { active?: number; remaining?: number; failed?: number }): Rule<RunState> {
   return (yield* get<RunState>(S.addCounters, [id, delta.active ?? 0, delta.remaining ?? 0, delta.failed ?? 0]))!;
 }
@@ -165,30 +161,6 @@ export function* setRunStatus(tx: LedgerTx, out: RunEvent[], run: Pick<RunRow, '
   const changed = (yield* exec(setRunStatusStmt(to), [run.id, opts.error ? tx.json(opts.error) : null, at])) > 0;
   if (changed) tx.emit(out, run, opts.event ?? (`run.${to}` as EventType), null, at, opts.data ?? (opts.error ? { error: opts.error } : undefined));
   return changed;
-}
-
-/** Inserts the next attempt of a step that is already marked queued/retrying. */
-export function* insertAttempt(
-  tx: LedgerTx,
-  run: RunState,
-  step: string,
-  attempt: { number: number; at: number; availableAt: number; priority: number; force?: boolean; feedback?: string | null },
-): Rule<void> {
-  const status = run.status === 'paused' ? 'held' : 'queued';
-  const forced = attempt.force || run.force === 1 ? 1 : 0;
-  const priority = run.priority + attempt.priority;
-  const feedback = tx.jsonText(attempt.feedback ?? null);
-  const values = [run.id, step, attempt.number, status, priority, forced, attempt.availableAt, attempt.at, feedback];
-  const def = (yield* pipelineOf(tx, run)).byName.get(step);
-  const keyed = def !== undefined && def.concurrencyKey !== null;
-  const lease = tx.directLease;
-  if (lease && lease.room > 0 && status === 'queued' && !keyed && attempt.availableAt <= lease.now && (lease.runId === undefined || lease.runId === run.id)) {
-    const leased = [run.id, step, attempt.number, priority, forced, attempt.availableAt, attempt.at, feedback, lease.owner, lease.now, lease.until];
-    const row = (yield* get<{ id: number }>(S.insertLeasedAttempt, leased))!;
-    lease.room -= 1;
-    lease.rows.push({ id: row.id, run_id: run.id, step, number: attempt.number, fence: 1, force: forced, feedback: attempt.feedback ?? null, concurrency_key: null, concurrency_limit: null });
-  } else if (!keyed) yield* exec(S.insertAttempt, values);
-  else yield* exec(S.insertKeyedAttempt, [...values, def.concurrencyKey, def.concurrencyLimit ?? 1]);
 }
 
 /** Queues ready steps up to the run's max_parallel; returns the run with its counters updated. */
@@ -305,7 +277,7 @@ export function* cancelSteps(tx: LedgerTx, out: RunEvent[], run: RunState, only:
   for (const { name, status } of rows) {
     if (only && !only.has(name)) continue;
     if ((yield* exec(S.cancelStep, [run.id, name, at])) === 0) continue;
-    yield* exec(S.cancelAttempts, [run.id, name, at]);
+    yield* cancelStepAttempts(run.id, name, at);
     remaining += 1;
     if (status !== 'pending' && status !== 'blocked') active += 1;
     tx.emit(out, run, 'step.cancelled', name, at);
@@ -349,7 +321,7 @@ function* ended(tx: LedgerTx, out: RunEvent[], run: Pick<RunRow, 'id' | 'parent_
 export function* rebuild(tx: LedgerTx, out: RunEvent[], runId: string, at: number): Rule<void> {
   const run = (yield* getRun(runId))!;
   const { byName } = yield* pipelineOf(tx, run);
-  const rows = yield* all<StepRow>(S.allSteps, [runId]);
+  const rows = yield* all<StepRow>(SHARED.steps, [runId]);
   const statusOf = new Map(rows.map((r) => [r.name, r.status]));
   let active = 0;
   let remaining = 0;

@@ -9,7 +9,8 @@ import type { RunRow } from '../rows.js';
 import type { AttemptResult, RunEvent } from '../store.js';
 import { all, get, run as exec, sql, type Rule } from './effects.js';
 import type { LedgerTx } from './ledger-tx.js';
-import { insertAttempt, pipelineOf } from './transitions.js';
+import { pipelineOf } from './transitions.js';
+import { insertAttempt } from './attempt-rows.js';
 
 // A wait belongs to one start of its step: a step reset to pending (rollback, rewind) gets a new started_at.
 const CURRENT = `JOIN steps s ON s.run_id = w.run_id AND s.name = w.step AND s.started_at = w.step_started_at`;

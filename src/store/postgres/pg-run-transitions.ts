@@ -20,7 +20,6 @@ const query = (client: pg.ClientBase, stmt: Statement, args: readonly unknown[])
 
 /** Statements only this driver runs: row locks, and the batch fast paths. */
 const PG = {
-  lockRun: sql('pgLockRun', `SELECT * FROM runs WHERE id = $1 FOR UPDATE`),
   // Locks the runs in id order, so concurrent transactions never wait on each other in a cycle.
   lockRuns: sql('pgLockRuns', `SELECT id FROM runs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`),
   // $1 ids (each run at most once): settles one active step of each run in one statement. ANY of an array whose
@@ -168,8 +167,8 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
   }
 
   /** Locks the run row until commit; every transaction that changes a run's counters takes this first. */
-  async lockRun(id: string): Promise<RunRow | undefined> {
-    return (await this.all(PG.lockRun, [id]))[0] as RunRow | undefined;
+  lockRun(id: string): Promise<RunRow | undefined> {
+    return this.run(L.lockRun(id));
   }
 
   /** Locks many run rows, in id order. */
