@@ -4,9 +4,9 @@
  * that is cancelled or reset, and the queued attempts of a run held while it is paused. The drivers' claims,
  * heartbeats and results change attempt rows too, on their own hot paths.
  */
-import { call, get, run as exec, sql, type Rule } from './effects.js';
+import { get, run as exec, sql, type Rule } from './effects.js';
 import type { LedgerTx } from './ledger-tx.js';
-import type { RunState } from './transitions.js';
+import { pipelineOf, type RunState } from './transitions.js';
 
 const S = {
   insert: sql(
@@ -56,7 +56,7 @@ export function* insertAttempt(tx: LedgerTx, run: RunState, step: string, attemp
   const priority = run.priority + attempt.priority;
   const feedback = tx.jsonText(attempt.feedback ?? null);
   const values = [run.id, step, attempt.number, status, priority, forced, attempt.availableAt, attempt.at, feedback];
-  const def = (yield* call(() => tx.pipelineOf(run))).byName.get(step);
+  const def = (yield* pipelineOf(tx, run)).byName.get(step);
   const keyed = def !== undefined && def.concurrencyKey !== null;
   const lease = tx.directLease;
   if (lease && lease.room > 0 && status === 'queued' && !keyed && attempt.availableAt <= lease.now && (lease.runId === undefined || lease.runId === run.id)) {

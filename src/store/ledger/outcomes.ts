@@ -91,9 +91,9 @@ export function* completeSupervised(tx: LedgerTx, run: RunRow, step: string, num
 export function* endChild(tx: LedgerTx, childId: string, status: EndStatus, now: number, events: RunEvent[]): Rule<void> {
   const child = yield* getRun(childId);
   if (!child?.parent_run_id || !child.parent_step) return;
-  const parent = // The parent's counters change after it: PostgreSQL holds its row (lock order child -> parent; a deadlock with a
+  // The parent's counters change after it: PostgreSQL holds its row (lock order child -> parent; a deadlock with a
   // parent cancelling its children is detected and the transaction retried).
-  yield* lockRun(child.parent_run_id);
+  const parent = yield* lockRun(child.parent_run_id);
   const step = yield* getStep(child.parent_run_id, child.parent_step);
   if (!parent || step?.status !== 'running') return;
   const attempt = step.attempts;
