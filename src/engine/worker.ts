@@ -57,8 +57,11 @@ export class Worker {
   private readonly results: AttemptResult[] = [];
   /** Attempts that finished and whose results are in the transaction being committed. */
   private readonly finishedIds = new Set<number>();
-  /** Attempts whose step has not returned yet. */
-  private readonly executing = new Set<number>();
+  /**
+   * Attempts whose step has not returned yet, with the fence of their lease. An attempt's id is its step's, so a
+   * step tried again has the same id: the fence tells its leases apart.
+   */
+  private readonly executing = new Map<number, number>();
   /** Attempts aborted by shutdown: their results are never recorded. */
   private readonly abandoned = new Set<number>();
   private readonly logs: LogLine[] = [];
@@ -173,7 +176,7 @@ export class Worker {
     this.timers = [];
     const deadline = Date.now() + graceMs;
     while (this.executing.size > 0 && Date.now() < deadline) await delay(5);
-    for (const id of this.executing) {
+    for (const id of this.executing.keys()) {
       this.abandoned.add(id);
       this.active.get(id)?.cancel.abort(new SluiceError('CANCELLED', 'the worker is shutting down', { retryable: true }));
     }
@@ -230,8 +233,11 @@ export class Worker {
 
   private begin(attempt: ClaimedAttempt): void {
     const cancel = new AttemptCancel();
+    // This worker still runs an earlier lease of the step (it lost that lease while it ran): that one's result
+    // would be rejected, so it is cancelled and left unrecorded.
+    this.active.get(attempt.id)?.cancel.abort(new SluiceError('CANCELLED', 'the attempt lost its lease'));
     this.active.set(attempt.id, { attempt, cancel, logs: new LogBudget(this.opts.maxLogBytesPerAttempt) });
-    this.executing.add(attempt.id);
+    this.executing.set(attempt.id, attempt.fence);
     this.deps.executor.execute(attempt, this.deps.owner, cancel).then(
       (result) => this.finished(result),
       (err) => this.finished(this.crashResult(attempt, err)),
@@ -243,9 +249,11 @@ export class Worker {
   }
 
   private finished(result: AttemptResult): void {
+    const active = this.active.get(result.attemptId);
+    // An earlier lease of a step this worker holds again: its result is stale.
+    if (active && active.attempt.fence !== result.fence) return;
     this.executing.delete(result.attemptId);
     if (this.abandoned.has(result.attemptId)) return;
-    const active = this.active.get(result.attemptId);
     const marker = active?.logs.marker();
     if (active && marker !== undefined) this.logs.push(this.logLine(active.attempt, 'warn', marker));
     // Whatever a step threw, a stored error stays readable: message and stack are capped.
@@ -401,7 +409,7 @@ export class Worker {
    */
   log(attempt: ClaimedAttempt, stream: string, line: string): void {
     const active = this.active.get(attempt.id);
-    if (active === undefined || !this.executing.has(attempt.id)) return;
+    if (active === undefined || this.executing.get(attempt.id) !== attempt.fence) return;
     const kept = active.logs.admit(line);
     if (kept !== undefined) this.logs.push(this.logLine(attempt, stream, kept));
   }

@@ -35,10 +35,11 @@ export const SHARED = {
   resetCache: sql('storeResetCache', `DELETE FROM step_cache WHERE pipeline = $1`),
   // $1 run_id
   steps: sql('storeSteps', `SELECT * FROM steps WHERE run_id = $1 ORDER BY seq`),
-  // $1 run_id
-  attempts: sql('storeAttempts', `SELECT * FROM attempts WHERE run_id = $1 ORDER BY id`),
+  // $1 run_id: every attempt (earlier ones in attempts, each step's live or last one on its row), in the order queued;
+  // a step's in number order (an earlier attempt copied into attempts has a greater id than its step's)
+  attempts: sql('storeAttempts', `SELECT * FROM all_attempts WHERE run_id = $1 ORDER BY queued_at, number, id`),
   // $1 run_id $2 step
-  stepAttempts: sql('storeStepAttempts', `SELECT * FROM attempts WHERE run_id = $1 AND step = $2 ORDER BY id`),
+  stepAttempts: sql('storeStepAttempts', `SELECT * FROM all_attempts WHERE run_id = $1 AND step = $2 ORDER BY number`),
   // $1 run_id
   logs: sql('storeLogs', `SELECT * FROM logs WHERE run_id = $1 ORDER BY id`),
   // $1 run_id $2 step
@@ -70,17 +71,18 @@ export const SHARED = {
   ),
   // $1 id $2 fence $3 owner: on PostgreSQL the attempt row is locked, so the lease cannot be taken over until commit
   holdsLease: sql('storeHoldsLease', {
-    sqlite: `SELECT 1 AS held FROM attempts WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running'`,
-    pg: `SELECT 1 AS held FROM attempts WHERE id = $1 AND fence = $2 AND owner = $3 AND status = 'running' FOR SHARE`,
+    sqlite: `SELECT 1 AS held FROM steps WHERE id = $1 AND fence = $2 AND owner = $3 AND attempt_status = 'running'`,
+    pg: `SELECT 1 AS held FROM steps WHERE id = $1 AND fence = $2 AND owner = $3 AND attempt_status = 'running' FOR SHARE`,
   }),
   // $1 id
   runTraceparent: sql('storeRunTraceparent', `SELECT traceparent FROM runs WHERE id = $1`),
   // $1 now: attempts queued per pipeline (ready or delayed, not held by a paused run) and the availability time of the
-  // oldest ready one, from the partial index of queued attempts (attempts_queue) and each one's run by primary key
+  // oldest ready one, from the partial index of steps whose attempt is queued (steps_queue) and each one's run by
+  // primary key (a queued attempt is always a step's live one)
   queueStats: sql(
     'storeQueueStats',
-    `SELECT r.pipeline AS pipeline, count(*)::integer AS depth, min(CASE WHEN a.available_at <= $1 THEN a.available_at END) AS oldest_ready_at
-     FROM attempts a JOIN runs r ON r.id = a.run_id WHERE a.status = 'queued' GROUP BY r.pipeline`,
+    `SELECT r.pipeline AS pipeline, count(*)::integer AS depth, min(CASE WHEN s.available_at <= $1 THEN s.available_at END) AS oldest_ready_at
+     FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.attempt_status = 'queued' GROUP BY r.pipeline`,
   ),
   // $1 limit
   deadLetters: sql('storeDeadLetters', `SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC LIMIT $1`),

@@ -73,7 +73,7 @@ describe.skipIf(postgresDisabled())('artifacts across sluice workers on postgres
       expect(consumed.status).toBe('succeeded');
       expect(consumed.output).toEqual({ length: 3 * REPEAT, ok: true, tail: 'end' });
       // Each step ran where we meant it to, and the artifact lives in the database, not in either folder.
-      const owners = (await c.query<{ step: string; owner: string }>("SELECT step, owner FROM attempts WHERE run_id = $1 AND status = 'succeeded' AND step IN ('produce', 'consume')", [runId])).rows;
+      const owners = (await c.query<{ step: string; owner: string }>("SELECT step, owner FROM all_attempts WHERE run_id = $1 AND status = 'succeeded' AND step IN ('produce', 'consume')", [runId])).rows;
       expect(Object.fromEntries(owners.map((o) => [o.step, o.owner.split(':')[1]]))).toEqual({ produce: String(a.proc.pid), consume: String(b.proc.pid) });
       expect((await c.query('SELECT sha256, size::int AS size FROM artifacts WHERE sha256 = $1', [ref.$artifact])).rows).toEqual([{ sha256: ref.$artifact, size: ref.size }]);
       for (const dir of [a.cwd, b.cwd]) expect(existsSync(path.join(dir, '.sluice', 'artifacts')) ? readdirSync(path.join(dir, '.sluice', 'artifacts')) : []).toEqual([]);

@@ -92,15 +92,15 @@ describe.skipIf(postgresDisabled())('sluice worker on postgres', () => {
       expect(await count(`SELECT count(*) AS n FROM runs WHERE status = 'succeeded'`)).toBe(RUNS);
       expect(await count(`SELECT count(*) AS n FROM steps WHERE status = 'succeeded'`)).toBe(RUNS * 3);
       // Exactly one recorded result per step: one succeeded attempt and one step.succeeded event each.
-      expect(await count(`SELECT count(*) AS n FROM (SELECT run_id, step FROM attempts WHERE status = 'succeeded' GROUP BY run_id, step HAVING count(*) <> 1) x`)).toBe(0);
-      expect(await count(`SELECT count(*) AS n FROM attempts WHERE status = 'succeeded'`)).toBe(RUNS * 3);
+      expect(await count(`SELECT count(*) AS n FROM (SELECT run_id, step FROM all_attempts WHERE status = 'succeeded' GROUP BY run_id, step HAVING count(*) <> 1) x`)).toBe(0);
+      expect(await count(`SELECT count(*) AS n FROM all_attempts WHERE status = 'succeeded'`)).toBe(RUNS * 3);
       expect(await count(`SELECT count(*) AS n FROM (SELECT run_id, step FROM events WHERE type = 'step.succeeded' GROUP BY run_id, step HAVING count(*) <> 1) x`)).toBe(0);
       expect(await count(`SELECT count(*) AS n FROM events WHERE type = 'step.succeeded'`)).toBe(RUNS * 3);
-      expect(await count(`SELECT count(*) AS n FROM attempts WHERE status IN ('queued', 'running', 'held')`)).toBe(0);
+      expect(await count(`SELECT count(*) AS n FROM all_attempts WHERE status IN ('queued', 'running', 'held')`)).toBe(0);
 
       const lines = readFileSync(marks, 'utf8').split('\n').filter(Boolean);
       expect(new Set(lines).size).toBe(RUNS * 3);
-      const expired = await count(`SELECT count(*) AS n FROM attempts WHERE status = 'expired'`);
+      const expired = await count(`SELECT count(*) AS n FROM all_attempts WHERE status = 'expired'`);
       console.log(
         `postgres chaos: ${RUNS} runs x 3 steps, ${WORKERS} workers, ${kills} SIGKILLs in ${CHAOS_MS} ms; all done after ${elapsed} ms; ` +
           `${lines.length - RUNS * 3} step executions repeated, ${expired} leases taken over`,

@@ -96,7 +96,7 @@ describe.skipIf(postgresDisabled())('sluice worker leadership on postgres', () =
       await waitFor('every run to finish', async () => (await count(`SELECT count(*) AS n FROM runs WHERE status IN ('succeeded', 'failed', 'cancelled')`)) === RUNS, 60_000, 200);
       expect(await count(`SELECT count(*) AS n FROM runs WHERE status = 'succeeded'`)).toBe(RUNS);
       // The dead leader's attempt was expired and the run finished on another worker.
-      const victim = (await c.query<{ status: string; n: string }>(`SELECT status, count(*) AS n FROM attempts WHERE run_id = $1 GROUP BY status ORDER BY status`, [victimRun])).rows;
+      const victim = (await c.query<{ status: string; n: string }>(`SELECT status, count(*) AS n FROM all_attempts WHERE run_id = $1 GROUP BY status ORDER BY status`, [victimRun])).rows;
       expect(victim.map((r) => [r.status, Number(r.n)])).toEqual([
         ['expired', 1],
         ['succeeded', 1],

@@ -74,9 +74,11 @@ describe('pages a chain step writes on SQLite', () => {
     // The settle wrote the run's counters, and nothing of the status index: the status did not change.
     expect(settled.get('runs')).toBeGreaterThan(0);
     expect(settled.has('runs_by_status_created')).toBe(false);
-    // b was inserted leased, as the claim in the same transaction would take it: it never entered the queue's index.
-    expect(settled.get('attempts')).toBeGreaterThan(0);
-    expect(settled.has('attempts_queue')).toBe(false);
+    // b's attempt was leased as it was made, on its step's row, as the claim in the same transaction would take it:
+    // no attempt row, and it never entered the queue's index.
+    expect(settled.get('steps')).toBeGreaterThan(0);
+    expect(settled.has('attempts')).toBe(false);
+    expect(settled.has('steps_queue')).toBe(false);
 
     from = readFileSync(`${path}-wal`).length;
     await store.completeAttempts([done(b!)], ++clock, claimNext);

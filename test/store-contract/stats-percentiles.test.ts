@@ -41,7 +41,8 @@ for (const backend of backends()) {
       // Durations with ties and a tail: 137 values, so the ranks fall between whole percents.
       const ms = created.map((_, i) => (i % 7) * 10 + (i % 31 === 0 ? 5000 + i : 0));
       const rows = created.map((c, i) => [ms[i], c.run.id]);
-      await exec(store, { sqlite: 'UPDATE attempts SET processing_ms = ? WHERE run_id = ?', pg: 'UPDATE attempts SET processing_ms = $1 WHERE run_id = $2' }, rows);
+      // Each run's one attempt (it succeeded first time) is on its step's row.
+      await exec(store, { sqlite: 'UPDATE steps SET processing_ms = ? WHERE run_id = ?', pg: 'UPDATE steps SET processing_ms = $1 WHERE run_id = $2' }, rows);
       await exec(store, { sqlite: 'UPDATE runs SET finished_at = COALESCE(started_at, created_at) + ? * 2 WHERE id = ?', pg: 'UPDATE runs SET finished_at = COALESCE(started_at, created_at) + $1 * 2 WHERE id = $2' }, rows);
       const stats = await store.pipelineStats!('p', 0, { buckets: 3, until: Date.now() + 1 });
       expectDurationClose(stats.steps[0]!.duration, durationStats(ms), 'step');

@@ -1,6 +1,7 @@
 /**
  * Runs, steps and attempts written straight into a store's tables (for the stats tests, which need creation and
- * finish times of their choosing), and the stats those rows should give, computed from them exactly.
+ * finish times of their choosing), and the stats those rows should give, computed from them exactly. As the store
+ * keeps them, a step's last attempt is on its row and the earlier ones are rows of `attempts`.
  */
 import type Database from 'better-sqlite3';
 import type pg from 'pg';
@@ -53,22 +54,36 @@ export async function insertRun(store: Store, r: TestRun): Promise<void> {
     [r.id, r.pipeline, r.status, r.created, r.finished, r.parent ?? null, r.parent ? 'child' : null],
   );
   for (const [seq, s] of r.steps.entries()) {
-    await sqlOn(store, `INSERT INTO steps (run_id, name, seq, status, waiting_on, attempts, started_at, finished_at) VALUES ($1, $2, $3, $4, 0, $5, $6, $6)`, [
+    await sqlOn(store, `INSERT INTO steps (run_id, name, seq, status, waiting_on, attempts, started_at, finished_at) VALUES ($1, $2, $3, $4, 0, 0, $5, $5)`, [
       r.id,
       s.name,
       seq,
       s.status,
-      s.attempts.length,
       r.created,
     ]);
     for (const [i, a] of s.attempts.entries()) await insertAttempt(store, r.id, s.name, r.created, { ...a, number: a.number ?? i + 1 });
   }
 }
 
+/**
+ * Gives step `step` of run `runId` its next attempt `a`, as the store does: the attempt the step's row holds (if
+ * any) is copied into `attempts` under its number, and `a` takes its place on the row.
+ */
 export async function insertAttempt(store: Store, runId: string, step: string, at: number, a: TestAttempt): Promise<void> {
   await sqlOn(
     store,
-    `INSERT INTO attempts (run_id, step, number, status, available_at, queued_at, started_at, finished_at, processing_ms, usage) VALUES ($1, $2, $3, $4, $5, $5, $5, $6, $7, $8)`,
+    `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, owner, fence, lease_expires_at, queued_at,
+       started_at, finished_at, processing_ms, error, usage, feedback, concurrency_key, concurrency_limit)
+     SELECT run_id, name, attempts, attempt_status, attempt_priority, attempt_force, available_at, owner, fence, lease_expires_at, queued_at,
+       attempt_started_at, attempt_finished_at, processing_ms, attempt_error, usage, attempt_feedback, concurrency_key, concurrency_limit
+     FROM steps WHERE run_id = $1 AND name = $2 AND attempt_status IS NOT NULL`,
+    [runId, step],
+  );
+  await sqlOn(
+    store,
+    `UPDATE steps SET attempts = $3, attempt_status = $4, available_at = $5, queued_at = $5, attempt_started_at = $5, attempt_finished_at = $6,
+       processing_ms = $7, usage = $8, owner = NULL, lease_expires_at = NULL, attempt_error = NULL
+     WHERE run_id = $1 AND name = $2`,
     [runId, step, a.number ?? 1, a.status, at, a.finished, a.ms, a.usage ? JSON.stringify(a.usage) : null],
   );
 }
@@ -81,7 +96,7 @@ export async function exactStats(store: Store, pipeline: string, since: number, 
   const ids = new Set(runs.map((r) => String(r.id)));
   const steps = (await sqlOn(store, `SELECT s.run_id, s.name, s.seq, s.status FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.pipeline = $1`, [pipeline])).filter((s) => ids.has(String(s.run_id)));
   const attempts = (
-    await sqlOn(store, `SELECT a.run_id, a.step, a.processing_ms, a.usage FROM attempts a JOIN runs r ON r.id = a.run_id WHERE r.pipeline = $1 AND a.finished_at IS NOT NULL`, [pipeline])
+    await sqlOn(store, `SELECT a.run_id, a.step, a.processing_ms, a.usage FROM all_attempts a JOIN runs r ON r.id = a.run_id WHERE r.pipeline = $1 AND a.finished_at IS NOT NULL`, [pipeline])
   ).filter((a) => ids.has(String(a.run_id)));
   const createdOf = new Map(runs.map((r) => [String(r.id), Number(r.created_at)]));
   const usage = (a: Record<string, unknown>) => (a.usage === null ? {} : ((typeof a.usage === 'string' ? JSON.parse(a.usage) : a.usage) as Record<string, number>));

@@ -5,7 +5,8 @@ import { AttributeValues } from './attribute-values.js';
 const S = {
   // With concurrent writers (PostgreSQL) a lower id may still commit after this answer.
   latestEventId: sql('opLatestEventId', `SELECT COALESCE(MAX(id), 0) AS id FROM events`),
-  queueDepth: sql('opQueueDepth', `SELECT count(*) AS n FROM attempts WHERE status = 'queued'`),
+  // Queued attempts are steps' live ones: the partial index steps_queue holds them.
+  queueDepth: sql('opQueueDepth', `SELECT count(*) AS n FROM steps WHERE attempt_status = 'queued'`),
   // $1 hash $2 role $3 name $4 created_at $5 expires_at
   insertToken: sql('opInsertToken', `INSERT INTO api_tokens (hash, role, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`),
   token: sql('opToken', `SELECT * FROM api_tokens WHERE hash = $1`),

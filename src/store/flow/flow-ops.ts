@@ -26,9 +26,9 @@ const S = {
   runState: sql('flowRunState', `SELECT status, run_at FROM runs WHERE id = $1`),
   // $1 id $2 run_at: delays the queued attempts of a run that has not started (on PostgreSQL, locking them first, as
   // a claim does, so that no claim takes them meanwhile)
-  delayAttempts: sql('flowDelayAttempts', `UPDATE attempts AS a SET available_at = $2 WHERE a.run_id = $1 AND a.status = 'queued' AND EXISTS (${RUN_PENDING})`),
+  delayAttempts: sql('flowDelayAttempts', `UPDATE steps AS a SET available_at = $2 WHERE a.run_id = $1 AND a.attempt_status = 'queued' AND EXISTS (${RUN_PENDING})`),
   delayRun: sql('flowDelayRun', `UPDATE runs SET deadline_at = deadline_at - run_at + $2, run_at = $2 WHERE id = $1 RETURNING *`),
-  delayNewAttempts: sql('flowDelayNewAttempts', `UPDATE attempts SET available_at = $2 WHERE run_id = $1 AND status = 'queued'`),
+  delayNewAttempts: sql('flowDelayNewAttempts', `UPDATE steps SET available_at = $2 WHERE run_id = $1 AND attempt_status = 'queued'`),
   // $1 id $2 input $3 run_at
   absorbRun: sql(
     'flowAbsorbRun',

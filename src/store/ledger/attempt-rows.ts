@@ -1,42 +1,75 @@
 /**
- * The attempt rows the run-state rules write, written once for both backends: the next attempt of a step (queued,
- * held while its run is paused, or leased at once to the worker whose completion queued it), the attempts of a step
- * that is cancelled or reset, and the queued attempts of a run held while it is paused. The drivers' claims,
- * heartbeats and results change attempt rows too, on their own hot paths.
+ * The attempts the run-state rules make, written once for both backends. A step's live (or last) attempt is part
+ * of its row (docs/store.md, "A step row holds its live attempt"): the next attempt of a step (queued, held while
+ * its run is paused, or leased at once to the worker whose completion queued it) first moves the one the row
+ * holds into `attempts`. Also here: cancelling a step's live attempt, and holding and releasing a paused run's
+ * queued ones. The drivers' claims, heartbeats and results change the attempt columns too, on their own hot paths.
  */
+import { stepStatesInto } from '../../core/state-machine.js';
 import { get, run as exec, sql, type Rule } from './effects.js';
 import type { LedgerTx } from './ledger-tx.js';
 import { pipelineOf, type RunState } from './transitions.js';
 
+/** The columns of a step's attempt, in the order of `attempts`' own (see {@link S.archive}). */
+const ATTEMPT_COLUMNS = `attempt_status, attempt_priority, attempt_force, available_at, owner, fence, lease_expires_at, queued_at,
+  attempt_started_at, attempt_finished_at, processing_ms, attempt_error, usage, attempt_feedback, concurrency_key, concurrency_limit`;
+/** What a new attempt clears of the last one; its fence stays, as it only grows. */
+const FRESH = `owner = NULL, lease_expires_at = NULL, attempt_started_at = NULL, attempt_finished_at = NULL, processing_ms = NULL,
+  attempt_error = NULL, usage = NULL`;
+/**
+ * What a lease does to its step besides leasing the attempt: a step that may become running (queued, retrying, a
+ * sleep woken) does, and keeps the time it first started. `now` names the parameter of the time.
+ */
+export const startsStep = (now: string) => {
+  const starting = `status IN (${stepStatesInto('running').map((s) => `'${s}'`).join(', ')})`;
+  return `status = CASE WHEN ${starting} THEN 'running' ELSE status END, started_at = CASE WHEN ${starting} THEN COALESCE(started_at, ${now}) ELSE started_at END`;
+};
+
 const S = {
-  insert: sql(
-    'insertAttempt',
-    `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+  // $1 run id $2 step $3 number of the attempt the row holds: moves it into attempts (nothing when it holds none)
+  archive: sql(
+    'archiveAttempt',
+    `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, owner, fence, lease_expires_at, queued_at,
+       started_at, finished_at, processing_ms, error, usage, feedback, concurrency_key, concurrency_limit)
+     SELECT run_id, name, $3, ${ATTEMPT_COLUMNS} FROM steps WHERE run_id = $1 AND name = $2 AND attempt_status IS NOT NULL`,
   ),
-  // $1 run id $2 step $3 number $4 priority $5 force $6 available_at $7 queued_at $8 feedback $9 owner $10 now $11 lease
-  // until: an attempt inserted leased (see DirectLease), as a claim would lease it
-  insertLeased: sql(
-    'insertLeasedAttempt',
-    `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback, owner, fence, started_at, lease_expires_at)
-     VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, 1, $10, $11) RETURNING id`,
+  // $1 run id $2 step $3 status $4 priority $5 force $6 available_at $7 queued_at $8 feedback
+  queue: sql(
+    'queueAttempt',
+    `UPDATE steps SET attempt_status = $3, attempt_priority = $4, attempt_force = $5, available_at = $6, queued_at = $7, attempt_feedback = $8,
+       ${FRESH}, concurrency_key = NULL, concurrency_limit = NULL
+     WHERE run_id = $1 AND name = $2`,
   ),
-  // An attempt of a step with a concurrency_key takes the key its run rendered (the key's text when it has none).
-  insertKeyed: sql('insertKeyedAttempt', {
-    sqlite: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback, concurrency_key, concurrency_limit)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE((SELECT json_extract(concurrency_keys, '$.' || json_quote($2)) FROM runs WHERE id = $1), $10), $11)`,
-    pg: `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, queued_at, feedback, concurrency_key, concurrency_limit)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE((SELECT concurrency_keys ->> $2 FROM runs WHERE id = $1), $10), $11)`,
+  // $1 run id $2 step $3 status $4 priority $5 force $6 available_at $7 queued_at $8 feedback $9 the key's text $10 limit: an
+  // attempt of a step with a concurrency_key takes the key its run rendered (the key's text when it has none)
+  queueKeyed: sql('queueKeyedAttempt', {
+    sqlite: `UPDATE steps SET attempt_status = $3, attempt_priority = $4, attempt_force = $5, available_at = $6, queued_at = $7, attempt_feedback = $8,
+               ${FRESH}, concurrency_key = COALESCE((SELECT json_extract(concurrency_keys, '$.' || json_quote($2)) FROM runs WHERE id = $1), $9), concurrency_limit = $10
+             WHERE run_id = $1 AND name = $2`,
+    pg: `UPDATE steps SET attempt_status = $3, attempt_priority = $4, attempt_force = $5, available_at = $6, queued_at = $7, attempt_feedback = $8,
+           ${FRESH}, concurrency_key = COALESCE((SELECT concurrency_keys ->> $2 FROM runs WHERE id = $1), $9), concurrency_limit = $10
+         WHERE run_id = $1 AND name = $2`,
   }),
+  // $1 run id $2 step $3 priority $4 force $5 available_at $6 queued_at $7 feedback $8 owner $9 now $10 lease until: an
+  // attempt leased at once (see DirectLease), its step started, as a claim would
+  queueLeased: sql(
+    'queueLeasedAttempt',
+    `UPDATE steps SET attempt_status = 'running', attempt_priority = $3, attempt_force = $4, available_at = $5, queued_at = $6, attempt_feedback = $7,
+       owner = $8, fence = fence + 1, lease_expires_at = $10, attempt_started_at = $9, attempt_finished_at = NULL, processing_ms = NULL,
+       attempt_error = NULL, usage = NULL, concurrency_key = NULL, concurrency_limit = NULL,
+       ${startsStep('$9')}
+     WHERE run_id = $1 AND name = $2 RETURNING id, fence`,
+  ),
   // $1 run id $2 step $3 now
   cancelOfStep: sql(
     'cancelStepAttempts',
-    `UPDATE attempts SET status = 'cancelled', finished_at = $3, lease_expires_at = NULL WHERE run_id = $1 AND step = $2 AND status IN ('queued', 'held', 'running')`,
+    `UPDATE steps SET attempt_status = 'cancelled', attempt_finished_at = $3, lease_expires_at = NULL
+     WHERE run_id = $1 AND name = $2 AND attempt_status IN ('queued', 'held', 'running')`,
   ),
   // $1 run id
-  holdOfRun: sql('holdRunAttempts', `UPDATE attempts SET status = 'held' WHERE run_id = $1 AND status = 'queued'`),
+  holdOfRun: sql('holdRunAttempts', `UPDATE steps SET attempt_status = 'held' WHERE run_id = $1 AND attempt_status = 'queued'`),
   // $1 run id
-  releaseOfRun: sql('releaseRunAttempts', `UPDATE attempts SET status = 'queued' WHERE run_id = $1 AND status = 'held'`),
+  releaseOfRun: sql('releaseRunAttempts', `UPDATE steps SET attempt_status = 'queued' WHERE run_id = $1 AND attempt_status = 'held'`),
 };
 
 /** The next attempt of a step: its number, when it is queued and may start, and what it runs with. */
@@ -49,26 +82,33 @@ export interface NextAttempt {
   feedback?: string | null;
 }
 
-/** Inserts the next attempt of a step that is already marked queued/retrying. */
+/**
+ * Makes the next attempt of a step that is already marked queued/retrying (its `attempts` counts this one): the
+ * attempt its row holds, if any, moves into `attempts` first.
+ */
 export function* insertAttempt(tx: LedgerTx, run: RunState, step: string, attempt: NextAttempt): Rule<void> {
+  // A first attempt has no earlier one to move.
+  if (attempt.number > 1) yield* exec(S.archive, [run.id, step, attempt.number - 1]);
   const status = run.status === 'paused' ? 'held' : 'queued';
   const forced = attempt.force || run.force === 1 ? 1 : 0;
   const priority = run.priority + attempt.priority;
   const feedback = tx.jsonText(attempt.feedback ?? null);
-  const values = [run.id, step, attempt.number, status, priority, forced, attempt.availableAt, attempt.at, feedback];
   const def = (yield* pipelineOf(tx, run)).byName.get(step);
   const keyed = def !== undefined && def.concurrencyKey !== null;
   const lease = tx.directLease;
   if (lease && lease.room > 0 && status === 'queued' && !keyed && attempt.availableAt <= lease.now && (lease.runId === undefined || lease.runId === run.id)) {
-    const leased = [run.id, step, attempt.number, priority, forced, attempt.availableAt, attempt.at, feedback, lease.owner, lease.now, lease.until];
-    const row = (yield* get<{ id: number }>(S.insertLeased, leased))!;
+    const leased = [run.id, step, priority, forced, attempt.availableAt, attempt.at, feedback, lease.owner, lease.now, lease.until];
+    const row = (yield* get<{ id: number; fence: number }>(S.queueLeased, leased))!;
     lease.room -= 1;
-    lease.rows.push({ id: row.id, run_id: run.id, step, number: attempt.number, fence: 1, force: forced, feedback: attempt.feedback ?? null, concurrency_key: null, concurrency_limit: null });
-  } else if (!keyed) yield* exec(S.insert, values);
-  else yield* exec(S.insertKeyed, [...values, def.concurrencyKey, def.concurrencyLimit ?? 1]);
+    lease.rows.push({ id: row.id, run_id: run.id, step, number: attempt.number, fence: row.fence, force: forced, feedback: attempt.feedback ?? null, concurrency_key: null, concurrency_limit: null });
+    return;
+  }
+  const values = [run.id, step, status, priority, forced, attempt.availableAt, attempt.at, feedback];
+  if (!keyed) yield* exec(S.queue, values);
+  else yield* exec(S.queueKeyed, [...values, def.concurrencyKey, def.concurrencyLimit ?? 1]);
 }
 
-/** Cancels the live attempts of a step (queued, held or running): a running one's result will be rejected. */
+/** Cancels the live attempt of a step (queued, held or running): a running one's result will be rejected. */
 export function* cancelStepAttempts(runId: string, step: string, at: number): Rule<number> {
   return yield* exec(S.cancelOfStep, [runId, step, at]);
 }

@@ -56,9 +56,9 @@ export interface LedgerTx {
 /**
  * Set by a driver for a completion whose claim, later in the same transaction, will take every attempt that becomes
  * available in it: the claim asks for more than were available before. An attempt queued for now (no concurrency
- * key, not held, of `runId` when the claim is for one run) is then inserted leased to `owner`, `room` at most, and
- * its row added to `rows` for the claim, which leases the others as usual. Its attempt row is written once, and
- * never enters the queue's index.
+ * key, not held, of `runId` when the claim is for one run) is then made leased to `owner`, `room` at most, and
+ * its row added to `rows` for the claim, which leases the others as usual. It is never queued, so its step never
+ * enters the queue's index.
  */
 export interface DirectLease {
   owner: string;

@@ -30,12 +30,15 @@ const S = {
   ),
   setConcurrencyKeys: sql('createSetConcurrencyKeys', `UPDATE runs SET concurrency_keys = $2::jsonb WHERE id = $1`),
   setTraceparent: sql('createSetTraceparent', `UPDATE runs SET traceparent = $2 WHERE id = $1`),
-  // $1 run id $2 JSON array of [name, seq, status, waiting_on, priority, attempts]: every step in one statement
+  // $1 run id $2 JSON array of [name, seq, status, waiting_on, priority, attempts, attempt_status, attempt_priority,
+  // attempt_force, available_at, queued_at]: every step in one statement, a ready one with its first attempt
   insertSteps: sql('createInsertSteps', {
-    sqlite: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
-             SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each($2)`,
-    pg: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts)
-         SELECT $1, r ->> 0, (r ->> 1)::int, r ->> 2, (r ->> 3)::int, (r ->> 4)::int, (r ->> 5)::int FROM jsonb_array_elements($2::jsonb) AS r`,
+    sqlite: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts, attempt_status, attempt_priority, attempt_force, available_at, queued_at)
+             SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, COALESCE(value ->> 7, 0), COALESCE(value ->> 8, 0),
+               value ->> 9, value ->> 10 FROM json_each($2)`,
+    pg: `INSERT INTO steps (run_id, name, seq, status, waiting_on, priority, attempts, attempt_status, attempt_priority, attempt_force, available_at, queued_at)
+         SELECT $1, r ->> 0, (r ->> 1)::int, r ->> 2, (r ->> 3)::int, (r ->> 4)::int, (r ->> 5)::int, r ->> 6, COALESCE((r ->> 7)::int, 0), COALESCE((r ->> 8)::smallint, 0),
+           (r ->> 9)::bigint, (r ->> 10)::bigint FROM jsonb_array_elements($2::jsonb) AS r`,
   }),
   setStepOutput: sql('spawnSetStepOutput', `UPDATE steps SET output = $3::jsonb WHERE run_id = $1 AND name = $2`),
 };
@@ -148,10 +151,16 @@ function* writeRun(tx: LedgerTx, req: CreateRunRequest, plan: PlannedRun, now: n
   if (keys !== null) yield* exec(S.setConcurrencyKeys, [run.id, keys]);
   if (req.idempotencyKey !== undefined) yield* exec(S.setIdempotencyHash, [run.id, runRequestHash(req)]);
   if (req.traceparent !== undefined) yield* exec(S.setTraceparent, [run.id, req.traceparent]);
-  const readyNames = new Set(ready.map((s) => s.name));
-  const steps = planned.map((s, i) => [s.name, s.seq, statuses[i], s.waitingOn, s.priority, readyNames.has(s.name) ? 1 : 0]);
+  // A new run is never paused: its first attempts are queued, on their steps' rows. Those of a run with concurrency
+  // keys read the run's rendered keys (insertAttempt).
+  const inline = keys === null;
+  const first = new Set(ready.map((s) => s.name));
+  const steps = planned.map((s, i) => {
+    const row = [s.name, s.seq, statuses[i], s.waitingOn, s.priority, first.has(s.name) ? 1 : 0];
+    return inline && first.has(s.name) ? [...row, 'queued', run.priority + s.priority, run.force, run.run_at, now] : row;
+  });
   yield* exec(S.insertSteps, [run.id, tx.json(steps)]);
-  for (const s of ready) yield* insertAttempt(tx, run, s.name, { number: 1, at: now, availableAt: run.run_at, priority: s.priority });
+  if (!inline) for (const s of ready) yield* insertAttempt(tx, run, s.name, { number: 1, at: now, availableAt: run.run_at, priority: s.priority });
 }
 
 /**

@@ -13,14 +13,16 @@ import { getRun, terminate, type RunState } from './transitions.js';
 export const REAPER_LOCK_KEY = 7_361_020_411_935_118;
 
 const LIVE = `('queued', 'running', 'paused', 'waiting')`;
+/** A lease as the reaper reads it off a step row. */
+const LEASE = `id, run_id, name AS step, attempts AS number, fence, owner`;
 
 const S = {
   // One reaper at a time across all processes; the others skip this round instead of queueing behind it. A
   // SQLite write transaction is alone already.
   reaperLock: sql('reaperLock', { sqlite: `SELECT 1 AS locked`, pg: `SELECT pg_try_advisory_xact_lock(${REAPER_LOCK_KEY}::bigint) AS locked` }),
-  expiredLeases: sql('reapExpiredLeases', `SELECT id, run_id, step, number, fence, owner FROM attempts WHERE status = 'running' AND lease_expires_at < $1`),
-  runningOwners: sql('reapRunningOwners', `SELECT DISTINCT owner FROM attempts WHERE status = 'running'`),
-  ownerAttempts: sql('reapOwnerAttempts', `SELECT id, run_id, step, number, fence, owner FROM attempts WHERE status = 'running' AND owner = $1`),
+  expiredLeases: sql('reapExpiredLeases', `SELECT ${LEASE} FROM steps WHERE attempt_status = 'running' AND lease_expires_at < $1`),
+  runningOwners: sql('reapRunningOwners', `SELECT DISTINCT owner FROM steps WHERE attempt_status = 'running'`),
+  ownerAttempts: sql('reapOwnerAttempts', `SELECT ${LEASE} FROM steps WHERE attempt_status = 'running' AND owner = $1`),
   // Without statistics SQLite's planner prefers the status index and walks every queued run on each reap (783 ms
   // a reap with 620,000 queued, against 3 ms through the partial deadline index).
   overdueRuns: sql('reapOverdueRuns', {
@@ -35,9 +37,9 @@ const S = {
   // $1 id $2 now $3 fence $4 owner dead (1/0): expires the lease that was seen, unless it was renewed or finished since
   expireAttempt: sql(
     'reapExpireAttempt',
-    `UPDATE attempts SET status = 'expired', finished_at = $2, lease_expires_at = NULL,
-       error = '{"code":"LEASE_LOST","message":"the worker lost its lease"}'
-     WHERE id = $1 AND status = 'running' AND fence = $3 AND ($4::integer = 1 OR lease_expires_at < $2)`,
+    `UPDATE steps SET attempt_status = 'expired', attempt_finished_at = $2, lease_expires_at = NULL,
+       attempt_error = '{"code":"LEASE_LOST","message":"the worker lost its lease"}'
+     WHERE id = $1 AND attempt_status = 'running' AND fence = $3 AND ($4::integer = 1 OR lease_expires_at < $2)`,
   ),
 };
 

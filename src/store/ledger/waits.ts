@@ -34,7 +34,7 @@ const S = {
   claim: sql('claimWait', `UPDATE step_waits SET event_id = $3, matched_at = $4 WHERE run_id = $1 AND step = $2 AND event_id IS NULL AND done = 0`),
   wakeAttempt: sql(
     'wakeWaitAttempt',
-    `UPDATE attempts SET available_at = $3 WHERE run_id = $1 AND step = $2 AND status IN ('queued', 'held') AND available_at > $3`,
+    `UPDATE steps SET available_at = $3 WHERE run_id = $1 AND name = $2 AND attempt_status IN ('queued', 'held') AND available_at > $3`,
   ),
   finish: sql('finishWait', `UPDATE step_waits SET done = 1 WHERE run_id = $1 AND step = $2 AND done = 0`),
   recordEvent: sql('recordEvent', `INSERT INTO events_received (name, payload, received_at) VALUES ($1, $2::jsonb, $3) RETURNING id`),

@@ -35,9 +35,13 @@ export interface ClaimedRow extends ClaimedAttemptRow {
   run_started: boolean;
 }
 
-/** A row of a claim that writes its events: a claimed or picked row, or (id null) the ids of the events. */
+/**
+ * A row of a claim that writes its events: a claimed row (with its place in the claim's order, best first), a picked
+ * row, or (id null) the ids of the events.
+ */
 interface LoggedRow extends ClaimedRow {
   event_ids: number[] | null;
+  rank: number | null;
 }
 
 /**
@@ -46,18 +50,17 @@ interface LoggedRow extends ClaimedRow {
  */
 export class NewRows {
   readonly runs: unknown[][] = Array.from({ length: 16 }, () => []);
-  readonly steps: unknown[][] = Array.from({ length: 7 }, () => []);
-  readonly attempts: unknown[][] = Array.from({ length: 9 }, () => []);
+  readonly steps: unknown[][] = Array.from({ length: 12 }, () => []);
   count = 0;
 }
 
 const pushRow = (cols: unknown[][], values: readonly unknown[]) => values.forEach((v, i) => cols[i]!.push(v));
 
-/** Writes the rows collected in `rows` (runs, then steps, then attempts) and empties it. */
+/** Writes the rows collected in `rows` (runs, then steps) and empties it. */
 export async function insertNewRows(tx: Tx, rows: NewRows): Promise<void> {
   if (rows.count === 0) return;
-  await sql(tx.client, 'insertRunRows', [...rows.runs, ...rows.steps, ...rows.attempts]);
-  for (const cols of [rows.runs, rows.steps, rows.attempts]) for (const c of cols) c.length = 0;
+  await sql(tx.client, 'insertRunRows', [...rows.runs, ...rows.steps]);
+  for (const cols of [rows.runs, rows.steps]) for (const c of cols) c.length = 0;
   rows.count = 0;
 }
 
@@ -66,9 +69,12 @@ function collectRows(rows: NewRows, { run, runValues, planned, ready, statuses }
   pushRow(rows.runs, runValues);
   rows.count += 1;
   const readyNames = new Set(ready.map((s) => s.name));
-  planned.forEach((s, i) => pushRow(rows.steps, [run.id, s.name, s.seq, statuses[i], s.waitingOn, s.priority, readyNames.has(s.name) ? 1 : 0]));
-  // A new run is never paused: its first attempts are queued (as insertAttempt would queue them).
-  for (const s of ready) pushRow(rows.attempts, [run.id, s.name, 1, 'queued', run.priority + s.priority, run.force, run.run_at, run.created_at, null]);
+  // A new run is never paused: the first attempts of its ready steps are queued on their rows (as insertAttempt
+  // would queue them); the other steps have no attempt yet.
+  planned.forEach((s, i) => {
+    const row = [run.id, s.name, s.seq, statuses[i], s.waitingOn, s.priority];
+    pushRow(rows.steps, readyNames.has(s.name) ? [...row, 1, 'queued', run.priority + s.priority, run.force, run.run_at, run.created_at] : [...row, 0, null, 0, 0, null, null]);
+  });
 }
 
 /**
@@ -95,7 +101,7 @@ export async function createRunsAlone(client: pg.PoolClient, plans: PlannedRun[]
   for (const plan of plans) collectRows(rows, plan);
   const events = plans.flatMap((p) => p.events);
   const packed = packEvents(events);
-  const ids = (await sql<{ id: number | null }>(client, 'insertRunRowsNotify', [...rows.runs, ...rows.steps, ...rows.attempts, ...packed.cols]))
+  const ids = (await sql<{ id: number | null }>(client, 'insertRunRowsNotify', [...rows.runs, ...rows.steps, ...packed.cols]))
     .filter((r) => r.id !== null)
     .map((r) => Number(r.id))
     .sort((a, b) => a - b);
@@ -156,9 +162,10 @@ async function claimLogged(client: pg.PoolClient, pending: RunEvent[] | null, ow
   if (only.ids ?? only.runId) values.push(only.ids ?? only.runId);
   const rows = await sql<LoggedRow>(client, key, values);
   const keyed = rows.filter((r) => r.concurrency_key !== null);
-  const claimed = rows.filter((r) => r.id !== null && r.concurrency_key === null).sort((a, b) => a.id - b.id);
+  const claimed = rows.filter((r) => r.id !== null && r.concurrency_key === null).sort((a, b) => a.rank! - b.rank!);
   // The event rows' ids ascend in the order the statement wrote them: the pending rows, then one row per claimed
-  // attempt in this order, holding its events (run.started, step.woken, step.started) with the ids up to the row's.
+  // attempt in the claim's order (its rank), holding its events (run.started, step.woken, step.started) with the ids
+  // up to the row's.
   const ids = (rows.find((r) => r.id === null)?.event_ids ?? []).map(Number);
   pendingRows?.fill(ids);
   let next = pendingRows?.cols[0]!.length ?? 0;

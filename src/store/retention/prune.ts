@@ -17,7 +17,11 @@ export interface PruneRequest {
 export interface PruneResult {
   /** Runs removed, child runs included. */
   runs: number;
-  /** Rows removed per table (`runs`, `steps`, `attempts`, `events`, `logs`, `step_items`, `gate_decisions`, `step_cache`). */
+  /**
+   * Rows removed per table (`runs`, `steps`, `attempts`, `events`, `logs`, `step_items`, `gate_decisions`,
+   * `step_cache`). A step's live or last attempt is part of its `steps` row, so `attempts` counts only the earlier
+   * attempts of the steps removed (none for a run whose steps each succeeded first time).
+   */
   rows: Record<string, number>;
   /** sha256 of the artifacts that only removed runs referred to; the engine removes them from its artifact store. */
   artifacts: string[];
@@ -25,7 +29,10 @@ export interface PruneResult {
   reclaimedBytes?: number;
 }
 
-/** Tables holding rows of a run, keyed by `run_id` (`id` for `runs`, which goes last). */
+/**
+ * Tables holding rows of a run, keyed by `run_id` (`id` for `runs`, which goes last). Every attempt goes: the earlier
+ * ones with `attempts`, each step's live or last one with its `steps` row.
+ */
 const TABLES = ['steps', 'attempts', 'events', 'logs', 'step_items', 'gate_decisions', 'step_cache', 'runs'] as const;
 
 /** Top-level runs pruned per transaction, so that no transaction holds the store for long. */

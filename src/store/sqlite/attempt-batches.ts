@@ -1,9 +1,6 @@
 import type Database from 'better-sqlite3';
-import { stepStatesInto } from '../../core/state-machine.js';
 import type { AttemptResult } from '../store.js';
 import { finishingWhen, RUN_STATE, STEPS_FAILED_JSON, type RunState } from '../ledger/transitions.js';
-
-const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
 
 /** A settle update over a batch (one active step per run) ends a run when, before the update, this holds. */
 const FINISHING = finishingWhen('-1', '-1');
@@ -18,22 +15,19 @@ const SQL = {
   // (1,000,000 runs created in bulk: 624 µs per claimed run over the first 100,000 claimed).
   startRuns: `UPDATE runs SET status = 'running', started_at = @now
               WHERE id IN (SELECT value FROM json_each(@ids)) AND +status = 'queued' RETURNING id`,
-  // @now @rows ([run_id, step] per claimed attempt)
-  startSteps: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, @now)
-               WHERE (run_id, name) IN (SELECT value ->> 0, value ->> 1 FROM json_each(@rows))
-                 AND status IN (${inList(stepStatesInto('running'))})`,
-  // @now @rows ([id, fence, owner, status, processing_ms, error, usage] per result): only attempts still held
-  finishAttempts: `UPDATE attempts SET status = j.status, finished_at = @now, processing_ms = j.ms, error = j.error,
-                     usage = j.usage, lease_expires_at = NULL
-                   FROM (SELECT value ->> 0 AS id, value ->> 1 AS fence, value ->> 2 AS owner, value ->> 3 AS status,
-                           value ->> 4 AS ms, value ->> 5 AS error, value ->> 6 AS usage FROM json_each(@rows)) AS j
-                   WHERE attempts.id = j.id AND attempts.fence = j.fence AND attempts.owner = j.owner AND attempts.status = 'running'
-                   RETURNING attempts.id AS id, attempts.run_id AS run_id, attempts.step AS step, attempts.number AS number`,
-  // @now @rows ([run_id, name, status, output, cache_key] per finished step)
-  finishSteps: `UPDATE steps SET status = j.status, output = j.output, cache_key = j.cache_key, error = NULL, finished_at = @now
-                FROM (SELECT value ->> 0 AS run_id, value ->> 1 AS name, value ->> 2 AS status, value ->> 3 AS output,
-                        value ->> 4 AS cache_key FROM json_each(@rows)) AS j
-                WHERE steps.run_id = j.run_id AND steps.name = j.name AND steps.status = 'running'`,
+  // @now @rows ([id, fence, owner, status, processing_ms, error, usage, output, cache_key] per result): attempts still
+  // held that succeeded (or were cached or skipped), each finishing its step in the same update
+  finishSteps: `UPDATE steps SET attempt_status = j.status, attempt_finished_at = @now, processing_ms = j.ms, attempt_error = j.error,
+                  usage = j.usage, lease_expires_at = NULL,
+                  status = CASE WHEN steps.status = 'running' THEN j.status ELSE steps.status END,
+                  output = CASE WHEN steps.status = 'running' THEN j.output ELSE steps.output END,
+                  cache_key = CASE WHEN steps.status = 'running' THEN j.cache_key ELSE steps.cache_key END,
+                  error = CASE WHEN steps.status = 'running' THEN NULL ELSE steps.error END,
+                  finished_at = CASE WHEN steps.status = 'running' THEN @now ELSE steps.finished_at END
+                FROM (SELECT value ->> 0 AS id, value ->> 1 AS fence, value ->> 2 AS owner, value ->> 3 AS status, value ->> 4 AS ms,
+                        value ->> 5 AS error, value ->> 6 AS usage, value ->> 7 AS output, value ->> 8 AS cache_key FROM json_each(@rows)) AS j
+                WHERE steps.id = j.id AND steps.fence = j.fence AND steps.owner = j.owner AND steps.attempt_status = 'running'
+                RETURNING steps.id AS id, steps.run_id AS run_id, steps.name AS step, steps.attempts AS number`,
   // @now @ids (JSON array of run ids, each once): settles one active step of each run and ends the runs with
   // nothing left, as RunTransitions.settle does for one
   settleRuns: `UPDATE runs SET active = active - 1, remaining = remaining - 1,
@@ -81,29 +75,23 @@ export class AttemptBatches {
     // Rows come back as arrays (raw) or single values (pluck): no object with named keys per row.
     this.stmts = {
       startRuns: db.prepare(SQL.startRuns).pluck(),
-      startSteps: db.prepare(SQL.startSteps),
-      finishAttempts: db.prepare(SQL.finishAttempts).raw(),
-      finishSteps: db.prepare(SQL.finishSteps),
+      finishSteps: db.prepare(SQL.finishSteps).raw(),
       settleRuns: db.prepare(SQL.settleRuns).raw(),
     };
   }
 
-  /** Starts the runs and steps of claimed attempts; returns the ids of the runs that were queued until now. */
-  startClaimed(claimed: ReadonlyArray<{ run_id: string; step: string }>, now: number): Set<string> {
-    const runIds = new Set<string>();
-    const steps: Array<[string, string]> = [];
-    for (const c of claimed) {
-      runIds.add(c.run_id);
-      steps.push([c.run_id, c.step]);
-    }
-    const started = this.stmts.startRuns.all({ now, ids: JSON.stringify([...runIds]) }) as string[];
-    this.stmts.startSteps.run({ now, rows: JSON.stringify(steps) });
-    return new Set(started);
+  /** Starts the runs of claimed attempts; returns the ids of the runs that were queued until now. */
+  startRuns(claimed: ReadonlyArray<{ run_id: string }>, now: number): Set<string> {
+    const runIds = new Set(claimed.map((c) => c.run_id));
+    return new Set(this.stmts.startRuns.all({ now, ids: JSON.stringify([...runIds]) }) as string[]);
   }
 
-  /** Records results of attempts still held by their owner (same fence); returns those, by attempt id. */
-  finishAttempts(results: readonly AttemptResult[], now: number): Map<number, FinishedAttempt> {
-    const rows = results.map((r) => [
+  /**
+   * Records results that finish their steps (succeeded, cached, skipped; `outputs[i]` is the JSON text of
+   * `results[i]`'s) where the attempt is still held by its owner (same fence); returns those, by attempt id.
+   */
+  finishSteps(results: readonly AttemptResult[], outputs: readonly string[], now: number): Map<number, FinishedAttempt> {
+    const rows = results.map((r, i) => [
       r.attemptId,
       r.fence,
       r.owner,
@@ -111,19 +99,14 @@ export class AttemptBatches {
       r.processingMs,
       r.error ? JSON.stringify(r.error) : null,
       r.usage ? JSON.stringify(r.usage) : null,
+      outputs[i],
+      r.cacheKey ?? null,
     ]);
     const finished = new Map<number, FinishedAttempt>();
-    for (const [id, run_id, step, number] of this.stmts.finishAttempts.all({ now, rows: JSON.stringify(rows) }) as Array<[number, string, string, number]>) {
+    for (const [id, run_id, step, number] of this.stmts.finishSteps.all({ now, rows: JSON.stringify(rows) }) as Array<[number, string, string, number]>) {
       finished.set(id, { id, run_id, step, number });
     }
     return finished;
-  }
-
-  /** Marks running steps finished with their outputs. */
-  finishSteps(steps: readonly FinishedStep[], now: number): void {
-    if (steps.length === 0) return;
-    const rows = steps.map((s) => [s.runId, s.step, s.status, s.output, s.cacheKey]);
-    this.stmts.finishSteps.run({ now, rows: JSON.stringify(rows) });
   }
 
   /** Settles one active step in each of `runIds` (each at most once); returns the counters after, by run id. */

@@ -9,11 +9,12 @@ import type { SqliteCtx } from './sqlite-context.js';
 /** Claims of at most this many attempts lease them one statement each. */
 const LEASE_ONE_BY_ONE = 8;
 
-/** Leases up to `limit` available attempts, after `leased` (attempts this transaction inserted leased), and starts them all. */
+/** Leases up to `limit` available attempts, after `leased` (attempts this transaction leased as it queued them), and starts them all. */
 export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, leaseMs: number, now: number, only: { runId?: string }, leased: ClaimedAttemptRow[] = []): ClaimBatch {
   const picked = limit > 0 ? pickClaimable(c, limit, now, only.runId) : [];
-  const rows: ClaimedAttemptRow[] = [...leased];
+  const rows: ClaimedAttemptRow[] = [];
   const lease = { owner, now, lease_until: now + leaseMs };
+  const woke = new Set(picked.filter((p) => p.woke).map((p) => p.id));
   // Few are leased one by one (cheapest for a chain's next step); many in one statement.
   if (picked.length > LEASE_ONE_BY_ONE) rows.push(...(c.stmt('claimAttempts').all({ ...lease, ids: JSON.stringify(picked.map((p) => p.id)) }) as ClaimedAttemptRow[]));
   else {
@@ -22,16 +23,23 @@ export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, l
       if (row) rows.push(row);
     }
   }
-  // Events of a claim come in attempt id order, as on PostgreSQL.
-  rows.sort((a, b) => a.id - b.id);
-  const excess = rows.some((r) => r.concurrency_key !== null) ? trimKeyedClaims(c, rows) : null;
-  const kept = excess ? rows.filter((r) => !excess.has(r.id)) : rows;
-  if (kept.length === 0) return { attempts: [], events: [] };
-  const started = kept.length > 1 ? c.batches.startClaimed(kept, now) : startClaimed(c, kept[0]!, now);
-  return claimedBatch(c.transitions, kept, (r) => c.header(r.run_id), started, now + leaseMs, now);
+  for (const r of rows) if (woke.has(r.id)) r.woke = 1;
+  // A claim's attempts (and their events) come best first, as they were picked; those leased as they were made
+  // were queued last.
+  if (picked.length > LEASE_ONE_BY_ONE) rows.sort(byRank(picked));
+  rows.push(...leased);
+  if (rows.length === 0) return { attempts: [], events: [] };
+  const started = startRuns(c, rows, now);
+  return claimedBatch(c.transitions, rows, (r) => c.header(r.run_id), started, now + leaseMs, now);
 }
 
-type Picked = { id: number; concurrency_key: string | null };
+/** Orders leased rows as `picked` ranks them (a batch lease's RETURNING has no order). */
+function byRank(picked: readonly Picked[]): (a: ClaimedAttemptRow, b: ClaimedAttemptRow) => number {
+  const rank = new Map(picked.map((p, i) => [p.id, i]));
+  return (a, b) => rank.get(a.id)! - rank.get(b.id)!;
+}
+
+type Picked = { id: number; concurrency_key: string | null; concurrency_limit: number | null; woke: number };
 
 /** How many attempts a claim would find available now, up to `limit` (those with a concurrency key counted too). */
 export function countClaimable(c: SqliteCtx, limit: number, now: number, runId: string | undefined): number {
@@ -44,27 +52,22 @@ function pick(c: SqliteCtx, query: 'claimable' | 'claimableKeyed', limit: number
   return c.stmt(query === 'claimable' ? 'claimableOfRun' : 'claimableKeyedOfRun').all({ now, limit, run_id: runId }) as Picked[];
 }
 
-/** The attempts a claim takes, best first: asked without the concurrency-key condition unless a keyed attempt is among them. */
+/**
+ * The attempts a claim takes, best first: asked without the concurrency-key condition unless a keyed attempt is among
+ * them. Several attempts of one key may pass the condition together: those beyond the key's limit are left queued.
+ */
 function pickClaimable(c: SqliteCtx, limit: number, now: number, runId: string | undefined): Picked[] {
   const picked = pick(c, 'claimable', limit, now, runId);
   if (picked.every((p) => p.concurrency_key === null)) return picked;
-  return pick(c, 'claimableKeyed', limit, now, runId);
+  const keyed = pick(c, 'claimableKeyed', limit, now, runId);
+  const running = (key: string) => (c.stmt('runningWithKey').get({ key }) as { n: number }).n + keyed.filter((p) => p.concurrency_key === key).length;
+  const excess = excessKeyedClaims(keyed, running, (p) => p.concurrency_limit ?? 1);
+  return keyed.filter((p) => !excess.has(p.id));
 }
 
-/** Starts the run and step of one claimed attempt; returns the run's id when it was queued until now. */
-export function startClaimed(c: SqliteCtx, claimed: { run_id: string; step: string }, now: number): Set<string> {
-  const started = c.stmt('startRun').run({ id: claimed.run_id, now }).changes > 0;
-  c.stmt('startStep').run({ run_id: claimed.run_id, name: claimed.step, now });
-  return new Set(started ? [claimed.run_id] : []);
-}
-
-/**
- * Several attempts of one key may pass the claim's condition together: those beyond the key's limit go back
- * to the queue, untouched but for their fence. Returns their ids.
- */
-export function trimKeyedClaims(c: SqliteCtx, rows: Array<{ id: number; concurrency_key: string | null; concurrency_limit: number | null }>): Set<number> {
-  const running = (key: string) => (c.stmt('runningWithKey').get({ key }) as { n: number }).n;
-  const excess = excessKeyedClaims(rows, running, (r) => r.concurrency_limit ?? 1);
-  for (const id of excess) c.stmt('unclaim').run({ id });
-  return excess;
+/** Starts the runs of claimed attempts (their steps started with their lease); returns the ids of those queued until now. */
+function startRuns(c: SqliteCtx, rows: readonly ClaimedAttemptRow[], now: number): Set<string> {
+  if (rows.length > 1) return c.batches.startRuns(rows, now);
+  const id = rows[0]!.run_id;
+  return new Set(c.stmt('startRun').run({ id, now }).changes > 0 ? [id] : []);
 }

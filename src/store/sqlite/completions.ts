@@ -15,16 +15,17 @@ import { spawnChild } from '../ledger/run-create.js';
 
 /**
  * Results that only finish their steps (succeeded, cached, skipped), recorded with a few statements per batch:
- * attempts, steps and (for runs with one result in the batch) run counters are each updated by one statement,
- * then each result is settled in order as {@link completeOne} would. Finishing every attempt and step first
- * changes nothing: settling one of these touches neither running attempts nor running steps.
+ * attempts with their steps, and (for runs with one result in the batch) run counters are each updated by one
+ * statement, then each result is settled in order as {@link completeOne} would. Finishing every step first changes
+ * nothing: settling one of these touches no running step.
  */
 export function completePlain(c: SqliteCtx, results: AttemptResult[], now: number, batch: CompletionBatch, written: WrittenOutputs): void {
-  const finished = c.batches.finishAttempts(results, now);
+  const outputs = results.map((r) => toJson(r.output));
+  const finished = c.batches.finishSteps(results, outputs, now);
   const done: Array<{ r: AttemptResult; fin: FinishedAttempt; run: RunHeader; step: FinishedStep }> = [];
   const resultsOfRun = new Map<string, number>();
   let children = false;
-  for (const r of results) {
+  for (const [i, r] of results.entries()) {
     const fin = finished.get(r.attemptId);
     if (!fin) {
       batch.rejected.push(r.attemptId);
@@ -37,11 +38,10 @@ export function completePlain(c: SqliteCtx, results: AttemptResult[], now: numbe
     if (run.parentRunId !== null) children = true;
     resultsOfRun.set(run.id, (resultsOfRun.get(run.id) ?? 0) + 1);
     const status = r.outcome as FinishedStep['status'];
-    const output = toJson(r.output);
+    const output = outputs[i]!;
     written.record(run.id, fin.step, output);
     done.push({ r, fin, run, step: { runId: run.id, step: fin.step, status, output, cacheKey: r.cacheKey ?? null } });
   }
-  c.batches.finishSteps(done.map((d) => d.step), now);
   // A child run that ends settles its parent's step in between: then every run settles on its own, in order.
   const once = children ? [] : [...resultsOfRun].filter(([, n]) => n === 1).map(([id]) => id);
   const settled = c.batches.settleRuns(once, now);
@@ -60,32 +60,29 @@ export function completePlain(c: SqliteCtx, results: AttemptResult[], now: numbe
 
 export function completeOne(c: SqliteCtx, r: AttemptResult, now: number, events: RunEvent[], written: WrittenOutputs): boolean {
   const status = r.outcome;
-  const error = r.error ? JSON.stringify(r.error) : null;
   const usage = r.usage ? JSON.stringify(r.usage) : null;
-  const fin = c.stmt('finishAttempt').get({ id: r.attemptId, fence: r.fence, owner: r.owner, status, now, processing_ms: r.processingMs, error, usage }) as
-    | { run_id: string; step: string; number: number }
-    | undefined;
+  const held = { id: r.attemptId, fence: r.fence, owner: r.owner, status, now, processing_ms: r.processingMs, usage };
+  if (status === 'succeeded' || status === 'cached' || status === 'skipped') {
+    const output = toJson(r.output);
+    const fin = c.stmt('finishAttemptAndStep').get({ ...held, output, cache_key: r.cacheKey ?? null }) as { run_id: string; step: string; number: number; finished: number } | undefined;
+    if (!fin) return false;
+    if (r.decision) written.spoil(fin.run_id);
+    else if (fin.finished) written.record(fin.run_id, fin.step, output);
+    // A gate that decided `proceed` succeeds; its decision goes to the audit table too.
+    if (r.decision) c.transitions.run(recordDecision(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r.decision, null, now, events));
+    const run = c.header(fin.run_id);
+    if (writesCache(r)) c.transitions.run(recordCache(c.transitions, run, fin.step, r, output, now));
+    c.transitions.emit(events, run, `step.${status}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
+    c.transitions.settle(events, run, fin.step, now);
+    return true;
+  }
+  const fin = c.stmt('finishAttempt').get({ ...held, error: r.error ? JSON.stringify(r.error) : null }) as { run_id: string; step: string; number: number } | undefined;
   if (!fin) return false;
-  if (!isPlainOutcome(r)) written.spoil(fin.run_id);
-  if (status === 'failed') {
-    c.transitions.run(recordFailure(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events));
-    return true;
-  }
-  if (status === 'blocked' || status === 'rewound' || status === 'waiting') {
-    c.transitions.run(completeSupervised(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events));
-    return true;
-  }
-  if (status === 'spawned') {
-    c.transitions.run(spawnChild(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r, now, events, createHooks(c)));
-    return true;
-  }
-  if (r.decision) c.transitions.run(recordDecision(c.transitions, c.transitions.getRun(fin.run_id)!, fin.step, fin.number, r.decision, null, now, events));
-  const run = c.header(fin.run_id);
-  const output = toJson(r.output);
-  if (c.stmt('finishStep').run({ run_id: run.id, name: fin.step, status, output, cache_key: r.cacheKey ?? null, now }).changes > 0) written.record(run.id, fin.step, output);
-  if (writesCache(r)) c.transitions.run(recordCache(c.transitions, run, fin.step, r, output, now));
-  c.transitions.emit(events, run, `step.${status as 'succeeded' | 'cached' | 'skipped'}`, fin.step, now, { attempt: fin.number, duration_ms: r.processingMs });
-  c.transitions.settle(events, run, fin.step, now);
+  written.spoil(fin.run_id);
+  const run = c.transitions.getRun(fin.run_id)!;
+  if (status === 'failed') c.transitions.run(recordFailure(c.transitions, run, fin.step, fin.number, r, now, events));
+  else if (status === 'spawned') c.transitions.run(spawnChild(c.transitions, run, fin.step, fin.number, r, now, events, createHooks(c)));
+  else c.transitions.run(completeSupervised(c.transitions, run, fin.step, fin.number, r, now, events));
   return true;
 }
 

@@ -1,17 +1,26 @@
-import { stepStatesInto } from '../../core/state-machine.js';
+import { startsStep } from '../ledger/attempt-rows.js';
 import { sqliteLimit } from '../ledger/effects.js';
 
 /**
- * In a claim's RETURNING: 1 when the claimed attempt is the wake-up of a sleep whose time has come (its step is still
- * `waiting`: the claim starts the step after), on a sleep that is not over.
+ * In a claim's pick: 1 when the picked attempt is the wake-up of a sleep whose time has come (its step is still
+ * `waiting`: the claim starts the step), on a sleep that is not over. Asked only of a waiting step's row.
  */
-const WOKE_SLEEP = `EXISTS (SELECT 1 FROM steps ws JOIN step_waits w ON w.run_id = ws.run_id AND w.step = ws.name
-              WHERE ws.run_id = attempts.run_id AND ws.name = attempts.step AND ws.status = 'waiting' AND w.kind = 'sleep' AND w.done = 0
-                AND w.wake_at <= @now)`;
+const WOKE_SLEEP = `CASE WHEN status = 'waiting' THEN EXISTS (SELECT 1 FROM step_waits w WHERE w.run_id = a.run_id AND w.step = a.name
+              AND w.kind = 'sleep' AND w.done = 0 AND w.wake_at <= @now) ELSE 0 END`;
 
-/** Claim condition over attempt `a`: it has no concurrency key, or fewer than its limit with its key are running. */
+/** Claim condition over step `a`: its attempt has no concurrency key, or fewer than its limit with its key are running. */
 const KEY_HAS_ROOM = `(a.concurrency_key IS NULL OR
-  (SELECT count(*) FROM attempts k WHERE k.concurrency_key = a.concurrency_key AND k.status = 'running') < a.concurrency_limit)`;
+  (SELECT count(*) FROM steps k WHERE k.concurrency_key = a.concurrency_key AND k.attempt_status = 'running') < a.concurrency_limit)`;
+
+/** What a claim picks of a step whose attempt is available. */
+const PICKED = `id, concurrency_key, concurrency_limit, ${WOKE_SLEEP} AS woke FROM steps a WHERE attempt_status = 'queued' AND available_at <= @now`;
+const BEST_FIRST = `ORDER BY attempt_priority DESC, available_at, id ${sqliteLimit('@limit')}`;
+
+/** A claim's lease of an attempt, which starts its step. */
+const LEASE = `UPDATE steps SET attempt_status = 'running', owner = @owner, fence = fence + 1, attempt_started_at = @now,
+                 lease_expires_at = @lease_until, ${startsStep('@now')}`;
+const LEASED = `RETURNING id, run_id, name AS step, attempts AS number, fence, attempt_force AS force, attempt_feedback AS feedback,
+                 concurrency_key, concurrency_limit`;
 
 /** SQL of the SQLite backend; each statement lists its named parameters. */
 export const SQL = {
@@ -26,45 +35,38 @@ export const SQL = {
   // that takes one attempt (a chain's next step). First asked without the concurrency-key condition, whose
   // correlated count made every execution several times dearer even with no keyed attempt queued; only when a keyed
   // attempt is among those picked is the claim asked again with it (claimableKeyed).
-  claimable: `SELECT id, concurrency_key FROM attempts WHERE status = 'queued' AND available_at <= @now
-              ORDER BY priority DESC, available_at, id ${sqliteLimit('@limit')}`,
+  claimable: `SELECT ${PICKED} ${BEST_FIRST}`,
   // @now @limit @run_id: the same, of one run
-  claimableOfRun: `SELECT id, concurrency_key FROM attempts WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id
-                   ORDER BY priority DESC, available_at, id ${sqliteLimit('@limit')}`,
+  claimableOfRun: `SELECT ${PICKED} AND run_id = @run_id ${BEST_FIRST}`,
   // @now @limit: an attempt with a concurrency key is a candidate only while fewer than its limit with that key run
-  // (several of one key in one claim are trimmed by claimInTransaction)
-  claimableKeyed: `SELECT id, concurrency_key FROM attempts a WHERE status = 'queued' AND available_at <= @now AND ${KEY_HAS_ROOM}
-                   ORDER BY priority DESC, available_at, id ${sqliteLimit('@limit')}`,
+  // (several of one key in one claim are trimmed by claimInTransaction before they are leased)
+  claimableKeyed: `SELECT ${PICKED} AND ${KEY_HAS_ROOM} ${BEST_FIRST}`,
   // @now @limit @run_id
-  claimableKeyedOfRun: `SELECT id, concurrency_key FROM attempts a WHERE status = 'queued' AND available_at <= @now AND run_id = @run_id AND ${KEY_HAS_ROOM}
-                        ORDER BY priority DESC, available_at, id ${sqliteLimit('@limit')}`,
+  claimableKeyedOfRun: `SELECT ${PICKED} AND run_id = @run_id AND ${KEY_HAS_ROOM} ${BEST_FIRST}`,
   // @ids (a JSON array) @owner @now @lease_until: claimAttempt for a large batch, in one statement
-  claimAttempts: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
-                    lease_expires_at = @lease_until
-                  WHERE id IN (SELECT value FROM json_each(@ids)) AND status = 'queued'
-                  RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit, ${WOKE_SLEEP} AS woke`,
+  claimAttempts: `${LEASE} WHERE id IN (SELECT value FROM json_each(@ids)) AND attempt_status = 'queued' ${LEASED}`,
   // @id @owner @now @lease_until
-  claimAttempt: `UPDATE attempts SET status = 'running', owner = @owner, fence = fence + 1, started_at = @now,
-                   lease_expires_at = @lease_until
-                 WHERE id = @id AND status = 'queued'
-                 RETURNING id, run_id, step, number, fence, force, feedback, concurrency_key, concurrency_limit, ${WOKE_SLEEP} AS woke`,
+  claimAttempt: `${LEASE} WHERE id = @id AND attempt_status = 'queued' ${LEASED}`,
   // @id @now
   startRun: `UPDATE runs SET status = 'running', started_at = @now WHERE id = @id AND status = 'queued'`,
-  // @run_id @name @now
-  startStep: `UPDATE steps SET status = 'running', started_at = COALESCE(started_at, @now)
-              WHERE run_id = @run_id AND name = @name AND status IN (${stepStatesInto('running').map((s) => `'${s}'`).join(', ')})`,
   // @key
-  runningWithKey: `SELECT count(*) AS n FROM attempts WHERE concurrency_key = @key AND status = 'running'`,
-  // @id: gives back a keyed attempt this claim took beyond its key's limit
-  unclaim: `UPDATE attempts SET status = 'queued', owner = NULL, started_at = NULL, lease_expires_at = NULL WHERE id = @id`,
+  runningWithKey: `SELECT count(*) AS n FROM steps WHERE concurrency_key = @key AND attempt_status = 'running'`,
   // @owner @lease_until
-  heartbeat: `UPDATE attempts SET lease_expires_at = @lease_until WHERE owner = @owner AND status = 'running' RETURNING id`,
+  heartbeat: `UPDATE steps SET lease_expires_at = @lease_until WHERE owner = @owner AND attempt_status = 'running' RETURNING id, fence`,
   // @id @fence @owner @status @now @processing_ms @error @usage
-  finishAttempt: `UPDATE attempts SET status = @status, finished_at = @now, processing_ms = @processing_ms, error = @error,
+  finishAttempt: `UPDATE steps SET attempt_status = @status, attempt_finished_at = @now, processing_ms = @processing_ms, attempt_error = @error,
                     usage = @usage, lease_expires_at = NULL
-                  WHERE id = @id AND fence = @fence AND owner = @owner AND status = 'running'
-                  RETURNING run_id, step, number`,
-  // @run_id @name @status @output @cache_key @now
-  finishStep: `UPDATE steps SET status = @status, output = @output, cache_key = @cache_key, error = NULL, finished_at = @now
-               WHERE run_id = @run_id AND name = @name AND status = 'running'`,
+                  WHERE id = @id AND fence = @fence AND owner = @owner AND attempt_status = 'running'
+                  RETURNING run_id, name AS step, attempts AS number`,
+  // @id @fence @owner @status @now @processing_ms @usage @output @cache_key: an attempt that succeeded (or was
+  // cached or skipped) finishes its step in the same update
+  finishAttemptAndStep: `UPDATE steps SET attempt_status = @status, attempt_finished_at = @now, processing_ms = @processing_ms, attempt_error = NULL,
+                           usage = @usage, lease_expires_at = NULL,
+                           status = CASE WHEN status = 'running' THEN @status ELSE status END,
+                           output = CASE WHEN status = 'running' THEN @output ELSE output END,
+                           cache_key = CASE WHEN status = 'running' THEN @cache_key ELSE cache_key END,
+                           error = CASE WHEN status = 'running' THEN NULL ELSE error END,
+                           finished_at = CASE WHEN status = 'running' THEN @now ELSE finished_at END
+                         WHERE id = @id AND fence = @fence AND owner = @owner AND attempt_status = 'running'
+                         RETURNING run_id, name AS step, attempts AS number, status = @status AS finished`,
 } as const;

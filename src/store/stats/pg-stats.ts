@@ -51,16 +51,22 @@ async function insert(query: Query, rows: RollupRow[]): Promise<void> {
   ]);
 }
 
-/** No JIT: the stats statements are short, and compiling a plan took longer than running it. */
-const PLAN = 'SET LOCAL jit = off';
+/**
+ * No JIT: the stats statements are short, and compiling a plan took longer than running it. No parallel workers:
+ * each read of finished attempts appends two joins (`attempts` and `steps`, see ./stats-sql.ts), which the planner
+ * would hand to workers that take longer to start than the reads take by key.
+ */
+const PLAN = 'SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0';
 
 /**
  * Statements that read the runs of listed minutes, and their steps and attempts, by key. The planner cannot
- * estimate a list of minutes and may hash the whole attempts table to read a few thousand rows: hash and merge
- * joins are off for these statements only.
+ * estimate a list of minutes (it takes a minute for a ninth of the pipeline's runs) and may hash the whole
+ * attempts table to read a few thousand rows, or read all of it and look each row's run up (a memoized index
+ * scan): `attempts` holds only earlier attempts, so it is small next to that estimate. Hash and merge joins and
+ * memoized lookups are off for these statements only.
  */
 const BY_KEY: ReadonlySet<string> = new Set(['qmRuns', 'qmSteps', 'qmAttempts', 'qmUsage']);
-const JOINS_BY_KEY = `SELECT set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $1, true)`;
+const JOINS_BY_KEY = `SELECT set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $1, true), set_config('enable_memoize', $1, true)`;
 
 /** One fold at a time across processes: the fold's transactions take this advisory lock. */
 const FOLD_LOCK = `SELECT pg_advisory_xact_lock(hashtext('sluice:stats-fold'))`;

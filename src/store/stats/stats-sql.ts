@@ -25,6 +25,22 @@ function total(d: Dialect, col: string, key: string): string {
 }
 
 /**
+ * The finished attempts of the runs `runs` and `where` choose, as a table `a` of (pipeline, created_at: the run's;
+ * step, processing_ms, usage: the attempt's): the earlier attempts of each step (rows of `attempts`) and the attempt
+ * its row holds (docs/store.md, "A step row holds its live attempt"), each attempt once. Two joins by key, one per
+ * table, rather than the view `all_attempts`, which SQLite would build whole before joining it to a few runs.
+ * (No condition on usage: PostgreSQL, taking attempts with a usage for rare, would rather read all of `attempts`
+ * than a few runs' rows; an attempt without one adds nothing to the sums.)
+ */
+function finishedAttempts(runs: string, where: string): string {
+  return `(SELECT r.pipeline, r.created_at, e.step, e.processing_ms, e.usage FROM ${runs} CROSS JOIN attempts e
+             WHERE e.run_id = r.id AND ${where} AND e.finished_at IS NOT NULL
+           UNION ALL
+           SELECT r.pipeline, r.created_at, s.name, s.processing_ms, s.usage FROM ${runs} CROSS JOIN steps s
+             WHERE s.run_id = r.id AND ${where} AND s.attempt_finished_at IS NOT NULL) a`;
+}
+
+/**
  * Raw reads of the fold: runs (with their steps and finished attempts) created in [$2, $3), of pipeline $1
  * (`range`) or of every pipeline (`all`: $1 is NULL), row by row of creation time. `open` counts the runs that
  * may still change as of watermark $4 (not finished, or finished at or after it); `children` counts child runs
@@ -44,10 +60,10 @@ function rawSql(d: Dialect, scope: 'range' | 'all') {
            FROM ${runs} WHERE ${where} GROUP BY r.pipeline, r.created_at, r.status, ${ms}`,
     steps: `SELECT r.pipeline, r.created_at AS at, s.name, s.status, MIN(s.seq) AS seq, COUNT(*) AS n
             ${join('steps', 's')} GROUP BY r.pipeline, r.created_at, s.name, s.status`,
-    attempts: `SELECT r.pipeline, r.created_at AS at, a.step AS name, a.processing_ms AS ms, COUNT(*) AS n,
+    attempts: `SELECT a.pipeline, a.created_at AS at, a.step AS name, a.processing_ms AS ms, COUNT(*) AS n,
                       ${total(d, 'a.usage', 'tokensIn')} AS tokens_in, ${total(d, 'a.usage', 'tokensOut')} AS tokens_out, ${total(d, 'a.usage', 'cost')} AS cost
-               ${join('attempts', 'a')} AND a.finished_at IS NOT NULL
-               GROUP BY r.pipeline, r.created_at, a.step, a.processing_ms`,
+               FROM ${finishedAttempts(runs, where)}
+               GROUP BY a.pipeline, a.created_at, a.step, a.processing_ms`,
   };
 }
 
@@ -65,16 +81,19 @@ function questionSql(d: Dialect, minutes: boolean) {
     : 'r.pipeline = $1 AND r.created_at >= $2 AND r.created_at < $3';
   const runs = minutes ? `${list} CROSS JOIN runs r` : 'runs r';
   const join = (table: string, alias: string) => `FROM ${runs} CROSS JOIN ${table} ${alias} WHERE ${alias}.run_id = r.id AND ${where}`;
-  const index =
-    d === 'sqlite' ? 'MIN($7, MAX(0, CAST((r.created_at - $4) / $6 AS INTEGER)))' : 'LEAST($7::int, GREATEST(0, floor((r.created_at - $4) / $6::float8)::int))';
-  const bucket = `CASE WHEN r.created_at >= $4 AND r.created_at < $5 THEN ${index} ELSE -1 END`;
+  // The series bucket of the run creation time `at`.
+  const bucketOf = (at: string) => {
+    const index = d === 'sqlite' ? `MIN($7, MAX(0, CAST((${at} - $4) / $6 AS INTEGER)))` : `LEAST($7::int, GREATEST(0, floor((${at} - $4) / $6::float8)::int))`;
+    return `CASE WHEN ${at} >= $4 AND ${at} < $5 THEN ${index} ELSE -1 END`;
+  };
+  const bucket = bucketOf('r.created_at');
   const ms = `CASE WHEN r.finished_at IS NULL THEN NULL ELSE r.finished_at - COALESCE(r.started_at, r.created_at) END`;
   const usage = `${total(d, 'a.usage', 'tokensIn')} AS tokens_in, ${total(d, 'a.usage', 'tokensOut')} AS tokens_out, ${total(d, 'a.usage', 'cost')} AS cost`;
   return {
     runs: `SELECT ${bucket} AS bucket, r.status, ${ms} AS ms, COUNT(*) AS n FROM ${runs} WHERE ${where} GROUP BY ${bucket}, r.status, ${ms}`,
     steps: `SELECT s.name, s.status, MIN(s.seq) AS seq, COUNT(*) AS n ${join('steps', 's')} GROUP BY s.name, s.status`,
-    attempts: `SELECT a.step AS name, a.processing_ms AS ms, COUNT(*) AS n, ${usage} ${join('attempts', 'a')} AND a.finished_at IS NOT NULL GROUP BY a.step, a.processing_ms`,
-    usage: `SELECT ${bucket} AS bucket, ${usage} ${join('attempts', 'a')} AND a.finished_at IS NOT NULL AND a.usage IS NOT NULL GROUP BY ${bucket}`,
+    attempts: `SELECT a.step AS name, a.processing_ms AS ms, COUNT(*) AS n, ${usage} FROM ${finishedAttempts(runs, where)} GROUP BY a.step, a.processing_ms`,
+    usage: `SELECT ${bucketOf('a.created_at')} AS bucket, ${usage} FROM ${finishedAttempts(runs, where)} GROUP BY ${bucketOf('a.created_at')}`,
   };
 }
 

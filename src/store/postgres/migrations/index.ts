@@ -15,6 +15,7 @@ import { sql as waits } from './016-waits.js';
 import { sql as statsRollup } from './017-stats-rollup.js';
 import { sql as leanAttempts } from './018-lean-attempts.js';
 import { sql as packedEvents } from './019-packed-events.js';
+import { sql as stepAttempts } from './020-step-attempts.js';
 
 /** Numbered, append-only migrations of the PostgreSQL backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -36,4 +37,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 17, name: 'stats-rollup', sql: statsRollup },
   { id: 18, name: 'lean-attempts', sql: leanAttempts },
   { id: 19, name: 'packed-events', sql: packedEvents },
+  { id: 20, name: 'step-attempts', sql: stepAttempts },
 ];

@@ -14,6 +14,7 @@ import { sql as flowControl } from './014-flow-control.js';
 import { sql as waits } from './015-waits.js';
 import { sql as statsRollup } from './016-stats-rollup.js';
 import { sql as leanAttempts } from './017-lean-attempts.js';
+import { sql as stepAttempts } from './018-step-attempts.js';
 
 /** Numbered, append-only migrations of the SQLite backend. */
 export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }> = [
@@ -33,4 +34,5 @@ export const migrations: ReadonlyArray<{ id: number; name: string; sql: string }
   { id: 15, name: 'waits', sql: waits },
   { id: 16, name: 'stats-rollup', sql: statsRollup },
   { id: 17, name: 'lean-attempts', sql: leanAttempts },
+  { id: 18, name: 'step-attempts', sql: stepAttempts },
 ];
