@@ -126,7 +126,7 @@ function breakdown(file: string) {
            FROM dbstat s LEFT JOIN sqlite_schema m ON m.name = s.name GROUP BY s.name ORDER BY bytes DESC`,
       )
       .all() as Array<{ name: string; type: string; tbl: string; bytes: number; payload: number }>;
-    const counts = db.prepare(`SELECT (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM runs WHERE status = 'succeeded') AS succeeded, (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM attempts) AS attempts`).get() as Record<string, number>;
+    const counts = db.prepare(`SELECT (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM runs WHERE status = 'succeeded') AS succeeded, (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM all_attempts) AS attempts`).get() as Record<string, number>;
     const freelist = db.pragma('freelist_count', { simple: true }) as number;
     const pageSize = db.pragma('page_size', { simple: true }) as number;
     return { rows, counts, freeBytes: freelist * pageSize };

@@ -54,9 +54,10 @@ async function loadSqlite(path: string): Promise<void> {
   db.pragma('synchronous = OFF');
   const run = db.prepare(`INSERT INTO runs (id, pipeline, version, status, input, max_parallel, remaining, run_at, created_at, started_at, finished_at)
                           VALUES (?, ?, 1, ?, '{}', 4, 0, ?, ?, ?, ?)`);
-  const step = db.prepare(`INSERT INTO steps (run_id, name, seq, status, waiting_on, attempts, started_at, finished_at) VALUES (?, ?, ?, ?, 0, 1, ?, ?)`);
-  const attempt = db.prepare(`INSERT INTO attempts (run_id, step, number, status, available_at, queued_at, started_at, finished_at, processing_ms, usage)
-                              VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?)`);
+  // Each step's one attempt is on its row (docs/store.md, "A step row holds its live attempt").
+  const step = db.prepare(`INSERT INTO steps (run_id, name, seq, status, waiting_on, attempts, started_at, finished_at, attempt_status, available_at, queued_at,
+                                              attempt_started_at, attempt_finished_at, processing_ms, usage)
+                           VALUES (?, ?, ?, ?, 0, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const batch = db.transaction((from: number, to: number) => {
     for (let i = from; i < to; i++) {
       const r = runRow(i);
@@ -64,8 +65,8 @@ async function loadSqlite(path: string): Promise<void> {
       for (const [s, name] of STEPS.entries()) {
         const ms = attemptMs(i, s);
         const status = r.failed && s === STEPS.length - 1 ? 'failed' : 'succeeded';
-        step.run(r.id, name, s, status, t, t + ms);
-        attempt.run(r.id, name, status, t, t, t, t + ms, ms, s === 2 ? `{"tokensIn":${100 + (i % 50)},"tokensOut":${20 + (i % 7)},"cost":0.001}` : null);
+        const usage = s === 2 ? `{"tokensIn":${100 + (i % 50)},"tokensOut":${20 + (i % 7)},"cost":0.001}` : null;
+        step.run(r.id, name, s, status, t, t + ms, status, t, t, t, t + ms, ms, usage);
         t += ms;
       }
       run.run(r.id, PIPELINE, r.failed ? 'failed' : 'succeeded', r.created, r.created, r.created, t);
@@ -86,12 +87,13 @@ async function loadPostgres(url: string): Promise<void> {
         `WITH g AS (SELECT i, $3::bigint - 82800000 + floor((i::float8 / $4) * 82800000)::bigint AS created FROM generate_series($1::int, $2::int - 1) AS i),
               a AS (SELECT g.i, g.created, s, 1 + 50 * s + round(power(((g.i::bigint * 2654435761 + s * 40503) % 4294967296)::float8 / 4294967296, 3) * 10000)::bigint AS ms
                     FROM g CROSS JOIN generate_series(0, 4) AS s),
-              ins_steps AS (INSERT INTO steps (run_id, name, seq, status, waiting_on, attempts, started_at, finished_at)
-                            SELECT 'r' || lpad(i::text, 9, '0'), ($5::text[])[s + 1], s, CASE WHEN i % 97 = 0 AND s = 4 THEN 'failed' ELSE 'succeeded' END, 0, 1, created, created + ms FROM a),
-              ins_attempts AS (INSERT INTO attempts (run_id, step, number, status, available_at, queued_at, started_at, finished_at, processing_ms, usage)
-                               SELECT 'r' || lpad(i::text, 9, '0'), ($5::text[])[s + 1], 1, CASE WHEN i % 97 = 0 AND s = 4 THEN 'failed' ELSE 'succeeded' END,
-                                      created, created, created, created + ms, ms,
-                                      CASE WHEN s = 2 THEN json_build_object('tokensIn', 100 + i % 50, 'tokensOut', 20 + i % 7, 'cost', 0.001)::jsonb END FROM a)
+              -- Each step's one attempt is on its row.
+              st AS (SELECT a.*, CASE WHEN i % 97 = 0 AND s = 4 THEN 'failed' ELSE 'succeeded' END AS status FROM a),
+              ins_steps AS (INSERT INTO steps (run_id, name, seq, status, waiting_on, attempts, started_at, finished_at, attempt_status, available_at, queued_at,
+                                               attempt_started_at, attempt_finished_at, processing_ms, usage)
+                            SELECT 'r' || lpad(i::text, 9, '0'), ($5::text[])[s + 1], s, status, 0, 1, created, created + ms, status, created, created,
+                                   created, created + ms, ms,
+                                   CASE WHEN s = 2 THEN json_build_object('tokensIn', 100 + i % 50, 'tokensOut', 20 + i % 7, 'cost', 0.001)::jsonb END FROM st)
          INSERT INTO runs (id, pipeline, version, status, input, max_parallel, remaining, run_at, created_at, started_at, finished_at)
          SELECT 'r' || lpad(i::text, 9, '0'), $6, 1, CASE WHEN i % 97 = 0 THEN 'failed' ELSE 'succeeded' END, '{}', 4, 0, created, created, created,
                 created + sum(ms) FROM a GROUP BY i, created`,
