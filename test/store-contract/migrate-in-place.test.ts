@@ -25,7 +25,8 @@ import { admin } from '../support/postgres-server.js';
 import { sqliteTemplate } from '../support/sqlite-template.js';
 import { FIXTURE_STATES, migrationHash, restorePostgresFixture, type FixtureRun, type FixtureState, type PostgresStoreFixture, type StoreFixture } from '../support/store-fixture.js';
 
-const RELEASE = '0f4d4d9';
+/** The releases whose stores are fixtures: c227d2a is the last before a step row held its live attempt. */
+const RELEASES = ['0f4d4d9', 'c227d2a'];
 const FIXTURES = new URL('../fixtures/stores/', import.meta.url).pathname;
 const DAY = 24 * 60 * 60_000;
 
@@ -54,7 +55,7 @@ interface Opened {
 interface FixtureBackend {
   name: string;
   skip: boolean;
-  open(): Promise<Opened>;
+  open(release: string): Promise<Opened>;
   /** The ids of the current code's migrations of this backend. */
   currentIds: number[];
   /** The schema of a store the current code creates. */
@@ -114,15 +115,15 @@ const fixtureBackends: FixtureBackend[] = [
   { name: 'postgres', skip: postgresDisabled(), open: openPostgresFixture, currentIds: pgMigrations.map((m) => m.id), freshSchema: freshPostgresSchema },
 ];
 
-function readFixture<T extends StoreFixture>(suffix: string): T {
-  return JSON.parse(readFileSync(join(FIXTURES, `release-${RELEASE}.${suffix}`), 'utf8')) as T;
+function readFixture<T extends StoreFixture>(release: string, suffix: string): T {
+  return JSON.parse(readFileSync(join(FIXTURES, `release-${release}.${suffix}`), 'utf8')) as T;
 }
 
 /** The release's SQLite file, copied to a temp folder and opened: the store applies its newer migrations. */
-async function openSqliteFixture(): Promise<Opened> {
+async function openSqliteFixture(release: string): Promise<Opened> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-migrate-'));
   const path = join(dir, 'sluice.db');
-  copyFileSync(join(FIXTURES, `release-${RELEASE}.sqlite`), path);
+  copyFileSync(join(FIXTURES, `release-${release}.sqlite`), path);
   const store = new SqliteStore({ path });
   await store.migrate();
   const read = <T>(file: string, query: string) => {
@@ -135,7 +136,7 @@ async function openSqliteFixture(): Promise<Opened> {
   };
   return {
     store,
-    fixture: readFixture('sqlite.json'),
+    fixture: readFixture(release, 'sqlite.json'),
     dir,
     appliedIds: async () => read<{ id: number }>(path, 'SELECT id FROM sluice_migrations ORDER BY id').map((r) => r.id),
     schema: async () => sqliteSchema(path),
@@ -148,8 +149,8 @@ async function openSqliteFixture(): Promise<Opened> {
  * SQL texts, which must be the ones the release ran), its rows and its sequences; then the store opens it and
  * applies the newer migrations.
  */
-async function openPostgresFixture(): Promise<Opened> {
-  const fixture = readFixture<PostgresStoreFixture>('pg.json');
+async function openPostgresFixture(release: string): Promise<Opened> {
+  const fixture = readFixture<PostgresStoreFixture>(release, 'pg.json');
   const db = await createDatabase(await acquirePostgres(), { empty: true });
   await admin(db.url, (c) => restorePostgresFixture(c, fixture, pgMigrations, { create: SQL.ledger, record: SQL.recordMigration }));
   const store = new PostgresStore({ url: db.url, poolSize: 4 });
@@ -178,8 +179,8 @@ async function allEvents(store: Store, filter: { runId?: string; afterId?: numbe
   }
 }
 
-for (const backend of fixtureBackends) {
-  describe.skipIf(backend.skip)(`a store of release ${RELEASE} migrated in place on ${backend.name}`, () => {
+for (const [release, backend] of RELEASES.flatMap((r) => fixtureBackends.map((b) => [r, b] as const))) {
+  describe.skipIf(backend.skip)(`a store of release ${release} migrated in place on ${backend.name}`, () => {
     let opened: Opened;
     let store: Store;
     let fixture: StoreFixture;
@@ -191,7 +192,7 @@ for (const backend of fixtureBackends) {
     const errors: unknown[] = [];
 
     beforeAll(async () => {
-      opened = await backend.open();
+      opened = await backend.open(release);
       ({ store, fixture } = opened);
       clock.t = fixture.now;
       lastFixtureId = Math.max(...fixture.runs.flatMap((r) => r.events.map((e) => e.id)));
