@@ -103,6 +103,8 @@ for (const backend of backends()) {
       const report = await engine.prune({ olderThanMs: 30 * DAY });
       expect(report.runs).toBe(2);
       expect(report.rows['logs']).toBe(oldRows['logs']);
+      // Every attempt counts, those held on step rows too: two runs of two steps, each tried once.
+      expect([dry.rows['attempts'], report.rows['attempts']]).toEqual([4, 4]);
       expect(Object.values(await rowsOf(store, old)).every((n) => n === 0)).toBe(true);
       const db = (store as unknown as { db?: Database.Database }).db;
       if (db) {
@@ -120,7 +122,7 @@ for (const backend of backends()) {
       expect(await artifacts.getJson(freshArtifacts.find((a) => !shared.includes(a))!)).toContain('{"n":3}');
       // The dead letter stays until pruned explicitly.
       expect((await store.getRun(deadLetter))?.status).toBe('failed');
-      expect((await engine.prune({ olderThanMs: 30 * DAY, deadLetters: true })).runs).toBe(1);
+      expect((await engine.prune({ olderThanMs: 30 * DAY, deadLetters: true })).rows).toMatchObject({ runs: 1, steps: 1, attempts: 2 });
       expect(Object.values(await rowsOf(store, [deadLetter])).every((n) => n === 0)).toBe(true);
       expect((await store.getRun(fresh[0]!))?.status).toBe('succeeded');
     });

@@ -19,8 +19,8 @@ export interface PruneResult {
   runs: number;
   /**
    * Rows removed per table (`runs`, `steps`, `attempts`, `events`, `logs`, `step_items`, `gate_decisions`,
-   * `step_cache`). A step's live or last attempt is part of its `steps` row, so `attempts` counts only the earlier
-   * attempts of the steps removed (none for a run whose steps each succeeded first time).
+   * `step_cache`). `attempts` counts every attempt removed: the earlier ones (rows of `attempts`) and each step's
+   * live or last one, which is part of its `steps` row.
    */
   rows: Record<string, number>;
   /** sha256 of the artifacts that only removed runs referred to; the engine removes them from its artifact store. */
@@ -96,6 +96,8 @@ const S = {
   ),
   count: TABLES.map((t) => overIds(`pruneCount_${t}`, (ids) => `SELECT COUNT(*) AS n FROM ${t} WHERE ${t === 'runs' ? 'id' : 'run_id'} IN ${ids}`)),
   remove: TABLES.map((t) => overIds(`pruneRemove_${t}`, (ids) => `DELETE FROM ${t} WHERE ${t === 'runs' ? 'id' : 'run_id'} IN ${ids}`)),
+  // $1 ids: the attempts held on the runs' step rows (the earlier ones are rows of attempts)
+  stepAttempts: overIds('pruneCountStepAttempts', (ids) => `SELECT COUNT(*) AS n FROM steps WHERE run_id IN ${ids} AND attempt_status IS NOT NULL`),
   // $1 before: claimed cron slots before it, but the latest of each trigger (what catch-up starts from)
   cronSlots: sql(
     'pruneCronSlots',
@@ -148,9 +150,11 @@ function* pruneBatch(r: FeatureRunner, roots: string[], dryRun: boolean): Rule<B
   const refs = new Set<string>();
   for (const row of yield* all<{ j: string | null }>(S.refsOf, [list])) artifactRefsIn(row.j, refs);
   const rows: Record<string, number> = {};
+  const onSteps = Number((yield* get<{ n: number }>(S.stepAttempts, [list]))!.n);
   for (const [i, table] of TABLES.entries()) {
     rows[table] = dryRun ? Number((yield* get<{ n: number }>(S.count[i]!, [list]))!.n) : yield* run(S.remove[i]!, [list]);
   }
+  rows['attempts'] = rows['attempts']! + onSteps;
   return { ids, rows, refs };
 }
 
