@@ -59,8 +59,11 @@ export class Executor {
   /** The pipelines of {@link pipelines} once loaded, read without awaiting. */
   private readonly loaded = new Map<string, PreparedPipeline>();
   private readonly outputs = new OutputChecker();
-  /** The `traceparent` of each attempt running under a span, which its step passes on. */
-  private readonly traceparents = new Map<number, string>();
+  /**
+   * The `traceparent` of each attempt running under a span, which its step passes on. Keyed by the claimed attempt
+   * itself: two leases of one step share its id.
+   */
+  private readonly traceparents = new Map<ClaimedAttempt, string>();
 
   constructor(private readonly deps: ExecutorDeps) {}
 
@@ -74,13 +77,13 @@ export class Executor {
     const uses = (await this.prepare(attempt).catch(() => undefined))?.byName.get(attempt.step)?.uses ?? 'unknown';
     const traced = { runId: attempt.runId, pipeline: attempt.pipeline, version: attempt.version, step: attempt.step, uses, attempt: attempt.number };
     const span = await this.deps.tracing.startAttempt(traced, startMs);
-    if (span) this.traceparents.set(attempt.id, span.traceparent);
+    if (span) this.traceparents.set(attempt, span.traceparent);
     try {
       const result = await this.executeUntraced(attempt, owner, cancel);
       span?.end({ outcome: result.outcome, error: result.error, usage: result.usage, endMs: this.deps.now() });
       return result;
     } finally {
-      this.traceparents.delete(attempt.id);
+      this.traceparents.delete(attempt);
     }
   }
 
@@ -245,7 +248,7 @@ export class Executor {
       },
       ...(ctx.feedback === undefined ? {} : { feedback: ctx.feedback }),
       ...(waits === undefined ? {} : { waits }),
-      ...(this.traceparents.has(attempt.id) ? { traceparent: this.traceparents.get(attempt.id)! } : {}),
+      ...(this.traceparents.has(attempt) ? { traceparent: this.traceparents.get(attempt)! } : {}),
     });
     const result =
       step.timeoutMs === null

@@ -355,7 +355,7 @@ export class Worker {
           this.results.unshift(...results.slice(i));
           throw err;
         }
-        this.active.delete(r.attemptId);
+        this.forget(r);
         this.deps.onError(err);
       }
     }
@@ -383,11 +383,16 @@ export class Worker {
     if (request === undefined || batch.claimed.length >= request.limit) this.claimMayFindMore = true;
     if (crashPointsArmed) for (const r of results) crashPoint('after-commit', this.active.get(r.attemptId)?.attempt.step ?? '');
     for (const r of results) {
-      this.active.delete(r.attemptId);
+      this.forget(r);
       this.finishedIds.delete(r.attemptId);
     }
     this.publish(batch.events);
     for (const attempt of batch.claimed) this.begin(attempt);
+  }
+
+  /** Drops the attempt of a recorded (or dropped) result, unless this worker already holds a later lease of its step. */
+  private forget(r: AttemptResult): void {
+    if (this.active.get(r.attemptId)?.attempt.fence === r.fence) this.active.delete(r.attemptId);
   }
 
   /** Tries the failed flush again after 100 ms, doubling up to 5 s. */
