@@ -18,11 +18,25 @@ const FRESH = `owner = NULL, lease_expires_at = NULL, attempt_started_at = NULL,
   attempt_error = NULL, usage = NULL`;
 /**
  * What a lease does to its step besides leasing the attempt: a step that may become running (queued, retrying, a
- * sleep woken) does, and keeps the time it first started. `now` names the parameter of the time.
+ * sleep woken) does, and keeps the time it first started. `now` names the parameter of the time; `row` qualifies the
+ * step row's columns where the statement reads other rows too.
  */
-export const startsStep = (now: string) => {
-  const starting = `status IN (${stepStatesInto('running').map((s) => `'${s}'`).join(', ')})`;
-  return `status = CASE WHEN ${starting} THEN 'running' ELSE status END, started_at = CASE WHEN ${starting} THEN COALESCE(started_at, ${now}) ELSE started_at END`;
+export const startsStep = (now: string, row = 'steps') => {
+  const starting = `${row}.status IN (${stepStatesInto('running').map((s) => `'${s}'`).join(', ')})`;
+  return `status = CASE WHEN ${starting} THEN 'running' ELSE ${row}.status END,
+    started_at = CASE WHEN ${starting} THEN COALESCE(${row}.started_at, ${now}) ELSE ${row}.started_at END`;
+};
+
+/**
+ * What a result that settles its step (succeeded, cached, skipped) does to the step besides finishing the attempt, in
+ * the same update of its row: a step still running takes the result's `status`, `output` and `cacheKey` at `now`
+ * (each an expression of the statement); one a rule moved on since the lease keeps what it has. `row` as in
+ * {@link startsStep}. Used by both drivers' finishes, one result or a batch.
+ */
+export const settlesStep = (v: { status: string; output: string; cacheKey: string; now: string }, row = 'steps') => {
+  const running = `${row}.status = 'running'`;
+  const set = (col: string, value: string) => `${col} = CASE WHEN ${running} THEN ${value} ELSE ${row}.${col} END`;
+  return [set('status', v.status), set('output', v.output), set('cache_key', v.cacheKey), set('error', 'NULL'), set('finished_at', v.now)].join(', ');
 };
 
 const S = {

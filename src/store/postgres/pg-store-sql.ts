@@ -1,6 +1,5 @@
 import type pg from 'pg';
-import { stepStatesInto } from '../../core/state-machine.js';
-import { inList } from '../ledger/transitions.js';
+import { settlesStep, startsStep } from '../ledger/attempt-rows.js';
 
 /** The channel that tells workers in other processes that attempts became available. */
 export const WAKEUP_CHANNEL = 'sluice_wakeup';
@@ -17,14 +16,6 @@ export const LEADER_LOCK_KEY = 7_361_020_411_935_119;
  */
 const KEY_HAS_ROOM = `(a.concurrency_key IS NULL OR
   (SELECT count(*) FROM steps k WHERE k.concurrency_key = a.concurrency_key AND k.attempt_status = 'running') < a.concurrency_limit)`;
-
-/**
- * What the claim's lease does to its step besides leasing the attempt ($2 now): a step that may become running
- * (queued, retrying, a sleep woken) does, and keeps the time it first started (as the ledger's queueLeasedAttempt).
- */
-const STARTING = `s.status IN (${inList(stepStatesInto('running'))})`;
-const START_STEP = `status = CASE WHEN ${STARTING} THEN 'running' ELSE s.status END,
-              started_at = CASE WHEN ${STARTING} THEN COALESCE(s.started_at, $2) ELSE s.started_at END`;
 
 /**
  * True when claimed attempt `c` is the wake-up of a sleep whose time has come ($2 now): its step is still `waiting`
@@ -64,7 +55,7 @@ const STARTED_PACKED = `jsonb_build_array(step, 'step.started', ${STARTED_DATA},
 const claimLoggedPicked = (picked: string, relaxed: boolean, pending = '') => `WITH picked AS (${picked}),
           claimed AS (
             UPDATE steps s SET attempt_status = 'running', owner = $1, fence = s.fence + 1, attempt_started_at = $2, lease_expires_at = $3,
-              ${START_STEP}
+              ${startsStep('$2', 's')}
             WHERE s.id = ANY (ARRAY(SELECT id FROM picked WHERE concurrency_key IS NULL))
               ${relaxed ? `AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'` : ''}
             RETURNING s.id, s.run_id, s.name AS step, s.attempts AS number, s.fence, s.attempt_force AS force, s.attempt_feedback AS feedback,
@@ -153,18 +144,6 @@ const NEW_STEPS = `INSERT INTO steps (run_id, name, seq, status, waiting_on, pri
 const NEW_EVENTS = `logged AS (${insertEventsFrom(29)})`;
 
 /**
- * What a result that settles its step (succeeded, cached, skipped) does to a running step besides finishing its
- * attempt: `status`, `output`, `cache_key` name its values, `now` the time. A step that is no longer running (a rule
- * moved it on since its lease) keeps what it has.
- */
-const settleStep = (status: string, output: string, cacheKey: string, now: string) => {
-  const running = `s.status = 'running'`;
-  return `status = CASE WHEN ${running} THEN ${status} ELSE s.status END, output = CASE WHEN ${running} THEN ${output} ELSE s.output END,
-                    cache_key = CASE WHEN ${running} THEN ${cacheKey} ELSE s.cache_key END, error = CASE WHEN ${running} THEN NULL ELSE s.error END,
-                    finished_at = CASE WHEN ${running} THEN ${now} ELSE s.finished_at END`;
-};
-
-/**
  * Finishes many results' attempts and steps in one update of their step rows (parameters at finishAttemptsAndSteps);
  * with `outputs`, each row also carries the output its step stored. The step rows are joined to the results by id
  * alone: with `id = ANY` of the ids too, a prepared statement's generic plan (which guesses 10 results) read the
@@ -174,7 +153,7 @@ const finishMany = (outputs: boolean) => `WITH r AS (
                   SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[])
                     AS u(id, fence, owner, status, processing_ms, error, usage, output, cache_key))
                 UPDATE steps s SET attempt_status = r.status, attempt_finished_at = $10, processing_ms = r.processing_ms, attempt_error = r.error::jsonb,
-                    usage = r.usage::jsonb, lease_expires_at = NULL, ${settleStep('r.status', 'r.output::jsonb', 'r.cache_key', '$10')}
+                    usage = r.usage::jsonb, lease_expires_at = NULL, ${settlesStep({ status: 'r.status', output: 'r.output::jsonb', cacheKey: 'r.cache_key', now: '$10' }, 's')}
                 FROM r WHERE s.id = r.id AND s.fence = r.fence AND s.owner = r.owner
                   AND s.attempt_status = 'running'
                 RETURNING s.id, s.run_id, s.name AS step, s.attempts AS number${outputs ? ', CASE WHEN s.status = r.status THEN s.output END AS output' : ''}`;
@@ -250,7 +229,7 @@ export const SQL = {
   // settles its step (succeeded, cached, skipped) finishes the attempt and the step in one update of the step row;
   // returns the output the step stored (null when it was no longer running and ended otherwise)
   finishAttemptAndStep: `UPDATE steps s SET attempt_status = $4, attempt_finished_at = $5, processing_ms = $6, attempt_error = $7, usage = $8,
-                    lease_expires_at = NULL, ${settleStep('$4', '$9', '$10', '$5')}
+                    lease_expires_at = NULL, ${settlesStep({ status: '$4', output: '$9', cacheKey: '$10', now: '$5' }, 's')}
                   WHERE id = $1 AND fence = $2 AND owner = $3 AND attempt_status = 'running'
                   RETURNING run_id, name AS step, attempts AS number, CASE WHEN s.status = $4 THEN s.output END AS output`,
   // $1 ids $2 fences $3 owners $4 statuses $5 processing_ms $6 errors $7 usages $8 outputs $9 cache_keys (arrays, one

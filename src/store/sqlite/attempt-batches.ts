@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { AttemptResult } from '../store.js';
+import { settlesStep } from '../ledger/attempt-rows.js';
 import { finishingWhen, RUN_STATE, STEPS_FAILED_JSON, type RunState } from '../ledger/transitions.js';
 
 /** A settle update over a batch (one active step per run) ends a run when, before the update, this holds. */
@@ -18,12 +19,7 @@ const SQL = {
   // @now @rows ([id, fence, owner, status, processing_ms, error, usage, output, cache_key] per result): attempts still
   // held that succeeded (or were cached or skipped), each finishing its step in the same update
   finishSteps: `UPDATE steps SET attempt_status = j.status, attempt_finished_at = @now, processing_ms = j.ms, attempt_error = j.error,
-                  usage = j.usage, lease_expires_at = NULL,
-                  status = CASE WHEN steps.status = 'running' THEN j.status ELSE steps.status END,
-                  output = CASE WHEN steps.status = 'running' THEN j.output ELSE steps.output END,
-                  cache_key = CASE WHEN steps.status = 'running' THEN j.cache_key ELSE steps.cache_key END,
-                  error = CASE WHEN steps.status = 'running' THEN NULL ELSE steps.error END,
-                  finished_at = CASE WHEN steps.status = 'running' THEN @now ELSE steps.finished_at END
+                  usage = j.usage, lease_expires_at = NULL, ${settlesStep({ status: 'j.status', output: 'j.output', cacheKey: 'j.cache_key', now: '@now' })}
                 FROM (SELECT value ->> 0 AS id, value ->> 1 AS fence, value ->> 2 AS owner, value ->> 3 AS status, value ->> 4 AS ms,
                         value ->> 5 AS error, value ->> 6 AS usage, value ->> 7 AS output, value ->> 8 AS cache_key FROM json_each(@rows)) AS j
                 WHERE steps.id = j.id AND steps.fence = j.fence AND steps.owner = j.owner AND steps.attempt_status = 'running'

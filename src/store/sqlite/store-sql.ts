@@ -1,4 +1,4 @@
-import { startsStep } from '../ledger/attempt-rows.js';
+import { settlesStep, startsStep } from '../ledger/attempt-rows.js';
 import { sqliteLimit } from '../ledger/effects.js';
 
 /**
@@ -61,12 +61,7 @@ export const SQL = {
   // @id @fence @owner @status @now @processing_ms @usage @output @cache_key: an attempt that succeeded (or was
   // cached or skipped) finishes its step in the same update
   finishAttemptAndStep: `UPDATE steps SET attempt_status = @status, attempt_finished_at = @now, processing_ms = @processing_ms, attempt_error = NULL,
-                           usage = @usage, lease_expires_at = NULL,
-                           status = CASE WHEN status = 'running' THEN @status ELSE status END,
-                           output = CASE WHEN status = 'running' THEN @output ELSE output END,
-                           cache_key = CASE WHEN status = 'running' THEN @cache_key ELSE cache_key END,
-                           error = CASE WHEN status = 'running' THEN NULL ELSE error END,
-                           finished_at = CASE WHEN status = 'running' THEN @now ELSE finished_at END
+                           usage = @usage, lease_expires_at = NULL, ${settlesStep({ status: '@status', output: '@output', cacheKey: '@cache_key', now: '@now' })}
                          WHERE id = @id AND fence = @fence AND owner = @owner AND attempt_status = 'running'
                          RETURNING run_id, name AS step, attempts AS number, status = @status AS finished`,
 } as const;
