@@ -39,6 +39,44 @@ export const settlesStep = (v: { status: string; output: string; cacheKey: strin
   return [set('status', v.status), set('output', v.output), set('cache_key', v.cacheKey), set('error', 'NULL'), set('finished_at', v.now)].join(', ');
 };
 
+/**
+ * The statements that make a step's next attempt on its row, queued (or held) or leased at once: `mark` and
+ * `markKeyed` are set first by the variant for a step picked ready and not yet marked queued, `markLeased` takes
+ * the place of what a lease does to a step already marked.
+ */
+function queueStatements(mark: string, markKeyed: string, markLeased?: string) {
+  const name = (key: string) => (mark ? `${key}Marking` : key);
+  return {
+    // $1 run id $2 step $3 status $4 priority $5 force $6 available_at $7 queued_at $8 feedback
+    queue: sql(
+      name('queueAttempt'),
+      `UPDATE steps SET ${mark}attempt_status = $3, attempt_priority = $4, attempt_force = $5, available_at = $6, queued_at = $7, attempt_feedback = $8,
+         ${FRESH}, concurrency_key = NULL, concurrency_limit = NULL
+       WHERE run_id = $1 AND name = $2`,
+    ),
+    // $1 run id $2 step $3 status $4 priority $5 force $6 available_at $7 queued_at $8 feedback $9 the key's text $10 limit: an
+    // attempt of a step with a concurrency_key takes the key its run rendered (the key's text when it has none)
+    queueKeyed: sql(name('queueKeyedAttempt'), {
+      sqlite: `UPDATE steps SET ${markKeyed}attempt_status = $3, attempt_priority = $4, attempt_force = $5, available_at = $6, queued_at = $7, attempt_feedback = $8,
+                 ${FRESH}, concurrency_key = COALESCE((SELECT json_extract(concurrency_keys, '$.' || json_quote($2)) FROM runs WHERE id = $1), $9), concurrency_limit = $10
+               WHERE run_id = $1 AND name = $2`,
+      pg: `UPDATE steps SET ${markKeyed}attempt_status = $3, attempt_priority = $4, attempt_force = $5, available_at = $6, queued_at = $7, attempt_feedback = $8,
+             ${FRESH}, concurrency_key = COALESCE((SELECT concurrency_keys ->> $2 FROM runs WHERE id = $1), $9), concurrency_limit = $10
+           WHERE run_id = $1 AND name = $2`,
+    }),
+    // $1 run id $2 step $3 priority $4 force $5 available_at $6 queued_at $7 feedback $8 owner $9 now $10 lease until: an
+    // attempt leased at once (see DirectLease), its step started, as a claim would
+    queueLeased: sql(
+      name('queueLeasedAttempt'),
+      `UPDATE steps SET attempt_status = 'running', attempt_priority = $3, attempt_force = $4, available_at = $5, queued_at = $6, attempt_feedback = $7,
+         owner = $8, fence = fence + 1, lease_expires_at = $10, attempt_started_at = $9, attempt_finished_at = NULL, processing_ms = NULL,
+         attempt_error = NULL, usage = NULL, concurrency_key = NULL, concurrency_limit = NULL,
+         ${markLeased ?? startsStep('$9')}
+       WHERE run_id = $1 AND name = $2 RETURNING id, fence`,
+    ),
+  };
+}
+
 const S = {
   // $1 run id $2 step $3 number of the attempt the row holds: moves it into attempts (nothing when it holds none)
   archive: sql(
@@ -47,33 +85,10 @@ const S = {
        started_at, finished_at, processing_ms, error, usage, feedback, concurrency_key, concurrency_limit)
      SELECT run_id, name, $3, ${ATTEMPT_COLUMNS} FROM steps WHERE run_id = $1 AND name = $2 AND attempt_status IS NOT NULL`,
   ),
-  // $1 run id $2 step $3 status $4 priority $5 force $6 available_at $7 queued_at $8 feedback
-  queue: sql(
-    'queueAttempt',
-    `UPDATE steps SET attempt_status = $3, attempt_priority = $4, attempt_force = $5, available_at = $6, queued_at = $7, attempt_feedback = $8,
-       ${FRESH}, concurrency_key = NULL, concurrency_limit = NULL
-     WHERE run_id = $1 AND name = $2`,
-  ),
-  // $1 run id $2 step $3 status $4 priority $5 force $6 available_at $7 queued_at $8 feedback $9 the key's text $10 limit: an
-  // attempt of a step with a concurrency_key takes the key its run rendered (the key's text when it has none)
-  queueKeyed: sql('queueKeyedAttempt', {
-    sqlite: `UPDATE steps SET attempt_status = $3, attempt_priority = $4, attempt_force = $5, available_at = $6, queued_at = $7, attempt_feedback = $8,
-               ${FRESH}, concurrency_key = COALESCE((SELECT json_extract(concurrency_keys, '$.' || json_quote($2)) FROM runs WHERE id = $1), $9), concurrency_limit = $10
-             WHERE run_id = $1 AND name = $2`,
-    pg: `UPDATE steps SET attempt_status = $3, attempt_priority = $4, attempt_force = $5, available_at = $6, queued_at = $7, attempt_feedback = $8,
-           ${FRESH}, concurrency_key = COALESCE((SELECT concurrency_keys ->> $2 FROM runs WHERE id = $1), $9), concurrency_limit = $10
-         WHERE run_id = $1 AND name = $2`,
-  }),
-  // $1 run id $2 step $3 priority $4 force $5 available_at $6 queued_at $7 feedback $8 owner $9 now $10 lease until: an
-  // attempt leased at once (see DirectLease), its step started, as a claim would
-  queueLeased: sql(
-    'queueLeasedAttempt',
-    `UPDATE steps SET attempt_status = 'running', attempt_priority = $3, attempt_force = $4, available_at = $5, queued_at = $6, attempt_feedback = $7,
-       owner = $8, fence = fence + 1, lease_expires_at = $10, attempt_started_at = $9, attempt_finished_at = NULL, processing_ms = NULL,
-       attempt_error = NULL, usage = NULL, concurrency_key = NULL, concurrency_limit = NULL,
-       ${startsStep('$9')}
-     WHERE run_id = $1 AND name = $2 RETURNING id, fence`,
-  ),
+  queue: queueStatements('', ''),
+  // The same for a step picked ready and not yet marked queued (QueuedStep.unmarked): $9 (queue) or $11 (queueKeyed)
+  // or $11 (queueLeased) is its attempt count, which it takes with its status.
+  queueMarking: queueStatements(`status = 'queued', attempts = $9, `, `status = 'queued', attempts = $11, `, `status = 'running', started_at = COALESCE(started_at, $9), attempts = $11`),
   // $1 run id $2 step $3 now
   cancelOfStep: sql(
     'cancelStepAttempts',
@@ -94,11 +109,13 @@ export interface NextAttempt {
   priority: number;
   force?: boolean;
   feedback?: string | null;
+  /** The step was picked ready and is still pending: the attempt's update marks it queued and counts the attempt. */
+  marks?: boolean;
 }
 
 /**
- * Makes the next attempt of a step that is already marked queued/retrying (its `attempts` counts this one): the
- * attempt its row holds, if any, moves into `attempts` first.
+ * Makes the next attempt of a step that is already marked queued/retrying (its `attempts` counts this one), or that
+ * this marks so ({@link NextAttempt.marks}): the attempt its row holds, if any, moves into `attempts` first.
  */
 export function* insertAttempt(tx: LedgerTx, run: RunState, step: string, attempt: NextAttempt): Rule<void> {
   // A first attempt has no earlier one to move.
@@ -110,16 +127,18 @@ export function* insertAttempt(tx: LedgerTx, run: RunState, step: string, attemp
   const def = (yield* pipelineOf(tx, run)).byName.get(step);
   const keyed = def !== undefined && def.concurrencyKey !== null;
   const lease = tx.directLease;
+  const q = attempt.marks ? S.queueMarking : S.queue;
   if (lease && lease.room > 0 && status === 'queued' && !keyed && attempt.availableAt <= lease.now && (lease.runId === undefined || lease.runId === run.id)) {
     const leased = [run.id, step, priority, forced, attempt.availableAt, attempt.at, feedback, lease.owner, lease.now, lease.until];
-    const row = (yield* get<{ id: number; fence: number }>(S.queueLeased, leased))!;
+    if (attempt.marks) leased.push(attempt.number);
+    const row = (yield* get<{ id: number; fence: number }>(q.queueLeased, leased))!;
     lease.room -= 1;
     lease.rows.push({ id: row.id, run_id: run.id, step, number: attempt.number, fence: row.fence, force: forced, feedback: attempt.feedback ?? null, concurrency_key: null, concurrency_limit: null });
     return;
   }
   const values = [run.id, step, status, priority, forced, attempt.availableAt, attempt.at, feedback];
-  if (!keyed) yield* exec(S.queue, values);
-  else yield* exec(S.queueKeyed, [...values, def.concurrencyKey, def.concurrencyLimit ?? 1]);
+  if (!keyed) yield* exec(q.queue, attempt.marks ? [...values, attempt.number] : values);
+  else yield* exec(q.queueKeyed, [...values, def.concurrencyKey, def.concurrencyLimit ?? 1, ...(attempt.marks ? [attempt.number] : [])]);
 }
 
 /** Cancels the live attempt of a step (queued, held or running): a running one's result will be rejected. */

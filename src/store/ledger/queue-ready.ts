@@ -4,9 +4,9 @@
  *
  * - {@link queueReadyInOne}: one UPDATE over a SELECT of the ready steps. One round trip, which is what counts on
  *   PostgreSQL.
- * - {@link pickThenQueue}: a SELECT of the ready steps, then an UPDATE of each by its key. On SQLite the UPDATE
- *   over a subquery cost about 50-75 µs per execution in a chain (`bench/statements.ts`), the SELECT and the
- *   UPDATE by key about a fifth of that together.
+ * - {@link pickThenQueue}: a SELECT of the ready steps; the update that makes each one's attempt marks it queued
+ *   too (one UPDATE over their names when there are many). On SQLite the UPDATE over a subquery cost about 50-75 µs
+ *   per execution in a chain (`bench/statements.ts`), the SELECT and an UPDATE by key about a fifth of that together.
  */
 import { stepStatesInto } from '../../core/state-machine.js';
 import { inList } from './transitions.js';
@@ -21,6 +21,8 @@ export interface QueuedStep {
   feedback: string | null;
   priority: number;
   seq: number;
+  /** Picked and still pending: its attempt's update marks it queued (NextAttempt.marks). */
+  unmarked?: boolean;
 }
 
 /**
@@ -59,8 +61,6 @@ const S = {
   pick: sql('pickReady', pick('$2')),
   // $1 run id, $2 freed, $3 fails fast (1/0)
   pickOfRun: sql('pickReadyOfRun', { sqlite: pick(RUN_SLOTS.sqlite), pg: pick(RUN_SLOTS.pg) }),
-  // $1 run id, $2 name
-  queueOne: sql('queueReadyStep', `${MARK_QUEUED} WHERE run_id = $1 AND name = $2 AND status = 'pending'`),
   // $1 run id, $2 names (a JSON array)
   queueMany: sql('queueReadySteps', {
     sqlite: `${MARK_QUEUED} WHERE run_id = $1 AND name IN (SELECT value FROM json_each($2)) AND status = 'pending'`,
@@ -71,7 +71,7 @@ const S = {
 /** The statements that find a run's ready steps (the one-statement queueing and the pick), for the plan tests. */
 export const READY_STEP_STATEMENTS = { queueInOne: S.queueInOne, pick: S.pick };
 
-/** Steps picked at most to be queued one UPDATE by key each; more are queued by one UPDATE over their names. */
+/** Steps picked at most to be marked queued each by its attempt's update; more are marked by one UPDATE over their names. */
 const QUEUE_ONE_BY_ONE = 8;
 
 const byPriorityThenSeq = (a: QueuedStep, b: QueuedStep) => b.priority - a.priority || a.seq - b.seq;
@@ -86,10 +86,13 @@ export function* queueReadyInOne(runId: string, limit: QueueLimit): Rule<QueuedS
   return rows.sort(byPriorityThenSeq);
 }
 
-/** Picks the ready steps of a run, then marks them queued by key; returns them by priority, then step order. */
+/**
+ * Picks the ready steps of a run; returns them by priority, then step order. Many are marked queued here by one
+ * UPDATE; a few are left to the update that makes each one's attempt (one UPDATE of the row where there were two).
+ */
 export function* pickThenQueue(tx: LedgerTx, runId: string, limit: QueueLimit): Rule<QueuedStep[]> {
   const rows = yield* all<QueuedStep>('slots' in limit ? S.pick : S.pickOfRun, limitArgs(runId, limit));
   if (rows.length > QUEUE_ONE_BY_ONE) yield* exec(S.queueMany, [runId, tx.json(rows.map((r) => r.name))]);
-  else for (const row of rows) yield* exec(S.queueOne, [runId, row.name]);
+  else for (const row of rows) row.unmarked = true;
   return rows;
 }

@@ -190,7 +190,8 @@ export function* queueReadySteps(tx: LedgerTx, out: RunEvent[], run: RunState, a
 function* queueAttempts(tx: LedgerTx, out: RunEvent[], run: RunState, compiled: CompiledPipeline, ready: readonly QueuedStep[], at: number): Rule<void> {
   for (const row of ready) {
     const priority = compiled.byName.get(row.name)?.priority ?? 0;
-    yield* insertAttempt(tx, run, row.name, { number: row.attempts, at, availableAt: Math.max(at, run.run_at), priority, force: row.force === 1, feedback: row.feedback });
+    const marks = row.unmarked === true;
+    yield* insertAttempt(tx, run, row.name, { number: row.attempts, at, availableAt: Math.max(at, run.run_at), priority, force: row.force === 1, feedback: row.feedback, marks });
     tx.emit(out, run, 'step.queued', row.name, at, { attempt: row.attempts });
   }
 }

@@ -27,9 +27,10 @@ export function claimInTransaction(c: SqliteCtx, owner: string, limit: number, l
   // A claim's attempts (and their events) come best first, as they were picked; those leased as they were made
   // were queued last.
   if (picked.length > LEASE_ONE_BY_ONE) rows.sort(byRank(picked));
+  // The run of an attempt leased as it was made is running already: a result of its own was just accepted.
+  const started = rows.length > 0 ? startRuns(c, rows, now) : new Set<string>();
   rows.push(...leased);
   if (rows.length === 0) return { attempts: [], events: [] };
-  const started = startRuns(c, rows, now);
   return claimedBatch(c.transitions, rows, (r) => c.header(r.run_id), started, now + leaseMs, now);
 }
 
