@@ -394,6 +394,9 @@ for (const backend of backends()) {
       const events = await store.listEvents({ runId: run.id });
       expect(events.some((e) => e.type === 'checkpoint.created' && e.step === 'b')).toBe(true);
       expect((await store.listSteps(run.id)).find((s) => s.name === 'b')?.output).toBe(2);
+      // Each step run again keeps its first attempt in the history: b queued by the rollback, c by b's settle.
+      for (const step of ['b', 'c']) expect((await store.listAttempts(run.id, step)).map((a) => [a.number, a.status])).toEqual([[1, 'succeeded'], [2, 'succeeded']]);
+      expect((await store.listAttempts(run.id, 'x')).map((a) => a.number)).toEqual([1]);
     });
 
     it('fences results: a worker whose lease expired cannot record its late result', async () => {

@@ -13,6 +13,9 @@ import { pipelineOf, type RunState } from './transitions.js';
 /** The columns of a step's attempt, in the order of `attempts`' own (see {@link S.archive}). */
 const ATTEMPT_COLUMNS = `attempt_status, attempt_priority, attempt_force, available_at, owner, fence, lease_expires_at, queued_at,
   attempt_started_at, attempt_finished_at, processing_ms, attempt_error, usage, attempt_feedback, concurrency_key, concurrency_limit`;
+/** The columns of `attempts` that an archived attempt fills, in the order of {@link ATTEMPT_COLUMNS} after run, step and number. */
+const ARCHIVED_COLUMNS = `run_id, step, number, status, priority, force, available_at, owner, fence, lease_expires_at, queued_at,
+  started_at, finished_at, processing_ms, error, usage, feedback, concurrency_key, concurrency_limit`;
 /** What a new attempt clears of the last one; its fence stays, as it only grows. */
 const FRESH = `owner = NULL, lease_expires_at = NULL, attempt_started_at = NULL, attempt_finished_at = NULL, processing_ms = NULL,
   attempt_error = NULL, usage = NULL`;
@@ -77,12 +80,40 @@ function queueStatements(mark: string, markKeyed: string, markLeased?: string) {
   };
 }
 
+/**
+ * PostgreSQL's queueing of ready steps with their attempts, in one statement where a queueing and the attempts it
+ * makes took two round trips: marks the steps `picked` (a CTE of their names) queued and makes each one's next attempt
+ * as {@link insertAttempt} would, the attempt a row holds moving into `attempts` first (a data-modifying CTE, which
+ * reads the rows as they were before the update). Only for a run that is not paused and a pipeline without
+ * concurrency keys. $3 the run's priority $4 the run's force $5 available_at $6 queued_at; with `counters`, $7 and $8
+ * are added to the run's active and remaining counts, and what it queued to its active count. It returns
+ * `returning` of each step queued.
+ */
+export const queueWithAttemptsSql = (picked: string, returning: string, counters: boolean) =>
+  `WITH picked AS (${picked}),
+   archived AS (
+     INSERT INTO attempts (${ARCHIVED_COLUMNS})
+     SELECT run_id, name, attempts, ${ATTEMPT_COLUMNS} FROM steps
+     WHERE run_id = $1 AND name IN (SELECT name FROM picked) AND attempt_status IS NOT NULL),
+   queued AS (
+     UPDATE steps SET status = 'queued', attempts = attempts + 1, attempt_status = 'queued', attempt_priority = $3::integer + priority,
+       attempt_force = CASE WHEN force = 1 OR $4::integer = 1 THEN 1 ELSE 0 END, available_at = $5::bigint, queued_at = $6::bigint,
+       attempt_feedback = feedback, ${FRESH}, concurrency_key = NULL, concurrency_limit = NULL
+     WHERE run_id = $1 AND status = 'pending' AND name IN (SELECT name FROM picked)
+     RETURNING ${returning})${
+       counters
+         ? `,
+   counted AS (
+     UPDATE runs SET active = active + (SELECT count(*) FROM queued) + $7::integer, remaining = remaining + $8::integer WHERE id = $1)`
+         : ''
+     }
+   SELECT * FROM queued`;
+
 const S = {
   // $1 run id $2 step $3 number of the attempt the row holds: moves it into attempts (nothing when it holds none)
   archive: sql(
     'archiveAttempt',
-    `INSERT INTO attempts (run_id, step, number, status, priority, force, available_at, owner, fence, lease_expires_at, queued_at,
-       started_at, finished_at, processing_ms, error, usage, feedback, concurrency_key, concurrency_limit)
+    `INSERT INTO attempts (${ARCHIVED_COLUMNS})
      SELECT run_id, name, $3, ${ATTEMPT_COLUMNS} FROM steps WHERE run_id = $1 AND name = $2 AND attempt_status IS NOT NULL`,
   ),
   queue: queueStatements('', ''),

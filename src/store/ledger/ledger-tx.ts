@@ -3,20 +3,22 @@ import type { Pipeline, Step } from '../../core/model.js';
 import type { ClaimedAttemptRow, RunRow } from '../rows.js';
 import type { EventType, RunEvent } from '../store.js';
 import type { Rule } from './effects.js';
-import type { QueueLimit, QueuedStep } from './queue-ready.js';
+import type { AttemptsOfRun, QueueLimit, QueuedStep } from './queue-ready.js';
 
 /** A pipeline version as the scheduler needs it: the definition plus lookups. */
 export interface CompiledPipeline {
   definition: Pipeline;
   byName: Map<string, Step>;
   dependents: Map<string, string[]>;
+  /** Whether a step has a concurrency key. */
+  keyed: boolean;
 }
 
 export function compilePipeline(definition: Pipeline): CompiledPipeline {
   const byName = new Map(definition.steps.map((s) => [s.name, s]));
   const dependents = new Map<string, string[]>(definition.steps.map((s) => [s.name, []]));
   for (const step of definition.steps) for (const need of step.needs) dependents.get(need)?.push(step.name);
-  return { definition, byName, dependents };
+  return { definition, byName, dependents, keyed: definition.steps.some((s) => s.concurrencyKey !== null) };
 }
 
 /** An error the ledger stores on a step or run: its code is one of the {@link ErrorCode}s users can match on. */
@@ -41,6 +43,11 @@ export interface LedgerTx {
    * Each driver runs the rule of ./queue-ready.ts that costs less on it.
    */
   queueReady(runId: string, limit: QueueLimit): Rule<QueuedStep[]>;
+  /**
+   * Whether {@link queueReady}, given the run's {@link AttemptsOfRun}, makes the attempts of the steps it queues (and
+   * applies a settle's counters) in its own statement; otherwise it ignores them.
+   */
+  readonly queuesWithAttempts: boolean;
   /** Work became ready for workers in other processes (PostgreSQL notifies them at commit; SQLite needs nothing). */
   wake(): void;
   /** A value as a JSON column parameter. */

@@ -10,6 +10,7 @@
  */
 import { stepStatesInto } from '../../core/state-machine.js';
 import { inList } from './transitions.js';
+import { queueWithAttemptsSql } from './attempt-rows.js';
 import { all, run as exec, sql, type Rule } from './effects.js';
 import type { LedgerTx } from './ledger-tx.js';
 
@@ -23,6 +24,21 @@ export interface QueuedStep {
   seq: number;
   /** Picked and still pending: its attempt's update marks it queued (NextAttempt.marks). */
   unmarked?: boolean;
+  /** Its attempt was made with it, as the queueing was asked to ({@link AttemptsOfRun}). */
+  attempted?: boolean;
+}
+
+/**
+ * What the attempts of a queueing are made with when the queueing may make them itself (a run that is not paused, of
+ * a pipeline without concurrency keys): the run's priority and force (0/1), and the attempts' times.
+ */
+export interface AttemptsOfRun {
+  priority: number;
+  force: number;
+  availableAt: number;
+  at: number;
+  /** A settle's changes to the run's active and remaining counts, added with what is queued, in the same statement. */
+  counters?: { active: number; remaining: number };
 }
 
 /**
@@ -30,7 +46,7 @@ export interface QueuedStep {
  * step settles, as many as the run's row has free slots plus the one the settling step frees (`freed`, 0 or 1),
  * none when the run may not queue now (it is not queued, running or waiting, or a step failed it and it fails fast).
  */
-export type QueueLimit = { slots: number } | { freed: number; failFast: boolean };
+export type QueueLimit = { slots: number; attempts?: AttemptsOfRun } | { freed: number; failFast: boolean };
 
 const READY = `run_id = $1 AND status = 'pending' AND waiting_on = 0`;
 const ORDER = `ORDER BY priority DESC, seq`;
@@ -57,6 +73,10 @@ const S = {
   queueInOne: sql('queueReadyInOne', inOne('$2')),
   // $1 run id, $2 freed, $3 fails fast (1/0)
   queueInOneOfRun: sql('queueReadyInOneOfRun', { sqlite: inOne(RUN_SLOTS.sqlite), pg: inOne(RUN_SLOTS.pg) }),
+  // $1 run id, $2 slots, then AttemptsOfRun: $3 priority $4 force $5 available_at $6 queued_at (PostgreSQL only)
+  queueWithAttempts: sql('queueReadyWithAttempts', queueWithAttemptsSql(`SELECT name FROM steps WHERE ${READY} ${ORDER} LIMIT $2`, QUEUED_COLUMNS, false)),
+  // the same, then $7 $8 added to the run's active and remaining counts
+  queueWithAttemptsCounting: sql('queueReadyWithAttemptsCounting', queueWithAttemptsSql(`SELECT name FROM steps WHERE ${READY} ${ORDER} LIMIT $2`, QUEUED_COLUMNS, true)),
   // $1 run id, $2 slots
   pick: sql('pickReady', pick('$2')),
   // $1 run id, $2 freed, $3 fails fast (1/0)
@@ -80,8 +100,20 @@ function limitArgs(runId: string, limit: QueueLimit): unknown[] {
   return 'slots' in limit ? [runId, limit.slots] : [runId, limit.freed, limit.failFast ? 1 : 0];
 }
 
-/** Queues the ready steps of a run in one statement; returns them by priority, then step order. */
+/**
+ * Queues the ready steps of a run in one statement; returns them by priority, then step order. Given
+ * {@link AttemptsOfRun}, the statement makes their attempts too.
+ */
 export function* queueReadyInOne(runId: string, limit: QueueLimit): Rule<QueuedStep[]> {
+  if ('slots' in limit && limit.attempts) {
+    const a = limit.attempts;
+    const args = [runId, limit.slots, a.priority, a.force, a.availableAt, a.at];
+    const rows = a.counters
+      ? yield* all<QueuedStep>(S.queueWithAttemptsCounting, [...args, a.counters.active, a.counters.remaining])
+      : yield* all<QueuedStep>(S.queueWithAttempts, args);
+    for (const row of rows) row.attempted = true;
+    return rows.sort(byPriorityThenSeq);
+  }
   const rows = yield* all<QueuedStep>('slots' in limit ? S.queueInOne : S.queueInOneOfRun, limitArgs(runId, limit));
   return rows.sort(byPriorityThenSeq);
 }

@@ -15,7 +15,7 @@ import { stepsFailedError, type FailedStepRow } from '../run-failure.js';
 import type { EventType, RunEvent } from '../store.js';
 import { all, call, get, run as exec, sql, type Rule, type Statement } from './effects.js';
 import type { CompiledPipeline, EndStatus, LedgerTx, StoredError } from './ledger-tx.js';
-import type { QueuedStep } from './queue-ready.js';
+import type { AttemptsOfRun, QueuedStep } from './queue-ready.js';
 import { cancelStepAttempts, insertAttempt } from './attempt-rows.js';
 
 const STEPS_FAILED: StoredError = { code: 'STEP_FAILED', message: 'one or more steps failed' };
@@ -165,30 +165,46 @@ export function* setRunStatus(tx: LedgerTx, out: RunEvent[], run: Pick<RunRow, '
 
 /** Queues ready steps up to the run's max_parallel; returns the run with its counters updated. */
 export function* promote(tx: LedgerTx, out: RunEvent[], run: RunState, at: number): Rule<RunState> {
-  const queued = yield* queueReadySteps(tx, out, run, at);
+  const { queued } = yield* queueReadySteps(tx, out, run, at);
   return queued === 0 ? run : yield* addCounters(run.id, { active: queued });
+}
+
+/** What {@link queueReadySteps} queued, and whether it added the settle's counters and what it queued to the run's. */
+export interface Queued {
+  queued: number;
+  counted: boolean;
 }
 
 /**
  * {@link promote} without its counter update: queues the ready steps that fit in `run` (its state as it stands)
- * and returns how many it queued, which the caller adds to the run's active count.
+ * and returns how many it queued, which the caller adds to the run's active count. With `settle` (a settle's
+ * changes to the run's active and remaining counts), a driver that queues with the attempts adds both to the run's
+ * counters in the same statement, and says so (`counted`).
  */
-export function* queueReadySteps(tx: LedgerTx, out: RunEvent[], run: RunState, at: number): Rule<number> {
+export function* queueReadySteps(tx: LedgerTx, out: RunEvent[], run: RunState, at: number, settle?: { active: number; remaining: number }): Rule<Queued> {
+  const none = { queued: 0, counted: false };
   // A waiting run (a step awaits a human) goes on with its independent branches.
-  if (run.status !== 'running' && run.status !== 'queued' && run.status !== 'waiting') return 0;
+  if (run.status !== 'running' && run.status !== 'queued' && run.status !== 'waiting') return none;
   const slots = run.max_parallel - run.active;
   // remaining counts every unfinished step; when all of them are active, none is pending.
-  if (slots <= 0 || run.remaining <= run.active) return 0;
+  if (slots <= 0 || run.remaining <= run.active) return none;
   const compiled = yield* pipelineOf(tx, run);
-  if (run.failed > 0 && compiled.definition.failFast) return 0;
-  const ready = yield* tx.queueReady(run.id, { slots });
+  if (run.failed > 0 && compiled.definition.failFast) return none;
+  // A driver may make the attempts as it queues (PostgreSQL: one round trip for both), not those of keyed steps.
+  const withAttempts = tx.queuesWithAttempts && !compiled.keyed;
+  const attempts: AttemptsOfRun | undefined = withAttempts ? { priority: run.priority, force: run.force, availableAt: Math.max(at, run.run_at), at, counters: settle } : undefined;
+  const ready = yield* tx.queueReady(run.id, { slots, attempts });
   yield* queueAttempts(tx, out, run, compiled, ready, at);
-  return ready.length;
+  return { queued: ready.length, counted: withAttempts && settle !== undefined };
 }
 
 /** Makes the first attempt (or the next) of steps just marked queued, in their order. */
 function* queueAttempts(tx: LedgerTx, out: RunEvent[], run: RunState, compiled: CompiledPipeline, ready: readonly QueuedStep[], at: number): Rule<void> {
   for (const row of ready) {
+    if (row.attempted) {
+      tx.emit(out, run, 'step.queued', row.name, at, { attempt: row.attempts });
+      continue;
+    }
     const priority = compiled.byName.get(row.name)?.priority ?? 0;
     const marks = row.unmarked === true;
     yield* insertAttempt(tx, run, row.name, { number: row.attempts, at, availableAt: Math.max(at, run.run_at), priority, force: row.force === 1, feedback: row.feedback, marks });

@@ -126,6 +126,9 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
     return (await query(this.client, stmt, args)).rowCount ?? 0;
   }
 
+  /** The queueing makes the attempts in its own statement: one round trip where there were two. */
+  readonly queuesWithAttempts = true;
+
   /** One statement: a round trip costs more here than the UPDATE over a SELECT does. */
   queueReady(runId: string, limit: QueueLimit): Rule<QueuedStep[]> {
     return queueReadyInOne(runId, limit);
@@ -208,8 +211,9 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
    * {@link settle} for many steps at once, each of a different run (the caller guarantees it), whose state `run`
    * was read by the lock this transaction holds: the waiting counts are updated in one statement; the runs this
    * settle ends in one more (then each ends as {@link settle} ends it); a run that goes on queues what is ready,
-   * and its counters take the settle and the queued steps in one update (one statement for all such runs), where
-   * {@link settle} updates them twice. When a run that ends is a child run, its parent (maybe in this batch too)
+   * and its counters take the settle and the queued steps in one update, where {@link settle} updates them twice:
+   * the statement that queues its steps with their attempts, or (a run with no free slot, or with concurrency keys)
+   * one statement for all such runs. When a run that ends is a child run, its parent (maybe in this batch too)
    * changes as it ends, so the batch settles as {@link settle} does, each run's state read back from its update.
    * Each step's own event (`step.succeeded`, ...) is emitted just before what its settle emits, so that a run's
    * events of the batch are consecutive and share an events row.
@@ -237,7 +241,8 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
         await this.run(L.afterSettle(this, out, ended, at));
         continue;
       }
-      const queued = await this.run(L.queueReadySteps(this, out, { ...run, active: run.active - 1, remaining: run.remaining - 1 }, at));
+      const { queued, counted } = await this.run(L.queueReadySteps(this, out, { ...run, active: run.active - 1, remaining: run.remaining - 1 }, at, { active: -1, remaining: -1 }));
+      if (counted) continue;
       goOn.ids.push(run.id);
       goOn.deltas.push(queued - 1);
     }
