@@ -59,7 +59,7 @@ describe.skipIf(postgresDisabled())('the claim and the completion batch on Postg
         ['heartbeat', SQL.heartbeat, ['w', now + 30_000]],
         ['lockAttemptRuns', SQL.lockAttemptRuns, [ids]],
         ['finishAttemptAndStep', SQL.finishAttemptAndStep, [ids[0], fences[0], 'w', 'succeeded', now, 1, null, null, 'null', null]],
-        ['finishAttemptsAndSteps', SQL.finishAttemptsAndSteps, [ids, fences, each('w'), each('succeeded'), each(1), each(null), each(null), each('null'), each(null), now]],
+        ['finishAttemptsAndSteps', SQL.finishAttemptsAndSteps, [ids, fences, each('w'), each('succeeded'), each(1), each(null), each(null), each('null'), each(null), now, ids, each('next')]],
         ['settleMany', BATCH_STATEMENTS.settleMany.pg, [runIds, -1, -1, now]],
         ['decrementWaitingMany', BATCH_STATEMENTS.decrementWaitingMany.pg, [runIds, each('next')]],
       ];

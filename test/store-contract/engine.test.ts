@@ -399,6 +399,24 @@ for (const backend of backends()) {
       expect((await store.listAttempts(run.id, 'x')).map((a) => a.number)).toEqual([1]);
     });
 
+    it("fences results: a stale worker's late result releases no dependent", async () => {
+      const { engine, store } = await setup({ name: 'fence2', steps: { a: fnStep('x'), b: fnStep('x', { needs: ['a'] }) } }, { x: () => 1 }, { worker: false });
+      const { run } = await engine.startRun('fence2');
+      const now = Date.now();
+      const [stale] = (await store.claimAttempts('worker-a', 10, 1000, now)).attempts;
+      expect((await store.reap(now + 5000)).expired).toBe(1);
+      const [fresh] = (await store.claimAttempts('worker-b', 10, 1000, now + 5000)).attempts;
+      const late = await store.completeAttempts([{ attemptId: stale!.id, fence: stale!.fence, owner: 'worker-a', outcome: 'succeeded', output: 'stale', processingMs: 1 }], now + 5001);
+      expect(late.rejected).toEqual([stale!.id]);
+      // b waits on a until the result that holds the lease is recorded, and then on nothing.
+      expect((await store.claimAttempts('worker-c', 10, 1000, now + 5002)).attempts).toEqual([]);
+      const ok = await store.completeAttempts([{ attemptId: fresh!.id, fence: fresh!.fence, owner: 'worker-b', outcome: 'succeeded', output: 'fresh', processingMs: 1 }], now + 5003);
+      expect(ok.accepted).toEqual([fresh!.id]);
+      const next = await store.claimAttempts('worker-c', 10, 1000, now + 5004);
+      expect(next.attempts.map((a) => a.step)).toEqual(['b']);
+      expect((await store.listSteps(run.id)).map((s) => [s.name, s.status])).toEqual([['a', 'succeeded'], ['b', 'running']]);
+    });
+
     it('fences results: a worker whose lease expired cannot record its late result', async () => {
       const { engine, store } = await setup({ name: 'fence', steps: { a: fnStep('x') } }, { x: () => 1 }, { worker: false });
       const { run } = await engine.startRun('fence');

@@ -215,6 +215,9 @@ async function admitKeyed(client: pg.PoolClient, picked: ClaimedRow[]): Promise<
 /** A locked run as its lock read it: what settling a step needs. */
 export type RunHeader = RunState;
 
+/** A run locked for a result, as `lockAttemptRuns` returns it: with the result's attempt id and step. */
+export type LockedRun = RunHeader & { attempt_id: number; attempt_step: string; keyed: boolean };
+
 /** Applies one result if its fence still holds (the caller locked the run); false when it is stale. */
 async function completeIn(tx: Tx, r: AttemptResult, now: number, events: RunEvent[], runs: ReadonlyMap<string, RunHeader>, written: WrittenOutputs): Promise<boolean> {
   const { client, t } = tx;
@@ -253,7 +256,7 @@ const SETTLING = new Set(['succeeded', 'cached', 'skipped']);
  * set-based statements; the others (failures, gates, several results of one run) one by one, as SQLite does.
  * The caller locked the runs; `runOf` maps attempt ids to their runs. Returns the ids applied.
  */
-export async function completeBatch(tx: Tx, results: AttemptResult[], now: number, events: RunEvent[], runOf: ReadonlyMap<number, RunHeader>, written: WrittenOutputs): Promise<Set<number>> {
+export async function completeBatch(tx: Tx, results: AttemptResult[], now: number, events: RunEvent[], runOf: ReadonlyMap<number, LockedRun>, written: WrittenOutputs): Promise<Set<number>> {
   const perRun = new Map<string, number>();
   for (const r of results) {
     const run = runOf.get(r.attemptId);
@@ -270,7 +273,7 @@ export async function completeBatch(tx: Tx, results: AttemptResult[], now: numbe
   return accepted;
 }
 
-async function completeSettling(tx: Tx, results: AttemptResult[], now: number, events: RunEvent[], runOf: ReadonlyMap<number, RunHeader>, written: WrittenOutputs): Promise<Set<number>> {
+async function completeSettling(tx: Tx, results: AttemptResult[], now: number, events: RunEvent[], runOf: ReadonlyMap<number, LockedRun>, written: WrittenOutputs): Promise<Set<number>> {
   if (results.length === 0) return new Set();
   const { client, t } = tx;
   const json = (v: unknown) => (v === undefined ? null : pgJson(v));
@@ -291,7 +294,16 @@ async function completeSettling(tx: Tx, results: AttemptResult[], now: number, e
   const versions = new Map(results.map((r) => runOf.get(r.attemptId)!).map((run) => [`${run.pipeline}@${run.version}`, run]));
   let needed = false;
   for (const run of versions.values()) if (!needed) needed = [...(await t.pipelineOf(run)).dependents.values()].some((d) => d.length > 0);
-  const rows = await sql<{ id: number; run_id: string; step: string; number: number; output?: string | null }>(client, needed ? 'finishAttemptsAndStepsWithOutputs' : 'finishAttemptsAndSteps', [...cols, now]);
+  // The statement releases the dependents of the steps it finishes.
+  const released: [number[], string[]] = [[], []];
+  for (const r of results) {
+    const run = runOf.get(r.attemptId)!;
+    for (const d of (await t.pipelineOf(run)).dependents.get(run.attempt_step) ?? []) {
+      released[0].push(r.attemptId);
+      released[1].push(d);
+    }
+  }
+  const rows = await sql<{ id: number; run_id: string; step: string; number: number; output?: string | null }>(client, needed ? 'finishAttemptsAndStepsWithOutputs' : 'finishAttemptsAndSteps', [...cols, now, ...released]);
   for (const row of rows) if (row.output != null) written.record(row.run_id, row.step, row.output);
   const done = new Map(rows.map((row) => [row.id, row]));
   const settled: SettledStep[] = [];
@@ -303,6 +315,6 @@ async function completeSettling(tx: Tx, results: AttemptResult[], now: number, e
     const type = `step.${r.outcome as 'succeeded' | 'cached' | 'skipped'}` as const;
     settled.push({ run, step: fin.step, event: { type, data: { attempt: fin.number, duration_ms: r.processingMs } } });
   }
-  await t.settleMany(events, settled, now);
+  await t.settleMany(events, settled, now, true);
   return new Set(done.keys());
 }

@@ -80,6 +80,11 @@ export interface TransactionOptions {
    * other statement of such a transaction reads rows by key. Default: false.
    */
   indexOrder?: boolean;
+  /**
+   * A statement sent with BEGIN, in the same query (one round trip where there were two); its rows are handed to
+   * `fn`. Sent by the simple query protocol, so its text holds its values inline. Not with `single`.
+   */
+  opening?: string;
 }
 
 export interface RetryPolicy {
@@ -108,11 +113,11 @@ function isUnknownCommit(err: unknown): err is UnknownCommit {
  * Runs `fn` in one transaction (BEGIN ... COMMIT, ROLLBACK on error). Transient errors (a lost connection, a
  * server restart, a deadlock) are retried with exponential backoff for up to `policy.retryForMs`.
  */
-export async function transaction<T>(pool: pg.Pool, policy: RetryPolicy, fn: (client: pg.PoolClient) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+export async function transaction<T>(pool: pg.Pool, policy: RetryPolicy, fn: (client: pg.PoolClient, opened: pg.QueryResultRow[]) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   const deadline = Date.now() + policy.retryForMs;
   for (let attempt = 0; ; attempt++) {
     try {
-      const result = await (options.single ? alone(pool, fn) : once(pool, fn, beginOf(options)));
+      const result = await (options.single ? alone(pool, fn) : once(pool, fn, beginOf(options), options.opening));
       policy.onSuccess?.();
       return result;
     } catch (err) {
@@ -132,14 +137,17 @@ function beginOf(options: TransactionOptions): string {
   return ['BEGIN', ...settings.map((s) => `SET LOCAL ${s}`)].join('; ');
 }
 
-async function once<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, begin: string): Promise<T> {
+async function once<T>(pool: pg.Pool, fn: (client: pg.PoolClient, opened: pg.QueryResultRow[]) => Promise<T>, begin: string, opening: string | undefined): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    await client.query(begin);
+    let opened: pg.QueryResultRow[] = [];
     let result: T;
     try {
-      result = await fn(client);
+      if (opening === undefined) await client.query(begin);
+      // Several statements in one query: the driver answers with the result of each, the opening's last.
+      else opened = ((await client.query(`${begin}; ${opening}`)) as unknown as pg.QueryResult[]).at(-1)!.rows;
+      result = await fn(client, opened);
     } catch (err) {
       await client.query('ROLLBACK').catch((e: Error) => (broken = e));
       if (isTransient(err)) broken ??= err as Error;
@@ -159,11 +167,11 @@ async function once<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>,
 }
 
 /** Runs `fn`'s single statement outside a transaction block; a failure during it leaves its outcome unknown. */
-async function alone<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+async function alone<T>(pool: pg.Pool, fn: (client: pg.PoolClient, opened: pg.QueryResultRow[]) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    return await fn(client);
+    return await fn(client, []);
   } catch (err) {
     if (!isTransient(err)) throw err;
     broken = err as Error;

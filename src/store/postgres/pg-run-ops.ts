@@ -11,7 +11,7 @@ import type {
   TransitionResult,
 } from '../store.js';
 import type { Rule } from '../ledger/effects.js';
-import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type RunHeader, type Tx } from './pg-attempts.js';
+import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type LockedRun, type RunHeader, type Tx } from './pg-attempts.js';
 import { pgJson } from './pg-json.js';
 import { WrittenOutputs } from '../ledger/written-outputs.js';
 import { lockBatchBuckets } from '../flow/flow-ops.js';
@@ -41,10 +41,10 @@ export async function createRunsIn(tx: Tx, requests: CreateRunRequest[], now: nu
 }
 
 /** Records a batch of results, then (with `claimNext`) leases the next attempts. */
-export async function completeAttemptsIn(tx: Tx, results: AttemptResult[], now: number, claimNext?: ClaimRequest): Promise<CompletionBatch> {
+/** Records results and (with `claimNext`) claims the next attempts; `locked`, the results' runs, when the transaction locked them already. */
+export async function completeAttemptsIn(tx: Tx, results: AttemptResult[], now: number, claimNext?: ClaimRequest, locked?: LockedRun[]): Promise<CompletionBatch> {
   const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
-  const ids = results.map((r) => r.attemptId);
-  const locked = await sql<RunHeader & { attempt_id: number; keyed: boolean }>(tx.client, 'lockAttemptRuns', [ids]);
+  locked ??= await sql<LockedRun>(tx.client, 'lockAttemptRuns', [results.map((r) => r.attemptId)]);
   const written = new WrittenOutputs();
   const applied = await completeBatch(tx, results, now, batch.events, new Map(locked.map((r) => [r.attempt_id, r])), written);
   for (const r of results) (applied.has(r.attemptId) ? batch.accepted : batch.rejected).push(r.attemptId);

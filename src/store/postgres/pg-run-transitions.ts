@@ -209,7 +209,8 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
 
   /**
    * {@link settle} for many steps at once, each of a different run (the caller guarantees it), whose state `run`
-   * was read by the lock this transaction holds: the waiting counts are updated in one statement; the runs this
+   * was read by the lock this transaction holds: the waiting counts are updated in one statement (with `released`,
+   * the statement that finished the steps updated them); the runs this
    * settle ends in one more (then each ends as {@link settle} ends it); a run that goes on queues what is ready,
    * and its counters take the settle and the queued steps in one update, where {@link settle} updates them twice:
    * the statement that queues its steps with their attempts, or (a run with no free slot, or with concurrency keys)
@@ -218,11 +219,11 @@ export class PgRunTransitions implements LedgerTx, AsyncExecutor {
    * Each step's own event (`step.succeeded`, ...) is emitted just before what its settle emits, so that a run's
    * events of the batch are consecutive and share an events row.
    */
-  async settleMany(out: RunEvent[], settled: readonly SettledStep[], at: number): Promise<void> {
+  async settleMany(out: RunEvent[], settled: readonly SettledStep[], at: number, released = false): Promise<void> {
     if (settled.length === 0) return;
     const depRuns: string[] = [];
     const depNames: string[] = [];
-    for (const { run, step } of settled) {
+    for (const { run, step } of released ? [] : settled) {
       for (const d of (await this.pipelineOf(run)).dependents.get(step) ?? []) {
         depRuns.push(run.id);
         depNames.push(d);

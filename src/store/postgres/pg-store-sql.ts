@@ -147,16 +147,23 @@ const NEW_EVENTS = `logged AS (${insertEventsFrom(29)})`;
  * Finishes many results' attempts and steps in one update of their step rows (parameters at finishAttemptsAndSteps);
  * with `outputs`, each row also carries the output its step stored. The step rows are joined to the results by id
  * alone: with `id = ANY` of the ids too, a prepared statement's generic plan (which guesses 10 results) read the
- * results again for every step row (256 x 256 comparisons a batch, 28 ms of the server's CPU).
+ * results again for every step row (256 x 256 comparisons a batch, 28 ms of the server's CPU). The same statement
+ * releases the dependents of the steps it finished (one need of each is settled, as the ledger's releaseDependents
+ * does), in a data-modifying CTE over the finished rows: a dependent is pending, never a row this finishes.
  */
 const finishMany = (outputs: boolean) => `WITH r AS (
                   SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[])
-                    AS u(id, fence, owner, status, processing_ms, error, usage, output, cache_key))
-                UPDATE steps s SET attempt_status = r.status, attempt_finished_at = $10, processing_ms = r.processing_ms, attempt_error = r.error::jsonb,
-                    usage = r.usage::jsonb, lease_expires_at = NULL, ${settlesStep({ status: 'r.status', output: 'r.output::jsonb', cacheKey: 'r.cache_key', now: '$10' }, 's')}
-                FROM r WHERE s.id = r.id AND s.fence = r.fence AND s.owner = r.owner
-                  AND s.attempt_status = 'running'
-                RETURNING s.id, s.run_id, s.name AS step, s.attempts AS number${outputs ? ', CASE WHEN s.status = r.status THEN s.output END AS output' : ''}`;
+                    AS u(id, fence, owner, status, processing_ms, error, usage, output, cache_key)),
+                fin AS (
+                  UPDATE steps s SET attempt_status = r.status, attempt_finished_at = $10, processing_ms = r.processing_ms, attempt_error = r.error::jsonb,
+                      usage = r.usage::jsonb, lease_expires_at = NULL, ${settlesStep({ status: 'r.status', output: 'r.output::jsonb', cacheKey: 'r.cache_key', now: '$10' }, 's')}
+                  FROM r WHERE s.id = r.id AND s.fence = r.fence AND s.owner = r.owner
+                    AND s.attempt_status = 'running'
+                  RETURNING s.id, s.run_id, s.name AS step, s.attempts AS number${outputs ? ', CASE WHEN s.status = r.status THEN s.output END AS output' : ''}),
+                released AS (
+                  UPDATE steps SET waiting_on = waiting_on - 1 FROM unnest($11::bigint[], $12::text[]) AS d(id, name), fin
+                  WHERE fin.id = d.id AND steps.run_id = fin.run_id AND steps.name = d.name AND steps.status = 'pending')
+                SELECT * FROM fin`;
 
 /** SQL of the PostgreSQL backend outside the run transitions; each statement lists its parameters. */
 export const SQL = {
@@ -215,8 +222,8 @@ export const SQL = {
   // each step row and run is reached by its key (a join was planned over a sequential scan of runs)
   lockAttemptRuns: `WITH a AS (
                       SELECT a.* FROM unnest($1::bigint[]) AS u(id)
-                      CROSS JOIN LATERAL (SELECT id, run_id, concurrency_key IS NOT NULL AS keyed FROM steps WHERE id = u.id LIMIT 1) a)
-                    SELECT a.id AS attempt_id, r.id, r.pipeline, r.version, r.status, r.priority, r.force, r.max_parallel, r.remaining,
+                      CROSS JOIN LATERAL (SELECT id, run_id, name, concurrency_key IS NOT NULL AS keyed FROM steps WHERE id = u.id LIMIT 1) a)
+                    SELECT a.id AS attempt_id, a.name AS attempt_step, r.id, r.pipeline, r.version, r.status, r.priority, r.force, r.max_parallel, r.remaining,
                       r.active, r.failed, r.run_at, r.parent_run_id, a.keyed
                     FROM runs r JOIN a ON a.run_id = r.id
                     WHERE r.id = ANY (ARRAY(SELECT run_id FROM a)) ORDER BY r.id FOR UPDATE OF r`,
@@ -233,7 +240,9 @@ export const SQL = {
                   WHERE id = $1 AND fence = $2 AND owner = $3 AND attempt_status = 'running'
                   RETURNING run_id, name AS step, attempts AS number, CASE WHEN s.status = $4 THEN s.output END AS output`,
   // $1 ids $2 fences $3 owners $4 statuses $5 processing_ms $6 errors $7 usages $8 outputs $9 cache_keys (arrays, one
-  // element per result; each attempt at most once) $10 now: finishAttemptAndStep for many results in one statement
+  // element per result; each attempt at most once) $10 now $11 $12 the dependents to release (a result's id and the
+  // name of a step that needs its step, one element per pair; results of different runs): finishAttemptAndStep for
+  // many results in one statement, releasing their dependents
   finishAttemptsAndSteps: finishMany(false),
   // The same, returning the output each step stored (jsonb's text, as the store reads it back; null when the step
   // was not running): for results whose dependents a claim in the same transaction may take
@@ -247,4 +256,13 @@ export type SqlKey = keyof typeof SQL;
 /** Runs one statement of {@link SQL} as a named statement (parsed once per connection); returns its rows. */
 export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(client: pg.ClientBase, key: SqlKey, values: unknown[] = []): Promise<R[]> {
   return (await client.query<R>({ name: `s_${key}`, text: SQL[key], values })).rows;
+}
+
+/**
+ * `lockAttemptRuns` with its ids inline, for a query of the simple protocol (sent with BEGIN); undefined when an id
+ * is not an integer (the statement is then prepared and bound as usual).
+ */
+export function lockAttemptRunsText(ids: readonly number[]): string | undefined {
+  if (!ids.every(Number.isSafeInteger)) return undefined;
+  return SQL.lockAttemptRuns.replace('$1::bigint[]', `'{${ids.join(',')}}'::bigint[]`);
 }

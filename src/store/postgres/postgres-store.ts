@@ -20,8 +20,8 @@ import { SharedStore, type LedgerRunner } from '../shared-store.js';
 import { PgFeatureRunner, TxOpener } from './pg-run-transitions.js';
 import { anyHeldRuns, releaseHeldRuns } from '../flow/flow-ops.js';
 import type { Rule } from '../ledger/effects.js';
-import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type Tx } from './pg-attempts.js';
-import { SQL, sql, type SqlKey } from './pg-store-sql.js';
+import { claimAlone, claimKeyed, createRunsAlone, planPlainRuns, type LockedRun, type Tx } from './pg-attempts.js';
+import { lockAttemptRunsText, SQL, sql, type SqlKey } from './pg-store-sql.js';
 import { WakeupListener } from './pg-wakeups.js';
 import { LeaderElection } from './pg-leader.js';
 import { toPgText } from './pg-json.js';
@@ -97,13 +97,13 @@ export class PostgresStore extends SharedStore implements Store {
   };
 
   /** Runs one port method as one transaction, retrying transient failures. */
-  private tx<T>(fn: (tx: Tx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  private tx<T>(fn: (tx: Tx, opened: pg.QueryResultRow[]) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     return transaction(
       this.pool,
       this.health.retryPolicy(),
-      async (client) => {
+      async (client, opened) => {
         const tx = this.txs.open(client);
-        const result = await fn(tx);
+        const result = await fn(tx, opened);
         await tx.t.flushEvents();
         if (tx.wake || tx.t.woken) await client.query(SQL.notify);
         return result;
@@ -219,8 +219,10 @@ export class PostgresStore extends SharedStore implements Store {
 
   async completeAttempts(results: AttemptResult[], now: number, claimNext?: ClaimRequest): Promise<CompletionBatch> {
     // Fenced results are safe to apply twice (the second is rejected), so an unknown commit is retried too.
-    const options = { retryUnknownCommit: true, indexOrder: claimNext !== undefined && claimNext.limit > 0 };
-    return this.tx((tx) => completeAttemptsIn(tx, results, now, claimNext), options);
+    // The runs of the results are locked by a statement sent with BEGIN.
+    const opening = lockAttemptRunsText(results.map((r) => r.attemptId));
+    const options = { retryUnknownCommit: true, indexOrder: claimNext !== undefined && claimNext.limit > 0, opening };
+    return this.tx((tx, locked) => completeAttemptsIn(tx, results, now, claimNext, opening === undefined ? undefined : (locked as LockedRun[])), options);
   }
 
   async ping(): Promise<void> {
