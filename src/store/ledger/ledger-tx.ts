@@ -3,7 +3,7 @@ import type { Pipeline, Step } from '../../core/model.js';
 import type { ClaimedAttemptRow, RunRow } from '../rows.js';
 import type { EventType, RunEvent } from '../store.js';
 import type { Rule } from './effects.js';
-import type { AttemptsOfRun, QueueLimit, QueuedStep } from './queue-ready.js';
+import type { QueueLimit, QueuedStep } from './queue-ready.js';
 
 /** A pipeline version as the scheduler needs it: the definition plus lookups. */
 export interface CompiledPipeline {
@@ -44,7 +44,7 @@ export interface LedgerTx {
    */
   queueReady(runId: string, limit: QueueLimit): Rule<QueuedStep[]>;
   /**
-   * Whether {@link queueReady}, given the run's {@link AttemptsOfRun}, makes the attempts of the steps it queues (and
+   * Whether {@link queueReady}, given the run's `AttemptsOfRun`, makes the attempts of the steps it queues (and
    * applies a settle's counters) in its own statement; otherwise it ignores them.
    */
   readonly queuesWithAttempts: boolean;

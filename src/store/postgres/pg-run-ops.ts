@@ -11,7 +11,7 @@ import type {
   TransitionResult,
 } from '../store.js';
 import type { Rule } from '../ledger/effects.js';
-import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type LockedRun, type RunHeader, type Tx } from './pg-attempts.js';
+import { claimIn, completeBatch, createRunIn, insertNewRows, NewRows, type LockedRun, type Tx } from './pg-attempts.js';
 import { pgJson } from './pg-json.js';
 import { WrittenOutputs } from '../ledger/written-outputs.js';
 import { lockBatchBuckets } from '../flow/flow-ops.js';
