@@ -40,8 +40,10 @@ export async function createRunsIn(tx: Tx, requests: CreateRunRequest[], now: nu
   return { runs, claimed };
 }
 
-/** Records a batch of results, then (with `claimNext`) leases the next attempts. */
-/** Records results and (with `claimNext`) claims the next attempts; `locked`, the results' runs, when the transaction locked them already. */
+/**
+ * Records a batch of results, then (with `claimNext`) leases the next attempts. `locked`: the results' runs, when the
+ * transaction locked them as it began.
+ */
 export async function completeAttemptsIn(tx: Tx, results: AttemptResult[], now: number, claimNext?: ClaimRequest, locked?: LockedRun[]): Promise<CompletionBatch> {
   const batch: CompletionBatch = { accepted: [], rejected: [], events: [], queued: 0, claimed: [] };
   locked ??= await sql<LockedRun>(tx.client, 'lockAttemptRuns', [results.map((r) => r.attemptId)]);

@@ -46,7 +46,7 @@ export class RunTransitions extends SharedStatements implements LedgerTx, SyncEx
   /** The queueing leaves the attempts to insertAttempt, whose update marks each step queued too. */
   readonly queuesWithAttempts = false;
 
-  /** A SELECT of the ready steps, then an update by key: several times cheaper here than one UPDATE over the SELECT. */
+  /** A SELECT of the ready steps, each then marked by its attempt's update: several times cheaper here than one UPDATE over the SELECT. */
   queueReady(runId: string, limit: QueueLimit): Rule<QueuedStep[]> {
     return pickThenQueue(this, runId, limit);
   }
