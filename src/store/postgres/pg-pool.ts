@@ -114,6 +114,7 @@ function isUnknownCommit(err: unknown): err is UnknownCommit {
  * server restart, a deadlock) are retried with exponential backoff for up to `policy.retryForMs`.
  */
 export async function transaction<T>(pool: pg.Pool, policy: RetryPolicy, fn: (client: pg.PoolClient, opened: pg.QueryResultRow[]) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  if (options.single && options.opening !== undefined) throw new Error('a single-statement transaction sends no BEGIN to open with');
   const deadline = Date.now() + policy.retryForMs;
   for (let attempt = 0; ; attempt++) {
     try {
