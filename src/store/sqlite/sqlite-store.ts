@@ -38,6 +38,7 @@ import { startWithFlow } from '../flow/flow-start.js';
 import type { FlowDriver } from '../flow/flow-ops.js';
 import { claimInTransaction } from './claims.js';
 import { completeAttempts } from './completions.js';
+import { Checkpointer } from './checkpointer.js';
 
 export interface SqliteStoreOptions {
   /** `:memory:` or a file path; parent folders are created. */
@@ -63,6 +64,9 @@ export class SqliteStore extends SharedStore implements Store {
   protected readonly features: SqliteFeatureRunner;
   /** What the run functions of this folder work with. */
   private readonly ctx: SqliteCtx;
+  /** Write transactions until the checkpoint thread starts (a file store that writes that much is a busy one). */
+  private writesBeforeCheckpointer: number;
+  private checkpointer: Checkpointer | undefined;
 
   private get batches(): AttemptBatches {
     return (this.attemptBatches ??= new AttemptBatches(this.db));
@@ -83,6 +87,9 @@ export class SqliteStore extends SharedStore implements Store {
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
     for (const extra of (process.env['SLUICE_SQLITE_PRAGMAS'] ?? '').split(';').filter(Boolean)) this.db.pragma(extra);
+    // A connection whose checkpoints were set otherwise (SLUICE_SQLITE_PRAGMAS) keeps them.
+    const ownCheckpoints = options.path === ':memory:' || this.db.pragma('wal_autocheckpoint', { simple: true }) !== SQLITE_CHECKPOINT_PAGES;
+    this.writesBeforeCheckpointer = ownCheckpoints ? Infinity : CHECKPOINTER_AFTER_WRITES;
     this.inTransaction = this.db.transaction((fn: () => unknown) => {
       const result = fn();
       this.runTransitions?.flushEvents();
@@ -150,6 +157,7 @@ export class SqliteStore extends SharedStore implements Store {
 
   /** Runs `fn` in a write transaction taken at once (BEGIN IMMEDIATE), so concurrent writers queue instead of failing. */
   private write<T>(fn: () => T): T {
+    if (--this.writesBeforeCheckpointer === 0) this.startCheckpointer();
     try {
       return this.inTransaction.immediate(fn) as T;
     } catch (err) {
@@ -165,7 +173,19 @@ export class SqliteStore extends SharedStore implements Store {
     this.runTransitions.onRunEnded = (out, runId, status, at) => this.transitions.run(endChild(this.transitions, runId, status, at, out));
   }
 
+  /**
+   * Moves checkpoints off this thread (./checkpointer.ts). This connection's automatic checkpoint stays, at a
+   * threshold the thread keeps the WAL under unless it falls behind.
+   */
+  private startCheckpointer(): void {
+    if (!this.db.open) return;
+    this.checkpointer = new Checkpointer(this.db.name);
+    this.db.pragma(`wal_autocheckpoint = ${FALLBACK_CHECKPOINT_PAGES}`);
+  }
+
   async close(): Promise<void> {
+    await this.checkpointer?.stop();
+    this.checkpointer = undefined;
     if (this.db.open) this.db.close();
   }
 
@@ -258,6 +278,13 @@ export class SqliteStore extends SharedStore implements Store {
     return this.features.read(make);
   }
 }
+
+/** Write transactions a file store makes before its checkpoints move to a thread of their own. */
+const CHECKPOINTER_AFTER_WRITES = 200;
+/** SQLite's automatic checkpoint threshold, in pages. */
+const SQLITE_CHECKPOINT_PAGES = 1000;
+/** The automatic checkpoint's threshold once that thread runs, in pages. */
+const FALLBACK_CHECKPOINT_PAGES = 10_000;
 
 /**
  * Gives free pages back to the file system; returns the bytes given back. The first prune of a file created without
