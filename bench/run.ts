@@ -9,7 +9,8 @@
  * W1: 20,000 runs of a one-step no-op pipeline, created in bulk then executed (one process, embedded SQLite,
  *     WAL, synchronous=NORMAL), next to BullMQ 6 (20,000 no-op jobs, concurrency 10, local Redis) and
  *     graphile-worker 0.17 with batching on (local embedded PostgreSQL, fsync on).
- * W2: one run of a chain of 1,000 dependent no-op steps: time per step transition.
+ * W2: one run of a chain of 1,000 dependent no-op steps: time per step transition. Every engine first runs an
+ *     untimed chain of 200 in the same process (W2_WARM), so that all are measured with their code compiled.
  * W3: one run of N independent steps joined by one final step, N = 1,000 and 10,000: cost per step.
  * Latency: enqueue-to-start in-process, p50 and p99 over idle gaps.
  * Durable workflow engines beside W1 and W2: DBOS Transact 5 (PostgreSQL, a child process) and LangGraph.js 1
@@ -18,7 +19,7 @@
 import { formatPeerTable, runBullmqPeer, runGraphilePeer, runGraphileTwoProcessPeer, type PeerResult } from './peers/run-peers.js';
 import { latency, w1, w2, w3, type Figure } from './sluice-workloads.js';
 import { loadLine } from './support/load.js';
-import { runDbosW1Peer, runDbosW2AsyncCommitPeer, runDbosW2Peer, runLanggraphW1Peer, runLanggraphW2Peer } from './peers/run-peers.js';
+import { runDbosW1Peer, runDbosW2AsyncCommitPeer, runDbosW2Peer, runLanggraphW1Peer, runLanggraphW2Peer, W2_WARM } from './peers/run-peers.js';
 
 interface Args {
   repeat: number;
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
   }
   const ours = [
     ...(await median(args.repeat, () => w1(20_000, args.concurrency))),
-    ...(await median(args.repeat, () => w2(1000))),
+    ...(await median(args.repeat, () => w2(1000, W2_WARM))),
     ...(await median(args.repeat, async () => [await w3(1000)])),
     ...(await median(args.repeat, async () => [await w3(10_000)])),
     ...(await median(args.repeat, () => latency(200))),
@@ -173,7 +174,7 @@ async function w2Rounds(args: Args): Promise<void> {
   const perStep = (r: PeerResult | string) => (typeof r === 'string' ? r : ((r.seconds * 1000) / r.jobs).toFixed(2));
   console.log(`${'round'.padEnd(6)} ${'Sluice'.padStart(8)} ${'DBOS'.padStart(8)} ${'DBOS async WAL'.padStart(15)} ${'LangGraph'.padStart(10)}`);
   for (let round = 1; round <= args.repeat; round++) {
-    const ours = (await w2(1000))[0]!.value;
+    const ours = (await w2(1000, W2_WARM))[0]!.value;
     const peers = [
       await tryPeer(() => runDbosW2Peer({ repeat: 1 })),
       await tryPeer(() => runDbosW2AsyncCommitPeer({ repeat: 1 })),

@@ -48,6 +48,8 @@ export interface DbosW1Options {
 
 export interface DbosW2Options {
   steps: number;
+  /** Steps of an untimed workflow run first in the same process and database. Default 0: none. */
+  warm?: number;
   /**
    * PostgreSQL's `synchronous_commit` for the system database. Default true (on: a step's commit waits for
    * its WAL flush). false: commits survive a crash of the DBOS process but the last ~0.6 s of them can be
@@ -193,7 +195,8 @@ export async function measureDbosW2(opts: DbosW2Options): Promise<PeerResult> {
   const synchronousCommit = opts.synchronousCommit ?? true;
   const env = await setup(opts.url, poolSize, synchronousCommit);
   try {
-    env.child.proc.send({ type: 'w2', steps: opts.steps });
+    const warm = opts.warm ?? 0;
+    env.child.proc.send({ type: 'w2', steps: opts.steps, warm });
     const done = await withTimeout(
       waitFor<{ type: string; ms: number }>(env.child, 'w2-done'),
       opts.timeoutMs ?? 180_000,
@@ -203,7 +206,7 @@ export async function measureDbosW2(opts: DbosW2Options): Promise<PeerResult> {
     await poller.connect();
     try {
       const steps = await poller.query<{ n: number }>(`select count(*)::int as n from dbos.operation_outputs`);
-      if (steps.rows[0]?.n !== opts.steps) throw new Error(`DBOS: ${steps.rows[0]?.n} step outputs for ${opts.steps} steps`);
+      if (steps.rows[0]?.n !== opts.steps + warm) throw new Error(`DBOS: ${steps.rows[0]?.n} step outputs for ${opts.steps} + ${warm} steps`);
     } finally {
       await poller.end();
     }

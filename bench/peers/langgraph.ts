@@ -29,6 +29,8 @@ export interface LanggraphW1Options {
 
 export interface LanggraphW2Options {
   steps: number;
+  /** Nodes of an untimed chain invoked first, on the same checkpointer. Default 0: none. */
+  warm?: number;
   /** Bound on the timed run. Default 180 s. */
   timeoutMs?: number;
 }
@@ -112,6 +114,7 @@ export async function measureLanggraphW2(opts: LanggraphW2Options): Promise<Peer
   const cp = await checkpointer();
   try {
     const graph = await chainGraph(steps, cp.saver);
+    if (opts.warm) await (await chainGraph(opts.warm, cp.saver)).invoke({ n: 0 }, invokeConfig('warm', opts.warm));
     const t0 = performance.now();
     const out = await withTimeout(graph.invoke({ n: 0 }, invokeConfig('chain', steps)), opts.timeoutMs ?? 180_000, 'LangGraph W2');
     const seconds = (performance.now() - t0) / 1000;
