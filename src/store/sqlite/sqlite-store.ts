@@ -86,9 +86,10 @@ export class SqliteStore extends SharedStore implements Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
-    for (const extra of (process.env['SLUICE_SQLITE_PRAGMAS'] ?? '').split(';').filter(Boolean)) this.db.pragma(extra);
-    // A connection whose checkpoints were set otherwise (SLUICE_SQLITE_PRAGMAS) keeps them.
-    const ownCheckpoints = options.path === ':memory:' || this.db.pragma('wal_autocheckpoint', { simple: true }) !== SQLITE_CHECKPOINT_PAGES;
+    const pragmas = (process.env['SLUICE_SQLITE_PRAGMAS'] ?? '').split(';').filter(Boolean);
+    for (const extra of pragmas) this.db.pragma(extra);
+    // A connection whose checkpoints were set (SLUICE_SQLITE_PRAGMAS names wal_autocheckpoint) keeps them.
+    const ownCheckpoints = options.path === ':memory:' || pragmas.some((p) => /wal_autocheckpoint/i.test(p));
     this.writesBeforeCheckpointer = ownCheckpoints ? Infinity : CHECKPOINTER_AFTER_WRITES;
     this.inTransaction = this.db.transaction((fn: () => unknown) => {
       const result = fn();
@@ -281,8 +282,6 @@ export class SqliteStore extends SharedStore implements Store {
 
 /** Write transactions a file store makes before its checkpoints move to a thread of their own. */
 const CHECKPOINTER_AFTER_WRITES = 200;
-/** SQLite's automatic checkpoint threshold, in pages. */
-const SQLITE_CHECKPOINT_PAGES = 1000;
 /** The automatic checkpoint's threshold once that thread runs, in pages. */
 const FALLBACK_CHECKPOINT_PAGES = 10_000;
 
