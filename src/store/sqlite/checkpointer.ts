@@ -17,12 +17,13 @@ import { Worker } from 'node:worker_threads';
 export class Checkpointer {
   private readonly worker: Worker;
 
-  constructor(path: string, everyMs = 50) {
+  /** `onFailure`: the thread stopped on an error (the file could not be opened, say); the writer checkpoints again. */
+  constructor(path: string, onFailure: () => void, everyMs = 50) {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(CHECKPOINT_THREAD, { eval: true, workerData: { driver, path: resolve(path), everyMs } });
-    // It never keeps the process alive, and a failure leaves the automatic checkpoint to do the work.
+    // It never keeps the process alive.
     this.worker.unref();
-    this.worker.on('error', () => undefined);
+    this.worker.on('error', onFailure);
   }
 
   async stop(): Promise<void> {

@@ -176,11 +176,13 @@ export class SqliteStore extends SharedStore implements Store {
 
   /**
    * Moves checkpoints off this thread (./checkpointer.ts). This connection's automatic checkpoint stays, at a
-   * threshold the thread keeps the WAL under unless it falls behind.
+   * threshold the thread keeps the WAL under unless it falls behind, and back at SQLite's if the thread fails.
    */
   private startCheckpointer(): void {
     if (!this.db.open) return;
-    this.checkpointer = new Checkpointer(this.db.name);
+    this.checkpointer = new Checkpointer(this.db.name, () => {
+      if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${SQLITE_CHECKPOINT_PAGES}`);
+    });
     this.db.pragma(`wal_autocheckpoint = ${FALLBACK_CHECKPOINT_PAGES}`);
   }
 
@@ -282,7 +284,9 @@ export class SqliteStore extends SharedStore implements Store {
 
 /** Write transactions a file store makes before its checkpoints move to a thread of their own. */
 const CHECKPOINTER_AFTER_WRITES = 200;
-/** The automatic checkpoint's threshold once that thread runs, in pages. */
+/** SQLite's automatic checkpoint threshold, in pages: the writer's again if that thread fails. */
+const SQLITE_CHECKPOINT_PAGES = 1000;
+/** The automatic checkpoint's threshold while that thread runs, in pages. */
 const FALLBACK_CHECKPOINT_PAGES = 10_000;
 
 /**
